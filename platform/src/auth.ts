@@ -1,0 +1,76 @@
+import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { ErrorCode, apiError } from './errors.ts';
+
+/** The roles a SwiftCart token can carry. */
+export const ROLES = ['customer', 'admin'] as const;
+
+/** One role claim value. */
+export type Role = (typeof ROLES)[number];
+
+/** Who is calling: from the bearer token's `sub` and `roles` claims, or anonymous. */
+export interface Viewer {
+  readonly customerId: string | null;
+  readonly roles: readonly Role[];
+}
+
+/** The caller when no token was sent. */
+export const ANONYMOUS: Viewer = Object.freeze({ customerId: null, roles: Object.freeze([]) as readonly Role[] });
+
+/** The HTTP header that carries the token, lower-case as Node presents it. */
+export const AUTHORIZATION_HEADER = 'authorization';
+
+const ALGORITHM = 'HS256';
+
+function key(secret: string): Uint8Array {
+  return new TextEncoder().encode(secret);
+}
+
+/** Signs a development or test token with `sub` and `roles` claims. */
+export async function signToken(
+  secret: string,
+  claims: { sub: string; roles: readonly Role[] },
+  expiresIn: string | number = '12h',
+): Promise<string> {
+  for (const role of claims.roles) {
+    if (!ROLES.includes(role)) throw new Error(`unknown role "${role}"; roles are ${ROLES.join(', ')}`);
+  }
+  return new SignJWT({ roles: [...claims.roles] })
+    .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT' })
+    .setSubject(claims.sub)
+    .setIssuedAt()
+    .setExpirationTime(expiresIn)
+    .sign(key(secret));
+}
+
+/**
+ * Turns an `Authorization` header into a viewer. No header means anonymous; a header that is not
+ * a valid, unexpired HS256 bearer token with a `sub` and known roles is an UNAUTHENTICATED error,
+ * never a silent downgrade to anonymous.
+ */
+export async function viewerFromAuthorization(header: string | undefined | null, secret: string): Promise<Viewer> {
+  if (!header) return ANONYMOUS;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) throw apiError(ErrorCode.Unauthenticated, 'Authorization header must be "Bearer <token>"');
+  try {
+    const { payload } = await jwtVerify(match[1], key(secret), { algorithms: [ALGORITHM] });
+    const roles = payload.roles ?? [];
+    if (typeof payload.sub !== 'string' || payload.sub === '') throw new Error('the token has no sub claim');
+    if (!Array.isArray(roles) || !roles.every((r): r is Role => ROLES.includes(r as Role))) {
+      throw new Error(`roles must be a list of ${ROLES.join(', ')}`);
+    }
+    return Object.freeze({ customerId: payload.sub, roles: Object.freeze(roles) });
+  } catch (error) {
+    const reason =
+      error instanceof joseErrors.JWTExpired ? 'the token has expired' :
+      error instanceof joseErrors.JWSSignatureVerificationFailed ? 'the token signature is invalid' :
+      error instanceof Error ? error.message : String(error);
+    throw apiError(ErrorCode.Unauthenticated, `Invalid token: ${reason}`);
+  }
+}
+
+/** Throws FORBIDDEN unless the viewer holds `role`; the message says what was missing. */
+export function requireRole(viewer: Viewer, role: Role): void {
+  if (viewer.roles.includes(role)) return;
+  const who = viewer.customerId === null ? 'no token was sent' : `the token of "${viewer.customerId}" lacks it`;
+  throw apiError(ErrorCode.Forbidden, `This operation requires the ${role} role: ${who}`, { requiredRole: role });
+}

@@ -1,0 +1,142 @@
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** The five services behind the gateway, in the order they are started. */
+export const SERVICE_NAMES = ['product', 'inventory', 'order', 'payment', 'shipment'] as const;
+
+/** One of the five SwiftCart services. */
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+/** Default HTTP port of each service; the gateway takes 4000. */
+export const DEFAULT_SERVICE_PORTS: Readonly<Record<ServiceName, number>> = {
+  product: 4001,
+  inventory: 4002,
+  order: 4003,
+  payment: 4004,
+  shipment: 4005,
+};
+
+/**
+ * Development signing secret for HS256 tokens. It is public on purpose: anything that is not a
+ * developer's machine must set `JWT_SECRET`, and the gateway refuses to start in production without it.
+ */
+export const DEVELOPMENT_JWT_SECRET = 'swiftcart-development-secret-do-not-use-in-production';
+
+/** Absolute path of the repository root, so scripts behave the same from any working directory. */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Everything a SwiftCart process reads from its environment, typed and defaulted. */
+export interface Config {
+  readonly env: 'development' | 'test' | 'production';
+  readonly logLevel: string;
+  readonly host: string;
+  /** Server URL without a database name; each service appends its own database. */
+  readonly databaseUrl: string;
+  /** Service databases are named `<prefix>_<service>`. */
+  readonly databasePrefix: string;
+  readonly redisUrl: string;
+  /** Prepended to every Redis key and channel, so test runs never see each other's data. */
+  readonly redisPrefix: string;
+  readonly kafkaBrokers: readonly string[];
+  /** Prepended to every topic name, so test runs never see each other's messages. */
+  readonly kafkaTopicPrefix: string;
+  readonly jwtSecret: string;
+  readonly gatewayPort: number;
+  readonly servicePorts: Readonly<Record<ServiceName, number>>;
+  /** Per-service routing URL overrides for the gateway (`PRODUCT_URL`, ...). */
+  readonly subgraphUrls: Readonly<Partial<Record<ServiceName, string>>>;
+  readonly supergraphPath: string;
+  readonly productCacheTtlSeconds: number;
+  /** How long a health probe may take before it counts as down. */
+  readonly readinessTimeoutMs: number;
+}
+
+/** Thrown when an environment variable holds something that cannot be used. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function integer(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0, max = 65_535): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${key} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function url(env: NodeJS.ProcessEnv, key: string, fallback: string, protocols: readonly string[]): string {
+  const raw = env[key] || fallback;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${key} must be a URL, got "${raw}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${key} must use ${protocols.join(' or ')}, got "${raw}"`);
+  }
+  return raw;
+}
+
+/**
+ * Reads the configuration from environment variables. Every default works on a developer machine
+ * with PostgreSQL, Redis and Kafka on 127.0.0.1; see the README's configuration table.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const nodeEnv = env.NODE_ENV === 'production' || env.NODE_ENV === 'test' ? env.NODE_ENV : 'development';
+  const jwtSecret = env.JWT_SECRET || DEVELOPMENT_JWT_SECRET;
+  if (nodeEnv === 'production' && jwtSecret === DEVELOPMENT_JWT_SECRET) {
+    throw new ConfigError('JWT_SECRET must be set in production');
+  }
+  if (Buffer.byteLength(jwtSecret) < 32) {
+    throw new ConfigError('JWT_SECRET must be at least 32 bytes for HS256');
+  }
+  const databasePrefix = env.DB_PREFIX || 'swiftcart';
+  if (!/^[a-z][a-z0-9_]{0,40}$/.test(databasePrefix)) {
+    throw new ConfigError(`DB_PREFIX must be lower-case letters, digits and _, got "${databasePrefix}"`);
+  }
+  const servicePorts = Object.fromEntries(
+    SERVICE_NAMES.map((name) => [name, integer(env, `${name.toUpperCase()}_PORT`, DEFAULT_SERVICE_PORTS[name])]),
+  ) as Record<ServiceName, number>;
+  const subgraphUrls: Partial<Record<ServiceName, string>> = {};
+  for (const name of SERVICE_NAMES) {
+    const key = `${name.toUpperCase()}_URL`;
+    if (env[key]) subgraphUrls[name] = url(env, key, '', ['http:', 'https:']);
+  }
+  const kafkaBrokers = (env.KAFKA_BROKERS || '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean);
+  for (const broker of kafkaBrokers) {
+    if (!/^[^:\s]+:\d{1,5}$/.test(broker)) throw new ConfigError(`KAFKA_BROKERS entries must be host:port, got "${broker}"`);
+  }
+  return {
+    env: nodeEnv,
+    logLevel: env.LOG_LEVEL || (nodeEnv === 'test' ? 'warn' : 'info'),
+    host: env.HOST || '127.0.0.1',
+    databaseUrl: url(env, 'DATABASE_URL', 'postgresql://postgres@127.0.0.1:5432', ['postgresql:', 'postgres:']),
+    databasePrefix,
+    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    redisPrefix: env.REDIS_PREFIX ?? 'swiftcart:',
+    kafkaBrokers,
+    kafkaTopicPrefix: env.KAFKA_TOPIC_PREFIX ?? '',
+    jwtSecret,
+    gatewayPort: integer(env, 'GATEWAY_PORT', 4000),
+    servicePorts,
+    subgraphUrls,
+    supergraphPath: path.resolve(REPO_ROOT, env.SUPERGRAPH_PATH || 'schema/supergraph.graphql'),
+    productCacheTtlSeconds: integer(env, 'PRODUCT_CACHE_TTL_SECONDS', 60, 1, 86_400),
+    readinessTimeoutMs: integer(env, 'READINESS_TIMEOUT_MS', 2_000, 100, 60_000),
+  };
+}
+
+/** The PostgreSQL database name of one service under this configuration. */
+export function databaseName(config: Pick<Config, 'databasePrefix'>, service: ServiceName): string {
+  return `${config.databasePrefix}_${service}`;
+}
+
+/** The connection URL of one service's own database. */
+export function serviceDatabaseUrl(config: Pick<Config, 'databaseUrl' | 'databasePrefix'>, service: ServiceName): string {
+  const u = new URL(config.databaseUrl);
+  u.pathname = `/${databaseName(config, service)}`;
+  return u.toString();
+}

@@ -1,0 +1,78 @@
+import { MikroORM, type EntityManager, type Options } from '@mikro-orm/postgresql';
+import { Migrator, type Migration } from '@mikro-orm/migrations';
+import type { EntitySchema } from '@mikro-orm/core';
+import { type Config, type ServiceName, serviceDatabaseUrl } from './config.ts';
+import type { Logger } from './logger.ts';
+
+export type { EntityManager } from '@mikro-orm/postgresql';
+export { Migration } from '@mikro-orm/migrations';
+
+/** A migration of one service, named by its ordinal so the order is visible in the table. */
+export interface NamedMigration {
+  readonly name: string;
+  readonly class: new (...args: ConstructorParameters<typeof Migration>) => Migration;
+}
+
+/** One service's connection to its own PostgreSQL database. */
+export interface Database extends AsyncDisposable {
+  readonly orm: MikroORM;
+  /** A fresh EntityManager with its own identity map, for one request or one unit of work. */
+  fork(): EntityManager;
+  /** SQL statements sent since start, when query counting is on (tests assert batching with it). */
+  readonly queryCount: number;
+  /** Applies pending migrations; returns the names applied. */
+  migrate(): Promise<string[]>;
+  /** Resolves when the database answers `select 1`. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** How to open a service database. */
+export interface DatabaseOptions {
+  readonly config: Config;
+  readonly service: ServiceName;
+  readonly entities: readonly EntitySchema<any, any>[];
+  readonly migrations: readonly NamedMigration[];
+  readonly log: Logger;
+  /** Count every SQL statement (off by default: it formats each query). */
+  readonly countQueries?: boolean;
+  readonly poolSize?: number;
+}
+
+/** Connects to the service's own database (`<DB_PREFIX>_<service>`); migrations are explicit, never discovered. */
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  let queryCount = 0;
+  const mikroOptions: Options = {
+    clientUrl: serviceDatabaseUrl(options.config, options.service),
+    entities: [...options.entities],
+    extensions: [Migrator],
+    pool: { min: 0, max: options.poolSize ?? 10 },
+    migrations: {
+      migrationsList: options.migrations.map((m) => ({ name: m.name, class: m.class })),
+      snapshot: false,
+      silent: true,
+      transactional: true,
+      allOrNothing: true,
+    },
+    // Queries are logged only to count them; MikroORM's own log lines stay out of our JSON logs.
+    debug: options.countQueries ? ['query'] : false,
+    logger: options.countQueries ? () => { queryCount++; } : (message: string) => options.log.debug({ orm: message }),
+    allowGlobalContext: false,
+  };
+  const orm = await MikroORM.init(mikroOptions);
+  const close = () => orm.close(true);
+  return {
+    orm,
+    fork: () => orm.em.fork() as EntityManager,
+    get queryCount() { return queryCount; },
+    async migrate() {
+      const applied = await orm.migrator.up();
+      return applied.map((m) => m.name);
+    },
+    async ping() {
+      await orm.em.getConnection().execute('select 1');
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}

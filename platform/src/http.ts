@@ -1,0 +1,134 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
+import { checkReadiness, type HealthCheck } from './health.ts';
+import type { Logger } from './logger.ts';
+
+/** Requests larger than this are refused with 413 before they are parsed. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** Paths every SwiftCart HTTP server answers. */
+export const PATHS = { graphql: '/graphql', health: '/healthz', ready: '/readyz' } as const;
+
+/** A handler for an extra route; return false to fall through to 404. */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean | void> | boolean | void;
+
+/** What the HTTP server serves. */
+export interface HttpServerOptions<TContext extends BaseContext> {
+  readonly apollo: ApolloServer<TContext>;
+  readonly context: (req: IncomingMessage) => Promise<TContext>;
+  readonly readiness: Readonly<Record<string, HealthCheck>>;
+  readonly readinessTimeoutMs: number;
+  readonly log: Logger;
+  /** Served at `/` and any other path before 404 (the gateway's landing page). */
+  readonly routes?: Readonly<Record<string, RouteHandler>>;
+}
+
+/** A listening server; dispose to stop accepting and drain open requests. */
+export interface RunningHttpServer extends AsyncDisposable {
+  readonly server: http.Server;
+  readonly port: number;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+class BodyTooLarge extends Error {}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new BodyTooLarge();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Serves Apollo over plain node:http: the leanest integration, with keep-alive and no framework. */
+export function createHttpHandler<TContext extends BaseContext>(options: HttpServerOptions<TContext>) {
+  const { apollo, log } = options;
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    try {
+      if (url.pathname === PATHS.health) return sendJson(res, 200, { status: 'ok' });
+      if (url.pathname === PATHS.ready) {
+        const report = await checkReadiness(options.readiness, options.readinessTimeoutMs);
+        return sendJson(res, report.status === 'ready' ? 200 : 503, report);
+      }
+      if (url.pathname !== PATHS.graphql) {
+        const route = options.routes?.[url.pathname];
+        if (route && (await route(req, res)) !== false) return;
+        return sendJson(res, 404, { error: `no route ${url.pathname}; GraphQL is served at ${PATHS.graphql}` });
+      }
+      const headers = new HeaderMap();
+      for (const [name, value] of Object.entries(req.headers)) {
+        if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+      }
+      let body: unknown;
+      if (req.method === 'POST') {
+        const text = await readBody(req);
+        if ((headers.get('content-type') ?? '').includes('application/json')) {
+          try {
+            body = text === '' ? undefined : JSON.parse(text);
+          } catch {
+            return sendJson(res, 400, { errors: [{ message: 'The request body is not valid JSON', extensions: { code: 'BAD_REQUEST' } }] });
+          }
+        } else {
+          body = text;
+        }
+      }
+      const response = await apollo.executeHTTPGraphQLRequest({
+        httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },
+        context: () => options.context(req),
+      });
+      for (const [name, value] of response.headers) res.setHeader(name, value);
+      res.statusCode = response.status ?? 200;
+      if (response.body.kind === 'complete') {
+        res.end(response.body.string);
+        return;
+      }
+      for await (const chunk of response.body.asyncIterator) res.write(chunk);
+      res.end();
+    } catch (error) {
+      if (error instanceof BodyTooLarge) {
+        return sendJson(res, 413, { errors: [{ message: `The request body exceeds ${MAX_BODY_BYTES} bytes`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] });
+      }
+      log.error({ err: error }, 'http request failed');
+      if (!res.headersSent) sendJson(res, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+      else res.end();
+    }
+  };
+}
+
+/** Listens on `host:port` (port 0 picks a free one) and resolves once bound. */
+export async function listen(handler: http.RequestListener, host: string, port: number): Promise<RunningHttpServer> {
+  const server = http.createServer({ keepAliveTimeout: 65_000 }, handler);
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => { server.off('error', reject); resolve(); });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+      // Requests in flight get a grace period; after it, their sockets are cut.
+      setTimeout(() => { for (const s of sockets) s.destroy(); }, 5_000).unref();
+    });
+    return closing;
+  };
+  return { server, port: bound, url: `http://${host}:${bound}${PATHS.graphql}`, close, [Symbol.asyncDispose]: close };
+}

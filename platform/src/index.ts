@@ -1,0 +1,16 @@
+/**
+ * @swiftcart/platform: what every SwiftCart service shares. A service imports from here and keeps
+ * only its own domain (entities, resolvers, event handlers, migrations).
+ */
+export * from './config.ts';
+export * from './logger.ts';
+export * from './errors.ts';
+export * from './auth.ts';
+export * from './database.ts';
+export * from './redis.ts';
+export * from './cache.ts';
+export * from './kafka.ts';
+export * from './health.ts';
+export * from './http.ts';
+export * from './service.ts';
+export * from './pagination.ts';

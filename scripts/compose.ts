@@ -1,0 +1,46 @@
+/**
+ * Composes schema/<service>.graphql into schema/supergraph.graphql with @apollo/composition.
+ * `npm run compose` writes it; `npm run compose -- --check` exits 1 when the checked-in file is stale.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { composeServices } from '@apollo/composition';
+import { parse } from 'graphql';
+import { DEFAULT_SERVICE_PORTS, REPO_ROOT, SERVICE_NAMES } from '../platform/src/config.ts';
+
+/** Where the composed supergraph is checked in. */
+export const SUPERGRAPH_FILE = path.join(REPO_ROOT, 'schema', 'supergraph.graphql');
+
+/** Composes the five subgraph SDLs (from `schemaDir`) with their default routing URLs; throws with every composition error. */
+export function composeSupergraph(schemaDir = path.join(REPO_ROOT, 'schema')): string {
+  const services = SERVICE_NAMES.map((name) => ({
+    name,
+    url: `http://127.0.0.1:${DEFAULT_SERVICE_PORTS[name]}/graphql`,
+    typeDefs: parse(readFileSync(path.join(schemaDir, `${name}.graphql`), 'utf8')),
+  }));
+  const result = composeServices(services);
+  if (result.errors?.length || !result.supergraphSdl) {
+    throw new Error(`composition failed:\n${(result.errors ?? []).map((e) => `- ${e.message}`).join('\n')}`);
+  }
+  return `${result.supergraphSdl.trim()}\n`;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    const sdl = composeSupergraph();
+    if (process.argv.includes('--check')) {
+      const current = readFileSync(SUPERGRAPH_FILE, 'utf8');
+      if (current !== sdl) {
+        console.error('schema/supergraph.graphql is stale: run `npm run compose` and commit it');
+        process.exit(1);
+      }
+      console.log('schema/supergraph.graphql is up to date');
+    } else {
+      writeFileSync(SUPERGRAPH_FILE, sdl);
+      console.log(`wrote ${path.relative(process.cwd(), SUPERGRAPH_FILE)}`);
+    }
+  } catch (error) {
+    console.error((error as Error).message);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,296 @@
+/**
+ * Local infrastructure for SwiftCart: Kafka (started here when nothing answers), one PostgreSQL
+ * database per service, and a Redis check.
+ *
+ *   node scripts/infra.ts up|down|status|db|redis|kafka-start|kafka-stop|kafka-status
+ *
+ * The functions are exported for scripts/start.ts, scripts/test.ts and tests.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { databaseName, loadConfig, SERVICE_NAMES } from '../platform/src/config.ts';
+import type { Config, ServiceName } from '../platform/src/config.ts';
+import { ensureKafka, kafkaStatus, stopKafka } from './kafka/broker.ts';
+import type { EnsureKafkaResult, Log } from './kafka/broker.ts';
+
+export { ensureKafka, kafkaAnswers, kafkaStatus, stopKafka } from './kafka/broker.ts';
+export type { EnsureKafkaResult, KafkaStatus, Log, StopKafkaResult } from './kafka/broker.ts';
+
+/** The part of the configuration the database functions need. */
+export type DatabaseConfig = Pick<Config, 'databaseUrl' | 'databasePrefix'>;
+
+/** Result of {@link ensureDatabases}. */
+export interface EnsureDatabasesResult {
+  /** Databases this call created. */
+  readonly created: string[];
+  /** Databases that were there already. */
+  readonly existing: string[];
+}
+
+/** Result of {@link ensureInfrastructure}. */
+export interface InfrastructureResult {
+  readonly kafka: EnsureKafkaResult;
+  readonly databases: EnsureDatabasesResult;
+}
+
+// `pg` ships no type declarations (and @types/pg is not installed): the little used here is typed locally.
+interface PgClient {
+  connect(): Promise<void>;
+  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+  end(): Promise<void>;
+}
+interface PgModule {
+  Client: new (options: { connectionString: string; connectionTimeoutMillis?: number; application_name?: string }) => PgClient;
+}
+const require = createRequire(import.meta.url);
+
+/** Connects to the `postgres` maintenance database of the server at `DATABASE_URL`. */
+async function connectMaintenance(config: DatabaseConfig): Promise<PgClient> {
+  const { Client } = require('pg') as PgModule;
+  const url = new URL(config.databaseUrl);
+  url.pathname = '/postgres';
+  const client = new Client({ connectionString: url.toString(), connectionTimeoutMillis: 5_000, application_name: 'swiftcart-infra' });
+  try {
+    await client.connect();
+  } catch (error) {
+    url.password = url.password ? '***' : '';
+    throw new Error(`PostgreSQL does not answer at ${url.toString()}: ${(error as Error).message} (check DATABASE_URL)`);
+  }
+  return client;
+}
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * Creates the databases `<DB_PREFIX>_<service>` that do not exist yet (all five services unless
+ * `services` says otherwise). Safe to run concurrently: a database created by someone else in
+ * the meantime counts as existing.
+ */
+export async function ensureDatabases(
+  config: DatabaseConfig,
+  services: readonly ServiceName[] = SERVICE_NAMES,
+): Promise<EnsureDatabasesResult> {
+  const names = services.map((service) => databaseName(config, service));
+  const client = await connectMaintenance(config);
+  try {
+    const { rows } = await client.query('SELECT datname FROM pg_database WHERE datname = ANY($1::text[])', [names]);
+    const present = new Set(rows.map((row) => String(row.datname)));
+    const created: string[] = [];
+    const existing: string[] = [];
+    for (const name of names) {
+      if (present.has(name)) {
+        existing.push(name);
+        continue;
+      }
+      try {
+        await client.query(`CREATE DATABASE ${quoteIdentifier(name)}`);
+        created.push(name);
+      } catch (error) {
+        // duplicate_database, or the unique index on pg_database when two creators race
+        const code = (error as { code?: string }).code;
+        if (code !== '42P04' && code !== '23505') throw error;
+        existing.push(name);
+      }
+    }
+    return { created, existing };
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Drops the databases `<DB_PREFIX>_<service>` of this configuration, closing their connections
+ * (`WITH (FORCE)`). Meant for tests that made their own prefix; returns the names that existed.
+ */
+export async function dropDatabases(config: DatabaseConfig, services: readonly ServiceName[] = SERVICE_NAMES): Promise<string[]> {
+  const names = services.map((service) => databaseName(config, service));
+  const client = await connectMaintenance(config);
+  try {
+    const { rows } = await client.query('SELECT datname FROM pg_database WHERE datname = ANY($1::text[])', [names]);
+    const dropped = rows.map((row) => String(row.datname));
+    for (const name of names) await client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`);
+    return dropped;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Lists which of this configuration's service databases exist. */
+export async function listDatabases(config: DatabaseConfig): Promise<string[]> {
+  const names = SERVICE_NAMES.map((service) => databaseName(config, service));
+  const client = await connectMaintenance(config);
+  try {
+    const { rows } = await client.query('SELECT datname FROM pg_database WHERE datname = ANY($1::text[]) ORDER BY datname', [names]);
+    return rows.map((row) => String(row.datname));
+  } finally {
+    await client.end();
+  }
+}
+
+/** PINGs Redis at `REDIS_URL`; throws a clear error when it does not answer within 3 s. */
+export async function checkRedis(config: Pick<Config, 'redisUrl'>): Promise<void> {
+  const redis = new Redis(config.redisUrl, {
+    lazyConnect: true,
+    connectTimeout: 3_000,
+    commandTimeout: 3_000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+    // ioredis keeps a 2 s timer alive after disconnect() by default, which delays a CLI's exit.
+    disconnectTimeout: 200,
+  });
+  let lastError: Error | undefined;
+  redis.on('error', (error: Error) => {
+    lastError = error;
+  });
+  const where = (() => {
+    const url = new URL(config.redisUrl);
+    if (url.password) url.password = '***';
+    return url.toString();
+  })();
+  try {
+    await redis.connect();
+    const answer = await redis.ping();
+    if (answer !== 'PONG') throw new Error(`answered PING with "${answer}"`);
+  } catch (error) {
+    // ioredis rejects connect() with "Connection is closed."; the 'error' event has the cause (ECONNREFUSED, ...).
+    throw new Error(`Redis does not answer at ${where}: ${lastError?.message ?? (error as Error).message} (check REDIS_URL)`);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * Brings up everything a SwiftCart process needs on this machine: checks Redis, creates the
+ * service databases, and makes sure Kafka answers (starting the local broker if needed).
+ */
+export async function ensureInfrastructure(options: { log?: Log; env?: NodeJS.ProcessEnv } = {}): Promise<InfrastructureResult> {
+  const log = options.log ?? (() => {});
+  const env = options.env ?? process.env;
+  const config = loadConfig(env);
+  await checkRedis(config);
+  log(`Redis answers at ${config.redisUrl}`);
+  const databases = await ensureDatabases(config);
+  log(`databases: ${describeDatabases(databases)}`);
+  const kafka = await ensureKafka({ log, env });
+  log(kafka.started ? `Kafka started on ${kafka.broker} (pid ${kafka.pid})` : `Kafka answers on ${kafka.broker}`);
+  return { kafka, databases };
+}
+
+function describeDatabases(result: EnsureDatabasesResult): string {
+  const parts: string[] = [];
+  if (result.created.length) parts.push(`created ${result.created.join(', ')}`);
+  if (result.existing.length) parts.push(`present ${result.existing.join(', ')}`);
+  return parts.join('; ');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command line.
+
+const USAGE = `usage: node scripts/infra.ts <command>
+
+commands:
+  up            ensure Kafka, create the service databases, check Redis
+  down          stop the local Kafka broker
+  status        report Kafka, PostgreSQL databases and Redis (exit 1 if any is down)
+  db            create the databases <DB_PREFIX>_<service> that are missing
+  redis         PING Redis
+  kafka-start   start the local Kafka broker unless one answers
+  kafka-stop    stop the local Kafka broker started by kafka-start
+  kafka-status  tell whether Kafka answers (exit 1 if not)
+
+environment: KAFKA_BROKERS, DATABASE_URL, DB_PREFIX, REDIS_URL (see platform/src/config.ts)`;
+
+const print: Log = (message) => console.log(`[infra] ${message}`);
+
+async function showKafkaStatus(): Promise<boolean> {
+  const status = await kafkaStatus();
+  const managed = status.pid !== undefined ? `local broker pid ${status.pid}` : 'no local broker running';
+  const data = status.formatted ? `data dir formatted (cluster ${status.clusterId})` : 'data dir not formatted';
+  print(`Kafka ${status.answers ? 'answers' : 'does NOT answer'} on ${status.broker}; ${managed}; ${data}`);
+  return status.answers;
+}
+
+const COMMANDS: Record<string, () => Promise<number>> = {
+  async up() {
+    await ensureInfrastructure({ log: print });
+    return 0;
+  },
+  async down() {
+    const result = await stopKafka({ log: print });
+    print(result.stopped ? `Kafka stopped (pid ${result.pid}${result.killed ? ', killed' : ''})` : 'no local Kafka broker was running');
+    return 0;
+  },
+  async 'kafka-start'() {
+    const result = await ensureKafka({ log: print });
+    print(result.started ? `Kafka started on ${result.broker} (pid ${result.pid})` : `Kafka already answers on ${result.broker}`);
+    return 0;
+  },
+  async 'kafka-stop'() {
+    return COMMANDS.down();
+  },
+  async 'kafka-status'() {
+    return (await showKafkaStatus()) ? 0 : 1;
+  },
+  async db() {
+    const result = await ensureDatabases(loadConfig());
+    print(`databases: ${describeDatabases(result)}`);
+    return 0;
+  },
+  async redis() {
+    const config = loadConfig();
+    await checkRedis(config);
+    print(`Redis answers at ${config.redisUrl}`);
+    return 0;
+  },
+  async status() {
+    const config = loadConfig();
+    let ok = await showKafkaStatus();
+    try {
+      const present = await listDatabases(config);
+      const missing = SERVICE_NAMES.map((s) => databaseName(config, s)).filter((name) => !present.includes(name));
+      print(`PostgreSQL answers; ${missing.length ? `missing databases: ${missing.join(', ')} (run \`npm run db:create\`)` : `all ${present.length} databases present`}`);
+      if (missing.length) ok = false;
+    } catch (error) {
+      print((error as Error).message);
+      ok = false;
+    }
+    try {
+      await checkRedis(config);
+      print(`Redis answers at ${config.redisUrl}`);
+    } catch (error) {
+      print((error as Error).message);
+      ok = false;
+    }
+    return ok ? 0 : 1;
+  },
+};
+
+/** Runs one command line; resolves with the process exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === '-h' || command === '--help' || command === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!command || rest.length || !Object.hasOwn(COMMANDS, command)) {
+    console.error(command ? `unknown command: ${[command, ...rest].join(' ')}\n` : 'no command given\n');
+    console.error(USAGE);
+    return 2;
+  }
+  try {
+    return await COMMANDS[command]();
+  } catch (error) {
+    console.error(`[infra] ${command} failed: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+const entry = process.argv[1] ? path.resolve(process.argv[1]) : '';
+if (entry === fileURLToPath(import.meta.url)) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,4 @@
+import { runService } from '@swiftcart/platform';
+import { inventoryService } from './service.ts';
+
+await runService(inventoryService);

@@ -1,0 +1,59 @@
+import { Migration, type NamedMigration } from '@swiftcart/platform';
+
+class CreateOrders extends Migration {
+  override up(): void {
+    this.addSql(`
+      create table orders (
+        id uuid primary key,
+        customer_id text not null check (length(customer_id) between 1 and 200),
+        status text not null default 'PENDING'
+          check (status in ('PENDING', 'AWAITING_PAYMENT', 'CONFIRMED', 'SHIPPED', 'DELIVERED', 'REJECTED', 'CANCELLED')),
+        currency char(3) not null check (currency ~ '^[A-Z]{3}$'),
+        total_amount integer not null check (total_amount >= 0),
+        idempotency_key text not null check (length(idempotency_key) between 1 and 200),
+        request_hash text not null,
+        deadline_at timestamptz not null,
+        version integer not null default 1,
+        -- Millisecond precision, so the (created_at, id) cursor round-trips through a JS Date exactly.
+        created_at timestamptz(3) not null default now(),
+        updated_at timestamptz not null default now(),
+        constraint orders_customer_idempotency_key unique (customer_id, idempotency_key)
+      )`);
+    // myOrders: one customer's orders, newest first, ties broken by id.
+    this.addSql('create index orders_customer_created_idx on orders (customer_id, created_at desc, id)');
+    // The saga's deadline sweep only looks at orders still in flight.
+    this.addSql(`create index orders_deadline_idx on orders (deadline_at) where status in ('PENDING', 'AWAITING_PAYMENT')`);
+    this.addSql(`
+      create table order_item (
+        order_id uuid not null references orders (id) on delete cascade,
+        sku text not null check (sku ~ '^[A-Za-z0-9._-]{1,64}$'),
+        quantity integer not null check (quantity > 0),
+        unit_price_amount integer not null check (unit_price_amount >= 0),
+        primary key (order_id, sku)
+      )`);
+    this.addSql(`
+      create table order_transition (
+        id bigserial primary key,
+        order_id uuid not null references orders (id) on delete cascade,
+        status text not null
+          check (status in ('PENDING', 'AWAITING_PAYMENT', 'CONFIRMED', 'SHIPPED', 'DELIVERED', 'REJECTED', 'CANCELLED')),
+        at timestamptz not null default now(),
+        event_type text,
+        event_id uuid,
+        reason text
+      )`);
+    this.addSql('create index order_transition_order_idx on order_transition (order_id, at, id)');
+    this.addSql(`
+      create table catalogue_price (
+        sku text primary key check (sku ~ '^[A-Za-z0-9._-]{1,64}$'),
+        price_amount integer not null check (price_amount >= 0),
+        currency char(3) not null check (currency ~ '^[A-Z]{3}$'),
+        status text not null check (status in ('ACTIVE', 'DISCONTINUED')),
+        version integer not null check (version >= 1),
+        updated_at timestamptz not null default now()
+      )`);
+  }
+}
+
+/** The order database's migrations, in order. */
+export const migrations: readonly NamedMigration[] = [{ name: '0001_create_orders', class: CreateOrders }];

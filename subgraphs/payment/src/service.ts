@@ -1,0 +1,23 @@
+import DataLoader from 'dataloader';
+import type { GraphQLResolverMap } from '@apollo/subgraph';
+import type { ServiceModule } from '@swiftcart/platform';
+import type { PaymentContext } from './context.ts';
+import { Payment, Refund } from './entities.ts';
+import { migrations } from './migrations.ts';
+import { findPaymentsByOrder } from './payments.ts';
+import { paymentResolvers } from './resolvers.ts';
+
+/** The payment service: one payment per order against a mock provider, and refunds. */
+export const paymentService: ServiceModule<PaymentContext> = {
+  name: 'payment',
+  entities: [Payment, Refund],
+  migrations,
+  resolvers: () => paymentResolvers() as GraphQLResolverMap<PaymentContext>,
+  context: (_runtime, base) => ({
+    ...base,
+    paymentsByOrder: new DataLoader(async (orderIds) => {
+      const found = await findPaymentsByOrder(base.em, orderIds);
+      return orderIds.map((id) => found.get(id) ?? null);
+    }),
+  }),
+};
