@@ -74,3 +74,14 @@ export function requireRole(viewer: Viewer, role: Role): void {
   const who = viewer.customerId === null ? 'no token was sent' : `the token of "${viewer.customerId}" lacks it`;
   throw apiError(ErrorCode.Forbidden, `This operation requires the ${role} role: ${who}`, { requiredRole: role });
 }
+
+/** The caller's customer id; UNAUTHENTICATED when no token was sent. `what` names what was asked for. */
+export function requireCustomer(viewer: Viewer, what: string): string {
+  if (viewer.customerId === null) throw apiError(ErrorCode.Unauthenticated, `Reading ${what} requires a token`);
+  return viewer.customerId;
+}
+
+/** The one ownership rule: a customer reads its own data, an admin reads everyone's. */
+export function canRead(viewer: Viewer, ownerId: string): boolean {
+  return viewer.customerId === ownerId || viewer.roles.includes('admin');
+}

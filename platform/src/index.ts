@@ -14,3 +14,4 @@ export * from './health.ts';
 export * from './http.ts';
 export * from './service.ts';
 export * from './pagination.ts';
+export * from './ids.ts';

@@ -46,6 +46,20 @@ export interface KafkaClient extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+// kafkajs 2.2.4 schedules its request-queue check with a negative delay when nothing is throttled;
+// Node 24 warns (TimeoutNegativeWarning) and runs it after 1 ms, which is what kafkajs meant. Only
+// that warning type is dropped, and only once per process.
+const emitWarning = process.emitWarning;
+if (!(emitWarning as { swiftcartFiltered?: boolean }).swiftcartFiltered) {
+  const filtered = function (this: unknown, warning: string | Error, ...rest: unknown[]) {
+    const type = typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: string } | undefined)?.type;
+    if (type === 'TimeoutNegativeWarning' || (warning instanceof Error && warning.name === 'TimeoutNegativeWarning')) return;
+    return (emitWarning as (...args: unknown[]) => void).call(process, warning, ...rest);
+  } as typeof process.emitWarning;
+  (filtered as { swiftcartFiltered?: boolean }).swiftcartFiltered = true;
+  process.emitWarning = filtered;
+}
+
 function toLogger(log: Logger) {
   return () => ({ level, log: entry }: LogEntry) => {
     const { message, ...rest } = entry;

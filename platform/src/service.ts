@@ -142,6 +142,8 @@ export async function startService<TContext extends RequestContext>(module: Serv
       // Stack traces go to the log, not to clients: error codes and messages are the contract.
       includeStacktraceInErrorResponses: false,
       plugins: [ApolloServerPluginInlineTraceDisabled()],
+      // runService owns SIGTERM/SIGINT: Apollo's own handlers would race it and hang the exit.
+      stopOnTerminationSignals: false,
       formatError: formatError(config, log),
     });
     await apollo.start();

@@ -1,6 +1,6 @@
 import type { FilterQuery } from '@mikro-orm/core';
 import {
-  ErrorCode, apiError, badInput, decodeCursor, pageSize, toConnection,
+  ErrorCode, apiError, badInput, canRead, decodeCursor, isUuid, pageSize, toConnection,
   type EntityManager, type Viewer,
 } from '@swiftcart/platform';
 import {
@@ -8,28 +8,10 @@ import {
   type OrderEntity, type OrderItemEntity, type OrderRecord, type OrderTransitionEntity,
 } from './entities.ts';
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Whether `value` is a UUID in its canonical textual form (any case). */
-export function isUuid(value: string): boolean {
-  return UUID_PATTERN.test(value);
-}
-
 /** Returns the canonical (lower-case) form of an order id; BAD_USER_INPUT unless it is a UUID. */
 export function checkOrderId(id: string, field = 'id'): string {
   if (!isUuid(id)) throw badInput(`"${field}" must be an order id (a UUID), got "${id}"`, field);
   return id.toLowerCase();
-}
-
-/** The customer id of the caller; UNAUTHENTICATED when no token was sent. */
-export function requireCustomer(viewer: Viewer, what: string): string {
-  if (viewer.customerId === null) throw apiError(ErrorCode.Unauthenticated, `Reading ${what} requires a token`);
-  return viewer.customerId;
-}
-
-/** Whether the viewer may read the order of `customerId`: its own customer or an admin. */
-export function canRead(viewer: Viewer, customerId: string): boolean {
-  return viewer.customerId === customerId || viewer.roles.includes('admin');
 }
 
 /**

@@ -1,7 +1,8 @@
 import type { Resolvers } from './generated/resolvers.ts';
 import type { OrderContext } from './context.ts';
 import type { OrderRecord } from './entities.ts';
-import { checkOrderId, listCustomerOrders, requireCustomer, visibleOrder } from './orders.ts';
+import { requireCustomer } from '@swiftcart/platform';
+import { checkOrderId, listCustomerOrders, visibleOrder } from './orders.ts';
 
 /**
  * The one lookup behind `order(id)` and `Order.__resolveReference`: UNAUTHENTICATED without a token,

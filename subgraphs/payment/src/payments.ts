@@ -1,12 +1,5 @@
-import { ErrorCode, apiError, type EntityManager, type Viewer } from '@swiftcart/platform';
+import { ErrorCode, apiError, canRead, type EntityManager, type Viewer } from '@swiftcart/platform';
 import { Payment, toRecord, type PaymentRecord } from './entities.ts';
-
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Whether `value` is a UUID in its canonical textual form (any case). */
-export function isUuid(value: string): boolean {
-  return UUID_PATTERN.test(value);
-}
 
 /**
  * The payments of these orders (canonical, lower-case ids), in one SQL query however many ids.
@@ -18,19 +11,13 @@ export async function findPaymentsByOrder(em: EntityManager, orderIds: readonly 
   return new Map(rows.map((row) => [row.orderId, toRecord(row)]));
 }
 
-/** UNAUTHENTICATED when no token was sent: payments are never shown to anonymous callers. */
-export function requireCustomer(viewer: Viewer): string {
-  if (viewer.customerId === null) throw apiError(ErrorCode.Unauthenticated, 'Reading a payment requires a token');
-  return viewer.customerId;
-}
-
 /**
  * The ownership rule of a payment: FORBIDDEN unless the viewer is the payment's customer or an
  * admin. A payment is never silently hidden from a foreign viewer, so null always means there is none.
  */
 export function visiblePayment(viewer: Viewer, payment: PaymentRecord | null): PaymentRecord | null {
   if (payment === null) return null;
-  if (viewer.customerId !== payment.customerId && !viewer.roles.includes('admin')) {
+  if (!canRead(viewer, payment.customerId)) {
     throw apiError(ErrorCode.Forbidden, `The payment of order "${payment.orderId}" belongs to another customer`, { orderId: payment.orderId });
   }
   return payment;

@@ -203,11 +203,13 @@ export async function seedProducts(em: EntityManager, rows: readonly SeedProduct
   for (let i = 0; i < rows.length; i += 500) {
     const batch = rows.slice(i, i + 500);
     for (const row of batch) checkCreate({ sku: row.sku, name: row.name, description: row.description, price: { amount: row.priceAmount, currency: row.currency } });
+    // The batch travels as one JSON parameter: MikroORM inlines array parameters as literals.
     const result = await em.getConnection().execute(
       `insert into product (sku, name, description, price_amount, currency)
-       select * from unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[])
+       select sku, name, description, "priceAmount", currency
+       from jsonb_to_recordset(?::jsonb) as r(sku text, name text, description text, "priceAmount" int, currency text)
        on conflict (sku) do nothing returning sku`,
-      [batch.map((r) => r.sku), batch.map((r) => r.name), batch.map((r) => r.description), batch.map((r) => r.priceAmount), batch.map((r) => r.currency)],
+      [JSON.stringify(batch)],
     );
     inserted += result.length;
   }

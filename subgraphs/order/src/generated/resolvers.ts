@@ -134,9 +134,15 @@ export type Product = {
 /** Order reads. */
 export type Query = {
   __typename?: 'Query';
-  /** The calling customer's orders, newest first: `first` from 1 to 100, `after` a cursor from an earlier page. */
+  /**
+   * The calling customer's orders, newest first: `first` from 1 to 100, `after` a cursor from an earlier
+   * page (BAD_USER_INPUT otherwise). Requires a token (UNAUTHENTICATED otherwise).
+   */
   myOrders: OrderConnection;
-  /** One order; only its customer or an admin may read it (FORBIDDEN otherwise). Null when no order has that id. */
+  /**
+   * One order; only its customer or an admin may read it (FORBIDDEN otherwise, UNAUTHENTICATED without
+   * a token). Null when no order has that id; BAD_USER_INPUT when the id is not a UUID.
+   */
   order?: Maybe<Order>;
 };
 

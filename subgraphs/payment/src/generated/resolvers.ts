@@ -31,7 +31,7 @@ export type Order = {
   __typename?: 'Order';
   /** The order id. */
   id: Scalars['ID']['output'];
-  /** The order's payment; null until payment has started. */
+  /** The order's payment; null until payment has started. Only the order's customer or an admin may read it (FORBIDDEN otherwise). */
   payment?: Maybe<Payment>;
 };
 

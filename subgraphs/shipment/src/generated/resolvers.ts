@@ -22,11 +22,11 @@ export type Order = {
   __typename?: 'Order';
   /** The order id. */
   id: Scalars['ID']['output'];
-  /** The order's shipment; null until the order is confirmed. */
+  /** The order's shipment; null until the order is confirmed. Only the order's customer or an admin may read it (FORBIDDEN otherwise). */
   shipment?: Maybe<Shipment>;
 };
 
-/** The shipment of one order. */
+/** The shipment of one order; only the order's customer or an admin may read it (FORBIDDEN otherwise). */
 export type Shipment = {
   __typename?: 'Shipment';
   /** The carrier, once dispatched. */

@@ -1,0 +1,129 @@
+/**
+ * The load generator process started by bench/lib.ts `LoadGenerator`: closed-loop virtual users
+ * over node:http keep-alive sockets (one pool per target, `concurrency` sockets), timing each
+ * request and checking each response. Not run directly.
+ */
+import http from 'node:http';
+import type { LoadRun, LoadTarget, WorkerReply, WorkerRequest } from './lib.ts';
+
+if (!process.send) {
+  console.error('bench/load-worker.ts is started by bench/lib.ts, not directly');
+  process.exit(2);
+}
+
+const agents = new Map<string, http.Agent>();
+
+function agentFor(target: LoadTarget, concurrency: number): http.Agent {
+  let agent = agents.get(target.url);
+  if (!agent || agent.maxSockets < concurrency) {
+    agent?.destroy();
+    agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
+    agents.set(target.url, agent);
+  }
+  return agent;
+}
+
+/** Resolves with the status and body of one POST. */
+function post(url: URL, agent: http.Agent, body: Buffer, headers: Record<string, string | number>): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ agent, method: 'POST', hostname: url.hostname, port: url.port, path: url.pathname + url.search, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error('no response within 30 s')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Why a response does not count as a success, or null when it does. */
+function check(target: LoadTarget, status: number, text: string): string | null {
+  if (status !== 200) return `HTTP ${status}: ${text.slice(0, 160)}`;
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return `not JSON: ${text.slice(0, 160)}`;
+  }
+  if (json.errors?.length) return `GraphQL errors: ${JSON.stringify(json.errors).slice(0, 200)}`;
+  if (target.expect) {
+    let value = json;
+    for (const key of target.expect.path) value = value?.[key];
+    if (target.expect.length !== undefined) {
+      if (!Array.isArray(value)) return `${target.expect.path.join('.')} is not a list`;
+      if (value.length !== target.expect.length) return `${target.expect.path.join('.')} has ${value.length} items, expected ${target.expect.length}`;
+    } else if (value === undefined || value === null) {
+      return `${target.expect.path.join('.')} is missing`;
+    }
+  }
+  return null;
+}
+
+async function run(request: Extract<WorkerRequest, { type: 'run' }>): Promise<LoadRun> {
+  const { target, concurrency, durationMs, record } = request;
+  const url = new URL(target.url);
+  const agent = agentFor(target, concurrency);
+  const body = Buffer.from(JSON.stringify(target.body));
+  const headers = { 'content-type': 'application/json', accept: 'application/json', ...target.headers, 'content-length': body.byteLength };
+  let latencies = new Float64Array(record ? 65_536 : 0);
+  let requests = 0;
+  let errors = 0;
+  const samples = new Set<string>();
+  const started = performance.now();
+  const deadline = started + durationMs;
+
+  const user = async () => {
+    while (performance.now() < deadline) {
+      const t0 = performance.now();
+      let problem: string | null;
+      try {
+        const { status, text } = await post(url, agent, body, headers);
+        problem = check(target, status, text);
+      } catch (error) {
+        problem = (error as Error).message;
+      }
+      const elapsed = performance.now() - t0;
+      if (record) {
+        if (requests === latencies.length) {
+          const grown = new Float64Array(latencies.length * 2);
+          grown.set(latencies);
+          latencies = grown;
+        }
+        latencies[requests] = elapsed;
+      }
+      requests += 1;
+      if (problem !== null) {
+        errors += 1;
+        if (samples.size < 5) samples.add(problem);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, user));
+  const elapsedMs = performance.now() - started;
+  return {
+    target: target.name,
+    requests,
+    errors,
+    errorSamples: [...samples],
+    elapsedMs,
+    latenciesMs: record ? latencies.slice(0, requests) : new Float64Array(0),
+  };
+}
+
+process.on('message', (message: WorkerRequest) => {
+  if (message.type === 'exit') {
+    for (const agent of agents.values()) agent.destroy();
+    process.exit(0);
+  }
+  if (message.type === 'run') {
+    run(message).then(
+      (result) => process.send!({ type: 'result', id: message.id, run: result } satisfies WorkerReply),
+      (error) => process.send!({ type: 'failed', id: message.id, error: (error as Error).message } satisfies WorkerReply),
+    );
+  }
+});
+// The parent going away ends the worker too.
+process.on('disconnect', () => process.exit(0));
+process.send({ type: 'ready' } satisfies WorkerReply);

@@ -1,0 +1,51 @@
+/**
+ * The baseline for `npm run bench -- gateway`: a plain `ApolloServer` over `new ApolloGateway({
+ * supergraphSdl })` with `startStandaloneServer`, every setting at its default. Started by
+ * bench/gateway.ts in a process of its own, so that its memory and CPU are measured alone exactly
+ * like our gateway's. The one addition: when PRODUCT_URL... overrides are set, `buildService`
+ * routes there with a default `RemoteGraphQLDataSource`, so both gateways call the same subgraphs.
+ */
+import { readFileSync } from 'node:fs';
+import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
+import { ApolloServer } from '@apollo/server';
+import { startStandaloneServer } from '@apollo/server/standalone';
+
+/** IPC messages between this process and bench/gateway.ts. */
+export type PlainGatewayMessage =
+  | { readonly type: 'ready'; readonly url: string; readonly pid: number }
+  | { readonly type: 'stats'; readonly pid: number; readonly rssBytes: number; readonly maxRssBytes: number; readonly cpuMicros: number };
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  if (!process.send) {
+    console.error('bench/plain-gateway.ts is started by bench/gateway.ts (it reports over IPC)');
+    process.exit(2);
+  }
+  const supergraphPath = process.env.BENCH_SUPERGRAPH_PATH!;
+  const overrides = JSON.parse(process.env.BENCH_SUBGRAPH_URLS || '{}') as Record<string, string>;
+  const supergraphSdl = readFileSync(supergraphPath, 'utf8');
+  const gateway = new ApolloGateway({
+    supergraphSdl,
+    ...(Object.keys(overrides).length
+      ? { buildService: ({ name, url }) => new RemoteGraphQLDataSource({ url: overrides[name!] ?? url }) }
+      : {}),
+  });
+  const server = new ApolloServer({ gateway });
+  const { url } = await startStandaloneServer(server, { listen: { host: '127.0.0.1', port: 0 } });
+  process.on('message', async (message: { type: string }) => {
+    if (message.type === 'stats') {
+      const usage = process.resourceUsage();
+      process.send!({
+        type: 'stats',
+        pid: process.pid,
+        rssBytes: process.memoryUsage.rss(),
+        maxRssBytes: usage.maxRSS * 1024,
+        cpuMicros: usage.userCPUTime + usage.systemCPUTime,
+      } satisfies PlainGatewayMessage);
+    } else if (message.type === 'exit') {
+      await server.stop();
+      process.exit(0);
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.send({ type: 'ready', url, pid: process.pid } satisfies PlainGatewayMessage);
+}

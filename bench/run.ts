@@ -1,0 +1,37 @@
+/**
+ * `npm run bench -- <name> [options]`: runs one benchmark, prints its figures and writes them to
+ * bench/results/<name>-<timestamp>.json and <name>-latest.json.
+ */
+import { UsageError } from './lib.ts';
+
+/** Each benchmark: a one-line description, its usage text and its entry point (exit code). */
+const BENCHES: Record<string, { description: string; load: () => Promise<{ main(args: readonly string[]): Promise<number>; USAGE: string }> }> = {
+  gateway: { description: 'our gateway vs a plain ApolloServer + ApolloGateway, same query, same subgraphs', load: () => import('./gateway.ts') },
+};
+
+function usage(): string {
+  return `usage: npm run bench -- <benchmark> [options]   (npm run bench -- <benchmark> --help for its options)\n\n${
+    Object.entries(BENCHES).map(([name, b]) => `  ${name.padEnd(10)} ${b.description}`).join('\n')}`;
+}
+
+const [name, ...args] = process.argv.slice(2);
+const bench = name === undefined ? undefined : BENCHES[name];
+if (!bench) {
+  console.error(`${name === undefined ? 'bench: name a benchmark' : `bench: unknown benchmark "${name}"`}\n\n${usage()}`);
+  process.exit(2);
+}
+const module = await bench.load();
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(module.USAGE);
+  process.exit(0);
+}
+try {
+  process.exit(await module.main(args));
+} catch (error) {
+  if (error instanceof UsageError) {
+    console.error(`bench ${name}: ${error.message}\n\n${module.USAGE}`);
+    process.exit(2);
+  }
+  console.error(`bench ${name} failed:`, error);
+  process.exit(1);
+}

@@ -1,0 +1,248 @@
+/**
+ * SwiftCart's gateway: Apollo Server 5 executing a static supergraph with @apollo/gateway, served
+ * by the same node:http integration as every subgraph (platform `createHttpHandler` + `listen`:
+ * same /healthz, /readyz, body limit and shutdown). See docs/adr/0001-gateway.md.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
+import { ApolloServer, type ApolloServerPlugin, type BaseContext } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled, ApolloServerPluginUsageReportingDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import type { GraphQLFormattedError } from 'graphql';
+// The platform's modules one by one, not its index: the index also loads MikroORM, kafkajs and
+// ioredis, which the gateway never uses (~50 MB of resident memory and slower start-up).
+import { type Config, type ServiceName, loadConfig } from '../../platform/src/config.ts';
+import { type Viewer, AUTHORIZATION_HEADER, viewerFromAuthorization } from '../../platform/src/auth.ts';
+import { ErrorCode } from '../../platform/src/errors.ts';
+import { PATHS, createHttpHandler, listen } from '../../platform/src/http.ts';
+import { type Logger, createLogger } from '../../platform/src/logger.ts';
+import { type Fetcher, createKeepAliveFetcher } from './fetcher.ts';
+import { SupergraphError, readSupergraph, validateOverrides } from './supergraph.ts';
+
+export { SupergraphError } from './supergraph.ts';
+export type { Fetcher } from './fetcher.ts';
+
+/** What every gateway request carries: the caller, and the header to pass on to subgraphs. */
+export interface GatewayContext extends BaseContext {
+  readonly viewer: Viewer;
+  /** The `Authorization` header exactly as received, or undefined when none was sent. */
+  readonly authorization: string | undefined;
+}
+
+/** How to start the gateway; everything defaults to the environment's configuration. */
+export interface StartGatewayOptions {
+  readonly config?: Config;
+  /** Overrides `config.gatewayPort`; 0 picks a free port (tests). */
+  readonly port?: number;
+  /** Overrides `config.supergraphPath` (SUPERGRAPH_PATH). */
+  readonly supergraphPath?: string;
+  /**
+   * Routing URL per subgraph name (the `name` of `@join__graph`), taking precedence over
+   * `config.subgraphUrls` (PRODUCT_URL, ...), which take precedence over the supergraph file.
+   */
+  readonly subgraphUrls?: Readonly<Partial<Record<ServiceName, string>> & Record<string, string | undefined>>;
+  /** Replaces the keep-alive subgraph client (tests count calls with it). The caller closes it. */
+  readonly fetcher?: Fetcher;
+  /** Defaults to a `gateway` logger at `config.logLevel`. */
+  readonly log?: Logger;
+}
+
+/** A started gateway; dispose it to shut it down gracefully. */
+export interface RunningGateway extends AsyncDisposable {
+  /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
+  readonly url: string;
+  readonly port: number;
+  /** Where each subgraph of the supergraph is routed. */
+  readonly subgraphs: Readonly<Record<string, string>>;
+  close(): Promise<void>;
+}
+
+/** Query plans are cached per operation text and name; plans of a typical storefront take well under 1 MiB. */
+const QUERY_PLAN_CACHE_MIB = 32;
+
+/** Documents larger than this many tokens are refused before validation (parse-time DoS guard). */
+const MAX_QUERY_TOKENS = 15_000;
+
+const HEALTH_CHECK_BODY = JSON.stringify({ query: 'query __ApolloServiceHealthCheck__ { __typename }' });
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/**
+ * Documented error codes pass through (subgraph errors keep theirs). Anything else is logged and,
+ * in production, replaced by a generic INTERNAL_SERVER_ERROR, so transport failures never reveal
+ * subgraph URLs or bodies. Stack traces are never included (`includeStacktraceInErrorResponses`).
+ */
+function formatError(config: Config, log: Logger) {
+  const production = config.env === 'production';
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const code = formatted.extensions?.code;
+    if (code && code !== ErrorCode.InternalServerError) {
+      if (production && formatted.extensions && 'response' in formatted.extensions) {
+        // @apollo/gateway attaches a failed subgraph's HTTP response (URL, body): internal detail.
+        const { response: _response, ...extensions } = formatted.extensions;
+        return { ...formatted, extensions };
+      }
+      return formatted;
+    }
+    log.error({ err: error }, 'unexpected error in a gateway request');
+    if (!production) return formatted;
+    return { message: 'Internal server error', path: formatted.path, locations: formatted.locations, extensions: { code: ErrorCode.InternalServerError } };
+  };
+}
+
+/** Verifies the bearer token once at the edge; an invalid one fails the whole request with 401. */
+async function gatewayContext(req: IncomingMessage, secret: string): Promise<GatewayContext> {
+  const raw = req.headers[AUTHORIZATION_HEADER];
+  const authorization = Array.isArray(raw) ? raw[0] : raw;
+  try {
+    return { viewer: await viewerFromAuthorization(authorization, secret), authorization };
+  } catch (error) {
+    (error as { extensions: Record<string, unknown> }).extensions.http = { status: 401 };
+    throw error;
+  }
+}
+
+/**
+ * Starts the gateway over the supergraph at `supergraphPath ?? config.supergraphPath`. Rejects with
+ * a {@link SupergraphError} naming the file when it is missing or cannot be loaded as a supergraph.
+ */
+export async function startGateway(options: StartGatewayOptions = {}): Promise<RunningGateway> {
+  const config = options.config ?? loadConfig();
+  const log = options.log ?? createLogger('gateway', config.logLevel);
+  const production = config.env === 'production';
+  const supergraphPath = options.supergraphPath ?? config.supergraphPath;
+  const supergraphSdl = await readSupergraph(supergraphPath);
+
+  const overrides: Record<string, string | undefined> = { ...config.subgraphUrls, ...options.subgraphUrls };
+  validateOverrides(overrides);
+  const ownFetcher = options.fetcher ? null : createKeepAliveFetcher();
+  const fetcher: Fetcher = options.fetcher ?? ownFetcher!;
+  const subgraphs: Record<string, string> = {};
+
+  // @apollo/gateway otherwise starts an OpenTelemetry meter provider (cloud resource detectors
+  // included) that reports usage to Apollo every hour. Opt in explicitly by setting it to false.
+  process.env.APOLLO_TELEMETRY_DISABLED ??= 'true';
+
+  const gateway = new ApolloGateway({
+    supergraphSdl,
+    logger: log,
+    experimental_approximateQueryPlanStoreMiB: QUERY_PLAN_CACHE_MIB,
+    __exposeQueryPlanExperimental: !production,
+    buildService({ name, url }) {
+      const routed = overrides[name] ?? url;
+      if (!routed) throw new SupergraphError(`Subgraph "${name}" has no routing URL in ${supergraphPath} and no override (${name.toUpperCase()}_URL)`);
+      subgraphs[name] = routed;
+      return new RemoteGraphQLDataSource<GatewayContext>({
+        url: routed,
+        fetcher,
+        // One round trip per fetch: APQ between gateway and subgraph would add a miss round trip
+        // for every new operation and save nothing on a local network.
+        apq: false,
+        willSendRequest({ request, context }) {
+          // The subgraph verifies the token again: it never trusts the network it sits on.
+          const authorization = (context as Partial<GatewayContext>).authorization;
+          if (authorization) request.http!.headers.set(AUTHORIZATION_HEADER, authorization);
+        },
+      });
+    },
+  });
+
+  const plugins: ApolloServerPlugin<GatewayContext>[] = [
+    // Traces go through OpenTelemetry; Apollo usage reporting would also make every subgraph
+    // fetch ask for inline `ftv1` traces, doubling subgraph response work for no local value.
+    ApolloServerPluginUsageReportingDisabled(),
+    production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true, footer: false }),
+  ];
+  const apollo = new ApolloServer<GatewayContext>({
+    gateway,
+    nodeEnv: config.env,
+    logger: log,
+    introspection: !production,
+    includeStacktraceInErrorResponses: false,
+    hideSchemaDetailsFromClientErrors: production,
+    formatError: formatError(config, log),
+    parseOptions: { maxTokens: MAX_QUERY_TOKENS },
+    // main.ts owns the signals: Apollo's own handler would re-raise the signal and skip our exit code.
+    stopOnTerminationSignals: false,
+    plugins,
+  });
+  try {
+    await apollo.start();
+  } catch (error) {
+    ownFetcher?.close();
+    if (error instanceof SupergraphError) throw error;
+    throw new SupergraphError(`The supergraph at ${supergraphPath} could not be loaded: ${(error as Error).message}`, { cause: error });
+  }
+
+  const unknown = Object.keys(overrides).filter((name) => overrides[name] !== undefined && !(name in subgraphs));
+  if (unknown.length) log.warn({ unknown, subgraphs: Object.keys(subgraphs) }, 'routing URL overrides name subgraphs that the supergraph does not have');
+
+  const readiness: Record<string, () => Promise<void>> = {
+    supergraph: async () => { if (Object.keys(subgraphs).length === 0) throw new Error('no subgraphs loaded'); },
+  };
+  for (const [name, url] of Object.entries(subgraphs)) {
+    readiness[name] = async () => {
+      const response = await fetcher(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'apollo-require-preflight': 'true' },
+        body: HEALTH_CHECK_BODY,
+      });
+      const body = await response.text();
+      if (!response.ok || !body.includes('"__typename"')) throw new Error(`${url} answered ${response.status}: ${body.slice(0, 200)}`);
+    };
+  }
+
+  const platformHandler = createHttpHandler<GatewayContext>({
+    apollo,
+    context: (req) => gatewayContext(req, config.jwtSecret),
+    readiness,
+    readinessTimeoutMs: config.readinessTimeoutMs,
+    log,
+    routes: {
+      // Sandbox takes its endpoint from the page's own URL, so `/` sends the browser to /graphql.
+      '/': (req, res) => {
+        if (production || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
+        res.writeHead(302, { location: PATHS.graphql, 'content-length': 0 });
+        res.end();
+      },
+    },
+  });
+  // Outside production, /healthz also says which process answers and how much memory it holds
+  // (the gateway benchmark reads it); the liveness contract (200, status "ok") is the platform's.
+  const handler = production ? platformHandler : (req: IncomingMessage, res: ServerResponse) => {
+    if (req.url === PATHS.health && (req.method === 'GET' || req.method === 'HEAD')) {
+      const usage = process.resourceUsage();
+      return sendJson(res, 200, {
+        status: 'ok',
+        pid: process.pid,
+        rssBytes: process.memoryUsage.rss(),
+        maxRssBytes: usage.maxRSS * 1024,
+        cpuMicros: usage.userCPUTime + usage.systemCPUTime,
+      });
+    }
+    return platformHandler(req, res);
+  };
+
+  let http;
+  try {
+    http = await listen(handler, config.host, options.port ?? config.gatewayPort);
+  } catch (error) {
+    await apollo.stop();
+    ownFetcher?.close();
+    throw error;
+  }
+  log.info({ url: http.url, subgraphs, supergraph: supergraphPath }, 'gateway ready');
+
+  let closing: Promise<void> | undefined;
+  const close = () => (closing ??= (async () => {
+    // Stop accepting and drain in-flight requests first, then the gateway, then the sockets.
+    await http.close();
+    await apollo.stop();
+    ownFetcher?.close();
+  })());
+  return { url: http.url, port: http.port, subgraphs: { ...subgraphs }, close, [Symbol.asyncDispose]: close };
+}

@@ -1,0 +1,49 @@
+/**
+ * The gateway process: `node gateway/src/main.ts`. Reads the environment (GATEWAY_PORT,
+ * SUPERGRAPH_PATH, PRODUCT_URL..., JWT_SECRET), serves until SIGTERM or SIGINT, then drains and
+ * exits 0. A start-up failure (bad configuration, unreadable supergraph, port in use) exits 1.
+ */
+import { type Config, ConfigError, loadConfig } from '../../platform/src/config.ts';
+import { type Logger, createLogger } from '../../platform/src/logger.ts';
+import { SupergraphError, startGateway, type RunningGateway } from './gateway.ts';
+
+let log: Logger = createLogger('gateway', 'info');
+let config: Config;
+let gateway: RunningGateway;
+try {
+  config = loadConfig();
+  log = createLogger('gateway', config.logLevel);
+  gateway = await startGateway({ config, log });
+} catch (error) {
+  // A known misconfiguration is a message for a person; anything else keeps its stack.
+  const known = error instanceof SupergraphError || error instanceof ConfigError;
+  log.fatal(known ? {} : { err: error }, `gateway failed to start: ${(error as Error).message}`);
+  process.exit(1);
+}
+
+if (config.env === 'production') {
+  log.info({ url: gateway.url }, `GraphQL endpoint: ${gateway.url}`);
+} else {
+  log.info({ url: gateway.url }, `Apollo Sandbox: open ${gateway.url} in a browser`);
+}
+
+let stopping = false;
+async function stop(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'shutting down');
+  const force = setTimeout(() => {
+    log.error('shutdown took longer than 15 s; exiting');
+    process.exit(1);
+  }, 15_000);
+  force.unref();
+  try {
+    await gateway.close();
+  } catch (error) {
+    log.error({ err: error }, 'shutdown failed');
+    process.exit(1);
+  }
+  process.exit(0);
+}
+process.on('SIGTERM', (signal) => void stop(signal));
+process.on('SIGINT', (signal) => void stop(signal));

@@ -1,0 +1,40 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, DEVELOPMENT_JWT_SECRET, loadConfig, serviceDatabaseUrl } from '../src/config.ts';
+
+describe('config', () => {
+  it('has defaults that work on a developer machine', () => {
+    const config = loadConfig({});
+    assert.equal(config.env, 'development');
+    assert.equal(config.gatewayPort, 4000);
+    assert.deepEqual(config.kafkaBrokers, ['127.0.0.1:9092']);
+    assert.equal(config.jwtSecret, DEVELOPMENT_JWT_SECRET);
+    assert.equal(config.servicePorts.inventory, 4002);
+    assert.equal(serviceDatabaseUrl(config, 'order'), 'postgresql://postgres@127.0.0.1:5432/swiftcart_order');
+    assert.ok(config.supergraphPath.endsWith('schema/supergraph.graphql'));
+  });
+
+  it('reads overrides', () => {
+    const config = loadConfig({ GATEWAY_PORT: '5000', KAFKA_BROKERS: 'a:1, b:2', PRODUCT_URL: 'http://p:9/graphql', DB_PREFIX: 'x_y' });
+    assert.equal(config.gatewayPort, 5000);
+    assert.deepEqual(config.kafkaBrokers, ['a:1', 'b:2']);
+    assert.equal(config.subgraphUrls.product, 'http://p:9/graphql');
+    assert.equal(serviceDatabaseUrl(config, 'payment'), 'postgresql://postgres@127.0.0.1:5432/x_y_payment');
+  });
+
+  const bad: [string, NodeJS.ProcessEnv, RegExp][] = [
+    ['a port that is no number', { GATEWAY_PORT: 'abc' }, /GATEWAY_PORT must be an integer/],
+    ['a port out of range', { ORDER_PORT: '70000' }, /ORDER_PORT must be an integer from 0 to 65535/],
+    ['a broker without port', { KAFKA_BROKERS: 'localhost' }, /KAFKA_BROKERS entries must be host:port/],
+    ['a database URL of the wrong kind', { DATABASE_URL: 'mysql://x' }, /DATABASE_URL must use postgresql:/],
+    ['a short JWT secret', { JWT_SECRET: 'short' }, /at least 32 bytes/],
+    ['the development secret in production', { NODE_ENV: 'production' }, /JWT_SECRET must be set in production/],
+    ['a DB prefix with SQL in it', { DB_PREFIX: 'x"; drop' }, /DB_PREFIX must be/],
+    ['a subgraph URL that is no URL', { INVENTORY_URL: 'nope' }, /INVENTORY_URL must be a URL/],
+  ];
+  for (const [name, env, message] of bad) {
+    it(`refuses ${name}`, () => {
+      assert.throws(() => loadConfig(env), (error: unknown) => error instanceof ConfigError && message.test(error.message));
+    });
+  }
+});
