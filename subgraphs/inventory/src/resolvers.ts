@@ -1,6 +1,6 @@
-import { requireRole } from '@swiftcart/platform';
+import { checkSku, requireRole } from '@swiftcart/platform';
 import type { Resolvers } from './generated/resolvers.ts';
-import { checkSku, type StockLedger } from './stock.ts';
+import type { StockLedger } from './stock.ts';
 
 /**
  * The inventory subgraph's resolvers. `stockLevel(sku)`, `Product.__resolveReference` and

@@ -1,10 +1,9 @@
 import {
-  ErrorCode, apiError, badInput, channelName,
+  ErrorCode, SKU_PATTERN, apiError, badInput, channelName, checkSku,
   type EntityManager, type Logger, type Redis, type ServiceRuntime,
 } from '@swiftcart/platform';
 import { emptyStock, toStockRecord, type StockRecord, type StockRow } from './entities.ts';
 
-const SKU_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 /** The most units one adjustment may add or remove. */
 export const MAX_ADJUSTMENT = 1_000_000;
 /** The longest reason an adjustment may give. */
@@ -23,11 +22,6 @@ export interface AdjustStockInput {
   readonly reason: string;
   /** The admin's customer id, recorded in the audit trail. */
   readonly actor: string;
-}
-
-/** Throws BAD_USER_INPUT unless `sku` is a well-formed sku (the same rule as the product service's). */
-export function checkSku(sku: string, field = 'sku'): void {
-  if (!SKU_PATTERN.test(sku)) throw badInput(`"${field}" must be 1 to 64 letters, digits, '.', '_' or '-'`, field);
 }
 
 /** Validates an adjustment; throws the first problem as BAD_USER_INPUT. */

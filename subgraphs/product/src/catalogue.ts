@@ -1,12 +1,11 @@
 import { createHash } from 'node:crypto';
 import { LockMode, UniqueConstraintViolationException, type FilterQuery } from '@mikro-orm/core';
 import {
-  CacheAside, ErrorCode, apiError, badInput, decodeCursor, notFound, pageSize, toConnection,
+  CacheAside, ErrorCode, apiError, badInput, checkSku, decodeCursor, notFound, pageSize, toConnection,
   type EntityManager, type ServiceRuntime,
 } from '@swiftcart/platform';
 import { PRODUCT_STATUSES, Product, toRecord, type ProductEntity, type ProductRecord, type ProductStatus } from './entities.ts';
 
-const SKU_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const CURRENCY_PATTERN = /^[A-Z]{3}$/;
 /** Every list page shares one generation, so any catalogue change invalidates all cached pages. */
 const ALL_PAGES = 'all';
@@ -21,11 +20,6 @@ export interface UpdateProductInput { readonly name?: string | null; readonly de
 export interface ProductFilter { readonly search?: string | null; readonly status?: ProductStatus | null; readonly minPrice?: number | null; readonly maxPrice?: number | null }
 
 interface CachedPage { readonly rows: ProductRecord[]; readonly totalCount: number }
-
-/** Throws BAD_USER_INPUT unless `sku` is a well-formed sku. */
-export function checkSku(sku: string, field = 'sku'): void {
-  if (!SKU_PATTERN.test(sku)) throw badInput(`"${field}" must be 1 to 64 letters, digits, '.', '_' or '-'`, field);
-}
 
 function checkName(name: string, field: string): void {
   if (name.trim().length === 0 || name.length > 200) throw badInput(`"${field}" must be 1 to 200 characters`, field);

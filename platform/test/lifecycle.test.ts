@@ -1,0 +1,87 @@
+/** A service process's health endpoints and its graceful shutdown, against the real dependencies. */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import path from 'node:path';
+import { REPO_ROOT } from '../src/index.ts';
+import { isolatedConfig, startStack, type TestStack } from '../../test/support/stack.ts';
+import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
+
+describe('/healthz and /readyz', () => {
+  let up: TestStack;
+  let kafkaDown: TestStack;
+  before(async () => {
+    up = await startStack({ services: ['product'] });
+    kafkaDown = await startStack({ services: ['product'], env: { KAFKA_BROKERS: '127.0.0.1:1', READINESS_TIMEOUT_MS: '500' } });
+  });
+  after(async () => { await up?.close(); await kafkaDown?.close(); });
+
+  const origin = (stack: TestStack) => new URL(stack.services.product!.url).origin;
+
+  it('is live and ready when PostgreSQL, Redis and Kafka answer', async () => {
+    const live = await fetch(`${origin(up)}/healthz`);
+    assert.equal(live.status, 200);
+    const ready = await fetch(`${origin(up)}/readyz`);
+    assert.equal(ready.status, 200);
+    const body = await ready.json();
+    assert.equal(body.status, 'ready');
+    assert.deepEqual(Object.keys(body.checks).sort(), ['kafka', 'postgres', 'redis']);
+  });
+
+  it('is live but not ready, and says why, when Kafka does not answer', async () => {
+    assert.equal((await fetch(`${origin(kafkaDown)}/healthz`)).status, 200);
+    const ready = await fetch(`${origin(kafkaDown)}/readyz`);
+    assert.equal(ready.status, 503);
+    const body = await ready.json();
+    assert.equal(body.status, 'unavailable');
+    assert.equal(body.checks.postgres.ok, true);
+    assert.equal(body.checks.redis.ok, true);
+    assert.equal(body.checks.kafka.ok, false);
+    assert.ok(body.checks.kafka.error);
+  });
+
+  it('refuses oversized and non-JSON bodies with a clear status', async () => {
+    const url = up.services.product!.url;
+    const big = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: `{ __typename }`, pad: 'x'.repeat(1_100_000) }) });
+    assert.equal(big.status, 413);
+    const broken = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query": ' });
+    assert.equal(broken.status, 400);
+    assert.equal((await broken.json()).errors[0].extensions.code, 'BAD_REQUEST');
+  });
+});
+
+describe('graceful shutdown', () => {
+  const config = isolatedConfig();
+  before(() => ensureDatabases(config, ['product']));
+  after(() => dropDatabases(config, ['product']));
+
+  it('a service process exits 0 on SIGTERM, after finishing the request in flight', async () => {
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'subgraphs/product/src/main.ts')], {
+      env: { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'info', DB_PREFIX: config.databasePrefix, REDIS_PREFIX: config.redisPrefix, PRODUCT_PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const url = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        try {
+          const entry = JSON.parse(line);
+          if (entry.msg === 'product subgraph ready') resolve(entry.url);
+        } catch { /* not a log line */ }
+      });
+      setTimeout(() => reject(new Error('the service did not start within 30 s')), 30_000).unref();
+    });
+    const inFlight = fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ products(first: 100) { totalCount } }' }) });
+    await new Promise((r) => setTimeout(r, 5));
+    const started = Date.now();
+    child.kill('SIGTERM');
+    const response = await inFlight;
+    assert.equal(response.status, 200);
+    assert.equal((await response.json()).data.products.totalCount, 0);
+    const { code, signal } = await exited;
+    assert.equal(signal, null);
+    assert.equal(code, 0);
+    assert.ok(Date.now() - started < 10_000, `exited within 10 s (took ${Date.now() - started} ms)`);
+    await assert.rejects(fetch(url), 'the port is closed');
+  });
+});
