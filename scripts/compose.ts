@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { composeServices } from '@apollo/composition';
 import { parse } from 'graphql';
-import { DEFAULT_SERVICE_PORTS, REPO_ROOT, SERVICE_NAMES } from '../platform/src/config.ts';
+import { DEFAULT_SERVICE_PORTS, REPO_ROOT, SERVICE_NAMES, isMain } from '../platform/src/config.ts';
 
 /** Where the composed supergraph is checked in. */
 export const SUPERGRAPH_FILE = path.join(REPO_ROOT, 'schema', 'supergraph.graphql');
@@ -25,7 +25,7 @@ export function composeSupergraph(schemaDir = path.join(REPO_ROOT, 'schema')): s
   return `${result.supergraphSdl.trim()}\n`;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMain(import.meta.url)) {
   try {
     const sdl = composeSupergraph();
     if (process.argv.includes('--check')) {

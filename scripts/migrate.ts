@@ -2,7 +2,7 @@
  * Applies every service's pending migrations to its own database: `npm run migrate`.
  * Services also migrate themselves at start-up; this is for deploys and for the seed.
  */
-import { SERVICE_NAMES, createLogger, loadConfig, openRuntime, type Config } from '@swiftcart/platform';
+import { SERVICE_NAMES, createLogger, isMain, loadConfig, openRuntime, type Config } from '@swiftcart/platform';
 import { loadServiceModule } from './services.ts';
 import { ensureDatabases } from './infra.ts';
 
@@ -18,11 +18,11 @@ export async function migrateAll(config: Config): Promise<Record<string, string[
   return applied;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMain(import.meta.url)) {
   const log = createLogger('migrate', 'info');
   try {
     const applied = await migrateAll(loadConfig());
-    for (const [service, names] of Object.entries(applied)) log.info({ service, applied: names }, names.length ? 'migrated' : 'up to date');
+    for (const [service, names] of Object.entries(applied)) log.info({ target: service, applied: names }, names.length ? 'migrated' : 'up to date');
   } catch (error) {
     log.fatal({ err: error }, 'migration failed');
     process.exit(1);

@@ -2,7 +2,7 @@
  * Loads the demo catalogue: `npm run seed` (npm start runs it). 1,000 products with stock,
  * the same on every machine, inserted only where missing so re-running it changes nothing.
  */
-import { createLogger, loadConfig, openRuntime, type Config } from '@swiftcart/platform';
+import { createLogger, isMain, loadConfig, openRuntime, type Config } from '@swiftcart/platform';
 import { Catalogue, seedProducts, type SeedProduct } from '../subgraphs/product/src/catalogue.ts';
 import { seedStock } from '../subgraphs/inventory/src/stock.ts';
 import { loadServiceModule } from './services.ts';
@@ -44,7 +44,7 @@ export async function seed(config: Config): Promise<{ products: number; stock: n
   return { products: insertedProducts, stock: insertedStock };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMain(import.meta.url)) {
   const log = createLogger('seed', 'info');
   try {
     const inserted = await seed(loadConfig());

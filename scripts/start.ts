@@ -35,9 +35,9 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
-function spawnChild(name: string, entry: string): Child {
+function spawnChild(name: string, entry: string, env: NodeJS.ProcessEnv = {}): Child {
   const log = createWriteStream(path.join(LOG_DIR, `${name}.log`), { flags: 'a' });
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, entry)], { cwd: REPO_ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, entry)], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   for (const stream of [child.stdout!, child.stderr!]) {
     createInterface({ input: stream }).on('line', (line) => {
       log.write(`${line}\n`);
@@ -115,7 +115,9 @@ async function main(): Promise<number> {
     children.push(...services);
     await Promise.all(services.map((child) => waitReady(child, `${origin(config, config.servicePorts[child.name as (typeof SERVICE_NAMES)[number]])}/readyz`)));
     say(`subgraphs ready: ${SERVICE_NAMES.map((n) => `${n} :${config.servicePorts[n]}`).join(', ')}`);
-    const gateway = spawnChild('gateway', 'gateway/src/main.ts');
+    // The supergraph names the default ports; a service moved with <NAME>_PORT must be found there.
+    const subgraphUrls = Object.fromEntries(SERVICE_NAMES.map((n) => [`${n.toUpperCase()}_URL`, config.subgraphUrls[n] ?? `${origin(config, config.servicePorts[n])}/graphql`]));
+    const gateway = spawnChild('gateway', 'gateway/src/main.ts', subgraphUrls);
     children.push(gateway);
     await waitReady(gateway, `${origin(config, config.gatewayPort)}/readyz`);
   } catch (error) {

@@ -52,7 +52,8 @@ export async function viewerFromAuthorization(header: string | undefined | null,
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) throw apiError(ErrorCode.Unauthenticated, 'Authorization header must be "Bearer <token>"');
   try {
-    const { payload } = await jwtVerify(match[1], key(secret), { algorithms: [ALGORITHM] });
+    // A token without an expiry would be valid forever: `exp` is required.
+    const { payload } = await jwtVerify(match[1], key(secret), { algorithms: [ALGORITHM], requiredClaims: ['sub', 'exp'] });
     const roles = payload.roles ?? [];
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new Error('the token has no sub claim');
     if (!Array.isArray(roles) || !roles.every((r): r is Role => ROLES.includes(r as Role))) {

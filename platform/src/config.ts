@@ -140,3 +140,11 @@ export function serviceDatabaseUrl(config: Pick<Config, 'databaseUrl' | 'databas
   u.pathname = `/${databaseName(config, service)}`;
   return u.toString();
 }
+
+/**
+ * Whether the module at `moduleUrl` is the process's entry point (`node file.ts`), so a script can
+ * be both imported and run. Compares file paths, not URLs, so spaces and non-ASCII paths work.
+ */
+export function isMain(moduleUrl: string): boolean {
+  return process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(moduleUrl);
+}

@@ -29,8 +29,9 @@ describe('auth', () => {
     const other = await signToken(`${SECRET}-other`, { sub: 'alice', roles: ['admin'] });
     const expired = await new SignJWT({ roles: ['admin'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('x').setExpirationTime(Math.floor(Date.now() / 1000) - 10).sign(new TextEncoder().encode(SECRET));
     const noSub = await new SignJWT({ roles: ['admin'] }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
-    const badRole = await new SignJWT({ roles: ['root'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('x').sign(new TextEncoder().encode(SECRET));
-    for (const header of [`Bearer ${other}`, `Bearer ${expired}`, `Bearer ${noSub}`, `Bearer ${badRole}`, 'Bearer not.a.jwt', 'Basic abc', `Bearer ${other} extra`]) {
+    const badRole = await new SignJWT({ roles: ['root'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('x').setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
+    const noExpiry = await new SignJWT({ roles: ['admin'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('x').sign(new TextEncoder().encode(SECRET));
+    for (const header of [`Bearer ${noExpiry}`, `Bearer ${other}`, `Bearer ${expired}`, `Bearer ${noSub}`, `Bearer ${badRole}`, 'Bearer not.a.jwt', 'Basic abc', `Bearer ${other} extra`]) {
       assert.equal(await codeOf(viewerFromAuthorization(header, SECRET)), 'UNAUTHENTICATED', header.slice(0, 30));
     }
   });

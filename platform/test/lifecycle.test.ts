@@ -24,7 +24,7 @@ describe('/healthz and /readyz', () => {
     assert.equal(live.status, 200);
     const ready = await fetch(`${origin(up)}/readyz`);
     assert.equal(ready.status, 200);
-    const body = await ready.json();
+    const body: any = await ready.json();
     assert.equal(body.status, 'ready');
     assert.deepEqual(Object.keys(body.checks).sort(), ['kafka', 'postgres', 'redis']);
   });
@@ -33,7 +33,7 @@ describe('/healthz and /readyz', () => {
     assert.equal((await fetch(`${origin(kafkaDown)}/healthz`)).status, 200);
     const ready = await fetch(`${origin(kafkaDown)}/readyz`);
     assert.equal(ready.status, 503);
-    const body = await ready.json();
+    const body: any = await ready.json();
     assert.equal(body.status, 'unavailable');
     assert.equal(body.checks.postgres.ok, true);
     assert.equal(body.checks.redis.ok, true);
@@ -47,7 +47,7 @@ describe('/healthz and /readyz', () => {
     assert.equal(big.status, 413);
     const broken = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query": ' });
     assert.equal(broken.status, 400);
-    assert.equal((await broken.json()).errors[0].extensions.code, 'BAD_REQUEST');
+    assert.equal(((await broken.json()) as any).errors[0].extensions.code, 'BAD_REQUEST');
   });
 });
 
@@ -77,7 +77,7 @@ describe('graceful shutdown', () => {
     child.kill('SIGTERM');
     const response = await inFlight;
     assert.equal(response.status, 200);
-    assert.equal((await response.json()).data.products.totalCount, 0);
+    assert.equal(((await response.json()) as any).data.products.totalCount, 0);
     const { code, signal } = await exited;
     assert.equal(signal, null);
     assert.equal(code, 0);

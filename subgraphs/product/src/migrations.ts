@@ -14,7 +14,6 @@ class CreateProduct extends Migration {
         created_at timestamptz not null default now(),
         updated_at timestamptz not null default now()
       )`);
-    this.addSql('create index product_name_lower_idx on product (lower(name))');
   }
 }
 
