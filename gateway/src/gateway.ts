@@ -11,11 +11,11 @@ import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin
 import type { GraphQLFormattedError } from 'graphql';
 // The platform's modules one by one, not its index: the index also loads MikroORM, kafkajs and
 // ioredis, which the gateway never uses (~50 MB of resident memory and slower start-up).
-import { type Config, type ServiceName, loadConfig } from '../../platform/src/config.ts';
-import { type Viewer, AUTHORIZATION_HEADER, viewerFromAuthorization } from '../../platform/src/auth.ts';
-import { ErrorCode } from '../../platform/src/errors.ts';
-import { PATHS, createHttpHandler, listen } from '../../platform/src/http.ts';
-import { type Logger, createLogger } from '../../platform/src/logger.ts';
+import { type Config, type ServiceName, loadConfig } from '@swiftcart/platform/config';
+import { type Viewer, AUTHORIZATION_HEADER, viewerFromAuthorization } from '@swiftcart/platform/auth';
+import { ErrorCode } from '@swiftcart/platform/errors';
+import { PATHS, createHttpHandler, listen } from '@swiftcart/platform/http';
+import { type Logger, createLogger } from '@swiftcart/platform/logger';
 import { type Fetcher, createKeepAliveFetcher } from './fetcher.ts';
 import { SupergraphError, readSupergraph, validateOverrides } from './supergraph.ts';
 
@@ -166,6 +166,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     hideSchemaDetailsFromClientErrors: production,
     formatError: formatError(config, log),
     parseOptions: { maxTokens: MAX_QUERY_TOKENS },
+    // Apollo's default pretty-prints every response (indent 2): more bytes and CPU for no client.
+    stringifyResult: (result) => JSON.stringify(result),
     // main.ts owns the signals: Apollo's own handler would re-raise the signal and skip our exit code.
     stopOnTerminationSignals: false,
     plugins,

@@ -3,8 +3,8 @@
  * SUPERGRAPH_PATH, PRODUCT_URL..., JWT_SECRET), serves until SIGTERM or SIGINT, then drains and
  * exits 0. A start-up failure (bad configuration, unreadable supergraph, port in use) exits 1.
  */
-import { type Config, ConfigError, loadConfig } from '../../platform/src/config.ts';
-import { type Logger, createLogger } from '../../platform/src/logger.ts';
+import { type Config, ConfigError, loadConfig } from '@swiftcart/platform/config';
+import { type Logger, createLogger } from '@swiftcart/platform/logger';
 import { SupergraphError, startGateway, type RunningGateway } from './gateway.ts';
 
 let log: Logger = createLogger('gateway', 'info');
