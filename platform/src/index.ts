@@ -15,3 +15,4 @@ export * from './http.ts';
 export * from './service.ts';
 export * from './pagination.ts';
 export * from './ids.ts';
+export * from './resilience.ts';
