@@ -11,6 +11,10 @@ export const ErrorCode = {
   NotFound: 'NOT_FOUND',
   Conflict: 'CONFLICT',
   InsufficientStock: 'INSUFFICIENT_STOCK',
+  IdempotencyKeyReused: 'IDEMPOTENCY_KEY_REUSED',
+  OrderNotCancellable: 'ORDER_NOT_CANCELLABLE',
+  ProductUnavailable: 'PRODUCT_UNAVAILABLE',
+  InvalidTransition: 'INVALID_TRANSITION',
   GraphQLValidationFailed: 'GRAPHQL_VALIDATION_FAILED',
   InternalServerError: 'INTERNAL_SERVER_ERROR',
 } as const;

@@ -16,3 +16,7 @@ export * from './service.ts';
 export * from './pagination.ts';
 export * from './ids.ts';
 export * from './resilience.ts';
+export * from './events.ts';
+export * from './event-schemas.ts';
+export * from './outbox.ts';
+export * from './inbox.ts';

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Kafka, Partitioners, logLevel, type Admin, type Producer, type Consumer, type EachMessagePayload, type LogEntry } from 'kafkajs';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -11,8 +12,9 @@ export interface TopicSpec {
 
 /** A message to publish: the key keeps one aggregate's messages in order on one partition. */
 export interface OutgoingMessage {
-  readonly key: string;
-  readonly value: string;
+  /** Null only when forwarding a message that had none (dead letters, replays). */
+  readonly key: string | null;
+  readonly value: string | null;
   readonly headers?: Readonly<Record<string, string>>;
 }
 
@@ -31,6 +33,57 @@ export interface Subscription extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
+/** What a message handler may do besides handling the message. */
+export interface ConsumeControls {
+  /** Tells the group coordinator this member is alive (call it during long work, e.g. between retries). */
+  heartbeat(): Promise<void>;
+}
+
+/** How {@link KafkaClient.consume} runs. */
+export interface ConsumeOptions {
+  /** Where a group without committed offsets starts (default true: the beginning). */
+  readonly fromBeginning?: boolean;
+  /** Partitions handled in parallel (default 1); messages of one partition are always handled one at a time, in order. */
+  readonly partitionsConsumedConcurrently?: number;
+  /** How long the broker may hold a fetch when no data is waiting (default 1000 ms; also bounds how fast `stop` returns). */
+  readonly maxWaitTimeInMs?: number;
+  /** How long the coordinator waits for a heartbeat before it evicts the member (default 30 s). */
+  readonly sessionTimeoutMs?: number;
+}
+
+/** The offsets of one partition: `low` is the first offset held, `high` the next offset to be written. */
+export interface PartitionOffsets {
+  readonly partition: number;
+  readonly low: string;
+  readonly high: string;
+}
+
+/** Which part of a topic {@link KafkaClient.readTopic} reads. */
+export interface ReadTopicOptions {
+  /** Only these partitions (default all). */
+  readonly partitions?: readonly number[];
+  /** First offset per partition (default the partition's low offset). */
+  readonly from?: Readonly<Record<number, string>>;
+  /** Offset to stop before, per partition (default the high watermark when the call starts). */
+  readonly until?: Readonly<Record<number, string>>;
+  /** Gives up after this long (default 30 s). */
+  readonly timeoutMs?: number;
+}
+
+/** A consumer group's committed position on one partition; `offset` null when nothing was committed. */
+export interface CommittedOffset {
+  readonly partition: number;
+  readonly offset: string | null;
+  readonly metadata: string | null;
+}
+
+/** An offset to commit for a group, with optional metadata stored beside it by the broker. */
+export interface OffsetToCommit {
+  readonly partition: number;
+  readonly offset: string;
+  readonly metadata?: string | null;
+}
+
 /** SwiftCart's Kafka client: the one module that knows kafkajs, so the client can be replaced. */
 export interface KafkaClient extends AsyncDisposable {
   /** The full topic name under the configured prefix. */
@@ -39,8 +92,34 @@ export interface KafkaClient extends AsyncDisposable {
   ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
   /** Sends messages with the idempotent producer (acks=all); resolves once the broker has them. */
   publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void>;
-  /** Joins `groupId` on `topics` and hands each message to `handle`; the offset is committed after it resolves. */
-  consume(groupId: string, topics: readonly string[], handle: (message: IncomingMessage) => Promise<void>, options?: { fromBeginning?: boolean }): Promise<Subscription>;
+  /**
+   * Joins `groupId` (prefixed like topics) on `topics` and hands each message to `handle`, one at a
+   * time per partition, in offset order. At-least-once: a message's offset is marked consumed only
+   * after `handle` resolves, and marked offsets are committed every few seconds, on rebalance and on
+   * `stop`. When `handle` rejects, its offset is not marked, and the same message is delivered
+   * again (after kafkajs restarts the fetch): a handler that must not block its partition forever
+   * handles its own failures (the inbox dead-letters them) and resolves.
+   */
+  consume(groupId: string, topics: readonly string[], handle: (message: IncomingMessage, controls: ConsumeControls) => Promise<void>, options?: ConsumeOptions): Promise<Subscription>;
+  /** Whether a topic (name without the prefix) exists. */
+  hasTopic(name: string): Promise<boolean>;
+  /** Deletes topics (names without the prefix); missing ones are ignored. For tests and tools. */
+  deleteTopics(names: readonly string[]): Promise<void>;
+  /** The low and high offsets of every partition of a topic. */
+  topicOffsets(name: string): Promise<PartitionOffsets[]>;
+  /**
+   * Reads a topic from `from` (per partition; default each partition's low offset) up to `until`
+   * or its high watermark as of the call, with a throwaway consumer group that commits nothing.
+   * Resolves with the messages sorted by partition and offset. For tools (the DLQ command).
+   */
+  readTopic(name: string, options?: ReadTopicOptions): Promise<IncomingMessage[]>;
+  /** The offsets (and metadata) `groupId` (prefixed) has committed on a topic. */
+  groupOffsets(groupId: string, name: string): Promise<CommittedOffset[]>;
+  /**
+   * Commits offsets (with metadata) for `groupId` (prefixed) on a topic by joining the group
+   * briefly; the group must have no other running member.
+   */
+  commitGroupOffsets(groupId: string, name: string, offsets: readonly OffsetToCommit[]): Promise<void>;
   /** Resolves when the cluster answers a metadata request within `timeoutMs`. */
   ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
@@ -77,6 +156,17 @@ function headersOf(raw: EachMessagePayload['message']['headers']): Record<string
     headers[name] = Array.isArray(value) ? String(value[0]) : String(value);
   }
   return headers;
+}
+
+function toIncoming(topic: string, partition: number, message: EachMessagePayload['message']): IncomingMessage {
+  return {
+    topic,
+    partition,
+    offset: message.offset,
+    key: message.key?.toString() ?? null,
+    value: message.value?.toString() ?? null,
+    headers: headersOf(message.headers),
+  };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -139,6 +229,7 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       });
     },
     async publish(name, messages) {
+      if (messages.length === 0) return;
       const p = await getProducer();
       await p.send({
         topic: topic(name),
@@ -147,28 +238,125 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       });
     },
     async consume(groupId, topics, handle, options = {}) {
-      const consumer = kafka.consumer({ groupId: topic(groupId), allowAutoTopicCreation: false });
-      consumers.add(consumer);
-      await consumer.connect();
-      await consumer.subscribe({ topics: topics.map(topic), fromBeginning: options.fromBeginning ?? true });
-      await consumer.run({
-        autoCommit: true,
-        eachMessage: async ({ topic: t, partition, message }) => {
-          await handle({
-            topic: t,
-            partition,
-            offset: message.offset,
-            key: message.key?.toString() ?? null,
-            value: message.value?.toString() ?? null,
-            headers: headersOf(message.headers),
-          });
-        },
+      const consumer = kafka.consumer({
+        groupId: topic(groupId),
+        allowAutoTopicCreation: false,
+        maxWaitTimeInMs: options.maxWaitTimeInMs ?? 1_000,
+        sessionTimeout: options.sessionTimeoutMs ?? 30_000,
       });
-      const stop = async () => {
+      consumers.add(consumer);
+      try {
+        await consumer.connect();
+        await consumer.subscribe({ topics: topics.map(topic), fromBeginning: options.fromBeginning ?? true });
+        // autoCommit: kafkajs marks an offset only once eachMessage resolves, and commits marked
+        // offsets every 5 s, on rebalance and on disconnect; so an offset is never committed before
+        // its handler (and the transaction in it) finished.
+        await consumer.run({
+          autoCommit: true,
+          partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
+          eachMessage: async ({ topic: t, partition, message, heartbeat }) => {
+            await handle(toIncoming(t, partition, message), { heartbeat });
+          },
+        });
+      } catch (error) {
+        consumers.delete(consumer);
+        await consumer.disconnect().catch(() => undefined);
+        throw error;
+      }
+      let stopping: Promise<void> | undefined;
+      const stop = () => (stopping ??= (async () => {
         consumers.delete(consumer);
         await consumer.disconnect();
-      };
+      })());
       return { stop, [Symbol.asyncDispose]: stop };
+    },
+    async hasTopic(name) {
+      const a = await getAdmin();
+      return (await a.listTopics()).includes(topic(name));
+    },
+    async deleteTopics(names) {
+      const a = await getAdmin();
+      const existing = new Set(await a.listTopics());
+      const present = names.map(topic).filter((t) => existing.has(t));
+      if (present.length) await a.deleteTopics({ topics: present });
+    },
+    async topicOffsets(name) {
+      const a = await getAdmin();
+      const offsets = await a.fetchTopicOffsets(topic(name));
+      return offsets.map((o) => ({ partition: o.partition, low: o.low, high: o.high })).sort((x, y) => x.partition - y.partition);
+    },
+    async readTopic(name, options = {}) {
+      const full = topic(name);
+      const a = await getAdmin();
+      const offsets = await a.fetchTopicOffsets(full);
+      const range = new Map<number, { from: bigint; high: bigint }>();
+      for (const o of offsets) {
+        if (options.partitions && !options.partitions.includes(o.partition)) continue;
+        const low = BigInt(o.low);
+        const requested = options.from?.[o.partition] !== undefined ? BigInt(options.from[o.partition]) : low;
+        const from = requested > low ? requested : low;
+        const until = options.until?.[o.partition] !== undefined ? BigInt(options.until[o.partition]) : BigInt(o.high);
+        const high = until < BigInt(o.high) ? until : BigInt(o.high);
+        if (from < high) range.set(o.partition, { from, high });
+      }
+      if (range.size === 0) return [];
+      const groupId = topic(`swiftcart-reader.${randomUUID()}`);
+      const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 250 });
+      consumers.add(consumer);
+      const received = new Map<string, IncomingMessage>();
+      const remaining = new Set(range.keys());
+      let finish!: () => void;
+      const done = new Promise<void>((resolve) => { finish = resolve; });
+      try {
+        await consumer.connect();
+        await consumer.subscribe({ topics: [full], fromBeginning: true });
+        await consumer.run({
+          autoCommit: false,
+          eachMessage: async ({ partition, message }) => {
+            const r = range.get(partition);
+            const offset = BigInt(message.offset);
+            if (!r || offset < r.from || offset >= r.high) return;
+            received.set(`${partition}:${message.offset}`, toIncoming(full, partition, message));
+            if (offset === r.high - 1n) {
+              remaining.delete(partition);
+              if (remaining.size === 0) finish();
+            }
+          },
+        });
+        for (const [partition, r] of range) consumer.seek({ topic: full, partition, offset: r.from.toString() });
+        await withTimeout(done, options.timeoutMs ?? 30_000, `reading ${full}`);
+      } finally {
+        consumers.delete(consumer);
+        await consumer.disconnect().catch(() => undefined);
+        await a.deleteGroups([groupId]).catch(() => undefined);
+      }
+      return [...received.values()].sort((x, y) => x.partition - y.partition || Number(BigInt(x.offset) - BigInt(y.offset)));
+    },
+    async groupOffsets(groupId, name) {
+      const a = await getAdmin();
+      const [result] = await a.fetchOffsets({ groupId: topic(groupId), topics: [topic(name)] });
+      return (result?.partitions ?? []).map((p) => ({
+        partition: p.partition,
+        offset: Number(p.offset) < 0 ? null : p.offset,
+        metadata: p.metadata ?? null,
+      })).sort((x, y) => x.partition - y.partition);
+    },
+    async commitGroupOffsets(groupId, name, offsets) {
+      if (offsets.length === 0) return;
+      const full = topic(name);
+      const consumer = kafka.consumer({ groupId: topic(groupId), allowAutoTopicCreation: false, maxWaitTimeInMs: 250 });
+      consumers.add(consumer);
+      try {
+        await consumer.connect();
+        await consumer.subscribe({ topics: [full], fromBeginning: true });
+        // Joins the group and takes every partition, but handles nothing and commits nothing by itself.
+        await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: async () => {} });
+        consumer.pause([{ topic: full }]);
+        await consumer.commitOffsets(offsets.map((o) => ({ topic: full, partition: o.partition, offset: o.offset, metadata: o.metadata ?? null })));
+      } finally {
+        consumers.delete(consumer);
+        await consumer.disconnect().catch(() => undefined);
+      }
     },
     async ping(timeoutMs) {
       await withTimeout(getAdmin().then((a) => a.describeCluster()), timeoutMs, 'Kafka');

@@ -15,6 +15,11 @@ import { type Logger, createLogger } from './logger.ts';
 import { type Viewer, AUTHORIZATION_HEADER, viewerFromAuthorization } from './auth.ts';
 import { ErrorCode } from './errors.ts';
 import { createHttpHandler, listen, type RunningHttpServer } from './http.ts';
+import { type EventSchemaRegistry, defaultEventSchemaRegistry } from './event-schemas.ts';
+import { dlqTopic, eventsTopic } from './events.ts';
+import { OutboxRelay, outboxMigrations } from './outbox.ts';
+import { type ConsumerSpec, type RunningConsumer, startConsumer } from './inbox.ts';
+import { retry } from './resilience.ts';
 
 /** What every resolver of every service receives. */
 export interface RequestContext extends BaseContext {
@@ -32,6 +37,8 @@ export interface ServiceRuntime {
   readonly db: Database;
   readonly redis: Redis;
   readonly kafka: KafkaClient;
+  /** The event contracts (`schema/events/`), for producing and consuming. */
+  readonly events: EventSchemaRegistry;
 }
 
 /**
@@ -42,8 +49,17 @@ export interface ServiceModule<TContext extends RequestContext = RequestContext>
   readonly name: ServiceName;
   readonly entities: readonly EntitySchema<any, any>[];
   readonly migrations: readonly NamedMigration[];
-  /** Topics this service owns; created at start-up. */
+  /** Extra topics to create at start-up (its events topic and those it consumes are created anyway). */
   readonly topics?: readonly TopicSpec[];
+  /**
+   * The service writes events through its transactional outbox: the outbox and inbox tables are
+   * added to its migrations, `<name>.events.v1` is created, and a relay publishes beside the HTTP server.
+   */
+  readonly publishesEvents?: boolean;
+  /** The event consumers it runs beside the HTTP server (each with its inbox and DLQ). */
+  consumers?(runtime: ServiceRuntime): readonly ConsumerSpec[];
+  /** Other work beside the HTTP server (a deadline sweeper); disposed first at shutdown. */
+  background?(runtime: ServiceRuntime): AsyncDisposable | Promise<AsyncDisposable>;
   resolvers(runtime: ServiceRuntime): GraphQLResolverMap<TContext>;
   /** Adds per-request state (DataLoaders, ...) to the base context. */
   context?(runtime: ServiceRuntime, base: RequestContext): TContext;
@@ -58,6 +74,10 @@ export interface StartOptions {
   readonly countQueries?: boolean;
   /** Apply pending migrations before serving (default true). */
   readonly migrate?: boolean;
+  /** Run the outbox relay, consumers and background work (default true; scripts turn them off). */
+  readonly messaging?: boolean;
+  /** Replaces the event contracts (tests). */
+  readonly events?: EventSchemaRegistry;
 }
 
 /** A started service; dispose it to shut it down gracefully. */
@@ -65,6 +85,10 @@ export interface RunningService extends AsyncDisposable {
   readonly runtime: ServiceRuntime;
   readonly url: string;
   readonly port: number;
+  /** The outbox relay, when the service publishes events. */
+  readonly relay: OutboxRelay | null;
+  /** Its running event consumers, with their metrics. */
+  readonly consumers: readonly RunningConsumer[];
   close(): Promise<void>;
 }
 
@@ -94,7 +118,7 @@ export interface OpenRuntime extends AsyncDisposable {
  * Connects one service to its database (migrating it unless told not to), Redis and Kafka, and
  * creates the topics it owns. The same connections serve the HTTP server and the scripts.
  */
-export async function openRuntime(module: Pick<ServiceModule<any>, 'name' | 'entities' | 'migrations' | 'topics'>, options: StartOptions = {}): Promise<OpenRuntime> {
+export async function openRuntime(module: Pick<ServiceModule<any>, 'name' | 'entities' | 'migrations' | 'topics' | 'publishesEvents' | 'consumers'>, options: StartOptions = {}): Promise<OpenRuntime> {
   const config = options.config ?? loadConfig();
   const log = createLogger(module.name, config.logLevel);
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -103,7 +127,9 @@ export async function openRuntime(module: Pick<ServiceModule<any>, 'name' | 'ent
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => log.warn({ err: error }, 'shutdown step failed'));
   })());
   try {
-    const db = await openDatabase({ config, service: module.name, entities: module.entities, migrations: module.migrations, log, countQueries: options.countQueries });
+    const messaging = Boolean(module.publishesEvents || module.consumers);
+    const migrations = messaging ? [...module.migrations, ...outboxMigrations] : module.migrations;
+    const db = await openDatabase({ config, service: module.name, entities: module.entities, migrations, log, countQueries: options.countQueries });
     cleanups.push(() => db.close());
     if (options.migrate !== false) {
       const applied = await db.migrate();
@@ -113,8 +139,8 @@ export async function openRuntime(module: Pick<ServiceModule<any>, 'name' | 'ent
     cleanups.push(() => redis.quit());
     const kafka = createKafka(config, log, `swiftcart-${module.name}`);
     cleanups.push(() => kafka.close());
-    if (module.topics?.length) await kafka.ensureTopics(module.topics);
-    return { runtime: { name: module.name, config, log, db, redis, kafka }, close, [Symbol.asyncDispose]: close };
+    const runtime: ServiceRuntime = { name: module.name, config, log, db, redis, kafka, events: options.events ?? defaultEventSchemaRegistry() };
+    return { runtime, close, [Symbol.asyncDispose]: close };
   } catch (error) {
     await close();
     throw error;
@@ -178,10 +204,58 @@ export async function startService<TContext extends RequestContext>(module: Serv
     );
     // HTTP closes first so no request starts after its connections are gone.
     cleanups.push(() => http.close());
+    const relays: OutboxRelay[] = [];
+    const consumers: RunningConsumer[] = [];
+    let backgroundStarted = false;
+    // Topics are created here, never by the broker: this service's own, and those it consumes
+    // with their dead-letter topics (one partition, so an offset names a dead letter), so
+    // start-up order between services does not matter.
+    const startMessaging = async () => {
+      const topics = new Map((module.topics ?? []).map((t) => [t.name, t]));
+      if (module.publishesEvents) topics.set(eventsTopic(module.name), { name: eventsTopic(module.name) });
+      for (const consumer of module.consumers?.(runtime) ?? []) {
+        for (const topic of consumer.topics) {
+          if (!topics.has(topic)) topics.set(topic, { name: topic });
+          topics.set(dlqTopic(topic), { name: dlqTopic(topic), partitions: 1 });
+        }
+      }
+      if (topics.size) await kafka.ensureTopics([...topics.values()]);
+      if (module.publishesEvents && relays.length === 0) {
+        const relay = new OutboxRelay({ config, service: module.name, db, kafka, log });
+        await relay.start();
+        relays.push(relay);
+        cleanups.push(() => relay.stop());
+      }
+      for (const spec of module.consumers?.(runtime) ?? []) {
+        if (consumers.some((c) => c.consumer === spec.consumer)) continue;
+        const consumer: RunningConsumer = await startConsumer({ ...spec, runtime, registry: runtime.events });
+        consumers.push(consumer);
+        cleanups.push(() => consumer.stop());
+      }
+      if (module.background && !backgroundStarted) {
+        backgroundStarted = true;
+        const work = await module.background(runtime);
+        cleanups.push(async () => { await work[Symbol.asyncDispose](); });
+      }
+    };
+    if (options.messaging !== false && (module.publishesEvents || module.consumers || module.background)) {
+      try {
+        await startMessaging();
+      } catch (error) {
+        // Kafka is down: serve anyway (readiness says why) and keep trying in the background.
+        log.warn({ err: (error as Error).message }, 'messaging did not start; retrying in the background');
+        const stop = new AbortController();
+        cleanups.push(async () => stop.abort());
+        void retry(async () => { if (!stop.signal.aborted) await startMessaging(); }, {
+          attempts: Number.MAX_SAFE_INTEGER, baseMs: 1_000, maxMs: 10_000, signal: stop.signal,
+          onRetry: (e) => log.warn({ err: (e as Error).message }, 'messaging still not started'),
+        }).catch(() => undefined);
+      }
+    }
     log.info({ url: http.url }, `${module.name} subgraph ready`);
     let closing: Promise<void> | undefined;
     const close = () => (closing ??= closeAll());
-    return { runtime, url: http.url, port: http.port, close, [Symbol.asyncDispose]: close };
+    return { runtime, url: http.url, port: http.port, relay: relays[0] ?? null, consumers, close, [Symbol.asyncDispose]: close };
   } catch (error) {
     await closeAll();
     throw error;

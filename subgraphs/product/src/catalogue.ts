@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { LockMode, UniqueConstraintViolationException, type FilterQuery } from '@mikro-orm/core';
 import {
-  CacheAside, ErrorCode, apiError, badInput, checkSku, decodeCursor, notFound, pageSize, toConnection,
+  CacheAside, ErrorCode, apiError, badInput, checkSku, createEvent, decodeCursor, enqueueEvents, notFound, pageSize, toConnection,
   type EntityManager, type ServiceRuntime,
 } from '@swiftcart/platform';
 import { PRODUCT_STATUSES, Product, toRecord, type ProductEntity, type ProductRecord, type ProductStatus } from './entities.ts';
@@ -20,6 +20,20 @@ export interface UpdateProductInput { readonly name?: string | null; readonly de
 export interface ProductFilter { readonly search?: string | null; readonly status?: ProductStatus | null; readonly minPrice?: number | null; readonly maxPrice?: number | null }
 
 interface CachedPage { readonly rows: ProductRecord[]; readonly totalCount: number }
+
+/** The catalogue's events (schema/events/Product*.v1.json). */
+export type ProductEventType = 'ProductCreated' | 'ProductUpdated' | 'ProductDiscontinued';
+
+/** What a product event says about a row, at the row's version. */
+interface ProductFacts { readonly sku: string; readonly name: string; readonly priceAmount: number; readonly currency: string; readonly status: ProductStatus; readonly version: number }
+
+/** The event announcing `row`'s new state; consumers keep the highest `version` they have seen. */
+export function productEvent(type: ProductEventType, row: ProductFacts) {
+  const data = type === 'ProductDiscontinued'
+    ? { sku: row.sku, version: row.version }
+    : { sku: row.sku, name: row.name, price: { amount: row.priceAmount, currency: row.currency }, status: row.status, version: row.version };
+  return createEvent({ type, source: 'product', aggregateType: 'Product', aggregateId: row.sku, data });
+}
 
 function checkName(name: string, field: string): void {
   if (name.trim().length === 0 || name.length > 200) throw badInput(`"${field}" must be 1 to 200 characters`, field);
@@ -133,6 +147,7 @@ export class Catalogue {
           status: 'ACTIVE',
         });
         await tx.flush();
+        await enqueueEvents(tx, [productEvent('ProductCreated', row)]);
         return toRecord(row);
       });
     } catch (error) {
@@ -149,7 +164,7 @@ export class Catalogue {
   async update(em: EntityManager, sku: string, input: UpdateProductInput): Promise<ProductRecord> {
     checkSku(sku);
     checkUpdate(input);
-    return this.#change(em, sku, (row) => {
+    return this.#change(em, sku, 'ProductUpdated', (row) => {
       if (input.name != null) row.name = input.name.trim();
       if (input.description != null) row.description = input.description;
       if (input.price != null) {
@@ -162,15 +177,18 @@ export class Catalogue {
   /** Takes a product off sale; idempotent. */
   async discontinue(em: EntityManager, sku: string): Promise<ProductRecord> {
     checkSku(sku);
-    return this.#change(em, sku, (row) => { row.status = 'DISCONTINUED'; });
+    return this.#change(em, sku, 'ProductDiscontinued', (row) => { row.status = 'DISCONTINUED'; });
   }
 
-  async #change(em: EntityManager, sku: string, apply: (row: ProductEntity) => void): Promise<ProductRecord> {
+  async #change(em: EntityManager, sku: string, type: ProductEventType, apply: (row: ProductEntity) => void): Promise<ProductRecord> {
     const record = await em.transactional(async (tx) => {
       const row = await tx.findOne(Product, { sku }, { lockMode: LockMode.PESSIMISTIC_WRITE });
       if (!row) throw notFound('Product', sku);
+      const before = row.version;
       apply(row);
       await tx.flush();
+      // A change that changed nothing (discontinuing twice) keeps its version and says nothing.
+      if (row.version !== before) await enqueueEvents(tx, [productEvent(type, row)]);
       return toRecord(row);
     });
     await this.#invalidate(sku);
@@ -193,19 +211,23 @@ export interface SeedProduct { readonly sku: string; readonly name: string; read
  * skus are left untouched so that re-seeding never overwrites an admin's change.
  */
 export async function seedProducts(em: EntityManager, rows: readonly SeedProduct[]): Promise<number> {
+  for (const row of rows) checkCreate({ sku: row.sku, name: row.name, description: row.description, price: { amount: row.priceAmount, currency: row.currency } });
   let inserted = 0;
   for (let i = 0; i < rows.length; i += 500) {
     const batch = rows.slice(i, i + 500);
-    for (const row of batch) checkCreate({ sku: row.sku, name: row.name, description: row.description, price: { amount: row.priceAmount, currency: row.currency } });
-    // The batch travels as one JSON parameter: MikroORM inlines array parameters as literals.
-    const result = await em.getConnection().execute(
-      `insert into product (sku, name, description, price_amount, currency)
-       select sku, name, description, "priceAmount", currency
-       from jsonb_to_recordset(?::jsonb) as r(sku text, name text, description text, "priceAmount" int, currency text)
-       on conflict (sku) do nothing returning sku`,
-      [JSON.stringify(batch)],
-    );
-    inserted += result.length;
+    // The batch travels as one JSON parameter (MikroORM inlines array parameters as literals), and
+    // the inserted rows are announced in the same transaction, like any other new product.
+    inserted += await em.transactional(async (tx) => {
+      const created = await tx.execute<{ sku: string; name: string; price_amount: number; currency: string; status: ProductStatus; version: number }[]>(
+        `insert into product (sku, name, description, price_amount, currency)
+         select sku, name, description, "priceAmount", currency
+         from jsonb_to_recordset(?::jsonb) as r(sku text, name text, description text, "priceAmount" int, currency text)
+         on conflict (sku) do nothing returning sku, name, price_amount, currency, status, version`,
+        [JSON.stringify(batch)],
+      );
+      await enqueueEvents(tx, created.map((r) => productEvent('ProductCreated', { sku: r.sku, name: r.name, priceAmount: r.price_amount, currency: r.currency, status: r.status, version: r.version })));
+      return created.length;
+    });
   }
   return inserted;
 }

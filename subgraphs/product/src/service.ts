@@ -19,6 +19,7 @@ function catalogueOf(runtime: ServiceRuntime): Catalogue {
 /** The product service: the catalogue and its admin mutations. */
 export const productService: ServiceModule<ProductContext> = {
   name: 'product',
+  publishesEvents: true,
   entities: [Product],
   migrations,
   resolvers: (runtime) => productResolvers(catalogueOf(runtime)) as GraphQLResolverMap<ProductContext>,

@@ -1,0 +1,420 @@
+/**
+ * The transactional outbox (DESIGN.md §7). A service writes its state change and the events it
+ * causes in ONE transaction ({@link enqueueEvents}); the {@link OutboxRelay} publishes committed
+ * events to Kafka in sequence order and marks them sent. At-least-once: a crash between publish
+ * and mark publishes a batch again, which consumers' inboxes absorb.
+ */
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { type Config, type ServiceName, serviceDatabaseUrl } from './config.ts';
+import { type Database, type EntityManager, type NamedMigration, Migration } from './database.ts';
+import { type AnyEventEnvelope, EVENT_ID_HEADER, EVENT_TYPE_HEADER, eventsTopic, traceHeaders } from './events.ts';
+import { type EventSchemaRegistry, defaultEventSchemaRegistry } from './event-schemas.ts';
+import type { KafkaClient, OutgoingMessage } from './kafka.ts';
+import type { Logger } from './logger.ts';
+import { type BackoffOptions, backoffDelay } from './resilience.ts';
+
+/** The LISTEN/NOTIFY channel a commit with new outbox rows wakes the relay on (one per service database). */
+export const OUTBOX_CHANNEL = 'outbox';
+
+/** First half of the two-key advisory lock that serialises one aggregate's outbox writes. */
+const AGGREGATE_LOCK_NAMESPACE = 0x5343_4f42; // "SCOB"
+
+class CreateOutboxAndInbox extends Migration {
+  override up(): void {
+    // Debezium's outbox column names (aggregatetype, aggregateid, type, payload), so a CDC
+    // connector could replace the relay without a schema change.
+    this.addSql(`
+      create table outbox (
+        id uuid primary key,
+        sequence bigserial not null unique,
+        aggregatetype text not null,
+        aggregateid text not null,
+        type text not null,
+        topic text not null,
+        payload jsonb not null,
+        headers jsonb not null default '{}'::jsonb,
+        created_at timestamptz not null default now(),
+        published_at timestamptz null
+      )`);
+    this.addSql('create index outbox_unpublished_sequence_idx on outbox (sequence) where published_at is null');
+    this.addSql(`
+      create table inbox (
+        consumer text not null,
+        event_id uuid not null,
+        event_type text not null,
+        processed_at timestamptz not null default now(),
+        primary key (consumer, event_id)
+      )`);
+  }
+
+  override down(): void {
+    this.addSql('drop table if exists inbox');
+    this.addSql('drop table if exists outbox');
+  }
+}
+
+/** Append these to a service's own migrations: they create the `outbox` and `inbox` tables. */
+export const outboxMigrations: readonly NamedMigration[] = [
+  { name: 'outbox_0001_create', class: CreateOutboxAndInbox },
+];
+
+/** Options of {@link enqueueEvents}. */
+export interface EnqueueOptions {
+  /** The contracts to validate against (default: `schema/events/`). */
+  readonly registry?: EventSchemaRegistry;
+  /** The topic (without prefix) to publish on; default `<source>.events.v1` of each event. */
+  readonly topic?: string;
+}
+
+/**
+ * Validates `events` against their contracts and writes them to the outbox in the caller's
+ * transaction, in the order given; the relay is woken when that transaction commits.
+ *
+ * Throws (so the caller's transaction rolls back) when an event is invalid, or when `em` is not
+ * inside `em.transactional`: an outbox write outside the state change's transaction is the bug
+ * the outbox exists to prevent.
+ *
+ * Per-aggregate order: the transaction takes a transaction-scoped advisory lock per aggregate
+ * id (in a fixed order), so two transactions writing events of one aggregate serialise, and the
+ * outbox sequence of one aggregate's events is their commit order: the relay can never see a
+ * later event of an aggregate committed while an earlier one is still in flight.
+ */
+export async function enqueueEvents(em: EntityManager, events: readonly AnyEventEnvelope[], options: EnqueueOptions = {}): Promise<void> {
+  if (events.length === 0) return;
+  if (!em.isInTransaction()) {
+    throw new Error('enqueueEvents must run inside em.transactional(), with the state change it announces');
+  }
+  const registry: EventSchemaRegistry = options.registry ?? defaultEventSchemaRegistry();
+  for (const event of events) registry.validate(event);
+  const trace = traceHeaders();
+  const rows = events.map((event) => ({
+    id: event.id,
+    aggregatetype: event.aggregateType,
+    aggregateid: event.aggregateId,
+    type: event.type,
+    topic: options.topic ?? eventsTopic(event.source),
+    payload: event,
+    headers: { [EVENT_ID_HEADER]: event.id, [EVENT_TYPE_HEADER]: event.type, ...trace },
+  }));
+  const aggregates = [...new Set(events.map((e) => e.aggregateId))];
+  await em.execute(`
+    select pg_advisory_xact_lock(${AGGREGATE_LOCK_NAMESPACE}, h)
+    from (select distinct hashtext(k) as h from jsonb_array_elements_text(?::jsonb) as k order by h) as keys`,
+  [JSON.stringify(aggregates)]);
+  // `order by ord`: the sequence follows the order of `events`.
+  await em.execute(`
+    insert into outbox (id, aggregatetype, aggregateid, type, topic, payload, headers)
+    select (e->>'id')::uuid, e->>'aggregatetype', e->>'aggregateid', e->>'type', e->>'topic', e->'payload', e->'headers'
+    from jsonb_array_elements(?::jsonb) with ordinality as r(e, ord)
+    order by ord`, [JSON.stringify(rows)]);
+  await em.execute(`select pg_notify('${OUTBOX_CHANNEL}', '')`);
+}
+
+/** Deletes outbox rows published more than `olderThanMs` ago; returns how many. */
+export async function pruneOutbox(em: EntityManager, olderThanMs: number): Promise<number> {
+  const [row] = await em.execute<{ deleted: number }[]>(`
+    with deleted as (
+      delete from outbox where published_at is not null and published_at < now() - (? * interval '1 millisecond')
+      returning 1
+    )
+    select count(*)::integer as deleted from deleted`, [olderThanMs]);
+  return Number(row.deleted);
+}
+
+/** How many outbox rows are waiting to be published. */
+export async function outboxBacklog(em: EntityManager): Promise<number> {
+  const [row] = await em.execute<{ backlog: number }[]>('select count(*)::integer as backlog from outbox where published_at is null');
+  return Number(row.backlog);
+}
+
+/**
+ * The session advisory lock key of one service's relay: a constant 64-bit number derived from the
+ * service name (advisory locks are per database, so the name only keeps keys readable apart).
+ */
+export function outboxRelayLockKey(service: string): string {
+  return createHash('sha256').update(`swiftcart:outbox-relay:${service}`).digest().readBigInt64BE(0).toString();
+}
+
+/** How to run a relay. */
+export interface OutboxRelayOptions {
+  readonly config: Config;
+  readonly service: ServiceName;
+  /** The service's database: drains run on its pool. */
+  readonly db: Database;
+  readonly kafka: KafkaClient;
+  readonly log: Logger;
+  /** Fallback poll when no notification arrives (default 1000 ms). */
+  readonly pollIntervalMs?: number;
+  /** How often a standby tries to take the lock (default 3000 ms). */
+  readonly standbyRetryMs?: number;
+  /** Rows per drain transaction (default 500). */
+  readonly batchSize?: number;
+  /** Backoff after a failure (default 100 ms doubling to 10 s, full jitter). */
+  readonly backoff?: BackoffOptions;
+}
+
+interface OutboxRow {
+  id: string;
+  aggregateid: string;
+  topic: string;
+  payload: string;
+  headers: string;
+}
+
+type WakeReason = 'timeout' | 'notify' | 'stop' | 'broken';
+
+/**
+ * Publishes a service's outbox to Kafka. Any number of replicas may run one; exactly one is
+ * active: the holder of a session advisory lock taken on a dedicated connection. The active relay
+ * LISTENs on {@link OUTBOX_CHANNEL} and drains when a commit notifies it, and also every
+ * `pollIntervalMs` in case a notification was missed. A standby retries the lock every
+ * `standbyRetryMs`; when the active process dies, PostgreSQL ends its session and releases the lock.
+ *
+ * A drain selects unpublished rows in sequence order `for update` (not `skip locked`: a relay
+ * taking over while the previous one still finishes a batch must wait for it, not publish later
+ * rows of the same aggregates first), publishes them with the idempotent producer (order kept per
+ * key), marks them published and commits; it repeats until nothing is left. A failed publish
+ * leaves the rows unpublished and retries after a backoff.
+ */
+export class OutboxRelay implements AsyncDisposable {
+  readonly #options: OutboxRelayOptions;
+  readonly #lockKey: string;
+  #client: pg.Client | null = null;
+  #clientBroken = false;
+  #active = false;
+  #stopping = false;
+  #loop: Promise<void> | null = null;
+  #wake: ((reason: WakeReason) => void) | null = null;
+  #pendingNotify = false;
+  #published = 0;
+  #drains = 0;
+  #sessionsLost = 0;
+  #lastError: Error | null = null;
+  #lastPublishedAt: Date | null = null;
+  #ready: (() => void) | null = null;
+
+  constructor(options: OutboxRelayOptions) {
+    this.#options = options;
+    this.#lockKey = outboxRelayLockKey(options.service);
+  }
+
+  /** Whether this relay holds the lock and publishes. */
+  get isActive(): boolean {
+    return this.#active;
+  }
+
+  /** Events this relay has published (and marked) since it started. */
+  get published(): number {
+    return this.#published;
+  }
+
+  /** Drain transactions run (including empty ones). */
+  get drains(): number {
+    return this.#drains;
+  }
+
+  /** Times this relay held the lock and lost its session (database restart, network, terminated backend). */
+  get sessionsLost(): number {
+    return this.#sessionsLost;
+  }
+
+  /** The last failure (connecting, locking, publishing), or null. */
+  get lastError(): Error | null {
+    return this.#lastError;
+  }
+
+  get lastPublishedAt(): Date | null {
+    return this.#lastPublishedAt;
+  }
+
+  /** Unpublished rows in the outbox (one `count(*)` on the pool). */
+  backlog(): Promise<number> {
+    return outboxBacklog(this.#options.db.fork());
+  }
+
+  /**
+   * Starts the relay; resolves once it has tried to connect and take the lock once, so `isActive`
+   * tells which replica won. Never rejects: failures are retried with backoff (see `lastError`).
+   */
+  start(): Promise<void> {
+    if (this.#loop) throw new Error('OutboxRelay already started');
+    const ready = new Promise<void>((resolve) => { this.#ready = resolve; });
+    this.#loop = this.#run();
+    return ready;
+  }
+
+  /** Stops draining, waits for a drain in progress, and releases the lock by closing the session. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#wake?.('stop');
+    await this.#loop;
+    await this.#resetClient();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  #signalReady(): void {
+    this.#ready?.();
+    this.#ready = null;
+  }
+
+  /** Sleeps `ms`; a notification ends a `wakeable` sleep early, a stop or a lost session any sleep. */
+  #sleep(ms: number, wakeable: boolean): Promise<WakeReason> {
+    if (this.#stopping) return Promise.resolve('stop');
+    if (this.#clientBroken) return Promise.resolve('broken');
+    if (wakeable && this.#pendingNotify) return Promise.resolve('notify');
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.#wake = null; resolve('timeout'); }, ms);
+      this.#wake = (reason) => {
+        if (reason === 'notify' && !wakeable) return;
+        clearTimeout(timer);
+        this.#wake = null;
+        resolve(reason);
+      };
+    });
+  }
+
+  async #connect(): Promise<void> {
+    const { config, service, log } = this.#options;
+    const client = new pg.Client({
+      connectionString: serviceDatabaseUrl(config, service),
+      application_name: `swiftcart-${service}-outbox-relay`,
+      keepAlive: true,
+      connectionTimeoutMillis: 5_000,
+    });
+    const lost = (error?: Error) => {
+      if (this.#client !== client || this.#clientBroken) return;
+      this.#clientBroken = true;
+      this.#lastError = error ?? new Error('outbox relay session ended');
+      if (this.#active) {
+        this.#sessionsLost++;
+        log.warn({ err: error }, 'outbox relay lost its lock session');
+      }
+      this.#active = false;
+      this.#wake?.('broken');
+    };
+    client.on('error', (error) => lost(error));
+    client.on('end', () => lost());
+    client.on('notification', (message) => {
+      if (message.channel !== OUTBOX_CHANNEL) return;
+      this.#pendingNotify = true;
+      this.#wake?.('notify');
+    });
+    this.#client = client;
+    this.#clientBroken = false;
+    await client.connect();
+  }
+
+  async #resetClient(): Promise<void> {
+    const client = this.#client;
+    this.#client = null;
+    this.#clientBroken = false;
+    this.#active = false;
+    // Ending the session releases the advisory lock and the LISTEN.
+    if (client) await client.end().catch(() => undefined);
+  }
+
+  async #tryLock(): Promise<boolean> {
+    const client = this.#client!;
+    const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1::bigint) as locked', [this.#lockKey]);
+    if (!rows[0].locked) return false;
+    await client.query(`listen "${OUTBOX_CHANNEL}"`);
+    this.#active = true;
+    this.#options.log.info({ service: this.#options.service }, 'outbox relay active');
+    return true;
+  }
+
+  async #run(): Promise<void> {
+    const { pollIntervalMs = 1_000, standbyRetryMs = 3_000, log } = this.#options;
+    const backoff = this.#options.backoff ?? { baseMs: 100, maxMs: 10_000 };
+    let failures = 0;
+    while (!this.#stopping) {
+      try {
+        if (this.#clientBroken) await this.#resetClient();
+        if (!this.#client) await this.#connect();
+        if (!this.#active && !(await this.#tryLock())) {
+          this.#signalReady();
+          await this.#sleep(standbyRetryMs, false);
+          continue;
+        }
+        this.#signalReady();
+        await this.#drain();
+        failures = 0;
+        const reason = await this.#sleep(pollIntervalMs, true);
+        // A quiet session may have died without telling us; a trivial query finds out.
+        if (reason === 'timeout' && this.#client && !this.#clientBroken) await this.#client.query('select 1');
+      } catch (error) {
+        failures++;
+        this.#lastError = error as Error;
+        log.warn({ err: error, failures }, 'outbox relay failed; retrying');
+        this.#signalReady();
+        if (this.#clientBroken || !this.#active) await this.#resetClient();
+        await this.#sleep(backoffDelay(failures, backoff), false);
+      }
+    }
+    this.#signalReady();
+  }
+
+  /** Publishes batches until a batch comes back short (nothing more was committed when it began). */
+  async #drain(): Promise<void> {
+    const batchSize = this.#options.batchSize ?? 500;
+    for (;;) {
+      if (this.#stopping || !this.#active) return;
+      this.#pendingNotify = false;
+      const { selected, published, failure } = await this.#drainBatch(batchSize);
+      this.#drains++;
+      if (published > 0) {
+        this.#published += published;
+        this.#lastPublishedAt = new Date();
+      }
+      if (failure) throw failure;
+      if (selected < batchSize) return;
+    }
+  }
+
+  async #drainBatch(batchSize: number): Promise<{ selected: number; published: number; failure: Error | null }> {
+    const { db, kafka } = this.#options;
+    return db.fork().transactional(async (em) => {
+      const rows = await em.execute<OutboxRow[]>(`
+        select id, aggregateid, topic, payload::text as payload, headers::text as headers
+        from outbox where published_at is null
+        order by sequence limit ? for update`, [batchSize]);
+      if (rows.length === 0) return { selected: 0, published: 0, failure: null };
+      // One publish per topic, rows in sequence order: the producer keeps that order per partition.
+      const byTopic = new Map<string, OutboxRow[]>();
+      for (const row of rows) {
+        const group = byTopic.get(row.topic);
+        if (group) group.push(row);
+        else byTopic.set(row.topic, [row]);
+      }
+      const done: string[] = [];
+      let failure: Error | null = null;
+      for (const [topic, group] of byTopic) {
+        try {
+          await kafka.publish(topic, group.map(toMessage));
+          for (const row of group) done.push(row.id);
+        } catch (error) {
+          failure = error as Error;
+          break;
+        }
+      }
+      if (done.length) {
+        await em.execute(`
+          update outbox set published_at = now()
+          where id in (select value::uuid from jsonb_array_elements_text(?::jsonb))`, [JSON.stringify(done)]);
+      }
+      // What was published is marked even when a later topic failed; the failure is rethrown after commit.
+      return { selected: rows.length, published: done.length, failure };
+    });
+  }
+}
+
+function toMessage(row: OutboxRow): OutgoingMessage {
+  const stored = JSON.parse(row.headers) as Record<string, unknown>;
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(stored)) if (typeof value === 'string') headers[name] = value;
+  return { key: row.aggregateid, value: row.payload, headers };
+}
