@@ -4,6 +4,7 @@ import type { ServiceModule, ServiceRuntime } from '@swiftcart/platform';
 import type { InventoryContext } from './context.ts';
 import { Reservation, Stock, StockAdjustment } from './entities.ts';
 import { migrations } from './migrations.ts';
+import { orderEventsConsumer } from './order-events.ts';
 import { inventoryResolvers } from './resolvers.ts';
 import { StockLedger, loadStock } from './stock.ts';
 
@@ -16,11 +17,16 @@ export function ledgerOf(runtime: ServiceRuntime): StockLedger {
   return ledger;
 }
 
-/** The inventory service: stock per sku, its admin adjustments and its live figure in Redis. */
+/**
+ * The inventory service: stock per sku, its admin adjustments and its live figure in Redis, and
+ * the order saga's reservations (it consumes `order.events.v1`, publishes `inventory.events.v1`).
+ */
 export const inventoryService: ServiceModule<InventoryContext> = {
   name: 'inventory',
   entities: [Stock, StockAdjustment, Reservation],
   migrations,
+  publishesEvents: true,
+  consumers: (runtime) => [orderEventsConsumer(ledgerOf(runtime))],
   resolvers: (runtime) => inventoryResolvers(ledgerOf(runtime)) as GraphQLResolverMap<InventoryContext>,
   context: (_runtime, base) => ({
     ...base,

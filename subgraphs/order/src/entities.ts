@@ -8,6 +8,18 @@ export type OrderStatus = (typeof ORDER_STATUSES)[number];
 export const CATALOGUE_STATUSES = ['ACTIVE', 'DISCONTINUED'] as const;
 export type CatalogueStatus = (typeof CATALOGUE_STATUSES)[number];
 
+/** Where an order is shipped to: the `orders.shipping_address` JSON document and the API's ShippingAddress. */
+export interface ShippingAddressRecord {
+  readonly name: string;
+  readonly line1: string;
+  /** Null when the customer gave none. */
+  readonly line2: string | null;
+  readonly city: string;
+  readonly postalCode: string;
+  /** ISO 3166-1 alpha-2, upper case. */
+  readonly country: string;
+}
+
 /**
  * An order. Money is integer minor units beside its currency; `version` is the optimistic lock the
  * saga's handlers rely on. `(customerId, idempotencyKey)` is unique, and `requestHash` tells a retry
@@ -25,6 +37,9 @@ export const Order = defineEntity({
     idempotencyKey: p.text(),
     requestHash: p.text(),
     deadlineAt: p.datetime(),
+    shippingAddress: p.json<ShippingAddressRecord>(),
+    /** The payment method token the saga hands to payment (PaymentRequested). */
+    paymentMethod: p.text(),
     version: p.integer().version(),
     createdAt: p.datetime(3).onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
@@ -119,6 +134,8 @@ export interface OrderRecord {
   readonly totalAmount: number;
   readonly items: readonly OrderItemRecord[];
   readonly timeline: readonly OrderTransitionRecord[];
+  readonly shippingAddress: ShippingAddressRecord;
+  readonly paymentMethod: string;
   readonly createdAt: string;
   readonly updatedAt: string;
 }
@@ -139,6 +156,8 @@ export function toRecord(row: OrderEntity, items: readonly OrderItemEntity[], ti
       eventId: t.eventId ?? null,
       reason: t.reason ?? null,
     })),
+    shippingAddress: { ...row.shippingAddress, line2: row.shippingAddress.line2 ?? null },
+    paymentMethod: row.paymentMethod,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };

@@ -55,5 +55,41 @@ class CreateOrders extends Migration {
   }
 }
 
+/**
+ * Where an order goes and how it is paid: both are part of the placement (and of its request hash).
+ * placeOrder did not exist before this migration, so no real order lacks them; rows a developer
+ * inserted by hand get an obvious placeholder (payment method `unknown`, which payment declines,
+ * country `ZZ`). The defaults exist only for that fill and are dropped at once, so every new row
+ * must name both, and the checks hold for every row, old ones included.
+ */
+class AddShippingAddressAndPaymentMethod extends Migration {
+  override up(): void {
+    this.addSql(`
+      alter table orders
+        add column shipping_address jsonb not null
+          default '{"name": "unknown", "line1": "unknown", "city": "unknown", "postalCode": "unknown", "country": "ZZ"}'::jsonb,
+        add column payment_method text not null default 'unknown'`);
+    this.addSql('alter table orders alter column shipping_address drop default, alter column payment_method drop default');
+    this.addSql(`
+      alter table orders
+        add constraint orders_shipping_address_check check (
+          jsonb_typeof(shipping_address) = 'object'
+          and shipping_address->>'name' is not null and shipping_address->>'line1' is not null
+          and shipping_address->>'city' is not null and shipping_address->>'postalCode' is not null
+          and shipping_address->>'country' ~ '^[A-Z]{2}$'
+        ),
+        add constraint orders_payment_method_check check (length(payment_method) between 1 and 100)`);
+    // The deadline sweep (status in PENDING/AWAITING_PAYMENT, deadline_at < now) is served by
+    // orders_deadline_idx from 0001: no new index.
+  }
+
+  override down(): void {
+    this.addSql('alter table orders drop column shipping_address, drop column payment_method');
+  }
+}
+
 /** The order database's migrations, in order. */
-export const migrations: readonly NamedMigration[] = [{ name: '0001_create_orders', class: CreateOrders }];
+export const migrations: readonly NamedMigration[] = [
+  { name: '0001_create_orders', class: CreateOrders },
+  { name: '0002_orders_shipping_and_payment', class: AddShippingAddressAndPaymentMethod },
+];

@@ -1,8 +1,9 @@
 import type { Resolvers } from './generated/resolvers.ts';
 import type { OrderContext } from './context.ts';
 import type { OrderRecord } from './entities.ts';
-import { requireCustomer } from '@swiftcart/platform';
-import { checkOrderId, listCustomerOrders, visibleOrder } from './orders.ts';
+import { ErrorCode, apiError, canRead, requireCustomer } from '@swiftcart/platform';
+import { type CommandDeps, cancelOrder, placeOrder } from './commands.ts';
+import { checkOrderId, findOrders, listCustomerOrders, visibleOrder } from './orders.ts';
 
 /**
  * The one lookup behind `order(id)` and `Order.__resolveReference`: UNAUTHENTICATED without a token,
@@ -15,8 +16,27 @@ async function readOrder(ctx: OrderContext, id: string, field: string): Promise<
   return visibleOrder(ctx.viewer, await ctx.orders.load(key));
 }
 
-/** The order subgraph's resolvers. */
-export function orderResolvers(): Resolvers {
+/** The order as a mutation committed it, read afresh (and primed for the rest of the request). */
+async function committedOrder(ctx: OrderContext, id: string): Promise<OrderRecord> {
+  const order = (await findOrders(ctx.em, [id])).get(id);
+  if (!order) throw new Error(`order ${id} vanished after its mutation committed`);
+  ctx.orders.clear(id).prime(id, order);
+  return order;
+}
+
+/**
+ * The fields only the order's customer or an admin may see. Every way to an Order (order, myOrders,
+ * _entities, the mutations) already checks ownership; this repeats it where the data is personal.
+ */
+function owned<T>(ctx: OrderContext, order: OrderRecord, value: T): T {
+  if (!canRead(ctx.viewer, order.customerId)) {
+    throw apiError(ErrorCode.Forbidden, `Order "${order.id}" belongs to another customer`, { id: order.id });
+  }
+  return value;
+}
+
+/** The order subgraph's resolvers; `deps` is what the mutations need. */
+export function orderResolvers(deps: CommandDeps): Resolvers {
   return {
     Query: {
       order: (_, { id }, ctx) => readOrder(ctx, id, 'id'),
@@ -28,9 +48,15 @@ export function orderResolvers(): Resolvers {
         return page;
       },
     },
+    Mutation: {
+      placeOrder: async (_, { input }, ctx) => committedOrder(ctx, await placeOrder(ctx.em, ctx.viewer, input, deps)),
+      cancelOrder: async (_, args, ctx) => committedOrder(ctx, await cancelOrder(ctx.em, ctx.viewer, args, deps)),
+    },
     Order: {
       __resolveReference: (reference, ctx) => readOrder(ctx, reference.id, 'id'),
       total: (order) => ({ amount: order.totalAmount, currency: order.currency }),
+      shippingAddress: (order, _, ctx) => owned(ctx, order, order.shippingAddress),
+      paymentMethod: (order, _, ctx) => owned(ctx, order, order.paymentMethod),
     },
     OrderItem: {
       lineTotal: (item) => ({ amount: item.quantity * item.unitPrice.amount, currency: item.unitPrice.currency }),

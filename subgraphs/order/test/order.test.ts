@@ -37,7 +37,10 @@ async function insertOrder(stack: TestStack, fixture: Fixture): Promise<string> 
     totalAmount: items.reduce((sum, item) => sum + item.quantity * item.unitPriceAmount, 0),
     idempotencyKey: randomUUID(),
     requestHash: 'hash',
-    deadlineAt: new Date(fixture.createdAt.getTime() + 15 * 60_000),
+    // Far ahead of the real clock, whatever createdAt says: the deadline sweeper must leave fixtures alone.
+    deadlineAt: new Date(Date.now() + 24 * 3_600_000),
+    shippingAddress: { name: 'Ada Lovelace', line1: 'Hauptstraße 1', line2: null, city: 'Berlin', postalCode: '10115', country: 'DE' },
+    paymentMethod: 'tok_visa',
     createdAt: fixture.createdAt,
     updatedAt: fixture.createdAt,
   });
@@ -61,6 +64,8 @@ describe('order subgraph', () => {
   const placedAt = new Date('2026-11-20T10:00:00.000Z');
 
   before(async () => {
+    // The sweeper sweeps once at start and then not again during this file, so it adds no queries.
+    process.env.ORDER_SWEEP_INTERVAL_MS = '3600000';
     stack = await startStack({ services: ['order', 'payment', 'shipment'], countQueries: true });
     url = stack.services.order!.url;
     [alice, bob, admin] = await Promise.all([
@@ -214,6 +219,8 @@ describe('order subgraph', () => {
     const query = `query ($representations: [_Any!]!) { _entities(representations: $representations) { ... on Order { id customerId total { amount } timeline { status } } } }`;
     const representations = [aliceOrder, second, unknown, bobs].map((id) => ({ __typename: 'Order', id }));
     const db = stack.services.order!.runtime.db;
+    // The outbox relay polls on the same pool; these reads must be the only queries counted.
+    await stack.services.order!.relay?.stop();
     const before = db.queryCount;
     const result = await stack.graphql(query, { url, token: alice, variables: { representations } });
     assert.equal(db.queryCount - before, 3, 'orders, lines and transitions: one query each for the whole batch');
@@ -243,6 +250,14 @@ describe('order subgraph', () => {
       `select indexdef from pg_indexes where indexname = 'orders_customer_created_idx'`,
     );
     assert.match(indexes[0].indexdef, /\(customer_id, created_at DESC, id\)/);
+    const columns = await em.getConnection().execute<{ column_name: string; data_type: string; is_nullable: string; column_default: string | null }[]>(
+      `select column_name, data_type, is_nullable, column_default from information_schema.columns
+       where table_name = 'orders' and column_name in ('shipping_address', 'payment_method') order by column_name`,
+    );
+    assert.deepEqual(columns, [
+      { column_name: 'payment_method', data_type: 'text', is_nullable: 'NO', column_default: null },
+      { column_name: 'shipping_address', data_type: 'jsonb', is_nullable: 'NO', column_default: null },
+    ]);
     await assert.rejects(
       em.getConnection().execute(`insert into order_item (order_id, sku, quantity, unit_price_amount) values ('${aliceOrder}', 'ZERO', 0, 1)`),
       /order_item_quantity_check/,

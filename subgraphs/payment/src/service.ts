@@ -4,14 +4,20 @@ import type { ServiceModule } from '@swiftcart/platform';
 import type { PaymentContext } from './context.ts';
 import { Payment, Refund } from './entities.ts';
 import { migrations } from './migrations.ts';
+import { orderEventsConsumer } from './order-events.ts';
 import { findPaymentsByOrder } from './payments.ts';
 import { paymentResolvers } from './resolvers.ts';
 
-/** The payment service: one payment per order against a mock provider, and refunds. */
+/**
+ * The payment service: one payment per order against a mock provider, and refunds. It consumes
+ * `order.events.v1` (PaymentRequested, OrderCancelled) and publishes `payment.events.v1`.
+ */
 export const paymentService: ServiceModule<PaymentContext> = {
   name: 'payment',
   entities: [Payment, Refund],
   migrations,
+  publishesEvents: true,
+  consumers: (runtime) => [orderEventsConsumer(runtime)],
   resolvers: () => paymentResolvers() as GraphQLResolverMap<PaymentContext>,
   context: (_runtime, base) => ({
     ...base,

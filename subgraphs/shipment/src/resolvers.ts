@@ -1,8 +1,8 @@
 import type { Resolvers } from './generated/resolvers.ts';
 import type { ShipmentContext } from './context.ts';
 import type { ShipmentRecord } from './entities.ts';
-import { isUuid, requireCustomer } from '@swiftcart/platform';
-import { visibleShipment } from './shipments.ts';
+import { isUuid, requireCustomer, requireRole } from '@swiftcart/platform';
+import { dispatchShipment, markShipmentDelivered, visibleShipment } from './shipments.ts';
 
 /** Reads one shipment through `loader` under the ownership rule; an id that is no UUID matches nothing. */
 async function readShipment(ctx: ShipmentContext, loader: ShipmentContext['shipments'], id: string): Promise<ShipmentRecord | null> {
@@ -11,7 +11,7 @@ async function readShipment(ctx: ShipmentContext, loader: ShipmentContext['shipm
   return visibleShipment(ctx.viewer, shipment);
 }
 
-/** The shipment subgraph's resolvers: `Shipment` and `Order.shipment`. */
+/** The shipment subgraph's resolvers: `Shipment`, `Order.shipment` and the admin mutations. */
 export function shipmentResolvers(): Resolvers {
   return {
     Order: {
@@ -27,6 +27,16 @@ export function shipmentResolvers(): Resolvers {
         return shipment;
       },
       order: (shipment) => ({ __typename: 'Order', id: shipment.orderId }),
+    },
+    Mutation: {
+      dispatchShipment: (_, { orderId, carrier, trackingNumber }, ctx) => {
+        requireRole(ctx.viewer, 'admin');
+        return dispatchShipment(ctx.em, orderId, carrier, trackingNumber);
+      },
+      markShipmentDelivered: (_, { orderId }, ctx) => {
+        requireRole(ctx.viewer, 'admin');
+        return markShipmentDelivered(ctx.em, orderId);
+      },
     },
   };
 }

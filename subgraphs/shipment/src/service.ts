@@ -4,6 +4,7 @@ import type { EntityManager, ServiceModule } from '@swiftcart/platform';
 import type { ShipmentContext } from './context.ts';
 import { Shipment, type ShipmentRecord } from './entities.ts';
 import { migrations } from './migrations.ts';
+import { orderEventsConsumer } from './order-events.ts';
 import { findShipments } from './shipments.ts';
 import { shipmentResolvers } from './resolvers.ts';
 
@@ -14,11 +15,16 @@ function loaderBy(em: EntityManager, key: 'id' | 'orderId'): DataLoader<string, 
   });
 }
 
-/** The shipment service: one shipment per confirmed order, its carrier and tracking. */
+/**
+ * The shipment service: one shipment per confirmed order, its carrier and tracking. It consumes
+ * `order.events.v1` (OrderConfirmed, OrderCancelled) and publishes `shipment.events.v1`.
+ */
 export const shipmentService: ServiceModule<ShipmentContext> = {
   name: 'shipment',
   entities: [Shipment],
   migrations,
+  publishesEvents: true,
+  consumers: () => [orderEventsConsumer()],
   resolvers: () => shipmentResolvers() as GraphQLResolverMap<ShipmentContext>,
   context: (_runtime, base) => ({
     ...base,

@@ -1,5 +1,9 @@
-import { ErrorCode, apiError, canRead, type EntityManager, type Viewer } from '@swiftcart/platform';
-import { Shipment, toRecord, type ShipmentRecord } from './entities.ts';
+import { LockMode } from '@mikro-orm/core';
+import {
+  ErrorCode, apiError, badInput, canRead, createEvent, enqueueEvents, isUuid,
+  type AnyEventEnvelope, type EntityManager, type EventEnvelope, type Viewer,
+} from '@swiftcart/platform';
+import { Shipment, toRecord, type ShipmentEntity, type ShipmentRecord, type ShipmentStatus } from './entities.ts';
 
 /** Shipments whose `key` (id or order id) is one of `keys` (canonical, lower-case): one SQL query. */
 export async function findShipments(em: EntityManager, key: 'id' | 'orderId', keys: readonly string[]): Promise<Map<string, ShipmentRecord>> {
@@ -19,4 +23,95 @@ export function visibleShipment(viewer: Viewer, shipment: ShipmentRecord | null)
     throw apiError(ErrorCode.Forbidden, `Shipment "${shipment.id}" belongs to another customer`, { id: shipment.id });
   }
   return shipment;
+}
+
+/** The longest carrier name and tracking number (the `shipment` table's checks). */
+export const MAX_CARRIER_LENGTH = 100;
+export const MAX_TRACKING_NUMBER_LENGTH = 100;
+
+/** The events shipment publishes, by type (schema/events/Shipment*.v1.json). */
+export interface ShipmentEventData {
+  readonly ShipmentCreated: { readonly orderId: string; readonly shipmentId: string };
+  readonly ShipmentDispatched: { readonly orderId: string; readonly shipmentId: string; readonly carrier: string; readonly trackingNumber: string };
+  readonly ShipmentDelivered: { readonly orderId: string; readonly shipmentId: string };
+  readonly ShipmentCancelled: { readonly orderId: string; readonly shipmentId: string };
+}
+
+/**
+ * A shipment event about the order `data.orderId`. `cause` is the event it answers; none for a
+ * mutation (the envelope's causationId is then null).
+ */
+export function shipmentEvent<T extends keyof ShipmentEventData>(
+  type: T, cause: Pick<AnyEventEnvelope, 'id'> | null, data: ShipmentEventData[T],
+): EventEnvelope<T, ShipmentEventData[T]> {
+  return createEvent({
+    type,
+    source: 'shipment',
+    aggregateType: 'Order',
+    aggregateId: data.orderId,
+    correlationId: data.orderId,
+    causationId: cause?.id ?? null,
+    data,
+  });
+}
+
+/** The canonical (lower-case) order id; BAD_USER_INPUT unless it is a UUID. */
+export function checkOrderId(orderId: string): string {
+  if (!isUuid(orderId)) throw badInput(`"orderId" must be a UUID, got "${orderId.slice(0, 100)}"`, 'orderId');
+  return orderId.toLowerCase();
+}
+
+/** Validates a dispatch; returns the carrier and tracking number trimmed, or throws BAD_USER_INPUT. */
+export function checkDispatch(carrier: string, trackingNumber: string): { carrier: string; trackingNumber: string } {
+  const trimmed = { carrier: carrier.trim(), trackingNumber: trackingNumber.trim() };
+  if (trimmed.carrier.length === 0 || trimmed.carrier.length > MAX_CARRIER_LENGTH) {
+    throw badInput(`"carrier" must be 1 to ${MAX_CARRIER_LENGTH} characters`, 'carrier');
+  }
+  if (trimmed.trackingNumber.length === 0 || trimmed.trackingNumber.length > MAX_TRACKING_NUMBER_LENGTH) {
+    throw badInput(`"trackingNumber" must be 1 to ${MAX_TRACKING_NUMBER_LENGTH} characters`, 'trackingNumber');
+  }
+  return trimmed;
+}
+
+/**
+ * Moves the order's shipment from `from` on, in one transaction under a row lock, and enqueues the
+ * event that announces it in the same transaction. NOT_FOUND when the order has no shipment,
+ * INVALID_TRANSITION (with the current `status`) when it is not `from`.
+ */
+async function transition(
+  em: EntityManager, orderId: string, from: ShipmentStatus, to: ShipmentStatus,
+  apply: (row: ShipmentEntity) => void, announce: (row: ShipmentEntity) => AnyEventEnvelope,
+): Promise<ShipmentRecord> {
+  return em.transactional(async (tx) => {
+    const row = await tx.findOne(Shipment, { orderId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    if (!row) throw apiError(ErrorCode.NotFound, `Order "${orderId}" has no shipment`, { id: orderId, orderId });
+    if (row.status !== from) {
+      throw apiError(ErrorCode.InvalidTransition, `The shipment of order "${orderId}" is ${row.status}: only a ${from} shipment can become ${to}`,
+        { orderId, status: row.status, from, to });
+    }
+    row.status = to;
+    apply(row);
+    await tx.flush();
+    await enqueueEvents(tx, [announce(row)]);
+    return toRecord(row);
+  });
+}
+
+/** PENDING → DISPATCHED with the carrier and tracking number; publishes ShipmentDispatched. */
+export function dispatchShipment(em: EntityManager, orderId: string, carrier: string, trackingNumber: string): Promise<ShipmentRecord> {
+  const id = checkOrderId(orderId);
+  const details = checkDispatch(carrier, trackingNumber);
+  return transition(em, id, 'PENDING', 'DISPATCHED', (row) => {
+    row.carrier = details.carrier;
+    row.trackingNumber = details.trackingNumber;
+    row.dispatchedAt = new Date();
+  }, (row) => shipmentEvent('ShipmentDispatched', null, { orderId: row.orderId, shipmentId: row.id, ...details }));
+}
+
+/** DISPATCHED → DELIVERED; publishes ShipmentDelivered. */
+export function markShipmentDelivered(em: EntityManager, orderId: string): Promise<ShipmentRecord> {
+  const id = checkOrderId(orderId);
+  return transition(em, id, 'DISPATCHED', 'DELIVERED', (row) => {
+    row.deliveredAt = new Date();
+  }, (row) => shipmentEvent('ShipmentDelivered', null, { orderId: row.orderId, shipmentId: row.id }));
 }

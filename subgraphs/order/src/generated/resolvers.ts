@@ -27,6 +27,41 @@ export type Money = {
   currency: Scalars['String']['output'];
 };
 
+/** Placing and cancelling orders; both require a token. */
+export type Mutation = {
+  __typename?: 'Mutation';
+  /**
+   * Cancels an order before it has shipped: its customer or an admin only. The reservation is
+   * released and an authorised payment refunded. Cancelling a cancelled order changes nothing.
+   * `reason` is at most 500 characters. Errors: UNAUTHENTICATED without a token; BAD_USER_INPUT for an
+   * id that is no UUID or a reason too long; NOT_FOUND for an unknown order; FORBIDDEN for another
+   * customer's order; ORDER_NOT_CANCELLABLE once it has shipped (`extensions.status`).
+   */
+  cancelOrder: Order;
+  /**
+   * Places an order for the calling customer. The result is the order in PENDING; the saga moves it on,
+   * and cancels it if it is still PENDING or AWAITING_PAYMENT at its deadline. Prices come from the
+   * catalogue. Errors: UNAUTHENTICATED without a token; BAD_USER_INPUT for invalid input or an unknown
+   * sku (`extensions.field` is the path in the input, e.g. `input.items[0].sku`); PRODUCT_UNAVAILABLE
+   * for a discontinued sku; IDEMPOTENCY_KEY_REUSED when the key was used with other input. Nothing is
+   * stored when it fails.
+   */
+  placeOrder: Order;
+};
+
+
+/** Placing and cancelling orders; both require a token. */
+export type MutationCancelOrderArgs = {
+  id: Scalars['ID']['input'];
+  reason?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Placing and cancelling orders; both require a token. */
+export type MutationPlaceOrderArgs = {
+  input: PlaceOrderInput;
+};
+
 /** A customer's order. */
 export type Order = {
   __typename?: 'Order';
@@ -38,6 +73,10 @@ export type Order = {
   id: Scalars['ID']['output'];
   /** The ordered lines. */
   items: Array<OrderItem>;
+  /** The payment method token the order is paid with, e.g. tok_visa. */
+  paymentMethod: Scalars['String']['output'];
+  /** Where the order is shipped to. */
+  shippingAddress: ShippingAddress;
   /** Where the order is in its saga. */
   status: OrderStatus;
   /** Every status change, oldest first. */
@@ -83,6 +122,14 @@ export type OrderItem = {
   unitPrice: Money;
 };
 
+/** One line of a new order. */
+export type OrderItemInput = {
+  /** How many units: 1 to 1,000. */
+  quantity: Scalars['Int']['input'];
+  /** The sku to order. */
+  sku: Scalars['ID']['input'];
+};
+
 /** Where an order is in its saga. */
 export type OrderStatus =
   /** Every line is reserved; payment is being authorised. */
@@ -111,7 +158,7 @@ export type OrderTransition = {
   eventType?: Maybe<Scalars['String']['output']>;
   /** Why, in words, when there is more to say (a decline reason, a cancellation reason). */
   reason?: Maybe<Scalars['String']['output']>;
-  /** The status the order entered. */
+  /** The order's status after this step (unchanged for steps that only add to the timeline, such as a refund). */
   status: OrderStatus;
 };
 
@@ -122,6 +169,21 @@ export type PageInfo = {
   endCursor?: Maybe<Scalars['String']['output']>;
   /** Whether another page follows this one. */
   hasNextPage: Scalars['Boolean']['output'];
+};
+
+/** A new order. Prices are never taken from the client: they come from the catalogue. */
+export type PlaceOrderInput = {
+  /**
+   * A key the client chooses per checkout (1 to 100 characters). Placing the same key and input
+   * again returns the same order; the same key with other input fails with IDEMPOTENCY_KEY_REUSED.
+   */
+  idempotencyKey: Scalars['ID']['input'];
+  /** The lines: 1 to 100, each sku at most once. */
+  items: Array<OrderItemInput>;
+  /** The payment method token: tok_visa authorises, tok_decline is declined, tok_timeout never answers. */
+  paymentMethod: Scalars['String']['input'];
+  /** Where to ship the order. */
+  shippingAddress: ShippingAddressInput;
 };
 
 /** A product as the order service refers to it; its fields come from the product subgraph. */
@@ -157,6 +219,39 @@ export type QueryMyOrdersArgs = {
 /** Order reads. */
 export type QueryOrderArgs = {
   id: Scalars['ID']['input'];
+};
+
+/** Where an order is shipped to. */
+export type ShippingAddress = {
+  __typename?: 'ShippingAddress';
+  /** City or town. */
+  city: Scalars['String']['output'];
+  /** ISO 3166-1 alpha-2 country code, e.g. DE. */
+  country: Scalars['String']['output'];
+  /** Street and number. */
+  line1: Scalars['String']['output'];
+  /** Apartment, floor, c/o; optional. */
+  line2?: Maybe<Scalars['String']['output']>;
+  /** The recipient's name. */
+  name: Scalars['String']['output'];
+  /** Postal code. */
+  postalCode: Scalars['String']['output'];
+};
+
+/** Where to ship a new order. */
+export type ShippingAddressInput = {
+  /** City or town, 1 to 100 characters. */
+  city: Scalars['String']['input'];
+  /** ISO 3166-1 alpha-2 country code, e.g. DE. */
+  country: Scalars['String']['input'];
+  /** Street and number, 1 to 200 characters. */
+  line1: Scalars['String']['input'];
+  /** Apartment, floor, c/o; at most 200 characters. */
+  line2?: InputMaybe<Scalars['String']['input']>;
+  /** The recipient's name, 1 to 200 characters. */
+  name: Scalars['String']['input'];
+  /** Postal code, 1 to 20 characters. */
+  postalCode: Scalars['String']['input'];
 };
 
 
@@ -257,17 +352,22 @@ export type ResolversTypes = {
   Money: ResolverTypeWrapper<Money>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
-  Order: ResolverTypeWrapper<OrderRecord>;
+  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  Order: ResolverTypeWrapper<OrderRecord>;
   OrderConnection: ResolverTypeWrapper<Omit<OrderConnection, 'edges'> & { edges: Array<ResolversTypes['OrderEdge']> }>;
   OrderEdge: ResolverTypeWrapper<Omit<OrderEdge, 'node'> & { node: ResolversTypes['Order'] }>;
   OrderItem: ResolverTypeWrapper<OrderItemRecord>;
+  OrderItemInput: OrderItemInput;
   OrderStatus: OrderStatus;
   OrderTransition: ResolverTypeWrapper<OrderTransitionRecord>;
   PageInfo: ResolverTypeWrapper<PageInfo>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  PlaceOrderInput: PlaceOrderInput;
   Product: ResolverTypeWrapper<Product>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  ShippingAddress: ResolverTypeWrapper<ShippingAddress>;
+  ShippingAddressInput: ShippingAddressInput;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
@@ -276,16 +376,21 @@ export type ResolversParentTypes = {
   Money: Money;
   Int: Scalars['Int']['output'];
   String: Scalars['String']['output'];
-  Order: OrderRecord;
+  Mutation: Record<PropertyKey, never>;
   ID: Scalars['ID']['output'];
+  Order: OrderRecord;
   OrderConnection: Omit<OrderConnection, 'edges'> & { edges: Array<ResolversParentTypes['OrderEdge']> };
   OrderEdge: Omit<OrderEdge, 'node'> & { node: ResolversParentTypes['Order'] };
   OrderItem: OrderItemRecord;
+  OrderItemInput: OrderItemInput;
   OrderTransition: OrderTransitionRecord;
   PageInfo: PageInfo;
   Boolean: Scalars['Boolean']['output'];
+  PlaceOrderInput: PlaceOrderInput;
   Product: Product;
   Query: Record<PropertyKey, never>;
+  ShippingAddress: ShippingAddress;
+  ShippingAddressInput: ShippingAddressInput;
 };
 
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
@@ -297,12 +402,19 @@ export type MoneyResolvers<ContextType = OrderContext, ParentType extends Resolv
   currency?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
+export type MutationResolvers<ContextType = OrderContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
+  cancelOrder?: Resolver<ResolversTypes['Order'], ParentType, ContextType, RequireFields<MutationCancelOrderArgs, 'id'>>;
+  placeOrder?: Resolver<ResolversTypes['Order'], ParentType, ContextType, RequireFields<MutationPlaceOrderArgs, 'input'>>;
+};
+
 export type OrderResolvers<ContextType = OrderContext, ParentType extends ResolversParentTypes['Order'] = ResolversParentTypes['Order'], FederationReferenceType extends FederationReferenceTypes['Order'] = FederationReferenceTypes['Order']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Order']> | FederationReferenceType, FederationReferenceType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   customerId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   items?: Resolver<Array<ResolversTypes['OrderItem']>, ParentType, ContextType>;
+  paymentMethod?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  shippingAddress?: Resolver<ResolversTypes['ShippingAddress'], ParentType, ContextType>;
   status?: Resolver<ResolversTypes['OrderStatus'], ParentType, ContextType>;
   timeline?: Resolver<Array<ResolversTypes['OrderTransition']>, ParentType, ContextType>;
   total?: Resolver<ResolversTypes['Money'], ParentType, ContextType>;
@@ -350,9 +462,19 @@ export type QueryResolvers<ContextType = OrderContext, ParentType extends Resolv
   order?: Resolver<Maybe<ResolversTypes['Order']>, ParentType, ContextType, RequireFields<QueryOrderArgs, 'id'>>;
 };
 
+export type ShippingAddressResolvers<ContextType = OrderContext, ParentType extends ResolversParentTypes['ShippingAddress'] = ResolversParentTypes['ShippingAddress']> = {
+  city?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  country?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  line1?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  line2?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  postalCode?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
 export type Resolvers<ContextType = OrderContext> = {
   DateTime?: GraphQLScalarType;
   Money?: MoneyResolvers<ContextType>;
+  Mutation?: MutationResolvers<ContextType>;
   Order?: OrderResolvers<ContextType>;
   OrderConnection?: OrderConnectionResolvers<ContextType>;
   OrderEdge?: OrderEdgeResolvers<ContextType>;
@@ -361,5 +483,6 @@ export type Resolvers<ContextType = OrderContext> = {
   PageInfo?: PageInfoResolvers<ContextType>;
   Product?: ProductResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  ShippingAddress?: ShippingAddressResolvers<ContextType>;
 };
 

@@ -5,6 +5,7 @@ import type { ShipmentContext } from '../context.ts';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
 export type Omit<T, K extends keyof T> = Pick<T, Exclude<keyof T, K>>;
+export type RequireFields<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: NonNullable<T[P]> };
 /** All built-in and custom scalars, mapped to their actual values */
 export type Scalars = {
   ID: { input: string; output: string; }
@@ -15,6 +16,39 @@ export type Scalars = {
   /** An instant in time, as an ISO-8601 string in UTC, e.g. 2026-11-22T10:15:00.000Z. */
   DateTime: { input: string; output: string; }
   _FieldSet: { input: unknown; output: unknown; }
+};
+
+/** Shipment administration; requires the admin role (FORBIDDEN otherwise). */
+export type Mutation = {
+  __typename?: 'Mutation';
+  /**
+   * Hands the order's shipment to a carrier: PENDING to DISPATCHED, recording the carrier, the
+   * tracking number and the dispatch time, and publishes ShipmentDispatched (the order becomes SHIPPED).
+   * BAD_USER_INPUT (with `field`) when orderId is not a UUID or carrier or trackingNumber is not
+   * 1 to 100 characters after trimming; NOT_FOUND when the order has no shipment;
+   * INVALID_TRANSITION (with the current `status`) when the shipment is not PENDING.
+   */
+  dispatchShipment: Shipment;
+  /**
+   * Records delivery: DISPATCHED to DELIVERED with the delivery time, and publishes ShipmentDelivered
+   * (the order becomes DELIVERED). BAD_USER_INPUT when orderId is not a UUID; NOT_FOUND when the
+   * order has no shipment; INVALID_TRANSITION (with the current `status`) when it is not DISPATCHED.
+   */
+  markShipmentDelivered: Shipment;
+};
+
+
+/** Shipment administration; requires the admin role (FORBIDDEN otherwise). */
+export type MutationDispatchShipmentArgs = {
+  carrier: Scalars['String']['input'];
+  orderId: Scalars['ID']['input'];
+  trackingNumber: Scalars['String']['input'];
+};
+
+
+/** Shipment administration; requires the admin role (FORBIDDEN otherwise). */
+export type MutationMarkShipmentDeliveredArgs = {
+  orderId: Scalars['ID']['input'];
 };
 
 /** An order, extended here with its shipment. */
@@ -159,10 +193,11 @@ export type FederationReferenceTypes = {
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = {
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
-  Order: ResolverTypeWrapper<Omit<Order, 'shipment'> & { shipment?: Maybe<ResolversTypes['Shipment']> }>;
-  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
-  Shipment: ResolverTypeWrapper<ShipmentRecord>;
+  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  Order: ResolverTypeWrapper<Omit<Order, 'shipment'> & { shipment?: Maybe<ResolversTypes['Shipment']> }>;
+  Shipment: ResolverTypeWrapper<ShipmentRecord>;
   ShipmentStatus: ShipmentStatus;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
 };
@@ -170,16 +205,22 @@ export type ResolversTypes = {
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = {
   DateTime: Scalars['DateTime']['output'];
-  Order: Omit<Order, 'shipment'> & { shipment?: Maybe<ResolversParentTypes['Shipment']> } | FederationReferenceTypes['Order'];
-  ID: Scalars['ID']['output'];
-  Shipment: ShipmentRecord;
+  Mutation: Record<PropertyKey, never>;
   String: Scalars['String']['output'];
+  ID: Scalars['ID']['output'];
+  Order: Omit<Order, 'shipment'> & { shipment?: Maybe<ResolversParentTypes['Shipment']> } | FederationReferenceTypes['Order'];
+  Shipment: ShipmentRecord;
   Boolean: Scalars['Boolean']['output'];
 };
 
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
   name: 'DateTime';
 }
+
+export type MutationResolvers<ContextType = ShipmentContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
+  dispatchShipment?: Resolver<ResolversTypes['Shipment'], ParentType, ContextType, RequireFields<MutationDispatchShipmentArgs, 'carrier' | 'orderId' | 'trackingNumber'>>;
+  markShipmentDelivered?: Resolver<ResolversTypes['Shipment'], ParentType, ContextType, RequireFields<MutationMarkShipmentDeliveredArgs, 'orderId'>>;
+};
 
 export type OrderResolvers<ContextType = ShipmentContext, ParentType extends ResolversParentTypes['Order'] = ResolversParentTypes['Order'], FederationReferenceType extends FederationReferenceTypes['Order'] = FederationReferenceTypes['Order']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Order']> | FederationReferenceType, FederationReferenceType, ContextType>;
@@ -202,6 +243,7 @@ export type ShipmentResolvers<ContextType = ShipmentContext, ParentType extends 
 
 export type Resolvers<ContextType = ShipmentContext> = {
   DateTime?: GraphQLScalarType;
+  Mutation?: MutationResolvers<ContextType>;
   Order?: OrderResolvers<ContextType>;
   Shipment?: ShipmentResolvers<ContextType>;
 };

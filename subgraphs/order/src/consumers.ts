@@ -1,0 +1,104 @@
+/**
+ * What the order service consumes (ADR 0008): the product events that feed its price replica, and
+ * the participants' events that move the saga. Each handler runs inside the inbox transaction of
+ * its event (platform/src/inbox.ts): its writes, and the order events it enqueues, commit together
+ * with the inbox row or not at all, so a redelivered event changes nothing.
+ */
+import {
+  type AnyEventEnvelope, type ConsumerSpec, type EventEnvelope, type EventHandler, type EventSchemaRegistry,
+  eventsTopic,
+} from '@swiftcart/platform';
+import { PARTICIPANT_EVENT_TYPES, react, type Money, type ParticipantEvent } from './saga.ts';
+import type { CatalogueStatus } from './entities.ts';
+import { applyDecision, loadSaga } from './store.ts';
+
+/** The consumer (and inbox) names. */
+export const CATALOGUE_CONSUMER = 'order.catalogue';
+export const SAGA_CONSUMER = 'order.saga';
+
+/** The topics the saga listens on: every participant's events. */
+export const PARTICIPANT_TOPICS: readonly string[] = ['inventory', 'payment', 'shipment'].map(eventsTopic);
+
+type ProductChanged = EventEnvelope<'ProductCreated' | 'ProductUpdated', {
+  readonly sku: string;
+  readonly name: string;
+  readonly price: Money;
+  readonly status: CatalogueStatus;
+  readonly version: number;
+}>;
+type ProductDiscontinued = EventEnvelope<'ProductDiscontinued', { readonly sku: string; readonly version: number }>;
+
+/**
+ * ProductCreated / ProductUpdated: upserts the sku's price, currency and status, but only when the
+ * event's product version is newer than the stored one, so a stale or replayed event never
+ * overwrites a newer price. One statement, so two events of one sku cannot interleave.
+ */
+const onProductChanged: EventHandler<ProductChanged> = async (em, event, ctx) => {
+  const { sku, price, status, version } = event.data;
+  const applied = await em.execute<{ sku: string }[]>(`
+    insert into catalogue_price (sku, price_amount, currency, status, version, updated_at)
+    values (?, ?, ?, ?, ?, now())
+    on conflict (sku) do update
+      set price_amount = excluded.price_amount, currency = excluded.currency, status = excluded.status,
+          version = excluded.version, updated_at = now()
+      where catalogue_price.version < excluded.version
+    returning sku`, [sku, price.amount, price.currency, status, version]);
+  if (applied.length === 0) ctx.log.debug({ sku, version, eventId: event.id }, 'stale product event ignored');
+};
+
+/**
+ * ProductDiscontinued: marks the sku DISCONTINUED at the event's version, when newer. A sku the
+ * replica has never seen gets a tombstone (no price: 0 in XXX, ISO 4217's "no currency") that
+ * keeps its version, so an older ProductCreated arriving later cannot make it orderable again.
+ */
+const onProductDiscontinued: EventHandler<ProductDiscontinued> = async (em, event, ctx) => {
+  const { sku, version } = event.data;
+  const applied = await em.execute<{ sku: string }[]>(`
+    insert into catalogue_price (sku, price_amount, currency, status, version, updated_at)
+    values (?, 0, 'XXX', 'DISCONTINUED', ?, now())
+    on conflict (sku) do update
+      set status = 'DISCONTINUED', version = excluded.version, updated_at = now()
+      where catalogue_price.version < excluded.version
+    returning sku`, [sku, version]);
+  if (applied.length === 0) ctx.log.debug({ sku, version, eventId: event.id }, 'stale product event ignored');
+};
+
+/**
+ * A participant's event: under the order's row lock, `react`, then the new status, the timeline
+ * entry (caused by this event) and the order events it emits (caused by it, correlated by the
+ * order id). An event for an order this service does not know is logged and ignored.
+ */
+function onParticipantEvent(registry: EventSchemaRegistry): EventHandler<AnyEventEnvelope> {
+  return async (em, envelope, ctx) => {
+    // The inbox validated the envelope against its contract: its data is the participant event's.
+    const event = envelope as unknown as ParticipantEvent;
+    const orderId = event.data.orderId.toLowerCase();
+    const saga = await loadSaga(em, orderId);
+    if (saga.order === null) {
+      ctx.log.warn({ eventId: event.id, type: event.type, orderId }, 'participant event for an unknown order ignored');
+      return;
+    }
+    const result = react(saga.state, event);
+    await applyDecision(em, saga.order, result, { causationId: event.id, now: new Date(), registry });
+    if (result.transition === null) {
+      ctx.log.info({ eventId: event.id, type: event.type, orderId, status: saga.order.status }, 'participant event changes nothing');
+    }
+  };
+}
+
+/** The order service's consumers: the price replica and the saga. */
+export function orderConsumers(deps: { readonly registry: EventSchemaRegistry }): readonly ConsumerSpec[] {
+  const participant = onParticipantEvent(deps.registry);
+  return [
+    {
+      consumer: CATALOGUE_CONSUMER,
+      topics: [eventsTopic('product')],
+      handlers: { ProductCreated: onProductChanged, ProductUpdated: onProductChanged, ProductDiscontinued: onProductDiscontinued },
+    },
+    {
+      consumer: SAGA_CONSUMER,
+      topics: PARTICIPANT_TOPICS,
+      handlers: Object.fromEntries(PARTICIPANT_EVENT_TYPES.map((type) => [type, participant])),
+    },
+  ];
+}

@@ -1,0 +1,128 @@
+/**
+ * The saga's persistence: the one place where order rows become an {@link OrderSagaState} and a
+ * saga decision becomes rows (status, timeline entry) and outbox events. Every caller (the
+ * mutations, the participant-event consumer, the deadline sweeper) runs inside a transaction and
+ * goes through {@link loadSaga} (a row lock) and {@link applyDecision}, so one order's steps are
+ * serialised and each step commits together with the events it announces.
+ */
+import { LockMode } from '@mikro-orm/core';
+import { type EntityManager, type EventSchemaRegistry, enqueueEvents, uuidv7 } from '@swiftcart/platform';
+import {
+  Order, OrderItem, OrderTransition,
+  type OrderEntity, type OrderItemEntity, type OrderStatus, type ShippingAddressRecord,
+} from './entities.ts';
+import {
+  initialOrderSagaState, toEnvelope,
+  type OrderSagaState, type PlacedOrderSagaState, type SagaDecision,
+} from './saga.ts';
+
+/** Statuses that can only be reached after payment authorised the amount. */
+const PAID_STATUSES: readonly OrderStatus[] = ['CONFIRMED', 'SHIPPED', 'DELIVERED'];
+
+/**
+ * The saga state of a stored order (the initial state when there is none). `items` must be the
+ * order's lines. `paymentAuthorized` and `paymentId` are not stored: `decide` never reads them
+ * (payment refunds what it authorised by itself on OrderCancelled), so they are derived from the
+ * status only, which is exact for every status except CANCELLED after payment.
+ */
+export function sagaState(order: OrderEntity | null, items: readonly OrderItemEntity[]): OrderSagaState {
+  if (order === null) return initialOrderSagaState;
+  return {
+    status: order.status,
+    orderId: order.id,
+    customerId: order.customerId,
+    items: items.map((item) => ({ sku: item.sku, quantity: item.quantity, unitPrice: { amount: item.unitPriceAmount, currency: order.currency } })),
+    total: { amount: order.totalAmount, currency: order.currency },
+    paymentMethod: order.paymentMethod,
+    deadlineAt: order.deadlineAt.toISOString(),
+    paymentAuthorized: PAID_STATUSES.includes(order.status),
+  };
+}
+
+/** An order's rows, locked, with its saga state. */
+export interface LoadedSaga {
+  /** Null when there is no such order (or, with `skipLocked`, when another transaction holds it). */
+  readonly order: OrderEntity | null;
+  readonly items: readonly OrderItemEntity[];
+  readonly state: OrderSagaState;
+}
+
+/**
+ * Loads an order `for update` (its lines are immutable and need no lock) inside the caller's
+ * transaction. With `skipLocked` an order another transaction holds comes back as absent instead of
+ * being waited for (`for update skip locked`, for the sweeper).
+ */
+export async function loadSaga(em: EntityManager, orderId: string, options: { readonly skipLocked?: boolean } = {}): Promise<LoadedSaga> {
+  const lockMode = options.skipLocked ? LockMode.PESSIMISTIC_PARTIAL_WRITE : LockMode.PESSIMISTIC_WRITE;
+  const order = await em.findOne(Order, { id: orderId }, { lockMode });
+  const items = order === null ? [] : await em.find(OrderItem, { order: order.id }, { orderBy: { sku: 'asc' } });
+  return { order, items, state: sagaState(order, items) };
+}
+
+/** What a placement stores beyond the saga state. */
+export interface PlacementDetails {
+  readonly idempotencyKey: string;
+  readonly requestHash: string;
+  readonly shippingAddress: ShippingAddressRecord;
+}
+
+/** Creates (does not flush) the rows of a just-placed order from the state `react(PlaceOrder)` returned. */
+export function createPlacedOrder(em: EntityManager, state: PlacedOrderSagaState, details: PlacementDetails, now: Date): OrderEntity {
+  const order = em.create(Order, {
+    id: state.orderId,
+    customerId: state.customerId,
+    status: state.status,
+    currency: state.total.currency,
+    totalAmount: state.total.amount,
+    idempotencyKey: details.idempotencyKey,
+    requestHash: details.requestHash,
+    deadlineAt: new Date(state.deadlineAt),
+    shippingAddress: details.shippingAddress,
+    paymentMethod: state.paymentMethod,
+    createdAt: now,
+    updatedAt: now,
+  });
+  for (const item of state.items) {
+    em.create(OrderItem, { order: state.orderId, sku: item.sku, quantity: item.quantity, unitPriceAmount: item.unitPrice.amount });
+  }
+  return order;
+}
+
+/** Who or what caused a decision, and when it is recorded. */
+export interface DecisionMeta {
+  /** The id of the participant event that caused it; null for a command (a mutation, the deadline). */
+  readonly causationId: string | null;
+  readonly now: Date;
+  readonly registry: EventSchemaRegistry;
+}
+
+/**
+ * Persists what `react` decided for `order` in the caller's transaction: the new status, the
+ * timeline entry (with the causing event and the reason) and the emitted events in the outbox,
+ * in order. A decision without transition or events writes nothing.
+ */
+export async function applyDecision(
+  em: EntityManager,
+  order: OrderEntity,
+  result: SagaDecision & { readonly state: OrderSagaState },
+  meta: DecisionMeta,
+): Promise<void> {
+  const { transition, emit, state } = result;
+  if (transition === null && emit.length === 0) return;
+  if (state.status !== null && state.status !== order.status) order.status = state.status;
+  if (transition !== null) {
+    em.create(OrderTransition, {
+      order: order.id,
+      status: transition.status,
+      at: meta.now,
+      eventType: transition.causedBy?.eventType ?? null,
+      eventId: transition.causedBy?.eventId ?? null,
+      reason: transition.reason ?? null,
+    });
+  }
+  await em.flush();
+  const occurredAt = meta.now.toISOString();
+  await enqueueEvents(em, emit.map((event) => toEnvelope(event, { id: uuidv7(), occurredAt, causationId: meta.causationId })), {
+    registry: meta.registry,
+  });
+}

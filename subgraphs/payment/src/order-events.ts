@@ -1,0 +1,197 @@
+/**
+ * Payment's part in the order saga (ADR 0008): it consumes `order.events.v1` only and answers on
+ * `payment.events.v1`, keyed by the order id.
+ *
+ * - PaymentRequested → authorise with the provider → PaymentAuthorized, PaymentDeclined or PaymentFailed;
+ * - OrderCancelled   → refund an AUTHORIZED payment → PaymentRefunded (nothing to do otherwise).
+ * Every other order event is recorded by the inbox and otherwise ignored.
+ *
+ * Both provider calls run inside the handler, so inside the inbox transaction, and both are keyed
+ * so that doing them again returns the first answer instead of charging or refunding twice:
+ * - the payment id is the authorisation's idempotency key. The PENDING payment row is committed
+ *   on its own BEFORE the provider is asked, so a redelivery after a crash (or a retry of the
+ *   inbox transaction) finds that row and asks again with the same id;
+ * - the refund id is derived from the payment id (one full refund per payment), so a retried
+ *   refund carries the same key.
+ *
+ * Ordering: the orchestrator writes PaymentRequested before any OrderCancelled of the same order,
+ * and both travel on one partition, so a cancellation that races the authorisation (the saga
+ * deadline) is handled after it and refunds what was authorised.
+ */
+import { createHash } from 'node:crypto';
+import { LockMode } from '@mikro-orm/core';
+import {
+  createEvent, enqueueEvents, uuidv7,
+  type AnyEventEnvelope, type ConsumerSpec, type EventEnvelope, type EventHandler, type ServiceRuntime,
+} from '@swiftcart/platform';
+import { createResilientProvider, loadPaymentSettings, type ResilientProvider } from './authorization.ts';
+import { Payment, Refund, type PaymentEntity } from './entities.ts';
+
+/** The consumer group and inbox name of payment's order-event consumer. */
+export const ORDER_EVENTS_CONSUMER = 'payment.order-events';
+/** The one topic payment consumes. */
+export const ORDER_EVENTS_TOPIC = 'order.events.v1';
+/** The longest reason an event may carry (the contracts' maxLength). */
+const MAX_REASON_LENGTH = 500;
+
+interface Money { readonly amount: number; readonly currency: string }
+
+/** The data of the order events payment acts on (schema/events/*.v1.json). */
+export interface PaymentRequestedData {
+  readonly orderId: string;
+  readonly customerId: string;
+  readonly amount: Money;
+  readonly paymentMethod: string;
+}
+export interface OrderCancelledData {
+  readonly orderId: string;
+  readonly customerId: string;
+  readonly reason: string;
+  readonly previousStatus: string;
+}
+
+/** The events payment publishes, by type (schema/events/Payment*.v1.json). */
+export interface PaymentEventData {
+  readonly PaymentAuthorized: { readonly orderId: string; readonly paymentId: string; readonly amount: Money; readonly providerRef: string };
+  readonly PaymentDeclined: { readonly orderId: string; readonly paymentId: string; readonly amount: Money; readonly reason: string };
+  readonly PaymentFailed: { readonly orderId: string; readonly paymentId: string; readonly reason: string };
+  readonly PaymentRefunded: { readonly orderId: string; readonly paymentId: string; readonly refundId: string; readonly amount: Money };
+}
+
+/** A payment saga event answering `cause`, about the order `orderId`. */
+export function paymentEvent<T extends keyof PaymentEventData>(
+  type: T, cause: Pick<AnyEventEnvelope, 'id'>, data: PaymentEventData[T],
+): EventEnvelope<T, PaymentEventData[T]> {
+  return createEvent({
+    type,
+    source: 'payment',
+    aggregateType: 'Order',
+    aggregateId: data.orderId,
+    correlationId: data.orderId,
+    causationId: cause.id,
+    data,
+  });
+}
+
+/** Thrown when a refund the provider owes us did not happen: the inbox retries, then dead-letters it for replay. */
+export class RefundFailedError extends Error {
+  override name = 'RefundFailedError';
+}
+
+const providers = new WeakMap<ServiceRuntime, ResilientProvider>();
+
+/**
+ * The provider of one running service, configured once from `PAYMENT_*` in the environment: one
+ * circuit breaker for every call the service makes. An invalid setting fails the start-up.
+ */
+export function providerOf(runtime: ServiceRuntime): ResilientProvider {
+  let provider = providers.get(runtime);
+  if (!provider) {
+    provider = createResilientProvider(loadPaymentSettings(process.env), undefined, (notice) => {
+      runtime.log.warn({ operation: notice.operation, attempt: notice.attempt, delayMs: notice.delayMs, err: notice.error }, 'payment provider call failed; retrying');
+    });
+    providers.set(runtime, provider);
+  }
+  return provider;
+}
+
+/**
+ * The refund id of a payment's (one, full) refund: a UUID derived from the payment id (version 8,
+ * RFC 9562 §5.8), so every retry of the refund carries the same idempotency key.
+ */
+export function refundIdOf(paymentId: string): string {
+  const bytes = createHash('sha256').update(`swiftcart.refund:${paymentId.toLowerCase()}`).digest().subarray(0, 16);
+  bytes[6] = (bytes[6] & 0x0f) | 0x80;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function reasonText(reason: string): string {
+  return reason.length > MAX_REASON_LENGTH ? `${reason.slice(0, MAX_REASON_LENGTH - 1)}…` : reason;
+}
+
+/**
+ * The order's payment, created PENDING and COMMITTED at once (in its own transaction) unless the
+ * order already has one: whatever happens next, a later attempt reuses its id with the provider.
+ */
+async function openPayment(runtime: ServiceRuntime, data: PaymentRequestedData): Promise<PaymentEntity> {
+  const em = runtime.db.fork();
+  await em.execute(`
+    insert into payment (id, order_id, customer_id, status, amount, currency, method)
+    values (?, ?, ?, 'PENDING', ?, ?, ?)
+    on conflict (order_id) do nothing`,
+  [uuidv7(), data.orderId, data.customerId, data.amount.amount, data.amount.currency, data.paymentMethod], 'run');
+  return em.findOneOrFail(Payment, { orderId: data.orderId });
+}
+
+/** The order-event handlers of one running service. */
+export function orderEventHandlers(runtime: ServiceRuntime) {
+  const provider = providerOf(runtime);
+
+  const paymentRequested: EventHandler<EventEnvelope<'PaymentRequested', PaymentRequestedData>> = async (em, event, context) => {
+    const { orderId } = event.data;
+    const opened = await openPayment(runtime, event.data);
+    if (opened.status !== 'PENDING') {
+      // Decided by an earlier PaymentRequested of this order: that decision was published then.
+      context.log.warn({ orderId, eventId: event.id, status: opened.status }, 'PaymentRequested for an order whose payment is already decided; ignored');
+      return;
+    }
+    if (opened.amount !== event.data.amount.amount || opened.currency !== event.data.amount.currency || opened.method !== event.data.paymentMethod) {
+      context.log.warn({ orderId, eventId: event.id, paymentId: opened.id }, 'PaymentRequested differs from the pending payment; the pending payment is authorised as recorded');
+    }
+
+    const outcome = await provider.authorize({ paymentId: opened.id, amount: opened.amount, method: opened.method });
+
+    const payment = await em.findOneOrFail(Payment, { id: opened.id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    if (payment.status !== 'PENDING') return;
+    payment.attempts += outcome.attempts;
+    const amount = { amount: payment.amount, currency: payment.currency };
+    let answer: AnyEventEnvelope;
+    if (outcome.outcome === 'AUTHORIZED') {
+      payment.status = 'AUTHORIZED';
+      payment.providerRef = outcome.providerRef;
+      answer = paymentEvent('PaymentAuthorized', event, { orderId, paymentId: payment.id, amount, providerRef: outcome.providerRef });
+    } else if (outcome.outcome === 'DECLINED') {
+      payment.status = 'DECLINED';
+      payment.failureReason = outcome.reason;
+      answer = paymentEvent('PaymentDeclined', event, { orderId, paymentId: payment.id, amount, reason: reasonText(outcome.reason) });
+    } else {
+      payment.status = 'FAILED';
+      payment.failureReason = outcome.reason;
+      answer = paymentEvent('PaymentFailed', event, { orderId, paymentId: payment.id, reason: reasonText(outcome.reason) });
+    }
+    await em.flush();
+    await enqueueEvents(em, [answer]);
+  };
+
+  const orderCancelled: EventHandler<EventEnvelope<'OrderCancelled', OrderCancelledData>> = async (em, event, context) => {
+    const { orderId } = event.data;
+    const payment = await em.findOne(Payment, { orderId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    // No payment, or one that took no money (PENDING, DECLINED, FAILED) or gave it back already.
+    if (!payment || payment.status !== 'AUTHORIZED') return;
+    if (payment.amount === 0) {
+      context.log.info({ orderId, paymentId: payment.id }, 'cancelled order authorised nothing; nothing to refund');
+      return;
+    }
+    if (!payment.providerRef) throw new Error(`payment ${payment.id} is AUTHORIZED without a provider reference`);
+    const refundId = refundIdOf(payment.id);
+    const outcome = await provider.refund({ providerRef: payment.providerRef, amount: payment.amount, refundId });
+    if (outcome.outcome === 'FAILED') {
+      throw new RefundFailedError(`refund of payment ${payment.id} (order ${orderId}) failed: ${outcome.reason}`);
+    }
+    em.create(Refund, { id: refundId, payment: payment.id, amount: payment.amount });
+    payment.status = 'REFUNDED';
+    await em.flush();
+    await enqueueEvents(em, [paymentEvent('PaymentRefunded', event, {
+      orderId, paymentId: payment.id, refundId, amount: { amount: payment.amount, currency: payment.currency },
+    })]);
+  };
+
+  return { PaymentRequested: paymentRequested, OrderCancelled: orderCancelled };
+}
+
+/** Payment's one consumer: `order.events.v1`. */
+export function orderEventsConsumer(runtime: ServiceRuntime): ConsumerSpec {
+  return { consumer: ORDER_EVENTS_CONSUMER, topics: [ORDER_EVENTS_TOPIC], handlers: orderEventHandlers(runtime) };
+}

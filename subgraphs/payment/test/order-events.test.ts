@@ -1,0 +1,212 @@
+/**
+ * Payment as a saga participant, against real PostgreSQL and Kafka and the mock provider behind
+ * its timeout, retries and circuit breaker: PaymentRequested and OrderCancelled go in on
+ * `order.events.v1`, payment events come out on `payment.events.v1`, payments and refunds change
+ * in PostgreSQL.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { RunningService } from '@swiftcart/platform';
+import { startStack, type TestStack } from '../../../test/support/stack.ts';
+import { Payment, Refund } from '../src/entities.ts';
+import { refundIdOf } from '../src/order-events.ts';
+import {
+  EventTap, consumerMetrics, handled, outboxTypes, publishEnvelope, publishOrderEvent, waitFor,
+} from './saga-support.ts';
+
+/**
+ * The provider settings of this file. The payment service reads `PAYMENT_*` from `process.env`
+ * when it starts (the stack's `env` only reaches the platform configuration), and every test file
+ * runs in its own process, so they are set for the start-up and restored after it.
+ */
+const PAYMENT_ENV = {
+  PAYMENT_TIMEOUT_MS: '100',
+  PAYMENT_RETRY_ATTEMPTS: '2',
+  PAYMENT_RETRY_BASE_MS: '10',
+  PAYMENT_RETRY_MAX_MS: '50',
+  PAYMENT_PROVIDER_LATENCY_MS: '5',
+};
+
+async function withEnv<T>(env: Record<string, string>, work: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(env).map((key) => [key, process.env[key]]));
+  Object.assign(process.env, env);
+  try {
+    return await work();
+  } finally {
+    for (const [key, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  }
+}
+
+const EUR = (amount: number) => ({ amount, currency: 'EUR' });
+
+describe('payment consumes order events', () => {
+  let stack: TestStack;
+  let payment: RunningService;
+  let tap: EventTap;
+
+  const requestPayment = (orderId: string, paymentMethod: string, amount = 4_999) =>
+    publishOrderEvent(payment, 'PaymentRequested', { orderId, customerId: 'alice', amount: EUR(amount), paymentMethod });
+  const cancelOrder = (orderId: string, previousStatus = 'AWAITING_PAYMENT') =>
+    publishOrderEvent(payment, 'OrderCancelled', { orderId, customerId: 'alice', reason: 'saga deadline passed', previousStatus });
+  const paymentOf = (orderId: string) => payment.runtime.db.fork().findOne(Payment, { orderId });
+  const refundsOf = (paymentId: string) => payment.runtime.db.fork().find(Refund, { payment: paymentId });
+
+  before(async () => {
+    stack = await withEnv(PAYMENT_ENV, () => startStack({ services: ['payment'], env: PAYMENT_ENV }));
+    payment = stack.services.payment!;
+    tap = await EventTap.start(payment);
+  });
+  after(async () => {
+    await tap?.stop();
+    await stack?.close();
+  });
+
+  test('tok_visa: the payment is AUTHORIZED and PaymentAuthorized is published', async () => {
+    const orderId = randomUUID();
+    const cause = await requestPayment(orderId, 'tok_visa');
+    const authorized = await tap.next(orderId, 'PaymentAuthorized');
+    const row = await paymentOf(orderId);
+    assert.ok(row);
+    assert.equal(row.status, 'AUTHORIZED');
+    assert.equal(row.attempts, 1);
+    assert.match(row.providerRef ?? '', /^auth_/);
+    assert.equal(row.customerId, 'alice');
+    assert.equal(row.method, 'tok_visa');
+    assert.deepEqual(authorized.data, { orderId, paymentId: row.id, amount: EUR(4_999), providerRef: row.providerRef });
+    assert.equal(authorized.source, 'payment');
+    assert.equal(authorized.aggregateType, 'Order');
+    assert.equal(authorized.aggregateId, orderId);
+    assert.equal(authorized.correlationId, orderId);
+    assert.equal(authorized.causationId, cause.id);
+  });
+
+  test('tok_decline: the payment is DECLINED and PaymentDeclined carries the reason', async () => {
+    const orderId = randomUUID();
+    await requestPayment(orderId, 'tok_decline', 1_200);
+    const declined = await tap.next(orderId, 'PaymentDeclined');
+    const row = await paymentOf(orderId);
+    assert.equal(row?.status, 'DECLINED');
+    assert.equal(row?.failureReason, 'card declined');
+    assert.equal(row?.providerRef, null);
+    assert.deepEqual(declined.data, { orderId, paymentId: row!.id, amount: EUR(1_200), reason: 'card declined' });
+  });
+
+  test('tok_timeout: every attempt times out, the payment FAILED with its attempts, PaymentFailed within seconds', async () => {
+    const orderId = randomUUID();
+    const started = Date.now();
+    await requestPayment(orderId, 'tok_timeout');
+    const failed = await tap.next(orderId, 'PaymentFailed', 5_000);
+    assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+    const row = await paymentOf(orderId);
+    assert.equal(row?.status, 'FAILED');
+    assert.equal(row?.attempts, 2);
+    assert.equal(row?.failureReason, 'provider timed out after 2 attempts');
+    assert.deepEqual(failed.data, { orderId, paymentId: row!.id, reason: 'provider timed out after 2 attempts' });
+  });
+
+  test('OrderCancelled after the authorisation refunds it: refund row, REFUNDED, PaymentRefunded', async () => {
+    const orderId = randomUUID();
+    await requestPayment(orderId, 'tok_visa', 2_500);
+    const authorized = await tap.next(orderId, 'PaymentAuthorized');
+    const cause = await cancelOrder(orderId, 'CONFIRMED');
+    const refunded = await tap.next(orderId, 'PaymentRefunded');
+    const row = await paymentOf(orderId);
+    assert.equal(row?.status, 'REFUNDED');
+    const refunds = await refundsOf(row!.id);
+    assert.equal(refunds.length, 1);
+    assert.equal(refunds[0].id, refundIdOf(row!.id));
+    assert.equal(refunds[0].amount, 2_500);
+    assert.deepEqual(refunded.data, { orderId, paymentId: row!.id, refundId: refunds[0].id, amount: EUR(2_500) });
+    assert.equal(refunded.causationId, cause.id);
+    assert.equal((authorized.data as { paymentId: string }).paymentId, row!.id);
+
+    // A second cancellation (another event id) finds nothing left to refund.
+    const again = await cancelOrder(orderId, 'CANCELLED');
+    await handled(payment, again.id);
+    assert.equal((await refundsOf(row!.id)).length, 1);
+    assert.deepEqual(await outboxTypes(payment, orderId), ['PaymentAuthorized', 'PaymentRefunded']);
+  });
+
+  test('the deadline race: a cancellation right behind the request still refunds what was authorised', async () => {
+    const orderId = randomUUID();
+    await requestPayment(orderId, 'tok_visa', 700);
+    await cancelOrder(orderId, 'AWAITING_PAYMENT');
+    await tap.next(orderId, 'PaymentRefunded');
+    assert.deepEqual(tap.of(orderId).map((e) => e.type), ['PaymentAuthorized', 'PaymentRefunded']);
+    assert.equal((await paymentOf(orderId))?.status, 'REFUNDED');
+  });
+
+  test('OrderCancelled without an authorised payment refunds nothing', async () => {
+    const declinedOrder = randomUUID();
+    await requestPayment(declinedOrder, 'tok_decline');
+    await tap.next(declinedOrder, 'PaymentDeclined');
+    const noPaymentOrder = randomUUID();
+    const events = [await cancelOrder(declinedOrder), await cancelOrder(noPaymentOrder)];
+    for (const event of events) await handled(payment, event.id);
+    assert.equal((await paymentOf(declinedOrder))?.status, 'DECLINED');
+    assert.equal(await paymentOf(noPaymentOrder), null);
+    assert.deepEqual(await outboxTypes(payment, declinedOrder), ['PaymentDeclined']);
+    assert.deepEqual(await outboxTypes(payment, noPaymentOrder), []);
+  });
+
+  test('a PENDING payment (the provider was never answered) is cancelled without a refund', async () => {
+    const orderId = randomUUID();
+    const em = payment.runtime.db.fork();
+    em.create(Payment, { id: randomUUID(), orderId, customerId: 'alice', status: 'PENDING', amount: 100, currency: 'EUR', method: 'tok_visa', attempts: 0 });
+    await em.flush();
+    const cancelled = await cancelOrder(orderId);
+    await handled(payment, cancelled.id);
+    assert.equal((await paymentOf(orderId))?.status, 'PENDING');
+    assert.deepEqual(await outboxTypes(payment, orderId), []);
+  });
+
+  test('a duplicate PaymentRequested creates one payment and publishes one event', async () => {
+    const orderId = randomUUID();
+    const duplicatesBefore = consumerMetrics(payment).duplicates;
+    const first = await requestPayment(orderId, 'tok_visa');
+    await publishEnvelope(payment, first);
+    await waitFor('the redelivery to be recognised', () => consumerMetrics(payment).duplicates > duplicatesBefore);
+    await tap.next(orderId, 'PaymentAuthorized');
+
+    // Another PaymentRequested (a new event id) for the same order: the decided payment stands.
+    const second = await requestPayment(orderId, 'tok_visa');
+    await handled(payment, second.id);
+    const rows = await payment.runtime.db.fork().find(Payment, { orderId });
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].attempts, 1);
+    assert.deepEqual(await outboxTypes(payment, orderId), ['PaymentAuthorized']);
+    assert.equal(tap.of(orderId).length, 1);
+  });
+
+  test('a PENDING payment left by a crash is authorised under its own id when the request comes again', async () => {
+    const orderId = randomUUID();
+    const paymentId = randomUUID();
+    const em = payment.runtime.db.fork();
+    em.create(Payment, { id: paymentId, orderId, customerId: 'alice', status: 'PENDING', amount: 4_999, currency: 'EUR', method: 'tok_visa', attempts: 0 });
+    await em.flush();
+    await requestPayment(orderId, 'tok_visa');
+    const authorized = await tap.next(orderId, 'PaymentAuthorized');
+    assert.equal((authorized.data as { paymentId: string }).paymentId, paymentId);
+    assert.equal((await paymentOf(orderId))?.status, 'AUTHORIZED');
+    assert.equal(consumerMetrics(payment).deadLettered, 0);
+  });
+
+  test('a refund the provider refuses is not dropped: retried, then dead-lettered, the payment stays AUTHORIZED', async () => {
+    const orderId = randomUUID();
+    const em = payment.runtime.db.fork();
+    const paymentId = randomUUID();
+    // An authorisation this provider never gave (e.g. made before a restart of the in-memory mock).
+    em.create(Payment, { id: paymentId, orderId, customerId: 'alice', status: 'AUTHORIZED', amount: 300, currency: 'EUR', method: 'tok_visa', attempts: 1, providerRef: 'auth_unknown' });
+    await em.flush();
+    const before = consumerMetrics(payment).deadLettered;
+    await cancelOrder(orderId, 'CONFIRMED');
+    await waitFor('the cancellation to be dead-lettered', () => consumerMetrics(payment).deadLettered > before);
+    assert.equal((await paymentOf(orderId))?.status, 'AUTHORIZED');
+    assert.deepEqual(await refundsOf(paymentId), []);
+    assert.deepEqual(await outboxTypes(payment, orderId), []);
+  });
+});

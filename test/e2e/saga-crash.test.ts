@@ -1,0 +1,94 @@
+/**
+ * Crash safety, end to end: the five services run as child processes (`node subgraphs/<name>/src/main.ts`),
+ * the gateway in this process. Thirty orders are placed; while their sagas are in flight the
+ * inventory, order and payment processes are killed hard (SIGKILL: no graceful shutdown, no offset commit,
+ * transactions cut off), then started again. Every order must still reach a settled state, exactly
+ * as many as there is stock for must be confirmed, and every unit must be accounted for.
+ *
+ * A restarted consumer rejoins its group only when the broker has given up on the killed member
+ * (its 30 s session timeout), so this file takes about a minute.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  type ProcessStack, assertConserved, countBy, countRows, placeOrder, pool, seedSaga, sleep, startProcessStack, stockOf, waitForAll,
+  waitForStock,
+} from '../support/saga.ts';
+
+const LIMITED = { sku: 'CRASH-1', onHand: 20, priceAmount: 1000 };
+const PLENTY = { sku: 'CRASH-2', onHand: 100, priceAmount: 250 };
+const ORDERS = 30;
+/** Killed together: the reserving, the orchestrating and the paying process. */
+const KILLED = ['inventory', 'order', 'payment'] as const;
+
+describe('order saga crash safety (services as child processes)', () => {
+  let system: ProcessStack;
+
+  before(async () => {
+    system = await startProcessStack({
+      // Long enough that the deadline never decides an order here: recovery must come from the events.
+      ORDER_DEADLINE_MS: '300000',
+      // A slower provider keeps sagas in flight when the processes die.
+      PAYMENT_PROVIDER_LATENCY_MS: '150',
+    });
+    await seedSaga(system, [LIMITED, PLENTY]);
+  });
+  after(() => system?.close());
+
+  it('SIGKILL inventory, order and payment mid-saga, restart them: every order settles, nothing is lost or done twice', async (t) => {
+    const admin = await system.token('root', ['admin']);
+    const tokens = await Promise.all(Array.from({ length: ORDERS }, (_, i) => system.token(`crash-${i}`, ['customer'])));
+    // Two lines per order: a reservation touches two stock rows in one transaction.
+    const orders = await pool(tokens, ORDERS, (token) => placeOrder(system, token, [{ sku: LIMITED.sku, quantity: 1 }, { sku: PLENTY.sku, quantity: 1 }], 'tok_visa'));
+    const ids = orders.map((o) => o.id);
+    await sleep(100);
+    await Promise.all(KILLED.map((name) => system.kill(name)));
+
+    // What was in flight when they died (read straight from the order database).
+    const atKill = await system.em('order').execute<{ status: string; n: number }[]>(
+      `select status, count(*)::int as n from orders where id in (?) group by status`, [ids]);
+    const inFlight = atKill.filter((r) => r.status === 'PENDING' || r.status === 'AWAITING_PAYMENT').reduce((sum, r) => sum + Number(r.n), 0);
+    assert.ok(inFlight > 0, `some sagas must be in flight at the kill, got ${JSON.stringify(atKill)}`);
+    t.diagnostic(`at the kill: ${JSON.stringify(Object.fromEntries(atKill.map((r) => [r.status, r.n])))}`);
+    const killedAt = Date.now();
+
+    await Promise.all(KILLED.map((name) => system.restart(name)));
+    let statuses: Map<string, string>;
+    try {
+      statuses = await waitForAll(system, admin, ids, ['CONFIRMED', 'REJECTED', 'CANCELLED'], 75_000);
+      await waitForStock(system, LIMITED.sku, { reserved: 0 }, 20_000);
+      await waitForStock(system, PLENTY.sku, { reserved: 0 }, 20_000);
+    } catch (error) {
+      const output = Object.values(system.children).flatMap((c) => c.output.slice(-15));
+      throw new Error(`${(error as Error).message}\nin flight at the kill: ${JSON.stringify(atKill)}\n${output.join('\n')}`);
+    }
+    const counts = countBy([...statuses.values()]);
+    t.diagnostic(`settled ${Date.now() - killedAt} ms after the kill: ${JSON.stringify(counts)}`);
+    assert.equal(counts.CONFIRMED, LIMITED.onHand, `as many confirmed as there were units: ${JSON.stringify(counts)} (at the kill: ${JSON.stringify(atKill)})`);
+    assert.equal(counts.REJECTED, ORDERS - LIMITED.onHand, `the rest rejected: ${JSON.stringify(counts)}`);
+
+    // Stock conserved on both skus: what left the warehouse is exactly what confirmed orders bought.
+    const limited = await stockOf(system, LIMITED.sku);
+    const plenty = await stockOf(system, PLENTY.sku);
+    assertConserved(LIMITED.sku, LIMITED.onHand, limited, counts.CONFIRMED);
+    assertConserved(PLENTY.sku, PLENTY.onHand, plenty, counts.CONFIRMED);
+    assert.deepEqual(limited, { onHand: 0, reserved: 0, available: 0 });
+    assert.deepEqual(plenty, { onHand: PLENTY.onHand - counts.CONFIRMED, reserved: 0, available: PLENTY.onHand - counts.CONFIRMED });
+
+    // Nothing applied twice: inventory holds one committed reservation per confirmed order and line,
+    // none still RESERVED, and no participant event is on any order's timeline twice.
+    assert.equal(await countRows(system, 'inventory', 'reservation', `status = 'COMMITTED'`), 2 * counts.CONFIRMED);
+    assert.equal(await countRows(system, 'inventory', 'reservation', `status = 'RESERVED'`), 0);
+    assert.equal(await countRows(system, 'inventory', 'reservation', `status = 'RELEASED'`), 0);
+    const twice = await system.em('order').execute<{ event_id: string; n: number }[]>(
+      'select event_id, count(*)::int as n from order_transition where event_id is not null group by event_id having count(*) > 1');
+    assert.deepEqual(twice, [], 'a participant event applied twice');
+    const steps = await system.em('order').execute<{ order_id: string; n: number }[]>(
+      `select order_id, count(*)::int as n from order_transition where event_type in ('StockReserved', 'StockReservationFailed', 'PaymentAuthorized') group by order_id, event_type having count(*) > 1`);
+    assert.deepEqual(steps, [], 'a saga step taken twice for one order');
+    // Payment and shipment agree: one authorised payment and one shipment per confirmed order, no more.
+    assert.equal(await countRows(system, 'payment', 'payment', `status = 'AUTHORIZED'`), counts.CONFIRMED);
+    assert.equal(await countRows(system, 'payment', 'payment'), counts.CONFIRMED, 'no payment for a rejected order');
+    assert.equal(await countRows(system, 'shipment', 'shipment'), counts.CONFIRMED);
+  });
+});

@@ -1,0 +1,531 @@
+/**
+ * Shared helpers of the order-saga end-to-end tests (test/e2e/saga-*.test.ts): start and seed a
+ * stack (in-process, or as child processes for crash tests), place orders through the gateway,
+ * poll orders and stock, read and write Kafka topics, count rows, and check stock conservation.
+ *
+ * Everything here talks to the system the way a client or an operator would: GraphQL through the
+ * gateway, Kafka topics, and plain SQL reads of the service databases. Nothing is stubbed.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import {
+  type AnyEventEnvelope, type Config, type EntityManager, type IncomingMessage, type KafkaClient, type OpenRuntime,
+  type Role, type ServiceName, REPO_ROOT, SERVICE_NAMES, openRuntime, signToken,
+} from '@swiftcart/platform';
+import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
+import { seedProducts, type SeedProduct } from '../../subgraphs/product/src/catalogue.ts';
+import { seedStock } from '../../subgraphs/inventory/src/stock.ts';
+import {
+  type GraphQLResult, type TestStack, clearRedisPrefix, isolatedConfig, loadServiceModule, postGraphQL, startStack,
+} from './stack.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Small utilities
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls `probe` until it returns something other than undefined; throws with `describe()` on timeout. */
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  what: string,
+  timeoutMs = 15_000,
+  describe: () => unknown = () => undefined,
+  intervalMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      if ((error as { fatal?: boolean })?.fatal) throw error;
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      const detail = await Promise.resolve(describe()).catch((e) => `(describe failed: ${e})`);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}` +
+        (detail !== undefined ? `; last seen: ${JSON.stringify(detail)}` : '') +
+        (lastError ? `; last error: ${(lastError as Error).message}` : ''));
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/** Runs `work` over `items` with at most `concurrency` in flight; results keep the items' order. */
+export async function pool<T, R>(items: readonly T[], concurrency: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index], index);
+    }
+  });
+  await Promise.all(lanes);
+  return results;
+}
+
+/** Sets environment variables in this process too: services started in-process read some settings from process.env. */
+export function applyEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined) delete process.env[key];
+    else process.env[key] = value;
+  }
+  return env;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the tests talk to: an in-process stack or child processes behind an in-process gateway
+
+/** The part of a running system the saga helpers need, whichever way it runs. */
+export interface SagaSystem {
+  readonly config: Config;
+  graphql<T = any>(query: string, options?: { variables?: Record<string, unknown>; token?: string | null }): Promise<GraphQLResult<T>>;
+  token(sub: string, roles: readonly Role[]): Promise<string>;
+  /** A fresh EntityManager on a service's own database (plain SQL reads). */
+  em(service: ServiceName): EntityManager;
+  /** A Kafka client under the system's topic prefix. */
+  readonly kafka: KafkaClient;
+}
+
+/** Wraps an in-process {@link TestStack}. */
+export function systemOf(stack: TestStack): SagaSystem {
+  return {
+    config: stack.config,
+    graphql: (query, options) => stack.graphql(query, options),
+    token: (sub, roles) => stack.token(sub, roles),
+    em: (service) => {
+      const running = stack.services[service];
+      if (!running) throw new Error(`the stack does not run ${service}`);
+      return running.runtime.db.fork();
+    },
+    get kafka() { return (stack.services.order ?? Object.values(stack.services)[0])!.runtime.kafka; },
+  };
+}
+
+/** Saga-friendly defaults: a fast mock provider. Tests override what they need. */
+export const FAST_SAGA_ENV: NodeJS.ProcessEnv = {
+  PAYMENT_PROVIDER_LATENCY_MS: '5',
+  PAYMENT_TIMEOUT_MS: '1000',
+  PAYMENT_RETRY_ATTEMPTS: '2',
+  PAYMENT_RETRY_BASE_MS: '20',
+  PAYMENT_CIRCUIT_FAILURES: '1000',
+  PAYMENT_CIRCUIT_RESET_MS: '1000',
+  ORDER_SWEEP_INTERVAL_MS: '200',
+};
+
+/** Starts all five services and the gateway in-process, with `env` both in the config and in process.env. */
+export async function startSagaStack(env: NodeJS.ProcessEnv = {}): Promise<TestStack> {
+  const merged = applyEnv({ ...FAST_SAGA_ENV, ...env });
+  return startStack({ services: ['product', 'inventory', 'order', 'payment', 'shipment'], gateway: true, env: merged });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeding
+
+/** One sku to seed: a product (priced) with stock. */
+export interface SeedSku {
+  readonly sku: string;
+  readonly onHand: number;
+  /** Minor units (default 1000). */
+  readonly priceAmount?: number;
+}
+
+/**
+ * Seeds products (which publishes ProductCreated through the product outbox) and their stock, then
+ * waits until the order service's price replica (`catalogue_price`) has every sku.
+ */
+export async function seedSaga(system: SagaSystem, skus: readonly SeedSku[], timeoutMs = 20_000): Promise<void> {
+  const products: SeedProduct[] = skus.map((s) => ({
+    sku: s.sku, name: `Saga ${s.sku}`, description: `saga test product ${s.sku}`, priceAmount: s.priceAmount ?? 1000, currency: 'EUR',
+  }));
+  await seedProducts(system.em('product'), products);
+  await seedStock(system.em('inventory'), skus.map((s) => ({ sku: s.sku, onHand: s.onHand })));
+  await waitForReplica(system, skus.map((s) => s.sku), timeoutMs);
+}
+
+/** Waits until the order service's `catalogue_price` replica holds every one of `skus`. */
+export async function waitForReplica(system: SagaSystem, skus: readonly string[], timeoutMs = 20_000): Promise<void> {
+  let seen: string[] = [];
+  await waitFor(async () => {
+    const rows = await system.em('order').execute<{ sku: string }[]>('select sku from catalogue_price where sku in (?)', [[...skus]]);
+    seen = rows.map((r) => r.sku);
+    return seen.length === new Set(skus).size ? true : undefined;
+  }, `the order service's price replica to hold ${skus.join(', ')}`, timeoutMs, () => ({ replicated: seen }), 100);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orders
+
+export type PaymentMethod = 'tok_visa' | 'tok_decline' | 'tok_timeout' | (string & {});
+
+export interface ItemInput { readonly sku: string; readonly quantity: number }
+
+export const SHIPPING_ADDRESS = Object.freeze({ name: 'Ada Lovelace', line1: 'Hauptstraße 1', city: 'Berlin', postalCode: '10115', country: 'DE' });
+
+export const ORDER_FIELDS = `
+  id status customerId paymentMethod
+  total { amount currency }
+  items { sku quantity unitPrice { amount currency } lineTotal { amount } }
+  timeline { status at eventType eventId reason }
+  createdAt updatedAt`;
+
+export const PLACE_ORDER = `mutation PlaceOrder($input: PlaceOrderInput!) { placeOrder(input: $input) { ${ORDER_FIELDS} } }`;
+export const CANCEL_ORDER = `mutation CancelOrder($id: ID!, $reason: String) { cancelOrder(id: $id, reason: $reason) { ${ORDER_FIELDS} } }`;
+export const READ_ORDER = `query Order($id: ID!) { order(id: $id) { ${ORDER_FIELDS} } }`;
+export const READ_ORDER_FULL = `query Order($id: ID!) { order(id: $id) {
+  ${ORDER_FIELDS}
+  payment { status amount { amount currency } method attempts failureReason }
+  shipment { status carrier trackingNumber }
+} }`;
+
+/** The input of `placeOrder`. */
+export function orderInput(items: readonly ItemInput[], method: PaymentMethod, idempotencyKey: string = randomUUID()) {
+  return { idempotencyKey, items, shippingAddress: SHIPPING_ADDRESS, paymentMethod: method };
+}
+
+/** Sends `placeOrder` and returns the raw result (for error cases). */
+export function tryPlaceOrder(system: SagaSystem, token: string | null, items: readonly ItemInput[], method: PaymentMethod, idempotencyKey?: string): Promise<GraphQLResult> {
+  return system.graphql(PLACE_ORDER, { token, variables: { input: orderInput(items, method, idempotencyKey) } });
+}
+
+/** Places an order and returns it; fails the test when the mutation errs. */
+export async function placeOrder(system: SagaSystem, token: string, items: readonly ItemInput[], method: PaymentMethod, idempotencyKey?: string): Promise<any> {
+  const result = await tryPlaceOrder(system, token, items, method, idempotencyKey);
+  assert.equal(result.errors, undefined, `placeOrder failed: ${JSON.stringify(result.errors)}`);
+  assert.ok(result.data?.placeOrder?.id, `placeOrder returned no order: ${JSON.stringify(result)}`);
+  return result.data.placeOrder;
+}
+
+/** Reads an order with `query` (default: everything incl. payment and shipment). */
+export async function readOrder(system: SagaSystem, token: string, orderId: string, query = READ_ORDER_FULL): Promise<any> {
+  const result = await system.graphql(query, { token, variables: { id: orderId } });
+  if (result.errors) throw new Error(`order(${orderId}) failed: ${JSON.stringify(result.errors)}`);
+  return result.data.order;
+}
+
+/** Polls `order(id) { status }` until it is one of `statuses`; returns the full order. */
+export async function waitForStatus(system: SagaSystem, token: string, orderId: string, statuses: readonly string[], timeoutMs = 15_000): Promise<any> {
+  let last: any;
+  await waitFor(async () => {
+    last = await readOrder(system, token, orderId, `query Order($id: ID!) { order(id: $id) { status } }`);
+    return statuses.includes(last?.status) ? true : undefined;
+  }, `order ${orderId} to reach ${statuses.join('|')}`, timeoutMs, async () => readOrder(system, token, orderId).catch((e) => String(e)));
+  return readOrder(system, token, orderId);
+}
+
+/** Polls the full order until `check` holds; returns it. */
+export async function waitForOrder(system: SagaSystem, token: string, orderId: string, what: string, check: (order: any) => boolean, timeoutMs = 15_000): Promise<any> {
+  let last: any;
+  return waitFor(async () => {
+    last = await readOrder(system, token, orderId);
+    return last && check(last) ? last : undefined;
+  }, `order ${orderId}: ${what}`, timeoutMs, () => last);
+}
+
+/** Statuses at which an order's saga has settled for these tests (CONFIRMED waits only for an admin). */
+export const SETTLED = ['CONFIRMED', 'REJECTED', 'CANCELLED', 'SHIPPED', 'DELIVERED'] as const;
+
+/**
+ * The status of many orders, as an admin, in few requests (aliases, `chunk` per request). An order
+ * whose read fails (a subgraph restarting) is absent from the map.
+ */
+export async function statusesOf(system: SagaSystem, adminToken: string, ids: readonly string[], chunk = 50): Promise<Map<string, string>> {
+  const statuses = new Map<string, string>();
+  for (let i = 0; i < ids.length; i += chunk) {
+    const part = ids.slice(i, i + chunk);
+    const query = `{ ${part.map((id, j) => `o${j}: order(id: "${id}") { id status }`).join(' ')} }`;
+    const result = await system.graphql(query, { token: adminToken });
+    for (const value of Object.values(result.data ?? {}) as ({ id: string; status: string } | null)[]) {
+      if (value) statuses.set(value.id, value.status);
+    }
+  }
+  return statuses;
+}
+
+/** Waits until every order is in one of `statuses`; returns their statuses. */
+export async function waitForAll(system: SagaSystem, adminToken: string, ids: readonly string[], statuses: readonly string[] = SETTLED, timeoutMs = 30_000): Promise<Map<string, string>> {
+  let last = new Map<string, string>();
+  return waitFor(async () => {
+    last = await statusesOf(system, adminToken, ids);
+    return ids.every((id) => statuses.includes(last.get(id) as string)) ? last : undefined;
+  }, `${ids.length} orders to reach ${statuses.join('|')}`, timeoutMs, () => countBy([...ids].map((id) => last.get(id) ?? '(unreadable)')), 250);
+}
+
+/** How often each value occurs. */
+export function countBy(values: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
+  return counts;
+}
+
+/** The statuses a timeline passes through, with consecutive repeats (timeline-only entries) folded. */
+export function distinctStatuses(timeline: readonly { status: string }[]): string[] {
+  const statuses: string[] = [];
+  for (const entry of timeline) if (statuses.at(-1) !== entry.status) statuses.push(entry.status);
+  return statuses;
+}
+
+/** The timeline entries that changed the status (the first entry and every change after it). */
+export function statusChanges(timeline: readonly any[]): any[] {
+  return timeline.filter((entry, i) => i === 0 || timeline[i - 1].status !== entry.status);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stock
+
+export interface StockFigures { readonly onHand: number; readonly reserved: number; readonly available: number }
+
+/** The stock of `sku` through the gateway. */
+export async function stockOf(system: SagaSystem, sku: string): Promise<StockFigures> {
+  const result = await system.graphql(`query Stock($sku: ID!) { stockLevel(sku: $sku) { onHand reserved available } }`, { variables: { sku } });
+  if (result.errors) throw new Error(`stockLevel(${sku}) failed: ${JSON.stringify(result.errors)}`);
+  return result.data.stockLevel;
+}
+
+/** Waits until the stock of `sku` equals `expected` (figures settle asynchronously after a status change). */
+export async function waitForStock(system: SagaSystem, sku: string, expected: Partial<StockFigures>, timeoutMs = 15_000): Promise<StockFigures> {
+  let last: StockFigures | undefined;
+  return waitFor(async () => {
+    last = await stockOf(system, sku);
+    return Object.entries(expected).every(([k, v]) => last![k as keyof StockFigures] === v) ? last : undefined;
+  }, `stock of ${sku} to be ${JSON.stringify(expected)}`, timeoutMs, () => last);
+}
+
+/**
+ * Conservation of one sku: what was on hand at the start is what is still on hand (available plus
+ * reserved) plus what was sold (units that left the warehouse with a committed reservation).
+ */
+export function assertConserved(sku: string, initialOnHand: number, stock: StockFigures, soldUnits: number): void {
+  assert.ok(stock.onHand >= 0 && stock.reserved >= 0 && stock.available >= 0, `${sku}: negative figure ${JSON.stringify(stock)}`);
+  assert.ok(stock.reserved <= stock.onHand, `${sku}: more reserved than on hand ${JSON.stringify(stock)}`);
+  assert.equal(stock.available + stock.reserved, stock.onHand, `${sku}: available + reserved must be onHand ${JSON.stringify(stock)}`);
+  assert.equal(stock.available + stock.reserved + soldUnits, initialOnHand,
+    `${sku}: conservation broken: available ${stock.available} + reserved ${stock.reserved} + sold ${soldUnits} != initial onHand ${initialOnHand}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows and events
+
+/** `select count(*)` of a table in a service's database (optionally with a where clause). */
+export async function countRows(system: SagaSystem, service: ServiceName, table: string, where = 'true', params: unknown[] = []): Promise<number> {
+  const rows = await system.em(service).execute<{ n: number }[]>(`select count(*)::int as n from ${table} where ${where}`, params);
+  return Number(rows[0].n);
+}
+
+/** The rows the order database holds now: orders, lines, timeline entries and outbox events. */
+export async function orderDbCounts(system: SagaSystem): Promise<Record<string, number>> {
+  return {
+    orders: await countRows(system, 'order', 'orders'),
+    order_item: await countRows(system, 'order', 'order_item'),
+    order_transition: await countRows(system, 'order', 'order_transition'),
+    outbox: await countRows(system, 'order', 'outbox'),
+  };
+}
+
+/**
+ * Waits until the order database stops changing (the same row counts `quietMs` apart): the sagas
+ * in flight have settled, so a before/after count around one request measures that request only.
+ */
+export async function quiesce(system: SagaSystem, quietMs = 500, timeoutMs = 15_000): Promise<Record<string, number>> {
+  let previous = JSON.stringify(await orderDbCounts(system));
+  return waitFor(async () => {
+    await sleep(quietMs);
+    const counts = await orderDbCounts(system);
+    const now = JSON.stringify(counts);
+    if (now === previous) return counts;
+    previous = now;
+    return undefined;
+  }, 'the order database to settle', timeoutMs, () => previous, 0);
+}
+
+/** The events on a topic (name without prefix), parsed, with their Kafka message. */
+export async function readEvents(kafka: KafkaClient, topic: string, filter: (event: AnyEventEnvelope) => boolean = () => true): Promise<{ event: AnyEventEnvelope; message: IncomingMessage }[]> {
+  const messages = await kafka.readTopic(topic, { timeoutMs: 15_000 });
+  const out: { event: AnyEventEnvelope; message: IncomingMessage }[] = [];
+  for (const message of messages) {
+    let event: AnyEventEnvelope;
+    try {
+      event = JSON.parse(message.value ?? 'null');
+    } catch {
+      continue;
+    }
+    if (event && typeof event === 'object' && filter(event)) out.push({ event, message });
+  }
+  return out;
+}
+
+/** Sums a metric over a service's running consumers (in-process stacks only). */
+export function consumerMetric(stack: TestStack, service: ServiceName, metric: 'processed' | 'duplicates' | 'ignored' | 'deadLettered' | 'retried'): number {
+  const consumers = stack.services[service]?.consumers ?? [];
+  return consumers.reduce((sum, c) => sum + c.metrics[metric], 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services as child processes (crash tests)
+
+/** A free TCP port on 127.0.0.1, found by binding port 0 and letting it go again. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** One service running as a child process. */
+export interface ChildService {
+  readonly name: ServiceName;
+  readonly port: number;
+  readonly url: string;
+  process: ChildProcess;
+  /** The last lines it wrote (stdout and stderr), for failure messages. */
+  readonly output: string[];
+}
+
+/** Services as child processes, the gateway in this process, and open runtimes for SQL reads and Kafka. */
+export interface ProcessStack extends SagaSystem, AsyncDisposable {
+  readonly children: Record<ServiceName, ChildService>;
+  readonly gatewayUrl: string;
+  /** SIGKILLs a service and waits until it is gone. */
+  kill(name: ServiceName): Promise<void>;
+  /** Starts a (killed) service again on the same port and waits until it answers /healthz. */
+  restart(name: ServiceName): Promise<void>;
+  close(): Promise<void>;
+}
+
+const MAX_OUTPUT_LINES = 200;
+
+function spawnService(name: ServiceName, port: number, env: NodeJS.ProcessEnv, output: string[]): ChildProcess {
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'subgraphs', name, 'src', 'main.ts')], {
+    cwd: REPO_ROOT,
+    env: { ...env, [`${name.toUpperCase()}_PORT`]: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const collect = (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) output.push(`[${name}] ${line}`);
+    if (output.length > MAX_OUTPUT_LINES) output.splice(0, output.length - MAX_OUTPUT_LINES);
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  return child;
+}
+
+async function waitHealthy(service: ChildService, timeoutMs = 30_000): Promise<void> {
+  await waitFor(async () => {
+    if (service.process.exitCode !== null || service.process.signalCode !== null) {
+      throw Object.assign(new Error(`${service.name} exited (${service.process.exitCode ?? service.process.signalCode}): ${service.output.slice(-20).join('\n')}`), { fatal: true });
+    }
+    const response = await fetch(`http://127.0.0.1:${service.port}/readyz`);
+    return response.ok ? true : undefined;
+  }, `${service.name} on port ${service.port} to be ready`, timeoutMs, () => service.output.slice(-10), 100);
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/**
+ * Starts the five services as child processes (`node subgraphs/<name>/src/main.ts`) on ports picked
+ * here, isolated like {@link startStack} (own databases, Redis prefix and topic prefix), and the
+ * gateway in this process. Migrations are applied here first, so the children never race on them.
+ */
+export async function startProcessStack(env: NodeJS.ProcessEnv = {}): Promise<ProcessStack> {
+  const settings = { ...FAST_SAGA_ENV, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error', ...env };
+  const config = isolatedConfig(settings);
+  const childEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...settings,
+    NODE_ENV: 'test',
+    DB_PREFIX: config.databasePrefix,
+    REDIS_PREFIX: config.redisPrefix,
+    KAFKA_TOPIC_PREFIX: config.kafkaTopicPrefix,
+  };
+  await ensureDatabases(config, SERVICE_NAMES);
+  const runtimes: Partial<Record<ServiceName, OpenRuntime>> = {};
+  const children = {} as Record<ServiceName, ChildService>;
+  let gateway: { url: string; close(): Promise<void> } | null = null;
+  let closing: Promise<void> | undefined;
+  const close = () => (closing ??= (async () => {
+    await gateway?.close().catch(() => undefined);
+    // The children's state goes with their databases and prefixed topics: no graceful shutdown needed.
+    await Promise.all(Object.values(children).map(async (child) => {
+      if (child.process.exitCode === null && child.process.signalCode === null) {
+        child.process.kill('SIGKILL');
+        await exited(child.process);
+      }
+    }));
+    await Promise.allSettled(Object.values(runtimes).map((r) => r!.close()));
+    await dropDatabases(config, SERVICE_NAMES).catch(() => undefined);
+    await clearRedisPrefix(config).catch(() => undefined);
+  })());
+  try {
+    // Migrate every database (and create the topics) here, before any child starts.
+    await Promise.all(SERVICE_NAMES.map(async (name) => {
+      runtimes[name] = await openRuntime(await loadServiceModule(name), { config });
+    }));
+    for (const name of SERVICE_NAMES) {
+      const port = await freePort();
+      const output: string[] = [];
+      children[name] = { name, port, url: `http://127.0.0.1:${port}/graphql`, process: spawnService(name, port, childEnv, output), output };
+    }
+    await Promise.all(Object.values(children).map((child) => waitHealthy(child)));
+    const { startGateway } = await import('../../gateway/src/gateway.ts');
+    const subgraphUrls = Object.fromEntries(Object.values(children).map((c) => [c.name, c.url]));
+    gateway = await startGateway({ config, port: 0, subgraphUrls });
+  } catch (error) {
+    const output = Object.values(children).flatMap((c) => c.output.slice(-10));
+    await close();
+    throw new Error(`${(error as Error).message}\n${output.join('\n')}`);
+  }
+  const gatewayUrl = gateway.url;
+  return {
+    config,
+    children,
+    gatewayUrl,
+    graphql: (query, options = {}) => postGraphQL(gatewayUrl, query, options.variables, options.token),
+    token: (sub, roles) => signToken(config.jwtSecret, { sub, roles }),
+    em: (service) => runtimes[service]!.runtime.db.fork(),
+    get kafka() { return runtimes.order!.runtime.kafka; },
+    async kill(name) {
+      const child = children[name];
+      child.process.kill('SIGKILL');
+      await exited(child.process);
+    },
+    async restart(name) {
+      const child = children[name];
+      if (child.process.exitCode === null && child.process.signalCode === null) throw new Error(`${name} is still running`);
+      child.output.push(`[${name}] --- restarted ---`);
+      child.process = spawnService(name, child.port, childEnv, child.output);
+      await waitHealthy(child);
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shipment administration
+
+export const DISPATCH_SHIPMENT = `mutation Dispatch($orderId: ID!, $carrier: String!, $trackingNumber: String!) {
+  dispatchShipment(orderId: $orderId, carrier: $carrier, trackingNumber: $trackingNumber) { id status carrier trackingNumber dispatchedAt }
+}`;
+export const MARK_DELIVERED = `mutation Deliver($orderId: ID!) { markShipmentDelivered(orderId: $orderId) { id status carrier trackingNumber deliveredAt } }`;
+
+/** Waits until the confirmed order has its shipment (PENDING), then dispatches it as an admin; returns the shipment. */
+export async function dispatchWhenReady(system: SagaSystem, adminToken: string, customerToken: string, orderId: string, carrier = 'DHL', trackingNumber = `JD${orderId.slice(0, 8).toUpperCase()}`): Promise<any> {
+  await waitForOrder(system, customerToken, orderId, 'shipment created', (o) => o.shipment?.status === 'PENDING');
+  const result = await system.graphql(DISPATCH_SHIPMENT, { token: adminToken, variables: { orderId, carrier, trackingNumber } });
+  assert.equal(result.errors, undefined, `dispatchShipment failed: ${JSON.stringify(result.errors)}`);
+  return result.data.dispatchShipment;
+}
