@@ -49,6 +49,12 @@ export interface Config {
   readonly productCacheTtlSeconds: number;
   /** How long a health probe may take before it counts as down. */
   readonly readinessTimeoutMs: number;
+  /**
+   * The environment this configuration was read from. Services read their own settings
+   * (`ORDER_*`, `PAYMENT_*`) from here rather than from `process.env`, so a test stack's
+   * environment reaches them too.
+   */
+  readonly vars: Readonly<Record<string, string | undefined>>;
 }
 
 /** Thrown when an environment variable holds something that cannot be used. */
@@ -126,6 +132,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     supergraphPath: path.resolve(REPO_ROOT, env.SUPERGRAPH_PATH || 'schema/supergraph.graphql'),
     productCacheTtlSeconds: integer(env, 'PRODUCT_CACHE_TTL_SECONDS', 60, 1, 86_400),
     readinessTimeoutMs: integer(env, 'READINESS_TIMEOUT_MS', 2_000, 100, 60_000),
+    vars: Object.freeze({ ...env }),
   };
 }
 

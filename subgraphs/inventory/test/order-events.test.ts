@@ -13,7 +13,7 @@ import { findReservations } from '../src/reservations.ts';
 import { seedStock } from '../src/stock.ts';
 import {
   EventTap, consumerMetrics, handled, outboxTypes, publishEnvelope, publishOrderEvent, waitFor,
-} from './saga-support.ts';
+} from '../../../test/support/participants.ts';
 import { em, stockRow } from './support.ts';
 
 const EUR = (amount: number) => ({ amount, currency: 'EUR' });

@@ -27,9 +27,9 @@ export const orderService: ServiceModule<OrderContext> = {
     db: runtime.db,
     log: runtime.log.child({ component: 'deadline-sweeper' }),
     registry: runtime.events,
-    intervalMs: loadOrderSettings().sweepIntervalMs,
+    intervalMs: loadOrderSettings(runtime.config.vars).sweepIntervalMs,
   }),
-  resolvers: (runtime) => orderResolvers({ settings: loadOrderSettings(), registry: runtime.events }) as GraphQLResolverMap<OrderContext>,
+  resolvers: (runtime) => orderResolvers({ settings: loadOrderSettings(runtime.config.vars), registry: runtime.events }) as GraphQLResolverMap<OrderContext>,
   context: (_runtime, base) => ({
     ...base,
     orders: new DataLoader(async (ids) => {

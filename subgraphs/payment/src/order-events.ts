@@ -87,7 +87,7 @@ const providers = new WeakMap<ServiceRuntime, ResilientProvider>();
 export function providerOf(runtime: ServiceRuntime): ResilientProvider {
   let provider = providers.get(runtime);
   if (!provider) {
-    provider = createResilientProvider(loadPaymentSettings(process.env), undefined, (notice) => {
+    provider = createResilientProvider(loadPaymentSettings(runtime.config.vars), undefined, (notice) => {
       runtime.log.warn({ operation: notice.operation, attempt: notice.attempt, delayMs: notice.delayMs, err: notice.error }, 'payment provider call failed; retrying');
     });
     providers.set(runtime, provider);

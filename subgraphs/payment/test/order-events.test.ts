@@ -13,7 +13,7 @@ import { Payment, Refund } from '../src/entities.ts';
 import { refundIdOf } from '../src/order-events.ts';
 import {
   EventTap, consumerMetrics, handled, outboxTypes, publishEnvelope, publishOrderEvent, waitFor,
-} from './saga-support.ts';
+} from '../../../test/support/participants.ts';
 
 /**
  * The provider settings of this file. The payment service reads `PAYMENT_*` from `process.env`

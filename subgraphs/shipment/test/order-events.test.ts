@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import type { RunningService } from '@swiftcart/platform';
 import { startStack, type TestStack } from '../../../test/support/stack.ts';
 import { Shipment } from '../src/entities.ts';
-import { EventTap, consumerMetrics, handled, outboxTypes, publishEnvelope, publishOrderEvent, waitFor } from './saga-support.ts';
+import { EventTap, consumerMetrics, handled, outboxTypes, publishEnvelope, publishOrderEvent, waitFor } from '../../../test/support/participants.ts';
 
 const FIELDS = 'id status carrier trackingNumber dispatchedAt deliveredAt createdAt updatedAt order { id }';
 const DISPATCH = `mutation ($orderId: ID!, $carrier: String!, $trackingNumber: String!) {

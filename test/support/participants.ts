@@ -1,7 +1,6 @@
 /**
  * Saga test helpers (not a test file): produce order events onto `order.events.v1` as the order
  * service would, and tap a service's own events topic.
- * The same helpers live in the inventory, payment and shipment tests; they belong in test/support/ once shared.
  */
 import { randomBytes } from 'node:crypto';
 import {
