@@ -151,9 +151,10 @@ export function commitReservation(em: EntityManager, orderId: string): Promise<R
 }
 
 /**
- * Releases the order's RESERVED reservations: `reserved` drops by the quantity and the rows become
- * RELEASED. A COMMITTED reservation is left alone (its units have already left); idempotent, so a
- * second call, or a call for an order with nothing RESERVED, returns empty `items`.
+ * Releases what the order holds, for a cancelled order: a RESERVED line gives its units back to
+ * `available` (`reserved` drops), a COMMITTED line puts its units back on hand (an order can only be
+ * cancelled before it ships, so they never left). The rows become RELEASED. Idempotent: a second
+ * call, or a call for an order holding nothing, returns empty `items`.
  */
 export function releaseReservation(em: EntityManager, orderId: string): Promise<ReservationChange> {
   return settle(em, orderId, 'RELEASED');
@@ -171,26 +172,35 @@ async function settle(em: EntityManager, orderId: string, to: 'COMMITTED' | 'REL
   checkOrderId(orderId);
   await lockOrder(em, orderId);
   // Lock the stock rows of what is still held, in sku order, before changing any of them.
+  // Commit moves RESERVED lines; release moves RESERVED and COMMITTED ones.
+  const from = to === 'COMMITTED' ? `('RESERVED')` : `('RESERVED', 'COMMITTED')`;
   const held = await em.execute<{ sku: string }[]>(`
     select s.sku from stock s join reservation r on r.sku = s.sku
-    where r.order_id = ? and r.status = 'RESERVED'
+    where r.order_id = ? and r.status in ${from}
     order by s.sku collate "C"
     for no key update of s`, [orderId]);
   if (held.length === 0) return { orderId, items: [], stock: [] };
 
-  const onHand = to === 'COMMITTED' ? 's.on_hand - h.quantity' : 's.on_hand';
+  // RESERVED → COMMITTED: the units leave (on hand and reserved drop).
+  // RESERVED → RELEASED: reserved drops. COMMITTED → RELEASED: the units come back on hand.
+  const onHand = to === 'COMMITTED'
+    ? 's.on_hand - h.quantity'
+    : `s.on_hand + case when h.was = 'COMMITTED' then h.quantity else 0 end`;
+  const reserved = `s.reserved - case when h.was = 'RESERVED' then h.quantity else 0 end`;
   const rows = await em.execute<(StockRow & { quantity: number })[]>(`
     with h as (
-      update reservation set status = ?, updated_at = now()
-      where order_id = ? and status = 'RESERVED'
-      returning sku, quantity
+      select sku, quantity, status as was from reservation
+      where order_id = ? and status in ${from}
+    ), moved as (
+      update reservation r set status = ?, updated_at = now()
+      from h where r.order_id = ? and r.sku = h.sku
     ), updated as (
-      update stock s set on_hand = ${onHand}, reserved = s.reserved - h.quantity, version = s.version + 1, updated_at = now()
+      update stock s set on_hand = ${onHand}, reserved = ${reserved}, version = s.version + 1, updated_at = now()
       from h
       where s.sku = h.sku
       returning ${STOCK_COLUMNS}
     )
-    select u.*, h.quantity from updated u join h on h.sku = u.sku order by u.sku collate "C"`, [to, orderId]);
+    select u.*, h.quantity from updated u join h on h.sku = u.sku order by u.sku collate "C"`, [orderId, to, orderId]);
   return {
     orderId,
     items: rows.map((r) => ({ sku: r.sku, quantity: Number(r.quantity) })),

@@ -94,10 +94,12 @@ describe('inventory consumes order events', () => {
       (await redis.hget('stock:SAGA-A', 'version')) === String(afterCommit!.version));
     assert.equal(await redis.hget('stock:SAGA-A', 'onHand'), String(afterCommit!.on_hand));
 
-    // A cancellation after the commit has nothing left to release: no StockReleased.
-    const cancelled = await publishOrderEvent(inventory, 'OrderCancelled', { orderId, customerId: 'alice', reason: 'too late', previousStatus: 'CONFIRMED' });
+    // A cancellation after the commit (before shipping) puts the committed units back on hand.
+    const cancelled = await publishOrderEvent(inventory, 'OrderCancelled', { orderId, customerId: 'alice', reason: 'changed my mind', previousStatus: 'CONFIRMED' });
     await handled(inventory, cancelled.id);
-    assert.deepEqual(await outboxTypes(inventory, orderId), ['StockReserved', 'StockCommitted']);
+    assert.deepEqual(await outboxTypes(inventory, orderId), ['StockReserved', 'StockCommitted', 'StockReleased']);
+    const [restocked] = await em(stack).execute<{ on_hand: number; reserved: number }[]>(`select on_hand, reserved from stock where sku = 'SAGA-A'`);
+    assert.deepEqual({ onHand: restocked.on_hand, reserved: restocked.reserved }, { onHand: afterCommit!.on_hand + 2, reserved: afterCommit!.reserved });
   });
 
   test('a short line reserves nothing and publishes StockReservationFailed with the shortages', async () => {

@@ -95,7 +95,7 @@ describe('reservations', () => {
     assert.deepEqual(await stockRow(stack, 'DUP-A'), { on_hand: 100, reserved: 7, version: 2 });
   });
 
-  test('commit takes the units out of stock, once; a committed reservation is not released', async () => {
+  test('commit takes the units out of stock, once; releasing a committed reservation (a cancellation before shipping) restocks them', async () => {
     await seedStock(em(stack), [{ sku: 'COM-A', onHand: 10 }, { sku: 'COM-B', onHand: 10 }]);
     const order = randomUUID();
     await reserve(order, [{ sku: 'COM-A', quantity: 2 }, { sku: 'COM-B', quantity: 3 }]);
@@ -106,12 +106,20 @@ describe('reservations', () => {
       { sku: 'COM-B', onHand: 7, reserved: 0, available: 7, version: 3 },
     ]);
     assert.deepEqual(await commit(order), { orderId: order, items: [], stock: [] }, 'a second commit is a no-op');
-    assert.deepEqual(await release(order), { orderId: order, items: [], stock: [] }, 'shipped-out units are not released');
-    assert.deepEqual(await reserve(order, [{ sku: 'COM-A', quantity: 2 }]).then((r) => r.replayed), true);
     assert.deepEqual(await stockRow(stack, 'COM-A'), { on_hand: 8, reserved: 0, version: 3 });
+    const released = await release(order);
+    assert.deepEqual(released.items, [{ sku: 'COM-A', quantity: 2 }, { sku: 'COM-B', quantity: 3 }]);
+    assert.deepEqual(released.stock.map(({ sku, onHand, reserved }) => ({ sku, onHand, reserved })), [
+      { sku: 'COM-A', onHand: 10, reserved: 0 },
+      { sku: 'COM-B', onHand: 10, reserved: 0 },
+    ], 'the committed units are back on hand');
+    assert.deepEqual(await release(order), { orderId: order, items: [], stock: [] }, 'a second release is a no-op');
+    assert.deepEqual(await commit(order), { orderId: order, items: [], stock: [] }, 'a released reservation is never committed');
+    assert.deepEqual(await reserve(order, [{ sku: 'COM-A', quantity: 2 }]).then((r) => r.replayed), true);
+    assert.deepEqual(await stockRow(stack, 'COM-A'), { on_hand: 10, reserved: 0, version: 4 });
     assert.deepEqual(await reservations(order), [
-      { sku: 'COM-A', quantity: 2, status: 'COMMITTED' },
-      { sku: 'COM-B', quantity: 3, status: 'COMMITTED' },
+      { sku: 'COM-A', quantity: 2, status: 'RELEASED' },
+      { sku: 'COM-B', quantity: 3, status: 'RELEASED' },
     ]);
   });
 
