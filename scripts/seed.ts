@@ -2,8 +2,8 @@
  * Loads the demo catalogue: `npm run seed` (npm start runs it). 1,000 products with stock,
  * the same on every machine, inserted only where missing so re-running it changes nothing.
  */
-import { createLogger, isMain, loadConfig, openRuntime, type Config } from '@swiftcart/platform';
-import { Catalogue, seedProducts, type SeedProduct } from '../subgraphs/product/src/catalogue.ts';
+import { createLogger, enqueueEvents, isMain, loadConfig, openRuntime, type Config, type EntityManager } from '@swiftcart/platform';
+import { Catalogue, productEvent, seedProducts, type SeedProduct } from '../subgraphs/product/src/catalogue.ts';
 import { seedStock } from '../subgraphs/inventory/src/stock.ts';
 import { loadServiceModule } from './services.ts';
 
@@ -33,15 +33,37 @@ export function seedCatalogue(count = SEED_PRODUCT_COUNT): { products: SeedProdu
 }
 
 /** Seeds the product and inventory databases; returns how many rows were new. */
-export async function seed(config: Config): Promise<{ products: number; stock: number }> {
+export async function seed(config: Config): Promise<{ products: number; stock: number; reannounced: number }> {
   const { products, stock } = seedCatalogue();
   await using product = await openRuntime(await loadServiceModule('product'), { config });
   await using inventory = await openRuntime(await loadServiceModule('inventory'), { config });
+  await using order = await openRuntime(await loadServiceModule('order'), { config });
   const insertedProducts = await seedProducts(product.runtime.db.fork(), products);
   const insertedStock = await seedStock(inventory.runtime.db.fork(), stock);
   // Listing pages cached before the seed would not show the new products.
   if (insertedProducts > 0) await new Catalogue(product.runtime).pages.invalidate(['all']);
-  return { products: insertedProducts, stock: insertedStock };
+  const reannounced = await reannounceMissingPrices(product.runtime.db.fork(), order.runtime.db.fork(), products.map((p) => p.sku));
+  return { products: insertedProducts, stock: insertedStock, reannounced };
+}
+
+/**
+ * A database seeded before the product service published its events has products that the order
+ * service's price replica never heard of, so they cannot be ordered. This announces those again
+ * (ProductCreated at their current version, through the outbox); the replica ignores anything it
+ * already has. A development aid: production replicas are fed by the events alone.
+ */
+async function reannounceMissingPrices(productEm: EntityManager, orderEm: EntityManager, skus: readonly string[]): Promise<number> {
+  const known = await orderEm.execute<{ sku: string }[]>(
+    'select sku from catalogue_price where sku in (select jsonb_array_elements_text(?::jsonb))', [JSON.stringify(skus)]);
+  const have = new Set(known.map((r) => r.sku));
+  const missing = skus.filter((sku) => !have.has(sku));
+  if (missing.length === 0) return 0;
+  return productEm.transactional(async (tx) => {
+    const rows = await tx.execute<{ sku: string; name: string; price_amount: number; currency: string; status: 'ACTIVE' | 'DISCONTINUED'; version: number }[]>(
+      'select sku, name, price_amount, currency, status, version from product where sku in (select jsonb_array_elements_text(?::jsonb))', [JSON.stringify(missing)]);
+    await enqueueEvents(tx, rows.map((r) => productEvent('ProductCreated', { sku: r.sku, name: r.name, priceAmount: r.price_amount, currency: r.currency, status: r.status, version: r.version })));
+    return rows.length;
+  });
 }
 
 if (isMain(import.meta.url)) {

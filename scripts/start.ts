@@ -107,7 +107,8 @@ async function main(): Promise<number> {
     say('migrating the five service databases...');
     await migrateAll(config);
     const inserted = await seed(config);
-    say(`seed catalogue: ${SEED_PRODUCT_COUNT} products (${inserted.products} new), stock for each (${inserted.stock} new)`);
+    say(`seed catalogue: ${SEED_PRODUCT_COUNT} products (${inserted.products} new), stock for each (${inserted.stock} new)` +
+      (inserted.reannounced ? `; ${inserted.reannounced} re-announced to the order service's price replica` : ''));
     for (const name of SERVICE_NAMES) {
       if (await answers(`${origin(config, config.servicePorts[name])}/healthz`)) throw new Error(`port ${config.servicePorts[name]} (${name}) is taken; set ${name.toUpperCase()}_PORT`);
     }

@@ -1,0 +1,96 @@
+/**
+ * What bench/saga.ts and its customer process (bench/saga-worker.ts) share: the IPC messages, and
+ * how a placeOrder request is built and its response read, so a replay sends the identical input.
+ */
+
+/** What the bench asks the worker to do. */
+export type SagaWorkerRequest =
+  | { readonly type: 'run'; readonly run: SagaRunRequest }
+  /** End the placing phase now: every customer finishes its request in flight, then stops. */
+  | { readonly type: 'stop' }
+  | { readonly type: 'exit' };
+
+export interface SagaRunRequest {
+  readonly url: string;
+  /** One bearer token per customer; customer n is `bench-<n>`. */
+  readonly tokens: readonly string[];
+  readonly skus: number;
+  readonly quantity: number;
+  readonly paymentMethod: string;
+  readonly durationMs: number;
+  /** Every idempotency key starts with it, so the run's orders can be told from every other. */
+  readonly keyPrefix: string;
+}
+
+/** One order the API accepted. */
+export interface PlacedOrder {
+  readonly id: string;
+  readonly customer: number;
+  readonly sku: string;
+  readonly quantity: number;
+  readonly idempotencyKey: string;
+  /** HTTP round trip of placeOrder, ms. */
+  readonly latencyMs: number;
+  /** Wall clock when the response arrived (epoch ms). */
+  readonly respondedAt: number;
+  /** The status placeOrder returned (PENDING unless the saga was already faster). */
+  readonly status: string;
+}
+
+/** One placeOrder that did not return an order: kept so the bench can replay its idempotency key. */
+export interface FailedPlacement {
+  readonly customer: number;
+  readonly sku: string;
+  readonly quantity: number;
+  readonly idempotencyKey: string;
+  readonly latencyMs: number;
+  readonly error: string;
+  /** The GraphQL error code, or "HTTP <status>" / "NETWORK" when there was no GraphQL answer. */
+  readonly code: string;
+}
+
+export interface SagaRunResult {
+  readonly placed: readonly PlacedOrder[];
+  readonly failed: readonly FailedPlacement[];
+  readonly elapsedMs: number;
+}
+
+export type SagaWorkerReply =
+  | { readonly type: 'ready' }
+  | { readonly type: 'progress'; readonly placed: number; readonly failed: number; readonly elapsedMs: number }
+  | { readonly type: 'result'; readonly result: SagaRunResult }
+  | { readonly type: 'failed'; readonly error: string };
+
+export const PLACE_ORDER = 'mutation PlaceOrder($input: PlaceOrderInput!) { placeOrder(input: $input) { id status } }';
+
+/** The placeOrder input of one order; the same function builds a replay's input, so it is identical. */
+export function placeOrderInput(customer: number, idempotencyKey: string, sku: string, quantity: number, paymentMethod: string) {
+  return {
+    idempotencyKey,
+    items: [{ sku, quantity }],
+    shippingAddress: { name: `Bench Customer ${customer}`, line1: `${customer} Benchmark Street`, city: 'Berlin', postalCode: '10115', country: 'DE' },
+    paymentMethod,
+  };
+}
+
+/** SKU-0001 .. SKU-<skus>, as the seed names them. */
+export function seedSku(n: number): string {
+  return `SKU-${String(n).padStart(4, '0')}`;
+}
+
+/** The order a placeOrder response carries, or why it carries none: an error code and a description. */
+export function readPlaceOrder(status: number, text: string): { order: { id: string; status: string } } | { code: string; error: string } {
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { code: `HTTP ${status}`, error: `HTTP ${status}, not JSON: ${text.slice(0, 160)}` };
+  }
+  const order = json?.data?.placeOrder;
+  if (json?.errors?.length || !order?.id) {
+    const first = json?.errors?.[0];
+    const code = first?.extensions?.code ?? (status === 200 ? 'NO_ORDER' : `HTTP ${status}`);
+    return { code, error: `${code}: ${first?.message ?? `HTTP ${status}, no order in ${text.slice(0, 120)}`}`.slice(0, 240) };
+  }
+  return { order: { id: String(order.id), status: String(order.status) } };
+}
