@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../platform/src/config.ts';
 import {
   type LoadRun, type LoadSummary, type LoadTarget,
-  LoadGenerator, UsageError, fixed, getJson, mib, positiveNumber, summarize, table, watchdog, writeResults,
+  LoadGenerator, NotReady, UsageError, fixed, getJson, mib, positiveNumber, summarize, table, urlOption, watchdog, writeResults,
 } from './lib.ts';
 import type { PlainGatewayMessage } from './plain-gateway.ts';
 
@@ -77,9 +77,7 @@ function parseOptions(args: readonly string[], defaultGatewayUrl: string): Optio
         break;
       }
       case '--gateway-url': {
-        const v = value();
-        try { new URL(v); } catch { throw new UsageError(`--gateway-url must be a URL, got "${v}"`); }
-        options.gatewayUrl = v;
+        options.gatewayUrl = urlOption(value(), '--gateway-url');
         break;
       }
       default: throw new UsageError(`unknown option "${flag}"`);
@@ -88,8 +86,6 @@ function parseOptions(args: readonly string[], defaultGatewayUrl: string): Optio
   return options;
 }
 
-/** Thrown when the stack is not in a state to benchmark; the message says what to do. */
-class NotReady extends Error {}
 
 interface ProcessStats {
   readonly pid: number | null;

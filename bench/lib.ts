@@ -197,6 +197,19 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** Checks a URL option; a UsageError names the flag otherwise. */
+export function urlOption(value: string, flag: string): string {
+  try {
+    new URL(value);
+  } catch {
+    throw new UsageError(`${flag} must be a URL, got "${value}"`);
+  }
+  return value;
+}
+
+/** Thrown when the stack is not in a state to benchmark; the message says what to do. */
+export class NotReady extends Error {}
+
 /** Reads a positive number from a `--flag value` argument. */
 export function positiveNumber(flag: string, raw: string | undefined, { integer = false, max = Number.MAX_SAFE_INTEGER } = {}): number {
   const value = Number(raw);

@@ -32,7 +32,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { signToken } from '../platform/src/auth.ts';
 import { SERVICE_NAMES, type Config, type ServiceName, loadConfig, serviceDatabaseUrl } from '../platform/src/config.ts';
-import { UsageError, fixed, getJson, mib, percentile, positiveNumber, table, watchdog, writeResults } from './lib.ts';
+import { NotReady, UsageError, fixed, getJson, mib, percentile, positiveNumber, table, urlOption, watchdog, writeResults } from './lib.ts';
 import {
   PLACE_ORDER, placeOrderInput, readPlaceOrder, seedSku,
   type FailedPlacement, type PlacedOrder, type SagaRunResult, type SagaWorkerReply, type SagaWorkerRequest,
@@ -107,9 +107,7 @@ function parseOptions(args: readonly string[], defaultGatewayUrl: string): Optio
         break;
       }
       case '--gateway-url': {
-        const v = value();
-        try { new URL(v); } catch { throw new UsageError(`--gateway-url must be a URL, got "${v}"`); }
-        options.gatewayUrl = v;
+        options.gatewayUrl = urlOption(value(), '--gateway-url');
         break;
       }
       default: throw new UsageError(`unknown option "${flag}"`);
@@ -118,8 +116,6 @@ function parseOptions(args: readonly string[], defaultGatewayUrl: string): Optio
   return options;
 }
 
-/** Thrown when the stack is not in a state to benchmark; the message says what to do. */
-class NotReady extends Error {}
 
 // ---------------------------------------------------------------------------------------------
 // GraphQL reads through the gateway

@@ -18,6 +18,7 @@ import {
 import { isolatedConfig } from '../../test/support/stack.ts';
 import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
 import { main as dlqMain } from '../../scripts/dlq.ts';
+import { envelopeSchema } from '../../test/support/event-schema.ts';
 
 const log = createLogger('messaging-inbox-test', process.env.TEST_LOG_LEVEL ?? 'fatal');
 
@@ -41,24 +42,10 @@ let kafka: KafkaClient;
 
 before(async () => {
   schemaDir = mkdtempSync(path.join(tmpdir(), 'swiftcart-inbox-schemas-'));
-  writeFileSync(path.join(schemaDir, 'ThingHappened.v1.json'), JSON.stringify({
-    $schema: 'http://json-schema.org/draft-07/schema#',
-    type: 'object',
-    required: ['id', 'type', 'version', 'source', 'aggregateType', 'aggregateId', 'occurredAt', 'correlationId', 'causationId', 'data'],
-    additionalProperties: false,
-    properties: {
-      id: { type: 'string', format: 'uuid' },
-      type: { const: 'ThingHappened' },
-      version: { const: 1 },
-      source: { type: 'string' },
-      aggregateType: { const: 'Thing' },
-      aggregateId: { type: 'string', minLength: 1 },
-      occurredAt: { type: 'string', format: 'date-time' },
-      correlationId: { type: 'string' },
-      causationId: { type: ['string', 'null'] },
-      data: { type: 'object', required: ['label'], additionalProperties: false, properties: { label: { type: 'string', minLength: 1 } } },
-    },
-  }));
+  writeFileSync(path.join(schemaDir, 'ThingHappened.v1.json'), JSON.stringify(envelopeSchema({
+    type: 'ThingHappened', aggregateType: 'Thing', $schema: 'http://json-schema.org/draft-07/schema#',
+    data: { type: 'object', required: ['label'], additionalProperties: false, properties: { label: { type: 'string', minLength: 1 } } },
+  })));
   registry = new EventSchemaRegistry(schemaDir);
   config = isolatedConfig();
   await ensureDatabases(config, ['order']);

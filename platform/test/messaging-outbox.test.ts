@@ -17,6 +17,7 @@ import {
 } from '../src/index.ts';
 import { isolatedConfig } from '../../test/support/stack.ts';
 import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
+import { envelopeSchema } from '../../test/support/event-schema.ts';
 
 const log = createLogger('messaging-outbox-test', process.env.TEST_LOG_LEVEL ?? 'fatal');
 const TOPIC = 'order.events.v1';
@@ -38,24 +39,10 @@ let registry: EventSchemaRegistry;
 
 before(() => {
   schemaDir = mkdtempSync(path.join(tmpdir(), 'swiftcart-outbox-schemas-'));
-  writeFileSync(path.join(schemaDir, 'ThingHappened.v1.json'), JSON.stringify({
-    $schema: 'https://json-schema.org/draft/2020-12/schema',
-    type: 'object',
-    required: ['id', 'type', 'version', 'source', 'aggregateType', 'aggregateId', 'occurredAt', 'correlationId', 'causationId', 'data'],
-    additionalProperties: false,
-    properties: {
-      id: { type: 'string', format: 'uuid' },
-      type: { const: 'ThingHappened' },
-      version: { const: 1 },
-      source: { const: 'order' },
-      aggregateType: { const: 'Thing' },
-      aggregateId: { type: 'string', minLength: 1 },
-      occurredAt: { type: 'string', format: 'date-time' },
-      correlationId: { type: 'string' },
-      causationId: { type: ['string', 'null'] },
-      data: { type: 'object', required: ['n'], additionalProperties: false, properties: { n: { type: 'integer', minimum: 0 } } },
-    },
-  }));
+  writeFileSync(path.join(schemaDir, 'ThingHappened.v1.json'), JSON.stringify(envelopeSchema({
+    type: 'ThingHappened', aggregateType: 'Thing', $schema: 'https://json-schema.org/draft/2020-12/schema', source: { const: 'order' },
+    data: { type: 'object', required: ['n'], additionalProperties: false, properties: { n: { type: 'integer', minimum: 0 } } },
+  })));
   registry = new EventSchemaRegistry(schemaDir);
 });
 after(() => rmSync(schemaDir, { recursive: true, force: true }));
