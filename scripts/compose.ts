@@ -1,6 +1,7 @@
 /**
  * Composes schema/<service>.graphql into schema/supergraph.graphql with @apollo/composition.
  * `npm run compose` writes it; `npm run compose -- --check` exits 1 when the checked-in file is stale.
+ * `--schema-dir DIR` composes the subgraph SDLs of another folder (to check a proposed change).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -27,7 +28,8 @@ export function composeSupergraph(schemaDir = path.join(REPO_ROOT, 'schema')): s
 
 if (isMain(import.meta.url)) {
   try {
-    const sdl = composeSupergraph();
+    const dirFlag = process.argv.indexOf('--schema-dir');
+    const sdl = dirFlag > 0 ? composeSupergraph(path.resolve(process.argv[dirFlag + 1] ?? '')) : composeSupergraph();
     if (process.argv.includes('--check')) {
       const current = readFileSync(SUPERGRAPH_FILE, 'utf8');
       if (current !== sdl) {

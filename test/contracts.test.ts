@@ -35,6 +35,17 @@ describe('contracts', () => {
   it('`npm run compose -- --check` fails on a stale file and passes on a fresh one', () => {
     const ok = spawnSync(process.execPath, ['scripts/compose.ts', '--check'], { cwd: REPO_ROOT, encoding: 'utf8' });
     assert.equal(ok.status, 0, ok.stderr);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'swiftcart-schema-'));
+    try {
+      cpSync(path.join(REPO_ROOT, 'schema'), dir, { recursive: true });
+      const file = path.join(dir, 'inventory.graphql');
+      writeFileSync(file, readFileSync(file, 'utf8').replace('  "Units physically in the warehouse."\n  onHand: Int!', '  "Units physically in the warehouse."\n  onHand: Int!\n  "Added."\n  incoming: Int'));
+      const stale = spawnSync(process.execPath, ['scripts/compose.ts', '--check', '--schema-dir', dir], { cwd: REPO_ROOT, encoding: 'utf8' });
+      assert.equal(stale.status, 1, stale.stdout);
+      assert.match(stale.stderr, /supergraph\.graphql is stale/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('generated resolver types are what `npm run codegen` produces now', () => {

@@ -69,15 +69,6 @@ export async function pool<T, R>(items: readonly T[], concurrency: number, work:
   return results;
 }
 
-/** Sets environment variables in this process too: services started in-process read some settings from process.env. */
-export function applyEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  for (const [key, value] of Object.entries(env)) {
-    if (value === undefined) delete process.env[key];
-    else process.env[key] = value;
-  }
-  return env;
-}
-
 // ---------------------------------------------------------------------------------------------
 // What the tests talk to: an in-process stack or child processes behind an in-process gateway
 
@@ -118,10 +109,9 @@ export const FAST_SAGA_ENV: NodeJS.ProcessEnv = {
   ORDER_SWEEP_INTERVAL_MS: '200',
 };
 
-/** Starts all five services and the gateway in-process, with `env` both in the config and in process.env. */
+/** Starts all five services and the gateway in-process; `env` reaches them through the stack's configuration. */
 export async function startSagaStack(env: NodeJS.ProcessEnv = {}): Promise<TestStack> {
-  const merged = applyEnv({ ...FAST_SAGA_ENV, ...env });
-  return startStack({ services: ['product', 'inventory', 'order', 'payment', 'shipment'], gateway: true, env: merged });
+  return startStack({ services: ['product', 'inventory', 'order', 'payment', 'shipment'], gateway: true, env: { ...FAST_SAGA_ENV, ...env } });
 }
 
 // ---------------------------------------------------------------------------------------------

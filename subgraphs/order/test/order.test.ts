@@ -65,8 +65,7 @@ describe('order subgraph', () => {
 
   before(async () => {
     // The sweeper sweeps once at start and then not again during this file, so it adds no queries.
-    process.env.ORDER_SWEEP_INTERVAL_MS = '3600000';
-    stack = await startStack({ services: ['order', 'payment', 'shipment'], countQueries: true });
+    stack = await startStack({ services: ['order', 'payment', 'shipment'], countQueries: true, env: { ORDER_SWEEP_INTERVAL_MS: '3600000' } });
     url = stack.services.order!.url;
     [alice, bob, admin] = await Promise.all([
       stack.token('alice', ['customer']),

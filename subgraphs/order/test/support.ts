@@ -154,8 +154,7 @@ export async function rowCounts(stack: TestStack): Promise<Record<string, number
   return { ...row };
 }
 
-/** Sets the order service's settings in process.env (where it reads them) and in the stack's config, then starts the order service alone. */
+/** Starts the order service alone, with `env` as its settings (through the stack's configuration). */
 export async function startOrderStack(env: Record<string, string> = {}): Promise<TestStack> {
-  Object.assign(process.env, env);
   return startStack({ services: ['order'], env });
 }

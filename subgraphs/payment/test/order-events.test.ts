@@ -15,11 +15,7 @@ import {
   EventTap, consumerMetrics, handled, outboxTypes, publishEnvelope, publishOrderEvent, waitFor,
 } from '../../../test/support/participants.ts';
 
-/**
- * The provider settings of this file. The payment service reads `PAYMENT_*` from `process.env`
- * when it starts (the stack's `env` only reaches the platform configuration), and every test file
- * runs in its own process, so they are set for the start-up and restored after it.
- */
+/** The provider settings of this file: a fast provider and short timeouts. */
 const PAYMENT_ENV = {
   PAYMENT_TIMEOUT_MS: '100',
   PAYMENT_RETRY_ATTEMPTS: '2',
@@ -27,19 +23,6 @@ const PAYMENT_ENV = {
   PAYMENT_RETRY_MAX_MS: '50',
   PAYMENT_PROVIDER_LATENCY_MS: '5',
 };
-
-async function withEnv<T>(env: Record<string, string>, work: () => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(env).map((key) => [key, process.env[key]]));
-  Object.assign(process.env, env);
-  try {
-    return await work();
-  } finally {
-    for (const [key, value] of Object.entries(saved)) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
-  }
-}
 
 const EUR = (amount: number) => ({ amount, currency: 'EUR' });
 
@@ -56,7 +39,7 @@ describe('payment consumes order events', () => {
   const refundsOf = (paymentId: string) => payment.runtime.db.fork().find(Refund, { payment: paymentId });
 
   before(async () => {
-    stack = await withEnv(PAYMENT_ENV, () => startStack({ services: ['payment'], env: PAYMENT_ENV }));
+    stack = await startStack({ services: ['payment'], env: PAYMENT_ENV });
     payment = stack.services.payment!;
     tap = await EventTap.start(payment);
   });
