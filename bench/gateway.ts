@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../platform/src/config.ts';
 import {
   type LoadRun, type LoadSummary, type LoadTarget,
-  LoadGenerator, NotReady, UsageError, fixed, getJson, mib, positiveNumber, summarize, table, urlOption, watchdog, writeResults,
+  LoadGenerator, NotReady, UsageError, fixed, forEachFlag, getJson, mib, positiveNumber, summarize, table, urlOption, watchdog, writeResults,
 } from './lib.ts';
 import type { PlainGatewayMessage } from './plain-gateway.ts';
 
@@ -53,14 +53,7 @@ interface Options {
 
 function parseOptions(args: readonly string[], defaultGatewayUrl: string): Options {
   const options: Options = { concurrency: 32, durationS: 20, warmupS: 3, rounds: 2, query: 'products', gatewayUrl: defaultGatewayUrl };
-  for (let i = 0; i < args.length; i++) {
-    const flag = args[i];
-    const [name, inline] = flag.includes('=') ? [flag.slice(0, flag.indexOf('=')), flag.slice(flag.indexOf('=') + 1)] : [flag, undefined];
-    const value = () => {
-      const v = inline ?? args[++i];
-      if (v === undefined) throw new UsageError(`${name} needs a value`);
-      return v;
-    };
+  forEachFlag(args, (name, value) => {
     switch (name) {
       case '--concurrency': options.concurrency = positiveNumber(name, value(), { integer: true, max: 4096 }); break;
       case '--duration': options.durationS = positiveNumber(name, value(), { max: 3600 }); break;
@@ -80,9 +73,9 @@ function parseOptions(args: readonly string[], defaultGatewayUrl: string): Optio
         options.gatewayUrl = urlOption(value(), '--gateway-url');
         break;
       }
-      default: throw new UsageError(`unknown option "${flag}"`);
+      default: throw new UsageError(`unknown option "${name}"`);
     }
-  }
+  });
   return options;
 }
 

@@ -4,6 +4,7 @@
  * print; they are not tests and never fail on a figure.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -195,6 +196,37 @@ export function mib(bytes: number | null | undefined): string {
 /** Thrown for bad command-line arguments; `run.ts` prints usage and exits 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
+}
+
+/**
+ * Walks `--flag value` and `--flag=value` arguments, handing each flag to `handle` with a reader
+ * for its value; a flag given without its value is a UsageError.
+ */
+export function forEachFlag(args: readonly string[], handle: (name: string, value: () => string) => void): void {
+  for (let i = 0; i < args.length; i++) {
+    const flag = args[i];
+    const [name, inline] = flag.includes('=') ? [flag.slice(0, flag.indexOf('=')), flag.slice(flag.indexOf('=') + 1)] : [flag, undefined];
+    handle(name, () => {
+      const v = inline ?? args[++i];
+      if (v === undefined) throw new UsageError(`${name} needs a value`);
+      return v;
+    });
+  }
+}
+
+/** One POST over a keep-alive agent, resolving with the status and body (30 s timeout); used by the load workers. */
+export function post(url: URL, agent: http.Agent, body: Buffer, headers: Record<string, string | number>): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ agent, method: 'POST', hostname: url.hostname, port: url.port, path: url.pathname + url.search, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error('no response within 30 s')));
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 /** Checks a URL option; a UsageError names the flag otherwise. */

@@ -4,7 +4,7 @@
  * request and checking each response. Not run directly.
  */
 import http from 'node:http';
-import type { LoadRun, LoadTarget, WorkerReply, WorkerRequest } from './lib.ts';
+import { post, type LoadRun, type LoadTarget, type WorkerReply, type WorkerRequest } from './lib.ts';
 
 if (!process.send) {
   console.error('bench/load-worker.ts is started by bench/lib.ts, not directly');
@@ -21,21 +21,6 @@ function agentFor(target: LoadTarget, concurrency: number): http.Agent {
     agents.set(target.url, agent);
   }
   return agent;
-}
-
-/** Resolves with the status and body of one POST. */
-function post(url: URL, agent: http.Agent, body: Buffer, headers: Record<string, string | number>): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ agent, method: 'POST', hostname: url.hostname, port: url.port, path: url.pathname + url.search, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.setTimeout(30_000, () => req.destroy(new Error('no response within 30 s')));
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 /** Why a response does not count as a success, or null when it does. */

@@ -5,6 +5,7 @@
  * a fresh idempotency key and a random sku). Not run directly.
  */
 import http from 'node:http';
+import { post } from './lib.ts';
 import {
   PLACE_ORDER, placeOrderInput, readPlaceOrder, seedSku,
   type FailedPlacement, type PlacedOrder, type SagaRunRequest, type SagaRunResult, type SagaWorkerReply, type SagaWorkerRequest,
@@ -16,23 +17,6 @@ if (!process.send) {
 }
 
 let stopRequested = false;
-
-function post(url: URL, agent: http.Agent, body: Buffer, token: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      agent, method: 'POST', hostname: url.hostname, port: url.port, path: url.pathname + url.search,
-      headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${token}`, 'content-length': body.byteLength },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.setTimeout(30_000, () => req.destroy(new Error('no response within 30 s')));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 async function run(request: SagaRunRequest): Promise<SagaRunResult> {
   const url = new URL(request.url);
@@ -62,7 +46,7 @@ async function run(request: SagaRunRequest): Promise<SagaRunResult> {
         const t0 = performance.now();
         let outcome: ReturnType<typeof readPlaceOrder>;
         try {
-          const { status, text } = await post(url, agent, body, token);
+          const { status, text } = await post(url, agent, body, { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${token}`, 'content-length': body.byteLength });
           outcome = readPlaceOrder(status, text);
         } catch (error) {
           outcome = { code: 'NETWORK', error: `NETWORK: ${(error as Error).message}` };

@@ -32,7 +32,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { signToken } from '../platform/src/auth.ts';
 import { SERVICE_NAMES, type Config, type ServiceName, loadConfig, serviceDatabaseUrl } from '../platform/src/config.ts';
-import { NotReady, UsageError, fixed, getJson, mib, percentile, positiveNumber, table, urlOption, watchdog, writeResults } from './lib.ts';
+import { NotReady, UsageError, fixed, forEachFlag, getJson, mib, percentile, positiveNumber, table, urlOption, watchdog, writeResults } from './lib.ts';
 import {
   PLACE_ORDER, placeOrderInput, readPlaceOrder, seedSku,
   type FailedPlacement, type PlacedOrder, type SagaRunResult, type SagaWorkerReply, type SagaWorkerRequest,
@@ -86,14 +86,7 @@ interface Options {
 
 function parseOptions(args: readonly string[], defaultGatewayUrl: string): Options {
   const options: Options = { customers: 32, durationS: 30, skus: SEED_SKUS, quantity: 1, method: 'tok_visa', drainTimeoutS: 120, gatewayUrl: defaultGatewayUrl };
-  for (let i = 0; i < args.length; i++) {
-    const flag = args[i];
-    const [name, inline] = flag.includes('=') ? [flag.slice(0, flag.indexOf('=')), flag.slice(flag.indexOf('=') + 1)] : [flag, undefined];
-    const value = () => {
-      const v = inline ?? args[++i];
-      if (v === undefined) throw new UsageError(`${name} needs a value`);
-      return v;
-    };
+  forEachFlag(args, (name, value) => {
     switch (name) {
       case '--customers': options.customers = positiveNumber(name, value(), { integer: true, max: 1024 }); break;
       case '--duration': options.durationS = positiveNumber(name, value(), { max: 3600 }); break;
@@ -110,9 +103,9 @@ function parseOptions(args: readonly string[], defaultGatewayUrl: string): Optio
         options.gatewayUrl = urlOption(value(), '--gateway-url');
         break;
       }
-      default: throw new UsageError(`unknown option "${flag}"`);
+      default: throw new UsageError(`unknown option "${name}"`);
     }
-  }
+  });
   return options;
 }
 

@@ -210,10 +210,11 @@ export async function startService<TContext extends RequestContext>(module: Serv
     // Topics are created here, never by the broker: this service's own, and those it consumes
     // with their dead-letter topics (one partition, so an offset names a dead letter), so
     // start-up order between services does not matter.
+    const consumerSpecs = module.consumers?.(runtime) ?? [];
     const startMessaging = async () => {
       const topics = new Map((module.topics ?? []).map((t) => [t.name, t]));
       if (module.publishesEvents) topics.set(eventsTopic(module.name), { name: eventsTopic(module.name) });
-      for (const consumer of module.consumers?.(runtime) ?? []) {
+      for (const consumer of consumerSpecs) {
         for (const topic of consumer.topics) {
           if (!topics.has(topic)) topics.set(topic, { name: topic });
           topics.set(dlqTopic(topic), { name: dlqTopic(topic), partitions: 1 });
@@ -226,7 +227,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
         relays.push(relay);
         cleanups.push(() => relay.stop());
       }
-      for (const spec of module.consumers?.(runtime) ?? []) {
+      for (const spec of consumerSpecs) {
         if (consumers.some((c) => c.consumer === spec.consumer)) continue;
         const consumer: RunningConsumer = await startConsumer({ ...spec, runtime, registry: runtime.events });
         consumers.push(consumer);
