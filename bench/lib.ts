@@ -3,9 +3,10 @@
  * is not the server's), latency percentiles, tables and result files. Benchmarks measure and
  * print; they are not tests and never fail on a figure.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFile, fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -259,4 +260,55 @@ export function watchdog(ms: number, cleanup: () => void): { clear(): void } {
   }, ms);
   timer.unref();
   return { clear: () => clearTimeout(timer) };
+}
+
+/** Resident memory and CPU time of one process, from /proc/<pid> (Linux); null where unreadable. */
+export interface ProcStats {
+  readonly pid: number;
+  /** VmRSS. */
+  readonly rssBytes: number | null;
+  /** VmHWM: the process's resident high-water mark since it started. */
+  readonly peakRssBytes: number | null;
+  /** User + system CPU time since the process started, seconds. */
+  readonly cpuSeconds: number | null;
+}
+
+/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these ticks. */
+let clockTicks: Promise<number> | undefined;
+
+/** Reads {@link ProcStats} of `pid` from /proc/<pid>/status and /proc/<pid>/stat. */
+export async function procStats(pid: number): Promise<ProcStats> {
+  clockTicks ??= new Promise((resolve) => execFile('getconf', ['CLK_TCK'], (error, stdout) => resolve(error ? 100 : Number(stdout.trim()) || 100)));
+  const [status, stat, ticks] = await Promise.all([readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''), readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ''), clockTicks]);
+  // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const kib = (key: string) => {
+    const match = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
+    return match ? Number(match[1]) * 1024 : null;
+  };
+  return { pid, rssBytes: kib('VmRSS'), peakRssBytes: kib('VmHWM'), cpuSeconds: fields.length > 12 ? (Number(fields[11]) + Number(fields[12])) / ticks : null };
+}
+
+/** A TCP port that was free on `host` a moment ago (the OS picks it). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Count, mean and percentiles of a set of values (NaN when empty). */
+export interface Distribution { readonly count: number; readonly mean: number; readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number }
+
+/** The {@link Distribution} of `values`; sorts a copy. */
+export function distribution(values: ArrayLike<number>): Distribution {
+  const sorted = Float64Array.from(values).sort();
+  const n = sorted.length;
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += sorted[i];
+  return { count: n, mean: n ? sum / n : Number.NaN, p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: n ? sorted[n - 1] : Number.NaN };
 }

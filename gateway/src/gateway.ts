@@ -11,16 +11,23 @@ import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin
 import type { GraphQLFormattedError } from 'graphql';
 // The platform's modules one by one, not its index: the index also loads MikroORM, kafkajs and
 // ioredis, which the gateway never uses (~50 MB of resident memory and slower start-up).
-import { type Config, type ServiceName, loadConfig } from '@swiftcart/platform/config';
+import { type Config, type ServiceName, integerVar, loadConfig } from '@swiftcart/platform/config';
 import { type Viewer, AUTHORIZATION_HEADER, viewerFromAuthorization } from '@swiftcart/platform/auth';
 import { ErrorCode } from '@swiftcart/platform/errors';
 import { PATHS, createHttpHandler, listen } from '@swiftcart/platform/http';
 import { type Logger, createLogger } from '@swiftcart/platform/logger';
+import { EntityBatcher } from './entity-batcher.ts';
 import { type Fetcher, createKeepAliveFetcher } from './fetcher.ts';
+import { DEFAULT_LIVE_SETTINGS, type LiveServerSettings, startLiveServer } from './live-server.ts';
+import { LiveMetrics, type LiveMetricsSnapshot } from './live-metrics.ts';
+import { LiveSubscriptions } from './subscriptions.ts';
 import { SupergraphError, readSupergraph, validateOverrides } from './supergraph.ts';
+import { UpstreamConnections } from './upstream.ts';
 
 export { SupergraphError } from './supergraph.ts';
 export type { Fetcher } from './fetcher.ts';
+export type { LiveServerSettings } from './live-server.ts';
+export type { LiveMetricsSnapshot } from './live-metrics.ts';
 
 /** What every gateway request carries: the caller, and the header to pass on to subgraphs. */
 export interface GatewayContext extends BaseContext {
@@ -45,6 +52,8 @@ export interface StartGatewayOptions {
   readonly fetcher?: Fetcher;
   /** Defaults to a `gateway` logger at `config.logLevel`. */
   readonly log?: Logger;
+  /** Overrides the live endpoint's settings from the environment (LIVE_CLIENT_QUEUE_LIMIT, ...). */
+  readonly live?: Partial<LiveServerSettings>;
 }
 
 /** A started gateway; dispose it to shut it down gracefully. */
@@ -54,6 +63,14 @@ export interface RunningGateway extends AsyncDisposable {
   readonly port: number;
   /** Where each subgraph of the supergraph is routed. */
   readonly subgraphs: Readonly<Record<string, string>>;
+  /** The live-update figures also served at `GET /metrics`. */
+  metrics(): LiveMetricsSnapshot;
+  /**
+   * Reads the supergraph file again and, when it changed, serves the new schema; live
+   * subscriptions end with SUBSCRIPTION_SCHEMA_RELOAD so clients subscribe again. Resolves to
+   * whether the schema changed. SIGHUP does the same for the gateway process.
+   */
+  reloadSupergraph(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -62,6 +79,19 @@ const QUERY_PLAN_CACHE_MIB = 32;
 
 /** Documents larger than this many tokens are refused before validation (parse-time DoS guard). */
 const MAX_QUERY_TOKENS = 15_000;
+
+/** Reads the live endpoint's settings from the environment. */
+function liveSettings(config: Config, overrides: Partial<LiveServerSettings> = {}): LiveServerSettings {
+  const env = config.vars;
+  return {
+    queueLimit: integerVar(env, 'LIVE_CLIENT_QUEUE_LIMIT', DEFAULT_LIVE_SETTINGS.queueLimit, 1, 1_000_000),
+    keepAliveMs: integerVar(env, 'LIVE_KEEP_ALIVE_MS', DEFAULT_LIVE_SETTINGS.keepAliveMs, 100, 3_600_000),
+    connectionInitTimeoutMs: integerVar(env, 'LIVE_CONNECTION_INIT_TIMEOUT_MS', DEFAULT_LIVE_SETTINGS.connectionInitTimeoutMs, 100, 600_000),
+    maxTokens: MAX_QUERY_TOKENS,
+    upstreamRetryAttempts: integerVar(env, 'LIVE_UPSTREAM_RETRY_ATTEMPTS', DEFAULT_LIVE_SETTINGS.upstreamRetryAttempts, 0, 1_000),
+    ...overrides,
+  };
+}
 
 const HEALTH_CHECK_BODY = JSON.stringify({ query: 'query __ApolloServiceHealthCheck__ { __typename }' });
 
@@ -122,13 +152,25 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const ownFetcher = options.fetcher ? null : createKeepAliveFetcher();
   const fetcher: Fetcher = options.fetcher ?? ownFetcher!;
   const subgraphs: Record<string, string> = {};
+  const settings = liveSettings(config, options.live);
+  const metrics = new LiveMetrics();
+  const upstream = new UpstreamConnections(log, metrics, settings.upstreamRetryAttempts);
+  // Subscription events reach each subgraph through an entity batcher; queries use the data source itself.
+  const liveTargets: Record<string, { url: string; dataSource: EntityBatcher }> = {};
+  const live = new LiveSubscriptions({ log, metrics, upstream, subgraphs: () => liveTargets });
+  let updateSupergraph: ((sdl: string) => void) | null = null;
+  let currentSdl = supergraphSdl;
 
   // @apollo/gateway otherwise starts an OpenTelemetry meter provider (cloud resource detectors
   // included) that reports usage to Apollo every hour. Opt in explicitly by setting it to false.
   process.env.APOLLO_TELEMETRY_DISABLED ??= 'true';
 
   const gateway = new ApolloGateway({
-    supergraphSdl,
+    // A hook rather than the string, so that reloadSupergraph() can hand the gateway a new one.
+    supergraphSdl: async ({ update }) => {
+      updateSupergraph = update;
+      return { supergraphSdl };
+    },
     logger: log,
     experimental_approximateQueryPlanStoreMiB: QUERY_PLAN_CACHE_MIB,
     __exposeQueryPlanExperimental: !production,
@@ -136,7 +178,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       const routed = overrides[name] ?? url;
       if (!routed) throw new SupergraphError(`Subgraph "${name}" has no routing URL in ${supergraphPath} and no override (${name.toUpperCase()}_URL)`);
       subgraphs[name] = routed;
-      return new RemoteGraphQLDataSource<GatewayContext>({
+      const dataSource = new RemoteGraphQLDataSource<GatewayContext>({
         url: routed,
         fetcher,
         // One round trip per fetch: APQ between gateway and subgraph would add a miss round trip
@@ -148,8 +190,12 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
           if (authorization) request.http!.headers.set(AUTHORIZATION_HEADER, authorization);
         },
       });
+      liveTargets[name] = { url: routed, dataSource: new EntityBatcher(dataSource) };
+      return dataSource;
     },
   });
+  // Subscriptions are planned on the same supergraph as everything else, reloads included.
+  gateway.onSchemaLoadOrUpdate(({ coreSupergraphSdl }) => live.updateSchema(coreSupergraphSdl));
 
   const plugins: ApolloServerPlugin<GatewayContext>[] = [
     // Traces go through OpenTelemetry; Apollo usage reporting would also make every subgraph
@@ -205,6 +251,12 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     readinessTimeoutMs: config.readinessTimeoutMs,
     log,
     routes: {
+      '/metrics': (req, res) => {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+        const text = metrics.prometheus();
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
       // Sandbox takes its endpoint from the page's own URL, so `/` sends the browser to /graphql.
       '/': (req, res) => {
         if (production || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
@@ -237,14 +289,34 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     ownFetcher?.close();
     throw error;
   }
+  const liveServer = startLiveServer({ server: http.server, engine: live, apollo, jwtSecret: config.jwtSecret, log, metrics, settings });
   log.info({ url: http.url, subgraphs, supergraph: supergraphPath }, 'gateway ready');
+
+  const reloadSupergraph = async () => {
+    const sdl = await readSupergraph(supergraphPath);
+    if (sdl === currentSdl) return false;
+    currentSdl = sdl;
+    updateSupergraph!(sdl);
+    log.info({ supergraph: supergraphPath }, 'supergraph reloaded');
+    return true;
+  };
 
   let closing: Promise<void> | undefined;
   const close = () => (closing ??= (async () => {
-    // Stop accepting and drain in-flight requests first, then the gateway, then the sockets.
+    // Live clients first (they hold sockets open), then in-flight requests, then the gateway.
+    await liveServer.close();
     await http.close();
     await apollo.stop();
+    await upstream.close();
     ownFetcher?.close();
   })());
-  return { url: http.url, port: http.port, subgraphs: { ...subgraphs }, close, [Symbol.asyncDispose]: close };
+  return {
+    url: http.url,
+    port: http.port,
+    subgraphs: { ...subgraphs },
+    metrics: () => metrics.snapshot(),
+    reloadSupergraph,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
 }

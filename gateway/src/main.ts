@@ -1,7 +1,7 @@
 /**
  * The gateway process: `node gateway/src/main.ts`. Reads the environment (GATEWAY_PORT,
- * SUPERGRAPH_PATH, PRODUCT_URL..., JWT_SECRET), serves until SIGTERM or SIGINT, then drains and
- * exits 0. A start-up failure (bad configuration, unreadable supergraph, port in use) exits 1.
+ * SUPERGRAPH_PATH, PRODUCT_URL..., JWT_SECRET, LIVE_*), serves until SIGTERM or SIGINT, then drains
+ * and exits 0; SIGHUP reloads the supergraph. A start-up failure (bad configuration, unreadable supergraph, port in use) exits 1.
  */
 import { type Config, ConfigError, loadConfig } from '@swiftcart/platform/config';
 import { type Logger, createLogger } from '@swiftcart/platform/logger';
@@ -45,5 +45,12 @@ async function stop(signal: NodeJS.Signals): Promise<void> {
   }
   process.exit(0);
 }
+// SIGHUP re-reads SUPERGRAPH_PATH: a new schema without dropping HTTP clients (live ones resubscribe).
+process.on('SIGHUP', () => {
+  gateway.reloadSupergraph().then(
+    (changed) => { if (!changed) log.info('SIGHUP: the supergraph is unchanged'); },
+    (error: Error) => log.error({ err: error.message }, 'SIGHUP: the supergraph could not be reloaded; the old one stays'),
+  );
+});
 process.on('SIGTERM', (signal) => void stop(signal));
 process.on('SIGINT', (signal) => void stop(signal));

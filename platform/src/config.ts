@@ -62,7 +62,11 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-function integer(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0, max = 65_535): number {
+/**
+ * Reads the integer environment variable `key` (`fallback` when unset or empty); throws a
+ * {@link ConfigError} naming the variable and its bounds for anything else.
+ */
+export function integerVar(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0, max = 65_535): number {
   const raw = env[key];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
@@ -104,7 +108,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`DB_PREFIX must be lower-case letters, digits and _, got "${databasePrefix}"`);
   }
   const servicePorts = Object.fromEntries(
-    SERVICE_NAMES.map((name) => [name, integer(env, `${name.toUpperCase()}_PORT`, DEFAULT_SERVICE_PORTS[name])]),
+    SERVICE_NAMES.map((name) => [name, integerVar(env, `${name.toUpperCase()}_PORT`, DEFAULT_SERVICE_PORTS[name])]),
   ) as Record<ServiceName, number>;
   const subgraphUrls: Partial<Record<ServiceName, string>> = {};
   for (const name of SERVICE_NAMES) {
@@ -126,12 +130,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     kafkaBrokers,
     kafkaTopicPrefix: env.KAFKA_TOPIC_PREFIX ?? '',
     jwtSecret,
-    gatewayPort: integer(env, 'GATEWAY_PORT', 4000),
+    gatewayPort: integerVar(env, 'GATEWAY_PORT', 4000),
     servicePorts,
     subgraphUrls,
     supergraphPath: path.resolve(REPO_ROOT, env.SUPERGRAPH_PATH || 'schema/supergraph.graphql'),
-    productCacheTtlSeconds: integer(env, 'PRODUCT_CACHE_TTL_SECONDS', 60, 1, 86_400),
-    readinessTimeoutMs: integer(env, 'READINESS_TIMEOUT_MS', 2_000, 100, 60_000),
+    productCacheTtlSeconds: integerVar(env, 'PRODUCT_CACHE_TTL_SECONDS', 60, 1, 86_400),
+    readinessTimeoutMs: integerVar(env, 'READINESS_TIMEOUT_MS', 2_000, 100, 60_000),
     vars: Object.freeze({ ...env }),
   };
 }

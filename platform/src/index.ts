@@ -20,3 +20,5 @@ export * from './events.ts';
 export * from './event-schemas.ts';
 export * from './outbox.ts';
 export * from './inbox.ts';
+export * from './live.ts';
+export * from './ws.ts';

@@ -20,6 +20,8 @@ import { dlqTopic, eventsTopic } from './events.ts';
 import { OutboxRelay, outboxMigrations } from './outbox.ts';
 import { type ConsumerSpec, type RunningConsumer, startConsumer } from './inbox.ts';
 import { retry } from './resilience.ts';
+import { LiveFeed } from './live.ts';
+import { serveSubscriptions } from './ws.ts';
 
 /** What every resolver of every service receives. */
 export interface RequestContext extends BaseContext {
@@ -39,6 +41,11 @@ export interface ServiceRuntime {
   readonly kafka: KafkaClient;
   /** The event contracts (`schema/events/`), for producing and consuming. */
   readonly events: EventSchemaRegistry;
+  /**
+   * The process's one Redis subscriber connection for live subscriptions (opened on first use),
+   * shared by every subscription resolver; see platform/src/live.ts.
+   */
+  readonly live: LiveFeed;
 }
 
 /**
@@ -78,12 +85,19 @@ export interface StartOptions {
   readonly messaging?: boolean;
   /** Replaces the event contracts (tests). */
   readonly events?: EventSchemaRegistry;
+  /** Timing of the graphql-ws endpoint (tests shorten them); defaults in platform/src/ws.ts. */
+  readonly subscriptions?: {
+    readonly keepAliveMs?: number;
+    readonly connectionInitWaitTimeoutMs?: number;
+  };
 }
 
 /** A started service; dispose it to shut it down gracefully. */
 export interface RunningService extends AsyncDisposable {
   readonly runtime: ServiceRuntime;
   readonly url: string;
+  /** The graphql-ws endpoint: the same port and path as {@link RunningService.url}, over `ws:`. */
+  readonly wsUrl: string;
   readonly port: number;
   /** The outbox relay, when the service publishes events. */
   readonly relay: OutboxRelay | null;
@@ -137,9 +151,11 @@ export async function openRuntime(module: Pick<ServiceModule<any>, 'name' | 'ent
     }
     const redis = createRedis(config, log, module.name);
     cleanups.push(() => redis.quit());
+    const live = new LiveFeed({ redisUrl: config.redisUrl, log, name: module.name });
+    cleanups.push(() => live.close());
     const kafka = createKafka(config, log, `swiftcart-${module.name}`);
     cleanups.push(() => kafka.close());
-    const runtime: ServiceRuntime = { name: module.name, config, log, db, redis, kafka, events: options.events ?? defaultEventSchemaRegistry() };
+    const runtime: ServiceRuntime = { name: module.name, config, log, db, redis, kafka, live, events: options.events ?? defaultEventSchemaRegistry() };
     return { runtime, close, [Symbol.asyncDispose]: close };
   } catch (error) {
     await close();
@@ -175,6 +191,11 @@ export async function startService<TContext extends RequestContext>(module: Serv
     await apollo.start();
     cleanups.push(() => apollo.stop());
 
+    // One context shape for HTTP requests and WebSocket subscriptions, so resolvers are shared.
+    const contextFor = (viewer: Viewer): TContext => {
+      const base: RequestContext = { viewer, em: db.fork(), log };
+      return module.context ? module.context(runtime, base) : (base as TContext);
+    };
     const context = async (req: IncomingMessage): Promise<TContext> => {
       const header = req.headers[AUTHORIZATION_HEADER];
       let viewer: Viewer;
@@ -184,8 +205,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
         (error as { extensions: Record<string, unknown> }).extensions.http = { status: 401 };
         throw error;
       }
-      const base: RequestContext = { viewer, em: db.fork(), log };
-      return module.context ? module.context(runtime, base) : (base as TContext);
+      return contextFor(viewer);
     };
     const http: RunningHttpServer = await listen(
       createHttpHandler({
@@ -204,6 +224,20 @@ export async function startService<TContext extends RequestContext>(module: Serv
     );
     // HTTP closes first so no request starts after its connections are gone.
     cleanups.push(() => http.close());
+    const subscriptions = serveSubscriptions({
+      server: http.server,
+      schema,
+      context: contextFor,
+      jwtSecret: config.jwtSecret,
+      log,
+      formatError: formatError(config, log),
+      production: config.env === 'production',
+      keepAliveMs: options.subscriptions?.keepAliveMs,
+      connectionInitWaitTimeoutMs: options.subscriptions?.connectionInitWaitTimeoutMs,
+    });
+    // Before HTTP: open sockets would otherwise hold the HTTP server's close for its grace period,
+    // and their subscriptions end (letting their Redis channels go) while Redis is still there.
+    cleanups.push(() => subscriptions.close());
     const relays: OutboxRelay[] = [];
     const consumers: RunningConsumer[] = [];
     let backgroundStarted = false;
@@ -256,7 +290,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
     log.info({ url: http.url }, `${module.name} subgraph ready`);
     let closing: Promise<void> | undefined;
     const close = () => (closing ??= closeAll());
-    return { runtime, url: http.url, port: http.port, relay: relays[0] ?? null, consumers, close, [Symbol.asyncDispose]: close };
+    return { runtime, url: http.url, wsUrl: http.url.replace(/^http/, 'ws'), port: http.port, relay: relays[0] ?? null, consumers, close, [Symbol.asyncDispose]: close };
   } catch (error) {
     await closeAll();
     throw error;

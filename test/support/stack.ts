@@ -9,6 +9,7 @@ import {
   type Config, type Role, type RunningService, type ServiceName,
   loadConfig, signToken, startService,
 } from '@swiftcart/platform';
+import type { RunningGateway } from '../../gateway/src/gateway.ts';
 import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
 import { loadServiceModule } from '../../scripts/services.ts';
 
@@ -21,11 +22,8 @@ export interface GraphQLResult<T = any> {
   readonly errors?: readonly { message: string; extensions?: { code?: string; [key: string]: unknown }; path?: readonly (string | number)[] }[];
 }
 
-/** What a started gateway exposes to tests. */
-export interface TestGateway extends AsyncDisposable {
-  readonly url: string;
-  close(): Promise<void>;
-}
+/** What a started gateway exposes to tests: its URL, live figures, reload and close. */
+export type TestGateway = RunningGateway;
 
 /** What to start. */
 export interface StackOptions {

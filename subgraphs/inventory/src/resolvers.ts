@@ -1,12 +1,14 @@
-import { checkSku, requireRole } from '@swiftcart/platform';
+import { checkSku, requireRole, type ServiceRuntime } from '@swiftcart/platform';
+import type { StockRecord } from './entities.ts';
 import type { Resolvers } from './generated/resolvers.ts';
+import { followStock } from './live.ts';
 import type { StockLedger } from './stock.ts';
 
 /**
  * The inventory subgraph's resolvers. `stockLevel(sku)`, `Product.__resolveReference` and
  * `Product.stock` share one per-request loader, so an entity fetch for N products is one SQL query.
  */
-export function inventoryResolvers(ledger: StockLedger): Resolvers {
+export function inventoryResolvers(ledger: StockLedger, runtime: Pick<ServiceRuntime, 'live' | 'config'>): Resolvers {
   return {
     Query: {
       stockLevel: (_, { sku }, ctx) => {
@@ -29,6 +31,15 @@ export function inventoryResolvers(ledger: StockLedger): Resolvers {
     },
     StockLevel: {
       product: (stock) => ({ sku: stock.sku }),
+    },
+    Subscription: {
+      stockLevelChanged: {
+        // Errors thrown here (BAD_USER_INPUT, Redis or PostgreSQL down) reach the client as the
+        // subscription's result, before anything is sent.
+        subscribe: (_, { skus }, ctx) => followStock({ feed: runtime.live, config: runtime.config, em: ctx.em, log: ctx.log, skus }),
+        // The iterator yields StockLevels themselves, not `{ stockLevelChanged }` payloads.
+        resolve: (record: StockRecord) => record,
+      },
     },
   };
 }

@@ -27,7 +27,7 @@ export const inventoryService: ServiceModule<InventoryContext> = {
   migrations,
   publishesEvents: true,
   consumers: (runtime) => [orderEventsConsumer(ledgerOf(runtime))],
-  resolvers: (runtime) => inventoryResolvers(ledgerOf(runtime)) as GraphQLResolverMap<InventoryContext>,
+  resolvers: (runtime) => inventoryResolvers(ledgerOf(runtime), runtime) as GraphQLResolverMap<InventoryContext>,
   context: (_runtime, base) => ({
     ...base,
     stock: new DataLoader((skus) => loadStock(base.em, skus)),

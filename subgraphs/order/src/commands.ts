@@ -10,7 +10,7 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { GraphQLError } from 'graphql';
 import {
   ErrorCode, SKU_PATTERN, apiError, badInput, uuidv7,
-  type EntityManager, type EventSchemaRegistry, type Viewer,
+  type EntityManager, type EventSchemaRegistry, type Logger, type Viewer,
 } from '@swiftcart/platform';
 import { CataloguePrice, Order, type OrderEntity, type ShippingAddressRecord } from './entities.ts';
 import { checkOrderId } from './orders.ts';
@@ -19,12 +19,17 @@ import {
   type OrderLine, type OrderSagaInput, type OrderSagaState, type PlacedOrderSagaState, type SkuQuantity,
 } from './saga.ts';
 import type { OrderSettings } from './settings.ts';
-import { applyDecision, createPlacedOrder, loadSaga } from './store.ts';
+import type { OrderAnnouncer } from './live.ts';
+import { applyDecision, createPlacedOrder, inTransaction, loadSaga } from './store.ts';
 
 /** What the mutations need besides the request's EntityManager. */
 export interface CommandDeps {
   readonly settings: OrderSettings;
   readonly registry: EventSchemaRegistry;
+  /** Announces each committed change to live subscribers. */
+  readonly announcer: OrderAnnouncer;
+  /** Where a failed after-commit step is reported. */
+  readonly log: Logger;
   /** The clock (tests may pin it); defaults to `new Date()`. */
   readonly now?: () => Date;
 }
@@ -224,7 +229,7 @@ export async function placeOrder(em: EntityManager, viewer: Viewer, input: Place
   const placement = checkPlaceOrderInput(input);
   const hash = requestHash(placement);
   try {
-    return await em.fork().transactional(async (tx) => {
+    return await inTransaction(em, deps.log, async (tx, afterCommit) => {
       const existing = await findByKey(tx, customerId, placement.idempotencyKey);
       if (existing) return replay(existing, hash);
       const items = await priceLines(tx, placement.items);
@@ -246,7 +251,7 @@ export async function placeOrder(em: EntityManager, viewer: Viewer, input: Place
         requestHash: hash,
         shippingAddress: placement.shippingAddress,
       }, now);
-      await applyDecision(tx, order, result, { causationId: null, now, registry: deps.registry });
+      await applyDecision(tx, order, result, { causationId: null, now, registry: deps.registry, announcer: deps.announcer, afterCommit });
       return orderId;
     });
   } catch (error) {
@@ -274,7 +279,7 @@ export async function cancelOrder(
   const customerId = viewer.customerId;
   if (customerId === null) throw unauthenticated('Cancelling an order');
   const orderId = checkOrderId(args.id);
-  await em.fork().transactional(async (tx) => {
+  await inTransaction(em, deps.log, async (tx, afterCommit) => {
     const saga = await loadSaga(tx, orderId);
     const now = deps.now?.() ?? new Date();
     const result = reactOrReject(saga.state, {
@@ -282,7 +287,7 @@ export async function cancelOrder(
       data: { orderId, by: { customerId, roles: viewer.roles }, reason: args.reason ?? null, now: now.toISOString() },
     });
     // react() rejected an unknown order (NOT_FOUND) above, so the order is there.
-    await applyDecision(tx, saga.order!, result, { causationId: null, now, registry: deps.registry });
+    await applyDecision(tx, saga.order!, result, { causationId: null, now, registry: deps.registry, announcer: deps.announcer, afterCommit });
   });
   return orderId;
 }

@@ -10,6 +10,7 @@ import {
 } from '@swiftcart/platform';
 import { PARTICIPANT_EVENT_TYPES, react, type Money, type ParticipantEvent } from './saga.ts';
 import type { CatalogueStatus } from './entities.ts';
+import type { OrderAnnouncer } from './live.ts';
 import { applyDecision, loadSaga } from './store.ts';
 
 /** The consumer (and inbox) names. */
@@ -68,7 +69,7 @@ const onProductDiscontinued: EventHandler<ProductDiscontinued> = async (em, even
  * entry (caused by this event) and the order events it emits (caused by it, correlated by the
  * order id). An event for an order this service does not know is logged and ignored.
  */
-function onParticipantEvent(registry: EventSchemaRegistry): EventHandler<AnyEventEnvelope> {
+function onParticipantEvent(registry: EventSchemaRegistry, announcer: OrderAnnouncer): EventHandler<AnyEventEnvelope> {
   return async (em, envelope, ctx) => {
     // The inbox validated the envelope against its contract: its data is the participant event's.
     const event = envelope as unknown as ParticipantEvent;
@@ -79,16 +80,16 @@ function onParticipantEvent(registry: EventSchemaRegistry): EventHandler<AnyEven
       return;
     }
     const result = react(saga.state, event);
-    await applyDecision(em, saga.order, result, { causationId: event.id, now: new Date(), registry });
+    await applyDecision(em, saga.order, result, { causationId: event.id, now: new Date(), registry, announcer, afterCommit: ctx.afterCommit });
     if (result.transition === null) {
       ctx.log.info({ eventId: event.id, type: event.type, orderId, status: saga.order.status }, 'participant event changes nothing');
     }
   };
 }
 
-/** The order service's consumers: the price replica and the saga. */
-export function orderConsumers(deps: { readonly registry: EventSchemaRegistry }): readonly ConsumerSpec[] {
-  const participant = onParticipantEvent(deps.registry);
+/** The order service's consumers: the price replica and the saga (announcing order changes through `announcer`). */
+export function orderConsumers(deps: { readonly registry: EventSchemaRegistry; readonly announcer: OrderAnnouncer }): readonly ConsumerSpec[] {
+  const participant = onParticipantEvent(deps.registry, deps.announcer);
   return [
     {
       consumer: CATALOGUE_CONSUMER,

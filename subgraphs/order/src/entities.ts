@@ -138,6 +138,8 @@ export interface OrderRecord {
   readonly paymentMethod: string;
   readonly createdAt: string;
   readonly updatedAt: string;
+  /** Grows with every committed change (status or timeline): the row's optimistic-lock version. */
+  readonly version: number;
 }
 
 /** Builds the API shape of an order from its rows; `items` and `timeline` must belong to it. */
@@ -160,5 +162,6 @@ export function toRecord(row: OrderEntity, items: readonly OrderItemEntity[], ti
     paymentMethod: row.paymentMethod,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
+    version: row.version,
   };
 }

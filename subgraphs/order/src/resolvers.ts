@@ -1,18 +1,26 @@
 import type { Resolvers } from './generated/resolvers.ts';
 import type { OrderContext } from './context.ts';
 import type { OrderRecord } from './entities.ts';
-import { ErrorCode, apiError, canRead, requireCustomer } from '@swiftcart/platform';
+import { ErrorCode, apiError, canRead, notFound, requireCustomer, type ServiceRuntime } from '@swiftcart/platform';
 import { type CommandDeps, cancelOrder, placeOrder } from './commands.ts';
+import { followOrder } from './live.ts';
 import { checkOrderId, findOrders, listCustomerOrders, visibleOrder } from './orders.ts';
 
-/**
- * The one lookup behind `order(id)` and `Order.__resolveReference`: UNAUTHENTICATED without a token,
- * BAD_USER_INPUT for an id that is no UUID, null for an unknown order, FORBIDDEN for another
- * customer's order unless the viewer is an admin.
- */
-async function readOrder(ctx: OrderContext, id: string, field: string): Promise<OrderRecord | null> {
+/** The canonical id of an order the viewer asks for: UNAUTHENTICATED without a token, BAD_USER_INPUT for an id that is no UUID. */
+function requestedOrderId(ctx: OrderContext, id: string, field: string): string {
   requireCustomer(ctx.viewer, 'an order');
-  const key = checkOrderId(id, field);
+  return checkOrderId(id, field);
+}
+
+/**
+ * The one lookup behind `order(id)`, `Order.__resolveReference` and `orderUpdated`: UNAUTHENTICATED
+ * without a token, BAD_USER_INPUT for an id that is no UUID, null for an unknown order, FORBIDDEN
+ * for another customer's order unless the viewer is an admin. `fresh` skips the request's cache
+ * (a subscription reads the order again after every change).
+ */
+async function readOrder(ctx: OrderContext, id: string, field: string, fresh = false): Promise<OrderRecord | null> {
+  const key = requestedOrderId(ctx, id, field);
+  if (fresh) ctx.orders.clear(key);
   return visibleOrder(ctx.viewer, await ctx.orders.load(key));
 }
 
@@ -35,8 +43,8 @@ function owned<T>(ctx: OrderContext, order: OrderRecord, value: T): T {
   return value;
 }
 
-/** The order subgraph's resolvers; `deps` is what the mutations need. */
-export function orderResolvers(deps: CommandDeps): Resolvers {
+/** The order subgraph's resolvers; `deps` is what the mutations need, `runtime` feeds `orderUpdated`. */
+export function orderResolvers(deps: CommandDeps, runtime: Pick<ServiceRuntime, 'live' | 'config'>): Resolvers {
   return {
     Query: {
       order: (_, { id }, ctx) => readOrder(ctx, id, 'id'),
@@ -51,6 +59,29 @@ export function orderResolvers(deps: CommandDeps): Resolvers {
     Mutation: {
       placeOrder: async (_, { input }, ctx) => committedOrder(ctx, await placeOrder(ctx.em, ctx.viewer, input, deps)),
       cancelOrder: async (_, args, ctx) => committedOrder(ctx, await cancelOrder(ctx.em, ctx.viewer, args, deps)),
+    },
+    Subscription: {
+      orderUpdated: {
+        // Everything thrown here reaches the client as the subscription's only result, before any
+        // of the order does.
+        subscribe: async (_, { id }, ctx) => {
+          // The cheap refusals come before any Redis subscription is made.
+          const key = requestedOrderId(ctx, id, 'id');
+          return followOrder({
+            feed: runtime.live,
+            config: runtime.config,
+            log: ctx.log,
+            id: key,
+            read: async () => {
+              const order = await readOrder(ctx, key, 'id', true);
+              if (order === null) throw notFound('Order', key);
+              return order;
+            },
+          });
+        },
+        // The iterator yields orders themselves, not `{ orderUpdated }` payloads.
+        resolve: (order: OrderRecord) => order,
+      },
     },
     Order: {
       __resolveReference: (reference, ctx) => readOrder(ctx, reference.id, 'id'),

@@ -1,14 +1,24 @@
 import DataLoader from 'dataloader';
 import type { GraphQLResolverMap } from '@apollo/subgraph';
-import type { ServiceModule } from '@swiftcart/platform';
+import type { ServiceModule, ServiceRuntime } from '@swiftcart/platform';
 import type { OrderContext } from './context.ts';
 import { orderConsumers } from './consumers.ts';
 import { CataloguePrice, Order, OrderItem, OrderTransition } from './entities.ts';
+import { OrderAnnouncer } from './live.ts';
 import { migrations } from './migrations.ts';
 import { findOrders } from './orders.ts';
 import { orderResolvers } from './resolvers.ts';
 import { loadOrderSettings } from './settings.ts';
 import { startDeadlineSweeper } from './sweeper.ts';
+
+const announcers = new WeakMap<ServiceRuntime, OrderAnnouncer>();
+
+/** One announcer of order changes per running service, shared by mutations, consumers and sweeper. */
+export function announcerOf(runtime: ServiceRuntime): OrderAnnouncer {
+  let announcer = announcers.get(runtime);
+  if (!announcer) announcers.set(runtime, (announcer = new OrderAnnouncer(runtime)));
+  return announcer;
+}
 
 /**
  * The order service: orders, their lines and timelines, the local catalogue price replica, and the
@@ -22,14 +32,18 @@ export const orderService: ServiceModule<OrderContext> = {
   entities: [Order, OrderItem, OrderTransition, CataloguePrice],
   migrations,
   publishesEvents: true,
-  consumers: (runtime) => orderConsumers({ registry: runtime.events }),
+  consumers: (runtime) => orderConsumers({ registry: runtime.events, announcer: announcerOf(runtime) }),
   background: (runtime) => startDeadlineSweeper({
     db: runtime.db,
     log: runtime.log.child({ component: 'deadline-sweeper' }),
     registry: runtime.events,
+    announcer: announcerOf(runtime),
     intervalMs: loadOrderSettings(runtime.config.vars).sweepIntervalMs,
   }),
-  resolvers: (runtime) => orderResolvers({ settings: loadOrderSettings(runtime.config.vars), registry: runtime.events }) as GraphQLResolverMap<OrderContext>,
+  resolvers: (runtime) => orderResolvers(
+    { settings: loadOrderSettings(runtime.config.vars), registry: runtime.events, announcer: announcerOf(runtime), log: runtime.log },
+    runtime,
+  ) as GraphQLResolverMap<OrderContext>,
   context: (_runtime, base) => ({
     ...base,
     orders: new DataLoader(async (ids) => {

@@ -3,10 +3,11 @@
  * saga decision becomes rows (status, timeline entry) and outbox events. Every caller (the
  * mutations, the participant-event consumer, the deadline sweeper) runs inside a transaction and
  * goes through {@link loadSaga} (a row lock) and {@link applyDecision}, so one order's steps are
- * serialised and each step commits together with the events it announces.
+ * serialised and each step commits together with the events it announces. {@link applyDecision}
+ * is also the one place that announces a change to live subscribers, after the commit.
  */
 import { LockMode } from '@mikro-orm/core';
-import { type EntityManager, type EventSchemaRegistry, enqueueEvents, uuidv7 } from '@swiftcart/platform';
+import { type EntityManager, type EventSchemaRegistry, type Logger, enqueueEvents, uuidv7 } from '@swiftcart/platform';
 import {
   Order, OrderItem, OrderTransition,
   type OrderEntity, type OrderItemEntity, type OrderStatus, type ShippingAddressRecord,
@@ -15,6 +16,7 @@ import {
   initialOrderSagaState, toEnvelope,
   type OrderSagaState, type PlacedOrderSagaState, type SagaDecision,
 } from './saga.ts';
+import type { OrderAnnouncer } from './live.ts';
 
 /** Statuses that can only be reached after payment authorised the amount. */
 const PAID_STATUSES: readonly OrderStatus[] = ['CONFIRMED', 'SHIPPED', 'DELIVERED'];
@@ -88,18 +90,45 @@ export function createPlacedOrder(em: EntityManager, state: PlacedOrderSagaState
   return order;
 }
 
-/** Who or what caused a decision, and when it is recorded. */
+/** Registers a side effect to run only once the caller's transaction has committed. */
+export type AfterCommit = (effect: () => Promise<void> | void) => void;
+
+/** Who or what caused a decision, when it is recorded, and how its change is announced. */
 export interface DecisionMeta {
   /** The id of the participant event that caused it; null for a command (a mutation, the deadline). */
   readonly causationId: string | null;
   readonly now: Date;
   readonly registry: EventSchemaRegistry;
+  /** Publishes the change to live subscribers. */
+  readonly announcer: OrderAnnouncer;
+  /** Defers the announcement past the commit: the inbox's `afterCommit`, or {@link inTransaction}'s. */
+  readonly afterCommit: AfterCommit;
+}
+
+/**
+ * Runs `work` in a new transaction (on a fork of `em`) and, once it has committed, the effects it
+ * registered, in order; a failed effect is logged, never thrown, as the transaction stands. Nothing
+ * runs when the transaction fails. The mutations and the deadline sweeper use it; the consumers get
+ * the same from their inbox.
+ */
+export async function inTransaction<T>(em: EntityManager, log: Logger, work: (tx: EntityManager, afterCommit: AfterCommit) => Promise<T>): Promise<T> {
+  const effects: (() => Promise<void> | void)[] = [];
+  const result = await em.fork().transactional((tx) => work(tx, (effect) => { effects.push(effect); }));
+  for (const effect of effects) {
+    try {
+      await effect();
+    } catch (error) {
+      log.error({ err: error }, 'after-commit effect failed');
+    }
+  }
+  return result;
 }
 
 /**
  * Persists what `react` decided for `order` in the caller's transaction: the new status, the
  * timeline entry (with the causing event and the reason) and the emitted events in the outbox,
- * in order. A decision without transition or events writes nothing.
+ * in order. A decision without transition or events writes nothing. Every timeline entry raises the
+ * order's version, and after the commit the new version is announced on the order's channel.
  */
 export async function applyDecision(
   em: EntityManager,
@@ -109,8 +138,14 @@ export async function applyDecision(
 ): Promise<void> {
   const { transition, emit, state } = result;
   if (transition === null && emit.length === 0) return;
-  if (state.status !== null && state.status !== order.status) order.status = state.status;
+  const statusChanged = state.status !== null && state.status !== order.status;
+  if (statusChanged) order.status = state.status!;
   if (transition !== null) {
+    // A timeline-only entry (a refund, "shipment created") changes no column of a stored order, and
+    // the optimistic lock only counts rows that changed: touching updated_at makes it one, so
+    // `version` grows with the timeline too and subscribers can tell the new order from the old.
+    const stored = em.getUnitOfWork().getOriginalEntityData(order) !== undefined;
+    if (stored && !statusChanged) order.updatedAt = later(meta.now, order.updatedAt);
     em.create(OrderTransition, {
       order: order.id,
       status: transition.status,
@@ -125,4 +160,14 @@ export async function applyDecision(
   await enqueueEvents(em, emit.map((event) => toEnvelope(event, { id: uuidv7(), occurredAt, causationId: meta.causationId })), {
     registry: meta.registry,
   });
+  if (transition !== null) {
+    const change = { id: order.id, status: order.status, version: order.version };
+    meta.afterCommit(() => meta.announcer.announce(change));
+  }
+}
+
+/** `candidate`, or just after `current` when the candidate is not later (a pinned or skewed clock). */
+function later(candidate: Date, current: Date | undefined): Date {
+  if (!current || candidate.getTime() > current.getTime()) return candidate;
+  return new Date(current.getTime() + 1);
 }

@@ -7,7 +7,8 @@
  */
 import type { Database, EventSchemaRegistry, Logger } from '@swiftcart/platform';
 import { EXPIRABLE_STATUSES, react } from './saga.ts';
-import { applyDecision, loadSaga } from './store.ts';
+import type { OrderAnnouncer } from './live.ts';
+import { applyDecision, inTransaction, loadSaga } from './store.ts';
 
 /** Orders expired per query; a full batch is followed by the next one at once. */
 export const SWEEP_BATCH_SIZE = 100;
@@ -16,6 +17,8 @@ export interface DeadlineSweeperOptions {
   readonly db: Database;
   readonly log: Logger;
   readonly registry: EventSchemaRegistry;
+  /** Announces each expiry to live subscribers of the order. */
+  readonly announcer: OrderAnnouncer;
   readonly intervalMs: number;
   readonly batchSize?: number;
   /** The clock (tests may pin it). */
@@ -31,11 +34,11 @@ export interface DeadlineSweeper extends AsyncDisposable {
 
 /** Expires one overdue order in its own transaction; false when it was locked or no longer due. */
 async function expire(options: DeadlineSweeperOptions, orderId: string, now: Date): Promise<boolean> {
-  return options.db.fork().transactional(async (em) => {
+  return inTransaction(options.db.fork(), options.log, async (em, afterCommit) => {
     const saga = await loadSaga(em, orderId, { skipLocked: true });
     if (saga.order === null) return false;
     const result = react(saga.state, { type: 'ExpireOrder', data: { orderId, now: now.toISOString() } });
-    await applyDecision(em, saga.order, result, { causationId: null, now, registry: options.registry });
+    await applyDecision(em, saga.order, result, { causationId: null, now, registry: options.registry, announcer: options.announcer, afterCommit });
     return result.transition !== null;
   });
 }

@@ -10,6 +10,7 @@ import { type AnyEventEnvelope, eventsTopic } from '@swiftcart/platform';
 import type { TestStack } from '../../../test/support/stack.ts';
 import { DEADLINE_REASON } from '../src/saga.ts';
 import { startDeadlineSweeper } from '../src/sweeper.ts';
+import { announcerOf } from '../src/service.ts';
 import {
   OrderEventProbe, PLACE_ORDER, READ_ORDER, em, orderInput, participantEvent, produce, seedCatalogue, startOrderStack, waitFor,
 } from './support.ts';
@@ -97,7 +98,7 @@ describe('order deadline', () => {
     await runtime.db.fork().transactional(async (tx) => {
       await tx.execute('select id from orders where id = ? for update', [id]);
       const sweeper = startDeadlineSweeper({
-        db: runtime.db, log: runtime.log, registry: runtime.events, intervalMs: 3_600_000, now: () => new Date(Date.now() + 60_000),
+        db: runtime.db, log: runtime.log, registry: runtime.events, announcer: announcerOf(runtime), intervalMs: 3_600_000, now: () => new Date(Date.now() + 60_000),
       });
       try {
         const started = Date.now();
@@ -125,7 +126,7 @@ describe('order deadline', () => {
     await em(stack).execute(`update orders set deadline_at = now() + interval '1 day' where id in (?, ?, ?) and status = 'PENDING'`, ids);
     const runtime = stack.services.order!.runtime;
     const sweeper = startDeadlineSweeper({
-      db: runtime.db, log: runtime.log, registry: runtime.events, intervalMs: 3_600_000, batchSize: 1,
+      db: runtime.db, log: runtime.log, registry: runtime.events, announcer: announcerOf(runtime), intervalMs: 3_600_000, batchSize: 1,
       now: () => new Date(Date.now() + 10 * 24 * 3_600_000),
     });
     try {

@@ -84,6 +84,26 @@ export type StockLevel = {
   version: Scalars['Int']['output'];
 };
 
+/** Live updates of stock. */
+export type Subscription = {
+  __typename?: 'Subscription';
+  /**
+   * Follows the stock of 1 to 100 distinct skus (BAD_USER_INPUT otherwise: an empty or longer list, a
+   * repeated sku, or one that is not 1 to 64 letters, digits, '.', '_' or '-'). First the current
+   * StockLevel of every sku, in the order given (all zero with version 0 for a sku never stocked),
+   * then each committed change as it happens. Versions only grow per sku; after a lost connection the
+   * current figures are re-read, so a client may skip a version but never sees an older one after a
+   * newer one. The same for every viewer: no token is needed.
+   */
+  stockLevelChanged: StockLevel;
+};
+
+
+/** Live updates of stock. */
+export type SubscriptionStockLevelChangedArgs = {
+  skus: Array<Scalars['ID']['input']>;
+};
+
 
 
 export type ResolverTypeWrapper<T> = Promise<T> | T;
@@ -186,6 +206,7 @@ export type ResolversTypes = {
   Product: ResolverTypeWrapper<ProductReference>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   StockLevel: ResolverTypeWrapper<StockRecord>;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
 };
 
@@ -199,8 +220,13 @@ export type ResolversParentTypes = {
   Product: ProductReference;
   Query: Record<PropertyKey, never>;
   StockLevel: StockRecord;
+  Subscription: Record<PropertyKey, never>;
   Boolean: Scalars['Boolean']['output'];
 };
+
+export type PublicDirectiveArgs = { };
+
+export type PublicDirectiveResolver<Result, Parent, ContextType = InventoryContext, Args = PublicDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
 
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
   name: 'DateTime';
@@ -230,11 +256,19 @@ export type StockLevelResolvers<ContextType = InventoryContext, ParentType exten
   version?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 
+export type SubscriptionResolvers<ContextType = InventoryContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  stockLevelChanged?: SubscriptionResolver<ResolversTypes['StockLevel'], "stockLevelChanged", ParentType, ContextType, RequireFields<SubscriptionStockLevelChangedArgs, 'skus'>>;
+};
+
 export type Resolvers<ContextType = InventoryContext> = {
   DateTime?: GraphQLScalarType;
   Mutation?: MutationResolvers<ContextType>;
   Product?: ProductResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   StockLevel?: StockLevelResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
 };
 
+export type DirectiveResolvers<ContextType = InventoryContext> = {
+  public?: PublicDirectiveResolver<any, any, ContextType>;
+};

@@ -85,6 +85,11 @@ export type Order = {
   total: Money;
   /** When the order last changed. */
   updatedAt: Scalars['DateTime']['output'];
+  /**
+   * Grows with every change of the order (its status or its timeline), starting at 1; a client that
+   * receives the order more than once keeps the one with the highest version.
+   */
+  version: Scalars['Int']['output'];
 };
 
 /** A page of orders, newest first. */
@@ -254,6 +259,26 @@ export type ShippingAddressInput = {
   postalCode: Scalars['String']['input'];
 };
 
+/** Live updates of orders. */
+export type Subscription = {
+  __typename?: 'Subscription';
+  /**
+   * Follows one order: first the order as it is now, then the order after every committed change
+   * (status or timeline), in version order, never an older version after a newer one (after a lost
+   * connection the order is re-read, so a version may be skipped). Only its customer or an admin may
+   * follow it. Errors, before anything of the order is sent: UNAUTHENTICATED without a token;
+   * BAD_USER_INPUT for an id that is no UUID; NOT_FOUND for an unknown order; FORBIDDEN for another
+   * customer's order.
+   */
+  orderUpdated: Order;
+};
+
+
+/** Live updates of orders. */
+export type SubscriptionOrderUpdatedArgs = {
+  id: Scalars['ID']['input'];
+};
+
 
 
 export type ResolverTypeWrapper<T> = Promise<T> | T;
@@ -368,6 +393,7 @@ export type ResolversTypes = {
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   ShippingAddress: ResolverTypeWrapper<ShippingAddress>;
   ShippingAddressInput: ShippingAddressInput;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
@@ -391,6 +417,7 @@ export type ResolversParentTypes = {
   Query: Record<PropertyKey, never>;
   ShippingAddress: ShippingAddress;
   ShippingAddressInput: ShippingAddressInput;
+  Subscription: Record<PropertyKey, never>;
 };
 
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
@@ -419,6 +446,7 @@ export type OrderResolvers<ContextType = OrderContext, ParentType extends Resolv
   timeline?: Resolver<Array<ResolversTypes['OrderTransition']>, ParentType, ContextType>;
   total?: Resolver<ResolversTypes['Money'], ParentType, ContextType>;
   updatedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  version?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 
 export type OrderConnectionResolvers<ContextType = OrderContext, ParentType extends ResolversParentTypes['OrderConnection'] = ResolversParentTypes['OrderConnection']> = {
@@ -471,6 +499,10 @@ export type ShippingAddressResolvers<ContextType = OrderContext, ParentType exte
   postalCode?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
+export type SubscriptionResolvers<ContextType = OrderContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  orderUpdated?: SubscriptionResolver<ResolversTypes['Order'], "orderUpdated", ParentType, ContextType, RequireFields<SubscriptionOrderUpdatedArgs, 'id'>>;
+};
+
 export type Resolvers<ContextType = OrderContext> = {
   DateTime?: GraphQLScalarType;
   Money?: MoneyResolvers<ContextType>;
@@ -484,5 +516,6 @@ export type Resolvers<ContextType = OrderContext> = {
   Product?: ProductResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   ShippingAddress?: ShippingAddressResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
 };
 

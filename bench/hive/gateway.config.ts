@@ -1,0 +1,30 @@
+/**
+ * Hive Gateway's configuration for `npm run bench -- live` (bench/live.ts starts
+ * `hive-gateway supergraph <snapshot of schema/supergraph.graphql> -c bench/hive/gateway.config.ts`).
+ *
+ * - Routing: the bench starts its own subgraph processes on free ports and passes them in
+ *   BENCH_SUBGRAPH_URLS (JSON, subgraph name → http URL); each becomes that subgraph's transport
+ *   entry `location`, overriding the supergraph's `@join__graph(url:)`.
+ * - Subscriptions to subgraphs over graphql-ws: the `http` transport hands subscription operations
+ *   to the transport kind named in `options.subscriptions.kind` (@graphql-mesh/transport-ws), at
+ *   `options.subscriptions.location` resolved against the subgraph URL (the same /graphql path,
+ *   http:// becoming ws://). Queries (the per-event entity fetches) stay on HTTP.
+ * - Everything else is Hive Gateway's default, as a user would run it (the CLI watches a supergraph
+ *   file for changes; the bench's is a snapshot that does not change), except logs at warn.
+ */
+import { defineConfig } from '@graphql-hive/gateway';
+
+const urls = JSON.parse(process.env.BENCH_SUBGRAPH_URLS || '{}') as Record<string, string>;
+
+export const gatewayConfig = defineConfig({
+  transportEntries: Object.fromEntries(Object.entries(urls).map(([name, location]) => [name, {
+    location,
+    options: {
+      subscriptions: {
+        kind: 'ws',
+        location: new URL(location).pathname,
+      },
+    },
+  }])),
+  logging: 'warn',
+});
