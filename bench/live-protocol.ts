@@ -106,7 +106,8 @@ export interface DriverSummary {
   /** How far the driver fell behind its schedule at worst, ms (a change waits while its sku's previous one is in flight). */
   readonly maxScheduleLagMs: number;
   /** One whole `StockLedger.adjust` (transaction and Redis publish), p50/p99 ms. */
-  readonly adjustMs: { readonly p50: number; readonly p99: number };
+  /** Per change: its batch's transaction and announcements. */
+  readonly commitMs: { readonly p50: number; readonly p99: number };
 }
 
 export type LiveDriverReply =

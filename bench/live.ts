@@ -419,7 +419,8 @@ class Driver {
   }
 
   static async start(env: NodeJS.ProcessEnv): Promise<Driver> {
-    const child = track(fork(path.join(BENCH_DIR, 'live-driver.ts'), [], { env, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    // One connection per change in flight (see MAX_IN_FLIGHT in live-driver.ts), and a few spare.
+    const child = track(fork(path.join(BENCH_DIR, 'live-driver.ts'), [], { env: { ...env, DB_POOL_SIZE: '40' }, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     await readyMessage(child, 'the stock-change driver', 30_000);
     return new Driver(child);
   }
@@ -1057,7 +1058,7 @@ function printResult(runs: readonly GatewayRun[], options: Options): void {
     if (w.clientsEnded) console.log(`  ${w.clientsEnded} subscribed clients were closed or ended during the window`);
     for (const p of r.clientProblems) console.log(`  ${p.kind} ×${p.count}: ${p.samples.join(' | ')}`);
     console.log(`  driver: ${r.driver.committed} changes committed (${r.driver.failed} failed${r.driver.errorSamples.length ? `: ${r.driver.errorSamples[0]}` : ''}), ` +
-      `adjust p50 ${fixed(r.driver.adjustMs.p50)} / p99 ${fixed(r.driver.adjustMs.p99)} ms, worst schedule lag ${fixed(r.driver.maxScheduleLagMs, 0)} ms`);
+      `commit (transaction + announce) p50 ${fixed(r.driver.commitMs.p50)} / p99 ${fixed(r.driver.commitMs.p99)} ms, worst schedule lag ${fixed(r.driver.maxScheduleLagMs, 0)} ms`);
     console.log(`  gateway pid ${r.pid}: RSS idle ${mib(r.process.idle.rssBytes)}, subscribed ${mib(r.process.subscribed.rssBytes)}, peak sampled ${mib(r.process.sampledPeakRssBytes)}, ` +
       `VmHWM ${mib(r.process.peakRssBytes)} MiB; TCP connections to inventory: ${r.upstream.tcpConnectionsToInventory ?? '?'}`);
     console.log(`  subgraphs: ${Object.entries(r.subgraphs).map(([n, g]) => `${n} CPU ${fixed(g.cpuPercent ?? Number.NaN, 0)} %, RSS ${mib(g.rssIdleBytes)} → ${mib(g.rssSubscribedBytes)} subscribed → ${mib(g.rssEndBytes)} MiB`).join('; ')}`);

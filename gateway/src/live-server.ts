@@ -6,7 +6,7 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import {
-  type DocumentNode, type ExecutionArgs, type ExecutionResult, type FormattedExecutionResult, GraphQLError,
+  type DocumentNode, type ExecutionArgs, type ExecutionResult, type FormattedExecutionResult, GraphQLError, type GraphQLSchema,
   getOperationAST, parse, print, validate,
 } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values.js';
@@ -177,6 +177,49 @@ class ClientQueue implements ClientSink, AsyncIterableIterator<FormattedExecutio
   }
 }
 
+/** Documents kept parsed and validated; storefronts send a handful of distinct ones. */
+const MAX_CACHED_DOCUMENTS = 1_000;
+
+/**
+ * Parsed and validated documents by their text, per schema: 10,000 storefronts subscribing with
+ * the same document are parsed and validated once. A new schema starts an empty cache.
+ */
+class DocumentCache {
+  readonly #maxTokens: number;
+  #schema: GraphQLSchema | null = null;
+  readonly #entries = new Map<string, { document: DocumentNode; source: string } | { errors: readonly GraphQLError[] }>();
+
+  constructor(maxTokens: number) {
+    this.#maxTokens = maxTokens;
+  }
+
+  check(schema: GraphQLSchema, query: string): { document: DocumentNode; source: string } | { errors: readonly GraphQLError[] } {
+    if (schema !== this.#schema) {
+      this.#schema = schema;
+      this.#entries.clear();
+    }
+    let entry = this.#entries.get(query);
+    if (!entry) {
+      entry = this.#compute(schema, query);
+      if (this.#entries.size >= MAX_CACHED_DOCUMENTS) this.#entries.delete(this.#entries.keys().next().value!);
+      this.#entries.set(query, entry);
+    }
+    return entry;
+  }
+
+  #compute(schema: GraphQLSchema, query: string): { document: DocumentNode; source: string } | { errors: readonly GraphQLError[] } {
+    let document: DocumentNode;
+    try {
+      document = parse(query, { maxTokens: this.#maxTokens });
+    } catch (error) {
+      return { errors: [requestError((error as Error).message, 'GRAPHQL_PARSE_FAILED')] };
+    }
+    const invalid = validate(schema, document);
+    if (invalid.length) return { errors: invalid.map((e) => requestError(e.message, 'GRAPHQL_VALIDATION_FAILED', e.nodes)) };
+    return { document, source: print(document) };
+  }
+}
+
 /** Serves graphql-ws on the HTTP server's GraphQL path. */
 export function startLiveServer<TContext extends { viewer: Viewer; authorization: string | undefined }>(
   options: LiveServerOptions<TContext>,
@@ -194,6 +237,7 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
     });
   });
 
+  const documents = new DocumentCache(settings.maxTokens);
   const overflow = (connection: Connection) => {
     if (connection.overflowed) return;
     connection.overflowed = true;
@@ -223,21 +267,16 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
       const connection = connections.get(ctx.extra.socket)!;
       const schema = engine.apiSchema;
       if (!schema) return [requestError('The gateway has no schema loaded yet', ErrorCode.InternalServerError)];
-      let document: DocumentNode;
-      try {
-        document = parse(payload.query, { maxTokens: settings.maxTokens });
-      } catch (error) {
-        return [requestError((error as Error).message, 'GRAPHQL_PARSE_FAILED')];
-      }
-      const invalid = validate(schema, document);
-      if (invalid.length) return invalid.map((e) => requestError(e.message, 'GRAPHQL_VALIDATION_FAILED', e.nodes));
+      const checked = documents.check(schema, payload.query);
+      if ('errors' in checked) return checked.errors;
+      const { document, source } = checked;
       const operation = getOperationAST(document, payload.operationName);
       if (!operation) {
         return [requestError(payload.operationName ? `Unknown operation named "${payload.operationName}"` : 'The document must contain exactly one operation, or name one', 'OPERATION_RESOLUTION_FAILURE')];
       }
       const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], payload.variables ?? {});
       if (coerced.errors) return coerced.errors.map((e) => requestError(e.message, ErrorCode.BadUserInput, e.nodes));
-      const context: OperationContext = { connection, source: print(document), payload };
+      const context: OperationContext = { connection, source, payload };
       return { schema, document, operationName: payload.operationName ?? undefined, variableValues: coerced.coerced, contextValue: context } satisfies ExecutionArgs;
     },
     subscribe: (args) => {

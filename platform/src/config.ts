@@ -49,6 +49,8 @@ export interface Config {
   readonly productCacheTtlSeconds: number;
   /** How long a health probe may take before it counts as down. */
   readonly readinessTimeoutMs: number;
+  /** Connections per service database pool (`DB_POOL_SIZE`). */
+  readonly databasePoolSize: number;
   /**
    * The environment this configuration was read from. Services read their own settings
    * (`ORDER_*`, `PAYMENT_*`) from here rather than from `process.env`, so a test stack's
@@ -67,11 +69,12 @@ export class ConfigError extends Error {
  * {@link ConfigError} naming the variable and its bounds for anything else.
  */
 export function integerVar(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0, max = 65_535): number {
-  const raw = env[key];
+  const raw = env[key]?.trim();
   if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${key} must be an integer from ${min} to ${max}, got "${raw}"`);
+  // Digits only: Number() would also take "0x10", "1e3" or "1.0".
+  const value = /^-?\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${key} must be an integer from ${min} to ${max}, got "${env[key]}"`);
   }
   return value;
 }
@@ -136,6 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     supergraphPath: path.resolve(REPO_ROOT, env.SUPERGRAPH_PATH || 'schema/supergraph.graphql'),
     productCacheTtlSeconds: integerVar(env, 'PRODUCT_CACHE_TTL_SECONDS', 60, 1, 86_400),
     readinessTimeoutMs: integerVar(env, 'READINESS_TIMEOUT_MS', 2_000, 100, 60_000),
+    databasePoolSize: integerVar(env, 'DB_POOL_SIZE', 10, 1, 500),
     vars: Object.freeze({ ...env }),
   };
 }

@@ -36,6 +36,7 @@ export interface DatabaseOptions {
   readonly log: Logger;
   /** Count every SQL statement (off by default: it formats each query). */
   readonly countQueries?: boolean;
+  /** Overrides `config.databasePoolSize`. */
   readonly poolSize?: number;
 }
 
@@ -46,7 +47,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     clientUrl: serviceDatabaseUrl(options.config, options.service),
     entities: [...options.entities],
     extensions: [Migrator],
-    pool: { min: 0, max: options.poolSize ?? 10 },
+    pool: { min: 0, max: options.poolSize ?? options.config.databasePoolSize },
     migrations: {
       migrationsList: options.migrations.map((m) => ({ name: m.name, class: m.class })),
       snapshot: false,

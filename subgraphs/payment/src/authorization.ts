@@ -15,7 +15,7 @@
  * answer was lost to the timeout is never charged or refunded twice.
  */
 import {
-  CircuitBreaker, CircuitOpenError, ConfigError, TimeoutError, retry, withTimeout,
+  CircuitBreaker, CircuitOpenError, ConfigError, TimeoutError, integerVar, retry, withTimeout,
   type CircuitBreakerOptions, type CircuitState,
 } from '@swiftcart/platform';
 import {
@@ -53,15 +53,15 @@ const MAX_MS = 3_600_000;
  */
 export function loadPaymentSettings(env: NodeJS.ProcessEnv = process.env): PaymentSettings {
   const settings: PaymentSettings = {
-    providerLatencyMs: whole(env, 'PAYMENT_PROVIDER_LATENCY_MS', 20, 0, MAX_MS),
-    providerJitterMs: whole(env, 'PAYMENT_PROVIDER_JITTER_MS', 0, 0, MAX_MS),
+    providerLatencyMs: integerVar(env, 'PAYMENT_PROVIDER_LATENCY_MS', 20, 0, MAX_MS),
+    providerJitterMs: integerVar(env, 'PAYMENT_PROVIDER_JITTER_MS', 0, 0, MAX_MS),
     declineAbove: optionalWhole(env, 'PAYMENT_DECLINE_ABOVE', 0, Number.MAX_SAFE_INTEGER),
-    timeoutMs: whole(env, 'PAYMENT_TIMEOUT_MS', 1000, 1, MAX_MS),
-    retryAttempts: whole(env, 'PAYMENT_RETRY_ATTEMPTS', 3, 1, 20),
-    retryBaseMs: whole(env, 'PAYMENT_RETRY_BASE_MS', 100, 0, MAX_MS),
-    retryMaxMs: whole(env, 'PAYMENT_RETRY_MAX_MS', 2000, 0, MAX_MS),
-    circuitFailures: whole(env, 'PAYMENT_CIRCUIT_FAILURES', 5, 1, 1000),
-    circuitResetMs: whole(env, 'PAYMENT_CIRCUIT_RESET_MS', 10_000, 1, MAX_MS),
+    timeoutMs: integerVar(env, 'PAYMENT_TIMEOUT_MS', 1000, 1, MAX_MS),
+    retryAttempts: integerVar(env, 'PAYMENT_RETRY_ATTEMPTS', 3, 1, 20),
+    retryBaseMs: integerVar(env, 'PAYMENT_RETRY_BASE_MS', 100, 0, MAX_MS),
+    retryMaxMs: integerVar(env, 'PAYMENT_RETRY_MAX_MS', 2000, 0, MAX_MS),
+    circuitFailures: integerVar(env, 'PAYMENT_CIRCUIT_FAILURES', 5, 1, 1000),
+    circuitResetMs: integerVar(env, 'PAYMENT_CIRCUIT_RESET_MS', 10_000, 1, MAX_MS),
   };
   if (settings.retryMaxMs < settings.retryBaseMs) {
     throw new ConfigError(`PAYMENT_RETRY_MAX_MS (${settings.retryMaxMs}) must be at least PAYMENT_RETRY_BASE_MS (${settings.retryBaseMs})`);
@@ -71,18 +71,9 @@ export function loadPaymentSettings(env: NodeJS.ProcessEnv = process.env): Payme
 
 function optionalWhole(env: NodeJS.ProcessEnv, key: string, min: number, max: number): number | undefined {
   const raw = env[key]?.trim();
-  return raw === undefined || raw === '' ? undefined : whole(env, key, 0, min, max);
+  return raw === undefined || raw === '' ? undefined : integerVar(env, key, 0, min, max);
 }
 
-function whole(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number, max: number): number {
-  const raw = env[key]?.trim();
-  if (raw === undefined || raw === '') return fallback;
-  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${key} must be a whole number from ${min} to ${max}, got "${env[key]}"`);
-  }
-  return value;
-}
 
 /** The result of an authorisation, as the payment service records it. `attempts` counts provider calls. */
 export type AuthorizationOutcome =

@@ -56,7 +56,7 @@ describe('loadPaymentSettings', () => {
     };
     for (const [key, value] of Object.entries(cases)) {
       assert.throws(() => loadPaymentSettings({ [key]: value }), (error: Error) =>
-        error instanceof ConfigError && error.message.startsWith(`${key} must be a whole number`) && error.message.includes(`"${value}"`), key);
+        error instanceof ConfigError && error.message.startsWith(`${key} must be an integer`) && error.message.includes(`"${value}"`), key);
     }
     assert.throws(() => loadPaymentSettings({ PAYMENT_RETRY_BASE_MS: '500', PAYMENT_RETRY_MAX_MS: '100' }), /PAYMENT_RETRY_MAX_MS \(100\) must be at least PAYMENT_RETRY_BASE_MS/);
   });
