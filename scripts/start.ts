@@ -137,6 +137,8 @@ async function main(): Promise<number> {
 
   Apollo Sandbox   ${origin(config, config.gatewayPort)}/
   GraphQL (HTTP)   ${gatewayUrl}
+  Subscriptions    ${gatewayUrl.replace(/^http/, 'ws')} (graphql-ws)
+  Metrics          ${origin(config, config.gatewayPort)}/metrics
   Logs             .data/logs/<service>.log
   Admin token      npm run token -- --sub admin --roles admin
 

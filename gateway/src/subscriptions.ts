@@ -76,6 +76,8 @@ interface Upstream {
 
 interface Group {
   readonly key: string;
+  /** The schema the group was planned on: an event still in flight after a reload is shaped with it. */
+  readonly planning: Planning;
   readonly live: LivePlan;
   readonly request: LiveRequest;
   readonly upstream: Upstream;
@@ -245,7 +247,7 @@ export class LiveSubscriptions {
       const isNewUpstream = !upstream;
       upstream ??= this.#openUpstream(upstreamKey, live, upstreamVariables, request.authorization);
       group = {
-        key: groupKey, live, upstream, clients: new Set([sink]), latest: new Map(), tail: Promise.resolve(),
+        key: groupKey, planning: this.#planning, live, upstream, clients: new Set([sink]), latest: new Map(), tail: Promise.resolve(),
         request: live.public ? { ...request, authorization: undefined, context: { ...request.context, authorization: undefined } } : request,
       };
       this.#groups.set(groupKey, group);
@@ -328,8 +330,7 @@ export class LiveSubscriptions {
   }
 
   async #shape(group: Group, event: FormattedExecutionResult<Record<string, unknown>, unknown>): Promise<FormattedExecutionResult> {
-    const planning = this.#planning!;
-    const { live, request } = group;
+    const { planning, live, request } = group;
     const serviceMap: ServiceMap = { [EVENT_SOURCE]: { process: async () => ({ data: event.data, errors: event.errors as never }) } };
     for (const [name, { dataSource }] of Object.entries(this.#options.subgraphs())) serviceMap[name] = dataSource;
     if (live.hasRest) this.#options.metrics.values.restExecutions++;
