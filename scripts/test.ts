@@ -9,7 +9,7 @@ import path from 'node:path';
 import { REPO_ROOT } from '@swiftcart/platform';
 import { ensureInfrastructure, stopKafka } from './infra.ts';
 
-const SEARCH_ROOTS = ['platform', 'subgraphs', 'gateway', 'scripts', 'bench', 'test'];
+const SEARCH_ROOTS = ['platform', 'subgraphs', 'gateway', 'clients', 'scripts', 'bench', 'test'];
 
 /** Every `*.test.ts` under the project's own folders, in a stable order. */
 export function findTestFiles(): string[] {

@@ -7,20 +7,20 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin, type BaseContext } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled, ApolloServerPluginUsageReportingDisabled } from '@apollo/server/plugin/disabled';
-import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import type { GraphQLFormattedError } from 'graphql';
 // The platform's modules one by one, not its index: the index also loads MikroORM, kafkajs and
 // ioredis, which the gateway never uses (~50 MB of resident memory and slower start-up).
 import { type Config, type ServiceName, integerVar, loadConfig } from '@swiftcart/platform/config';
 import { type Viewer, AUTHORIZATION_HEADER, viewerFromAuthorization } from '@swiftcart/platform/auth';
 import { ErrorCode } from '@swiftcart/platform/errors';
-import { PATHS, createHttpHandler, listen } from '@swiftcart/platform/http';
+import { PATHS, type RouteHandler, createHttpHandler, listen } from '@swiftcart/platform/http';
 import { type Logger, createLogger } from '@swiftcart/platform/logger';
 import { EntityBatcher } from './entity-batcher.ts';
 import { type Fetcher, createKeepAliveFetcher } from './fetcher.ts';
 import { DEFAULT_LIVE_SETTINGS, type LiveServerSettings, startLiveServer } from './live-server.ts';
 import { LiveMetrics, type LiveMetricsSnapshot } from './live-metrics.ts';
 import { LiveSubscriptions } from './subscriptions.ts';
+import { SANDBOX_PATH, createSandbox, publicGatewayUrl, sandboxEndpoints } from './sandbox.ts';
 import { SupergraphError, readSupergraph, validateOverrides } from './supergraph.ts';
 import { UpstreamConnections } from './upstream.ts';
 
@@ -60,6 +60,8 @@ export interface StartGatewayOptions {
 export interface RunningGateway extends AsyncDisposable {
   /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
   readonly url: string;
+  /** Apollo Sandbox, e.g. http://127.0.0.1:4000/; null in production, which has no landing page. */
+  readonly sandboxUrl: string | null;
   readonly port: number;
   /** Where each subgraph of the supergraph is routed. */
   readonly subgraphs: Readonly<Record<string, string>>;
@@ -144,6 +146,15 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const config = options.config ?? loadConfig();
   const log = options.log ?? createLogger('gateway', config.logLevel);
   const production = config.env === 'production';
+  // Outside production, Apollo Sandbox preconfigured for this gateway (sandbox.ts): the page
+  // names the port bound at the end, so it asks for it per request. Production signs no token at all.
+  const publicUrl = production ? undefined : publicGatewayUrl(config.vars);
+  let boundPort = 0;
+  const sandbox = production ? null : await createSandbox({
+    jwtSecret: config.jwtSecret,
+    endpoints: () => sandboxEndpoints({ host: config.host, port: boundPort, publicUrl }),
+  });
+
   const supergraphPath = options.supergraphPath ?? config.supergraphPath;
   const supergraphSdl = await readSupergraph(supergraphPath);
 
@@ -201,7 +212,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     // Traces go through OpenTelemetry; Apollo usage reporting would also make every subgraph
     // fetch ask for inline `ftv1` traces, doubling subgraph response work for no local value.
     ApolloServerPluginUsageReportingDisabled(),
-    production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true, footer: false }),
+    sandbox ? sandbox.plugin : ApolloServerPluginLandingPageDisabled(),
   ];
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
@@ -244,26 +255,23 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     };
   }
 
+  const routes: Record<string, RouteHandler> = {
+    '/metrics': (req, res) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+      const text = metrics.prometheus();
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+      res.end(req.method === 'HEAD' ? undefined : text);
+    },
+  };
+  // The same page Apollo serves on GET /graphql with Accept: text/html.
+  if (sandbox) routes[SANDBOX_PATH] = sandbox.route;
   const platformHandler = createHttpHandler<GatewayContext>({
     apollo,
     context: (req) => gatewayContext(req, config.jwtSecret),
     readiness,
     readinessTimeoutMs: config.readinessTimeoutMs,
     log,
-    routes: {
-      '/metrics': (req, res) => {
-        if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-        const text = metrics.prometheus();
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-        res.end(req.method === 'HEAD' ? undefined : text);
-      },
-      // Sandbox takes its endpoint from the page's own URL, so `/` sends the browser to /graphql.
-      '/': (req, res) => {
-        if (production || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
-        res.writeHead(302, { location: PATHS.graphql, 'content-length': 0 });
-        res.end();
-      },
-    },
+    routes,
   });
   // Outside production, /healthz also says which process answers and how much memory it holds
   // (the gateway benchmark reads it); the liveness contract (200, status "ok") is the platform's.
@@ -284,6 +292,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   let http;
   try {
     http = await listen(handler, config.host, options.port ?? config.gatewayPort);
+    boundPort = http.port;
   } catch (error) {
     await apollo.stop();
     ownFetcher?.close();
@@ -312,6 +321,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   })());
   return {
     url: http.url,
+    sandboxUrl: sandbox ? new URL('.', sandboxEndpoints({ host: config.host, port: http.port, publicUrl }).endpoint).href : null,
     port: http.port,
     subgraphs: { ...subgraphs },
     metrics: () => metrics.snapshot(),

@@ -1,7 +1,7 @@
 /**
  * The gateway process: `node gateway/src/main.ts`. Reads the environment (GATEWAY_PORT,
- * SUPERGRAPH_PATH, PRODUCT_URL..., JWT_SECRET, LIVE_*), serves until SIGTERM or SIGINT, then drains
- * and exits 0; SIGHUP reloads the supergraph. A start-up failure (bad configuration, unreadable supergraph, port in use) exits 1.
+ * SUPERGRAPH_PATH, PRODUCT_URL..., JWT_SECRET, LIVE_*, PUBLIC_GATEWAY_URL), serves until SIGTERM
+ * or SIGINT, then drains and exits 0; SIGHUP reloads the supergraph. A start-up failure (bad configuration, unreadable supergraph, port in use) exits 1.
  */
 import { type Config, ConfigError, loadConfig } from '@swiftcart/platform/config';
 import { type Logger, createLogger } from '@swiftcart/platform/logger';
@@ -21,10 +21,10 @@ try {
   process.exit(1);
 }
 
-if (config.env === 'production') {
-  log.info({ url: gateway.url }, `GraphQL endpoint: ${gateway.url}`);
+if (gateway.sandboxUrl) {
+  log.info({ url: gateway.url, sandbox: gateway.sandboxUrl }, `Apollo Sandbox: open ${gateway.sandboxUrl} in a browser`);
 } else {
-  log.info({ url: gateway.url }, `Apollo Sandbox: open ${gateway.url} in a browser`);
+  log.info({ url: gateway.url }, `GraphQL endpoint: ${gateway.url}`);
 }
 
 let stopping = false;

@@ -1,7 +1,7 @@
 /**
  * The gateway in front of a real product subgraph (own database, Redis prefix, topics): auth at the
- * edge and forwarding, validation errors, the Sandbox landing page, supergraph loading and routing
- * URL overrides.
+ * edge and forwarding, validation errors, health, supergraph loading and routing URL overrides.
+ * The Sandbox landing page has its own file, sandbox.test.ts.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -127,42 +127,6 @@ describe('errors', () => {
     assert.equal(result.errors?.[0].extensions?.code, 'INTERNAL_SERVER_ERROR');
     assert.equal(result.errors![0].message, 'Internal server error');
     assert.doesNotMatch(JSON.stringify(result.errors), /127\.0\.0\.1|ECONNREFUSED|stacktrace/);
-  });
-});
-
-describe('Apollo Sandbox', () => {
-  test('GET /graphql accepting HTML serves the embedded Sandbox, which targets the page URL', async () => {
-    const response = await fetch(stack.gateway!.url, { headers: { accept: 'text/html' } });
-    assert.equal(response.status, 200);
-    assert.match(response.headers.get('content-type') ?? '', /text\/html/);
-    const html = await response.text();
-    assert.match(html, /embeddable-sandbox/);
-    assert.match(html, /new window\.EmbeddedSandbox/);
-    assert.match(html, /initialEndpoint = window\.location\.href/);
-  });
-
-  test('GET / redirects to /graphql, so Sandbox opens on the GraphQL endpoint', async () => {
-    const origin = new URL(stack.gateway!.url).origin;
-    const redirect = await fetch(`${origin}/`, { redirect: 'manual' });
-    assert.equal(redirect.status, 302);
-    assert.equal(redirect.headers.get('location'), '/graphql');
-    const page = await fetch(`${origin}/`, { headers: { accept: 'text/html' } });
-    assert.equal(page.status, 200);
-    assert.equal(page.url, stack.gateway!.url, 'the page that loads Sandbox is the endpoint itself');
-    assert.match(await page.text(), /new window\.EmbeddedSandbox/);
-  });
-
-  test('in production there is no landing page', async () => {
-    const config = isolatedConfig({ NODE_ENV: 'production', JWT_SECRET: PRODUCTION_SECRET, LOG_LEVEL: 'silent' });
-    await using gateway = await startGateway({ config, port: 0, subgraphUrls: { product: productUrl } });
-    const html = await fetch(gateway.url, { headers: { accept: 'text/html' } });
-    assert.doesNotMatch(html.headers.get('content-type') ?? '', /text\/html/);
-    await html.body?.cancel();
-    const root = await fetch(`${new URL(gateway.url).origin}/`, { redirect: 'manual' });
-    assert.equal(root.status, 404);
-    await root.body?.cancel();
-    const health = await (await fetch(`${new URL(gateway.url).origin}/healthz`)).json();
-    assert.deepEqual(health, { status: 'ok' }, 'production /healthz says nothing about the process');
   });
 });
 

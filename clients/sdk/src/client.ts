@@ -1,0 +1,128 @@
+/**
+ * createClient: the typed SwiftCart client. Queries and mutations go over HTTP (`fetch`),
+ * subscriptions over graphql-ws (`WebSocket`); both use the platform's globals unless given others.
+ */
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { Kind, type DocumentNode, print } from 'graphql';
+import { type FetchLike, type RequestOptions, defaultFetch, postOperation } from './http.ts';
+import { type LiveSubscription, LiveConnections, LiveIterator } from './live.ts';
+import { type ResultOf, type VariablesOf, requestDocuments, subscriptionDocuments } from './operations.ts';
+import { type TokenSource, resolveToken } from './token.ts';
+import { webSocketUrlOf } from './wire.ts';
+
+/** What {@link createClient} needs. */
+export interface ClientOptions {
+  /** The gateway's GraphQL endpoint, e.g. `http://127.0.0.1:4000/graphql`. */
+  readonly url: string;
+  /**
+   * The customer's token, or a function returning the current one (asked before every request and
+   * every new subscription, so sign-in and sign-out need no new client). None: the anonymous viewer.
+   */
+  readonly token?: TokenSource;
+  /** The graphql-ws endpoint; by default `url` with `http` replaced by `ws` (`https` by `wss`). */
+  readonly wsUrl?: string;
+  /** A `fetch` implementation; by default the platform's global `fetch`. */
+  readonly fetch?: FetchLike;
+  /** A WebSocket constructor (e.g. `ws` in old Node versions); by default the platform's global `WebSocket`. */
+  readonly webSocketImpl?: unknown;
+  /**
+   * How often a dropped WebSocket is reconnected before its subscriptions fail (graphql-ws's
+   * default: 5, with randomised exponential backoff). After a reconnection every subscription
+   * receives the current state again.
+   */
+  readonly retryAttempts?: number;
+}
+
+/** The arguments of a method: variables may be left out when none of them is required. */
+export type MethodArgs<V, O> = {} extends V ? [variables?: V, options?: O] : [variables: V, options?: O];
+
+/** One typed method per query and mutation of `schema/operations/`, resolving to the operation's `data`. */
+export type RequestMethods = {
+  [K in keyof typeof requestDocuments]: (
+    ...args: MethodArgs<VariablesOf<(typeof requestDocuments)[K]>, RequestOptions>
+  ) => Promise<ResultOf<(typeof requestDocuments)[K]>>;
+};
+
+/** One typed method per subscription of `schema/operations/`, returning an async iterator of its `data`. */
+export type SubscriptionMethods = {
+  [K in keyof typeof subscriptionDocuments]: (
+    ...args: MethodArgs<VariablesOf<(typeof subscriptionDocuments)[K]>, never>
+  ) => LiveSubscription<ResultOf<(typeof subscriptionDocuments)[K]>>;
+};
+
+/** The SwiftCart client: a typed method per operation, plus generic `request`/`subscribe` and `close`. */
+export interface SwiftCartClient extends RequestMethods, SubscriptionMethods, AsyncDisposable {
+  /** Runs any typed query or mutation document (e.g. one of your own) and resolves to its `data`. */
+  request<R, V>(document: TypedDocumentNode<R, V>, ...args: MethodArgs<V, RequestOptions>): Promise<R>;
+  /** Starts any typed subscription document; the connection opens on the iterator's first `next()`. */
+  subscribe<R, V>(document: TypedDocumentNode<R, V>, ...args: MethodArgs<V, never>): LiveSubscription<R>;
+  /** Closes every WebSocket (running subscriptions end); HTTP methods keep working. */
+  close(): Promise<void>;
+}
+
+/** A document's text and operation name, computed once per document. */
+interface Prepared {
+  readonly query: string;
+  readonly operationName: string | undefined;
+}
+
+const prepared = new WeakMap<DocumentNode, Prepared>();
+
+function prepare(document: DocumentNode): Prepared {
+  let entry = prepared.get(document);
+  if (!entry) {
+    const operation = document.definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION);
+    entry = { query: print(document), operationName: operation?.name?.value };
+    prepared.set(document, entry);
+  }
+  return entry;
+}
+
+/**
+ * Creates a client of the SwiftCart gateway. Nothing connects until the first call: HTTP requests
+ * are independent, and a WebSocket opens with the first subscription of a token and closes after
+ * its last one.
+ *
+ * @example
+ * const client = createClient({ url: 'http://127.0.0.1:4000/graphql', token: () => session.token });
+ * const { products } = await client.browseProducts({ first: 20 });
+ */
+export function createClient(options: ClientOptions): SwiftCartClient {
+  const fetchImpl = options.fetch ?? defaultFetch;
+  const live = new LiveConnections({
+    url: options.wsUrl ?? webSocketUrlOf(options.url),
+    webSocketImpl: options.webSocketImpl,
+    retryAttempts: options.retryAttempts,
+  });
+
+  async function request(document: DocumentNode, variables?: unknown, requestOptions?: RequestOptions): Promise<any> {
+    const { query, operationName } = prepare(document);
+    const token = await resolveToken(options.token);
+    return postOperation(fetchImpl, { url: options.url, query, operationName, variables, token }, requestOptions);
+  }
+
+  function subscribe(document: DocumentNode, variables?: unknown): LiveSubscription<any> {
+    const { query, operationName } = prepare(document);
+    return new LiveIterator(async () => live.acquire(await resolveToken(options.token)), { query, operationName, variables });
+  }
+
+  const methods: Record<string, unknown> = {};
+  for (const [name, document] of Object.entries(requestDocuments)) {
+    methods[name] = (variables?: unknown, requestOptions?: RequestOptions) => request(document, variables, requestOptions);
+  }
+  for (const [name, document] of Object.entries(subscriptionDocuments)) {
+    methods[name] = (variables?: unknown) => subscribe(document, variables);
+  }
+  const close = () => live.close();
+  return {
+    ...methods,
+    request: (document: DocumentNode, variables?: unknown, requestOptions?: RequestOptions) => request(document, variables, requestOptions),
+    subscribe: (document: DocumentNode, variables?: unknown) => subscribe(document, variables),
+    close,
+    [Symbol.asyncDispose]: close,
+  } as unknown as SwiftCartClient;
+}
+
+/** The `data` type of one of the client's methods, e.g. `ResultOfMethod<'browseProducts'>`. */
+export type ResultOfMethod<K extends keyof typeof requestDocuments | keyof typeof subscriptionDocuments> =
+  ResultOf<(typeof requestDocuments & typeof subscriptionDocuments)[K]>;

@@ -1,0 +1,48 @@
+/**
+ * Every storefront operation of `schema/operations/*.graphql` by SDK method name. The client gets
+ * one typed method per entry; a test checks that every generated document is listed here, in the
+ * right group, under its operation's name.
+ */
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import {
+  BrowseProductsDocument, CancelOrderDocument, MyOrdersDocument, OrderDocument, OrderUpdatedDocument,
+  PlaceOrderDocument, ProductDocument, SearchProductsDocument, StockLevelChangedDocument,
+} from './generated/operations.ts';
+
+/** Queries and mutations: each becomes a method returning a promise of the typed `data`. */
+export const requestDocuments = {
+  /** Browse the catalogue, ordered by sku, a page at a time: pass `pageInfo.endCursor` as `after` for the next page. */
+  browseProducts: BrowseProductsDocument,
+  /** Search the catalogue: `filter.search` matches the name or sku (case-insensitive); status and a price range narrow it. */
+  searchProducts: SearchProductsDocument,
+  /** One product with its description and current stock; `product` is null for an unknown sku. */
+  product: ProductDocument,
+  /** Place an order for the signed-in customer (PENDING at first); reuse `input.idempotencyKey` to retry safely. */
+  placeOrder: PlaceOrderDocument,
+  /** Cancel one of my orders before it ships: the stock is released and a payment refunded. */
+  cancelOrder: CancelOrderDocument,
+  /** My orders, newest first, a page at a time. Needs a token. */
+  myOrders: MyOrdersDocument,
+  /** One of my orders with its timeline, payment and shipment; `order` is null for an unknown id. */
+  order: OrderDocument,
+} as const;
+
+/** Subscriptions: each becomes a method returning an async iterator of the typed `data`. */
+export const subscriptionDocuments = {
+  /** Follow the stock of 1 to 100 skus (no token needed): each sku's current level first, then every change. */
+  stockLevelChanged: StockLevelChangedDocument,
+  /** Follow one of my orders: the order as it is now, then after every change of its status or timeline. */
+  orderUpdated: OrderUpdatedDocument,
+} as const;
+
+/** The `data` type of a typed document. */
+export type ResultOf<D> = D extends TypedDocumentNode<infer R, any> ? R : never;
+
+/** The variables type of a typed document. */
+export type VariablesOf<D> = D extends TypedDocumentNode<any, infer V> ? V : never;
+
+/** The SDK's method names of queries and mutations. */
+export type RequestName = keyof typeof requestDocuments;
+
+/** The SDK's method names of subscriptions. */
+export type SubscriptionName = keyof typeof subscriptionDocuments;

@@ -1,0 +1,321 @@
+/**
+ * Apollo Sandbox, preconfigured: the gateway's landing page outside production, served at `/` and
+ * (Apollo's own behaviour) on `GET /graphql` with `Accept: text/html`.
+ *
+ * Apollo Server's `ApolloServerPluginLandingPageLocalDefault` cannot be used for this: its page
+ * hard-codes `initialEndpoint = window.location.href` (so served at `/` it would target `/`) and it
+ * has no option for the subscription endpoint. This module serves the same embed (the same
+ * `EmbeddedSandbox` script from Apollo's CDN, version {@link DEFAULT_EMBEDDED_SANDBOX_VERSION} as
+ * Apollo Server uses) with every setting explicit: the endpoint, the subscription endpoint, a
+ * development token in the `Authorization` header and an example operation. The options are those
+ * of `EmbeddableSandboxOptions` in `@apollo/sandbox` 2.7.
+ *
+ * Never used in production: there the landing page is disabled and no token is signed.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
+import { DEFAULT_EMBEDDED_SANDBOX_VERSION } from '@apollo/server/plugin/landingPage/default';
+import { type Role, signToken } from '@swiftcart/platform/auth';
+import { ConfigError } from '@swiftcart/platform/config';
+import { PATHS } from '@swiftcart/platform/http';
+
+/** Where the landing page is served (besides `GET /graphql` accepting HTML). */
+export const SANDBOX_PATH = '/';
+
+/** Whom the page's development token is for: a customer, so customer operations work at once. */
+export const DEMO_CUSTOMER: { readonly sub: string; readonly roles: readonly Role[] } = Object.freeze({
+  sub: 'demo-customer',
+  roles: Object.freeze(['customer'] as const),
+});
+
+/** Lifetime of the page's token: a working day. A new one is signed when half of it has passed. */
+export const DEMO_TOKEN_LIFETIME_SECONDS = 12 * 60 * 60;
+
+/** Environment variable: the gateway's public GraphQL URL when it is reached through a proxy. */
+export const PUBLIC_GATEWAY_URL = 'PUBLIC_GATEWAY_URL';
+
+/** The subscription protocol the gateway speaks: graphql-ws, whose WebSocket subprotocol is this. */
+export const SUBSCRIPTION_SUBPROTOCOL = 'graphql-transport-ws';
+
+const SANDBOX_SCRIPT = `https://embeddable-sandbox.cdn.apollographql.com/${DEFAULT_EMBEDDED_SANDBOX_VERSION}/embeddable-sandbox.umd.production.min.js`;
+const SANDBOX_FRAME_ORIGIN = 'https://sandbox.embed.apollographql.com';
+/** The embed adds a favicon from here when the page has none. */
+const FAVICON_ORIGIN = 'https://embeddable-explorer.cdn.apollographql.com';
+
+/** Where Sandbox sends operations. */
+export interface SandboxEndpoints {
+  /** Queries and mutations (and introspection), e.g. `http://127.0.0.1:4000/graphql`. */
+  readonly endpoint: string;
+  /** Subscriptions over graphql-ws, e.g. `ws://127.0.0.1:4000/graphql`. */
+  readonly subscriptionEndpoint: string;
+}
+
+/**
+ * The URLs the page names. By default, the address the gateway is bound to (`host`, `port`: the
+ * real port, also when 0 was asked for) with path `/graphql`; a wildcard bind address (`0.0.0.0`,
+ * `::`) is not one a browser can open, so it becomes the loopback address. `publicUrl` (from
+ * {@link publicGatewayUrl}) replaces both when the browser reaches the gateway through a proxy.
+ * The subscription endpoint is always the same URL with `ws:` (`wss:` for `https:`).
+ */
+export function sandboxEndpoints(options: { host: string; port: number; publicUrl?: string }): SandboxEndpoints {
+  let endpoint: URL;
+  if (options.publicUrl) {
+    endpoint = new URL(options.publicUrl);
+  } else {
+    const host = options.host === '0.0.0.0' || options.host === '' ? '127.0.0.1' : options.host === '::' ? '::1' : options.host;
+    endpoint = new URL(`http://${host.includes(':') ? `[${host}]` : host}:${options.port}${PATHS.graphql}`);
+  }
+  const subscription = new URL(endpoint);
+  subscription.protocol = endpoint.protocol === 'https:' ? 'wss:' : 'ws:';
+  return { endpoint: endpoint.href, subscriptionEndpoint: subscription.href };
+}
+
+/**
+ * Reads {@link PUBLIC_GATEWAY_URL} (an absolute http or https URL of the GraphQL endpoint, such as
+ * `https://api.example.com/graphql`); undefined when unset. Throws a {@link ConfigError} naming
+ * the variable for anything else.
+ */
+export function publicGatewayUrl(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  const raw = env[PUBLIC_GATEWAY_URL]?.trim();
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${PUBLIC_GATEWAY_URL} must be an absolute URL such as https://api.example.com/graphql, got "${raw}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`${PUBLIC_GATEWAY_URL} must use http: or https:, got "${raw}"`);
+  }
+  return url.href;
+}
+
+/**
+ * The example operation in Sandbox's editor: a query, a mutation and two subscriptions. Sandbox
+ * runs the operation the cursor is in; {@link EXAMPLE_VARIABLES} serves all of them.
+ */
+export const EXAMPLE_DOCUMENT = `# SwiftCart: queries, mutations and subscriptions all go to this endpoint.
+# Put the cursor in an operation and press Run. The Authorization header (Headers panel) holds a
+# development token for the customer "demo-customer"; admin mutations need an admin token:
+#   npm run token -- --sub admin --roles admin
+
+query Products {
+  products(first: 5) {
+    totalCount
+    edges {
+      node {
+        sku
+        name
+        price { amount currency }
+        stock { available version }
+      }
+    }
+  }
+}
+
+# The order starts PENDING; the saga moves it on. A new idempotencyKey places a new order.
+mutation PlaceOrder($input: PlaceOrderInput!) {
+  placeOrder(input: $input) {
+    id
+    status
+    version
+    total { amount currency }
+    items { sku quantity }
+  }
+}
+
+# Subscriptions run over graphql-ws on the same URL. The current state arrives first, then every
+# change: place an order or adjust stock in another tab to see one.
+subscription StockChanges($skus: [ID!]!) {
+  stockLevelChanged(skus: $skus) {
+    sku
+    available
+    version
+    product { name }
+  }
+}
+
+# Set orderId to the id that PlaceOrder returned.
+subscription OrderUpdates($orderId: ID!) {
+  orderUpdated(id: $orderId) {
+    id
+    status
+    version
+    timeline { status at reason }
+    payment { status }
+    shipment { status }
+  }
+}
+`;
+
+/** Variables for {@link EXAMPLE_DOCUMENT}; each operation uses the ones it declares. */
+export const EXAMPLE_VARIABLES: Readonly<Record<string, unknown>> = Object.freeze({
+  input: {
+    idempotencyKey: 'sandbox-order-1',
+    items: [{ sku: 'SKU-0001', quantity: 1 }],
+    shippingAddress: { name: 'Demo Customer', line1: '1 Example Street', city: 'Berlin', postalCode: '10115', country: 'DE' },
+    paymentMethod: 'tok_visa',
+  },
+  skus: ['SKU-0001', 'SKU-0002'],
+  orderId: 'paste the id that PlaceOrder returned',
+});
+
+/** The options of `new window.EmbeddedSandbox(...)` that the page sets (`EmbeddableSandboxOptions`). */
+export interface EmbeddedSandboxOptions {
+  readonly target: string;
+  readonly initialEndpoint: string;
+  readonly initialSubscriptionEndpoint: string;
+  readonly initialState: {
+    readonly document: string;
+    readonly variables: Readonly<Record<string, unknown>>;
+    readonly headers: Readonly<Record<string, string>>;
+    readonly includeCookies: boolean;
+  };
+  readonly endpointIsEditable: boolean;
+  readonly runTelemetry: boolean;
+  readonly allowDynamicStyles: boolean;
+}
+
+/**
+ * The landing page's configuration: Sandbox pointed at `endpoints`, with `Authorization: Bearer
+ * <token>` in its Headers panel (Sandbox also sends its headers as graphql-ws `connectionParams`,
+ * which is where the gateway reads a subscriber's token) and the example operation loaded.
+ * Cookies are off (the API uses bearer tokens), the endpoint is fixed to this gateway, Sandbox's
+ * telemetry is off, and the iframe is sized by the page's stylesheet rather than by inline styles,
+ * which the page's Content-Security-Policy would block.
+ */
+export function sandboxOptions(endpoints: SandboxEndpoints, token: string): EmbeddedSandboxOptions {
+  return {
+    target: '#embeddableSandbox',
+    initialEndpoint: endpoints.endpoint,
+    initialSubscriptionEndpoint: endpoints.subscriptionEndpoint,
+    initialState: {
+      document: EXAMPLE_DOCUMENT,
+      variables: EXAMPLE_VARIABLES,
+      headers: { Authorization: `Bearer ${token}` },
+      includeCookies: false,
+    },
+    endpointIsEditable: false,
+    runTelemetry: false,
+    allowDynamicStyles: false,
+  };
+}
+
+/** JSON that is safe inside a `<script>` element. */
+function scriptJson(value: unknown): string {
+  return JSON.stringify(value, null, 2)
+    .replace(/</g, '\\u003c')
+    .replace(/>/g, '\\u003e')
+    .replace(/&/g, '\\u0026')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
+ * The landing page: Apollo's embedded Sandbox with `options`, under a Content-Security-Policy
+ * that allows only the page's own nonce'd script and style, Sandbox's script and Sandbox's iframe.
+ * Until Sandbox covers it (or when the browser cannot reach Apollo's CDN), the page shows the
+ * endpoints and the subscription protocol.
+ */
+export function renderSandboxPage(options: EmbeddedSandboxOptions, nonce: string): string {
+  const csp = [
+    `script-src 'nonce-${nonce}' ${new URL(SANDBOX_SCRIPT).origin}`,
+    `style-src 'nonce-${nonce}'`,
+    `frame-src ${SANDBOX_FRAME_ORIGIN}`,
+    `img-src ${FAVICON_ORIGIN}`,
+  ].join('; ');
+  return `<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <meta http-equiv="Content-Security-Policy" content="${csp}" />
+    <meta name="viewport" content="width=device-width,initial-scale=1" />
+    <title>SwiftCart · Apollo Sandbox</title>
+    <style nonce="${nonce}">
+      body { margin: 0; overflow: hidden; font-family: system-ui, sans-serif; }
+      .fallback { padding: 1em; opacity: 0; animation: fade-in 1s 1s forwards; }
+      @keyframes fade-in { to { opacity: 1; } }
+      #embeddableSandbox { position: absolute; inset: 0; }
+      #embeddableSandbox iframe { width: 100%; height: 100%; border: none; background: white; }
+    </style>
+  </head>
+  <body>
+    <div class="fallback">
+      <h1>SwiftCart · Apollo Sandbox</h1>
+      <p>Sandbox loads from Apollo's CDN; this browser does not seem to reach it.</p>
+      <ul>
+        <li>Queries and mutations: <code>${escapeHtml(options.initialEndpoint)}</code> (HTTP POST)</li>
+        <li>Subscriptions: <code>${escapeHtml(options.initialSubscriptionEndpoint)}</code>, graphql-ws (WebSocket subprotocol <code>${SUBSCRIPTION_SUBPROTOCOL}</code>)</li>
+      </ul>
+    </div>
+    <div id="embeddableSandbox"></div>
+    <script nonce="${nonce}" src="${SANDBOX_SCRIPT}"></script>
+    <script nonce="${nonce}">
+      var sandboxOptions = ${scriptJson(options)};
+      if (window.EmbeddedSandbox) new window.EmbeddedSandbox(sandboxOptions);
+    </script>
+  </body>
+</html>
+`;
+}
+
+/** The landing page, ready to serve: as an Apollo plugin and as the `/` route. */
+export interface Sandbox {
+  /** Apollo's landing page for `GET /graphql` accepting HTML. */
+  readonly plugin: ApolloServerPlugin<BaseContext>;
+  /** Serves the page on GET and HEAD; anything else falls through (404). */
+  route(req: IncomingMessage, res: ServerResponse): Promise<boolean | void>;
+  /** The page as served now. */
+  html(): Promise<string>;
+}
+
+/**
+ * Signs the development token for {@link DEMO_CUSTOMER} with `jwtSecret` now (so a bad secret
+ * fails start-up), and returns the landing page. `endpoints` is asked on every request, so it can
+ * depend on the port bound after this is called. `now` is for tests.
+ */
+export async function createSandbox(options: {
+  jwtSecret: string;
+  endpoints: () => SandboxEndpoints;
+  now?: () => number;
+}): Promise<Sandbox> {
+  const now = options.now ?? Date.now;
+  const sign = () => signToken(options.jwtSecret, DEMO_CUSTOMER, `${DEMO_TOKEN_LIFETIME_SECONDS}s`);
+  let token = await sign();
+  let renewAt = now() + (DEMO_TOKEN_LIFETIME_SECONDS * 1000) / 2;
+  let renewing: Promise<string> | null = null;
+  const currentToken = async (): Promise<string> => {
+    if (now() < renewAt) return token;
+    renewing ??= sign().then((fresh) => {
+      token = fresh;
+      renewAt = now() + (DEMO_TOKEN_LIFETIME_SECONDS * 1000) / 2;
+      return fresh;
+    }).finally(() => { renewing = null; });
+    return renewing;
+  };
+  const html = async () => renderSandboxPage(sandboxOptions(options.endpoints(), await currentToken()), randomBytes(16).toString('base64'));
+  return {
+    html,
+    plugin: {
+      async serverWillStart() {
+        return { renderLandingPage: async () => ({ html }) };
+      },
+    },
+    async route(req, res) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+      const page = await html();
+      res.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        'content-length': Buffer.byteLength(page),
+        // The page carries a token that is renewed: never serve it from a cache.
+        'cache-control': 'no-store',
+      });
+      res.end(req.method === 'HEAD' ? undefined : page);
+    },
+  };
+}
