@@ -6,6 +6,8 @@
  *
  * The functions are exported for scripts/start.ts, scripts/test.ts and tests.
  */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -179,6 +181,33 @@ export async function ensureInfrastructure(options: { log?: Log; env?: NodeJS.Pr
   const kafka = await ensureKafka({ log, env });
   log(kafka.started ? `Kafka started on ${kafka.broker} (pid ${kafka.pid})` : `Kafka answers on ${kafka.broker}`);
   return { kafka, databases };
+}
+
+/** Where the storefront's browser tests find Chromium: CHROMIUM_PATH, default Debian's /usr/bin/chromium. */
+export function chromiumPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.CHROMIUM_PATH || '/usr/bin/chromium';
+}
+
+/**
+ * Makes sure Chromium is there for the browser tests (playwright-core brings no browser of its
+ * own). On a CI image without it, installs Debian's `chromium` with apt-get when running as root;
+ * otherwise it throws with the command to run. Not part of {@link ensureInfrastructure}: `npm start`
+ * does not need a browser, and only the browser tests call this.
+ */
+export function ensureChromium(options: { log?: Log; env?: NodeJS.ProcessEnv } = {}): string {
+  const executable = chromiumPath(options.env);
+  if (existsSync(executable)) return executable;
+  const log = options.log ?? (() => {});
+  const canInstall = process.getuid?.() === 0 && spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
+  if (!canInstall) throw new Error(`Chromium is missing at ${executable}: run "apt-get install -y chromium" as root, or set CHROMIUM_PATH`);
+  log('installing chromium with apt-get (for the storefront browser tests)...');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [['update'], ['install', '-y', '--no-install-recommends', 'chromium']]) {
+    const result = spawnSync('apt-get', args, { stdio: 'inherit', env });
+    if (result.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed (exit ${result.status})`);
+  }
+  if (!existsSync(executable)) throw new Error(`apt-get installed chromium, but ${executable} does not exist; set CHROMIUM_PATH`);
+  return executable;
 }
 
 function describeDatabases(result: EnsureDatabasesResult): string {

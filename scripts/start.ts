@@ -74,6 +74,36 @@ async function stopAll(children: Child[]): Promise<void> {
   }
 }
 
+/** The storefront's port: STOREFRONT_PORT, default 5173 (Vite's usual port). */
+function storefrontPort(): number {
+  return Number(process.env.STOREFRONT_PORT || 5173);
+}
+
+/**
+ * Starts the storefront web app (clients/storefront/server.ts: the Vite build plus a /graphql
+ * proxy to the gateway). Resolves to its address, or null when it could not start.
+ */
+async function startStorefrontChild(config: Config, children: Child[]): Promise<string | null> {
+  const url = `${origin(config, storefrontPort())}/`;
+  if (await answers(`${url}healthz`)) {
+    say(`port ${storefrontPort()} is taken, so the storefront is not started; set STOREFRONT_PORT`);
+    return null;
+  }
+  const child = spawnChild('storefront', 'clients/storefront/server.ts', {
+    STOREFRONT_PORT: String(storefrontPort()),
+    STOREFRONT_GATEWAY_URL: origin(config, config.gatewayPort),
+  });
+  children.push(child);
+  try {
+    // The first start builds the bundle with Vite, which takes a few seconds.
+    await waitReady(child, `${url}healthz`);
+    return url;
+  } catch (error) {
+    say(`the storefront did not start: ${(error as Error).message}`);
+    return null;
+  }
+}
+
 function origin(config: Config, port: number): string {
   return `http://${config.host}:${port}`;
 }
@@ -88,6 +118,7 @@ async function main(): Promise<number> {
   say('checking infrastructure (Redis, PostgreSQL, Kafka)...');
   const infra = await ensureInfrastructure({ log: say });
   const children: Child[] = [];
+  let storefront: string | null = null;
   let stopping = false;
   const shutdown = async (reason: string, code: number) => {
     if (stopping) return;
@@ -121,6 +152,9 @@ async function main(): Promise<number> {
     const gateway = spawnChild('gateway', 'gateway/src/main.ts', subgraphUrls);
     children.push(gateway);
     await waitReady(gateway, `${origin(config, config.gatewayPort)}/readyz`);
+    // The storefront (clients/storefront) is a convenience: if it cannot start (port taken, build
+    // failed), the API still runs and the terminal says why.
+    storefront = await startStorefrontChild(config, children);
   } catch (error) {
     console.error(`[start] ${(error as Error).message}`);
     await shutdown('start-up failed', 1);
@@ -128,6 +162,10 @@ async function main(): Promise<number> {
   }
   for (const child of children) {
     void child.exited.then((code) => {
+      if (child.name === 'storefront') {
+        if (!stopping) say(`the storefront exited (code ${code}; see .data/logs/storefront.log); the API keeps running`);
+        return;
+      }
       if (!stopping) void shutdown(`${child.name} exited unexpectedly (code ${code}; see .data/logs/${child.name}.log)`, 1);
     });
   }
@@ -138,6 +176,7 @@ async function main(): Promise<number> {
   Apollo Sandbox   ${origin(config, config.gatewayPort)}/
   GraphQL (HTTP)   ${gatewayUrl}
   Subscriptions    ${gatewayUrl.replace(/^http/, 'ws')} (graphql-ws)
+  Storefront       ${storefront ?? 'not running (see .data/logs/storefront.log)'}
   Metrics          ${origin(config, config.gatewayPort)}/metrics
   Logs             .data/logs/<service>.log
   Admin token      npm run token -- --sub admin --roles admin

@@ -1,0 +1,210 @@
+/**
+ * The storefront's own server (node:http, no extra dependencies). It serves the Vite build of
+ * `src/` (building it first when missing or stale), reverse-proxies `/graphql` (HTTP and the
+ * graphql-ws WebSocket upgrade) to the gateway so the browser talks to one origin and needs no
+ * CORS, and outside production signs development tokens for demo customers at `POST /dev/token`.
+ *
+ * Run: `node clients/storefront/server.ts` (port STOREFRONT_PORT, default 5173; gateway
+ * STOREFRONT_GATEWAY_URL, default http://HOST:GATEWAY_PORT). `npm start` starts it for you.
+ */
+import { createReadStream, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, signToken } from '@swiftcart/platform';
+
+const ROOT = path.dirname(fileURLToPath(import.meta.url));
+const DIST = path.join(ROOT, 'dist');
+/** Written after a successful build; its mtime is what "stale" is measured against. */
+const STAMP = path.join(DIST, '.build-stamp');
+/** What the bundle is made of: a change to any of these makes the build stale. */
+const SOURCES = [path.join(ROOT, 'index.html'), path.join(ROOT, 'src'), path.join(ROOT, '..', 'sdk', 'src')];
+
+/** The customers the development sign-in offers; anything else is refused so the endpoint cannot mint arbitrary subjects. */
+export const DEMO_CUSTOMERS = ['alice', 'bob', 'carol'] as const;
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml', '.png': 'image/png', '.ico': 'image/x-icon', '.json': 'application/json', '.map': 'application/json',
+};
+
+/** Options of {@link startStorefront}; every one has a default from the environment. */
+export interface StorefrontServerOptions {
+  readonly port?: number;
+  readonly host?: string;
+  /** The gateway's origin, e.g. http://127.0.0.1:4000 (a trailing /graphql is accepted). */
+  readonly gatewayUrl?: string;
+  /** Secret for development tokens; null disables `/dev/token` (production). */
+  readonly jwtSecret?: string | null;
+  readonly log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
+}
+
+/** A running storefront server. */
+export interface StorefrontServer extends AsyncDisposable {
+  readonly url: string;
+  readonly server: Server;
+  close(): Promise<void>;
+}
+
+function newestMtime(target: string): number {
+  if (!existsSync(target)) return 0;
+  const stat = statSync(target);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  let newest = stat.mtimeMs;
+  for (const entry of readdirSync(target)) newest = Math.max(newest, newestMtime(path.join(target, entry)));
+  return newest;
+}
+
+/** True when `dist/` is missing or older than any source of the bundle. */
+export function buildIsStale(): boolean {
+  if (!existsSync(STAMP)) return true;
+  return Math.max(...SOURCES.map(newestMtime)) > statSync(STAMP).mtimeMs;
+}
+
+/**
+ * Builds the bundle with Vite's API. Vite is imported lazily so a server whose build is current
+ * starts without loading it (and production images may ship `dist/` without Vite).
+ */
+export async function buildStorefront(): Promise<void> {
+  const { build } = await import('vite');
+  await build({ root: ROOT, configFile: false, logLevel: 'warn', build: { outDir: DIST, emptyOutDir: true } });
+  writeFileSync(STAMP, new Date().toISOString());
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+async function readBody(req: IncomingMessage, limit = 10_000): Promise<string> {
+  let body = '';
+  for await (const chunk of req) {
+    body += chunk;
+    if (body.length > limit) throw new Error('body too large');
+  }
+  return body;
+}
+
+/** POST /dev/token {"customer":"alice"} → {"token"}: what a real sign-in would return, for demo customers only. */
+async function devToken(req: IncomingMessage, res: ServerResponse, secret: string): Promise<void> {
+  if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST' });
+  let customer: unknown;
+  try { customer = JSON.parse(await readBody(req)).customer; } catch { return sendJson(res, 400, { error: 'expected JSON {"customer": "alice"}' }); }
+  if (!DEMO_CUSTOMERS.includes(customer as (typeof DEMO_CUSTOMERS)[number])) {
+    return sendJson(res, 400, { error: `customer must be one of ${DEMO_CUSTOMERS.join(', ')}` });
+  }
+  const token = await signToken(secret, { sub: customer as string, roles: ['customer'] });
+  sendJson(res, 200, { customer, token });
+}
+
+function serveStatic(req: IncomingMessage, res: ServerResponse): void {
+  const pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+  let file = path.join(DIST, path.normalize(pathname));
+  // path.normalize cannot climb above DIST's join, but check anyway: never serve outside dist/.
+  if (!file.startsWith(DIST) || !existsSync(file) || statSync(file).isDirectory()) file = path.join(DIST, 'index.html');
+  const hashed = file.includes(`${path.sep}assets${path.sep}`);
+  res.writeHead(200, {
+    'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
+    // Vite puts a content hash in asset names, so they can be cached forever; index.html never.
+    'cache-control': hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
+  });
+  createReadStream(file).pipe(res);
+}
+
+/** Hop-by-hop headers are per connection, so they are not forwarded (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade'];
+
+function proxyHttp(req: IncomingMessage, res: ServerResponse, target: URL): void {
+  const headers: Record<string, string | string[] | undefined> = { ...req.headers, host: target.host };
+  for (const name of HOP_BY_HOP) delete headers[name];
+  const upstream = httpRequest({ hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (answer) => {
+    const out = { ...answer.headers };
+    for (const name of HOP_BY_HOP) delete out[name];
+    res.writeHead(answer.statusCode ?? 502, out);
+    answer.pipe(res);
+  });
+  upstream.on('error', () => {
+    // The SDK turns a 502 without GraphQL errors into HTTP_ERROR; the UI says "cannot reach the shop".
+    if (!res.headersSent) sendJson(res, 502, { error: 'the gateway cannot be reached' });
+    else res.destroy();
+  });
+  req.pipe(upstream);
+}
+
+/** Forwards a WebSocket upgrade byte for byte once the gateway has accepted it (101). */
+function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: URL, open: Set<Duplex>): void {
+  // Upgraded sockets leave the server's bookkeeping, so close() ends them from this set.
+  open.add(socket);
+  socket.on('close', () => open.delete(socket));
+  const upstream = httpRequest({ hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } });
+  upstream.on('upgrade', (answer, upstreamSocket, upstreamHead) => {
+    const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage}`];
+    for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (upstreamHead.length) socket.write(upstreamHead);
+    if (head.length) upstreamSocket.write(head);
+    upstreamSocket.pipe(socket).pipe(upstreamSocket);
+    // Either side closing ends the other, so no half-open sockets linger.
+    upstreamSocket.on('error', () => socket.destroy());
+    socket.on('error', () => upstreamSocket.destroy());
+    upstreamSocket.on('close', () => socket.destroy());
+    socket.on('close', () => upstreamSocket.destroy());
+  });
+  upstream.on('response', (answer) => {
+    // The gateway refused the upgrade: pass its answer on and close.
+    socket.end(`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage}\r\nconnection: close\r\n\r\n`);
+  });
+  upstream.on('error', () => socket.end('HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\n\r\n'));
+  upstream.end();
+}
+
+/** Builds the bundle if needed, then listens. Resolves once the server accepts connections. */
+export async function startStorefront(options: StorefrontServerOptions = {}): Promise<StorefrontServer> {
+  const config = loadConfig();
+  const log = options.log ?? ((level, msg) => console.log(JSON.stringify({ level, time: Date.now(), name: 'storefront', msg })));
+  const port = options.port ?? Number(process.env.STOREFRONT_PORT || 5173);
+  const host = options.host ?? config.host;
+  const target = new URL((options.gatewayUrl ?? process.env.STOREFRONT_GATEWAY_URL ?? `http://${config.host}:${config.gatewayPort}`).replace(/\/graphql\/?$/, ''));
+  // Development tokens only outside production: there, sign-in belongs to a real identity provider.
+  const secret = options.jwtSecret !== undefined ? options.jwtSecret : config.env === 'production' ? null : config.jwtSecret;
+  if (buildIsStale()) {
+    log('info', 'building the storefront with Vite (dist/ is missing or stale)...');
+    await buildStorefront();
+  }
+  const server = createServer((req, res) => {
+    const pathname = (req.url ?? '/').split('?')[0];
+    if (pathname === '/graphql') return proxyHttp(req, res, target);
+    if (pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    if (pathname === '/dev/token') {
+      if (!secret) return sendJson(res, 404, { error: 'development sign-in is off in production' });
+      return void devToken(req, res, secret).catch((error) => sendJson(res, 500, { error: String(error) }));
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' });
+    serveStatic(req, res);
+  });
+  const upgraded = new Set<Duplex>();
+  server.on('upgrade', (req, socket, head) => {
+    if ((req.url ?? '').split('?')[0] === '/graphql') return proxyUpgrade(req, socket, head, target, upgraded);
+    socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address();
+  const url = `http://${host}:${typeof address === 'object' && address ? address.port : port}/`;
+  log('info', `storefront on ${url}, /graphql proxied to ${target.origin}`);
+  const close = () => new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    // Open WebSockets (subscriptions) would keep close() waiting forever.
+    server.closeAllConnections();
+    for (const socket of upgraded) socket.destroy();
+  });
+  return { url, server, close, [Symbol.asyncDispose]: close };
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const running = await startStorefront();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void running.close().then(() => process.exit(0)));
+}

@@ -1,0 +1,38 @@
+/** A tiny DOM builder, so views stay declarative without a framework. */
+
+type Child = Node | string | number | null | undefined | false;
+type Attr = string | number | boolean | ((event: Event) => void) | undefined;
+
+/**
+ * Creates `<tag>` with attributes and children. `on*` attributes become listeners; `false` and
+ * `undefined` attributes are left out; text children are inserted as text (never as HTML, so
+ * product names cannot inject markup).
+ */
+export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, Attr> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === false) continue;
+    if (typeof value === 'function') element.addEventListener(name.slice(2).toLowerCase(), value);
+    else if (name === 'value' && 'value' in element) (element as HTMLInputElement).value = String(value);
+    else element.setAttribute(name, value === true ? '' : String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(typeof child === 'string' || typeof child === 'number' ? String(child) : child);
+  }
+  return element;
+}
+
+/**
+ * Formats an API amount for people. The API counts in minor units (`1999, EUR` is €19.99), so the
+ * amount is divided by the currency's own number of decimals (0 for JPY, 2 for EUR).
+ */
+export function money(minorUnits: number, currency: string): string {
+  const format = new Intl.NumberFormat('en', { style: 'currency', currency });
+  return format.format(minorUnits / 10 ** (format.resolvedOptions().maximumFractionDigits ?? 2));
+}
+
+/** Formats a timestamp in the reader's locale. */
+export function when(at: string): string {
+  return new Date(at).toLocaleString();
+}

@@ -1,0 +1,80 @@
+/**
+ * The storefront's entry: the header (navigation, cart count, development sign-in) and a hash
+ * router (`#/`, `#/cart`, `#/orders`, `#/orders/:id`). Hash routes need no server-side routing,
+ * so the storefront server only serves files.
+ */
+import { cartCount, onCartChange } from './cart.ts';
+import { h } from './dom.ts';
+import { DEMO_CUSTOMERS, currentSession, onSessionChange, signIn, signOut } from './session.ts';
+import { cartView } from './views/cart.ts';
+import { orderView } from './views/order.ts';
+import { ordersView } from './views/orders.ts';
+import { productsView } from './views/products.ts';
+import type { Cleanup } from './views/view.ts';
+
+const header = document.getElementById('header')!;
+const notice = document.getElementById('notice')!;
+const view = document.getElementById('view')!;
+
+function showNotice(text: string | null): void {
+  notice.textContent = text ?? '';
+  notice.hidden = !text;
+}
+
+function renderHeader(): void {
+  const session = currentSession();
+  const account = session
+    ? h('span', { class: 'account' }, 'Signed in as ', h('strong', { 'data-customer': session.customer }, session.customer), ' ',
+      h('button', { onclick: () => signOut() }, 'Sign out'))
+    : h('form', { class: 'account', onsubmit: (event) => {
+      event.preventDefault();
+      const customer = String(new FormData(event.target as HTMLFormElement).get('customer'));
+      signIn(customer).then(() => showNotice(null), (error: Error) => showNotice(error.message));
+    } },
+    h('label', {}, 'Demo customer ', h('select', { name: 'customer' }, ...DEMO_CUSTOMERS.map((c) => h('option', { value: c }, c)))),
+    h('button', { type: 'submit' }, 'Sign in'));
+  header.replaceChildren(
+    h('a', { href: '#/', class: 'brand' }, 'SwiftCart'),
+    h('nav', {},
+      h('a', { href: '#/' }, 'Products'),
+      h('a', { href: '#/cart', id: 'cart-link' }, `Cart (${cartCount()})`),
+      h('a', { href: '#/orders' }, 'My orders')),
+    account,
+  );
+}
+
+let cleanup: Cleanup = () => {};
+
+/** Renders the page the hash names, after stopping the previous page's subscriptions. */
+function route(): void {
+  cleanup();
+  showNotice(null);
+  const [path, query = ''] = location.hash.replace(/^#/, '').split('?');
+  const params = new URLSearchParams(query);
+  const order = /^\/orders\/([^/]+)$/.exec(path);
+  try {
+    if (path === '/cart') cleanup = cartView(view, params);
+    else if (path === '/orders') cleanup = ordersView(view, params);
+    else if (order) cleanup = orderView(view, params, decodeURIComponent(order[1]));
+    else cleanup = productsView(view, params);
+  } catch (error) {
+    // A bug in a view must not leave a blank page.
+    console.error(error);
+    cleanup = () => {};
+    view.replaceChildren(h('p', { class: 'error' }, 'Something went wrong on this page. Please reload.'));
+  }
+}
+
+onCartChange(() => {
+  const link = document.getElementById('cart-link');
+  if (link) link.textContent = `Cart (${cartCount()})`;
+});
+// Pages that depend on who is signed in (orders, checkout) are rendered again after a sign-in or sign-out.
+onSessionChange(() => { renderHeader(); route(); });
+window.addEventListener('hashchange', route);
+window.addEventListener('unhandledrejection', (event) => {
+  console.error(event.reason);
+  showNotice('Something went wrong. Please try again.');
+});
+renderHeader();
+route();
