@@ -289,17 +289,7 @@ export async function procStats(pid: number): Promise<ProcStats> {
   return { pid, rssBytes: kib('VmRSS'), peakRssBytes: kib('VmHWM'), cpuSeconds: fields.length > 12 ? (Number(fields[11]) + Number(fields[12])) / ticks : null };
 }
 
-/** A TCP port that was free on `host` a moment ago (the OS picks it). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../scripts/infra.ts';
 
 /** Count, mean and percentiles of a set of values (NaN when empty). */
 export interface Distribution { readonly count: number; readonly mean: number; readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number }

@@ -9,6 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -181,6 +182,19 @@ export async function ensureInfrastructure(options: { log?: Log; env?: NodeJS.Pr
   const kafka = await ensureKafka({ log, env });
   log(kafka.started ? `Kafka started on ${kafka.broker} (pid ${kafka.pid})` : `Kafka answers on ${kafka.broker}`);
   return { kafka, databases };
+}
+
+/** A TCP port that was free on `host` a moment ago: the kernel picks it, then it is let go (tests, benches). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** Where the storefront's browser tests find Chromium: CHROMIUM_PATH, default Debian's /usr/bin/chromium. */

@@ -45,7 +45,7 @@ export const DEFAULT_LIVE_SETTINGS: LiveServerSettings = {
   keepAliveMs: 12_000,
   connectionInitTimeoutMs: 3_000,
   maxTokens: 15_000,
-  upstreamRetryAttempts: 12,
+  upstreamRetryAttempts: 18,
 };
 
 /** What a started live endpoint needs. */

@@ -7,6 +7,7 @@ import type { FormattedExecutionResult } from 'graphql';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import type { Logger } from '@swiftcart/platform/logger';
+import { backoffDelay, sleep } from '@swiftcart/platform/resilience';
 import type { LiveMetrics } from './live-metrics.ts';
 
 /** Upper bound of one wait between reconnection attempts. */
@@ -45,11 +46,8 @@ function describe(reason: unknown): string {
   return event?.message ?? String(reason);
 }
 
-/** Delay before reconnection attempt `retries` (0-based): capped exponential with full jitter. */
-function retryWait(retries: number): Promise<void> {
-  const ceiling = Math.min(MAX_RETRY_WAIT_MS, 250 * 2 ** retries);
-  return new Promise((resolve) => setTimeout(resolve, ceiling / 2 + Math.random() * (ceiling / 2)));
-}
+/** Delay before reconnection attempt `retries` (0-based): the platform's capped exponential backoff with full jitter. */
+const retryWait = (retries: number): Promise<void> => sleep(backoffDelay(retries + 1, { baseMs: 250, maxMs: MAX_RETRY_WAIT_MS }));
 
 /** The subgraphs' graphql-ws endpoints, one pooled connection per subgraph and credentials. */
 export class UpstreamConnections implements AsyncDisposable {

@@ -12,24 +12,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { freePort } from '../../scripts/infra.ts';
+
 import os from 'node:os';
 
 /** How long start-up and shutdown may take before the test fails. */
 const READY_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
-
-/** Finds a free TCP port on 127.0.0.1 (asks the kernel, then lets it go). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Whether a Redis server answers PING on `port` (one short-lived raw connection, no client library). */
 async function answersPing(port: number): Promise<boolean> {

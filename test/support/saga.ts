@@ -8,14 +8,14 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import {
   type AnyEventEnvelope, type Config, type EntityManager, type IncomingMessage, type KafkaClient, type OpenRuntime,
   type Role, type ServiceName, REPO_ROOT, SERVICE_NAMES, openRuntime, signToken,
 } from '@swiftcart/platform';
-import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
+import { dropDatabases, ensureDatabases, freePort } from '../../scripts/infra.ts';
+
 import { seedProducts, type SeedProduct } from '../../subgraphs/product/src/catalogue.ts';
 import { seedStock } from '../../subgraphs/inventory/src/stock.ts';
 import {
@@ -357,20 +357,6 @@ export function consumerMetric(stack: TestStack, service: ServiceName, metric: '
 
 // ---------------------------------------------------------------------------------------------
 // Services as child processes (crash tests)
-
-/** A free TCP port on 127.0.0.1, found by binding port 0 and letting it go again. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** One service running as a child process. */
 export interface ChildService {
