@@ -17,6 +17,24 @@ export const ErrorCode = {
   InvalidTransition: 'INVALID_TRANSITION',
   GraphQLValidationFailed: 'GRAPHQL_VALIDATION_FAILED',
   InternalServerError: 'INTERNAL_SERVER_ERROR',
+  /** The operation nests fields deeper than the configured maximum depth (HTTP 400). */
+  DepthLimitExceeded: 'DEPTH_LIMIT_EXCEEDED',
+  /** The operation uses more aliases than allowed (HTTP 400). */
+  AliasLimitExceeded: 'ALIAS_LIMIT_EXCEEDED',
+  /** The operation uses more directives than allowed (HTTP 400). */
+  DirectiveLimitExceeded: 'DIRECTIVE_LIMIT_EXCEEDED',
+  /** The document has more tokens than the parser accepts (HTTP 400). */
+  TokenLimitExceeded: 'TOKEN_LIMIT_EXCEEDED',
+  /** The operation's estimated cost (list sizes included) exceeds the maximum (HTTP 400). */
+  CostLimitExceeded: 'COST_LIMIT_EXCEEDED',
+  /** `operationName` is missing for a document with several operations, or names none of them (HTTP 400). */
+  OperationResolutionFailure: 'OPERATION_RESOLUTION_FAILURE',
+  /** Too many requests, sockets or subscriptions; `extensions.retryAfterSeconds` says when to retry (HTTP 429). */
+  RateLimited: 'RATE_LIMITED',
+  /** The request's `Origin` is neither the gateway's own nor in the allow-list (HTTP 403). */
+  ForbiddenOrigin: 'FORBIDDEN_ORIGIN',
+  /** A subgraph was called without the gateway's credential (HTTP 401). */
+  GatewayCredentialRequired: 'GATEWAY_CREDENTIAL_REQUIRED',
 } as const;
 
 /** One of the documented error codes. */
