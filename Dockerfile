@@ -1,16 +1,17 @@
-# One image for every SwiftCart process: the five subgraphs and the gateway.
+# One image for every SwiftCart process: the five subgraphs, the gateway and the storefront.
 # docker-compose.yml picks the process with `command:`; the default runs the product service.
 #
 #   docker build -t swiftcart:local .
 #   docker run --rm swiftcart:local node subgraphs/order/src/main.ts
 #
-# Node 24 runs the TypeScript sources directly (type stripping), so there is no build step.
+# Node 24 runs the TypeScript sources directly (type stripping); the one build step is the
+# storefront's Vite bundle, made in a stage of its own so Vite stays out of the runtime image.
 
 # --- sources without anything machine-local (works without a .dockerignore too) ---
 FROM node:24-slim AS source
 WORKDIR /src
 COPY . .
-RUN rm -rf .git .data .ci \
+RUN rm -rf .git .data .ci clients/storefront/dist \
  && find . -name node_modules -type d -prune -exec rm -rf {} + \
  && node -e " \
       const fs = require('node:fs'), path = require('node:path'); \
@@ -24,6 +25,14 @@ RUN rm -rf .git .data .ci \
         fs.copyFileSync(file, '/manifests/' + file); \
       }"
 
+# --- the storefront's bundle, built with Vite (a development dependency the runtime image leaves out) ---
+FROM node:24-slim AS storefront
+WORKDIR /build
+COPY --from=source /manifests/ ./
+RUN npm ci --no-audit --no-fund
+COPY --from=source /src/ ./
+RUN node --input-type=module -e "await (await import('./clients/storefront/server.ts')).buildStorefront()"
+
 # --- the runtime image ---
 FROM node:24-slim
 ENV NODE_ENV=production \
@@ -34,6 +43,8 @@ WORKDIR /app
 COPY --from=source /manifests/ ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=source /src/ ./
+# In production the storefront serves this build and never builds (clients/storefront/server.ts).
+COPY --from=storefront /build/clients/storefront/dist/ ./clients/storefront/dist/
 USER node
-EXPOSE 4000 4001 4002 4003 4004 4005
+EXPOSE 4000 4001 4002 4003 4004 4005 5173
 CMD ["node", "subgraphs/product/src/main.ts"]

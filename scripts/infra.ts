@@ -7,13 +7,13 @@
  * The functions are exported for scripts/start.ts, scripts/test.ts and tests.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { databaseName, loadConfig, SERVICE_NAMES } from '../platform/src/config.ts';
+import { REPO_ROOT, databaseName, loadConfig, SERVICE_NAMES } from '../platform/src/config.ts';
 import type { Config, ServiceName } from '../platform/src/config.ts';
 import { ensureKafka, kafkaStatus, stopKafka } from './kafka/broker.ts';
 import type { EnsureKafkaResult, Log } from './kafka/broker.ts';
@@ -182,6 +182,33 @@ export async function ensureInfrastructure(options: { log?: Log; env?: NodeJS.Pr
   const kafka = await ensureKafka({ log, env });
   log(kafka.started ? `Kafka started on ${kafka.broker} (pid ${kafka.pid})` : `Kafka answers on ${kafka.broker}`);
   return { kafka, databases };
+}
+
+/**
+ * Where `npm start` leaves the SUBGRAPH_SECRET it made for its run (mode 0600, removed when it
+ * stops), so that the benches can start gateways of their own beside its subgraphs.
+ */
+export const RUN_SUBGRAPH_SECRET_FILE = path.join(REPO_ROOT, '.data', 'run', 'subgraph-secret');
+
+/** Records the run's SUBGRAPH_SECRET for the benches; readable by this user only. */
+export function writeRunSubgraphSecret(secret: string): void {
+  mkdirSync(path.dirname(RUN_SUBGRAPH_SECRET_FILE), { recursive: true, mode: 0o700 });
+  writeFileSync(RUN_SUBGRAPH_SECRET_FILE, secret, { mode: 0o600 });
+}
+
+/** Forgets the run's SUBGRAPH_SECRET (npm start stopping). */
+export function removeRunSubgraphSecret(): void {
+  rmSync(RUN_SUBGRAPH_SECRET_FILE, { force: true });
+}
+
+/** The running stack's SUBGRAPH_SECRET: the environment's, else the one `npm start` recorded, else null. */
+export function runSubgraphSecret(env: NodeJS.ProcessEnv = process.env): string | null {
+  if (env.SUBGRAPH_SECRET) return env.SUBGRAPH_SECRET;
+  try {
+    return readFileSync(RUN_SUBGRAPH_SECRET_FILE, 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
 }
 
 /** A TCP port that was free on `host` a moment ago: the kernel picks it, then it is let go (tests, benches). */

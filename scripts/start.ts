@@ -1,27 +1,34 @@
 /**
  * `npm start`: the whole platform on this machine. Brings up what is missing (Kafka, databases),
- * migrates, loads the seed catalogue, starts the five services and the gateway as child processes,
- * and prints where Sandbox is. Ctrl-C (or SIGTERM) stops everything it started, cleanly.
+ * migrates, loads the seed catalogue, starts the five services, the gateway and the storefront as
+ * child processes, and prints where Sandbox is. It supervises them (scripts/supervisor.ts): a
+ * child that dies is restarted with backoff, and only repeated crashes in a short window stop the
+ * platform. Ctrl-C (or SIGTERM) stops everything it started, cleanly.
+ *
+ * `npm start -- --no-storefront` leaves the storefront out (the API alone starts sooner).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { REPO_ROOT, SERVICE_NAMES, loadConfig, type Config } from '@swiftcart/platform';
-import { ensureInfrastructure, stopKafka } from './infra.ts';
+import { REPO_ROOT, SERVICE_NAMES, isMain, loadConfig, type Config } from '@swiftcart/platform';
+import { ensureInfrastructure, removeRunSubgraphSecret, stopKafka, writeRunSubgraphSecret } from './infra.ts';
 import { migrateAll } from './migrate.ts';
 import { seed, SEED_PRODUCT_COUNT } from './seed.ts';
+import { Supervisor, describeExit } from './supervisor.ts';
 
-const LOG_DIR = path.join(REPO_ROOT, '.data', 'logs');
+/** Where each child's output goes: LOG_DIR, default .data/logs (relative paths from the repository root). */
+const LOG_DIR = path.resolve(REPO_ROOT, process.env.LOG_DIR || path.join('.data', 'logs'));
 const READY_TIMEOUT_MS = 60_000;
-/** Log lines at these levels are echoed to the terminal; everything goes to .data/logs/. */
+/** Log lines at these levels are echoed to the terminal; everything goes to the log files. */
 const ECHOED_LEVELS = new Set(['warn', 'error', 'fatal']);
 
+/** One process `npm start` runs: its log file outlives its restarts. */
 interface Child {
   readonly name: string;
-  readonly process: ChildProcess;
+  readonly logFile: string;
   readonly log: WriteStream;
-  readonly exited: Promise<number | null>;
 }
 
 const say = (message: string) => console.log(`[start] ${message}`);
@@ -35,43 +42,43 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
-function spawnChild(name: string, entry: string, env: NodeJS.ProcessEnv = {}): Child {
-  const log = createWriteStream(path.join(LOG_DIR, `${name}.log`), { flags: 'a' });
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, entry)], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  for (const stream of [child.stdout!, child.stderr!]) {
-    createInterface({ input: stream }).on('line', (line) => {
-      log.write(`${line}\n`);
-      let level: string | undefined;
-      try { level = JSON.parse(line).level; } catch { level = 'warn'; }
-      if (level && ECHOED_LEVELS.has(level)) console.log(`[${name}] ${line}`);
-    });
-  }
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { name, process: child, log, exited };
+/** The log file's name as the terminal shows it: relative to the working directory when inside it. */
+function shownPath(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative.startsWith('..') ? file : relative;
 }
 
-async function waitReady(child: Child, url: string): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  let exitCode: number | null | undefined;
-  void child.exited.then((code) => { exitCode = code; });
+function newChild(name: string): Child {
+  const logFile = path.join(LOG_DIR, `${name}.log`);
+  return { name, logFile, log: createWriteStream(logFile, { flags: 'a' }) };
+}
+
+/** Starts one process of `child`, its output to the child's log and warnings and errors to the terminal. */
+function spawnProcess(child: Child, entry: string, env: NodeJS.ProcessEnv): ChildProcess {
+  const spawned = spawn(process.execPath, [path.join(REPO_ROOT, entry)], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  spawned.on('error', (error) => say(`${child.name} could not be started: ${error.message}`));
+  for (const stream of [spawned.stdout!, spawned.stderr!]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      child.log.write(`${line}\n`);
+      let level: string | undefined;
+      try { level = JSON.parse(line).level; } catch { level = 'warn'; }
+      if (level && ECHOED_LEVELS.has(level)) console.log(`[${child.name}] ${line}`);
+    });
+  }
+  return spawned;
+}
+
+/** Resolves once `url` answers; throws when `process` exits first or the time is up. */
+async function waitReady(name: string, logFile: string, process: ChildProcess, url: string, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (exitCode !== undefined) throw new Error(`${child.name} exited with code ${exitCode} during start-up; see .data/logs/${child.name}.log`);
+    if (process.exitCode !== null || process.signalCode !== null) {
+      throw new Error(`${name} exited (${describeExit({ code: process.exitCode, signal: process.signalCode })}) during start-up; see ${shownPath(logFile)}`);
+    }
     if (await answers(url)) return;
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`${child.name} was not ready at ${url} within ${READY_TIMEOUT_MS / 1000} s; see .data/logs/${child.name}.log`);
-}
-
-async function stopAll(children: Child[]): Promise<void> {
-  // The gateway goes first so no request reaches a subgraph that is already gone.
-  for (const child of [...children].reverse()) {
-    if (child.process.exitCode !== null || child.process.signalCode !== null) continue;
-    child.process.kill('SIGTERM');
-    const timer = setTimeout(() => child.process.kill('SIGKILL'), 20_000);
-    await child.exited;
-    clearTimeout(timer);
-    child.log.end();
-  }
+  throw new Error(`${name} was not ready at ${url} within ${timeoutMs / 1000} s; see ${shownPath(logFile)}`);
 }
 
 /** The storefront's port: STOREFRONT_PORT, default 5173 (Vite's usual port). */
@@ -79,37 +86,28 @@ function storefrontPort(): number {
   return Number(process.env.STOREFRONT_PORT || 5173);
 }
 
-/**
- * Starts the storefront web app (clients/storefront/server.ts: the Vite build plus a /graphql
- * proxy to the gateway). Resolves to its address, or null when it could not start.
- */
-async function startStorefrontChild(config: Config, children: Child[]): Promise<string | null> {
-  const url = `${origin(config, storefrontPort())}/`;
-  if (await answers(`${url}healthz`)) {
-    say(`port ${storefrontPort()} is taken, so the storefront is not started; set STOREFRONT_PORT`);
-    return null;
-  }
-  const child = spawnChild('storefront', 'clients/storefront/server.ts', {
-    STOREFRONT_PORT: String(storefrontPort()),
-    STOREFRONT_GATEWAY_URL: origin(config, config.gatewayPort),
-  });
-  children.push(child);
-  try {
-    // The first start builds the bundle with Vite, which takes a few seconds.
-    await waitReady(child, `${url}healthz`);
-    return url;
-  } catch (error) {
-    say(`the storefront did not start: ${(error as Error).message}`);
-    return null;
-  }
-}
-
 function origin(config: Config, port: number): string {
   return `http://${config.host}:${port}`;
 }
 
+/**
+ * The origins a browser shows for the storefront: on a loopback or wildcard address localhost,
+ * 127.0.0.1 and [::1], since a person may type any of them (as gateway/src/origins.ts does for its own).
+ */
+export function storefrontOrigins(host: string, port: number): string[] {
+  if (['127.0.0.1', 'localhost', '0.0.0.0', '::', '::1'].includes(host)) return [`http://localhost:${port}`, `http://127.0.0.1:${port}`, `http://[::1]:${port}`];
+  return [`http://${host.includes(':') ? `[${host}]` : host}:${port}`];
+}
+
+/** A comma-separated setting from the environment (ALLOWED_ORIGINS, TRUSTED_PROXIES) with `extra` added, without repeats. */
+export function mergeList(fromEnv: string | undefined, extra: readonly string[]): string {
+  const listed = (fromEnv ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  return [...new Set([...listed, ...extra])].join(',');
+}
+
 async function main(): Promise<number> {
   const config = loadConfig();
+  const withStorefront = !process.argv.includes('--no-storefront');
   if (await answers(`${origin(config, config.gatewayPort)}/healthz`)) {
     console.error(`[start] something already answers on port ${config.gatewayPort}: is SwiftCart running already? Stop it or set GATEWAY_PORT.`);
     return 1;
@@ -117,14 +115,19 @@ async function main(): Promise<number> {
   mkdirSync(LOG_DIR, { recursive: true });
   say('checking infrastructure (Redis, PostgreSQL, Kafka)...');
   const infra = await ensureInfrastructure({ log: say });
+  // The gateway's credential towards the subgraphs: one per run unless the environment fixes it,
+  // so no well-known value ever lets a local process skip the gateway.
+  const subgraphSecret = process.env.SUBGRAPH_SECRET || randomBytes(32).toString('hex');
+  writeRunSubgraphSecret(subgraphSecret);
   const children: Child[] = [];
-  let storefront: string | null = null;
   let stopping = false;
   const shutdown = async (reason: string, code: number) => {
     if (stopping) return;
     stopping = true;
     say(`${reason}: stopping...`);
-    await stopAll(children);
+    await supervisor.stopAll();
+    removeRunSubgraphSecret();
+    for (const child of children) child.log.end();
     if (infra.kafka.started) {
       say('stopping the Kafka broker this run started...');
       await stopKafka();
@@ -132,8 +135,32 @@ async function main(): Promise<number> {
     say('stopped');
     process.exit(code);
   };
+  const supervisor = new Supervisor({
+    say,
+    onGiveUp: () => void shutdown('giving up', 1),
+  });
+  /** Starts `name` under supervision; after a restart the terminal says when it answers again. */
+  const supervise = (name: string, entry: string, env: NodeJS.ProcessEnv, readyUrl: string): ChildProcess => {
+    if (stopping) throw new Error('stopping');
+    const child = newChild(name);
+    children.push(child);
+    return supervisor.start({
+      name,
+      logFile: shownPath(child.logFile),
+      spawn: () => spawnProcess(child, entry, env),
+      onRestarted: (restarted) => {
+        const since = Date.now();
+        waitReady(name, child.logFile, restarted, readyUrl).then(
+          () => { if (!stopping) say(`${name} answers again (pid ${restarted.pid}, ready in ${((Date.now() - since) / 1000).toFixed(1)} s)`); },
+          // An exit is the supervisor's to report; only a restart that hangs is said here.
+          () => { if (!stopping && restarted.exitCode === null && restarted.signalCode === null) say(`${name} (pid ${restarted.pid}) is not ready ${READY_TIMEOUT_MS / 1000} s after its restart; see ${shownPath(child.logFile)}`); },
+        );
+      },
+    });
+  };
   process.on('SIGINT', () => void shutdown('Ctrl-C', 0));
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
+  let storefront: string | null = null;
   try {
     say('migrating the five service databases...');
     await migrateAll(config);
@@ -143,32 +170,36 @@ async function main(): Promise<number> {
     for (const name of SERVICE_NAMES) {
       if (await answers(`${origin(config, config.servicePorts[name])}/healthz`)) throw new Error(`port ${config.servicePorts[name]} (${name}) is taken; set ${name.toUpperCase()}_PORT`);
     }
-    const services = SERVICE_NAMES.map((name) => spawnChild(name, `subgraphs/${name}/src/main.ts`));
-    children.push(...services);
-    await Promise.all(services.map((child) => waitReady(child, `${origin(config, config.servicePorts[child.name as (typeof SERVICE_NAMES)[number]])}/readyz`)));
-    say(`subgraphs ready: ${SERVICE_NAMES.map((n) => `${n} :${config.servicePorts[n]}`).join(', ')}`);
+    const services = SERVICE_NAMES.map((name) => {
+      const readyUrl = `${origin(config, config.servicePorts[name])}/readyz`;
+      return { name, readyUrl, process: supervise(name, `subgraphs/${name}/src/main.ts`, { SUBGRAPH_SECRET: subgraphSecret }, readyUrl) };
+    });
+    await Promise.all(services.map((s) => waitReady(s.name, path.join(LOG_DIR, `${s.name}.log`), s.process, s.readyUrl)));
+    say(`subgraphs ready: ${services.map((s) => `${s.name} :${config.servicePorts[s.name]} (pid ${s.process.pid})`).join(', ')}`);
     // The supergraph names the default ports; a service moved with <NAME>_PORT must be found there.
     const subgraphUrls = Object.fromEntries(SERVICE_NAMES.map((n) => [`${n.toUpperCase()}_URL`, config.subgraphUrls[n] ?? `${origin(config, config.servicePorts[n])}/graphql`]));
-    const gateway = spawnChild('gateway', 'gateway/src/main.ts', subgraphUrls);
-    children.push(gateway);
-    await waitReady(gateway, `${origin(config, config.gatewayPort)}/readyz`);
+    const gatewayReady = `${origin(config, config.gatewayPort)}/readyz`;
+    const gateway = supervise('gateway', 'gateway/src/main.ts', {
+      ...subgraphUrls,
+      SUBGRAPH_SECRET: subgraphSecret,
+      // The storefront proxies the browser's requests, Origin header included.
+      ALLOWED_ORIGINS: mergeList(process.env.ALLOWED_ORIGINS, withStorefront ? storefrontOrigins(config.host, storefrontPort()) : []),
+      // ...and appends the browser's address to X-Forwarded-For, which the gateway believes of
+      // loopback peers only: on a developer's machine any local process could claim an address.
+      ...(withStorefront ? { TRUSTED_PROXIES: mergeList(process.env.TRUSTED_PROXIES, ['127.0.0.1', '::1']) } : {}),
+    }, gatewayReady);
+    await waitReady('gateway', path.join(LOG_DIR, 'gateway.log'), gateway, gatewayReady);
+    say(`gateway ready: :${config.gatewayPort} (pid ${gateway.pid})`);
     // The storefront (clients/storefront) is a convenience: if it cannot start (port taken, build
     // failed), the API still runs and the terminal says why.
-    storefront = await startStorefrontChild(config, children);
+    if (withStorefront) storefront = await startStorefront(config, supervise, supervisor);
   } catch (error) {
     console.error(`[start] ${(error as Error).message}`);
     await shutdown('start-up failed', 1);
     return 1;
   }
-  for (const child of children) {
-    void child.exited.then((code) => {
-      if (child.name === 'storefront') {
-        if (!stopping) say(`the storefront exited (code ${code}; see .data/logs/storefront.log); the API keeps running`);
-        return;
-      }
-      if (!stopping) void shutdown(`${child.name} exited unexpectedly (code ${code}; see .data/logs/${child.name}.log)`, 1);
-    });
-  }
+  // From here on a child that dies is restarted.
+  supervisor.supervise();
   const gatewayUrl = `${origin(config, config.gatewayPort)}/graphql`;
   console.log(`
   SwiftCart is running.
@@ -176,15 +207,51 @@ async function main(): Promise<number> {
   Apollo Sandbox   ${origin(config, config.gatewayPort)}/
   GraphQL (HTTP)   ${gatewayUrl}
   Subscriptions    ${gatewayUrl.replace(/^http/, 'ws')} (graphql-ws)
-  Storefront       ${storefront ?? 'not running (see .data/logs/storefront.log)'}
+  Storefront       ${storefront ?? (withStorefront ? `not running (see ${shownPath(path.join(LOG_DIR, 'storefront.log'))})` : 'not started (--no-storefront)')}
   Metrics          ${origin(config, config.gatewayPort)}/metrics
-  Logs             .data/logs/<service>.log
+  Logs             ${shownPath(LOG_DIR)}/<service>.log
   Admin token      npm run token -- --sub admin --roles admin
 
+  A process that dies is restarted; five crashes of one within a minute stop everything.
   Press Ctrl-C to stop everything.
 `);
   return 0;
 }
 
-const code = await main();
-if (code !== 0) process.exit(code);
+/**
+ * Starts the storefront web app (clients/storefront/server.ts: the Vite build plus a /graphql
+ * proxy to the gateway). Resolves to its address, or null when it could not start; then it is
+ * left stopped rather than restarted.
+ */
+async function startStorefront(
+  config: Config,
+  supervise: (name: string, entry: string, env: NodeJS.ProcessEnv, readyUrl: string) => ChildProcess,
+  supervisor: Supervisor,
+): Promise<string | null> {
+  const url = `${origin(config, storefrontPort())}/`;
+  if (await answers(`${url}healthz`)) {
+    say(`port ${storefrontPort()} is taken, so the storefront is not started; set STOREFRONT_PORT`);
+    return null;
+  }
+  const child = supervise('storefront', 'clients/storefront/server.ts', {
+    STOREFRONT_PORT: String(storefrontPort()),
+    STOREFRONT_GATEWAY_URL: origin(config, config.gatewayPort),
+    // The storefront calls the gateway like any browser; the subgraphs' credential is none of its business.
+    SUBGRAPH_SECRET: undefined,
+  }, `${url}healthz`);
+  try {
+    // The first start builds the bundle with Vite, which takes a few seconds.
+    await waitReady('storefront', path.join(LOG_DIR, 'storefront.log'), child, `${url}healthz`);
+    return url;
+  } catch (error) {
+    say(`the storefront did not start: ${(error as Error).message}`);
+    supervisor.forget('storefront');
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    return null;
+  }
+}
+
+if (isMain(import.meta.url)) {
+  const code = await main();
+  if (code !== 0) process.exit(code);
+}

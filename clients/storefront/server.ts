@@ -5,14 +5,15 @@
  * CORS, and outside production signs development tokens for demo customers at `POST /dev/token`.
  *
  * Run: `node clients/storefront/server.ts` (port STOREFRONT_PORT, default 5173; gateway
- * STOREFRONT_GATEWAY_URL, default http://HOST:GATEWAY_PORT). `npm start` starts it for you.
+ * STOREFRONT_GATEWAY_URL, default http://HOST:GATEWAY_PORT). `npm start` starts it for you; in
+ * production (NODE_ENV=production, the Docker image) it serves the bundle built with the image.
  */
 import { createReadStream, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, signToken } from '@swiftcart/platform';
+import { integerVar, loadConfig, signToken } from '@swiftcart/platform';
 
 const ROOT = path.dirname(fileURLToPath(import.meta.url));
 const DIST = path.join(ROOT, 'dist');
@@ -38,6 +39,12 @@ export interface StorefrontServerOptions {
   /** Secret for development tokens; null disables `/dev/token` (production). */
   readonly jwtSecret?: string | null;
   readonly log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
+  /**
+   * Build the bundle first when it is missing or stale (default: outside production). False
+   * serves whatever `dist/` holds: production images, and tests of the server alone, which must
+   * not race a browser test's build.
+   */
+  readonly build?: boolean;
 }
 
 /** A running storefront server. */
@@ -73,15 +80,19 @@ export async function buildStorefront(): Promise<void> {
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(JSON.stringify(body));
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
 }
+
+/** Thrown by {@link readBody} past its limit: the client's mistake (413), not the server's. */
+class BodyTooLarge extends Error {}
 
 async function readBody(req: IncomingMessage, limit = 10_000): Promise<string> {
   let body = '';
   for await (const chunk of req) {
     body += chunk;
-    if (body.length > limit) throw new Error('body too large');
+    if (body.length > limit) throw new BodyTooLarge(`body over ${limit} bytes`);
   }
   return body;
 }
@@ -90,7 +101,12 @@ async function readBody(req: IncomingMessage, limit = 10_000): Promise<string> {
 async function devToken(req: IncomingMessage, res: ServerResponse, secret: string): Promise<void> {
   if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST' });
   let customer: unknown;
-  try { customer = JSON.parse(await readBody(req)).customer; } catch { return sendJson(res, 400, { error: 'expected JSON {"customer": "alice"}' }); }
+  try {
+    customer = (JSON.parse(await readBody(req)) as { customer?: unknown } | null)?.customer;
+  } catch (error) {
+    if (error instanceof BodyTooLarge) return sendJson(res, 413, { error: 'expected JSON {"customer": "alice"} of at most 10,000 bytes' });
+    return sendJson(res, 400, { error: 'expected JSON {"customer": "alice"}' });
+  }
   if (!DEMO_CUSTOMERS.includes(customer as (typeof DEMO_CUSTOMERS)[number])) {
     return sendJson(res, 400, { error: `customer must be one of ${DEMO_CUSTOMERS.join(', ')}` });
   }
@@ -98,25 +114,61 @@ async function devToken(req: IncomingMessage, res: ServerResponse, secret: strin
   sendJson(res, 200, { customer, token });
 }
 
+/**
+ * The decoded path of a request target, or null when it is not one: a malformed percent-escape
+ * (`/%E0%A4%A`), an absolute-form target that is no URL, or a NUL byte. Such a request is the
+ * client's mistake, so it gets 400 rather than an exception that would end the process.
+ */
+export function requestPath(target: string | undefined): string | null {
+  let pathname: string;
+  try {
+    pathname = decodeURIComponent(new URL(target ?? '/', 'http://x').pathname);
+  } catch {
+    return null;
+  }
+  return pathname.includes('\0') ? null : pathname;
+}
+
 function serveStatic(req: IncomingMessage, res: ServerResponse): void {
-  const pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+  const pathname = requestPath(req.url);
+  if (pathname === null) return sendJson(res, 400, { error: 'malformed URL' });
   let file = path.join(DIST, path.normalize(pathname));
   // path.normalize cannot climb above DIST's join, but check anyway: never serve outside dist/.
   if (!file.startsWith(DIST) || !existsSync(file) || statSync(file).isDirectory()) file = path.join(DIST, 'index.html');
   const hashed = file.includes(`${path.sep}assets${path.sep}`);
-  res.writeHead(200, {
-    'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
-    // Vite puts a content hash in asset names, so they can be cached forever; index.html never.
-    'cache-control': hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
+  const stream = createReadStream(file);
+  // A missing bundle (never built, or removed under a running server) is the server's fault, not a crash.
+  stream.once('error', () => {
+    if (!res.headersSent) sendJson(res, 503, { error: 'the storefront bundle is not available' });
+    else res.destroy();
   });
-  createReadStream(file).pipe(res);
+  stream.once('open', () => {
+    res.writeHead(200, {
+      'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
+      // Vite puts a content hash in asset names, so they can be cached forever; index.html never.
+      'cache-control': hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
+    });
+    stream.pipe(res);
+  });
 }
 
 /** Hop-by-hop headers are per connection, so they are not forwarded (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade'];
 
+/**
+ * The request's headers for the gateway: its own host, and the browser's address appended to
+ * X-Forwarded-For, so that a gateway that lists this server in TRUSTED_PROXIES counts each
+ * anonymous shopper apart instead of all of them as the storefront.
+ */
+export function upstreamHeaders(req: IncomingMessage, target: URL): Record<string, string | string[] | undefined> {
+  const prior = req.headers['x-forwarded-for'];
+  const peer = req.socket.remoteAddress;
+  const forwarded = [...(Array.isArray(prior) ? prior : prior ? [prior] : []), ...(peer ? [peer] : [])].join(', ');
+  return { ...req.headers, host: target.host, ...(forwarded ? { 'x-forwarded-for': forwarded } : {}) };
+}
+
 function proxyHttp(req: IncomingMessage, res: ServerResponse, target: URL): void {
-  const headers: Record<string, string | string[] | undefined> = { ...req.headers, host: target.host };
+  const headers = upstreamHeaders(req, target);
   for (const name of HOP_BY_HOP) delete headers[name];
   const upstream = httpRequest({ hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (answer) => {
     const out = { ...answer.headers };
@@ -137,7 +189,9 @@ function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target
   // Upgraded sockets leave the server's bookkeeping, so close() ends them from this set.
   open.add(socket);
   socket.on('close', () => open.delete(socket));
-  const upstream = httpRequest({ hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } });
+  const upstream = httpRequest({ hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers: upstreamHeaders(req, target) });
+  // A client that leaves before the gateway answers takes the pending upstream request with it.
+  socket.once('close', () => upstream.destroy());
   upstream.on('upgrade', (answer, upstreamSocket, upstreamHead) => {
     const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage}`];
     for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
@@ -161,30 +215,52 @@ function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target
 
 /** Builds the bundle if needed, then listens. Resolves once the server accepts connections. */
 export async function startStorefront(options: StorefrontServerOptions = {}): Promise<StorefrontServer> {
-  const config = loadConfig();
+  const env = process.env;
+  // The storefront holds no secret in production, so it reads only the settings it needs there:
+  // loadConfig() would demand the platform's secrets (JWT_SECRET, SUBGRAPH_SECRET) of it.
+  const production = env.NODE_ENV === 'production';
   const log = options.log ?? ((level, msg) => console.log(JSON.stringify({ level, time: Date.now(), name: 'storefront', msg })));
-  const port = options.port ?? Number(process.env.STOREFRONT_PORT || 5173);
-  const host = options.host ?? config.host;
-  const target = new URL((options.gatewayUrl ?? process.env.STOREFRONT_GATEWAY_URL ?? `http://${config.host}:${config.gatewayPort}`).replace(/\/graphql\/?$/, ''));
+  const port = options.port ?? integerVar(env, 'STOREFRONT_PORT', 5173);
+  const host = options.host ?? (env.HOST || '127.0.0.1');
+  const target = new URL((options.gatewayUrl ?? env.STOREFRONT_GATEWAY_URL ?? `http://${host}:${integerVar(env, 'GATEWAY_PORT', 4000)}`).replace(/\/graphql\/?$/, ''));
   // Development tokens only outside production: there, sign-in belongs to a real identity provider.
-  const secret = options.jwtSecret !== undefined ? options.jwtSecret : config.env === 'production' ? null : config.jwtSecret;
-  if (buildIsStale()) {
+  const secret = options.jwtSecret !== undefined ? options.jwtSecret : production ? null : loadConfig(env).jwtSecret;
+  // Production images build the bundle when the image is built (Dockerfile) and ship without Vite.
+  if ((options.build ?? !production) && buildIsStale()) {
     log('info', 'building the storefront with Vite (dist/ is missing or stale)...');
     await buildStorefront();
+  } else if (!existsSync(path.join(DIST, 'index.html'))) {
+    log('warn', 'dist/ holds no build: pages answer 503 until `npm run build -w @swiftcart/storefront` has run');
   }
-  const server = createServer((req, res) => {
+  const route = (req: IncomingMessage, res: ServerResponse): void => {
     const pathname = (req.url ?? '/').split('?')[0];
     if (pathname === '/graphql') return proxyHttp(req, res, target);
     if (pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (pathname === '/dev/token') {
       if (!secret) return sendJson(res, 404, { error: 'development sign-in is off in production' });
-      return void devToken(req, res, secret).catch((error) => sendJson(res, 500, { error: String(error) }));
+      return void devToken(req, res, secret).catch((error: unknown) => {
+        log('error', `development token failed: ${(error as Error).message}`);
+        if (!res.headersSent) sendJson(res, 500, { error: 'could not sign a development token' });
+      });
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' });
     serveStatic(req, res);
+  };
+  const server = createServer((req, res) => {
+    // A bug of this server answers one request with 500; it must not end the process for everyone.
+    try {
+      route(req, res);
+    } catch (error) {
+      log('error', `${req.method} request failed: ${(error as Error).message}`);
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      else res.destroy();
+    }
   });
   const upgraded = new Set<Duplex>();
   server.on('upgrade', (req, socket, head) => {
+    // Node hands the socket over without its error listener: a client that resets the connection
+    // before the gateway answers would otherwise end the process with an uncaught ECONNRESET.
+    socket.on('error', () => socket.destroy());
     if ((req.url ?? '').split('?')[0] === '/graphql') return proxyUpgrade(req, socket, head, target, upgraded);
     socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
   });

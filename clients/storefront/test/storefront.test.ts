@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { TestStack } from '../../../test/support/stack.ts';
 import { type SagaSystem, seedSaga, startSagaStack, stockOf, systemOf, waitForStock } from '../../../test/support/saga.ts';
-import { ensureChromium } from '../../../scripts/infra.ts';
+import { ensureChromium, freePort } from '../../../scripts/infra.ts';
 import { startStorefront, type StorefrontServer } from '../server.ts';
 
 /**
@@ -43,11 +43,14 @@ describe('storefront in a browser', () => {
 
   before(async () => {
     const executablePath = ensureChromium({ log: console.log });
+    // The gateway refuses browsers' requests from origins it does not know, and the storefront's
+    // proxy forwards the page's Origin: so the storefront's port is chosen first and allowed.
+    const storefrontPort = await freePort();
     // A slower mock provider keeps the order in AWAITING_PAYMENT long enough to see it move.
-    stack = await startSagaStack({ PAYMENT_PROVIDER_LATENCY_MS: '1500', PAYMENT_TIMEOUT_MS: '5000' });
+    stack = await startSagaStack({ PAYMENT_PROVIDER_LATENCY_MS: '1500', PAYMENT_TIMEOUT_MS: '5000', ALLOWED_ORIGINS: `http://127.0.0.1:${storefrontPort}` });
     system = systemOf(stack);
     await seedSaga(system, [{ sku: SKU_A, onHand: ON_HAND, priceAmount: 1999 }, { sku: SKU_B, onHand: ON_HAND, priceAmount: 2499 }, { sku: SKU_C, onHand: ON_HAND, priceAmount: 999 }]);
-    storefront = await startStorefront({ port: 0, gatewayUrl: stack.gateway!.url, jwtSecret: stack.config.jwtSecret, log: () => {} });
+    storefront = await startStorefront({ port: storefrontPort, host: '127.0.0.1', gatewayUrl: stack.gateway!.url, jwtSecret: stack.config.jwtSecret, log: () => {} });
     browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
     context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
   });

@@ -1,0 +1,199 @@
+/**
+ * docker-compose.yml is safe by default, and docker-compose.dev.yml (with scripts/docker/dev.env)
+ * gives the development conveniences. There is no Docker engine on the machines that run the tests,
+ * so the files are parsed (the `yaml` package), interpolated as compose does for the forms they
+ * use, and each SwiftCart process's resulting environment is fed to the platform's own loadConfig.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { parse } from 'yaml';
+import { DEFAULT_SERVICE_PORTS, DEVELOPMENT_JWT_SECRET, REPO_ROOT, SERVICE_NAMES, loadConfig } from '@swiftcart/platform';
+import { allowedOrigins } from '../gateway/src/origins.ts';
+
+interface ComposeService {
+  image?: string;
+  command?: string[];
+  restart?: string;
+  ports?: string[];
+  environment?: Record<string, string>;
+  healthcheck?: { test: string[] };
+  depends_on?: Record<string, { condition: string }>;
+}
+interface ComposeFile {
+  services: Record<string, ComposeService>;
+}
+
+const read = (file: string) => readFileSync(path.join(REPO_ROOT, file), 'utf8');
+const BASE = read('docker-compose.yml');
+const DEV = read('docker-compose.dev.yml');
+
+/** `KEY=value` lines of an environment file. */
+function envFile(text: string): Record<string, string> {
+  return Object.fromEntries(text.split('\n').filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
+/**
+ * Compose's interpolation for the forms these files use: `${VAR}`, `${VAR:-default}` (defaults
+ * may nest) and `${VAR:?message}`, which fails when VAR is unset or empty.
+ */
+function interpolate(text: string, env: Record<string, string>): string {
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    if (text.startsWith('$$', i)) { out += '$'; i += 2; continue; }
+    if (!text.startsWith('${', i)) { out += text[i++]; continue; }
+    let depth = 1;
+    let j = i + 2;
+    while (depth > 0) {
+      if (j >= text.length) throw new Error(`unclosed \${ at ${i}`);
+      if (text.startsWith('${', j)) { depth++; j += 2; continue; }
+      if (text[j] === '}') depth--;
+      j++;
+    }
+    const inner = text.slice(i + 2, j - 1);
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([\s\S]*))?$/.exec(inner);
+    if (!match) throw new Error(`unsupported interpolation \${${inner}}`);
+    const [, name, operator, rest] = match;
+    const value = env[name];
+    if (value) out += value;
+    else if (operator === ':?') throw new Error(`required variable ${name} is missing a value: ${rest}`);
+    else if (operator === ':-') out += interpolate(rest, env);
+    i = j;
+  }
+  return out;
+}
+
+const load = (text: string, env: Record<string, string>) => parse(interpolate(text, env), { merge: true }) as ComposeFile;
+
+/** The SwiftCart processes (built from this repository's image). */
+const nodeServices = (file: ComposeFile) => Object.entries(file.services).filter(([, s]) => s.image === 'swiftcart:local');
+
+const SECRETS = { JWT_SECRET: 'j'.repeat(64), SUBGRAPH_SECRET: 's'.repeat(64) };
+
+describe('docker-compose.yml: safe by default', () => {
+  test('given no JWT_SECRET or SUBGRAPH_SECRET, then compose refuses to start, naming the variable', () => {
+    assert.throws(() => load(BASE, {}), /required variable JWT_SECRET is missing a value: set JWT_SECRET/);
+    assert.throws(() => load(BASE, { JWT_SECRET: SECRETS.JWT_SECRET }), /required variable SUBGRAPH_SECRET is missing a value/);
+    // Every mention of either secret is the required form: no default anywhere, and not the public one.
+    for (const name of ['JWT_SECRET', 'SUBGRAPH_SECRET']) {
+      const uses = [...BASE.matchAll(new RegExp(`\\$\\{${name}([^}]*)\\}`, 'g'))].map((m) => m[1]);
+      assert.ok(uses.length > 0, name);
+      for (const use of uses) assert.match(use, /^:\?/, `${name} used as \${${name}${use}}`);
+    }
+    assert.doesNotMatch(BASE, new RegExp(DEVELOPMENT_JWT_SECRET));
+  });
+
+  test('given both secrets, then every SwiftCart process runs in production mode and its configuration loads', () => {
+    const compose = load(BASE, SECRETS);
+    const names = nodeServices(compose).map(([name]) => name).sort();
+    assert.deepEqual(names, [...SERVICE_NAMES, 'gateway', 'migrate', 'storefront'].sort());
+    for (const [name, service] of nodeServices(compose)) {
+      assert.equal(service.environment?.NODE_ENV, 'production', name);
+      if (name === 'storefront') continue;
+      const config = loadConfig(service.environment);
+      assert.equal(config.env, 'production');
+      assert.equal(config.jwtSecret, SECRETS.JWT_SECRET, name);
+      assert.equal(config.subgraphSecret, SECRETS.SUBGRAPH_SECRET, name);
+    }
+  });
+
+  test('only the gateway and the storefront are published on host ports', () => {
+    const compose = load(BASE, SECRETS);
+    const published = Object.entries(compose.services).filter(([, s]) => s.ports?.length).map(([name]) => name).sort();
+    assert.deepEqual(published, ['gateway', 'storefront']);
+    assert.deepEqual(compose.services.gateway.ports, ['4000:4000']);
+    assert.deepEqual(compose.services.storefront.ports, ['5173:5173']);
+  });
+
+  test('every long-running container has a restart policy and a healthcheck on its own port', () => {
+    const compose = load(BASE, SECRETS);
+    for (const [name, service] of Object.entries(compose.services)) {
+      if (name === 'migrate') {
+        assert.equal(service.restart, 'no');
+        continue;
+      }
+      assert.ok(['unless-stopped', 'always', 'on-failure'].includes(service.restart ?? ''), `${name} restart: ${service.restart}`);
+      assert.ok(service.healthcheck?.test?.length, `${name} has a healthcheck`);
+    }
+    const probe = (name: string) => service(compose, name).healthcheck!.test.join(' ');
+    for (const name of SERVICE_NAMES) assert.match(probe(name), new RegExp(`127\\.0\\.0\\.1:${DEFAULT_SERVICE_PORTS[name]}/readyz`), name);
+    assert.match(probe('gateway'), /127\.0\.0\.1:4000\/readyz/);
+    assert.match(probe('storefront'), /127\.0\.0\.1:5173\/healthz/);
+    assert.equal(compose.services.storefront.depends_on?.gateway.condition, 'service_healthy');
+  });
+
+  test('the storefront holds no secret, runs the storefront server, and the gateway allows its origin', () => {
+    const compose = load(BASE, SECRETS);
+    const storefront = service(compose, 'storefront');
+    assert.deepEqual(storefront.command, ['node', 'clients/storefront/server.ts']);
+    assert.equal(storefront.environment?.STOREFRONT_GATEWAY_URL, 'http://gateway:4000');
+    assert.equal(storefront.environment?.JWT_SECRET, undefined);
+    assert.equal(storefront.environment?.SUBGRAPH_SECRET, undefined);
+    const gateway = loadConfig(service(compose, 'gateway').environment);
+    assert.deepEqual(allowedOrigins(gateway), ['http://localhost:5173', 'http://127.0.0.1:5173']);
+    const moved = loadConfig(service(load(BASE, { ...SECRETS, STOREFRONT_HOST_PORT: '8080' }), 'gateway').environment);
+    assert.deepEqual(allowedOrigins(moved), ['http://localhost:8080', 'http://127.0.0.1:8080']);
+  });
+
+  test('the image builds the storefront bundle in a stage of its own and ships it', () => {
+    const dockerfile = read('Dockerfile');
+    assert.match(dockerfile, /FROM node:24-slim AS storefront[\s\S]*buildStorefront\(\)/);
+    assert.match(dockerfile, /COPY --from=storefront \/build\/clients\/storefront\/dist\/ \.\/clients\/storefront\/dist\//);
+    assert.match(read('.dockerignore'), /^clients\/storefront\/dist$/m);
+  });
+});
+
+describe('docker-compose.dev.yml with scripts/docker/dev.env: the development conveniences', () => {
+  const devEnv = envFile(read('scripts/docker/dev.env'));
+
+  /** The base file with the override applied as compose merges these keys (mappings by key, ports appended). */
+  function merged(env: Record<string, string>): ComposeFile {
+    const base = load(BASE, env);
+    const dev = load(DEV, env);
+    for (const [name, override] of Object.entries(dev.services)) {
+      const target = service(base, name);
+      if (override.environment) target.environment = { ...target.environment, ...override.environment };
+      if (override.ports) target.ports = [...(target.ports ?? []), ...override.ports];
+    }
+    return base;
+  }
+
+  test('dev.env holds the public development secrets, which production refuses', () => {
+    assert.equal(devEnv.JWT_SECRET, DEVELOPMENT_JWT_SECRET);
+    assert.ok(devEnv.SUBGRAPH_SECRET.length >= 32);
+    // The base file alone with dev.env: every process refuses the public secret in production mode.
+    for (const [name, svc] of nodeServices(load(BASE, devEnv))) {
+      if (name !== 'storefront') assert.throws(() => loadConfig(svc.environment), /JWT_SECRET must be set in production/, name);
+    }
+  });
+
+  test('every SwiftCart process runs in development mode with the development secrets', () => {
+    const compose = merged(devEnv);
+    for (const [name, svc] of nodeServices(compose)) {
+      assert.equal(svc.environment?.NODE_ENV, 'development', name);
+      const config = loadConfig(svc.environment);
+      assert.equal(config.env, 'development', name);
+      assert.equal(config.jwtSecret, DEVELOPMENT_JWT_SECRET, name);
+    }
+    // The storefront's demo sign-in signs with the secret the services verify with.
+    assert.equal(service(compose, 'storefront').environment?.JWT_SECRET, DEVELOPMENT_JWT_SECRET);
+  });
+
+  test('the infrastructure is published on the host, Kafka with a listener for it', () => {
+    const compose = merged(devEnv);
+    assert.deepEqual(service(compose, 'kafka').ports, ['9094:9094']);
+    assert.deepEqual(service(compose, 'postgres').ports, ['5432:5432']);
+    assert.deepEqual(service(compose, 'redis').ports, ['6379:6379']);
+    assert.deepEqual(service(compose, 'jaeger').ports, ['16686:16686']);
+    assert.match(service(compose, 'kafka').environment!.KAFKA_ADVERTISED_LISTENERS, /HOST:\/\/localhost:9094/);
+    for (const name of SERVICE_NAMES) assert.equal(service(compose, name).ports, undefined, `${name} stays unpublished`);
+  });
+});
+
+function service(file: ComposeFile, name: string): ComposeService {
+  const found = file.services[name];
+  assert.ok(found, `service ${name}`);
+  return found;
+}
