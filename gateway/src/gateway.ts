@@ -7,19 +7,26 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin, type BaseContext } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled, ApolloServerPluginUsageReportingDisabled } from '@apollo/server/plugin/disabled';
-import type { GraphQLFormattedError } from 'graphql';
-// The platform's modules one by one, not its index: the index also loads MikroORM, kafkajs and
-// ioredis, which the gateway never uses (~50 MB of resident memory and slower start-up).
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+// The platform's modules one by one, not its index: the index also loads MikroORM and kafkajs,
+// which the gateway never uses (~50 MB of resident memory and slower start-up).
 import { type Config, type ServiceName, integerVar, loadConfig } from '@swiftcart/platform/config';
-import { type Viewer, AUTHORIZATION_HEADER, viewerFromAuthorization } from '@swiftcart/platform/auth';
+import { type Viewer, AUTHORIZATION_HEADER } from '@swiftcart/platform/auth';
 import { ErrorCode } from '@swiftcart/platform/errors';
+import { GATEWAY_CREDENTIAL_HEADER, gatewayCredentialHeaders } from '@swiftcart/platform/gateway-credential';
 import { PATHS, type RouteHandler, createHttpHandler, listen } from '@swiftcart/platform/http';
+import { InputGuard, inputGuardPlugin, inputLimits } from '@swiftcart/platform/input';
+import { gatewayLimits, limitValidationRules, operationLimitsPlugin } from '@swiftcart/platform/limits';
 import { type Logger, createLogger } from '@swiftcart/platform/logger';
+import { edgeLimitsEnabled } from '@swiftcart/platform/limits';
+import { Edge } from './edge.ts';
 import { EntityBatcher } from './entity-batcher.ts';
 import { type Fetcher, createKeepAliveFetcher } from './fetcher.ts';
 import { DEFAULT_LIVE_SETTINGS, type LiveServerSettings, startLiveServer } from './live-server.ts';
 import { LiveMetrics, type LiveMetricsSnapshot } from './live-metrics.ts';
 import { LiveSubscriptions } from './subscriptions.ts';
+import { OriginPolicy, allowedOrigins } from './origins.ts';
+import { EdgeRateLimits, rateLimitSettings, trustedProxies } from './rate-limits.ts';
 import { SANDBOX_PATH, createSandbox, publicGatewayUrl, sandboxEndpoints } from './sandbox.ts';
 import { SupergraphError, readSupergraph, validateOverrides } from './supergraph.ts';
 import { UpstreamConnections } from './upstream.ts';
@@ -79,9 +86,6 @@ export interface RunningGateway extends AsyncDisposable {
 /** Query plans are cached per operation text and name; plans of a typical storefront take well under 1 MiB. */
 const QUERY_PLAN_CACHE_MIB = 32;
 
-/** Documents larger than this many tokens are refused before validation (parse-time DoS guard). */
-const MAX_QUERY_TOKENS = 15_000;
-
 /** Reads the live endpoint's settings from the environment. */
 function liveSettings(config: Config, overrides: Partial<LiveServerSettings> = {}): LiveServerSettings {
   const env = config.vars;
@@ -89,7 +93,6 @@ function liveSettings(config: Config, overrides: Partial<LiveServerSettings> = {
     queueLimit: integerVar(env, 'LIVE_CLIENT_QUEUE_LIMIT', DEFAULT_LIVE_SETTINGS.queueLimit, 1, 1_000_000),
     keepAliveMs: integerVar(env, 'LIVE_KEEP_ALIVE_MS', DEFAULT_LIVE_SETTINGS.keepAliveMs, 100, 3_600_000),
     connectionInitTimeoutMs: integerVar(env, 'LIVE_CONNECTION_INIT_TIMEOUT_MS', DEFAULT_LIVE_SETTINGS.connectionInitTimeoutMs, 100, 600_000),
-    maxTokens: MAX_QUERY_TOKENS,
     upstreamRetryAttempts: integerVar(env, 'LIVE_UPSTREAM_RETRY_ATTEMPTS', DEFAULT_LIVE_SETTINGS.upstreamRetryAttempts, 0, 1_000),
     ...overrides,
   };
@@ -126,12 +129,15 @@ function formatError(config: Config, log: Logger) {
   };
 }
 
-/** Verifies the bearer token once at the edge; an invalid one fails the whole request with 401. */
-async function gatewayContext(req: IncomingMessage, secret: string): Promise<GatewayContext> {
+/**
+ * Verifies the bearer token once at the edge (`edge.viewerOf`: the rate limit saw the same
+ * verification); an invalid one fails the whole request with 401.
+ */
+async function gatewayContext(req: IncomingMessage, edge: Edge): Promise<GatewayContext> {
   const raw = req.headers[AUTHORIZATION_HEADER];
   const authorization = Array.isArray(raw) ? raw[0] : raw;
   try {
-    return { viewer: await viewerFromAuthorization(authorization, secret), authorization };
+    return { viewer: await edge.viewerOf(req), authorization };
   } catch (error) {
     (error as { extensions: Record<string, unknown> }).extensions.http = { status: 401 };
     throw error;
@@ -146,10 +152,16 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const config = options.config ?? loadConfig();
   const log = options.log ?? createLogger('gateway', config.logLevel);
   const production = config.env === 'production';
+  // Depth, aliases, directives, tokens and cost (platform/src/limits.ts); null with EDGE_LIMITS=off.
+  const limits = gatewayLimits(config);
   // Outside production, Apollo Sandbox preconfigured for this gateway (sandbox.ts): the page
   // names the port bound at the end, so it asks for it per request. Production signs no token at all.
   const publicUrl = production ? undefined : publicGatewayUrl(config.vars);
   let boundPort = 0;
+  // The edge's settings (edge.ts), read before anything starts so that a bad one stops nothing.
+  const origins = new OriginPolicy({ host: config.host, port: () => boundPort, publicUrl: publicGatewayUrl(config.vars), allowed: allowedOrigins(config) });
+  const proxies = trustedProxies(config);
+  const rateSettings = edgeLimitsEnabled(config) ? rateLimitSettings(config) : null;
   const sandbox = production ? null : await createSandbox({
     jwtSecret: config.jwtSecret,
     endpoints: () => sandboxEndpoints({ host: config.host, port: boundPort, publicUrl }),
@@ -165,7 +177,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const subgraphs: Record<string, string> = {};
   const settings = liveSettings(config, options.live);
   const metrics = new LiveMetrics();
-  const upstream = new UpstreamConnections(log, metrics, settings.upstreamRetryAttempts);
+  const upstream = new UpstreamConnections(log, metrics, settings.upstreamRetryAttempts, gatewayCredentialHeaders(config.subgraphSecret));
   // Subscription events reach each subgraph through an entity batcher; queries use the data source itself.
   const liveTargets: Record<string, { url: string; dataSource: EntityBatcher }> = {};
   const live = new LiveSubscriptions({ log, metrics, upstream, subgraphs: () => liveTargets });
@@ -199,6 +211,18 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
           // The subgraph verifies the token again: it never trusts the network it sits on.
           const authorization = (context as Partial<GatewayContext>).authorization;
           if (authorization) request.http!.headers.set(AUTHORIZATION_HEADER, authorization);
+          // ...and this gateway's credential, without which it refuses the request (SUBGRAPH_SECRET).
+          if (config.subgraphSecret) request.http!.headers.set(GATEWAY_CREDENTIAL_HEADER, config.subgraphSecret);
+        },
+        // A refused credential is a deployment fault (SUBGRAPH_SECRET differs), not the client's:
+        // an internal error, logged, rather than the UNAUTHENTICATED Apollo makes of any 401.
+        async errorFromResponse(response) {
+          const error = await RemoteGraphQLDataSource.prototype.errorFromResponse.call(this, response);
+          const body = (error.extensions.response as { body?: { errors?: { extensions?: { code?: unknown } }[] } } | undefined)?.body;
+          if (body?.errors?.[0]?.extensions?.code !== ErrorCode.GatewayCredentialRequired) return error;
+          return new GraphQLError(`Subgraph "${name}" refused the gateway's credential: SUBGRAPH_SECRET differs between the gateway and the subgraph`, {
+            extensions: { code: ErrorCode.InternalServerError },
+          });
         },
       });
       liveTargets[name] = { url: routed, dataSource: new EntityBatcher(dataSource) };
@@ -208,11 +232,16 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   // Subscriptions are planned on the same supergraph as everything else, reloads included.
   gateway.onSchemaLoadOrUpdate(({ coreSupergraphSdl }) => live.updateSchema(coreSupergraphSdl));
 
+  const inputGuard = new InputGuard(inputLimits(config.vars));
   const plugins: ApolloServerPlugin<GatewayContext>[] = [
     // Traces go through OpenTelemetry; Apollo usage reporting would also make every subgraph
     // fetch ask for inline `ftv1` traces, doubling subgraph response work for no local value.
     ApolloServerPluginUsageReportingDisabled(),
     sandbox ? sandbox.plugin : ApolloServerPluginLandingPageDisabled(),
+    // NUL bytes, lone surrogates and oversized identifiers: BAD_USER_INPUT before planning.
+    inputGuardPlugin(inputGuard),
+    // Cost and operationName checked before the gateway plans; limit refusals keep their codes.
+    operationLimitsPlugin(limits),
   ];
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
@@ -222,7 +251,10 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     includeStacktraceInErrorResponses: false,
     hideSchemaDetailsFromClientErrors: production,
     formatError: formatError(config, log),
-    parseOptions: { maxTokens: MAX_QUERY_TOKENS },
+    // The token limit applies while parsing; depth, aliases and directives while validating (once
+    // per document: Apollo caches validated documents), both before the gateway plans.
+    parseOptions: limits ? { maxTokens: limits.maxTokens } : {},
+    validationRules: limits ? limitValidationRules(limits) : [],
     // Apollo's default pretty-prints every response (indent 2): more bytes and CPU for no client.
     stringifyResult: (result) => JSON.stringify(result),
     // main.ts owns the signals: Apollo's own handler would re-raise the signal and skip our exit code.
@@ -247,7 +279,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     readiness[name] = async () => {
       const response = await fetcher(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'apollo-require-preflight': 'true' },
+        headers: { 'content-type': 'application/json', 'apollo-require-preflight': 'true', ...gatewayCredentialHeaders(config.subgraphSecret) },
         body: HEALTH_CHECK_BODY,
       });
       const body = await response.text();
@@ -265,9 +297,12 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   };
   // The same page Apollo serves on GET /graphql with Accept: text/html.
   if (sandbox) routes[SANDBOX_PATH] = sandbox.route;
+  // Rate limits shared by the replicas through Redis (edge.ts): connected once nothing else can fail.
+  const rateLimits = rateSettings ? await EdgeRateLimits.start(config, log, rateSettings) : null;
+  const edge = new Edge({ origins, limits: rateLimits, trustedProxies: proxies, jwtSecret: config.jwtSecret, log });
   const platformHandler = createHttpHandler<GatewayContext>({
     apollo,
-    context: (req) => gatewayContext(req, config.jwtSecret),
+    context: (req) => gatewayContext(req, edge),
     readiness,
     readinessTimeoutMs: config.readinessTimeoutMs,
     log,
@@ -275,7 +310,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   });
   // Outside production, /healthz also says which process answers and how much memory it holds
   // (the gateway benchmark reads it); the liveness contract (200, status "ok") is the platform's.
-  const handler = production ? platformHandler : (req: IncomingMessage, res: ServerResponse) => {
+  const handler = edge.http(production ? platformHandler : (req: IncomingMessage, res: ServerResponse) => {
     if (req.url === PATHS.health && (req.method === 'GET' || req.method === 'HEAD')) {
       const usage = process.resourceUsage();
       return sendJson(res, 200, {
@@ -287,18 +322,19 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       });
     }
     return platformHandler(req, res);
-  };
+  });
 
   let http;
   try {
     http = await listen(handler, config.host, options.port ?? config.gatewayPort);
     boundPort = http.port;
   } catch (error) {
+    await rateLimits?.close();
     await apollo.stop();
     ownFetcher?.close();
     throw error;
   }
-  const liveServer = startLiveServer({ server: http.server, engine: live, apollo, jwtSecret: config.jwtSecret, log, metrics, settings });
+  const liveServer = startLiveServer({ server: http.server, engine: live, apollo, jwtSecret: config.jwtSecret, log, metrics, settings, inputGuard, limits, edge });
   log.info({ url: http.url, subgraphs, supergraph: supergraphPath }, 'gateway ready');
 
   const reloadSupergraph = async () => {
@@ -315,6 +351,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     // Live clients first (they hold sockets open), then in-flight requests, then the gateway.
     await liveServer.close();
     await http.close();
+    await rateLimits?.close();
     await apollo.stop();
     await upstream.close();
     ownFetcher?.close();

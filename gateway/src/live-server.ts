@@ -4,10 +4,10 @@
  * {@link LiveSubscriptions}, queries and mutations to Apollo Server, and one bounded queue of
  * undelivered messages per client connection.
  */
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import {
   type DocumentNode, type ExecutionArgs, type ExecutionResult, type FormattedExecutionResult, GraphQLError, type GraphQLSchema,
-  getOperationAST, parse, print, validate,
+  getOperationAST, print,
 } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values.js';
 import type { SubscribePayload } from 'graphql-ws';
@@ -18,7 +18,14 @@ import { type Viewer, viewerFromAuthorization } from '@swiftcart/platform/auth';
 import { ErrorCode } from '@swiftcart/platform/errors';
 import { MAX_BODY_BYTES, PATHS } from '@swiftcart/platform/http';
 import type { Logger } from '@swiftcart/platform/logger';
+import { InputGuard } from '@swiftcart/platform/input';
+import {
+  type OperationLimits, costLimiter, limitValidationRules, operationResolutionError, parseWithLimit, validateWithLimits,
+} from '@swiftcart/platform/limits';
 import { authorizationParam } from '@swiftcart/platform/ws';
+import { type Clock, TOKEN_EXPIRED_CLOSE, TOKEN_EXPIRED_CLOSE_DELAY_MS, atTime, hasExpired, tokenExpiredError } from '@swiftcart/platform/expiry';
+import { type Edge, RATE_LIMITED_CLOSE_CODE, rateLimitedError, subscriptionsPerSocketRefusal } from './edge.ts';
+import type { Refusal } from './rate-limits.ts';
 import type { LiveMetrics } from './live-metrics.ts';
 import type { ClientSink, LiveSubscriptions } from './subscriptions.ts';
 
@@ -33,8 +40,6 @@ export interface LiveServerSettings {
   readonly keepAliveMs: number;
   /** How long a new connection has to send `connection_init`. */
   readonly connectionInitTimeoutMs: number;
-  /** Parser token limit, the same as for HTTP requests. */
-  readonly maxTokens: number;
   /** Reconnection attempts to a subgraph before its subscriptions fail (about 30 s with the default). */
   readonly upstreamRetryAttempts: number;
 }
@@ -44,7 +49,6 @@ export const DEFAULT_LIVE_SETTINGS: LiveServerSettings = {
   queueLimit: 256,
   keepAliveMs: 12_000,
   connectionInitTimeoutMs: 3_000,
-  maxTokens: 15_000,
   upstreamRetryAttempts: 18,
 };
 
@@ -57,6 +61,17 @@ export interface LiveServerOptions<TContext extends { viewer: Viewer; authorizat
   readonly log: Logger;
   readonly metrics: LiveMetrics;
   readonly settings: LiveServerSettings;
+  /** Refuses bad strings in documents and variables (platform/src/input.ts); default limits when absent. */
+  readonly inputGuard?: InputGuard;
+  /** The operation limits of HTTP requests (platform/src/limits.ts); none when null or absent (EDGE_LIMITS=off). */
+  readonly limits?: OperationLimits | null;
+  /**
+   * Origin checks, rate limits and caps of sockets and subscriptions (gateway/src/edge.ts); none
+   * when absent.
+   */
+  readonly edge?: Edge;
+  /** When tokens expire (platform/src/expiry.ts); default `Date.now`. */
+  readonly clock?: Clock;
 }
 
 /** A running live endpoint; dispose it to close every client connection. */
@@ -74,6 +89,14 @@ interface Connection {
   readonly limit: number;
   readonly queues: Set<ClientQueue>;
   overflowed: boolean;
+  /** The upgrade request: whom the socket counts for (gateway/src/edge.ts). */
+  readonly request: IncomingMessage;
+  /** Ids of the subscriptions open or being started, for {@link Edge.maxSubscriptionsPerSocket}. */
+  readonly subscriptionIds: Set<string>;
+  /** The token has expired: its subscriptions ended, later operations are refused. */
+  expired: boolean;
+  /** Cancels the expiry timer (when the socket closes first). */
+  cancelExpiry: (() => void) | null;
 }
 
 /** What onSubscribe hands to execute/subscribe. */
@@ -185,12 +208,15 @@ const MAX_CACHED_DOCUMENTS = 1_000;
  * the same document are parsed and validated once. A new schema starts an empty cache.
  */
 class DocumentCache {
-  readonly #maxTokens: number;
+  readonly #maxTokens: number | undefined;
+  readonly #rules: ReturnType<typeof limitValidationRules>;
   #schema: GraphQLSchema | null = null;
   readonly #entries = new Map<string, { document: DocumentNode; source: string } | { errors: readonly GraphQLError[] }>();
 
-  constructor(maxTokens: number) {
-    this.#maxTokens = maxTokens;
+  /** Checks documents against `limits` as Apollo Server does over HTTP: tokens while parsing, the rest while validating. */
+  constructor(limits: OperationLimits | null) {
+    this.#maxTokens = limits?.maxTokens;
+    this.#rules = limits ? limitValidationRules(limits) : [];
   }
 
   check(schema: GraphQLSchema, query: string): { document: DocumentNode; source: string } | { errors: readonly GraphQLError[] } {
@@ -208,14 +234,10 @@ class DocumentCache {
   }
 
   #compute(schema: GraphQLSchema, query: string): { document: DocumentNode; source: string } | { errors: readonly GraphQLError[] } {
-    let document: DocumentNode;
-    try {
-      document = parse(query, { maxTokens: this.#maxTokens });
-    } catch (error) {
-      return { errors: [requestError((error as Error).message, 'GRAPHQL_PARSE_FAILED')] };
-    }
-    const invalid = validate(schema, document);
-    if (invalid.length) return { errors: invalid.map((e) => requestError(e.message, 'GRAPHQL_VALIDATION_FAILED', e.nodes)) };
+    const document = parseWithLimit(query, this.#maxTokens);
+    if (document instanceof GraphQLError) return { errors: [document] };
+    const invalid = validateWithLimits(schema, document, this.#rules);
+    if (invalid.length) return { errors: invalid };
     return { document, source: print(document) };
   }
 }
@@ -225,19 +247,57 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
   options: LiveServerOptions<TContext>,
 ): LiveServer {
   const { engine, apollo, log, metrics, settings } = options;
+  const inputGuard = options.inputGuard ?? new InputGuard();
   const connections = new WeakMap<WebSocket, Connection>();
-  const wss = new WebSocketServer({ server: options.server, path: PATHS.graphql, maxPayload: MAX_BODY_BYTES });
-  wss.on('connection', (socket: WebSocket) => {
+  const { edge, clock } = options;
+  const wss = new WebSocketServer({
+    server: options.server, path: PATHS.graphql, maxPayload: MAX_BODY_BYTES,
+    // Origin, upgrades per window and open sockets per address, before any socket exists.
+    ...(edge && { verifyClient: edge.verifyClient }),
+  });
+  wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     metrics.values.connections++;
-    connections.set(socket, { socket, viewer: null, authorization: undefined, queued: 0, queues: new Set(), overflowed: false, limit: settings.queueLimit });
+    connections.set(socket, {
+      socket, viewer: null, authorization: undefined, queued: 0, queues: new Set(), overflowed: false, limit: settings.queueLimit,
+      request, subscriptionIds: new Set(), expired: false, cancelExpiry: null,
+    });
     socket.once('close', () => {
       metrics.values.connections--;
       const connection = connections.get(socket);
+      connection?.cancelExpiry?.();
       if (connection) for (const queue of [...connection.queues]) queue.abort();
     });
   });
 
-  const documents = new DocumentCache(settings.maxTokens);
+  /** The token expired: every subscription gets UNAUTHENTICATED as its last message, then the socket closes (platform/src/expiry.ts). */
+  const expire = (connection: Connection) => {
+    connection.expired = true;
+    const last: FormattedExecutionResult = { errors: [tokenExpiredError().toJSON()] };
+    for (const queue of [...connection.queues]) {
+      queue.push(last);
+      queue.end();
+    }
+    setTimeout(() => connection.socket.close(TOKEN_EXPIRED_CLOSE.code, TOKEN_EXPIRED_CLOSE.reason), TOKEN_EXPIRED_CLOSE_DELAY_MS).unref();
+  };
+
+  /**
+   * The per-socket subscription cap, then the per-window count of subscriptions (or of queries and
+   * mutations, shared with HTTP). The cap is taken before the first await, so subscriptions sent
+   * in one burst are counted in the order they arrived.
+   */
+  const admit = async (connection: Connection, id: string, subscription: boolean): Promise<Refusal | null> => {
+    if (!edge) return null;
+    if (subscription) {
+      if (connection.subscriptionIds.size >= edge.maxSubscriptionsPerSocket) return subscriptionsPerSocketRefusal(edge.maxSubscriptionsPerSocket);
+      connection.subscriptionIds.add(id);
+    }
+    const refusal = await edge.admitOperation(edge.socketClient(connection.request), subscription ? 'subscription' : 'operation');
+    if (refusal) connection.subscriptionIds.delete(id);
+    return refusal;
+  };
+
+  const documents = new DocumentCache(options.limits ?? null);
+  const costOf = options.limits ? costLimiter(options.limits) : null;
   const overflow = (connection: Connection) => {
     if (connection.overflowed) return;
     connection.overflowed = true;
@@ -255,27 +315,43 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
       const connection = connections.get(ctx.extra.socket)!;
       try {
         const authorization = authorizationParam(ctx.connectionParams);
-        connection.viewer = await viewerFromAuthorization(authorization, options.jwtSecret);
+        const viewer = await viewerFromAuthorization(authorization, options.jwtSecret);
+        connection.viewer = viewer;
         connection.authorization = authorization;
+        // A token's sockets count for its subject from now on; one too many is closed (gateway/src/edge.ts).
+        const refusal = await edge?.authenticate(connection.request, viewer);
+        if (refusal) {
+          connection.socket.close(RATE_LIMITED_CLOSE_CODE, `${ErrorCode.RateLimited}: ${refusal.message}`.slice(0, 123));
+          return false;
+        }
+        if (viewer.expiresAt !== null) connection.cancelExpiry = atTime(viewer.expiresAt, () => expire(connection), clock);
         return true;
       } catch {
         // graphql-ws closes with 4403 Forbidden.
         return false;
       }
     },
-    onSubscribe: (ctx, _id, payload) => {
+    onSubscribe: async (ctx, id, payload) => {
       const connection = connections.get(ctx.extra.socket)!;
+      if (connection.expired || (connection.viewer && hasExpired(connection.viewer, clock))) return [tokenExpiredError()];
       const schema = engine.apiSchema;
       if (!schema) return [requestError('The gateway has no schema loaded yet', ErrorCode.InternalServerError)];
       const checked = documents.check(schema, payload.query);
       if ('errors' in checked) return checked.errors;
       const { document, source } = checked;
       const operation = getOperationAST(document, payload.operationName);
-      if (!operation) {
-        return [requestError(payload.operationName ? `Unknown operation named "${payload.operationName}"` : 'The document must contain exactly one operation, or name one', 'OPERATION_RESOLUTION_FAILURE')];
-      }
+      if (!operation) return [operationResolutionError(payload.operationName)];
+      // Subscriptions go to the engine (and its planner) without Apollo's plugins: refuse bad input here.
+      const refused = inputGuard.check(schema, document, operation, payload.variables);
+      if (refused) return [refused];
       const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], payload.variables ?? {});
       if (coerced.errors) return coerced.errors.map((e) => requestError(e.message, ErrorCode.BadUserInput, e.nodes));
+      // The cost depends on the variables (`first`), so it is checked once they are known, before planning.
+      const tooCostly = costOf?.(schema, document, operation, payload.variables ?? undefined);
+      if (tooCostly) return [tooCostly];
+      // Counted last, so that only operations that would run use up the client's allowance.
+      const refusal = await admit(connection, id, operation.operation === 'subscription');
+      if (refusal) return [rateLimitedError(refusal)];
       const context: OperationContext = { connection, source, payload };
       return { schema, document, operationName: payload.operationName ?? undefined, variableValues: coerced.coerced, contextValue: context } satisfies ExecutionArgs;
     },
@@ -308,6 +384,8 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
       // Incremental delivery (@defer) is not offered over graphql-ws.
       return response.body.kind === 'single' ? response.body.singleResult as never : { errors: [new GraphQLError('Incremental delivery is not supported over graphql-ws')] };
     },
+    // However an operation ends (server, client or socket): its place under the per-socket cap is free.
+    onComplete: (ctx, id) => { connections.get(ctx.extra.socket)?.subscriptionIds.delete(id); },
     onNext: (_ctx, _id, _payload, _args, result) => {
       metrics.values.messagesSent++;
       // Results are formatted already (engine and Apollo Server); send them as they are.

@@ -1,6 +1,7 @@
 /**
  * The gateway process: `node gateway/src/main.ts`. Reads the environment (GATEWAY_PORT,
- * SUPERGRAPH_PATH, PRODUCT_URL..., JWT_SECRET, LIVE_*, PUBLIC_GATEWAY_URL), serves until SIGTERM
+ * SUPERGRAPH_PATH, PRODUCT_URL..., JWT_SECRET, LIVE_*, PUBLIC_GATEWAY_URL, ALLOWED_ORIGINS, TRUSTED_PROXIES,
+ * RATE_LIMIT_*, MAX_SUBSCRIPTIONS_PER_SOCKET, MAX_SOCKETS_PER_CLIENT, EDGE_LIMITS), serves until SIGTERM
  * or SIGINT, then drains and exits 0; SIGHUP reloads the supergraph. A start-up failure (bad configuration, unreadable supergraph, port in use) exits 1.
  */
 import { type Config, ConfigError, loadConfig } from '@swiftcart/platform/config';

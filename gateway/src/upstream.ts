@@ -1,13 +1,15 @@
 /**
  * The gateway's graphql-ws connections to subgraphs. Credentials travel in graphql-ws's
  * `connectionParams`, which belong to a connection, so there is one connection per subgraph and
- * Authorization header: anonymous upstream subscriptions of a subgraph all share one socket.
+ * Authorization header: anonymous upstream subscriptions of a subgraph all share one socket. The
+ * gateway's own credential (SUBGRAPH_SECRET) travels as a header of the WebSocket upgrade, which the
+ * subgraph checks before any socket opens.
  */
 import type { FormattedExecutionResult } from 'graphql';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import type { Logger } from '@swiftcart/platform/logger';
-import { backoffDelay, sleep } from '@swiftcart/platform/resilience';
+import { type IBackoff, exponentialBackoff, sleep } from '@swiftcart/platform/resilience';
 import type { LiveMetrics } from './live-metrics.ts';
 
 /** Upper bound of one wait between reconnection attempts. */
@@ -46,8 +48,8 @@ function describe(reason: unknown): string {
   return event?.message ?? String(reason);
 }
 
-/** Delay before reconnection attempt `retries` (0-based): the platform's capped exponential backoff with full jitter. */
-const retryWait = (retries: number): Promise<void> => sleep(backoffDelay(retries + 1, { baseMs: 250, maxMs: MAX_RETRY_WAIT_MS }));
+/** Waits between reconnection attempts: the platform's capped exponential backoff with full jitter. */
+const RECONNECT_BACKOFF = exponentialBackoff({ baseMs: 250, maxMs: MAX_RETRY_WAIT_MS });
 
 /** The subgraphs' graphql-ws endpoints, one pooled connection per subgraph and credentials. */
 export class UpstreamConnections implements AsyncDisposable {
@@ -55,12 +57,23 @@ export class UpstreamConnections implements AsyncDisposable {
   readonly #log: Logger;
   readonly #metrics: LiveMetrics;
   readonly #retryAttempts: number;
+  /** The WebSocket class graphql-ws instantiates: `ws`, sending the upgrade headers given. */
+  readonly #webSocketImpl: new (address: string, protocols?: string | string[]) => WebSocket;
 
-  /** `retryAttempts`: reconnection attempts before a subgraph's subscriptions fail. */
-  constructor(log: Logger, metrics: LiveMetrics, retryAttempts: number) {
+  /**
+   * `retryAttempts`: reconnection attempts before a subgraph's subscriptions fail. `headers`: sent
+   * with every upgrade request (the gateway credential).
+   */
+  constructor(log: Logger, metrics: LiveMetrics, retryAttempts: number, headers: Readonly<Record<string, string>> = {}) {
     this.#log = log;
     this.#metrics = metrics;
     this.#retryAttempts = retryAttempts;
+    // graphql-ws constructs the socket as `new impl(url, protocol)`: options only get in through a subclass.
+    this.#webSocketImpl = Object.keys(headers).length === 0 ? WebSocket : class extends WebSocket {
+      constructor(address: string | URL, protocols?: string | string[]) {
+        super(address, protocols, { headers: { ...headers } });
+      }
+    };
   }
 
   /**
@@ -110,15 +123,20 @@ export class UpstreamConnections implements AsyncDisposable {
   #connect(httpUrl: string, authorization: string | undefined): Client {
     const url = httpUrl.replace(/^http/, 'ws');
     let connectedBefore = false;
+    let wait: IBackoff<unknown> | undefined;
     return createClient({
       url,
-      webSocketImpl: WebSocket,
+      webSocketImpl: this.#webSocketImpl,
       connectionParams: authorization ? { authorization } : {},
       lazy: true,
       lazyCloseTimeout: IDLE_CLOSE_MS,
       keepAlive: UPSTREAM_KEEP_ALIVE_MS,
       retryAttempts: this.#retryAttempts,
-      retryWait,
+      // graphql-ws counts `retries` from 0 again after a successful connection; so does the backoff.
+      retryWait: async (retries) => {
+        wait = retries === 0 || !wait ? RECONNECT_BACKOFF.next(undefined) : wait.next(undefined);
+        await sleep(wait.duration);
+      },
       // A subgraph restarting closes with 1001 or refuses connections: both are worth retrying,
       // a refused token is not.
       shouldRetry: (event) => (event as { code?: number })?.code !== FORBIDDEN_CLOSE_CODE,

@@ -184,12 +184,13 @@ describe('supergraph loading and routing', () => {
   });
 
   test('PRODUCT_URL in the environment overrides the file, and the option overrides the environment', async () => {
-    const fromEnv = isolatedConfig({ PRODUCT_URL: productUrl });
+    // The same credential as the stack's subgraph: a fresh isolated config would bring its own.
+    const fromEnv = isolatedConfig({ PRODUCT_URL: productUrl, SUBGRAPH_SECRET: stack.config.subgraphSecret! });
     await using byEnv = await startGateway({ config: fromEnv, port: 0 });
     assert.equal(byEnv.subgraphs.product, productUrl);
     assert.equal((await postGraphQL(byEnv.url, PRODUCTS)).errors, undefined);
 
-    const deadEnv = isolatedConfig({ PRODUCT_URL: 'http://127.0.0.1:9/graphql' });
+    const deadEnv = isolatedConfig({ PRODUCT_URL: 'http://127.0.0.1:9/graphql', SUBGRAPH_SECRET: stack.config.subgraphSecret! });
     await using byOption = await startGateway({ config: deadEnv, port: 0, subgraphUrls: { product: productUrl } });
     assert.equal(byOption.subgraphs.product, productUrl);
     assert.equal((await postGraphQL(byOption.url, PRODUCTS)).errors, undefined);
@@ -219,7 +220,8 @@ describe('viewer round trip', () => {
   test('a token the gateway accepts is one the platform verifies to the same viewer', async () => {
     const token = await stack.token('dave', ['customer', 'admin']);
     const viewer = await viewerFromAuthorization(`Bearer ${token}`, stack.config.jwtSecret);
-    assert.deepEqual(viewer, { customerId: 'dave', roles: ['customer', 'admin'] });
+    const { exp } = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+    assert.deepEqual(viewer, { customerId: 'dave', roles: ['customer', 'admin'], expiresAt: exp * 1000 });
   });
 });
 

@@ -2,13 +2,15 @@
  * The Sandbox landing page in a real Chromium. Sandbox's own script comes from Apollo's CDN, which
  * this machine cannot reach, so the test serves a stand-in for that one script and checks what
  * our page does with it: it constructs Sandbox with this gateway's endpoint, its graphql-ws
- * subscription endpoint, a development token and the example operation.
+ * subscription endpoint, a development token and the example operation. It also shows, with
+ * the browser's own Origin header, that the page's requests and WebSockets are same-origin.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
 import { chromium, type Browser } from 'playwright-core';
 import { viewerFromAuthorization } from '@swiftcart/platform/auth';
-import { ensureChromium } from '../../scripts/infra.ts';
+import { ensureChromium, freePort } from '../../scripts/infra.ts';
 import { isolatedConfig } from '../../test/support/stack.ts';
 import { type RunningGateway, startGateway } from '../src/gateway.ts';
 
@@ -19,17 +21,25 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 const STAND_IN = 'window.EmbeddedSandbox = class { constructor(options) { window.constructedWith = options; } };';
 
 describe('Sandbox landing page in Chromium', () => {
-  const config = isolatedConfig();
+  let config: ReturnType<typeof isolatedConfig>;
   let gateway: RunningGateway;
   let browser: Browser;
+  /** Blank pages on another port: http://127.0.0.1:<port> is in ALLOWED_ORIGINS, http://localhost:<port> is foreign. */
+  let pages: Server;
+  let pagePort: number;
 
   before(async () => {
+    pagePort = await freePort();
+    pages = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!DOCTYPE html><title>elsewhere</title>'));
+    await new Promise<void>((resolve) => pages.listen(pagePort, '127.0.0.1', resolve));
+    config = isolatedConfig({ ALLOWED_ORIGINS: `http://127.0.0.1:${pagePort}` });
     gateway = await startGateway({ config, port: 0 });
     browser = await chromium.launch({ executablePath: ensureChromium({ log: console.log }), args: CHROMIUM_ARGS });
   });
   after(async () => {
     await browser?.close();
     await gateway?.close();
+    pages?.close();
   });
 
   it('opens at the gateway root and starts Sandbox on this endpoint, its ws:// twin, a dev token and the example', async () => {
@@ -52,5 +62,37 @@ describe('Sandbox landing page in Chromium', () => {
     assert.equal(viewer.customerId, 'demo-customer');
     for (const operation of ['query', 'mutation', 'subscription']) assert.match(options.initialState.document, new RegExp(`^${operation} `, 'm'));
     await page.close();
+  });
+
+  it('the page at the gateway root is same-origin: its POSTs and WebSockets are accepted, as are an allowed page\'s; a foreign page\'s are refused (gateway/src/origins.ts)', async () => {
+    /** From inside `page`: a POSTed query's status, and whether a graphql-ws connection is acknowledged. */
+    const probe = (page: import('playwright-core').Page) => page.evaluate(async (url) => {
+      const status = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }) })
+        .then((r) => r.status, () => 'blocked');
+      const socket = await new Promise<string>((resolve) => {
+        const ws = new WebSocket(url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+        ws.onopen = () => ws.send(JSON.stringify({ type: 'connection_init' }));
+        ws.onmessage = (event) => { resolve(JSON.parse(event.data).type); ws.close(); };
+        ws.onclose = (event) => resolve(`closed ${event.code}`);
+      });
+      return { status, socket };
+    }, gateway.url);
+    const own = await browser.newPage();
+    await own.route(/embeddable-sandbox\.cdn\.apollographql\.com/, (route) => route.fulfill({ status: 200, contentType: 'application/javascript', body: STAND_IN }));
+    await own.goto(new URL('/', gateway.url).href);
+    assert.deepEqual(await probe(own), { status: 200, socket: 'connection_ack' });
+    await own.close();
+
+    const elsewhere = async (origin: string) => {
+      const page = await browser.newPage();
+      await page.goto(`${origin}/`);
+      const seen = await probe(page);
+      await page.close();
+      return seen;
+    };
+    // The control: the browser lets a page elsewhere reach the gateway at all, when the gateway allows it (CORS included).
+    assert.deepEqual(await elsewhere(`http://127.0.0.1:${pagePort}`), { status: 200, socket: 'connection_ack' });
+    // A foreign page: 403 without CORS headers, which the page cannot even read; the upgrade is refused.
+    assert.deepEqual(await elsewhere(`http://localhost:${pagePort}`), { status: 'blocked', socket: 'closed 1006' });
   });
 });

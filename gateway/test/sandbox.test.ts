@@ -73,8 +73,8 @@ describe('Sandbox at the gateway root, outside production', () => {
     const { headers } = embeddedOptions(await (await fetch(`${origin(gateway)}/`)).text()).initialState;
     assert.deepEqual(Object.keys(headers), ['Authorization']);
     const viewer = await viewerFromAuthorization(headers.Authorization, config.jwtSecret);
-    assert.deepEqual(viewer, { customerId: 'demo-customer', roles: ['customer'] });
     const { iat, exp } = claims(headers.Authorization);
+    assert.deepEqual(viewer, { customerId: 'demo-customer', roles: ['customer'], expiresAt: exp * 1000 });
     assert.equal(exp - iat, DEMO_TOKEN_LIFETIME_SECONDS);
     assert.equal(DEMO_TOKEN_LIFETIME_SECONDS, 12 * 3600);
     assert.ok(exp * 1000 > Date.now() + 11 * 3600 * 1000, 'good for a working session');
@@ -175,7 +175,8 @@ describe('Sandbox behind a proxy: PUBLIC_GATEWAY_URL', () => {
 
 describe('Sandbox in production', () => {
   test('there is no landing page at / or /graphql, and no token in any response', async () => {
-    const config = isolatedConfig({ NODE_ENV: 'production', JWT_SECRET: PRODUCTION_SECRET, LOG_LEVEL: 'silent', PUBLIC_GATEWAY_URL: 'not checked in production' });
+    // PUBLIC_GATEWAY_URL is read in production too: its origin is one the gateway accepts (origins.ts).
+    const config = isolatedConfig({ NODE_ENV: 'production', JWT_SECRET: PRODUCTION_SECRET, LOG_LEVEL: 'silent', PUBLIC_GATEWAY_URL: 'https://api.example.com/graphql' });
     await using gateway = await startGateway({ config, port: 0 });
     assert.equal(gateway.sandboxUrl, null);
     const bodies: string[] = [];
@@ -218,7 +219,7 @@ describe('the page\'s token', () => {
     const renewed = await header();
     assert.notEqual(renewed, first);
     assert.ok(claims(renewed).iat > claims(first).iat);
-    assert.deepEqual(await viewerFromAuthorization(renewed, secret), { customerId: 'demo-customer', roles: ['customer'] });
+    assert.deepEqual(await viewerFromAuthorization(renewed, secret), { customerId: 'demo-customer', roles: ['customer'], expiresAt: claims(renewed).exp * 1000 });
     assert.equal(await header(), renewed);
   });
 });

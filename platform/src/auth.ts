@@ -11,10 +11,15 @@ export type Role = (typeof ROLES)[number];
 export interface Viewer {
   readonly customerId: string | null;
   readonly roles: readonly Role[];
+  /**
+   * When the token stops being valid (its `exp`, in ms since the epoch); null for the anonymous
+   * viewer. Long-lived connections (subscriptions) end at this instant.
+   */
+  readonly expiresAt: number | null;
 }
 
 /** The caller when no token was sent. */
-export const ANONYMOUS: Viewer = Object.freeze({ customerId: null, roles: Object.freeze([]) as readonly Role[] });
+export const ANONYMOUS: Viewer = Object.freeze({ customerId: null, roles: Object.freeze([]) as readonly Role[], expiresAt: null });
 
 /** The HTTP header that carries the token, lower-case as Node presents it. */
 export const AUTHORIZATION_HEADER = 'authorization';
@@ -59,7 +64,7 @@ export async function viewerFromAuthorization(header: string | undefined | null,
     if (!Array.isArray(roles) || !roles.every((r): r is Role => ROLES.includes(r as Role))) {
       throw new Error(`roles must be a list of ${ROLES.join(', ')}`);
     }
-    return Object.freeze({ customerId: payload.sub, roles: Object.freeze(roles) });
+    return Object.freeze({ customerId: payload.sub, roles: Object.freeze(roles), expiresAt: payload.exp! * 1000 });
   } catch (error) {
     const reason =
       error instanceof joseErrors.JWTExpired ? 'the token has expired' :
@@ -74,6 +79,27 @@ export function requireRole(viewer: Viewer, role: Role): void {
   if (viewer.roles.includes(role)) return;
   const who = viewer.customerId === null ? 'no token was sent' : `the token of "${viewer.customerId}" lacks it`;
   throw apiError(ErrorCode.Forbidden, `This operation requires the ${role} role: ${who}`, { requiredRole: role });
+}
+
+/** Throws FORBIDDEN unless the viewer holds at least one of `roles`; the message names them. */
+export function requireAnyRole(viewer: Viewer, roles: readonly Role[]): void {
+  if (roles.some((role) => viewer.roles.includes(role))) return;
+  const who = viewer.customerId === null ? 'no token was sent' : `the token of "${viewer.customerId}" holds none of them`;
+  throw apiError(ErrorCode.Forbidden, `This operation requires one of the roles ${roles.join(', ')}: ${who}`, { requiredRoles: [...roles] });
+}
+
+/** The roles that may place, cancel and read orders, and read an order's payment and shipment. */
+export const ORDER_ROLES: readonly Role[] = Object.freeze(['customer', 'admin'] as const);
+
+/**
+ * The caller's customer id for an order operation: UNAUTHENTICATED without a token, FORBIDDEN
+ * when the token holds none of {@link ORDER_ROLES} (a token with no roles is no customer).
+ * `what` names what was asked for.
+ */
+export function requireOrderAccess(viewer: Viewer, what: string): string {
+  const customerId = requireCustomer(viewer, what);
+  requireAnyRole(viewer, ORDER_ROLES);
+  return customerId;
 }
 
 /** The caller's customer id; UNAUTHENTICATED when no token was sent. `what` names what was asked for. */

@@ -18,7 +18,7 @@ export const DEFAULT_SERVICE_PORTS: Readonly<Record<ServiceName, number>> = {
 
 /**
  * Development signing secret for HS256 tokens. It is public on purpose: anything that is not a
- * developer's machine must set `JWT_SECRET`, and the gateway refuses to start in production without it.
+ * developer's machine must set `JWT_SECRET`, and every process refuses to start in production without it.
  */
 export const DEVELOPMENT_JWT_SECRET = 'swiftcart-development-secret-do-not-use-in-production';
 
@@ -41,6 +41,12 @@ export interface Config {
   /** Prepended to every topic name, so test runs never see each other's messages. */
   readonly kafkaTopicPrefix: string;
   readonly jwtSecret: string;
+  /**
+   * The gateway's credential towards the subgraphs (`SUBGRAPH_SECRET`, platform/src/gateway-credential.ts):
+   * the gateway sends it, subgraphs require it. Null only outside production, when it is unset:
+   * subgraphs then accept requests without it (and warn at start-up).
+   */
+  readonly subgraphSecret: string | null;
   readonly gatewayPort: number;
   readonly servicePorts: Readonly<Record<ServiceName, number>>;
   /** Per-service routing URL overrides for the gateway (`PRODUCT_URL`, ...). */
@@ -106,6 +112,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (Buffer.byteLength(jwtSecret) < 32) {
     throw new ConfigError('JWT_SECRET must be at least 32 bytes for HS256');
   }
+  const subgraphSecret = env.SUBGRAPH_SECRET || null;
+  if (subgraphSecret === null && nodeEnv === 'production') {
+    throw new ConfigError('SUBGRAPH_SECRET must be set in production: the gateway sends it and every subgraph requires it');
+  }
+  if (subgraphSecret !== null) {
+    // It travels as an HTTP header value: visible ASCII only, so no client rejects or rewrites it.
+    if (!/^[\x21-\x7e]+$/.test(subgraphSecret)) throw new ConfigError('SUBGRAPH_SECRET must be printable ASCII without spaces');
+    if (Buffer.byteLength(subgraphSecret) < 32) throw new ConfigError('SUBGRAPH_SECRET must be at least 32 bytes');
+    // It is sent with every subgraph request; were it the signing key too, whoever saw one header could sign admin tokens.
+    if (subgraphSecret === jwtSecret) throw new ConfigError('SUBGRAPH_SECRET must differ from JWT_SECRET');
+  }
   const databasePrefix = env.DB_PREFIX || 'swiftcart';
   if (!/^[a-z][a-z0-9_]{0,40}$/.test(databasePrefix)) {
     throw new ConfigError(`DB_PREFIX must be lower-case letters, digits and _, got "${databasePrefix}"`);
@@ -133,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     kafkaBrokers,
     kafkaTopicPrefix: env.KAFKA_TOPIC_PREFIX ?? '',
     jwtSecret,
+    subgraphSecret,
     gatewayPort: integerVar(env, 'GATEWAY_PORT', 4000),
     servicePorts,
     subgraphUrls,

@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
 import { checkReadiness, type HealthCheck } from './health.ts';
+import { GATEWAY_CREDENTIAL_STATUS, gatewayCredentialCheck, gatewayCredentialRequiredBody } from './gateway-credential.ts';
 import type { Logger } from './logger.ts';
 
 /** Requests larger than this are refused with 413 before they are parsed. */
@@ -22,6 +23,11 @@ export interface HttpServerOptions<TContext extends BaseContext> {
   readonly log: Logger;
   /** Served at `/` and any other path before 404 (the gateway's landing page). */
   readonly routes?: Readonly<Record<string, RouteHandler>>;
+  /**
+   * A subgraph's `SUBGRAPH_SECRET`: every request but the health probes must carry it
+   * (platform/src/gateway-credential.ts), else 401 GATEWAY_CREDENTIAL_REQUIRED before the body is read.
+   */
+  readonly gatewaySecret?: string | null;
 }
 
 /** A listening server; dispose to stop accepting and drain open requests. */
@@ -54,6 +60,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
 /** Serves Apollo over plain node:http: the leanest integration, with keep-alive and no framework. */
 export function createHttpHandler<TContext extends BaseContext>(options: HttpServerOptions<TContext>) {
   const { apollo, log } = options;
+  const fromGateway = options.gatewaySecret ? gatewayCredentialCheck(options.gatewaySecret) : null;
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
@@ -62,6 +69,7 @@ export function createHttpHandler<TContext extends BaseContext>(options: HttpSer
         const report = await checkReadiness(options.readiness, options.readinessTimeoutMs);
         return sendJson(res, report.status === 'ready' ? 200 : 503, report);
       }
+      if (fromGateway && !fromGateway(req.headers)) return sendJson(res, GATEWAY_CREDENTIAL_STATUS, gatewayCredentialRequiredBody());
       if (url.pathname !== PATHS.graphql) {
         const route = options.routes?.[url.pathname];
         if (route && (await route(req, res)) !== false) return;

@@ -16,7 +16,7 @@ import { type EventSchemaRegistry, EventValidationError, defaultEventSchemaRegis
 import type { ConsumeControls, IncomingMessage, KafkaClient, Subscription } from './kafka.ts';
 import type { Logger } from './logger.ts';
 import { isUuid } from './ids.ts';
-import { retry } from './resilience.ts';
+import { retryPolicy, runPolicy } from './resilience.ts';
 
 /** The longest `dlq-error` header written; longer messages are cut. */
 const MAX_ERROR_HEADER_LENGTH = 2_000;
@@ -180,6 +180,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     ...topics.map((name) => ({ name: dlqTopic(name), partitions: 1 })),
   ]);
 
+  const dlqRetry = retryPolicy({ attempts: 5, baseMs, maxMs });
   const deadLetter = async (message: IncomingMessage, error: unknown, attemptsMade: number) => {
     const shortName = shortNames.get(message.topic) ?? message.topic;
     const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
@@ -195,9 +196,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     };
     // Losing a message is worse than blocking its partition: if even the DLQ refuses it, this
     // throws, the offset is not committed, and Kafka delivers the message again.
-    await retry(() => kafka.publish(dlqTopic(shortName), [{ key: message.key, value: message.value, headers }]), {
-      attempts: 5, baseMs, maxMs, signal: stopping.signal,
-    });
+    await runPolicy(dlqRetry, () => kafka.publish(dlqTopic(shortName), [{ key: message.key, value: message.value, headers }]), stopping.signal);
     metrics.deadLettered++;
     log.warn({ topic: message.topic, partition: message.partition, offset: message.offset, eventId: message.headers.id, attempts: attemptsMade, err: error }, 'message dead-lettered');
   };
@@ -206,7 +205,21 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   const apply = async (event: AnyEventEnvelope, message: IncomingMessage, controls: ConsumeControls, tries: { made: number }) => {
     const handler = handlers[event.type];
     let effects: (() => void | Promise<void>)[] = [];
-    const outcome = await retry(async (attempt) => {
+    // One policy per event: its retry log names the event.
+    const policy = retryPolicy({
+      attempts,
+      baseMs,
+      maxMs,
+      // An event its own contract refuses (e.g. an invalid event the handler enqueues) fails the same way every time.
+      retryable: (error) => !(error instanceof EventValidationError),
+      onRetry: (error, attempt, delayMs) => {
+        metrics.retried++;
+        log.warn({ eventId: event.id, type: event.type, attempt, delayMs, err: error }, 'event handler failed; retrying');
+        void controls.heartbeat().catch(() => undefined);
+      },
+    });
+    const outcome = await runPolicy(policy, async (context) => {
+      const attempt = context.attempt + 1;
       tries.made = attempt;
       effects = [];
       return runtime.db.fork().transactional(async (em) => {
@@ -224,19 +237,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
         });
         return 'processed' as const;
       });
-    }, {
-      attempts,
-      baseMs,
-      maxMs,
-      signal: stopping.signal,
-      // An event its own contract refuses (e.g. an invalid event the handler enqueues) fails the same way every time.
-      retryable: (error) => !(error instanceof EventValidationError) && !stopping.signal.aborted,
-      onRetry: (error, attempt, delayMs) => {
-        metrics.retried++;
-        log.warn({ eventId: event.id, type: event.type, attempt, delayMs, err: error }, 'event handler failed; retrying');
-        void controls.heartbeat().catch(() => undefined);
-      },
-    });
+    }, stopping.signal);
     metrics[outcome]++;
     if (outcome === 'processed') {
       for (const effect of effects) {

@@ -12,7 +12,7 @@
  */
 import { Redis } from 'ioredis';
 import type { Logger } from './logger.ts';
-import { retry } from './resilience.ts';
+import { retryPolicy, runPolicy } from './resilience.ts';
 
 /** Receives what arrives on the channels it listens to. Must not throw (a throw is logged). */
 export interface LiveListener {
@@ -342,12 +342,13 @@ export async function liveQuery<T>(options: LiveQueryOptions<T>): Promise<LiveIt
     return newer !== undefined && versionOf(newer) > versionOf(item) ? newer : item;
   });
 
-  const reload = () => retry(() => options.load(), {
-    attempts: RELOAD_ATTEMPTS, baseMs: 100, maxMs: 2_000, signal: stop.signal,
+  const reloadPolicy = retryPolicy({
+    attempts: RELOAD_ATTEMPTS, baseMs: 100, maxMs: 2_000,
     // An error with a GraphQL code (NOT_FOUND, FORBIDDEN) is an answer, not a hiccup.
     retryable: (error) => !closed && !(error as { extensions?: { code?: unknown } }).extensions?.code,
     onRetry: (error, attempt) => log.warn({ err: (error as Error).message, attempt }, 'live reload failed; retrying'),
   });
+  const reload = () => runPolicy(reloadPolicy, () => options.load(), stop.signal);
 
   const close = (): void => {
     if (closed) return;

@@ -12,7 +12,7 @@ import { type AnyEventEnvelope, EVENT_ID_HEADER, EVENT_TYPE_HEADER, eventsTopic,
 import { type EventSchemaRegistry, defaultEventSchemaRegistry } from './event-schemas.ts';
 import type { KafkaClient, OutgoingMessage } from './kafka.ts';
 import type { Logger } from './logger.ts';
-import { type BackoffOptions, backoffDelay } from './resilience.ts';
+import { type BackoffOptions, type IBackoff, exponentialBackoff } from './resilience.ts';
 
 /** The LISTEN/NOTIFY channel a commit with new outbox rows wakes the relay on (one per service database). */
 export const OUTBOX_CHANNEL = 'outbox';
@@ -329,8 +329,10 @@ export class OutboxRelay implements AsyncDisposable {
 
   async #run(): Promise<void> {
     const { pollIntervalMs = 1_000, standbyRetryMs = 3_000, log } = this.#options;
-    const backoff = this.#options.backoff ?? { baseMs: 100, maxMs: 10_000 };
+    const backoff = exponentialBackoff(this.#options.backoff ?? { baseMs: 100, maxMs: 10_000 });
     let failures = 0;
+    /** The backoff after the latest of `failures` consecutive failures; a drain that succeeds starts it over. */
+    let wait: IBackoff<unknown> | undefined;
     while (!this.#stopping) {
       try {
         if (this.#clientBroken) await this.#resetClient();
@@ -343,6 +345,7 @@ export class OutboxRelay implements AsyncDisposable {
         this.#signalReady();
         await this.#drain();
         failures = 0;
+        wait = undefined;
         const reason = await this.#sleep(pollIntervalMs, true);
         // A quiet session may have died without telling us; a trivial query finds out.
         if (reason === 'timeout' && this.#client && !this.#clientBroken) await this.#client.query('select 1');
@@ -352,7 +355,8 @@ export class OutboxRelay implements AsyncDisposable {
         log.warn({ err: error, failures }, 'outbox relay failed; retrying');
         this.#signalReady();
         if (this.#clientBroken || !this.#active) await this.#resetClient();
-        await this.#sleep(backoffDelay(failures, backoff), false);
+        wait = wait ? wait.next(undefined) : backoff.next(undefined);
+        await this.#sleep(wait.duration, false);
       }
     }
     this.#signalReady();

@@ -19,9 +19,11 @@ import { type EventSchemaRegistry, defaultEventSchemaRegistry } from './event-sc
 import { dlqTopic, eventsTopic } from './events.ts';
 import { OutboxRelay, outboxMigrations } from './outbox.ts';
 import { type ConsumerSpec, type RunningConsumer, startConsumer } from './inbox.ts';
-import { retry } from './resilience.ts';
+import { retryPolicy, runPolicy } from './resilience.ts';
 import { LiveFeed } from './live.ts';
 import { serveSubscriptions } from './ws.ts';
+import { InputGuard, inputGuardPlugin, inputLimits } from './input.ts';
+import { limitValidationRules, operationLimitsPlugin, subgraphLimits } from './limits.ts';
 
 /** What every resolver of every service receives. */
 export interface RequestContext extends BaseContext {
@@ -79,6 +81,8 @@ export interface StartOptions {
   readonly port?: number;
   /** Count SQL statements (tests assert batching with `runtime.db.queryCount`). */
   readonly countQueries?: boolean;
+  /** Replaces the service's logger (tests capture what it logs); default: standard output at `config.logLevel`. */
+  readonly log?: Logger;
   /** Apply pending migrations before serving (default true). */
   readonly migrate?: boolean;
   /** Run the outbox relay, consumers and background work (default true; scripts turn them off). */
@@ -134,7 +138,7 @@ export interface OpenRuntime extends AsyncDisposable {
  */
 export async function openRuntime(module: Pick<ServiceModule<any>, 'name' | 'entities' | 'migrations' | 'topics' | 'publishesEvents' | 'consumers'>, options: StartOptions = {}): Promise<OpenRuntime> {
   const config = options.config ?? loadConfig();
-  const log = createLogger(module.name, config.logLevel);
+  const log = options.log ?? createLogger(module.name, config.logLevel);
   const cleanups: (() => Promise<unknown>)[] = [];
   let closing: Promise<void> | undefined;
   const close = () => (closing ??= (async () => {
@@ -178,12 +182,18 @@ export async function startService<TContext extends RequestContext>(module: Serv
       typeDefs: parse(readFileSync(schemaPath(module.name), 'utf8')),
       resolvers: module.resolvers(runtime) as GraphQLResolverMap<unknown>,
     }]);
+    // NUL bytes, lone surrogates and oversized identifiers are refused before any resolver runs.
+    const inputGuard = new InputGuard(inputLimits(config.vars));
+    // Depth and tokens limited here too: a caller that reaches the subgraph directly skips the gateway's limits.
+    const limits = subgraphLimits(config);
     const apollo = new ApolloServer<TContext>({
       schema,
       introspection: config.env !== 'production',
       // Stack traces go to the log, not to clients: error codes and messages are the contract.
       includeStacktraceInErrorResponses: false,
-      plugins: [ApolloServerPluginInlineTraceDisabled()],
+      plugins: [ApolloServerPluginInlineTraceDisabled(), inputGuardPlugin(inputGuard), operationLimitsPlugin(null)],
+      parseOptions: { maxTokens: limits.maxTokens },
+      validationRules: limitValidationRules({ maxDepth: limits.maxDepth }),
       // runService owns SIGTERM/SIGINT: Apollo's own handlers would race it and hang the exit.
       stopOnTerminationSignals: false,
       formatError: formatError(config, log),
@@ -212,6 +222,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
         apollo,
         context,
         log,
+        gatewaySecret: config.subgraphSecret,
         readinessTimeoutMs: config.readinessTimeoutMs,
         readiness: {
           postgres: () => db.ping(),
@@ -232,6 +243,9 @@ export async function startService<TContext extends RequestContext>(module: Serv
       log,
       formatError: formatError(config, log),
       production: config.env === 'production',
+      inputGuard,
+      limits,
+      gatewaySecret: config.subgraphSecret,
       keepAliveMs: options.subscriptions?.keepAliveMs,
       connectionInitWaitTimeoutMs: options.subscriptions?.connectionInitWaitTimeoutMs,
     });
@@ -281,12 +295,15 @@ export async function startService<TContext extends RequestContext>(module: Serv
         log.warn({ err: (error as Error).message }, 'messaging did not start; retrying in the background');
         const stop = new AbortController();
         cleanups.push(async () => stop.abort());
-        void retry(async () => { if (!stop.signal.aborted) await startMessaging(); }, {
-          attempts: Number.MAX_SAFE_INTEGER, baseMs: 1_000, maxMs: 10_000, signal: stop.signal,
+        const untilStarted = retryPolicy({
+          attempts: Number.MAX_SAFE_INTEGER, baseMs: 1_000, maxMs: 10_000,
           onRetry: (e) => log.warn({ err: (e as Error).message }, 'messaging still not started'),
-        }).catch(() => undefined);
+        });
+        void runPolicy(untilStarted, startMessaging, stop.signal).catch(() => undefined);
       }
     }
+    // loadConfig refuses production without it; elsewhere a developer may run without, knowingly.
+    if (!config.subgraphSecret) log.warn('SUBGRAPH_SECRET is unset: this subgraph accepts requests that did not come through the gateway (development only)');
     log.info({ url: http.url }, `${module.name} subgraph ready`);
     let closing: Promise<void> | undefined;
     const close = () => (closing ??= closeAll());

@@ -8,11 +8,14 @@ import { CloseCode, type Context } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
-  GraphQLError, getOperationAST, parse, validate,
+  GraphQLError, getOperationAST,
   type ExecutionArgs, type GraphQLFormattedError, type GraphQLSchema,
 } from 'graphql';
 import { type Viewer, viewerFromAuthorization } from './auth.ts';
-import { ErrorCode, apiError } from './errors.ts';
+import { type Clock, ExpiringStream, TOKEN_EXPIRED_CLOSE, TOKEN_EXPIRED_CLOSE_DELAY_MS, atTime, tokenExpiredError } from './expiry.ts';
+import { GATEWAY_CREDENTIAL_STATUS, gatewayCredentialCheck, gatewayCredentialRequiredBody } from './gateway-credential.ts';
+import { InputGuard } from './input.ts';
+import { DEFAULT_SUBGRAPH_LIMITS, type SubgraphLimits, limitValidationRules, operationResolutionError, parseWithLimit, validateWithLimits } from './limits.ts';
 import { MAX_BODY_BYTES, PATHS } from './http.ts';
 import type { Logger } from './logger.ts';
 
@@ -46,6 +49,17 @@ export interface SubscriptionServerOptions<TContext> {
   readonly connectionInitWaitTimeoutMs?: number;
   /** Hides internal error messages in close reasons (production). */
   readonly production?: boolean;
+  /** Refuses bad strings in documents and variables (platform/src/input.ts); default limits when absent. */
+  readonly inputGuard?: InputGuard;
+  /** The subgraph's depth and token limits, as over HTTP; default {@link DEFAULT_SUBGRAPH_LIMITS}. */
+  readonly limits?: SubgraphLimits;
+  /**
+   * A subgraph's `SUBGRAPH_SECRET`: the upgrade request must carry it (platform/src/gateway-credential.ts),
+   * else it is answered 401 GATEWAY_CREDENTIAL_REQUIRED and no WebSocket opens.
+   */
+  readonly gatewaySecret?: string | null;
+  /** When tokens expire (platform/src/expiry.ts); default `Date.now`. */
+  readonly clock?: Clock;
 }
 
 /** A running subscription endpoint; closing it closes every socket with 1001 "Going away". */
@@ -53,11 +67,6 @@ export interface SubscriptionServer extends AsyncDisposable {
   /** The WebSocket connections open right now. */
   readonly connections: number;
   close(): Promise<void>;
-}
-
-/** `error` with `extensions.code` set, its message, locations and path kept. */
-function coded(error: GraphQLError, code: string): GraphQLError {
-  return new GraphQLError(error.message, { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path, originalError: error.originalError, extensions: { ...error.extensions, code } });
 }
 
 /**
@@ -82,9 +91,32 @@ export function authorizationParam(params: Readonly<Record<string, unknown>> | u
  */
 export function serveSubscriptions<TContext>(options: SubscriptionServerOptions<TContext>): SubscriptionServer {
   const { log, schema } = options;
-  const wss = new WebSocketServer({ server: options.server, path: options.path ?? PATHS.graphql, maxPayload: MAX_BODY_BYTES });
+  const inputGuard = options.inputGuard ?? new InputGuard();
+  const limits = options.limits ?? DEFAULT_SUBGRAPH_LIMITS;
+  const limitRules = limitValidationRules({ maxDepth: limits.maxDepth });
+  const fromGateway = options.gatewaySecret ? gatewayCredentialCheck(options.gatewaySecret) : null;
+  const refusal = JSON.stringify(gatewayCredentialRequiredBody());
+  const wss = new WebSocketServer({
+    server: options.server, path: options.path ?? PATHS.graphql, maxPayload: MAX_BODY_BYTES,
+    // Checked on the upgrade request itself, before any socket or graphql-ws state exists.
+    ...(fromGateway && {
+      verifyClient: ({ req }: { req: http.IncomingMessage }, done: (ok: boolean, status?: number, body?: string, headers?: http.OutgoingHttpHeaders) => void) => {
+        if (fromGateway(req.headers)) return done(true);
+        done(false, GATEWAY_CREDENTIAL_STATUS, refusal, { 'content-type': 'application/json; charset=utf-8' });
+      },
+    }),
+  });
   // graphql-ws keeps one Context per socket for its whole life: the viewer is decided once, at init.
   const viewers = new WeakMap<Context<any, any>, Viewer>();
+  // A connection with a token ends its subscriptions when the token expires (platform/src/expiry.ts).
+  const expiries = new WeakMap<Context<any, any>, { expired: boolean; readonly streams: Map<string, ExpiringStream<unknown>>; cancel: () => void }>();
+  const expire = (ctx: Context<any, any>) => {
+    const expiry = expiries.get(ctx)!;
+    expiry.expired = true;
+    for (const stream of expiry.streams.values()) stream.expire();
+    const socket = (ctx.extra as { socket: WebSocket }).socket;
+    setTimeout(() => socket.close(TOKEN_EXPIRED_CLOSE.code, TOKEN_EXPIRED_CLOSE.reason), TOKEN_EXPIRED_CLOSE_DELAY_MS).unref();
+  };
   const format = (error: GraphQLError): GraphQLFormattedError =>
     options.formatError ? options.formatError(error.toJSON(), error) : error.toJSON();
 
@@ -94,7 +126,11 @@ export function serveSubscriptions<TContext>(options: SubscriptionServerOptions<
     isProd: options.production ?? false,
     onConnect: async (ctx) => {
       try {
-        viewers.set(ctx, await viewerFromAuthorization(authorizationParam(ctx.connectionParams), options.jwtSecret));
+        const viewer = await viewerFromAuthorization(authorizationParam(ctx.connectionParams), options.jwtSecret);
+        viewers.set(ctx, viewer);
+        if (viewer.expiresAt !== null) {
+          expiries.set(ctx, { expired: false, streams: new Map(), cancel: atTime(viewer.expiresAt, () => expire(ctx), options.clock) });
+        }
         return true;
       } catch (error) {
         log.info({ err: (error as Error).message }, 'subscription connection refused');
@@ -103,20 +139,20 @@ export function serveSubscriptions<TContext>(options: SubscriptionServerOptions<
     },
     // The client's mistakes carry the codes Apollo gives them over HTTP, so `formatError` passes
     // them through instead of logging (and, in production, masking) them as internal errors.
-    onSubscribe: (_ctx, _id, payload) => {
-      let document;
-      try {
-        document = parse(payload.query);
-      } catch (error) {
-        return [coded(error as GraphQLError, 'GRAPHQL_PARSE_FAILED')];
-      }
-      const errors = validate(schema, document);
-      if (errors.length > 0) return errors.map((error) => coded(error, ErrorCode.GraphQLValidationFailed));
+    onSubscribe: (ctx, _id, payload) => {
+      if (expiries.get(ctx)?.expired) return [tokenExpiredError()];
+      // The subgraph's own depth and token limits, as over HTTP (platform/src/limits.ts).
+      const document = parseWithLimit(payload.query, limits.maxTokens);
+      if (document instanceof GraphQLError) return [document];
+      const errors = validateWithLimits(schema, document, limitRules);
+      if (errors.length > 0) return errors;
       const operation = getOperationAST(document, payload.operationName);
-      if (!operation) return [apiError(ErrorCode.BadUserInput, 'The document names no operation to run (operationName)', { field: 'operationName' })];
+      if (!operation) return [operationResolutionError(payload.operationName)];
       if (operation.operation !== 'subscription') {
         return [new GraphQLError(`Only subscriptions are served over WebSocket; send this ${operation.operation} over HTTP`, { extensions: { code: 'BAD_REQUEST' } })];
       }
+      const refused = inputGuard.check(schema, document, operation, payload.variables);
+      if (refused) return [refused];
       const args: ExecutionArgs = { schema, document, operationName: payload.operationName, variableValues: payload.variables };
       return args;
     },
@@ -125,6 +161,16 @@ export function serveSubscriptions<TContext>(options: SubscriptionServerOptions<
       if (!viewer) throw new Error('subscription before an acknowledged connection');
       return options.context(viewer) as Promise<Record<string, unknown>>;
     },
+    onOperation: (ctx, id, _payload, _args, result) => {
+      const expiry = expiries.get(ctx);
+      if (!expiry || !(Symbol.asyncIterator in result)) return undefined;
+      const stream = new ExpiringStream<unknown>(result, () => ({ errors: [tokenExpiredError()] }));
+      expiry.streams.set(id, stream);
+      return stream as never;
+    },
+    // Called however an operation ends: by the server, the client, or the socket closing.
+    onComplete: (ctx, id) => { expiries.get(ctx)?.streams.delete(id); },
+    onClose: (ctx) => expiries.get(ctx)?.cancel(),
     onError: (_ctx, _id, _payload, errors) => errors.map(format),
     onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(format) } : undefined),
   }, wss, options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS);

@@ -2,6 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, DEVELOPMENT_JWT_SECRET, loadConfig, serviceDatabaseUrl } from '../src/config.ts';
 
+const PRODUCTION_JWT = 'config-test-production-jwt-secret-0123456789';
+
 describe('config', () => {
   it('has defaults that work on a developer machine', () => {
     const config = loadConfig({});
@@ -12,6 +14,14 @@ describe('config', () => {
     assert.equal(config.servicePorts.inventory, 4002);
     assert.equal(serviceDatabaseUrl(config, 'order'), 'postgresql://postgres@127.0.0.1:5432/swiftcart_order');
     assert.ok(config.supergraphPath.endsWith('schema/supergraph.graphql'));
+  });
+
+  it('requires SUBGRAPH_SECRET in production only; elsewhere unset means none', () => {
+    assert.equal(loadConfig({}).subgraphSecret, null);
+    assert.equal(loadConfig({ SUBGRAPH_SECRET: '' }).subgraphSecret, null);
+    const secret = 'g'.repeat(32);
+    assert.equal(loadConfig({ SUBGRAPH_SECRET: secret }).subgraphSecret, secret);
+    assert.equal(loadConfig({ NODE_ENV: 'production', JWT_SECRET: PRODUCTION_JWT, SUBGRAPH_SECRET: secret }).subgraphSecret, secret);
   });
 
   it('reads overrides', () => {
@@ -31,6 +41,10 @@ describe('config', () => {
     ['the development secret in production', { NODE_ENV: 'production' }, /JWT_SECRET must be set in production/],
     ['a DB prefix with SQL in it', { DB_PREFIX: 'x"; drop' }, /DB_PREFIX must be/],
     ['a subgraph URL that is no URL', { INVENTORY_URL: 'nope' }, /INVENTORY_URL must be a URL/],
+    ['production without SUBGRAPH_SECRET', { NODE_ENV: 'production', JWT_SECRET: PRODUCTION_JWT }, /SUBGRAPH_SECRET must be set in production/],
+    ['a short SUBGRAPH_SECRET', { SUBGRAPH_SECRET: 's'.repeat(31) }, /SUBGRAPH_SECRET must be at least 32 bytes/],
+    ['a SUBGRAPH_SECRET with a space', { SUBGRAPH_SECRET: `${'s'.repeat(32)} x` }, /SUBGRAPH_SECRET must be printable ASCII/],
+    ['a SUBGRAPH_SECRET that is the JWT secret', { JWT_SECRET: PRODUCTION_JWT, SUBGRAPH_SECRET: PRODUCTION_JWT }, /SUBGRAPH_SECRET must differ from JWT_SECRET/],
   ];
   for (const [name, env, message] of bad) {
     it(`refuses ${name}`, () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
-import { REPO_ROOT } from '../src/index.ts';
+import { REPO_ROOT, gatewayCredentialHeaders } from '../src/index.ts';
 import { isolatedConfig, startStack, type TestStack } from '../../test/support/stack.ts';
 import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
 
@@ -43,9 +43,10 @@ describe('/healthz and /readyz', () => {
 
   it('refuses oversized and non-JSON bodies with a clear status', async () => {
     const url = up.services.product!.url;
-    const big = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: `{ __typename }`, pad: 'x'.repeat(1_100_000) }) });
+    const headers = { 'content-type': 'application/json', ...up.subgraphHeaders };
+    const big = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ query: `{ __typename }`, pad: 'x'.repeat(1_100_000) }) });
     assert.equal(big.status, 413);
-    const broken = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query": ' });
+    const broken = await fetch(url, { method: 'POST', headers, body: '{"query": ' });
     assert.equal(broken.status, 400);
     assert.equal(((await broken.json()) as any).errors[0].extensions.code, 'BAD_REQUEST');
   });
@@ -58,7 +59,7 @@ describe('graceful shutdown', () => {
 
   it('a service process exits 0 on SIGTERM, after finishing the request in flight', async () => {
     const child = spawn(process.execPath, [path.join(REPO_ROOT, 'subgraphs/product/src/main.ts')], {
-      env: { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'info', DB_PREFIX: config.databasePrefix, REDIS_PREFIX: config.redisPrefix, PRODUCT_PORT: '0' },
+      env: { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'info', DB_PREFIX: config.databasePrefix, REDIS_PREFIX: config.redisPrefix, PRODUCT_PORT: '0', SUBGRAPH_SECRET: config.subgraphSecret! },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
@@ -71,7 +72,7 @@ describe('graceful shutdown', () => {
       });
       setTimeout(() => reject(new Error('the service did not start within 30 s')), 30_000).unref();
     });
-    const inFlight = fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ products(first: 100) { totalCount } }' }) });
+    const inFlight = fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...gatewayCredentialHeaders(config.subgraphSecret) }, body: JSON.stringify({ query: '{ products(first: 100) { totalCount } }' }) });
     await new Promise((r) => setTimeout(r, 5));
     const started = Date.now();
     child.kill('SIGTERM');

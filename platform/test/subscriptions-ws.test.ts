@@ -209,7 +209,7 @@ describe('a service\'s graphql-ws endpoint across a restart', () => {
     const first = stack.services.inventory!;
     const { port } = first;
     const query = 'subscription { stockLevelChanged(skus: ["RESTART-1"]) { sku version } }';
-    const before = connectLive(first.wsUrl);
+    const before = connectLive(first.wsUrl, { headers: stack.subgraphHeaders });
     try {
       const probe = before.subscribe(query);
       assert.deepEqual(await probe.nextData(), { stockLevelChanged: { sku: 'RESTART-1', version: 0 } });
@@ -225,7 +225,7 @@ describe('a service\'s graphql-ws endpoint across a restart', () => {
     const second = await startService(await loadServiceModule('inventory'), { config: stack.config, port });
     try {
       assert.equal(second.port, port);
-      const after = connectLive(second.wsUrl);
+      const after = connectLive(second.wsUrl, { headers: stack.subgraphHeaders });
       try {
         const probe = after.subscribe(query);
         assert.deepEqual(await probe.nextData(), { stockLevelChanged: { sku: 'RESTART-1', version: 0 } });

@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import {
-  type Config, type Role, type RunningService, type ServiceName,
-  loadConfig, signToken, startService,
+  type Config, type Logger, type Role, type RunningService, type ServiceName,
+  gatewayCredentialHeaders, loadConfig, signToken, startService,
 } from '@swiftcart/platform';
 import type { RunningGateway } from '../../gateway/src/gateway.ts';
 import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
@@ -33,6 +33,8 @@ export interface StackOptions {
   readonly countQueries?: boolean;
   /** Extra environment for the isolated configuration. */
   readonly env?: NodeJS.ProcessEnv;
+  /** The logger of each started process (tests that assert what was logged); default: the platform's. */
+  readonly log?: (name: ServiceName | 'gateway') => Logger;
 }
 
 /** A running, isolated set of services. */
@@ -42,12 +44,27 @@ export interface TestStack extends AsyncDisposable {
   readonly gateway: TestGateway | null;
   /** A token signed with this stack's secret. */
   token(sub: string, roles: readonly Role[]): Promise<string>;
-  /** POSTs an operation to `url` (default: the gateway, else the only service). */
+  /** The gateway's credential (SUBGRAPH_SECRET header), for a test that calls a subgraph itself. */
+  readonly subgraphHeaders: Readonly<Record<string, string>>;
+  /** POSTs an operation to `url` (default: the gateway, else the only service), with the gateway's credential when `url` is a service's. */
   graphql<T = any>(query: string, options?: { variables?: Record<string, unknown>; token?: string | null; url?: string }): Promise<GraphQLResult<T>>;
   close(): Promise<void>;
 }
 
-/** A configuration whose databases, Redis keys and topics belong to this test run only. */
+/** Rate limits and caps (gateway/src/rate-limits.ts) that no test meets unless it sets its own. */
+export const TEST_RATE_LIMITS: Readonly<Record<string, string>> = {
+  RATE_LIMIT_HTTP_PER_WINDOW: '1000000',
+  RATE_LIMIT_ANONYMOUS_HTTP_PER_WINDOW: '1000000',
+  RATE_LIMIT_SOCKETS_PER_WINDOW: '1000000',
+  RATE_LIMIT_SUBSCRIPTIONS_PER_WINDOW: '1000000',
+  MAX_SUBSCRIPTIONS_PER_SOCKET: '100000',
+  MAX_SOCKETS_PER_CLIENT: '100000',
+};
+
+/**
+ * A configuration whose databases, Redis keys and topics belong to this test run only, with a
+ * random SUBGRAPH_SECRET, so the subgraphs require the gateway's credential as in production.
+ */
 export function isolatedConfig(env: NodeJS.ProcessEnv = {}): Config {
   const id = randomBytes(4).toString('hex');
   return loadConfig({
@@ -57,6 +74,10 @@ export function isolatedConfig(env: NodeJS.ProcessEnv = {}): Config {
     DB_PREFIX: `swiftcart_t${id}`,
     REDIS_PREFIX: `swiftcart-test:${id}:`,
     KAFKA_TOPIC_PREFIX: `test.${id}.`,
+    SUBGRAPH_SECRET: randomBytes(32).toString('base64url'),
+    // Tests send hundreds of requests and sockets from 127.0.0.1: the gateway's rate limits and
+    // caps are on, but out of their way (gateway/test/edge-*.test.ts set their own).
+    ...TEST_RATE_LIMITS,
     ...env,
   });
 }
@@ -76,9 +97,11 @@ export async function clearRedisPrefix(config: Config): Promise<void> {
   }
 }
 
-/** Sends one GraphQL request over HTTP. */
-export async function postGraphQL<T = any>(url: string, query: string, variables?: Record<string, unknown>, token?: string | null): Promise<GraphQLResult<T>> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
+/** Sends one GraphQL request over HTTP; `extraHeaders` go with it (the gateway's credential, for a subgraph). */
+export async function postGraphQL<T = any>(
+  url: string, query: string, variables?: Record<string, unknown>, token?: string | null, extraHeaders: Readonly<Record<string, string>> = {},
+): Promise<GraphQLResult<T>> {
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders };
   if (token) headers.authorization = `Bearer ${token}`;
   const response = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
   const text = await response.text();
@@ -106,27 +129,31 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
   };
   try {
     await Promise.all(names.map(async (name) => {
-      services[name] = await startService(await loadServiceModule(name), { config, port: 0, countQueries: options.countQueries });
+      services[name] = await startService(await loadServiceModule(name), { config, port: 0, countQueries: options.countQueries, log: options.log?.(name) });
     }));
     if (options.gateway) {
       const { startGateway } = await import('../../gateway/src/gateway.ts');
       const subgraphUrls = Object.fromEntries(Object.entries(services).map(([name, s]) => [name, s.url]));
-      gateway = await startGateway({ config, port: 0, subgraphUrls });
+      gateway = await startGateway({ config, port: 0, subgraphUrls, log: options.log?.('gateway') });
     }
   } catch (error) {
     await close();
     throw error;
   }
   const defaultUrl = () => gateway?.url ?? (names.length === 1 ? services[names[0]]!.url : undefined);
+  const subgraphHeaders = gatewayCredentialHeaders(config.subgraphSecret);
+  const serviceOrigins = new Set(Object.values(services).map((s) => new URL(s.url).origin));
   return {
     config,
     services,
     gateway,
     token: (sub, roles) => signToken(config.jwtSecret, { sub, roles }),
+    subgraphHeaders,
     graphql(query, opts = {}) {
       const url = opts.url ?? defaultUrl();
       if (!url) throw new Error('no default URL: pass options.url');
-      return postGraphQL(url, query, opts.variables, opts.token);
+      // A test calling a subgraph stands in for the gateway; one calling the gateway is a client.
+      return postGraphQL(url, query, opts.variables, opts.token, serviceOrigins.has(new URL(url).origin) ? subgraphHeaders : {});
     },
     close,
     [Symbol.asyncDispose]: close,

@@ -140,6 +140,8 @@ export interface ConnectOptions {
   readonly token?: string | null;
   /** Replaces the connection params entirely (for malformed ones). */
   readonly connectionParams?: Record<string, unknown>;
+  /** Sent with the WebSocket upgrade request (a subgraph needs the gateway's credential: `stack.subgraphHeaders`). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** The ws:// address of an http:// GraphQL endpoint (a ws:// one is returned as it is). */
@@ -154,9 +156,13 @@ export function wsUrl(url: string): string {
 export function connectLive(url: string, options: ConnectOptions = {}): LiveClient {
   const closes: Closed[] = [];
   const waiters: (() => void)[] = [];
+  const headers = options.headers;
   const client = createClient({
     url: wsUrl(url),
-    webSocketImpl: WebSocket,
+    // graphql-ws constructs the socket as `new impl(url, protocol)`: headers only get in through a subclass.
+    webSocketImpl: headers ? class extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) { super(address, protocols, { headers: { ...headers } }); }
+    } : WebSocket,
     retryAttempts: 0,
     lazy: true,
     connectionParams: options.connectionParams ?? (options.token ? { authorization: `Bearer ${options.token}` } : {}),

@@ -35,6 +35,24 @@ export const ErrorCode = {
   BadRequest: 'BAD_REQUEST',
   /** The HTTP body exceeds 1 MiB (HTTP 413). */
   PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  /** The operation nests deeper than the gateway allows (HTTP 400); `extensions.limit` gives the limit. */
+  DepthLimitExceeded: 'DEPTH_LIMIT_EXCEEDED',
+  /** The operation uses more aliases than the gateway allows (HTTP 400). */
+  AliasLimitExceeded: 'ALIAS_LIMIT_EXCEEDED',
+  /** The operation uses more directives than the gateway allows (HTTP 400). */
+  DirectiveLimitExceeded: 'DIRECTIVE_LIMIT_EXCEEDED',
+  /** The document has more tokens than the gateway parses (HTTP 400). */
+  TokenLimitExceeded: 'TOKEN_LIMIT_EXCEEDED',
+  /** The operation's estimated cost is over the gateway's budget (HTTP 400); `extensions.cost` and `extensions.limit` say by how much. */
+  CostLimitExceeded: 'COST_LIMIT_EXCEEDED',
+  /** The document holds several operations and `operationName` is missing or names none of them (HTTP 400). */
+  OperationResolutionFailure: 'OPERATION_RESOLUTION_FAILURE',
+  /** Too many requests, sockets or subscriptions (HTTP 429 with Retry-After, or WebSocket close 4429); `extensions.retryAfterSeconds` says when to try again. */
+  RateLimited: 'RATE_LIMITED',
+  /** The browser's `Origin` is not one the gateway serves (HTTP 403). */
+  ForbiddenOrigin: 'FORBIDDEN_ORIGIN',
+  /** (subgraphs only) A subgraph was called without the gateway's credential (HTTP 401). */
+  GatewayCredentialRequired: 'GATEWAY_CREDENTIAL_REQUIRED',
   /** A bug or an outage on the server. */
   InternalServerError: 'INTERNAL_SERVER_ERROR',
   /** (subscriptions) The gateway loaded a new schema: subscribe again. */

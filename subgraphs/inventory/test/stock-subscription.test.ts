@@ -30,7 +30,7 @@ describe('stockLevelChanged over graphql-ws', () => {
     admin = await stack.token('admin-1', ['admin']);
     await seedStock(em(stack), [{ sku: 'SUB-A', onHand: 10 }, { sku: 'SUB-R', onHand: 6 }, { sku: 'SUB-S', onHand: 3 }]);
     // Anonymous: the field is @public, it needs no token.
-    live = connectLive(inventory.wsUrl);
+    live = connectLive(inventory.wsUrl, { headers: stack.subgraphHeaders });
   });
   after(async () => {
     await live?.close();
@@ -149,7 +149,7 @@ describe('stockLevelChanged across a Redis restart', () => {
     // A Redis of this suite's own, so it can be restarted; the shared one is never touched.
     redis = await TestRedisServer.start();
     stack = await startStack({ services: ['inventory'], env: { REDIS_URL: redis.url } });
-    live = connectLive(stack.services.inventory!.wsUrl);
+    live = connectLive(stack.services.inventory!.wsUrl, { headers: stack.subgraphHeaders });
   });
   after(async () => {
     await live?.close();

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { GraphQLError } from 'graphql';
 import {
-  ErrorCode, SKU_PATTERN, apiError, badInput, uuidv7,
+  ErrorCode, ORDER_ROLES, SKU_PATTERN, apiError, badInput, requireAnyRole, uuidv7,
   type EntityManager, type EventSchemaRegistry, type Logger, type Viewer,
 } from '@swiftcart/platform';
 import { CataloguePrice, Order, type OrderEntity, type ShippingAddressRecord } from './entities.ts';
@@ -226,6 +226,8 @@ async function priceLines(em: EntityManager, items: readonly SkuQuantity[]): Pro
 export async function placeOrder(em: EntityManager, viewer: Viewer, input: PlaceOrderArgs, deps: CommandDeps): Promise<string> {
   const customerId = viewer.customerId;
   if (customerId === null) throw unauthenticated('Placing an order');
+  // Before any input check: a token without the customer (or admin) role learns nothing more.
+  requireAnyRole(viewer, ORDER_ROLES);
   const placement = checkPlaceOrderInput(input);
   const hash = requestHash(placement);
   try {
@@ -278,6 +280,7 @@ export async function cancelOrder(
 ): Promise<string> {
   const customerId = viewer.customerId;
   if (customerId === null) throw unauthenticated('Cancelling an order');
+  requireAnyRole(viewer, ORDER_ROLES);
   const orderId = checkOrderId(args.id);
   await inTransaction(em, deps.log, async (tx, afterCommit) => {
     const saga = await loadSaga(tx, orderId);

@@ -1,20 +1,23 @@
 import type { Resolvers } from './generated/resolvers.ts';
 import type { OrderContext } from './context.ts';
 import type { OrderRecord } from './entities.ts';
-import { ErrorCode, apiError, canRead, notFound, requireCustomer, type ServiceRuntime } from '@swiftcart/platform';
+import { ErrorCode, apiError, canRead, notFound, requireOrderAccess, type ServiceRuntime } from '@swiftcart/platform';
 import { type CommandDeps, cancelOrder, placeOrder } from './commands.ts';
 import { followOrder } from './live.ts';
 import { checkOrderId, findOrders, listCustomerOrders, visibleOrder } from './orders.ts';
 
-/** The canonical id of an order the viewer asks for: UNAUTHENTICATED without a token, BAD_USER_INPUT for an id that is no UUID. */
+/**
+ * The canonical id of an order the viewer asks for: UNAUTHENTICATED without a token, FORBIDDEN
+ * without the customer or admin role, BAD_USER_INPUT for an id that is no UUID.
+ */
 function requestedOrderId(ctx: OrderContext, id: string, field: string): string {
-  requireCustomer(ctx.viewer, 'an order');
+  requireOrderAccess(ctx.viewer, 'an order');
   return checkOrderId(id, field);
 }
 
 /**
  * The one lookup behind `order(id)`, `Order.__resolveReference` and `orderUpdated`: UNAUTHENTICATED
- * without a token, BAD_USER_INPUT for an id that is no UUID, null for an unknown order, FORBIDDEN
+ * without a token, FORBIDDEN without the customer or admin role, BAD_USER_INPUT for an id that is no UUID, null for an unknown order, FORBIDDEN
  * for another customer's order unless the viewer is an admin. `fresh` skips the request's cache
  * (a subscription reads the order again after every change).
  */
@@ -49,7 +52,7 @@ export function orderResolvers(deps: CommandDeps, runtime: Pick<ServiceRuntime, 
     Query: {
       order: (_, { id }, ctx) => readOrder(ctx, id, 'id'),
       myOrders: async (_, args, ctx) => {
-        const customerId = requireCustomer(ctx.viewer, 'your orders');
+        const customerId = requireOrderAccess(ctx.viewer, 'your orders');
         const page = await listCustomerOrders(ctx.em, customerId, args);
         // A later Order field or reference in the same request then costs no query.
         for (const edge of page.edges) ctx.orders.prime(edge.node.id, edge.node);

@@ -45,7 +45,7 @@ describe('orderUpdated over graphql-ws', () => {
   });
 
   const connect = (token?: string | null) => {
-    const client = connectLive(order.wsUrl, { token });
+    const client = connectLive(order.wsUrl, { token, headers: stack.subgraphHeaders });
     clients.push(client);
     return client;
   };

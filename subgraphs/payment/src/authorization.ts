@@ -1,22 +1,25 @@
 /**
- * Talking to the payment provider safely (DESIGN.md §6): every call runs behind a timeout, is
+ * Talking to the payment provider safely (DESIGN.md §6): every attempt runs behind a timeout, is
  * retried with full-jitter exponential backoff when the provider did not decide (timeout or
  * transient failure; never on a decline), and goes through one circuit breaker shared by every
- * call of the service, so a provider that keeps failing is not called at all until it has had
- * time to recover.
+ * call of the service, so a provider that is failing is not called at all until it has had time
+ * to recover. All of it is the platform's cockatiel policies (`@swiftcart/platform/resilience`).
  *
- * Composition: `retry( breaker.run( withTimeout( provider ) ) )`. The breaker sees every attempt,
- * so it opens after `circuitFailures` consecutive failed attempts, even in the middle of one
- * authorisation's retries; an open circuit is not retried (the outcome is FAILED "circuit open").
+ * Composition: `retry( breaker( timeout( provider ) ) )`. The breaker samples every attempt and
+ * opens on the provider's failure rate: at least `circuitThresholdPercent` % of at least
+ * `circuitMinCalls` attempts within `circuitWindowMs`. A few failing payments (one customer's card
+ * that times out) cannot open it on their own; a provider failing for everyone does, within a
+ * window. An open circuit is not retried (the outcome is FAILED "circuit open").
  * Only failures that say something about the provider's health count: timeouts, transient and
- * unexpected errors. A decline or a refused request (4xx) is an answer and counts as a success.
+ * unexpected errors. A decline is an answer (a success with a negative answer), and a refused
+ * request (4xx) is neither sampled nor retried.
  *
  * Retries reuse the payment id (and refund id), the provider's idempotency key, so an attempt whose
  * answer was lost to the timeout is never charged or refunded twice.
  */
 import {
-  CircuitBreaker, CircuitOpenError, ConfigError, TimeoutError, integerVar, retry, withTimeout,
-  type CircuitBreakerOptions, type CircuitState,
+  BrokenCircuitError, CircuitState, ConfigError, TaskCancelledError, failureRateBreaker, integerVar, retryPolicy,
+  runPolicy, timeoutPolicy, wrap, type CircuitBreakerPolicy,
 } from '@swiftcart/platform';
 import {
   MockPaymentProvider, ProviderRequestError, TransientProviderError,
@@ -39,19 +42,32 @@ export interface PaymentSettings {
   readonly retryBaseMs: number;
   /** PAYMENT_RETRY_MAX_MS (2000): no backoff exceeds this. */
   readonly retryMaxMs: number;
-  /** PAYMENT_CIRCUIT_FAILURES (5): consecutive failed attempts that open the circuit. */
-  readonly circuitFailures: number;
+  /** PAYMENT_CIRCUIT_THRESHOLD_PERCENT (50): the share of failed attempts in the window that opens the circuit. */
+  readonly circuitThresholdPercent: number;
+  /** PAYMENT_CIRCUIT_MIN_CALLS (20): attempts the window must hold before their failure rate counts. */
+  readonly circuitMinCalls: number;
+  /** PAYMENT_CIRCUIT_WINDOW_MS (10000): the sliding window the failure rate is sampled over. */
+  readonly circuitWindowMs: number;
   /** PAYMENT_CIRCUIT_RESET_MS (10000): how long the circuit stays open before a trial call. */
   readonly circuitResetMs: number;
 }
 
 const MAX_MS = 3_600_000;
 
+/** Settings that no longer exist, and what replaced them: ignoring one silently would change behaviour unnoticed. */
+const REPLACED_SETTINGS: Readonly<Record<string, string>> = {
+  PAYMENT_CIRCUIT_FAILURES: 'PAYMENT_CIRCUIT_THRESHOLD_PERCENT, PAYMENT_CIRCUIT_MIN_CALLS and PAYMENT_CIRCUIT_WINDOW_MS',
+};
+
 /**
- * Reads the payment settings from the environment, with the defaults above. A value that is not a
- * whole number in range throws a {@link ConfigError} naming the variable.
+ * Reads the payment settings from the service's configuration variables (`config.vars`), with the
+ * defaults above. A value that is not a whole number in range, or a setting that was replaced,
+ * throws a {@link ConfigError} naming the variable.
  */
-export function loadPaymentSettings(env: NodeJS.ProcessEnv = process.env): PaymentSettings {
+export function loadPaymentSettings(env: NodeJS.ProcessEnv): PaymentSettings {
+  for (const [key, replacement] of Object.entries(REPLACED_SETTINGS)) {
+    if (env[key] !== undefined) throw new ConfigError(`${key} is no longer read: the payment circuit breaker is set with ${replacement}`);
+  }
   const settings: PaymentSettings = {
     providerLatencyMs: integerVar(env, 'PAYMENT_PROVIDER_LATENCY_MS', 20, 0, MAX_MS),
     providerJitterMs: integerVar(env, 'PAYMENT_PROVIDER_JITTER_MS', 0, 0, MAX_MS),
@@ -60,7 +76,9 @@ export function loadPaymentSettings(env: NodeJS.ProcessEnv = process.env): Payme
     retryAttempts: integerVar(env, 'PAYMENT_RETRY_ATTEMPTS', 3, 1, 20),
     retryBaseMs: integerVar(env, 'PAYMENT_RETRY_BASE_MS', 100, 0, MAX_MS),
     retryMaxMs: integerVar(env, 'PAYMENT_RETRY_MAX_MS', 2000, 0, MAX_MS),
-    circuitFailures: integerVar(env, 'PAYMENT_CIRCUIT_FAILURES', 5, 1, 1000),
+    circuitThresholdPercent: integerVar(env, 'PAYMENT_CIRCUIT_THRESHOLD_PERCENT', 50, 1, 100),
+    circuitMinCalls: integerVar(env, 'PAYMENT_CIRCUIT_MIN_CALLS', 20, 1, 1_000_000),
+    circuitWindowMs: integerVar(env, 'PAYMENT_CIRCUIT_WINDOW_MS', 10_000, 100, MAX_MS),
     circuitResetMs: integerVar(env, 'PAYMENT_CIRCUIT_RESET_MS', 10_000, 1, MAX_MS),
   };
   if (settings.retryMaxMs < settings.retryBaseMs) {
@@ -100,6 +118,17 @@ export interface RetryNotice {
   readonly error: unknown;
 }
 
+/** Where the provider's circuit stands. `open` stays until the first call after the reset time tries the provider again. */
+export type CircuitStatus = 'closed' | 'open' | 'half-open';
+
+/** The provider circuit breaker's settings: see {@link PaymentSettings}. */
+export interface ProviderCircuitOptions {
+  readonly thresholdPercent: number;
+  readonly minimumCalls: number;
+  readonly windowMs: number;
+  readonly halfOpenAfterMs: number;
+}
+
 /** Settings of {@link ResilientProvider}. */
 export interface ResilientProviderOptions {
   /** How long one attempt may take. */
@@ -108,18 +137,24 @@ export interface ResilientProviderOptions {
     readonly attempts: number;
     readonly baseMs: number;
     readonly maxMs: number;
-    /** Random source for the jitter; tests pass a fixed one. */
-    readonly random?: () => number;
   };
-  /** The breaker to share, or the settings of a new one. */
-  readonly circuit: CircuitBreaker | CircuitBreakerOptions;
+  readonly circuit: ProviderCircuitOptions;
   readonly onRetry?: (notice: RetryNotice) => void;
+  /** Called when the circuit opens, half-opens or closes (for logs and metrics). */
+  readonly onCircuitChange?: (status: CircuitStatus) => void;
 }
 
-/** What one attempt produced, wrapped so that a refused request does not count as a breaker failure. */
-type Attempt<T> =
-  | { readonly kind: 'answer'; readonly value: T }
-  | { readonly kind: 'refused'; readonly error: ProviderRequestError };
+type Operation = RetryNotice['operation'];
+
+/**
+ * The provider failures the breaker samples: everything but a refused request, a caller's abort
+ * included (it proves nothing about the provider's health, and only a real answer may close a
+ * half-open circuit).
+ */
+const isProviderFailure = (error: unknown): boolean => !(error instanceof ProviderRequestError);
+
+/** The failures worth another attempt: the provider did not decide. */
+const isUndecided = (error: unknown): boolean => error instanceof TaskCancelledError || error instanceof TransientProviderError;
 
 /**
  * A payment provider behind a timeout, retries and a circuit breaker; answers with outcomes and
@@ -128,22 +163,36 @@ type Attempt<T> =
  */
 export class ResilientProvider {
   readonly #provider: PaymentProvider;
-  readonly #options: ResilientProviderOptions;
-  readonly #breaker: CircuitBreaker;
+  readonly #breaker: CircuitBreakerPolicy;
+  readonly #policies: Readonly<Record<Operation, ReturnType<typeof wrap>>>;
 
   constructor(provider: PaymentProvider, options: ResilientProviderOptions) {
-    if (!(options.timeoutMs > 0)) throw new RangeError(`timeoutMs must be above 0, got ${options.timeoutMs}`);
-    if (!Number.isInteger(options.retry.attempts) || options.retry.attempts < 1) {
-      throw new RangeError(`retry.attempts must be a whole number from 1, got ${options.retry.attempts}`);
-    }
     this.#provider = provider;
-    this.#options = options;
-    this.#breaker = options.circuit instanceof CircuitBreaker ? options.circuit : new CircuitBreaker(options.circuit);
+    const attemptTimeout = timeoutPolicy(options.timeoutMs);
+    this.#breaker = failureRateBreaker({
+      thresholdPercent: options.circuit.thresholdPercent,
+      minimumCalls: options.circuit.minimumCalls,
+      windowMs: options.circuit.windowMs,
+      halfOpenAfterMs: options.circuit.halfOpenAfterMs,
+      isFailure: isProviderFailure,
+    });
+    const { onCircuitChange } = options;
+    if (onCircuitChange) this.#breaker.onStateChange((state) => onCircuitChange(statusOf(state)));
+    const policyFor = (operation: Operation) => {
+      const { onRetry } = options;
+      const retry = retryPolicy({
+        ...options.retry,
+        retryable: isUndecided,
+        onRetry: onRetry && ((error, attempt, delayMs) => onRetry({ operation, attempt, delayMs, error })),
+      });
+      return wrap(retry, this.#breaker, attemptTimeout);
+    };
+    this.#policies = { authorize: policyFor('authorize'), refund: policyFor('refund') };
   }
 
   /** Where the shared circuit stands now. */
-  get circuitState(): CircuitState {
-    return this.#breaker.state;
+  get circuitState(): CircuitStatus {
+    return statusOf(this.#breaker.state);
   }
 
   /** Authorises `request.amount`; retries reuse `request.paymentId`. */
@@ -166,52 +215,35 @@ export class ResilientProvider {
   }
 
   async #call<T>(
-    operation: RetryNotice['operation'],
+    operation: Operation,
     work: (signal: AbortSignal) => Promise<T>,
     signal: AbortSignal | undefined,
   ): Promise<{ result: { value: T } | { error: string }; attempts: number }> {
-    const { timeoutMs, retry: retryOptions, onRetry } = this.#options;
     let attempts = 0;
-    let attempt: Attempt<T>;
     try {
-      attempt = await retry(
-        () => this.#breaker.run(async (): Promise<Attempt<T>> => {
-          attempts++;
-          try {
-            const value = await withTimeout(timeoutMs, `payment provider ${operation}`,
-              (timeoutSignal) => work(signal ? AbortSignal.any([signal, timeoutSignal]) : timeoutSignal));
-            return { kind: 'answer', value };
-          } catch (error) {
-            if (error instanceof ProviderRequestError) return { kind: 'refused', error };
-            // Everything else counts as a failure, a caller's abort included: that proves nothing
-            // about the provider's health, and only a real answer may close a half-open circuit.
-            throw error;
-          }
-        }),
-        {
-          attempts: retryOptions.attempts,
-          baseMs: retryOptions.baseMs,
-          maxMs: retryOptions.maxMs,
-          random: retryOptions.random,
-          signal,
-          retryable: (error) => !signal?.aborted && (error instanceof TimeoutError || error instanceof TransientProviderError),
-          onRetry: onRetry && ((error, failed, delayMs) => onRetry({ operation, attempt: failed, delayMs, error })),
-        },
-      );
+      const value = await runPolicy(this.#policies[operation], (context) => {
+        attempts++;
+        return work(context.signal) as Promise<T>;
+      }, signal) as T;
+      return { result: { value }, attempts };
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       return { result: { error: failureReason(error, attempts) }, attempts };
     }
-    if (attempt.kind === 'refused') return { result: { error: `provider refused the request: ${attempt.error.message}` }, attempts };
-    return { result: { value: attempt.value }, attempts };
   }
+}
+
+function statusOf(state: CircuitState): CircuitStatus {
+  if (state === CircuitState.Closed) return 'closed';
+  return state === CircuitState.HalfOpen ? 'half-open' : 'open';
 }
 
 /** The FAILED reason for the error that ended the retries. */
 function failureReason(error: unknown, attempts: number): string {
   const after = `after ${attempts} attempt${attempts === 1 ? '' : 's'}`;
-  if (error instanceof CircuitOpenError) return 'circuit open';
-  if (error instanceof TimeoutError) return `provider timed out ${after}`;
+  if (error instanceof BrokenCircuitError) return 'circuit open';
+  if (error instanceof ProviderRequestError) return `provider refused the request: ${error.message}`;
+  if (error instanceof TaskCancelledError) return `provider timed out ${after}`;
   if (error instanceof TransientProviderError) return `provider unavailable ${after}`;
   return `provider error ${after}: ${error instanceof Error ? error.message : String(error)}`;
 }
@@ -227,12 +259,17 @@ export function createResilientProvider(
     jitterMs: settings.providerJitterMs,
     declineAbove: settings.declineAbove,
   }),
-  onRetry?: (notice: RetryNotice) => void,
+  hooks: Pick<ResilientProviderOptions, 'onRetry' | 'onCircuitChange'> = {},
 ): ResilientProvider {
   return new ResilientProvider(provider, {
     timeoutMs: settings.timeoutMs,
     retry: { attempts: settings.retryAttempts, baseMs: settings.retryBaseMs, maxMs: settings.retryMaxMs },
-    circuit: { failureThreshold: settings.circuitFailures, resetAfterMs: settings.circuitResetMs },
-    onRetry,
+    circuit: {
+      thresholdPercent: settings.circuitThresholdPercent,
+      minimumCalls: settings.circuitMinCalls,
+      windowMs: settings.circuitWindowMs,
+      halfOpenAfterMs: settings.circuitResetMs,
+    },
+    ...hooks,
   });
 }

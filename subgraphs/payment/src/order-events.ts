@@ -87,8 +87,14 @@ const providers = new WeakMap<ServiceRuntime, ResilientProvider>();
 export function providerOf(runtime: ServiceRuntime): ResilientProvider {
   let provider = providers.get(runtime);
   if (!provider) {
-    provider = createResilientProvider(loadPaymentSettings(runtime.config.vars), undefined, (notice) => {
-      runtime.log.warn({ operation: notice.operation, attempt: notice.attempt, delayMs: notice.delayMs, err: notice.error }, 'payment provider call failed; retrying');
+    provider = createResilientProvider(loadPaymentSettings(runtime.config.vars), undefined, {
+      onRetry: (notice) => {
+        runtime.log.warn({ operation: notice.operation, attempt: notice.attempt, delayMs: notice.delayMs, err: notice.error }, 'payment provider call failed; retrying');
+      },
+      onCircuitChange: (status) => {
+        if (status === 'open') runtime.log.warn({ circuit: status }, 'payment provider failing: circuit open, payments fail at once until a trial call succeeds');
+        else runtime.log.info({ circuit: status }, `payment provider circuit ${status}`);
+      },
     });
     providers.set(runtime, provider);
   }

@@ -1,12 +1,12 @@
 import type { Resolvers } from './generated/resolvers.ts';
 import type { ShipmentContext } from './context.ts';
 import type { ShipmentRecord } from './entities.ts';
-import { isUuid, requireCustomer, requireRole } from '@swiftcart/platform';
+import { isUuid, requireOrderAccess, requireRole } from '@swiftcart/platform';
 import { dispatchShipment, markShipmentDelivered, visibleShipment } from './shipments.ts';
 
 /** Reads one shipment through `loader` under the ownership rule; an id that is no UUID matches nothing. */
 async function readShipment(ctx: ShipmentContext, loader: ShipmentContext['shipments'], id: string): Promise<ShipmentRecord | null> {
-  requireCustomer(ctx.viewer, 'a shipment');
+  requireOrderAccess(ctx.viewer, 'a shipment');
   const shipment = isUuid(id) ? await loader.load(id.toLowerCase()) : null;
   return visibleShipment(ctx.viewer, shipment);
 }

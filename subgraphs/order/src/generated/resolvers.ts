@@ -27,21 +27,22 @@ export type Money = {
   currency: Scalars['String']['output'];
 };
 
-/** Placing and cancelling orders; both require a token. */
+/** Placing and cancelling orders; both require a token with the customer or admin role. */
 export type Mutation = {
   __typename?: 'Mutation';
   /**
    * Cancels an order before it has shipped: its customer or an admin only. The reservation is
    * released and an authorised payment refunded. Cancelling a cancelled order changes nothing.
-   * `reason` is at most 500 characters. Errors: UNAUTHENTICATED without a token; BAD_USER_INPUT for an
-   * id that is no UUID or a reason too long; NOT_FOUND for an unknown order; FORBIDDEN for another
-   * customer's order; ORDER_NOT_CANCELLABLE once it has shipped (`extensions.status`).
+   * `reason` is at most 500 characters. Errors: UNAUTHENTICATED without a token; FORBIDDEN for a token
+   * without the customer or admin role; BAD_USER_INPUT for an id that is no UUID or a reason too long;
+   * NOT_FOUND for an unknown order; FORBIDDEN for another customer's order; ORDER_NOT_CANCELLABLE once it has shipped (`extensions.status`).
    */
   cancelOrder: Order;
   /**
    * Places an order for the calling customer. The result is the order in PENDING; the saga moves it on,
    * and cancels it if it is still PENDING or AWAITING_PAYMENT at its deadline. Prices come from the
-   * catalogue. Errors: UNAUTHENTICATED without a token; BAD_USER_INPUT for invalid input or an unknown
+   * catalogue. Errors: UNAUTHENTICATED without a token; FORBIDDEN for a token without the customer or
+   * admin role; BAD_USER_INPUT for invalid input or an unknown
    * sku (`extensions.field` is the path in the input, e.g. `input.items[0].sku`); PRODUCT_UNAVAILABLE
    * for a discontinued sku; IDEMPOTENCY_KEY_REUSED when the key was used with other input. Nothing is
    * stored when it fails.
@@ -50,14 +51,14 @@ export type Mutation = {
 };
 
 
-/** Placing and cancelling orders; both require a token. */
+/** Placing and cancelling orders; both require a token with the customer or admin role. */
 export type MutationCancelOrderArgs = {
   id: Scalars['ID']['input'];
   reason?: InputMaybe<Scalars['String']['input']>;
 };
 
 
-/** Placing and cancelling orders; both require a token. */
+/** Placing and cancelling orders; both require a token with the customer or admin role. */
 export type MutationPlaceOrderArgs = {
   input: PlaceOrderInput;
 };
@@ -203,12 +204,14 @@ export type Query = {
   __typename?: 'Query';
   /**
    * The calling customer's orders, newest first: `first` from 1 to 100, `after` a cursor from an earlier
-   * page (BAD_USER_INPUT otherwise). Requires a token (UNAUTHENTICATED otherwise).
+   * page (BAD_USER_INPUT otherwise). Requires a token (UNAUTHENTICATED otherwise) with the customer or
+   * admin role (FORBIDDEN otherwise).
    */
   myOrders: OrderConnection;
   /**
-   * One order; only its customer or an admin may read it (FORBIDDEN otherwise, UNAUTHENTICATED without
-   * a token). Null when no order has that id; BAD_USER_INPUT when the id is not a UUID.
+   * One order; only its customer or an admin may read it (FORBIDDEN otherwise, and for a token without
+   * the customer or admin role; UNAUTHENTICATED without a token). Null when no order has that id;
+   * BAD_USER_INPUT when the id is not a UUID.
    */
   order?: Maybe<Order>;
 };
@@ -267,7 +270,7 @@ export type Subscription = {
    * (status or timeline), in version order, never an older version after a newer one (after a lost
    * connection the order is re-read, so a version may be skipped). Only its customer or an admin may
    * follow it. Errors, before anything of the order is sent: UNAUTHENTICATED without a token;
-   * BAD_USER_INPUT for an id that is no UUID; NOT_FOUND for an unknown order; FORBIDDEN for another
+   * FORBIDDEN for a token without the customer or admin role; BAD_USER_INPUT for an id that is no UUID; NOT_FOUND for an unknown order; FORBIDDEN for another
    * customer's order.
    */
   orderUpdated: Order;
