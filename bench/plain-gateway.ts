@@ -2,13 +2,15 @@
  * The baseline for `npm run bench -- gateway`: a plain `ApolloServer` over `new ApolloGateway({
  * supergraphSdl })` with `startStandaloneServer`, every setting at its default. Started by
  * bench/gateway.ts in a process of its own, so that its memory and CPU are measured alone exactly
- * like our gateway's. The one addition: when PRODUCT_URL... overrides are set, `buildService`
- * routes there with a default `RemoteGraphQLDataSource`, so both gateways call the same subgraphs.
+ * like our gateway's. The additions: when PRODUCT_URL... overrides are set, `buildService`
+ * routes there with a default `RemoteGraphQLDataSource`, so both gateways call the same subgraphs;
+ * and when SUBGRAPH_SECRET is set, it sends the gateway credential the subgraphs require, as ours does.
  */
 import { readFileSync } from 'node:fs';
 import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
 import { startStandaloneServer } from '@apollo/server/standalone';
+import { GATEWAY_CREDENTIAL_HEADER } from '../platform/src/gateway-credential.ts';
 
 /** IPC messages between this process and bench/gateway.ts. */
 export type PlainGatewayMessage =
@@ -23,10 +25,18 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const supergraphPath = process.env.BENCH_SUPERGRAPH_PATH!;
   const overrides = JSON.parse(process.env.BENCH_SUBGRAPH_URLS || '{}') as Record<string, string>;
   const supergraphSdl = readFileSync(supergraphPath, 'utf8');
+  const credential = process.env.SUBGRAPH_SECRET || null;
   const gateway = new ApolloGateway({
     supergraphSdl,
-    ...(Object.keys(overrides).length
-      ? { buildService: ({ name, url }) => new RemoteGraphQLDataSource({ url: overrides[name!] ?? url }) }
+    ...(Object.keys(overrides).length || credential
+      ? {
+          buildService: ({ name, url }) => new RemoteGraphQLDataSource({
+            url: overrides[name!] ?? url,
+            willSendRequest: credential
+              ? ({ request }) => { request.http!.headers.set(GATEWAY_CREDENTIAL_HEADER, credential); }
+              : undefined,
+          }),
+        }
       : {}),
   });
   const server = new ApolloServer({ gateway });

@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- saga`: the order saga end to end against the running `npm start` stack.
  *
- * 1. Reads the stock of SKU-0001..SKU-<skus> through the gateway (100 aliased `stockLevel`s a request).
+ * 1. Reads the stock of SKU-0001..SKU-<skus> through the gateway (15 aliased `stockLevel`s a request,
+ *    the gateway's alias limit; a read refused with 429 waits its Retry-After and goes again).
  * 2. Placing: `--customers` closed-loop customers, each with its own token (`bench-<n>`, customer)
  *    and socket, in a separate process (bench/saga-worker.ts), place one-line orders for random
  *    skus for `--duration` seconds, as fast as the API answers. placeOrder's HTTP round trip is
@@ -11,7 +12,7 @@
  *    services (/healthz for the gateway, /proc/<pid> of the process listening on each port).
  * 4. Drain: waits until every order of the run is terminal (CONFIRMED/REJECTED/CANCELLED, or past
  *    CONFIRMED) and the stock has settled, or `--drain-timeout`.
- * 5. Reads every order's timeline (admin token, 100 orders a request): PENDING→AWAITING_PAYMENT
+ * 5. Reads every order's timeline (admin token, 15 orders a request): PENDING→AWAITING_PAYMENT
  *    (stock reserved) and PENDING→CONFIRMED from the timeline's own timestamps, so measuring them
  *    puts no polling load on the stack while it works.
  * 6. Checks stock conservation per sku: initial onHand = available + reserved + sold, where sold is
@@ -40,8 +41,8 @@ import {
 
 /** The seed catalogue's size (scripts/seed.ts SEED_PRODUCT_COUNT): SKU-0001..SKU-1000. */
 const SEED_SKUS = 1_000;
-/** Aliased fields per GraphQL read request (stock levels, orders). */
-const BATCH = 100;
+/** Aliased fields per GraphQL read request (stock levels, orders): the gateway's default GRAPHQL_MAX_ALIASES. */
+const BATCH = 15;
 /** Read requests in flight at once. */
 const READ_CONCURRENCY = 4;
 /** Statuses an order of this bench does not leave by itself. */
@@ -115,13 +116,24 @@ function parseOptions(args: readonly string[], defaultGatewayUrl: string): Optio
 
 interface GraphQLAnswer { data?: Record<string, any> | null; errors?: { message: string; path?: (string | number)[]; extensions?: { code?: string } }[] }
 
+/** Rate-limited reads wait out Retry-After this many times before the bench gives up. */
+const RATE_LIMITED_RETRIES = 5;
+
 async function graphql(url: string, query: string, token?: string, timeoutMs = 30_000): Promise<GraphQLAnswer> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({ query }),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
+  let response: Response;
+  for (let attempt = 0; ; attempt++) {
+    response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify({ query }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    // The bench's reads are one client among many to the gateway's rate limits: they wait as any client should.
+    if (response.status !== 429 || attempt === RATE_LIMITED_RETRIES) break;
+    await response.arrayBuffer();
+    const seconds = Number(response.headers.get('retry-after')) || 1;
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  }
   const text = await response.text();
   try {
     return JSON.parse(text) as GraphQLAnswer;
@@ -148,7 +160,7 @@ async function inBatches<T, R>(items: readonly T[], work: (batch: readonly T[]) 
 
 interface Stock { readonly onHand: number; readonly reserved: number; readonly available: number }
 
-/** The stock of `skus`, 100 aliased `stockLevel` fields per request. */
+/** The stock of `skus`, BATCH aliased `stockLevel` fields per request. */
 async function readStock(url: string, skus: readonly string[]): Promise<Map<string, Stock>> {
   const rows = await inBatches(skus, async (batch) => {
     const query = `query BenchStock { ${batch.map((sku, i) => `s${i}: stockLevel(sku: ${JSON.stringify(sku)}) { onHand reserved available }`).join(' ')} }`;
@@ -168,7 +180,7 @@ interface OrderView {
   readonly timeline: readonly { readonly status: string; readonly at: string; readonly eventType: string | null; readonly reason: string | null }[];
 }
 
-/** Orders by id (an admin token reads every customer's), 100 aliased `order` fields per request. */
+/** Orders by id (an admin token reads every customer's), BATCH aliased `order` fields per request. */
 async function readOrders(url: string, adminToken: string, ids: readonly string[], withTimeline: boolean): Promise<Map<string, OrderView | Error>> {
   const selection = withTimeline ? '{ status timeline { status at eventType reason } }' : '{ status }';
   const rows = await inBatches(ids, async (batch): Promise<(readonly [string, OrderView | Error])[]> => {
