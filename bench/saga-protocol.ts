@@ -79,7 +79,7 @@ export function seedSku(n: number): string {
 }
 
 /** The order a placeOrder response carries, or why it carries none: an error code and a description. */
-export function readPlaceOrder(status: number, text: string): { order: { id: string; status: string } } | { code: string; error: string } {
+export function readPlaceOrder(status: number, text: string): { order: { id: string; status: string } } | { code: string; error: string; retryAfterSeconds?: number } {
   let json: any;
   try {
     json = JSON.parse(text);
@@ -90,7 +90,12 @@ export function readPlaceOrder(status: number, text: string): { order: { id: str
   if (json?.errors?.length || !order?.id) {
     const first = json?.errors?.[0];
     const code = first?.extensions?.code ?? (status === 200 ? 'NO_ORDER' : `HTTP ${status}`);
-    return { code, error: `${code}: ${first?.message ?? `HTTP ${status}, no order in ${text.slice(0, 120)}`}`.slice(0, 240) };
+    const retryAfter = Number(first?.extensions?.retryAfterSeconds);
+    return {
+      code,
+      error: `${code}: ${first?.message ?? `HTTP ${status}, no order in ${text.slice(0, 120)}`}`.slice(0, 240),
+      ...(Number.isFinite(retryAfter) && retryAfter > 0 ? { retryAfterSeconds: retryAfter } : {}),
+    };
   }
   return { order: { id: String(order.id), status: String(order.status) } };
 }

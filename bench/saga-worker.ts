@@ -56,8 +56,10 @@ async function run(request: SagaRunRequest): Promise<SagaRunResult> {
           placed.push({ id: outcome.order.id, customer: n, sku, quantity: request.quantity, idempotencyKey, latencyMs, respondedAt: Date.now(), status: outcome.order.status });
         } else {
           failed.push({ customer: n, sku, quantity: request.quantity, idempotencyKey, latencyMs, error: outcome.error, code: outcome.code });
+          // A customer told the shop is busy comes back when asked (as the SDK does), not at once.
+          if (outcome.code === 'OVERLOADED' || outcome.code === 'RATE_LIMITED') await new Promise((r) => setTimeout(r, 1000 * (outcome.retryAfterSeconds ?? 1)));
           // A stack that refuses everything would otherwise be hammered in a tight loop.
-          if (outcome.code === 'NETWORK' || outcome.code.startsWith('HTTP')) await new Promise((r) => setTimeout(r, 50));
+          else if (outcome.code === 'NETWORK' || outcome.code.startsWith('HTTP')) await new Promise((r) => setTimeout(r, 50));
         }
       }
     } finally {

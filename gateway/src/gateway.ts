@@ -19,6 +19,7 @@ import { InputGuard, inputGuardPlugin, inputLimits } from '@swiftcart/platform/i
 import { gatewayLimits, limitValidationRules, operationLimitsPlugin } from '@swiftcart/platform/limits';
 import { type Logger, createLogger } from '@swiftcart/platform/logger';
 import { edgeLimitsEnabled } from '@swiftcart/platform/limits';
+import { overloadedStatusPlugin } from './overload.ts';
 import { Edge } from './edge.ts';
 import { EntityBatcher } from './entity-batcher.ts';
 import { type Fetcher, createKeepAliveFetcher } from './fetcher.ts';
@@ -242,6 +243,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     inputGuardPlugin(inputGuard),
     // Cost and operationName checked before the gateway plans; limit refusals keep their codes.
     operationLimitsPlugin(limits),
+    // A request refused whole because the platform is busy (OVERLOADED) is a 503 with Retry-After.
+    overloadedStatusPlugin(),
   ];
   const apollo = new ApolloServer<GatewayContext>({
     gateway,

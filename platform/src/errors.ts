@@ -35,6 +35,11 @@ export const ErrorCode = {
   ForbiddenOrigin: 'FORBIDDEN_ORIGIN',
   /** A subgraph was called without the gateway's credential (HTTP 401). */
   GatewayCredentialRequired: 'GATEWAY_CREDENTIAL_REQUIRED',
+  /**
+   * The platform is too busy to take this on now (the saga lags); nothing was done, and
+   * `extensions.retryAfterSeconds` says when to try again (HTTP 503 when the whole request is refused).
+   */
+  Overloaded: 'OVERLOADED',
 } as const;
 
 /** One of the documented error codes. */

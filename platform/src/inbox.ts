@@ -1,9 +1,10 @@
 /**
  * The inbox side of DESIGN.md §7: a consumer that validates every event, applies it exactly once
- * per consumer (the `inbox` row and the handler's effects commit together), retries failures with
- * backoff and jitter, and dead-letters what still fails (or fails its schema) to `<topic>.dlq`.
+ * per consumer (the `inbox` row and the handler's effects commit together), many events to a
+ * transaction, retries failures with backoff and jitter, and dead-letters what still fails (or
+ * fails its schema) to `<topic>.dlq`.
  */
-import { SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
+import { type Span, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 import type { Config } from './config.ts';
 import type { Database, EntityManager } from './database.ts';
 import {
@@ -13,7 +14,7 @@ import {
   dlqTopic,
 } from './events.ts';
 import { type EventSchemaRegistry, EventValidationError, defaultEventSchemaRegistry } from './event-schemas.ts';
-import type { ConsumeControls, IncomingMessage, KafkaClient, Subscription } from './kafka.ts';
+import { type BatchControls, type ConsumeControls, DEFAULT_PARTITIONS, type IncomingMessage, type KafkaClient, type Subscription } from './kafka.ts';
 import type { Logger } from './logger.ts';
 import { isUuid } from './ids.ts';
 import { retryPolicy, runPolicy } from './resilience.ts';
@@ -25,9 +26,11 @@ const MAX_ERROR_HEADER_LENGTH = 2_000;
 export interface HandlerContext {
   /** The Kafka message the event came in. */
   readonly message: IncomingMessage;
-  /** 1 for the first try, then 2, 3, ... while retrying. */
+  /** 1 for the first try, then 2, 3, ... while retrying one event on its own. */
   readonly attempt: number;
   readonly log: Logger;
+  /** What the event type's {@link EventPreparer} returned for this event (undefined without one). */
+  readonly prepared: unknown;
   /**
    * Registers a side effect (a Redis publish, a metric) to run only after the transaction has
    * committed; dropped when this attempt fails. Its failures are logged, never retried.
@@ -42,6 +45,42 @@ export interface HandlerContext {
 export type EventHandler<TEvent extends AnyEventEnvelope = AnyEventEnvelope> = (
   em: EntityManager, event: TEvent, context: HandlerContext,
 ) => Promise<void>;
+
+/** What a {@link BatchEventHandler} gets besides the transactional EntityManager and the events. */
+export interface BatchHandlerContext {
+  readonly log: Logger;
+  /** What the preparers returned, by event id. */
+  readonly prepared: ReadonlyMap<string, unknown>;
+  /** As {@link HandlerContext.afterCommit}: runs once the batch's transaction has committed. */
+  afterCommit(effect: () => void | Promise<void>): void;
+}
+
+/**
+ * Applies several new events of one partition at once, in the given (offset) order, inside the
+ * inbox transaction: the set-based twin of a consumer's per-event handlers, for a consumer whose
+ * cost is round trips per event. It must leave the same state as the handlers applied one by one
+ * (which is what an event applied on its own gets: a retry, a batch split around a poison event).
+ */
+export type BatchEventHandler = (em: EntityManager, events: readonly AnyEventEnvelope[], context: BatchHandlerContext) => Promise<void>;
+
+/** What a preparer gets: see {@link ConsumerSpec.preparers}. */
+export interface PrepareContext {
+  readonly message: IncomingMessage;
+  readonly log: Logger;
+  /** Aborts when the consumer stops. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Does the slow, remote part of an event's work OUTSIDE any transaction (a payment provider call),
+ * before its handler records the outcome inside the inbox transaction (as `context.prepared`). It
+ * runs only for events not yet in the inbox, may run again for the same event (a redelivery, a
+ * retry, a batch applied again one event at a time), so what it does must be idempotent (e.g.
+ * keyed by an id derived from the event). Preparers of one batch run concurrently; a handler that
+ * finds the state changed since its preparer looked throws, and the event is prepared and applied
+ * again on its own.
+ */
+export type EventPreparer<TEvent extends AnyEventEnvelope = AnyEventEnvelope> = (event: TEvent, context: PrepareContext) => Promise<unknown>;
 
 /** Retry settings of a consumer's handlers. */
 export interface ConsumerRetryOptions {
@@ -61,8 +100,17 @@ export interface ConsumerSpec {
   readonly topics: readonly string[];
   /** By event type; a type without a handler is recorded in the inbox and otherwise ignored. */
   readonly handlers: Readonly<Record<string, EventHandler<any>>>;
+  /** By event type: remote work done before the handler's transaction (see {@link EventPreparer}). */
+  readonly preparers?: Readonly<Record<string, EventPreparer<any>>>;
+  /**
+   * Applies the events of a batch that have a handler in one call instead of a handler call each
+   * (see {@link BatchEventHandler}); events applied on their own still go to `handlers`.
+   */
+  readonly applyBatch?: BatchEventHandler;
+  /** Events applied in one transaction, at most (default 100); 1 applies every event on its own. */
+  readonly maxBatchSize?: number;
   readonly retry?: ConsumerRetryOptions;
-  /** Partitions handled in parallel (default 3); one partition's messages stay in order. */
+  /** Partitions handled in parallel (default: every partition of the topics); one partition's messages stay in order. */
   readonly partitionsConsumedConcurrently?: number;
   /** Where a new consumer group starts (default true: the beginning, so no event is skipped). */
   readonly fromBeginning?: boolean;
@@ -97,6 +145,10 @@ export interface ConsumerMetrics {
   readonly deadLettered: number;
   /** Retries made (attempts after the first). */
   readonly retried: number;
+  /** Transactions that applied more than one event. */
+  readonly batches: number;
+  /** Batches that failed and were applied again one event at a time. */
+  readonly batchesSplit: number;
 }
 
 /** A running consumer; dispose it to leave the group (a message in progress finishes or is redelivered later). */
@@ -112,6 +164,22 @@ interface MutableMetrics {
   ignored: number;
   deadLettered: number;
   retried: number;
+  batches: number;
+  batchesSplit: number;
+}
+
+/** PostgreSQL's answer when two transactions wait on each other, or a serializable one lost: worth applying the batch again. */
+const CONCURRENCY_FAILURES = new Set(['40P01', '40001']);
+
+function isConcurrencyFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && CONCURRENCY_FAILURES.has(code);
+}
+
+/** A message and the event parsed from it. */
+interface Delivery {
+  readonly message: IncomingMessage;
+  readonly event: AnyEventEnvelope;
 }
 
 /** A message that is not an event we can apply, whatever we retry: it goes to the DLQ at once. */
@@ -149,14 +217,19 @@ function parseEnvelope(message: IncomingMessage, registry: EventSchemaRegistry, 
 }
 
 /**
- * Starts consuming `topics` as `consumer`. Per message, in partition order:
- * 1. Parse and validate the envelope; a message that fails goes to `<topic>.dlq` at once.
- * 2. In one transaction: insert `(consumer, event id)` into `inbox` (on conflict do nothing). No
- *    row inserted means a duplicate: nothing else happens. Otherwise the handler runs with the
- *    transactional EntityManager (a type without handler is only recorded).
- * 3. After commit: the `afterCommit` effects run; the Kafka offset is marked only now.
- * A failed transaction is retried with exponential backoff and jitter up to `retry.attempts`,
- * then dead-lettered with the error in headers; either way the next message follows.
+ * Starts consuming `topics` as `consumer`. What one fetch brings of a partition is handled in
+ * chunks of up to `maxBatchSize` messages, in offset order:
+ * 1. Parse and validate each envelope; a message that fails goes to `<topic>.dlq` at once.
+ * 2. Preparers (remote calls) run for the events not yet in the inbox, outside any transaction.
+ * 3. In ONE transaction: insert `(consumer, event id)` into `inbox` for the whole chunk (on
+ *    conflict do nothing); an event whose row was not inserted is a duplicate and changes nothing.
+ *    Then each new event's handler runs with the transactional EntityManager, in order (a type
+ *    without handler is only recorded). A deadlock applies the chunk again.
+ * 4. After commit: the `afterCommit` effects run, in order; only now are the offsets resolved.
+ * When the chunk's transaction fails, its events are applied again one at a time, each in its own
+ * transaction, retried with exponential backoff and jitter up to `retry.attempts`, then
+ * dead-lettered with the error in headers; either way the next message follows. So one poison
+ * event costs its batch a second pass, never the others' effects, and nothing applies twice.
  *
  * The topics and their `.dlq` topics are created if missing (1 partition for a DLQ, so its
  * offsets name dead letters unambiguously).
@@ -169,7 +242,11 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   const attempts = options.retry?.attempts ?? 5;
   const baseMs = options.retry?.baseMs ?? 100;
   const maxMs = options.retry?.maxMs ?? 5_000;
-  const metrics: MutableMetrics = { processed: 0, duplicates: 0, ignored: 0, deadLettered: 0, retried: 0 };
+  const metrics: MutableMetrics = { processed: 0, duplicates: 0, ignored: 0, deadLettered: 0, retried: 0, batches: 0, batchesSplit: 0 };
+  const preparers = options.preparers ?? {};
+  const { applyBatch } = options;
+  const maxBatchSize = options.maxBatchSize ?? 100;
+  if (!Number.isSafeInteger(maxBatchSize) || maxBatchSize < 1) throw new RangeError(`maxBatchSize must be a whole number from 1, got ${maxBatchSize}`);
   const stopping = new AbortController();
   const tracer = trace.getTracer('@swiftcart/platform');
   // Full topic name (as Kafka reports it) → the name without prefix (as the platform publishes it).
@@ -201,9 +278,65 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     log.warn({ topic: message.topic, partition: message.partition, offset: message.offset, eventId: message.headers.id, attempts: attemptsMade, err: error }, 'message dead-lettered');
   };
 
-  /** Applies the event in the inbox transaction, with retries; rejects with the last failure (`tries.made` says how many attempts). */
-  const apply = async (event: AnyEventEnvelope, message: IncomingMessage, controls: ConsumeControls, tries: { made: number }) => {
-    const handler = handlers[event.type];
+  /** Runs `work` in the CONSUMER span of one event, a child of the producer's context (the `traceparent` header). */
+  const inConsumerSpan = <T>({ message, event }: Delivery, work: (span: Span) => Promise<T>): Promise<T> => {
+    const parent = propagation.extract(context.active(), message.headers);
+    return tracer.startActiveSpan(`${event.type} process`, {
+      kind: SpanKind.CONSUMER,
+      attributes: { 'messaging.system': 'kafka', 'messaging.destination.name': message.topic, 'messaging.message.id': event.id, 'messaging.consumer.group.name': consumer },
+    }, parent, async (span) => {
+      try {
+        return await work(span);
+      } finally {
+        span.end();
+      }
+    });
+  };
+
+  /** Runs `work` (one call for several events) inside a CONSUMER span per event, each a child of its producer's context. */
+  const inConsumerSpans = async <T>(deliveries: readonly Delivery[], work: () => Promise<T>): Promise<T> => {
+    const spans = deliveries.map(({ message, event }) => tracer.startSpan(`${event.type} process`, {
+      kind: SpanKind.CONSUMER,
+      attributes: { 'messaging.system': 'kafka', 'messaging.destination.name': message.topic, 'messaging.message.id': event.id, 'messaging.consumer.group.name': consumer, 'messaging.batch.message_count': deliveries.length },
+    }, propagation.extract(context.active(), message.headers)));
+    try {
+      return await work();
+    } catch (error) {
+      for (const span of spans) span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+      throw error;
+    } finally {
+      for (const span of spans) span.end();
+    }
+  };
+
+  /** Event ids of `ids` already in this consumer's inbox. */
+  const alreadyApplied = async (ids: readonly string[]): Promise<Set<string>> => {
+    const rows = await runtime.db.fork().execute<{ event_id: string }[]>(
+      'select event_id from inbox where consumer = ? and event_id in (select value::uuid from jsonb_array_elements_text(?::jsonb))',
+      [consumer, JSON.stringify(ids)],
+    );
+    return new Set(rows.map((r) => r.event_id));
+  };
+
+  const prepare = (delivery: Delivery): Promise<unknown> => {
+    const preparer = preparers[delivery.event.type];
+    return preparer ? preparer(delivery.event, { message: delivery.message, log, signal: stopping.signal }) : Promise.resolve(undefined);
+  };
+
+  const runEffects = async (effects: readonly (() => void | Promise<void>)[], what: object) => {
+    for (const effect of effects) {
+      try {
+        await effect();
+      } catch (error) {
+        log.error({ ...what, err: error }, 'after-commit effect failed');
+      }
+    }
+  };
+
+  /** Applies one event in its own inbox transaction, with retries; rejects with the last failure (`tries.made` says how many attempts). */
+  const applyOne = async ({ message, event }: Delivery, controls: ConsumeControls, tries: { made: number }) => {
+    const handler = handlers[event.type] as EventHandler | undefined;
+    const preparer = preparers[event.type] as EventPreparer | undefined;
     let effects: (() => void | Promise<void>)[] = [];
     // One policy per event: its retry log names the event.
     const policy = retryPolicy({
@@ -218,10 +351,16 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
         void controls.heartbeat().catch(() => undefined);
       },
     });
-    const outcome = await runPolicy(policy, async (context) => {
-      const attempt = context.attempt + 1;
+    const outcome = await runPolicy(policy, async (retryContext) => {
+      const attempt = retryContext.attempt + 1;
       tries.made = attempt;
       effects = [];
+      // The remote part first, outside the transaction, and only for an event not applied yet.
+      let prepared: unknown;
+      if (handler && preparer) {
+        if ((await alreadyApplied([event.id])).size > 0) return 'duplicates' as const;
+        prepared = await prepare({ message, event });
+      }
       return runtime.db.fork().transactional(async (em) => {
         const inserted = await em.execute<{ event_id: string }[]>(
           'insert into inbox (consumer, event_id, event_type) values (?, ?, ?) on conflict do nothing returning event_id',
@@ -233,54 +372,144 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
           message,
           attempt,
           log,
+          prepared,
           afterCommit: (effect) => { effects.push(effect); },
         });
         return 'processed' as const;
       });
     }, stopping.signal);
     metrics[outcome]++;
-    if (outcome === 'processed') {
-      for (const effect of effects) {
-        try {
-          await effect();
-        } catch (error) {
-          log.error({ eventId: event.id, type: event.type, err: error }, 'after-commit effect failed');
-        }
-      }
-    }
+    if (outcome === 'processed') await runEffects(effects, { eventId: event.id, type: event.type });
   };
 
-  const handle = async (message: IncomingMessage, controls: ConsumeControls) => {
-    let event: AnyEventEnvelope;
+  /** One event on its own: applied with retries, dead-lettered when they are spent. */
+  const handleOne = (delivery: Delivery, controls: ConsumeControls) => inConsumerSpan(delivery, async (span) => {
+    const tries = { made: 0 };
     try {
-      event = parseEnvelope(message, registry, handlers);
+      await applyOne(delivery, controls, tries);
     } catch (error) {
-      if (error instanceof PoisonMessage) return deadLetter(message, error, 1);
-      throw error;
+      // Shutting down mid-retry: leave the offset alone; the message is delivered again later.
+      if (stopping.signal.aborted) throw error;
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+      await deadLetter(delivery.message, error, tries.made);
     }
-    const parent = propagation.extract(context.active(), message.headers);
-    const envelope = event;
-    await tracer.startActiveSpan(`${envelope.type} process`, {
-      kind: SpanKind.CONSUMER,
-      attributes: { 'messaging.system': 'kafka', 'messaging.destination.name': message.topic, 'messaging.message.id': envelope.id, 'messaging.consumer.group.name': consumer },
-    }, parent, async (span) => {
-      const tries = { made: 0 };
-      try {
-        await apply(envelope, message, controls, tries);
-      } catch (error) {
-        // Shutting down mid-retry: leave the offset alone; the message is delivered again later.
-        if (stopping.signal.aborted) throw error;
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
-        await deadLetter(message, error, tries.made);
-      } finally {
-        span.end();
-      }
-    });
+  });
+
+  // A batch that two transactions deadlocked on is applied again whole before it is split up.
+  const batchRetry = retryPolicy({ attempts: 3, baseMs, maxMs, retryable: isConcurrencyFailure });
+
+  /**
+   * Applies several events of one partition in ONE transaction, in offset order: the inbox rows in
+   * one statement, then each new event's handler; the first copy of an event id counts, later ones
+   * are duplicates. Rejects when any of it fails (nothing is committed then).
+   */
+  const applyTogether = async (deliveries: readonly Delivery[]) => {
+    const unique: Delivery[] = [];
+    const seen = new Set<string>();
+    for (const delivery of deliveries) {
+      if (seen.has(delivery.event.id)) continue;
+      seen.add(delivery.event.id);
+      unique.push(delivery);
+    }
+    let duplicates = deliveries.length - unique.length;
+    // The remote parts, concurrently and outside the transaction, for events not applied yet.
+    const prepared = new Map<string, unknown>();
+    const toPrepare = unique.filter((d) => handlers[d.event.type] && preparers[d.event.type]);
+    if (toPrepare.length > 0) {
+      const applied = await alreadyApplied(toPrepare.map((d) => d.event.id));
+      await Promise.all(toPrepare.filter((d) => !applied.has(d.event.id)).map(async (d) => { prepared.set(d.event.id, await prepare(d)); }));
+    }
+    let effects: (() => void | Promise<void>)[] = [];
+    const counts = await runPolicy(batchRetry, () => {
+      effects = [];
+      return runtime.db.fork().transactional(async (em) => {
+        const inserted = new Set((await em.execute<{ event_id: string }[]>(`
+          insert into inbox (consumer, event_id, event_type)
+          select ?, (e->>'id')::uuid, e->>'type' from jsonb_array_elements(?::jsonb) as e
+          on conflict do nothing returning event_id`,
+        [consumer, JSON.stringify(unique.map((d) => ({ id: d.event.id, type: d.event.type })))])).map((r) => r.event_id));
+        const result = { processed: 0, duplicates: 0, ignored: 0 };
+        const afterCommit = (effect: () => void | Promise<void>) => { effects.push(effect); };
+        if (applyBatch) {
+          const handled: Delivery[] = [];
+          for (const delivery of unique) {
+            if (!inserted.has(delivery.event.id)) result.duplicates++;
+            else if (!handlers[delivery.event.type]) result.ignored++;
+            else handled.push(delivery);
+          }
+          if (handled.length > 0) {
+            await inConsumerSpans(handled, () => applyBatch(em, handled.map((d) => d.event), { log, prepared, afterCommit }));
+            result.processed += handled.length;
+          }
+          return result;
+        }
+        for (const delivery of unique) {
+          const { event, message } = delivery;
+          if (!inserted.has(event.id)) { result.duplicates++; continue; }
+          const handler = handlers[event.type];
+          if (!handler) { result.ignored++; continue; }
+          await inConsumerSpan(delivery, () => handler(em, event, {
+            message,
+            attempt: 1,
+            log,
+            prepared: prepared.get(event.id),
+            afterCommit,
+          }));
+          // Each handler starts from the database, not from entities an earlier one left behind.
+          await em.flush();
+          em.clear();
+          result.processed++;
+        }
+        return result;
+      });
+    }, stopping.signal);
+    duplicates += counts.duplicates;
+    metrics.processed += counts.processed;
+    metrics.duplicates += duplicates;
+    metrics.ignored += counts.ignored;
+    metrics.batches++;
+    await runEffects(effects, { events: unique.length });
   };
 
-  const subscription: Subscription = await kafka.consume(consumer, topics, handle, {
+  /** Up to `maxBatchSize` messages: poison to the DLQ, the rest in one transaction, or one at a time when that fails. */
+  const handleChunk = async (messages: readonly IncomingMessage[], controls: ConsumeControls) => {
+    const deliveries: Delivery[] = [];
+    for (const message of messages) {
+      try {
+        deliveries.push({ message, event: parseEnvelope(message, registry, handlers) });
+      } catch (error) {
+        if (!(error instanceof PoisonMessage)) throw error;
+        await deadLetter(message, error, 1);
+      }
+    }
+    if (deliveries.length === 0) return;
+    if (deliveries.length === 1) return handleOne(deliveries[0], controls);
+    try {
+      await applyTogether(deliveries);
+    } catch (error) {
+      if (stopping.signal.aborted) throw error;
+      // One bad event must not hold back the others: each goes again on its own, with its own
+      // retries and dead letter; what the batch did was rolled back, so nothing applies twice.
+      metrics.batchesSplit++;
+      log.warn({ events: deliveries.length, firstOffset: deliveries[0].message.offset, partition: deliveries[0].message.partition, err: error }, 'batch failed; applying its events one at a time');
+      for (const delivery of deliveries) await handleOne(delivery, controls);
+    }
+  };
+
+  const handleBatch = async (messages: readonly IncomingMessage[], controls: BatchControls) => {
+    for (let from = 0; from < messages.length; from += maxBatchSize) {
+      // Stopping or rebalanced: what is not resolved is delivered again, here or to another member.
+      if (!controls.isActive()) return;
+      const chunk = messages.slice(from, from + maxBatchSize);
+      await handleChunk(chunk, controls);
+      controls.resolveOffset(chunk[chunk.length - 1].offset);
+      await controls.heartbeat().catch(() => undefined);
+    }
+  };
+
+  const subscription: Subscription = await kafka.consumeBatches(consumer, topics, handleBatch, {
     fromBeginning: options.fromBeginning ?? true,
-    partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 3,
+    partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? topics.length * DEFAULT_PARTITIONS,
     maxWaitTimeInMs: options.maxWaitTimeInMs,
   });
   log.info({ topics }, 'consumer started');

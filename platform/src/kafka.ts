@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { Kafka, Partitioners, logLevel, type Admin, type Producer, type Consumer, type EachMessagePayload, type LogEntry } from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type Admin, type Producer, type Consumer, type ConsumerRunConfig, type EachMessagePayload, type LogEntry } from 'kafkajs';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
+
+/** Partitions of a topic the platform creates, unless its {@link TopicSpec} says otherwise. */
+export const DEFAULT_PARTITIONS = 3;
 
 /** A topic that the platform creates at start-up; broker auto-creation stays off. */
 export interface TopicSpec {
@@ -39,7 +42,15 @@ export interface ConsumeControls {
   heartbeat(): Promise<void>;
 }
 
-/** How {@link KafkaClient.consume} runs. */
+/** What a batch handler may do besides handling the messages: see {@link KafkaClient.consumeBatches}. */
+export interface BatchControls extends ConsumeControls {
+  /** Marks `offset` and every earlier message of the batch consumed: committed with the next commit. */
+  resolveOffset(offset: string): void;
+  /** False once the consumer is stopping, or the partition was taken away by a rebalance: stop early. */
+  isActive(): boolean;
+}
+
+/** How {@link KafkaClient.consume} and {@link KafkaClient.consumeBatches} run. */
 export interface ConsumeOptions {
   /** Where a group without committed offsets starts (default true: the beginning). */
   readonly fromBeginning?: boolean;
@@ -101,6 +112,13 @@ export interface KafkaClient extends AsyncDisposable {
    * handles its own failures (the inbox dead-letters them) and resolves.
    */
   consume(groupId: string, topics: readonly string[], handle: (message: IncomingMessage, controls: ConsumeControls) => Promise<void>, options?: ConsumeOptions): Promise<Subscription>;
+  /**
+   * Like {@link consume}, but hands over what one fetch brought of one partition at once, in offset
+   * order, so a handler can apply many messages in one transaction. Only offsets the handler passes
+   * to `resolveOffset` are committed (every few seconds, on rebalance and on `stop`); when `handle`
+   * rejects, the messages after the last resolved offset are delivered again.
+   */
+  consumeBatches(groupId: string, topics: readonly string[], handle: (messages: readonly IncomingMessage[], controls: BatchControls) => Promise<void>, options?: ConsumeOptions): Promise<Subscription>;
   /** Whether a topic (name without the prefix) exists. */
   hasTopic(name: string): Promise<boolean>;
   /** Deletes topics (names without the prefix); missing ones are ignored. For tests and tools. */
@@ -216,6 +234,32 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
     await Promise.allSettled(pending.map(async (p) => (await p).disconnect()));
   };
 
+  /** Joins a group on `topics` and runs it with `run`; the subscription leaves the group. */
+  const runConsumer = async (groupId: string, topics: readonly string[], options: ConsumeOptions, run: ConsumerRunConfig): Promise<Subscription> => {
+    const consumer = kafka.consumer({
+      groupId: topic(groupId),
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: options.maxWaitTimeInMs ?? 1_000,
+      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+    });
+    consumers.add(consumer);
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: topics.map(topic), fromBeginning: options.fromBeginning ?? true });
+      await consumer.run(run);
+    } catch (error) {
+      consumers.delete(consumer);
+      await consumer.disconnect().catch(() => undefined);
+      throw error;
+    }
+    let stopping: Promise<void> | undefined;
+    const stop = () => (stopping ??= (async () => {
+      consumers.delete(consumer);
+      await consumer.disconnect();
+    })());
+    return { stop, [Symbol.asyncDispose]: stop };
+  };
+
   return {
     topic,
     async ensureTopics(topics) {
@@ -225,7 +269,7 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       if (missing.length === 0) return;
       await a.createTopics({
         waitForLeaders: true,
-        topics: missing.map((t) => ({ topic: topic(t.name), numPartitions: t.partitions ?? 3, replicationFactor: 1 })),
+        topics: missing.map((t) => ({ topic: topic(t.name), numPartitions: t.partitions ?? DEFAULT_PARTITIONS, replicationFactor: 1 })),
       });
     },
     async publish(name, messages) {
@@ -238,37 +282,28 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       });
     },
     async consume(groupId, topics, handle, options = {}) {
-      const consumer = kafka.consumer({
-        groupId: topic(groupId),
-        allowAutoTopicCreation: false,
-        maxWaitTimeInMs: options.maxWaitTimeInMs ?? 1_000,
-        sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+      // autoCommit: kafkajs marks an offset only once eachMessage resolves, and commits marked
+      // offsets every 5 s, on rebalance and on disconnect; so an offset is never committed before
+      // its handler (and the transaction in it) finished.
+      return runConsumer(groupId, topics, options, {
+        autoCommit: true,
+        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
+        eachMessage: async ({ topic: t, partition, message, heartbeat }) => {
+          await handle(toIncoming(t, partition, message), { heartbeat });
+        },
       });
-      consumers.add(consumer);
-      try {
-        await consumer.connect();
-        await consumer.subscribe({ topics: topics.map(topic), fromBeginning: options.fromBeginning ?? true });
-        // autoCommit: kafkajs marks an offset only once eachMessage resolves, and commits marked
-        // offsets every 5 s, on rebalance and on disconnect; so an offset is never committed before
-        // its handler (and the transaction in it) finished.
-        await consumer.run({
-          autoCommit: true,
-          partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
-          eachMessage: async ({ topic: t, partition, message, heartbeat }) => {
-            await handle(toIncoming(t, partition, message), { heartbeat });
-          },
-        });
-      } catch (error) {
-        consumers.delete(consumer);
-        await consumer.disconnect().catch(() => undefined);
-        throw error;
-      }
-      let stopping: Promise<void> | undefined;
-      const stop = () => (stopping ??= (async () => {
-        consumers.delete(consumer);
-        await consumer.disconnect();
-      })());
-      return { stop, [Symbol.asyncDispose]: stop };
+    },
+    async consumeBatches(groupId, topics, handle, options = {}) {
+      return runConsumer(groupId, topics, options, {
+        autoCommit: true,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
+        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary }) => {
+          const messages = batch.messages.map((m) => toIncoming(batch.topic, batch.partition, m));
+          await handle(messages, { heartbeat, resolveOffset, isActive: () => isRunning() && !isStale() });
+          await commitOffsetsIfNecessary();
+        },
+      });
     },
     async hasTopic(name) {
       const a = await getAdmin();

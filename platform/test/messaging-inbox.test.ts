@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { defineEntity, p } from '@mikro-orm/core';
 import {
-  type AnyEventEnvelope, type Config, type Database, type EventHandler, type KafkaClient, type RunningConsumer,
+  type AnyEventEnvelope, type Config, type Database, type EventHandler, type KafkaClient, type OutgoingMessage, type RunningConsumer,
   EventSchemaRegistry, Migration, REPO_ROOT, createEvent, createKafka, createLogger, dlqTopic,
   openDatabase, outboxMigrations, startConsumer,
 } from '../src/index.ts';
@@ -55,7 +55,7 @@ before(async () => {
 });
 
 after(async () => {
-  await kafka.deleteTopics(['inbox.events.v1', 'inbox.events.v1.dlq', 'cli.events.v1', 'cli.events.v1.dlq']).catch(() => undefined);
+  await kafka.deleteTopics(['inbox.events.v1', 'inbox.events.v1.dlq', 'prepare.events.v1', 'prepare.events.v1.dlq', 'cli.events.v1', 'cli.events.v1.dlq']).catch(() => undefined);
   await kafka.close();
   await db.close();
   await dropDatabases(config, ['order']);
@@ -70,6 +70,13 @@ function happened(label: string, aggregateId = 'thing-1'): AnyEventEnvelope {
 async function produce(topic: string, event: AnyEventEnvelope | { key: string; value: string }): Promise<void> {
   if ('value' in event) await kafka.publish(topic, [{ key: event.key, value: event.value, headers: {} }]);
   else await kafka.publish(topic, [{ key: event.aggregateId, value: JSON.stringify(event), headers: { id: event.id, type: event.type } }]);
+}
+
+/** Produces events in one publish (one record batch): a consumer fetches them together. */
+async function produceTogether(topic: string, events: readonly (AnyEventEnvelope | { key: string; value: string })[]): Promise<void> {
+  await kafka.publish(topic, events.map((event): OutgoingMessage => ('value' in event
+    ? { key: event.key, value: event.value, headers: {} }
+    : { key: event.aggregateId, value: JSON.stringify(event), headers: { id: event.id, type: event.type } })));
 }
 
 async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
@@ -169,11 +176,15 @@ describe('inbox consumer', () => {
     const next = happened('after-broken', 'thing-2');
     failures.set(flaky.id, 2);
     failures.set(broken.id, 1_000);
-    for (const e of [flaky, broken, next]) await produce(TOPIC, e);
+    // One publish: one record batch, so the consumer gets all three in one fetch and one transaction.
+    await produceTogether(TOPIC, [flaky, broken, next]);
     await waitFor('the next message applied', async () => (await appliedCount(next.id)) === 1);
     assert.equal(await appliedCount(flaky.id), 1, 'the failed attempts rolled back');
     assert.equal(await appliedCount(broken.id), 0);
-    assert.equal(consumer.metrics.retried - before.retried, 2 + 2);
+    // The batch failed on flaky's first failure; then each on its own: flaky fails once more and
+    // is retried, broken fails its 3 attempts (2 retries).
+    assert.equal(consumer.metrics.batchesSplit - before.batchesSplit, 1);
+    assert.equal(consumer.metrics.retried - before.retried, 1 + 2);
     assert.equal(consumer.metrics.deadLettered - before.deadLettered, 1);
     assert.deepEqual(effects.filter((e) => e.startsWith(flaky.id)), [`${flaky.id}:1`], 'effects of failed attempts are dropped');
     assert.equal(effects.filter((e) => e.startsWith(broken.id)).length, 0);
@@ -181,6 +192,40 @@ describe('inbox consumer', () => {
     assert.ok(letter);
     assert.equal(letter.headers['dlq-attempts'], '3');
     assert.match(letter.headers['dlq-error'], /handler fails \(attempt 3\)/);
+  });
+
+  it('applies a fetched batch in one transaction, in offset order, a duplicate inside it once', async () => {
+    const before = consumer.metrics;
+    const [a, b, c] = ['batch-a', 'batch-b', 'batch-c'].map((label) => happened(label, 'thing-3'));
+    await produceTogether(TOPIC, [a, b, a, c]);
+    await waitFor('the last one applied', async () => (await appliedCount(c.id)) === 1);
+    const rows = await db.fork().execute<{ event_id: string }[]>('select event_id from applied where event_id in (?, ?, ?) order by id', [a.id, b.id, c.id]);
+    assert.deepEqual(rows.map((r) => r.event_id), [a.id, b.id, c.id], 'applied once each, in offset order');
+    assert.equal(consumer.metrics.processed - before.processed, 3);
+    assert.equal(consumer.metrics.duplicates - before.duplicates, 1);
+    assert.equal(consumer.metrics.batches - before.batches, 1, 'one transaction');
+    const [times] = await db.fork().execute<{ n: number }[]>('select count(distinct processed_at)::int as n from inbox where event_id in (?, ?, ?)', [a.id, b.id, c.id]);
+    assert.equal(Number(times.n), 1, 'one transaction: one now()');
+  });
+
+  it('a poison event in the middle of a batch goes to the DLQ; the events around it commit once', async () => {
+    const before = consumer.metrics;
+    const first = happened('around-1', 'thing-4');
+    const poison = happened('poison', 'thing-4');
+    const invalid = createEvent({ type: 'ThingHappened', source: 'order', aggregateType: 'Thing', aggregateId: 'thing-4', data: { label: '' } });
+    const last = happened('around-2', 'thing-4');
+    failures.set(poison.id, 1_000);
+    await produceTogether(TOPIC, [first, poison, invalid, last]);
+    await waitFor('two dead letters', () => consumer.metrics.deadLettered - before.deadLettered === 2);
+    await waitFor('the last one applied', async () => (await appliedCount(last.id)) === 1);
+    assert.equal(await appliedCount(first.id), 1);
+    assert.equal(await appliedCount(poison.id), 0);
+    assert.equal(await appliedCount(invalid.id), 0);
+    assert.equal(consumer.metrics.batchesSplit - before.batchesSplit, 1);
+    assert.deepEqual(effects.filter((e) => e.startsWith(first.id)), [`${first.id}:1`], 'the first event\'s effect ran once, after its own commit');
+    const letters = await kafka.readTopic(dlqTopic(TOPIC));
+    assert.equal(letters.find((m) => m.headers.id === poison.id)?.headers['dlq-attempts'], '3');
+    assert.equal(letters.find((m) => m.headers.id === invalid.id)?.headers['dlq-attempts'], '1');
   });
 
   it('records an event of a type it has no handler (nor contract) for, and skips it', async () => {
@@ -194,6 +239,56 @@ describe('inbox consumer', () => {
     assert.equal(consumer.metrics.deadLettered, before.deadLettered);
     const [row] = await db.fork().execute<{ event_type: string }[]>('select event_type from inbox where event_id = ?', [other.id]);
     assert.equal(row?.event_type, 'SomethingElse', 'recorded in the inbox');
+  });
+});
+
+describe('inbox consumer with a preparer (remote work outside the transaction)', () => {
+  const TOPIC = 'prepare.events.v1';
+  const prepared: string[] = [];
+  const seenInTransaction: string[] = [];
+  let consumer: RunningConsumer;
+
+  before(async () => {
+    consumer = await startConsumer({
+      runtime: { config, log, db, kafka },
+      consumer: 'test.prepare',
+      topics: [TOPIC],
+      registry,
+      preparers: {
+        ThingHappened: async (event) => {
+          // Outside any transaction: another connection's view, and no inbox row yet.
+          const [row] = await db.fork().execute<{ n: number }[]>('select count(*)::int as n from inbox where consumer = ? and event_id = ?', ['test.prepare', event.id]);
+          prepared.push(event.id);
+          return { label: (event.data as { label: string }).label.toUpperCase(), inboxRows: Number(row.n) };
+        },
+      },
+      handlers: {
+        ThingHappened: async (em, event, context) => {
+          const result = context.prepared as { label: string; inboxRows: number };
+          assert.equal(result.inboxRows, 0);
+          seenInTransaction.push(event.id);
+          await em.execute('insert into applied (event_id, label) values (?, ?)', [event.id, result.label]);
+        },
+      },
+      maxWaitTimeInMs: 100,
+    });
+  });
+  after(() => consumer.stop());
+
+  it('hands the preparer\'s result to the handler, and prepares nothing for an event already applied', async () => {
+    const one = happened('one', 'thing-p');
+    const two = happened('two', 'thing-p');
+    await produceTogether(TOPIC, [one, two]);
+    await waitFor('both applied', async () => (await appliedCount(two.id)) === 1);
+    const rows = await db.fork().execute<{ label: string }[]>('select label from applied where event_id in (?, ?) order by id', [one.id, two.id]);
+    assert.deepEqual(rows.map((r) => r.label), ['ONE', 'TWO']);
+    // Redelivered later (a replay): the inbox knows it, so the remote work is not done again.
+    const marker = happened('marker', 'thing-p');
+    await produceTogether(TOPIC, [one, marker]);
+    await waitFor('the marker applied', async () => (await appliedCount(marker.id)) === 1);
+    assert.deepEqual(prepared.filter((id) => id === one.id), [one.id], 'prepared once');
+    assert.equal(await appliedCount(one.id), 1);
+    assert.equal(consumer.metrics.duplicates, 1);
   });
 });
 

@@ -108,6 +108,8 @@ export const FAST_SAGA_ENV: NodeJS.ProcessEnv = {
   PAYMENT_CIRCUIT_MIN_CALLS: '1000',
   PAYMENT_CIRCUIT_RESET_MS: '1000',
   ORDER_SWEEP_INTERVAL_MS: '200',
+  // Bursts of orders are what these tests are about: admission control has a test of its own.
+  ORDER_ADMISSION_MAX_LAG_MS: '0',
 };
 
 /** Starts all five services and the gateway in-process; `env` reaches them through the stack's configuration. */
@@ -374,8 +376,8 @@ export interface ChildService {
 export interface ProcessStack extends SagaSystem, AsyncDisposable {
   readonly children: Record<ServiceName, ChildService>;
   readonly gatewayUrl: string;
-  /** SIGKILLs a service and waits until it is gone. */
-  kill(name: ServiceName): Promise<void>;
+  /** Signals a service (SIGKILL unless told: no drain, no offset commit) and waits until it is gone. */
+  kill(name: ServiceName, signal?: NodeJS.Signals): Promise<void>;
   /** Starts a (killed) service again on the same port and waits until it answers /healthz. */
   restart(name: ServiceName): Promise<void>;
   close(): Promise<void>;
@@ -477,9 +479,9 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}): Promise<Pr
     token: (sub, roles) => signToken(config.jwtSecret, { sub, roles }),
     em: (service) => runtimes[service]!.runtime.db.fork(),
     get kafka() { return runtimes.order!.runtime.kafka; },
-    async kill(name) {
+    async kill(name, signal = 'SIGKILL') {
       const child = children[name];
-      child.process.kill('SIGKILL');
+      child.process.kill(signal);
       await exited(child.process);
     },
     async restart(name) {

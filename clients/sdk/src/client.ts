@@ -4,6 +4,7 @@
  */
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { Kind, type DocumentNode, print } from 'graphql';
+import { ErrorCode, SwiftCartError } from './errors.ts';
 import { type FetchLike, type RequestOptions, defaultFetch, postOperation } from './http.ts';
 import { type LiveSubscription, LiveConnections, LiveIterator } from './live.ts';
 import { type ResultOf, type VariablesOf, requestDocuments, subscriptionDocuments } from './operations.ts';
@@ -31,6 +32,52 @@ export interface ClientOptions {
    * receives the current state again.
    */
   readonly retryAttempts?: number;
+  /**
+   * How often a query or mutation that the server refused because it is busy (OVERLOADED,
+   * RATE_LIMITED: nothing was done) is sent again before the error is thrown (default 3; 0: never).
+   * Each retry waits at least the `retryAfterSeconds` the server asked for, with exponential
+   * backoff and jitter, at most 30 s. A mutation that is retried must be safe to repeat: placeOrder
+   * is, through its idempotency key.
+   */
+  readonly busyRetries?: number;
+  /** Told before each busy retry (e.g. to show "busy, retrying"). */
+  readonly onBusy?: (notice: BusyNotice) => void;
+}
+
+/** What {@link ClientOptions.onBusy} is told before a busy retry. */
+export interface BusyNotice {
+  /** The operation's name. */
+  readonly operationName: string | undefined;
+  /** The retry about to be made: 1 for the first. */
+  readonly retry: number;
+  /** How long the client waits before it. */
+  readonly delayMs: number;
+  /** The refusal. */
+  readonly error: SwiftCartError;
+}
+
+/** The codes of a refusal that did nothing and asks to come back later. */
+const BUSY_CODES: ReadonlySet<string> = new Set([ErrorCode.Overloaded, ErrorCode.RateLimited]);
+/** The first backoff, and the longest wait, of a busy retry. */
+const BUSY_BASE_MS = 500;
+const BUSY_MAX_MS = 30_000;
+
+/** The wait before busy retry number `retry` (1-based): the server's delay or the backoff, whichever is longer, with jitter. */
+export function busyDelayMs(error: SwiftCartError, retry: number, random: () => number = Math.random): number {
+  const asked = Number(error.extensions.retryAfterSeconds);
+  const askedMs = Number.isFinite(asked) && asked > 0 ? asked * 1000 : 0;
+  const backoff = BUSY_BASE_MS * 2 ** (retry - 1);
+  // Up to a quarter more, so that clients refused together do not come back together.
+  return Math.min(BUSY_MAX_MS, Math.round(Math.max(askedMs, backoff) * (1 + random() / 4)));
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
+    const onAbort = () => { clearTimeout(timer); reject(signal!.reason); };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 /** The arguments of a method: variables may be left out when none of them is required. */
@@ -95,10 +142,22 @@ export function createClient(options: ClientOptions): SwiftCartClient {
     retryAttempts: options.retryAttempts,
   });
 
+  const busyRetries = options.busyRetries ?? 3;
+  if (!Number.isSafeInteger(busyRetries) || busyRetries < 0) throw new TypeError(`busyRetries must be a whole number from 0, got ${busyRetries}`);
+
   async function request(document: DocumentNode, variables?: unknown, requestOptions?: RequestOptions): Promise<any> {
     const { query, operationName } = prepare(document);
-    const token = await resolveToken(options.token);
-    return postOperation(fetchImpl, { url: options.url, query, operationName, variables, token }, requestOptions);
+    for (let retry = 1; ; retry++) {
+      const token = await resolveToken(options.token);
+      try {
+        return await postOperation(fetchImpl, { url: options.url, query, operationName, variables, token }, requestOptions);
+      } catch (error) {
+        if (!(error instanceof SwiftCartError) || !BUSY_CODES.has(error.code) || retry > busyRetries) throw error;
+        const delayMs = busyDelayMs(error, retry);
+        options.onBusy?.({ operationName, retry, delayMs, error });
+        await sleep(delayMs, requestOptions?.signal);
+      }
+    }
   }
 
   function subscribe(document: DocumentNode, variables?: unknown): LiveSubscription<any> {

@@ -53,6 +53,8 @@ export const ErrorCode = {
   ForbiddenOrigin: 'FORBIDDEN_ORIGIN',
   /** (subgraphs only) A subgraph was called without the gateway's credential (HTTP 401). */
   GatewayCredentialRequired: 'GATEWAY_CREDENTIAL_REQUIRED',
+  /** The platform is too busy to take this on now (HTTP 503 with Retry-After); nothing was done, `extensions.retryAfterSeconds` says when to try again. */
+  Overloaded: 'OVERLOADED',
   /** A bug or an outage on the server. */
   InternalServerError: 'INTERNAL_SERVER_ERROR',
   /** (subscriptions) The gateway loaded a new schema: subscribe again. */

@@ -6,8 +6,8 @@
  * is a {@link SwiftCartError} whose `code` is the API's `extensions.code`.
  */
 export {
-  type ClientOptions, type MethodArgs, type RequestMethods, type ResultOfMethod, type SubscriptionMethods,
-  type SwiftCartClient, createClient,
+  type BusyNotice, type ClientOptions, type MethodArgs, type RequestMethods, type ResultOfMethod, type SubscriptionMethods,
+  type SwiftCartClient, busyDelayMs, createClient,
 } from './client.ts';
 export {
   type ApiErrorCode, type ClientErrorCodeValue, type GraphQLErrorPayload, type SwiftCartErrorCode, type SwiftCartErrorInit,

@@ -7,8 +7,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  type FetchInit, type FetchLike, type SwiftCartClient, ClientErrorCode, ErrorCode, SwiftCartError, createClient,
-  isSwiftCartError, webSocketUrlOf,
+  type BusyNotice, type FetchInit, type FetchLike, type SwiftCartClient, ClientErrorCode, ErrorCode, SwiftCartError, busyDelayMs,
+  createClient, isSwiftCartError, webSocketUrlOf,
 } from '../src/index.ts';
 import { liveError } from '../src/live.ts';
 
@@ -199,5 +199,56 @@ describe('the SDK README', () => {
     const body = example.slice(example.indexOf('import '));
     assert.ok(body.length > 1_000);
     assert.ok(readme.includes(`\`\`\`ts\n${body}\`\`\``), 'README.md embeds the example: copy examples/storefront.ts (from its import) into it');
+  });
+});
+
+describe('the SDK when the platform is busy', () => {
+  const overloaded = (retryAfterSeconds: number) => ({
+    status: 503,
+    body: JSON.stringify({ data: null, errors: [{ message: 'Too many orders are being processed right now', extensions: { code: 'OVERLOADED', retryAfterSeconds } }] }),
+  });
+  const placed = { status: 200, body: JSON.stringify({ data: { placeOrder: { id: 'o-1', status: 'PENDING' } } }) };
+  const input = { idempotencyKey: 'k-1', items: [{ sku: 'A', quantity: 1 }], paymentMethod: 'tok_visa', shippingAddress: { name: 'A', line1: 'B', city: 'C', postalCode: 'D', country: 'DE' } };
+
+  it('sends a refused (OVERLOADED, RATE_LIMITED) request again after the delay it was given, telling onBusy, and resolves', async () => {
+    const answers = [overloaded(0), { status: 429, body: JSON.stringify({ errors: [{ message: 'slow down', extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 0 } }] }) }, placed];
+    const { fetch, calls } = scriptedFetch(() => answers.shift()!);
+    const notices: BusyNotice[] = [];
+    const client = createClient({ url: URL, fetch, onBusy: (notice) => notices.push(notice) });
+    const started = Date.now();
+    const data = await client.placeOrder({ input } as never);
+    assert.deepEqual(data, { placeOrder: { id: 'o-1', status: 'PENDING' } });
+    assert.equal(calls.length, 3);
+    assert.ok(calls.every((c) => c.init.body === calls[0].init.body), 'the same request, idempotency key and all');
+    assert.deepEqual(notices.map((n) => [n.retry, n.error.code, n.operationName]), [[1, 'OVERLOADED', 'PlaceOrder'], [2, 'RATE_LIMITED', 'PlaceOrder']]);
+    assert.ok(Date.now() - started >= notices[0].delayMs + notices[1].delayMs - 20, 'it waited before each retry');
+  });
+
+  it('gives up after busyRetries, or at once with 0, with the refusal as the error', async () => {
+    const { fetch, calls } = scriptedFetch(() => overloaded(0));
+    const none = await rejection(createClient({ url: URL, fetch, busyRetries: 0 }).placeOrder({ input } as never));
+    assert.equal(none.code, ErrorCode.Overloaded);
+    assert.equal(none.status, 503);
+    assert.equal(calls.length, 1);
+    const one = await rejection(createClient({ url: URL, fetch, busyRetries: 1 }).placeOrder({ input } as never));
+    assert.equal(one.code, 'OVERLOADED');
+    assert.equal(calls.length, 3);
+    assert.throws(() => createClient({ url: URL, fetch, busyRetries: -1 }), TypeError);
+  });
+
+  it('waits what the server asks or the backoff, whichever is longer, with up to a quarter of jitter, never over 30 s', () => {
+    const error = (retryAfterSeconds: number) => SwiftCartError.fromGraphQLErrors([{ message: 'busy', extensions: { code: 'OVERLOADED', retryAfterSeconds } }]);
+    assert.equal(busyDelayMs(error(2), 1, () => 0), 2_000);
+    assert.equal(busyDelayMs(error(2), 1, () => 1), 2_500);
+    assert.equal(busyDelayMs(error(0), 1, () => 0), 500);
+    assert.equal(busyDelayMs(error(0), 3, () => 0), 2_000);
+    assert.equal(busyDelayMs(error(600), 1, () => 0), 30_000);
+  });
+
+  it('stops waiting when the caller aborts', async () => {
+    const { fetch } = scriptedFetch(() => overloaded(20));
+    const abort = new AbortController();
+    const pending = createClient({ url: URL, fetch, onBusy: () => abort.abort(new Error('left the page')) }).placeOrder({ input } as never, { signal: abort.signal });
+    await assert.rejects(pending, /left the page/);
   });
 });

@@ -30,6 +30,9 @@ export function describeError(error: unknown): string {
       return 'This checkout was already submitted with a different cart. Please try again.';
     case 'ORDER_NOT_CANCELLABLE':
       return 'This order can no longer be cancelled.';
+    case 'OVERLOADED':
+    case 'RATE_LIMITED':
+      return 'The shop is very busy right now, and nothing was done. Please try again in a minute.';
     case 'NETWORK_ERROR':
     case 'HTTP_ERROR':
     case 'BAD_RESPONSE':

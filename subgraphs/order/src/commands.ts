@@ -19,6 +19,7 @@ import {
   type OrderLine, type OrderSagaInput, type OrderSagaState, type PlacedOrderSagaState, type SkuQuantity,
 } from './saga.ts';
 import type { OrderSettings } from './settings.ts';
+import type { SagaAdmission } from './admission.ts';
 import type { OrderAnnouncer } from './live.ts';
 import { applyDecision, createPlacedOrder, inTransaction, loadSaga } from './store.ts';
 
@@ -32,6 +33,8 @@ export interface CommandDeps {
   readonly log: Logger;
   /** The clock (tests may pin it); defaults to `new Date()`. */
   readonly now?: () => Date;
+  /** Refuses new orders while the saga lags (admission.ts); every order is admitted without it. */
+  readonly admission?: Pick<SagaAdmission, 'admit'>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,6 +232,8 @@ export async function placeOrder(em: EntityManager, viewer: Viewer, input: Place
   // Before any input check: a token without the customer (or admin) role learns nothing more.
   requireAnyRole(viewer, ORDER_ROLES);
   const placement = checkPlaceOrderInput(input);
+  // After the checks that a retry would fail again, before any I/O: a refusal costs nothing.
+  deps.admission?.admit();
   const hash = requestHash(placement);
   try {
     return await inTransaction(em, deps.log, async (tx, afterCommit) => {

@@ -88,8 +88,20 @@ class AddShippingAddressAndPaymentMethod extends Migration {
   }
 }
 
+/** Admission control reads the oldest PENDING order many times a second: an index of just those. */
+class AddPendingCreatedIndex extends Migration {
+  override up(): void {
+    this.addSql(`create index orders_pending_created_idx on orders (created_at) where status = 'PENDING'`);
+  }
+
+  override down(): void {
+    this.addSql('drop index if exists orders_pending_created_idx');
+  }
+}
+
 /** The order database's migrations, in order. */
 export const migrations: readonly NamedMigration[] = [
   { name: '0001_create_orders', class: CreateOrders },
   { name: '0002_orders_shipping_and_payment', class: AddShippingAddressAndPaymentMethod },
+  { name: '0003_orders_pending_created_idx', class: AddPendingCreatedIndex },
 ];

@@ -10,8 +10,10 @@ import { findOrders } from './orders.ts';
 import { orderResolvers } from './resolvers.ts';
 import { loadOrderSettings } from './settings.ts';
 import { startDeadlineSweeper } from './sweeper.ts';
+import { SagaAdmission } from './admission.ts';
 
 const announcers = new WeakMap<ServiceRuntime, OrderAnnouncer>();
+const admissions = new WeakMap<ServiceRuntime, SagaAdmission>();
 
 /** One announcer of order changes per running service, shared by mutations, consumers and sweeper. */
 export function announcerOf(runtime: ServiceRuntime): OrderAnnouncer {
@@ -20,12 +22,28 @@ export function announcerOf(runtime: ServiceRuntime): OrderAnnouncer {
   return announcer;
 }
 
+/** One admission gate per running service: measured by the background work, asked by placeOrder. */
+export function admissionOf(runtime: ServiceRuntime): SagaAdmission {
+  let admission = admissions.get(runtime);
+  if (!admission) {
+    const settings = loadOrderSettings(runtime.config.vars);
+    admission = new SagaAdmission({
+      db: runtime.db,
+      log: runtime.log.child({ component: 'admission' }),
+      maxLagMs: settings.admissionMaxLagMs,
+      probeIntervalMs: settings.admissionProbeMs,
+    });
+    admissions.set(runtime, admission);
+  }
+  return admission;
+}
+
 /**
  * The order service: orders, their lines and timelines, the local catalogue price replica, and the
  * saga's orchestrator (ADR 0008). It publishes order events through its outbox, consumes the
  * product events (price replica) and the participants' events (saga), and sweeps overdue orders.
- * `ORDER_DEADLINE_MS` and `ORDER_SWEEP_INTERVAL_MS` (settings.ts) are read from the environment
- * when the service starts.
+ * While the saga lags, placeOrder refuses new orders with OVERLOADED (admission.ts). The
+ * `ORDER_*` settings (settings.ts) are read from the environment when the service starts.
  */
 export const orderService: ServiceModule<OrderContext> = {
   name: 'order',
@@ -33,15 +51,19 @@ export const orderService: ServiceModule<OrderContext> = {
   migrations,
   publishesEvents: true,
   consumers: (runtime) => orderConsumers({ registry: runtime.events, announcer: announcerOf(runtime) }),
-  background: (runtime) => startDeadlineSweeper({
-    db: runtime.db,
-    log: runtime.log.child({ component: 'deadline-sweeper' }),
-    registry: runtime.events,
-    announcer: announcerOf(runtime),
-    intervalMs: loadOrderSettings(runtime.config.vars).sweepIntervalMs,
-  }),
+  background: (runtime) => {
+    const sweeper = startDeadlineSweeper({
+      db: runtime.db,
+      log: runtime.log.child({ component: 'deadline-sweeper' }),
+      registry: runtime.events,
+      announcer: announcerOf(runtime),
+      intervalMs: loadOrderSettings(runtime.config.vars).sweepIntervalMs,
+    });
+    const admission = admissionOf(runtime).start();
+    return { [Symbol.asyncDispose]: async () => { await Promise.all([sweeper.stop(), admission.stop()]); } };
+  },
   resolvers: (runtime) => orderResolvers(
-    { settings: loadOrderSettings(runtime.config.vars), registry: runtime.events, announcer: announcerOf(runtime), log: runtime.log },
+    { settings: loadOrderSettings(runtime.config.vars), registry: runtime.events, announcer: announcerOf(runtime), log: runtime.log, admission: admissionOf(runtime) },
     runtime,
   ) as GraphQLResolverMap<OrderContext>,
   context: (_runtime, base) => ({

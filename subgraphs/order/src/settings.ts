@@ -10,19 +10,29 @@ export interface OrderSettings {
   readonly deadlineMs: number;
   /** How often the deadline sweeper looks for overdue orders (`ORDER_SWEEP_INTERVAL_MS`). */
   readonly sweepIntervalMs: number;
+  /** The saga lag (oldest PENDING order's age) above which placeOrder answers OVERLOADED; 0 is off (`ORDER_ADMISSION_MAX_LAG_MS`). */
+  readonly admissionMaxLagMs: number;
+  /** How often that lag is measured (`ORDER_ADMISSION_PROBE_MS`). */
+  readonly admissionProbeMs: number;
 }
 
 export const DEFAULT_ORDER_DEADLINE_MS = 30_000;
 export const DEFAULT_ORDER_SWEEP_INTERVAL_MS = 1_000;
+export const DEFAULT_ORDER_ADMISSION_MAX_LAG_MS = 2_000;
+export const DEFAULT_ORDER_ADMISSION_PROBE_MS = 200;
 
 
 /**
- * Reads `ORDER_DEADLINE_MS` (default 30 s, 100 ms to 7 days) and `ORDER_SWEEP_INTERVAL_MS`
- * (default 1 s, 10 ms to 1 hour); throws {@link ConfigError} for a value outside those bounds.
+ * Reads `ORDER_DEADLINE_MS` (default 30 s, 100 ms to 7 days), `ORDER_SWEEP_INTERVAL_MS` (default
+ * 1 s, 10 ms to 1 hour), `ORDER_ADMISSION_MAX_LAG_MS` (default 2 s, 0 (off) to 1 hour) and
+ * `ORDER_ADMISSION_PROBE_MS` (default 200 ms, 10 ms to 1 minute); throws {@link ConfigError} for a
+ * value outside those bounds.
  */
 export function loadOrderSettings(env: NodeJS.ProcessEnv = process.env): OrderSettings {
   return {
     deadlineMs: integerVar(env, 'ORDER_DEADLINE_MS', DEFAULT_ORDER_DEADLINE_MS, 100, 7 * 24 * 3_600_000),
     sweepIntervalMs: integerVar(env, 'ORDER_SWEEP_INTERVAL_MS', DEFAULT_ORDER_SWEEP_INTERVAL_MS, 10, 3_600_000),
+    admissionMaxLagMs: integerVar(env, 'ORDER_ADMISSION_MAX_LAG_MS', DEFAULT_ORDER_ADMISSION_MAX_LAG_MS, 0, 3_600_000),
+    admissionProbeMs: integerVar(env, 'ORDER_ADMISSION_PROBE_MS', DEFAULT_ORDER_ADMISSION_PROBE_MS, 10, 60_000),
   };
 }

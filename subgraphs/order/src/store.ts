@@ -7,7 +7,7 @@
  * is also the one place that announces a change to live subscribers, after the commit.
  */
 import { LockMode } from '@mikro-orm/core';
-import { type EntityManager, type EventSchemaRegistry, type Logger, enqueueEvents, uuidv7 } from '@swiftcart/platform';
+import { type AnyEventEnvelope, type EntityManager, type EventSchemaRegistry, type Logger, enqueueEvents, uuidv7 } from '@swiftcart/platform';
 import {
   Order, OrderItem, OrderTransition,
   type OrderEntity, type OrderItemEntity, type OrderStatus, type ShippingAddressRecord,
@@ -59,6 +59,32 @@ export async function loadSaga(em: EntityManager, orderId: string, options: { re
   const order = await em.findOne(Order, { id: orderId }, { lockMode });
   const items = order === null ? [] : await em.find(OrderItem, { order: order.id }, { orderBy: { sku: 'asc' } });
   return { order, items, state: sagaState(order, items) };
+}
+
+/** An order's rows and its saga state, as {@link loadSagas} gives them; the caller moves `state` on. */
+export interface LockedSaga {
+  readonly order: OrderEntity;
+  state: OrderSagaState;
+}
+
+/**
+ * Loads and locks (`for update`) the orders `orderIds` that exist, in id order (so that two callers
+ * locking overlapping sets never wait on each other in a cycle), and their lines, in two queries.
+ */
+export async function loadSagas(em: EntityManager, orderIds: readonly string[]): Promise<Map<string, LockedSaga>> {
+  const sagas = new Map<string, LockedSaga>();
+  if (orderIds.length === 0) return sagas;
+  const orders = await em.find(Order, { id: { $in: [...orderIds] } }, { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' } });
+  if (orders.length === 0) return sagas;
+  const items = await em.find(OrderItem, { order: { $in: orders.map((o) => o.id) } }, { orderBy: { order: 'asc', sku: 'asc' } });
+  const itemsOf = new Map<string, OrderItemEntity[]>();
+  for (const item of items) {
+    const list = itemsOf.get(item.order);
+    if (list) list.push(item);
+    else itemsOf.set(item.order, [item]);
+  }
+  for (const order of orders) sagas.set(order.id, { order, state: sagaState(order, itemsOf.get(order.id) ?? []) });
+  return sagas;
 }
 
 /** What a placement stores beyond the saga state. */
@@ -136,8 +162,28 @@ export async function applyDecision(
   result: SagaDecision & { readonly state: OrderSagaState },
   meta: DecisionMeta,
 ): Promise<void> {
-  const { transition, emit, state } = result;
+  const { emit, transition } = result;
   if (transition === null && emit.length === 0) return;
+  const events = stageDecision(em, order, result, meta);
+  await em.flush();
+  await enqueueEvents(em, events, { registry: meta.registry });
+  if (transition !== null) announceAfterCommit(order, meta);
+}
+
+/**
+ * The in-memory half of {@link applyDecision}, for callers that apply many decisions at once: sets
+ * the status and creates the timeline entry (unflushed), and returns the emitted events as
+ * envelopes for the outbox. The caller flushes (at most one decision per order between flushes,
+ * so that each timeline entry raises the version), enqueues the events, and announces.
+ */
+export function stageDecision(
+  em: EntityManager,
+  order: OrderEntity,
+  result: SagaDecision & { readonly state: OrderSagaState },
+  meta: Pick<DecisionMeta, 'causationId' | 'now'>,
+): AnyEventEnvelope[] {
+  const { transition, emit, state } = result;
+  if (transition === null && emit.length === 0) return [];
   const statusChanged = state.status !== null && state.status !== order.status;
   if (statusChanged) order.status = state.status!;
   if (transition !== null) {
@@ -155,15 +201,14 @@ export async function applyDecision(
       reason: transition.reason ?? null,
     });
   }
-  await em.flush();
   const occurredAt = meta.now.toISOString();
-  await enqueueEvents(em, emit.map((event) => toEnvelope(event, { id: uuidv7(), occurredAt, causationId: meta.causationId })), {
-    registry: meta.registry,
-  });
-  if (transition !== null) {
-    const change = { id: order.id, status: order.status, version: order.version };
-    meta.afterCommit(() => meta.announcer.announce(change));
-  }
+  return emit.map((event) => toEnvelope(event, { id: uuidv7(), occurredAt, causationId: meta.causationId }));
+}
+
+/** Announces `order`'s status and version as flushed now, once the transaction has committed. */
+export function announceAfterCommit(order: OrderEntity, meta: Pick<DecisionMeta, 'announcer' | 'afterCommit'>): void {
+  const change = { id: order.id, status: order.status, version: order.version };
+  meta.afterCommit(() => meta.announcer.announce(change));
 }
 
 /** `candidate`, or just after `current` when the candidate is not later (a pinned or skewed clock). */

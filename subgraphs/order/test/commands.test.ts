@@ -28,19 +28,25 @@ function field(fn: () => unknown): unknown {
 }
 
 describe('loadOrderSettings', () => {
-  test('defaults to a 30 s deadline swept every second', () => {
-    assert.deepEqual(loadOrderSettings({}), { deadlineMs: 30_000, sweepIntervalMs: 1_000 });
-    assert.deepEqual(loadOrderSettings({ ORDER_DEADLINE_MS: '', ORDER_SWEEP_INTERVAL_MS: ' ' }), { deadlineMs: 30_000, sweepIntervalMs: 1_000 });
+  const DEFAULTS = { deadlineMs: 30_000, sweepIntervalMs: 1_000, admissionMaxLagMs: 2_000, admissionProbeMs: 200 };
+
+  test('defaults to a 30 s deadline swept every second, and admission closing at 2 s of saga lag', () => {
+    assert.deepEqual(loadOrderSettings({}), DEFAULTS);
+    assert.deepEqual(loadOrderSettings({ ORDER_DEADLINE_MS: '', ORDER_SWEEP_INTERVAL_MS: ' ', ORDER_ADMISSION_MAX_LAG_MS: '' }), DEFAULTS);
   });
 
-  test('reads both from the environment', () => {
-    assert.deepEqual(loadOrderSettings({ ORDER_DEADLINE_MS: '500', ORDER_SWEEP_INTERVAL_MS: '100' }), { deadlineMs: 500, sweepIntervalMs: 100 });
+  test('reads every setting from the environment; 0 turns admission control off', () => {
+    assert.deepEqual(
+      loadOrderSettings({ ORDER_DEADLINE_MS: '500', ORDER_SWEEP_INTERVAL_MS: '100', ORDER_ADMISSION_MAX_LAG_MS: '0', ORDER_ADMISSION_PROBE_MS: '50' }),
+      { deadlineMs: 500, sweepIntervalMs: 100, admissionMaxLagMs: 0, admissionProbeMs: 50 },
+    );
   });
 
   test('refuses values that are not integers in range', () => {
     for (const env of [
       { ORDER_DEADLINE_MS: 'soon' }, { ORDER_DEADLINE_MS: '0' }, { ORDER_DEADLINE_MS: '1.5' }, { ORDER_DEADLINE_MS: String(8 * 24 * 3_600_000) },
       { ORDER_SWEEP_INTERVAL_MS: '-1' }, { ORDER_SWEEP_INTERVAL_MS: '5' },
+      { ORDER_ADMISSION_MAX_LAG_MS: '-1' }, { ORDER_ADMISSION_MAX_LAG_MS: 'fast' }, { ORDER_ADMISSION_PROBE_MS: '5' }, { ORDER_ADMISSION_PROBE_MS: '60001' },
     ]) {
       assert.throws(() => loadOrderSettings(env), ConfigError, JSON.stringify(env));
     }

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { type AnyEventEnvelope, eventsTopic } from '@swiftcart/platform';
+import { type AnyEventEnvelope, eventHeaders, eventsTopic } from '@swiftcart/platform';
 import type { TestStack } from '../../../test/support/stack.ts';
 import {
   CANCEL_ORDER, OrderEventProbe, PLACE_ORDER, READ_ORDER, em, orderInput, participantEvent, produce, seedCatalogue,
@@ -52,6 +52,11 @@ describe('order saga orchestration', () => {
 
   async function waitForStatus(id: string, status: string): Promise<void> {
     await waitFor(async () => (await statusOf(id)) === status, `order ${id} to be ${status} (is ${await statusOf(id)})`);
+  }
+
+  async function versionOf(id: string): Promise<number> {
+    const [row] = await em(stack).execute<{ version: number }[]>('select version from orders where id = ?', [id]);
+    return Number(row.version);
   }
 
   async function transitions(id: string): Promise<number> {
@@ -262,5 +267,46 @@ describe('order saga orchestration', () => {
       if (field) assert.equal(result.errors?.[0].extensions?.field, field);
     }
     assert.equal(await statusOf(id), 'PENDING');
+  });
+
+  test('one batch naming several orders, one of them twice and a duplicate, leaves each as one event at a time would', async () => {
+    const a = await place();
+    const b = await place();
+    const [versionA0, versionB0] = [await versionOf(a.id), await versionOf(b.id)];
+    const reservedA = stockReserved(a.id, a.placed);
+    const reservedB = stockReserved(b.id, b.placed);
+    const authorizedA = paymentAuthorized(a.id);
+    const stranger = stockReserved(randomUUID());
+    // One key, one publish: one partition and one fetch, so the consumer applies them in one batch.
+    const batch = [reservedA, reservedB, authorizedA, reservedB, stranger];
+    const saga = stack.services.order!.consumers.find((c) => c.consumer === 'order.saga')!;
+    const before = saga.metrics;
+    await stack.services.order!.runtime.kafka.publish(eventsTopic('inventory'), batch.map((event) => ({
+      key: 'one-partition', value: JSON.stringify(event), headers: eventHeaders(event),
+    })));
+    await consumed(batch.map((e) => e.id));
+    assert.deepEqual(
+      { batches: saga.metrics.batches - before.batches, split: saga.metrics.batchesSplit - before.batchesSplit, processed: saga.metrics.processed - before.processed, duplicates: saga.metrics.duplicates - before.duplicates },
+      { batches: 1, split: 0, processed: 4, duplicates: 1 },
+    );
+    assert.equal(await statusOf(a.id), 'CONFIRMED');
+    assert.equal(await statusOf(b.id), 'AWAITING_PAYMENT');
+    const timeline = async (id: string) => (await em(stack).execute<{ status: string; event_id: string | null }[]>(
+      'select status, event_id from order_transition where order_id = ? order by at, id', [id])).map((r) => `${r.status}:${r.event_id ?? '-'}`);
+    assert.deepEqual(await timeline(a.id), ['PENDING:-', `AWAITING_PAYMENT:${reservedA.id}`, `CONFIRMED:${authorizedA.id}`]);
+    assert.deepEqual(await timeline(b.id), ['PENDING:-', `AWAITING_PAYMENT:${reservedB.id}`]);
+    // Every timeline entry raised its order's version, A's twice within the one batch.
+    assert.equal(await versionOf(a.id), versionA0 + 2);
+    assert.equal(await versionOf(b.id), versionB0 + 1);
+    const [requestedA] = await probe.waitFor(a.id, 'PaymentRequested');
+    const [confirmedA] = await probe.waitFor(a.id, 'OrderConfirmed');
+    const [requestedB] = await probe.waitFor(b.id, 'PaymentRequested');
+    assert.equal(requestedA.causationId, reservedA.id);
+    assert.equal(confirmedA.causationId, authorizedA.id);
+    assert.equal(requestedB.causationId, reservedB.id);
+    const outboxOf = async (id: string) => (await em(stack).execute<{ type: string }[]>(
+      'select type from outbox where aggregateid = ? order by sequence', [id])).map((r) => r.type);
+    assert.deepEqual(await outboxOf(a.id), ['OrderPlaced', 'PaymentRequested', 'OrderConfirmed']);
+    assert.deepEqual(await outboxOf(b.id), ['OrderPlaced', 'PaymentRequested']);
   });
 });

@@ -6,8 +6,9 @@
  * - OrderCancelled   → refund an AUTHORIZED payment → PaymentRefunded (nothing to do otherwise).
  * Every other order event is recorded by the inbox and otherwise ignored.
  *
- * Both provider calls run inside the handler, so inside the inbox transaction, and both are keyed
- * so that doing them again returns the first answer instead of charging or refunding twice:
+ * Both provider calls run in the events' preparers, outside any transaction, and their answers are
+ * recorded by the handlers in the inbox transaction. Both calls are keyed so that doing them again
+ * returns the first answer instead of charging or refunding twice:
  * - the payment id is the authorisation's idempotency key. The PENDING payment row is committed
  *   on its own BEFORE the provider is asked, so a redelivery after a crash (or a retry of the
  *   inbox transaction) finds that row and asks again with the same id;
@@ -22,9 +23,9 @@ import { createHash } from 'node:crypto';
 import { LockMode } from '@mikro-orm/core';
 import {
   createEvent, enqueueEvents, uuidv7,
-  type AnyEventEnvelope, type ConsumerSpec, type EventEnvelope, type EventHandler, type ServiceRuntime,
+  type AnyEventEnvelope, type ConsumerSpec, type EventEnvelope, type EventHandler, type EventPreparer, type ServiceRuntime,
 } from '@swiftcart/platform';
-import { createResilientProvider, loadPaymentSettings, type ResilientProvider } from './authorization.ts';
+import { type AuthorizationOutcome, createResilientProvider, loadPaymentSettings, type ResilientProvider } from './authorization.ts';
 import { Payment, Refund, type PaymentEntity } from './entities.ts';
 
 /** The consumer group and inbox name of payment's order-event consumer. */
@@ -131,26 +132,51 @@ async function openPayment(runtime: ServiceRuntime, data: PaymentRequestedData):
   return em.findOneOrFail(Payment, { orderId: data.orderId });
 }
 
-/** The order-event handlers of one running service. */
+/** What the provider said about a PaymentRequested, found out before its inbox transaction. */
+type AuthorizationPrepared =
+  | { readonly kind: 'decided'; readonly status: PaymentEntity['status'] }
+  | { readonly kind: 'asked'; readonly paymentId: string; readonly outcome: AuthorizationOutcome };
+
+/** What the provider said about an OrderCancelled, found out before its inbox transaction. */
+type RefundPrepared =
+  | { readonly kind: 'nothing' }
+  | { readonly kind: 'refunded'; readonly paymentId: string; readonly refundId: string };
+
+/** Thrown when a payment changed between the provider call and the transaction: the event is prepared again. */
+export class PaymentChangedError extends Error {
+  override name = 'PaymentChangedError';
+}
+
+/**
+ * The order-event handlers of one running service. The provider is called in the preparers,
+ * outside any transaction (platform/src/inbox.ts); the handlers record the answer in the inbox
+ * transaction. A crash between the two is recovered by the redelivery: the preparer asks again
+ * with the same payment (or refund) id, and the provider answers as the first time.
+ */
 export function orderEventHandlers(runtime: ServiceRuntime) {
   const provider = providerOf(runtime);
 
+  const preparePayment: EventPreparer<EventEnvelope<'PaymentRequested', PaymentRequestedData>> = async (event, context): Promise<AuthorizationPrepared> => {
+    const opened = await openPayment(runtime, event.data);
+    if (opened.status !== 'PENDING') return { kind: 'decided', status: opened.status };
+    const outcome = await provider.authorize({ paymentId: opened.id, amount: opened.amount, method: opened.method }, context.signal);
+    return { kind: 'asked', paymentId: opened.id, outcome };
+  };
+
   const paymentRequested: EventHandler<EventEnvelope<'PaymentRequested', PaymentRequestedData>> = async (em, event, context) => {
     const { orderId } = event.data;
-    const opened = await openPayment(runtime, event.data);
-    if (opened.status !== 'PENDING') {
+    const prepared = context.prepared as AuthorizationPrepared;
+    if (prepared.kind === 'decided') {
       // Decided by an earlier PaymentRequested of this order: that decision was published then.
-      context.log.warn({ orderId, eventId: event.id, status: opened.status }, 'PaymentRequested for an order whose payment is already decided; ignored');
+      context.log.warn({ orderId, eventId: event.id, status: prepared.status }, 'PaymentRequested for an order whose payment is already decided; ignored');
       return;
     }
-    if (opened.amount !== event.data.amount.amount || opened.currency !== event.data.amount.currency || opened.method !== event.data.paymentMethod) {
-      context.log.warn({ orderId, eventId: event.id, paymentId: opened.id }, 'PaymentRequested differs from the pending payment; the pending payment is authorised as recorded');
-    }
-
-    const outcome = await provider.authorize({ paymentId: opened.id, amount: opened.amount, method: opened.method });
-
-    const payment = await em.findOneOrFail(Payment, { id: opened.id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    const payment = await em.findOneOrFail(Payment, { id: prepared.paymentId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
     if (payment.status !== 'PENDING') return;
+    if (payment.amount !== event.data.amount.amount || payment.currency !== event.data.amount.currency || payment.method !== event.data.paymentMethod) {
+      context.log.warn({ orderId, eventId: event.id, paymentId: payment.id }, 'PaymentRequested differs from the pending payment; the pending payment is authorised as recorded');
+    }
+    const { outcome } = prepared;
     payment.attempts += outcome.attempts;
     const amount = { amount: payment.amount, currency: payment.currency };
     let answer: AnyEventEnvelope;
@@ -171,33 +197,48 @@ export function orderEventHandlers(runtime: ServiceRuntime) {
     await enqueueEvents(em, [answer]);
   };
 
+  const prepareRefund: EventPreparer<EventEnvelope<'OrderCancelled', OrderCancelledData>> = async (event, context): Promise<RefundPrepared> => {
+    const { orderId } = event.data;
+    const payment = await runtime.db.fork().findOne(Payment, { orderId });
+    // No payment, or one that took no money (PENDING, DECLINED, FAILED) or gave it back already.
+    if (!payment || payment.status !== 'AUTHORIZED' || payment.amount === 0) return { kind: 'nothing' };
+    if (!payment.providerRef) throw new Error(`payment ${payment.id} is AUTHORIZED without a provider reference`);
+    const refundId = refundIdOf(payment.id);
+    const outcome = await provider.refund({ providerRef: payment.providerRef, amount: payment.amount, refundId }, context.signal);
+    if (outcome.outcome === 'FAILED') {
+      throw new RefundFailedError(`refund of payment ${payment.id} (order ${orderId}) failed: ${outcome.reason}`);
+    }
+    return { kind: 'refunded', paymentId: payment.id, refundId };
+  };
+
   const orderCancelled: EventHandler<EventEnvelope<'OrderCancelled', OrderCancelledData>> = async (em, event, context) => {
     const { orderId } = event.data;
+    const prepared = context.prepared as RefundPrepared;
     const payment = await em.findOne(Payment, { orderId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-    // No payment, or one that took no money (PENDING, DECLINED, FAILED) or gave it back already.
     if (!payment || payment.status !== 'AUTHORIZED') return;
     if (payment.amount === 0) {
       context.log.info({ orderId, paymentId: payment.id }, 'cancelled order authorised nothing; nothing to refund');
       return;
     }
-    if (!payment.providerRef) throw new Error(`payment ${payment.id} is AUTHORIZED without a provider reference`);
-    const refundId = refundIdOf(payment.id);
-    const outcome = await provider.refund({ providerRef: payment.providerRef, amount: payment.amount, refundId });
-    if (outcome.outcome === 'FAILED') {
-      throw new RefundFailedError(`refund of payment ${payment.id} (order ${orderId}) failed: ${outcome.reason}`);
+    // Authorised after the preparer looked (both events in one batch): refund it on its own turn.
+    if (prepared.kind !== 'refunded' || prepared.paymentId !== payment.id) {
+      throw new PaymentChangedError(`payment ${payment.id} (order ${orderId}) was authorised after the refund was prepared`);
     }
-    em.create(Refund, { id: refundId, payment: payment.id, amount: payment.amount });
+    em.create(Refund, { id: prepared.refundId, payment: payment.id, amount: payment.amount });
     payment.status = 'REFUNDED';
     await em.flush();
     await enqueueEvents(em, [paymentEvent('PaymentRefunded', event, {
-      orderId, paymentId: payment.id, refundId, amount: { amount: payment.amount, currency: payment.currency },
+      orderId, paymentId: payment.id, refundId: prepared.refundId, amount: { amount: payment.amount, currency: payment.currency },
     })]);
   };
 
-  return { PaymentRequested: paymentRequested, OrderCancelled: orderCancelled };
+  return {
+    handlers: { PaymentRequested: paymentRequested, OrderCancelled: orderCancelled },
+    preparers: { PaymentRequested: preparePayment, OrderCancelled: prepareRefund },
+  };
 }
 
 /** Payment's one consumer: `order.events.v1`. */
 export function orderEventsConsumer(runtime: ServiceRuntime): ConsumerSpec {
-  return { consumer: ORDER_EVENTS_CONSUMER, topics: [ORDER_EVENTS_TOPIC], handlers: orderEventHandlers(runtime) };
+  return { consumer: ORDER_EVENTS_CONSUMER, topics: [ORDER_EVENTS_TOPIC], ...orderEventHandlers(runtime) };
 }

@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import type { RunningService } from '@swiftcart/platform';
+import { createEvent, type AnyEventEnvelope, type PrepareContext, type RunningService } from '@swiftcart/platform';
 import { startStack, type TestStack } from '../../../test/support/stack.ts';
 import { Payment, Refund } from '../src/entities.ts';
-import { refundIdOf } from '../src/order-events.ts';
+import { orderEventHandlers, refundIdOf } from '../src/order-events.ts';
 import {
   EventTap, consumerMetrics, handled, outboxTypes, publishEnvelope, publishOrderEvent, waitFor,
 } from '../../../test/support/participants.ts';
@@ -176,6 +176,51 @@ describe('payment consumes order events', () => {
     assert.equal((authorized.data as { paymentId: string }).paymentId, paymentId);
     assert.equal((await paymentOf(orderId))?.status, 'AUTHORIZED');
     assert.equal(consumerMetrics(payment).deadLettered, 0);
+  });
+
+  /** An order event as the order service would write it, not yet on Kafka. */
+  const orderEvent = (type: string, data: { readonly orderId: string } & Record<string, unknown>): AnyEventEnvelope =>
+    createEvent({ type, source: 'order', aggregateType: 'Order', aggregateId: data.orderId, causationId: null, data });
+  /** The step before a crash: what the consumer does outside its transaction, done here on its own. */
+  const prepareOnly = (event: AnyEventEnvelope) => {
+    const { preparers } = orderEventHandlers(payment.runtime);
+    const context = { message: {} as PrepareContext['message'], log: payment.runtime.log, signal: new AbortController().signal };
+    return (preparers as Record<string, (e: AnyEventEnvelope, c: PrepareContext) => Promise<unknown>>)[event.type](event, context);
+  };
+
+  test('a crash after the provider authorised, before the outcome was recorded: the redelivery records the same authorisation, charged once', async () => {
+    const orderId = randomUUID();
+    const request = orderEvent('PaymentRequested', { orderId, customerId: 'alice', amount: EUR(4_999), paymentMethod: 'tok_visa' });
+    const first = await prepareOnly(request) as { kind: string; paymentId: string; outcome: { outcome: string; providerRef: string } };
+    assert.equal(first.outcome.outcome, 'AUTHORIZED');
+    // The process died here: the payment is PENDING, nothing is in the inbox or the outbox.
+    assert.equal((await paymentOf(orderId))?.status, 'PENDING');
+    assert.deepEqual(await outboxTypes(payment, orderId), []);
+    await publishEnvelope(payment, request);
+    const authorized = await tap.next(orderId, 'PaymentAuthorized');
+    const row = await paymentOf(orderId);
+    assert.equal(row?.id, first.paymentId);
+    assert.equal(row?.status, 'AUTHORIZED');
+    assert.equal(row?.providerRef, first.outcome.providerRef, 'the provider answered with the first authorisation: one charge');
+    assert.equal((authorized.data as { providerRef: string }).providerRef, first.outcome.providerRef);
+    assert.deepEqual(await outboxTypes(payment, orderId), ['PaymentAuthorized']);
+  });
+
+  test('a crash after the provider refunded, before the refund was recorded: the redelivery records that refund once', async () => {
+    const orderId = randomUUID();
+    await requestPayment(orderId, 'tok_visa');
+    await tap.next(orderId, 'PaymentAuthorized');
+    const authorised = (await paymentOf(orderId))!;
+    const cancel = orderEvent('OrderCancelled', { orderId, customerId: 'alice', reason: 'customer changed their mind', previousStatus: 'CONFIRMED' });
+    const first = await prepareOnly(cancel) as { kind: string; refundId: string };
+    assert.deepEqual(first, { kind: 'refunded', paymentId: authorised.id, refundId: refundIdOf(authorised.id) });
+    assert.equal((await paymentOf(orderId))?.status, 'AUTHORIZED', 'nothing recorded before the crash');
+    await publishEnvelope(payment, cancel);
+    const refunded = await tap.next(orderId, 'PaymentRefunded');
+    assert.equal((refunded.data as { refundId: string }).refundId, first.refundId);
+    assert.equal((await paymentOf(orderId))?.status, 'REFUNDED');
+    assert.deepEqual((await refundsOf(authorised.id)).map((r) => r.id), [first.refundId]);
+    assert.deepEqual(await outboxTypes(payment, orderId), ['PaymentAuthorized', 'PaymentRefunded']);
   });
 
   test('a refund the provider refuses is not dropped: retried, then dead-lettered, the payment stays AUTHORIZED', async () => {

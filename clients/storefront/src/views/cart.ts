@@ -2,7 +2,7 @@
  * The cart and checkout: quantities, a shipping address, the payment method (the mock provider's
  * `tok_visa` authorises, `tok_decline` is declined), then `placeOrder` and on to the order page.
  */
-import { client } from '../api.ts';
+import { client, onBusy } from '../api.ts';
 import { cartLines, clearCart, onCartChange, setQuantity } from '../cart.ts';
 import { h, money } from '../dom.ts';
 import { describeError } from '../errors.ts';
@@ -52,6 +52,8 @@ export const cartView: View = (root) => {
       const button = form.querySelector('button[type=submit]') as HTMLButtonElement;
       button.disabled = true;
       button.textContent = 'Placing order…';
+      // The SDK retries a busy shop by itself (same idempotency key): say so while it waits.
+      const quiet = onBusy((notice) => { button.textContent = `The shop is busy, retrying in ${Math.ceil(notice.delayMs / 1000)} s…`; });
       try {
         const { placeOrder: order } = await client.placeOrder({
           input: {
@@ -68,6 +70,8 @@ export const cartView: View = (root) => {
         error.hidden = false;
         button.disabled = false;
         button.textContent = 'Place order';
+      } finally {
+        quiet();
       }
     }
     root.replaceChildren(
