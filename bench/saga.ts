@@ -47,6 +47,8 @@ const BATCH = 15;
 const READ_CONCURRENCY = 4;
 /** Statuses an order of this bench does not leave by itself. */
 const TERMINAL = new Set(['CONFIRMED', 'SHIPPED', 'DELIVERED', 'REJECTED', 'CANCELLED']);
+/** Codes of a placement refused for being busy: the API stored nothing. */
+const BUSY_CODES: ReadonlySet<string> = new Set(['OVERLOADED', 'RATE_LIMITED']);
 /** Statuses whose units have left the warehouse. */
 const SOLD = new Set(['CONFIRMED', 'SHIPPED', 'DELIVERED']);
 const STATUSES = ['PENDING', 'AWAITING_PAYMENT', 'CONFIRMED', 'SHIPPED', 'DELIVERED', 'REJECTED', 'CANCELLED'] as const;
@@ -687,8 +689,15 @@ export async function main(args: readonly string[]): Promise<number> {
     // A placeOrder that failed may still have created its order (a lost response): replaying its
     // idempotency key with the same input returns that order, or places it now. Either way the
     // run then knows every order it caused, which the stock check needs.
+    // A refusal for being busy (OVERLOADED, RATE_LIMITED) stored nothing, by contract: not replayed.
     const orders: (PlacedOrder & { replayed?: boolean })[] = [...run.placed];
-    const replay = run.failed.slice(0, 2_000);
+    const refused = run.failed.filter((f) => BUSY_CODES.has(f.code));
+    const replay = run.failed.filter((f) => !BUSY_CODES.has(f.code)).slice(0, 2_000);
+    if (refused.length) {
+      const byCode = new Map<string, number>();
+      for (const f of refused) byCode.set(f.code, (byCode.get(f.code) ?? 0) + 1);
+      console.log(`refused as busy: ${refused.length} placements (${[...byCode].map(([code, n]) => `${code} ${n}`).join(', ')}); nothing was stored, so they are not replayed`);
+    }
     const stillFailed: FailedPlacement[] = [];
     if (replay.length) {
       let next = 0;
@@ -838,6 +847,7 @@ export async function main(args: readonly string[]): Promise<number> {
         sagaSeconds,
         ordersThroughSagaPerMinute: sagaPerMinute,
         confirmedPerMinute,
+        refusedAsBusy: refused.length,
         replayedFailures: replay.length,
         replayReturnedOrder: replay.length - stillFailed.length,
       },
