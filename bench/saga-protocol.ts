@@ -6,7 +6,7 @@
 /** What the bench asks the worker to do. */
 export type SagaWorkerRequest =
   | { readonly type: 'run'; readonly run: SagaRunRequest }
-  /** End the placing phase now: every customer finishes its request in flight, then stops. */
+  /** End the placing phase now: no new placement starts; those in flight finish, then the run reports. */
   | { readonly type: 'stop' }
   | { readonly type: 'exit' };
 
@@ -20,6 +20,32 @@ export interface SagaRunRequest {
   readonly durationMs: number;
   /** Every idempotency key starts with it, so the run's orders can be told from every other. */
   readonly keyPrefix: string;
+  /**
+   * Open loop: placements start on a schedule, this many a second spread over the customers in
+   * turn, whether or not earlier ones have been answered (at most {@link OPEN_LOOP_MAX_IN_FLIGHT}
+   * in flight). Absent: closed loop, each customer places its next order when the previous one is answered.
+   */
+  readonly ratePerSecond?: number;
+}
+
+/** Open loop: placements in flight at most; a start that finds that many waits for one to end (and may so start late). */
+export const OPEN_LOOP_MAX_IN_FLIGHT = 256;
+/** Open loop: a placement that starts this much after its scheduled time counts as a late start. */
+export const LATE_START_MS = 100;
+
+/** How an open-loop run kept its schedule. */
+export interface OpenLoopSchedule {
+  readonly ratePerSecond: number;
+  /** The window placements were scheduled in (shorter than durationMs when stopped early). */
+  readonly windowMs: number;
+  /** Placements due within the window. */
+  readonly scheduled: number;
+  /** Placements started (a due one that could not start before the window closed is not). */
+  readonly started: number;
+  /** Starts more than LATE_START_MS after their scheduled time (in-flight cap reached, or a busy event loop). */
+  readonly lateStarts: number;
+  readonly maxStartLagMs: number;
+  readonly peakInFlight: number;
 }
 
 /** One order the API accepted. */
@@ -52,12 +78,17 @@ export interface FailedPlacement {
 export interface SagaRunResult {
   readonly placed: readonly PlacedOrder[];
   readonly failed: readonly FailedPlacement[];
+  /** From the start until the last answer arrived. */
   readonly elapsedMs: number;
+  /** CPU time (user + system) the customer process spent in the run, seconds: a busy load generator understates. */
+  readonly clientCpuSeconds: number;
+  /** Present for an open-loop run. */
+  readonly schedule?: OpenLoopSchedule;
 }
 
 export type SagaWorkerReply =
   | { readonly type: 'ready' }
-  | { readonly type: 'progress'; readonly placed: number; readonly failed: number; readonly elapsedMs: number }
+  | { readonly type: 'progress'; readonly placed: number; readonly failed: number; readonly inFlight: number; readonly elapsedMs: number }
   | { readonly type: 'result'; readonly result: SagaRunResult }
   | { readonly type: 'failed'; readonly error: string };
 

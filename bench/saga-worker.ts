@@ -1,14 +1,22 @@
 /**
- * The customer process started by bench/saga.ts: closed-loop customers, each with its own token
- * and its own keep-alive socket, placing one-line orders for random skus as fast as the API
- * answers (the same node:http client as bench/load-worker.ts, but every request has its own body:
- * a fresh idempotency key and a random sku). Not run directly.
+ * The customer process started by bench/saga.ts. Customers, each with its own token, place one-line
+ * orders for random skus (the same node:http client as bench/load-worker.ts, but every request has
+ * its own body: a fresh idempotency key and a random sku), in one of two ways:
+ *
+ * - closed loop: each customer places its next order as soon as the previous one is answered, over
+ *   its own keep-alive socket (a customer is one browser session);
+ * - open loop (`ratePerSecond`): placements start on a schedule, `ratePerSecond` a second, handed to
+ *   the customers in turn, whether or not earlier ones have been answered, over one keep-alive pool
+ *   of up to OPEN_LOOP_MAX_IN_FLIGHT sockets. A start that finds that many in flight waits for one to
+ *   end; one that begins more than LATE_START_MS after its time counts as late.
+ *
+ * Not run directly.
  */
 import http from 'node:http';
 import { post } from './lib.ts';
 import {
-  PLACE_ORDER, placeOrderInput, readPlaceOrder, seedSku,
-  type FailedPlacement, type PlacedOrder, type SagaRunRequest, type SagaRunResult, type SagaWorkerReply, type SagaWorkerRequest,
+  LATE_START_MS, OPEN_LOOP_MAX_IN_FLIGHT, PLACE_ORDER, placeOrderInput, readPlaceOrder, seedSku,
+  type FailedPlacement, type OpenLoopSchedule, type PlacedOrder, type SagaRunRequest, type SagaRunResult, type SagaWorkerReply, type SagaWorkerRequest,
 } from './saga-protocol.ts';
 
 if (!process.send) {
@@ -17,66 +25,122 @@ if (!process.send) {
 }
 
 let stopRequested = false;
+/** Resolves the open loop's wait for its next start early when placing is stopped. */
+let wakeOnStop: (() => void) | null = null;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => {
+  const timer = setTimeout(() => { wakeOnStop = null; resolve(); }, ms);
+  wakeOnStop = () => { clearTimeout(timer); wakeOnStop = null; resolve(); };
+});
 
 async function run(request: SagaRunRequest): Promise<SagaRunResult> {
+  stopRequested = false;
   const url = new URL(request.url);
   const placed: PlacedOrder[] = [];
   const failed: FailedPlacement[] = [];
+  let inFlight = 0;
+  const cpuAtStart = process.cpuUsage();
   const started = performance.now();
   const deadline = started + request.durationMs;
   const progress = setInterval(() => {
-    process.send!({ type: 'progress', placed: placed.length, failed: failed.length, elapsedMs: performance.now() - started } satisfies SagaWorkerReply);
+    process.send!({ type: 'progress', placed: placed.length, failed: failed.length, inFlight, elapsedMs: performance.now() - started } satisfies SagaWorkerReply);
   }, 1_000);
+
+  /** One placeOrder by customer `n`; records the order or the failure, and returns the failure's code and retry delay. */
+  const place = async (n: number, seq: number, agent: http.Agent) => {
+    const sku = seedSku(1 + Math.floor(Math.random() * request.skus));
+    const idempotencyKey = `${request.keyPrefix}-c${n}-${seq}`;
+    const body = Buffer.from(JSON.stringify({
+      operationName: 'PlaceOrder',
+      query: PLACE_ORDER,
+      variables: { input: placeOrderInput(n, idempotencyKey, sku, request.quantity, request.paymentMethod) },
+    }));
+    const t0 = performance.now();
+    let outcome: ReturnType<typeof readPlaceOrder>;
+    inFlight++;
+    try {
+      const { status, text } = await post(url, agent, body, { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${request.tokens[n - 1]}`, 'content-length': body.byteLength });
+      outcome = readPlaceOrder(status, text);
+    } catch (error) {
+      outcome = { code: 'NETWORK', error: `NETWORK: ${(error as Error).message}` };
+    } finally {
+      inFlight--;
+    }
+    const latencyMs = performance.now() - t0;
+    if ('order' in outcome) {
+      placed.push({ id: outcome.order.id, customer: n, sku, quantity: request.quantity, idempotencyKey, latencyMs, respondedAt: Date.now(), status: outcome.order.status });
+      return null;
+    }
+    failed.push({ customer: n, sku, quantity: request.quantity, idempotencyKey, latencyMs, error: outcome.error, code: outcome.code });
+    return outcome;
+  };
 
   const customer = async (n: number) => {
     // One socket per customer, kept alive: a customer is one browser session.
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
-    const token = request.tokens[n - 1];
     let seq = 0;
     try {
       while (!stopRequested && performance.now() < deadline) {
-        seq += 1;
-        const sku = seedSku(1 + Math.floor(Math.random() * request.skus));
-        const idempotencyKey = `${request.keyPrefix}-c${n}-${seq}`;
-        const body = Buffer.from(JSON.stringify({
-          operationName: 'PlaceOrder',
-          query: PLACE_ORDER,
-          variables: { input: placeOrderInput(n, idempotencyKey, sku, request.quantity, request.paymentMethod) },
-        }));
-        const t0 = performance.now();
-        let outcome: ReturnType<typeof readPlaceOrder>;
-        try {
-          const { status, text } = await post(url, agent, body, { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${token}`, 'content-length': body.byteLength });
-          outcome = readPlaceOrder(status, text);
-        } catch (error) {
-          outcome = { code: 'NETWORK', error: `NETWORK: ${(error as Error).message}` };
-        }
-        const latencyMs = performance.now() - t0;
-        if ('order' in outcome) {
-          placed.push({ id: outcome.order.id, customer: n, sku, quantity: request.quantity, idempotencyKey, latencyMs, respondedAt: Date.now(), status: outcome.order.status });
-        } else {
-          failed.push({ customer: n, sku, quantity: request.quantity, idempotencyKey, latencyMs, error: outcome.error, code: outcome.code });
-          // A customer told the shop is busy comes back when asked (as the SDK does), not at once.
-          if (outcome.code === 'OVERLOADED' || outcome.code === 'RATE_LIMITED') await new Promise((r) => setTimeout(r, 1000 * (outcome.retryAfterSeconds ?? 1)));
-          // A stack that refuses everything would otherwise be hammered in a tight loop.
-          else if (outcome.code === 'NETWORK' || outcome.code.startsWith('HTTP')) await new Promise((r) => setTimeout(r, 50));
-        }
+        const refusal = await place(n, ++seq, agent);
+        if (!refusal) continue;
+        // A customer told the shop is busy comes back when asked (as the SDK does), not at once.
+        if (refusal.code === 'OVERLOADED' || refusal.code === 'RATE_LIMITED') await new Promise((r) => setTimeout(r, 1000 * (refusal.retryAfterSeconds ?? 1)));
+        // A stack that refuses everything would otherwise be hammered in a tight loop.
+        else if (refusal.code === 'NETWORK' || refusal.code.startsWith('HTTP')) await new Promise((r) => setTimeout(r, 50));
       }
     } finally {
       agent.destroy();
     }
   };
+
+  const openLoop = async (ratePerSecond: number): Promise<OpenLoopSchedule> => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: OPEN_LOOP_MAX_IN_FLIGHT, maxFreeSockets: OPEN_LOOP_MAX_IN_FLIGHT });
+    const customers = request.tokens.length;
+    const seqs = new Array<number>(customers).fill(0);
+    const running = new Set<Promise<unknown>>();
+    let k = 0, lateStarts = 0, maxStartLagMs = 0, peakInFlight = 0;
+    try {
+      for (; !stopRequested; k++) {
+        const due = started + (k * 1000) / ratePerSecond;
+        if (due >= deadline) break;
+        if (due > performance.now()) await sleep(due - performance.now());
+        while (!stopRequested && running.size >= OPEN_LOOP_MAX_IN_FLIGHT) await Promise.race(running);
+        if (stopRequested || performance.now() >= deadline) break;
+        const lag = performance.now() - due;
+        if (lag > LATE_START_MS) lateStarts++;
+        maxStartLagMs = Math.max(maxStartLagMs, lag);
+        const n = 1 + (k % customers);
+        const placement = place(n, ++seqs[n - 1], agent).finally(() => running.delete(placement));
+        running.add(placement);
+        peakInFlight = Math.max(peakInFlight, running.size);
+      }
+      const windowMs = Math.min(performance.now(), deadline) - started;
+      // Scheduled: every start due within the window, whether or not it could start.
+      const scheduled = stopRequested ? Math.ceil((windowMs * ratePerSecond) / 1000) : Math.ceil((request.durationMs * ratePerSecond) / 1000);
+      await Promise.all(running);
+      return { ratePerSecond, windowMs: stopRequested ? windowMs : request.durationMs, scheduled, started: k, lateStarts, maxStartLagMs, peakInFlight };
+    } finally {
+      agent.destroy();
+    }
+  };
+
+  let schedule: OpenLoopSchedule | undefined;
   try {
-    await Promise.all(Array.from({ length: request.tokens.length }, (_, i) => customer(i + 1)));
+    if (request.ratePerSecond !== undefined) schedule = await openLoop(request.ratePerSecond);
+    else await Promise.all(Array.from({ length: request.tokens.length }, (_, i) => customer(i + 1)));
   } finally {
     clearInterval(progress);
   }
-  return { placed, failed, elapsedMs: performance.now() - started };
+  const cpu = process.cpuUsage(cpuAtStart);
+  return { placed, failed, elapsedMs: performance.now() - started, clientCpuSeconds: (cpu.user + cpu.system) / 1e6, ...(schedule ? { schedule } : {}) };
 }
 
 process.on('message', (message: SagaWorkerRequest) => {
   if (message.type === 'exit') process.exit(0);
-  if (message.type === 'stop') stopRequested = true;
+  if (message.type === 'stop') {
+    stopRequested = true;
+    wakeOnStop?.();
+  }
   if (message.type === 'run') {
     run(message.run).then(
       (result) => process.send!({ type: 'result', result } satisfies SagaWorkerReply),

@@ -1,6 +1,8 @@
 /**
- * `npm run bench -- saga`: the order saga end to end against the running `npm start` stack.
+ * `npm run bench -- saga`: the order saga end to end against the running `npm start` stack, in one
+ * of three modes.
  *
+ * Closed loop (the default):
  * 1. Reads the stock of SKU-0001..SKU-<skus> through the gateway (15 aliased `stockLevel`s a request,
  *    the gateway's alias limit; a read refused with 429 waits its Retry-After and goes again).
  * 2. Placing: `--customers` closed-loop customers, each with its own token (`bench-<n>`, customer)
@@ -20,9 +22,28 @@
  * 7. With the databases readable, splits every event hop of the run (outbox row → consumer's inbox
  *    row, joined by event id) into the relay's part and the Kafka-and-consumer part.
  *
+ * Open loop (`--search`, `--overload`): placements start on a schedule, an offered rate of orders a
+ * second handed to the customers in turn (at least `--customers` of them, more when the rate would
+ * pass half of a customer's gateway rate limit), whether or not earlier ones were answered (up to
+ * OPEN_LOOP_MAX_IN_FLIGHT, 256, in flight; a start more than LATE_START_MS, 100 ms, behind its time
+ * counts as late).
+ * - `--search` warms the stack up for `--warmup` seconds at `--rate-start` (not judged), then steps
+ *   the offered rate up from `--rate-start` (×`--rate-factor`, or +`--rate-step`), each step
+ *   `--step-duration` seconds, then waits until the step's orders are terminal and reads
+ *   their timelines. A step holds when every order ended CONFIRMED (or REJECTED for stock) within the
+ *   drain, PENDING→CONFIRMED p99 is within `--p99-limit-ms`, at least 90 % of the offered rate was
+ *   placed, and no placement was refused OVERLOADED or failed. The first step that does not hold
+ *   (or `--rate-max`) ends the search; the capacity is the highest rate that held.
+ * - `--overload` runs at twice that capacity (or twice `--rate`) for `--duration` seconds: orders
+ *   accepted, refused OVERLOADED (not replayed), cancelled by cause (the deadline, the payment,
+ *   other), and whether every accepted order was CONFIRMED.
+ * Both end with the same conservation check over every order of the run, and the event hops.
+ *
+ * `--replicas N` is a label: what the operator says `npm start` runs, recorded in the results.
+ *
  * Exits 1 when the stack does not answer, no order could be placed, or the check fails.
- * Ctrl-C ends the current phase early (placing, then the drain) and reports what was measured;
- * Ctrl-C during the final reads quits at once.
+ * Ctrl-C ends the current phase early (placing, then the drain; no later step or overload follows)
+ * and reports what was measured; Ctrl-C during the final reads quits at once.
  */
 import { type ChildProcess, execFile, fork } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
@@ -31,11 +52,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { rateLimitSettings } from '../gateway/src/rate-limits.ts';
 import { signToken } from '../platform/src/auth.ts';
 import { SERVICE_NAMES, type Config, type ServiceName, loadConfig, serviceDatabaseUrl } from '../platform/src/config.ts';
-import { NotReady, UsageError, fixed, forEachFlag, getJson, mib, percentile, positiveNumber, table, urlOption, watchdog, writeResults } from './lib.ts';
+import { DEADLINE_REASON } from '../subgraphs/order/src/saga.ts';
 import {
-  PLACE_ORDER, placeOrderInput, readPlaceOrder, seedSku,
+  NotReady, UsageError, type Distribution, distribution, fixed, forEachFlag, getJson, mib, positiveNumber, procStats, table, urlOption, watchdog, writeResults,
+} from './lib.ts';
+import {
+  LATE_START_MS, OPEN_LOOP_MAX_IN_FLIGHT, PLACE_ORDER, placeOrderInput, readPlaceOrder, seedSku,
   type FailedPlacement, type PlacedOrder, type SagaRunResult, type SagaWorkerReply, type SagaWorkerRequest,
 } from './saga-protocol.ts';
 
@@ -52,6 +77,12 @@ const BUSY_CODES: ReadonlySet<string> = new Set(['OVERLOADED', 'RATE_LIMITED']);
 /** Statuses whose units have left the warehouse. */
 const SOLD = new Set(['CONFIRMED', 'SHIPPED', 'DELIVERED']);
 const STATUSES = ['PENDING', 'AWAITING_PAYMENT', 'CONFIRMED', 'SHIPPED', 'DELIVERED', 'REJECTED', 'CANCELLED'] as const;
+/** A search step holds only while this share of the offered rate is placed. */
+const ACHIEVED_FRACTION = 0.9;
+/** Open loop: each customer places at most this share of the gateway's per-subject rate limit. */
+const CUSTOMER_RATE_LIMIT_SHARE = 0.5;
+/** Between search steps, once a step's orders are terminal: the saga's last events (shipping) settle. */
+const STEP_PAUSE_MS = 2_000;
 
 /** The platform's performance targets: the floor must hold, the goal is where we want to be. */
 const TARGETS = {
@@ -62,20 +93,58 @@ const TARGETS = {
 } as const;
 
 export const USAGE = `usage: npm run bench -- saga [--customers 32] [--duration 30] [--skus 1000] [--quantity 1]
-                             [--method tok_visa] [--drain-timeout 120] [--gateway-url URL]
+                             [--method tok_visa] [--drain-timeout 120] [--gateway-url URL] [--replicas 1]
+       npm run bench -- saga --search [--rate-start 10] [--rate-factor 1.5 | --rate-step N] [--rate-max 2000]
+                             [--step-duration 15] [--warmup 5] [--p99-limit-ms 1000] [--overload [--duration 30]] [...]
+       npm run bench -- saga --overload --rate N [--duration 30] [...]
 
-  --customers      concurrent customers, each with its own token bench-<n> (default 32)
-  --duration       seconds of placing orders (default 30)
+  --customers      closed loop: concurrent customers, each with its own token bench-<n> (default 32);
+                   open loop: the fewest customers the placements are spread over (more are used when
+                   the rate would pass half of one customer's gateway rate limit)
+  --duration       seconds of placing orders: the closed loop's, or the overload's (default 30)
   --skus           order random skus from SKU-0001..SKU-<skus> (default 1000, at most ${SEED_SKUS})
   --quantity       units per order, one line per order (default 1)
   --method         payment method token: tok_visa authorises, tok_decline is declined,
-                   tok_timeout never answers (default tok_visa)
-  --drain-timeout  seconds to wait after placing for every order to end and the stock to settle (default 120)
+                   tok_timeout never answers (default tok_visa; --search and --overload need tok_visa)
+  --drain-timeout  seconds to wait after placing (after each step) for every order to end and the
+                   stock to settle (default 120)
   --gateway-url    the running gateway (default http://127.0.0.1:$GATEWAY_PORT/graphql)
+  --replicas       how many of each service the stack runs (npm start -- --replicas N): only
+                   recorded with the results, not checked (default 1)
+
+  --search         capacity search: open-loop steps at a rising offered rate (orders/s) until one
+                   does not hold; reports each step and the highest rate that held
+  --rate-start     the first step's offered rate, orders/s (default 10)
+  --rate-factor    each next step offers this many times the last (default 1.5)
+  --rate-step      or: each next step offers this many orders/s more (instead of --rate-factor)
+  --rate-max       the highest rate to offer, orders/s (default 2000)
+  --step-duration  seconds of placing per step (default 15)
+  --warmup         seconds at --rate-start before the first step, not judged: a freshly started
+                   stack is slow at first (default 5; 0: none)
+  --p99-limit-ms   a step holds while PENDING→CONFIRMED p99 is at most this (default 1000); it also
+                   needs ${ACHIEVED_FRACTION * 100} % of the offered rate placed (orders returned from the first
+                   start to the last answer), no OVERLOADED refusal, no failed placement and every
+                   order CONFIRMED (or REJECTED for stock) within the drain
+  --overload       open loop at twice the capacity (the search's, or --rate) for --duration seconds:
+                   orders accepted, refused OVERLOADED, cancelled by cause, all accepted confirmed?
+  --rate           the capacity, orders/s, for --overload without --search
 
 Needs the whole stack running (npm start): the five subgraphs, Kafka, the seed catalogue and the
 gateway. Reads the service databases (DATABASE_URL, DB_PREFIX) for the backlog when it can.
-Ctrl-C ends the current phase early (placing, then the drain) and reports what was measured.`;
+Ctrl-C ends the current phase early (placing, then the drain; no later step or overload follows)
+and reports what was measured.`;
+
+interface SearchOptions {
+  readonly rateStart: number;
+  readonly rateFactor: number;
+  /** Added to the rate each step instead of multiplying by rateFactor. */
+  readonly rateStep: number | null;
+  readonly rateMax: number;
+  readonly stepDurationS: number;
+  readonly p99LimitMs: number;
+  /** Seconds at rateStart before the first step, not judged (0: none). */
+  readonly warmupS: number;
+}
 
 interface Options {
   customers: number;
@@ -85,17 +154,40 @@ interface Options {
   method: string;
   drainTimeoutS: number;
   gatewayUrl: string;
+  /** What the operator says the stack runs: a label only. */
+  replicas: number;
+  /** --search: the capacity search; null for a closed-loop or overload-only run. */
+  search: SearchOptions | null;
+  /** --overload: twice the capacity, which is `rate` (--rate) or, when null, the search's. */
+  overload: { readonly rate: number | null } | null;
 }
 
+/** Flags that only --search reads. */
+const SEARCH_FLAGS = ['--rate-start', '--rate-factor', '--rate-step', '--rate-max', '--step-duration', '--p99-limit-ms', '--warmup'];
+/** The largest offered rate, orders/s. */
+const MAX_RATE = 100_000;
+
 function parseOptions(args: readonly string[], defaultGatewayUrl: string): Options {
-  const options: Options = { customers: 32, durationS: 30, skus: SEED_SKUS, quantity: 1, method: 'tok_visa', drainTimeoutS: 120, gatewayUrl: defaultGatewayUrl };
+  const options: Options = {
+    customers: 32, durationS: 30, skus: SEED_SKUS, quantity: 1, method: 'tok_visa', drainTimeoutS: 120, gatewayUrl: defaultGatewayUrl, replicas: 1, search: null, overload: null,
+  };
+  const search = { rateStart: 10, rateFactor: 1.5, rateStep: null as number | null, rateMax: 2_000, stepDurationS: 15, p99LimitMs: 1_000, warmupS: 5 };
+  let searching = false, overloading = false;
+  let rate: number | null = null;
+  const given = new Set<string>();
+  for (const arg of args) {
+    const switchFlag = /^(--search|--overload)=/.exec(arg);
+    if (switchFlag) throw new UsageError(`${switchFlag[1]} takes no value, got "${arg}"`);
+  }
   forEachFlag(args, (name, value) => {
+    given.add(name);
     switch (name) {
       case '--customers': options.customers = positiveNumber(name, value(), { integer: true, max: 1024 }); break;
       case '--duration': options.durationS = positiveNumber(name, value(), { max: 3600 }); break;
       case '--skus': options.skus = positiveNumber(name, value(), { integer: true, max: SEED_SKUS }); break;
       case '--quantity': options.quantity = positiveNumber(name, value(), { integer: true, max: 1000 }); break;
       case '--drain-timeout': options.drainTimeoutS = positiveNumber(name, value(), { max: 3600 }); break;
+      case '--replicas': options.replicas = positiveNumber(name, value(), { integer: true, max: 256 }); break;
       case '--method': {
         const v = value();
         if (!/^[A-Za-z0-9_-]{1,64}$/.test(v)) throw new UsageError(`--method must be a payment method token such as tok_visa, got "${v}"`);
@@ -106,12 +198,43 @@ function parseOptions(args: readonly string[], defaultGatewayUrl: string): Optio
         options.gatewayUrl = urlOption(value(), '--gateway-url');
         break;
       }
+      case '--search': searching = true; break;
+      case '--overload': overloading = true; break;
+      case '--rate': rate = positiveNumber(name, value(), { max: MAX_RATE / 2 }); break;
+      case '--rate-start': search.rateStart = positiveNumber(name, value(), { max: MAX_RATE }); break;
+      case '--rate-step': search.rateStep = positiveNumber(name, value(), { max: MAX_RATE }); break;
+      case '--rate-max': search.rateMax = positiveNumber(name, value(), { max: MAX_RATE }); break;
+      case '--step-duration': search.stepDurationS = positiveNumber(name, value(), { max: 3600 }); break;
+      case '--p99-limit-ms': search.p99LimitMs = positiveNumber(name, value(), { max: 3_600_000 }); break;
+      case '--warmup': {
+        const raw = value();
+        search.warmupS = raw.trim() === '0' ? 0 : positiveNumber(name, raw, { max: 3600 });
+        break;
+      }
+      case '--rate-factor': {
+        const raw = value();
+        search.rateFactor = positiveNumber(name, raw, { max: 10 });
+        if (search.rateFactor <= 1) throw new UsageError(`--rate-factor must be above 1 (each step offers more than the last), got "${raw}"`);
+        break;
+      }
       default: throw new UsageError(`unknown option "${name}"`);
     }
   });
+  const searchOnly = SEARCH_FLAGS.filter((f) => given.has(f));
+  if (!searching && searchOnly.length) throw new UsageError(`${searchOnly.join(', ')} ${searchOnly.length > 1 ? 'belong' : 'belongs'} to --search`);
+  if (given.has('--rate-factor') && given.has('--rate-step')) throw new UsageError('give --rate-factor (×) or --rate-step (+), not both');
+  if (search.rateStart > search.rateMax) throw new UsageError(`--rate-start ${search.rateStart} is above --rate-max ${search.rateMax}`);
+  if (rate !== null && !overloading) throw new UsageError('--rate is the capacity --overload runs at twice of: give --overload too');
+  if (rate !== null && searching) throw new UsageError('--rate and --search both set the capacity for --overload: give one of them');
+  if (overloading && !searching && rate === null) throw new UsageError('--overload needs a capacity: --search finds one, or give it with --rate N (orders/s)');
+  if ((searching || overloading) && options.method !== 'tok_visa') {
+    throw new UsageError(`--search and --overload measure orders up to CONFIRMED, which needs --method tok_visa, got "${options.method}"`);
+  }
+  if (searching && !overloading && given.has('--duration')) throw new UsageError('--duration is the closed loop\'s or the overload\'s placing time: a search step lasts --step-duration');
+  if (searching) options.search = search;
+  if (overloading) options.overload = { rate };
   return options;
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // GraphQL reads through the gateway
@@ -367,21 +490,6 @@ async function pidsByCommandLine(name: string): Promise<number[]> {
   return pids;
 }
 
-/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these ticks. */
-let clockTicks: number | undefined;
-
-async function procMemory(pid: number): Promise<{ rssBytes: number | null; peakRssBytes: number | null; cpuSeconds: number | null }> {
-  clockTicks ??= await execFileAsync('getconf', ['CLK_TCK']).then(({ stdout }) => Number(stdout.trim()) || 100, () => 100);
-  const [status, stat] = await Promise.all([readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''), readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')]);
-  // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuSeconds = fields.length > 12 ? (Number(fields[11]) + Number(fields[12])) / clockTicks : null;
-  const kib = (key: string) => {
-    const match = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
-    return match ? Number(match[1]) * 1024 : null;
-  };
-  return { rssBytes: kib('VmRSS'), peakRssBytes: kib('VmHWM'), cpuSeconds };
-}
 
 async function processMemory(config: Config, gatewayOrigin: string): Promise<Record<string, ProcessMemory>> {
   const result: Record<string, ProcessMemory> = {};
@@ -403,7 +511,7 @@ async function processMemory(config: Config, gatewayOrigin: string): Promise<Rec
       if (pids.length > 1) note = `several processes run subgraphs/${name}/src/main.ts (${pids.join(', ')}); took the first`;
       if (pids.length === 0) note = `no process found on port ${config.servicePorts[name]}`;
     }
-    result[name] = { pid, ...(pid === null ? { rssBytes: null, peakRssBytes: null, cpuSeconds: null } : await procMemory(pid)), ...(note ? { note } : {}) };
+    result[name] = { pid, ...(pid === null ? { rssBytes: null, peakRssBytes: null, cpuSeconds: null } : await procStats(pid)), ...(note ? { note } : {}) };
   }
   return result;
 }
@@ -466,27 +574,13 @@ class Customers {
 // ---------------------------------------------------------------------------------------------
 // Figures
 
-interface Distribution { readonly count: number; readonly mean: number; readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number }
-
-function distribution(values: readonly number[]): Distribution {
-  const sorted = Float64Array.from(values).sort();
-  const n = sorted.length;
-  return {
-    count: n,
-    mean: n ? sorted.reduce((a, b) => a + b, 0) / n : Number.NaN,
-    p50: percentile(sorted, 50),
-    p90: percentile(sorted, 90),
-    p99: percentile(sorted, 99),
-    max: n ? sorted[n - 1] : Number.NaN,
-  };
-}
-
 /** NaN becomes null in the JSON file (JSON has no NaN). */
 function jsonSafe(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v)));
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const count = (tallies: Record<string, number>, key: string) => { tallies[key] = (tallies[key] ?? 0) + 1; };
 const seconds = (ms: number) => `${fixed(ms / 1000)} s`;
 
 /** When an order first reached `status` (or first recorded `eventType`), epoch ms. */
@@ -519,14 +613,28 @@ function checkConservation(skus: readonly string[], initial: Map<string, Stock>,
   return mismatches;
 }
 
+/** Why an order was cancelled, from the reason of its transition into CANCELLED. */
+type CancelCause = 'deadline' | 'payment' | 'other';
+
+function cancelCause(reason: string | null | undefined): CancelCause {
+  if (reason === DEADLINE_REASON) return 'deadline';
+  // The saga's "payment declined: …" and "payment failed: …" (subgraphs/order/src/saga.ts).
+  if (reason?.startsWith('payment ')) return 'payment';
+  return 'other';
+}
+
+/** An order of the run: placed, or returned by replaying a failed placement's idempotency key. */
+type RunOrder = PlacedOrder & { readonly replayed?: boolean };
+
 /** Outcomes, units sold per sku and step durations of the run's orders, from their timelines. */
-function tally(orders: readonly (PlacedOrder & { replayed?: boolean })[], views: Map<string, OrderView | Error>) {
+function tally(orders: readonly RunOrder[], views: Map<string, OrderView | Error>) {
   const outcomes: Record<string, number> = {};
   const sold = new Map<string, number>();
   const reservedMs: number[] = [], confirmedMs: number[] = [], responseToConfirmedMs: number[] = [], committedMs: number[] = [];
   const unreadable: string[] = [];
   const notTerminal: { id: string; status: string }[] = [];
   const cancelReasons: Record<string, number> = {};
+  const cancelled: Record<CancelCause, number> = { deadline: 0, payment: 0, other: 0 };
   for (const order of orders) {
     const view = views.get(order.id)!;
     if (view instanceof Error) {
@@ -542,6 +650,7 @@ function tally(orders: readonly (PlacedOrder & { replayed?: boolean })[], views:
       const cause = view.timeline.find((t) => t.status === view.status);
       const reason = `${view.status}: ${cause?.reason ?? cause?.eventType ?? '?'}`;
       cancelReasons[reason] = (cancelReasons[reason] ?? 0) + 1;
+      if (view.status === 'CANCELLED') cancelled[cancelCause(cause?.reason)]++;
     }
     const pendingAt = firstAt(view, (t) => t.status === 'PENDING');
     const awaitingAt = firstAt(view, (t) => t.status === 'AWAITING_PAYMENT');
@@ -552,7 +661,768 @@ function tally(orders: readonly (PlacedOrder & { replayed?: boolean })[], views:
     if (pendingAt !== null && committedAt !== null) committedMs.push(committedAt - pendingAt);
     if (confirmedAt !== null && !order.replayed) responseToConfirmedMs.push(confirmedAt - order.respondedAt);
   }
-  return { outcomes, sold, reservedMs, confirmedMs, responseToConfirmedMs, committedMs, unreadable, notTerminal, cancelReasons };
+  return { outcomes, sold, reservedMs, confirmedMs, responseToConfirmedMs, committedMs, unreadable, notTerminal, cancelReasons, cancelled };
+}
+
+/** The gateway and the five services, as the process figures name them. */
+const PROCESS_NAMES = ['gateway', ...SERVICE_NAMES];
+
+/** Notes on the figures of every mode. */
+const COMMON_NOTES = [
+  'PENDING→X times are the order timeline\'s own timestamps (transaction start times in the order database), so they include Kafka and every consumer hop but not the client\'s HTTP time',
+  '"stock update" is PENDING→AWAITING_PAYMENT: inventory\'s reservation committed before order saw StockReserved, so this is an upper bound of when stockLevel shows it',
+  'hops (when the databases are readable): relay = outbox commit → published to Kafka; delivery = published → the consumer\'s inbox transaction (Kafka, consumer lag and the handler\'s queue); handled/s is between the consumer\'s first and last event of the run',
+];
+
+/** The `n` most frequent reasons, most frequent first. */
+function topReasons(reasons: Record<string, number>, n: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(reasons).sort((a, b) => b[1] - a[1]).slice(0, n));
+}
+
+/** "CONFIRMED 120, CANCELLED 2" in the saga's order of statuses. */
+function outcomeList(outcomes: Record<string, number>): string {
+  return [...STATUSES].filter((s) => outcomes[s]).map((s) => `${s} ${outcomes[s]}`).concat(outcomes.UNREADABLE ? [`UNREADABLE ${outcomes.UNREADABLE}`] : []).join(', ') || 'none';
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the closed and the open loop share
+
+/** Ctrl-C's state: the phase it ends, and whether any more placing may start. */
+interface Control {
+  phase: 'placing' | 'drain' | 'report';
+  /** Set by Ctrl-C: placing ends now, and no later step or overload starts. */
+  stopPlacing: boolean;
+  /** Ctrl-C in a drain: it and every later one end at once. */
+  readonly drainAbort: AbortController;
+}
+
+/** Customer tokens bench-1..bench-<n>, signed as more are needed. */
+class CustomerTokens {
+  readonly #secret: string;
+  readonly #tokens: string[] = [];
+
+  constructor(secret: string) {
+    this.#secret = secret;
+  }
+
+  async first(n: number): Promise<string[]> {
+    while (this.#tokens.length < n) this.#tokens.push(await signToken(this.#secret, { sub: `bench-${this.#tokens.length + 1}`, roles: ['customer'] }, '2h'));
+    return this.#tokens.slice(0, n);
+  }
+}
+
+/** What a run works with. */
+interface Bench {
+  readonly config: Config;
+  readonly options: Options;
+  readonly origin: string;
+  readonly skus: readonly string[];
+  /** Every idempotency key of the run starts with `<keyPrefix>-`. */
+  readonly keyPrefix: string;
+  readonly adminToken: string;
+  readonly tokens: CustomerTokens;
+  /** Open loop: orders/s one customer places at most (a share of the gateway's per-subject rate limit). */
+  readonly customerRate: number;
+  readonly customers: Customers;
+  readonly control: Control;
+  /** Null when unreachable, or once they turn out to hold none of the run's orders. */
+  db: Databases | null;
+  readonly initialStock: Map<string, Stock>;
+  readonly startedAt: Date;
+  readonly loadAtStart: number[];
+}
+
+/** The stack writes to other databases than the ones this bench reads (DB_PREFIX differs): the run goes on through the API alone. */
+async function dropForeignDatabases(bench: Bench): Promise<void> {
+  console.log(`note: the order database ${serviceDatabaseUrl(bench.config, 'order').replace(/\/\/[^@/]*@/, '//')} holds none of this run's orders ` +
+    '(is the stack running with another DB_PREFIX?); backlog and drain come from the API alone, and there is no outbox figure');
+  await bench.db?.close();
+  bench.db = null;
+}
+
+/**
+ * A placeOrder that failed may still have created its order (a lost response): replaying its
+ * idempotency key with the same input returns that order, or places it now. Either way the
+ * run then knows every order it caused, which the stock check needs.
+ * A refusal for being busy (OVERLOADED, RATE_LIMITED) stored nothing, by contract: not replayed.
+ */
+async function replayFailed(bench: Bench, run: SagaRunResult, tokens: readonly string[]) {
+  const { gatewayUrl, method } = bench.options;
+  const orders: RunOrder[] = [...run.placed];
+  const refused = run.failed.filter((f) => BUSY_CODES.has(f.code));
+  const replay = run.failed.filter((f) => !BUSY_CODES.has(f.code)).slice(0, 2_000);
+  const refusedByCode: Record<string, number> = {};
+  for (const f of refused) count(refusedByCode, f.code);
+  if (refused.length) {
+    console.log(`refused as busy: ${refused.length} placements (${Object.entries(refusedByCode).map(([code, n]) => `${code} ${n}`).join(', ')}); nothing was stored, so they are not replayed`);
+  }
+  const stillFailed: FailedPlacement[] = [];
+  if (replay.length) {
+    let next = 0;
+    const lane = async () => {
+      while (next < replay.length) {
+        const f = replay[next++];
+        try {
+          const response = await fetch(gatewayUrl, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[f.customer - 1]}` },
+            body: JSON.stringify({ operationName: 'PlaceOrder', query: PLACE_ORDER, variables: { input: placeOrderInput(f.customer, f.idempotencyKey, f.sku, f.quantity, method) } }),
+            signal: AbortSignal.timeout(30_000),
+          });
+          const outcome = readPlaceOrder(response.status, await response.text());
+          if ('order' in outcome) orders.push({ ...f, id: outcome.order.id, status: outcome.order.status, respondedAt: Date.now(), replayed: true });
+          else stillFailed.push(f);
+        } catch {
+          stillFailed.push(f);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, replay.length) }, lane));
+    console.log(`replayed ${replay.length} failed placements by idempotency key: ${replay.length - stillFailed.length} returned an order`);
+  }
+  return { orders, refused, refusedByCode, replayed: replay.length, stillFailed };
+}
+
+/**
+ * Waits until every order of the run under `keyPrefix` is terminal: counted in the order database
+ * when it is readable (which includes any whose response was lost), else `orders` read through the
+ * API. Ends at `deadline` or Ctrl-C; times count from `from`.
+ */
+async function waitTerminal(bench: Bench, keyPrefix: string, orders: readonly RunOrder[], from: number, deadline: number): Promise<{ terminalMs: number | null; dbOrderCount: number | null }> {
+  let dbOrderCount: number | null = null;
+  let pending = new Set(orders.map((o) => o.id));
+  let lastReport = 0;
+  while (!bench.control.drainAbort.signal.aborted) {
+    let open: number;
+    if (bench.db) {
+      const statuses = await bench.db.runStatuses(keyPrefix);
+      dbOrderCount = Object.values(statuses).reduce((a, b) => a + b, 0);
+      open = Object.entries(statuses).filter(([s]) => !TERMINAL.has(s)).reduce((n, [, c]) => n + c, 0);
+    } else {
+      const views = await readOrders(bench.options.gatewayUrl, bench.adminToken, [...pending], false);
+      pending = new Set([...views].filter(([, v]) => v instanceof Error || !TERMINAL.has(v.status)).map(([id]) => id));
+      open = pending.size;
+    }
+    if (open === 0) return { terminalMs: performance.now() - from, dbOrderCount };
+    const now = performance.now();
+    if (now >= deadline) break;
+    if (now - lastReport >= 5_000) {
+      lastReport = now;
+      console.log(`  ${fixed((now - from) / 1000, 0).padStart(4)} s  ${open} orders not terminal`);
+    }
+    await sleep(bench.db ? 500 : 2_000);
+  }
+  return { terminalMs: null, dbOrderCount };
+}
+
+/**
+ * Reads the stock and checks every sku; while some sku does not add up and every order is
+ * terminal, reads it again each second (after the orders, inventory still commits and releases)
+ * until `deadline` or Ctrl-C. `settledMs` counts from `from`.
+ */
+async function checkStock(bench: Bench, sold: Map<string, number>, ordersTerminal: boolean, from: number, deadline: number): Promise<{ mismatches: Mismatch[]; settledMs: number | null }> {
+  const check = async () => checkConservation(bench.skus, bench.initialStock, await readStock(bench.options.gatewayUrl, bench.skus), sold);
+  let mismatches = await check();
+  let settledMs = mismatches.length === 0 ? performance.now() - from : null;
+  while (mismatches.length && ordersTerminal && !bench.control.drainAbort.signal.aborted && performance.now() < deadline) {
+    await sleep(1_000);
+    mismatches = await check();
+    if (mismatches.length === 0) settledMs = performance.now() - from;
+  }
+  return { mismatches, settledMs };
+}
+
+/** The conservation result of the run: the orders' end (from `tally`) and the stock's (from `checkStock`). */
+async function conservation(bench: Bench, orders: Pick<ReturnType<typeof tally>, 'sold' | 'notTerminal' | 'unreadable'>, found: Mismatch[]) {
+  let mismatches = found;
+  if (bench.db && mismatches.length) {
+    const truth = await bench.db.inventoryStock(mismatches.map((m) => m.sku));
+    mismatches = mismatches.map((m) => ({ ...m, database: truth.get(m.sku) ?? null }));
+  }
+  const others = bench.db ? await bench.db.otherOrders(bench.keyPrefix, bench.startedAt, bench.skus) : null;
+  const terminal = orders.notTerminal.length === 0 && orders.unreadable.length === 0;
+  return {
+    result: terminal && mismatches.length === 0 ? 'PASS' : 'FAIL',
+    everyOrderTerminal: terminal,
+    notTerminalCount: orders.notTerminal.length,
+    notTerminal: orders.notTerminal.slice(0, 20),
+    unreadable: orders.unreadable,
+    skusChecked: bench.skus.length,
+    unitsSold: [...orders.sold.values()].reduce((a, b) => a + b, 0),
+    mismatches: mismatches.slice(0, 50),
+    mismatchCount: mismatches.length,
+    otherOrdersOnTheseSkus: others,
+  };
+}
+
+/** Prints a {@link conservation} result; `unsettled` explains skus that did not add up when the wait for them ended. */
+function printConservation(c: Awaited<ReturnType<typeof conservation>>, unsettled: string): void {
+  console.log(`\nconservation: ${c.result}: ${c.skusChecked} skus, ${c.unitsSold} units sold; ` +
+    `${c.everyOrderTerminal ? 'every order terminal' : `${c.notTerminalCount} orders not terminal${c.unreadable.length ? `, ${c.unreadable.length} unreadable` : ''}`}; ` +
+    `${c.mismatchCount === 0 ? 'every sku adds up' : `${c.mismatchCount} skus do not add up${unsettled}`}`);
+  for (const m of c.mismatches.slice(0, 10)) {
+    console.log(`  ${m.sku}: ${m.problem}${m.database ? ` (inventory database: onHand ${m.database.onHand}, reserved ${m.database.reserved})` : ''}`);
+  }
+  for (const o of c.notTerminal.slice(0, 5)) console.log(`  order ${o.id} is still ${o.status}`);
+  for (const u of c.unreadable) console.log(`  unreadable: ${u}`);
+  const others = c.otherOrdersOnTheseSkus;
+  if (others && others.orders > 0) console.log(`  note: ${others.orders} orders by others (${others.units} units) touched these skus during the run; the check cannot tell their stock from ours`);
+}
+
+function printHops(hops: readonly HopFigures[] | null): void {
+  if (!hops?.length) return;
+  console.log(`\n${table([
+    ['event hop (outbox → inbox)', 'events', 'handled/s', 'relay p50', 'relay p99', 'delivery p50', 'delivery p99', 'total p99'],
+    ...hops.map((h) => [`${h.producer} ${h.eventType} → ${h.consumer}`, String(h.events), fixed(h.perSecond), fixed(h.relayMs.p50, 0), fixed(h.relayMs.p99, 0),
+      fixed(h.deliveryMs.p50, 0), fixed(h.deliveryMs.p99, 0), fixed(h.totalMs.p99, 0)]),
+  ])}\n  (ms; relay: outbox commit → published; delivery: published → the consumer's inbox transaction)`);
+}
+
+/** CPU of one process between two readings, % of one core; null unless it kept its pid. */
+function cpuPercent(a: ProcessMemory | undefined, b: ProcessMemory | undefined, wallS: number): number | null {
+  return a && b && a.pid !== null && a.pid === b.pid && a.cpuSeconds !== null && b.cpuSeconds !== null ? ((b.cpuSeconds - a.cpuSeconds) / wallS) * 100 : null;
+}
+
+/** The machine, and what else loaded it: the 1/5/15-minute load averages at the start and the end. */
+function machineInfo(loadAtStart: readonly number[]) {
+  return {
+    cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, memoryBytes: os.totalmem(), node: process.version, platform: `${os.platform()} ${os.release()}`,
+    loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg(),
+  };
+}
+
+async function writeAndReport(result: unknown, loadAtStart: readonly number[]): Promise<void> {
+  const files = await writeResults('saga', jsonSafe(result));
+  console.log(`load average (1 min) ${fixed(loadAtStart[0], 2)} at the start, ${fixed(os.loadavg()[0], 2)} at the end, on ${os.cpus().length} CPUs`);
+  console.log(`wrote ${path.relative(process.cwd(), files.file)} and ${path.relative(process.cwd(), files.latest)}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The closed loop (the default)
+
+async function closedLoop(bench: Bench): Promise<number> {
+  const { config, options, origin, keyPrefix, adminToken, control, customers, startedAt, loadAtStart } = bench;
+  const tokens = await bench.tokens.first(options.customers);
+  const processesBefore = await processMemory(config, origin);
+  console.log(`placing: ${options.customers} customers, closed loop, ${options.durationS} s, 1 line × ${options.quantity} of a random sku, ${options.method}; idempotency keys ${keyPrefix}-*`);
+  let lastPrinted = 0;
+  const running = customers.run(
+    { url: options.gatewayUrl, tokens, skus: options.skus, quantity: options.quantity, paymentMethod: options.method, durationMs: options.durationS * 1000, keyPrefix },
+    (p) => {
+      if (p.elapsedMs - lastPrinted < 5_000) return;
+      lastPrinted = p.elapsedMs;
+      console.log(`  ${fixed(p.elapsedMs / 1000, 0).padStart(4)} s  ${p.placed} placed (${fixed(p.placed / (p.elapsedMs / 1000), 0)}/s), ${p.failed} failed`);
+    },
+  );
+  // Ctrl-C before the customers started still ends placing at once.
+  if (control.stopPlacing) customers.stop();
+  const run = await running;
+  const placingEnded = performance.now();
+  control.phase = 'drain';
+  const placingS = run.elapsedMs / 1000;
+  console.log(`placing done: ${run.placed.length} orders in ${fixed(placingS)} s (${fixed(run.placed.length / placingS)}/s), ${run.failed.length} failed`);
+
+  // The end of placing: what is still in flight, and how big each process is under load.
+  const apiStatuses = async (ids: readonly string[]) => {
+    const counts: Record<string, number> = {};
+    for (const v of (await readOrders(options.gatewayUrl, adminToken, ids, false)).values()) count(counts, v instanceof Error ? 'UNREADABLE' : v.status);
+    return counts;
+  };
+  let [backlogStatuses, outbox, memory] = await Promise.all([
+    bench.db ? bench.db.runStatuses(keyPrefix) : apiStatuses(run.placed.map((o) => o.id)),
+    bench.db ? bench.db.outboxBacklog() : Promise.resolve(null),
+    processMemory(config, origin),
+  ]);
+  if (bench.db && run.placed.length > 0 && Object.keys(backlogStatuses).length === 0) {
+    await dropForeignDatabases(bench);
+    outbox = null;
+    backlogStatuses = await apiStatuses(run.placed.map((o) => o.id));
+  }
+  const backlogReadAfterMs = performance.now() - placingEnded;
+  const backlogOrders = Object.entries(backlogStatuses).filter(([s]) => !TERMINAL.has(s)).reduce((n, [, c]) => n + c, 0);
+  console.log(`end of placing: ${backlogOrders} orders not terminal (${Object.entries(backlogStatuses).map(([s, n]) => `${s} ${n}`).join(', ') || 'none'})` +
+    (outbox ? `; outbox backlog ${Object.entries(outbox).map(([s, n]) => `${s} ${n ?? '?'}`).join(', ')}` : ''));
+
+  const { orders, refused, replayed, stillFailed } = await replayFailed(bench, run, tokens);
+
+  // Drain: until every order of the run is terminal, then until the stock has settled.
+  // Drain times count from the end of placing, as does the drain timeout.
+  const drainStarted = placingEnded;
+  const deadline = drainStarted + options.drainTimeoutS * 1000;
+  console.log(`drain: waiting for ${orders.length} orders to end (timeout ${options.drainTimeoutS} s)...`);
+  const { terminalMs: ordersTerminalMs, dbOrderCount } = await waitTerminal(bench, keyPrefix, orders, drainStarted, deadline);
+  console.log(ordersTerminalMs !== null ? `every order terminal ${seconds(ordersTerminalMs)} after placing ended` : `drain ended with orders not terminal (${control.drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})`);
+
+  // The outcome of every order, then the stock: wait (within the drain deadline) until every sku
+  // adds up. The timelines are read again once the stock has settled, for the figures of the
+  // steps that come after CONFIRMED.
+  console.log(`reading ${orders.length} orders' timelines...`);
+  let tallied = tally(orders, await readOrders(options.gatewayUrl, adminToken, orders.map((o) => o.id), true));
+  const { sold, notTerminal, unreadable } = tallied;
+  const { mismatches, settledMs: stockSettledMs } = await checkStock(bench, sold, notTerminal.length === 0, drainStarted, deadline);
+  control.phase = 'report';
+  const processesAfterDrain = await processMemory(config, origin);
+  const drainWallS = (performance.now() - placingEnded) / 1000;
+  if (stockSettledMs !== null) console.log(`stock settled ${seconds(stockSettledMs)} after placing ended`);
+  if (notTerminal.length === 0 && unreadable.length === 0) {
+    const again = tally(orders, await readOrders(options.gatewayUrl, adminToken, orders.map((o) => o.id), true));
+    if (again.unreadable.length === 0) tallied = { ...again, sold, notTerminal, unreadable };
+  }
+  const { outcomes, cancelReasons, reservedMs, confirmedMs, committedMs, responseToConfirmedMs } = tallied;
+  const check = await conservation(bench, tallied, mismatches);
+  const finalOutbox = bench.db ? await bench.db.outboxBacklog() : null;
+  const hops = bench.db ? await bench.db.hops(startedAt) : null;
+  const pass = check.result === 'PASS';
+
+  // Figures. CPU is in % of one core, over the placing phase and over the drain (end of placing
+  // until the checks), for processes that kept their pid.
+  const processes = Object.fromEntries(Object.entries(memory).map(([name, m]) => [name, {
+    ...m,
+    cpuPercentWhilePlacing: cpuPercent(processesBefore[name], m, placingS),
+    cpuPercentWhileDraining: cpuPercent(m, processesAfterDrain[name], drainWallS),
+  }]));
+  const latency = distribution(run.placed.map((o) => o.latencyMs));
+  const reserved = distribution(reservedMs);
+  const confirmed = distribution(confirmedMs);
+  const responseToConfirmed = distribution(responseToConfirmedMs);
+  const committed = distribution(committedMs);
+  const perSecond = run.placed.length / placingS;
+  // What the saga got through: every order of the run ended within placing + the drain.
+  const sagaSeconds = ordersTerminalMs === null ? null : placingS + ordersTerminalMs / 1000;
+  const sagaPerMinute = sagaSeconds === null ? Number.NaN : (orders.length / sagaSeconds) * 60;
+  const confirmedPerMinute = sagaSeconds === null ? Number.NaN : ((outcomes.CONFIRMED ?? 0) / sagaSeconds) * 60;
+  const errorCodes: Record<string, number> = {};
+  for (const f of run.failed) count(errorCodes, f.code);
+  const errorSamples = [...new Set(run.failed.map((f) => f.error))].slice(0, 5);
+  const targets = [
+    { target: 'orders placed per minute', unit: '/min', measured: perSecond * 60, floor: TARGETS.ordersPerMinute.floor, goal: TARGETS.ordersPerMinute.goal, higherIsBetter: true },
+    { target: 'orders through the saga per minute (all terminal)', unit: '/min', measured: sagaPerMinute, floor: TARGETS.ordersPerMinute.floor, goal: TARGETS.ordersPerMinute.goal, higherIsBetter: true },
+    { target: 'placeOrder p99', unit: 'ms', measured: latency.p99, floor: TARGETS.placeOrderP99Ms.floor, goal: TARGETS.placeOrderP99Ms.goal, higherIsBetter: false },
+    { target: 'median stock update (PENDING→AWAITING_PAYMENT p50)', unit: 'ms', measured: reserved.p50, floor: TARGETS.stockUpdateP50Ms.floor, goal: null, higherIsBetter: false },
+    { target: 'PENDING→CONFIRMED p99', unit: 'ms', measured: confirmed.p99, floor: null, goal: TARGETS.pendingToConfirmedP99Ms.goal, higherIsBetter: false },
+  ].map((t) => {
+    const meets = (limit: number | null) => limit === null ? null : Number.isFinite(t.measured) && (t.higherIsBetter ? t.measured >= limit : t.measured < limit);
+    return { ...t, floorMet: meets(t.floor), goalMet: meets(t.goal) };
+  });
+
+  const result = {
+    bench: 'saga',
+    mode: 'closed',
+    at: new Date().toISOString(),
+    machine: machineInfo(loadAtStart),
+    settings: {
+      customers: options.customers, durationSeconds: options.durationS, skus: options.skus, quantity: options.quantity, paymentMethod: options.method,
+      drainTimeoutSeconds: options.drainTimeoutS, gatewayUrl: options.gatewayUrl, replicas: options.replicas, idempotencyKeyPrefix: keyPrefix, databaseRead: bench.db !== null,
+    },
+    placing: {
+      seconds: placingS,
+      orders: run.placed.length,
+      ordersPerSecond: perSecond,
+      ordersPerMinute: perSecond * 60,
+      failed: run.failed.length,
+      errorCodes,
+      errorSamples,
+      latencyMs: latency,
+      sagaSeconds,
+      ordersThroughSagaPerMinute: sagaPerMinute,
+      confirmedPerMinute,
+      refusedAsBusy: refused.length,
+      replayedFailures: replayed,
+      replayReturnedOrder: replayed - stillFailed.length,
+      clientCpuPercent: (run.clientCpuSeconds / placingS) * 100,
+    },
+    endOfPlacing: { readSecondsAfterPlacing: backlogReadAfterMs / 1000, ordersByStatus: backlogStatuses, ordersNotTerminal: backlogOrders, outboxBacklog: outbox },
+    processes,
+    drain: {
+      ordersTerminalSeconds: ordersTerminalMs === null ? null : ordersTerminalMs / 1000,
+      stockSettledSeconds: stockSettledMs === null ? null : stockSettledMs / 1000,
+      endedBy: ordersTerminalMs !== null ? 'all terminal' : control.drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout',
+      outboxBacklogAfter: finalOutbox,
+      ordersInDatabase: dbOrderCount,
+      ordersTracked: orders.length,
+    },
+    saga: {
+      outcomes,
+      endReasons: topReasons(cancelReasons, 10),
+      pendingToAwaitingPaymentMs: reserved,
+      pendingToConfirmedMs: confirmed,
+      pendingToStockCommittedMs: committed,
+      hops,
+      placeOrderResponseToConfirmedMs: responseToConfirmed,
+    },
+    conservation: check,
+    targets,
+    notes: [
+      'placing is a closed loop: the rate is what --customers customers reach, not necessarily the stack\'s limit (--search finds that)',
+      ...COMMON_NOTES,
+      'RSS is at the end of placing; peak RSS is each process\'s high-water mark since it started; CPU is % of one core (user + system) over the phase',
+      'the load generator runs in its own process on the same machine as the whole stack',
+    ],
+  };
+
+  // Print.
+  const rss = (name: string) => memory[name];
+  const cpu = (name: string) => processes[name].cpuPercentWhilePlacing;
+  const cpuDrain = (name: string) => processes[name].cpuPercentWhileDraining;
+  console.log(`\n${table([
+    ['placing', 'orders', 'orders/s', 'orders/min', 'failed', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
+    [`${options.customers} customers, ${fixed(placingS)} s`, String(run.placed.length), fixed(perSecond), fixed(perSecond * 60, 0), String(run.failed.length),
+      fixed(latency.p50), fixed(latency.p90), fixed(latency.p99), fixed(latency.max)],
+  ])}`);
+  if (run.failed.length) console.log(`failures by code: ${Object.entries(errorCodes).map(([c, n]) => `${c} ${n}`).join(', ')}\n  e.g. ${errorSamples.join('\n       ')}`);
+  console.log(`\n${table([
+    ['saga (timeline)', 'orders', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
+    ...([['PENDING→AWAITING_PAYMENT', reserved], ['PENDING→CONFIRMED', confirmed], ['PENDING→StockCommitted', committed], ['placeOrder response→CONFIRMED', responseToConfirmed]] as const)
+      .map(([label, d]) => [label, String(d.count), fixed(d.p50), fixed(d.p90), fixed(d.p99), fixed(d.max)]),
+  ])}`);
+  if (sagaSeconds !== null) console.log(`through the saga: ${orders.length} orders terminal within ${fixed(sagaSeconds)} s of the first placement: ${fixed(sagaPerMinute, 0)}/min (${fixed(confirmedPerMinute, 0)} confirmed/min)`);
+  console.log(`outcomes: ${outcomeList(outcomes)}`);
+  if (Object.keys(cancelReasons).length) console.log(`  not confirmed, by reason: ${Object.entries(topReasons(cancelReasons, 5)).map(([r, n]) => `${r} (${n})`).join('; ')}`);
+  printHops(hops);
+  console.log(`\nend of placing: ${backlogOrders} orders not terminal${outbox ? `; outbox backlog: ${Object.entries(outbox).map(([s, n]) => `${s} ${n ?? '?'}`).join(', ')}` : ''}`);
+  console.log(`\n${table([
+    ['process', 'pid', 'RSS MiB (end of placing)', 'peak RSS MiB', 'CPU % placing', 'CPU % drain'],
+    ...PROCESS_NAMES.map((name) => [name, String(rss(name).pid ?? '-'), mib(rss(name).rssBytes), mib(rss(name).peakRssBytes),
+      fixed(cpu(name) ?? Number.NaN, 0), fixed(cpuDrain(name) ?? Number.NaN, 0)]),
+  ])}\n  (CPU: % of one core; placing ${fixed(placingS)} s, drain ${fixed(drainWallS)} s)`);
+  for (const name of PROCESS_NAMES) if (rss(name).note) console.log(`  ${name}: ${rss(name).note}`);
+  console.log(`\ndrain: ${ordersTerminalMs !== null ? `every order terminal after ${seconds(ordersTerminalMs)}` : `orders still open when the drain ended (${result.drain.endedBy})`}` +
+    `${stockSettledMs !== null ? `, stock settled after ${seconds(stockSettledMs)}` : ''}` +
+    `${dbOrderCount !== null && dbOrderCount !== orders.length ? `; the order database has ${dbOrderCount} orders of this run, the bench knows ${orders.length}` : ''}`);
+  printConservation(check, stockSettledMs === null && notTerminal.length === 0 ? ` (still so when the drain ended by ${control.drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})` : '');
+  const mark = (met: boolean | null) => (met === null ? '—' : met ? 'met' : 'NOT met');
+  const show = (value: number | null, unit: string) => (value === null ? '—' : unit === 'ms' ? `${fixed(value, 0)} ms` : fixed(value, 0));
+  console.log(`\n${table([
+    ['target', 'measured', 'floor', 'floor met', 'goal', 'goal met'],
+    ...targets.map((t) => [t.target, show(t.measured, t.unit), show(t.floor, t.unit), mark(t.floorMet), show(t.goal, t.unit), mark(t.goalMet)]),
+  ])}\n`);
+
+  await writeAndReport(result, loadAtStart);
+  if (run.placed.length === 0) {
+    console.error(`bench saga: no order was placed${errorSamples.length ? `; e.g. ${errorSamples[0]}` : ''}`);
+    return 1;
+  }
+  return pass ? 0 : 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The open loop: the capacity search and the overload
+
+/** One open-loop phase (a search step or the overload): what it placed and how its orders ended. */
+interface PhaseFigures {
+  readonly label: string;
+  readonly offeredPerSecond: number;
+  /** The window placements were scheduled in. */
+  readonly seconds: number;
+  /** From the first start until the last answer. */
+  readonly elapsedSeconds: number;
+  readonly customers: number;
+  readonly scheduled: number;
+  readonly started: number;
+  readonly lateStarts: number;
+  readonly maxStartLagMs: number;
+  readonly peakInFlight: number;
+  /** Orders placeOrder returned. */
+  readonly placed: number;
+  /** placed over elapsedSeconds. */
+  readonly placedPerSecond: number;
+  /** Busy refusals by code (OVERLOADED, RATE_LIMITED): nothing stored, not replayed. */
+  readonly refused: Record<string, number>;
+  /** Other failures whose replay returned no order. */
+  readonly failed: number;
+  readonly errorCodes: Record<string, number>;
+  readonly errorSamples: readonly string[];
+  readonly replayedFailures: number;
+  readonly replayReturnedOrder: number;
+  /** placeOrder round trips of the placed orders. */
+  readonly placeOrderMs: Distribution;
+  readonly pendingToAwaitingPaymentMs: Distribution;
+  readonly pendingToConfirmedMs: Distribution;
+  readonly outcomes: Record<string, number>;
+  readonly cancelled: Record<CancelCause, number>;
+  readonly endReasons: Record<string, number>;
+  /** From the end of placing until every order of the phase was terminal; null when the drain ended first. */
+  readonly ordersTerminalSeconds: number | null;
+  readonly clientCpuPercent: number;
+  /** Per process, % of one core from the start of placing until its last answer. */
+  readonly cpuPercentWhilePlacing: Record<string, number | null>;
+  /** Ctrl-C ended its placing or its drain: not judged. */
+  readonly interrupted: boolean;
+  /** A search step's verdict (null when interrupted, and for the warm-up and the overload, which are not judged). */
+  readonly held: boolean | null;
+  readonly notHeldBecause: readonly string[];
+}
+
+/** The offered rates of the search: from --rate-start up to --rate-max. */
+function searchRates(search: SearchOptions): number[] {
+  const rates = [search.rateStart];
+  for (;;) {
+    const last = rates.at(-1)!;
+    const next = Math.round((search.rateStep !== null ? last + search.rateStep : last * search.rateFactor) * 10) / 10;
+    if (next > search.rateMax || next <= last) return rates;
+    rates.push(next);
+  }
+}
+
+/** The overload phase: its figures, the capacity it doubled and how its accepted orders ended. */
+interface OverloadFigures extends PhaseFigures {
+  readonly capacityPerSecond: number;
+  readonly capacityFrom: '--rate' | 'search';
+  readonly accepted: number;
+  /** Accepted orders that reached CONFIRMED (or went on from there). */
+  readonly confirmed: number;
+  readonly rejected: number;
+  readonly everyAcceptedConfirmed: boolean;
+}
+
+const sum = (tallies: Record<string, number>) => Object.values(tallies).reduce((a, b) => a + b, 0);
+const causeList = (c: Record<CancelCause, number>) => `deadline ${c.deadline}, payment ${c.payment}, other ${c.other}`;
+
+/**
+ * One open-loop phase: places at `rate` orders/s for `durationS` under `<keyPrefix>-<tag>`, replays
+ * failed placements, waits until the phase's orders are terminal and reads their timelines. A
+ * search step is judged against `p99LimitMs`; the warm-up and the overload (null) are not.
+ */
+async function openPhase(bench: Bench, tag: string, label: string, rate: number, durationS: number, p99LimitMs: number | null): Promise<{ orders: RunOrder[]; figures: PhaseFigures }> {
+  const { config, options, origin, control, customers } = bench;
+  const keyPrefix = `${bench.keyPrefix}-${tag}`;
+  const customerCount = Math.max(options.customers, Math.ceil(rate / bench.customerRate));
+  const tokens = await bench.tokens.first(customerCount);
+  control.phase = 'placing';
+  const before = await processMemory(config, origin);
+  console.log(`\n${label}: ${fixed(rate)} orders/s offered for ${durationS} s over ${customerCount} customers; idempotency keys ${keyPrefix}-*`);
+  let lastPrinted = 0;
+  const running = customers.run(
+    { url: options.gatewayUrl, tokens, skus: options.skus, quantity: options.quantity, paymentMethod: options.method, durationMs: durationS * 1000, keyPrefix, ratePerSecond: rate },
+    (p) => {
+      if (p.elapsedMs - lastPrinted < 5_000) return;
+      lastPrinted = p.elapsedMs;
+      console.log(`  ${fixed(p.elapsedMs / 1000, 0).padStart(4)} s  ${p.placed} placed (${fixed(p.placed / (p.elapsedMs / 1000), 0)}/s), ${p.failed} failed, ${p.inFlight} in flight`);
+    },
+  );
+  // Ctrl-C before the worker started still ends placing at once.
+  if (control.stopPlacing) customers.stop();
+  const run = await running;
+  const placingEnded = performance.now();
+  control.phase = 'drain';
+  const after = await processMemory(config, origin);
+  const schedule = run.schedule!;
+  const windowS = schedule.windowMs / 1000;
+  if (bench.db && run.placed.length > 0 && Object.keys(await bench.db.runStatuses(keyPrefix)).length === 0) await dropForeignDatabases(bench);
+  const { orders, refusedByCode, replayed, stillFailed } = await replayFailed(bench, run, tokens);
+  const { terminalMs } = await waitTerminal(bench, keyPrefix, orders, placingEnded, placingEnded + options.drainTimeoutS * 1000);
+  const t = tally(orders, await readOrders(options.gatewayUrl, bench.adminToken, orders.map((o) => o.id), true));
+
+  const errorCodes: Record<string, number> = {};
+  for (const f of run.failed) count(errorCodes, f.code);
+  // Over the step from its first start to its last answer: a placeOrder that falls behind the
+  // schedule stretches that, so the rate drops below the offered one even with every start on time.
+  const placedPerSecond = run.placed.length / (run.elapsedMs / 1000);
+  const confirmed = distribution(t.confirmedMs);
+  const overloaded = refusedByCode.OVERLOADED ?? 0;
+  const rateLimited = refusedByCode.RATE_LIMITED ?? 0;
+  const cancelled = sum(t.cancelled);
+  const notHeldBecause: string[] = [];
+  if (confirmed.count === 0) notHeldBecause.push('no order was CONFIRMED');
+  else if (p99LimitMs !== null && !(confirmed.p99 <= p99LimitMs)) notHeldBecause.push(`PENDING→CONFIRMED p99 ${fixed(confirmed.p99, 0)} ms > ${p99LimitMs} ms`);
+  if (placedPerSecond < ACHIEVED_FRACTION * rate) notHeldBecause.push(`placed ${fixed(placedPerSecond)}/s < ${ACHIEVED_FRACTION * 100} % of ${fixed(rate)}/s offered`);
+  if (overloaded) notHeldBecause.push(`${overloaded} refused OVERLOADED`);
+  if (rateLimited) notHeldBecause.push(`${rateLimited} refused RATE_LIMITED (the gateway's per-customer limit: give more --customers)`);
+  if (stillFailed.length) notHeldBecause.push(`${stillFailed.length} placements failed`);
+  if (cancelled) notHeldBecause.push(`${cancelled} cancelled (${causeList(t.cancelled)})`);
+  if (t.notTerminal.length || t.unreadable.length) notHeldBecause.push(`${t.notTerminal.length + t.unreadable.length} orders not terminal (or unreadable) after the drain`);
+  const interrupted = control.stopPlacing || control.drainAbort.signal.aborted;
+  const figures: PhaseFigures = {
+    label,
+    offeredPerSecond: rate,
+    seconds: windowS,
+    elapsedSeconds: run.elapsedMs / 1000,
+    customers: customerCount,
+    scheduled: schedule.scheduled,
+    started: schedule.started,
+    lateStarts: schedule.lateStarts,
+    maxStartLagMs: schedule.maxStartLagMs,
+    peakInFlight: schedule.peakInFlight,
+    placed: run.placed.length,
+    placedPerSecond,
+    refused: refusedByCode,
+    failed: stillFailed.length,
+    errorCodes,
+    errorSamples: [...new Set(run.failed.map((f) => f.error))].slice(0, 5),
+    replayedFailures: replayed,
+    replayReturnedOrder: replayed - stillFailed.length,
+    placeOrderMs: distribution(run.placed.map((o) => o.latencyMs)),
+    pendingToAwaitingPaymentMs: distribution(t.reservedMs),
+    pendingToConfirmedMs: confirmed,
+    outcomes: t.outcomes,
+    cancelled: t.cancelled,
+    endReasons: topReasons(t.cancelReasons, 10),
+    ordersTerminalSeconds: terminalMs === null ? null : terminalMs / 1000,
+    clientCpuPercent: (run.clientCpuSeconds / (run.elapsedMs / 1000)) * 100,
+    cpuPercentWhilePlacing: Object.fromEntries(PROCESS_NAMES.map((name) => [name, cpuPercent(before[name], after[name], run.elapsedMs / 1000)])),
+    interrupted,
+    held: interrupted || p99LimitMs === null ? null : notHeldBecause.length === 0,
+    notHeldBecause: p99LimitMs === null ? [] : notHeldBecause,
+  };
+  console.log(`${label}: ${fixed(placedPerSecond)}/s placed of ${fixed(rate)}/s offered; placeOrder p99 ${fixed(figures.placeOrderMs.p99, 0)} ms; ` +
+    `PENDING→CONFIRMED p50 ${fixed(confirmed.p50, 0)} ms, p99 ${fixed(confirmed.p99, 0)} ms; outcomes: ${outcomeList(t.outcomes)}` +
+    `${terminalMs !== null ? `; all terminal ${seconds(terminalMs)} after placing` : ''}`);
+  if (schedule.lateStarts) console.log(`  ${schedule.lateStarts} placements started late (up to ${fixed(schedule.maxStartLagMs, 0)} ms; ${schedule.peakInFlight} in flight at most)`);
+  if (figures.clientCpuPercent > 80) console.log(`  note: the customer process used ${fixed(figures.clientCpuPercent, 0)} % of a core: it may be what limits the rate`);
+  return { orders, figures };
+}
+
+/** One row of the phases' table. */
+function phaseRow(f: PhaseFigures): string[] {
+  const busiest = Object.entries(f.cpuPercentWhilePlacing).filter((e): e is [string, number] => e[1] !== null).sort((a, b) => b[1] - a[1])[0];
+  return [
+    f.label, fixed(f.offeredPerSecond), fixed(f.placedPerSecond), String(f.refused.OVERLOADED ?? 0), String(f.failed + (f.refused.RATE_LIMITED ?? 0)), String(f.lateStarts),
+    fixed(f.placeOrderMs.p50, 0), fixed(f.placeOrderMs.p99, 0), fixed(f.pendingToAwaitingPaymentMs.p50, 0), fixed(f.pendingToConfirmedMs.p50, 0), fixed(f.pendingToConfirmedMs.p99, 0),
+    String(sum(f.cancelled)), busiest ? `${busiest[0]} ${fixed(busiest[1], 0)}` : '-',
+    f.interrupted ? 'Ctrl-C' : f.held === null ? '-' : f.held ? 'yes' : 'no',
+  ];
+}
+
+async function openLoop(bench: Bench): Promise<number> {
+  const { options, control, loadAtStart } = bench;
+  const search = options.search;
+  const steps: PhaseFigures[] = [];
+  const allOrders: RunOrder[] = [];
+  let warmup: PhaseFigures | null = null;
+  let capacity: number | null = null;
+  let searchEndedBy: string | null = null;
+
+  if (search) {
+    const rates = searchRates(search);
+    console.log(`capacity search: ${search.warmupS > 0 ? `a ${search.warmupS} s warm-up, then ` : ''}${rates.length} steps at most (${rates.slice(0, 6).map((r) => fixed(r)).join(', ')}${rates.length > 6 ? `, … ${fixed(rates.at(-1)!)}` : ''} orders/s), ${search.stepDurationS} s each; ` +
+      `a step holds while PENDING→CONFIRMED p99 ≤ ${search.p99LimitMs} ms, ≥ ${ACHIEVED_FRACTION * 100} % of the offered rate is placed, nothing is refused OVERLOADED, fails or is cancelled`);
+    if (search.warmupS > 0) {
+      const { orders, figures } = await openPhase(bench, 'w', 'warm-up', search.rateStart, search.warmupS, null);
+      allOrders.push(...orders);
+      warmup = figures;
+    }
+    for (const [i, rate] of rates.entries()) {
+      if (control.stopPlacing) break;
+      if (i > 0 || warmup) await sleep(STEP_PAUSE_MS);
+      const { orders, figures } = await openPhase(bench, `s${i + 1}`, `step ${i + 1}`, rate, search.stepDurationS, search.p99LimitMs);
+      allOrders.push(...orders);
+      steps.push(figures);
+      if (figures.interrupted) break;
+      if (!figures.held) {
+        searchEndedBy = `step ${i + 1} (${fixed(rate)}/s) did not hold: ${figures.notHeldBecause.join('; ')}`;
+        break;
+      }
+      capacity = rate;
+      if (i === rates.length - 1) searchEndedBy = `every step held up to --rate-max ${search.rateMax}/s`;
+    }
+    searchEndedBy ??= 'Ctrl-C';
+    console.log(`\nsearch ended: ${searchEndedBy}`);
+  }
+
+  let overload: OverloadFigures | null = null;
+  let overloadSkipped: string | null = null;
+  if (options.overload) {
+    const base = options.overload.rate ?? capacity;
+    if (base === null) overloadSkipped = 'no step of the search held, so there is no capacity to double';
+    else if (control.stopPlacing) overloadSkipped = 'Ctrl-C';
+    else {
+      if (search) await sleep(STEP_PAUSE_MS);
+      const { orders, figures } = await openPhase(bench, 'o', 'overload', 2 * base, options.durationS, null);
+      allOrders.push(...orders);
+      const accepted = orders.length;
+      const confirmed = [...SOLD].reduce((n, s) => n + (figures.outcomes[s] ?? 0), 0);
+      overload = {
+        ...figures,
+        capacityPerSecond: base,
+        capacityFrom: options.overload.rate !== null ? '--rate' : 'search',
+        accepted,
+        confirmed,
+        rejected: figures.outcomes.REJECTED ?? 0,
+        everyAcceptedConfirmed: accepted > 0 && confirmed === accepted,
+      };
+    }
+    if (overloadSkipped) console.log(`\noverload: not run: ${overloadSkipped}`);
+  }
+
+  // Every order of the run terminal, then the stock: the conservation check over all phases.
+  control.phase = 'drain';
+  const drainStarted = performance.now();
+  const deadline = drainStarted + options.drainTimeoutS * 1000;
+  const { terminalMs } = await waitTerminal(bench, bench.keyPrefix, allOrders, drainStarted, deadline);
+  if (terminalMs === null) console.log(`drain ended with orders not terminal (${control.drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})`);
+  console.log(`\nreading ${allOrders.length} orders for the conservation check...`);
+  const all = tally(allOrders, await readOrders(options.gatewayUrl, bench.adminToken, allOrders.map((o) => o.id), true));
+  const { mismatches, settledMs } = await checkStock(bench, all.sold, all.notTerminal.length === 0, drainStarted, deadline);
+  control.phase = 'report';
+  const check = await conservation(bench, all, mismatches);
+  const hops = bench.db ? await bench.db.hops(bench.startedAt) : null;
+
+  const result = {
+    bench: 'saga',
+    mode: search && options.overload ? 'search+overload' : search ? 'search' : 'overload',
+    at: new Date().toISOString(),
+    machine: machineInfo(loadAtStart),
+    settings: {
+      customers: options.customers, skus: options.skus, quantity: options.quantity, paymentMethod: options.method, drainTimeoutSeconds: options.drainTimeoutS,
+      gatewayUrl: options.gatewayUrl, replicas: options.replicas, idempotencyKeyPrefix: bench.keyPrefix, databaseRead: bench.db !== null,
+      customerRatePerSecond: bench.customerRate,
+      search: search ? { ...search, achievedFraction: ACHIEVED_FRACTION } : null,
+      overload: options.overload ? { capacityGiven: options.overload.rate, durationSeconds: options.durationS } : null,
+    },
+    warmup,
+    steps,
+    capacity: search ? {
+      ordersPerSecond: capacity,
+      ordersPerMinute: capacity === null ? null : capacity * 60,
+      searchEndedBy,
+    } : null,
+    overload: options.overload ? overload ?? { skipped: overloadSkipped } : null,
+    hops,
+    conservation: check,
+    notes: [
+      `placing is an open loop: placements start on a schedule whatever the answers (up to ${OPEN_LOOP_MAX_IN_FLIGHT} in flight; a start more than ${LATE_START_MS} ms behind its time is late); placed/s counts orders placeOrder returned, from the first start until the last answer, so a placeOrder that falls behind lowers it`,
+      `each customer (token bench-<n>) places at most ${fixed(bench.customerRate)} orders/s, ${CUSTOMER_RATE_LIMIT_SHARE * 100} % of the gateway's per-subject rate limit as this bench's environment sets it; more customers are used as the rate grows`,
+      'a step\'s figures are its own orders\', read once they were all terminal (or the drain timed out); the CPU of each process is over its placing, until the last answer',
+      ...COMMON_NOTES,
+      'replicas is what the operator said (--replicas), not checked; with several processes per service the per-process CPU is of one of them',
+    ],
+  };
+
+  // Print.
+  const phases = [...(warmup ? [warmup] : []), ...steps, ...(overload ? [overload] : [])];
+  if (phases.length) {
+    console.log(`\n${table([
+      ['phase', 'offered/s', 'placed/s', 'OVERLOADED', 'failed', 'late', 'place p50', 'place p99', 'reserved p50', 'confirmed p50', 'confirmed p99', 'cancelled', 'busiest CPU %', 'held'],
+      ...phases.map(phaseRow),
+    ])}\n  (ms; place: placeOrder round trip; reserved: PENDING→AWAITING_PAYMENT; confirmed: PENDING→CONFIRMED; failed: other failures and RATE_LIMITED;` +
+      `\n   late: starts > ${LATE_START_MS} ms behind schedule; busiest: the process with the most CPU while placing, % of one core)`);
+  }
+  if (search) {
+    const firstFailed = steps.find((s) => s.held === false);
+    console.log(`\ncapacity: ${capacity === null ? 'no step held' : `${fixed(capacity)} orders/s (${fixed(capacity * 60, 0)}/min), the highest offered rate that held`}` +
+      `${firstFailed ? `; ${firstFailed.label} at ${fixed(firstFailed.offeredPerSecond)}/s did not: ${firstFailed.notHeldBecause.join('; ')}` : searchEndedBy ? ` (${searchEndedBy})` : ''}`);
+  }
+  if (overload) {
+    console.log(`\noverload: ${fixed(overload.offeredPerSecond)} orders/s offered (2 × ${fixed(overload.capacityPerSecond)}/s from ${overload.capacityFrom}) for ${fixed(overload.seconds)} s:` +
+      ` ${overload.accepted} accepted (${fixed(overload.placedPerSecond)}/s), ${overload.refused.OVERLOADED ?? 0} refused OVERLOADED (not replayed)` +
+      `${overload.refused.RATE_LIMITED ? `, ${overload.refused.RATE_LIMITED} refused RATE_LIMITED` : ''}, ${overload.failed} other failures`);
+    console.log(`  accepted orders: ${outcomeList(overload.outcomes)}; cancelled by cause: ${causeList(overload.cancelled)}`);
+    if (Object.keys(overload.endReasons).length) console.log(`  not confirmed, by reason: ${Object.entries(overload.endReasons).slice(0, 5).map(([r, n]) => `${r} (${n})`).join('; ')}`);
+    console.log(`  every accepted order CONFIRMED: ${overload.everyAcceptedConfirmed ? 'yes' : `NO (${overload.confirmed} of ${overload.accepted})`}`);
+  }
+  for (const f of phases) {
+    if (Object.keys(f.errorCodes).length) console.log(`${f.label}: failures by code: ${Object.entries(f.errorCodes).map(([c, n]) => `${c} ${n}`).join(', ')}; e.g. ${f.errorSamples[0]}`);
+  }
+  printHops(hops);
+  printConservation(check, settledMs === null && all.notTerminal.length === 0 ? ` (still so when the wait ended by ${control.drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})` : '');
+  console.log(`\nreplicas: ${options.replicas} (as given with --replicas)\n`);
+
+  await writeAndReport(result, loadAtStart);
+  if (allOrders.length === 0) {
+    console.error('bench saga: no order was placed');
+    return 1;
+  }
+  return check.result === 'PASS' ? 0 : 1;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -574,6 +1444,16 @@ async function checkStack(options: Options): Promise<void> {
   if (fields && !fields.includes('placeOrder')) throw new NotReady(`the gateway's schema has no placeOrder mutation (it has ${fields.join(', ')}).`);
 }
 
+/** How long a run may take at most, for the watchdog: every phase's placing and drain, and slack. */
+function longestRunMs(options: Options): number {
+  const phase = (placingS: number) => placingS + options.drainTimeoutS + STEP_PAUSE_MS / 1000;
+  let total = 300;
+  if (options.search) total += searchRates(options.search).length * phase(options.search.stepDurationS) + phase(options.search.warmupS);
+  if (options.overload || !options.search) total += phase(options.durationS);
+  // setTimeout fires at once beyond 2^31 - 1 ms.
+  return Math.min(total * 1000, 2 ** 31 - 1);
+}
+
 export async function main(args: readonly string[]): Promise<number> {
   const config = loadConfig();
   const options = parseOptions(args, `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.gatewayPort}/graphql`);
@@ -590,17 +1470,18 @@ export async function main(args: readonly string[]): Promise<number> {
 
   const skus = Array.from({ length: options.skus }, (_, i) => seedSku(i + 1));
   const keyPrefix = `saga-${Date.now().toString(36)}`;
-  const tokens = await Promise.all(Array.from({ length: options.customers }, (_, i) => signToken(config.jwtSecret, { sub: `bench-${i + 1}`, roles: ['customer'] }, '2h')));
+  const tokens = new CustomerTokens(config.jwtSecret);
   const adminToken = await signToken(config.jwtSecret, { sub: 'bench-admin', roles: ['admin'] }, '2h');
+  const limits = rateLimitSettings(config);
+  const customerRate = (limits.operationsPerWindow / limits.windowSeconds) * CUSTOMER_RATE_LIMIT_SHARE;
 
   // Ctrl-C ends the current phase; in the final reads it quits. npm forwards the terminal's SIGINT
   // to us, which then arrives twice: a second one within half a second is the same keypress.
-  let phase: 'placing' | 'drain' | 'report' = 'placing';
-  let stopPlacing = false;
+  const control: Control = { phase: 'placing', stopPlacing: false, drainAbort: new AbortController() };
   let lastInterrupt = 0;
-  const drainAbort = new AbortController();
   let customers: Customers | undefined;
   let db: Databases | null = null;
+  let bench: Bench | undefined;
   const quit = (code: number) => {
     customers?.child.kill('SIGKILL');
     process.exit(code);
@@ -609,13 +1490,14 @@ export async function main(args: readonly string[]): Promise<number> {
     const now = Date.now();
     if (now - lastInterrupt < 500) return;
     lastInterrupt = now;
-    if (phase === 'placing') {
-      console.log('\nCtrl-C: placing ends now; the drain and the checks follow (Ctrl-C again to end the drain)');
-      stopPlacing = true;
+    if (control.phase === 'placing') {
+      console.log('\nCtrl-C: placing ends now, and no more starts; the drain and the checks follow (Ctrl-C again to end the drain)');
+      control.stopPlacing = true;
       customers?.stop();
-    } else if (phase === 'drain') {
-      console.log('\nCtrl-C: the drain ends now; reporting what was measured (Ctrl-C again to quit)');
-      drainAbort.abort();
+    } else if (control.phase === 'drain') {
+      console.log('\nCtrl-C: the drain ends now, and no more placing starts; reporting what was measured (Ctrl-C again to quit)');
+      control.stopPlacing = true;
+      control.drainAbort.abort();
     } else {
       console.log('\nCtrl-C: quitting without a report');
       quit(130);
@@ -624,7 +1506,7 @@ export async function main(args: readonly string[]): Promise<number> {
   const onSigterm = () => quit(143);
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigterm);
-  const guard = watchdog((options.durationS + options.drainTimeoutS + 300) * 1000, () => customers?.child.kill('SIGKILL'));
+  const guard = watchdog(longestRunMs(options), () => customers?.child.kill('SIGKILL'));
 
   try {
     const opened = await Databases.open(config);
@@ -635,325 +1517,18 @@ export async function main(args: readonly string[]): Promise<number> {
     const initialStock = await readStock(options.gatewayUrl, skus);
     const empty = skus.filter((s) => initialStock.get(s)!.available < options.quantity);
     if (empty.length) console.log(`note: ${empty.length} skus have fewer than ${options.quantity} available (earlier runs sold them): their orders will be REJECTED`);
+    console.log(`stack: ${options.replicas} of each service (--replicas, as the operator says; not checked)`);
 
     customers = await Customers.start();
-    const processesBefore = await processMemory(config, origin);
-    const startedAt = new Date();
-    const loadAtStart = os.loadavg();
-    console.log(`placing: ${options.customers} customers, closed loop, ${options.durationS} s, 1 line × ${options.quantity} of a random sku, ${options.method}; idempotency keys ${keyPrefix}-*`);
-    let lastPrinted = 0;
-    const running = customers.run(
-      { url: options.gatewayUrl, tokens, skus: options.skus, quantity: options.quantity, paymentMethod: options.method, durationMs: options.durationS * 1000, keyPrefix },
-      (p) => {
-        if (p.elapsedMs - lastPrinted < 5_000) return;
-        lastPrinted = p.elapsedMs;
-        console.log(`  ${fixed(p.elapsedMs / 1000, 0).padStart(4)} s  ${p.placed} placed (${fixed(p.placed / (p.elapsedMs / 1000), 0)}/s), ${p.failed} failed`);
-      },
-    );
-    // Ctrl-C before the customers started still ends placing at once.
-    if (stopPlacing) customers.stop();
-    const run = await running;
-    const placingEnded = performance.now();
-    phase = 'drain';
-    const placingS = run.elapsedMs / 1000;
-    console.log(`placing done: ${run.placed.length} orders in ${fixed(placingS)} s (${fixed(run.placed.length / placingS)}/s), ${run.failed.length} failed`);
-
-    // The end of placing: what is still in flight, and how big each process is under load.
-    const apiStatuses = async (ids: readonly string[]) => {
-      const counts: Record<string, number> = {};
-      for (const v of (await readOrders(options.gatewayUrl, adminToken, ids, false)).values()) {
-        const status = v instanceof Error ? 'UNREADABLE' : v.status;
-        counts[status] = (counts[status] ?? 0) + 1;
-      }
-      return counts;
+    bench = {
+      config, options, origin, skus, keyPrefix, adminToken, tokens, customerRate, customers, control, db, initialStock,
+      startedAt: new Date(), loadAtStart: os.loadavg(),
     };
-    let [backlogStatuses, outbox, memory] = await Promise.all([
-      db ? db.runStatuses(keyPrefix) : apiStatuses(run.placed.map((o) => o.id)),
-      db ? db.outboxBacklog() : Promise.resolve(null),
-      processMemory(config, origin),
-    ]);
-    if (db && run.placed.length > 0 && Object.keys(backlogStatuses).length === 0) {
-      // The stack writes to other databases than the ones this bench reads (DB_PREFIX differs).
-      console.log(`note: the order database ${serviceDatabaseUrl(config, 'order').replace(/\/\/[^@/]*@/, '//')} holds none of this run's orders ` +
-        '(is the stack running with another DB_PREFIX?); backlog and drain come from the API alone, and there is no outbox figure');
-      await db.close();
-      db = null;
-      outbox = null;
-      backlogStatuses = await apiStatuses(run.placed.map((o) => o.id));
-    }
-    const backlogReadAfterMs = performance.now() - placingEnded;
-    const backlogOrders = Object.entries(backlogStatuses).filter(([s]) => !TERMINAL.has(s)).reduce((n, [, c]) => n + c, 0);
-    console.log(`end of placing: ${backlogOrders} orders not terminal (${Object.entries(backlogStatuses).map(([s, n]) => `${s} ${n}`).join(', ') || 'none'})` +
-      (outbox ? `; outbox backlog ${Object.entries(outbox).map(([s, n]) => `${s} ${n ?? '?'}`).join(', ')}` : ''));
-
-    // A placeOrder that failed may still have created its order (a lost response): replaying its
-    // idempotency key with the same input returns that order, or places it now. Either way the
-    // run then knows every order it caused, which the stock check needs.
-    // A refusal for being busy (OVERLOADED, RATE_LIMITED) stored nothing, by contract: not replayed.
-    const orders: (PlacedOrder & { replayed?: boolean })[] = [...run.placed];
-    const refused = run.failed.filter((f) => BUSY_CODES.has(f.code));
-    const replay = run.failed.filter((f) => !BUSY_CODES.has(f.code)).slice(0, 2_000);
-    if (refused.length) {
-      const byCode = new Map<string, number>();
-      for (const f of refused) byCode.set(f.code, (byCode.get(f.code) ?? 0) + 1);
-      console.log(`refused as busy: ${refused.length} placements (${[...byCode].map(([code, n]) => `${code} ${n}`).join(', ')}); nothing was stored, so they are not replayed`);
-    }
-    const stillFailed: FailedPlacement[] = [];
-    if (replay.length) {
-      let next = 0;
-      const lane = async () => {
-        while (next < replay.length) {
-          const f = replay[next++];
-          try {
-            const response = await fetch(options.gatewayUrl, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[f.customer - 1]}` },
-              body: JSON.stringify({ operationName: 'PlaceOrder', query: PLACE_ORDER, variables: { input: placeOrderInput(f.customer, f.idempotencyKey, f.sku, f.quantity, options.method) } }),
-              signal: AbortSignal.timeout(30_000),
-            });
-            const outcome = readPlaceOrder(response.status, await response.text());
-            if ('order' in outcome) orders.push({ ...f, id: outcome.order.id, status: outcome.order.status, respondedAt: Date.now(), replayed: true });
-            else stillFailed.push(f);
-          } catch {
-            stillFailed.push(f);
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(8, replay.length) }, lane));
-      console.log(`replayed ${replay.length} failed placements by idempotency key: ${replay.length - stillFailed.length} returned an order`);
-    }
-
-    // Drain: until every order of the run is terminal, then until the stock has settled.
-    // Drain times count from the end of placing, as does the drain timeout.
-    const drainStarted = placingEnded;
-    const deadline = drainStarted + options.drainTimeoutS * 1000;
-    let ordersTerminalMs: number | null = null;
-    let lastStatuses: Record<string, number> = {};
-    let dbOrderCount: number | null = null;
-    let pending = new Set(orders.map((o) => o.id));
-    let lastReport = 0;
-    console.log(`drain: waiting for ${orders.length} orders to end (timeout ${options.drainTimeoutS} s)...`);
-    while (!drainAbort.signal.aborted) {
-      let open: number;
-      if (db) {
-        lastStatuses = await db.runStatuses(keyPrefix);
-        dbOrderCount = Object.values(lastStatuses).reduce((a, b) => a + b, 0);
-        open = Object.entries(lastStatuses).filter(([s]) => !TERMINAL.has(s)).reduce((n, [, c]) => n + c, 0);
-      } else {
-        const views = await readOrders(options.gatewayUrl, adminToken, [...pending], false);
-        pending = new Set([...views].filter(([, v]) => v instanceof Error || !TERMINAL.has(v.status)).map(([id]) => id));
-        open = pending.size;
-      }
-      if (open === 0) {
-        ordersTerminalMs = performance.now() - drainStarted;
-        break;
-      }
-      const now = performance.now();
-      if (now >= deadline) break;
-      if (now - lastReport >= 5_000) {
-        lastReport = now;
-        console.log(`  ${fixed((now - drainStarted) / 1000, 0).padStart(4)} s  ${open} orders not terminal`);
-      }
-      await sleep(db ? 500 : 2_000);
-    }
-    console.log(ordersTerminalMs !== null ? `every order terminal ${seconds(ordersTerminalMs)} after placing ended` : `drain ended with orders not terminal (${drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})`);
-
-    // The outcome of every order, then the stock: after the orders, inventory still commits and
-    // releases, so wait (within the drain deadline) until every sku adds up. The timelines are read
-    // again once the stock has settled, for the figures of the steps that come after CONFIRMED.
-    console.log(`reading ${orders.length} orders' timelines...`);
-    let tallied = tally(orders, await readOrders(options.gatewayUrl, adminToken, orders.map((o) => o.id), true));
-    const { sold, notTerminal, unreadable } = tallied;
-    let finalStock = await readStock(options.gatewayUrl, skus);
-    let mismatches = checkConservation(skus, initialStock, finalStock, sold);
-    let stockSettledMs: number | null = mismatches.length === 0 ? performance.now() - drainStarted : null;
-    while (mismatches.length && notTerminal.length === 0 && !drainAbort.signal.aborted && performance.now() < deadline) {
-      await sleep(1_000);
-      finalStock = await readStock(options.gatewayUrl, skus);
-      mismatches = checkConservation(skus, initialStock, finalStock, sold);
-      if (mismatches.length === 0) stockSettledMs = performance.now() - drainStarted;
-    }
-    phase = 'report';
-    const processesAfterDrain = await processMemory(config, origin);
-    const drainWallS = (performance.now() - placingEnded) / 1000;
-    if (stockSettledMs !== null) console.log(`stock settled ${seconds(stockSettledMs)} after placing ended`);
-    if (notTerminal.length === 0 && unreadable.length === 0) {
-      const again = tally(orders, await readOrders(options.gatewayUrl, adminToken, orders.map((o) => o.id), true));
-      if (again.unreadable.length === 0) tallied = { ...again, sold, notTerminal, unreadable };
-    }
-    const { outcomes, cancelReasons, reservedMs, confirmedMs, committedMs, responseToConfirmedMs } = tallied;
-    if (db && mismatches.length) {
-      const truth = await db.inventoryStock(mismatches.map((m) => m.sku));
-      mismatches = mismatches.map((m) => ({ ...m, database: truth.get(m.sku) ?? null }));
-    }
-    const others = db ? await db.otherOrders(keyPrefix, startedAt, skus) : null;
-    const finalOutbox = db ? await db.outboxBacklog() : null;
-    const hops = db ? await db.hops(startedAt) : null;
-    const terminal = notTerminal.length === 0 && unreadable.length === 0;
-    const conserved = mismatches.length === 0;
-    const pass = terminal && conserved;
-
-    // Figures. CPU is in % of one core, over the placing phase and over the drain (end of placing
-    // until the checks), for processes that kept their pid.
-    const cpuPercent = (a: ProcessMemory | undefined, b: ProcessMemory | undefined, wallS: number) =>
-      a && b && a.pid !== null && a.pid === b.pid && a.cpuSeconds !== null && b.cpuSeconds !== null ? ((b.cpuSeconds - a.cpuSeconds) / wallS) * 100 : null;
-    const processes = Object.fromEntries(Object.entries(memory).map(([name, m]) => [name, {
-      ...m,
-      cpuPercentWhilePlacing: cpuPercent(processesBefore[name], m, placingS),
-      cpuPercentWhileDraining: cpuPercent(m, processesAfterDrain[name], drainWallS),
-    }]));
-    const latency = distribution(run.placed.map((o) => o.latencyMs));
-    const reserved = distribution(reservedMs);
-    const confirmed = distribution(confirmedMs);
-    const responseToConfirmed = distribution(responseToConfirmedMs);
-    const committed = distribution(committedMs);
-    const perSecond = run.placed.length / placingS;
-    // What the saga got through: every order of the run ended within placing + the drain.
-    const sagaSeconds = ordersTerminalMs === null ? null : placingS + ordersTerminalMs / 1000;
-    const sagaPerMinute = sagaSeconds === null ? Number.NaN : (orders.length / sagaSeconds) * 60;
-    const confirmedPerMinute = sagaSeconds === null ? Number.NaN : ((outcomes.CONFIRMED ?? 0) / sagaSeconds) * 60;
-    const errorCodes: Record<string, number> = {};
-    for (const f of run.failed) errorCodes[f.code] = (errorCodes[f.code] ?? 0) + 1;
-    const errorSamples = [...new Set(run.failed.map((f) => f.error))].slice(0, 5);
-    const targets = [
-      { target: 'orders placed per minute', unit: '/min', measured: perSecond * 60, floor: TARGETS.ordersPerMinute.floor, goal: TARGETS.ordersPerMinute.goal, higherIsBetter: true },
-      { target: 'orders through the saga per minute (all terminal)', unit: '/min', measured: sagaPerMinute, floor: TARGETS.ordersPerMinute.floor, goal: TARGETS.ordersPerMinute.goal, higherIsBetter: true },
-      { target: 'placeOrder p99', unit: 'ms', measured: latency.p99, floor: TARGETS.placeOrderP99Ms.floor, goal: TARGETS.placeOrderP99Ms.goal, higherIsBetter: false },
-      { target: 'median stock update (PENDING→AWAITING_PAYMENT p50)', unit: 'ms', measured: reserved.p50, floor: TARGETS.stockUpdateP50Ms.floor, goal: null, higherIsBetter: false },
-      { target: 'PENDING→CONFIRMED p99', unit: 'ms', measured: confirmed.p99, floor: null, goal: TARGETS.pendingToConfirmedP99Ms.goal, higherIsBetter: false },
-    ].map((t) => {
-      const meets = (limit: number | null) => limit === null ? null : Number.isFinite(t.measured) && (t.higherIsBetter ? t.measured >= limit : t.measured < limit);
-      return { ...t, floorMet: meets(t.floor), goalMet: meets(t.goal) };
-    });
-
-    const result = {
-      bench: 'saga',
-      at: new Date().toISOString(),
-      machine: {
-        cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, memoryBytes: os.totalmem(), node: process.version, platform: `${os.platform()} ${os.release()}`,
-        // Anything else running on the machine competes with the stack: the 1/5/15-minute load averages.
-        loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg(),
-      },
-      settings: { customers: options.customers, durationSeconds: options.durationS, skus: options.skus, quantity: options.quantity, paymentMethod: options.method, drainTimeoutSeconds: options.drainTimeoutS, gatewayUrl: options.gatewayUrl, idempotencyKeyPrefix: keyPrefix, databaseRead: db !== null },
-      placing: {
-        seconds: placingS,
-        orders: run.placed.length,
-        ordersPerSecond: perSecond,
-        ordersPerMinute: perSecond * 60,
-        failed: run.failed.length,
-        errorCodes,
-        errorSamples,
-        latencyMs: latency,
-        sagaSeconds,
-        ordersThroughSagaPerMinute: sagaPerMinute,
-        confirmedPerMinute,
-        refusedAsBusy: refused.length,
-        replayedFailures: replay.length,
-        replayReturnedOrder: replay.length - stillFailed.length,
-      },
-      endOfPlacing: { readSecondsAfterPlacing: backlogReadAfterMs / 1000, ordersByStatus: backlogStatuses, ordersNotTerminal: backlogOrders, outboxBacklog: outbox },
-      processes,
-      drain: {
-        ordersTerminalSeconds: ordersTerminalMs === null ? null : ordersTerminalMs / 1000,
-        stockSettledSeconds: stockSettledMs === null ? null : stockSettledMs / 1000,
-        endedBy: ordersTerminalMs !== null ? 'all terminal' : drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout',
-        outboxBacklogAfter: finalOutbox,
-        ordersInDatabase: dbOrderCount,
-        ordersTracked: orders.length,
-      },
-      saga: {
-        outcomes,
-        endReasons: Object.fromEntries(Object.entries(cancelReasons).sort((a, b) => b[1] - a[1]).slice(0, 10)),
-        pendingToAwaitingPaymentMs: reserved,
-        pendingToConfirmedMs: confirmed,
-        pendingToStockCommittedMs: committed,
-        hops,
-        placeOrderResponseToConfirmedMs: responseToConfirmed,
-      },
-      conservation: {
-        result: pass ? 'PASS' : 'FAIL',
-        everyOrderTerminal: terminal,
-        notTerminal: notTerminal.slice(0, 20),
-        unreadable,
-        skusChecked: skus.length,
-        unitsSold: [...sold.values()].reduce((a, b) => a + b, 0),
-        mismatches: mismatches.slice(0, 50),
-        mismatchCount: mismatches.length,
-        otherOrdersOnTheseSkus: others,
-      },
-      targets,
-      notes: [
-        'placing is a closed loop: the rate is what --customers customers reach, not necessarily the stack\'s limit',
-        'PENDING→X times are the order timeline\'s own timestamps (transaction start times in the order database), so they include Kafka and every consumer hop but not the client\'s HTTP time',
-        '"stock update" is PENDING→AWAITING_PAYMENT: inventory\'s reservation committed before order saw StockReserved, so this is an upper bound of when stockLevel shows it',
-        'RSS is at the end of placing; peak RSS is each process\'s high-water mark since it started; CPU is % of one core (user + system) over the phase',
-        'hops (when the databases are readable): relay = outbox commit → published to Kafka; delivery = published → the consumer\'s inbox transaction (Kafka, consumer lag and the handler\'s queue); handled/s is between the consumer\'s first and last event of the run',
-        'the load generator runs in its own process on the same machine as the whole stack',
-      ],
-    };
-
-    // Print.
-    const rss = (name: string) => memory[name];
-    const cpu = (name: string) => processes[name].cpuPercentWhilePlacing;
-    const cpuDrain = (name: string) => processes[name].cpuPercentWhileDraining;
-    console.log(`\n${table([
-      ['placing', 'orders', 'orders/s', 'orders/min', 'failed', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
-      [`${options.customers} customers, ${fixed(placingS)} s`, String(run.placed.length), fixed(perSecond), fixed(perSecond * 60, 0), String(run.failed.length),
-        fixed(latency.p50), fixed(latency.p90), fixed(latency.p99), fixed(latency.max)],
-    ])}`);
-    if (run.failed.length) console.log(`failures by code: ${Object.entries(errorCodes).map(([c, n]) => `${c} ${n}`).join(', ')}\n  e.g. ${errorSamples.join('\n       ')}`);
-    console.log(`\n${table([
-      ['saga (timeline)', 'orders', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
-      ...([['PENDING→AWAITING_PAYMENT', reserved], ['PENDING→CONFIRMED', confirmed], ['PENDING→StockCommitted', committed], ['placeOrder response→CONFIRMED', responseToConfirmed]] as const)
-        .map(([label, d]) => [label, String(d.count), fixed(d.p50), fixed(d.p90), fixed(d.p99), fixed(d.max)]),
-    ])}`);
-    if (sagaSeconds !== null) console.log(`through the saga: ${orders.length} orders terminal within ${fixed(sagaSeconds)} s of the first placement: ${fixed(sagaPerMinute, 0)}/min (${fixed(confirmedPerMinute, 0)} confirmed/min)`);
-    console.log(`outcomes: ${[...STATUSES].filter((s) => outcomes[s]).map((s) => `${s} ${outcomes[s]}`).concat(outcomes.UNREADABLE ? [`UNREADABLE ${outcomes.UNREADABLE}`] : []).join(', ')}`);
-    if (Object.keys(cancelReasons).length) console.log(`  not confirmed, by reason: ${Object.entries(cancelReasons).sort((a, b) => b[1] - a[1]).slice(0, 5).map(([r, n]) => `${r} (${n})`).join('; ')}`);
-    if (hops?.length) {
-      console.log(`\n${table([
-        ['event hop (outbox → inbox)', 'events', 'handled/s', 'relay p50', 'relay p99', 'delivery p50', 'delivery p99', 'total p99'],
-        ...hops.map((h) => [`${h.producer} ${h.eventType} → ${h.consumer}`, String(h.events), fixed(h.perSecond), fixed(h.relayMs.p50, 0), fixed(h.relayMs.p99, 0),
-          fixed(h.deliveryMs.p50, 0), fixed(h.deliveryMs.p99, 0), fixed(h.totalMs.p99, 0)]),
-      ])}\n  (ms; relay: outbox commit → published; delivery: published → the consumer's inbox transaction)`);
-    }
-    console.log(`\nend of placing: ${backlogOrders} orders not terminal${outbox ? `; outbox backlog: ${Object.entries(outbox).map(([s, n]) => `${s} ${n ?? '?'}`).join(', ')}` : ''}`);
-    console.log(`\n${table([
-      ['process', 'pid', 'RSS MiB (end of placing)', 'peak RSS MiB', 'CPU % placing', 'CPU % drain'],
-      ...['gateway', ...SERVICE_NAMES].map((name) => [name, String(rss(name).pid ?? '-'), mib(rss(name).rssBytes), mib(rss(name).peakRssBytes),
-        fixed(cpu(name) ?? Number.NaN, 0), fixed(cpuDrain(name) ?? Number.NaN, 0)]),
-    ])}\n  (CPU: % of one core; placing ${fixed(placingS)} s, drain ${fixed(drainWallS)} s)`);
-    for (const name of ['gateway', ...SERVICE_NAMES]) if (rss(name).note) console.log(`  ${name}: ${rss(name).note}`);
-    console.log(`\ndrain: ${ordersTerminalMs !== null ? `every order terminal after ${seconds(ordersTerminalMs)}` : `orders still open when the drain ended (${result.drain.endedBy})`}` +
-      `${stockSettledMs !== null ? `, stock settled after ${seconds(stockSettledMs)}` : ''}` +
-      `${dbOrderCount !== null && dbOrderCount !== orders.length ? `; the order database has ${dbOrderCount} orders of this run, the bench knows ${orders.length}` : ''}`);
-    console.log(`\nconservation: ${pass ? 'PASS' : 'FAIL'}: ${skus.length} skus, ${result.conservation.unitsSold} units sold; ` +
-      `${terminal ? 'every order terminal' : `${notTerminal.length} orders not terminal${unreadable.length ? `, ${unreadable.length} unreadable` : ''}`}; ` +
-      `${conserved ? 'every sku adds up' : `${mismatches.length} skus do not add up${stockSettledMs === null && notTerminal.length === 0 ? ` (still so when the drain ended by ${drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})` : ''}`}`);
-    for (const m of mismatches.slice(0, 10)) {
-      console.log(`  ${m.sku}: ${m.problem}${m.database ? ` (inventory database: onHand ${m.database.onHand}, reserved ${m.database.reserved})` : ''}`);
-    }
-    for (const o of notTerminal.slice(0, 5)) console.log(`  order ${o.id} is still ${o.status}`);
-    for (const u of unreadable) console.log(`  unreadable: ${u}`);
-    if (others && others.orders > 0) console.log(`  note: ${others.orders} orders by others (${others.units} units) touched these skus during the run; the check cannot tell their stock from ours`);
-    const mark = (met: boolean | null) => (met === null ? '—' : met ? 'met' : 'NOT met');
-    const show = (value: number | null, unit: string) => (value === null ? '—' : unit === 'ms' ? `${fixed(value, 0)} ms` : fixed(value, 0));
-    console.log(`\n${table([
-      ['target', 'measured', 'floor', 'floor met', 'goal', 'goal met'],
-      ...targets.map((t) => [t.target, show(t.measured, t.unit), show(t.floor, t.unit), mark(t.floorMet), show(t.goal, t.unit), mark(t.goalMet)]),
-    ])}\n`);
-
-    const files = await writeResults('saga', jsonSafe(result));
-    console.log(`load average (1 min) ${fixed(loadAtStart[0], 2)} at the start, ${fixed(os.loadavg()[0], 2)} at the end, on ${os.cpus().length} CPUs`);
-    console.log(`wrote ${path.relative(process.cwd(), files.file)} and ${path.relative(process.cwd(), files.latest)}`);
-    if (run.placed.length === 0) {
-      console.error(`bench saga: no order was placed${errorSamples.length ? `; e.g. ${errorSamples[0]}` : ''}`);
-      return 1;
-    }
-    return pass ? 0 : 1;
+    return options.search || options.overload ? await openLoop(bench) : await closedLoop(bench);
   } finally {
     await customers?.close();
-    await db?.close();
+    // The run may have dropped the databases (another DB_PREFIX): it closed them then.
+    await (bench ? bench.db : db)?.close();
     guard.clear();
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigterm);

@@ -17,14 +17,39 @@ import { loadConfig, REPO_ROOT } from '../../platform/src/config.ts';
 
 /** Directory that holds everything of the locally managed broker. */
 export const KAFKA_HOME = path.join(REPO_ROOT, '.data', 'kafka');
-const DATA_DIR = path.join(KAFKA_HOME, 'data');
-const LOGS_DIR = path.join(KAFKA_HOME, 'logs');
-const PID_FILE = path.join(KAFKA_HOME, 'kafka.pid');
-const LOCK_FILE = path.join(KAFKA_HOME, 'start.lock');
-const STDOUT_LOG = path.join(KAFKA_HOME, 'stdout.log');
 const CLASSPATH_FILE = path.join(KAFKA_HOME, 'classpath.txt');
-const CLUSTER_ID_FILE = path.join(KAFKA_HOME, 'cluster.id');
-const SERVER_PROPERTIES = path.join(KAFKA_HOME, 'server.properties');
+
+/**
+ * The files of one locally managed broker, all under its home directory: `.data/kafka` for the
+ * project's broker, another directory for a scratch broker a test may kill (the jar classpath is
+ * shared).
+ */
+interface BrokerFiles {
+  readonly home: string;
+  readonly data: string;
+  readonly logs: string;
+  readonly pid: string;
+  readonly lock: string;
+  readonly stdout: string;
+  readonly clusterId: string;
+  readonly serverProperties: string;
+  readonly serverLog: string;
+}
+
+function brokerFiles(home: string = KAFKA_HOME): BrokerFiles {
+  const logs = path.join(home, 'logs');
+  return {
+    home,
+    data: path.join(home, 'data'),
+    logs,
+    pid: path.join(home, 'kafka.pid'),
+    lock: path.join(home, 'start.lock'),
+    stdout: path.join(home, 'stdout.log'),
+    clusterId: path.join(home, 'cluster.id'),
+    serverProperties: path.join(home, 'server.properties'),
+    serverLog: path.join(logs, 'server.log'),
+  };
+}
 const POM = path.join(REPO_ROOT, 'scripts', 'kafka', 'pom.xml');
 const LOG4J_CONFIG = path.join(REPO_ROOT, 'scripts', 'kafka', 'log4j2.properties');
 
@@ -248,8 +273,8 @@ function isKafkaProcess(pid: number): boolean {
 }
 
 /** Pid of the broker this repository started, when that process is still running. */
-function managedPid(): number | undefined {
-  const pid = readPid(PID_FILE);
+function managedPid(f: BrokerFiles): number | undefined {
+  const pid = readPid(f.pid);
   return pid !== undefined && isKafkaProcess(pid) ? pid : undefined;
 }
 
@@ -279,16 +304,14 @@ function tail(file: string, lines: number, from = 0): string {
   }
 }
 
-const SERVER_LOG = path.join(LOGS_DIR, 'server.log');
-
 /** The tails of the broker's stdout and of its server.log since this start (`serverLogFrom`). */
-function brokerLogTail(serverLogFrom = 0): string {
+function brokerLogTail(f: BrokerFiles, serverLogFrom = 0): string {
   const parts = [
-    ['stdout.log', tail(STDOUT_LOG, 20)],
-    ['logs/server.log', tail(SERVER_LOG, 20, serverLogFrom)],
+    ['stdout.log', tail(f.stdout, 20)],
+    ['logs/server.log', tail(f.serverLog, 20, serverLogFrom)],
   ]
     .filter(([, text]) => text)
-    .map(([name, text]) => `--- ${path.join('.data/kafka', name)} (last lines, stack frames left out) ---\n${text}`);
+    .map(([name, text]) => `--- ${path.join(path.relative(REPO_ROOT, f.home), name)} (last lines, stack frames left out) ---\n${text}`);
   return parts.length ? `\n${parts.join('\n')}` : '\n(the broker wrote no log)';
 }
 
@@ -297,23 +320,23 @@ function brokerLogTail(serverLogFrom = 0): string {
  * `npm start`) calling {@link ensureKafka} at once do not start two brokers. A lock whose owner is
  * gone is taken over.
  */
-async function withStartLock<T>(fn: () => Promise<T>, log: Log): Promise<T> {
+async function withStartLock<T>(f: BrokerFiles, fn: () => Promise<T>, log: Log): Promise<T> {
   const deadline = Date.now() + START_TIMEOUT_MS + 30_000;
   let waiting = false;
   for (;;) {
     try {
-      const fd = fs.openSync(LOCK_FILE, 'wx');
+      const fd = fs.openSync(f.lock, 'wx');
       fs.writeSync(fd, String(process.pid));
       fs.closeSync(fd);
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const owner = readPid(LOCK_FILE);
+      const owner = readPid(f.lock);
       if (owner === undefined || owner === process.pid || !processAlive(owner)) {
-        fs.rmSync(LOCK_FILE, { force: true });
+        fs.rmSync(f.lock, { force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`another process (pid ${owner}) holds ${LOCK_FILE} for too long`);
+      if (Date.now() > deadline) throw new Error(`another process (pid ${owner}) holds ${f.lock} for too long`);
       if (!waiting) log(`waiting for pid ${owner}, which is starting Kafka`);
       waiting = true;
       await sleep(250);
@@ -322,7 +345,7 @@ async function withStartLock<T>(fn: () => Promise<T>, log: Log): Promise<T> {
   try {
     return await fn();
   } finally {
-    if (readPid(LOCK_FILE) === process.pid) fs.rmSync(LOCK_FILE, { force: true });
+    if (readPid(f.lock) === process.pid) fs.rmSync(f.lock, { force: true });
   }
 }
 
@@ -372,7 +395,7 @@ function javaCommand(): string {
 }
 
 /** Writes `.data/kafka/server.properties` for a combined KRaft node on `host:port` (controller on port + 1). */
-function writeServerProperties(target: HostPort): void {
+function writeServerProperties(f: BrokerFiles, target: HostPort): void {
   const host = target.host === 'localhost' ? '127.0.0.1' : target.host.replace(/^\[|\]$/g, '');
   const listenerHost = host.includes(':') ? `[${host}]` : host;
   const controller = `${listenerHost}:${target.port + 1}`;
@@ -386,7 +409,7 @@ function writeServerProperties(target: HostPort): void {
     'controller.listener.names=CONTROLLER',
     'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
     'inter.broker.listener.name=PLAINTEXT',
-    `log.dirs=${DATA_DIR}`,
+    `log.dirs=${f.data}`,
     'num.partitions=3',
     'offsets.topic.replication.factor=1',
     'offsets.topic.num.partitions=10',
@@ -399,7 +422,7 @@ function writeServerProperties(target: HostPort): void {
     'delete.topic.enable=true',
     '',
   ];
-  fs.writeFileSync(SERVER_PROPERTIES, properties.join('\n'));
+  fs.writeFileSync(f.serverProperties, properties.join('\n'));
 }
 
 /** A Kafka cluster id: 16 random bytes, base64url without padding, never starting with '-' (as Kafka's Uuid.randomUuid). */
@@ -411,18 +434,18 @@ function newClusterId(): string {
 }
 
 /** The `host:port` the last written server.properties advertises, if any. */
-function configuredBroker(): string | undefined {
+function configuredBroker(f: BrokerFiles): string | undefined {
   try {
-    return /^advertised\.listeners=PLAINTEXT:\/\/(.+)$/m.exec(fs.readFileSync(SERVER_PROPERTIES, 'utf8'))?.[1]?.trim();
+    return /^advertised\.listeners=PLAINTEXT:\/\/(.+)$/m.exec(fs.readFileSync(f.serverProperties, 'utf8'))?.[1]?.trim();
   } catch {
     return undefined;
   }
 }
 
 /** Cluster id stored in the formatted data dir, if it has been formatted. */
-function formattedClusterId(): string | undefined {
+function formattedClusterId(f: BrokerFiles): string | undefined {
   try {
-    const meta = fs.readFileSync(path.join(DATA_DIR, 'meta.properties'), 'utf8');
+    const meta = fs.readFileSync(path.join(f.data, 'meta.properties'), 'utf8');
     return /^cluster\.id=(.+)$/m.exec(meta)?.[1]?.trim();
   } catch {
     return undefined;
@@ -430,29 +453,29 @@ function formattedClusterId(): string | undefined {
 }
 
 /** Formats the data dir unless an earlier run already did; keeps the cluster id across runs. */
-function formatStorage(classpath: string, log: Log): void {
-  const existing = formattedClusterId();
+function formatStorage(f: BrokerFiles, classpath: string, log: Log): void {
+  const existing = formattedClusterId(f);
   if (existing) {
-    fs.writeFileSync(CLUSTER_ID_FILE, `${existing}\n`);
+    fs.writeFileSync(f.clusterId, `${existing}\n`);
     return;
   }
   let clusterId: string | undefined;
   try {
-    clusterId = fs.readFileSync(CLUSTER_ID_FILE, 'utf8').trim() || undefined;
+    clusterId = fs.readFileSync(f.clusterId, 'utf8').trim() || undefined;
   } catch {
     // first run
   }
   clusterId ??= newClusterId();
-  fs.writeFileSync(CLUSTER_ID_FILE, `${clusterId}\n`);
+  fs.writeFileSync(f.clusterId, `${clusterId}\n`);
   // A half-written data dir from an interrupted format has no meta.properties: start it afresh.
-  fs.rmSync(DATA_DIR, { recursive: true, force: true });
-  log(`formatting ${path.relative(REPO_ROOT, DATA_DIR)} (cluster id ${clusterId})`);
+  fs.rmSync(f.data, { recursive: true, force: true });
+  log(`formatting ${path.relative(REPO_ROOT, f.data)} (cluster id ${clusterId})`);
   const format = spawnSync(
     javaCommand(),
     [
       '-Xmx256m',
       `-Dlog4j2.configurationFile=${LOG4J_CONFIG}`,
-      `-Dkafka.logs.dir=${LOGS_DIR}`,
+      `-Dkafka.logs.dir=${f.logs}`,
       '-cp',
       classpath,
       'kafka.tools.StorageTool',
@@ -460,9 +483,9 @@ function formatStorage(classpath: string, log: Log): void {
       '-t',
       clusterId,
       '-c',
-      SERVER_PROPERTIES,
+      f.serverProperties,
     ],
-    { cwd: KAFKA_HOME, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 },
+    { cwd: f.home, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 },
   );
   if (format.error) throw new Error(`cannot run java (is a JDK 17+ installed?): ${format.error.message}`);
   if (format.status !== 0) {
@@ -471,7 +494,7 @@ function formatStorage(classpath: string, log: Log): void {
 }
 
 /** Waits until `target` answers both requests, failing early if process `pid` exits. */
-async function waitUntilAnswering(target: HostPort, pid: number, timeoutMs: number, serverLogFrom = 0): Promise<void> {
+async function waitUntilAnswering(f: BrokerFiles, target: HostPort, pid: number, timeoutMs: number, serverLogFrom = 0): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError = '';
   while (Date.now() < deadline) {
@@ -482,12 +505,12 @@ async function waitUntilAnswering(target: HostPort, pid: number, timeoutMs: numb
       lastError = (error as Error).message;
     }
     if (!processAlive(pid)) {
-      fs.rmSync(PID_FILE, { force: true });
-      throw new Error(`the Kafka broker (pid ${pid}) exited while starting${brokerLogTail(serverLogFrom)}`);
+      fs.rmSync(f.pid, { force: true });
+      throw new Error(`the Kafka broker (pid ${pid}) exited while starting${brokerLogTail(f, serverLogFrom)}`);
     }
     await sleep(250);
   }
-  throw new Error(`the Kafka broker (pid ${pid}) did not answer on ${target.host}:${target.port} within ${timeoutMs / 1000} s (${lastError}); it is left running, stop it with \`npm run kafka:stop\`${brokerLogTail(serverLogFrom)}`);
+  throw new Error(`the Kafka broker (pid ${pid}) did not answer on ${target.host}:${target.port} within ${timeoutMs / 1000} s (${lastError}); it is left running, stop it with \`npm run kafka:stop\`${brokerLogTail(f, serverLogFrom)}`);
 }
 
 /**
@@ -500,12 +523,15 @@ async function waitUntilAnswering(target: HostPort, pid: number, timeoutMs: numb
  * `kafka.Kafka` detached in its own process group (output in `.data/kafka/stdout.log`, pid in
  * `.data/kafka/kafka.pid`), and waits up to 90 s until it answers ApiVersions and Metadata requests.
  * A broker this repository started earlier that is still booting is waited for, not started twice.
+ * `home` (default `.data/kafka`) keeps another broker's files apart: a test starts a scratch broker
+ * on its own port (KAFKA_BROKERS in `env`) that it may kill without touching the shared one.
  *
  * @throws when the broker is remote and does not answer, when the port is taken by something that
  *   is not Kafka, or when the broker fails to start (the message carries the tail of its logs).
  */
-export async function ensureKafka(options: { log?: Log; env?: NodeJS.ProcessEnv } = {}): Promise<EnsureKafkaResult> {
+export async function ensureKafka(options: { log?: Log; env?: NodeJS.ProcessEnv; home?: string } = {}): Promise<EnsureKafkaResult> {
   const log = options.log ?? noLog;
+  const f = brokerFiles(options.home);
   const config = loadConfig(options.env ?? process.env);
   const broker = config.kafkaBrokers[0];
   if (await kafkaAnswers([broker], 3_000)) return { started: false, broker };
@@ -513,33 +539,33 @@ export async function ensureKafka(options: { log?: Log; env?: NodeJS.ProcessEnv 
   if (!isLocalHost(target.host)) {
     throw new Error(`Kafka does not answer on ${broker}; only a broker on 127.0.0.1/localhost is started by this script (check KAFKA_BROKERS)`);
   }
-  fs.mkdirSync(LOGS_DIR, { recursive: true });
-  return withStartLock(async () => {
+  fs.mkdirSync(f.logs, { recursive: true });
+  return withStartLock(f, async () => {
     // Someone else may have started it while we waited for the lock, or an earlier start is still booting.
     if (await kafkaAnswers([broker], 3_000)) return { started: false, broker };
-    const running = managedPid();
-    const servedBy = configuredBroker();
+    const running = managedPid(f);
+    const servedBy = configuredBroker(f);
     if (running !== undefined && servedBy !== undefined && servedBy !== `${target.host === 'localhost' ? '127.0.0.1' : target.host}:${target.port}`) {
       throw new Error(`the local Kafka broker (pid ${running}) serves ${servedBy}, not ${broker}; stop it with \`npm run kafka:stop\` to use another port`);
     }
     if (running !== undefined) {
       log(`Kafka (pid ${running}) is running but not answering yet; waiting`);
-      await waitUntilAnswering(target, running, START_TIMEOUT_MS);
+      await waitUntilAnswering(f, target, running, START_TIMEOUT_MS);
       return { started: false, broker };
     }
-    if (readPid(PID_FILE) !== undefined) {
+    if (readPid(f.pid) !== undefined) {
       log('removing a stale kafka.pid (its process is gone)');
-      fs.rmSync(PID_FILE, { force: true });
+      fs.rmSync(f.pid, { force: true });
     }
     if ((await portOpen(target, 1_000)) && !(await kafkaAnswers([broker], 3_000))) {
       throw new Error(`${broker} accepts connections but does not answer as a Kafka broker; free the port or set KAFKA_BROKERS`);
     }
     const classpath = resolveClasspath(log);
-    writeServerProperties(target);
-    formatStorage(classpath, log);
+    writeServerProperties(f, target);
+    formatStorage(f, classpath, log);
     log(`starting Kafka on ${broker}`);
-    const serverLogFrom = fileSize(SERVER_LOG);
-    const out = fs.openSync(STDOUT_LOG, 'w');
+    const serverLogFrom = fileSize(f.serverLog);
+    const out = fs.openSync(f.stdout, 'w');
     let pid: number;
     try {
       const child = spawn(
@@ -551,13 +577,13 @@ export async function ensureKafka(options: { log?: Log; env?: NodeJS.ProcessEnv 
           '-XX:MaxGCPauseMillis=20',
           '-Djava.awt.headless=true',
           `-Dlog4j2.configurationFile=${LOG4J_CONFIG}`,
-          `-Dkafka.logs.dir=${LOGS_DIR}`,
+          `-Dkafka.logs.dir=${f.logs}`,
           '-cp',
           classpath,
           'kafka.Kafka',
-          SERVER_PROPERTIES,
+          f.serverProperties,
         ],
-        { cwd: KAFKA_HOME, detached: true, stdio: ['ignore', out, out] },
+        { cwd: f.home, detached: true, stdio: ['ignore', out, out] },
       );
       child.unref();
       pid = await new Promise<number>((resolve, reject) => {
@@ -567,9 +593,9 @@ export async function ensureKafka(options: { log?: Log; env?: NodeJS.ProcessEnv 
     } finally {
       fs.closeSync(out);
     }
-    fs.writeFileSync(PID_FILE, `${pid}\n`);
+    fs.writeFileSync(f.pid, `${pid}\n`);
     const startedAt = Date.now();
-    await waitUntilAnswering(target, pid, START_TIMEOUT_MS, serverLogFrom);
+    await waitUntilAnswering(f, target, pid, START_TIMEOUT_MS, serverLogFrom);
     log(`Kafka answers on ${broker} (pid ${pid}, ${((Date.now() - startedAt) / 1000).toFixed(1)} s)`);
     return { started: true, broker, pid };
   }, log);
@@ -579,13 +605,15 @@ export async function ensureKafka(options: { log?: Log; env?: NodeJS.ProcessEnv 
  * Stops the broker this repository started (the pid in `.data/kafka/kafka.pid`): SIGTERM to its
  * process group, up to 30 s for a clean shutdown, then SIGKILL. Removes the pid file. Idempotent:
  * with no pid file, or a stale one, it only cleans up and reports `stopped: false`. A broker
- * started some other way (no pid file) is left alone.
+ * started some other way (no pid file) is left alone. `home` names another broker's directory (a
+ * scratch broker of a test, see {@link ensureKafka}); `signal: 'SIGKILL'` kills it at once.
  */
-export async function stopKafka(options: { log?: Log } = {}): Promise<StopKafkaResult> {
+export async function stopKafka(options: { log?: Log; home?: string; signal?: 'SIGTERM' | 'SIGKILL' } = {}): Promise<StopKafkaResult> {
   const log = options.log ?? noLog;
-  const pid = readPid(PID_FILE);
+  const f = brokerFiles(options.home);
+  const pid = readPid(f.pid);
   if (pid === undefined || !isKafkaProcess(pid)) {
-    fs.rmSync(PID_FILE, { force: true });
+    fs.rmSync(f.pid, { force: true });
     return { stopped: false };
   }
   const signal = (name: NodeJS.Signals) => {
@@ -599,6 +627,15 @@ export async function stopKafka(options: { log?: Log } = {}): Promise<StopKafkaR
       }
     }
   };
+  if (options.signal === 'SIGKILL') {
+    // A crash, not a shutdown: what a chaos test wants from the broker.
+    log(`killing Kafka (pid ${pid})`);
+    signal('SIGKILL');
+    const killDeadline = Date.now() + 5_000;
+    while (processAlive(pid) && Date.now() < killDeadline) await sleep(50);
+    fs.rmSync(f.pid, { force: true });
+    return { stopped: true, pid, killed: true };
+  }
   log(`stopping Kafka (pid ${pid})`);
   signal('SIGTERM');
   const deadline = Date.now() + STOP_TIMEOUT_MS;
@@ -611,7 +648,7 @@ export async function stopKafka(options: { log?: Log } = {}): Promise<StopKafkaR
     const killDeadline = Date.now() + 5_000;
     while (processAlive(pid) && Date.now() < killDeadline) await sleep(100);
   }
-  fs.rmSync(PID_FILE, { force: true });
+  fs.rmSync(f.pid, { force: true });
   return { stopped: true, pid, killed };
 }
 
@@ -619,11 +656,12 @@ export async function stopKafka(options: { log?: Log } = {}): Promise<StopKafkaR
 export async function kafkaStatus(options: { env?: NodeJS.ProcessEnv } = {}): Promise<KafkaStatus> {
   const config = loadConfig(options.env ?? process.env);
   const broker = config.kafkaBrokers[0];
-  const clusterId = formattedClusterId();
+  const f = brokerFiles();
+  const clusterId = formattedClusterId(f);
   return {
     broker,
     answers: await kafkaAnswers(config.kafkaBrokers, 2_000),
-    pid: managedPid(),
+    pid: managedPid(f),
     formatted: clusterId !== undefined,
     clusterId,
   };

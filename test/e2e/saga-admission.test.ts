@@ -31,7 +31,6 @@ describe('placeOrder admission while the saga lags', () => {
 
   before(async () => {
     system = await startProcessStack({
-      ORDER_DEADLINE_MS: '300000',
       ORDER_ADMISSION_MAX_LAG_MS: String(MAX_LAG_MS),
       ORDER_ADMISSION_PROBE_MS: '50',
     });

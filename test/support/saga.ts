@@ -305,6 +305,29 @@ export function assertConserved(sku: string, initialOnHand: number, stock: Stock
 // ---------------------------------------------------------------------------------------------
 // Rows and events
 
+/**
+ * Asserts that no event was applied twice and that every participant agrees with the orders: one
+ * committed reservation per confirmed order and line (none left RESERVED or RELEASED), no
+ * participant event twice on any timeline, no saga step twice for one order, and exactly one
+ * authorised payment and one shipment per confirmed order. For runs where every order was
+ * confirmed or rejected for want of stock (nothing cancelled, nothing declined).
+ */
+export async function assertAppliedOnce(system: SagaSystem, expected: { readonly confirmed: number; readonly linesPerOrder: number }): Promise<void> {
+  const { confirmed, linesPerOrder } = expected;
+  assert.equal(await countRows(system, 'inventory', 'reservation', `status = 'COMMITTED'`), linesPerOrder * confirmed);
+  assert.equal(await countRows(system, 'inventory', 'reservation', `status = 'RESERVED'`), 0);
+  assert.equal(await countRows(system, 'inventory', 'reservation', `status = 'RELEASED'`), 0);
+  const twice = await system.em('order').execute<{ event_id: string; n: number }[]>(
+    'select event_id, count(*)::int as n from order_transition where event_id is not null group by event_id having count(*) > 1');
+  assert.deepEqual(twice, [], 'a participant event applied twice');
+  const steps = await system.em('order').execute<{ order_id: string; n: number }[]>(
+    `select order_id, count(*)::int as n from order_transition where event_type in ('StockReserved', 'StockReservationFailed', 'PaymentAuthorized') group by order_id, event_type having count(*) > 1`);
+  assert.deepEqual(steps, [], 'a saga step taken twice for one order');
+  assert.equal(await countRows(system, 'payment', 'payment', `status = 'AUTHORIZED'`), confirmed);
+  assert.equal(await countRows(system, 'payment', 'payment'), confirmed, 'no payment for a rejected order');
+  assert.equal(await countRows(system, 'shipment', 'shipment'), confirmed);
+}
+
 /** `select count(*)` of a table in a service's database (optionally with a where clause). */
 export async function countRows(system: SagaSystem, service: ServiceName, table: string, where = 'true', params: unknown[] = []): Promise<number> {
   const rows = await system.em(service).execute<{ n: number }[]>(`select count(*)::int as n from ${table} where ${where}`, params);

@@ -16,14 +16,15 @@ export interface OrderSettings {
   readonly admissionProbeMs: number;
 }
 
-export const DEFAULT_ORDER_DEADLINE_MS = 30_000;
+/** The saga's safety net, not its speed limit (ADR 0012): long enough to wait out an outage. */
+export const DEFAULT_ORDER_DEADLINE_MS = 600_000;
 export const DEFAULT_ORDER_SWEEP_INTERVAL_MS = 1_000;
 export const DEFAULT_ORDER_ADMISSION_MAX_LAG_MS = 2_000;
 export const DEFAULT_ORDER_ADMISSION_PROBE_MS = 200;
 
 
 /**
- * Reads `ORDER_DEADLINE_MS` (default 30 s, 100 ms to 7 days), `ORDER_SWEEP_INTERVAL_MS` (default
+ * Reads `ORDER_DEADLINE_MS` (default 10 minutes, 100 ms to 7 days), `ORDER_SWEEP_INTERVAL_MS` (default
  * 1 s, 10 ms to 1 hour), `ORDER_ADMISSION_MAX_LAG_MS` (default 2 s, 0 (off) to 1 hour) and
  * `ORDER_ADMISSION_PROBE_MS` (default 200 ms, 10 ms to 1 minute); throws {@link ConfigError} for a
  * value outside those bounds.

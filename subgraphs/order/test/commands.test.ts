@@ -28,9 +28,9 @@ function field(fn: () => unknown): unknown {
 }
 
 describe('loadOrderSettings', () => {
-  const DEFAULTS = { deadlineMs: 30_000, sweepIntervalMs: 1_000, admissionMaxLagMs: 2_000, admissionProbeMs: 200 };
+  const DEFAULTS = { deadlineMs: 600_000, sweepIntervalMs: 1_000, admissionMaxLagMs: 2_000, admissionProbeMs: 200 };
 
-  test('defaults to a 30 s deadline swept every second, and admission closing at 2 s of saga lag', () => {
+  test('defaults to a 10-minute deadline (a safety net, ADR 0012) swept every second, and admission closing at 2 s of saga lag', () => {
     assert.deepEqual(loadOrderSettings({}), DEFAULTS);
     assert.deepEqual(loadOrderSettings({ ORDER_DEADLINE_MS: '', ORDER_SWEEP_INTERVAL_MS: ' ', ORDER_ADMISSION_MAX_LAG_MS: '' }), DEFAULTS);
   });
