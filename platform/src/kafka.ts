@@ -101,7 +101,7 @@ export interface KafkaClient extends AsyncDisposable {
   topic(name: string): string;
   /** Creates the topics that do not exist yet (idempotent). */
   ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
-  /** Sends messages with the idempotent producer (acks=all); resolves once the broker has them. */
+  /** Sends messages (acks=all, one request in flight); resolves once the broker has them. A retry may write a message twice. */
   publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void>;
   /**
    * Joins `groupId` (prefixed like topics) on `topics` and hands each message to `handle`, one at a
@@ -219,7 +219,11 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
   };
   const getProducer = () => {
     producer ??= (async () => {
-      const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+      // Not kafkajs's idempotent producer (ADR 0013): after a produce request fails for some of
+      // its partitions it rewinds the sequence numbers of all of them, and every later send is
+      // refused as out of order until the process restarts. The inbox drops the duplicates a
+      // plain producer's retries may write; one request in flight keeps each partition in order.
+      const p = kafka.producer({ maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
       await p.connect();
       return p;
     })().catch((error) => { producer = undefined; throw error; });

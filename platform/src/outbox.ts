@@ -173,7 +173,7 @@ type WakeReason = 'timeout' | 'notify' | 'stop' | 'broken';
  *
  * A drain selects unpublished rows in sequence order `for update` (not `skip locked`: a relay
  * taking over while the previous one still finishes a batch must wait for it, not publish later
- * rows of the same aggregates first), publishes them with the idempotent producer (order kept per
+ * rows of the same aggregates first), publishes them (one request in flight: order kept per
  * key), marks them published and commits; it repeats until nothing is left. A failed publish
  * leaves the rows unpublished and retries after a backoff.
  */
