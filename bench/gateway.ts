@@ -255,7 +255,7 @@ export async function main(args: readonly string[]): Promise<number> {
     try {
       gateways.set('ours', await OurGateway.start(true, subgraphSecret));
       gateways.set('ours-off', await OurGateway.start(false, subgraphSecret));
-      gateways.set('plain', await PlainGateway.start(config.supergraphPath, { ...config.subgraphUrls } as Record<string, string>, subgraphSecret));
+      gateways.set('plain', await PlainGateway.start(config.supergraphPath, Object.fromEntries(Object.entries(config.subgraphUrls).map(([name, urls]) => [name, urls![0]])), subgraphSecret));
       for (const name of NAMES) await checkGateway(name, gateways.get(name)!, options, { name, url: gateways.get(name)!.url, body, expect });
     } catch (error) {
       if (error instanceof NotReady) {

@@ -35,7 +35,6 @@ export const LATE_START_MS = 100;
 
 /** How an open-loop run kept its schedule. */
 export interface OpenLoopSchedule {
-  readonly ratePerSecond: number;
   /** The window placements were scheduled in (shorter than durationMs when stopped early). */
   readonly windowMs: number;
   /** Placements due within the window. */
@@ -47,6 +46,9 @@ export interface OpenLoopSchedule {
   readonly maxStartLagMs: number;
   readonly peakInFlight: number;
 }
+
+/** Codes of a placement refused for being busy: the API stored nothing (so it is not replayed), and the customer comes back after Retry-After. */
+export const BUSY_CODES: ReadonlySet<string> = new Set(['OVERLOADED', 'RATE_LIMITED']);
 
 /** One order the API accepted. */
 export interface PlacedOrder {

@@ -13,9 +13,10 @@
  * Not run directly.
  */
 import http from 'node:http';
+import { sleep } from '../platform/src/resilience.ts';
 import { post } from './lib.ts';
 import {
-  LATE_START_MS, OPEN_LOOP_MAX_IN_FLIGHT, PLACE_ORDER, placeOrderInput, readPlaceOrder, seedSku,
+  BUSY_CODES, LATE_START_MS, OPEN_LOOP_MAX_IN_FLIGHT, PLACE_ORDER, placeOrderInput, readPlaceOrder, seedSku,
   type FailedPlacement, type OpenLoopSchedule, type PlacedOrder, type SagaRunRequest, type SagaRunResult, type SagaWorkerReply, type SagaWorkerRequest,
 } from './saga-protocol.ts';
 
@@ -24,18 +25,16 @@ if (!process.send) {
   process.exit(2);
 }
 
-let stopRequested = false;
-/** Resolves the open loop's wait for its next start early when placing is stopped. */
-let wakeOnStop: (() => void) | null = null;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => {
-  const timer = setTimeout(() => { wakeOnStop = null; resolve(); }, ms);
-  wakeOnStop = () => { clearTimeout(timer); wakeOnStop = null; resolve(); };
-});
+/** Aborted by a 'stop' message: placing ends, and the open loop's wait for its next start ends early. Each run gets a fresh one. */
+let stop = new AbortController();
 
 async function run(request: SagaRunRequest): Promise<SagaRunResult> {
-  stopRequested = false;
+  stop = new AbortController();
+  const { signal } = stop;
   const url = new URL(request.url);
+  // Once per run rather than per request: the skus to pick from and each customer's header.
+  const skus = Array.from({ length: request.skus }, (_, i) => seedSku(i + 1));
+  const authorizations = request.tokens.map((token) => `Bearer ${token}`);
   const placed: PlacedOrder[] = [];
   const failed: FailedPlacement[] = [];
   let inFlight = 0;
@@ -48,7 +47,7 @@ async function run(request: SagaRunRequest): Promise<SagaRunResult> {
 
   /** One placeOrder by customer `n`; records the order or the failure, and returns the failure's code and retry delay. */
   const place = async (n: number, seq: number, agent: http.Agent) => {
-    const sku = seedSku(1 + Math.floor(Math.random() * request.skus));
+    const sku = skus[Math.floor(Math.random() * skus.length)];
     const idempotencyKey = `${request.keyPrefix}-c${n}-${seq}`;
     const body = Buffer.from(JSON.stringify({
       operationName: 'PlaceOrder',
@@ -59,7 +58,7 @@ async function run(request: SagaRunRequest): Promise<SagaRunResult> {
     let outcome: ReturnType<typeof readPlaceOrder>;
     inFlight++;
     try {
-      const { status, text } = await post(url, agent, body, { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${request.tokens[n - 1]}`, 'content-length': body.byteLength });
+      const { status, text } = await post(url, agent, body, { 'content-type': 'application/json', accept: 'application/json', authorization: authorizations[n - 1], 'content-length': body.byteLength });
       outcome = readPlaceOrder(status, text);
     } catch (error) {
       outcome = { code: 'NETWORK', error: `NETWORK: ${(error as Error).message}` };
@@ -80,13 +79,13 @@ async function run(request: SagaRunRequest): Promise<SagaRunResult> {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
     let seq = 0;
     try {
-      while (!stopRequested && performance.now() < deadline) {
+      while (!signal.aborted && performance.now() < deadline) {
         const refusal = await place(n, ++seq, agent);
         if (!refusal) continue;
         // A customer told the shop is busy comes back when asked (as the SDK does), not at once.
-        if (refusal.code === 'OVERLOADED' || refusal.code === 'RATE_LIMITED') await new Promise((r) => setTimeout(r, 1000 * (refusal.retryAfterSeconds ?? 1)));
+        if (BUSY_CODES.has(refusal.code)) await sleep(1000 * (refusal.retryAfterSeconds ?? 1));
         // A stack that refuses everything would otherwise be hammered in a tight loop.
-        else if (refusal.code === 'NETWORK' || refusal.code.startsWith('HTTP')) await new Promise((r) => setTimeout(r, 50));
+        else if (refusal.code === 'NETWORK' || refusal.code.startsWith('HTTP')) await sleep(50);
       }
     } finally {
       agent.destroy();
@@ -98,27 +97,34 @@ async function run(request: SagaRunRequest): Promise<SagaRunResult> {
     const customers = request.tokens.length;
     const seqs = new Array<number>(customers).fill(0);
     const running = new Set<Promise<unknown>>();
+    /** Wakes a start that waits for a free slot (one wake per placement that ends, not a Promise.race over all in flight). */
+    let slotFreed: (() => void) | null = null;
     let k = 0, lateStarts = 0, maxStartLagMs = 0, peakInFlight = 0;
     try {
-      for (; !stopRequested; k++) {
+      for (; !signal.aborted; k++) {
         const due = started + (k * 1000) / ratePerSecond;
         if (due >= deadline) break;
-        if (due > performance.now()) await sleep(due - performance.now());
-        while (!stopRequested && running.size >= OPEN_LOOP_MAX_IN_FLIGHT) await Promise.race(running);
-        if (stopRequested || performance.now() >= deadline) break;
+        if (due > performance.now()) await sleep(due - performance.now(), signal).catch(() => {});
+        while (!signal.aborted && running.size >= OPEN_LOOP_MAX_IN_FLIGHT) await new Promise<void>((resolve) => { slotFreed = resolve; });
+        if (signal.aborted || performance.now() >= deadline) break;
         const lag = performance.now() - due;
         if (lag > LATE_START_MS) lateStarts++;
         maxStartLagMs = Math.max(maxStartLagMs, lag);
         const n = 1 + (k % customers);
-        const placement = place(n, ++seqs[n - 1], agent).finally(() => running.delete(placement));
+        const placement = place(n, ++seqs[n - 1], agent).finally(() => {
+          running.delete(placement);
+          slotFreed?.();
+          slotFreed = null;
+        });
         running.add(placement);
         peakInFlight = Math.max(peakInFlight, running.size);
       }
-      const windowMs = Math.min(performance.now(), deadline) - started;
-      // Scheduled: every start due within the window, whether or not it could start.
-      const scheduled = stopRequested ? Math.ceil((windowMs * ratePerSecond) / 1000) : Math.ceil((request.durationMs * ratePerSecond) / 1000);
+      // The window: the whole duration, or until placing was stopped. Scheduled: every start due
+      // within it, whether or not it could start.
+      const windowMs = signal.aborted ? Math.min(performance.now(), deadline) - started : request.durationMs;
+      const scheduled = Math.ceil((windowMs * ratePerSecond) / 1000);
       await Promise.all(running);
-      return { ratePerSecond, windowMs: stopRequested ? windowMs : request.durationMs, scheduled, started: k, lateStarts, maxStartLagMs, peakInFlight };
+      return { windowMs, scheduled, started: k, lateStarts, maxStartLagMs, peakInFlight };
     } finally {
       agent.destroy();
     }
@@ -137,10 +143,7 @@ async function run(request: SagaRunRequest): Promise<SagaRunResult> {
 
 process.on('message', (message: SagaWorkerRequest) => {
   if (message.type === 'exit') process.exit(0);
-  if (message.type === 'stop') {
-    stopRequested = true;
-    wakeOnStop?.();
-  }
+  if (message.type === 'stop') stop.abort();
   if (message.type === 'run') {
     run(message.run).then(
       (result) => process.send!({ type: 'result', result } satisfies SagaWorkerReply),

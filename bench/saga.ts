@@ -32,14 +32,15 @@
  *   `--step-duration` seconds, then waits until the step's orders are terminal and reads
  *   their timelines. A step holds when every order ended CONFIRMED (or REJECTED for stock) within the
  *   drain, PENDING→CONFIRMED p99 is within `--p99-limit-ms`, at least 90 % of the offered rate was
- *   placed, and no placement was refused OVERLOADED or failed. The first step that does not hold
- *   (or `--rate-max`) ends the search; the capacity is the highest rate that held.
+ *   placed, and no placement was refused (OVERLOADED, RATE_LIMITED) or failed. The first step that
+ *   does not hold (or `--rate-max`) ends the search; the capacity is the highest rate that held.
  * - `--overload` runs at twice that capacity (or twice `--rate`) for `--duration` seconds: orders
  *   accepted, refused OVERLOADED (not replayed), cancelled by cause (the deadline, the payment,
  *   other), and whether every accepted order was CONFIRMED.
  * Both end with the same conservation check over every order of the run, and the event hops.
  *
- * `--replicas N` is a label: what the operator says `npm start` runs, recorded in the results.
+ * `--replicas N`: the stack runs N of each service (`npm start -- --replicas N`); the per-process
+ * table then lists every replica, found on its port (platform/src/config.ts replicaPort).
  *
  * Exits 1 when the stack does not answer, no order could be placed, or the check fails.
  * Ctrl-C ends the current phase early (placing, then the drain; no later step or overload follows)
@@ -54,14 +55,15 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { rateLimitSettings } from '../gateway/src/rate-limits.ts';
 import { signToken } from '../platform/src/auth.ts';
-import { SERVICE_NAMES, type Config, type ServiceName, loadConfig, serviceDatabaseUrl } from '../platform/src/config.ts';
+import { SERVICE_NAMES, type Config, type ServiceName, loadConfig, replicaPort, serviceDatabaseUrl } from '../platform/src/config.ts';
+import { sleep } from '../platform/src/resilience.ts';
 import { DEADLINE_REASON } from '../subgraphs/order/src/saga.ts';
 import {
   NotReady, UsageError, type Distribution, distribution, fixed, forEachFlag, getJson, mib, positiveNumber, procStats, table, urlOption, watchdog, writeResults,
 } from './lib.ts';
 import {
-  LATE_START_MS, OPEN_LOOP_MAX_IN_FLIGHT, PLACE_ORDER, placeOrderInput, readPlaceOrder, seedSku,
-  type FailedPlacement, type PlacedOrder, type SagaRunResult, type SagaWorkerReply, type SagaWorkerRequest,
+  BUSY_CODES, LATE_START_MS, OPEN_LOOP_MAX_IN_FLIGHT, PLACE_ORDER, placeOrderInput, readPlaceOrder, seedSku,
+  type FailedPlacement, type PlacedOrder, type SagaRunRequest, type SagaRunResult, type SagaWorkerReply, type SagaWorkerRequest,
 } from './saga-protocol.ts';
 
 /** The seed catalogue's size (scripts/seed.ts SEED_PRODUCT_COUNT): SKU-0001..SKU-1000. */
@@ -72,8 +74,6 @@ const BATCH = 15;
 const READ_CONCURRENCY = 4;
 /** Statuses an order of this bench does not leave by itself. */
 const TERMINAL = new Set(['CONFIRMED', 'SHIPPED', 'DELIVERED', 'REJECTED', 'CANCELLED']);
-/** Codes of a placement refused for being busy: the API stored nothing. */
-const BUSY_CODES: ReadonlySet<string> = new Set(['OVERLOADED', 'RATE_LIMITED']);
 /** Statuses whose units have left the warehouse. */
 const SOLD = new Set(['CONFIRMED', 'SHIPPED', 'DELIVERED']);
 const STATUSES = ['PENDING', 'AWAITING_PAYMENT', 'CONFIRMED', 'SHIPPED', 'DELIVERED', 'REJECTED', 'CANCELLED'] as const;
@@ -109,8 +109,8 @@ export const USAGE = `usage: npm run bench -- saga [--customers 32] [--duration 
   --drain-timeout  seconds to wait after placing (after each step) for every order to end and the
                    stock to settle (default 120)
   --gateway-url    the running gateway (default http://127.0.0.1:$GATEWAY_PORT/graphql)
-  --replicas       how many of each service the stack runs (npm start -- --replicas N): only
-                   recorded with the results, not checked (default 1)
+  --replicas       how many of each service the stack runs (npm start -- --replicas N); the
+                   per-process table lists every replica (default 1)
 
   --search         capacity search: open-loop steps at a rising offered rate (orders/s) until one
                    does not hold; reports each step and the highest rate that held
@@ -123,8 +123,8 @@ export const USAGE = `usage: npm run bench -- saga [--customers 32] [--duration 
                    stack is slow at first (default 5; 0: none)
   --p99-limit-ms   a step holds while PENDING→CONFIRMED p99 is at most this (default 1000); it also
                    needs ${ACHIEVED_FRACTION * 100} % of the offered rate placed (orders returned from the first
-                   start to the last answer), no OVERLOADED refusal, no failed placement and every
-                   order CONFIRMED (or REJECTED for stock) within the drain
+                   start to the last answer), no OVERLOADED or RATE_LIMITED refusal, no failed
+                   placement and every order CONFIRMED (or REJECTED for stock) within the drain
   --overload       open loop at twice the capacity (the search's, or --rate) for --duration seconds:
                    orders accepted, refused OVERLOADED, cancelled by cause, all accepted confirmed?
   --rate           the capacity, orders/s, for --overload without --search
@@ -257,7 +257,7 @@ async function graphql(url: string, query: string, token?: string, timeoutMs = 3
     if (response.status !== 429 || attempt === RATE_LIMITED_RETRIES) break;
     await response.arrayBuffer();
     const seconds = Number(response.headers.get('retry-after')) || 1;
-    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    await sleep(seconds * 1000);
   }
   const text = await response.text();
   try {
@@ -491,7 +491,8 @@ async function pidsByCommandLine(name: string): Promise<number[]> {
 }
 
 
-async function processMemory(config: Config, gatewayOrigin: string): Promise<Record<string, ProcessMemory>> {
+/** The gateway and every replica of every service (`order`, `order-2`, ... as npm start names them). */
+async function processMemory(config: Config, gatewayOrigin: string, replicas: number): Promise<Record<string, ProcessMemory>> {
   const result: Record<string, ProcessMemory> = {};
   try {
     const { body } = await getJson(`${gatewayOrigin}/healthz`);
@@ -512,6 +513,13 @@ async function processMemory(config: Config, gatewayOrigin: string): Promise<Rec
       if (pids.length === 0) note = `no process found on port ${config.servicePorts[name]}`;
     }
     result[name] = { pid, ...(pid === null ? { rssBytes: null, peakRssBytes: null, cpuSeconds: null } : await procStats(pid)), ...(note ? { note } : {}) };
+    for (let k = 1; k < replicas; k++) {
+      const port = replicaPort(config.servicePorts[name], k);
+      const pid = await pidOnPort(port);
+      result[`${name}-${k + 1}`] = pid === null
+        ? { pid, rssBytes: null, peakRssBytes: null, cpuSeconds: null, note: `no process found on port ${port}` }
+        : await procStats(pid);
+    }
   }
   return result;
 }
@@ -541,7 +549,7 @@ class Customers {
     return new Customers(child);
   }
 
-  run(request: Extract<SagaWorkerRequest, { type: 'run' }>['run'], onProgress: OnProgress): Promise<SagaRunResult> {
+  run(request: SagaRunRequest, onProgress: OnProgress): Promise<SagaRunResult> {
     this.#onProgress = onProgress;
     return new Promise((resolve, reject) => {
       const onMessage = (m: SagaWorkerReply) => {
@@ -556,7 +564,7 @@ class Customers {
     });
   }
 
-  /** Ends placing: every customer finishes its request in flight, then the run reports. */
+  /** Ends placing: no new placement starts, those in flight finish, then the run reports. */
   stop(): void {
     if (this.child.connected) this.child.send({ type: 'stop' } satisfies SagaWorkerRequest);
   }
@@ -579,8 +587,10 @@ function jsonSafe(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v)));
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const count = (tallies: Record<string, number>, key: string) => { tallies[key] = (tallies[key] ?? 0) + 1; };
+const sum = (tallies: Record<string, number>) => Object.values(tallies).reduce((a, b) => a + b, 0);
+/** Orders of `statuses` (counts by status) not yet terminal. */
+const notTerminalCount = (statuses: Record<string, number>) => Object.entries(statuses).filter(([s]) => !TERMINAL.has(s)).reduce((n, [, c]) => n + c, 0);
 const seconds = (ms: number) => `${fixed(ms / 1000)} s`;
 
 /** When an order first reached `status` (or first recorded `eventType`), epoch ms. */
@@ -638,18 +648,17 @@ function tally(orders: readonly RunOrder[], views: Map<string, OrderView | Error
   for (const order of orders) {
     const view = views.get(order.id)!;
     if (view instanceof Error) {
-      outcomes.UNREADABLE = (outcomes.UNREADABLE ?? 0) + 1;
+      count(outcomes, 'UNREADABLE');
       if (unreadable.length < 5) unreadable.push(`${order.id}: ${view.message}`);
       continue;
     }
-    outcomes[view.status] = (outcomes[view.status] ?? 0) + 1;
+    count(outcomes, view.status);
     if (!TERMINAL.has(view.status)) notTerminal.push({ id: order.id, status: view.status });
     if (SOLD.has(view.status)) sold.set(order.sku, (sold.get(order.sku) ?? 0) + order.quantity);
     if (view.status === 'CANCELLED' || view.status === 'REJECTED') {
       // The transition into the final status says why; later entries are compensations (refund, release).
       const cause = view.timeline.find((t) => t.status === view.status);
-      const reason = `${view.status}: ${cause?.reason ?? cause?.eventType ?? '?'}`;
-      cancelReasons[reason] = (cancelReasons[reason] ?? 0) + 1;
+      count(cancelReasons, `${view.status}: ${cause?.reason ?? cause?.eventType ?? '?'}`);
       if (view.status === 'CANCELLED') cancelled[cancelCause(cause?.reason)]++;
     }
     const pendingAt = firstAt(view, (t) => t.status === 'PENDING');
@@ -796,8 +805,8 @@ async function waitTerminal(bench: Bench, keyPrefix: string, orders: readonly Ru
     let open: number;
     if (bench.db) {
       const statuses = await bench.db.runStatuses(keyPrefix);
-      dbOrderCount = Object.values(statuses).reduce((a, b) => a + b, 0);
-      open = Object.entries(statuses).filter(([s]) => !TERMINAL.has(s)).reduce((n, [, c]) => n + c, 0);
+      dbOrderCount = sum(statuses);
+      open = notTerminalCount(statuses);
     } else {
       const views = await readOrders(bench.options.gatewayUrl, bench.adminToken, [...pending], false);
       pending = new Set([...views].filter(([, v]) => v instanceof Error || !TERMINAL.has(v.status)).map(([id]) => id));
@@ -897,26 +906,45 @@ async function writeAndReport(result: unknown, loadAtStart: readonly number[]): 
   console.log(`wrote ${path.relative(process.cwd(), files.file)} and ${path.relative(process.cwd(), files.latest)}`);
 }
 
+/**
+ * One placing phase in the customer process: closed loop, or open loop at `ratePerSecond`. Prints
+ * progress every 5 s; Ctrl-C before the customers started still ends placing at once.
+ */
+async function placeOrders(bench: Bench, tokens: readonly string[], keyPrefix: string, durationS: number, ratePerSecond?: number): Promise<SagaRunResult> {
+  const { options, customers } = bench;
+  let lastPrinted = 0;
+  const running = customers.run(
+    {
+      url: options.gatewayUrl, tokens, skus: options.skus, quantity: options.quantity, paymentMethod: options.method, durationMs: durationS * 1000, keyPrefix,
+      ...(ratePerSecond !== undefined ? { ratePerSecond } : {}),
+    },
+    (p) => {
+      if (p.elapsedMs - lastPrinted < 5_000) return;
+      lastPrinted = p.elapsedMs;
+      console.log(`  ${fixed(p.elapsedMs / 1000, 0).padStart(4)} s  ${p.placed} placed (${fixed(p.placed / (p.elapsedMs / 1000), 0)}/s), ${p.failed} failed` +
+        (ratePerSecond !== undefined ? `, ${p.inFlight} in flight` : ''));
+    },
+  );
+  if (bench.control.stopPlacing) customers.stop();
+  return running;
+}
+
+/** The run's failed placements by code, and up to five distinct errors. */
+function failures(run: SagaRunResult): { errorCodes: Record<string, number>; errorSamples: string[] } {
+  const errorCodes: Record<string, number> = {};
+  for (const f of run.failed) count(errorCodes, f.code);
+  return { errorCodes, errorSamples: [...new Set(run.failed.map((f) => f.error))].slice(0, 5) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The closed loop (the default)
 
 async function closedLoop(bench: Bench): Promise<number> {
-  const { config, options, origin, keyPrefix, adminToken, control, customers, startedAt, loadAtStart } = bench;
+  const { config, options, origin, keyPrefix, adminToken, control, startedAt, loadAtStart } = bench;
   const tokens = await bench.tokens.first(options.customers);
-  const processesBefore = await processMemory(config, origin);
+  const processesBefore = await processMemory(config, origin, options.replicas);
   console.log(`placing: ${options.customers} customers, closed loop, ${options.durationS} s, 1 line × ${options.quantity} of a random sku, ${options.method}; idempotency keys ${keyPrefix}-*`);
-  let lastPrinted = 0;
-  const running = customers.run(
-    { url: options.gatewayUrl, tokens, skus: options.skus, quantity: options.quantity, paymentMethod: options.method, durationMs: options.durationS * 1000, keyPrefix },
-    (p) => {
-      if (p.elapsedMs - lastPrinted < 5_000) return;
-      lastPrinted = p.elapsedMs;
-      console.log(`  ${fixed(p.elapsedMs / 1000, 0).padStart(4)} s  ${p.placed} placed (${fixed(p.placed / (p.elapsedMs / 1000), 0)}/s), ${p.failed} failed`);
-    },
-  );
-  // Ctrl-C before the customers started still ends placing at once.
-  if (control.stopPlacing) customers.stop();
-  const run = await running;
+  const run = await placeOrders(bench, tokens, keyPrefix, options.durationS);
   const placingEnded = performance.now();
   control.phase = 'drain';
   const placingS = run.elapsedMs / 1000;
@@ -931,7 +959,7 @@ async function closedLoop(bench: Bench): Promise<number> {
   let [backlogStatuses, outbox, memory] = await Promise.all([
     bench.db ? bench.db.runStatuses(keyPrefix) : apiStatuses(run.placed.map((o) => o.id)),
     bench.db ? bench.db.outboxBacklog() : Promise.resolve(null),
-    processMemory(config, origin),
+    processMemory(config, origin, options.replicas),
   ]);
   if (bench.db && run.placed.length > 0 && Object.keys(backlogStatuses).length === 0) {
     await dropForeignDatabases(bench);
@@ -939,7 +967,7 @@ async function closedLoop(bench: Bench): Promise<number> {
     backlogStatuses = await apiStatuses(run.placed.map((o) => o.id));
   }
   const backlogReadAfterMs = performance.now() - placingEnded;
-  const backlogOrders = Object.entries(backlogStatuses).filter(([s]) => !TERMINAL.has(s)).reduce((n, [, c]) => n + c, 0);
+  const backlogOrders = notTerminalCount(backlogStatuses);
   console.log(`end of placing: ${backlogOrders} orders not terminal (${Object.entries(backlogStatuses).map(([s, n]) => `${s} ${n}`).join(', ') || 'none'})` +
     (outbox ? `; outbox backlog ${Object.entries(outbox).map(([s, n]) => `${s} ${n ?? '?'}`).join(', ')}` : ''));
 
@@ -961,7 +989,7 @@ async function closedLoop(bench: Bench): Promise<number> {
   const { sold, notTerminal, unreadable } = tallied;
   const { mismatches, settledMs: stockSettledMs } = await checkStock(bench, sold, notTerminal.length === 0, drainStarted, deadline);
   control.phase = 'report';
-  const processesAfterDrain = await processMemory(config, origin);
+  const processesAfterDrain = await processMemory(config, origin, options.replicas);
   const drainWallS = (performance.now() - placingEnded) / 1000;
   if (stockSettledMs !== null) console.log(`stock settled ${seconds(stockSettledMs)} after placing ended`);
   if (notTerminal.length === 0 && unreadable.length === 0) {
@@ -991,9 +1019,7 @@ async function closedLoop(bench: Bench): Promise<number> {
   const sagaSeconds = ordersTerminalMs === null ? null : placingS + ordersTerminalMs / 1000;
   const sagaPerMinute = sagaSeconds === null ? Number.NaN : (orders.length / sagaSeconds) * 60;
   const confirmedPerMinute = sagaSeconds === null ? Number.NaN : ((outcomes.CONFIRMED ?? 0) / sagaSeconds) * 60;
-  const errorCodes: Record<string, number> = {};
-  for (const f of run.failed) count(errorCodes, f.code);
-  const errorSamples = [...new Set(run.failed.map((f) => f.error))].slice(0, 5);
+  const { errorCodes, errorSamples } = failures(run);
   const targets = [
     { target: 'orders placed per minute', unit: '/min', measured: perSecond * 60, floor: TARGETS.ordersPerMinute.floor, goal: TARGETS.ordersPerMinute.goal, higherIsBetter: true },
     { target: 'orders through the saga per minute (all terminal)', unit: '/min', measured: sagaPerMinute, floor: TARGETS.ordersPerMinute.floor, goal: TARGETS.ordersPerMinute.goal, higherIsBetter: true },
@@ -1175,7 +1201,6 @@ interface OverloadFigures extends PhaseFigures {
   readonly everyAcceptedConfirmed: boolean;
 }
 
-const sum = (tallies: Record<string, number>) => Object.values(tallies).reduce((a, b) => a + b, 0);
 const causeList = (c: Record<CancelCause, number>) => `deadline ${c.deadline}, payment ${c.payment}, other ${c.other}`;
 
 /**
@@ -1184,28 +1209,17 @@ const causeList = (c: Record<CancelCause, number>) => `deadline ${c.deadline}, p
  * search step is judged against `p99LimitMs`; the warm-up and the overload (null) are not.
  */
 async function openPhase(bench: Bench, tag: string, label: string, rate: number, durationS: number, p99LimitMs: number | null): Promise<{ orders: RunOrder[]; figures: PhaseFigures }> {
-  const { config, options, origin, control, customers } = bench;
+  const { config, options, origin, control } = bench;
   const keyPrefix = `${bench.keyPrefix}-${tag}`;
   const customerCount = Math.max(options.customers, Math.ceil(rate / bench.customerRate));
   const tokens = await bench.tokens.first(customerCount);
   control.phase = 'placing';
-  const before = await processMemory(config, origin);
+  const before = await processMemory(config, origin, options.replicas);
   console.log(`\n${label}: ${fixed(rate)} orders/s offered for ${durationS} s over ${customerCount} customers; idempotency keys ${keyPrefix}-*`);
-  let lastPrinted = 0;
-  const running = customers.run(
-    { url: options.gatewayUrl, tokens, skus: options.skus, quantity: options.quantity, paymentMethod: options.method, durationMs: durationS * 1000, keyPrefix, ratePerSecond: rate },
-    (p) => {
-      if (p.elapsedMs - lastPrinted < 5_000) return;
-      lastPrinted = p.elapsedMs;
-      console.log(`  ${fixed(p.elapsedMs / 1000, 0).padStart(4)} s  ${p.placed} placed (${fixed(p.placed / (p.elapsedMs / 1000), 0)}/s), ${p.failed} failed, ${p.inFlight} in flight`);
-    },
-  );
-  // Ctrl-C before the worker started still ends placing at once.
-  if (control.stopPlacing) customers.stop();
-  const run = await running;
+  const run = await placeOrders(bench, tokens, keyPrefix, durationS, rate);
   const placingEnded = performance.now();
   control.phase = 'drain';
-  const after = await processMemory(config, origin);
+  const after = await processMemory(config, origin, options.replicas);
   const schedule = run.schedule!;
   const windowS = schedule.windowMs / 1000;
   if (bench.db && run.placed.length > 0 && Object.keys(await bench.db.runStatuses(keyPrefix)).length === 0) await dropForeignDatabases(bench);
@@ -1213,8 +1227,7 @@ async function openPhase(bench: Bench, tag: string, label: string, rate: number,
   const { terminalMs } = await waitTerminal(bench, keyPrefix, orders, placingEnded, placingEnded + options.drainTimeoutS * 1000);
   const t = tally(orders, await readOrders(options.gatewayUrl, bench.adminToken, orders.map((o) => o.id), true));
 
-  const errorCodes: Record<string, number> = {};
-  for (const f of run.failed) count(errorCodes, f.code);
+  const { errorCodes, errorSamples } = failures(run);
   // Over the step from its first start to its last answer: a placeOrder that falls behind the
   // schedule stretches that, so the rate drops below the offered one even with every start on time.
   const placedPerSecond = run.placed.length / (run.elapsedMs / 1000);
@@ -1248,7 +1261,7 @@ async function openPhase(bench: Bench, tag: string, label: string, rate: number,
     refused: refusedByCode,
     failed: stillFailed.length,
     errorCodes,
-    errorSamples: [...new Set(run.failed.map((f) => f.error))].slice(0, 5),
+    errorSamples,
     replayedFailures: replayed,
     replayReturnedOrder: replayed - stillFailed.length,
     placeOrderMs: distribution(run.placed.map((o) => o.latencyMs)),
@@ -1295,7 +1308,7 @@ async function openLoop(bench: Bench): Promise<number> {
   if (search) {
     const rates = searchRates(search);
     console.log(`capacity search: ${search.warmupS > 0 ? `a ${search.warmupS} s warm-up, then ` : ''}${rates.length} steps at most (${rates.slice(0, 6).map((r) => fixed(r)).join(', ')}${rates.length > 6 ? `, … ${fixed(rates.at(-1)!)}` : ''} orders/s), ${search.stepDurationS} s each; ` +
-      `a step holds while PENDING→CONFIRMED p99 ≤ ${search.p99LimitMs} ms, ≥ ${ACHIEVED_FRACTION * 100} % of the offered rate is placed, nothing is refused OVERLOADED, fails or is cancelled`);
+      `a step holds while PENDING→CONFIRMED p99 ≤ ${search.p99LimitMs} ms, ≥ ${ACHIEVED_FRACTION * 100} % of the offered rate is placed, nothing is refused OVERLOADED or RATE_LIMITED, fails or is cancelled`);
     if (search.warmupS > 0) {
       const { orders, figures } = await openPhase(bench, 'w', 'warm-up', search.rateStart, search.warmupS, null);
       allOrders.push(...orders);
@@ -1384,7 +1397,7 @@ async function openLoop(bench: Bench): Promise<number> {
       `each customer (token bench-<n>) places at most ${fixed(bench.customerRate)} orders/s, ${CUSTOMER_RATE_LIMIT_SHARE * 100} % of the gateway's per-subject rate limit as this bench's environment sets it; more customers are used as the rate grows`,
       'a step\'s figures are its own orders\', read once they were all terminal (or the drain timed out); the CPU of each process is over its placing, until the last answer',
       ...COMMON_NOTES,
-      'replicas is what the operator said (--replicas), not checked; with several processes per service the per-process CPU is of one of them',
+      'replicas is what --replicas said; the per-process table lists each replica found on its port (a missing one is noted there)',
     ],
   };
 
@@ -1415,7 +1428,7 @@ async function openLoop(bench: Bench): Promise<number> {
   }
   printHops(hops);
   printConservation(check, settledMs === null && all.notTerminal.length === 0 ? ` (still so when the wait ended by ${control.drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})` : '');
-  console.log(`\nreplicas: ${options.replicas} (as given with --replicas)\n`);
+  console.log(`\nreplicas: ${options.replicas} of each service (--replicas)\n`);
 
   await writeAndReport(result, loadAtStart);
   if (allOrders.length === 0) {
@@ -1517,7 +1530,7 @@ export async function main(args: readonly string[]): Promise<number> {
     const initialStock = await readStock(options.gatewayUrl, skus);
     const empty = skus.filter((s) => initialStock.get(s)!.available < options.quantity);
     if (empty.length) console.log(`note: ${empty.length} skus have fewer than ${options.quantity} available (earlier runs sold them): their orders will be REJECTED`);
-    console.log(`stack: ${options.replicas} of each service (--replicas, as the operator says; not checked)`);
+    console.log(`stack: ${options.replicas} of each service (--replicas; the per-process table shows which answered)`);
 
     customers = await Customers.start();
     bench = {

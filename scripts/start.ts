@@ -6,13 +6,15 @@
  * platform. Ctrl-C (or SIGTERM) stops everything it started, cleanly.
  *
  * `npm start -- --no-storefront` leaves the storefront out (the API alone starts sooner).
+ * `npm start -- --replicas N` (or REPLICAS=N) runs N processes of every service: replica k (from 0)
+ * of a service listens on its port + 10·k, and the gateway spreads its calls over them.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { REPO_ROOT, SERVICE_NAMES, isMain, loadConfig, type Config } from '@swiftcart/platform';
+import { REPO_ROOT, SERVICE_NAMES, isMain, loadConfig, replicaPort, type Config } from '@swiftcart/platform';
 import { ensureInfrastructure, removeRunSubgraphSecret, stopKafka, writeRunSubgraphSecret } from './infra.ts';
 import { migrateAll } from './migrate.ts';
 import { seed, SEED_PRODUCT_COUNT } from './seed.ts';
@@ -23,6 +25,7 @@ const LOG_DIR = path.resolve(REPO_ROOT, process.env.LOG_DIR || path.join('.data'
 const READY_TIMEOUT_MS = 60_000;
 /** Log lines at these levels are echoed to the terminal; everything goes to the log files. */
 const ECHOED_LEVELS = new Set(['warn', 'error', 'fatal']);
+const MAX_REPLICAS = 8;
 
 /** One process `npm start` runs: its log file outlives its restarts. */
 interface Child {
@@ -81,6 +84,18 @@ async function waitReady(name: string, logFile: string, process: ChildProcess, u
   throw new Error(`${name} was not ready at ${url} within ${timeoutMs / 1000} s; see ${shownPath(logFile)}`);
 }
 
+/** How many processes of each service: `--replicas N` or REPLICAS, default 1. */
+export function replicaCount(argv: readonly string[], env: NodeJS.ProcessEnv): number {
+  const at = argv.findIndex((a) => a === '--replicas' || a.startsWith('--replicas='));
+  const raw = at < 0 ? env.REPLICAS : argv[at].includes('=') ? argv[at].slice('--replicas='.length) : argv[at + 1] ?? '';
+  if (at < 0 && !raw) return 1;
+  const count = Number(raw);
+  if (!Number.isInteger(count) || count < 1 || count > MAX_REPLICAS) {
+    throw new Error(`--replicas (REPLICAS) must be a whole number from 1 to ${MAX_REPLICAS}, got "${raw}"`);
+  }
+  return count;
+}
+
 /** The storefront's port: STOREFRONT_PORT, default 5173 (Vite's usual port). */
 function storefrontPort(): number {
   return Number(process.env.STOREFRONT_PORT || 5173);
@@ -108,6 +123,13 @@ export function mergeList(fromEnv: string | undefined, extra: readonly string[])
 async function main(): Promise<number> {
   const config = loadConfig();
   const withStorefront = !process.argv.includes('--no-storefront');
+  let replicas: number;
+  try {
+    replicas = replicaCount(process.argv.slice(2), process.env);
+  } catch (error) {
+    console.error(`[start] ${(error as Error).message}`);
+    return 2;
+  }
   if (await answers(`${origin(config, config.gatewayPort)}/healthz`)) {
     console.error(`[start] something already answers on port ${config.gatewayPort}: is SwiftCart running already? Stop it or set GATEWAY_PORT.`);
     return 1;
@@ -167,17 +189,24 @@ async function main(): Promise<number> {
     const inserted = await seed(config);
     say(`seed catalogue: ${SEED_PRODUCT_COUNT} products (${inserted.products} new), stock for each (${inserted.stock} new)` +
       (inserted.reannounced ? `; ${inserted.reannounced} re-announced to the order service's price replica` : ''));
-    for (const name of SERVICE_NAMES) {
-      if (await answers(`${origin(config, config.servicePorts[name])}/healthz`)) throw new Error(`port ${config.servicePorts[name]} (${name}) is taken; set ${name.toUpperCase()}_PORT`);
+    const instances = SERVICE_NAMES.flatMap((service) => Array.from({ length: replicas }, (_, k) => ({
+      service,
+      name: k === 0 ? service : `${service}-${k + 1}`,
+      port: replicaPort(config.servicePorts[service], k),
+    })));
+    for (const { name, service, port } of instances) {
+      if (await answers(`${origin(config, port)}/healthz`)) throw new Error(`port ${port} (${name}) is taken; set ${service.toUpperCase()}_PORT`);
     }
-    const services = SERVICE_NAMES.map((name) => {
-      const readyUrl = `${origin(config, config.servicePorts[name])}/readyz`;
-      return { name, readyUrl, process: supervise(name, `subgraphs/${name}/src/main.ts`, { SUBGRAPH_SECRET: subgraphSecret }, readyUrl) };
+    const services = instances.map(({ name, service, port }) => {
+      const readyUrl = `${origin(config, port)}/readyz`;
+      return { name, port, readyUrl, process: supervise(name, `subgraphs/${service}/src/main.ts`, { SUBGRAPH_SECRET: subgraphSecret, [`${service.toUpperCase()}_PORT`]: String(port) }, readyUrl) };
     });
     await Promise.all(services.map((s) => waitReady(s.name, path.join(LOG_DIR, `${s.name}.log`), s.process, s.readyUrl)));
-    say(`subgraphs ready: ${services.map((s) => `${s.name} :${config.servicePorts[s.name]} (pid ${s.process.pid})`).join(', ')}`);
-    // The supergraph names the default ports; a service moved with <NAME>_PORT must be found there.
-    const subgraphUrls = Object.fromEntries(SERVICE_NAMES.map((n) => [`${n.toUpperCase()}_URL`, config.subgraphUrls[n] ?? `${origin(config, config.servicePorts[n])}/graphql`]));
+    say(`subgraphs ready: ${services.map((s) => `${s.name} :${s.port} (pid ${s.process.pid})`).join(', ')}`);
+    // The supergraph names the default ports; a service moved with <NAME>_PORT, or run as
+    // replicas, must be found there.
+    const subgraphUrls = Object.fromEntries(SERVICE_NAMES.map((n) => [`${n.toUpperCase()}_URL`, (config.subgraphUrls[n] ??
+      instances.filter((i) => i.service === n).map((i) => `${origin(config, i.port)}/graphql`)).join(',')]));
     const gatewayReady = `${origin(config, config.gatewayPort)}/readyz`;
     const gateway = supervise('gateway', 'gateway/src/main.ts', {
       ...subgraphUrls,

@@ -29,6 +29,7 @@ import { LiveSubscriptions } from './subscriptions.ts';
 import { OriginPolicy, allowedOrigins } from './origins.ts';
 import { EdgeRateLimits, rateLimitSettings, trustedProxies } from './rate-limits.ts';
 import { SANDBOX_PATH, createSandbox, publicGatewayUrl, sandboxEndpoints } from './sandbox.ts';
+import { ReplicaSet, spreadingFetcher } from './replicas.ts';
 import { SupergraphError, readSupergraph, validateOverrides } from './supergraph.ts';
 import { UpstreamConnections } from './upstream.ts';
 
@@ -52,10 +53,11 @@ export interface StartGatewayOptions {
   /** Overrides `config.supergraphPath` (SUPERGRAPH_PATH). */
   readonly supergraphPath?: string;
   /**
-   * Routing URL per subgraph name (the `name` of `@join__graph`), taking precedence over
-   * `config.subgraphUrls` (PRODUCT_URL, ...), which take precedence over the supergraph file.
+   * Routing URL per subgraph name (the `name` of `@join__graph`), or one per replica, taking
+   * precedence over `config.subgraphUrls` (PRODUCT_URL, ...), which take precedence over the
+   * supergraph file. Calls spread over replicas (replicas.ts).
    */
-  readonly subgraphUrls?: Readonly<Partial<Record<ServiceName, string>> & Record<string, string | undefined>>;
+  readonly subgraphUrls?: Readonly<Partial<Record<ServiceName, string | readonly string[]>> & Record<string, string | readonly string[] | undefined>>;
   /** Replaces the keep-alive subgraph client (tests count calls with it). The caller closes it. */
   readonly fetcher?: Fetcher;
   /** Defaults to a `gateway` logger at `config.logLevel`. */
@@ -171,16 +173,20 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const supergraphPath = options.supergraphPath ?? config.supergraphPath;
   const supergraphSdl = await readSupergraph(supergraphPath);
 
-  const overrides: Record<string, string | undefined> = { ...config.subgraphUrls, ...options.subgraphUrls };
+  const overrides: Record<string, readonly string[] | undefined> = Object.fromEntries(
+    Object.entries({ ...config.subgraphUrls, ...options.subgraphUrls }).map(([name, urls]) => [name, typeof urls === 'string' ? [urls] : urls]),
+  );
   validateOverrides(overrides);
   const ownFetcher = options.fetcher ? null : createKeepAliveFetcher();
-  const fetcher: Fetcher = options.fetcher ?? ownFetcher!;
+  // Keyed by a subgraph's first URL, the one its data source is given.
+  const replicaSets = new Map<string, ReplicaSet>();
+  const fetcher: Fetcher = spreadingFetcher(options.fetcher ?? ownFetcher!, replicaSets);
   const subgraphs: Record<string, string> = {};
   const settings = liveSettings(config, options.live);
   const metrics = new LiveMetrics();
   const upstream = new UpstreamConnections(log, metrics, settings.upstreamRetryAttempts, gatewayCredentialHeaders(config.subgraphSecret));
   // Subscription events reach each subgraph through an entity batcher; queries use the data source itself.
-  const liveTargets: Record<string, { url: string; dataSource: EntityBatcher }> = {};
+  const liveTargets: Record<string, { urls: readonly string[]; dataSource: EntityBatcher }> = {};
   const live = new LiveSubscriptions({ log, metrics, upstream, subgraphs: () => liveTargets });
   let updateSupergraph: ((sdl: string) => void) | null = null;
   let currentSdl = supergraphSdl;
@@ -199,9 +205,11 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     experimental_approximateQueryPlanStoreMiB: QUERY_PLAN_CACHE_MIB,
     __exposeQueryPlanExperimental: !production,
     buildService({ name, url }) {
-      const routed = overrides[name] ?? url;
-      if (!routed) throw new SupergraphError(`Subgraph "${name}" has no routing URL in ${supergraphPath} and no override (${name.toUpperCase()}_URL)`);
+      const replicas = overrides[name] ?? (url ? [url] : []);
+      if (replicas.length === 0) throw new SupergraphError(`Subgraph "${name}" has no routing URL in ${supergraphPath} and no override (${name.toUpperCase()}_URL)`);
+      const routed = replicas[0];
       subgraphs[name] = routed;
+      replicaSets.set(routed, new ReplicaSet(replicas));
       const dataSource = new RemoteGraphQLDataSource<GatewayContext>({
         url: routed,
         fetcher,
@@ -226,7 +234,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
           });
         },
       });
-      liveTargets[name] = { url: routed, dataSource: new EntityBatcher(dataSource) };
+      liveTargets[name] = { urls: replicas, dataSource: new EntityBatcher(dataSource) };
       return dataSource;
     },
   });

@@ -193,8 +193,8 @@ export interface LiveSubscriptionsOptions {
   readonly log: Logger;
   readonly metrics: LiveMetrics;
   readonly upstream: UpstreamConnections;
-  /** The routing URL and data source of each subgraph, as the gateway built them. */
-  readonly subgraphs: () => Readonly<Record<string, { url: string; dataSource: GraphQLDataSource }>>;
+  /** The routing URLs (one per replica) and data source of each subgraph, as the gateway built them. */
+  readonly subgraphs: () => Readonly<Record<string, { urls: readonly string[]; dataSource: GraphQLDataSource }>>;
 }
 
 /** Plans, shares and fans out subscriptions. One per gateway. */
@@ -280,7 +280,7 @@ export class LiveSubscriptions {
       this.#dropUpstream(upstream);
       for (const group of upstream.groups) this.#finishGroup(group, last);
     };
-    upstream.stop = connections.subscribe(target.url, live.public ? undefined : authorization, {
+    upstream.stop = connections.subscribe(target.urls, live.public ? undefined : authorization, {
       query: live.primary.operation,
       operationName: live.primary.operationName,
       variables,

@@ -27,9 +27,8 @@ export async function readSupergraph(path: string): Promise<string> {
 }
 
 /** Checks that every override is an absolute http(s) URL; the error names the subgraph. */
-export function validateOverrides(overrides: Readonly<Record<string, string | undefined>>): void {
-  for (const [name, url] of Object.entries(overrides)) {
-    if (url === undefined) continue;
+export function validateOverrides(overrides: Readonly<Record<string, readonly string[] | undefined>>): void {
+  for (const [name, url] of Object.entries(overrides).flatMap(([n, urls]) => (urls ?? []).map((u) => [n, u] as const))) {
     let parsed: URL;
     try {
       parsed = new URL(url);

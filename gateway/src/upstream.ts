@@ -77,14 +77,15 @@ export class UpstreamConnections implements AsyncDisposable {
   }
 
   /**
-   * Subscribes at `httpUrl` (its ws:// twin) with `authorization` (undefined: anonymous). Returns
-   * the function that ends the subscription; it is safe to call more than once.
+   * Subscribes at a subgraph (the ws:// twin of one of `httpUrls`, its replicas) with
+   * `authorization` (undefined: anonymous). Returns the function that ends the subscription; it is
+   * safe to call more than once.
    */
-  subscribe(httpUrl: string, authorization: string | undefined, request: UpstreamRequest, sink: UpstreamSink): () => void {
-    const key = `${httpUrl}\n${authorization ?? ''}`;
+  subscribe(httpUrls: readonly string[], authorization: string | undefined, request: UpstreamRequest, sink: UpstreamSink): () => void {
+    const key = `${httpUrls.join(',')}\n${authorization ?? ''}`;
     let pooled = this.#pool.get(key);
     if (!pooled) {
-      pooled = { client: this.#connect(httpUrl, authorization), users: 0 };
+      pooled = { client: this.#connect(httpUrls, authorization), users: 0 };
       this.#pool.set(key, pooled);
     }
     pooled.users++;
@@ -120,12 +121,15 @@ export class UpstreamConnections implements AsyncDisposable {
     };
   }
 
-  #connect(httpUrl: string, authorization: string | undefined): Client {
-    const url = httpUrl.replace(/^http/, 'ws');
+  #connect(httpUrls: readonly string[], authorization: string | undefined): Client {
+    const urls = httpUrls.map((u) => u.replace(/^http/, 'ws'));
+    // Each (re)connection goes to the next replica: one that died is left behind by the retry.
+    let next = 0;
+    let url = urls[0];
     let connectedBefore = false;
     let wait: IBackoff<unknown> | undefined;
     return createClient({
-      url,
+      url: () => (url = urls[next++ % urls.length]),
       webSocketImpl: this.#webSocketImpl,
       connectionParams: authorization ? { authorization } : {},
       lazy: true,

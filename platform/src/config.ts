@@ -7,6 +7,14 @@ export const SERVICE_NAMES = ['product', 'inventory', 'order', 'payment', 'shipm
 /** One of the five SwiftCart services. */
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
+/** Replica k (from 0) of a service listens on its port + REPLICA_PORT_STEP·k (`npm start -- --replicas N`). */
+export const REPLICA_PORT_STEP = 10;
+
+/** The port of replica `k` (from 0) of a service whose first replica listens on `basePort`. */
+export function replicaPort(basePort: number, k: number): number {
+  return basePort + REPLICA_PORT_STEP * k;
+}
+
 /** Default HTTP port of each service; the gateway takes 4000. */
 export const DEFAULT_SERVICE_PORTS: Readonly<Record<ServiceName, number>> = {
   product: 4001,
@@ -40,6 +48,11 @@ export interface Config {
   readonly kafkaBrokers: readonly string[];
   /** Prepended to every topic name, so test runs never see each other's messages. */
   readonly kafkaTopicPrefix: string;
+  /**
+   * How long the group coordinator waits for a consumer's heartbeat before it gives the consumer's
+   * partitions to the others (KAFKA_SESSION_TIMEOUT_MS): how soon a replica that died is replaced.
+   */
+  readonly kafkaSessionTimeoutMs: number;
   readonly jwtSecret: string;
   /**
    * The gateway's credential towards the subgraphs (`SUBGRAPH_SECRET`, platform/src/gateway-credential.ts):
@@ -49,8 +62,11 @@ export interface Config {
   readonly subgraphSecret: string | null;
   readonly gatewayPort: number;
   readonly servicePorts: Readonly<Record<ServiceName, number>>;
-  /** Per-service routing URL overrides for the gateway (`PRODUCT_URL`, ...). */
-  readonly subgraphUrls: Readonly<Partial<Record<ServiceName, string>>>;
+  /**
+   * Per-service routing URL overrides for the gateway (`PRODUCT_URL`, ...): one URL per replica of
+   * the service (comma-separated in the variable); the gateway spreads its calls over them.
+   */
+  readonly subgraphUrls: Readonly<Partial<Record<ServiceName, readonly string[]>>>;
   readonly supergraphPath: string;
   readonly productCacheTtlSeconds: number;
   /** How long a health probe may take before it counts as down. */
@@ -130,10 +146,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const servicePorts = Object.fromEntries(
     SERVICE_NAMES.map((name) => [name, integerVar(env, `${name.toUpperCase()}_PORT`, DEFAULT_SERVICE_PORTS[name])]),
   ) as Record<ServiceName, number>;
-  const subgraphUrls: Partial<Record<ServiceName, string>> = {};
+  const subgraphUrls: Partial<Record<ServiceName, readonly string[]>> = {};
   for (const name of SERVICE_NAMES) {
     const key = `${name.toUpperCase()}_URL`;
-    if (env[key]) subgraphUrls[name] = url(env, key, '', ['http:', 'https:']);
+    const replicas = (env[key] ?? '').split(',').map((u) => u.trim()).filter(Boolean);
+    if (replicas.length) subgraphUrls[name] = replicas.map((replica) => url({ [key]: replica }, key, '', ['http:', 'https:']));
   }
   const kafkaBrokers = (env.KAFKA_BROKERS || '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean);
   for (const broker of kafkaBrokers) {
@@ -149,6 +166,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisPrefix: env.REDIS_PREFIX ?? 'swiftcart:',
     kafkaBrokers,
     kafkaTopicPrefix: env.KAFKA_TOPIC_PREFIX ?? '',
+    // The broker accepts 6 s to 300 s (group.min/max.session.timeout.ms).
+    kafkaSessionTimeoutMs: integerVar(env, 'KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000),
     jwtSecret,
     subgraphSecret,
     gatewayPort: integerVar(env, 'GATEWAY_PORT', 4000),

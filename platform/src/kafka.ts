@@ -58,7 +58,7 @@ export interface ConsumeOptions {
   readonly partitionsConsumedConcurrently?: number;
   /** How long the broker may hold a fetch when no data is waiting (default 1000 ms; also bounds how fast `stop` returns). */
   readonly maxWaitTimeInMs?: number;
-  /** How long the coordinator waits for a heartbeat before it evicts the member (default 30 s). */
+  /** How long the coordinator waits for a heartbeat before it evicts the member (default `config.kafkaSessionTimeoutMs`). */
   readonly sessionTimeoutMs?: number;
 }
 
@@ -244,7 +244,7 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       groupId: topic(groupId),
       allowAutoTopicCreation: false,
       maxWaitTimeInMs: options.maxWaitTimeInMs ?? 1_000,
-      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+      sessionTimeout: options.sessionTimeoutMs ?? config.kafkaSessionTimeoutMs,
     });
     consumers.add(consumer);
     try {

@@ -314,7 +314,10 @@ export function operationLimitsPlugin<TContext extends BaseContext>(limits: Pick
     },
     async didEncounterErrors({ errors }: { readonly errors: readonly GraphQLError[] }) {
       for (const error of errors) {
-        const extensions = error.extensions as Record<string, unknown>;
+        // Not every error here is a GraphQLError: a subgraph call that failed to connect arrives as
+        // the fetcher's Error, which Apollo turns into INTERNAL_SERVER_ERROR after this hook.
+        const extensions = error.extensions as Record<string, unknown> | undefined;
+        if (!extensions) continue;
         const original = error.originalError;
         if (original instanceof GraphQLError && isLimitError(original)) {
           // Apollo Server's ValidationError replaced the rule's code.

@@ -28,7 +28,8 @@ describe('config', () => {
     const config = loadConfig({ GATEWAY_PORT: '5000', KAFKA_BROKERS: 'a:1, b:2', PRODUCT_URL: 'http://p:9/graphql', DB_PREFIX: 'x_y' });
     assert.equal(config.gatewayPort, 5000);
     assert.deepEqual(config.kafkaBrokers, ['a:1', 'b:2']);
-    assert.equal(config.subgraphUrls.product, 'http://p:9/graphql');
+    assert.deepEqual(config.subgraphUrls.product, ['http://p:9/graphql']);
+    assert.deepEqual(loadConfig({ ORDER_URL: 'http://o1:1/graphql, http://o2:2/graphql' }).subgraphUrls.order, ['http://o1:1/graphql', 'http://o2:2/graphql'], 'one URL per replica');
     assert.equal(serviceDatabaseUrl(config, 'payment'), 'postgresql://postgres@127.0.0.1:5432/x_y_payment');
   });
 
@@ -37,6 +38,8 @@ describe('config', () => {
     ['a port out of range', { ORDER_PORT: '70000' }, /ORDER_PORT must be an integer from 0 to 65535/],
     ['a broker without port', { KAFKA_BROKERS: 'localhost' }, /KAFKA_BROKERS entries must be host:port/],
     ['a database URL of the wrong kind', { DATABASE_URL: 'mysql://x' }, /DATABASE_URL must use postgresql:/],
+    ['a session timeout the broker refuses', { KAFKA_SESSION_TIMEOUT_MS: '1000' }, /KAFKA_SESSION_TIMEOUT_MS must be an integer from 6000 to 300000/],
+    ['a replica URL that is no URL', { ORDER_URL: 'http://o1:1/graphql,o2' }, /ORDER_URL must be a URL, got "o2"/],
     ['a short JWT secret', { JWT_SECRET: 'short' }, /at least 32 bytes/],
     ['the development secret in production', { NODE_ENV: 'production' }, /JWT_SECRET must be set in production/],
     ['a DB prefix with SQL in it', { DB_PREFIX: 'x"; drop' }, /DB_PREFIX must be/],

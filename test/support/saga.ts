@@ -397,25 +397,28 @@ export interface ChildService {
 
 /** Services as child processes, the gateway in this process, and open runtimes for SQL reads and Kafka. */
 export interface ProcessStack extends SagaSystem, AsyncDisposable {
+  /** The first replica of each service. */
   readonly children: Record<ServiceName, ChildService>;
+  /** Every replica of each service (one unless `replicas` was given). */
+  readonly replicas: Record<ServiceName, ChildService[]>;
   readonly gatewayUrl: string;
-  /** Signals a service (SIGKILL unless told: no drain, no offset commit) and waits until it is gone. */
-  kill(name: ServiceName, signal?: NodeJS.Signals): Promise<void>;
-  /** Starts a (killed) service again on the same port and waits until it answers /healthz. */
-  restart(name: ServiceName): Promise<void>;
+  /** Signals a service's replica (SIGKILL unless told: no drain, no offset commit) and waits until it is gone. */
+  kill(name: ServiceName, signal?: NodeJS.Signals, replica?: number): Promise<void>;
+  /** Starts a (killed) replica again on the same port and waits until it answers /healthz. */
+  restart(name: ServiceName, replica?: number): Promise<void>;
   close(): Promise<void>;
 }
 
 const MAX_OUTPUT_LINES = 200;
 
-function spawnService(name: ServiceName, port: number, env: NodeJS.ProcessEnv, output: string[]): ChildProcess {
+function spawnService(name: ServiceName, port: number, env: NodeJS.ProcessEnv, output: string[], label: string = name): ChildProcess {
   const child = spawn(process.execPath, [path.join(REPO_ROOT, 'subgraphs', name, 'src', 'main.ts')], {
     cwd: REPO_ROOT,
     env: { ...env, [`${name.toUpperCase()}_PORT`]: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const collect = (chunk: Buffer) => {
-    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) output.push(`[${name}] ${line}`);
+    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) output.push(`[${label}] ${line}`);
     if (output.length > MAX_OUTPUT_LINES) output.splice(0, output.length - MAX_OUTPUT_LINES);
   };
   child.stdout!.on('data', collect);
@@ -442,8 +445,10 @@ function exited(child: ChildProcess): Promise<void> {
  * Starts the five services as child processes (`node subgraphs/<name>/src/main.ts`) on ports picked
  * here, isolated like {@link startStack} (own databases, Redis prefix and topic prefix), and the
  * gateway in this process. Migrations are applied here first, so the children never race on them.
+ * With `replicas` > 1, each service runs that many processes and the gateway spreads over them.
  */
-export async function startProcessStack(env: NodeJS.ProcessEnv = {}): Promise<ProcessStack> {
+export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { readonly replicas?: number } = {}): Promise<ProcessStack> {
+  const replicaCount = options.replicas ?? 1;
   const settings = { ...FAST_SAGA_ENV, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error', ...env };
   const config = isolatedConfig(settings);
   const childEnv: NodeJS.ProcessEnv = {
@@ -459,12 +464,14 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}): Promise<Pr
   await ensureDatabases(config, SERVICE_NAMES);
   const runtimes: Partial<Record<ServiceName, OpenRuntime>> = {};
   const children = {} as Record<ServiceName, ChildService>;
+  const replicas = {} as Record<ServiceName, ChildService[]>;
+  const labelOf = (child: ChildService) => (replicaCount === 1 ? child.name : `${child.name}#${replicas[child.name].indexOf(child) + 1}`);
   let gateway: { url: string; close(): Promise<void> } | null = null;
   let closing: Promise<void> | undefined;
   const close = () => (closing ??= (async () => {
     await gateway?.close().catch(() => undefined);
     // The children's state goes with their databases and prefixed topics: no graceful shutdown needed.
-    await Promise.all(Object.values(children).map(async (child) => {
+    await Promise.all(Object.values(replicas).flat().map(async (child) => {
       if (child.process.exitCode === null && child.process.signalCode === null) {
         child.process.kill('SIGKILL');
         await exited(child.process);
@@ -480,16 +487,22 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}): Promise<Pr
       runtimes[name] = await openRuntime(await loadServiceModule(name), { config });
     }));
     for (const name of SERVICE_NAMES) {
-      const port = await freePort();
-      const output: string[] = [];
-      children[name] = { name, port, url: `http://127.0.0.1:${port}/graphql`, process: spawnService(name, port, childEnv, output), output };
+      replicas[name] = [];
+      for (let k = 0; k < replicaCount; k++) {
+        const port = await freePort();
+        const output: string[] = [];
+        const child: ChildService = { name, port, url: `http://127.0.0.1:${port}/graphql`, process: null as unknown as ChildProcess, output };
+        replicas[name].push(child);
+        child.process = spawnService(name, port, childEnv, output, labelOf(child));
+      }
+      children[name] = replicas[name][0];
     }
-    await Promise.all(Object.values(children).map((child) => waitHealthy(child)));
+    await Promise.all(Object.values(replicas).flat().map((child) => waitHealthy(child)));
     const { startGateway } = await import('../../gateway/src/gateway.ts');
-    const subgraphUrls = Object.fromEntries(Object.values(children).map((c) => [c.name, c.url]));
+    const subgraphUrls = Object.fromEntries(SERVICE_NAMES.map((name) => [name, replicas[name].map((c) => c.url)]));
     gateway = await startGateway({ config, port: 0, subgraphUrls });
   } catch (error) {
-    const output = Object.values(children).flatMap((c) => c.output.slice(-10));
+    const output = Object.values(replicas).flat().flatMap((c) => c.output.slice(-10));
     await close();
     throw new Error(`${(error as Error).message}\n${output.join('\n')}`);
   }
@@ -497,21 +510,22 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}): Promise<Pr
   return {
     config,
     children,
+    replicas,
     gatewayUrl,
     graphql: (query, options = {}) => postGraphQL(gatewayUrl, query, options.variables, options.token),
     token: (sub, roles) => signToken(config.jwtSecret, { sub, roles }),
     em: (service) => runtimes[service]!.runtime.db.fork(),
     get kafka() { return runtimes.order!.runtime.kafka; },
-    async kill(name, signal = 'SIGKILL') {
-      const child = children[name];
+    async kill(name, signal = 'SIGKILL', replica = 0) {
+      const child = replicas[name][replica];
       child.process.kill(signal);
       await exited(child.process);
     },
-    async restart(name) {
-      const child = children[name];
-      if (child.process.exitCode === null && child.process.signalCode === null) throw new Error(`${name} is still running`);
-      child.output.push(`[${name}] --- restarted ---`);
-      child.process = spawnService(name, child.port, childEnv, child.output);
+    async restart(name, replica = 0) {
+      const child = replicas[name][replica];
+      if (child.process.exitCode === null && child.process.signalCode === null) throw new Error(`${labelOf(child)} is still running`);
+      child.output.push(`[${labelOf(child)}] --- restarted ---`);
+      child.process = spawnService(name, child.port, childEnv, child.output, labelOf(child));
       await waitHealthy(child);
     },
     close,
