@@ -504,21 +504,20 @@ async function processMemory(config: Config, gatewayOrigin: string, replicas: nu
     result.gateway = { pid: null, rssBytes: null, peakRssBytes: null, cpuSeconds: null, note: `/healthz: ${(error as Error).message}` };
   }
   for (const name of SERVICE_NAMES) {
-    let pid = await pidOnPort(config.servicePorts[name]);
-    let note: string | undefined;
-    if (pid === null) {
-      const pids = await pidsByCommandLine(name);
-      pid = pids[0] ?? null;
-      if (pids.length > 1) note = `several processes run subgraphs/${name}/src/main.ts (${pids.join(', ')}); took the first`;
-      if (pids.length === 0) note = `no process found on port ${config.servicePorts[name]}`;
-    }
-    result[name] = { pid, ...(pid === null ? { rssBytes: null, peakRssBytes: null, cpuSeconds: null } : await procStats(pid)), ...(note ? { note } : {}) };
-    for (let k = 1; k < replicas; k++) {
+    for (let k = 0; k < replicas; k++) {
       const port = replicaPort(config.servicePorts[name], k);
-      const pid = await pidOnPort(port);
-      result[`${name}-${k + 1}`] = pid === null
-        ? { pid, rssBytes: null, peakRssBytes: null, cpuSeconds: null, note: `no process found on port ${port}` }
-        : await procStats(pid);
+      let pid = await pidOnPort(port);
+      let note: string | undefined;
+      // A lone service found by its command line when the port lookup is not allowed here.
+      if (pid === null && replicas === 1) {
+        const pids = await pidsByCommandLine(name);
+        pid = pids[0] ?? null;
+        if (pids.length > 1) note = `several processes run subgraphs/${name}/src/main.ts (${pids.join(', ')}); took the first`;
+      }
+      if (pid === null) note = `no process found on port ${port}`;
+      result[k === 0 ? name : `${name}-${k + 1}`] = {
+        pid, ...(pid === null ? { rssBytes: null, peakRssBytes: null, cpuSeconds: null } : await procStats(pid)), ...(note ? { note } : {}),
+      };
     }
   }
   return result;

@@ -14,7 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { REPO_ROOT, SERVICE_NAMES, isMain, loadConfig, replicaPort, type Config } from '@swiftcart/platform';
+import { parseArgs } from 'node:util';
+import { REPO_ROOT, SERVICE_NAMES, integerVar, isMain, loadConfig, replicaPort, type Config } from '@swiftcart/platform';
 import { ensureInfrastructure, removeRunSubgraphSecret, stopKafka, writeRunSubgraphSecret } from './infra.ts';
 import { migrateAll } from './migrate.ts';
 import { seed, SEED_PRODUCT_COUNT } from './seed.ts';
@@ -84,16 +85,21 @@ async function waitReady(name: string, logFile: string, process: ChildProcess, u
   throw new Error(`${name} was not ready at ${url} within ${timeoutMs / 1000} s; see ${shownPath(logFile)}`);
 }
 
-/** How many processes of each service: `--replicas N` or REPLICAS, default 1. */
-export function replicaCount(argv: readonly string[], env: NodeJS.ProcessEnv): number {
-  const at = argv.findIndex((a) => a === '--replicas' || a.startsWith('--replicas='));
-  const raw = at < 0 ? env.REPLICAS : argv[at].includes('=') ? argv[at].slice('--replicas='.length) : argv[at + 1] ?? '';
-  if (at < 0 && !raw) return 1;
-  const count = Number(raw);
-  if (!Number.isInteger(count) || count < 1 || count > MAX_REPLICAS) {
-    throw new Error(`--replicas (REPLICAS) must be a whole number from 1 to ${MAX_REPLICAS}, got "${raw}"`);
-  }
-  return count;
+/** What `npm start -- ...` was asked for. */
+export interface StartOptions {
+  /** Processes of each service: `--replicas N`, else REPLICAS, default 1. */
+  readonly replicas: number;
+  /** False with `--no-storefront`. */
+  readonly storefront: boolean;
+}
+
+/** Reads `npm start`'s arguments; throws (naming the problem) on an unknown or malformed one. */
+export function startOptions(argv: readonly string[], env: NodeJS.ProcessEnv): StartOptions {
+  const { values } = parseArgs({ args: [...argv], options: { replicas: { type: 'string' }, 'no-storefront': { type: 'boolean' } }, strict: true });
+  return {
+    replicas: integerVar(values.replicas === undefined ? env : { REPLICAS: values.replicas }, 'REPLICAS', 1, 1, MAX_REPLICAS),
+    storefront: !values['no-storefront'],
+  };
 }
 
 /** The storefront's port: STOREFRONT_PORT, default 5173 (Vite's usual port). */
@@ -122,14 +128,14 @@ export function mergeList(fromEnv: string | undefined, extra: readonly string[])
 
 async function main(): Promise<number> {
   const config = loadConfig();
-  const withStorefront = !process.argv.includes('--no-storefront');
-  let replicas: number;
+  let options: StartOptions;
   try {
-    replicas = replicaCount(process.argv.slice(2), process.env);
+    options = startOptions(process.argv.slice(2), process.env);
   } catch (error) {
     console.error(`[start] ${(error as Error).message}`);
     return 2;
   }
+  const { replicas, storefront: withStorefront } = options;
   if (await answers(`${origin(config, config.gatewayPort)}/healthz`)) {
     console.error(`[start] something already answers on port ${config.gatewayPort}: is SwiftCart running already? Stop it or set GATEWAY_PORT.`);
     return 1;

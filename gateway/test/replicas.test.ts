@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '../../scripts/infra.ts';
-import { replicaCount } from '../../scripts/start.ts';
+import { startOptions } from '../../scripts/start.ts';
 import { createKeepAliveFetcher } from '../src/fetcher.ts';
 import { REFUSED_REPLICA_PAUSE_MS, ReplicaSet, spreadingFetcher } from '../src/replicas.ts';
 
@@ -84,12 +84,15 @@ describe('spreading subgraph calls over replicas', () => {
 
 describe('npm start --replicas', () => {
   test('reads --replicas N, --replicas=N or REPLICAS, default 1, and refuses anything but 1 to 8', () => {
-    assert.equal(replicaCount([], {}), 1);
-    assert.equal(replicaCount(['--replicas', '3'], {}), 3);
-    assert.equal(replicaCount(['--no-storefront', '--replicas=2'], {}), 2);
-    assert.equal(replicaCount([], { REPLICAS: '4' }), 4);
-    assert.equal(replicaCount(['--replicas', '2'], { REPLICAS: '4' }), 2, 'the flag wins');
-    for (const bad of ['0', '9', '1.5', 'two']) assert.throws(() => replicaCount(['--replicas', bad], {}), /--replicas \(REPLICAS\) must be a whole number from 1 to 8/);
-    assert.throws(() => replicaCount(['--replicas'], {}), /must be a whole number/);
+    const replicas = (argv: string[], env: NodeJS.ProcessEnv = {}) => startOptions(argv, env).replicas;
+    assert.equal(replicas([]), 1);
+    assert.equal(replicas(['--replicas', '3']), 3);
+    assert.equal(replicas(['--no-storefront', '--replicas=2']), 2);
+    assert.equal(replicas([], { REPLICAS: '4' }), 4);
+    assert.equal(replicas(['--replicas', '2'], { REPLICAS: '4' }), 2, 'the flag wins');
+    for (const bad of ['0', '9', '1.5', 'two']) assert.throws(() => replicas(['--replicas', bad]), /REPLICAS must be an integer from 1 to 8/);
+    assert.throws(() => replicas(['--replicas']), /argument missing/);
+    assert.throws(() => replicas(['--replica', '2']), /Unknown option '--replica'/, 'a misspelt option is refused, not ignored');
+    assert.deepEqual(startOptions(['--no-storefront'], {}), { replicas: 1, storefront: false });
   });
 });

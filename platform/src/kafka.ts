@@ -349,6 +349,16 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       try {
         await consumer.connect();
         await consumer.subscribe({ topics: [full], fromBeginning: true });
+        // Seeking is only a shortcut (eachMessage skips what lies before `from`), and it needs a
+        // joined group: after each join, since a consumer that crashed (the coordinator not ready
+        // yet after a broker restart) joins again from the beginning.
+        consumer.on(consumer.events.GROUP_JOIN, () => {
+          try {
+            for (const [partition, r] of range) consumer.seek({ topic: full, partition, offset: r.from.toString() });
+          } catch {
+            // kafkajs emits this inside its join: a throw here would fail the join, a lost seek costs nothing.
+          }
+        });
         await consumer.run({
           autoCommit: false,
           eachMessage: async ({ partition, message }) => {
@@ -362,7 +372,6 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
             }
           },
         });
-        for (const [partition, r] of range) consumer.seek({ topic: full, partition, offset: r.from.toString() });
         await withTimeout(done, options.timeoutMs ?? 30_000, `reading ${full}`);
       } finally {
         consumers.delete(consumer);

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   type ProcessStack, assertAppliedOnce, assertConserved, countBy, placeOrder, seedSaga, sleep, startProcessStack, statusesOf,
-  stockOf, waitFor, waitForAll, waitForStock,
+  stockOf, waitFor, waitForAll, waitForConfirmedAt, waitForStock,
 } from '../support/saga.ts';
 import { TestKafkaBroker } from '../support/kafka-broker.ts';
 
@@ -68,13 +68,7 @@ describe('a Kafka outage under load', () => {
       await kafka.restart();
       const downMs = Date.now() - killedAt;
       // Placing goes on until orders placed after the restart are through too.
-      const afterRestart = accepted.length;
-      await waitFor(async () => {
-        const recent = accepted.slice(afterRestart, afterRestart + 5);
-        if (recent.length < 5) return undefined;
-        const statuses = await statusesOf(system, admin, recent);
-        return [...statuses.values()].every((s) => s === 'CONFIRMED') && statuses.size === 5 ? true : undefined;
-      }, 'orders placed after the restart to be confirmed', 120_000);
+      await waitForConfirmedAt(system, admin, accepted, accepted.length, 5, 120_000);
       placing = false;
       await Promise.all(customers);
 

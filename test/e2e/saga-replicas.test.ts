@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { SERVICE_NAMES } from '@swiftcart/platform';
 import {
   type ProcessStack, assertAppliedOnce, assertConserved, countBy, countRows, placeOrder, seedSaga, sleep, startProcessStack,
-  statusesOf, stockOf, waitFor, waitForAll, waitForStock,
+  stockOf, waitForAll, waitForConfirmedAt, waitForStock,
 } from '../support/saga.ts';
 
 const SKU = { sku: 'REPLICAS-1', onHand: 100_000, priceAmount: 1000 };
@@ -66,24 +66,14 @@ describe('two replicas of every service, one of each killed mid-load', () => {
       }
     });
     try {
-      await waitFor(async () => {
-        const statuses = await statusesOf(system, admin, accepted.slice(0, 30));
-        return statuses.size === 30 && [...statuses.values()].every((s) => s === 'CONFIRMED') ? true : undefined;
-      }, 'orders to be confirmed before the kill', 60_000);
+      await waitForConfirmedAt(system, admin, accepted, 0, 30, 60_000);
 
       // The first replica of each: the one the gateway tries first and, as often as not, the
       // active relay and the owner of some partitions.
       await Promise.all(SERVICE_NAMES.map((name) => system.kill(name, 'SIGKILL', 0)));
       const placedBeforeKill = accepted.length;
       // Placing goes on until orders placed well after the kill are through too.
-      await waitFor(() => (accepted.length >= placedBeforeKill + 20 ? true : undefined), 'orders to be accepted after the kill', 60_000);
-      const afterKill = accepted.length;
-      await waitFor(async () => {
-        const recent = accepted.slice(afterKill, afterKill + 5);
-        if (recent.length < 5) return undefined;
-        const statuses = await statusesOf(system, admin, recent);
-        return statuses.size === 5 && [...statuses.values()].every((s) => s === 'CONFIRMED') ? true : undefined;
-      }, 'orders placed after the kill to be confirmed', 120_000);
+      await waitForConfirmedAt(system, admin, accepted, placedBeforeKill + 20, 5, 120_000);
       placing = false;
       await Promise.all(customers);
 

@@ -241,6 +241,15 @@ export async function statusesOf(system: SagaSystem, adminToken: string, ids: re
   return statuses;
 }
 
+/**
+ * For tests whose customers keep placing: waits until `accepted` (which they append to) holds
+ * `count` orders from index `from` on, then until those orders are all CONFIRMED.
+ */
+export async function waitForConfirmedAt(system: SagaSystem, adminToken: string, accepted: readonly string[], from: number, count: number, timeoutMs: number): Promise<void> {
+  await waitFor(() => (accepted.length >= from + count ? true : undefined), `${count} orders accepted after the first ${from}`, timeoutMs);
+  await waitForAll(system, adminToken, accepted.slice(from, from + count), ['CONFIRMED'], timeoutMs);
+}
+
 /** Waits until every order is in one of `statuses`; returns their statuses. */
 export async function waitForAll(system: SagaSystem, adminToken: string, ids: readonly string[], statuses: readonly string[] = SETTLED, timeoutMs = 30_000): Promise<Map<string, string>> {
   let last = new Map<string, string>();
@@ -388,6 +397,8 @@ export function consumerMetric(stack: TestStack, service: ServiceName, metric: '
 /** One service running as a child process. */
 export interface ChildService {
   readonly name: ServiceName;
+  /** How its output lines are tagged: the name, or `order#2` for the second of several replicas. */
+  readonly label: string;
   readonly port: number;
   readonly url: string;
   process: ChildProcess;
@@ -411,7 +422,7 @@ export interface ProcessStack extends SagaSystem, AsyncDisposable {
 
 const MAX_OUTPUT_LINES = 200;
 
-function spawnService(name: ServiceName, port: number, env: NodeJS.ProcessEnv, output: string[], label: string = name): ChildProcess {
+function spawnService(name: ServiceName, port: number, env: NodeJS.ProcessEnv, output: string[], label: string): ChildProcess {
   const child = spawn(process.execPath, [path.join(REPO_ROOT, 'subgraphs', name, 'src', 'main.ts')], {
     cwd: REPO_ROOT,
     env: { ...env, [`${name.toUpperCase()}_PORT`]: String(port) },
@@ -465,7 +476,6 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { 
   const runtimes: Partial<Record<ServiceName, OpenRuntime>> = {};
   const children = {} as Record<ServiceName, ChildService>;
   const replicas = {} as Record<ServiceName, ChildService[]>;
-  const labelOf = (child: ChildService) => (replicaCount === 1 ? child.name : `${child.name}#${replicas[child.name].indexOf(child) + 1}`);
   let gateway: { url: string; close(): Promise<void> } | null = null;
   let closing: Promise<void> | undefined;
   const close = () => (closing ??= (async () => {
@@ -491,9 +501,8 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { 
       for (let k = 0; k < replicaCount; k++) {
         const port = await freePort();
         const output: string[] = [];
-        const child: ChildService = { name, port, url: `http://127.0.0.1:${port}/graphql`, process: null as unknown as ChildProcess, output };
-        replicas[name].push(child);
-        child.process = spawnService(name, port, childEnv, output, labelOf(child));
+        const label = replicaCount === 1 ? name : `${name}#${k + 1}`;
+        replicas[name].push({ name, label, port, url: `http://127.0.0.1:${port}/graphql`, process: spawnService(name, port, childEnv, output, label), output });
       }
       children[name] = replicas[name][0];
     }
@@ -523,9 +532,9 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { 
     },
     async restart(name, replica = 0) {
       const child = replicas[name][replica];
-      if (child.process.exitCode === null && child.process.signalCode === null) throw new Error(`${labelOf(child)} is still running`);
-      child.output.push(`[${labelOf(child)}] --- restarted ---`);
-      child.process = spawnService(name, child.port, childEnv, child.output, labelOf(child));
+      if (child.process.exitCode === null && child.process.signalCode === null) throw new Error(`${child.label} is still running`);
+      child.output.push(`[${child.label}] --- restarted ---`);
+      child.process = spawnService(name, child.port, childEnv, child.output, child.label);
       await waitHealthy(child);
     },
     close,
