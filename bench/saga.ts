@@ -39,8 +39,9 @@
  *   other), and whether every accepted order was CONFIRMED.
  * Both end with the same conservation check over every order of the run, and the event hops.
  *
- * `--replicas N`: the stack runs N of each service (`npm start -- --replicas N`); the per-process
- * table then lists every replica, found on its port (platform/src/config.ts replicaPort).
+ * `--replicas N`: the stack runs N of each service (`npm start -- --replicas N`); `--workers`: each
+ * as an api process and a worker (`npm start -- --workers`). The per-process table then lists every
+ * process, found on its port (scripts/start.ts serviceInstances).
  *
  * Exits 1 when the stack does not answer, no order could be placed, or the check fails.
  * Ctrl-C ends the current phase early (placing, then the drain; no later step or overload follows)
@@ -55,7 +56,8 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { rateLimitSettings } from '../gateway/src/rate-limits.ts';
 import { signToken } from '../platform/src/auth.ts';
-import { SERVICE_NAMES, type Config, type ServiceName, loadConfig, replicaPort, serviceDatabaseUrl } from '../platform/src/config.ts';
+import { SERVICE_NAMES, type Config, type ServiceName, loadConfig, serviceDatabaseUrl } from '../platform/src/config.ts';
+import { serviceInstances } from '../scripts/start.ts';
 import { sleep } from '../platform/src/resilience.ts';
 import { DEADLINE_REASON } from '../subgraphs/order/src/saga.ts';
 import {
@@ -111,6 +113,8 @@ export const USAGE = `usage: npm run bench -- saga [--customers 32] [--duration 
   --gateway-url    the running gateway (default http://127.0.0.1:$GATEWAY_PORT/graphql)
   --replicas       how many of each service the stack runs (npm start -- --replicas N); the
                    per-process table lists every replica (default 1)
+  --workers        the stack runs each replica as an api process and a worker
+                   (npm start -- --workers); the per-process table lists both
 
   --search         capacity search: open-loop steps at a rising offered rate (orders/s) until one
                    does not hold; reports each step and the highest rate that held
@@ -156,6 +160,8 @@ interface Options {
   gatewayUrl: string;
   /** What the operator says the stack runs: a label only. */
   replicas: number;
+  /** The stack runs api and worker processes apart (`npm start -- --workers`). */
+  workers: boolean;
   /** --search: the capacity search; null for a closed-loop or overload-only run. */
   search: SearchOptions | null;
   /** --overload: twice the capacity, which is `rate` (--rate) or, when null, the search's. */
@@ -169,7 +175,7 @@ const MAX_RATE = 100_000;
 
 function parseOptions(args: readonly string[], defaultGatewayUrl: string): Options {
   const options: Options = {
-    customers: 32, durationS: 30, skus: SEED_SKUS, quantity: 1, method: 'tok_visa', drainTimeoutS: 120, gatewayUrl: defaultGatewayUrl, replicas: 1, search: null, overload: null,
+    customers: 32, durationS: 30, skus: SEED_SKUS, quantity: 1, method: 'tok_visa', drainTimeoutS: 120, gatewayUrl: defaultGatewayUrl, replicas: 1, workers: false, search: null, overload: null,
   };
   const search = { rateStart: 10, rateFactor: 1.5, rateStep: null as number | null, rateMax: 2_000, stepDurationS: 15, p99LimitMs: 1_000, warmupS: 5 };
   let searching = false, overloading = false;
@@ -188,6 +194,7 @@ function parseOptions(args: readonly string[], defaultGatewayUrl: string): Optio
       case '--quantity': options.quantity = positiveNumber(name, value(), { integer: true, max: 1000 }); break;
       case '--drain-timeout': options.drainTimeoutS = positiveNumber(name, value(), { max: 3600 }); break;
       case '--replicas': options.replicas = positiveNumber(name, value(), { integer: true, max: 256 }); break;
+      case '--workers': options.workers = true; break;
       case '--method': {
         const v = value();
         if (!/^[A-Za-z0-9_-]{1,64}$/.test(v)) throw new UsageError(`--method must be a payment method token such as tok_visa, got "${v}"`);
@@ -491,8 +498,11 @@ async function pidsByCommandLine(name: string): Promise<number[]> {
 }
 
 
-/** The gateway and every replica of every service (`order`, `order-2`, ... as npm start names them). */
-async function processMemory(config: Config, gatewayOrigin: string, replicas: number): Promise<Record<string, ProcessMemory>> {
+/**
+ * The gateway and every process of every service, found on its port and named as npm start names
+ * them (`order`, `order-2`, `order-worker`, ...: scripts/start.ts serviceInstances).
+ */
+async function processMemory(config: Config, gatewayOrigin: string, stack: Pick<Options, 'replicas' | 'workers'>): Promise<Record<string, ProcessMemory>> {
   const result: Record<string, ProcessMemory> = {};
   try {
     const { body } = await getJson(`${gatewayOrigin}/healthz`);
@@ -503,22 +513,20 @@ async function processMemory(config: Config, gatewayOrigin: string, replicas: nu
   } catch (error) {
     result.gateway = { pid: null, rssBytes: null, peakRssBytes: null, cpuSeconds: null, note: `/healthz: ${(error as Error).message}` };
   }
-  for (const name of SERVICE_NAMES) {
-    for (let k = 0; k < replicas; k++) {
-      const port = replicaPort(config.servicePorts[name], k);
-      let pid = await pidOnPort(port);
-      let note: string | undefined;
-      // A lone service found by its command line when the port lookup is not allowed here.
-      if (pid === null && replicas === 1) {
-        const pids = await pidsByCommandLine(name);
-        pid = pids[0] ?? null;
-        if (pids.length > 1) note = `several processes run subgraphs/${name}/src/main.ts (${pids.join(', ')}); took the first`;
-      }
-      if (pid === null) note = `no process found on port ${port}`;
-      result[k === 0 ? name : `${name}-${k + 1}`] = {
-        pid, ...(pid === null ? { rssBytes: null, peakRssBytes: null, cpuSeconds: null } : await procStats(pid)), ...(note ? { note } : {}),
-      };
+  const instances = serviceInstances(stack, config.servicePorts);
+  for (const { name, service, port } of instances) {
+    let pid = await pidOnPort(port);
+    let note: string | undefined;
+    // A lone service found by its command line when the port lookup is not allowed here.
+    if (pid === null && instances.filter((i) => i.service === service).length === 1) {
+      const pids = await pidsByCommandLine(service);
+      pid = pids[0] ?? null;
+      if (pids.length > 1) note = `several processes run subgraphs/${service}/src/main.ts (${pids.join(', ')}); took the first`;
     }
+    if (pid === null) note = `no process found on port ${port}`;
+    result[name] = {
+      pid, ...(pid === null ? { rssBytes: null, peakRssBytes: null, cpuSeconds: null } : await procStats(pid)), ...(note ? { note } : {}),
+    };
   }
   return result;
 }
@@ -671,9 +679,6 @@ function tally(orders: readonly RunOrder[], views: Map<string, OrderView | Error
   }
   return { outcomes, sold, reservedMs, confirmedMs, responseToConfirmedMs, committedMs, unreadable, notTerminal, cancelReasons, cancelled };
 }
-
-/** The gateway and the five services, as the process figures name them. */
-const PROCESS_NAMES = ['gateway', ...SERVICE_NAMES];
 
 /** Notes on the figures of every mode. */
 const COMMON_NOTES = [
@@ -941,7 +946,7 @@ function failures(run: SagaRunResult): { errorCodes: Record<string, number>; err
 async function closedLoop(bench: Bench): Promise<number> {
   const { config, options, origin, keyPrefix, adminToken, control, startedAt, loadAtStart } = bench;
   const tokens = await bench.tokens.first(options.customers);
-  const processesBefore = await processMemory(config, origin, options.replicas);
+  const processesBefore = await processMemory(config, origin, options);
   console.log(`placing: ${options.customers} customers, closed loop, ${options.durationS} s, 1 line × ${options.quantity} of a random sku, ${options.method}; idempotency keys ${keyPrefix}-*`);
   const run = await placeOrders(bench, tokens, keyPrefix, options.durationS);
   const placingEnded = performance.now();
@@ -958,7 +963,7 @@ async function closedLoop(bench: Bench): Promise<number> {
   let [backlogStatuses, outbox, memory] = await Promise.all([
     bench.db ? bench.db.runStatuses(keyPrefix) : apiStatuses(run.placed.map((o) => o.id)),
     bench.db ? bench.db.outboxBacklog() : Promise.resolve(null),
-    processMemory(config, origin, options.replicas),
+    processMemory(config, origin, options),
   ]);
   if (bench.db && run.placed.length > 0 && Object.keys(backlogStatuses).length === 0) {
     await dropForeignDatabases(bench);
@@ -988,7 +993,7 @@ async function closedLoop(bench: Bench): Promise<number> {
   const { sold, notTerminal, unreadable } = tallied;
   const { mismatches, settledMs: stockSettledMs } = await checkStock(bench, sold, notTerminal.length === 0, drainStarted, deadline);
   control.phase = 'report';
-  const processesAfterDrain = await processMemory(config, origin, options.replicas);
+  const processesAfterDrain = await processMemory(config, origin, options);
   const drainWallS = (performance.now() - placingEnded) / 1000;
   if (stockSettledMs !== null) console.log(`stock settled ${seconds(stockSettledMs)} after placing ended`);
   if (notTerminal.length === 0 && unreadable.length === 0) {
@@ -1037,7 +1042,7 @@ async function closedLoop(bench: Bench): Promise<number> {
     machine: machineInfo(loadAtStart),
     settings: {
       customers: options.customers, durationSeconds: options.durationS, skus: options.skus, quantity: options.quantity, paymentMethod: options.method,
-      drainTimeoutSeconds: options.drainTimeoutS, gatewayUrl: options.gatewayUrl, replicas: options.replicas, idempotencyKeyPrefix: keyPrefix, databaseRead: bench.db !== null,
+      drainTimeoutSeconds: options.drainTimeoutS, gatewayUrl: options.gatewayUrl, replicas: options.replicas, workers: options.workers, idempotencyKeyPrefix: keyPrefix, databaseRead: bench.db !== null,
     },
     placing: {
       seconds: placingS,
@@ -1107,10 +1112,10 @@ async function closedLoop(bench: Bench): Promise<number> {
   console.log(`\nend of placing: ${backlogOrders} orders not terminal${outbox ? `; outbox backlog: ${Object.entries(outbox).map(([s, n]) => `${s} ${n ?? '?'}`).join(', ')}` : ''}`);
   console.log(`\n${table([
     ['process', 'pid', 'RSS MiB (end of placing)', 'peak RSS MiB', 'CPU % placing', 'CPU % drain'],
-    ...PROCESS_NAMES.map((name) => [name, String(rss(name).pid ?? '-'), mib(rss(name).rssBytes), mib(rss(name).peakRssBytes),
+    ...Object.keys(memory).map((name) => [name, String(rss(name).pid ?? '-'), mib(rss(name).rssBytes), mib(rss(name).peakRssBytes),
       fixed(cpu(name) ?? Number.NaN, 0), fixed(cpuDrain(name) ?? Number.NaN, 0)]),
   ])}\n  (CPU: % of one core; placing ${fixed(placingS)} s, drain ${fixed(drainWallS)} s)`);
-  for (const name of PROCESS_NAMES) if (rss(name).note) console.log(`  ${name}: ${rss(name).note}`);
+  for (const name of Object.keys(memory)) if (rss(name).note) console.log(`  ${name}: ${rss(name).note}`);
   console.log(`\ndrain: ${ordersTerminalMs !== null ? `every order terminal after ${seconds(ordersTerminalMs)}` : `orders still open when the drain ended (${result.drain.endedBy})`}` +
     `${stockSettledMs !== null ? `, stock settled after ${seconds(stockSettledMs)}` : ''}` +
     `${dbOrderCount !== null && dbOrderCount !== orders.length ? `; the order database has ${dbOrderCount} orders of this run, the bench knows ${orders.length}` : ''}`);
@@ -1213,12 +1218,12 @@ async function openPhase(bench: Bench, tag: string, label: string, rate: number,
   const customerCount = Math.max(options.customers, Math.ceil(rate / bench.customerRate));
   const tokens = await bench.tokens.first(customerCount);
   control.phase = 'placing';
-  const before = await processMemory(config, origin, options.replicas);
+  const before = await processMemory(config, origin, options);
   console.log(`\n${label}: ${fixed(rate)} orders/s offered for ${durationS} s over ${customerCount} customers; idempotency keys ${keyPrefix}-*`);
   const run = await placeOrders(bench, tokens, keyPrefix, durationS, rate);
   const placingEnded = performance.now();
   control.phase = 'drain';
-  const after = await processMemory(config, origin, options.replicas);
+  const after = await processMemory(config, origin, options);
   const schedule = run.schedule!;
   const windowS = schedule.windowMs / 1000;
   if (bench.db && run.placed.length > 0 && Object.keys(await bench.db.runStatuses(keyPrefix)).length === 0) await dropForeignDatabases(bench);
@@ -1271,7 +1276,7 @@ async function openPhase(bench: Bench, tag: string, label: string, rate: number,
     endReasons: topReasons(t.cancelReasons, 10),
     ordersTerminalSeconds: terminalMs === null ? null : terminalMs / 1000,
     clientCpuPercent: (run.clientCpuSeconds / (run.elapsedMs / 1000)) * 100,
-    cpuPercentWhilePlacing: Object.fromEntries(PROCESS_NAMES.map((name) => [name, cpuPercent(before[name], after[name], run.elapsedMs / 1000)])),
+    cpuPercentWhilePlacing: Object.fromEntries(Object.keys(after).map((name) => [name, cpuPercent(before[name], after[name], run.elapsedMs / 1000)])),
     interrupted,
     held: interrupted || p99LimitMs === null ? null : notHeldBecause.length === 0,
     notHeldBecause: p99LimitMs === null ? [] : notHeldBecause,
@@ -1376,7 +1381,7 @@ async function openLoop(bench: Bench): Promise<number> {
     machine: machineInfo(loadAtStart),
     settings: {
       customers: options.customers, skus: options.skus, quantity: options.quantity, paymentMethod: options.method, drainTimeoutSeconds: options.drainTimeoutS,
-      gatewayUrl: options.gatewayUrl, replicas: options.replicas, idempotencyKeyPrefix: bench.keyPrefix, databaseRead: bench.db !== null,
+      gatewayUrl: options.gatewayUrl, replicas: options.replicas, workers: options.workers, idempotencyKeyPrefix: bench.keyPrefix, databaseRead: bench.db !== null,
       customerRatePerSecond: bench.customerRate,
       search: search ? { ...search, achievedFraction: ACHIEVED_FRACTION } : null,
       overload: options.overload ? { capacityGiven: options.overload.rate, durationSeconds: options.durationS } : null,
@@ -1427,7 +1432,7 @@ async function openLoop(bench: Bench): Promise<number> {
   }
   printHops(hops);
   printConservation(check, settledMs === null && all.notTerminal.length === 0 ? ` (still so when the wait ended by ${control.drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})` : '');
-  console.log(`\nreplicas: ${options.replicas} of each service (--replicas)\n`);
+  console.log(`\nreplicas: ${options.replicas} of each service (--replicas)${options.workers ? ', each an api process and a worker (--workers)' : ''}\n`);
 
   await writeAndReport(result, loadAtStart);
   if (allOrders.length === 0) {
@@ -1529,7 +1534,7 @@ export async function main(args: readonly string[]): Promise<number> {
     const initialStock = await readStock(options.gatewayUrl, skus);
     const empty = skus.filter((s) => initialStock.get(s)!.available < options.quantity);
     if (empty.length) console.log(`note: ${empty.length} skus have fewer than ${options.quantity} available (earlier runs sold them): their orders will be REJECTED`);
-    console.log(`stack: ${options.replicas} of each service (--replicas; the per-process table shows which answered)`);
+    console.log(`stack: ${options.replicas} of each service (--replicas${options.workers ? ', api and worker apart: --workers' : ''}; the per-process table shows which answered)`);
 
     customers = await Customers.start();
     bench = {

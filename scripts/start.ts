@@ -8,6 +8,9 @@
  * `npm start -- --no-storefront` leaves the storefront out (the API alone starts sooner).
  * `npm start -- --replicas N` (or REPLICAS=N) runs N processes of every service: replica k (from 0)
  * of a service listens on its port + 10·k, and the gateway spreads its calls over them.
+ * `npm start -- --workers` runs each replica as two processes: an api process (SERVICE_ROLE=api)
+ * on the replica's port, and a worker (SERVICE_ROLE=worker: relay, consumers, sweeper, with its own
+ * database pool) that answers its health probes on that port + 5.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -15,7 +18,7 @@ import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { REPO_ROOT, SERVICE_NAMES, integerVar, isMain, loadConfig, replicaPort, type Config } from '@swiftcart/platform';
+import { REPO_ROOT, SERVICE_NAMES, WORKER_PORT_OFFSET, integerVar, isMain, loadConfig, replicaPort, type Config, type ServiceName, type ServiceRole } from '@swiftcart/platform';
 import { ensureInfrastructure, removeRunSubgraphSecret, stopKafka, writeRunSubgraphSecret } from './infra.ts';
 import { migrateAll } from './migrate.ts';
 import { seed, SEED_PRODUCT_COUNT } from './seed.ts';
@@ -89,15 +92,43 @@ async function waitReady(name: string, logFile: string, process: ChildProcess, u
 export interface StartOptions {
   /** Processes of each service: `--replicas N`, else REPLICAS, default 1. */
   readonly replicas: number;
+  /** True with `--workers`: consumers and relays in worker processes apart from the API's. */
+  readonly workers: boolean;
   /** False with `--no-storefront`. */
   readonly storefront: boolean;
 }
 
+/** One service process `npm start` runs. */
+export interface ServiceInstance {
+  readonly service: ServiceName;
+  /** `order`, `order-2`, `order-worker`, `order-worker-2`: its log file is `<name>.log`. */
+  readonly name: string;
+  readonly role: ServiceRole;
+  readonly port: number;
+}
+
+/**
+ * The service processes for these options: replica k (from 0) on the service's port + 10·k and,
+ * with `workers`, its worker on that port + {@link WORKER_PORT_OFFSET}.
+ */
+export function serviceInstances(options: Pick<StartOptions, 'replicas' | 'workers'>, ports: Readonly<Record<ServiceName, number>>): ServiceInstance[] {
+  return SERVICE_NAMES.flatMap((service) => Array.from({ length: options.replicas }, (_, k): ServiceInstance[] => {
+    const suffix = k === 0 ? '' : `-${k + 1}`;
+    const port = replicaPort(ports[service], k);
+    if (!options.workers) return [{ service, name: `${service}${suffix}`, role: 'all', port }];
+    return [
+      { service, name: `${service}${suffix}`, role: 'api', port },
+      { service, name: `${service}-worker${suffix}`, role: 'worker', port: port + WORKER_PORT_OFFSET },
+    ];
+  }).flat());
+}
+
 /** Reads `npm start`'s arguments; throws (naming the problem) on an unknown or malformed one. */
 export function startOptions(argv: readonly string[], env: NodeJS.ProcessEnv): StartOptions {
-  const { values } = parseArgs({ args: [...argv], options: { replicas: { type: 'string' }, 'no-storefront': { type: 'boolean' } }, strict: true });
+  const { values } = parseArgs({ args: [...argv], options: { replicas: { type: 'string' }, workers: { type: 'boolean' }, 'no-storefront': { type: 'boolean' } }, strict: true });
   return {
     replicas: integerVar(values.replicas === undefined ? env : { REPLICAS: values.replicas }, 'REPLICAS', 1, 1, MAX_REPLICAS),
+    workers: Boolean(values.workers),
     storefront: !values['no-storefront'],
   };
 }
@@ -135,7 +166,7 @@ async function main(): Promise<number> {
     console.error(`[start] ${(error as Error).message}`);
     return 2;
   }
-  const { replicas, storefront: withStorefront } = options;
+  const { storefront: withStorefront } = options;
   if (await answers(`${origin(config, config.gatewayPort)}/healthz`)) {
     console.error(`[start] something already answers on port ${config.gatewayPort}: is SwiftCart running already? Stop it or set GATEWAY_PORT.`);
     return 1;
@@ -195,24 +226,21 @@ async function main(): Promise<number> {
     const inserted = await seed(config);
     say(`seed catalogue: ${SEED_PRODUCT_COUNT} products (${inserted.products} new), stock for each (${inserted.stock} new)` +
       (inserted.reannounced ? `; ${inserted.reannounced} re-announced to the order service's price replica` : ''));
-    const instances = SERVICE_NAMES.flatMap((service) => Array.from({ length: replicas }, (_, k) => ({
-      service,
-      name: k === 0 ? service : `${service}-${k + 1}`,
-      port: replicaPort(config.servicePorts[service], k),
-    })));
+    const instances = serviceInstances(options, config.servicePorts);
     for (const { name, service, port } of instances) {
       if (await answers(`${origin(config, port)}/healthz`)) throw new Error(`port ${port} (${name}) is taken; set ${service.toUpperCase()}_PORT`);
     }
-    const services = instances.map(({ name, service, port }) => {
+    const services = instances.map(({ name, service, role, port }) => {
       const readyUrl = `${origin(config, port)}/readyz`;
-      return { name, port, readyUrl, process: supervise(name, `subgraphs/${service}/src/main.ts`, { SUBGRAPH_SECRET: subgraphSecret, [`${service.toUpperCase()}_PORT`]: String(port) }, readyUrl) };
+      const env = { SUBGRAPH_SECRET: subgraphSecret, SERVICE_ROLE: role, [`${service.toUpperCase()}_PORT`]: String(port) };
+      return { name, port, readyUrl, process: supervise(name, `subgraphs/${service}/src/main.ts`, env, readyUrl) };
     });
     await Promise.all(services.map((s) => waitReady(s.name, path.join(LOG_DIR, `${s.name}.log`), s.process, s.readyUrl)));
     say(`subgraphs ready: ${services.map((s) => `${s.name} :${s.port} (pid ${s.process.pid})`).join(', ')}`);
     // The supergraph names the default ports; a service moved with <NAME>_PORT, or run as
     // replicas, must be found there.
     const subgraphUrls = Object.fromEntries(SERVICE_NAMES.map((n) => [`${n.toUpperCase()}_URL`, (config.subgraphUrls[n] ??
-      instances.filter((i) => i.service === n).map((i) => `${origin(config, i.port)}/graphql`)).join(',')]));
+      instances.filter((i) => i.service === n && i.role !== 'worker').map((i) => `${origin(config, i.port)}/graphql`)).join(',')]));
     const gatewayReady = `${origin(config, config.gatewayPort)}/readyz`;
     const gateway = supervise('gateway', 'gateway/src/main.ts', {
       ...subgraphUrls,

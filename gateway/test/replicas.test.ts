@@ -8,7 +8,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '../../scripts/infra.ts';
-import { startOptions } from '../../scripts/start.ts';
+import { DEFAULT_SERVICE_PORTS } from '@swiftcart/platform';
+import { serviceInstances, startOptions } from '../../scripts/start.ts';
 import { createKeepAliveFetcher } from '../src/fetcher.ts';
 import { REFUSED_REPLICA_PAUSE_MS, ReplicaSet, spreadingFetcher } from '../src/replicas.ts';
 
@@ -82,7 +83,7 @@ describe('spreading subgraph calls over replicas', () => {
   });
 });
 
-describe('npm start --replicas', () => {
+describe('npm start --replicas and --workers', () => {
   test('reads --replicas N, --replicas=N or REPLICAS, default 1, and refuses anything but 1 to 8', () => {
     const replicas = (argv: string[], env: NodeJS.ProcessEnv = {}) => startOptions(argv, env).replicas;
     assert.equal(replicas([]), 1);
@@ -93,6 +94,18 @@ describe('npm start --replicas', () => {
     for (const bad of ['0', '9', '1.5', 'two']) assert.throws(() => replicas(['--replicas', bad]), /REPLICAS must be an integer from 1 to 8/);
     assert.throws(() => replicas(['--replicas']), /argument missing/);
     assert.throws(() => replicas(['--replica', '2']), /Unknown option '--replica'/, 'a misspelt option is refused, not ignored');
-    assert.deepEqual(startOptions(['--no-storefront'], {}), { replicas: 1, storefront: false });
+    assert.deepEqual(startOptions(['--no-storefront'], {}), { replicas: 1, workers: false, storefront: false });
+    assert.deepEqual(startOptions(['--workers', '--replicas', '2'], {}), { replicas: 2, workers: true, storefront: true });
+  });
+
+  test('runs replica k on port + 10·k and, with --workers, its worker on that port + 5', () => {
+    const order = (options: { replicas: number; workers: boolean }) =>
+      serviceInstances(options, DEFAULT_SERVICE_PORTS).filter((i) => i.service === 'order').map(({ name, role, port }) => `${name} ${role} ${port}`);
+    assert.deepEqual(order({ replicas: 1, workers: false }), ['order all 4003']);
+    assert.deepEqual(order({ replicas: 2, workers: false }), ['order all 4003', 'order-2 all 4013']);
+    assert.deepEqual(order({ replicas: 2, workers: true }), ['order api 4003', 'order-worker worker 4008', 'order-2 api 4013', 'order-worker-2 worker 4018']);
+    const ports = serviceInstances({ replicas: 8, workers: true }, DEFAULT_SERVICE_PORTS).map((i) => i.port);
+    assert.equal(new Set(ports).size, ports.length, 'no two processes share a port');
+    assert.ok(!ports.includes(4000), 'none takes the gateway\'s port');
   });
 });

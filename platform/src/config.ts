@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -14,6 +15,40 @@ export const REPLICA_PORT_STEP = 10;
 export function replicaPort(basePort: number, k: number): number {
   return basePort + REPLICA_PORT_STEP * k;
 }
+
+/**
+ * What one service process runs (`SERVICE_ROLE`): `all` (the default) serves the API and runs the
+ * outbox relay, the event consumers and background work; `api` only serves the API (GraphQL over
+ * HTTP and WebSocket); `worker` only runs the relay, consumers and background work, with its own
+ * database pool, and answers nothing but the health probes.
+ */
+export const SERVICE_ROLES = ['all', 'api', 'worker'] as const;
+
+/** One of {@link SERVICE_ROLES}. */
+export type ServiceRole = (typeof SERVICE_ROLES)[number];
+
+/** Whether a process of this role serves the GraphQL API. */
+export function servesApi(role: ServiceRole): boolean {
+  return role !== 'worker';
+}
+
+/** Whether a process of this role runs the relay, the consumers and background work. */
+export function runsWorkers(role: ServiceRole): boolean {
+  return role !== 'api';
+}
+
+/**
+ * The worker process of replica k listens (for its health probes) on the replica's port + this
+ * (`npm start -- --workers`): ports 4006–4010 for the first replicas, free of the 4001–4005 block.
+ */
+export const WORKER_PORT_OFFSET = 5;
+
+/**
+ * Partitions of a topic the platform creates when `KAFKA_PARTITIONS` is unset: one per core, at
+ * least 3. A partition is the unit of parallelism of a consumer group, so this is how many
+ * consumers of one group (replicas, or concurrent partitions in one process) can work at once.
+ */
+export const DEFAULT_KAFKA_PARTITIONS = Math.max(3, availableParallelism());
 
 /** Default HTTP port of each service; the gateway takes 4000. */
 export const DEFAULT_SERVICE_PORTS: Readonly<Record<ServiceName, number>> = {
@@ -53,6 +88,10 @@ export interface Config {
    * partitions to the others (KAFKA_SESSION_TIMEOUT_MS): how soon a replica that died is replaced.
    */
   readonly kafkaSessionTimeoutMs: number;
+  /** Partitions of each event topic the platform creates (`KAFKA_PARTITIONS`); existing topics keep theirs. */
+  readonly kafkaPartitions: number;
+  /** What this process runs (`SERVICE_ROLE`): see {@link SERVICE_ROLES}. */
+  readonly serviceRole: ServiceRole;
   readonly jwtSecret: string;
   /**
    * The gateway's credential towards the subgraphs (`SUBGRAPH_SECRET`, platform/src/gateway-credential.ts):
@@ -156,6 +195,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const broker of kafkaBrokers) {
     if (!/^[^:\s]+:\d{1,5}$/.test(broker)) throw new ConfigError(`KAFKA_BROKERS entries must be host:port, got "${broker}"`);
   }
+  const serviceRole = (env.SERVICE_ROLE?.trim() || 'all') as ServiceRole;
+  if (!SERVICE_ROLES.includes(serviceRole)) {
+    throw new ConfigError(`SERVICE_ROLE must be one of ${SERVICE_ROLES.join(', ')}, got "${env.SERVICE_ROLE}"`);
+  }
   return {
     env: nodeEnv,
     logLevel: env.LOG_LEVEL || (nodeEnv === 'test' ? 'warn' : 'info'),
@@ -168,6 +211,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     kafkaTopicPrefix: env.KAFKA_TOPIC_PREFIX ?? '',
     // The broker accepts 6 s to 300 s (group.min/max.session.timeout.ms).
     kafkaSessionTimeoutMs: integerVar(env, 'KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000),
+    kafkaPartitions: integerVar(env, 'KAFKA_PARTITIONS', DEFAULT_KAFKA_PARTITIONS, 1, 1_000),
+    serviceRole,
     jwtSecret,
     subgraphSecret,
     gatewayPort: integerVar(env, 'GATEWAY_PORT', 4000),

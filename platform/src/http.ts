@@ -14,9 +14,13 @@ export const PATHS = { graphql: '/graphql', health: '/healthz', ready: '/readyz'
 /** A handler for an extra route; return false to fall through to 404. */
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean | void> | boolean | void;
 
+/** What a worker process (`SERVICE_ROLE=worker`) answers at the GraphQL path: it serves no API. */
+export const NO_API_MESSAGE = 'This is a worker process (SERVICE_ROLE=worker): it runs the relay and the consumers and answers only /healthz and /readyz; the api processes of the service serve GraphQL';
+
 /** What the HTTP server serves. */
 export interface HttpServerOptions<TContext extends BaseContext> {
-  readonly apollo: ApolloServer<TContext>;
+  /** Null in a worker process: only the probes and `routes` are served, GraphQL gets 404 with {@link NO_API_MESSAGE}. */
+  readonly apollo: ApolloServer<TContext> | null;
   readonly context: (req: IncomingMessage) => Promise<TContext>;
   readonly readiness: Readonly<Record<string, HealthCheck>>;
   readonly readinessTimeoutMs: number;
@@ -75,6 +79,7 @@ export function createHttpHandler<TContext extends BaseContext>(options: HttpSer
         if (route && (await route(req, res)) !== false) return;
         return sendJson(res, 404, { error: `no route ${url.pathname}; GraphQL is served at ${PATHS.graphql}` });
       }
+      if (apollo === null) return sendJson(res, 404, { error: NO_API_MESSAGE });
       const headers = new HeaderMap();
       for (const [name, value] of Object.entries(req.headers)) {
         if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);

@@ -14,7 +14,7 @@ import {
   dlqTopic,
 } from './events.ts';
 import { type EventSchemaRegistry, EventValidationError, defaultEventSchemaRegistry } from './event-schemas.ts';
-import { type BatchControls, type ConsumeControls, DEFAULT_PARTITIONS, type IncomingMessage, type KafkaClient, type Subscription } from './kafka.ts';
+import { type BatchControls, type ConsumeControls, type IncomingMessage, type KafkaClient, type Subscription } from './kafka.ts';
 import type { Logger } from './logger.ts';
 import { isUuid } from './ids.ts';
 import { retryPolicy, runPolicy } from './resilience.ts';
@@ -509,7 +509,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
 
   const subscription: Subscription = await kafka.consumeBatches(consumer, topics, handleBatch, {
     fromBeginning: options.fromBeginning ?? true,
-    partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? topics.length * DEFAULT_PARTITIONS,
+    partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? topics.length * runtime.config.kafkaPartitions,
     maxWaitTimeInMs: options.maxWaitTimeInMs,
   });
   log.info({ topics }, 'consumer started');

@@ -3,13 +3,11 @@ import { Kafka, Partitioners, logLevel, type Admin, type Producer, type Consumer
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 
-/** Partitions of a topic the platform creates, unless its {@link TopicSpec} says otherwise. */
-export const DEFAULT_PARTITIONS = 3;
-
 /** A topic that the platform creates at start-up; broker auto-creation stays off. */
 export interface TopicSpec {
   /** The name without the configured prefix, e.g. `order.events.v1`. */
   readonly name: string;
+  /** Default: the configured `KAFKA_PARTITIONS`. */
   readonly partitions?: number;
 }
 
@@ -99,7 +97,11 @@ export interface OffsetToCommit {
 export interface KafkaClient extends AsyncDisposable {
   /** The full topic name under the configured prefix. */
   topic(name: string): string;
-  /** Creates the topics that do not exist yet (idempotent). */
+  /**
+   * Creates the topics that do not exist yet (idempotent). An existing topic keeps its partitions:
+   * adding some would send an aggregate's next events to another partition than its earlier ones,
+   * out of order while those are in flight; a warning says when it has fewer than configured.
+   */
   ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
   /** Sends messages (acks=all, one request in flight); resolves once the broker has them. A retry may write a message twice. */
   publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void>;
@@ -270,10 +272,22 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       const a = await getAdmin();
       const existing = new Set(await a.listTopics());
       const missing = topics.filter((t) => !existing.has(topic(t.name)));
+      const present = topics.filter((t) => existing.has(topic(t.name)));
+      if (present.length) {
+        const { topics: described } = await a.fetchTopicMetadata({ topics: present.map((t) => topic(t.name)) });
+        for (const t of present) {
+          const wanted = t.partitions ?? config.kafkaPartitions;
+          const has = described.find((d) => d.name === topic(t.name))?.partitions.length ?? wanted;
+          if (has < wanted) {
+            log.warn({ topic: topic(t.name), partitions: has, wanted },
+              'topic has fewer partitions than configured (KAFKA_PARTITIONS) and is left as it is; see docs/operations.md, "Partitions"');
+          }
+        }
+      }
       if (missing.length === 0) return;
       await a.createTopics({
         waitForLeaders: true,
-        topics: missing.map((t) => ({ topic: topic(t.name), numPartitions: t.partitions ?? DEFAULT_PARTITIONS, replicationFactor: 1 })),
+        topics: missing.map((t) => ({ topic: topic(t.name), numPartitions: t.partitions ?? config.kafkaPartitions, replicationFactor: 1 })),
       });
     },
     async publish(name, messages) {

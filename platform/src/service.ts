@@ -5,9 +5,9 @@ import { ApolloServer, type BaseContext } from '@apollo/server';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph';
-import { parse, type GraphQLFormattedError } from 'graphql';
+import { parse, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import type { EntitySchema } from '@mikro-orm/core';
-import { type Config, type ServiceName, REPO_ROOT, loadConfig } from './config.ts';
+import { type Config, type ServiceName, REPO_ROOT, loadConfig, runsWorkers, servesApi } from './config.ts';
 import { type Database, type EntityManager, type NamedMigration, openDatabase } from './database.ts';
 import { type KafkaClient, type TopicSpec, createKafka } from './kafka.ts';
 import { type Redis, createRedis } from './redis.ts';
@@ -65,10 +65,12 @@ export interface ServiceModule<TContext extends RequestContext = RequestContext>
    * added to its migrations, `<name>.events.v1` is created, and a relay publishes beside the HTTP server.
    */
   readonly publishesEvents?: boolean;
-  /** The event consumers it runs beside the HTTP server (each with its inbox and DLQ). */
+  /** The event consumers it runs (each with its inbox and DLQ), in processes whose role runs workers. */
   consumers?(runtime: ServiceRuntime): readonly ConsumerSpec[];
-  /** Other work beside the HTTP server (a deadline sweeper); disposed first at shutdown. */
+  /** Other work beside the consumers (a deadline sweeper), in processes whose role runs workers; disposed first at shutdown. */
   background?(runtime: ServiceRuntime): AsyncDisposable | Promise<AsyncDisposable>;
+  /** Work the API needs beside it (order's admission probe), in processes whose role serves the API; disposed first at shutdown. */
+  besideApi?(runtime: ServiceRuntime): AsyncDisposable;
   resolvers(runtime: ServiceRuntime): GraphQLResolverMap<TContext>;
   /** Adds per-request state (DataLoaders, ...) to the base context. */
   context?(runtime: ServiceRuntime, base: RequestContext): TContext;
@@ -103,7 +105,7 @@ export interface RunningService extends AsyncDisposable {
   /** The graphql-ws endpoint: the same port and path as {@link RunningService.url}, over `ws:`. */
   readonly wsUrl: string;
   readonly port: number;
-  /** The outbox relay, when the service publishes events. */
+  /** The outbox relay, when the service publishes events and its role runs workers. */
   readonly relay: OutboxRelay | null;
   /** Its running event consumers, with their metrics. */
   readonly consumers: readonly RunningConsumer[];
@@ -167,6 +169,57 @@ export async function openRuntime(module: Pick<ServiceModule<any>, 'name' | 'ent
   }
 }
 
+/** The GraphQL side of a service process: its schema, Apollo server and request contexts. */
+interface ServiceApi<TContext extends RequestContext> {
+  readonly schema: GraphQLSchema;
+  readonly apollo: ApolloServer<TContext>;
+  readonly inputGuard: InputGuard;
+  readonly limits: ReturnType<typeof subgraphLimits>;
+  /** One context shape for HTTP requests and WebSocket subscriptions, so resolvers are shared. */
+  contextFor(viewer: Viewer): TContext;
+  context(req: IncomingMessage): Promise<TContext>;
+}
+
+async function startApi<TContext extends RequestContext>(module: ServiceModule<TContext>, runtime: ServiceRuntime, config: Config, log: Logger): Promise<ServiceApi<TContext>> {
+  const schema = buildSubgraphSchema([{
+    typeDefs: parse(readFileSync(schemaPath(module.name), 'utf8')),
+    resolvers: module.resolvers(runtime) as GraphQLResolverMap<unknown>,
+  }]);
+  // NUL bytes, lone surrogates and oversized identifiers are refused before any resolver runs.
+  const inputGuard = new InputGuard(inputLimits(config.vars));
+  // Depth and tokens limited here too: a caller that reaches the subgraph directly skips the gateway's limits.
+  const limits = subgraphLimits(config);
+  const apollo = new ApolloServer<TContext>({
+    schema,
+    introspection: config.env !== 'production',
+    // Stack traces go to the log, not to clients: error codes and messages are the contract.
+    includeStacktraceInErrorResponses: false,
+    plugins: [ApolloServerPluginInlineTraceDisabled(), inputGuardPlugin(inputGuard), operationLimitsPlugin(null)],
+    parseOptions: { maxTokens: limits.maxTokens },
+    validationRules: limitValidationRules({ maxDepth: limits.maxDepth }),
+    // runService owns SIGTERM/SIGINT: Apollo's own handlers would race it and hang the exit.
+    stopOnTerminationSignals: false,
+    formatError: formatError(config, log),
+  });
+  await apollo.start();
+  const contextFor = (viewer: Viewer): TContext => {
+    const base: RequestContext = { viewer, em: runtime.db.fork(), log };
+    return module.context ? module.context(runtime, base) : (base as TContext);
+  };
+  const context = async (req: IncomingMessage): Promise<TContext> => {
+    const header = req.headers[AUTHORIZATION_HEADER];
+    let viewer: Viewer;
+    try {
+      viewer = await viewerFromAuthorization(Array.isArray(header) ? header[0] : header, config.jwtSecret);
+    } catch (error) {
+      (error as { extensions: Record<string, unknown> }).extensions.http = { status: 401 };
+      throw error;
+    }
+    return contextFor(viewer);
+  };
+  return { schema, apollo, inputGuard, limits, contextFor, context };
+}
+
 /** Connects a service to Postgres, Redis and Kafka, migrates, and serves its subgraph over HTTP. */
 export async function startService<TContext extends RequestContext>(module: ServiceModule<TContext>, options: StartOptions = {}): Promise<RunningService> {
   const opened = await openRuntime(module, options);
@@ -177,57 +230,22 @@ export async function startService<TContext extends RequestContext>(module: Serv
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => log.warn({ err: error }, 'shutdown step failed'));
     cleanups.length = 0;
   };
+  const role = config.serviceRole;
   try {
-    const schema = buildSubgraphSchema([{
-      typeDefs: parse(readFileSync(schemaPath(module.name), 'utf8')),
-      resolvers: module.resolvers(runtime) as GraphQLResolverMap<unknown>,
-    }]);
-    // NUL bytes, lone surrogates and oversized identifiers are refused before any resolver runs.
-    const inputGuard = new InputGuard(inputLimits(config.vars));
-    // Depth and tokens limited here too: a caller that reaches the subgraph directly skips the gateway's limits.
-    const limits = subgraphLimits(config);
-    const apollo = new ApolloServer<TContext>({
-      schema,
-      introspection: config.env !== 'production',
-      // Stack traces go to the log, not to clients: error codes and messages are the contract.
-      includeStacktraceInErrorResponses: false,
-      plugins: [ApolloServerPluginInlineTraceDisabled(), inputGuardPlugin(inputGuard), operationLimitsPlugin(null)],
-      parseOptions: { maxTokens: limits.maxTokens },
-      validationRules: limitValidationRules({ maxDepth: limits.maxDepth }),
-      // runService owns SIGTERM/SIGINT: Apollo's own handlers would race it and hang the exit.
-      stopOnTerminationSignals: false,
-      formatError: formatError(config, log),
-    });
-    await apollo.start();
-    cleanups.push(() => apollo.stop());
-
-    // One context shape for HTTP requests and WebSocket subscriptions, so resolvers are shared.
-    const contextFor = (viewer: Viewer): TContext => {
-      const base: RequestContext = { viewer, em: db.fork(), log };
-      return module.context ? module.context(runtime, base) : (base as TContext);
-    };
-    const context = async (req: IncomingMessage): Promise<TContext> => {
-      const header = req.headers[AUTHORIZATION_HEADER];
-      let viewer: Viewer;
-      try {
-        viewer = await viewerFromAuthorization(Array.isArray(header) ? header[0] : header, config.jwtSecret);
-      } catch (error) {
-        (error as { extensions: Record<string, unknown> }).extensions.http = { status: 401 };
-        throw error;
-      }
-      return contextFor(viewer);
-    };
+    const api = servesApi(role) ? await startApi(module, runtime, config, log) : null;
+    if (api) cleanups.push(() => api.apollo.stop());
     const http: RunningHttpServer = await listen(
       createHttpHandler({
-        apollo,
-        context,
+        apollo: api?.apollo ?? null,
+        context: async (req) => api!.context(req),
         log,
         gatewaySecret: config.subgraphSecret,
         readinessTimeoutMs: config.readinessTimeoutMs,
         readiness: {
           postgres: () => db.ping(),
           redis: async () => { await redis.ping(); },
-          kafka: () => kafka.ping(config.readinessTimeoutMs),
+          // An api process never talks to Kafka: the relay of a worker publishes what it writes.
+          ...(runsWorkers(role) ? { kafka: () => kafka.ping(config.readinessTimeoutMs) } : {}),
         },
       }),
       config.host,
@@ -235,23 +253,29 @@ export async function startService<TContext extends RequestContext>(module: Serv
     );
     // HTTP closes first so no request starts after its connections are gone.
     cleanups.push(() => http.close());
-    const subscriptions = serveSubscriptions({
-      server: http.server,
-      schema,
-      context: contextFor,
-      jwtSecret: config.jwtSecret,
-      log,
-      formatError: formatError(config, log),
-      production: config.env === 'production',
-      inputGuard,
-      limits,
-      gatewaySecret: config.subgraphSecret,
-      keepAliveMs: options.subscriptions?.keepAliveMs,
-      connectionInitWaitTimeoutMs: options.subscriptions?.connectionInitWaitTimeoutMs,
-    });
-    // Before HTTP: open sockets would otherwise hold the HTTP server's close for its grace period,
-    // and their subscriptions end (letting their Redis channels go) while Redis is still there.
-    cleanups.push(() => subscriptions.close());
+    if (api) {
+      const subscriptions = serveSubscriptions({
+        server: http.server,
+        schema: api.schema,
+        context: api.contextFor,
+        jwtSecret: config.jwtSecret,
+        log,
+        formatError: formatError(config, log),
+        production: config.env === 'production',
+        inputGuard: api.inputGuard,
+        limits: api.limits,
+        gatewaySecret: config.subgraphSecret,
+        keepAliveMs: options.subscriptions?.keepAliveMs,
+        connectionInitWaitTimeoutMs: options.subscriptions?.connectionInitWaitTimeoutMs,
+      });
+      // Before HTTP: open sockets would otherwise hold the HTTP server's close for its grace period,
+      // and their subscriptions end (letting their Redis channels go) while Redis is still there.
+      cleanups.push(() => subscriptions.close());
+      if (module.besideApi) {
+        const work = module.besideApi(runtime);
+        cleanups.push(async () => { await work[Symbol.asyncDispose](); });
+      }
+    }
     const relays: OutboxRelay[] = [];
     const consumers: RunningConsumer[] = [];
     let backgroundStarted = false;
@@ -287,7 +311,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
         cleanups.push(async () => { await work[Symbol.asyncDispose](); });
       }
     };
-    if (options.messaging !== false && (module.publishesEvents || module.consumers || module.background)) {
+    if (options.messaging !== false && runsWorkers(role) && (module.publishesEvents || module.consumers || module.background)) {
       try {
         await startMessaging();
       } catch (error) {
@@ -304,7 +328,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
     }
     // loadConfig refuses production without it; elsewhere a developer may run without, knowingly.
     if (!config.subgraphSecret) log.warn('SUBGRAPH_SECRET is unset: this subgraph accepts requests that did not come through the gateway (development only)');
-    log.info({ url: http.url }, `${module.name} subgraph ready`);
+    log.info({ url: http.url, role }, role === 'worker' ? `${module.name} worker ready` : `${module.name} subgraph ready`);
     let closing: Promise<void> | undefined;
     const close = () => (closing ??= closeAll());
     return { runtime, url: http.url, wsUrl: http.url.replace(/^http/, 'ws'), port: http.port, relay: relays[0] ?? null, consumers, close, [Symbol.asyncDispose]: close };

@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { ConfigError, DEVELOPMENT_JWT_SECRET, loadConfig, serviceDatabaseUrl } from '../src/config.ts';
 
 const PRODUCTION_JWT = 'config-test-production-jwt-secret-0123456789';
@@ -14,6 +15,8 @@ describe('config', () => {
     assert.equal(config.servicePorts.inventory, 4002);
     assert.equal(serviceDatabaseUrl(config, 'order'), 'postgresql://postgres@127.0.0.1:5432/swiftcart_order');
     assert.ok(config.supergraphPath.endsWith('schema/supergraph.graphql'));
+    assert.equal(config.serviceRole, 'all', 'one process serves the API and runs the workers');
+    assert.equal(config.kafkaPartitions, Math.max(3, availableParallelism()), 'one partition per core, at least 3');
   });
 
   it('requires SUBGRAPH_SECRET in production only; elsewhere unset means none', () => {
@@ -31,6 +34,9 @@ describe('config', () => {
     assert.deepEqual(config.subgraphUrls.product, ['http://p:9/graphql']);
     assert.deepEqual(loadConfig({ ORDER_URL: 'http://o1:1/graphql, http://o2:2/graphql' }).subgraphUrls.order, ['http://o1:1/graphql', 'http://o2:2/graphql'], 'one URL per replica');
     assert.equal(serviceDatabaseUrl(config, 'payment'), 'postgresql://postgres@127.0.0.1:5432/x_y_payment');
+    assert.equal(loadConfig({ SERVICE_ROLE: 'worker' }).serviceRole, 'worker');
+    assert.equal(loadConfig({ SERVICE_ROLE: ' api ' }).serviceRole, 'api');
+    assert.equal(loadConfig({ KAFKA_PARTITIONS: '12' }).kafkaPartitions, 12);
   });
 
   const bad: [string, NodeJS.ProcessEnv, RegExp][] = [
@@ -39,6 +45,8 @@ describe('config', () => {
     ['a broker without port', { KAFKA_BROKERS: 'localhost' }, /KAFKA_BROKERS entries must be host:port/],
     ['a database URL of the wrong kind', { DATABASE_URL: 'mysql://x' }, /DATABASE_URL must use postgresql:/],
     ['a session timeout the broker refuses', { KAFKA_SESSION_TIMEOUT_MS: '1000' }, /KAFKA_SESSION_TIMEOUT_MS must be an integer from 6000 to 300000/],
+    ['an unknown service role', { SERVICE_ROLE: 'workers' }, /SERVICE_ROLE must be one of all, api, worker, got "workers"/],
+    ['no partitions', { KAFKA_PARTITIONS: '0' }, /KAFKA_PARTITIONS must be an integer from 1 to 1000/],
     ['a replica URL that is no URL', { ORDER_URL: 'http://o1:1/graphql,o2' }, /ORDER_URL must be a URL, got "o2"/],
     ['a short JWT secret', { JWT_SECRET: 'short' }, /at least 32 bytes/],
     ['the development secret in production', { NODE_ENV: 'production' }, /JWT_SECRET must be set in production/],

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { REPO_ROOT, gatewayCredentialHeaders } from '../src/index.ts';
+import { NO_API_MESSAGE } from '../src/http.ts';
 import { isolatedConfig, startStack, type TestStack } from '../../test/support/stack.ts';
 import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
 
@@ -49,6 +50,43 @@ describe('/healthz and /readyz', () => {
     const broken = await fetch(url, { method: 'POST', headers, body: '{"query": ' });
     assert.equal(broken.status, 400);
     assert.equal(((await broken.json()) as any).errors[0].extensions.code, 'BAD_REQUEST');
+  });
+});
+
+describe('SERVICE_ROLE: api and worker processes of one service', () => {
+  let api: TestStack;
+  let worker: TestStack;
+  before(async () => {
+    [api, worker] = await Promise.all([
+      startStack({ services: ['order'], env: { SERVICE_ROLE: 'api' } }),
+      startStack({ services: ['order'], env: { SERVICE_ROLE: 'worker' } }),
+    ]);
+  });
+  after(async () => { await api?.close(); await worker?.close(); });
+
+  const readiness = async (stack: TestStack) => {
+    const response = await fetch(`${new URL(stack.services.order!.url).origin}/readyz`);
+    assert.equal(response.status, 200);
+    return Object.keys(((await response.json()) as any).checks).sort();
+  };
+
+  it('an api process serves GraphQL and runs no relay, consumer or sweeper, and does not need Kafka to be ready', async () => {
+    const order = api.services.order!;
+    assert.equal(order.relay, null);
+    assert.deepEqual(order.consumers, []);
+    const result = await api.graphql('{ __typename }');
+    assert.deepEqual(result.data, { __typename: 'Query' });
+    assert.deepEqual(await readiness(api), ['postgres', 'redis']);
+  });
+
+  it('a worker runs the relay and the consumers, answers its probes, and refuses GraphQL with a clear 404', async () => {
+    const order = worker.services.order!;
+    assert.ok(order.relay, 'the outbox relay runs');
+    assert.deepEqual(order.consumers.map((c) => c.consumer).sort(), ['order.catalogue', 'order.saga']);
+    const response = await fetch(order.url, { method: 'POST', headers: { 'content-type': 'application/json', ...worker.subgraphHeaders }, body: JSON.stringify({ query: '{ __typename }' }) });
+    assert.equal(response.status, 404);
+    assert.deepEqual(await response.json(), { error: NO_API_MESSAGE });
+    assert.deepEqual(await readiness(worker), ['kafka', 'postgres', 'redis']);
   });
 });
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import {
   type AnyEventEnvelope, type Config, type EntityManager, type IncomingMessage, type KafkaClient, type OpenRuntime,
-  type Role, type ServiceName, REPO_ROOT, SERVICE_NAMES, openRuntime, signToken,
+  type Role, type ServiceName, type ServiceRole, REPO_ROOT, SERVICE_NAMES, openRuntime, signToken,
 } from '@swiftcart/platform';
 import { dropDatabases, ensureDatabases, freePort } from '../../scripts/infra.ts';
 
@@ -397,8 +397,10 @@ export function consumerMetric(stack: TestStack, service: ServiceName, metric: '
 /** One service running as a child process. */
 export interface ChildService {
   readonly name: ServiceName;
-  /** How its output lines are tagged: the name, or `order#2` for the second of several replicas. */
+  /** How its output lines are tagged: the name, `order#2` for the second of several replicas, `order-worker` for a worker. */
   readonly label: string;
+  /** Its SERVICE_ROLE: `all` unless the stack was started with `workers`. */
+  readonly role: ServiceRole;
   readonly port: number;
   readonly url: string;
   process: ChildProcess;
@@ -410,22 +412,28 @@ export interface ChildService {
 export interface ProcessStack extends SagaSystem, AsyncDisposable {
   /** The first replica of each service. */
   readonly children: Record<ServiceName, ChildService>;
-  /** Every replica of each service (one unless `replicas` was given). */
+  /** Every replica of each service (one unless `replicas` was given); api processes when started with `workers`. */
   readonly replicas: Record<ServiceName, ChildService[]>;
+  /** With `workers`: each replica's worker process (relay, consumers, sweeper); else empty lists. */
+  readonly workers: Record<ServiceName, ChildService[]>;
   readonly gatewayUrl: string;
   /** Signals a service's replica (SIGKILL unless told: no drain, no offset commit) and waits until it is gone. */
   kill(name: ServiceName, signal?: NodeJS.Signals, replica?: number): Promise<void>;
-  /** Starts a (killed) replica again on the same port and waits until it answers /healthz. */
+  /** Starts a (killed) replica again on the same port and waits until it answers /readyz. */
   restart(name: ServiceName, replica?: number): Promise<void>;
+  /** {@link ProcessStack.kill} for any child process, workers included. */
+  killChild(child: ChildService, signal?: NodeJS.Signals): Promise<void>;
+  /** {@link ProcessStack.restart} for any child process, workers included. */
+  restartChild(child: ChildService): Promise<void>;
   close(): Promise<void>;
 }
 
 const MAX_OUTPUT_LINES = 200;
 
-function spawnService(name: ServiceName, port: number, env: NodeJS.ProcessEnv, output: string[], label: string): ChildProcess {
+function spawnService(name: ServiceName, port: number, env: NodeJS.ProcessEnv, output: string[], label: string, role: ServiceRole): ChildProcess {
   const child = spawn(process.execPath, [path.join(REPO_ROOT, 'subgraphs', name, 'src', 'main.ts')], {
     cwd: REPO_ROOT,
-    env: { ...env, [`${name.toUpperCase()}_PORT`]: String(port) },
+    env: { ...env, SERVICE_ROLE: role, [`${name.toUpperCase()}_PORT`]: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const collect = (chunk: Buffer) => {
@@ -457,8 +465,9 @@ function exited(child: ChildProcess): Promise<void> {
  * here, isolated like {@link startStack} (own databases, Redis prefix and topic prefix), and the
  * gateway in this process. Migrations are applied here first, so the children never race on them.
  * With `replicas` > 1, each service runs that many processes and the gateway spreads over them.
+ * With `workers`, each replica is an api process and a worker process (`npm start -- --workers`).
  */
-export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { readonly replicas?: number } = {}): Promise<ProcessStack> {
+export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { readonly replicas?: number; readonly workers?: boolean } = {}): Promise<ProcessStack> {
   const replicaCount = options.replicas ?? 1;
   const settings = { ...FAST_SAGA_ENV, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error', ...env };
   const config = isolatedConfig(settings);
@@ -476,12 +485,14 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { 
   const runtimes: Partial<Record<ServiceName, OpenRuntime>> = {};
   const children = {} as Record<ServiceName, ChildService>;
   const replicas = {} as Record<ServiceName, ChildService[]>;
+  const workers = {} as Record<ServiceName, ChildService[]>;
+  const everyChild = () => [...Object.values(replicas), ...Object.values(workers)].flat();
   let gateway: { url: string; close(): Promise<void> } | null = null;
   let closing: Promise<void> | undefined;
   const close = () => (closing ??= (async () => {
     await gateway?.close().catch(() => undefined);
     // The children's state goes with their databases and prefixed topics: no graceful shutdown needed.
-    await Promise.all(Object.values(replicas).flat().map(async (child) => {
+    await Promise.all(everyChild().map(async (child) => {
       if (child.process.exitCode === null && child.process.signalCode === null) {
         child.process.kill('SIGKILL');
         await exited(child.process);
@@ -496,47 +507,55 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { 
     await Promise.all(SERVICE_NAMES.map(async (name) => {
       runtimes[name] = await openRuntime(await loadServiceModule(name), { config });
     }));
+    const child = async (name: ServiceName, label: string, role: ServiceRole): Promise<ChildService> => {
+      const port = await freePort();
+      const output: string[] = [];
+      return { name, label, role, port, url: `http://127.0.0.1:${port}/graphql`, process: spawnService(name, port, childEnv, output, label, role), output };
+    };
     for (const name of SERVICE_NAMES) {
       replicas[name] = [];
+      workers[name] = [];
       for (let k = 0; k < replicaCount; k++) {
-        const port = await freePort();
-        const output: string[] = [];
-        const label = replicaCount === 1 ? name : `${name}#${k + 1}`;
-        replicas[name].push({ name, label, port, url: `http://127.0.0.1:${port}/graphql`, process: spawnService(name, port, childEnv, output, label), output });
+        const suffix = replicaCount === 1 ? '' : `#${k + 1}`;
+        replicas[name].push(await child(name, `${name}${suffix}`, options.workers ? 'api' : 'all'));
+        if (options.workers) workers[name].push(await child(name, `${name}-worker${suffix}`, 'worker'));
       }
       children[name] = replicas[name][0];
     }
-    await Promise.all(Object.values(replicas).flat().map((child) => waitHealthy(child)));
+    await Promise.all(everyChild().map((c) => waitHealthy(c)));
     const { startGateway } = await import('../../gateway/src/gateway.ts');
     const subgraphUrls = Object.fromEntries(SERVICE_NAMES.map((name) => [name, replicas[name].map((c) => c.url)]));
     gateway = await startGateway({ config, port: 0, subgraphUrls });
   } catch (error) {
-    const output = Object.values(replicas).flat().flatMap((c) => c.output.slice(-10));
+    const output = everyChild().flatMap((c) => c.output.slice(-10));
     await close();
     throw new Error(`${(error as Error).message}\n${output.join('\n')}`);
   }
   const gatewayUrl = gateway.url;
+  const killChild = async (child: ChildService, signal: NodeJS.Signals = 'SIGKILL') => {
+    child.process.kill(signal);
+    await exited(child.process);
+  };
+  const restartChild = async (child: ChildService) => {
+    if (child.process.exitCode === null && child.process.signalCode === null) throw new Error(`${child.label} is still running`);
+    child.output.push(`[${child.label}] --- restarted ---`);
+    child.process = spawnService(child.name, child.port, childEnv, child.output, child.label, child.role);
+    await waitHealthy(child);
+  };
   return {
     config,
     children,
     replicas,
+    workers,
     gatewayUrl,
     graphql: (query, options = {}) => postGraphQL(gatewayUrl, query, options.variables, options.token),
     token: (sub, roles) => signToken(config.jwtSecret, { sub, roles }),
     em: (service) => runtimes[service]!.runtime.db.fork(),
     get kafka() { return runtimes.order!.runtime.kafka; },
-    async kill(name, signal = 'SIGKILL', replica = 0) {
-      const child = replicas[name][replica];
-      child.process.kill(signal);
-      await exited(child.process);
-    },
-    async restart(name, replica = 0) {
-      const child = replicas[name][replica];
-      if (child.process.exitCode === null && child.process.signalCode === null) throw new Error(`${child.label} is still running`);
-      child.output.push(`[${child.label}] --- restarted ---`);
-      child.process = spawnService(name, child.port, childEnv, child.output, child.label);
-      await waitHealthy(child);
-    },
+    kill: (name, signal = 'SIGKILL', replica = 0) => killChild(replicas[name][replica], signal),
+    restart: (name, replica = 0) => restartChild(replicas[name][replica]),
+    killChild,
+    restartChild,
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -22,7 +22,7 @@ export function announcerOf(runtime: ServiceRuntime): OrderAnnouncer {
   return announcer;
 }
 
-/** One admission gate per running service: measured by the background work, asked by placeOrder. */
+/** One admission gate per running service: probed beside the API, asked by placeOrder. */
 export function admissionOf(runtime: ServiceRuntime): SagaAdmission {
   let admission = admissions.get(runtime);
   if (!admission) {
@@ -59,8 +59,12 @@ export const orderService: ServiceModule<OrderContext> = {
       announcer: announcerOf(runtime),
       intervalMs: loadOrderSettings(runtime.config.vars).sweepIntervalMs,
     });
+    return { [Symbol.asyncDispose]: () => sweeper.stop() };
+  },
+  // The gate is measured where placeOrder is answered, so an api process without workers has it too.
+  besideApi: (runtime) => {
     const admission = admissionOf(runtime).start();
-    return { [Symbol.asyncDispose]: async () => { await Promise.all([sweeper.stop(), admission.stop()]); } };
+    return { [Symbol.asyncDispose]: () => admission.stop() };
   },
   resolvers: (runtime) => orderResolvers(
     { settings: loadOrderSettings(runtime.config.vars), registry: runtime.events, announcer: announcerOf(runtime), log: runtime.log, admission: admissionOf(runtime) },
