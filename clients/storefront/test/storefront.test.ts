@@ -11,8 +11,10 @@ import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import type { TestStack } from '../../../test/support/stack.ts';
-import { type SagaSystem, seedSaga, startSagaStack, stockOf, systemOf, waitForStock } from '../../../test/support/saga.ts';
+import { type RunningConsumer, startConsumer } from '@swiftcart/platform';
+import { loadServiceModule, type TestStack } from '../../../test/support/stack.ts';
+import { admissionOf } from '../../../subgraphs/order/src/service.ts';
+import { type SagaSystem, placeOrder, seedSaga, startSagaStack, stockOf, systemOf, waitFor, waitForStock } from '../../../test/support/saga.ts';
 import { ensureChromium, freePort } from '../../../scripts/infra.ts';
 import { startStorefront, type StorefrontServer } from '../server.ts';
 
@@ -29,6 +31,8 @@ const SKU_A = `${PREFIX}-A`;
 const SKU_B = `${PREFIX}-B`;
 const SKU_C = `${PREFIX}-C`;
 const ON_HAND = 20;
+/** placeOrder's admission threshold in this stack: the last test makes the saga lag past it. */
+const ADMISSION_MAX_LAG_MS = 1_500;
 
 /** Chromium flags for a container without a GPU, sandbox or network services. */
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -47,7 +51,10 @@ describe('storefront in a browser', () => {
     // proxy forwards the page's Origin: so the storefront's port is chosen first and allowed.
     const storefrontPort = await freePort();
     // A slower mock provider keeps the order in AWAITING_PAYMENT long enough to see it move.
-    stack = await startSagaStack({ PAYMENT_PROVIDER_LATENCY_MS: '1500', PAYMENT_TIMEOUT_MS: '5000', ALLOWED_ORIGINS: `http://127.0.0.1:${storefrontPort}` });
+    stack = await startSagaStack({
+      PAYMENT_PROVIDER_LATENCY_MS: '1500', PAYMENT_TIMEOUT_MS: '5000', ALLOWED_ORIGINS: `http://127.0.0.1:${storefrontPort}`,
+      ORDER_ADMISSION_MAX_LAG_MS: String(ADMISSION_MAX_LAG_MS), ORDER_ADMISSION_PROBE_MS: '100',
+    });
     system = systemOf(stack);
     await seedSaga(system, [{ sku: SKU_A, onHand: ON_HAND, priceAmount: 1999 }, { sku: SKU_B, onHand: ON_HAND, priceAmount: 2499 }, { sku: SKU_C, onHand: ON_HAND, priceAmount: 999 }]);
     storefront = await startStorefront({ port: storefrontPort, host: '127.0.0.1', gatewayUrl: stack.gateway!.url, jwtSecret: stack.config.jwtSecret, log: () => {} });
@@ -55,7 +62,11 @@ describe('storefront in a browser', () => {
     context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
   });
 
+  /** Inventory's consumers started again by the busy-shop test, in place of the stack's own. */
+  const restarted: RunningConsumer[] = [];
+
   after(async () => {
+    await Promise.allSettled(restarted.map((c) => c.stop()));
     await context?.close();
     await browser?.close();
     await storefront?.close();
@@ -156,6 +167,36 @@ describe('storefront in a browser', () => {
     const outcome = page.locator('.outcome, .checkout .error').first();
     await outcome.waitFor({ timeout: 15_000 });
     assert.match(await outcome.innerText(), /stock/i);
+    await page.close();
+  });
+  it('a busy shop: the checkout button says it is retrying, and the order goes through once the saga catches up', { timeout: 90_000 }, async () => {
+    // Inventory stops consuming: a placed order waits PENDING and the saga's lag grows past the
+    // threshold, so placeOrder answers OVERLOADED with a retry delay, as under a real overload.
+    const inventory = stack.services.inventory!;
+    await Promise.all(inventory.consumers.map((c) => c.stop()));
+    const carol = await stack.token('carol', ['customer']);
+    await placeOrder(system, carol, [{ sku: SKU_C, quantity: 1 }], 'tok_visa');
+    const admission = admissionOf(stack.services.order!.runtime);
+    // Well past the threshold, so the delay asked (lag - threshold/2) gives the test time to act.
+    await waitFor(() => (!admission.isOpen && admission.lagMs > 3 * ADMISSION_MAX_LAG_MS ? true : undefined), 'the saga to lag past the admission threshold', 30_000);
+
+    const page = await productsPage();
+    await page.locator(`.card[data-sku="${SKU_C}"] button.add`).click();
+    await page.goto(`${storefront.url}#/cart`);
+    await page.selectOption('select[name=paymentMethod]', 'tok_visa');
+    const button = page.locator('.checkout button[type=submit]');
+    await button.click();
+    await page.locator('.checkout button[type=submit]', { hasText: /The shop is busy, retrying in \d+ s/ }).waitFor({ timeout: 10_000 });
+    assert.equal(await button.isDisabled(), true, 'no second click while it retries');
+    await page.screenshot({ path: path.join(IMAGES, 'storefront-busy.png') });
+
+    // Inventory consumes again: the waiting order is reserved, the gate opens, the SDK's retry
+    // (same idempotency key) places the order, and the page follows it to CONFIRMED.
+    const module = await loadServiceModule('inventory');
+    for (const spec of module.consumers!(inventory.runtime)) restarted.push(await startConsumer({ ...spec, runtime: inventory.runtime, registry: inventory.runtime.events }));
+    await page.waitForURL(/#\/orders\/.+/, { timeout: 30_000 });
+    await page.locator('.order-status[data-status="CONFIRMED"]').waitFor({ timeout: 20_000 });
+    assert.ok(admission.refused >= 1, 'placeOrder was refused at least once');
     await page.close();
   });
 });
