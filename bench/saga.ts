@@ -41,7 +41,7 @@
  *
  * `--replicas N`: the stack runs N of each service (`npm start -- --replicas N`); `--workers`: each
  * as an api process and a worker (`npm start -- --workers`). The per-process table then lists every
- * process, found on its port (scripts/start.ts serviceInstances).
+ * process, found on its port (platform/src/config.ts serviceInstances).
  *
  * Exits 1 when the stack does not answer, no order could be placed, or the check fails.
  * Ctrl-C ends the current phase early (placing, then the drain; no later step or overload follows)
@@ -56,8 +56,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { rateLimitSettings } from '../gateway/src/rate-limits.ts';
 import { signToken } from '../platform/src/auth.ts';
-import { SERVICE_NAMES, type Config, type ServiceName, loadConfig, serviceDatabaseUrl } from '../platform/src/config.ts';
-import { serviceInstances } from '../scripts/start.ts';
+import { SERVICE_NAMES, type Config, type ServiceName, loadConfig, serviceDatabaseUrl, serviceInstances } from '../platform/src/config.ts';
 import { sleep } from '../platform/src/resilience.ts';
 import { DEADLINE_REASON } from '../subgraphs/order/src/saga.ts';
 import {
@@ -500,7 +499,7 @@ async function pidsByCommandLine(name: string): Promise<number[]> {
 
 /**
  * The gateway and every process of every service, found on its port and named as npm start names
- * them (`order`, `order-2`, `order-worker`, ...: scripts/start.ts serviceInstances).
+ * them (`order`, `order-2`, `order-worker`, ...: platform/src/config.ts serviceInstances).
  */
 async function processMemory(config: Config, gatewayOrigin: string, stack: Pick<Options, 'replicas' | 'workers'>): Promise<Record<string, ProcessMemory>> {
   const result: Record<string, ProcessMemory> = {};

@@ -18,7 +18,7 @@ import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { REPO_ROOT, SERVICE_NAMES, WORKER_PORT_OFFSET, integerVar, isMain, loadConfig, replicaPort, type Config, type ServiceName, type ServiceRole } from '@swiftcart/platform';
+import { REPO_ROOT, SERVICE_NAMES, integerVar, isMain, loadConfig, serviceInstances, servesApi, type Config } from '@swiftcart/platform';
 import { ensureInfrastructure, removeRunSubgraphSecret, stopKafka, writeRunSubgraphSecret } from './infra.ts';
 import { migrateAll } from './migrate.ts';
 import { seed, SEED_PRODUCT_COUNT } from './seed.ts';
@@ -96,31 +96,6 @@ export interface StartOptions {
   readonly workers: boolean;
   /** False with `--no-storefront`. */
   readonly storefront: boolean;
-}
-
-/** One service process `npm start` runs. */
-export interface ServiceInstance {
-  readonly service: ServiceName;
-  /** `order`, `order-2`, `order-worker`, `order-worker-2`: its log file is `<name>.log`. */
-  readonly name: string;
-  readonly role: ServiceRole;
-  readonly port: number;
-}
-
-/**
- * The service processes for these options: replica k (from 0) on the service's port + 10·k and,
- * with `workers`, its worker on that port + {@link WORKER_PORT_OFFSET}.
- */
-export function serviceInstances(options: Pick<StartOptions, 'replicas' | 'workers'>, ports: Readonly<Record<ServiceName, number>>): ServiceInstance[] {
-  return SERVICE_NAMES.flatMap((service) => Array.from({ length: options.replicas }, (_, k): ServiceInstance[] => {
-    const suffix = k === 0 ? '' : `-${k + 1}`;
-    const port = replicaPort(ports[service], k);
-    if (!options.workers) return [{ service, name: `${service}${suffix}`, role: 'all', port }];
-    return [
-      { service, name: `${service}${suffix}`, role: 'api', port },
-      { service, name: `${service}-worker${suffix}`, role: 'worker', port: port + WORKER_PORT_OFFSET },
-    ];
-  }).flat());
 }
 
 /** Reads `npm start`'s arguments; throws (naming the problem) on an unknown or malformed one. */
@@ -240,7 +215,7 @@ async function main(): Promise<number> {
     // The supergraph names the default ports; a service moved with <NAME>_PORT, or run as
     // replicas, must be found there.
     const subgraphUrls = Object.fromEntries(SERVICE_NAMES.map((n) => [`${n.toUpperCase()}_URL`, (config.subgraphUrls[n] ??
-      instances.filter((i) => i.service === n && i.role !== 'worker').map((i) => `${origin(config, i.port)}/graphql`)).join(',')]));
+      instances.filter((i) => i.service === n && servesApi(i.role)).map((i) => `${origin(config, i.port)}/graphql`)).join(',')]));
     const gatewayReady = `${origin(config, config.gatewayPort)}/readyz`;
     const gateway = supervise('gateway', 'gateway/src/main.ts', {
       ...subgraphUrls,

@@ -8,8 +8,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '../../scripts/infra.ts';
-import { DEFAULT_SERVICE_PORTS } from '@swiftcart/platform';
-import { serviceInstances, startOptions } from '../../scripts/start.ts';
+import { DEFAULT_SERVICE_PORTS, serviceInstances } from '@swiftcart/platform';
+import { startOptions } from '../../scripts/start.ts';
 import { createKeepAliveFetcher } from '../src/fetcher.ts';
 import { REFUSED_REPLICA_PAUSE_MS, ReplicaSet, spreadingFetcher } from '../src/replicas.ts';
 
@@ -107,5 +107,7 @@ describe('npm start --replicas and --workers', () => {
     const ports = serviceInstances({ replicas: 8, workers: true }, DEFAULT_SERVICE_PORTS).map((i) => i.port);
     assert.equal(new Set(ports).size, ports.length, 'no two processes share a port');
     assert.ok(!ports.includes(4000), 'none takes the gateway\'s port');
+    assert.throws(() => serviceInstances({ replicas: 1, workers: true }, { ...DEFAULT_SERVICE_PORTS, order: 4006 }),
+      /product-worker and order would both listen on port 4006/, 'a moved port that lands on a worker is refused');
   });
 });

@@ -125,6 +125,41 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/** One service process of a replicated stack (`npm start -- --replicas N --workers`). */
+export interface ServiceInstance {
+  readonly service: ServiceName;
+  /** `order`, `order-2`, `order-worker`, `order-worker-2`: its log file is `<name>.log`. */
+  readonly name: string;
+  readonly role: ServiceRole;
+  readonly port: number;
+}
+
+/**
+ * The service processes of `replicas` replicas, each one process or, with `workers`, an api
+ * process and a worker: replica k (from 0) on the service's port + 10·k, its worker on that port +
+ * {@link WORKER_PORT_OFFSET}. Throws a {@link ConfigError} naming both when two would share a port
+ * (a service port moved onto another's replica or worker).
+ */
+export function serviceInstances(options: { readonly replicas: number; readonly workers: boolean }, ports: Readonly<Record<ServiceName, number>>): ServiceInstance[] {
+  const instances = SERVICE_NAMES.flatMap((service) => Array.from({ length: options.replicas }, (_, k): ServiceInstance[] => {
+    const suffix = k === 0 ? '' : `-${k + 1}`;
+    const port = replicaPort(ports[service], k);
+    if (!options.workers) return [{ service, name: `${service}${suffix}`, role: 'all', port }];
+    return [
+      { service, name: `${service}${suffix}`, role: 'api', port },
+      { service, name: `${service}-worker${suffix}`, role: 'worker', port: port + WORKER_PORT_OFFSET },
+    ];
+  }).flat());
+  const byPort = new Map<number, string>();
+  for (const { name, port } of instances) {
+    const taken = byPort.get(port);
+    if (taken) throw new ConfigError(`${taken} and ${name} would both listen on port ${port}: move one with <SERVICE>_PORT`);
+    byPort.set(port, name);
+  }
+  return instances;
+}
+
+
 /**
  * Reads the integer environment variable `key` (`fallback` when unset or empty); throws a
  * {@link ConfigError} naming the variable and its bounds for anything else.

@@ -77,7 +77,7 @@ export function createHttpHandler<TContext extends BaseContext>(options: HttpSer
       if (url.pathname !== PATHS.graphql) {
         const route = options.routes?.[url.pathname];
         if (route && (await route(req, res)) !== false) return;
-        return sendJson(res, 404, { error: `no route ${url.pathname}; GraphQL is served at ${PATHS.graphql}` });
+        return sendJson(res, 404, { error: apollo === null ? NO_API_MESSAGE : `no route ${url.pathname}; GraphQL is served at ${PATHS.graphql}` });
       }
       if (apollo === null) return sendJson(res, 404, { error: NO_API_MESSAGE });
       const headers = new HeaderMap();

@@ -110,7 +110,10 @@ export interface ConsumerSpec {
   /** Events applied in one transaction, at most (default 100); 1 applies every event on its own. */
   readonly maxBatchSize?: number;
   readonly retry?: ConsumerRetryOptions;
-  /** Partitions handled in parallel (default: every partition of the topics); one partition's messages stay in order. */
+  /**
+   * Partitions handled in parallel; one partition's messages stay in order. Default: the topics ×
+   * `KAFKA_PARTITIONS`, at most `DB_POOL_SIZE`, since each one in flight holds a connection.
+   */
   readonly partitionsConsumedConcurrently?: number;
   /** Where a new consumer group starts (default true: the beginning, so no event is skipped). */
   readonly fromBeginning?: boolean;
@@ -509,7 +512,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
 
   const subscription: Subscription = await kafka.consumeBatches(consumer, topics, handleBatch, {
     fromBeginning: options.fromBeginning ?? true,
-    partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? topics.length * runtime.config.kafkaPartitions,
+    partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? Math.min(topics.length * runtime.config.kafkaPartitions, runtime.config.databasePoolSize),
     maxWaitTimeInMs: options.maxWaitTimeInMs,
   });
   log.info({ topics }, 'consumer started');

@@ -210,6 +210,8 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
   let producer: Promise<Producer> | undefined;
   const consumers = new Set<Consumer>();
   const topic = (name: string) => `${config.kafkaTopicPrefix}${name}`;
+  /** Topics already said to have fewer partitions than wanted: once per client is enough. */
+  const warnedPartitions = new Set<string>();
 
   const getAdmin = () => {
     admin ??= (async () => {
@@ -278,9 +280,10 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
         for (const t of present) {
           const wanted = t.partitions ?? config.kafkaPartitions;
           const has = described.find((d) => d.name === topic(t.name))?.partitions.length ?? wanted;
-          if (has < wanted) {
+          if (has < wanted && !warnedPartitions.has(t.name)) {
+            warnedPartitions.add(t.name);
             log.warn({ topic: topic(t.name), partitions: has, wanted },
-              'topic has fewer partitions than configured (KAFKA_PARTITIONS) and is left as it is; see docs/operations.md, "Partitions"');
+              'topic has fewer partitions than wanted (KAFKA_PARTITIONS, or its spec) and is left as it is; see docs/operations.md, "Partitions"');
           }
         }
       }

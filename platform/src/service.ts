@@ -69,7 +69,7 @@ export interface ServiceModule<TContext extends RequestContext = RequestContext>
   consumers?(runtime: ServiceRuntime): readonly ConsumerSpec[];
   /** Other work beside the consumers (a deadline sweeper), in processes whose role runs workers; disposed first at shutdown. */
   background?(runtime: ServiceRuntime): AsyncDisposable | Promise<AsyncDisposable>;
-  /** Work the API needs beside it (order's admission probe), in processes whose role serves the API; disposed first at shutdown. */
+  /** Work the API needs beside it (order's admission probe), in processes whose role serves the API; disposed before the API's sockets close. */
   besideApi?(runtime: ServiceRuntime): AsyncDisposable;
   resolvers(runtime: ServiceRuntime): GraphQLResolverMap<TContext>;
   /** Adds per-request state (DataLoaders, ...) to the base context. */
@@ -282,7 +282,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
     // Topics are created here, never by the broker: this service's own, and those it consumes
     // with their dead-letter topics (one partition, so an offset names a dead letter), so
     // start-up order between services does not matter.
-    const consumerSpecs = module.consumers?.(runtime) ?? [];
+    const consumerSpecs = runsWorkers(role) ? module.consumers?.(runtime) ?? [] : [];
     const startMessaging = async () => {
       const topics = new Map((module.topics ?? []).map((t) => [t.name, t]));
       if (module.publishesEvents) topics.set(eventsTopic(module.name), { name: eventsTopic(module.name) });

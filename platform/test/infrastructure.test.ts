@@ -85,6 +85,26 @@ describe('Kafka module on the real broker', () => {
     assert.ok(Date.now() - started < 5_000);
     await absent.close();
   });
+
+  it('creates a topic with KAFKA_PARTITIONS partitions, and leaves one with fewer as it is, saying so once', async () => {
+    const topic = `platform.test.${randomUUID().slice(0, 8)}.v1`;
+    const warnings: { topic: string; partitions: number; wanted: number }[] = [];
+    const capture = { write: (line: string) => { const entry = JSON.parse(line); if (/fewer partitions/.test(entry.msg)) warnings.push(entry); } };
+    const wider = createKafka(isolatedConfig({ KAFKA_TOPIC_PREFIX: config.kafkaTopicPrefix, KAFKA_PARTITIONS: '5' }), createLogger('platform-test', 'warn', capture), 'platform-test-wide');
+    try {
+      await kafka.ensureTopics([{ name: topic }]);
+      assert.equal((await kafka.topicOffsets(topic)).length, config.kafkaPartitions);
+      await wider.ensureTopics([{ name: topic }]);
+      await wider.ensureTopics([{ name: topic }]);
+      assert.equal((await wider.topicOffsets(topic)).length, config.kafkaPartitions, 'an existing topic is not grown');
+      assert.deepEqual(warnings.map((w) => [w.topic, w.partitions, w.wanted]), [[kafka.topic(topic), config.kafkaPartitions, 5]]);
+      const created = `platform.test.${randomUUID().slice(0, 8)}.v1`;
+      await wider.ensureTopics([{ name: created }]);
+      assert.equal((await wider.topicOffsets(created)).length, 5);
+    } finally {
+      await wider.close();
+    }
+  });
 });
 
 describe('readiness', () => {

@@ -22,7 +22,8 @@ describe('every service as an api process and a worker', () => {
   let system: ProcessStack;
 
   before(async () => {
-    system = await startProcessStack({ ORDER_ADMISSION_MAX_LAG_MS: String(MAX_LAG_MS), ORDER_ADMISSION_PROBE_MS: '50' }, { workers: true });
+    // A killed worker's partitions wait for its session to time out before the restarted one gets them.
+    system = await startProcessStack({ ORDER_ADMISSION_MAX_LAG_MS: String(MAX_LAG_MS), ORDER_ADMISSION_PROBE_MS: '50', KAFKA_SESSION_TIMEOUT_MS: '10000' }, { workers: true });
     await seedSaga(system, [SKU]);
   });
   after(() => system?.close());

@@ -478,6 +478,7 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { 
     DB_PREFIX: config.databasePrefix,
     REDIS_PREFIX: config.redisPrefix,
     KAFKA_TOPIC_PREFIX: config.kafkaTopicPrefix,
+    KAFKA_PARTITIONS: String(config.kafkaPartitions),
     // The children require the credential the in-process gateway sends.
     SUBGRAPH_SECRET: config.subgraphSecret ?? '',
   };

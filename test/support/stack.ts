@@ -75,6 +75,10 @@ export function isolatedConfig(env: NodeJS.ProcessEnv = {}): Config {
     REDIS_PREFIX: `swiftcart-test:${id}:`,
     KAFKA_TOPIC_PREFIX: `test.${id}.`,
     SUBGRAPH_SECRET: randomBytes(32).toString('base64url'),
+    // The same on every machine and whatever the developer's shell says: tests that count
+    // partitions, or start a process of one role, say so themselves.
+    KAFKA_PARTITIONS: '3',
+    SERVICE_ROLE: 'all',
     // Tests send hundreds of requests and sockets from 127.0.0.1: the gateway's rate limits and
     // caps are on, but out of their way (gateway/test/edge-*.test.ts set their own).
     ...TEST_RATE_LIMITS,
