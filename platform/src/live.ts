@@ -2,7 +2,7 @@
  * Live updates from Redis pub/sub for GraphQL subscriptions (docs/live.md).
  *
  * Services publish a small message on a channel after the transaction that changed something has
- * committed ({@link publishLive}). A subscribing process holds ONE subscriber connection
+ * committed ({@link publishLiveIfNewer}). A subscribing process holds ONE subscriber connection
  * ({@link LiveFeed}) whatever the number of subscriptions: channels are SUBSCRIBEd when their first
  * listener arrives and UNSUBSCRIBEd when their last one leaves. Pub/sub is at-most-once: what is
  * published while the connection is down is lost, so when it comes back the feed tells every
@@ -223,17 +223,28 @@ export class LiveFeed implements AsyncDisposable {
   }
 }
 
+const PUBLISH_IF_NEWER = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if current >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return redis.call('PUBLISH', ARGV[3], ARGV[4])`;
+
+/** How long {@link publishLiveIfNewer} remembers the last version it published of a thing. */
+export const LIVE_VERSION_TTL_SECONDS = 86_400;
+
 /**
- * Publishes `message` (JSON-encoded) on `channel`. Call it only after the transaction that made
- * the change has committed. Never throws: a failure is logged and the change stays the truth in
- * PostgreSQL, where subscribers find it when they next re-read (the caller's command must not fail
- * for a notification). Resolves with the number of Redis clients that received it, 0 on failure.
+ * Publishes `message` on `channel` for a thing with a version, once per version: publishes only when `version`
+ * is newer than the last one published under `versionKey` (kept for a day), so the same change
+ * announced twice (right after its commit, and again by the outbox relay) reaches subscribers once,
+ * and an older one arriving late not at all. Returns the subscribers reached (0 when not newer).
  */
-export async function publishLive(redis: Pick<Redis, 'publish'>, log: Logger, channel: string, message: unknown): Promise<number> {
+export async function publishLiveIfNewer(
+  redis: Pick<Redis, 'eval'>, log: Logger, options: { readonly versionKey: string; readonly version: number; readonly channel: string; readonly message: unknown },
+): Promise<number> {
   try {
-    return await redis.publish(channel, JSON.stringify(message));
+    return Number(await redis.eval(PUBLISH_IF_NEWER, 1, options.versionKey, options.version, LIVE_VERSION_TTL_SECONDS, options.channel, JSON.stringify(options.message)));
   } catch (error) {
-    log.warn({ err: (error as Error).message, channel }, 'live notification failed');
+    log.warn({ err: (error as Error).message, channel: options.channel }, 'live notification failed');
     return 0;
   }
 }

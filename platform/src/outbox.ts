@@ -3,12 +3,16 @@
  * causes in ONE transaction ({@link enqueueEvents}); the {@link OutboxRelay} publishes committed
  * events to Kafka in sequence order and marks them sent. At-least-once: a crash between publish
  * and mark publishes a batch again, which consumers' inboxes absorb.
+ *
+ * Live changes ({@link enqueueLive}) are outbox rows too, but local: no topic, never on Kafka. The
+ * relay hands them, with the events it published, to the service's {@link OutboxProjector}, which
+ * feeds Redis (live figures, cache invalidations) from committed changes only (ADR 0016).
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { type Config, type ServiceName, serviceDatabaseUrl } from './config.ts';
 import { type Database, type EntityManager, type NamedMigration, Migration } from './database.ts';
-import { type AnyEventEnvelope, EVENT_ID_HEADER, EVENT_TYPE_HEADER, eventsTopic, traceHeaders } from './events.ts';
+import { type AnyEventEnvelope, EVENT_ID_HEADER, EVENT_TYPE_HEADER, eventsTopic, traceHeaders, uuidv7 } from './events.ts';
 import { type EventSchemaRegistry, defaultEventSchemaRegistry } from './event-schemas.ts';
 import type { KafkaClient, OutgoingMessage } from './kafka.ts';
 import type { Logger } from './logger.ts';
@@ -54,9 +58,22 @@ class CreateOutboxAndInbox extends Migration {
   }
 }
 
+class LocalLiveRows extends Migration {
+  override up(): void {
+    // A live change has no topic: the relay projects it and never sends it to Kafka.
+    this.addSql('alter table outbox alter column topic drop not null');
+  }
+
+  override down(): void {
+    this.addSql('delete from outbox where topic is null');
+    this.addSql('alter table outbox alter column topic set not null');
+  }
+}
+
 /** Append these to a service's own migrations: they create the `outbox` and `inbox` tables. */
 export const outboxMigrations: readonly NamedMigration[] = [
   { name: 'outbox_0001_create', class: CreateOutboxAndInbox },
+  { name: 'outbox_0002_live_rows', class: LocalLiveRows },
 ];
 
 /** Options of {@link enqueueEvents}. */
@@ -88,7 +105,7 @@ export async function enqueueEvents(em: EntityManager, events: readonly AnyEvent
   const registry: EventSchemaRegistry = options.registry ?? defaultEventSchemaRegistry();
   for (const event of events) registry.validate(event);
   const trace = traceHeaders();
-  const rows = events.map((event) => ({
+  await insertRows(em, events.map((event) => ({
     id: event.id,
     aggregatetype: event.aggregateType,
     aggregateid: event.aggregateId,
@@ -96,13 +113,61 @@ export async function enqueueEvents(em: EntityManager, events: readonly AnyEvent
     topic: options.topic ?? eventsTopic(event.source),
     payload: event,
     headers: { [EVENT_ID_HEADER]: event.id, [EVENT_TYPE_HEADER]: event.type, ...trace },
-  }));
-  const aggregates = [...new Set(events.map((e) => e.aggregateId))];
+  })));
+}
+
+/**
+ * A change that live subscribers or caches must see, recorded in the outbox with the state change
+ * ({@link enqueueLive}) and handed to the service's {@link OutboxProjector} once committed. Never
+ * sent to Kafka: other services do not need it, and their consumers would only skip it.
+ */
+export interface LiveChange {
+  /** What changed, past tense: `StockLevelChanged`, `OrderChanged`. */
+  readonly type: string;
+  readonly aggregateType: string;
+  readonly aggregateId: string;
+  /** What the projector needs (the figure, the version), as JSON. */
+  readonly payload: unknown;
+}
+
+/**
+ * Writes live changes to the outbox in the caller's transaction, like {@link enqueueEvents}: same
+ * per-aggregate order, same wake-up of the relay. Throws outside `em.transactional`.
+ */
+export async function enqueueLive(em: EntityManager, changes: readonly LiveChange[]): Promise<void> {
+  if (changes.length === 0) return;
+  if (!em.isInTransaction()) {
+    throw new Error('enqueueLive must run inside em.transactional(), with the state change it announces');
+  }
+  await insertRows(em, changes.map((change) => ({
+    id: uuidv7(),
+    aggregatetype: change.aggregateType,
+    aggregateid: change.aggregateId,
+    type: change.type,
+    topic: null,
+    payload: change.payload,
+    headers: {},
+  })));
+}
+
+interface NewOutboxRow {
+  readonly id: string;
+  readonly aggregatetype: string;
+  readonly aggregateid: string;
+  readonly type: string;
+  /** Null for a live change (not sent to Kafka). */
+  readonly topic: string | null;
+  readonly payload: unknown;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+async function insertRows(em: EntityManager, rows: readonly NewOutboxRow[]): Promise<void> {
+  const aggregates = [...new Set(rows.map((r) => r.aggregateid))];
   await em.execute(`
     select pg_advisory_xact_lock(${AGGREGATE_LOCK_NAMESPACE}, h)
     from (select distinct hashtext(k) as h from jsonb_array_elements_text(?::jsonb) as k order by h) as keys`,
   [JSON.stringify(aggregates)]);
-  // `order by ord`: the sequence follows the order of `events`.
+  // `order by ord`: the sequence follows the order of `rows`.
   await em.execute(`
     insert into outbox (id, aggregatetype, aggregateid, type, topic, payload, headers)
     select (e->>'id')::uuid, e->>'aggregatetype', e->>'aggregateid', e->>'type', e->>'topic', e->'payload', e->'headers'
@@ -152,12 +217,34 @@ export interface OutboxRelayOptions {
   readonly batchSize?: number;
   /** Backoff after a failure (default 100 ms doubling to 10 s, full jitter). */
   readonly backoff?: BackoffOptions;
+  /** Feeds Redis from what each batch published and its live changes; see {@link OutboxProjector}. */
+  readonly project?: OutboxProjector;
 }
+
+/** One committed outbox row as a projector sees it: an event the relay sent to Kafka, or a live change. */
+export interface ProjectedRow {
+  readonly type: string;
+  readonly aggregateId: string;
+  /** The event envelope, or the live change's payload. */
+  readonly payload: unknown;
+  /** False for a live change ({@link enqueueLive}). */
+  readonly published: boolean;
+}
+
+/**
+ * Called by the active relay with every row of a batch that is done (events Kafka accepted, and
+ * live changes), in sequence order, before they are marked, inside the drain transaction: a crash
+ * before the mark hands them over again, so a projection must be idempotent (version-guarded).
+ * A projector that throws is logged and the rows are marked all the same: Redis being down must not
+ * hold back Kafka, and live subscribers re-read the truth when their Redis connection comes back.
+ */
+export type OutboxProjector = (rows: readonly ProjectedRow[]) => Promise<void>;
 
 interface OutboxRow {
   id: string;
   aggregateid: string;
-  topic: string;
+  type: string;
+  topic: string | null;
   payload: string;
   headers: string;
 }
@@ -204,7 +291,7 @@ export class OutboxRelay implements AsyncDisposable {
     return this.#active;
   }
 
-  /** Events this relay has published (and marked) since it started. */
+  /** Rows this relay has marked done since it started: events published to Kafka, and live changes. */
   get published(): number {
     return this.#published;
   }
@@ -383,28 +470,39 @@ export class OutboxRelay implements AsyncDisposable {
     const { db, kafka } = this.#options;
     return db.fork().transactional(async (em) => {
       const rows = await em.execute<OutboxRow[]>(`
-        select id, aggregateid, topic, payload::text as payload, headers::text as headers
+        select id, aggregateid, type, topic, payload::text as payload, headers::text as headers
         from outbox where published_at is null
         order by sequence limit ? for update`, [batchSize]);
       if (rows.length === 0) return { selected: 0, published: 0, failure: null };
       // One publish per topic, rows in sequence order: the producer keeps that order per partition.
       const byTopic = new Map<string, OutboxRow[]>();
       for (const row of rows) {
+        if (row.topic === null) continue;
         const group = byTopic.get(row.topic);
         if (group) group.push(row);
         else byTopic.set(row.topic, [row]);
       }
-      const done: string[] = [];
+      const sent = new Set<string>();
       let failure: Error | null = null;
       for (const [topic, group] of byTopic) {
         try {
           await kafka.publish(topic, group.map(toMessage));
-          for (const row of group) done.push(row.id);
+          for (const row of group) sent.add(row.id);
         } catch (error) {
           failure = error as Error;
           break;
         }
       }
+      // Live changes need no broker: they are done whatever Kafka said.
+      const doneRows = rows.filter((row) => row.topic === null || sent.has(row.id));
+      if (this.#options.project && doneRows.length) {
+        try {
+          await this.#options.project(doneRows.map((row) => ({ type: row.type, aggregateId: row.aggregateid, payload: JSON.parse(row.payload), published: row.topic !== null })));
+        } catch (error) {
+          this.#options.log.warn({ err: error, rows: doneRows.length }, 'outbox projection failed; live subscribers catch up when Redis is back');
+        }
+      }
+      const done = doneRows.map((row) => row.id);
       if (done.length) {
         await em.execute(`
           update outbox set published_at = now()

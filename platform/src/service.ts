@@ -17,7 +17,7 @@ import { ErrorCode } from './errors.ts';
 import { createHttpHandler, listen, type RunningHttpServer } from './http.ts';
 import { type EventSchemaRegistry, defaultEventSchemaRegistry } from './event-schemas.ts';
 import { dlqTopic, eventsTopic } from './events.ts';
-import { OutboxRelay, outboxMigrations } from './outbox.ts';
+import { type OutboxProjector, OutboxRelay, outboxMigrations } from './outbox.ts';
 import { type ConsumerSpec, type RunningConsumer, startConsumer } from './inbox.ts';
 import { retryPolicy, runPolicy } from './resilience.ts';
 import { LiveFeed } from './live.ts';
@@ -65,6 +65,11 @@ export interface ServiceModule<TContext extends RequestContext = RequestContext>
    * added to its migrations, `<name>.events.v1` is created, and a relay publishes beside the HTTP server.
    */
   readonly publishesEvents?: boolean;
+  /**
+   * Feeds Redis (live figures, cache invalidations) from the outbox rows the relay has done: its
+   * published events and its live changes (`enqueueLive`). Runs in the active relay (ADR 0016).
+   */
+  project?(runtime: ServiceRuntime): OutboxProjector;
   /** The event consumers it runs (each with its inbox and DLQ), in processes whose role runs workers. */
   consumers?(runtime: ServiceRuntime): readonly ConsumerSpec[];
   /** Other work beside the consumers (a deadline sweeper), in processes whose role runs workers; disposed first at shutdown. */
@@ -294,7 +299,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
       }
       if (topics.size) await kafka.ensureTopics([...topics.values()]);
       if (module.publishesEvents && relays.length === 0) {
-        const relay = new OutboxRelay({ config, service: module.name, db, kafka, log });
+        const relay = new OutboxRelay({ config, service: module.name, db, kafka, log, project: module.project?.(runtime) });
         await relay.start();
         relays.push(relay);
         cleanups.push(() => relay.stop());

@@ -16,7 +16,7 @@ import {
 } from '@swiftcart/platform';
 import type { StockRecord } from './entities.ts';
 import { commitReservation, releaseReservation, reserveAll, type ReservationLine, type Shortage } from './reservations.ts';
-import type { StockLedger } from './stock.ts';
+import { recordStockChanges, type StockLedger } from './stock.ts';
 
 /** The consumer group and inbox name of inventory's order-event consumer. */
 export const ORDER_EVENTS_CONSUMER = 'inventory.order-events';
@@ -68,9 +68,10 @@ export function inventoryEvent<T extends keyof InventoryEventData>(
   });
 }
 
-/** Announces the committed figures once the inbox transaction has committed (never before). */
-function announceAfterCommit(ledger: StockLedger, context: HandlerContext, stock: readonly StockRecord[]): void {
+/** Records the new figures in the inbox transaction and announces them once it has committed (never before). */
+async function announceChanges(em: EntityManager, ledger: StockLedger, context: HandlerContext, stock: readonly StockRecord[]): Promise<void> {
   if (stock.length === 0) return;
+  await recordStockChanges(em, stock);
   context.afterCommit(async () => {
     for (const record of stock) await ledger.announce(record);
   });
@@ -91,7 +92,7 @@ export function orderEventHandlers(ledger: StockLedger) {
     await enqueueEvents(em, [result.ok
       ? inventoryEvent('StockReserved', event, { orderId, items: result.items })
       : inventoryEvent('StockReservationFailed', event, { orderId, shortages: result.shortages })]);
-    announceAfterCommit(ledger, context, result.stock);
+    await announceChanges(em, ledger, context, result.stock);
   };
 
   const settle = (
@@ -103,7 +104,7 @@ export function orderEventHandlers(ledger: StockLedger) {
     // Nothing held (never reserved, already settled): nothing happened, so nothing is announced.
     if (changed.items.length === 0) return;
     await enqueueEvents(em, [inventoryEvent(type, event, { orderId, items: changed.items })]);
-    announceAfterCommit(ledger, context, changed.stock);
+    await announceChanges(em, ledger, context, changed.stock);
   };
 
   return {

@@ -6,7 +6,7 @@ import { Reservation, Stock, StockAdjustment } from './entities.ts';
 import { migrations } from './migrations.ts';
 import { orderEventsConsumer } from './order-events.ts';
 import { inventoryResolvers } from './resolvers.ts';
-import { StockLedger, loadStock } from './stock.ts';
+import { StockLedger, loadStock, projectStock } from './stock.ts';
 
 const ledgers = new WeakMap<ServiceRuntime, StockLedger>();
 
@@ -26,6 +26,7 @@ export const inventoryService: ServiceModule<InventoryContext> = {
   entities: [Stock, StockAdjustment, Reservation],
   migrations,
   publishesEvents: true,
+  project: (runtime) => projectStock(ledgerOf(runtime)),
   consumers: (runtime) => [orderEventsConsumer(ledgerOf(runtime))],
   resolvers: (runtime) => inventoryResolvers(ledgerOf(runtime), runtime) as GraphQLResolverMap<InventoryContext>,
   context: (_runtime, base) => ({

@@ -1,6 +1,6 @@
 import {
-  ErrorCode, SKU_PATTERN, apiError, badInput, channelName, checkSku,
-  type EntityManager, type Logger, type Redis, type ServiceRuntime,
+  ErrorCode, SKU_PATTERN, apiError, badInput, channelName, checkSku, crashPoint, enqueueLive,
+  type EntityManager, type Logger, type OutboxProjector, type Redis, type ServiceRuntime,
 } from '@swiftcart/platform';
 import { emptyStock, toStockRecord, type StockRecord, type StockRow } from './entities.ts';
 
@@ -112,9 +112,28 @@ export function stockChannel(config: ServiceRuntime['config'], sku: string): str
   return channelName(config, `stock:${sku}`);
 }
 
+/** The live change (platform `enqueueLive`) that carries a sku's new figure to Redis. */
+export const STOCK_LEVEL_CHANGED = 'StockLevelChanged';
+
 /**
- * The stock ledger: PostgreSQL is the truth and every change is one conditional statement; after
- * a change commits, Redis gets the live figure and subscribers hear about it.
+ * Records changed figures as live changes in the caller's transaction: the outbox relay announces
+ * them once committed, even if this process dies before its own announcement (ADR 0016).
+ */
+export function recordStockChanges(tx: EntityManager, records: readonly StockRecord[]): Promise<void> {
+  return enqueueLive(tx, records.map((record) => ({ type: STOCK_LEVEL_CHANGED, aggregateType: 'Stock', aggregateId: record.sku, payload: record })));
+}
+
+/** Inventory's outbox projector: announces every committed figure the relay hands over (version-guarded, so repeats are harmless). */
+export function projectStock(ledger: StockLedger): OutboxProjector {
+  return async (rows) => {
+    for (const row of rows) if (row.type === STOCK_LEVEL_CHANGED) await ledger.announce(row.payload as StockRecord);
+  };
+}
+
+/**
+ * The stock ledger: PostgreSQL is the truth and every change is one conditional statement. A
+ * change records its new figure in the outbox (the relay announces it, whatever happens to this
+ * process) and this process also announces it right after the commit, the fast path.
  */
 export class StockLedger {
   readonly #redis: Redis;
@@ -160,6 +179,7 @@ export class StockLedger {
           [input.sku, input.delta, reason, input.actor, changed.onHand],
           'run',
         );
+        await recordStockChanges(tx, [changed]);
         return changed;
       });
     } catch (error) {
@@ -168,6 +188,7 @@ export class StockLedger {
       }
       throw error;
     }
+    crashPoint(this.#config, 'after-commit');
     await this.announce(record);
     return record;
   }

@@ -11,7 +11,7 @@ import {
 import { PARTICIPANT_EVENT_TYPES, react, type Money, type ParticipantEvent } from './saga.ts';
 import type { CatalogueStatus, OrderEntity } from './entities.ts';
 import type { OrderAnnouncer } from './live.ts';
-import { announceAfterCommit, applyDecision, loadSaga, loadSagas, stageDecision } from './store.ts';
+import { announceChanges, applyDecision, loadSaga, loadSagas, stageDecision } from './store.ts';
 
 /** The consumer (and inbox) names. */
 export const CATALOGUE_CONSUMER = 'order.catalogue';
@@ -126,7 +126,7 @@ function onParticipantEvents(registry: EventSchemaRegistry, announcer: OrderAnno
       pending = later;
     }
     await enqueueEvents(em, outbox, { registry });
-    for (const order of changed) announceAfterCommit(order, { announcer, afterCommit: ctx.afterCommit });
+    await announceChanges(em, [...changed], { announcer, afterCommit: ctx.afterCommit });
   };
 }
 

@@ -6,8 +6,8 @@
  * truth, and the gateway can resolve `payment` and `shipment` from the other subgraphs per event.
  */
 import {
-  channelName, liveQuery, publishLive,
-  type LiveFeed, type LiveIterator, type Logger, type ServiceRuntime,
+  channelName, liveQuery, publishLiveIfNewer,
+  type LiveFeed, type LiveIterator, type Logger, type OutboxProjector, type ServiceRuntime,
 } from '@swiftcart/platform';
 import type { OrderRecord, OrderStatus } from './entities.ts';
 
@@ -33,14 +33,24 @@ export class OrderAnnouncer {
   }
 
   /**
-   * Announces `change`: call it only after the transaction that made it has committed. Never throws:
-   * a Redis failure is logged, the command that changed the order has succeeded all the same, and a
-   * subscriber re-reads the order when its connection comes back.
+   * Announces `change`, once per version: call it only after the transaction that made it has
+   * committed. Never throws: a Redis failure is logged, the command that changed the order has
+   * succeeded all the same, and a subscriber re-reads the order when its connection comes back.
    */
   async announce(change: OrderChange): Promise<void> {
     const { redis, config, log } = this.#runtime;
-    await publishLive(redis, log, orderChannel(config, change.id), change);
+    await publishLiveIfNewer(redis, log, { versionKey: `order-version:${change.id}`, version: change.version, channel: orderChannel(config, change.id), message: change });
   }
+}
+
+/** The live change (platform `enqueueLive`) that carries an order's new version to its subscribers. */
+export const ORDER_CHANGED = 'OrderChanged';
+
+/** The order service's outbox projector: announces every committed order change the relay hands over. */
+export function projectOrders(announcer: OrderAnnouncer): OutboxProjector {
+  return async (rows) => {
+    for (const row of rows) if (row.type === ORDER_CHANGED) await announcer.announce(row.payload as OrderChange);
+  };
 }
 
 /** What following an order needs. */

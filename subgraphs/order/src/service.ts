@@ -4,7 +4,7 @@ import type { ServiceModule, ServiceRuntime } from '@swiftcart/platform';
 import type { OrderContext } from './context.ts';
 import { orderConsumers } from './consumers.ts';
 import { CataloguePrice, Order, OrderItem, OrderTransition } from './entities.ts';
-import { OrderAnnouncer } from './live.ts';
+import { OrderAnnouncer, projectOrders } from './live.ts';
 import { migrations } from './migrations.ts';
 import { findOrders } from './orders.ts';
 import { orderResolvers } from './resolvers.ts';
@@ -50,6 +50,7 @@ export const orderService: ServiceModule<OrderContext> = {
   entities: [Order, OrderItem, OrderTransition, CataloguePrice],
   migrations,
   publishesEvents: true,
+  project: (runtime) => projectOrders(announcerOf(runtime)),
   consumers: (runtime) => orderConsumers({ registry: runtime.events, announcer: announcerOf(runtime) }),
   background: (runtime) => {
     const sweeper = startDeadlineSweeper({

@@ -7,7 +7,7 @@
  * is also the one place that announces a change to live subscribers, after the commit.
  */
 import { LockMode } from '@mikro-orm/core';
-import { type AnyEventEnvelope, type EntityManager, type EventSchemaRegistry, type Logger, enqueueEvents, uuidv7 } from '@swiftcart/platform';
+import { type AnyEventEnvelope, type EntityManager, type EventSchemaRegistry, type Logger, enqueueEvents, enqueueLive, uuidv7 } from '@swiftcart/platform';
 import {
   Order, OrderItem, OrderTransition,
   type OrderEntity, type OrderItemEntity, type OrderStatus, type ShippingAddressRecord,
@@ -16,7 +16,7 @@ import {
   initialOrderSagaState, toEnvelope,
   type OrderSagaState, type PlacedOrderSagaState, type SagaDecision,
 } from './saga.ts';
-import type { OrderAnnouncer } from './live.ts';
+import { ORDER_CHANGED, type OrderAnnouncer, type OrderChange } from './live.ts';
 
 /** Statuses that can only be reached after payment authorised the amount. */
 const PAID_STATUSES: readonly OrderStatus[] = ['CONFIRMED', 'SHIPPED', 'DELIVERED'];
@@ -167,7 +167,7 @@ export async function applyDecision(
   const events = stageDecision(em, order, result, meta);
   await em.flush();
   await enqueueEvents(em, events, { registry: meta.registry });
-  if (transition !== null) announceAfterCommit(order, meta);
+  if (transition !== null) await announceChanges(em, [order], meta);
 }
 
 /**
@@ -205,10 +205,18 @@ export function stageDecision(
   return emit.map((event) => toEnvelope(event, { id: uuidv7(), occurredAt, causationId: meta.causationId }));
 }
 
-/** Announces `order`'s status and version as flushed now, once the transaction has committed. */
-export function announceAfterCommit(order: OrderEntity, meta: Pick<DecisionMeta, 'announcer' | 'afterCommit'>): void {
-  const change = { id: order.id, status: order.status, version: order.version };
-  meta.afterCommit(() => meta.announcer.announce(change));
+/**
+ * Announces the orders' status and version as flushed now: recorded as live changes in the caller's
+ * transaction (the outbox relay announces them whatever happens to this process, ADR 0016), and
+ * announced by this process too once the transaction has committed, the fast path.
+ */
+export async function announceChanges(em: EntityManager, orders: readonly OrderEntity[], meta: Pick<DecisionMeta, 'announcer' | 'afterCommit'>): Promise<void> {
+  if (orders.length === 0) return;
+  const changes: OrderChange[] = orders.map((order) => ({ id: order.id, status: order.status, version: order.version }));
+  await enqueueLive(em, changes.map((change) => ({ type: ORDER_CHANGED, aggregateType: 'Order', aggregateId: change.id, payload: change })));
+  meta.afterCommit(async () => {
+    for (const change of changes) await meta.announcer.announce(change);
+  });
 }
 
 /** `candidate`, or just after `current` when the candidate is not later (a pinned or skewed clock). */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { LockMode, UniqueConstraintViolationException, type FilterQuery } from '@mikro-orm/core';
 import {
   CacheAside, ErrorCode, apiError, badInput, checkSku, createEvent, decodeCursor, enqueueEvents, notFound, pageSize, toConnection,
-  type EntityManager, type ServiceRuntime,
+  type EntityManager, type OutboxProjector, type ServiceRuntime,
 } from '@swiftcart/platform';
 import { PRODUCT_STATUSES, Product, toRecord, type ProductEntity, type ProductRecord, type ProductStatus } from './entities.ts';
 
@@ -197,8 +197,25 @@ export class Catalogue {
 
   /** Runs after commit: a reader can then only ever load the new row. */
   async #invalidate(sku: string): Promise<void> {
-    await Promise.all([this.products.invalidate([sku]), this.pages.invalidate([ALL_PAGES])]);
+    await this.invalidate([sku]);
   }
+
+  /**
+   * Drops the cached products and every cached page. Called after each write commits, and again by
+   * the outbox relay for every product event it published ({@link projectCatalogue}), so a write
+   * whose process died before its own invalidation is not served stale from the cache for long.
+   */
+  async invalidate(skus: readonly string[]): Promise<void> {
+    await Promise.all([this.products.invalidate(skus), this.pages.invalidate([ALL_PAGES])]);
+  }
+}
+
+/** Product's outbox projector: invalidates the cache for the products of every event the relay published (ADR 0016). */
+export function projectCatalogue(catalogue: Catalogue): OutboxProjector {
+  return async (rows) => {
+    const skus = [...new Set(rows.filter((row) => row.published && row.type.startsWith('Product')).map((row) => row.aggregateId))];
+    if (skus.length) await catalogue.invalidate(skus);
+  };
 }
 
 export { PRODUCT_STATUSES };

@@ -1,7 +1,7 @@
 import DataLoader from 'dataloader';
 import type { GraphQLResolverMap } from '@apollo/subgraph';
 import type { ServiceModule, ServiceRuntime } from '@swiftcart/platform';
-import { Catalogue } from './catalogue.ts';
+import { Catalogue, projectCatalogue } from './catalogue.ts';
 import type { ProductContext } from './context.ts';
 import { Product } from './entities.ts';
 import { migrations } from './migrations.ts';
@@ -22,6 +22,7 @@ export const productService: ServiceModule<ProductContext> = {
   publishesEvents: true,
   entities: [Product],
   migrations,
+  project: (runtime) => projectCatalogue(catalogueOf(runtime)),
   resolvers: (runtime) => productResolvers(catalogueOf(runtime)) as GraphQLResolverMap<ProductContext>,
   context: (runtime, base) => {
     const catalogue = catalogueOf(runtime);
