@@ -90,6 +90,13 @@ export interface Config {
   readonly kafkaSessionTimeoutMs: number;
   /** Partitions of each event topic the platform creates (`KAFKA_PARTITIONS`); existing topics keep theirs. */
   readonly kafkaPartitions: number;
+  /**
+   * Copies of each topic the platform creates (`KAFKA_REPLICATION_FACTOR`, default 1: the local
+   * single broker; 3 in production) and how many of them must have a write before it counts
+   * (`KAFKA_MIN_INSYNC_REPLICAS`, default 1; 2 with 3 copies), with the producers' acks=all.
+   */
+  readonly kafkaReplicationFactor: number;
+  readonly kafkaMinInsyncReplicas: number;
   /** What this process runs (`SERVICE_ROLE`): see {@link SERVICE_ROLES}. */
   readonly serviceRole: ServiceRole;
   readonly jwtSecret: string;
@@ -234,6 +241,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!SERVICE_ROLES.includes(serviceRole)) {
     throw new ConfigError(`SERVICE_ROLE must be one of ${SERVICE_ROLES.join(', ')}, got "${env.SERVICE_ROLE}"`);
   }
+  const kafkaReplicationFactor = integerVar(env, 'KAFKA_REPLICATION_FACTOR', 1, 1, 10);
+  const kafkaMinInsyncReplicas = integerVar(env, 'KAFKA_MIN_INSYNC_REPLICAS', 1, 1, 10);
+  if (kafkaMinInsyncReplicas > kafkaReplicationFactor) {
+    throw new ConfigError(`KAFKA_MIN_INSYNC_REPLICAS (${kafkaMinInsyncReplicas}) must not exceed KAFKA_REPLICATION_FACTOR (${kafkaReplicationFactor}): no write could ever succeed`);
+  }
   return {
     env: nodeEnv,
     logLevel: env.LOG_LEVEL || (nodeEnv === 'test' ? 'warn' : 'info'),
@@ -247,6 +259,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // The broker accepts 6 s to 300 s (group.min/max.session.timeout.ms).
     kafkaSessionTimeoutMs: integerVar(env, 'KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000),
     kafkaPartitions: integerVar(env, 'KAFKA_PARTITIONS', DEFAULT_KAFKA_PARTITIONS, 1, 1_000),
+    kafkaReplicationFactor,
+    kafkaMinInsyncReplicas,
     serviceRole,
     jwtSecret,
     subgraphSecret,

@@ -288,10 +288,22 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
         }
       }
       if (missing.length === 0) return;
-      await a.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((t) => ({ topic: topic(t.name), numPartitions: t.partitions ?? config.kafkaPartitions, replicationFactor: 1 })),
-      });
+      try {
+        await a.createTopics({
+          waitForLeaders: true,
+          topics: missing.map((t) => ({
+            topic: topic(t.name),
+            numPartitions: t.partitions ?? config.kafkaPartitions,
+            replicationFactor: config.kafkaReplicationFactor,
+            configEntries: [{ name: 'min.insync.replicas', value: String(config.kafkaMinInsyncReplicas) }],
+          })),
+        });
+      } catch (error) {
+        // kafkajs says only "Topic creation errors"; the broker's reason per topic is what helps.
+        const reasons = (error as { errors?: { topic?: string; message: string }[] }).errors;
+        if (!reasons?.length) throw error;
+        throw new Error(`could not create topics: ${reasons.map((e) => `${e.topic ?? '?'}: ${e.message}`).join('; ')}`, { cause: error });
+      }
     },
     async publish(name, messages) {
       if (messages.length === 0) return;

@@ -16,6 +16,7 @@ describe('config', () => {
     assert.equal(serviceDatabaseUrl(config, 'order'), 'postgresql://postgres@127.0.0.1:5432/swiftcart_order');
     assert.ok(config.supergraphPath.endsWith('schema/supergraph.graphql'));
     assert.equal(config.serviceRole, 'all', 'one process serves the API and runs the workers');
+    assert.deepEqual([config.kafkaReplicationFactor, config.kafkaMinInsyncReplicas], [1, 1], 'the local single broker');
     assert.equal(config.kafkaPartitions, Math.max(3, availableParallelism()), 'one partition per core, at least 3');
   });
 
@@ -37,6 +38,8 @@ describe('config', () => {
     assert.equal(loadConfig({ SERVICE_ROLE: 'worker' }).serviceRole, 'worker');
     assert.equal(loadConfig({ SERVICE_ROLE: ' api ' }).serviceRole, 'api');
     assert.equal(loadConfig({ KAFKA_PARTITIONS: '12' }).kafkaPartitions, 12);
+    const durable = loadConfig({ KAFKA_REPLICATION_FACTOR: '3', KAFKA_MIN_INSYNC_REPLICAS: '2' });
+    assert.deepEqual([durable.kafkaReplicationFactor, durable.kafkaMinInsyncReplicas], [3, 2]);
   });
 
   const bad: [string, NodeJS.ProcessEnv, RegExp][] = [
@@ -47,6 +50,7 @@ describe('config', () => {
     ['a session timeout the broker refuses', { KAFKA_SESSION_TIMEOUT_MS: '1000' }, /KAFKA_SESSION_TIMEOUT_MS must be an integer from 6000 to 300000/],
     ['an unknown service role', { SERVICE_ROLE: 'workers' }, /SERVICE_ROLE must be one of all, api, worker, got "workers"/],
     ['no partitions', { KAFKA_PARTITIONS: '0' }, /KAFKA_PARTITIONS must be an integer from 1 to 1000/],
+    ['more in-sync replicas than copies', { KAFKA_REPLICATION_FACTOR: '2', KAFKA_MIN_INSYNC_REPLICAS: '3' }, /KAFKA_MIN_INSYNC_REPLICAS \(3\) must not exceed KAFKA_REPLICATION_FACTOR \(2\)/],
     ['a replica URL that is no URL', { ORDER_URL: 'http://o1:1/graphql,o2' }, /ORDER_URL must be a URL, got "o2"/],
     ['a short JWT secret', { JWT_SECRET: 'short' }, /at least 32 bytes/],
     ['the development secret in production', { NODE_ENV: 'production' }, /JWT_SECRET must be set in production/],

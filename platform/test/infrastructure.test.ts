@@ -86,6 +86,17 @@ describe('Kafka module on the real broker', () => {
     await absent.close();
   });
 
+  it('creates topics with KAFKA_REPLICATION_FACTOR copies: more than the brokers there are is refused', async () => {
+    const wanting = createKafka(isolatedConfig({ KAFKA_TOPIC_PREFIX: config.kafkaTopicPrefix, KAFKA_REPLICATION_FACTOR: '3', KAFKA_MIN_INSYNC_REPLICAS: '2' }), log, 'platform-test-replicated');
+    try {
+      const topic = `platform.test.${randomUUID().slice(0, 8)}.v1`;
+      await assert.rejects(wanting.ensureTopics([{ name: topic }]), /could not create topics: .*Replication-factor is invalid/, 'one local broker cannot hold three copies');
+      assert.equal(await kafka.hasTopic(topic), false, 'nothing half-created');
+    } finally {
+      await wanting.close();
+    }
+  });
+
   it('creates a topic with KAFKA_PARTITIONS partitions, and leaves one with fewer as it is, saying so once', async () => {
     const topic = `platform.test.${randomUUID().slice(0, 8)}.v1`;
     const warnings: { topic: string; partitions: number; wanted: number }[] = [];
