@@ -92,12 +92,12 @@ describe('placeOrder', () => {
     assert.deepEqual(row.shipping_address, ADDRESS);
     assert.equal(row.payment_method, 'tok_visa');
     assert.match(row.request_hash, /^[0-9a-f]{64}$/);
-    // Exactly one event for this order, and it has been published.
+    // Exactly one event for this order, and it has been published, with its live change.
     assert.deepEqual(probe.of(order.id).map((e) => e.type), ['OrderPlaced']);
     await waitFor(async () => {
-      const [o] = await em(stack).execute<any[]>('select count(*)::int as n from outbox where aggregateid = ? and published_at is not null', [order.id]);
-      return o.n === 1;
-    }, 'the outbox row to be marked published');
+      const rows = await em(stack).execute<{ type: string; topic: string | null }[]>('select type, topic from outbox where aggregateid = ? and published_at is not null order by sequence', [order.id]);
+      return rows.length === 2 ? rows : undefined;
+    }, 'the outbox rows to be marked done').then((rows) => assert.deepEqual(rows.map((r) => [r.type, r.topic === null]), [['OrderPlaced', false], ['OrderChanged', true]]));
   });
 
   test('the client cannot send prices: a unitPrice in the input is refused before any resolver runs', async () => {
@@ -165,6 +165,7 @@ describe('placeOrder', () => {
     assert.equal(after.items - before.items, 2);
     assert.equal(after.transitions - before.transitions, 1);
     assert.equal(after.outbox - before.outbox, 1);
+    assert.equal(after.live - before.live, 1, 'one live change (OrderChanged) for the subscribers');
     const [id] = ids;
     await probe.waitFor(id, 'OrderPlaced');
     await new Promise((resolve) => setTimeout(resolve, 300));

@@ -146,11 +146,16 @@ export function em(stack: TestStack) {
   return stack.services.order!.runtime.db.fork();
 }
 
-/** How many orders, order lines, transitions and outbox rows there are: a failed mutation must change none. */
+/**
+ * How many orders, order lines, transitions, outbox events and live changes (outbox rows without a
+ * topic) there are: a failed mutation must change none.
+ */
 export async function rowCounts(stack: TestStack): Promise<Record<string, number>> {
   const [row] = await em(stack).execute<Record<string, number>[]>(`
     select (select count(*)::int from orders) as orders, (select count(*)::int from order_item) as items,
-           (select count(*)::int from order_transition) as transitions, (select count(*)::int from outbox) as outbox`);
+           (select count(*)::int from order_transition) as transitions,
+           (select count(*)::int from outbox where topic is not null) as outbox,
+           (select count(*)::int from outbox where topic is null) as live`);
   return { ...row };
 }
 
