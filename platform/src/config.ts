@@ -97,6 +97,17 @@ export interface Config {
    */
   readonly kafkaReplicationFactor: number;
   readonly kafkaMinInsyncReplicas: number;
+  /** How long Kafka keeps the events of the topics the platform creates (`KAFKA_RETENTION_MS`, default 7 days). */
+  readonly kafkaRetentionMs: number;
+  /** Published outbox rows are deleted this long after publication (`OUTBOX_RETENTION_MS`, default 1 hour). */
+  readonly outboxRetentionMs: number;
+  /**
+   * Inbox rows are deleted this long after processing (`INBOX_RETENTION_MS`, default 8 days). Must be
+   * longer than `kafkaRetentionMs`: a redelivery older than the inbox's memory would apply twice.
+   */
+  readonly inboxRetentionMs: number;
+  /** How often both are pruned (`RETENTION_INTERVAL_MS`, default 1 minute). */
+  readonly retentionIntervalMs: number;
   /** What this process runs (`SERVICE_ROLE`): see {@link SERVICE_ROLES}. */
   readonly serviceRole: ServiceRole;
   readonly jwtSecret: string;
@@ -243,6 +254,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const kafkaReplicationFactor = integerVar(env, 'KAFKA_REPLICATION_FACTOR', 1, 1, 10);
   const kafkaMinInsyncReplicas = integerVar(env, 'KAFKA_MIN_INSYNC_REPLICAS', 1, 1, 10);
+  const DAY_MS = 86_400_000;
+  const kafkaRetentionMs = integerVar(env, 'KAFKA_RETENTION_MS', 7 * DAY_MS, 60_000, 3_650 * DAY_MS);
+  const inboxRetentionMs = integerVar(env, 'INBOX_RETENTION_MS', 8 * DAY_MS, 60_000, 3_650 * DAY_MS);
+  if (inboxRetentionMs <= kafkaRetentionMs) {
+    throw new ConfigError(`INBOX_RETENTION_MS (${inboxRetentionMs}) must be longer than KAFKA_RETENTION_MS (${kafkaRetentionMs}): a redelivered event older than the inbox remembers would be applied twice`);
+  }
   if (kafkaMinInsyncReplicas > kafkaReplicationFactor) {
     throw new ConfigError(`KAFKA_MIN_INSYNC_REPLICAS (${kafkaMinInsyncReplicas}) must not exceed KAFKA_REPLICATION_FACTOR (${kafkaReplicationFactor}): no write could ever succeed`);
   }
@@ -261,6 +278,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     kafkaPartitions: integerVar(env, 'KAFKA_PARTITIONS', DEFAULT_KAFKA_PARTITIONS, 1, 1_000),
     kafkaReplicationFactor,
     kafkaMinInsyncReplicas,
+    kafkaRetentionMs,
+    outboxRetentionMs: integerVar(env, 'OUTBOX_RETENTION_MS', 3_600_000, 0, 3_650 * DAY_MS),
+    inboxRetentionMs,
+    retentionIntervalMs: integerVar(env, 'RETENTION_INTERVAL_MS', 60_000, 100, DAY_MS),
     serviceRole,
     jwtSecret,
     subgraphSecret,

@@ -21,6 +21,7 @@ export * from './events.ts';
 export * from './event-schemas.ts';
 export * from './outbox.ts';
 export * from './faults.ts';
+export * from './retention.ts';
 export * from './inbox.ts';
 export * from './live.ts';
 export * from './ws.ts';

@@ -295,7 +295,11 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
             topic: topic(t.name),
             numPartitions: t.partitions ?? config.kafkaPartitions,
             replicationFactor: config.kafkaReplicationFactor,
-            configEntries: [{ name: 'min.insync.replicas', value: String(config.kafkaMinInsyncReplicas) }],
+            configEntries: [
+              { name: 'min.insync.replicas', value: String(config.kafkaMinInsyncReplicas) },
+              // Shorter than the inbox's memory (INBOX_RETENTION_MS), so no redelivery outlives it.
+              { name: 'retention.ms', value: String(config.kafkaRetentionMs) },
+            ],
           })),
         });
       } catch (error) {

@@ -176,17 +176,6 @@ async function insertRows(em: EntityManager, rows: readonly NewOutboxRow[]): Pro
   await em.execute(`select pg_notify('${OUTBOX_CHANNEL}', '')`);
 }
 
-/** Deletes outbox rows published more than `olderThanMs` ago; returns how many. */
-export async function pruneOutbox(em: EntityManager, olderThanMs: number): Promise<number> {
-  const [row] = await em.execute<{ deleted: number }[]>(`
-    with deleted as (
-      delete from outbox where published_at is not null and published_at < now() - (? * interval '1 millisecond')
-      returning 1
-    )
-    select count(*)::integer as deleted from deleted`, [olderThanMs]);
-  return Number(row.deleted);
-}
-
 /** How many outbox rows are waiting to be published. */
 export async function outboxBacklog(em: EntityManager): Promise<number> {
   const [row] = await em.execute<{ backlog: number }[]>('select count(*)::integer as backlog from outbox where published_at is null');

@@ -20,6 +20,7 @@ import { dlqTopic, eventsTopic } from './events.ts';
 import { type OutboxProjector, OutboxRelay, outboxMigrations } from './outbox.ts';
 import { type ConsumerSpec, type RunningConsumer, startConsumer } from './inbox.ts';
 import { retryPolicy, runPolicy } from './resilience.ts';
+import { type RunningRetention, startRetention } from './retention.ts';
 import { LiveFeed } from './live.ts';
 import { serveSubscriptions } from './ws.ts';
 import { InputGuard, inputGuardPlugin, inputLimits } from './input.ts';
@@ -284,6 +285,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
     const relays: OutboxRelay[] = [];
     const consumers: RunningConsumer[] = [];
     let backgroundStarted = false;
+    let retention: RunningRetention | null = null;
     // Topics are created here, never by the broker: this service's own, and those it consumes
     // with their dead-letter topics (one partition, so an offset names a dead letter), so
     // start-up order between services does not matter.
@@ -309,6 +311,11 @@ export async function startService<TContext extends RequestContext>(module: Serv
         const consumer: RunningConsumer = await startConsumer({ ...spec, runtime, registry: runtime.events });
         consumers.push(consumer);
         cleanups.push(() => consumer.stop());
+      }
+      if (!retention) {
+        const started = startRetention({ config, db, log, outbox: Boolean(module.publishesEvents), inbox: consumerSpecs.length > 0 });
+        retention = started;
+        cleanups.push(() => started.stop());
       }
       if (module.background && !backgroundStarted) {
         backgroundStarted = true;

@@ -17,6 +17,8 @@ describe('config', () => {
     assert.ok(config.supergraphPath.endsWith('schema/supergraph.graphql'));
     assert.equal(config.serviceRole, 'all', 'one process serves the API and runs the workers');
     assert.deepEqual([config.kafkaReplicationFactor, config.kafkaMinInsyncReplicas], [1, 1], 'the local single broker');
+    assert.deepEqual([config.outboxRetentionMs, config.inboxRetentionMs, config.kafkaRetentionMs, config.retentionIntervalMs],
+      [3_600_000, 8 * 86_400_000, 7 * 86_400_000, 60_000], 'an hour of outbox, eight days of inbox, a week of Kafka');
     assert.equal(config.kafkaPartitions, Math.max(3, availableParallelism()), 'one partition per core, at least 3');
   });
 
@@ -50,6 +52,7 @@ describe('config', () => {
     ['a session timeout the broker refuses', { KAFKA_SESSION_TIMEOUT_MS: '1000' }, /KAFKA_SESSION_TIMEOUT_MS must be an integer from 6000 to 300000/],
     ['an unknown service role', { SERVICE_ROLE: 'workers' }, /SERVICE_ROLE must be one of all, api, worker, got "workers"/],
     ['no partitions', { KAFKA_PARTITIONS: '0' }, /KAFKA_PARTITIONS must be an integer from 1 to 1000/],
+    ['an inbox that forgets before Kafka does', { KAFKA_RETENTION_MS: '86400000', INBOX_RETENTION_MS: '86400000' }, /INBOX_RETENTION_MS \(86400000\) must be longer than KAFKA_RETENTION_MS \(86400000\)/],
     ['more in-sync replicas than copies', { KAFKA_REPLICATION_FACTOR: '2', KAFKA_MIN_INSYNC_REPLICAS: '3' }, /KAFKA_MIN_INSYNC_REPLICAS \(3\) must not exceed KAFKA_REPLICATION_FACTOR \(2\)/],
     ['a replica URL that is no URL', { ORDER_URL: 'http://o1:1/graphql,o2' }, /ORDER_URL must be a URL, got "o2"/],
     ['a short JWT secret', { JWT_SECRET: 'short' }, /at least 32 bytes/],

@@ -8,6 +8,7 @@ import { REPO_ROOT, gatewayCredentialHeaders } from '../src/index.ts';
 import { NO_API_MESSAGE } from '../src/http.ts';
 import { isolatedConfig, startStack, type TestStack } from '../../test/support/stack.ts';
 import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
+import { waitFor } from '../../test/support/saga.ts';
 
 describe('/healthz and /readyz', () => {
   let up: TestStack;
@@ -88,6 +89,24 @@ describe('SERVICE_ROLE: an api process and a worker', () => {
     assert.equal(response.status, 404);
     assert.deepEqual(await response.json(), { error: NO_API_MESSAGE });
     assert.deepEqual(await readiness(worker), ['kafka', 'postgres', 'redis']);
+  });
+});
+
+describe('retention is scheduled', () => {
+  let stack: TestStack;
+  before(async () => {
+    stack = await startStack({ services: ['inventory'], env: { OUTBOX_RETENTION_MS: '0', RETENTION_INTERVAL_MS: '200' } });
+  });
+  after(() => stack?.close());
+
+  it('a service prunes its outbox rows once done, on its own', async () => {
+    const admin = await stack.token('root', ['admin']);
+    const result = await stack.graphql('mutation { adjustStock(sku: "PRUNE-1", delta: 5, reason: "retention test") { onHand } }', { token: admin });
+    assert.equal(result.errors, undefined, JSON.stringify(result.errors));
+    const db = stack.services.inventory!.runtime.db;
+    // The live change is projected, then pruned.
+    await waitFor(async () => ((await db.fork().execute<{ n: number }[]>('select count(*)::int as n from outbox'))[0].n === 0 ? true : undefined),
+      'the outbox to be pruned', 15_000);
   });
 });
 

@@ -13,7 +13,7 @@ import { defineEntity, p } from '@mikro-orm/core';
 import {
   type Config, type Database, type EntityManager, type IncomingMessage, type KafkaClient, type AnyEventEnvelope,
   EventSchemaRegistry, EventValidationError, Migration, OutboxRelay, createEvent, createKafka, createLogger,
-  enqueueEvents, openDatabase, outboxMigrations, pruneOutbox,
+  enqueueEvents, openDatabase, outboxMigrations, pruneInbox, pruneOutbox,
 } from '../src/index.ts';
 import { isolatedConfig } from '../../test/support/stack.ts';
 import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
@@ -167,12 +167,52 @@ describe('outbox: atomic with the state change', () => {
     await waitFor('the poll to publish it', () => relay.published === before + 1, 3_000);
   });
 
-  it('pruneOutbox deletes published rows older than asked', async () => {
-    await waitFor('backlog drained', async () => (await env.relays[0].backlog()) === 0);
-    const em = env.db.fork();
-    assert.equal(await pruneOutbox(em, 60_000), 0);
-    assert.ok(await pruneOutbox(em, 0) >= 1);
-    assert.equal(await countRows(em, 'select count(*)::int as n from outbox'), 0);
+});
+
+describe('retention: pruning removes only what is due', () => {
+  const config = isolatedConfig();
+  let db: Database;
+  before(async () => {
+    await ensureDatabases(config, ['order']);
+    db = await openDatabase({ config, service: 'order', entities: [Thing], migrations: [...outboxMigrations], log });
+    await db.migrate();
+  });
+  after(async () => { await db?.close(); await dropDatabases(config, ['order']); });
+
+  const HOUR = 3_600_000;
+  const at = (hoursAgo: number) => new Date(Date.UTC(2026, 11, 5, 12) - hoursAgo * HOUR).toISOString();
+  /** The clock the prunes are asked at: the rows are dated against it, not against the real one. */
+  const now = new Date(Date.UTC(2026, 11, 5, 12));
+
+  it('deletes outbox rows done longer ago than the retention, never a row not yet done', async () => {
+    const em = db.fork();
+    const rows: [string, string, string | null][] = [
+      ['published 3 h ago', at(4), at(3)],
+      ['live change done 2 h ago', at(2), at(2)],
+      ['published 30 min ago', at(1), at(0.5)],
+      ['waiting for 5 h', at(5), null],
+    ];
+    for (const [aggregateid, created, published] of rows) {
+      await em.execute(`insert into outbox (id, aggregatetype, aggregateid, type, topic, payload, created_at, published_at)
+        values (?, 'Thing', ?, 'ThingHappened', ?, '{}'::jsonb, ?::timestamptz, ?::timestamptz)`,
+      [randomUUID(), aggregateid, aggregateid.startsWith('live') ? null : TOPIC, created, published]);
+    }
+    assert.equal(await pruneOutbox(em, HOUR, now), 2);
+    const left = await em.execute<{ aggregateid: string }[]>('select aggregateid from outbox order by aggregateid');
+    assert.deepEqual(left.map((r) => r.aggregateid), ['published 30 min ago', 'waiting for 5 h']);
+    assert.equal(await pruneOutbox(em, HOUR, now), 0, 'a second prune finds nothing due');
+  });
+
+  it('deletes inbox rows processed longer ago than the retention, for every consumer', async () => {
+    const em = db.fork();
+    for (const [consumer, hoursAgo] of [['a', 200], ['b', 200], ['a', 100], ['b', 1]] as const) {
+      await em.execute(`insert into inbox (consumer, event_id, event_type, processed_at) values (?, ?, 'ThingHappened', ?::timestamptz)`,
+        [consumer, randomUUID(), at(hoursAgo)]);
+    }
+    assert.equal(await pruneInbox(em, 150 * HOUR, now), 2);
+    assert.equal(await countRows(em, 'select count(*)::int as n from inbox'), 2);
+    assert.equal(await pruneInbox(em, 50 * HOUR, now), 1);
+    assert.equal(await countRows(em, 'select count(*)::int as n from inbox'), 1);
   });
 });
 
