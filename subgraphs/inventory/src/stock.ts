@@ -1,5 +1,5 @@
 import {
-  ErrorCode, SKU_PATTERN, apiError, badInput, channelName, checkSku, crashPoint, enqueueLive,
+  ErrorCode, SKU_PATTERN, apiError, badInput, channelName, checkSku, crashPoint, createEvent, enqueueEvents, enqueueLive,
   type EntityManager, type Logger, type OutboxProjector, type Redis, type ServiceRuntime,
 } from '@swiftcart/platform';
 import { emptyStock, toStockRecord, type StockRecord, type StockRow } from './entities.ts';
@@ -179,6 +179,17 @@ export class StockLedger {
           [input.sku, input.delta, reason, input.actor, changed.onHand],
           'run',
         );
+        // Every stock change is an event: reservations have theirs, an adjustment this one.
+        await enqueueEvents(tx, [createEvent({
+          type: 'StockAdjusted',
+          source: 'inventory',
+          aggregateType: 'Stock',
+          aggregateId: input.sku,
+          data: {
+            sku: input.sku, delta: input.delta, reason, actor: input.actor,
+            onHand: changed.onHand, reserved: changed.reserved, available: changed.available, version: changed.version,
+          },
+        })]);
         await recordStockChanges(tx, [changed]);
         return changed;
       });

@@ -8,6 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import { signToken } from '@swiftcart/platform';
 import { startStack, type TestStack } from '../../../test/support/stack.ts';
 import { seedStock } from '../src/stock.ts';
+import { EventTap } from '../../../test/support/participants.ts';
+import { waitFor } from '../../../test/support/saga.ts';
 import { ADJUST, auditCount, auditRows, em, setReserved, stockRow } from './support.ts';
 
 describe('adjustStock', () => {
@@ -45,6 +47,24 @@ describe('adjustStock', () => {
     // Reads after the mutation see the new figure.
     const read = await stack.graphql('{ stockLevel(sku: "ADJ-1") { onHand reserved available version } }');
     assert.deepEqual(read.data.stockLevel, { onHand: 7, reserved: 2, available: 5, version: 2 });
+  });
+
+  test('every adjustment is a StockAdjusted event on inventory.events.v1, keyed by the sku; a refused one is none', async () => {
+    await using tap = await EventTap.start(stack.services.inventory!);
+    await seedStock(em(stack), [{ sku: 'EVT-1', onHand: 4 }]);
+    const refused = await adjust('EVT-1', -5, 'too many');
+    assert.equal(refused.errors?.[0].extensions?.code, 'INSUFFICIENT_STOCK');
+    const done = await adjust('EVT-1', 6, 'delivery 42');
+    assert.equal(done.errors, undefined, JSON.stringify(done.errors));
+    const [event] = await waitFor(() => {
+      const found = tap.events.filter((e) => e.aggregateId === 'EVT-1');
+      return found.length ? found : undefined;
+    }, 'StockAdjusted on Kafka', 15_000);
+    assert.equal(event.type, 'StockAdjusted');
+    assert.deepEqual([event.source, event.aggregateType, event.causationId], ['inventory', 'Stock', null]);
+    assert.deepEqual(event.data, { sku: 'EVT-1', delta: 6, reason: 'delivery 42', actor: 'admin-1', onHand: 10, reserved: 0, available: 10, version: 2 });
+    const rows = await em(stack).execute<{ type: string }[]>(`select type from outbox where aggregateid = 'EVT-1' and topic is not null`);
+    assert.deepEqual(rows.map((r) => r.type), ['StockAdjusted'], 'the refused adjustment wrote no event');
   });
 
   test('a later read in the same request sees the figure the mutation left', async () => {
