@@ -32,5 +32,20 @@ class CreatePayment extends Migration {
   }
 }
 
+class CreateCancelledOrder extends Migration {
+  override up(): void {
+    // The orders payment has seen cancelled: a payment request for one of them is never charged,
+    // or is refunded at once, whatever order its events arrive (or are replayed) in.
+    this.addSql(`
+      create table cancelled_order (
+        order_id uuid primary key,
+        cancelled_at timestamptz not null default now()
+      )`);
+  }
+}
+
 /** The payment database's migrations, in order. */
-export const migrations: readonly NamedMigration[] = [{ name: '0001_create_payment', class: CreatePayment }];
+export const migrations: readonly NamedMigration[] = [
+  { name: '0001_create_payment', class: CreatePayment },
+  { name: '0002_cancelled_order', class: CreateCancelledOrder },
+];

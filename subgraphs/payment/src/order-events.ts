@@ -18,12 +18,19 @@
  * Ordering: the orchestrator writes PaymentRequested before any OrderCancelled of the same order,
  * and both travel on one partition, so a cancellation that races the authorisation (the saga
  * deadline) is handled after it and refunds what was authorised.
+ *
+ * The refund gap: a PaymentRequested can still come after the cancellation, when it was
+ * dead-lettered and replayed, or when a crash left its payment PENDING. So every OrderCancelled is
+ * remembered (`cancelled_order`), and a PaymentRequested for a cancelled order charges nothing: with
+ * no payment yet, the provider is not called; with a PENDING one (the provider may have authorised
+ * it before a crash), the authorisation is asked again under the same id and, if it stands,
+ * refunded at once (PaymentRefunded). No money is held for an order that is no longer payable.
  */
 import { createHash } from 'node:crypto';
 import { LockMode } from '@mikro-orm/core';
 import {
   createEvent, enqueueEvents, uuidv7,
-  type AnyEventEnvelope, type ConsumerSpec, type EventEnvelope, type EventHandler, type EventPreparer, type ServiceRuntime,
+  type AnyEventEnvelope, type ConsumerSpec, type EntityManager, type EventEnvelope, type EventHandler, type EventPreparer, type Logger, type ServiceRuntime,
 } from '@swiftcart/platform';
 import { type AuthorizationOutcome, createResilientProvider, loadPaymentSettings, type ResilientProvider } from './authorization.ts';
 import { Payment, Refund, type PaymentEntity } from './entities.ts';
@@ -135,7 +142,15 @@ async function openPayment(runtime: ServiceRuntime, data: PaymentRequestedData):
 /** What the provider said about a PaymentRequested, found out before its inbox transaction. */
 type AuthorizationPrepared =
   | { readonly kind: 'decided'; readonly status: PaymentEntity['status'] }
-  | { readonly kind: 'asked'; readonly paymentId: string; readonly outcome: AuthorizationOutcome };
+  | { readonly kind: 'asked'; readonly paymentId: string; readonly outcome: AuthorizationOutcome }
+  /** The order was cancelled first: nothing charged, or charged (before a crash) and refunded now. */
+  | { readonly kind: 'voided'; readonly paymentId: string | null; readonly outcome: AuthorizationOutcome | null; readonly refundId: string | null };
+
+/** Whether payment has seen this order cancelled. */
+async function isCancelled(runtime: ServiceRuntime, orderId: string): Promise<boolean> {
+  const rows = await runtime.db.fork().execute<{ found: number }[]>('select 1 as found from cancelled_order where order_id = ?', [orderId]);
+  return rows.length > 0;
+}
 
 /** What the provider said about an OrderCancelled, found out before its inbox transaction. */
 type RefundPrepared =
@@ -157,15 +172,33 @@ export function orderEventHandlers(runtime: ServiceRuntime) {
   const provider = providerOf(runtime);
 
   const preparePayment: EventPreparer<EventEnvelope<'PaymentRequested', PaymentRequestedData>> = async (event, context): Promise<AuthorizationPrepared> => {
+    if (await isCancelled(runtime, event.data.orderId)) return voidPayment(event.data.orderId, context.signal);
     const opened = await openPayment(runtime, event.data);
     if (opened.status !== 'PENDING') return { kind: 'decided', status: opened.status };
     const outcome = await provider.authorize({ paymentId: opened.id, amount: opened.amount, method: opened.method }, context.signal);
     return { kind: 'asked', paymentId: opened.id, outcome };
   };
 
+  /**
+   * A PaymentRequested for a cancelled order: no payment yet means nothing was ever charged; a
+   * PENDING one may have been authorised before a crash, so the provider is asked again under its
+   * id (it answers as the first time) and what it authorised is refunded.
+   */
+  const voidPayment = async (orderId: string, signal: AbortSignal): Promise<AuthorizationPrepared> => {
+    const pending = await runtime.db.fork().findOne(Payment, { orderId });
+    if (!pending || pending.status !== 'PENDING') return { kind: 'voided', paymentId: pending?.id ?? null, outcome: null, refundId: null };
+    const outcome = await provider.authorize({ paymentId: pending.id, amount: pending.amount, method: pending.method }, signal);
+    if (outcome.outcome !== 'AUTHORIZED' || pending.amount === 0) return { kind: 'voided', paymentId: pending.id, outcome, refundId: null };
+    const refundId = refundIdOf(pending.id);
+    const refund = await provider.refund({ providerRef: outcome.providerRef, amount: pending.amount, refundId }, signal);
+    if (refund.outcome === 'FAILED') throw new RefundFailedError(`refund of payment ${pending.id} (cancelled order ${orderId}) failed: ${refund.reason}`);
+    return { kind: 'voided', paymentId: pending.id, outcome, refundId };
+  };
+
   const paymentRequested: EventHandler<EventEnvelope<'PaymentRequested', PaymentRequestedData>> = async (em, event, context) => {
     const { orderId } = event.data;
     const prepared = context.prepared as AuthorizationPrepared;
+    if (prepared.kind === 'voided') return recordVoided(em, event, prepared, context.log);
     if (prepared.kind === 'decided') {
       // Decided by an earlier PaymentRequested of this order: that decision was published then.
       context.log.warn({ orderId, eventId: event.id, status: prepared.status }, 'PaymentRequested for an order whose payment is already decided; ignored');
@@ -197,6 +230,34 @@ export function orderEventHandlers(runtime: ServiceRuntime) {
     await enqueueEvents(em, [answer]);
   };
 
+  /** Records what {@link voidPayment} found: the payment stops PENDING, and a refund is recorded and announced. */
+  const recordVoided = async (em: EntityManager, event: AnyEventEnvelope, prepared: Extract<AuthorizationPrepared, { kind: 'voided' }>, log: Logger) => {
+    const { orderId } = event.data as PaymentRequestedData;
+    if (prepared.paymentId === null || prepared.outcome === null) {
+      log.warn({ orderId, eventId: event.id }, 'PaymentRequested for a cancelled order; nothing charged');
+      return;
+    }
+    const payment = await em.findOneOrFail(Payment, { id: prepared.paymentId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    if (payment.status !== 'PENDING') return;
+    const { outcome } = prepared;
+    payment.attempts += outcome.attempts;
+    if (outcome.outcome !== 'AUTHORIZED') {
+      payment.status = outcome.outcome === 'DECLINED' ? 'DECLINED' : 'FAILED';
+      payment.failureReason = `order cancelled; the provider said: ${outcome.reason}`;
+      await em.flush();
+      return;
+    }
+    payment.providerRef = outcome.providerRef;
+    payment.status = 'REFUNDED';
+    const amount = { amount: payment.amount, currency: payment.currency };
+    if (prepared.refundId !== null) em.create(Refund, { id: prepared.refundId, payment: payment.id, amount: payment.amount });
+    await em.flush();
+    log.warn({ orderId, eventId: event.id, paymentId: payment.id }, 'a cancelled order\'s payment had been authorised; refunded at once');
+    if (prepared.refundId !== null) {
+      await enqueueEvents(em, [paymentEvent('PaymentRefunded', event, { orderId, paymentId: payment.id, refundId: prepared.refundId, amount })]);
+    }
+  };
+
   const prepareRefund: EventPreparer<EventEnvelope<'OrderCancelled', OrderCancelledData>> = async (event, context): Promise<RefundPrepared> => {
     const { orderId } = event.data;
     const payment = await runtime.db.fork().findOne(Payment, { orderId });
@@ -214,6 +275,8 @@ export function orderEventHandlers(runtime: ServiceRuntime) {
   const orderCancelled: EventHandler<EventEnvelope<'OrderCancelled', OrderCancelledData>> = async (em, event, context) => {
     const { orderId } = event.data;
     const prepared = context.prepared as RefundPrepared;
+    // Remembered whatever the payment's state: a PaymentRequested after this one must not charge.
+    await em.execute('insert into cancelled_order (order_id) values (?) on conflict do nothing', [orderId], 'run');
     const payment = await em.findOne(Payment, { orderId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
     if (!payment || payment.status !== 'AUTHORIZED') return;
     if (payment.amount === 0) {

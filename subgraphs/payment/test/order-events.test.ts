@@ -206,6 +206,38 @@ describe('payment consumes order events', () => {
     assert.deepEqual(await outboxTypes(payment, orderId), ['PaymentAuthorized']);
   });
 
+  test('the refund gap: a PaymentRequested replayed after the cancellation charges nothing', async () => {
+    const orderId = randomUUID();
+    const cancelled = await cancelOrder(orderId, 'PENDING');
+    await handled(payment, cancelled.id);
+    // The request had been dead-lettered; replayed now, after the order was cancelled.
+    const replayed = await requestPayment(orderId, 'tok_visa');
+    await handled(payment, replayed.id);
+    assert.equal(await paymentOf(orderId), null, 'no payment, so the provider was never asked');
+    assert.deepEqual(await outboxTypes(payment, orderId), []);
+  });
+
+  test('the refund gap after a crash: authorised, then cancelled, then redelivered: refunded at once, charged once', async () => {
+    const orderId = randomUUID();
+    const request = orderEvent('PaymentRequested', { orderId, customerId: 'alice', amount: EUR(4_999), paymentMethod: 'tok_visa' });
+    const first = await prepareOnly(request) as { paymentId: string; outcome: { outcome: string; providerRef: string } };
+    assert.equal(first.outcome.outcome, 'AUTHORIZED');
+    // The process died with the money authorised and the payment PENDING; the order was cancelled meanwhile.
+    const cancelled = await cancelOrder(orderId);
+    await handled(payment, cancelled.id);
+    assert.equal((await paymentOf(orderId))?.status, 'PENDING', 'nothing to refund yet: the authorisation was never recorded');
+    await publishEnvelope(payment, request);
+    const refunded = await tap.next(orderId, 'PaymentRefunded');
+    const row = await paymentOf(orderId);
+    assert.equal(row?.status, 'REFUNDED');
+    assert.equal(row?.providerRef, first.outcome.providerRef, 'the first authorisation, not a second charge');
+    const refunds = await refundsOf(first.paymentId);
+    assert.equal(refunds.length, 1);
+    assert.equal(refunds[0].id, refundIdOf(first.paymentId));
+    assert.deepEqual(refunded.data, { orderId, paymentId: first.paymentId, refundId: refundIdOf(first.paymentId), amount: EUR(4_999) });
+    assert.deepEqual(await outboxTypes(payment, orderId), ['PaymentRefunded'], 'no PaymentAuthorized for a cancelled order');
+  });
+
   test('a crash after the provider refunded, before the refund was recorded: the redelivery records that refund once', async () => {
     const orderId = randomUUID();
     await requestPayment(orderId, 'tok_visa');
