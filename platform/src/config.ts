@@ -108,6 +108,11 @@ export interface Config {
   readonly inboxRetentionMs: number;
   /** How often both are pruned (`RETENTION_INTERVAL_MS`, default 1 minute). */
   readonly retentionIntervalMs: number;
+  /**
+   * How many times a message may be handed to a consumer that then died before finishing it
+   * (`CONSUMER_MAX_DELIVERIES`, default 3): the next delivery dead-letters it unapplied.
+   */
+  readonly consumerMaxDeliveries: number;
   /** What this process runs (`SERVICE_ROLE`): see {@link SERVICE_ROLES}. */
   readonly serviceRole: ServiceRole;
   readonly jwtSecret: string;
@@ -282,6 +287,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     outboxRetentionMs: integerVar(env, 'OUTBOX_RETENTION_MS', 3_600_000, 0, 3_650 * DAY_MS),
     inboxRetentionMs,
     retentionIntervalMs: integerVar(env, 'RETENTION_INTERVAL_MS', 60_000, 100, DAY_MS),
+    consumerMaxDeliveries: integerVar(env, 'CONSUMER_MAX_DELIVERIES', 3, 1, 100),
     serviceRole,
     jwtSecret,
     subgraphSecret,

@@ -16,6 +16,7 @@ import {
 import { type EventSchemaRegistry, EventValidationError, defaultEventSchemaRegistry } from './event-schemas.ts';
 import { type BatchControls, type ConsumeControls, type IncomingMessage, type KafkaClient, type Subscription } from './kafka.ts';
 import type { Logger } from './logger.ts';
+import { crashPoint } from './faults.ts';
 import { isUuid } from './ids.ts';
 import { retryPolicy, runPolicy } from './resilience.ts';
 
@@ -233,6 +234,11 @@ function parseEnvelope(message: IncomingMessage, registry: EventSchemaRegistry, 
  * transaction, retried with exponential backoff and jitter up to `retry.attempts`, then
  * dead-lettered with the error in headers; either way the next message follows. So one poison
  * event costs its batch a second pass, never the others' effects, and nothing applies twice.
+ *
+ * A message that kills the process (no error to catch) is found by counting in PostgreSQL, before
+ * any work, how often each chunk was handed over (`consumer_delivery`). A chunk handed over again
+ * unfinished is applied one event at a time, each counted first; an event handed over
+ * `CONSUMER_MAX_DELIVERIES` times is dead-lettered unapplied on the next handing.
  *
  * The topics and their `.dlq` topics are created if missing (1 partition for a DLQ, so its
  * offsets name dead letters unambiguously).
@@ -474,8 +480,44 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     await runEffects(effects, { events: unique.length });
   };
 
+  /**
+   * Counts one more handing of `message` to this consumer, committed before any work on it, and
+   * returns the count. A row that does not exist yet starts at `initial`. A message that kills the
+   * process leaves nothing else behind, so this count is how its next delivery knows.
+   */
+  const recordDelivery = async (scope: 'chunk' | 'event', message: IncomingMessage, initial = 1): Promise<number> => {
+    const [row] = await runtime.db.fork().execute<{ deliveries: number }[]>(`
+      insert into consumer_delivery as d (consumer, scope, topic, partition, "offset", deliveries) values (?, ?, ?, ?, ?, ?)
+      on conflict (consumer, scope, topic, partition, "offset")
+        do update set deliveries = d.deliveries + 1, delivered_at = now()
+      returning deliveries`, [consumer, scope, message.topic, message.partition, message.offset, initial]);
+    return Number(row.deliveries);
+  };
+  const { consumerMaxDeliveries } = runtime.config;
+
+  /**
+   * A chunk handed over before without being finished (the process died, or stopped, mid-chunk):
+   * its events go one at a time, each counted on its own first, so the one that kills the process
+   * is found, and dead-lettered unapplied once handed `CONSUMER_MAX_DELIVERIES` times. An event's
+   * count starts at 2: the chunk's unfinished handing may have been its doing, and that is all
+   * that can be said of an event never handed on its own before.
+   */
+  const handleCarefully = async (deliveries: readonly Delivery[], controls: ConsumeControls) => {
+    for (const delivery of deliveries) {
+      const handed = await recordDelivery('event', delivery.message, 2);
+      if (handed > consumerMaxDeliveries) {
+        const died = handed - 1;
+        await deadLetter(delivery.message, new Error(`handed to this consumer ${died} times, and each time it died before finishing; not applied`), died);
+        continue;
+      }
+      crashPoint(runtime.config, 'handling', delivery.event.id);
+      await handleOne(delivery, controls);
+    }
+  };
+
   /** Up to `maxBatchSize` messages: poison to the DLQ, the rest in one transaction, or one at a time when that fails. */
   const handleChunk = async (messages: readonly IncomingMessage[], controls: ConsumeControls) => {
+    const chunkDeliveries = await recordDelivery('chunk', messages[0]);
     const deliveries: Delivery[] = [];
     for (const message of messages) {
       try {
@@ -486,6 +528,12 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
       }
     }
     if (deliveries.length === 0) return;
+    if (chunkDeliveries > 1) {
+      log.warn({ partition: messages[0].partition, firstOffset: messages[0].offset, deliveries: chunkDeliveries, events: deliveries.length },
+        'chunk handed over again unfinished; applying its events one at a time');
+      return handleCarefully(deliveries, controls);
+    }
+    for (const delivery of deliveries) crashPoint(runtime.config, 'handling', delivery.event.id);
     if (deliveries.length === 1) return handleOne(deliveries[0], controls);
     try {
       await applyTogether(deliveries);

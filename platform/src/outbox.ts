@@ -70,10 +70,34 @@ class LocalLiveRows extends Migration {
   }
 }
 
-/** Append these to a service's own migrations: they create the `outbox` and `inbox` tables. */
+class ConsumerDeliveries extends Migration {
+  override up(): void {
+    // How often a consumer was handed a chunk (scope 'chunk', keyed by its first offset) or one
+    // message (scope 'event'): committed before the work, so a message that kills the process is
+    // counted even though nothing else is.
+    this.addSql(`
+      create table consumer_delivery (
+        consumer text not null,
+        scope text not null check (scope in ('chunk', 'event')),
+        topic text not null,
+        partition integer not null,
+        "offset" bigint not null,
+        deliveries integer not null default 1,
+        delivered_at timestamptz not null default now(),
+        primary key (consumer, scope, topic, partition, "offset")
+      )`);
+  }
+
+  override down(): void {
+    this.addSql('drop table if exists consumer_delivery');
+  }
+}
+
+/** Append these to a service's own migrations: they create the `outbox`, `inbox` and `consumer_delivery` tables. */
 export const outboxMigrations: readonly NamedMigration[] = [
   { name: 'outbox_0001_create', class: CreateOutboxAndInbox },
   { name: 'outbox_0002_live_rows', class: LocalLiveRows },
+  { name: 'outbox_0003_consumer_delivery', class: ConsumerDeliveries },
 ];
 
 /** Options of {@link enqueueEvents}. */

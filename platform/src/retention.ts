@@ -53,6 +53,19 @@ export function pruneInbox(em: EntityManager, retentionMs: number, now: Date = n
     select count(*)::integer as deleted from deleted`, [now.toISOString(), retentionMs]);
 }
 
+/** Deletes delivery counts (platform/src/inbox.ts) older than `retentionMs`: kept as long as the inbox. */
+export function pruneDeliveries(em: EntityManager, retentionMs: number, now: Date = new Date()): Promise<number> {
+  return pruneBatches(em, `
+    with deleted as (
+      delete from consumer_delivery where ctid in (
+        select ctid from consumer_delivery
+        where delivered_at < ?::timestamptz - (? * interval '1 millisecond')
+        limit ?)
+      returning 1
+    )
+    select count(*)::integer as deleted from deleted`, [now.toISOString(), retentionMs]);
+}
+
 /** What {@link startRetention} prunes and how often. */
 export interface RetentionOptions {
   readonly config: Pick<Config, 'outboxRetentionMs' | 'inboxRetentionMs' | 'retentionIntervalMs'>;
@@ -84,7 +97,7 @@ export function startRetention(options: RetentionOptions): RunningRetention {
       const started = Date.now();
       try {
         const outbox = options.outbox ? await pruneOutbox(db.fork(), config.outboxRetentionMs) : 0;
-        const inbox = options.inbox ? await pruneInbox(db.fork(), config.inboxRetentionMs) : 0;
+        const inbox = options.inbox ? await pruneInbox(db.fork(), config.inboxRetentionMs) + await pruneDeliveries(db.fork(), config.inboxRetentionMs) : 0;
         pruned.outbox += outbox;
         pruned.inbox += inbox;
         if (outbox || inbox) log.info({ outboxPruned: outbox, inboxPruned: inbox, ms: Date.now() - started }, 'messaging tables pruned');
