@@ -64,7 +64,9 @@ describe('orderUpdated through the gateway', () => {
     const order = ['PENDING', 'AWAITING_PAYMENT', 'CONFIRMED', 'SHIPPED'];
     const seen = [...new Set(statuses)];
     assert.deepEqual(seen, order.filter((s) => seen.includes(s)), `statuses in saga order: ${statuses}`);
-    assert.ok(seen.includes('PENDING') && seen.includes('CONFIRMED') && seen.includes('SHIPPED'), `saw ${statuses}`);
+    // The subscription starts after placeOrder answered: its first state is whatever the saga has
+    // reached by then, PENDING or, on a busy machine, already AWAITING_PAYMENT.
+    assert.ok(['PENDING', 'AWAITING_PAYMENT'].includes(seen[0]) && seen.includes('CONFIRMED') && seen.includes('SHIPPED'), `saw ${statuses}`);
     for (const result of sub.results) assert.equal(result.errors, undefined, JSON.stringify(result.errors));
   });
 
