@@ -124,6 +124,26 @@ describe('docker-compose.yml: safe by default', () => {
     assert.equal(compose.services.storefront.depends_on?.gateway.condition, 'service_healthy');
   });
 
+  test('three Kafka brokers in one KRaft quorum; the services create topics with three copies, two in sync', () => {
+    const compose = load(BASE, SECRETS);
+    const brokers = ['kafka-1', 'kafka-2', 'kafka-3'];
+    assert.deepEqual(Object.keys(compose.services).filter((name) => name.startsWith('kafka')).sort(), brokers);
+    brokers.forEach((name, i) => {
+      const env = service(compose, name).environment!;
+      assert.equal(env.KAFKA_NODE_ID, String(i + 1), name);
+      assert.equal(env.KAFKA_CONTROLLER_QUORUM_VOTERS, '1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093', name);
+      assert.equal(env.KAFKA_ADVERTISED_LISTENERS, `PLAINTEXT://${name}:9092`, name);
+      assert.equal(env.KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR, '3', name);
+      assert.equal(env.KAFKA_MIN_INSYNC_REPLICAS, '2', name);
+    });
+    for (const name of SERVICE_NAMES) {
+      const config = loadConfig(service(compose, name).environment);
+      assert.deepEqual(config.kafkaBrokers, ['kafka-1:9092', 'kafka-2:9092', 'kafka-3:9092'], name);
+      assert.deepEqual([config.kafkaReplicationFactor, config.kafkaMinInsyncReplicas], [3, 2], name);
+      for (const broker of brokers) assert.equal(service(compose, name).depends_on?.[broker].condition, 'service_healthy', `${name} waits for ${broker}`);
+    }
+  });
+
   test('the storefront holds no secret, runs the storefront server, and the gateway allows its origin', () => {
     const compose = load(BASE, SECRETS);
     const storefront = service(compose, 'storefront');
@@ -181,13 +201,14 @@ describe('docker-compose.dev.yml with scripts/docker/dev.env: the development co
     assert.equal(service(compose, 'storefront').environment?.JWT_SECRET, DEVELOPMENT_JWT_SECRET);
   });
 
-  test('the infrastructure is published on the host, Kafka with a listener for it', () => {
+  test('the infrastructure is published on the host, each Kafka broker with a listener for it', () => {
     const compose = merged(devEnv);
-    assert.deepEqual(service(compose, 'kafka').ports, ['9094:9094']);
+    assert.deepEqual(['kafka-1', 'kafka-2', 'kafka-3'].map((name) => service(compose, name).ports), [['9094:9094'], ['9095:9095'], ['9096:9096']]);
     assert.deepEqual(service(compose, 'postgres').ports, ['5432:5432']);
     assert.deepEqual(service(compose, 'redis').ports, ['6379:6379']);
     assert.deepEqual(service(compose, 'jaeger').ports, ['16686:16686']);
-    assert.match(service(compose, 'kafka').environment!.KAFKA_ADVERTISED_LISTENERS, /HOST:\/\/localhost:9094/);
+    assert.match(service(compose, 'kafka-1').environment!.KAFKA_ADVERTISED_LISTENERS, /^PLAINTEXT:\/\/kafka-1:9092,HOST:\/\/localhost:9094$/);
+    assert.match(service(compose, 'kafka-3').environment!.KAFKA_ADVERTISED_LISTENERS, /^PLAINTEXT:\/\/kafka-3:9092,HOST:\/\/localhost:9096$/);
     for (const name of SERVICE_NAMES) assert.equal(service(compose, name).ports, undefined, `${name} stays unpublished`);
   });
 });
