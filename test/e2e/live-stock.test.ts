@@ -12,6 +12,8 @@ import type { TestStack } from '../support/stack.ts';
 import { type LiveClient, connectLive, wsUrl } from '../support/subscriptions.ts';
 import { type SagaSystem, placeOrder, seedSaga, startSagaStack, systemOf, waitFor, pool } from '../support/saga.ts';
 
+/** The skus the slow client follows (50 subscriptions each); the healthy client follows the first. */
+const SLOW_SKUS = ['SLOW-1', 'SLOW-2', 'SLOW-3', 'SLOW-4'];
 const STOCK = `subscription Stock($skus: [ID!]!) { stockLevelChanged(skus: $skus) { sku available version product { name } } }`;
 const ADJUST = `mutation Adjust($sku: ID!, $delta: Int!) { adjustStock(sku: $sku, delta: $delta, reason: "live test") { sku available version } }`;
 
@@ -36,7 +38,7 @@ describe('stockLevelChanged through the gateway', () => {
     await seedSaga(system, [
       { sku: 'LIVE-1', onHand: 10, priceAmount: 500 },
       { sku: 'SHARE-1', onHand: 100 },
-      { sku: 'SLOW-1', onHand: 1_000 },
+      ...SLOW_SKUS.map((sku) => ({ sku, onHand: 1_000 })),
     ]);
   });
   after(async () => {
@@ -109,26 +111,39 @@ describe('stockLevelChanged through the gateway', () => {
     const watched = healthy.subscribe(STOCK, { skus: ['SLOW-1'] });
     await watched.waitFor(() => true, 'the current level');
 
-    // The slow client speaks the protocol by hand and subscribes 50 times over (within the limit of
-    // 64 waiting messages), waits for its 50 current levels, then stops reading.
+    // The slow client speaks the protocol by hand and subscribes 50 times over to each slow sku, one
+    // sku at a time (each burst of 50 current levels within the limit of 64 waiting messages),
+    // waits for its current levels, then stops reading.
     const slow = new WebSocket(wsUrl(stack.gateway!.url), 'graphql-transport-ws');
     const closed = new Promise<{ code: number; reason: string }>((resolve) => slow.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     await new Promise((resolve) => slow.once('open', resolve));
     slow.send(JSON.stringify({ type: 'connection_init', payload: {} }));
     await new Promise((resolve) => slow.once('message', resolve));
     let received = 0;
-    const initial = new Promise((resolve) => slow.on('message', () => { if (++received === 50) resolve(undefined); }));
-    for (let i = 0; i < 50; i++) slow.send(JSON.stringify({ id: String(i), type: 'subscribe', payload: { query: STOCK, variables: { skus: ['SLOW-1'] } } }));
-    await initial;
+    const counted: (() => void)[] = [];
+    slow.on('message', () => { received++; counted.shift()?.(); });
+    for (const [k, sku] of SLOW_SKUS.entries()) {
+      const target = 50 * (k + 1);
+      const initial = new Promise<void>((resolve) => {
+        const check = () => { if (received >= target) resolve(); else counted.push(check); };
+        check();
+      });
+      for (let i = 0; i < 50; i++) slow.send(JSON.stringify({ id: `${sku}-${i}`, type: 'subscribe', payload: { query: STOCK, variables: { skus: [sku] } } }));
+      await initial;
+    }
     assert.equal((await liveMetrics(stack.gateway!.url)).slowClientsClosed, before.slowClientsClosed, 'not cut off while it reads');
     (slow as unknown as { _socket: { pause(): void } })._socket.pause();
 
+    // Every round changes each slow sku once, concurrently (200 messages for the slow client), so
+    // the kernel's socket buffers fill within seconds even when each adjustment is slow; SLOW-1's
+    // changes stay one after another, as the healthy client checks.
     let last = 0;
     const deadline = Date.now() + 60_000;
     let outcome: { code: number; reason: string } | undefined;
     void closed.then((c) => { outcome = c; });
     while (!outcome && Date.now() < deadline) {
-      last = (await adjust('SLOW-1', last % 2 ? 1 : -1)).version;
+      const delta = last % 2 ? 1 : -1;
+      [last] = (await Promise.all(SLOW_SKUS.map((sku) => adjust(sku, delta)))).map((r) => r.version);
       if ((await liveMetrics(stack.gateway!.url)).slowClientsClosed > before.slowClientsClosed) break;
     }
     const metrics = await liveMetrics(stack.gateway!.url);
@@ -144,6 +159,6 @@ describe('stockLevelChanged through the gateway', () => {
     await waitFor(async () => {
       const m = await liveMetrics(stack.gateway!.url);
       return m.subscriptions === before.subscriptions + 1 ? m : undefined;
-    }, "the slow client's 50 subscriptions to be released", 10_000);
+    }, "the slow client's 200 subscriptions to be released", 10_000);
   });
 });
