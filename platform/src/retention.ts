@@ -11,10 +11,24 @@ import { sleep } from './resilience.ts';
 /** Rows deleted per statement: short transactions, so a prune never holds the relay or a consumer back. */
 const PRUNE_BATCH = 5_000;
 
-async function pruneBatches(em: EntityManager, sql: string, params: readonly unknown[]): Promise<number> {
+/**
+ * Deletes the rows of `table` whose `timeColumn` is more than `retentionMs` before `now`, in
+ * batches of {@link PRUNE_BATCH} (by `ctid`, so any table works); returns how many were deleted.
+ * `table` and `timeColumn` are this module's constants, never input.
+ */
+async function pruneOlderThan(em: EntityManager, table: string, timeColumn: string, retentionMs: number, now: Date): Promise<number> {
+  const sql = `
+    with deleted as (
+      delete from ${table} where ctid in (
+        select ctid from ${table}
+        where ${timeColumn} < ?::timestamptz - (? * interval '1 millisecond')
+        limit ?)
+      returning 1
+    )
+    select count(*)::integer as deleted from deleted`;
   let total = 0;
   for (;;) {
-    const [row] = await em.execute<{ deleted: number }[]>(sql, [...params, PRUNE_BATCH]);
+    const [row] = await em.execute<{ deleted: number }[]>(sql, [now.toISOString(), retentionMs, PRUNE_BATCH]);
     total += Number(row.deleted);
     if (Number(row.deleted) < PRUNE_BATCH) return total;
   }
@@ -22,18 +36,10 @@ async function pruneBatches(em: EntityManager, sql: string, params: readonly unk
 
 /**
  * Deletes outbox rows marked done (published, or projected live changes) more than `retentionMs`
- * before `now`; rows not yet done are never touched. Returns how many were deleted.
+ * before `now`; rows not yet done (`published_at` null) are never touched. Returns how many were deleted.
  */
 export function pruneOutbox(em: EntityManager, retentionMs: number, now: Date = new Date()): Promise<number> {
-  return pruneBatches(em, `
-    with deleted as (
-      delete from outbox where id in (
-        select id from outbox
-        where published_at is not null and published_at < ?::timestamptz - (? * interval '1 millisecond')
-        limit ?)
-      returning 1
-    )
-    select count(*)::integer as deleted from deleted`, [now.toISOString(), retentionMs]);
+  return pruneOlderThan(em, 'outbox', 'published_at', retentionMs, now);
 }
 
 /**
@@ -42,28 +48,12 @@ export function pruneOutbox(em: EntityManager, retentionMs: number, now: Date = 
  * applied again. Returns how many were deleted.
  */
 export function pruneInbox(em: EntityManager, retentionMs: number, now: Date = new Date()): Promise<number> {
-  return pruneBatches(em, `
-    with deleted as (
-      delete from inbox where (consumer, event_id) in (
-        select consumer, event_id from inbox
-        where processed_at < ?::timestamptz - (? * interval '1 millisecond')
-        limit ?)
-      returning 1
-    )
-    select count(*)::integer as deleted from deleted`, [now.toISOString(), retentionMs]);
+  return pruneOlderThan(em, 'inbox', 'processed_at', retentionMs, now);
 }
 
 /** Deletes delivery counts (platform/src/inbox.ts) older than `retentionMs`: kept as long as the inbox. */
 export function pruneDeliveries(em: EntityManager, retentionMs: number, now: Date = new Date()): Promise<number> {
-  return pruneBatches(em, `
-    with deleted as (
-      delete from consumer_delivery where ctid in (
-        select ctid from consumer_delivery
-        where delivered_at < ?::timestamptz - (? * interval '1 millisecond')
-        limit ?)
-      returning 1
-    )
-    select count(*)::integer as deleted from deleted`, [now.toISOString(), retentionMs]);
+  return pruneOlderThan(em, 'consumer_delivery', 'delivered_at', retentionMs, now);
 }
 
 /** What {@link startRetention} prunes and how often. */

@@ -19,7 +19,7 @@ import {
 import { dropDatabases, ensureDatabases, freePort } from '../../scripts/infra.ts';
 import { Payment } from '../../subgraphs/payment/src/entities.ts';
 import { migrations } from '../../subgraphs/payment/src/migrations.ts';
-import { isolatedConfig } from '../support/stack.ts';
+import { childServiceEnv, isolatedConfig } from '../support/stack.ts';
 import { waitFor } from '../support/saga.ts';
 
 const TOPIC = 'order.events.v1';
@@ -57,9 +57,8 @@ describe('a message that kills the consumer process', () => {
       child = spawn(process.execPath, [path.join(REPO_ROOT, 'subgraphs/payment/src/main.ts')], {
         cwd: REPO_ROOT,
         env: {
-          ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'warn', SERVICE_ROLE: 'all', PAYMENT_PORT: String(port),
-          DB_PREFIX: config.databasePrefix, REDIS_PREFIX: config.redisPrefix, KAFKA_TOPIC_PREFIX: config.kafkaTopicPrefix,
-          KAFKA_SESSION_TIMEOUT_MS: '6000', KAFKA_PARTITIONS: '3', SUBGRAPH_SECRET: config.subgraphSecret!,
+          ...process.env, ...childServiceEnv(config), LOG_LEVEL: 'warn', SERVICE_ROLE: 'all', PAYMENT_PORT: String(port),
+          KAFKA_SESSION_TIMEOUT_MS: '6000',
           PAYMENT_PROVIDER_LATENCY_MS: '5', CONSUMER_MAX_DELIVERIES: String(MAX_DELIVERIES), [TEST_CRASH_AT]: `handling:${poison.id}`,
         },
         stdio: ['ignore', 'pipe', 'pipe'],

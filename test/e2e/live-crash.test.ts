@@ -15,7 +15,7 @@ import { REPO_ROOT, TEST_CRASH_AT } from '@swiftcart/platform';
 import { freePort } from '../../scripts/infra.ts';
 import { seedProducts } from '../../subgraphs/product/src/catalogue.ts';
 import { seedStock } from '../../subgraphs/inventory/src/stock.ts';
-import { type TestStack, postGraphQL, startStack } from '../support/stack.ts';
+import { type TestStack, childServiceEnv, postGraphQL, startStack } from '../support/stack.ts';
 import { type LiveClient, connectLive } from '../support/subscriptions.ts';
 import { waitFor } from '../support/saga.ts';
 
@@ -50,9 +50,8 @@ describe('a crash between commit and live announcement', () => {
     child = spawn(process.execPath, [path.join(REPO_ROOT, 'subgraphs/inventory/src/main.ts')], {
       cwd: REPO_ROOT,
       env: {
-        ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'warn', SERVICE_ROLE: 'api', INVENTORY_PORT: String(port),
-        DB_PREFIX: config.databasePrefix, REDIS_PREFIX: config.redisPrefix, KAFKA_TOPIC_PREFIX: config.kafkaTopicPrefix,
-        SUBGRAPH_SECRET: config.subgraphSecret!, [TEST_CRASH_AT]: 'after-commit',
+        ...process.env, ...childServiceEnv(config), LOG_LEVEL: 'warn', SERVICE_ROLE: 'api', INVENTORY_PORT: String(port),
+        [TEST_CRASH_AT]: 'after-commit',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

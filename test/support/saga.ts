@@ -19,7 +19,7 @@ import { dropDatabases, ensureDatabases, freePort } from '../../scripts/infra.ts
 import { seedProducts, type SeedProduct } from '../../subgraphs/product/src/catalogue.ts';
 import { seedStock } from '../../subgraphs/inventory/src/stock.ts';
 import {
-  type GraphQLResult, type TestStack, clearRedisPrefix, isolatedConfig, loadServiceModule, postGraphQL, startStack,
+  type GraphQLResult, type TestStack, childServiceEnv, clearRedisPrefix, isolatedConfig, loadServiceModule, postGraphQL, startStack,
 } from './stack.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -474,13 +474,8 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { 
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
     ...settings,
-    NODE_ENV: 'test',
-    DB_PREFIX: config.databasePrefix,
-    REDIS_PREFIX: config.redisPrefix,
-    KAFKA_TOPIC_PREFIX: config.kafkaTopicPrefix,
-    KAFKA_PARTITIONS: String(config.kafkaPartitions),
     // The children require the credential the in-process gateway sends.
-    SUBGRAPH_SECRET: config.subgraphSecret ?? '',
+    ...childServiceEnv(config),
   };
   await ensureDatabases(config, SERVICE_NAMES);
   const runtimes: Partial<Record<ServiceName, OpenRuntime>> = {};

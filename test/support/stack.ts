@@ -86,6 +86,21 @@ export function isolatedConfig(env: NodeJS.ProcessEnv = {}): Config {
   });
 }
 
+/**
+ * The environment a service started as a child process needs to share `config`'s isolation (its
+ * databases, Redis prefix, topic prefix and partitions) and accept its gateway's credential.
+ */
+export function childServiceEnv(config: Config): NodeJS.ProcessEnv {
+  return {
+    NODE_ENV: 'test',
+    DB_PREFIX: config.databasePrefix,
+    REDIS_PREFIX: config.redisPrefix,
+    KAFKA_TOPIC_PREFIX: config.kafkaTopicPrefix,
+    KAFKA_PARTITIONS: String(config.kafkaPartitions),
+    SUBGRAPH_SECRET: config.subgraphSecret ?? '',
+  };
+}
+
 /** Deletes every Redis key under the configuration's prefix. */
 export async function clearRedisPrefix(config: Config): Promise<void> {
   const redis = new Redis(config.redisUrl);
