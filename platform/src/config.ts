@@ -279,7 +279,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     kafkaBrokers,
     kafkaTopicPrefix: env.KAFKA_TOPIC_PREFIX ?? '',
     // The broker accepts 6 s to 300 s (group.min/max.session.timeout.ms).
-    kafkaSessionTimeoutMs: integerVar(env, 'KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000),
+    kafkaSessionTimeoutMs: integerVar(env, 'KAFKA_SESSION_TIMEOUT_MS', 10_000, 6_000, 300_000),
     kafkaPartitions: integerVar(env, 'KAFKA_PARTITIONS', DEFAULT_KAFKA_PARTITIONS, 1, 1_000),
     kafkaReplicationFactor,
     kafkaMinInsyncReplicas,

@@ -6,7 +6,7 @@
  */
 import { type Span, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 import type { Config } from './config.ts';
-import type { Database, EntityManager } from './database.ts';
+import { type Database, type EntityManager, isDatabaseUnavailable } from './database.ts';
 import {
   type AnyEventEnvelope,
   DLQ_ATTEMPTS_HEADER, DLQ_CONSUMER_HEADER, DLQ_ERROR_HEADER, DLQ_FAILED_AT_HEADER,
@@ -397,8 +397,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     try {
       await applyOne(delivery, controls, tries);
     } catch (error) {
-      // Shutting down mid-retry: leave the offset alone; the message is delivered again later.
-      if (stopping.signal.aborted) throw error;
+      // Shutting down mid-retry, or the database gone: not the event's fault. The offset stays
+      // unresolved and the message is delivered again once the consumer restarts.
+      if (stopping.signal.aborted || isDatabaseUnavailable(error)) throw error;
       span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
       await deadLetter(delivery.message, error, tries.made);
     }
@@ -538,7 +539,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     try {
       await applyTogether(deliveries);
     } catch (error) {
-      if (stopping.signal.aborted) throw error;
+      if (stopping.signal.aborted || isDatabaseUnavailable(error)) throw error;
       // One bad event must not hold back the others: each goes again on its own, with its own
       // retries and dead letter; what the batch did was rolled back, so nothing applies twice.
       metrics.batchesSplit++;

@@ -19,7 +19,7 @@ import { dropDatabases, ensureDatabases, freePort } from '../../scripts/infra.ts
 import { seedProducts, type SeedProduct } from '../../subgraphs/product/src/catalogue.ts';
 import { seedStock } from '../../subgraphs/inventory/src/stock.ts';
 import {
-  type GraphQLResult, type TestStack, childServiceEnv, clearRedisPrefix, isolatedConfig, loadServiceModule, postGraphQL, startStack,
+  type GraphQLResult, type TestStack, TEST_RATE_LIMITS, childServiceEnv, clearRedisPrefix, isolatedConfig, loadServiceModule, postGraphQL, startStack,
 } from './stack.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -396,7 +396,8 @@ export function consumerMetric(stack: TestStack, service: ServiceName, metric: '
 
 /** One service running as a child process. */
 export interface ChildService {
-  readonly name: ServiceName;
+  /** The service, or `gateway` for a gateway started with `gatewayProcess`. */
+  readonly name: ServiceName | 'gateway';
   /** How its output lines are tagged: the name, `order#2` for the second of several replicas, `order-worker` for a worker. */
   readonly label: string;
   /** Its SERVICE_ROLE: `all` unless the stack was started with `workers`. */
@@ -417,6 +418,8 @@ export interface ProcessStack extends SagaSystem, AsyncDisposable {
   /** With `workers`: each replica's worker process (relay, consumers, sweeper); else empty lists. */
   readonly workers: Record<ServiceName, ChildService[]>;
   readonly gatewayUrl: string;
+  /** With `gatewayProcess`: the gateway's child process (`node gateway/src/main.ts`), else null. */
+  readonly gateway: ChildService | null;
   /** Signals a service's replica (SIGKILL unless told: no drain, no offset commit) and waits until it is gone. */
   kill(name: ServiceName, signal?: NodeJS.Signals, replica?: number): Promise<void>;
   /** Starts a (killed) replica again on the same port and waits until it answers /readyz. */
@@ -430,8 +433,9 @@ export interface ProcessStack extends SagaSystem, AsyncDisposable {
 
 const MAX_OUTPUT_LINES = 200;
 
-function spawnService(name: ServiceName, port: number, env: NodeJS.ProcessEnv, output: string[], label: string, role: ServiceRole): ChildProcess {
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'subgraphs', name, 'src', 'main.ts')], {
+function spawnService(name: ServiceName | 'gateway', port: number, env: NodeJS.ProcessEnv, output: string[], label: string, role: ServiceRole): ChildProcess {
+  const main = name === 'gateway' ? path.join(REPO_ROOT, 'gateway', 'src', 'main.ts') : path.join(REPO_ROOT, 'subgraphs', name, 'src', 'main.ts');
+  const child = spawn(process.execPath, [main], {
     cwd: REPO_ROOT,
     env: { ...env, SERVICE_ROLE: role, [`${name.toUpperCase()}_PORT`]: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -466,8 +470,13 @@ function exited(child: ChildProcess): Promise<void> {
  * gateway in this process. Migrations are applied here first, so the children never race on them.
  * With `replicas` > 1, each service runs that many processes and the gateway spreads over them.
  * With `workers`, each replica is an api process and a worker process (`npm start -- --workers`).
+ * With `gatewayProcess`, the gateway is a child process too (`node gateway/src/main.ts`), which a
+ * test may kill and restart like any service.
  */
-export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { readonly replicas?: number; readonly workers?: boolean } = {}): Promise<ProcessStack> {
+export async function startProcessStack(
+  env: NodeJS.ProcessEnv = {},
+  options: { readonly replicas?: number; readonly workers?: boolean; readonly gatewayProcess?: boolean } = {},
+): Promise<ProcessStack> {
   const replicaCount = options.replicas ?? 1;
   const settings = { ...FAST_SAGA_ENV, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error', ...env };
   const config = isolatedConfig(settings);
@@ -482,8 +491,11 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { 
   const children = {} as Record<ServiceName, ChildService>;
   const replicas = {} as Record<ServiceName, ChildService[]>;
   const workers = {} as Record<ServiceName, ChildService[]>;
-  const everyChild = () => [...Object.values(replicas), ...Object.values(workers)].flat();
+  const everyChild = () => [...Object.values(replicas), ...Object.values(workers), gatewayChild ? [gatewayChild] : []].flat();
   let gateway: { url: string; close(): Promise<void> } | null = null;
+  let gatewayChild: ChildService | null = null;
+  let gatewayEnv: NodeJS.ProcessEnv = childEnv;
+  const envOf = (child: ChildService) => (child.name === 'gateway' ? gatewayEnv : childEnv);
   let closing: Promise<void> | undefined;
   const close = () => (closing ??= (async () => {
     await gateway?.close().catch(() => undefined);
@@ -519,9 +531,22 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { 
       children[name] = replicas[name][0];
     }
     await Promise.all(everyChild().map((c) => waitHealthy(c)));
-    const { startGateway } = await import('../../gateway/src/gateway.ts');
     const subgraphUrls = Object.fromEntries(SERVICE_NAMES.map((name) => [name, replicas[name].map((c) => c.url)]));
-    gateway = await startGateway({ config, port: 0, subgraphUrls });
+    if (options.gatewayProcess) {
+      gatewayEnv = {
+        ...childEnv,
+        ...TEST_RATE_LIMITS,
+        ...Object.fromEntries(SERVICE_NAMES.map((name) => [`${name.toUpperCase()}_URL`, subgraphUrls[name].join(',')])),
+      };
+      const port = await freePort();
+      const output: string[] = [];
+      gatewayChild = { name: 'gateway', label: 'gateway', role: 'all', port, url: `http://127.0.0.1:${port}/graphql`, process: spawnService('gateway', port, gatewayEnv, output, 'gateway', 'all'), output };
+      await waitHealthy(gatewayChild);
+      gateway = { url: gatewayChild.url, close: async () => undefined };
+    } else {
+      const { startGateway } = await import('../../gateway/src/gateway.ts');
+      gateway = await startGateway({ config, port: 0, subgraphUrls });
+    }
   } catch (error) {
     const output = everyChild().flatMap((c) => c.output.slice(-10));
     await close();
@@ -535,7 +560,7 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { 
   const restartChild = async (child: ChildService) => {
     if (child.process.exitCode === null && child.process.signalCode === null) throw new Error(`${child.label} is still running`);
     child.output.push(`[${child.label}] --- restarted ---`);
-    child.process = spawnService(child.name, child.port, childEnv, child.output, child.label, child.role);
+    child.process = spawnService(child.name, child.port, envOf(child), child.output, child.label, child.role);
     await waitHealthy(child);
   };
   return {
@@ -544,6 +569,7 @@ export async function startProcessStack(env: NodeJS.ProcessEnv = {}, options: { 
     replicas,
     workers,
     gatewayUrl,
+    gateway: gatewayChild,
     graphql: (query, options = {}) => postGraphQL(gatewayUrl, query, options.variables, options.token),
     token: (sub, roles) => signToken(config.jwtSecret, { sub, roles }),
     em: (service) => runtimes[service]!.runtime.db.fork(),

@@ -3,9 +3,11 @@
  * saga lags, new orders are refused at once with OVERLOADED and a retry delay, instead of being
  * accepted into a backlog that the deadline would later cancel.
  *
- * The lag is the age of the oldest PENDING order: how long the oldest accepted order has waited
- * for its stock to be reserved, through the order relay, inventory's consumer and the saga's own
- * consumer. It is read from the database every `probeIntervalMs` (one index-only look-up on
+ * The lag is the age of the `lagRank`-th oldest PENDING order (5 by default): how long accepted
+ * orders have waited for their stock to be reserved, through the order relay, inventory's consumer
+ * and the saga's own consumer. Not the very oldest: an order whose OrderPlaced was dead-lettered
+ * stays PENDING until its deadline, and one such order must not close the door for everyone. It is
+ * read from the database every `probeIntervalMs` (an index look-up on
  * `orders_pending_created_idx`), so every replica of the order service sees the same figure.
  * The gate closes when the lag passes `maxLagMs` and opens again below half of it, so that it does
  * not flap at the threshold.
@@ -19,6 +21,8 @@ export interface AdmissionOptions {
   /** The lag above which placeOrder is refused; 0 turns admission control off. */
   readonly maxLagMs: number;
   readonly probeIntervalMs: number;
+  /** Which PENDING order's age is the lag, counted from the oldest (1: the oldest); default 1. */
+  readonly lagRank?: number;
 }
 
 /** The longest retry delay suggested to a refused client. */
@@ -38,7 +42,7 @@ export class SagaAdmission implements AsyncDisposable {
     this.#options = options;
   }
 
-  /** The oldest PENDING order's age at the last probe, in ms (0 when there is none). */
+  /** The `lagRank`-th oldest PENDING order's age at the last probe, in ms (0 when there are fewer). */
   get lagMs(): number {
     return this.#lagMs;
   }
@@ -73,7 +77,7 @@ export class SagaAdmission implements AsyncDisposable {
     try {
       const [row] = await this.#options.db.fork().execute<{ lag_ms: number | null }[]>(`
         select (extract(epoch from clock_timestamp() - created_at) * 1000)::float8 as lag_ms
-        from orders where status = 'PENDING' order by created_at limit 1`);
+        from orders where status = 'PENDING' order by created_at offset ? limit 1`, [(this.#options.lagRank ?? 1) - 1]);
       this.#update(row ? Math.max(0, Number(row.lag_ms)) : 0);
     } catch (error) {
       this.#options.log.warn({ err: error }, 'measuring the saga lag failed; admission unchanged');

@@ -32,6 +32,7 @@ export function admissionOf(runtime: ServiceRuntime): SagaAdmission {
       log: runtime.log.child({ component: 'admission' }),
       maxLagMs: settings.admissionMaxLagMs,
       probeIntervalMs: settings.admissionProbeMs,
+      lagRank: settings.admissionLagRank,
     });
     admissions.set(runtime, admission);
   }

@@ -28,7 +28,7 @@ function field(fn: () => unknown): unknown {
 }
 
 describe('loadOrderSettings', () => {
-  const DEFAULTS = { deadlineMs: 600_000, sweepIntervalMs: 1_000, admissionMaxLagMs: 2_000, admissionProbeMs: 200 };
+  const DEFAULTS = { deadlineMs: 600_000, sweepIntervalMs: 1_000, admissionMaxLagMs: 2_000, admissionProbeMs: 200, admissionLagRank: 5 };
 
   test('defaults to a 10-minute deadline (a safety net, ADR 0012) swept every second, and admission closing at 2 s of saga lag', () => {
     assert.deepEqual(loadOrderSettings({}), DEFAULTS);
@@ -37,8 +37,8 @@ describe('loadOrderSettings', () => {
 
   test('reads every setting from the environment; 0 turns admission control off', () => {
     assert.deepEqual(
-      loadOrderSettings({ ORDER_DEADLINE_MS: '500', ORDER_SWEEP_INTERVAL_MS: '100', ORDER_ADMISSION_MAX_LAG_MS: '0', ORDER_ADMISSION_PROBE_MS: '50' }),
-      { deadlineMs: 500, sweepIntervalMs: 100, admissionMaxLagMs: 0, admissionProbeMs: 50 },
+      loadOrderSettings({ ORDER_DEADLINE_MS: '500', ORDER_SWEEP_INTERVAL_MS: '100', ORDER_ADMISSION_MAX_LAG_MS: '0', ORDER_ADMISSION_PROBE_MS: '50', ORDER_ADMISSION_LAG_RANK: '1' }),
+      { deadlineMs: 500, sweepIntervalMs: 100, admissionMaxLagMs: 0, admissionProbeMs: 50, admissionLagRank: 1 },
     );
   });
 
@@ -47,6 +47,7 @@ describe('loadOrderSettings', () => {
       { ORDER_DEADLINE_MS: 'soon' }, { ORDER_DEADLINE_MS: '0' }, { ORDER_DEADLINE_MS: '1.5' }, { ORDER_DEADLINE_MS: String(8 * 24 * 3_600_000) },
       { ORDER_SWEEP_INTERVAL_MS: '-1' }, { ORDER_SWEEP_INTERVAL_MS: '5' },
       { ORDER_ADMISSION_MAX_LAG_MS: '-1' }, { ORDER_ADMISSION_MAX_LAG_MS: 'fast' }, { ORDER_ADMISSION_PROBE_MS: '5' }, { ORDER_ADMISSION_PROBE_MS: '60001' },
+      { ORDER_ADMISSION_LAG_RANK: '0' }, { ORDER_ADMISSION_LAG_RANK: '1001' },
     ]) {
       assert.throws(() => loadOrderSettings(env), ConfigError, JSON.stringify(env));
     }
