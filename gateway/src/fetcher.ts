@@ -174,7 +174,7 @@ export function createKeepAliveFetcher(options: KeepAliveFetcherOptions = {}): K
             chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
         });
       });
-      req.setTimeout(timeoutMs, () => req.destroy(new Error(`request to ${url} timed out after ${timeoutMs} ms`)));
+      req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`request to ${url} timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
       req.on('error', (error) => reject(new Error(`request to ${url} failed: ${error.message}`, { cause: error })));
       req.end(body);
     });

@@ -12,7 +12,7 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 // which the gateway never uses (~50 MB of resident memory and slower start-up).
 import { type Config, type ServiceName, integerVar, loadConfig } from '@swiftcart/platform/config';
 import { type Viewer, AUTHORIZATION_HEADER } from '@swiftcart/platform/auth';
-import { ErrorCode } from '@swiftcart/platform/errors';
+import { ErrorCode, isUnavailable, unavailableError } from '@swiftcart/platform/errors';
 import { GATEWAY_CREDENTIAL_HEADER, gatewayCredentialHeaders } from '@swiftcart/platform/gateway-credential';
 import { PATHS, type RouteHandler, createHttpHandler, listen } from '@swiftcart/platform/http';
 import { InputGuard, inputGuardPlugin, inputLimits } from '@swiftcart/platform/input';
@@ -110,7 +110,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * Documented error codes pass through (subgraph errors keep theirs). Anything else is logged and,
+ * Documented error codes pass through (subgraph errors keep theirs). A subgraph out of reach is
+ * SERVICE_UNAVAILABLE, with a retry delay. Anything else is logged and,
  * in production, replaced by a generic INTERNAL_SERVER_ERROR, so transport failures never reveal
  * subgraph URLs or bodies. Stack traces are never included (`includeStacktraceInErrorResponses`).
  */
@@ -125,6 +126,12 @@ function formatError(config: Config, log: Logger) {
         return { ...formatted, extensions };
       }
       return formatted;
+    }
+    if (isUnavailable(error)) {
+      // A subgraph restarting or stalled: the client may try again, and is told so, with its
+      // cause (the URL) outside production only.
+      log.warn({ err: error }, 'a subgraph was out of reach');
+      return unavailableError(production ? 'a service this request needs is briefly unavailable; try again' : formatted.message, formatted.path, formatted.locations);
     }
     log.error({ err: error }, 'unexpected error in a gateway request');
     if (!production) return formatted;

@@ -1,11 +1,14 @@
 /**
  * HTTP status of a request the platform was too busy for: when every error of a response is
- * OVERLOADED and no root field has data (the whole request was refused, e.g. `placeOrder` while the
+ * OVERLOADED (or SERVICE_UNAVAILABLE: a service restarting) and no root field has data (the whole request was refused, e.g. `placeOrder` while the
  * saga lags), the gateway answers 503 with `Retry-After`, so that HTTP clients, proxies and load
  * balancers see what GraphQL clients read in `extensions`. A response with any data stays 200.
  */
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { ErrorCode } from '@swiftcart/platform';
+
+/** The codes that say "nothing went wrong with the request: try again later". */
+const RETRY_LATER = new Set<string>([ErrorCode.Overloaded, ErrorCode.ServiceUnavailable]);
 
 /** The HTTP status of a wholly refused, overloaded request. */
 export const OVERLOADED_STATUS = 503;
@@ -28,7 +31,7 @@ export function overloadedStatusPlugin<TContext extends BaseContext>(): ApolloSe
         async willSendResponse({ response }) {
           if (response.body.kind !== 'single') return;
           const { data, errors } = response.body.singleResult;
-          if (!errors?.length || !errors.every((e) => e.extensions?.code === ErrorCode.Overloaded)) return;
+          if (!errors?.length || !errors.every((e) => RETRY_LATER.has(e.extensions?.code as string))) return;
           if (data && Object.values(data).some((value) => value !== null)) return;
           response.http.status = OVERLOADED_STATUS;
           response.http.headers.set('retry-after', String(retryAfterOf(errors)));

@@ -120,20 +120,22 @@ describe('errors', () => {
     assert.equal(result.errors?.[0].extensions?.code, 'GRAPHQL_PARSE_FAILED');
   });
 
-  test('outside production, a mutation whose subgraph refuses the connection says so (INTERNAL_SERVER_ERROR)', async () => {
+  test('outside production, a mutation whose subgraph refuses the connection says so: SERVICE_UNAVAILABLE, a 503 with Retry-After', async () => {
     await using gateway = await startGateway({ config: stack.config, port: 0, subgraphUrls: { product: 'http://127.0.0.1:9/graphql' } });
     const admin = await signToken(stack.config.jwtSecret, { sub: 'root', roles: ['admin'] });
     const result = await postGraphQL(gateway.url, CREATE, { input: { sku: 'DOWN-1', name: 'Down', price: { amount: 100, currency: 'EUR' } } }, admin);
-    assert.equal(result.errors?.[0].extensions?.code, 'INTERNAL_SERVER_ERROR');
+    assert.equal(result.errors?.[0].extensions?.code, 'SERVICE_UNAVAILABLE');
+    assert.equal(result.errors?.[0].extensions?.retryAfterSeconds, 2);
+    assert.equal(result.status, 503);
     assert.match(result.errors![0].message, /ECONNREFUSED/, 'the cause, not an error of the gateway\'s own hooks');
   });
 
-  test('in production, an unreachable subgraph is masked as INTERNAL_SERVER_ERROR without URLs', async () => {
+  test('in production, an unreachable subgraph is SERVICE_UNAVAILABLE without URLs', async () => {
     const config = isolatedConfig({ NODE_ENV: 'production', JWT_SECRET: PRODUCTION_SECRET, LOG_LEVEL: 'silent' });
     await using gateway = await startGateway({ config, port: 0, subgraphUrls: { product: 'http://127.0.0.1:9/graphql' } });
     const result = await postGraphQL(gateway.url, PRODUCTS);
-    assert.equal(result.errors?.[0].extensions?.code, 'INTERNAL_SERVER_ERROR');
-    assert.equal(result.errors![0].message, 'Internal server error');
+    assert.equal(result.errors?.[0].extensions?.code, 'SERVICE_UNAVAILABLE');
+    assert.equal(result.errors![0].message, 'a service this request needs is briefly unavailable; try again');
     assert.doesNotMatch(JSON.stringify(result.errors), /127\.0\.0\.1|ECONNREFUSED|stacktrace/);
   });
 });

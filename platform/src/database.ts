@@ -78,22 +78,3 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   };
 }
 
-/** Socket errors of a connection that is refused, cut or timed out. */
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
-/** PostgreSQL's SQLSTATEs for "the server is going away or not there yet": shutdown, crash recovery, no slot. */
-const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
-const UNREACHABLE_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|the database system is (starting up|shutting down|in recovery mode)/i;
-
-/**
- * Whether `error` (or what caused it) says the database could not be reached, rather than that the
- * work itself failed: a refused or dropped connection, a server shutting down or recovering
- * (SQLSTATE class 08, 57P01–57P03), no connection slot left. Such work is worth doing again
- * later, however often, and must never be given up on as poison.
- */
-export function isDatabaseUnavailable(error: unknown): boolean {
-  for (let e = error as { code?: unknown; message?: unknown; cause?: unknown } | null | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
-    if (typeof e.code === 'string' && (UNREACHABLE_CODES.has(e.code) || UNAVAILABLE_STATES.has(e.code) || e.code.startsWith('08'))) return true;
-    if (typeof e.message === 'string' && UNREACHABLE_MESSAGE.test(e.message)) return true;
-  }
-  return false;
-}

@@ -40,6 +40,13 @@ export const ErrorCode = {
    * `extensions.retryAfterSeconds` says when to try again (HTTP 503 when the whole request is refused).
    */
   Overloaded: 'OVERLOADED',
+  /**
+   * A part of the platform is briefly out of reach: a service, its database or a broker is
+   * restarting. `extensions.retryAfterSeconds` says when to try again (HTTP 503 when the whole
+   * request failed). A query may simply be sent again; a mutation may or may not have been applied,
+   * so send it again only with the same idempotency key (`placeOrder`) or after reading the state.
+   */
+  ServiceUnavailable: 'SERVICE_UNAVAILABLE',
 } as const;
 
 /** One of the documented error codes. */
@@ -58,4 +65,36 @@ export function badInput(message: string, field?: string): GraphQLError {
 /** The thing the client named does not exist. */
 export function notFound(what: string, id: string): GraphQLError {
   return apiError(ErrorCode.NotFound, `${what} "${id}" does not exist`, { id });
+}
+
+/** Socket errors of a connection that is refused, cut or timed out. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
+/** PostgreSQL's SQLSTATEs for "the server is going away or not there yet": shutdown, crash recovery, no slot. */
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+const UNREACHABLE_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|the database system is (starting up|shutting down|in recovery mode)/i;
+
+/**
+ * Whether `error` (or what caused it: `cause`, `originalError`) says that something the work
+ * needed could not be reached, rather than that the work itself failed: a refused, cut or timed-out
+ * connection, a PostgreSQL server shutting down or recovering (SQLSTATE class 08, 57P01–57P03), no
+ * connection slot left. Such work is worth doing again later, however often: a consumer never
+ * dead-letters it, and a client is told SERVICE_UNAVAILABLE, not INTERNAL_SERVER_ERROR.
+ */
+export function isUnavailable(error: unknown): boolean {
+  type Link = { code?: unknown; message?: unknown; cause?: unknown; originalError?: unknown } | null | undefined;
+  const seen = new Set<unknown>();
+  for (let e = error as Link; e && typeof e === 'object' && !seen.has(e) && seen.size < 8; e = (e.cause ?? e.originalError) as Link) {
+    seen.add(e);
+    if (typeof e.code === 'string' && (UNREACHABLE_CODES.has(e.code) || UNAVAILABLE_STATES.has(e.code) || /^08[0-9A-Z]{3}$/.test(e.code))) return true;
+    if (typeof e.message === 'string' && UNREACHABLE_MESSAGE.test(e.message)) return true;
+  }
+  return false;
+}
+
+/** How long a client told SERVICE_UNAVAILABLE should wait: a restarting process is back within seconds. */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 2;
+
+/** The error a client sees for work that failed because a part of the platform was out of reach ({@link isUnavailable}). */
+export function unavailableError(message: string, path?: readonly (string | number)[], locations?: readonly { line: number; column: number }[]) {
+  return { message, path, locations, extensions: { code: ErrorCode.ServiceUnavailable, retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS } };
 }

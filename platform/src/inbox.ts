@@ -6,7 +6,7 @@
  */
 import { type Span, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 import type { Config } from './config.ts';
-import { type Database, type EntityManager, isDatabaseUnavailable } from './database.ts';
+import type { Database, EntityManager } from './database.ts';
 import {
   type AnyEventEnvelope,
   DLQ_ATTEMPTS_HEADER, DLQ_CONSUMER_HEADER, DLQ_ERROR_HEADER, DLQ_FAILED_AT_HEADER,
@@ -17,6 +17,7 @@ import { type EventSchemaRegistry, EventValidationError, defaultEventSchemaRegis
 import { type BatchControls, type ConsumeControls, type IncomingMessage, type KafkaClient, type Subscription } from './kafka.ts';
 import type { Logger } from './logger.ts';
 import { crashPoint } from './faults.ts';
+import { isUnavailable } from './errors.ts';
 import { isUuid } from './ids.ts';
 import { retryPolicy, runPolicy } from './resilience.ts';
 
@@ -397,9 +398,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     try {
       await applyOne(delivery, controls, tries);
     } catch (error) {
-      // Shutting down mid-retry, or the database gone: not the event's fault. The offset stays
-      // unresolved and the message is delivered again once the consumer restarts.
-      if (stopping.signal.aborted || isDatabaseUnavailable(error)) throw error;
+      // Shutting down mid-retry, or the database or a broker out of reach: not the event's fault.
+      // The offset stays unresolved and the message is delivered again once the consumer restarts.
+      if (stopping.signal.aborted || isUnavailable(error)) throw error;
       span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
       await deadLetter(delivery.message, error, tries.made);
     }
@@ -539,7 +540,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     try {
       await applyTogether(deliveries);
     } catch (error) {
-      if (stopping.signal.aborted || isDatabaseUnavailable(error)) throw error;
+      if (stopping.signal.aborted || isUnavailable(error)) throw error;
       // One bad event must not hold back the others: each goes again on its own, with its own
       // retries and dead letter; what the batch did was rolled back, so nothing applies twice.
       metrics.batchesSplit++;

@@ -13,7 +13,7 @@ import { type KafkaClient, type TopicSpec, createKafka } from './kafka.ts';
 import { type Redis, createRedis } from './redis.ts';
 import { type Logger, createLogger } from './logger.ts';
 import { type Viewer, AUTHORIZATION_HEADER, viewerFromAuthorization } from './auth.ts';
-import { ErrorCode } from './errors.ts';
+import { ErrorCode, isUnavailable, unavailableError } from './errors.ts';
 import { createHttpHandler, listen, type RunningHttpServer } from './http.ts';
 import { type EventSchemaRegistry, defaultEventSchemaRegistry } from './event-schemas.ts';
 import { dlqTopic, eventsTopic } from './events.ts';
@@ -124,10 +124,14 @@ export function schemaPath(name: ServiceName): string {
 }
 
 /** Errors with a documented code pass through; anything else is logged and, in production, masked. */
-function formatError(config: Config, log: Logger) {
+function formatError(config: Config, log: Logger, service: ServiceName) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const code = formatted.extensions?.code;
     if (code && code !== ErrorCode.InternalServerError) return formatted;
+    if (isUnavailable(error)) {
+      log.warn({ err: error }, 'a request failed: something it needed was out of reach');
+      return unavailableError(`the ${service} service is briefly unavailable; try again`, formatted.path, formatted.locations);
+    }
     log.error({ err: error }, 'unexpected resolver error');
     if (config.env !== 'production') return formatted;
     return { message: 'Internal server error', path: formatted.path, locations: formatted.locations, extensions: { code: ErrorCode.InternalServerError } };
@@ -205,7 +209,7 @@ async function startApi<TContext extends RequestContext>(module: ServiceModule<T
     validationRules: limitValidationRules({ maxDepth: limits.maxDepth }),
     // runService owns SIGTERM/SIGINT: Apollo's own handlers would race it and hang the exit.
     stopOnTerminationSignals: false,
-    formatError: formatError(config, log),
+    formatError: formatError(config, log, module.name),
   });
   await apollo.start();
   const contextFor = (viewer: Viewer): TContext => {
@@ -266,7 +270,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
         context: api.contextFor,
         jwtSecret: config.jwtSecret,
         log,
-        formatError: formatError(config, log),
+        formatError: formatError(config, log, module.name),
         production: config.env === 'production',
         inputGuard: api.inputGuard,
         limits: api.limits,

@@ -70,9 +70,9 @@ export interface FaultReport {
   readonly fault: string;
   /** From the start of the injection until the fault was over (the process back, the broker answering). */
   readonly injectedMs: number;
-  /** From the start of the injection until a placeOrder was accepted again. */
+  /** From the start of the injection until a placeOrder sent since then was accepted. */
   readonly acceptingAgainMs: number | null;
-  /** From the start of the injection until an order placed since then was CONFIRMED: orders flow again. */
+  /** From the start of the injection until an order sent since then was CONFIRMED: orders flow again. */
   readonly flowingAgainMs: number | null;
   /** Orders accepted from this fault until the next one. */
   readonly accepted: number;
@@ -121,7 +121,7 @@ function increment(counts: Record<string, number>, key: string, by = 1): void {
 }
 
 /** One accepted order as its customer saw it. */
-interface Placed { readonly id: string; readonly acceptedAt: number }
+interface Placed { readonly id: string; readonly sentAt: number; readonly acceptedAt: number }
 /** One refused placeOrder attempt. */
 interface Refusal { readonly at: number; readonly code: string }
 
@@ -326,9 +326,10 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
       const firstTry = Date.now();
       for (;;) {
         // The same idempotency key on every attempt: a retry after a lost answer never orders twice.
+        const sentAt = Date.now();
         const { order, code } = await placeOnce(stack.gatewayUrl, token, input);
         if (order) {
-          placed.push({ id: order.id, acceptedAt: Date.now() });
+          placed.push({ id: order.id, sentAt, acceptedAt: Date.now() });
           followers.followOrder(live, order.id);
           break;
         }
@@ -344,17 +345,17 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
   });
 
   const orderDb = () => stack.em('order');
-  /** When an order accepted at or after `since` was first CONFIRMED (ms since the epoch), if one was. */
+  /** When an order sent at or after `since` was first CONFIRMED (ms since the epoch), if one was. */
   const firstConfirmedSince = async (since: number): Promise<number | undefined> => {
-    const ids = placed.filter((p) => p.acceptedAt >= since).map((p) => p.id);
+    const ids = placed.filter((p) => p.sentAt >= since).map((p) => p.id);
     if (!ids.length) return undefined;
     const rows = await orderDb().execute<{ at: Date | null }[]>(
       `select min(at) as at from order_transition where status = 'CONFIRMED' and order_id in (?)`, [ids]);
     return rows[0]?.at ? new Date(rows[0].at).getTime() : undefined;
   };
-  /** Waits until `count` orders accepted at or after `since` are CONFIRMED. */
+  /** Waits until `count` orders sent at or after `since` are CONFIRMED. */
   const confirmedSince = (since: number, count: number, timeoutMs: number) => waitFor(async () => {
-    const ids = placed.filter((p) => p.acceptedAt >= since).map((p) => p.id);
+    const ids = placed.filter((p) => p.sentAt >= since).map((p) => p.id);
     if (ids.length < count) return undefined;
     const rows = await orderDb().execute<{ n: number }[]>(
       `select count(*)::int as n from orders where status = 'CONFIRMED' and id in (?)`, [ids]);
@@ -381,7 +382,7 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
         } catch (error) {
           failures.push(`${label}: ${(error as Error).message}`);
         }
-        const acceptedAgain = placed.find((p) => p.acceptedAt >= start)?.acceptedAt;
+        const acceptedAgain = placed.find((p) => p.sentAt >= start)?.acceptedAt;
         windows.push({
           fault: label, start, injectedMs,
           acceptingAgainMs: acceptedAgain !== undefined ? acceptedAgain - start : null,

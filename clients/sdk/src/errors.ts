@@ -55,7 +55,13 @@ export const ErrorCode = {
   GatewayCredentialRequired: 'GATEWAY_CREDENTIAL_REQUIRED',
   /** The platform is too busy to take this on now (HTTP 503 with Retry-After); nothing was done, `extensions.retryAfterSeconds` says when to try again. */
   Overloaded: 'OVERLOADED',
-  /** A bug or an outage on the server. */
+  /**
+   * A service, its database or a broker is restarting (HTTP 503 with Retry-After when nothing else
+   * was answered); `extensions.retryAfterSeconds` says when to try again. A mutation may or may not
+   * have been applied: send it again only with the same idempotency key, or read what it did.
+   */
+  ServiceUnavailable: 'SERVICE_UNAVAILABLE',
+  /** A bug on the server. */
   InternalServerError: 'INTERNAL_SERVER_ERROR',
   /** (subscriptions) The gateway loaded a new schema: subscribe again. */
   SubscriptionSchemaReload: 'SUBSCRIPTION_SCHEMA_RELOAD',

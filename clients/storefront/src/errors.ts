@@ -39,6 +39,7 @@ export function describeError(error: unknown): string {
     case 'CONNECTION_CLOSED':
     case 'SUBSCRIPTION_UPSTREAM_FAILED':
     case 'SHUTTING_DOWN':
+    case 'SERVICE_UNAVAILABLE':
       return 'The shop cannot be reached right now. Check your connection and try again in a moment.';
     default:
       console.error(error);
