@@ -54,6 +54,8 @@ describe('storefront in a browser', () => {
     stack = await startSagaStack({
       PAYMENT_PROVIDER_LATENCY_MS: '1500', PAYMENT_TIMEOUT_MS: '5000', ALLOWED_ORIGINS: `http://127.0.0.1:${storefrontPort}`,
       ORDER_ADMISSION_MAX_LAG_MS: String(ADMISSION_MAX_LAG_MS), ORDER_ADMISSION_PROBE_MS: '100',
+      // One order waiting is the backlog here: the gate looks at the oldest PENDING order.
+      ORDER_ADMISSION_LAG_RANK: '1',
     });
     system = systemOf(stack);
     await seedSaga(system, [{ sku: SKU_A, onHand: ON_HAND, priceAmount: 1999 }, { sku: SKU_B, onHand: ON_HAND, priceAmount: 2499 }, { sku: SKU_C, onHand: ON_HAND, priceAmount: 999 }]);
