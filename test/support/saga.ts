@@ -449,7 +449,9 @@ function spawnService(name: ServiceName | 'gateway', port: number, env: NodeJS.P
   return child;
 }
 
-async function waitHealthy(service: ChildService, timeoutMs = 30_000): Promise<void> {
+// Generous: `npm test` runs two files at a time, and two stacks of ten processes starting on two
+// cores have taken more than 30 s (a clean-clone run).
+async function waitHealthy(service: ChildService, timeoutMs = 90_000): Promise<void> {
   await waitFor(async () => {
     if (service.process.exitCode !== null || service.process.signalCode !== null) {
       throw Object.assign(new Error(`${service.name} exited (${service.process.exitCode ?? service.process.signalCode}): ${service.output.slice(-20).join('\n')}`), { fatal: true });
