@@ -13,6 +13,7 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { type Config, type ServiceName, integerVar, loadConfig } from '@swiftcart/platform/config';
 import { type Viewer, AUTHORIZATION_HEADER } from '@swiftcart/platform/auth';
 import { ErrorCode, isUnavailable, unavailableError } from '@swiftcart/platform/errors';
+import { METRICS_PATH, createProcessMetrics, graphqlMetricsPlugin, measureHttp, metricsRoute } from '@swiftcart/platform/metrics';
 import { GATEWAY_CREDENTIAL_HEADER, gatewayCredentialHeaders } from '@swiftcart/platform/gateway-credential';
 import { PATHS, type RouteHandler, createHttpHandler, listen } from '@swiftcart/platform/http';
 import { InputGuard, inputGuardPlugin, inputLimits } from '@swiftcart/platform/input';
@@ -191,6 +192,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const subgraphs: Record<string, string> = {};
   const settings = liveSettings(config, options.live);
   const metrics = new LiveMetrics();
+  const processMetrics = createProcessMetrics({ service: 'gateway', role: 'gateway' });
+  metrics.register(processMetrics.registry);
   const upstream = new UpstreamConnections(log, metrics, settings.upstreamRetryAttempts, gatewayCredentialHeaders(config.subgraphSecret));
   // Subscription events reach each subgraph through an entity batcher; queries use the data source itself.
   const liveTargets: Record<string, { urls: readonly string[]; dataSource: EntityBatcher }> = {};
@@ -260,6 +263,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     operationLimitsPlugin(limits),
     // A request refused whole because the platform is busy (OVERLOADED) is a 503 with Retry-After.
     overloadedStatusPlugin(),
+    graphqlMetricsPlugin(processMetrics),
   ];
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
@@ -305,14 +309,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     };
   }
 
-  const routes: Record<string, RouteHandler> = {
-    '/metrics': (req, res) => {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-      const text = metrics.prometheus();
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-      res.end(req.method === 'HEAD' ? undefined : text);
-    },
-  };
+  const routes: Record<string, RouteHandler> = { [METRICS_PATH]: metricsRoute(processMetrics.registry) };
   // The same page Apollo serves on GET /graphql with Accept: text/html.
   if (sandbox) routes[SANDBOX_PATH] = sandbox.route;
   // Rate limits shared by the replicas through Redis (edge.ts): connected once nothing else can fail.
@@ -344,7 +341,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
 
   let http;
   try {
-    http = await listen(handler, config.host, options.port ?? config.gatewayPort);
+    http = await listen(measureHttp(processMetrics, [PATHS.graphql, PATHS.health, PATHS.ready, METRICS_PATH, SANDBOX_PATH, '/'], handler), config.host, options.port ?? config.gatewayPort);
     boundPort = http.port;
   } catch (error) {
     await rateLimits?.close();

@@ -1,7 +1,10 @@
 /**
  * The gateway's live-update figures, read by tests and the benchmark from `GET /metrics`
- * (Prometheus text format) or directly from {@link LiveMetrics.snapshot}.
+ * (Prometheus text format, through the process's prom-client registry) or directly from
+ * {@link LiveMetrics.snapshot}. The hot path increments plain numbers; the registry reads them
+ * when Prometheus scrapes.
  */
+import { Counter, Gauge, type Registry } from '@swiftcart/platform/metrics';
 
 /** Metric names as exported; gauges are current values, `_total` counters only grow. */
 export const LIVE_METRIC_NAMES = {
@@ -49,24 +52,33 @@ export class LiveMetrics {
     return { ...this.values };
   }
 
-  /** The figures in the Prometheus text exposition format (version 0.0.4). */
-  prometheus(): string {
-    let text = '';
+  /** Registers every figure in `registry`, read from these counters at each scrape. */
+  register(registry: Registry): void {
+    const values = this.values;
     for (const key of Object.keys(LIVE_METRIC_NAMES) as (keyof typeof LIVE_METRIC_NAMES)[]) {
-      const name = LIVE_METRIC_NAMES[key];
-      text += `# HELP ${name} ${HELP[key]}\n# TYPE ${name} ${GAUGES.has(key) ? 'gauge' : 'counter'}\n${name} ${this.values[key]}\n`;
+      const options = { name: LIVE_METRIC_NAMES[key], help: HELP[key], registers: [registry] };
+      if (GAUGES.has(key)) {
+        new Gauge({ ...options, collect() { this.set(values[key]); } });
+      } else {
+        new Counter({ ...options, collect() { this.reset(); this.inc(values[key]); } });
+      }
     }
-    return text;
   }
 }
 
-/** Parses Prometheus text into name → value (the benchmark and tests read `/metrics` with it). */
+/**
+ * Parses Prometheus text into metric name → value, summed over the series of each name (their
+ * labels dropped); the benchmark and tests read `/metrics` with it.
+ */
 export function parsePrometheus(text: string): Map<string, number> {
   const values = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
     const space = line.lastIndexOf(' ');
-    values.set(line.slice(0, space), Number(line.slice(space + 1)));
+    const series = line.slice(0, space);
+    const brace = series.indexOf('{');
+    const name = brace === -1 ? series : series.slice(0, brace);
+    values.set(name, (values.get(name) ?? 0) + Number(line.slice(space + 1)));
   }
   return values;
 }

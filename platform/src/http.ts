@@ -4,6 +4,7 @@ import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
 import { checkReadiness, type HealthCheck } from './health.ts';
 import { GATEWAY_CREDENTIAL_STATUS, gatewayCredentialCheck, gatewayCredentialRequiredBody } from './gateway-credential.ts';
 import type { Logger } from './logger.ts';
+import { METRICS_PATH } from './metrics.ts';
 
 /** Requests larger than this are refused with 413 before they are parsed. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -32,6 +33,8 @@ export interface HttpServerOptions<TContext extends BaseContext> {
    * (platform/src/gateway-credential.ts), else 401 GATEWAY_CREDENTIAL_REQUIRED before the body is read.
    */
   readonly gatewaySecret?: string | null;
+  /** Served at `/metrics` (metrics.ts) like the probes: before, and without, the gateway's credential, for Prometheus. */
+  readonly metrics?: RouteHandler;
 }
 
 /** A listening server; dispose to stop accepting and drain open requests. */
@@ -73,6 +76,7 @@ export function createHttpHandler<TContext extends BaseContext>(options: HttpSer
         const report = await checkReadiness(options.readiness, options.readinessTimeoutMs);
         return sendJson(res, report.status === 'ready' ? 200 : 503, report);
       }
+      if (url.pathname === METRICS_PATH && options.metrics && (await options.metrics(req, res)) !== false) return;
       if (fromGateway && !fromGateway(req.headers)) return sendJson(res, GATEWAY_CREDENTIAL_STATUS, gatewayCredentialRequiredBody());
       if (url.pathname !== PATHS.graphql) {
         const route = options.routes?.[url.pathname];

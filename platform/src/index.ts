@@ -28,3 +28,4 @@ export * from './ws.ts';
 export * from './expiry.ts';
 export * from './limits.ts';
 export * from './input.ts';
+export * from './metrics.ts';

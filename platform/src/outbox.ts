@@ -232,6 +232,8 @@ export interface OutboxRelayOptions {
   readonly backoff?: BackoffOptions;
   /** Feeds Redis from what each batch published and its live changes; see {@link OutboxProjector}. */
   readonly project?: OutboxProjector;
+  /** Told, for each event a drain published to Kafka, how long it waited since its commit (seconds). */
+  readonly onPublished?: (waitedSeconds: readonly number[]) => void;
 }
 
 /** One committed outbox row as a projector sees it: an event the relay sent to Kafka, or a live change. */
@@ -260,6 +262,7 @@ interface OutboxRow {
   topic: string | null;
   payload: string;
   headers: string;
+  waited_s: number;
 }
 
 type WakeReason = 'timeout' | 'notify' | 'stop' | 'broken';
@@ -483,7 +486,8 @@ export class OutboxRelay implements AsyncDisposable {
     const { db, kafka } = this.#options;
     return db.fork().transactional(async (em) => {
       const rows = await em.execute<OutboxRow[]>(`
-        select id, aggregateid, type, topic, payload::text as payload, headers::text as headers
+        select id, aggregateid, type, topic, payload::text as payload, headers::text as headers,
+          extract(epoch from clock_timestamp() - created_at)::float8 as waited_s
         from outbox where published_at is null
         order by sequence limit ? for update`, [batchSize]);
       if (rows.length === 0) return { selected: 0, published: 0, failure: null };
@@ -521,6 +525,7 @@ export class OutboxRelay implements AsyncDisposable {
           update outbox set published_at = now()
           where id in (select value::uuid from jsonb_array_elements_text(?::jsonb))`, [JSON.stringify(done)]);
       }
+      if (this.#options.onPublished && sent.size) this.#options.onPublished(rows.filter((row) => sent.has(row.id)).map((row) => Number(row.waited_s)));
       // What was published is marked even when a later topic failed; the failure is rethrown after commit.
       return { selected: rows.length, published: done.length, failure };
     });

@@ -14,7 +14,9 @@ import { type Redis, createRedis } from './redis.ts';
 import { type Logger, createLogger } from './logger.ts';
 import { type Viewer, AUTHORIZATION_HEADER, viewerFromAuthorization } from './auth.ts';
 import { ErrorCode, isUnavailable, unavailableError } from './errors.ts';
-import { createHttpHandler, listen, type RunningHttpServer } from './http.ts';
+import { PATHS, createHttpHandler, listen, type RunningHttpServer } from './http.ts';
+import { METRICS_PATH, type ProcessMetrics, type Registry, createProcessMetrics, graphqlMetricsPlugin, measureHttp, metricsRoute } from './metrics.ts';
+import { registerMessagingMetrics } from './messaging-metrics.ts';
 import { type EventSchemaRegistry, defaultEventSchemaRegistry } from './event-schemas.ts';
 import { dlqTopic, eventsTopic } from './events.ts';
 import { type OutboxProjector, OutboxRelay, outboxMigrations } from './outbox.ts';
@@ -80,6 +82,11 @@ export interface ServiceModule<TContext extends RequestContext = RequestContext>
   resolvers(runtime: ServiceRuntime): GraphQLResolverMap<TContext>;
   /** Adds per-request state (DataLoaders, ...) to the base context. */
   context?(runtime: ServiceRuntime, base: RequestContext): TContext;
+  /**
+   * Registers the service's own metrics (orders by status, the breaker's state, cache hits) in the
+   * process's registry, in processes whose role runs workers, so that one process per replica reports them.
+   */
+  metrics?(runtime: ServiceRuntime, registry: Registry): void;
 }
 
 /** How to start a service; everything defaults to the environment's configuration. */
@@ -115,6 +122,8 @@ export interface RunningService extends AsyncDisposable {
   readonly relay: OutboxRelay | null;
   /** Its running event consumers, with their metrics. */
   readonly consumers: readonly RunningConsumer[];
+  /** The process's Prometheus registry, served at `/metrics`. */
+  readonly metrics: ProcessMetrics;
   close(): Promise<void>;
 }
 
@@ -190,7 +199,7 @@ interface ServiceApi<TContext extends RequestContext> {
   context(req: IncomingMessage): Promise<TContext>;
 }
 
-async function startApi<TContext extends RequestContext>(module: ServiceModule<TContext>, runtime: ServiceRuntime, config: Config, log: Logger): Promise<ServiceApi<TContext>> {
+async function startApi<TContext extends RequestContext>(module: ServiceModule<TContext>, runtime: ServiceRuntime, config: Config, log: Logger, metrics: ProcessMetrics): Promise<ServiceApi<TContext>> {
   const schema = buildSubgraphSchema([{
     typeDefs: parse(readFileSync(schemaPath(module.name), 'utf8')),
     resolvers: module.resolvers(runtime) as GraphQLResolverMap<unknown>,
@@ -204,7 +213,7 @@ async function startApi<TContext extends RequestContext>(module: ServiceModule<T
     introspection: config.env !== 'production',
     // Stack traces go to the log, not to clients: error codes and messages are the contract.
     includeStacktraceInErrorResponses: false,
-    plugins: [ApolloServerPluginInlineTraceDisabled(), inputGuardPlugin(inputGuard), operationLimitsPlugin(null)],
+    plugins: [ApolloServerPluginInlineTraceDisabled(), inputGuardPlugin(inputGuard), operationLimitsPlugin(null), graphqlMetricsPlugin(metrics)],
     parseOptions: { maxTokens: limits.maxTokens },
     validationRules: limitValidationRules({ maxDepth: limits.maxDepth }),
     // runService owns SIGTERM/SIGINT: Apollo's own handlers would race it and hang the exit.
@@ -241,11 +250,13 @@ export async function startService<TContext extends RequestContext>(module: Serv
     cleanups.length = 0;
   };
   const role = config.serviceRole;
+  const metrics = createProcessMetrics({ service: module.name, role });
   try {
-    const api = servesApi(role) ? await startApi(module, runtime, config, log) : null;
+    const api = servesApi(role) ? await startApi(module, runtime, config, log, metrics) : null;
     if (api) cleanups.push(() => api.apollo.stop());
     const http: RunningHttpServer = await listen(
-      createHttpHandler({
+      measureHttp(metrics, [PATHS.graphql, PATHS.health, PATHS.ready, METRICS_PATH], createHttpHandler({
+        metrics: metricsRoute(metrics.registry),
         apollo: api?.apollo ?? null,
         context: async (req) => api!.context(req),
         log,
@@ -257,7 +268,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
           // An api process never talks to Kafka: the relay of a worker publishes what it writes.
           ...(runsWorkers(role) ? { kafka: () => kafka.ping(config.readinessTimeoutMs) } : {}),
         },
-      }),
+      })),
       config.host,
       options.port ?? config.servicePorts[module.name],
     );
@@ -294,6 +305,15 @@ export async function startService<TContext extends RequestContext>(module: Serv
     // with their dead-letter topics (one partition, so an offset names a dead letter), so
     // start-up order between services does not matter.
     const consumerSpecs = runsWorkers(role) ? module.consumers?.(runtime) ?? [] : [];
+    const messaging = options.messaging !== false && runsWorkers(role) && Boolean(module.publishesEvents || module.consumers || module.background);
+    const onPublished = messaging ? registerMessagingMetrics({
+      registry: metrics.registry,
+      db,
+      kafka,
+      publishes: Boolean(module.publishesEvents),
+      consumers: () => consumerSpecs.map((spec) => ({ spec, running: consumers.find((c) => c.consumer === spec.consumer) })),
+    }) : undefined;
+    if (runsWorkers(role)) module.metrics?.(runtime, metrics.registry);
     const startMessaging = async () => {
       const topics = new Map((module.topics ?? []).map((t) => [t.name, t]));
       if (module.publishesEvents) topics.set(eventsTopic(module.name), { name: eventsTopic(module.name) });
@@ -305,7 +325,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
       }
       if (topics.size) await kafka.ensureTopics([...topics.values()]);
       if (module.publishesEvents && relays.length === 0) {
-        const relay = new OutboxRelay({ config, service: module.name, db, kafka, log, project: module.project?.(runtime) });
+        const relay = new OutboxRelay({ config, service: module.name, db, kafka, log, project: module.project?.(runtime), onPublished });
         await relay.start();
         relays.push(relay);
         cleanups.push(() => relay.stop());
@@ -327,7 +347,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
         cleanups.push(async () => { await work[Symbol.asyncDispose](); });
       }
     };
-    if (options.messaging !== false && runsWorkers(role) && (module.publishesEvents || module.consumers || module.background)) {
+    if (messaging) {
       try {
         await startMessaging();
       } catch (error) {
@@ -347,7 +367,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
     log.info({ url: http.url, role }, role === 'worker' ? `${module.name} worker ready` : `${module.name} subgraph ready`);
     let closing: Promise<void> | undefined;
     const close = () => (closing ??= closeAll());
-    return { runtime, url: http.url, wsUrl: http.url.replace(/^http/, 'ws'), port: http.port, relay: relays[0] ?? null, consumers, close, [Symbol.asyncDispose]: close };
+    return { runtime, url: http.url, wsUrl: http.url.replace(/^http/, 'ws'), port: http.port, relay: relays[0] ?? null, consumers, metrics, close, [Symbol.asyncDispose]: close };
   } catch (error) {
     await closeAll();
     throw error;

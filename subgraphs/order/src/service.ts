@@ -11,6 +11,7 @@ import { orderResolvers } from './resolvers.ts';
 import { loadOrderSettings } from './settings.ts';
 import { startDeadlineSweeper } from './sweeper.ts';
 import { SagaAdmission } from './admission.ts';
+import { registerOrderMetrics } from './metrics.ts';
 
 const announcers = new WeakMap<ServiceRuntime, OrderAnnouncer>();
 const admissions = new WeakMap<ServiceRuntime, SagaAdmission>();
@@ -68,6 +69,7 @@ export const orderService: ServiceModule<OrderContext> = {
     const admission = admissionOf(runtime).start();
     return { [Symbol.asyncDispose]: () => admission.stop() };
   },
+  metrics: registerOrderMetrics,
   resolvers: (runtime) => orderResolvers(
     { settings: loadOrderSettings(runtime.config.vars), registry: runtime.events, announcer: announcerOf(runtime), log: runtime.log, admission: admissionOf(runtime) },
     runtime,

@@ -1,0 +1,100 @@
+/**
+ * `/metrics` on every process (platform/src/metrics.ts): after an order went through the saga, each
+ * service and the gateway report it in Prometheus's text format, with their `service` label, the
+ * process and runtime defaults, HTTP and GraphQL figures, the outbox, the consumers and their lag.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SERVICE_NAMES, type ServiceName } from '@swiftcart/platform';
+import type { TestStack } from '../support/stack.ts';
+import { placeOrder, seedSaga, startSagaStack, systemOf, waitFor, waitForStatus } from '../support/saga.ts';
+
+/** One sample of a scrape: its metric name, labels and value. */
+interface Sample { readonly name: string; readonly labels: Readonly<Record<string, string>>; readonly value: number }
+
+function parse(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(match, `not a Prometheus sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const [, key, value] of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[key] = value;
+    samples.push({ name: match[1], labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
+/** The samples of `name` whose labels include `labels`. */
+function find(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): Sample[] {
+  return samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+}
+
+const sum = (samples: readonly Sample[]) => samples.reduce((total, s) => total + s.value, 0);
+
+describe('/metrics of every process after an order', () => {
+  let stack: TestStack;
+  const scrape = async (url: string) => {
+    const response = await fetch(`${new URL(url).origin}/metrics`);
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /^text\/plain/);
+    return parse(await response.text());
+  };
+  const service = (name: ServiceName) => scrape(stack.services[name]!.url);
+
+  before(async () => {
+    stack = await startSagaStack();
+    const system = systemOf(stack);
+    await seedSaga(system, [{ sku: 'METRICS-1', onHand: 10 }]);
+    const customer = await stack.token('metrics-customer', ['customer']);
+    const order = await placeOrder(system, customer, [{ sku: 'METRICS-1', quantity: 2 }], 'tok_visa');
+    await waitForStatus(system, customer, order.id, ['CONFIRMED'], 30_000);
+  });
+  after(async () => { await stack?.close(); });
+
+  test('the gateway counts the placeOrder mutation, its HTTP requests and its live figures, with process defaults', async () => {
+    const samples = await scrape(stack.gateway!.url);
+    assert.equal(sum(find(samples, 'swiftcart_graphql_operations_total', { operation: 'PlaceOrder', type: 'mutation', outcome: 'ok', service: 'gateway' })), 1);
+    assert.ok(sum(find(samples, 'swiftcart_http_requests_total', { route: '/graphql', method: 'POST', status: '200' })) >= 1);
+    assert.ok(sum(find(samples, 'swiftcart_http_request_duration_seconds_count', { route: '/graphql' })) >= 1);
+    assert.equal(find(samples, 'swiftcart_gateway_live_connections').length, 1);
+    assert.ok(find(samples, 'process_cpu_user_seconds_total', { service: 'gateway' })[0].value > 0);
+    assert.ok(find(samples, 'nodejs_heap_size_used_bytes').length >= 1);
+  });
+
+  test('every service serves /metrics without the gateway credential, which its GraphQL endpoint requires', async () => {
+    for (const name of SERVICE_NAMES) {
+      const samples = await service(name);
+      assert.ok(find(samples, 'process_resident_memory_bytes', { service: name, role: 'all' }).length === 1, `${name}: process defaults`);
+    }
+    const graphql = await fetch(stack.services.product!.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{__typename}"}' });
+    assert.equal(graphql.status, 401);
+  });
+
+  test('the order service: orders by status, its outbox published and drained, its consumers with processed events and a lag that is not negative', async () => {
+    const samples = await service('order');
+    assert.equal(sum(find(samples, 'swiftcart_orders', { status: 'CONFIRMED' })), 1);
+    assert.ok(sum(find(samples, 'swiftcart_graphql_operations_total', { type: 'mutation', outcome: 'ok' })) >= 1, 'placeOrder as the gateway sent it');
+    assert.ok(sum(find(samples, 'swiftcart_outbox_publish_wait_seconds_count')) >= 2, 'OrderPlaced and PaymentRequested at least');
+    // The relay is woken at once by a commit: what it published it marked.
+    const backlog = await waitFor(async () => {
+      const [row] = find(await service('order'), 'swiftcart_outbox_backlog');
+      return row && row.value === 0 ? row : undefined;
+    }, 'the order outbox to be drained');
+    assert.equal(backlog.value, 0);
+    assert.equal(find(samples, 'swiftcart_outbox_oldest_unpublished_seconds').length, 1);
+    const processed = find(samples, 'swiftcart_consumer_events_total', { outcome: 'processed' });
+    assert.ok(sum(processed) >= 3, `StockReserved, PaymentAuthorized and ProductCreated at least: ${JSON.stringify(processed)}`);
+    const lag = find(samples, 'swiftcart_consumer_lag_messages');
+    assert.ok(lag.length >= 3, `one series per consumer, topic and partition: ${JSON.stringify(lag)}`);
+    for (const series of lag) assert.ok(series.value >= 0 && Number.isInteger(series.value), JSON.stringify(series));
+    assert.deepEqual(find(samples, 'swiftcart_consumer_events_total', { outcome: 'dead_lettered' }).filter((s) => s.value !== 0), []);
+  });
+
+  test('inventory, payment and shipment each processed the order\'s events', async () => {
+    for (const name of ['inventory', 'payment', 'shipment'] as const) {
+      const samples = await service(name);
+      assert.ok(sum(find(samples, 'swiftcart_consumer_events_total', { outcome: 'processed', service: name })) >= 1, name);
+    }
+  });
+});
