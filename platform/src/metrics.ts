@@ -144,3 +144,40 @@ export function scrapedGauge<L extends string>(
     },
   });
 }
+
+/**
+ * Registers `swiftcart_cache_lookups_total{cache, result}`: the hits and misses of cache-aside
+ * caches (platform/src/cache.ts), read from their counters at each scrape.
+ */
+export function registerCacheMetrics(registry: Registry, caches: Readonly<Record<string, { readonly stats: { readonly hits: number; readonly misses: number } }>>): void {
+  new Counter<'cache' | 'result'>({
+    name: 'swiftcart_cache_lookups_total',
+    help: 'Cache lookups by cache and result (hit, miss).',
+    labelNames: ['cache', 'result'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [cache, { stats }] of Object.entries(caches)) {
+        this.inc({ cache, result: 'hit' }, stats.hits);
+        this.inc({ cache, result: 'miss' }, stats.misses);
+      }
+    },
+  });
+}
+
+/**
+ * Registers `swiftcart_circuit_breaker_state{breaker, state}`: 1 for the state `current()` returns
+ * (closed, half-open or open), 0 for the others, so an alert can ask for `state="open" == 1`.
+ */
+export function registerBreakerMetrics(registry: Registry, breaker: string, current: () => 'closed' | 'half-open' | 'open'): void {
+  new Gauge<'breaker' | 'state'>({
+    name: 'swiftcart_circuit_breaker_state',
+    help: 'A circuit breaker\'s state: 1 for the current one (closed, half-open, open), 0 for the others.',
+    labelNames: ['breaker', 'state'],
+    registers: [registry],
+    collect() {
+      const now = current();
+      for (const state of ['closed', 'half-open', 'open'] as const) this.set({ breaker, state }, state === now ? 1 : 0);
+    },
+  });
+}

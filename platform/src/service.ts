@@ -84,7 +84,7 @@ export interface ServiceModule<TContext extends RequestContext = RequestContext>
   context?(runtime: ServiceRuntime, base: RequestContext): TContext;
   /**
    * Registers the service's own metrics (orders by status, the breaker's state, cache hits) in the
-   * process's registry, in processes whose role runs workers, so that one process per replica reports them.
+   * process's registry, in every process; `runtime.config.serviceRole` says which work this one does.
    */
   metrics?(runtime: ServiceRuntime, registry: Registry): void;
 }
@@ -313,7 +313,7 @@ export async function startService<TContext extends RequestContext>(module: Serv
       publishes: Boolean(module.publishesEvents),
       consumers: () => consumerSpecs.map((spec) => ({ spec, running: consumers.find((c) => c.consumer === spec.consumer) })),
     }) : undefined;
-    if (runsWorkers(role)) module.metrics?.(runtime, metrics.registry);
+    module.metrics?.(runtime, metrics.registry);
     const startMessaging = async () => {
       const topics = new Map((module.topics ?? []).map((t) => [t.name, t]));
       if (module.publishesEvents) topics.set(eventsTopic(module.name), { name: eventsTopic(module.name) });

@@ -91,6 +91,23 @@ describe('/metrics of every process after an order', () => {
     assert.deepEqual(find(samples, 'swiftcart_consumer_events_total', { outcome: 'dead_lettered' }).filter((s) => s.value !== 0), []);
   });
 
+  test('the product cache counts its misses and hits; the payment breaker is closed; the door is open', async () => {
+    for (let i = 0; i < 2; i++) {
+      const read = await stack.graphql('{ product(sku: "METRICS-1") { name } }');
+      assert.equal(read.errors, undefined, JSON.stringify(read.errors));
+    }
+    const product = await service('product');
+    assert.ok(sum(find(product, 'swiftcart_cache_lookups_total', { cache: 'product', result: 'miss' })) >= 1);
+    assert.ok(sum(find(product, 'swiftcart_cache_lookups_total', { cache: 'product', result: 'hit' })) >= 1);
+    const payment = await service('payment');
+    assert.equal(sum(find(payment, 'swiftcart_circuit_breaker_state', { breaker: 'payment-provider', state: 'closed' })), 1);
+    assert.equal(sum(find(payment, 'swiftcart_circuit_breaker_state', { breaker: 'payment-provider', state: 'open' })), 0);
+    const order = await service('order');
+    assert.equal(sum(find(order, 'swiftcart_admission_open')), 1);
+    assert.equal(sum(find(order, 'swiftcart_admission_refused_total')), 0);
+    assert.equal(find(order, 'swiftcart_admission_lag_seconds').length, 1);
+  });
+
   test('inventory, payment and shipment each processed the order\'s events', async () => {
     for (const name of ['inventory', 'payment', 'shipment'] as const) {
       const samples = await service(name);

@@ -69,7 +69,7 @@ export const orderService: ServiceModule<OrderContext> = {
     const admission = admissionOf(runtime).start();
     return { [Symbol.asyncDispose]: () => admission.stop() };
   },
-  metrics: registerOrderMetrics,
+  metrics: (runtime, registry) => registerOrderMetrics(runtime, registry, () => admissionOf(runtime)),
   resolvers: (runtime) => orderResolvers(
     { settings: loadOrderSettings(runtime.config.vars), registry: runtime.events, announcer: announcerOf(runtime), log: runtime.log, admission: admissionOf(runtime) },
     runtime,

@@ -1,10 +1,10 @@
 import DataLoader from 'dataloader';
 import type { GraphQLResolverMap } from '@apollo/subgraph';
-import type { ServiceModule } from '@swiftcart/platform';
+import { type ServiceModule, registerBreakerMetrics, runsWorkers } from '@swiftcart/platform';
 import type { PaymentContext } from './context.ts';
 import { Payment, Refund } from './entities.ts';
 import { migrations } from './migrations.ts';
-import { orderEventsConsumer } from './order-events.ts';
+import { orderEventsConsumer, providerOf } from './order-events.ts';
 import { findPaymentsByOrder } from './payments.ts';
 import { paymentResolvers } from './resolvers.ts';
 
@@ -18,6 +18,10 @@ export const paymentService: ServiceModule<PaymentContext> = {
   migrations,
   publishesEvents: true,
   consumers: (runtime) => [orderEventsConsumer(runtime)],
+  // The provider is called by the consumer: its breaker is a worker's.
+  metrics: (runtime, registry) => {
+    if (runsWorkers(runtime.config.serviceRole)) registerBreakerMetrics(registry, 'payment-provider', () => providerOf(runtime).circuitState);
+  },
   resolvers: () => paymentResolvers() as GraphQLResolverMap<PaymentContext>,
   context: (_runtime, base) => ({
     ...base,

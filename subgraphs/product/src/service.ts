@@ -1,6 +1,6 @@
 import DataLoader from 'dataloader';
 import type { GraphQLResolverMap } from '@apollo/subgraph';
-import type { ServiceModule, ServiceRuntime } from '@swiftcart/platform';
+import { type ServiceModule, type ServiceRuntime, registerCacheMetrics } from '@swiftcart/platform';
 import { Catalogue, projectCatalogue } from './catalogue.ts';
 import type { ProductContext } from './context.ts';
 import { Product } from './entities.ts';
@@ -23,6 +23,10 @@ export const productService: ServiceModule<ProductContext> = {
   entities: [Product],
   migrations,
   project: (runtime) => projectCatalogue(catalogueOf(runtime)),
+  metrics: (runtime, registry) => {
+    const catalogue = catalogueOf(runtime);
+    registerCacheMetrics(registry, { product: catalogue.products, 'product-pages': catalogue.pages });
+  },
   resolvers: (runtime) => productResolvers(catalogueOf(runtime)) as GraphQLResolverMap<ProductContext>,
   context: (runtime, base) => {
     const catalogue = catalogueOf(runtime);
