@@ -211,17 +211,33 @@ export function runSubgraphSecret(env: NodeJS.ProcessEnv = process.env): string 
   }
 }
 
-/** A TCP port that was free on `host` a moment ago: the kernel picks it, then it is let go (tests, benches). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Where {@link freePort} looks: below Linux's ephemeral range (32768–60999), from which the kernel
+ * gives every outgoing connection its local port. A port taken from that range, let go, and bound
+ * again seconds later (a JVM starting) can meanwhile be the local end of some connection: a
+ * clean-clone run lost a test broker's start that way.
+ */
+const FREE_PORT_RANGE = { from: 20_000, to: 32_700 } as const;
+
+/** Whether `port` can be bound on `host` now (it is let go again at once). */
+export function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
     server.unref();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
   });
+}
+
+/** A TCP port that was free on `host` a moment ago, outside the ephemeral range (tests, benches). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const size = FREE_PORT_RANGE.to - FREE_PORT_RANGE.from;
+  const start = Math.floor(Math.random() * size);
+  for (let i = 0; i < 200; i++) {
+    const port = FREE_PORT_RANGE.from + ((start + i * 7_919) % size);
+    if (await portFree(port, host)) return port;
+  }
+  throw new Error(`no free port found between ${FREE_PORT_RANGE.from} and ${FREE_PORT_RANGE.to} on ${host}`);
 }
 
 /** Where the storefront's browser tests find Chromium: CHROMIUM_PATH, default Debian's /usr/bin/chromium. */

@@ -5,11 +5,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { loadConfig, REPO_ROOT, SERVICE_NAMES } from '../platform/src/config.ts';
-import { checkRedis, dropDatabases, ensureDatabases, ensureKafka, kafkaAnswers } from '../scripts/infra.ts';
+import { checkRedis, dropDatabases, ensureDatabases, ensureKafka, freePort, kafkaAnswers, portFree } from '../scripts/infra.ts';
 
 interface PgClient {
   connect(): Promise<void>;
@@ -127,5 +129,24 @@ describe('command line', () => {
     const run = spawnSync(process.execPath, [script, 'kafka-status'], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(run.status, 0, run.stdout + run.stderr);
     assert.match(run.stdout, /Kafka answers on/);
+  });
+});
+
+describe('freePort', () => {
+  test('gives a bindable port below the ephemeral range, where outgoing connections never take it', async () => {
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    const ports = await Promise.all(Array.from({ length: 20 }, () => freePort()));
+    for (const port of ports) {
+      assert.ok(port >= 1024 && port < low, `${port} is below ${low}`);
+      assert.equal(await portFree(port), true);
+    }
+    // A port in use is not free.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(ports[0], '127.0.0.1', resolve));
+    try {
+      assert.equal(await portFree(ports[0]), false);
+    } finally {
+      server.close();
+    }
   });
 });

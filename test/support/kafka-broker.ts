@@ -12,26 +12,17 @@
  * ```
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureKafka, freePort, stopKafka } from '../../scripts/infra.ts';
+import { ensureKafka, freePort, portFree, stopKafka } from '../../scripts/infra.ts';
 
 /** A free port whose successor is free too: the broker's controller listens on port + 1. */
 async function freePortPair(): Promise<number> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const port = await freePort();
-    if (port < 65_535 && await portFree(port + 1)) return port;
+    if (await portFree(port + 1)) return port;
   }
   throw new Error('no two adjacent free ports found for a test broker');
-}
-
-async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
 }
 
 /** One scratch broker; dispose it (`await using`) to kill it and delete its files. */
