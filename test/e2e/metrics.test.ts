@@ -5,7 +5,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SERVICE_NAMES, type ServiceName } from '@swiftcart/platform';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { REPO_ROOT, SERVICE_NAMES, type ServiceName } from '@swiftcart/platform';
 import type { TestStack } from '../support/stack.ts';
 import { placeOrder, seedSaga, startSagaStack, systemOf, waitFor, waitForStatus } from '../support/saga.ts';
 
@@ -113,5 +116,16 @@ describe('/metrics of every process after an order', () => {
       const samples = await service(name);
       assert.ok(sum(find(samples, 'swiftcart_consumer_events_total', { outcome: 'processed', service: name })) >= 1, name);
     }
+  });
+
+  test('every metric the alert rules query (deploy/prometheus/alerts.yml) is served by some process', async () => {
+    const rules = parseYaml(readFileSync(path.join(REPO_ROOT, 'deploy', 'prometheus', 'alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };
+    const served = new Set<string>();
+    for (const url of [stack.gateway!.url, ...SERVICE_NAMES.map((name) => stack.services[name]!.url)]) {
+      for (const sample of await scrape(url)) served.add(sample.name);
+    }
+    const queried = rules.groups.flatMap((group) => group.rules).flatMap((rule) => [...rule.expr.matchAll(/\b(?:swiftcart|process|nodejs)_[a-z_]+\b/g)].map((m) => ({ alert: rule.alert, metric: m[0] })));
+    assert.ok(queried.length >= 4, 'the rules query SwiftCart metrics');
+    assert.deepEqual(queried.filter((q) => !served.has(q.metric)), []);
   });
 });
