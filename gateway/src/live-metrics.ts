@@ -4,7 +4,7 @@
  * {@link LiveMetrics.snapshot}. The hot path increments plain numbers; the registry reads them
  * when Prometheus scrapes.
  */
-import { Counter, Gauge, type Registry } from '@swiftcart/platform/metrics';
+import { type Registry, scrapedCounter, scrapedGauge } from '@swiftcart/platform/metrics';
 
 /** Metric names as exported; gauges are current values, `_total` counters only grow. */
 export const LIVE_METRIC_NAMES = {
@@ -54,14 +54,10 @@ export class LiveMetrics {
 
   /** Registers every figure in `registry`, read from these counters at each scrape. */
   register(registry: Registry): void {
-    const values = this.values;
     for (const key of Object.keys(LIVE_METRIC_NAMES) as (keyof typeof LIVE_METRIC_NAMES)[]) {
-      const options = { name: LIVE_METRIC_NAMES[key], help: HELP[key], registers: [registry] };
-      if (GAUGES.has(key)) {
-        new Gauge({ ...options, collect() { this.set(values[key]); } });
-      } else {
-        new Counter({ ...options, collect() { this.reset(); this.inc(values[key]); } });
-      }
+      const options = { name: LIVE_METRIC_NAMES[key], help: HELP[key] };
+      if (GAUGES.has(key)) scrapedGauge(registry, options, async (gauge) => gauge.set(this.values[key]));
+      else scrapedCounter(registry, options, (count) => count(this.values[key]));
     }
   }
 }

@@ -77,4 +77,3 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     [Symbol.asyncDispose]: close,
   };
 }
-

@@ -7,7 +7,8 @@
 import type { Database } from './database.ts';
 import type { RunningConsumer } from './inbox.ts';
 import type { KafkaClient } from './kafka.ts';
-import { Counter, Histogram, LATENCY_BUCKETS, type Registry, scrapedGauge } from './metrics.ts';
+import { outboxWaiting } from './outbox.ts';
+import { Histogram, LATENCY_BUCKETS, type Registry, scrapedCounter, scrapedGauge } from './metrics.ts';
 
 /** What a worker process runs, as its metrics need it. */
 export interface MessagingMetricsOptions {
@@ -36,27 +37,25 @@ export function registerMessagingMetrics(options: MessagingMetricsOptions): (wai
     registers: [registry],
   });
   if (options.publishes) {
-    scrapedGauge(registry, { name: 'swiftcart_outbox_backlog', help: 'Outbox rows not published yet (events and live changes).' }, async (gauge) => {
-      const [row] = await db.fork().execute<{ n: number }[]>('select count(*)::int as n from outbox where published_at is null');
-      gauge.set(Number(row.n));
-    });
-    scrapedGauge(registry, { name: 'swiftcart_outbox_oldest_unpublished_seconds', help: 'Age of the oldest outbox row not published yet; 0 when there is none.' }, async (gauge) => {
-      const [row] = await db.fork().execute<{ age: number | null }[]>(
-        'select extract(epoch from clock_timestamp() - min(created_at))::float8 as age from outbox where published_at is null');
-      gauge.set(Math.max(0, Number(row.age ?? 0)));
-    });
+    // Both gauges come from one query per scrape: the second collect reuses the first one's read.
+    let read: { at: number; waiting: Promise<{ rows: number; oldestSeconds: number }> } | null = null;
+    const waiting = () => {
+      if (!read || Date.now() - read.at > 1_000) read = { at: Date.now(), waiting: outboxWaiting(db.fork()) };
+      return read.waiting;
+    };
+    scrapedGauge(registry, { name: 'swiftcart_outbox_backlog', help: 'Outbox rows not published yet (events and live changes).' },
+      async (gauge) => gauge.set((await waiting()).rows));
+    scrapedGauge(registry, { name: 'swiftcart_outbox_oldest_unpublished_seconds', help: 'Age of the oldest outbox row not published yet; 0 when there is none.' },
+      async (gauge) => gauge.set((await waiting()).oldestSeconds));
   }
-  new Counter<'consumer' | 'outcome'>({
+  scrapedCounter(registry, {
     name: 'swiftcart_consumer_events_total',
     help: 'Events a consumer was handed, by outcome: processed, duplicate (already in the inbox), ignored (no handler), retried (attempts after the first), dead_lettered.',
     labelNames: ['consumer', 'outcome'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const { spec, running } of options.consumers()) {
-        for (const [outcome, key] of Object.entries(OUTCOMES)) this.inc({ consumer: spec.consumer, outcome }, running?.metrics[key] ?? 0);
-      }
-    },
+  }, (count) => {
+    for (const { spec, running } of options.consumers()) {
+      for (const [outcome, key] of Object.entries(OUTCOMES)) count(running?.metrics[key] ?? 0, { consumer: spec.consumer, outcome });
+    }
   });
   scrapedGauge(registry, {
     name: 'swiftcart_consumer_lag_messages',

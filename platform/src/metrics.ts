@@ -146,22 +146,36 @@ export function scrapedGauge<L extends string>(
 }
 
 /**
+ * A counter whose value lives elsewhere (plain numbers a hot path increments), copied in at scrape
+ * time: `read` reports each series' current total through `count`.
+ */
+export function scrapedCounter<L extends string>(
+  registry: Registry,
+  options: { readonly name: string; readonly help: string; readonly labelNames?: readonly L[] },
+  read: (count: (total: number, labels?: Partial<Record<L, string>>) => void) => void,
+): Counter<L> {
+  return new Counter<L>({
+    name: options.name,
+    help: options.help,
+    labelNames: options.labelNames ?? [],
+    registers: [registry],
+    collect() {
+      this.reset();
+      read((total, labels) => (labels ? this.inc(labels, total) : this.inc(total)));
+    },
+  });
+}
+
+/**
  * Registers `swiftcart_cache_lookups_total{cache, result}`: the hits and misses of cache-aside
  * caches (platform/src/cache.ts), read from their counters at each scrape.
  */
 export function registerCacheMetrics(registry: Registry, caches: Readonly<Record<string, { readonly stats: { readonly hits: number; readonly misses: number } }>>): void {
-  new Counter<'cache' | 'result'>({
-    name: 'swiftcart_cache_lookups_total',
-    help: 'Cache lookups by cache and result (hit, miss).',
-    labelNames: ['cache', 'result'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [cache, { stats }] of Object.entries(caches)) {
-        this.inc({ cache, result: 'hit' }, stats.hits);
-        this.inc({ cache, result: 'miss' }, stats.misses);
-      }
-    },
+  scrapedCounter(registry, { name: 'swiftcart_cache_lookups_total', help: 'Cache lookups by cache and result (hit, miss).', labelNames: ['cache', 'result'] }, (count) => {
+    for (const [cache, { stats }] of Object.entries(caches)) {
+      count(stats.hits, { cache, result: 'hit' });
+      count(stats.misses, { cache, result: 'miss' });
+    }
   });
 }
 
@@ -170,14 +184,12 @@ export function registerCacheMetrics(registry: Registry, caches: Readonly<Record
  * (closed, half-open or open), 0 for the others, so an alert can ask for `state="open" == 1`.
  */
 export function registerBreakerMetrics(registry: Registry, breaker: string, current: () => 'closed' | 'half-open' | 'open'): void {
-  new Gauge<'breaker' | 'state'>({
+  scrapedGauge(registry, {
     name: 'swiftcart_circuit_breaker_state',
     help: 'A circuit breaker\'s state: 1 for the current one (closed, half-open, open), 0 for the others.',
     labelNames: ['breaker', 'state'],
-    registers: [registry],
-    collect() {
-      const now = current();
-      for (const state of ['closed', 'half-open', 'open'] as const) this.set({ breaker, state }, state === now ? 1 : 0);
-    },
+  }, async (gauge) => {
+    const now = current();
+    for (const state of ['closed', 'half-open', 'open'] as const) gauge.set({ breaker, state }, state === now ? 1 : 0);
   });
 }

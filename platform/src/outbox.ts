@@ -200,10 +200,17 @@ async function insertRows(em: EntityManager, rows: readonly NewOutboxRow[]): Pro
   await em.execute(`select pg_notify('${OUTBOX_CHANNEL}', '')`);
 }
 
+/** The outbox rows waiting to be published: how many, and the age of the oldest (0 when none). */
+export async function outboxWaiting(em: EntityManager): Promise<{ readonly rows: number; readonly oldestSeconds: number }> {
+  const [row] = await em.execute<{ rows: number; oldest: number | null }[]>(`
+    select count(*)::integer as rows, extract(epoch from clock_timestamp() - min(created_at))::float8 as oldest
+    from outbox where published_at is null`);
+  return { rows: Number(row.rows), oldestSeconds: Math.max(0, Number(row.oldest ?? 0)) };
+}
+
 /** How many outbox rows are waiting to be published. */
 export async function outboxBacklog(em: EntityManager): Promise<number> {
-  const [row] = await em.execute<{ backlog: number }[]>('select count(*)::integer as backlog from outbox where published_at is null');
-  return Number(row.backlog);
+  return (await outboxWaiting(em)).rows;
 }
 
 /**

@@ -13,7 +13,7 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { type ServiceName, SERVICE_NAMES, dlqTopic, eventsTopic } from '@swiftcart/platform';
+import { type ServiceName, SERVICE_NAMES, dlqTopic, eventsTopic, outboxBacklog } from '@swiftcart/platform';
 import { TestKafkaBroker } from '../support/kafka-broker.ts';
 import { TestPostgresServer } from '../support/postgres-server.ts';
 import { TestRedisServer } from '../support/redis-server.ts';
@@ -413,10 +413,7 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
   }, 'every order to reach a terminal status', FINAL_TIMEOUT_MS, () => statuses, 500).catch((error) => failures.push(error.message));
   const unpublished: Record<string, number> = {};
   await waitFor(async () => {
-    for (const name of SERVICE_NAMES) {
-      const rows = await stack.em(name).execute<{ n: number }[]>('select count(*)::int as n from outbox where published_at is null');
-      unpublished[name] = rows[0].n;
-    }
+    for (const name of SERVICE_NAMES) unpublished[name] = await outboxBacklog(stack.em(name));
     return Object.values(unpublished).every((n) => n === 0) ? true : undefined;
   }, 'every outbox to be drained', 60_000, () => unpublished, 500).catch((error) => failures.push(error.message));
   const confirmedIds = async () => (await orderDb().execute<{ id: string }[]>(`select id from orders where status = 'CONFIRMED'`)).map((r) => r.id);

@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { freePort } from '../../scripts/infra.ts';
+import { untilAnswering } from './server-ready.ts';
 
 const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
@@ -113,20 +114,10 @@ export class TestPostgresServer implements AsyncDisposable {
       '-c', 'fsync=off', '-c', 'full_page_writes=off',
     ], { stdio: ['ignore', logFd, logFd], ...this.#user });
     fs.closeSync(logFd);
-    const exited = new Promise<never>((_, reject) => {
-      child.once('error', (error) => reject(new Error(`postgres could not start: ${error.message}`)));
-      child.once('exit', (code, signal) => reject(new Error(`postgres exited (${code ?? signal}) before it was ready: ${this.logTail()}`)));
-    });
-    exited.catch(() => undefined);
     this.#child = child;
     process.once('exit', this.#killOnExit);
-    const deadline = Date.now() + READY_TIMEOUT_MS;
     try {
-      for (;;) {
-        if (await Promise.race([this.#answers(), exited])) return;
-        if (Date.now() > deadline) throw new Error(`postgres on port ${this.port} did not answer within ${READY_TIMEOUT_MS} ms: ${this.logTail()}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await untilAnswering(child, `postgres on port ${this.port}`, () => this.#answers(), READY_TIMEOUT_MS, () => this.logTail());
     } catch (error) {
       await this.stop('SIGKILL');
       throw error;

@@ -13,6 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { freePort } from '../../scripts/infra.ts';
+import { untilAnswering } from './server-ready.ts';
 
 import os from 'node:os';
 
@@ -74,21 +75,10 @@ export class TestRedisServer implements AsyncDisposable {
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (chunk) => { stderr += chunk; });
-    const exited = new Promise<never>((_, reject) => {
-      child.once('error', (error) => reject(new Error(`redis-server could not start: ${error.message}`)));
-      child.once('exit', (code, signal) => reject(new Error(`redis-server exited (${code ?? signal}) before it was ready: ${stderr.trim()}`)));
-    });
-    exited.catch(() => undefined);
     this.#child = child;
     process.once('exit', this.#killOnExit);
-    const deadline = Date.now() + READY_TIMEOUT_MS;
     try {
-      for (;;) {
-        const ready = await Promise.race([answersPing(this.port), exited]);
-        if (ready) return;
-        if (Date.now() > deadline) throw new Error(`redis-server on port ${this.port} did not answer within ${READY_TIMEOUT_MS} ms`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await untilAnswering(child, `redis-server on port ${this.port}`, () => answersPing(this.port), READY_TIMEOUT_MS, () => stderr.trim());
     } catch (error) {
       await this.stop();
       throw error;

@@ -3,7 +3,7 @@
  * database at each scrape how many orders are in each status, and why the ones that ended REJECTED
  * or CANCELLED ended there; a process that serves the API reports its admission gate.
  */
-import { Counter, Gauge, type Registry, type ServiceRuntime, runsWorkers, scrapedGauge, servesApi } from '@swiftcart/platform';
+import { type Registry, type ServiceRuntime, runsWorkers, scrapedCounter, scrapedGauge, servesApi } from '@swiftcart/platform';
 import type { SagaAdmission } from './admission.ts';
 import { DEADLINE_REASON } from './saga.ts';
 
@@ -36,22 +36,16 @@ export function registerOrderMetrics(runtime: ServiceRuntime, registry: Registry
 }
 
 function registerAdmissionMetrics(registry: Registry, admission: () => SagaAdmission): void {
-  new Gauge({
+  scrapedGauge(registry, {
     name: 'swiftcart_admission_open',
     help: 'Whether placeOrder admits new orders (1) or refuses them with OVERLOADED because the saga lags (0).',
-    registers: [registry],
-    collect() { this.set(admission().isOpen ? 1 : 0); },
-  });
-  new Gauge({
+  }, async (gauge) => gauge.set(admission().isOpen ? 1 : 0));
+  scrapedGauge(registry, {
     name: 'swiftcart_admission_lag_seconds',
     help: 'The saga lag admission control measured last: the age of the ORDER_ADMISSION_LAG_RANK-th oldest PENDING order.',
-    registers: [registry],
-    collect() { this.set(admission().lagMs / 1000); },
-  });
-  new Counter({
+  }, async (gauge) => gauge.set(admission().lagMs / 1000));
+  scrapedCounter(registry, {
     name: 'swiftcart_admission_refused_total',
     help: 'placeOrder calls refused with OVERLOADED since the process started.',
-    registers: [registry],
-    collect() { this.reset(); this.inc(admission().refused); },
-  });
+  }, (count) => count(admission().refused));
 }
