@@ -136,6 +136,12 @@ export interface Config {
   /** Connections per service database pool (`DB_POOL_SIZE`). */
   readonly databasePoolSize: number;
   /**
+   * How long a statement may wait for a pooled connection, or for a new one to open, before it fails
+   * as unavailable (`DB_CONNECT_TIMEOUT_MS`): a request then gets SERVICE_UNAVAILABLE instead of
+   * hanging on a pool that has nothing to give.
+   */
+  readonly databaseConnectTimeoutMs: number;
+  /**
    * The environment this configuration was read from. Services read their own settings
    * (`ORDER_*`, `PAYMENT_*`) from here rather than from `process.env`, so a test stack's
    * environment reaches them too.
@@ -298,6 +304,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     productCacheTtlSeconds: integerVar(env, 'PRODUCT_CACHE_TTL_SECONDS', 60, 1, 86_400),
     readinessTimeoutMs: integerVar(env, 'READINESS_TIMEOUT_MS', 2_000, 100, 60_000),
     databasePoolSize: integerVar(env, 'DB_POOL_SIZE', 10, 1, 500),
+    databaseConnectTimeoutMs: integerVar(env, 'DB_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
     vars: Object.freeze({ ...env }),
   };
 }

@@ -48,6 +48,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     entities: [...options.entities],
     extensions: [Migrator],
     pool: { min: 0, max: options.poolSize ?? options.config.databasePoolSize },
+    // pg's Pool options: without a limit, a checkout waits for ever on a pool that has nothing to give.
+    driverOptions: { connectionTimeoutMillis: options.config.databaseConnectTimeoutMs },
     migrations: {
       migrationsList: options.migrations.map((m) => ({ name: m.name, class: m.class })),
       snapshot: false,

@@ -197,6 +197,11 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** The first wait before a consumer kafkajs gave up on is replaced; it doubles on each failure in a row. */
+export const CONSUMER_RESTART_FIRST_MS = 1_000;
+/** The longest wait between replacements of a consumer that keeps failing. */
+export const CONSUMER_RESTART_MAX_MS = 30_000;
+
 /** Creates a client for the configured brokers; connections open lazily on first use. */
 export function createKafka(config: Config, log: Logger, clientId: string): KafkaClient {
   const kafka = new Kafka({
@@ -242,28 +247,61 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
     await Promise.allSettled(pending.map(async (p) => (await p).disconnect()));
   };
 
-  /** Joins a group on `topics` and runs it with `run`; the subscription leaves the group. */
+  /**
+   * Joins a group on `topics` and runs it with `run`; the subscription leaves the group. A consumer
+   * kafkajs gives up on is replaced: kafkajs restarts only after errors it calls retriable, and a
+   * group coordinator not found while a broker starts is not one of them, so a service would stay up
+   * consuming nothing.
+   */
   const runConsumer = async (groupId: string, topics: readonly string[], options: ConsumeOptions, run: ConsumerRunConfig): Promise<Subscription> => {
-    const consumer = kafka.consumer({
-      groupId: topic(groupId),
-      allowAutoTopicCreation: false,
-      maxWaitTimeInMs: options.maxWaitTimeInMs ?? 1_000,
-      sessionTimeout: options.sessionTimeoutMs ?? config.kafkaSessionTimeoutMs,
-    });
-    consumers.add(consumer);
-    try {
-      await consumer.connect();
-      await consumer.subscribe({ topics: topics.map(topic), fromBeginning: options.fromBeginning ?? true });
-      await consumer.run(run);
-    } catch (error) {
-      consumers.delete(consumer);
-      await consumer.disconnect().catch(() => undefined);
-      throw error;
-    }
+    let current: Consumer | undefined;
+    let stopped = false;
+    let restartTimer: NodeJS.Timeout | undefined;
+    let failures = 0;
+
+    const start = async () => {
+      const consumer = kafka.consumer({
+        groupId: topic(groupId),
+        allowAutoTopicCreation: false,
+        maxWaitTimeInMs: options.maxWaitTimeInMs ?? 1_000,
+        sessionTimeout: options.sessionTimeoutMs ?? config.kafkaSessionTimeoutMs,
+      });
+      consumers.add(consumer);
+      current = consumer;
+      consumer.on(consumer.events.GROUP_JOIN, () => { failures = 0; });
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        if (payload.restart || stopped) return;
+        consumers.delete(consumer);
+        scheduleRestart(payload.error);
+      });
+      try {
+        await consumer.connect();
+        await consumer.subscribe({ topics: topics.map(topic), fromBeginning: options.fromBeginning ?? true });
+        await consumer.run(run);
+      } catch (error) {
+        consumers.delete(consumer);
+        await consumer.disconnect().catch(() => undefined);
+        throw error;
+      }
+    };
+    const scheduleRestart = (error: unknown) => {
+      const delayMs = Math.min(CONSUMER_RESTART_MAX_MS, CONSUMER_RESTART_FIRST_MS * 2 ** failures++);
+      log.error({ err: error, groupId: topic(groupId), delayMs }, 'consumer stopped and kafkajs will not restart it; starting a new one');
+      restartTimer = setTimeout(() => {
+        restartTimer = undefined;
+        if (stopped) return;
+        start().catch((startError: unknown) => { if (!stopped) scheduleRestart(startError); });
+      }, delayMs);
+    };
+
+    await start();
     let stopping: Promise<void> | undefined;
     const stop = () => (stopping ??= (async () => {
-      consumers.delete(consumer);
-      await consumer.disconnect();
+      stopped = true;
+      clearTimeout(restartTimer);
+      if (!current) return;
+      consumers.delete(current);
+      await current.disconnect();
     })());
     return { stop, [Symbol.asyncDispose]: stop };
   };

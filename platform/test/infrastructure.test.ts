@@ -77,6 +77,32 @@ describe('Kafka module on the real broker', () => {
     assert.equal(received.find((m) => m.headers.id === '7')?.headers.type, 'Tested');
   });
 
+  it('replaces a consumer kafkajs gives up on: an error it calls non-retriable does not stop consuming', async () => {
+    const topic = `platform.test.${randomUUID().slice(0, 8)}.v1`;
+    await kafka.ensureTopics([{ name: topic, partitions: 1 }]);
+    await kafka.publish(topic, [{ key: 'k', value: 'first' }, { key: 'k', value: 'second' }]);
+    const seen: string[] = [];
+    let thrown = false;
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => { finish = resolve; });
+    // kafkajs crashes a consumer for good on such an error (as on a group coordinator not found
+    // while a broker starts): without a replacement, nothing after it would ever be handled.
+    const subscription = await kafka.consume(`g-${randomUUID()}`, [topic], async (message) => {
+      seen.push(message.value!);
+      if (message.value === 'first' && !thrown) {
+        thrown = true;
+        throw Object.assign(new Error('given up on'), { retriable: false });
+      }
+      if (message.value === 'second') finish();
+    });
+    try {
+      await Promise.race([done, new Promise((_, reject) => setTimeout(() => reject(new Error(`only ${JSON.stringify(seen)} arrived`)), 30_000))]);
+      assert.deepEqual(seen, ['first', 'first', 'second'], 'the replacement starts again from the last committed offset');
+    } finally {
+      await subscription.stop();
+    }
+  });
+
   it('answers a ping, and a client of an absent broker fails its ping within the timeout', async () => {
     await kafka.ping(5_000);
     const absent = createKafka({ ...config, kafkaBrokers: ['127.0.0.1:1'] }, log, 'absent');

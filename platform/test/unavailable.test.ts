@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { createLogger, isUnavailable, openDatabase } from '@swiftcart/platform';
 import { TestPostgresServer } from '../../test/support/postgres-server.ts';
 import { isolatedConfig, startStack } from '../../test/support/stack.ts';
@@ -62,4 +63,61 @@ test('a request whose database is down is SERVICE_UNAVAILABLE with a retry delay
   await postgres.startProcess();
   const back = await stack.graphql(query, { token });
   assert.equal(back.errors, undefined, JSON.stringify(back.errors));
+});
+
+test('transactions cut by a restart give their connections back: the pool serves again once the server is back', { timeout: 60_000 }, async () => {
+  await using postgres = await TestPostgresServer.start();
+  const config = isolatedConfig({ DATABASE_URL: postgres.url });
+  await ensureDatabases(config, ['order']);
+  const { entities } = await loadServiceModule('order');
+  const poolSize = 2;
+  await using db = await openDatabase({ config, service: 'order', entities, migrations: [], log: createLogger('test', 'fatal'), poolSize });
+
+  // Every connection of the pool is inside a transaction when the server goes away: the statement,
+  // then the rollback, fail on a dead connection. A connection not given back after a failed
+  // rollback (kysely before 0.29.9) leaves the pool empty for good, and every later request waits.
+  const inFlight = Array.from({ length: poolSize }, () => failure(() => db.fork().transactional((em) => em.execute('select pg_sleep(30)'))));
+  await waitForBackends(postgres, poolSize);
+  await postgres.restart();
+  for (const error of await Promise.all(inFlight)) assert.equal(isUnavailable(error), true, String(error));
+
+  const served = await Promise.all(Array.from({ length: poolSize * 2 }, (_, i) => db.fork().transactional(async (em) => {
+    const [row] = await em.execute<{ n: number }[]>(`select ${i}::int as n`);
+    return row.n;
+  })));
+  assert.deepEqual(served, [0, 1, 2, 3]);
+});
+
+/** Resolves once `count` backends run pg_sleep on the server. */
+async function waitForBackends(postgres: TestPostgresServer, count: number): Promise<void> {
+  const client = new pg.Client({ connectionString: `${postgres.url}/postgres` });
+  await client.connect();
+  try {
+    for (let started = Date.now(); Date.now() - started < 10_000;) {
+      const { rows } = await client.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where query like 'select pg_sleep%' and state = 'active'");
+      if (rows[0].n >= count) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.fail(`${count} transactions never reached the server`);
+  } finally {
+    await client.end();
+  }
+}
+
+test('a statement that waits longer than DB_CONNECT_TIMEOUT_MS for a pooled connection fails as unavailable', async () => {
+  const config = isolatedConfig({ DB_CONNECT_TIMEOUT_MS: '300' });
+  await ensureDatabases(config, ['order']);
+  await using db = await openDatabase({ config, service: 'order', entities: (await loadServiceModule('order')).entities, migrations: [], log: createLogger('test', 'fatal'), poolSize: 1 });
+  let release!: () => void;
+  let holding!: () => void;
+  const inside = new Promise<void>((resolve) => { holding = resolve; });
+  const held = db.fork().transactional(() => new Promise<void>((resolve) => { release = resolve; holding(); }));
+  await inside;
+  const started = Date.now();
+  const waited = await failure(() => db.fork().execute('select 1'));
+  assert.equal(isUnavailable(waited), true, String(waited));
+  assert.ok(Date.now() - started < 5_000, 'it gave up instead of waiting on');
+  release();
+  await held;
+  assert.deepEqual(await db.fork().execute('select 1 as n'), [{ n: 1 }]);
 });

@@ -51,6 +51,8 @@ export interface ChaosOptions {
   readonly recoveryTimeoutMs: number;
   /** Progress lines. */
   readonly log: (line: string) => void;
+  /** Aborting it stops the run at once: everything started is stopped, and the run rejects. */
+  readonly signal?: AbortSignal;
 }
 
 /** The short form that `npm test` runs: one of each fault, a small load. */
@@ -269,6 +271,14 @@ function faultLabel(fault: FaultName, options: ChaosOptions): string {
   return fault === 'stall' ? `stall ${options.stallTarget} ${Math.round(options.stallMs / 1000)} s` : fault;
 }
 
+/** Rejects with the signal's reason once it is aborted. */
+function abortion(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
+
 /**
  * Runs the suite: starts scratch PostgreSQL, Redis and Kafka and the platform as child processes,
  * loads it, injects the faults, checks and reports. Everything it started is stopped again.
@@ -292,7 +302,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'fatal',
     }, { gatewayProcess: true });
     followers = new LiveFollowers(stack.gatewayUrl);
-    return await drive({ postgres, redis, kafka, stack }, options, followers, began);
+    const driving = drive({ postgres, redis, kafka, stack }, options, followers, began);
+    if (!options.signal) return await driving;
+    // The drive is left to fail on its own once its servers are gone; only the clean-up matters.
+    driving.catch(() => undefined);
+    return await Promise.race([driving, abortion(options.signal)]);
   } finally {
     await followers?.close();
     await stack?.close().catch(() => undefined);

@@ -45,6 +45,11 @@ if (!SERVICE_NAMES.includes(stallTarget)) usage(`--stall must be one of ${SERVIC
 const only = args.only?.split(',').map((f) => f.trim()).filter(Boolean);
 for (const fault of only ?? []) if (!FAULTS.includes(fault as FaultName)) usage(`unknown fault "${fault}"`);
 
+// Interrupted (Ctrl-C, a CI timeout): the scratch servers and the platform's processes are stopped, not orphaned.
+const interrupted = new AbortController();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => interrupted.abort(new Error(`interrupted by ${signal}`)));
+}
 const report = await runChaos({
   ...form,
   rounds: positive('rounds', args.rounds, form.rounds),
@@ -53,6 +58,11 @@ const report = await runChaos({
   stallTarget,
   faults: only as FaultName[] | undefined,
   log: (line) => console.log(`[chaos] ${line}`),
+  signal: interrupted.signal,
+}).catch((error: unknown) => {
+  if (!interrupted.signal.aborted) throw error;
+  console.error(`[chaos] ${(error as Error).message}; everything it started is stopped`);
+  process.exit(130);
 });
 console.log(formatReport(report));
 const dir = path.join(REPO_ROOT, 'bench', 'results');
