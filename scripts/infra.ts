@@ -253,18 +253,27 @@ export function chromiumPath(env: NodeJS.ProcessEnv = process.env): string {
  */
 export function ensureChromium(options: { log?: Log; env?: NodeJS.ProcessEnv } = {}): string {
   const executable = chromiumPath(options.env);
-  if (existsSync(executable)) return executable;
-  const log = options.log ?? (() => {});
+  installDebianPackage('chromium', executable, 'the storefront browser tests', options.log, 'set CHROMIUM_PATH');
+  return executable;
+}
+
+/**
+ * Makes sure `executable` exists, installing Debian's package `name` with apt-get when it does not
+ * and this process is root (as on CI images); otherwise throws with the command to run. `why` says
+ * what needs it, `otherwise` what else the user can do.
+ */
+export function installDebianPackage(name: string, executable: string, why: string, log: Log = () => {}, otherwise?: string): void {
+  if (existsSync(executable)) return;
   const canInstall = process.getuid?.() === 0 && spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
-  if (!canInstall) throw new Error(`Chromium is missing at ${executable}: run "apt-get install -y chromium" as root, or set CHROMIUM_PATH`);
-  log('installing chromium with apt-get (for the storefront browser tests)...');
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  for (const args of [['update'], ['install', '-y', '--no-install-recommends', 'chromium']]) {
-    const result = spawnSync('apt-get', args, { stdio: 'inherit', env });
+  if (!canInstall) throw new Error(`${executable} is missing: run "apt-get install -y ${name}" as root${otherwise ? `, or ${otherwise}` : ''}`);
+  log(`installing ${name} with apt-get (for ${why})...`);
+  // policy-rc.d-less images would start a packaged daemon; RUNLEVEL=1 tells invoke-rc.d not to.
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive', RUNLEVEL: '1' };
+  for (const args of [['update'], ['install', '-y', '--no-install-recommends', name]]) {
+    const result = spawnSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env });
     if (result.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed (exit ${result.status})`);
   }
-  if (!existsSync(executable)) throw new Error(`apt-get installed chromium, but ${executable} does not exist; set CHROMIUM_PATH`);
-  return executable;
+  if (!existsSync(executable)) throw new Error(`apt-get installed ${name}, but ${executable} does not exist${otherwise ? `; ${otherwise}` : ''}`);
 }
 
 function describeDatabases(result: EnsureDatabasesResult): string {

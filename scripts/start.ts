@@ -11,6 +11,8 @@
  * `npm start -- --workers` runs each replica as two processes: an api process (SERVICE_ROLE=api)
  * on the replica's port, and a worker (SERVICE_ROLE=worker: relay, consumers, sweeper, with its own
  * database pool) that answers its health probes on that port + 5.
+ * `npm start -- --no-zipkin` leaves out the trace backend (Zipkin, ZIPKIN_PORT, default 9411) and
+ * tracing with it; `--no-prometheus` leaves out Prometheus (PROMETHEUS_PORT, default 9090).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,6 +24,9 @@ import { REPO_ROOT, SERVICE_NAMES, integerVar, isMain, loadConfig, serviceInstan
 import { ensureInfrastructure, removeRunSubgraphSecret, stopKafka, writeRunSubgraphSecret } from './infra.ts';
 import { migrateAll } from './migrate.ts';
 import { seed, SEED_PRODUCT_COUNT } from './seed.ts';
+import {
+  DEFAULT_PROMETHEUS_PORT, DEFAULT_ZIPKIN_PORT, ensurePrometheus, ensureZipkinJar, prometheusCommand, writePrometheusConfig, zipkinCommand,
+} from './observability.ts';
 import { Supervisor, describeExit } from './supervisor.ts';
 
 /** Where each child's output goes: LOG_DIR, default .data/logs (relative paths from the repository root). */
@@ -61,18 +66,33 @@ function newChild(name: string): Child {
 }
 
 /** Starts one process of `child`, its output to the child's log and warnings and errors to the terminal. */
-function spawnProcess(child: Child, entry: string, env: NodeJS.ProcessEnv): ChildProcess {
-  const spawned = spawn(process.execPath, [path.join(REPO_ROOT, entry)], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** A program `npm start` runs: one of ours (JSON lines, warnings echoed) or another's (logged only). */
+interface Program {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
+  /** True for our own processes, whose JSON log lines at warn and above reach the terminal. */
+  readonly ours: boolean;
+}
+
+function spawnProcess(child: Child, program: Program): ChildProcess {
+  const spawned = spawn(program.command, [...program.args], { cwd: REPO_ROOT, env: { ...process.env, ...program.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   spawned.on('error', (error) => say(`${child.name} could not be started: ${error.message}`));
   for (const stream of [spawned.stdout!, spawned.stderr!]) {
     createInterface({ input: stream }).on('line', (line) => {
       child.log.write(`${line}\n`);
+      if (!program.ours) return;
       let level: string | undefined;
       try { level = JSON.parse(line).level; } catch { level = 'warn'; }
       if (level && ECHOED_LEVELS.has(level)) console.log(`[${child.name}] ${line}`);
     });
   }
   return spawned;
+}
+
+/** One of our entry points (a service, the gateway, the storefront) on this Node. */
+function nodeProgram(entry: string, env: NodeJS.ProcessEnv): Program {
+  return { command: process.execPath, args: [path.join(REPO_ROOT, entry)], env, ours: true };
 }
 
 /** Resolves once `url` answers; throws when `process` exits first or the time is up. */
@@ -96,15 +116,25 @@ export interface StartOptions {
   readonly workers: boolean;
   /** False with `--no-storefront`. */
   readonly storefront: boolean;
+  /** False with `--no-zipkin`: no trace backend, and the processes do not trace. */
+  readonly zipkin: boolean;
+  /** False with `--no-prometheus`. */
+  readonly prometheus: boolean;
 }
 
 /** Reads `npm start`'s arguments; throws (naming the problem) on an unknown or malformed one. */
 export function startOptions(argv: readonly string[], env: NodeJS.ProcessEnv): StartOptions {
-  const { values } = parseArgs({ args: [...argv], options: { replicas: { type: 'string' }, workers: { type: 'boolean' }, 'no-storefront': { type: 'boolean' } }, strict: true });
+  const { values } = parseArgs({
+    args: [...argv],
+    options: { replicas: { type: 'string' }, workers: { type: 'boolean' }, 'no-storefront': { type: 'boolean' }, 'no-zipkin': { type: 'boolean' }, 'no-prometheus': { type: 'boolean' } },
+    strict: true,
+  });
   return {
     replicas: integerVar(values.replicas === undefined ? env : { REPLICAS: values.replicas }, 'REPLICAS', 1, 1, MAX_REPLICAS),
     workers: Boolean(values.workers),
     storefront: !values['no-storefront'],
+    zipkin: !values['no-zipkin'],
+    prometheus: !values['no-prometheus'],
   };
 }
 
@@ -174,14 +204,15 @@ async function main(): Promise<number> {
     onGiveUp: () => void shutdown('giving up', 1),
   });
   /** Starts `name` under supervision; after a restart the terminal says when it answers again. */
-  const supervise = (name: string, entry: string, env: NodeJS.ProcessEnv, readyUrl: string): ChildProcess => {
+  const supervise = (name: string, entry: string | Program, env: NodeJS.ProcessEnv, readyUrl: string): ChildProcess => {
     if (stopping) throw new Error('stopping');
     const child = newChild(name);
     children.push(child);
+    const program = typeof entry === 'string' ? nodeProgram(entry, { ...tracingEnv, ...env }) : entry;
     return supervisor.start({
       name,
       logFile: shownPath(child.logFile),
-      spawn: () => spawnProcess(child, entry, env),
+      spawn: () => spawnProcess(child, program),
       onRestarted: (restarted) => {
         const since = Date.now();
         waitReady(name, child.logFile, restarted, readyUrl).then(
@@ -195,7 +226,16 @@ async function main(): Promise<number> {
   process.on('SIGINT', () => void shutdown('Ctrl-C', 0));
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   let storefront: string | null = null;
+  let zipkin: string | null = null;
+  let prometheus: string | null = null;
+  // Where every process sends its spans: this run's Zipkin, unless the environment says otherwise.
+  const zipkinPort = integerVar(process.env, 'ZIPKIN_PORT', DEFAULT_ZIPKIN_PORT, 1);
+  const tracingEnv: NodeJS.ProcessEnv = options.zipkin
+    ? { OTEL_TRACES_EXPORTER: process.env.OTEL_TRACES_EXPORTER || 'zipkin', OTEL_EXPORTER_ZIPKIN_ENDPOINT: process.env.OTEL_EXPORTER_ZIPKIN_ENDPOINT || `http://127.0.0.1:${zipkinPort}/api/v2/spans` }
+    : { OTEL_TRACES_EXPORTER: process.env.OTEL_TRACES_EXPORTER || 'none' };
   try {
+    // Zipkin's JVM takes a while to start: it starts first, and is waited for last.
+    const zipkinStarted = options.zipkin ? startZipkin(zipkinPort, supervise, supervisor) : Promise.resolve(null);
     say('migrating the five service databases...');
     await migrateAll(config);
     const inserted = await seed(config);
@@ -231,6 +271,11 @@ async function main(): Promise<number> {
     // The storefront (clients/storefront) is a convenience: if it cannot start (port taken, build
     // failed), the API still runs and the terminal says why.
     if (withStorefront) storefront = await startStorefront(config, supervise, supervisor);
+    if (options.prometheus) {
+      const targets = [config.gatewayPort, ...instances.map((i) => i.port)].map((port) => `${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`);
+      prometheus = await startPrometheus(config, targets, supervise, supervisor);
+    }
+    zipkin = await zipkinStarted;
   } catch (error) {
     console.error(`[start] ${(error as Error).message}`);
     await shutdown('start-up failed', 1);
@@ -246,7 +291,9 @@ async function main(): Promise<number> {
   GraphQL (HTTP)   ${gatewayUrl}
   Subscriptions    ${gatewayUrl.replace(/^http/, 'ws')} (graphql-ws)
   Storefront       ${storefront ?? (withStorefront ? `not running (see ${shownPath(path.join(LOG_DIR, 'storefront.log'))})` : 'not started (--no-storefront)')}
-  Metrics          ${origin(config, config.gatewayPort)}/metrics
+  Metrics          ${origin(config, config.gatewayPort)}/metrics (every process has its own /metrics)
+  Prometheus       ${prometheus ?? (options.prometheus ? `not running (see ${shownPath(path.join(LOG_DIR, 'prometheus.log'))} or the lines above)` : 'not started (--no-prometheus)')}
+  Traces (Zipkin)  ${zipkin ?? (options.zipkin ? `not running (see ${shownPath(path.join(LOG_DIR, 'zipkin.log'))})` : 'not started (--no-zipkin)')}
   Logs             ${shownPath(LOG_DIR)}/<service>.log
   Admin token      npm run token -- --sub admin --roles admin
 
@@ -254,6 +301,58 @@ async function main(): Promise<number> {
   Press Ctrl-C to stop everything.
 `);
   return 0;
+}
+
+type Supervise = (name: string, entry: string | Program, env: NodeJS.ProcessEnv, readyUrl: string) => ChildProcess;
+
+/**
+ * Starts Zipkin's server (scripts/observability.ts) and resolves with its UI's address once it
+ * answers, or null (saying why) when it cannot start: the platform runs without a trace viewer.
+ */
+async function startZipkin(port: number, supervise: Supervise, supervisor: Supervisor): Promise<string | null> {
+  const base = `http://127.0.0.1:${port}`;
+  if (await answers(`${base}/health`)) {
+    say(`a Zipkin already answers on port ${port}: the processes send their spans there`);
+    return `${base}/zipkin/`;
+  }
+  try {
+    const jar = await ensureZipkinJar(say);
+    const { command, args, env } = zipkinCommand(jar, port);
+    const child = supervise('zipkin', { command, args, env, ours: false }, {}, `${base}/health`);
+    await waitReady('zipkin', path.join(LOG_DIR, 'zipkin.log'), child, `${base}/health`, 120_000);
+    return `${base}/zipkin/`;
+  } catch (error) {
+    say(`Zipkin did not start: ${(error as Error).message}`);
+    supervisor.forget('zipkin');
+    return null;
+  }
+}
+
+/**
+ * Starts Prometheus (installed with apt-get on first use where this process may) scraping
+ * `targets` with the platform's alert rules; resolves with its address, or null (saying why).
+ */
+async function startPrometheus(config: Config, targets: readonly string[], supervise: Supervise, supervisor: Supervisor): Promise<string | null> {
+  const port = integerVar(process.env, 'PROMETHEUS_PORT', DEFAULT_PROMETHEUS_PORT, 1);
+  const url = `${origin(config, port)}/`;
+  if (await answers(`${url}-/ready`)) {
+    say(`something already answers on port ${port}, so Prometheus is not started; set PROMETHEUS_PORT`);
+    return null;
+  }
+  const binary = ensurePrometheus(say);
+  if (!binary) return null;
+  const home = path.join(REPO_ROOT, '.data', 'prometheus');
+  const configFile = writePrometheusConfig(home, targets);
+  const { command, args } = prometheusCommand(binary, configFile, path.join(home, 'data'), config.host, port);
+  try {
+    const child = supervise('prometheus', { command, args, env: {}, ours: false }, {}, `${url}-/ready`);
+    await waitReady('prometheus', path.join(LOG_DIR, 'prometheus.log'), child, `${url}-/ready`);
+    return url;
+  } catch (error) {
+    say(`Prometheus did not start: ${(error as Error).message}`);
+    supervisor.forget('prometheus');
+    return null;
+  }
 }
 
 /**

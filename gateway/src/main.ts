@@ -4,9 +4,16 @@
  * RATE_LIMIT_*, MAX_SUBSCRIPTIONS_PER_SOCKET, MAX_SOCKETS_PER_CLIENT, EDGE_LIMITS), serves until SIGTERM
  * or SIGINT, then drains and exits 0; SIGHUP reloads the supergraph. A start-up failure (bad configuration, unreadable supergraph, port in use) exits 1.
  */
-import { type Config, ConfigError, loadConfig } from '@swiftcart/platform/config';
-import { type Logger, createLogger } from '@swiftcart/platform/logger';
-import { SupergraphError, startGateway, type RunningGateway } from './gateway.ts';
+import { shutdownTracing, startTracing } from '@swiftcart/platform/tracing';
+
+// First: an instrumentation patches only what is imported after it starts.
+startTracing('gateway');
+const [{ ConfigError, loadConfig }, { createLogger }, { SupergraphError, startGateway }] = await Promise.all([
+  import('@swiftcart/platform/config'), import('@swiftcart/platform/logger'), import('./gateway.ts'),
+]);
+type Config = import('@swiftcart/platform/config').Config;
+type Logger = import('@swiftcart/platform/logger').Logger;
+type RunningGateway = import('./gateway.ts').RunningGateway;
 
 let log: Logger = createLogger('gateway', 'info');
 let config: Config;
@@ -44,6 +51,7 @@ async function stop(signal: NodeJS.Signals): Promise<void> {
     log.error({ err: error }, 'shutdown failed');
     process.exit(1);
   }
+  await shutdownTracing();
   process.exit(0);
 }
 // SIGHUP re-reads SUPERGRAPH_PATH: a new schema without dropping HTTP clients (live ones resubscribe).

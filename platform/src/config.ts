@@ -218,6 +218,60 @@ function url(env: NodeJS.ProcessEnv, key: string, fallback: string, protocols: r
   return raw;
 }
 
+/** Where spans go: a Zipkin server, an OTLP/HTTP endpoint (a collector), or nowhere. */
+export const TRACES_EXPORTERS = ['zipkin', 'otlp', 'none'] as const;
+/** OpenTelemetry's sampler names (`OTEL_TRACES_SAMPLER`). */
+export const TRACES_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+
+/** How a process traces; read by {@link loadTracingConfig}. */
+export interface TracingConfig {
+  /** `OTEL_TRACES_EXPORTER`: zipkin in development, otlp in production, none in tests; `OTEL_SDK_DISABLED=true` is none. */
+  readonly exporter: (typeof TRACES_EXPORTERS)[number];
+  /** `OTEL_EXPORTER_ZIPKIN_ENDPOINT`: Zipkin's span intake. */
+  readonly zipkinUrl: string;
+  /** `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`. */
+  readonly otlpUrl: string;
+  /** `OTEL_TRACES_SAMPLER`: every trace in development and tests, a share of them in production. */
+  readonly sampler: (typeof TRACES_SAMPLERS)[number];
+  /** `OTEL_TRACES_SAMPLER_ARG`: the share of traces kept by a ratio sampler, 0 to 1 (1, or 0.1 in production). */
+  readonly samplerRatio: number;
+  /** `OTEL_BSP_SCHEDULE_DELAY`: the longest a finished span waits before it is sent. */
+  readonly exportDelayMs: number;
+}
+
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, key: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[key]?.trim().toLowerCase();
+  if (!raw) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${key} must be one of ${allowed.join(', ')}, got "${env[key]}"`);
+  return raw as T;
+}
+
+/**
+ * Reads the tracing settings: OpenTelemetry's own variables, so that whatever a platform team
+ * already sets for other services works here. Apart from the rest of the configuration, because a
+ * process reads them before it loads anything else.
+ */
+export function loadTracingConfig(env: NodeJS.ProcessEnv = process.env): TracingConfig {
+  const nodeEnv = env.NODE_ENV === 'production' || env.NODE_ENV === 'test' ? env.NODE_ENV : 'development';
+  const production = nodeEnv === 'production';
+  const disabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true';
+  const exporter = disabled ? 'none' : oneOf(env, 'OTEL_TRACES_EXPORTER', TRACES_EXPORTERS, nodeEnv === 'test' ? 'none' : production ? 'otlp' : 'zipkin');
+  const ratioRaw = env.OTEL_TRACES_SAMPLER_ARG?.trim();
+  const samplerRatio = ratioRaw ? Number(ratioRaw) : production ? 0.1 : 1;
+  if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(ratioRaw || '0') || !(samplerRatio >= 0 && samplerRatio <= 1)) {
+    throw new ConfigError(`OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1, got "${env.OTEL_TRACES_SAMPLER_ARG}"`);
+  }
+  const otlpBase = env.OTEL_EXPORTER_OTLP_ENDPOINT ? `${env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces` : 'http://127.0.0.1:4318/v1/traces';
+  return {
+    exporter,
+    zipkinUrl: url(env, 'OTEL_EXPORTER_ZIPKIN_ENDPOINT', 'http://127.0.0.1:9411/api/v2/spans', ['http:', 'https:']),
+    otlpUrl: url(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', otlpBase, ['http:', 'https:']),
+    sampler: oneOf(env, 'OTEL_TRACES_SAMPLER', TRACES_SAMPLERS, production ? 'parentbased_traceidratio' : 'parentbased_always_on'),
+    samplerRatio,
+    exportDelayMs: integerVar(env, 'OTEL_BSP_SCHEDULE_DELAY', 5_000, 10, 600_000),
+  };
+}
+
 /**
  * Reads the configuration from environment variables. Every default works on a developer machine
  * with PostgreSQL, Redis and Kafka on 127.0.0.1; see the README's configuration table.

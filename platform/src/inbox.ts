@@ -17,6 +17,7 @@ import { type EventSchemaRegistry, EventValidationError, defaultEventSchemaRegis
 import { type BatchControls, type ConsumeControls, type IncomingMessage, type KafkaClient, type Subscription } from './kafka.ts';
 import type { Logger } from './logger.ts';
 import { crashPoint } from './faults.ts';
+import { ORDER_ID_ATTRIBUTE, orderIdOf } from './messaging-tracing.ts';
 import { isUnavailable } from './errors.ts';
 import { isUuid } from './ids.ts';
 import { retryPolicy, runPolicy } from './resilience.ts';
@@ -221,6 +222,12 @@ function parseEnvelope(message: IncomingMessage, registry: EventSchemaRegistry, 
   return parsed;
 }
 
+/** The order id attribute of an event's span, when the event is about an order. */
+function orderAttribute(event: AnyEventEnvelope): Record<string, string> {
+  const orderId = orderIdOf(event.aggregateType, event.aggregateId, event.data);
+  return orderId ? { [ORDER_ID_ATTRIBUTE]: orderId } : {};
+}
+
 /**
  * Starts consuming `topics` as `consumer`. What one fetch brings of a partition is handled in
  * chunks of up to `maxBatchSize` messages, in offset order:
@@ -293,7 +300,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     const parent = propagation.extract(context.active(), message.headers);
     return tracer.startActiveSpan(`${event.type} process`, {
       kind: SpanKind.CONSUMER,
-      attributes: { 'messaging.system': 'kafka', 'messaging.destination.name': message.topic, 'messaging.message.id': event.id, 'messaging.consumer.group.name': consumer },
+      attributes: { 'messaging.system': 'kafka', 'messaging.destination.name': message.topic, 'messaging.message.id': event.id, 'messaging.consumer.group.name': consumer, ...orderAttribute(event) },
     }, parent, async (span) => {
       try {
         return await work(span);
@@ -307,7 +314,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   const inConsumerSpans = async <T>(deliveries: readonly Delivery[], work: () => Promise<T>): Promise<T> => {
     const spans = deliveries.map(({ message, event }) => tracer.startSpan(`${event.type} process`, {
       kind: SpanKind.CONSUMER,
-      attributes: { 'messaging.system': 'kafka', 'messaging.destination.name': message.topic, 'messaging.message.id': event.id, 'messaging.consumer.group.name': consumer, 'messaging.batch.message_count': deliveries.length },
+      attributes: { 'messaging.system': 'kafka', 'messaging.destination.name': message.topic, 'messaging.message.id': event.id, 'messaging.consumer.group.name': consumer, 'messaging.batch.message_count': deliveries.length, ...orderAttribute(event) },
     }, propagation.extract(context.active(), message.headers)));
     try {
       return await work();

@@ -29,3 +29,4 @@ export * from './expiry.ts';
 export * from './limits.ts';
 export * from './input.ts';
 export * from './metrics.ts';
+export * from './messaging-tracing.ts';

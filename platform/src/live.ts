@@ -12,6 +12,7 @@
  */
 import { Redis } from 'ioredis';
 import type { Logger } from './logger.ts';
+import { activeTraceparent, inSpanOfSync } from './messaging-tracing.ts';
 import { retryPolicy, runPolicy } from './resilience.ts';
 
 /** Receives what arrives on the channels it listens to. Must not throw (a throw is logged). */
@@ -194,13 +195,19 @@ export class LiveFeed implements AsyncDisposable {
   #dispatch(channel: string, message: string): void {
     const state = this.#channels.get(channel);
     if (!state) return;
-    for (const listener of [...state.listeners]) {
-      try {
-        listener.onMessage(channel, message);
-      } catch (error) {
-        this.#options.log.error({ err: error, channel }, 'live listener failed on a message');
+    const deliver = () => {
+      for (const listener of [...state.listeners]) {
+        try {
+          listener.onMessage(channel, message);
+        } catch (error) {
+          this.#options.log.error({ err: error, channel }, 'live listener failed on a message');
+        }
       }
-    }
+    };
+    // A message published inside a trace ends that trace here, where its subscribers get it.
+    const traceparent = TRACEPARENT_FIELD.exec(message)?.[1];
+    if (traceparent) inSpanOfSync(traceparent, 'live deliver', { 'messaging.system': 'redis', 'messaging.destination.name': channel, 'swiftcart.live.listeners': state.listeners.size }, deliver);
+    else deliver();
   }
 
   #release(channels: readonly string[], listener: LiveListener): void {
@@ -229,6 +236,9 @@ if current >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return redis.call('PUBLISH', ARGV[3], ARGV[4])`;
 
+/** A live message's trace context, read without parsing the message (listeners parse it anyway). */
+const TRACEPARENT_FIELD = /"traceparent":"([0-9a-f-]{55})"/;
+
 /** How long {@link publishLiveIfNewer} remembers the last version it published of a thing. */
 export const LIVE_VERSION_TTL_SECONDS = 86_400;
 
@@ -242,7 +252,10 @@ export async function publishLiveIfNewer(
   redis: Pick<Redis, 'eval'>, log: Logger, options: { readonly versionKey: string; readonly version: number; readonly channel: string; readonly message: unknown },
 ): Promise<number> {
   try {
-    return Number(await redis.eval(PUBLISH_IF_NEWER, 1, options.versionKey, options.version, LIVE_VERSION_TTL_SECONDS, options.channel, JSON.stringify(options.message)));
+    // The trace travels inside the message: Redis pub/sub has no headers.
+    const traceparent = activeTraceparent();
+    const message = traceparent && typeof options.message === 'object' && options.message !== null ? { ...options.message, traceparent } : options.message;
+    return Number(await redis.eval(PUBLISH_IF_NEWER, 1, options.versionKey, options.version, LIVE_VERSION_TTL_SECONDS, options.channel, JSON.stringify(message)));
   } catch (error) {
     log.warn({ err: (error as Error).message, channel: options.channel }, 'live notification failed');
     return 0;

@@ -12,9 +12,11 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { type Config, type ServiceName, serviceDatabaseUrl } from './config.ts';
 import { type Database, type EntityManager, type NamedMigration, Migration } from './database.ts';
-import { type AnyEventEnvelope, EVENT_ID_HEADER, EVENT_TYPE_HEADER, eventsTopic, traceHeaders, uuidv7 } from './events.ts';
+import { type AnyEventEnvelope, EVENT_ID_HEADER, EVENT_TYPE_HEADER, TRACEPARENT_HEADER, eventsTopic, traceHeaders, uuidv7 } from './events.ts';
 import { type EventSchemaRegistry, defaultEventSchemaRegistry } from './event-schemas.ts';
-import type { KafkaClient, OutgoingMessage } from './kafka.ts';
+import type { KafkaClient } from './kafka.ts';
+import { SpanKind } from '@opentelemetry/api';
+import { ORDER_ID_ATTRIBUTE, endSpans, inSpanOf, orderIdOf, startProducerSpan } from './messaging-tracing.ts';
 import type { Logger } from './logger.ts';
 import { type BackoffOptions, type IBackoff, exponentialBackoff } from './resilience.ts';
 
@@ -170,7 +172,7 @@ export async function enqueueLive(em: EntityManager, changes: readonly LiveChang
     type: change.type,
     topic: null,
     payload: change.payload,
-    headers: {},
+    headers: traceHeaders(),
   })));
 }
 
@@ -264,6 +266,7 @@ export type OutboxProjector = (rows: readonly ProjectedRow[]) => Promise<void>;
 
 interface OutboxRow {
   id: string;
+  aggregatetype: string;
   aggregateid: string;
   type: string;
   topic: string | null;
@@ -489,11 +492,35 @@ export class OutboxRelay implements AsyncDisposable {
     }
   }
 
+  /**
+   * Hands `rows` to the projector in runs that share a trace, each run inside a span of that trace,
+   * so that what the projector publishes (a live update on Redis) carries the trace on. Untraced rows
+   * make one run: the projector still gets the whole batch when nothing is traced.
+   */
+  async #project(project: OutboxProjector, rows: readonly OutboxRow[]): Promise<void> {
+    const runs: { headers: Record<string, string>; rows: OutboxRow[] }[] = [];
+    for (const row of rows) {
+      const headers = storedHeaders(row);
+      const last = runs.at(-1);
+      if (last && last.headers[TRACEPARENT_HEADER] === headers[TRACEPARENT_HEADER]) last.rows.push(row);
+      else runs.push({ headers, rows: [row] });
+    }
+    for (const run of runs) {
+      const projected = run.rows.map((row) => ({ type: row.type, aggregateId: row.aggregateid, payload: JSON.parse(row.payload), published: row.topic !== null }));
+      if (!run.headers[TRACEPARENT_HEADER]) {
+        await project(projected);
+        continue;
+      }
+      const orderId = orderIdOfRow(run.rows[0]);
+      await inSpanOf(run.headers, `${run.rows[0].type} project`, SpanKind.INTERNAL, orderId ? { [ORDER_ID_ATTRIBUTE]: orderId } : {}, () => project(projected));
+    }
+  }
+
   async #drainBatch(batchSize: number): Promise<{ selected: number; published: number; failure: Error | null }> {
     const { db, kafka } = this.#options;
     return db.fork().transactional(async (em) => {
       const rows = await em.execute<OutboxRow[]>(`
-        select id, aggregateid, type, topic, payload::text as payload, headers::text as headers,
+        select id, aggregatetype, aggregateid, type, topic, payload::text as payload, headers::text as headers,
           extract(epoch from clock_timestamp() - created_at)::float8 as waited_s
         from outbox where published_at is null
         order by sequence limit ? for update`, [batchSize]);
@@ -509,10 +536,13 @@ export class OutboxRelay implements AsyncDisposable {
       const sent = new Set<string>();
       let failure: Error | null = null;
       for (const [topic, group] of byTopic) {
+        const produced = group.map((row) => startProducerSpan(storedHeaders(row), row.type, topic, () => orderIdOfRow(row)));
         try {
-          await kafka.publish(topic, group.map(toMessage));
+          await kafka.publish(topic, group.map((row, i) => ({ key: row.aggregateid, value: row.payload, headers: produced[i].headers })));
           for (const row of group) sent.add(row.id);
+          endSpans(produced.map((p) => p.span));
         } catch (error) {
+          endSpans(produced.map((p) => p.span), error);
           failure = error as Error;
           break;
         }
@@ -521,7 +551,7 @@ export class OutboxRelay implements AsyncDisposable {
       const doneRows = rows.filter((row) => row.topic === null || sent.has(row.id));
       if (this.#options.project && doneRows.length) {
         try {
-          await this.#options.project(doneRows.map((row) => ({ type: row.type, aggregateId: row.aggregateid, payload: JSON.parse(row.payload), published: row.topic !== null })));
+          await this.#project(this.#options.project, doneRows);
         } catch (error) {
           this.#options.log.warn({ err: error, rows: doneRows.length }, 'outbox projection failed; live subscribers catch up when Redis is back');
         }
@@ -539,9 +569,15 @@ export class OutboxRelay implements AsyncDisposable {
   }
 }
 
-function toMessage(row: OutboxRow): OutgoingMessage {
+function storedHeaders(row: OutboxRow): Record<string, string> {
   const stored = JSON.parse(row.headers) as Record<string, unknown>;
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(stored)) if (typeof value === 'string') headers[name] = value;
-  return { key: row.aggregateid, value: row.payload, headers };
+  return headers;
+}
+
+function orderIdOfRow(row: OutboxRow): string | undefined {
+  // An event row's payload is its envelope; a live change's is the change itself.
+  const payload = JSON.parse(row.payload) as { data?: unknown };
+  return orderIdOf(row.aggregatetype, row.aggregateid, row.topic === null ? payload : payload.data);
 }

@@ -24,6 +24,7 @@ import { type ConsumerSpec, type RunningConsumer, startConsumer } from './inbox.
 import { retryPolicy, runPolicy } from './resilience.ts';
 import { type RunningRetention, startRetention } from './retention.ts';
 import { LiveFeed } from './live.ts';
+import { shutdownTracing } from './tracing.ts';
 import { serveSubscriptions } from './ws.ts';
 import { InputGuard, inputGuardPlugin, inputLimits } from './input.ts';
 import { limitValidationRules, operationLimitsPlugin, subgraphLimits } from './limits.ts';
@@ -394,6 +395,7 @@ export async function runService<TContext extends RequestContext>(module: Servic
     const force = setTimeout(() => process.exit(1), 15_000);
     force.unref();
     await service.close();
+    await shutdownTracing();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

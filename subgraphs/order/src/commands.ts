@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { GraphQLError } from 'graphql';
 import {
-  ErrorCode, ORDER_ROLES, SKU_PATTERN, apiError, badInput, requireAnyRole, uuidv7,
+  ErrorCode, ORDER_ROLES, SKU_PATTERN, apiError, badInput, markOrder, requireAnyRole, uuidv7,
   type EntityManager, type EventSchemaRegistry, type Logger, type Viewer,
 } from '@swiftcart/platform';
 import { CataloguePrice, Order, type OrderEntity, type ShippingAddressRecord } from './entities.ts';
@@ -242,6 +242,7 @@ export async function placeOrder(em: EntityManager, viewer: Viewer, input: Place
       const items = await priceLines(tx, placement.items);
       const now = deps.now?.() ?? new Date();
       const orderId = uuidv7(now.getTime());
+      markOrder(orderId);
       const result = reactOrReject(initialOrderSagaState, {
         type: 'PlaceOrder',
         data: {
@@ -287,6 +288,7 @@ export async function cancelOrder(
   if (customerId === null) throw unauthenticated('Cancelling an order');
   requireAnyRole(viewer, ORDER_ROLES);
   const orderId = checkOrderId(args.id);
+  markOrder(orderId);
   await inTransaction(em, deps.log, async (tx, afterCommit) => {
     const saga = await loadSaga(tx, orderId);
     const now = deps.now?.() ?? new Date();
