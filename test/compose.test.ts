@@ -5,7 +5,7 @@
  * use, and each SwiftCart process's resulting environment is fed to the platform's own loadConfig.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
@@ -18,6 +18,7 @@ interface ComposeService {
   restart?: string;
   ports?: string[];
   environment?: Record<string, string>;
+  volumes?: string[];
   healthcheck?: { test: string[] };
   depends_on?: Record<string, { condition: string }>;
 }
@@ -121,7 +122,40 @@ describe('docker-compose.yml: safe by default', () => {
     for (const name of SERVICE_NAMES) assert.match(probe(name), new RegExp(`127\\.0\\.0\\.1:${DEFAULT_SERVICE_PORTS[name]}/readyz`), name);
     assert.match(probe('gateway'), /127\.0\.0\.1:4000\/readyz/);
     assert.match(probe('storefront'), /127\.0\.0\.1:5173\/healthz/);
+    assert.match(probe('prometheus'), /127\.0\.0\.1:9090\/-\/ready/);
+    assert.match(probe('grafana'), /127\.0\.0\.1:3000\/api\/health/);
     assert.equal(compose.services.storefront.depends_on?.gateway.condition, 'service_healthy');
+    assert.equal(compose.services.grafana.depends_on?.prometheus.condition, 'service_healthy');
+  });
+
+  test('Prometheus scrapes the gateway and every service by compose name, with the alert rules', () => {
+    const compose = load(BASE, SECRETS);
+    const mounts = mountsOf(service(compose, 'prometheus'));
+    assert.equal(mounts.get('/etc/prometheus/prometheus.yml'), 'deploy/prometheus/prometheus.compose.yml');
+    const config = parse(read('deploy/prometheus/prometheus.compose.yml')) as { rule_files: string[]; scrape_configs: { static_configs: { targets: string[] }[] }[] };
+    // Rule files are named relative to the configuration, so they are mounted beside it.
+    for (const rules of config.rule_files) assert.equal(mounts.get(path.posix.join('/etc/prometheus', rules)), path.posix.join('deploy/prometheus', rules));
+    const targets = config.scrape_configs.flatMap((job) => job.static_configs.flatMap((c) => c.targets));
+    assert.deepEqual(targets.sort(), ['gateway:4000', ...SERVICE_NAMES.map((name) => `${name}:${DEFAULT_SERVICE_PORTS[name]}`)].sort());
+    assert.equal(service(compose, 'gateway').environment?.GATEWAY_PORT, '4000');
+  });
+
+  test('Grafana is provisioned from the repository: the Prometheus datasource and the SwiftCart dashboard', () => {
+    const compose = load(BASE, SECRETS);
+    const grafana = service(compose, 'grafana');
+    const mounts = mountsOf(grafana);
+    assert.equal(mounts.get('/etc/grafana/provisioning'), 'deploy/grafana/provisioning');
+    const [datasource] = (parse(read('deploy/grafana/provisioning/datasources/prometheus.yml')) as { datasources: { uid: string; url: string }[] }).datasources;
+    assert.equal(datasource.url, 'http://prometheus:9090');
+    const [provider] = (parse(read('deploy/grafana/provisioning/dashboards/swiftcart.yml')) as { providers: { options: { path: string } }[] }).providers;
+    const dashboards = mounts.get(provider.options.path);
+    assert.equal(dashboards, 'deploy/grafana/dashboards');
+    const home = grafana.environment!.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH;
+    assert.equal(path.posix.dirname(home), provider.options.path);
+    const dashboard = JSON.parse(read(path.posix.join(dashboards, path.posix.basename(home)))) as { uid: string; panels: { datasource?: { uid: string } }[] };
+    assert.equal(dashboard.uid, 'swiftcart');
+    for (const panel of dashboard.panels) if (panel.datasource) assert.equal(panel.datasource.uid, datasource.uid);
+    assert.equal(grafana.environment!.GF_AUTH_ANONYMOUS_ORG_ROLE, 'Viewer');
   });
 
   test('three Kafka brokers in one KRaft quorum; the services create topics with three copies, two in sync', () => {
@@ -207,11 +241,26 @@ describe('docker-compose.dev.yml with scripts/docker/dev.env: the development co
     assert.deepEqual(service(compose, 'postgres').ports, ['5432:5432']);
     assert.deepEqual(service(compose, 'redis').ports, ['6379:6379']);
     assert.deepEqual(service(compose, 'jaeger').ports, ['16686:16686']);
+    assert.deepEqual(service(compose, 'prometheus').ports, ['9090:9090']);
+    assert.deepEqual(service(compose, 'grafana').ports, ['3000:3000']);
     assert.match(service(compose, 'kafka-1').environment!.KAFKA_ADVERTISED_LISTENERS, /^PLAINTEXT:\/\/kafka-1:9092,HOST:\/\/localhost:9094$/);
     assert.match(service(compose, 'kafka-3').environment!.KAFKA_ADVERTISED_LISTENERS, /^PLAINTEXT:\/\/kafka-3:9092,HOST:\/\/localhost:9096$/);
     for (const name of SERVICE_NAMES) assert.equal(service(compose, name).ports, undefined, `${name} stays unpublished`);
   });
 });
+
+/** A service's bind mounts: the path in the container to the repository path (`./...`, read-only) it comes from. */
+function mountsOf(svc: ComposeService): Map<string, string> {
+  const mounts = new Map<string, string>();
+  for (const volume of svc.volumes ?? []) {
+    const [source, target, mode] = volume.split(':');
+    if (!source.startsWith('./')) continue;
+    assert.equal(mode, 'ro', volume);
+    assert.ok(existsSync(path.join(REPO_ROOT, source)), `${source} exists`);
+    mounts.set(target, path.posix.normalize(source));
+  }
+  return mounts;
+}
 
 function service(file: ComposeFile, name: string): ComposeService {
   const found = file.services[name];

@@ -28,6 +28,9 @@ export { type TracingConfig, loadTracingConfig } from './config.ts';
 /** Paths no one wants a trace of: probes and scrapes, many times a minute. */
 const UNTRACED_PATHS = /^\/(health|ready|live|metrics)\b/;
 
+/** How long a stopping process waits for its last spans to be sent. */
+const SHUTDOWN_FLUSH_MS = 2_000;
+
 /** The modules whose ES-module imports are hooked, so that their instrumentations see them. */
 const HOOKED_MODULES = ['pg', 'ioredis', 'graphql', 'http', 'https', 'node:http', 'node:https'];
 
@@ -98,7 +101,12 @@ export function startTracing(service: string, env: NodeJS.ProcessEnv = process.e
   running = {
     config,
     async shutdown() {
-      await provider.shutdown().catch(() => undefined);
+      // Spans are worth a moment, never a hung exit: a trace backend that is gone (Zipkin stopped
+      // first) would hold the export for its whole timeout.
+      let timer: NodeJS.Timeout | undefined;
+      const given = new Promise<void>((resolve) => { timer = setTimeout(resolve, SHUTDOWN_FLUSH_MS); });
+      await Promise.race([provider.shutdown().catch(() => undefined), given]);
+      clearTimeout(timer);
     },
   };
   return running;

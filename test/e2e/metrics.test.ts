@@ -1,7 +1,8 @@
 /**
  * `/metrics` on every process (platform/src/metrics.ts): after an order went through the saga, each
  * service and the gateway report it in Prometheus's text format, with their `service` label, the
- * process and runtime defaults, HTTP and GraphQL figures, the outbox, the consumers and their lag.
+ * process and runtime defaults, HTTP and GraphQL figures, the outbox, the consumers and their lag;
+ * and every metric the alert rules and the Grafana dashboard query is one some process serves.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,6 +29,19 @@ function parse(text: string): Sample[] {
   return samples;
 }
 
+/**
+ * The names a scrape declares series under (its `# TYPE` lines), declared or not yet observed: a
+ * histogram's as its `_bucket`, `_sum` and `_count` series, a summary's as itself, `_sum` and
+ * `_count`, anything else as it is named.
+ */
+function declared(text: string): string[] {
+  return [...text.matchAll(/^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (\w+)$/gm)].flatMap(([, name, type]) => {
+    if (type === 'histogram') return [`${name}_bucket`, `${name}_sum`, `${name}_count`];
+    if (type === 'summary') return [name, `${name}_sum`, `${name}_count`];
+    return [name];
+  });
+}
+
 /** The samples of `name` whose labels include `labels`. */
 function find(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): Sample[] {
   return samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
@@ -37,12 +51,13 @@ const sum = (samples: readonly Sample[]) => samples.reduce((total, s) => total +
 
 describe('/metrics of every process after an order', () => {
   let stack: TestStack;
-  const scrape = async (url: string) => {
+  const metricsText = async (url: string) => {
     const response = await fetch(`${new URL(url).origin}/metrics`);
     assert.equal(response.status, 200);
     assert.match(response.headers.get('content-type') ?? '', /^text\/plain/);
-    return parse(await response.text());
+    return response.text();
   };
+  const scrape = async (url: string) => parse(await metricsText(url));
   const service = (name: ServiceName) => scrape(stack.services[name]!.url);
 
   before(async () => {
@@ -118,14 +133,42 @@ describe('/metrics of every process after an order', () => {
     }
   });
 
-  test('every metric the alert rules query (deploy/prometheus/alerts.yml) is served by some process', async () => {
-    const rules = parseYaml(readFileSync(path.join(REPO_ROOT, 'deploy', 'prometheus', 'alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };
+  /**
+   * The metrics of `queries` (each with the name it is known by) that no process declares. Every
+   * query must name at least one metric. Declared counts, not observed: a labelled metric has no
+   * series until something happens (a GraphQL error, an order that ends unconfirmed). A histogram
+   * counts under the series names a query uses (`_bucket`, ...), not its bare name, of which
+   * Prometheus stores nothing.
+   */
+  async function notServed(queries: readonly { readonly name: string; readonly expr: string }[]) {
     const served = new Set<string>();
     for (const url of [stack.gateway!.url, ...SERVICE_NAMES.map((name) => stack.services[name]!.url)]) {
-      for (const sample of await scrape(url)) served.add(sample.name);
+      for (const name of declared(await metricsText(url))) served.add(name);
     }
-    const queried = rules.groups.flatMap((group) => group.rules).flatMap((rule) => [...rule.expr.matchAll(/\b(?:swiftcart|process|nodejs)_[a-z_]+\b/g)].map((m) => ({ alert: rule.alert, metric: m[0] })));
-    assert.ok(queried.length >= 4, 'the rules query SwiftCart metrics');
-    assert.deepEqual(queried.filter((q) => !served.has(q.metric)), []);
+    return queries.flatMap(({ name, expr }) => {
+      const metrics = [...expr.matchAll(/\b(?:swiftcart|process|nodejs)_[a-z0-9_]+\b/g)].map((m) => m[0]);
+      assert.ok(metrics.length > 0, `${name} queries a SwiftCart, process or Node.js metric: ${expr}`);
+      return metrics.filter((metric) => !served.has(metric)).map((metric) => ({ name, metric }));
+    });
+  }
+
+  test('every metric the alert rules query (deploy/prometheus/alerts.yml) is served by some process', async () => {
+    const rules = parseYaml(readFileSync(path.join(REPO_ROOT, 'deploy', 'prometheus', 'alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };
+    const queries = rules.groups.flatMap((group) => group.rules).map((rule) => ({ name: rule.alert, expr: rule.expr }));
+    assert.ok(queries.length >= 4, 'the rules query SwiftCart metrics');
+    assert.deepEqual(await notServed(queries), []);
+  });
+
+  test('every metric the Grafana dashboard queries (deploy/grafana/dashboards/swiftcart.json) is served by some process', async () => {
+    const dashboard = JSON.parse(readFileSync(path.join(REPO_ROOT, 'deploy', 'grafana', 'dashboards', 'swiftcart.json'), 'utf8')) as {
+      panels: { title: string; targets?: { refId: string; expr: string }[] }[];
+      templating: { list: { name: string; definition: string }[] };
+    };
+    const queries = [
+      ...dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({ name: `${panel.title} (${target.refId})`, expr: target.expr }))),
+      ...dashboard.templating.list.map((variable) => ({ name: `$${variable.name}`, expr: variable.definition })),
+    ];
+    assert.ok(queries.length >= 20, `${queries.length} queries`);
+    assert.deepEqual(await notServed(queries), []);
   });
 });
