@@ -7,7 +7,8 @@
  * The functions are exported for scripts/start.ts, scripts/test.ts and tests.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
@@ -219,6 +220,33 @@ export function runSubgraphSecret(env: NodeJS.ProcessEnv = process.env): string 
  */
 const FREE_PORT_RANGE = { from: 20_000, to: 32_700 } as const;
 
+/** Ports handed out by {@link freePort} in any process of this machine, one file each. */
+const PORT_RESERVATIONS = path.join(tmpdir(), 'swiftcart-ports');
+/** How long a handed-out port is not handed out again. */
+const PORT_RESERVATION_MS = 20 * 60_000;
+
+/**
+ * Claims `port` for this process for {@link PORT_RESERVATION_MS}, across processes: a port is
+ * "free" whenever the server a test gave it to is down, and a test that kills a service to restart
+ * it on the same port lost it that way to a test running beside it (npm test runs two files at once).
+ */
+function reservePort(port: number): boolean {
+  mkdirSync(PORT_RESERVATIONS, { recursive: true });
+  const file = path.join(PORT_RESERVATIONS, String(port));
+  try {
+    if (Date.now() - statSync(file).mtimeMs < PORT_RESERVATION_MS) return false;
+    rmSync(file, { force: true });
+  } catch {
+    // No reservation yet.
+  }
+  try {
+    writeFileSync(file, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Whether `port` can be bound on `host` now (it is let go again at once). */
 export function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
@@ -235,7 +263,7 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   const start = Math.floor(Math.random() * size);
   for (let i = 0; i < 200; i++) {
     const port = FREE_PORT_RANGE.from + ((start + i * 7_919) % size);
-    if (await portFree(port, host)) return port;
+    if (reservePort(port) && await portFree(port, host)) return port;
   }
   throw new Error(`no free port found between ${FREE_PORT_RANGE.from} and ${FREE_PORT_RANGE.to} on ${host}`);
 }

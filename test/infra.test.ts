@@ -136,6 +136,7 @@ describe('freePort', () => {
   test('gives a bindable port below the ephemeral range, where outgoing connections never take it', async () => {
     const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
     const ports = await Promise.all(Array.from({ length: 20 }, () => freePort()));
+    assert.equal(new Set(ports).size, ports.length, 'never the same port twice, even while it is free again');
     for (const port of ports) {
       assert.ok(port >= 1024 && port < low, `${port} is below ${low}`);
       assert.equal(await portFree(port), true);

@@ -67,7 +67,7 @@ describe('npm start supervises its children', () => {
     delete env.SUBGRAPH_SECRET;
     gatewayUrl = `http://127.0.0.1:${ports[5]}/graphql`;
     // Its own process group, so Ctrl-C reaches every process as from a terminal, and a failed test kills them all.
-    start = spawn(process.execPath, ['scripts/start.ts', '--no-storefront'], { cwd: REPO_ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    start = spawn(process.execPath, ['scripts/start.ts', '--no-storefront', '--no-zipkin', '--no-prometheus'], { cwd: REPO_ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     start.stdout!.setEncoding('utf8').on('data', (chunk: string) => { output += chunk; });
     start.stderr!.setEncoding('utf8').on('data', (chunk: string) => { output += chunk; });
     exited = new Promise((resolve) => start.once('exit', (code, signal) => resolve({ code, signal })));
