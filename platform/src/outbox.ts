@@ -271,7 +271,8 @@ interface OutboxRow {
   type: string;
   topic: string | null;
   payload: string;
-  headers: string;
+  /** jsonb, parsed once by the driver. */
+  headers: Record<string, unknown>;
   waited_s: number;
 }
 
@@ -520,7 +521,7 @@ export class OutboxRelay implements AsyncDisposable {
     const { db, kafka } = this.#options;
     return db.fork().transactional(async (em) => {
       const rows = await em.execute<OutboxRow[]>(`
-        select id, aggregatetype, aggregateid, type, topic, payload::text as payload, headers::text as headers,
+        select id, aggregatetype, aggregateid, type, topic, payload::text as payload, headers,
           extract(epoch from clock_timestamp() - created_at)::float8 as waited_s
         from outbox where published_at is null
         order by sequence limit ? for update`, [batchSize]);
@@ -570,9 +571,8 @@ export class OutboxRelay implements AsyncDisposable {
 }
 
 function storedHeaders(row: OutboxRow): Record<string, string> {
-  const stored = JSON.parse(row.headers) as Record<string, unknown>;
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(stored)) if (typeof value === 'string') headers[name] = value;
+  for (const [name, value] of Object.entries(row.headers ?? {})) if (typeof value === 'string') headers[name] = value;
   return headers;
 }
 
