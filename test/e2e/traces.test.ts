@@ -61,8 +61,12 @@ describe('one trace per order', () => {
       if (traces.length !== 1) return undefined;
       const trace = traces[0];
       const last = HOPS.at(-1)!;
+      // A child can arrive before its parent (each process sends a span once it ends): complete
+      // means the last hop and the live update are there, and every parent too.
+      const ids = new Set(trace.map((s) => s.id));
       const done = trace.some((s) => s.name === `${last.event.toLowerCase()} process` && serviceOf(s) === last.to)
-        && trace.some((s) => s.name === 'live deliver');
+        && trace.some((s) => s.name === 'live deliver')
+        && trace.filter((s) => !s.parentId || !ids.has(s.parentId)).length === 1;
       return done ? trace : undefined;
     }, `the trace of order ${orderId} in Zipkin`, 30_000);
 
