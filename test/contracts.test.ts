@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Kind, parse, visit } from 'graphql';
 import { REPO_ROOT, SERVICE_NAMES } from '@swiftcart/platform';
 import { SUPERGRAPH_FILE, composeSupergraph } from '../scripts/compose.ts';
+import { EVENT_TYPES_FILE, renderEventTypes } from '../scripts/event-types.ts';
 
 const BIN = path.join(REPO_ROOT, 'node_modules', '.bin');
 
@@ -43,6 +44,29 @@ describe('contracts', () => {
       const stale = spawnSync(process.execPath, ['scripts/compose.ts', '--check', '--schema-dir', dir], { cwd: REPO_ROOT, encoding: 'utf8' });
       assert.equal(stale.status, 1, stale.stdout);
       assert.match(stale.stderr, /supergraph\.graphql is stale/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('platform/src/generated/events.ts is what `npm run generate:events` produces from schema/events now', async () => {
+    assert.equal(readFileSync(EVENT_TYPES_FILE, 'utf8'), await renderEventTypes(), 'stale event types: run `npm run generate:events`');
+  });
+
+  it('a changed event contract is detected as stale event types, and a contract the generator cannot key is refused', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'swiftcart-events-'));
+    try {
+      cpSync(path.join(REPO_ROOT, 'schema', 'events'), dir, { recursive: true });
+      const file = path.join(dir, 'ShipmentCreated.v1.json');
+      const schema = JSON.parse(readFileSync(file, 'utf8'));
+      schema.properties.data.properties.carrier = { type: 'string' };
+      writeFileSync(file, JSON.stringify(schema));
+      const changed = await renderEventTypes(dir);
+      assert.notEqual(changed, readFileSync(EVENT_TYPES_FILE, 'utf8'));
+      assert.match(changed, /export interface ShipmentCreatedData \{[^}]*readonly carrier\?: string;/);
+      schema.properties.aggregateType.const = 'Parcel';
+      writeFileSync(file, JSON.stringify(schema));
+      await assert.rejects(renderEventTypes(dir), /no aggregate id field is known for aggregate type Parcel/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -2,8 +2,12 @@
  * The one event envelope every SwiftCart service publishes and consumes (DESIGN.md §5), the
  * topic names, and the Kafka header names. Pure: no I/O here.
  */
-import { randomBytes } from 'node:crypto';
 import { context, propagation } from '@opentelemetry/api';
+import { v7 } from 'uuid';
+import { EVENT_CONTRACTS, type EventDataMap } from './generated/events.ts';
+
+export type * from './generated/events.ts';
+export { EVENT_CONTRACTS } from './generated/events.ts';
 
 /** Header carrying the event id (also in the envelope), so tools can see it without parsing. */
 export const EVENT_ID_HEADER = 'id';
@@ -75,49 +79,13 @@ export interface NewEvent<TType extends string, TData> {
   readonly id?: string;
 }
 
-// ---------------------------------------------------------------------------------------------
-// UUID v7 (RFC 9562 §5.7): 48-bit Unix milliseconds, version 7, 74 random bits. Within one
-// millisecond (or when the clock steps back) the 74-bit tail is incremented by a random amount
-// (RFC 9562 §6.2, method 2), so ids from one process are strictly increasing.
-
-const RANDOM_BITS = 74n;
-const RANDOM_MAX = (1n << RANDOM_BITS) - 1n;
-let lastMs = -1;
-let lastRandom = 0n;
-
-function random74(): bigint {
-  const bytes = randomBytes(10); // 80 bits, keep 74; the top bit stays clear to leave room to count up
-  let value = 0n;
-  for (const byte of bytes) value = (value << 8n) | BigInt(byte);
-  return value & (RANDOM_MAX >> 1n);
-}
-
-function randomIncrement(): bigint {
-  const bytes = randomBytes(4);
-  return 1n + BigInt(bytes.readUInt32BE(0) & 0xffffff);
-}
-
-/** A UUID v7: time-ordered, so primary keys and event ids sort by creation (monotonic within this process). */
-export function uuidv7(now: number = Date.now()): string {
-  let ms = now;
-  let random: bigint;
-  if (ms > lastMs) {
-    random = random74();
-  } else {
-    ms = lastMs;
-    random = lastRandom + randomIncrement();
-    if (random > RANDOM_MAX) {
-      ms = lastMs + 1;
-      random = random74();
-    }
-  }
-  lastMs = ms;
-  lastRandom = random;
-  const randA = (random >> 62n) & 0xfffn; // 12 bits
-  const randB = random & ((1n << 62n) - 1n); // 62 bits
-  const value = (BigInt(ms) << 80n) | (0x7n << 76n) | (randA << 64n) | (0b10n << 62n) | randB;
-  const hex = value.toString(16).padStart(32, '0');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+/**
+ * A UUID v7 (RFC 9562): time-ordered, so primary keys and event ids sort by creation. Without `now`,
+ * ids from this process are strictly increasing, also within one millisecond or when the clock steps
+ * back (the `uuid` package keeps a counter); with `now` (an injected clock) the id carries that time.
+ */
+export function uuidv7(now?: number): string {
+  return now === undefined ? v7() : v7({ msecs: now });
 }
 
 /** The millisecond timestamp a UUID v7 carries. */
@@ -125,7 +93,11 @@ export function uuidv7Time(id: string): number {
   return Number.parseInt(id.replaceAll('-', '').slice(0, 12), 16);
 }
 
-/** Builds an envelope with a fresh UUID v7 and the current time; does not validate (the outbox does). */
+/**
+ * Builds an envelope of any contract with a fresh UUID v7 and the current time; does not validate
+ * (the outbox does). Services build theirs with {@link newEvent}, which takes what the contract fixes
+ * from it; this is for contracts outside `schema/events/` (the platform's own tests).
+ */
 export function createEvent<TType extends string, TData>(input: NewEvent<TType, TData>): EventEnvelope<TType, TData> {
   const occurredAt = input.occurredAt === undefined
     ? new Date().toISOString()
@@ -142,6 +114,55 @@ export function createEvent<TType extends string, TData>(input: NewEvent<TType, 
     causationId: input.causationId !== undefined ? input.causationId : (input.cause?.id ?? null),
     data: input.data,
   };
+}
+
+/** An event type of `schema/events/`, e.g. `OrderPlaced`. */
+export type EventType = keyof EventDataMap;
+
+/** The envelope of one event type at its current contract version. */
+export type EventOf<T extends EventType> = EventEnvelope<T, EventDataMap[T]>;
+
+/** The envelope of any of the given event types: a union, so `switch (event.type)` narrows `data`. */
+export type AnyEventOf<T extends EventType = EventType> = { [K in T]: EventOf<K> }[T];
+
+/** The event types a service publishes, e.g. `EventTypeOf<'inventory'>`. */
+export type EventTypeOf<Source extends string> = {
+  [T in EventType]: (typeof EVENT_CONTRACTS)[T]['source'] extends Source ? T : never;
+}[EventType];
+
+/** What {@link newEvent} takes besides the type and data. */
+export interface EventOptions {
+  /** The event this one answers: sets `causationId` and `correlationId`. None for a command (a mutation, a timer). */
+  readonly cause?: Pick<AnyEventEnvelope, 'id' | 'correlationId'> | null;
+  /** The cause's id when only the id is known (a saga decision replayed from its record). */
+  readonly causationId?: string | null;
+  /** Defaults to now. */
+  readonly occurredAt?: string | Date;
+  /** Defaults to a fresh {@link uuidv7}. */
+  readonly id?: string;
+}
+
+/**
+ * The one way a service builds an event: the contract of `type` fixes its version, source and
+ * aggregate type, and names the data field that is the aggregate id (the Kafka key). An event about
+ * an order is correlated by the order id; any other by its cause's correlation, else its aggregate.
+ */
+export function newEvent<T extends EventType>(type: T, data: EventDataMap[T], options: EventOptions = {}): EventOf<T> {
+  const contract = EVENT_CONTRACTS[type];
+  const aggregateId = String((data as unknown as Record<string, unknown>)[contract.aggregateIdField]);
+  return createEvent({
+    type,
+    version: contract.version,
+    source: contract.source,
+    aggregateType: contract.aggregateType,
+    aggregateId,
+    correlationId: contract.aggregateType === 'Order' ? aggregateId : undefined,
+    causationId: options.causationId,
+    cause: options.cause ?? undefined,
+    occurredAt: options.occurredAt,
+    id: options.id,
+    data,
+  });
 }
 
 /** The topic a service publishes its events on: `<service>.events.v1` (before the configured prefix). */

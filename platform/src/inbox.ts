@@ -20,6 +20,7 @@ import { crashPoint } from './faults.ts';
 import { ORDER_ID_ATTRIBUTE, orderIdOf } from './messaging-tracing.ts';
 import { isUnavailable } from './errors.ts';
 import { isUuid } from './ids.ts';
+import { EVENT_CONTRACTS, eventsTopic, type EventOf, type EventType } from './events.ts';
 import { retryPolicy, runPolicy } from './resilience.ts';
 
 /** The longest `dlq-error` header written; longer messages are cut. */
@@ -122,6 +123,29 @@ export interface ConsumerSpec {
   readonly fromBeginning?: boolean;
   /** How long an idle fetch waits (default 1000 ms). */
   readonly maxWaitTimeInMs?: number;
+}
+
+/** Handlers of SwiftCart's contracts, by event type: each gets the envelope its contract describes. */
+export type TypedEventHandlers<T extends EventType> = { readonly [K in T]: EventHandler<EventOf<K>> };
+
+/** Preparers of SwiftCart's contracts, by event type (see {@link EventPreparer}). */
+export type TypedEventPreparers<T extends EventType> = { readonly [K in T]?: EventPreparer<EventOf<K>> };
+
+/** What {@link defineConsumer} takes: a {@link ConsumerSpec} whose handlers are typed and whose topics follow from them. */
+export interface TypedConsumerSpec<T extends EventType> extends Omit<ConsumerSpec, 'topics' | 'handlers' | 'preparers'> {
+  readonly handlers: TypedEventHandlers<T>;
+  readonly preparers?: TypedEventPreparers<T>;
+}
+
+/**
+ * A consumer of the events in `schema/events/`: each handler is typed by its event's contract (the
+ * inbox validates every event against it before a handler runs, so the type holds), and the topics
+ * are those of the services that publish the handled types.
+ */
+export function defineConsumer<T extends EventType>(spec: TypedConsumerSpec<T>): ConsumerSpec {
+  const types = Object.keys(spec.handlers) as T[];
+  const topics = [...new Set(types.map((type) => eventsTopic(EVENT_CONTRACTS[type].source)))].sort();
+  return { ...spec, topics, handlers: spec.handlers as ConsumerSpec['handlers'], preparers: spec.preparers as ConsumerSpec['preparers'] };
 }
 
 /** The connections a consumer uses: a subset of `ServiceRuntime`. */

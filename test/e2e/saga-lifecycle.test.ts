@@ -13,6 +13,7 @@ import {
   type SagaSystem, CANCEL_ORDER, DISPATCH_SHIPMENT, MARK_DELIVERED, assertConserved, dispatchWhenReady, distinctStatuses, placeOrder,
   readEvents, readOrder, seedSaga, startSagaStack, statusChanges, stockOf, systemOf, waitFor, waitForOrder, waitForStatus, waitForStock, sleep,
 } from '../support/saga.ts';
+import { eventsTopic } from '@swiftcart/platform';
 
 const SKUS = [
   { sku: 'HAPPY-1', onHand: 10, priceAmount: 1250 },
@@ -121,11 +122,11 @@ describe('order saga lifecycle through the gateway', () => {
     assert.deepEqual(await stockOf(system, 'REJ-2'), beforeB, 'all or none: the available line was not reserved either');
     assert.deepEqual(beforeA, { onHand: 5, reserved: 0, available: 5 });
     const published = await waitFor(async () => {
-      const events = await readEvents(system.kafka, 'order.events.v1', (e) => e.aggregateId === placed.id);
+      const events = await readEvents(system.kafka, eventsTopic('order'), (e) => e.aggregateId === placed.id);
       return events.length >= 2 ? events : undefined;
     }, 'OrderPlaced and OrderRejected on order.events.v1');
     await sleep(300);
-    assert.deepEqual((await readEvents(system.kafka, 'order.events.v1', (e) => e.aggregateId === placed.id)).map((r) => r.event.type),
+    assert.deepEqual((await readEvents(system.kafka, eventsTopic('order'), (e) => e.aggregateId === placed.id)).map((r) => r.event.type),
       ['OrderPlaced', 'OrderRejected'], `no PaymentRequested for a rejected order; saw ${published.length}`);
   });
 
@@ -177,7 +178,7 @@ describe('order saga lifecycle through the gateway', () => {
     const again = await system.graphql(CANCEL_ORDER, { token, variables: { id: placed.id } });
     assert.equal(again.errors, undefined, JSON.stringify(again.errors));
     assert.equal(again.data.cancelOrder.status, 'CANCELLED');
-    const cancelledEvents = await readEvents(system.kafka, 'order.events.v1', (e) => e.aggregateId === placed.id && e.type === 'OrderCancelled');
+    const cancelledEvents = await readEvents(system.kafka, eventsTopic('order'), (e) => e.aggregateId === placed.id && e.type === 'OrderCancelled');
     assert.equal(cancelledEvents.length, 1, 'one OrderCancelled, however often cancelOrder is called');
     assert.equal((cancelledEvents[0].event.data as any).previousStatus, 'CONFIRMED');
 

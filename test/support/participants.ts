@@ -8,7 +8,7 @@ import {
   type AnyEventEnvelope, type EventEnvelope, type RunningService, type Subscription,
 } from '@swiftcart/platform';
 
-export const ORDER_TOPIC = 'order.events.v1';
+export const ORDER_TOPIC = eventsTopic('order');
 
 /** Publishes an order event (source `order`, keyed by the order id) straight onto `order.events.v1`. */
 export async function publishOrderEvent<T extends string, D extends { orderId: string }>(

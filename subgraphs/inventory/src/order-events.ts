@@ -11,63 +11,15 @@
  * outbox event commit together. The new stock figures go to Redis only after that commit.
  */
 import {
-  createEvent, enqueueEvents,
-  type AnyEventEnvelope, type ConsumerSpec, type EntityManager, type EventEnvelope, type EventHandler, type HandlerContext,
+  defineConsumer, enqueueEvents, newEvent,
+  type ConsumerSpec, type EntityManager, type EventHandler, type EventOf, type HandlerContext,
 } from '@swiftcart/platform';
 import type { StockRecord } from './entities.ts';
-import { commitReservation, releaseReservation, reserveAll, type ReservationLine, type Shortage } from './reservations.ts';
+import { commitReservation, releaseReservation, reserveAll } from './reservations.ts';
 import { recordStockChanges, type StockLedger } from './stock.ts';
 
 /** The consumer group and inbox name of inventory's order-event consumer. */
 export const ORDER_EVENTS_CONSUMER = 'inventory.order-events';
-/** The one topic inventory consumes. */
-export const ORDER_EVENTS_TOPIC = 'order.events.v1';
-
-interface Money { readonly amount: number; readonly currency: string }
-
-/** The data of the order events inventory acts on (schema/events/Order*.v1.json). */
-export interface OrderPlacedData {
-  readonly orderId: string;
-  readonly customerId: string;
-  readonly items: readonly { readonly sku: string; readonly quantity: number; readonly unitPrice: Money }[];
-  readonly total: Money;
-  readonly deadlineAt: string;
-}
-export interface OrderConfirmedData {
-  readonly orderId: string;
-  readonly customerId: string;
-  readonly items: readonly ReservationLine[];
-}
-export interface OrderCancelledData {
-  readonly orderId: string;
-  readonly customerId: string;
-  readonly reason: string;
-  readonly previousStatus: string;
-}
-
-/** The events inventory publishes, by type (schema/events/Stock*.v1.json). */
-export interface InventoryEventData {
-  readonly StockReserved: { readonly orderId: string; readonly items: readonly ReservationLine[] };
-  readonly StockReservationFailed: { readonly orderId: string; readonly shortages: readonly Shortage[] };
-  readonly StockCommitted: { readonly orderId: string; readonly items: readonly ReservationLine[] };
-  readonly StockReleased: { readonly orderId: string; readonly items: readonly ReservationLine[] };
-}
-
-/** An inventory saga event answering `cause`, about the order `orderId`. */
-export function inventoryEvent<T extends keyof InventoryEventData>(
-  type: T, cause: Pick<AnyEventEnvelope, 'id'>, data: InventoryEventData[T] & { readonly orderId: string },
-): EventEnvelope<T, InventoryEventData[T]> {
-  return createEvent({
-    type,
-    source: 'inventory',
-    aggregateType: 'Order',
-    aggregateId: data.orderId,
-    correlationId: data.orderId,
-    causationId: cause.id,
-    data,
-  });
-}
-
 /** Records the new figures in the inbox transaction and announces them once it has committed (never before). */
 async function announceChanges(em: EntityManager, ledger: StockLedger, context: HandlerContext, stock: readonly StockRecord[]): Promise<void> {
   if (stock.length === 0) return;
@@ -79,7 +31,7 @@ async function announceChanges(em: EntityManager, ledger: StockLedger, context: 
 
 /** The order-event handlers, announcing new figures through `ledger`. */
 export function orderEventHandlers(ledger: StockLedger) {
-  const orderPlaced: EventHandler<EventEnvelope<'OrderPlaced', OrderPlacedData>> = async (em, event, context) => {
+  const orderPlaced: EventHandler<EventOf<'OrderPlaced'>> = async (em, event, context) => {
     const { orderId, items } = event.data;
     const result = await reserveAll(em, orderId, items.map(({ sku, quantity }) => ({ sku, quantity })));
     if (result.ok && result.replayed) {
@@ -90,20 +42,20 @@ export function orderEventHandlers(ledger: StockLedger) {
       return;
     }
     await enqueueEvents(em, [result.ok
-      ? inventoryEvent('StockReserved', event, { orderId, items: result.items })
-      : inventoryEvent('StockReservationFailed', event, { orderId, shortages: result.shortages })]);
+      ? newEvent('StockReserved', { orderId, items: result.items }, { cause: event })
+      : newEvent('StockReservationFailed', { orderId, shortages: result.shortages }, { cause: event })]);
     await announceChanges(em, ledger, context, result.stock);
   };
 
   const settle = (
     type: 'StockCommitted' | 'StockReleased',
     change: (em: EntityManager, orderId: string) => ReturnType<typeof commitReservation>,
-  ): EventHandler<EventEnvelope<string, OrderConfirmedData | OrderCancelledData>> => async (em, event, context) => {
+  ): EventHandler<EventOf<'OrderConfirmed'> | EventOf<'OrderCancelled'>> => async (em, event, context) => {
     const { orderId } = event.data;
     const changed = await change(em, orderId);
     // Nothing held (never reserved, already settled): nothing happened, so nothing is announced.
     if (changed.items.length === 0) return;
-    await enqueueEvents(em, [inventoryEvent(type, event, { orderId, items: changed.items })]);
+    await enqueueEvents(em, [newEvent(type, { orderId, items: changed.items }, { cause: event })]);
     await announceChanges(em, ledger, context, changed.stock);
   };
 
@@ -116,5 +68,5 @@ export function orderEventHandlers(ledger: StockLedger) {
 
 /** Inventory's one consumer: `order.events.v1`. */
 export function orderEventsConsumer(ledger: StockLedger): ConsumerSpec {
-  return { consumer: ORDER_EVENTS_CONSUMER, topics: [ORDER_EVENTS_TOPIC], handlers: orderEventHandlers(ledger) };
+  return defineConsumer({ consumer: ORDER_EVENTS_CONSUMER, handlers: orderEventHandlers(ledger) });
 }

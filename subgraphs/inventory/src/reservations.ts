@@ -22,7 +22,7 @@
  * The functions return the touched skus' new figures; announce them with
  * `StockLedger.announce()` only after the caller's transaction has committed.
  */
-import type { EntityManager } from '@swiftcart/platform';
+import type { EntityManager, SkuQuantity, StockReservationFailedShortage } from '@swiftcart/platform';
 import { toStockRecord, type ReservationStatus, type StockRecord, type StockRow } from './entities.ts';
 
 /** The largest quantity one line (after merging duplicate skus) may ask for: PostgreSQL's integer. */
@@ -32,18 +32,11 @@ const MAX_ORDER_ID_LENGTH = 200;
 
 const STOCK_COLUMNS = 's.sku, s.on_hand, s.reserved, s.version, s.updated_at';
 
-/** One line of an order: units of one sku. */
-export interface ReservationLine {
-  readonly sku: string;
-  readonly quantity: number;
-}
+/** One line of an order: units of one sku (as the saga events carry it). */
+export type ReservationLine = SkuQuantity;
 
-/** A line that could not be reserved, with what was available when the order was decided. */
-export interface Shortage {
-  readonly sku: string;
-  readonly requested: number;
-  readonly available: number;
-}
+/** A line that could not be reserved, with what was available when the order was decided (StockReservationFailed's). */
+export type Shortage = StockReservationFailedShortage;
 
 /** Every line was reserved (now, or by an earlier call for the same order). */
 export interface ReservedAll {

@@ -1,5 +1,5 @@
 import {
-  ErrorCode, SKU_PATTERN, apiError, badInput, channelName, checkSku, crashPoint, createEvent, enqueueEvents, enqueueLive,
+  ErrorCode, SKU_PATTERN, apiError, badInput, channelName, checkSku, crashPoint, enqueueEvents, enqueueLive, newEvent,
   type EntityManager, type Logger, type OutboxProjector, type Redis, type ServiceRuntime,
 } from '@swiftcart/platform';
 import { emptyStock, toStockRecord, type StockRecord, type StockRow } from './entities.ts';
@@ -180,15 +180,9 @@ export class StockLedger {
           'run',
         );
         // Every stock change is an event: reservations have theirs, an adjustment this one.
-        await enqueueEvents(tx, [createEvent({
-          type: 'StockAdjusted',
-          source: 'inventory',
-          aggregateType: 'Stock',
-          aggregateId: input.sku,
-          data: {
-            sku: input.sku, delta: input.delta, reason, actor: input.actor,
-            onHand: changed.onHand, reserved: changed.reserved, available: changed.available, version: changed.version,
-          },
+        await enqueueEvents(tx, [newEvent('StockAdjusted', {
+          sku: input.sku, delta: input.delta, reason, actor: input.actor,
+          onHand: changed.onHand, reserved: changed.reserved, available: changed.available, version: changed.version,
         })]);
         await recordStockChanges(tx, [changed]);
         return changed;

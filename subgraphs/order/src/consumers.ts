@@ -5,11 +5,11 @@
  * with the inbox row or not at all, so a redelivered event changes nothing.
  */
 import {
-  type AnyEventEnvelope, type BatchEventHandler, type ConsumerSpec, type EventEnvelope, type EventHandler, type EventSchemaRegistry,
-  enqueueEvents, eventsTopic,
+  type AnyEventEnvelope, type AnyEventOf, type BatchEventHandler, type ConsumerSpec, type EventHandler, type EventOf, type EventSchemaRegistry,
+  type TypedEventHandlers, defineConsumer, enqueueEvents,
 } from '@swiftcart/platform';
-import { PARTICIPANT_EVENT_TYPES, react, type Money, type ParticipantEvent } from './saga.ts';
-import type { CatalogueStatus, OrderEntity } from './entities.ts';
+import { PARTICIPANT_EVENT_TYPES, react, type ParticipantEvent } from './saga.ts';
+import type { OrderEntity } from './entities.ts';
 import type { OrderAnnouncer } from './live.ts';
 import { announceChanges, applyDecision, loadSaga, loadSagas, stageDecision } from './store.ts';
 
@@ -17,24 +17,15 @@ import { announceChanges, applyDecision, loadSaga, loadSagas, stageDecision } fr
 export const CATALOGUE_CONSUMER = 'order.catalogue';
 export const SAGA_CONSUMER = 'order.saga';
 
-/** The topics the saga listens on: every participant's events. */
-export const PARTICIPANT_TOPICS: readonly string[] = ['inventory', 'payment', 'shipment'].map(eventsTopic);
-
-type ProductChanged = EventEnvelope<'ProductCreated' | 'ProductUpdated', {
-  readonly sku: string;
-  readonly name: string;
-  readonly price: Money;
-  readonly status: CatalogueStatus;
-  readonly version: number;
-}>;
-type ProductDiscontinued = EventEnvelope<'ProductDiscontinued', { readonly sku: string; readonly version: number }>;
+/** The participants' event types the saga takes. */
+type ParticipantEventType = (typeof PARTICIPANT_EVENT_TYPES)[number];
 
 /**
  * ProductCreated / ProductUpdated: upserts the sku's price, currency and status, but only when the
  * event's product version is newer than the stored one, so a stale or replayed event never
  * overwrites a newer price. One statement, so two events of one sku cannot interleave.
  */
-const onProductChanged: EventHandler<ProductChanged> = async (em, event, ctx) => {
+const onProductChanged: EventHandler<AnyEventOf<'ProductCreated' | 'ProductUpdated'>> = async (em, event, ctx) => {
   const { sku, price, status, version } = event.data;
   const applied = await em.execute<{ sku: string }[]>(`
     insert into catalogue_price (sku, price_amount, currency, status, version, updated_at)
@@ -52,7 +43,7 @@ const onProductChanged: EventHandler<ProductChanged> = async (em, event, ctx) =>
  * replica has never seen gets a tombstone (no price: 0 in XXX, ISO 4217's "no currency") that
  * keeps its version, so an older ProductCreated arriving later cannot make it orderable again.
  */
-const onProductDiscontinued: EventHandler<ProductDiscontinued> = async (em, event, ctx) => {
+const onProductDiscontinued: EventHandler<EventOf<'ProductDiscontinued'>> = async (em, event, ctx) => {
   const { sku, version } = event.data;
   const applied = await em.execute<{ sku: string }[]>(`
     insert into catalogue_price (sku, price_amount, currency, status, version, updated_at)
@@ -69,10 +60,8 @@ const onProductDiscontinued: EventHandler<ProductDiscontinued> = async (em, even
  * entry (caused by this event) and the order events it emits (caused by it, correlated by the
  * order id). An event for an order this service does not know is logged and ignored.
  */
-function onParticipantEvent(registry: EventSchemaRegistry, announcer: OrderAnnouncer): EventHandler<AnyEventEnvelope> {
-  return async (em, envelope, ctx) => {
-    // The inbox validated the envelope against its contract: its data is the participant event's.
-    const event = envelope as unknown as ParticipantEvent;
+function onParticipantEvent(registry: EventSchemaRegistry, announcer: OrderAnnouncer): EventHandler<AnyEventOf<ParticipantEventType>> {
+  return async (em, event, ctx) => {
     const orderId = event.data.orderId.toLowerCase();
     const saga = await loadSaga(em, orderId);
     if (saga.order === null) {
@@ -134,16 +123,14 @@ function onParticipantEvents(registry: EventSchemaRegistry, announcer: OrderAnno
 export function orderConsumers(deps: { readonly registry: EventSchemaRegistry; readonly announcer: OrderAnnouncer }): readonly ConsumerSpec[] {
   const participant = onParticipantEvent(deps.registry, deps.announcer);
   return [
-    {
+    defineConsumer({
       consumer: CATALOGUE_CONSUMER,
-      topics: [eventsTopic('product')],
       handlers: { ProductCreated: onProductChanged, ProductUpdated: onProductChanged, ProductDiscontinued: onProductDiscontinued },
-    },
-    {
+    }),
+    defineConsumer({
       consumer: SAGA_CONSUMER,
-      topics: PARTICIPANT_TOPICS,
-      handlers: Object.fromEntries(PARTICIPANT_EVENT_TYPES.map((type) => [type, participant])),
+      handlers: Object.fromEntries(PARTICIPANT_EVENT_TYPES.map((type) => [type, participant])) as TypedEventHandlers<ParticipantEventType>,
       applyBatch: onParticipantEvents(deps.registry, deps.announcer),
-    },
+    }),
   ];
 }

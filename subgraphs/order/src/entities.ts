@@ -1,4 +1,5 @@
 import { defineEntity, p } from '@mikro-orm/core';
+import type { Money } from '@swiftcart/platform';
 
 /** Where an order is in its saga; mirrors the GraphQL enum and the `orders.status` check. */
 export const ORDER_STATUSES = ['PENDING', 'AWAITING_PAYMENT', 'CONFIRMED', 'SHIPPED', 'DELIVERED', 'REJECTED', 'CANCELLED'] as const;
@@ -103,11 +104,8 @@ export const CataloguePrice = defineEntity({
 /** A replica row as MikroORM hands it out. */
 export type CataloguePriceEntity = InstanceType<typeof CataloguePrice.class>;
 
-/** Money as the API shows it: integer minor units and an ISO-4217 code. */
-export interface Money {
-  readonly amount: number;
-  readonly currency: string;
-}
+/** Money as the API and the events show it: integer minor units and an ISO-4217 code. */
+export type { Money };
 
 /** An order line as resolvers see it. */
 export interface OrderItemRecord {

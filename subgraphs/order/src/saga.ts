@@ -12,31 +12,21 @@
  *   transitions (OrderPlaced carries no payment method, PlaceOrder does), so evolve does not take them.
  *
  * No I/O, no clock, no randomness: `now` comes in with the commands, event ids and timestamps are
- * given by the caller when it wraps an emitted event in its envelope ({@link toEnvelope}).
+ * given by the caller when it wraps an emitted event in its envelope (the platform's `newEvent`).
+ * The events' data types are generated from their contracts (schema/events/).
  * All data is readonly; nothing that is passed in is mutated.
  */
 import { SKU_PATTERN, isUuid } from '@swiftcart/platform/ids';
+import type { EventDataMap, EventType, Money, OrderPlacedItem, SkuQuantity } from '@swiftcart/platform/events';
 import type { OrderStatus } from './entities.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Data
 
-/** Money: an integer in the currency's minor units and an ISO-4217 code. */
-export interface Money {
-  readonly amount: number;
-  readonly currency: string;
-}
+export type { Money, SkuQuantity };
 
-/** A quantity of one sku. */
-export interface SkuQuantity {
-  readonly sku: string;
-  readonly quantity: number;
-}
-
-/** One order line, priced from the catalogue replica when the order is placed. */
-export interface OrderLine extends SkuQuantity {
-  readonly unitPrice: Money;
-}
+/** One order line, priced from the catalogue replica when the order is placed (OrderPlaced's). */
+export type OrderLine = OrderPlacedItem;
 
 /** Who issues a cancellation: the caller's token `sub` and roles. */
 export interface Actor {
@@ -60,11 +50,16 @@ export interface InputEvent<Type extends string, Data> {
   readonly data: Data;
 }
 
-/** An event the saga emits: type and data. {@link toEnvelope} wraps it for the outbox. */
+/** An event the saga emits: type and data. The platform's `newEvent` wraps it for the outbox. */
 export interface OutputEvent<Type extends string, Data> {
   readonly type: Type;
   readonly data: Data;
 }
+
+/** A participant's event of one contract, as the saga takes it. */
+type Participant<T extends EventType> = InputEvent<T, EventDataMap[T]>;
+/** An order event of one contract, as the saga emits it. */
+type Emitted<T extends EventType> = OutputEvent<T, EventDataMap[T]>;
 
 // Commands ---------------------------------------------------------------------------------------
 
@@ -105,41 +100,18 @@ export type OrderSagaCommand = PlaceOrder | CancelOrder | ExpireOrder;
 
 // Participant events (inputs) --------------------------------------------------------------------
 
-export type StockReserved = InputEvent<'StockReserved', { readonly orderId: string; readonly items: readonly SkuQuantity[] }>;
-export type StockReservationFailed = InputEvent<'StockReservationFailed', {
-  readonly orderId: string;
-  readonly shortages: readonly { readonly sku: string; readonly requested: number; readonly available: number }[];
-}>;
-export type StockReleased = InputEvent<'StockReleased', { readonly orderId: string; readonly items: readonly SkuQuantity[] }>;
-export type StockCommitted = InputEvent<'StockCommitted', { readonly orderId: string; readonly items: readonly SkuQuantity[] }>;
-export type PaymentAuthorized = InputEvent<'PaymentAuthorized', {
-  readonly orderId: string;
-  readonly paymentId: string;
-  readonly amount: Money;
-  readonly providerRef: string;
-}>;
-export type PaymentDeclined = InputEvent<'PaymentDeclined', {
-  readonly orderId: string;
-  readonly paymentId: string;
-  readonly amount: Money;
-  readonly reason: string;
-}>;
-export type PaymentFailed = InputEvent<'PaymentFailed', { readonly orderId: string; readonly paymentId: string; readonly reason: string }>;
-export type PaymentRefunded = InputEvent<'PaymentRefunded', {
-  readonly orderId: string;
-  readonly paymentId: string;
-  readonly refundId: string;
-  readonly amount: Money;
-}>;
-export type ShipmentCreated = InputEvent<'ShipmentCreated', { readonly orderId: string; readonly shipmentId: string }>;
-export type ShipmentDispatched = InputEvent<'ShipmentDispatched', {
-  readonly orderId: string;
-  readonly shipmentId: string;
-  readonly carrier: string;
-  readonly trackingNumber: string;
-}>;
-export type ShipmentDelivered = InputEvent<'ShipmentDelivered', { readonly orderId: string; readonly shipmentId: string }>;
-export type ShipmentCancelled = InputEvent<'ShipmentCancelled', { readonly orderId: string; readonly shipmentId: string }>;
+export type StockReserved = Participant<'StockReserved'>;
+export type StockReservationFailed = Participant<'StockReservationFailed'>;
+export type StockReleased = Participant<'StockReleased'>;
+export type StockCommitted = Participant<'StockCommitted'>;
+export type PaymentAuthorized = Participant<'PaymentAuthorized'>;
+export type PaymentDeclined = Participant<'PaymentDeclined'>;
+export type PaymentFailed = Participant<'PaymentFailed'>;
+export type PaymentRefunded = Participant<'PaymentRefunded'>;
+export type ShipmentCreated = Participant<'ShipmentCreated'>;
+export type ShipmentDispatched = Participant<'ShipmentDispatched'>;
+export type ShipmentDelivered = Participant<'ShipmentDelivered'>;
+export type ShipmentCancelled = Participant<'ShipmentCancelled'>;
 
 /** The participants' events that move the saga on. */
 export type SagaStepEvent =
@@ -170,37 +142,14 @@ export function isParticipantEvent(event: { readonly type: string }): event is P
 
 // Order events (outputs, order.events.v1) ------------------------------------------------------
 
-export type OrderPlaced = OutputEvent<'OrderPlaced', {
-  readonly orderId: string;
-  readonly customerId: string;
-  readonly items: readonly OrderLine[];
-  readonly total: Money;
-  readonly deadlineAt: string;
-}>;
-export type PaymentRequested = OutputEvent<'PaymentRequested', {
-  readonly orderId: string;
-  readonly customerId: string;
-  readonly amount: Money;
-  readonly paymentMethod: string;
-}>;
-export type OrderConfirmed = OutputEvent<'OrderConfirmed', {
-  readonly orderId: string;
-  readonly customerId: string;
-  readonly items: readonly SkuQuantity[];
-}>;
-export type OrderCancelled = OutputEvent<'OrderCancelled', {
-  readonly orderId: string;
-  readonly customerId: string;
-  readonly reason: string;
-  readonly previousStatus: OrderStatus;
-}>;
-export type OrderRejected = OutputEvent<'OrderRejected', { readonly orderId: string; readonly customerId: string; readonly reason: string }>;
+export type OrderPlaced = Emitted<'OrderPlaced'>;
+export type PaymentRequested = Emitted<'PaymentRequested'>;
+export type OrderConfirmed = Emitted<'OrderConfirmed'>;
+export type OrderCancelled = Emitted<'OrderCancelled'>;
+export type OrderRejected = Emitted<'OrderRejected'>;
 
 /** The events the saga publishes on `order.events.v1`. */
 export type OrderSagaEvent = OrderPlaced | PaymentRequested | OrderConfirmed | OrderCancelled | OrderRejected;
-
-/** The topic of {@link OrderSagaEvent}s. */
-export const ORDER_EVENTS_TOPIC = 'order.events.v1';
 
 // Decisions --------------------------------------------------------------------------------------
 
@@ -463,45 +412,6 @@ export function react(state: OrderSagaState, input: OrderSagaInput): SagaDecisio
   let next = evolve(state, input);
   if (decision.transition) next = evolve(next, decision.transition);
   return { ...decision, state: next };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Envelopes
-
-/** An order event as it goes into the outbox: the envelope of DESIGN.md §5, valid against schema/events/<type>.v1.json. */
-export interface OrderEventEnvelope<E extends OrderSagaEvent = OrderSagaEvent> {
-  readonly id: string;
-  readonly type: E['type'];
-  readonly version: 1;
-  readonly source: 'order';
-  readonly aggregateType: 'Order';
-  readonly aggregateId: string;
-  readonly occurredAt: string;
-  readonly correlationId: string;
-  readonly causationId: string | null;
-  readonly data: E['data'];
-}
-
-/**
- * Wraps an emitted event in its envelope: keyed and correlated by the order id. `id` is a fresh
- * UUID v7, `causationId` the id of the participant event that caused it (null for a command).
- */
-export function toEnvelope<E extends OrderSagaEvent>(
-  event: E,
-  meta: { readonly id: string; readonly occurredAt: string; readonly causationId: string | null },
-): OrderEventEnvelope<E> {
-  return {
-    id: meta.id,
-    type: event.type,
-    version: 1,
-    source: 'order',
-    aggregateType: 'Order',
-    aggregateId: event.data.orderId,
-    occurredAt: meta.occurredAt,
-    correlationId: event.data.orderId,
-    causationId: meta.causationId,
-    data: event.data,
-  };
 }
 
 // ---------------------------------------------------------------------------------------------

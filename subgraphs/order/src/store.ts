@@ -7,13 +7,13 @@
  * is also the one place that announces a change to live subscribers, after the commit.
  */
 import { LockMode } from '@mikro-orm/core';
-import { type AnyEventEnvelope, type EntityManager, type EventSchemaRegistry, type Logger, enqueueEvents, enqueueLive, uuidv7 } from '@swiftcart/platform';
+import { type AnyEventEnvelope, type EntityManager, type EventSchemaRegistry, type Logger, enqueueEvents, enqueueLive, newEvent } from '@swiftcart/platform';
 import {
   Order, OrderItem, OrderTransition,
   type OrderEntity, type OrderItemEntity, type OrderStatus, type ShippingAddressRecord,
 } from './entities.ts';
 import {
-  initialOrderSagaState, toEnvelope,
+  initialOrderSagaState,
   type OrderSagaState, type PlacedOrderSagaState, type SagaDecision,
 } from './saga.ts';
 import { ORDER_CHANGED, type OrderAnnouncer, type OrderChange } from './live.ts';
@@ -202,7 +202,7 @@ export function stageDecision(
     });
   }
   const occurredAt = meta.now.toISOString();
-  return emit.map((event) => toEnvelope(event, { id: uuidv7(), occurredAt, causationId: meta.causationId }));
+  return emit.map((event) => newEvent(event.type, event.data, { occurredAt, causationId: meta.causationId }));
 }
 
 /**

@@ -11,9 +11,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
+import { newEvent } from '@swiftcart/platform/events';
 import type { OrderStatus } from '../src/entities.ts';
 import {
-  SagaRejection, decide, evolve, initialOrderSagaState, isParticipantEvent, isTerminal, react, toEnvelope,
+  SagaRejection, decide, evolve, initialOrderSagaState, isParticipantEvent, isTerminal, react,
   type CancelOrder, type ExpireOrder, type OrderLine, type OrderSagaEvent, type OrderSagaInput, type OrderSagaState,
   type ParticipantEvent, type PlaceOrder, type SagaDecision, type SagaRejectionCode, type SagaTransition,
 } from '../src/saga.ts';
@@ -29,7 +30,7 @@ for (const file of readdirSync(SCHEMA_DIR)) ajv.addSchema(JSON.parse(readFileSyn
 
 let envelopeIds = 0;
 function assertSchemaValid(event: OrderSagaEvent): void {
-  const envelope = toEnvelope(event, {
+  const envelope = newEvent(event.type, event.data, {
     id: `0193a1b2-7c4d-7e5f-8a6b-${String(++envelopeIds).padStart(12, '0')}`,
     occurredAt: '2026-11-22T10:15:01.000Z',
     causationId: null,
@@ -512,9 +513,9 @@ describe('order saga', () => {
       assert.ok(!isParticipantEvent({ type: 'ProductCreated' }));
     });
 
-    test('toEnvelope keys and correlates by the order id', () => {
+    test('its events are keyed and correlated by the order id in their envelopes', () => {
       const [placed] = decide(placeOrder(), initialOrderSagaState).emit;
-      const envelope = toEnvelope(placed, { id: '0193a1b2-7c4d-7e5f-8a6b-1c2d3e4f5a6b', occurredAt: NOW, causationId: null });
+      const envelope = newEvent(placed.type, placed.data, { id: '0193a1b2-7c4d-7e5f-8a6b-1c2d3e4f5a6b', occurredAt: NOW, causationId: null });
       assert.deepEqual(envelope, {
         id: '0193a1b2-7c4d-7e5f-8a6b-1c2d3e4f5a6b', type: 'OrderPlaced', version: 1, source: 'order', aggregateType: 'Order',
         aggregateId: ORDER_ID, occurredAt: NOW, correlationId: ORDER_ID, causationId: null, data: placed.data,

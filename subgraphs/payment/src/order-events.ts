@@ -29,57 +29,16 @@
 import { createHash } from 'node:crypto';
 import { LockMode } from '@mikro-orm/core';
 import {
-  createEvent, enqueueEvents, uuidv7,
-  type AnyEventEnvelope, type ConsumerSpec, type EntityManager, type EventEnvelope, type EventHandler, type EventPreparer, type Logger, type ServiceRuntime,
+  defineConsumer, enqueueEvents, newEvent, uuidv7,
+  type AnyEventOf, type ConsumerSpec, type EntityManager, type EventHandler, type EventOf, type EventPreparer, type PaymentRequestedData, type Logger, type ServiceRuntime,
 } from '@swiftcart/platform';
 import { type AuthorizationOutcome, createResilientProvider, loadPaymentSettings, type ResilientProvider } from './authorization.ts';
 import { Payment, Refund, type PaymentEntity } from './entities.ts';
 
 /** The consumer group and inbox name of payment's order-event consumer. */
 export const ORDER_EVENTS_CONSUMER = 'payment.order-events';
-/** The one topic payment consumes. */
-export const ORDER_EVENTS_TOPIC = 'order.events.v1';
 /** The longest reason an event may carry (the contracts' maxLength). */
 const MAX_REASON_LENGTH = 500;
-
-interface Money { readonly amount: number; readonly currency: string }
-
-/** The data of the order events payment acts on (schema/events/*.v1.json). */
-export interface PaymentRequestedData {
-  readonly orderId: string;
-  readonly customerId: string;
-  readonly amount: Money;
-  readonly paymentMethod: string;
-}
-export interface OrderCancelledData {
-  readonly orderId: string;
-  readonly customerId: string;
-  readonly reason: string;
-  readonly previousStatus: string;
-}
-
-/** The events payment publishes, by type (schema/events/Payment*.v1.json). */
-export interface PaymentEventData {
-  readonly PaymentAuthorized: { readonly orderId: string; readonly paymentId: string; readonly amount: Money; readonly providerRef: string };
-  readonly PaymentDeclined: { readonly orderId: string; readonly paymentId: string; readonly amount: Money; readonly reason: string };
-  readonly PaymentFailed: { readonly orderId: string; readonly paymentId: string; readonly reason: string };
-  readonly PaymentRefunded: { readonly orderId: string; readonly paymentId: string; readonly refundId: string; readonly amount: Money };
-}
-
-/** A payment saga event answering `cause`, about the order `orderId`. */
-export function paymentEvent<T extends keyof PaymentEventData>(
-  type: T, cause: Pick<AnyEventEnvelope, 'id'>, data: PaymentEventData[T],
-): EventEnvelope<T, PaymentEventData[T]> {
-  return createEvent({
-    type,
-    source: 'payment',
-    aggregateType: 'Order',
-    aggregateId: data.orderId,
-    correlationId: data.orderId,
-    causationId: cause.id,
-    data,
-  });
-}
 
 /** Thrown when a refund the provider owes us did not happen: the inbox retries, then dead-letters it for replay. */
 export class RefundFailedError extends Error {
@@ -171,7 +130,7 @@ export class PaymentChangedError extends Error {
 export function orderEventHandlers(runtime: ServiceRuntime) {
   const provider = providerOf(runtime);
 
-  const preparePayment: EventPreparer<EventEnvelope<'PaymentRequested', PaymentRequestedData>> = async (event, context): Promise<AuthorizationPrepared> => {
+  const preparePayment: EventPreparer<EventOf<'PaymentRequested'>> = async (event, context): Promise<AuthorizationPrepared> => {
     if (await isCancelled(runtime, event.data.orderId)) return voidPayment(event.data.orderId, context.signal);
     const opened = await openPayment(runtime, event.data);
     if (opened.status !== 'PENDING') return { kind: 'decided', status: opened.status };
@@ -195,7 +154,7 @@ export function orderEventHandlers(runtime: ServiceRuntime) {
     return { kind: 'voided', paymentId: pending.id, outcome, refundId };
   };
 
-  const paymentRequested: EventHandler<EventEnvelope<'PaymentRequested', PaymentRequestedData>> = async (em, event, context) => {
+  const paymentRequested: EventHandler<EventOf<'PaymentRequested'>> = async (em, event, context) => {
     const { orderId } = event.data;
     const prepared = context.prepared as AuthorizationPrepared;
     if (prepared.kind === 'voided') return recordVoided(em, event, prepared, context.log);
@@ -212,27 +171,27 @@ export function orderEventHandlers(runtime: ServiceRuntime) {
     const { outcome } = prepared;
     payment.attempts += outcome.attempts;
     const amount = { amount: payment.amount, currency: payment.currency };
-    let answer: AnyEventEnvelope;
+    let answer: AnyEventOf<'PaymentAuthorized' | 'PaymentDeclined' | 'PaymentFailed'>;
     if (outcome.outcome === 'AUTHORIZED') {
       payment.status = 'AUTHORIZED';
       payment.providerRef = outcome.providerRef;
-      answer = paymentEvent('PaymentAuthorized', event, { orderId, paymentId: payment.id, amount, providerRef: outcome.providerRef });
+      answer = newEvent('PaymentAuthorized', { orderId, paymentId: payment.id, amount, providerRef: outcome.providerRef }, { cause: event });
     } else if (outcome.outcome === 'DECLINED') {
       payment.status = 'DECLINED';
       payment.failureReason = outcome.reason;
-      answer = paymentEvent('PaymentDeclined', event, { orderId, paymentId: payment.id, amount, reason: reasonText(outcome.reason) });
+      answer = newEvent('PaymentDeclined', { orderId, paymentId: payment.id, amount, reason: reasonText(outcome.reason) }, { cause: event });
     } else {
       payment.status = 'FAILED';
       payment.failureReason = outcome.reason;
-      answer = paymentEvent('PaymentFailed', event, { orderId, paymentId: payment.id, reason: reasonText(outcome.reason) });
+      answer = newEvent('PaymentFailed', { orderId, paymentId: payment.id, reason: reasonText(outcome.reason) }, { cause: event });
     }
     await em.flush();
     await enqueueEvents(em, [answer]);
   };
 
   /** Records what {@link voidPayment} found: the payment stops PENDING, and a refund is recorded and announced. */
-  const recordVoided = async (em: EntityManager, event: AnyEventEnvelope, prepared: Extract<AuthorizationPrepared, { kind: 'voided' }>, log: Logger) => {
-    const { orderId } = event.data as PaymentRequestedData;
+  const recordVoided = async (em: EntityManager, event: EventOf<'PaymentRequested'>, prepared: Extract<AuthorizationPrepared, { kind: 'voided' }>, log: Logger) => {
+    const { orderId } = event.data;
     if (prepared.paymentId === null || prepared.outcome === null) {
       log.warn({ orderId, eventId: event.id }, 'PaymentRequested for a cancelled order; nothing charged');
       return;
@@ -254,11 +213,11 @@ export function orderEventHandlers(runtime: ServiceRuntime) {
     await em.flush();
     log.warn({ orderId, eventId: event.id, paymentId: payment.id }, 'a cancelled order\'s payment had been authorised; refunded at once');
     if (prepared.refundId !== null) {
-      await enqueueEvents(em, [paymentEvent('PaymentRefunded', event, { orderId, paymentId: payment.id, refundId: prepared.refundId, amount })]);
+      await enqueueEvents(em, [newEvent('PaymentRefunded', { orderId, paymentId: payment.id, refundId: prepared.refundId, amount }, { cause: event })]);
     }
   };
 
-  const prepareRefund: EventPreparer<EventEnvelope<'OrderCancelled', OrderCancelledData>> = async (event, context): Promise<RefundPrepared> => {
+  const prepareRefund: EventPreparer<EventOf<'OrderCancelled'>> = async (event, context): Promise<RefundPrepared> => {
     const { orderId } = event.data;
     const payment = await runtime.db.fork().findOne(Payment, { orderId });
     // No payment, or one that took no money (PENDING, DECLINED, FAILED) or gave it back already.
@@ -272,7 +231,7 @@ export function orderEventHandlers(runtime: ServiceRuntime) {
     return { kind: 'refunded', paymentId: payment.id, refundId };
   };
 
-  const orderCancelled: EventHandler<EventEnvelope<'OrderCancelled', OrderCancelledData>> = async (em, event, context) => {
+  const orderCancelled: EventHandler<EventOf<'OrderCancelled'>> = async (em, event, context) => {
     const { orderId } = event.data;
     const prepared = context.prepared as RefundPrepared;
     // Remembered whatever the payment's state: a PaymentRequested after this one must not charge.
@@ -290,9 +249,9 @@ export function orderEventHandlers(runtime: ServiceRuntime) {
     em.create(Refund, { id: prepared.refundId, payment: payment.id, amount: payment.amount });
     payment.status = 'REFUNDED';
     await em.flush();
-    await enqueueEvents(em, [paymentEvent('PaymentRefunded', event, {
+    await enqueueEvents(em, [newEvent('PaymentRefunded', {
       orderId, paymentId: payment.id, refundId: prepared.refundId, amount: { amount: payment.amount, currency: payment.currency },
-    })]);
+    }, { cause: event })]);
   };
 
   return {
@@ -303,5 +262,5 @@ export function orderEventHandlers(runtime: ServiceRuntime) {
 
 /** Payment's one consumer: `order.events.v1`. */
 export function orderEventsConsumer(runtime: ServiceRuntime): ConsumerSpec {
-  return { consumer: ORDER_EVENTS_CONSUMER, topics: [ORDER_EVENTS_TOPIC], ...orderEventHandlers(runtime) };
+  return defineConsumer({ consumer: ORDER_EVENTS_CONSUMER, ...orderEventHandlers(runtime) });
 }

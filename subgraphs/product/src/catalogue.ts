@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { LockMode, UniqueConstraintViolationException, type FilterQuery } from '@mikro-orm/core';
 import {
-  CacheAside, ErrorCode, apiError, badInput, checkSku, createEvent, decodeCursor, enqueueEvents, notFound, pageSize, toConnection,
-  type EntityManager, type OutboxProjector, type ServiceRuntime,
+  CacheAside, ErrorCode, apiError, badInput, checkSku, decodeCursor, enqueueEvents, newEvent, notFound, pageSize, toConnection,
+  type EntityManager, type EventTypeOf, type OutboxProjector, type ServiceRuntime,
 } from '@swiftcart/platform';
 import { PRODUCT_STATUSES, Product, toRecord, type ProductEntity, type ProductRecord, type ProductStatus } from './entities.ts';
 
@@ -22,17 +22,15 @@ export interface ProductFilter { readonly search?: string | null; readonly statu
 interface CachedPage { readonly rows: ProductRecord[]; readonly totalCount: number }
 
 /** The catalogue's events (schema/events/Product*.v1.json). */
-export type ProductEventType = 'ProductCreated' | 'ProductUpdated' | 'ProductDiscontinued';
+export type ProductEventType = EventTypeOf<'product'>;
 
 /** What a product event says about a row, at the row's version. */
 interface ProductFacts { readonly sku: string; readonly name: string; readonly priceAmount: number; readonly currency: string; readonly status: ProductStatus; readonly version: number }
 
 /** The event announcing `row`'s new state; consumers keep the highest `version` they have seen. */
 export function productEvent(type: ProductEventType, row: ProductFacts) {
-  const data = type === 'ProductDiscontinued'
-    ? { sku: row.sku, version: row.version }
-    : { sku: row.sku, name: row.name, price: { amount: row.priceAmount, currency: row.currency }, status: row.status, version: row.version };
-  return createEvent({ type, source: 'product', aggregateType: 'Product', aggregateId: row.sku, data });
+  if (type === 'ProductDiscontinued') return newEvent(type, { sku: row.sku, version: row.version });
+  return newEvent(type, { sku: row.sku, name: row.name, price: { amount: row.priceAmount, currency: row.currency }, status: row.status, version: row.version });
 }
 
 function checkName(name: string, field: string): void {

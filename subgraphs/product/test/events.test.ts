@@ -2,7 +2,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { AnyEventEnvelope } from '@swiftcart/platform';
+import { eventsTopic, type AnyEventEnvelope } from '@swiftcart/platform';
 import { startStack, type TestStack } from '../../../test/support/stack.ts';
 import { seedProducts } from '../src/catalogue.ts';
 
@@ -23,7 +23,7 @@ describe('product events', () => {
   before(async () => {
     stack = await startStack({ services: ['product'] });
     admin = await stack.token('root', ['admin']);
-    await stack.services.product!.runtime.kafka.consume(`test-${randomUUID()}`, ['product.events.v1'], async (message) => {
+    await stack.services.product!.runtime.kafka.consume(`test-${randomUUID()}`, [eventsTopic('product')], async (message) => {
       assert.equal(message.headers.type, JSON.parse(message.value!).type);
       seen.push(JSON.parse(message.value!));
     });

@@ -1,7 +1,7 @@
 import { LockMode } from '@mikro-orm/core';
 import {
-  ErrorCode, apiError, badInput, canRead, createEvent, enqueueEvents, isUuid,
-  type AnyEventEnvelope, type EntityManager, type EventEnvelope, type Viewer,
+  ErrorCode, apiError, badInput, canRead, enqueueEvents, isUuid, newEvent,
+  type AnyEventEnvelope, type EntityManager, type Viewer,
 } from '@swiftcart/platform';
 import { Shipment, toRecord, type ShipmentEntity, type ShipmentRecord, type ShipmentStatus } from './entities.ts';
 
@@ -28,32 +28,6 @@ export function visibleShipment(viewer: Viewer, shipment: ShipmentRecord | null)
 /** The longest carrier name and tracking number (the `shipment` table's checks). */
 export const MAX_CARRIER_LENGTH = 100;
 export const MAX_TRACKING_NUMBER_LENGTH = 100;
-
-/** The events shipment publishes, by type (schema/events/Shipment*.v1.json). */
-export interface ShipmentEventData {
-  readonly ShipmentCreated: { readonly orderId: string; readonly shipmentId: string };
-  readonly ShipmentDispatched: { readonly orderId: string; readonly shipmentId: string; readonly carrier: string; readonly trackingNumber: string };
-  readonly ShipmentDelivered: { readonly orderId: string; readonly shipmentId: string };
-  readonly ShipmentCancelled: { readonly orderId: string; readonly shipmentId: string };
-}
-
-/**
- * A shipment event about the order `data.orderId`. `cause` is the event it answers; none for a
- * mutation (the envelope's causationId is then null).
- */
-export function shipmentEvent<T extends keyof ShipmentEventData>(
-  type: T, cause: Pick<AnyEventEnvelope, 'id'> | null, data: ShipmentEventData[T],
-): EventEnvelope<T, ShipmentEventData[T]> {
-  return createEvent({
-    type,
-    source: 'shipment',
-    aggregateType: 'Order',
-    aggregateId: data.orderId,
-    correlationId: data.orderId,
-    causationId: cause?.id ?? null,
-    data,
-  });
-}
 
 /** The canonical (lower-case) order id; BAD_USER_INPUT unless it is a UUID. */
 export function checkOrderId(orderId: string): string {
@@ -105,7 +79,7 @@ export function dispatchShipment(em: EntityManager, orderId: string, carrier: st
     row.carrier = details.carrier;
     row.trackingNumber = details.trackingNumber;
     row.dispatchedAt = new Date();
-  }, (row) => shipmentEvent('ShipmentDispatched', null, { orderId: row.orderId, shipmentId: row.id, ...details }));
+  }, (row) => newEvent('ShipmentDispatched', { orderId: row.orderId, shipmentId: row.id, ...details }));
 }
 
 /** DISPATCHED → DELIVERED; publishes ShipmentDelivered. */
@@ -113,5 +87,5 @@ export function markShipmentDelivered(em: EntityManager, orderId: string): Promi
   const id = checkOrderId(orderId);
   return transition(em, id, 'DISPATCHED', 'DELIVERED', (row) => {
     row.deliveredAt = new Date();
-  }, (row) => shipmentEvent('ShipmentDelivered', null, { orderId: row.orderId, shipmentId: row.id }));
+  }, (row) => newEvent('ShipmentDelivered', { orderId: row.orderId, shipmentId: row.id }));
 }
