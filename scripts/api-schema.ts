@@ -5,11 +5,12 @@
  * together with schema/operations/*.graphql (docs/clients.md).
  * `node scripts/api-schema.ts` writes it; `--check` exits 1 when the checked-in file is stale.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Supergraph } from '@apollo/federation-internals';
 import { printSchema } from 'graphql';
 import { REPO_ROOT, isMain } from '../platform/src/config.ts';
+import { writeOrCheck } from './generated-file.ts';
 import { SUPERGRAPH_FILE } from './compose.ts';
 
 /** Where the API schema is checked in. */
@@ -24,21 +25,4 @@ export function apiSchemaOf(supergraphSdl: string = readFileSync(SUPERGRAPH_FILE
   return `${HEADER}${printSchema(api).trim()}\n`;
 }
 
-if (isMain(import.meta.url)) {
-  try {
-    const sdl = apiSchemaOf();
-    if (process.argv.includes('--check')) {
-      if (readFileSync(API_SCHEMA_FILE, 'utf8') !== sdl) {
-        console.error('schema/api.graphqls is stale: run `node scripts/api-schema.ts` and commit it');
-        process.exit(1);
-      }
-      console.log('schema/api.graphqls is up to date');
-    } else {
-      writeFileSync(API_SCHEMA_FILE, sdl);
-      console.log(`wrote ${path.relative(process.cwd(), API_SCHEMA_FILE)}`);
-    }
-  } catch (error) {
-    console.error((error as Error).message);
-    process.exit(1);
-  }
-}
+if (isMain(import.meta.url)) await writeOrCheck(API_SCHEMA_FILE, apiSchemaOf, 'node scripts/api-schema.ts');

@@ -3,11 +3,12 @@
  * `npm run compose` writes it; `npm run compose -- --check` exits 1 when the checked-in file is stale.
  * `--schema-dir DIR` composes the subgraph SDLs of another folder (to check a proposed change).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { composeServices } from '@apollo/composition';
 import { parse } from 'graphql';
 import { DEFAULT_SERVICE_PORTS, REPO_ROOT, SERVICE_NAMES, isMain } from '../platform/src/config.ts';
+import { writeOrCheck } from './generated-file.ts';
 
 /** Where the composed supergraph is checked in. */
 export const SUPERGRAPH_FILE = path.join(REPO_ROOT, 'schema', 'supergraph.graphql');
@@ -27,22 +28,6 @@ export function composeSupergraph(schemaDir = path.join(REPO_ROOT, 'schema')): s
 }
 
 if (isMain(import.meta.url)) {
-  try {
-    const dirFlag = process.argv.indexOf('--schema-dir');
-    const sdl = dirFlag > 0 ? composeSupergraph(path.resolve(process.argv[dirFlag + 1] ?? '')) : composeSupergraph();
-    if (process.argv.includes('--check')) {
-      const current = readFileSync(SUPERGRAPH_FILE, 'utf8');
-      if (current !== sdl) {
-        console.error('schema/supergraph.graphql is stale: run `npm run compose` and commit it');
-        process.exit(1);
-      }
-      console.log('schema/supergraph.graphql is up to date');
-    } else {
-      writeFileSync(SUPERGRAPH_FILE, sdl);
-      console.log(`wrote ${path.relative(process.cwd(), SUPERGRAPH_FILE)}`);
-    }
-  } catch (error) {
-    console.error((error as Error).message);
-    process.exit(1);
-  }
+  const dirFlag = process.argv.indexOf('--schema-dir');
+  await writeOrCheck(SUPERGRAPH_FILE, () => (dirFlag > 0 ? composeSupergraph(path.resolve(process.argv[dirFlag + 1] ?? '')) : composeSupergraph()), 'npm run compose');
 }

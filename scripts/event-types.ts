@@ -7,11 +7,12 @@
  * `npm run generate:events` writes platform/src/generated/events.ts; `--check` exits 1 when the
  * checked-in file is stale (a test runs the same comparison).
  */
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import path from 'node:path';
 import { compile, type JSONSchema } from 'json-schema-to-typescript';
 import { REPO_ROOT, isMain } from '../platform/src/config.ts';
+import { writeOrCheck } from './generated-file.ts';
 
 /** Where the generated module is checked in. */
 export const EVENT_TYPES_FILE = path.join(REPO_ROOT, 'platform', 'src', 'generated', 'events.ts');
@@ -148,21 +149,4 @@ ${body.trimEnd()}
 `;
 }
 
-if (isMain(import.meta.url)) {
-  try {
-    const source = await renderEventTypes();
-    if (process.argv.includes('--check')) {
-      if (readFileSync(EVENT_TYPES_FILE, 'utf8') !== source) {
-        console.error('platform/src/generated/events.ts is stale: run `npm run generate:events` and commit it');
-        process.exit(1);
-      }
-      console.log('platform/src/generated/events.ts is up to date');
-    } else {
-      writeFileSync(EVENT_TYPES_FILE, source);
-      console.log(`wrote ${path.relative(process.cwd(), EVENT_TYPES_FILE)}`);
-    }
-  } catch (error) {
-    console.error((error as Error).message);
-    process.exit(1);
-  }
-}
+if (isMain(import.meta.url)) await writeOrCheck(EVENT_TYPES_FILE, () => renderEventTypes(), 'npm run generate:events');
