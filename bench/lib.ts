@@ -6,7 +6,6 @@
 import { execFile, fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 

@@ -167,7 +167,7 @@ async function closeAll(): Promise<void> {
     live.ended = true;
     live.unsubscribe?.();
   }
-  await Promise.allSettled(clients.map((live) => live.client.dispose()));
+  await Promise.allSettled(clients.map(async (live) => live.client.dispose()));
   clients.length = 0;
   flush();
 }

@@ -41,7 +41,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   });
   const server = new ApolloServer({ gateway });
   const { url } = await startStandaloneServer(server, { listen: { host: '127.0.0.1', port: 0 } });
-  process.on('message', async (message: { type: string }) => {
+  process.on('message', (message: { type: string }) => {
     if (message.type === 'stats') {
       const usage = process.resourceUsage();
       process.send!({
@@ -52,8 +52,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         cpuMicros: usage.userCPUTime + usage.systemCPUTime,
       } satisfies PlainGatewayMessage);
     } else if (message.type === 'exit') {
-      await server.stop();
-      process.exit(0);
+      void server.stop().finally(() => process.exit(0));
     }
   });
   process.on('disconnect', () => process.exit(0));

@@ -39,8 +39,8 @@ export async function ensureZipkinJar(log: Log = () => {}): Promise<string> {
     await run('mvn', ['-B', '-q', 'dependency:copy', `-Dartifact=io.zipkin:zipkin-server:${ZIPKIN_VERSION}:jar:exec`, `-DoutputDirectory=${ZIPKIN_HOME}`], { maxBuffer: 16 * 1024 * 1024 });
   } catch (error) {
     const failed = error as NodeJS.ErrnoException & { stdout?: string; stderr?: string };
-    if (failed.code === 'ENOENT') throw new Error('cannot run mvn (is Maven installed and on PATH?)');
-    throw new Error(`mvn could not fetch io.zipkin:zipkin-server:${ZIPKIN_VERSION}:exec:\n${`${failed.stdout ?? ''}\n${failed.stderr ?? ''}`.trim().split('\n').slice(-20).join('\n')}`);
+    if (failed.code === 'ENOENT') throw new Error('cannot run mvn (is Maven installed and on PATH?)', { cause: error });
+    throw new Error(`mvn could not fetch io.zipkin:zipkin-server:${ZIPKIN_VERSION}:exec:\n${`${failed.stdout ?? ''}\n${failed.stderr ?? ''}`.trim().split('\n').slice(-20).join('\n')}`, { cause: error });
   }
   if (!existsSync(jar)) throw new Error(`mvn finished, but ${jar} does not exist`);
   return jar;

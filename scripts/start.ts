@@ -226,7 +226,7 @@ async function main(): Promise<number> {
   process.on('SIGINT', () => void shutdown('Ctrl-C', 0));
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   let storefront: string | null = null;
-  let zipkin: string | null = null;
+  let zipkin: string | null;
   let prometheus: string | null = null;
   // Where every process sends its spans: this run's Zipkin, unless the environment says otherwise.
   const zipkinPort = integerVar(process.env, 'ZIPKIN_PORT', DEFAULT_ZIPKIN_PORT, 1);

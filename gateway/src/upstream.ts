@@ -164,7 +164,7 @@ export class UpstreamConnections implements AsyncDisposable {
   async close(): Promise<void> {
     const clients = [...this.#pool.values()];
     this.#pool.clear();
-    await Promise.all(clients.map((pooled) => pooled.client.dispose()));
+    await Promise.all(clients.map(async (pooled) => pooled.client.dispose()));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

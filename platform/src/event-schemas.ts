@@ -87,7 +87,7 @@ export class EventSchemaRegistry {
       try {
         schema = JSON.parse(readFileSync(path.join(directory, file), 'utf8'));
       } catch (error) {
-        throw new Error(`event schema ${file}: ${(error as Error).message}`);
+        throw new Error(`event schema ${file}: ${(error as Error).message}`, { cause: error });
       }
       const ajv = ajvFor(schema);
       // Registered under its file name too, so a sibling can `$ref` "Money.json" without an $id.
@@ -95,7 +95,7 @@ export class EventSchemaRegistry {
       try {
         ajv.addSchema(schema, ref);
       } catch (error) {
-        throw new Error(`event schema ${file}: ${(error as Error).message}`);
+        throw new Error(`event schema ${file}: ${(error as Error).message}`, { cause: error });
       }
       const match = EVENT_SCHEMA_FILE.exec(file);
       if (match) {
@@ -112,7 +112,7 @@ export class EventSchemaRegistry {
       try {
         validator = event.ajv.getSchema(event.ref);
       } catch (error) {
-        throw new Error(`event schema ${event.file}: ${(error as Error).message}`);
+        throw new Error(`event schema ${event.file}: ${(error as Error).message}`, { cause: error });
       }
       if (!validator) throw new Error(`event schema ${event.file} did not compile`);
       this.#validators.set(event.key, validator);

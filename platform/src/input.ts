@@ -44,6 +44,7 @@ export function inputLimits(vars: Readonly<Record<string, string | undefined>>):
  * description, an address) may legitimately hold. NUL is what PostgreSQL refuses outright; the
  * others have no business in any SwiftCart value either.
  */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_CHARACTER = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/;
 
 /**

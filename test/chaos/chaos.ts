@@ -10,7 +10,7 @@
  * orders stopped flowing and what customers were told meanwhile. `npm run chaos` prints the report
  * (test/chaos/run.ts); test/chaos/chaos.test.ts runs the short form in `npm test`.
  */
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { type ServiceName, SERVICE_NAMES, dlqTopic, eventsTopic, outboxBacklog } from '@swiftcart/platform';
@@ -206,7 +206,7 @@ class LiveFollowers {
   async close(): Promise<void> {
     this.#closed = true;
     for (const stop of this.#stops) stop();
-    await Promise.allSettled(this.#clients.map((c) => c.dispose()));
+    await Promise.allSettled(this.#clients.map(async (c) => c.dispose()));
   }
 }
 

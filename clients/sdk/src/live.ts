@@ -106,7 +106,7 @@ export class LiveConnections {
   async close(): Promise<void> {
     const entries = [...this.#byToken.values()];
     this.#byToken.clear();
-    await Promise.all(entries.map((entry) => entry.client.dispose()));
+    await Promise.all(entries.map(async (entry) => entry.client.dispose()));
   }
 }
 

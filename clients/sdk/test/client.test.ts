@@ -53,7 +53,8 @@ export async function typeChecks(client: SwiftCartClient): Promise<void> {
   }
   // @ts-expect-error orderUpdated needs the order id
   client.orderUpdated();
-  void cursor, available;
+  void cursor;
+  void available;
 }
 
 describe('the SDK over HTTP', () => {
