@@ -111,15 +111,28 @@ async function stopChild(child: ChildProcess, ask: () => void): Promise<void> {
 /** Far above what one load generator sends: the limiter still counts every request in Redis. */
 const OUT_OF_THE_WAY = '100000000';
 
-/** Our gateway (gateway/src/main.ts) in a process of its own, on a free port. */
-class OurGateway implements BenchGateway {
+/** A gateway in a child process of its own; each kind says how it is asked to stop. */
+abstract class ChildGateway implements BenchGateway {
   readonly child: ChildProcess;
   readonly url: string;
 
-  private constructor(child: ChildProcess, url: string) {
+  protected constructor(child: ChildProcess, url: string) {
     this.child = child;
     this.url = url;
   }
+
+  abstract stats(): Promise<ProcessStats>;
+
+  /** Asks the process to exit; {@link stop} kills it when it hasn't within 5 s. */
+  protected abstract askToExit(): void;
+
+  stop(): Promise<void> {
+    return stopChild(this.child, () => this.askToExit());
+  }
+}
+
+/** Our gateway (gateway/src/main.ts) in a process of its own, on a free port. */
+class OurGateway extends ChildGateway {
 
   static async start(edgeLimits: boolean, subgraphSecret: string): Promise<OurGateway> {
     const port = await freePort();
@@ -157,20 +170,13 @@ class OurGateway implements BenchGateway {
     return { pid: body.pid ?? null, rssBytes: body.rssBytes ?? null, maxRssBytes: body.maxRssBytes ?? null, cpuMicros: body.cpuMicros ?? null };
   }
 
-  stop(): Promise<void> {
-    return stopChild(this.child, () => this.child.kill('SIGTERM'));
+  protected askToExit(): void {
+    this.child.kill('SIGTERM');
   }
 }
 
 /** The plain gateway in a child process. */
-class PlainGateway implements BenchGateway {
-  readonly child: ChildProcess;
-  readonly url: string;
-
-  private constructor(child: ChildProcess, url: string) {
-    this.child = child;
-    this.url = url;
-  }
+class PlainGateway extends ChildGateway {
 
   static async start(supergraphPath: string, subgraphUrls: Record<string, string>, subgraphSecret: string): Promise<PlainGateway> {
     const entry = path.join(path.dirname(fileURLToPath(import.meta.url)), 'plain-gateway.ts');
@@ -207,8 +213,8 @@ class PlainGateway implements BenchGateway {
     });
   }
 
-  stop(): Promise<void> {
-    return stopChild(this.child, () => this.child.send({ type: 'exit' }));
+  protected askToExit(): void {
+    this.child.send({ type: 'exit' });
   }
 }
 

@@ -60,7 +60,7 @@ async function connectMaintenance(config: DatabaseConfig): Promise<PgClient> {
     await client.connect();
   } catch (error) {
     url.password = url.password ? '***' : '';
-    throw new Error(`PostgreSQL does not answer at ${url.toString()}: ${(error as Error).message} (check DATABASE_URL)`);
+    throw new Error(`PostgreSQL does not answer at ${url.toString()}: ${(error as Error).message} (check DATABASE_URL)`, { cause: error });
   }
   return client;
 }
@@ -162,7 +162,7 @@ export async function checkRedis(config: Pick<Config, 'redisUrl'>): Promise<void
     if (answer !== 'PONG') throw new Error(`answered PING with "${answer}"`);
   } catch (error) {
     // ioredis rejects connect() with "Connection is closed."; the 'error' event has the cause (ECONNREFUSED, ...).
-    throw new Error(`Redis does not answer at ${where}: ${lastError?.message ?? (error as Error).message} (check REDIS_URL)`);
+    throw new Error(`Redis does not answer at ${where}: ${lastError?.message ?? (error as Error).message} (check REDIS_URL)`, { cause: error });
   } finally {
     redis.disconnect();
   }

@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import {
   type Clock, type GiveUp, RestartPolicy, Supervisor, type SupervisedChild, describeDelay, describeExit,
 } from './supervisor.ts';
+import { waitFor } from '../test/support/wait.ts';
 
 describe('RestartPolicy', () => {
   test('given a child crashing again and again within the window, then the delays double and the 5th crash gives up', () => {
@@ -85,14 +86,6 @@ function nodeChild(name: string, program: string, stdout: 'ignore' | 'pipe' = 'i
   };
 }
 
-async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 describe('Supervisor', () => {
   test('given a supervised child that keeps exiting, then it is restarted with backoff and given up on at the 5th crash', async () => {
     const clock = new ManualClock();
@@ -103,14 +96,14 @@ describe('Supervisor', () => {
     supervisor.start(child);
     supervisor.supervise();
     for (const [n, delay] of [[1, 1_000], [2, 2_000], [3, 4_000], [4, 8_000]] as const) {
-      await until(() => clock.pending().length === 1);
+      await waitFor(() => clock.pending().length === 1, 'one pending timer');
       assert.equal(said.at(-1), `order exited (code 3); restarting in ${delay / 1_000} s (restart ${n})`);
       assert.equal(supervisor.process('order'), null);
       clock.fire(delay);
       assert.equal(said.at(-1), `order restarted (pid ${child.spawned[n].pid})`);
       assert.equal(supervisor.process('order'), child.spawned[n]);
     }
-    await until(() => gaveUp.length === 1);
+    await waitFor(() => gaveUp.length === 1, 'the supervisor to give up');
     assert.equal(child.spawned.length, 5);
     assert.deepEqual(clock.pending(), []);
     assert.equal(gaveUp[0].name, 'order');
@@ -130,7 +123,7 @@ describe('Supervisor', () => {
     const first = supervisor.start(child);
     supervisor.supervise();
     first.kill('SIGKILL');
-    await until(() => clock.pending().length === 1);
+    await waitFor(() => clock.pending().length === 1, 'one pending timer');
     assert.equal(said.at(-1), 'inventory exited (code 137 / SIGKILL); restarting in 1 s (restart 1)');
     clock.fire(1_000);
     assert.deepEqual(restarted, [[child.spawned[1].pid, 1]]);
@@ -161,7 +154,7 @@ describe('Supervisor', () => {
     supervisor.start(crashing);
     supervisor.start(running);
     supervisor.supervise();
-    await until(() => clock.pending().length === 1);
+    await waitFor(() => clock.pending().length === 1, 'one pending timer');
     await supervisor.stopAll();
     assert.equal(running.spawned[0].signalCode, 'SIGTERM');
     assert.deepEqual(clock.pending().filter((t) => t.ms === 1_000), []);
@@ -177,7 +170,7 @@ describe('Supervisor', () => {
     // Its SIGTERM handler is installed once it says so.
     await new Promise((resolve) => started.stdout!.once('data', resolve));
     const stopped = supervisor.stopAll();
-    await until(() => clock.pending().some((t) => t.ms === 5_000));
+    await waitFor(() => clock.pending().some((t) => t.ms === 5_000), 'a pending 5 s timer');
     clock.fire(5_000);
     await stopped;
     assert.equal(stubborn.spawned[0].signalCode, 'SIGKILL');

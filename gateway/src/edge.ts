@@ -15,9 +15,9 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
 import { GraphQLError } from 'graphql';
-import { type Viewer, AUTHORIZATION_HEADER, viewerFromAuthorization } from '@swiftcart/platform/auth';
+import { type Viewer, viewerFromAuthorization } from '@swiftcart/platform/auth';
 import { ErrorCode } from '@swiftcart/platform/errors';
-import { PATHS } from '@swiftcart/platform/http';
+import { PATHS, authorizationOf, sendJson } from '@swiftcart/platform/http';
 import type { Logger } from '@swiftcart/platform/logger';
 import type { OriginPolicy } from './origins.ts';
 import {
@@ -105,8 +105,7 @@ export class Edge {
   viewerOf(req: IncomingMessage): Promise<Viewer> {
     let viewer = this.#viewers.get(req);
     if (!viewer) {
-      const raw = req.headers[AUTHORIZATION_HEADER];
-      viewer = viewerFromAuthorization(Array.isArray(raw) ? raw[0] : raw, this.#options.jwtSecret);
+      viewer = viewerFromAuthorization(authorizationOf(req), this.#options.jwtSecret);
       this.#viewers.set(req, viewer);
     }
     return viewer;
@@ -117,7 +116,7 @@ export class Edge {
     return (req, res) => {
       const origin = req.headers.origin;
       if (origin !== undefined) {
-        if (!this.#options.origins.allows(origin)) return this.#send(res, 403, {}, errorBody(`Origin ${origin} may not use this gateway`, { code: ErrorCode.ForbiddenOrigin }));
+        if (!this.#options.origins.allows(origin)) return sendJson(res, 403, errorBody(`Origin ${origin} may not use this gateway`, { code: ErrorCode.ForbiddenOrigin }));
         if (this.#options.origins.isListed(origin)) {
           res.setHeader('access-control-allow-origin', origin);
           res.setHeader('access-control-expose-headers', 'retry-after');
@@ -138,7 +137,7 @@ export class Edge {
         return;
       }
       this.#countOperation(req).then((refusal) => {
-        if (refusal) this.#send(res, 429, { 'retry-after': String(refusal.retryAfterSeconds) }, errorBody(refusal.message, rateLimitedExtensions(refusal)));
+        if (refusal) sendJson(res, 429, errorBody(refusal.message, rateLimitedExtensions(refusal)), { 'retry-after': String(refusal.retryAfterSeconds) });
         else void next(req, res);
       }, (error: unknown) => {
         this.#options.log.error({ err: error }, 'rate limit check failed');
@@ -152,11 +151,6 @@ export class Edge {
     const viewer = await this.viewerOf(req).catch(() => null);
     const client = viewer?.customerId ? subjectClient(viewer.customerId) : addressClient(clientAddress(req, this.#options.trustedProxies));
     return this.#options.limits!.consume('operation', client);
-  }
-
-  #send(res: ServerResponse, status: number, headers: OutgoingHttpHeaders, body: string): void {
-    res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
   }
 
   /**

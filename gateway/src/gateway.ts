@@ -7,15 +7,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin, type BaseContext } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled, ApolloServerPluginUsageReportingDisabled } from '@apollo/server/plugin/disabled';
-import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { GraphQLError } from 'graphql';
 // The platform's modules one by one, not its index: the index also loads MikroORM and kafkajs,
 // which the gateway never uses (~50 MB of resident memory and slower start-up).
-import { type Config, type ServiceName, integerVar, loadConfig } from '@swiftcart/platform/config';
+import { type Config, type ServiceName, loadConfig } from '@swiftcart/platform/config';
+import { parseSettings } from '@swiftcart/platform/settings';
 import { type Viewer, AUTHORIZATION_HEADER } from '@swiftcart/platform/auth';
-import { ErrorCode, isUnavailable, unavailableError } from '@swiftcart/platform/errors';
+import { ErrorCode, errorFormatter } from '@swiftcart/platform/errors';
 import { METRICS_PATH, createProcessMetrics, graphqlMetricsPlugin, measureHttp, metricsRoute } from '@swiftcart/platform/metrics';
 import { GATEWAY_CREDENTIAL_HEADER, gatewayCredentialHeaders } from '@swiftcart/platform/gateway-credential';
-import { PATHS, type RouteHandler, createHttpHandler, listen } from '@swiftcart/platform/http';
+import { PATHS, type RouteHandler, authorizationOf, createHttpHandler, listen, sendJson, viewerOr401 } from '@swiftcart/platform/http';
 import { InputGuard, inputGuardPlugin, inputLimits } from '@swiftcart/platform/input';
 import { gatewayLimits, limitValidationRules, operationLimitsPlugin } from '@swiftcart/platform/limits';
 import { type Logger, createLogger } from '@swiftcart/platform/logger';
@@ -24,12 +25,13 @@ import { overloadedStatusPlugin } from './overload.ts';
 import { Edge } from './edge.ts';
 import { EntityBatcher } from './entity-batcher.ts';
 import { type Fetcher, createKeepAliveFetcher } from './fetcher.ts';
-import { DEFAULT_LIVE_SETTINGS, type LiveServerSettings, startLiveServer } from './live-server.ts';
+import { type LiveServerSettings, startLiveServer } from './live-server.ts';
 import { LiveMetrics, type LiveMetricsSnapshot } from './live-metrics.ts';
 import { LiveSubscriptions } from './subscriptions.ts';
-import { OriginPolicy, allowedOrigins } from './origins.ts';
-import { EdgeRateLimits, rateLimitSettings, trustedProxies } from './rate-limits.ts';
-import { SANDBOX_PATH, createSandbox, publicGatewayUrl, sandboxEndpoints } from './sandbox.ts';
+import { OriginPolicy } from './origins.ts';
+import { EdgeRateLimits, rateLimitSettings } from './rate-limits.ts';
+import { SANDBOX_PATH, createSandbox, sandboxEndpoints } from './sandbox.ts';
+import { gatewaySettings, liveSettingsOf } from './settings.ts';
 import { ReplicaSet, spreadingFetcher } from './replicas.ts';
 import { SupergraphError, readSupergraph, validateOverrides } from './supergraph.ts';
 import { UpstreamConnections } from './upstream.ts';
@@ -90,54 +92,23 @@ export interface RunningGateway extends AsyncDisposable {
 /** Query plans are cached per operation text and name; plans of a typical storefront take well under 1 MiB. */
 const QUERY_PLAN_CACHE_MIB = 32;
 
-/** Reads the live endpoint's settings from the environment. */
-function liveSettings(config: Config, overrides: Partial<LiveServerSettings> = {}): LiveServerSettings {
-  const env = config.vars;
-  return {
-    queueLimit: integerVar(env, 'LIVE_CLIENT_QUEUE_LIMIT', DEFAULT_LIVE_SETTINGS.queueLimit, 1, 1_000_000),
-    keepAliveMs: integerVar(env, 'LIVE_KEEP_ALIVE_MS', DEFAULT_LIVE_SETTINGS.keepAliveMs, 100, 3_600_000),
-    connectionInitTimeoutMs: integerVar(env, 'LIVE_CONNECTION_INIT_TIMEOUT_MS', DEFAULT_LIVE_SETTINGS.connectionInitTimeoutMs, 100, 600_000),
-    upstreamRetryAttempts: integerVar(env, 'LIVE_UPSTREAM_RETRY_ATTEMPTS', DEFAULT_LIVE_SETTINGS.upstreamRetryAttempts, 0, 1_000),
-    ...overrides,
-  };
-}
-
 const HEALTH_CHECK_BODY = JSON.stringify({ query: 'query __ApolloServiceHealthCheck__ { __typename }' });
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
 /**
- * Documented error codes pass through (subgraph errors keep theirs). A subgraph out of reach is
- * SERVICE_UNAVAILABLE, with a retry delay. Anything else is logged and,
- * in production, replaced by a generic INTERNAL_SERVER_ERROR, so transport failures never reveal
+ * The gateway's error formatting (platform/src/errors.ts). A subgraph out of reach is
+ * SERVICE_UNAVAILABLE, its cause (the URL) told outside production only; in production, subgraph
+ * errors lose the HTTP response @apollo/gateway attaches, so transport failures never reveal
  * subgraph URLs or bodies. Stack traces are never included (`includeStacktraceInErrorResponses`).
  */
 function formatError(config: Config, log: Logger) {
   const production = config.env === 'production';
-  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
-    const code = formatted.extensions?.code;
-    if (code && code !== ErrorCode.InternalServerError) {
-      if (production && formatted.extensions && 'response' in formatted.extensions) {
-        // @apollo/gateway attaches a failed subgraph's HTTP response (URL, body): internal detail.
-        const { response: _response, ...extensions } = formatted.extensions;
-        return { ...formatted, extensions };
-      }
-      return formatted;
-    }
-    if (isUnavailable(error)) {
-      // A subgraph restarting or stalled: the client may try again, and is told so, with its
-      // cause (the URL) outside production only.
-      log.warn({ err: error }, 'a subgraph was out of reach');
-      return unavailableError(production ? 'a service this request needs is briefly unavailable; try again' : formatted.message, formatted.path, formatted.locations);
-    }
-    log.error({ err: error }, 'unexpected error in a gateway request');
-    if (!production) return formatted;
-    return { message: 'Internal server error', path: formatted.path, locations: formatted.locations, extensions: { code: ErrorCode.InternalServerError } };
-  };
+  return errorFormatter({
+    production,
+    log,
+    unavailableMessage: (formatted) => (production ? 'a service this request needs is briefly unavailable; try again' : formatted.message),
+    logMessages: { unavailable: 'a subgraph was out of reach', unexpected: 'unexpected error in a gateway request' },
+    internalExtensions: ['response'],
+  });
 }
 
 /**
@@ -145,14 +116,7 @@ function formatError(config: Config, log: Logger) {
  * verification); an invalid one fails the whole request with 401.
  */
 async function gatewayContext(req: IncomingMessage, edge: Edge): Promise<GatewayContext> {
-  const raw = req.headers[AUTHORIZATION_HEADER];
-  const authorization = Array.isArray(raw) ? raw[0] : raw;
-  try {
-    return { viewer: await edge.viewerOf(req), authorization };
-  } catch (error) {
-    (error as { extensions: Record<string, unknown> }).extensions.http = { status: 401 };
-    throw error;
-  }
+  return { viewer: await viewerOr401(() => edge.viewerOf(req)), authorization: authorizationOf(req) };
 }
 
 /**
@@ -163,16 +127,18 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const config = options.config ?? loadConfig();
   const log = options.log ?? createLogger('gateway', config.logLevel);
   const production = config.env === 'production';
+  // The gateway's own variables (settings.ts), read once before anything starts so that a bad one stops nothing.
+  const variables = parseSettings(gatewaySettings, config.vars);
   // Depth, aliases, directives, tokens and cost (platform/src/limits.ts); null with EDGE_LIMITS=off.
-  const limits = gatewayLimits(config);
+  const limits = gatewayLimits(config, variables);
   // Outside production, Apollo Sandbox preconfigured for this gateway (sandbox.ts): the page
   // names the port bound at the end, so it asks for it per request. Production signs no token at all.
-  const publicUrl = production ? undefined : publicGatewayUrl(config.vars);
+  const publicUrl = production ? undefined : variables.PUBLIC_GATEWAY_URL;
   let boundPort = 0;
-  // The edge's settings (edge.ts), read before anything starts so that a bad one stops nothing.
-  const origins = new OriginPolicy({ host: config.host, port: () => boundPort, publicUrl: publicGatewayUrl(config.vars), allowed: allowedOrigins(config) });
-  const proxies = trustedProxies(config);
-  const rateSettings = edgeLimitsEnabled(config) ? rateLimitSettings(config) : null;
+  // The edge's settings (edge.ts).
+  const origins = new OriginPolicy({ host: config.host, port: () => boundPort, publicUrl: variables.PUBLIC_GATEWAY_URL, allowed: variables.ALLOWED_ORIGINS });
+  const proxies = variables.TRUSTED_PROXIES;
+  const rateSettings = edgeLimitsEnabled(config, variables) ? rateLimitSettings(config, variables) : null;
   const sandbox = production ? null : await createSandbox({
     jwtSecret: config.jwtSecret,
     endpoints: () => sandboxEndpoints({ host: config.host, port: boundPort, publicUrl }),
@@ -190,7 +156,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const replicaSets = new Map<string, ReplicaSet>();
   const fetcher: Fetcher = spreadingFetcher(options.fetcher ?? ownFetcher!, replicaSets);
   const subgraphs: Record<string, string> = {};
-  const settings = liveSettings(config, options.live);
+  const settings = liveSettingsOf(variables, options.live);
   const metrics = new LiveMetrics();
   const processMetrics = createProcessMetrics({ service: 'gateway', role: 'gateway' });
   metrics.register(processMetrics.registry);

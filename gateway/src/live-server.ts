@@ -5,25 +5,19 @@
  * undelivered messages per client connection.
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
-import {
-  type DocumentNode, type ExecutionArgs, type ExecutionResult, type FormattedExecutionResult, GraphQLError, type GraphQLSchema,
-  getOperationAST, print,
-} from 'graphql';
+import { type ExecutionArgs, type ExecutionResult, type FormattedExecutionResult, GraphQLError } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values.js';
 import type { SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import type { ApolloServer } from '@apollo/server';
-import { type Viewer, viewerFromAuthorization } from '@swiftcart/platform/auth';
+import type { Viewer } from '@swiftcart/platform/auth';
 import { ErrorCode } from '@swiftcart/platform/errors';
-import { MAX_BODY_BYTES, PATHS } from '@swiftcart/platform/http';
 import type { Logger } from '@swiftcart/platform/logger';
-import { InputGuard } from '@swiftcart/platform/input';
-import {
-  type OperationLimits, costLimiter, limitValidationRules, operationResolutionError, parseWithLimit, validateWithLimits,
-} from '@swiftcart/platform/limits';
-import { authorizationParam } from '@swiftcart/platform/ws';
-import { type Clock, TOKEN_EXPIRED_CLOSE, TOKEN_EXPIRED_CLOSE_DELAY_MS, atTime, hasExpired, tokenExpiredError } from '@swiftcart/platform/expiry';
+import type { InputGuard } from '@swiftcart/platform/input';
+import { type OperationLimits, costLimiter } from '@swiftcart/platform/limits';
+import { OperationChecker, SocketCaller, graphqlSocketServer } from '@swiftcart/platform/ws';
+import { type Clock, tokenExpiredError } from '@swiftcart/platform/expiry';
 import { type Edge, RATE_LIMITED_CLOSE_CODE, rateLimitedError, subscriptionsPerSocketRefusal } from './edge.ts';
 import type { Refusal } from './rate-limits.ts';
 import type { LiveMetrics } from './live-metrics.ts';
@@ -82,8 +76,8 @@ export interface LiveServer extends AsyncDisposable {
 /** Per connection: who it is and what it has queued. */
 interface Connection {
   readonly socket: WebSocket;
-  viewer: Viewer | null;
-  authorization: string | undefined;
+  /** Who connected, once `connection_init` was accepted (platform/src/ws.ts). */
+  caller: SocketCaller | null;
   queued: number;
   /** {@link LiveServerSettings.queueLimit}. */
   readonly limit: number;
@@ -93,10 +87,6 @@ interface Connection {
   readonly request: IncomingMessage;
   /** Ids of the subscriptions open or being started, for {@link Edge.maxSubscriptionsPerSocket}. */
   readonly subscriptionIds: Set<string>;
-  /** The token has expired: its subscriptions ended, later operations are refused. */
-  expired: boolean;
-  /** Cancels the expiry timer (when the socket closes first). */
-  cancelExpiry: (() => void) | null;
 }
 
 /** What onSubscribe hands to execute/subscribe. */
@@ -200,84 +190,36 @@ class ClientQueue implements ClientSink, AsyncIterableIterator<FormattedExecutio
   }
 }
 
-/** Documents kept parsed and validated; storefronts send a handful of distinct ones. */
-const MAX_CACHED_DOCUMENTS = 1_000;
-
-/**
- * Parsed and validated documents by their text, per schema: 10,000 storefronts subscribing with
- * the same document are parsed and validated once. A new schema starts an empty cache.
- */
-class DocumentCache {
-  readonly #maxTokens: number | undefined;
-  readonly #rules: ReturnType<typeof limitValidationRules>;
-  #schema: GraphQLSchema | null = null;
-  readonly #entries = new Map<string, { document: DocumentNode; source: string } | { errors: readonly GraphQLError[] }>();
-
-  /** Checks documents against `limits` as Apollo Server does over HTTP: tokens while parsing, the rest while validating. */
-  constructor(limits: OperationLimits | null) {
-    this.#maxTokens = limits?.maxTokens;
-    this.#rules = limits ? limitValidationRules(limits) : [];
-  }
-
-  check(schema: GraphQLSchema, query: string): { document: DocumentNode; source: string } | { errors: readonly GraphQLError[] } {
-    if (schema !== this.#schema) {
-      this.#schema = schema;
-      this.#entries.clear();
-    }
-    let entry = this.#entries.get(query);
-    if (!entry) {
-      entry = this.#compute(schema, query);
-      if (this.#entries.size >= MAX_CACHED_DOCUMENTS) this.#entries.delete(this.#entries.keys().next().value!);
-      this.#entries.set(query, entry);
-    }
-    return entry;
-  }
-
-  #compute(schema: GraphQLSchema, query: string): { document: DocumentNode; source: string } | { errors: readonly GraphQLError[] } {
-    const document = parseWithLimit(query, this.#maxTokens);
-    if (document instanceof GraphQLError) return { errors: [document] };
-    const invalid = validateWithLimits(schema, document, this.#rules);
-    if (invalid.length) return { errors: invalid };
-    return { document, source: print(document) };
-  }
-}
-
 /** Serves graphql-ws on the HTTP server's GraphQL path. */
 export function startLiveServer<TContext extends { viewer: Viewer; authorization: string | undefined }>(
   options: LiveServerOptions<TContext>,
 ): LiveServer {
   const { engine, apollo, log, metrics, settings } = options;
-  const inputGuard = options.inputGuard ?? new InputGuard();
   const connections = new WeakMap<WebSocket, Connection>();
   const { edge, clock } = options;
-  const wss = new WebSocketServer({
-    server: options.server, path: PATHS.graphql, maxPayload: MAX_BODY_BYTES,
-    // Origin, upgrades per window and open sockets per address, before any socket exists.
-    ...(edge && { verifyClient: edge.verifyClient }),
-  });
+  // Origin, upgrades per window and open sockets per address, before any socket exists.
+  const wss = graphqlSocketServer(options.server, edge?.verifyClient);
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     metrics.values.connections++;
     connections.set(socket, {
-      socket, viewer: null, authorization: undefined, queued: 0, queues: new Set(), overflowed: false, limit: settings.queueLimit,
-      request, subscriptionIds: new Set(), expired: false, cancelExpiry: null,
+      socket, caller: null, queued: 0, queues: new Set(), overflowed: false, limit: settings.queueLimit,
+      request, subscriptionIds: new Set(),
     });
     socket.once('close', () => {
       metrics.values.connections--;
       const connection = connections.get(socket);
-      connection?.cancelExpiry?.();
+      connection?.caller?.close();
       if (connection) for (const queue of [...connection.queues]) queue.abort();
     });
   });
 
-  /** The token expired: every subscription gets UNAUTHENTICATED as its last message, then the socket closes (platform/src/expiry.ts). */
-  const expire = (connection: Connection) => {
-    connection.expired = true;
+  /** The token expired: every subscription gets UNAUTHENTICATED as its last message (platform/src/expiry.ts). */
+  const endSubscriptions = (connection: Connection) => {
     const last: FormattedExecutionResult = { errors: [tokenExpiredError().toJSON()] };
     for (const queue of [...connection.queues]) {
       queue.push(last);
       queue.end();
     }
-    setTimeout(() => connection.socket.close(TOKEN_EXPIRED_CLOSE.code, TOKEN_EXPIRED_CLOSE.reason), TOKEN_EXPIRED_CLOSE_DELAY_MS).unref();
   };
 
   /**
@@ -296,7 +238,8 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
     return refusal;
   };
 
-  const documents = new DocumentCache(options.limits ?? null);
+  // Checked as Apollo Server checks HTTP requests: tokens while parsing, the rest while validating.
+  const checker = new OperationChecker({ limits: options.limits ?? null, inputGuard: options.inputGuard });
   const costOf = options.limits ? costLimiter(options.limits) : null;
   const overflow = (connection: Connection) => {
     if (connection.overflowed) return;
@@ -314,17 +257,15 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
     onConnect: async (ctx) => {
       const connection = connections.get(ctx.extra.socket)!;
       try {
-        const authorization = authorizationParam(ctx.connectionParams);
-        const viewer = await viewerFromAuthorization(authorization, options.jwtSecret);
-        connection.viewer = viewer;
-        connection.authorization = authorization;
+        const caller = await SocketCaller.verify(ctx.connectionParams, options.jwtSecret, clock);
+        connection.caller = caller;
         // A token's sockets count for its subject from now on; one too many is closed (gateway/src/edge.ts).
-        const refusal = await edge?.authenticate(connection.request, viewer);
+        const refusal = await edge?.authenticate(connection.request, caller.viewer);
         if (refusal) {
           connection.socket.close(RATE_LIMITED_CLOSE_CODE, `${ErrorCode.RateLimited}: ${refusal.message}`.slice(0, 123));
           return false;
         }
-        if (viewer.expiresAt !== null) connection.cancelExpiry = atTime(viewer.expiresAt, () => expire(connection), clock);
+        caller.watchExpiry(connection.socket, () => endSubscriptions(connection));
         return true;
       } catch {
         // graphql-ws closes with 4403 Forbidden.
@@ -333,17 +274,14 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
     },
     onSubscribe: async (ctx, id, payload) => {
       const connection = connections.get(ctx.extra.socket)!;
-      if (connection.expired || (connection.viewer && hasExpired(connection.viewer, clock))) return [tokenExpiredError()];
+      const expired = connection.caller?.refusal();
+      if (expired) return [expired];
       const schema = engine.apiSchema;
       if (!schema) return [requestError('The gateway has no schema loaded yet', ErrorCode.InternalServerError)];
-      const checked = documents.check(schema, payload.query);
-      if ('errors' in checked) return checked.errors;
-      const { document, source } = checked;
-      const operation = getOperationAST(document, payload.operationName);
-      if (!operation) return [operationResolutionError(payload.operationName)];
-      // Subscriptions go to the engine (and its planner) without Apollo's plugins: refuse bad input here.
-      const refused = inputGuard.check(schema, document, operation, payload.variables);
-      if (refused) return [refused];
+      // Subscriptions go to the engine (and its planner) without Apollo's plugins: bad input is refused here too.
+      const checked = checker.check(schema, payload);
+      if (!('document' in checked)) return checked;
+      const { document, source, operation } = checked;
       const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], payload.variables ?? {});
       if (coerced.errors) return coerced.errors.map((e) => requestError(e.message, ErrorCode.BadUserInput, e.nodes));
       // The cost depends on the variables (`first`), so it is checked once they are known, before planning.
@@ -357,6 +295,7 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
     },
     subscribe: (args) => {
       const { connection, source } = args.contextValue as OperationContext;
+      const { viewer, authorization } = connection.caller!;
       const queue = new ClientQueue(connection, () => overflow(connection));
       try {
         queue.attach(engine.subscribe({
@@ -364,8 +303,8 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
           source,
           operationName: args.operationName ?? undefined,
           variables: (args.variableValues ?? {}) as Record<string, unknown>,
-          authorization: connection.authorization,
-          context: { viewer: connection.viewer, authorization: connection.authorization },
+          authorization,
+          context: { viewer, authorization },
         }, queue));
       } catch (error) {
         queue.abort();
@@ -379,7 +318,7 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
       const { connection, payload } = args.contextValue as OperationContext;
       const response = await apollo.executeOperation(
         { query: payload.query, variables: payload.variables ?? undefined, operationName: payload.operationName ?? undefined },
-        { contextValue: { viewer: connection.viewer!, authorization: connection.authorization } as TContext },
+        { contextValue: { viewer: connection.caller!.viewer, authorization: connection.caller!.authorization } as TContext },
       );
       // Incremental delivery (@defer) is not offered over graphql-ws.
       return response.body.kind === 'single' ? response.body.singleResult as never : { errors: [new GraphQLError('Incremental delivery is not supported over graphql-ws')] };

@@ -9,27 +9,35 @@
  * `PUBLIC_GATEWAY_URL`, and `ALLOWED_ORIGINS`. A page's `Host` header is not trusted for this: a
  * DNS-rebinding page names its own host there.
  */
-import { type Config, ConfigError } from '@swiftcart/platform/config';
+import type { Config } from '@swiftcart/platform/config';
+import { commaList, invalid, parseSettings, setting, z } from '@swiftcart/platform/settings';
 
 /** The environment variable of the allow-list. */
 export const ALLOWED_ORIGINS = 'ALLOWED_ORIGINS';
 
-/** Reads `ALLOWED_ORIGINS`: comma-separated origins such as `https://shop.example.com,http://127.0.0.1:5173`. */
-export function allowedOrigins(config: Pick<Config, 'vars'>): string[] {
-  const raw = config.vars[ALLOWED_ORIGINS]?.trim();
-  if (!raw) return [];
-  return raw.split(',').map((entry) => entry.trim()).filter(Boolean).map((entry) => {
+/** `ALLOWED_ORIGINS`, declared here and part of the gateway's settings (settings.ts). */
+export const originSettings = z.object({
+  [ALLOWED_ORIGINS]: setting((raw) => commaList(raw).map((entry) => {
     let url: URL;
     try {
       url = new URL(entry);
     } catch {
-      throw new ConfigError(`${ALLOWED_ORIGINS} entries must be origins such as https://shop.example.com, got "${entry}"`);
+      return invalid(`entries must be origins such as https://shop.example.com, got "${entry}"`);
     }
     if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search || url.hash || url.username || url.password) {
-      throw new ConfigError(`${ALLOWED_ORIGINS} entries must be origins (scheme, host and port only) such as https://shop.example.com, got "${entry}"`);
+      invalid(`entries must be origins (scheme, host and port only) such as https://shop.example.com, got "${entry}"`);
     }
     return url.origin;
-  });
+  }), { default: "none (`npm start` adds the storefront's)", accepts: 'comma-separated origins: scheme, host and port' })
+    .describe("origins whose pages may call the gateway from a browser, with CORS; the gateway's own origin and `PUBLIC_GATEWAY_URL`'s are always accepted"),
+});
+
+/**
+ * Reads `ALLOWED_ORIGINS`: comma-separated origins such as `https://shop.example.com,http://127.0.0.1:5173`.
+ * `settings` defaults to those parsed from `config.vars`.
+ */
+export function allowedOrigins(config: Pick<Config, 'vars'>, settings: z.output<typeof originSettings> = parseSettings(originSettings, config.vars)): readonly string[] {
+  return settings[ALLOWED_ORIGINS];
 }
 
 const LOOPBACK_OR_ANY = new Set(['127.0.0.1', 'localhost', '::1', '0.0.0.0', '::', '']);

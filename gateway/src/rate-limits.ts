@@ -16,10 +16,12 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP } from 'node:net';
-import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import { type Config, ConfigError, integerVar } from '@swiftcart/platform/config';
+import type { Config } from '@swiftcart/platform/config';
+import { commaList, integer, invalid, parseSettings, setting, z } from '@swiftcart/platform/settings';
 import type { Logger } from '@swiftcart/platform/logger';
+import { type Redis, createRedis } from '@swiftcart/platform/redis';
+import { waitAtMost } from '@swiftcart/platform/resilience';
 
 /** What the gateway allows one client; see {@link rateLimitSettings} for the variables and defaults. */
 export interface RateLimitSettings {
@@ -57,18 +59,33 @@ export const DEFAULT_RATE_LIMITS: RateLimitSettings = {
 /** Upper bound of every count setting: a benchmark may raise them out of the way. */
 const MAX_SETTING = 100_000_000;
 
-/** Reads {@link RateLimitSettings} from the environment; a bad value is a {@link ConfigError}. */
-export function rateLimitSettings(config: Pick<Config, 'vars'>): RateLimitSettings {
-  const env = config.vars;
-  const d = DEFAULT_RATE_LIMITS;
+/** The variables of {@link RateLimitSettings}, declared here and part of the gateway's settings (settings.ts). */
+export const edgeRateLimitSettings = z.object({
+  RATE_LIMIT_WINDOW_SECONDS: integer({ default: DEFAULT_RATE_LIMITS.windowSeconds, min: 1, max: 86_400, unit: 's' })
+    .describe('the window of the `RATE_LIMIT_*_PER_WINDOW` counts'),
+  RATE_LIMIT_HTTP_PER_WINDOW: integer({ default: DEFAULT_RATE_LIMITS.operationsPerWindow, min: 1, max: MAX_SETTING })
+    .describe('GraphQL operations (HTTP, and queries or mutations over graphql-ws) per token subject'),
+  RATE_LIMIT_ANONYMOUS_HTTP_PER_WINDOW: integer({ default: DEFAULT_RATE_LIMITS.anonymousOperationsPerWindow, min: 1, max: MAX_SETTING })
+    .describe('GraphQL operations per client address without a token'),
+  RATE_LIMIT_SOCKETS_PER_WINDOW: integer({ default: DEFAULT_RATE_LIMITS.socketsPerWindow, min: 1, max: MAX_SETTING }).describe('WebSocket upgrades per client address'),
+  RATE_LIMIT_SUBSCRIPTIONS_PER_WINDOW: integer({ default: DEFAULT_RATE_LIMITS.subscriptionsPerWindow, min: 1, max: MAX_SETTING })
+    .describe('subscriptions started per token subject, or address without a token'),
+  MAX_SUBSCRIPTIONS_PER_SOCKET: integer({ default: DEFAULT_RATE_LIMITS.maxSubscriptionsPerSocket, min: 1, max: MAX_SETTING })
+    .describe('subscriptions open at once on one socket'),
+  MAX_SOCKETS_PER_CLIENT: integer({ default: DEFAULT_RATE_LIMITS.maxSocketsPerClient, min: 1, max: MAX_SETTING })
+    .describe('sockets open at once per token subject, or address without a token, across gateway replicas'),
+});
+
+/** Reads {@link RateLimitSettings}; `settings` defaults to those parsed from `config.vars`. */
+export function rateLimitSettings(config: Pick<Config, 'vars'>, settings: z.output<typeof edgeRateLimitSettings> = parseSettings(edgeRateLimitSettings, config.vars)): RateLimitSettings {
   return {
-    windowSeconds: integerVar(env, 'RATE_LIMIT_WINDOW_SECONDS', d.windowSeconds, 1, 86_400),
-    operationsPerWindow: integerVar(env, 'RATE_LIMIT_HTTP_PER_WINDOW', d.operationsPerWindow, 1, MAX_SETTING),
-    anonymousOperationsPerWindow: integerVar(env, 'RATE_LIMIT_ANONYMOUS_HTTP_PER_WINDOW', d.anonymousOperationsPerWindow, 1, MAX_SETTING),
-    socketsPerWindow: integerVar(env, 'RATE_LIMIT_SOCKETS_PER_WINDOW', d.socketsPerWindow, 1, MAX_SETTING),
-    subscriptionsPerWindow: integerVar(env, 'RATE_LIMIT_SUBSCRIPTIONS_PER_WINDOW', d.subscriptionsPerWindow, 1, MAX_SETTING),
-    maxSubscriptionsPerSocket: integerVar(env, 'MAX_SUBSCRIPTIONS_PER_SOCKET', d.maxSubscriptionsPerSocket, 1, MAX_SETTING),
-    maxSocketsPerClient: integerVar(env, 'MAX_SOCKETS_PER_CLIENT', d.maxSocketsPerClient, 1, MAX_SETTING),
+    windowSeconds: settings.RATE_LIMIT_WINDOW_SECONDS,
+    operationsPerWindow: settings.RATE_LIMIT_HTTP_PER_WINDOW,
+    anonymousOperationsPerWindow: settings.RATE_LIMIT_ANONYMOUS_HTTP_PER_WINDOW,
+    socketsPerWindow: settings.RATE_LIMIT_SOCKETS_PER_WINDOW,
+    subscriptionsPerWindow: settings.RATE_LIMIT_SUBSCRIPTIONS_PER_WINDOW,
+    maxSubscriptionsPerSocket: settings.MAX_SUBSCRIPTIONS_PER_SOCKET,
+    maxSocketsPerClient: settings.MAX_SOCKETS_PER_CLIENT,
   };
 }
 
@@ -77,25 +94,33 @@ export function rateLimitSettings(config: Pick<Config, 'vars'>): RateLimitSettin
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Reads `TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges (`10.0.0.0/8`, `::1`) of the
- * proxies whose `X-Forwarded-For` names the client. Unset: none, and the socket's peer is the client.
+ * `TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges (`10.0.0.0/8`, `::1`) of the proxies
+ * whose `X-Forwarded-For` names the client. Unset: none, and the socket's peer is the client.
  */
-export function trustedProxies(config: Pick<Config, 'vars'>): BlockList | null {
-  const raw = config.vars.TRUSTED_PROXIES?.trim();
-  if (!raw) return null;
-  const list = new BlockList();
-  for (const entry of raw.split(',').map((e) => e.trim()).filter(Boolean)) {
-    const [address, bits, extra] = entry.split('/');
-    const family = isIP(address);
-    const prefix = bits === undefined ? null : /^\d{1,3}$/.test(bits) ? Number(bits) : Number.NaN;
-    if (family === 0 || extra !== undefined || Number.isNaN(prefix) || (prefix !== null && prefix > (family === 4 ? 32 : 128))) {
-      throw new ConfigError(`TRUSTED_PROXIES entries must be IP addresses or CIDR ranges such as 10.0.0.0/8, got "${entry}"`);
+export const trustedProxySettings = z.object({
+  TRUSTED_PROXIES: setting((raw): BlockList | null => {
+    const entries = commaList(raw);
+    if (entries.length === 0) return null;
+    const list = new BlockList();
+    for (const entry of entries) {
+      const [address, bits, extra] = entry.split('/');
+      const family = isIP(address);
+      const prefix = bits === undefined ? null : /^\d{1,3}$/.test(bits) ? Number(bits) : Number.NaN;
+      if (family === 0 || extra !== undefined || Number.isNaN(prefix) || (prefix !== null && prefix > (family === 4 ? 32 : 128))) {
+        invalid(`entries must be IP addresses or CIDR ranges such as 10.0.0.0/8, got "${entry}"`);
+      }
+      const type = family === 4 ? 'ipv4' : 'ipv6';
+      if (prefix === null) list.addAddress(address, type);
+      else list.addSubnet(address, prefix, type);
     }
-    const type = family === 4 ? 'ipv4' : 'ipv6';
-    if (prefix === null) list.addAddress(address, type);
-    else list.addSubnet(address, prefix, type);
-  }
-  return list;
+    return list;
+  }, { default: 'none', accepts: 'comma-separated addresses or CIDR ranges' })
+    .describe("proxies whose `X-Forwarded-For` names the client; without them, the socket's peer is the client"),
+});
+
+/** Reads `TRUSTED_PROXIES` ({@link trustedProxySettings}); `settings` defaults to those parsed from `config.vars`. */
+export function trustedProxies(config: Pick<Config, 'vars'>, settings: z.output<typeof trustedProxySettings> = parseSettings(trustedProxySettings, config.vars)): BlockList | null {
+  return settings.TRUSTED_PROXIES;
 }
 
 /** `::ffff:1.2.3.4` is the IPv4 client 1.2.3.4; zone indexes (`%eth0`) do not make another client. */
@@ -281,27 +306,19 @@ export class EdgeRateLimits implements AsyncDisposable {
    * counts in memory and logs a warning until Redis is back.
    */
   static async start(config: Pick<Config, 'redisUrl' | 'redisPrefix' | 'readinessTimeoutMs'>, log: Logger, settings: RateLimitSettings): Promise<EdgeRateLimits> {
-    const redis = new Redis(config.redisUrl, {
-      keyPrefix: config.redisPrefix,
-      connectionName: 'gateway-rate-limits',
+    const redis = createRedis(config, log, 'gateway-rate-limits', {
       // Fail over to memory at once rather than queue requests behind a Redis that is away.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+      failFastMs: REDIS_COMMAND_TIMEOUT_MS,
       // Requests arriving in the same tick share one write to Redis.
-      enableAutoPipelining: true,
+      autoPipelining: true,
+      // Connection errors are warned of at most once in a while (#warn), like failed counts.
+      onError: (error) => limits.#warn(error),
     });
     redis.defineCommand('edgeAcquireSocket', { numberOfKeys: 1, lua: ACQUIRE_SOCKET_LUA });
     redis.defineCommand('edgeRefreshSockets', { numberOfKeys: 1, lua: REFRESH_SOCKETS_LUA });
     const limits = new EdgeRateLimits(redis as Redis & LeaseCommands, log, settings);
-    redis.on('error', (error: Error) => limits.#warn(error));
     if (redis.status !== 'ready') {
-      let timer: NodeJS.Timeout | undefined;
-      const ready = await Promise.race([
-        new Promise<boolean>((resolve) => redis.once('ready', () => resolve(true))),
-        new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), config.readinessTimeoutMs); }),
-      ]);
-      clearTimeout(timer);
+      const ready = await waitAtMost(new Promise((resolve) => redis.once('ready', resolve)), config.readinessTimeoutMs);
       if (!ready) log.warn({ redis: config.redisUrl }, 'Redis does not answer: rate limits count per gateway replica until it does');
     }
     return limits;

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { DEFAULT_EMBEDDED_SANDBOX_VERSION } from '@apollo/server/plugin/landingPage/default';
 import { type Role, signToken } from '@swiftcart/platform/auth';
-import { ConfigError } from '@swiftcart/platform/config';
+import { invalid, parseSettings, setting, z } from '@swiftcart/platform/settings';
 import { PATHS } from '@swiftcart/platform/http';
 
 /** Where the landing page is served (besides `GET /graphql` accepting HTML). */
@@ -71,24 +71,29 @@ export function sandboxEndpoints(options: { host: string; port: number; publicUr
   return { endpoint: endpoint.href, subscriptionEndpoint: subscription.href };
 }
 
+/** {@link PUBLIC_GATEWAY_URL}, declared here and part of the gateway's settings (settings.ts). */
+export const publicUrlSettings = z.object({
+  [PUBLIC_GATEWAY_URL]: setting((raw): string | undefined => {
+    const value = raw?.trim();
+    if (!value) return undefined;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      return invalid(`must be an absolute URL such as https://api.example.com/graphql, got "${value}"`);
+    }
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : invalid(`must use http: or https:, got "${value}"`);
+  }, { default: 'the address the gateway binds', accepts: 'an absolute `http:` or `https:` URL' })
+    .describe("the GraphQL URL as a browser reaches it (behind a proxy, in Docker), e.g. `https://shop.example.com/graphql`: Sandbox's endpoint, and with `ws:`/`wss:` its subscription endpoint; its origin is always allowed"),
+});
+
 /**
  * Reads {@link PUBLIC_GATEWAY_URL} (an absolute http or https URL of the GraphQL endpoint, such as
- * `https://api.example.com/graphql`); undefined when unset. Throws a {@link ConfigError} naming
+ * `https://api.example.com/graphql`); undefined when unset. Throws a `ConfigError` naming
  * the variable for anything else.
  */
 export function publicGatewayUrl(env: Readonly<Record<string, string | undefined>>): string | undefined {
-  const raw = env[PUBLIC_GATEWAY_URL]?.trim();
-  if (!raw) return undefined;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ConfigError(`${PUBLIC_GATEWAY_URL} must be an absolute URL such as https://api.example.com/graphql, got "${raw}"`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError(`${PUBLIC_GATEWAY_URL} must use http: or https:, got "${raw}"`);
-  }
-  return url.href;
+  return parseSettings(publicUrlSettings, env)[PUBLIC_GATEWAY_URL];
 }
 
 /**

@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { loadConfig } from '@swiftcart/platform/config';
 import { startStack, type TestStack } from '../../test/support/stack.ts';
+import { waitFor } from '../../test/support/wait.ts';
 import { type LiveClient, type SubscriptionProbe, connectLive, wsUrl } from '../../test/support/subscriptions.ts';
 import { type RunningGateway, startGateway } from '../src/gateway.ts';
 import { DEFAULT_RATE_LIMITS } from '../src/rate-limits.ts';
@@ -46,15 +47,6 @@ function connect(gateway: RunningGateway, token?: string): LiveClient {
   return client;
 }
 
-/** Waits until `check` holds, polling; fails naming `what` after `timeoutMs`. */
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    assert.ok(Date.now() < deadline, `not within ${timeoutMs} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /** The GraphQL errors a refused operation failed with. */
 function refusal(probe: SubscriptionProbe): { message: string; extensions: Record<string, unknown> } {
   assert.ok(Array.isArray(probe.error), `refused with GraphQL errors, not ${probe.describeEnd()}`);
@@ -81,7 +73,7 @@ describe('subscriptions per socket', () => {
     const gateway = await gatewayWith({ MAX_SUBSCRIPTIONS_PER_SOCKET: '' });
     const client = connect(gateway);
     const probes = Array.from({ length: 100 }, (_, i) => client.subscribe(STOCK, { skus: [`CAP-${i}`] }));
-    await until(() => gateway.metrics().subscriptions === 100, '100 subscriptions open');
+    await waitFor(() => gateway.metrics().subscriptions === 100, '100 subscriptions open');
     const extra = client.subscribe(STOCK, { skus: ['CAP-100'] });
     await extra.end();
     const error = refusal(extra);
@@ -93,9 +85,9 @@ describe('subscriptions per socket', () => {
     assert.ok(probes.every((p) => !p.ended), 'the first 100 go on');
 
     probes[0].dispose();
-    await until(() => gateway.metrics().subscriptions === 99, 'one subscription ended');
+    await waitFor(() => gateway.metrics().subscriptions === 99, 'one subscription ended');
     const again = client.subscribe(STOCK, { skus: ['CAP-101'] });
-    await until(() => gateway.metrics().subscriptions === 100, 'the new subscription open');
+    await waitFor(() => gateway.metrics().subscriptions === 100, 'the new subscription open');
     assert.equal(again.ended, false);
   });
 
@@ -107,7 +99,7 @@ describe('subscriptions per socket', () => {
     a.subscribe(STOCK, { skus: ['RATE-1'] });
     a.subscribe(STOCK, { skus: ['RATE-2'] });
     b.subscribe(STOCK, { skus: ['RATE-3'] });
-    await until(() => gateway.metrics().subscriptions === 3, '3 subscriptions open');
+    await waitFor(() => gateway.metrics().subscriptions === 3, '3 subscriptions open');
     const fourth = b.subscribe(STOCK, { skus: ['RATE-4'] });
     await fourth.end();
     const error = refusal(fourth);
@@ -116,7 +108,7 @@ describe('subscriptions per socket', () => {
     assert.ok(Number(error.extensions.retryAfterSeconds) >= 1 && Number(error.extensions.retryAfterSeconds) <= 60, JSON.stringify(error));
     // Someone else is not affected.
     const other = connect(gateway, await stack.token('sub-rate-other', ['customer'])).subscribe(STOCK, { skus: ['RATE-5'] });
-    await until(() => gateway.metrics().subscriptions === 4, "another subject's subscription open");
+    await waitFor(() => gateway.metrics().subscriptions === 4, "another subject's subscription open");
     assert.equal(other.ended, false);
   });
 
@@ -143,7 +135,7 @@ describe('sockets per client', () => {
       const client = connect(gateway, token);
       return { client, probe: client.subscribe(STOCK, { skus: [`SOCK-${i}`] }) };
     });
-    await until(() => gateway.metrics().subscriptions === 20, '20 sockets with a subscription each');
+    await waitFor(() => gateway.metrics().subscriptions === 20, '20 sockets with a subscription each');
     const extra = connect(gateway, token);
     const refused = extra.subscribe(STOCK, { skus: ['SOCK-20'] });
     const closed = await extra.closed();
@@ -154,15 +146,15 @@ describe('sockets per client', () => {
 
     // Another subject from the same address is not affected.
     const other = connect(gateway, await stack.token('few-sockets', ['customer'])).subscribe(STOCK, { skus: ['SOCK-OTHER'] });
-    await until(() => gateway.metrics().subscriptions === 21, "another subject's socket open");
+    await waitFor(() => gateway.metrics().subscriptions === 21, "another subject's socket open");
     assert.equal(other.ended, false);
 
     // The count is released when a socket closes (in Redis, asynchronously: wait on the condition).
     await open[0].client.close();
-    await until(async () => {
+    await waitFor(async () => {
       const client = connect(gateway, token);
       const probe = client.subscribe(STOCK, { skus: ['SOCK-AGAIN'] });
-      const outcome = await Promise.race([client.closed(5_000).then(() => false), until(() => gateway.metrics().subscriptions === 21, 'admitted', 5_000).then(() => true)]);
+      const outcome = await Promise.race([client.closed(5_000).then(() => false), waitFor(() => gateway.metrics().subscriptions === 21, 'admitted', 5_000).then(() => true)]);
       if (!outcome) await probe.end();
       return outcome;
     }, 'a new socket admitted after one closed');
@@ -176,7 +168,7 @@ describe('sockets per client', () => {
     const token = await stack.token('replicated', ['customer']);
     connect(a, token).subscribe(STOCK, { skus: ['REP-1'] });
     connect(b, token).subscribe(STOCK, { skus: ['REP-2'] });
-    await until(() => a.metrics().subscriptions === 1 && b.metrics().subscriptions === 1, 'one socket on each replica');
+    await waitFor(() => a.metrics().subscriptions === 1 && b.metrics().subscriptions === 1, 'one socket on each replica');
     const third = connect(a, token);
     third.subscribe(STOCK, { skus: ['REP-3'] });
     assert.equal((await third.closed()).code, 4429);
@@ -221,6 +213,6 @@ describe('sockets per client', () => {
     const token = await stack.token('unlimited', ['customer']);
     const [a, b] = [connect(gateway, token), connect(gateway, token)];
     for (const client of [a, b]) for (const sku of ['OFF-1', 'OFF-2']) client.subscribe(STOCK, { skus: [sku] });
-    await until(() => gateway.metrics().subscriptions === 4, '2 sockets with 2 subscriptions each');
+    await waitFor(() => gateway.metrics().subscriptions === 4, '2 sockets with 2 subscriptions each');
   });
 });

@@ -1,6 +1,10 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { z } from 'zod';
+import {
+  ConfigError, type SettingsEnv, commaList, flag, integer, invalid, oneOf, parseSettings, setting, text, url, urlList,
+} from './settings.ts';
 
 /** The five services behind the gateway, in the order they are started. */
 export const SERVICE_NAMES = ['product', 'inventory', 'order', 'payment', 'shipment'] as const;
@@ -130,7 +134,6 @@ export interface Config {
    */
   readonly subgraphUrls: Readonly<Partial<Record<ServiceName, readonly string[]>>>;
   readonly supergraphPath: string;
-  readonly productCacheTtlSeconds: number;
   /** How long a health probe may take before it counts as down. */
   readonly readinessTimeoutMs: number;
   /** Connections per service database pool (`DB_POOL_SIZE`). */
@@ -142,17 +145,16 @@ export interface Config {
    */
   readonly databaseConnectTimeoutMs: number;
   /**
-   * The environment this configuration was read from. Services read their own settings
-   * (`ORDER_*`, `PAYMENT_*`) from here rather than from `process.env`, so a test stack's
-   * environment reaches them too.
+   * The environment this configuration was read from. Services do not read it: their own settings
+   * are the `settings` schema of their module, which the platform parses from here once at start-up
+   * (`runtime.settings`), as the gateway does with its own. It is kept because a configuration
+   * carries its environment to them: a test stack builds one from its own environment rather than
+   * `process.env`, and test crash points (`TEST_CRASH_AT`, platform/src/faults.ts) read it too.
    */
   readonly vars: Readonly<Record<string, string | undefined>>;
 }
 
-/** Thrown when an environment variable holds something that cannot be used. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
 
 /** One service process of a replicated stack (`npm start -- --replicas N --workers`). */
 export interface ServiceInstance {
@@ -190,38 +192,20 @@ export function serviceInstances(options: { readonly replicas: number; readonly 
 
 
 /**
- * Reads the integer environment variable `key` (`fallback` when unset or empty); throws a
- * {@link ConfigError} naming the variable and its bounds for anything else.
+ * Reads the integer environment variable `key` (`fallback` when unset or empty) by the rules of the
+ * settings' {@link integer}; throws a {@link ConfigError} naming the variable and its bounds. For the
+ * flags of scripts (`npm start`'s REPLICAS), which are no process's settings.
  */
-export function integerVar(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0, max = 65_535): number {
-  const raw = env[key]?.trim();
-  if (raw === undefined || raw === '') return fallback;
-  // Digits only: Number() would also take "0x10", "1e3" or "1.0".
-  const value = /^-?\d+$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${key} must be an integer from ${min} to ${max}, got "${env[key]}"`);
-  }
-  return value;
-}
-
-function url(env: NodeJS.ProcessEnv, key: string, fallback: string, protocols: readonly string[]): string {
-  const raw = env[key] || fallback;
-  let parsed: URL;
-  try {
-    parsed = new URL(raw);
-  } catch {
-    throw new ConfigError(`${key} must be a URL, got "${raw}"`);
-  }
-  if (!protocols.includes(parsed.protocol)) {
-    throw new ConfigError(`${key} must use ${protocols.join(' or ')}, got "${raw}"`);
-  }
-  return raw;
+export function integerVar(env: SettingsEnv, key: string, fallback: number, min = 0, max = 65_535): number {
+  return parseSettings(z.object({ [key]: integer({ default: fallback, min, max }) }), env)[key];
 }
 
 /** Where spans go: a Zipkin server, an OTLP/HTTP endpoint (a collector), or nowhere. */
 export const TRACES_EXPORTERS = ['zipkin', 'otlp', 'none'] as const;
 /** OpenTelemetry's sampler names (`OTEL_TRACES_SAMPLER`). */
 export const TRACES_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+/** pino's levels (`LOG_LEVEL`). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** How a process traces; read by {@link loadTracingConfig}. */
 export interface TracingConfig {
@@ -239,126 +223,184 @@ export interface TracingConfig {
   readonly exportDelayMs: number;
 }
 
-function oneOf<T extends string>(env: NodeJS.ProcessEnv, key: string, allowed: readonly T[], fallback: T): T {
-  const raw = env[key]?.trim().toLowerCase();
-  if (!raw) return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${key} must be one of ${allowed.join(', ')}, got "${env[key]}"`);
-  return raw as T;
+const DAY_MS = 86_400_000;
+const HTTP = ['http:', 'https:'];
+const MAX_PORT = 65_535;
+
+/** `PRODUCT_PORT`, `INVENTORY_PORT`, ...: one variable per service. */
+type PerService<Suffix extends string, T> = { [K in ServiceName as `${Uppercase<K>}${Suffix}`]: T };
+
+function upper(name: ServiceName): Uppercase<ServiceName> {
+  return name.toUpperCase() as Uppercase<ServiceName>;
 }
 
+function perService<Suffix extends string, T>(suffix: Suffix, make: (name: ServiceName) => T): PerService<Suffix, T> {
+  return Object.fromEntries(SERVICE_NAMES.map((name) => [`${upper(name)}${suffix}`, make(name)])) as PerService<Suffix, T>;
+}
+
+// Shared by both schemas below: tracing is read before the rest of the configuration.
+const nodeEnvSetting = setting((raw): Config['env'] => (raw === 'production' || raw === 'test' ? raw : 'development'), {
+  default: '`development`',
+  accepts: '`production` or `test`; anything else is `development`',
+}).describe('`production` turns off Sandbox and introspection, masks unexpected errors, requires `JWT_SECRET` and `SUBGRAPH_SECRET`, and refuses `EDGE_LIMITS=off` ([what else](docs/security.md#what-production-mode-changes))');
+
 /**
- * Reads the tracing settings: OpenTelemetry's own variables, so that whatever a platform team
- * already sets for other services works here. Apart from the rest of the configuration, because a
- * process reads them before it loads anything else.
+ * The tracing settings: OpenTelemetry's own variables, so that whatever a platform team already
+ * sets for other services works here (docs/operations.md, "Traces").
+ */
+export const tracingSettings = z.object({
+  NODE_ENV: nodeEnvSetting,
+  OTEL_SDK_DISABLED: flag().describe('`true` turns tracing off, whatever `OTEL_TRACES_EXPORTER` says'),
+  OTEL_TRACES_EXPORTER: oneOf(TRACES_EXPORTERS, { default: undefined, defaultText: '`zipkin` (`otlp` in production, `none` in tests)' })
+    .describe('where spans go: a Zipkin server, an OTLP/HTTP endpoint (a collector), or nowhere; `none` registers no SDK at all'),
+  OTEL_EXPORTER_ZIPKIN_ENDPOINT: url({ default: 'http://127.0.0.1:9411/api/v2/spans', protocols: HTTP }).describe("Zipkin's span intake (`npm start` sets it to its Zipkin)"),
+  OTEL_EXPORTER_OTLP_ENDPOINT: url({ default: undefined, protocols: HTTP, defaultText: '`http://127.0.0.1:4318`' })
+    .describe("the OTLP/HTTP collector (docker compose: Jaeger's); spans go to its `/v1/traces`"),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url({ default: undefined, protocols: HTTP, defaultText: '`OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`' })
+    .describe('where OTLP spans go, when that is not the collector\'s usual path'),
+  OTEL_TRACES_SAMPLER: oneOf(TRACES_SAMPLERS, { default: undefined, defaultText: '`parentbased_always_on` (`parentbased_traceidratio` in production)' })
+    .describe('which traces are kept: the gateway decides, the services follow the decision in `traceparent`'),
+  OTEL_TRACES_SAMPLER_ARG: setting((raw): number | undefined => {
+    const value = raw?.trim();
+    if (!value) return undefined;
+    // A decimal only: Number() would also take "0x1" or "1e-1".
+    return /^(0(\.\d+)?|1(\.0+)?)$/.test(value) ? Number(value) : invalid(`must be a number from 0 to 1, got "${raw}"`);
+  }, { default: '`1` (`0.1` in production)', accepts: '0 to 1' }).describe('the share of traces a ratio sampler keeps'),
+  OTEL_BSP_SCHEDULE_DELAY: integer({ default: 5_000, min: 10, max: 600_000, unit: 'ms' }).describe('the longest a finished span waits before it is sent (tests use 100)'),
+});
+
+/**
+ * Reads the tracing settings ({@link tracingSettings}). Apart from the rest of the configuration,
+ * because a process reads them before it loads anything else.
  */
 export function loadTracingConfig(env: NodeJS.ProcessEnv = process.env): TracingConfig {
-  const nodeEnv = env.NODE_ENV === 'production' || env.NODE_ENV === 'test' ? env.NODE_ENV : 'development';
-  const production = nodeEnv === 'production';
-  const disabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true';
-  const exporter = disabled ? 'none' : oneOf(env, 'OTEL_TRACES_EXPORTER', TRACES_EXPORTERS, nodeEnv === 'test' ? 'none' : production ? 'otlp' : 'zipkin');
-  const ratioRaw = env.OTEL_TRACES_SAMPLER_ARG?.trim();
-  const samplerRatio = ratioRaw ? Number(ratioRaw) : production ? 0.1 : 1;
-  if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(ratioRaw || '0') || !(samplerRatio >= 0 && samplerRatio <= 1)) {
-    throw new ConfigError(`OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1, got "${env.OTEL_TRACES_SAMPLER_ARG}"`);
-  }
-  const otlpBase = env.OTEL_EXPORTER_OTLP_ENDPOINT ? `${env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces` : 'http://127.0.0.1:4318/v1/traces';
+  const s = parseSettings(tracingSettings, env);
+  const production = s.NODE_ENV === 'production';
+  const otlpBase = (s.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://127.0.0.1:4318').replace(/\/+$/, '');
   return {
-    exporter,
-    zipkinUrl: url(env, 'OTEL_EXPORTER_ZIPKIN_ENDPOINT', 'http://127.0.0.1:9411/api/v2/spans', ['http:', 'https:']),
-    otlpUrl: url(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', otlpBase, ['http:', 'https:']),
-    sampler: oneOf(env, 'OTEL_TRACES_SAMPLER', TRACES_SAMPLERS, production ? 'parentbased_traceidratio' : 'parentbased_always_on'),
-    samplerRatio,
-    exportDelayMs: integerVar(env, 'OTEL_BSP_SCHEDULE_DELAY', 5_000, 10, 600_000),
+    exporter: s.OTEL_SDK_DISABLED ? 'none' : s.OTEL_TRACES_EXPORTER ?? (s.NODE_ENV === 'test' ? 'none' : production ? 'otlp' : 'zipkin'),
+    zipkinUrl: s.OTEL_EXPORTER_ZIPKIN_ENDPOINT,
+    otlpUrl: s.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? `${otlpBase}/v1/traces`,
+    sampler: s.OTEL_TRACES_SAMPLER ?? (production ? 'parentbased_traceidratio' : 'parentbased_always_on'),
+    samplerRatio: s.OTEL_TRACES_SAMPLER_ARG ?? (production ? 0.1 : 1),
+    exportDelayMs: s.OTEL_BSP_SCHEDULE_DELAY,
   };
 }
 
 /**
- * Reads the configuration from environment variables. Every default works on a developer machine
- * with PostgreSQL, Redis and Kafka on 127.0.0.1; see the README's configuration table.
+ * The settings every SwiftCart process shares, read by {@link loadConfig}. Every default works on a
+ * developer machine with PostgreSQL, Redis and Kafka on 127.0.0.1.
+ */
+export const platformSettings = z.object({
+  NODE_ENV: nodeEnvSetting,
+  LOG_LEVEL: oneOf(LOG_LEVELS, { default: undefined, defaultText: '`info` (`warn` in tests)' }).describe('the pino level of every log'),
+  HOST: text({ default: '127.0.0.1' }).describe('the address every server binds'),
+  GATEWAY_PORT: integer({ default: 4000, min: 0, max: MAX_PORT }).describe("the gateway's port"),
+  ...perService('_PORT', (name) => integer({ default: DEFAULT_SERVICE_PORTS[name], min: 0, max: MAX_PORT })
+    .describe(`the ${name} service's port; replica k (from 0) of \`npm start -- --replicas N\` listens on it + ${REPLICA_PORT_STEP}·k`)),
+  SUPERGRAPH_PATH: text({ default: 'schema/supergraph.graphql' }).describe('the supergraph the gateway serves, relative to the repository root'),
+  ...perService('_URL', (name) => urlList({ protocols: HTTP, defaultText: "the supergraph's routing URL" })
+    .describe(`overrides the ${name} subgraph's URL at the gateway; several name its replicas, which the gateway takes turns over (\`npm start -- --replicas N\` sets it)`)),
+  SERVICE_ROLE: oneOf(SERVICE_ROLES, { default: 'all' })
+    .describe('what a service process runs: `all` (API, relay, consumers, sweeper), `api` (GraphQL only; ready without Kafka) or `worker` (relay, consumers and sweeper, with its own pool; answers only `/healthz` and `/readyz`). `npm start -- --workers` sets it'),
+  JWT_SECRET: setting((raw) => {
+    const secret = raw || DEVELOPMENT_JWT_SECRET;
+    return Buffer.byteLength(secret) < 32 ? invalid('must be at least 32 bytes for HS256') : secret;
+  }, { default: `a public development secret (\`${DEVELOPMENT_JWT_SECRET}\`)`, accepts: 'at least 32 bytes' })
+    .describe('the HS256 signing secret of every token; required in production'),
+  SUBGRAPH_SECRET: setting((raw): string | null => {
+    if (!raw) return null;
+    // It travels as an HTTP header value: visible ASCII only, so no client rejects or rewrites it.
+    if (!/^[\x21-\x7e]+$/.test(raw)) invalid('must be printable ASCII without spaces');
+    return Buffer.byteLength(raw) < 32 ? invalid('must be at least 32 bytes') : raw;
+  }, { default: 'unset (`npm start`: random per run)', accepts: 'printable ASCII, at least 32 bytes, not `JWT_SECRET`' })
+    .describe("the gateway's credential, sent in `x-swiftcart-gateway-secret`; a subgraph with it refuses requests without it (401). Required in production; unset (outside production), subgraphs accept anyone and warn"),
+  DATABASE_URL: url({ default: 'postgresql://postgres@127.0.0.1:5432', protocols: ['postgresql:', 'postgres:'] })
+    .describe('the PostgreSQL server; each service uses the database `<DB_PREFIX>_<service>`'),
+  DB_PREFIX: text({ default: 'swiftcart', pattern: /^[a-z][a-z0-9_]{0,40}$/, patternText: 'lower-case letters, digits and _ (a letter first, 41 at most)' })
+    .describe('the prefix of every database name'),
+  REDIS_URL: url({ default: 'redis://127.0.0.1:6379', protocols: ['redis:', 'rediss:'] }).describe('the Redis server'),
+  REDIS_PREFIX: text({ default: 'swiftcart:', emptyIsUnset: false }).describe('the prefix of every Redis key and channel, so test runs never see each other\'s data'),
+  KAFKA_BROKERS: setting((raw) => commaList(raw || '127.0.0.1:9092').map((broker) =>
+    /^[^:\s]+:\d{1,5}$/.test(broker) ? broker : invalid(`entries must be host:port, got "${broker}"`)), { default: '`127.0.0.1:9092`', accepts: 'comma-separated `host:port`' })
+    .describe('the Kafka brokers; `npm start` starts a local broker on this port when nothing answers'),
+  KAFKA_TOPIC_PREFIX: text({ default: '', emptyIsUnset: false }).describe('the prefix of every topic and consumer group, so test runs never see each other\'s messages'),
+  KAFKA_PARTITIONS: integer({ default: DEFAULT_KAFKA_PARTITIONS, min: 1, max: 1_000, defaultText: 'one per core, at least 3' })
+    .describe('partitions of each event topic the platform creates: how many consumers of one group can work at once. Existing topics keep theirs (a warning says when they have fewer)'),
+  KAFKA_REPLICATION_FACTOR: integer({ default: 1, min: 1, max: 10 })
+    .describe('copies of each topic the platform creates; 3 in production (one local broker can hold only 1, and more is refused with the broker\'s reason)'),
+  KAFKA_MIN_INSYNC_REPLICAS: integer({ default: 1, min: 1, max: 10 })
+    .describe('copies that must have a write before the producer\'s `acks=all` succeeds, at most `KAFKA_REPLICATION_FACTOR`; 2 with 3 copies'),
+  KAFKA_RETENTION_MS: integer({ default: 7 * DAY_MS, min: 60_000, max: 3_650 * DAY_MS, unit: 'ms' })
+    .describe('how long Kafka keeps the events of the topics the platform creates'),
+  OUTBOX_RETENTION_MS: integer({ default: 3_600_000, min: 0, max: 3_650 * DAY_MS, unit: 'ms' })
+    .describe('published outbox rows (and projected live changes) are deleted this long after; rows not yet published never are'),
+  INBOX_RETENTION_MS: integer({ default: 8 * DAY_MS, min: 60_000, max: 3_650 * DAY_MS, unit: 'ms' })
+    .describe('inbox rows are deleted this long after processing; must be longer than `KAFKA_RETENTION_MS`, or a late redelivery could apply twice'),
+  RETENTION_INTERVAL_MS: integer({ default: 60_000, min: 100, max: DAY_MS, unit: 'ms' }).describe('how often each worker prunes its outbox and inbox'),
+  CONSUMER_MAX_DELIVERIES: integer({ default: 3, min: 1, max: 100 })
+    .describe('how many times a consumer may be handed an event and die before finishing it; the next handing dead-letters it unapplied'),
+  // The broker accepts 6 s to 300 s (group.min/max.session.timeout.ms).
+  KAFKA_SESSION_TIMEOUT_MS: integer({ default: 10_000, min: 6_000, max: 300_000, unit: 'ms' })
+    .describe('how long a consumer may go without a heartbeat before its partitions go to another replica, and how long a restarted process waits for its own old membership to expire; shorter recovers sooner, too short evicts a busy one (ADR 0017)'),
+  READINESS_TIMEOUT_MS: integer({ default: 2_000, min: 100, max: 60_000, unit: 'ms' }).describe('how long `/readyz` waits for each dependency'),
+  DB_POOL_SIZE: integer({ default: 10, min: 1, max: 500 }).describe("connections in each service process's database pool"),
+  DB_CONNECT_TIMEOUT_MS: integer({ default: 10_000, min: 100, max: 600_000, unit: 'ms' })
+    .describe('how long a statement waits for a pooled connection (or a new one) before it fails as `SERVICE_UNAVAILABLE`'),
+}).superRefine((s, ctx) => {
+  const refuse = (variable: string, message: string) => ctx.addIssue({ code: 'custom', path: [variable], message, input: s[variable as keyof typeof s] });
+  if (s.NODE_ENV === 'production' && s.JWT_SECRET === DEVELOPMENT_JWT_SECRET) refuse('JWT_SECRET', 'must be set in production');
+  if (s.NODE_ENV === 'production' && s.SUBGRAPH_SECRET === null) refuse('SUBGRAPH_SECRET', 'must be set in production: the gateway sends it and every subgraph requires it');
+  // It is sent with every subgraph request; were it the signing key too, whoever saw one header could sign admin tokens.
+  if (s.SUBGRAPH_SECRET === s.JWT_SECRET) refuse('SUBGRAPH_SECRET', 'must differ from JWT_SECRET');
+  if (s.INBOX_RETENTION_MS <= s.KAFKA_RETENTION_MS) {
+    refuse('INBOX_RETENTION_MS', `(${s.INBOX_RETENTION_MS}) must be longer than KAFKA_RETENTION_MS (${s.KAFKA_RETENTION_MS}): a redelivered event older than the inbox remembers would be applied twice`);
+  }
+  if (s.KAFKA_MIN_INSYNC_REPLICAS > s.KAFKA_REPLICATION_FACTOR) {
+    refuse('KAFKA_MIN_INSYNC_REPLICAS', `(${s.KAFKA_MIN_INSYNC_REPLICAS}) must not exceed KAFKA_REPLICATION_FACTOR (${s.KAFKA_REPLICATION_FACTOR}): no write could ever succeed`);
+  }
+});
+
+/**
+ * Reads the configuration ({@link platformSettings}) from environment variables; throws one
+ * {@link ConfigError} naming every variable at fault. See the README's configuration tables.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const nodeEnv = env.NODE_ENV === 'production' || env.NODE_ENV === 'test' ? env.NODE_ENV : 'development';
-  const jwtSecret = env.JWT_SECRET || DEVELOPMENT_JWT_SECRET;
-  if (nodeEnv === 'production' && jwtSecret === DEVELOPMENT_JWT_SECRET) {
-    throw new ConfigError('JWT_SECRET must be set in production');
-  }
-  if (Buffer.byteLength(jwtSecret) < 32) {
-    throw new ConfigError('JWT_SECRET must be at least 32 bytes for HS256');
-  }
-  const subgraphSecret = env.SUBGRAPH_SECRET || null;
-  if (subgraphSecret === null && nodeEnv === 'production') {
-    throw new ConfigError('SUBGRAPH_SECRET must be set in production: the gateway sends it and every subgraph requires it');
-  }
-  if (subgraphSecret !== null) {
-    // It travels as an HTTP header value: visible ASCII only, so no client rejects or rewrites it.
-    if (!/^[\x21-\x7e]+$/.test(subgraphSecret)) throw new ConfigError('SUBGRAPH_SECRET must be printable ASCII without spaces');
-    if (Buffer.byteLength(subgraphSecret) < 32) throw new ConfigError('SUBGRAPH_SECRET must be at least 32 bytes');
-    // It is sent with every subgraph request; were it the signing key too, whoever saw one header could sign admin tokens.
-    if (subgraphSecret === jwtSecret) throw new ConfigError('SUBGRAPH_SECRET must differ from JWT_SECRET');
-  }
-  const databasePrefix = env.DB_PREFIX || 'swiftcart';
-  if (!/^[a-z][a-z0-9_]{0,40}$/.test(databasePrefix)) {
-    throw new ConfigError(`DB_PREFIX must be lower-case letters, digits and _, got "${databasePrefix}"`);
-  }
-  const servicePorts = Object.fromEntries(
-    SERVICE_NAMES.map((name) => [name, integerVar(env, `${name.toUpperCase()}_PORT`, DEFAULT_SERVICE_PORTS[name])]),
-  ) as Record<ServiceName, number>;
+  const s = parseSettings(platformSettings, env);
   const subgraphUrls: Partial<Record<ServiceName, readonly string[]>> = {};
   for (const name of SERVICE_NAMES) {
-    const key = `${name.toUpperCase()}_URL`;
-    const replicas = (env[key] ?? '').split(',').map((u) => u.trim()).filter(Boolean);
-    if (replicas.length) subgraphUrls[name] = replicas.map((replica) => url({ [key]: replica }, key, '', ['http:', 'https:']));
-  }
-  const kafkaBrokers = (env.KAFKA_BROKERS || '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean);
-  for (const broker of kafkaBrokers) {
-    if (!/^[^:\s]+:\d{1,5}$/.test(broker)) throw new ConfigError(`KAFKA_BROKERS entries must be host:port, got "${broker}"`);
-  }
-  const serviceRole = (env.SERVICE_ROLE?.trim() || 'all') as ServiceRole;
-  if (!SERVICE_ROLES.includes(serviceRole)) {
-    throw new ConfigError(`SERVICE_ROLE must be one of ${SERVICE_ROLES.join(', ')}, got "${env.SERVICE_ROLE}"`);
-  }
-  const kafkaReplicationFactor = integerVar(env, 'KAFKA_REPLICATION_FACTOR', 1, 1, 10);
-  const kafkaMinInsyncReplicas = integerVar(env, 'KAFKA_MIN_INSYNC_REPLICAS', 1, 1, 10);
-  const DAY_MS = 86_400_000;
-  const kafkaRetentionMs = integerVar(env, 'KAFKA_RETENTION_MS', 7 * DAY_MS, 60_000, 3_650 * DAY_MS);
-  const inboxRetentionMs = integerVar(env, 'INBOX_RETENTION_MS', 8 * DAY_MS, 60_000, 3_650 * DAY_MS);
-  if (inboxRetentionMs <= kafkaRetentionMs) {
-    throw new ConfigError(`INBOX_RETENTION_MS (${inboxRetentionMs}) must be longer than KAFKA_RETENTION_MS (${kafkaRetentionMs}): a redelivered event older than the inbox remembers would be applied twice`);
-  }
-  if (kafkaMinInsyncReplicas > kafkaReplicationFactor) {
-    throw new ConfigError(`KAFKA_MIN_INSYNC_REPLICAS (${kafkaMinInsyncReplicas}) must not exceed KAFKA_REPLICATION_FACTOR (${kafkaReplicationFactor}): no write could ever succeed`);
+    const replicas = s[`${upper(name)}_URL` as const];
+    if (replicas.length) subgraphUrls[name] = replicas;
   }
   return {
-    env: nodeEnv,
-    logLevel: env.LOG_LEVEL || (nodeEnv === 'test' ? 'warn' : 'info'),
-    host: env.HOST || '127.0.0.1',
-    databaseUrl: url(env, 'DATABASE_URL', 'postgresql://postgres@127.0.0.1:5432', ['postgresql:', 'postgres:']),
-    databasePrefix,
-    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
-    redisPrefix: env.REDIS_PREFIX ?? 'swiftcart:',
-    kafkaBrokers,
-    kafkaTopicPrefix: env.KAFKA_TOPIC_PREFIX ?? '',
-    // The broker accepts 6 s to 300 s (group.min/max.session.timeout.ms).
-    kafkaSessionTimeoutMs: integerVar(env, 'KAFKA_SESSION_TIMEOUT_MS', 10_000, 6_000, 300_000),
-    kafkaPartitions: integerVar(env, 'KAFKA_PARTITIONS', DEFAULT_KAFKA_PARTITIONS, 1, 1_000),
-    kafkaReplicationFactor,
-    kafkaMinInsyncReplicas,
-    kafkaRetentionMs,
-    outboxRetentionMs: integerVar(env, 'OUTBOX_RETENTION_MS', 3_600_000, 0, 3_650 * DAY_MS),
-    inboxRetentionMs,
-    retentionIntervalMs: integerVar(env, 'RETENTION_INTERVAL_MS', 60_000, 100, DAY_MS),
-    consumerMaxDeliveries: integerVar(env, 'CONSUMER_MAX_DELIVERIES', 3, 1, 100),
-    serviceRole,
-    jwtSecret,
-    subgraphSecret,
-    gatewayPort: integerVar(env, 'GATEWAY_PORT', 4000),
-    servicePorts,
+    env: s.NODE_ENV,
+    logLevel: s.LOG_LEVEL ?? (s.NODE_ENV === 'test' ? 'warn' : 'info'),
+    host: s.HOST,
+    databaseUrl: s.DATABASE_URL,
+    databasePrefix: s.DB_PREFIX,
+    redisUrl: s.REDIS_URL,
+    redisPrefix: s.REDIS_PREFIX,
+    kafkaBrokers: s.KAFKA_BROKERS,
+    kafkaTopicPrefix: s.KAFKA_TOPIC_PREFIX,
+    kafkaSessionTimeoutMs: s.KAFKA_SESSION_TIMEOUT_MS,
+    kafkaPartitions: s.KAFKA_PARTITIONS,
+    kafkaReplicationFactor: s.KAFKA_REPLICATION_FACTOR,
+    kafkaMinInsyncReplicas: s.KAFKA_MIN_INSYNC_REPLICAS,
+    kafkaRetentionMs: s.KAFKA_RETENTION_MS,
+    outboxRetentionMs: s.OUTBOX_RETENTION_MS,
+    inboxRetentionMs: s.INBOX_RETENTION_MS,
+    retentionIntervalMs: s.RETENTION_INTERVAL_MS,
+    consumerMaxDeliveries: s.CONSUMER_MAX_DELIVERIES,
+    serviceRole: s.SERVICE_ROLE,
+    jwtSecret: s.JWT_SECRET,
+    subgraphSecret: s.SUBGRAPH_SECRET,
+    gatewayPort: s.GATEWAY_PORT,
+    servicePorts: Object.fromEntries(SERVICE_NAMES.map((name) => [name, s[`${upper(name)}_PORT` as const]])) as Record<ServiceName, number>,
     subgraphUrls,
-    supergraphPath: path.resolve(REPO_ROOT, env.SUPERGRAPH_PATH || 'schema/supergraph.graphql'),
-    productCacheTtlSeconds: integerVar(env, 'PRODUCT_CACHE_TTL_SECONDS', 60, 1, 86_400),
-    readinessTimeoutMs: integerVar(env, 'READINESS_TIMEOUT_MS', 2_000, 100, 60_000),
-    databasePoolSize: integerVar(env, 'DB_POOL_SIZE', 10, 1, 500),
-    databaseConnectTimeoutMs: integerVar(env, 'DB_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
+    supergraphPath: path.resolve(REPO_ROOT, s.SUPERGRAPH_PATH),
+    readinessTimeoutMs: s.READINESS_TIMEOUT_MS,
+    databasePoolSize: s.DB_POOL_SIZE,
+    databaseConnectTimeoutMs: s.DB_CONNECT_TIMEOUT_MS,
     vars: Object.freeze({ ...env }),
   };
 }

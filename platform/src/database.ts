@@ -79,3 +79,31 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     [Symbol.asyncDispose]: close,
   };
 }
+
+/** Registers a side effect (a Redis publish, a metric) to run only once the transaction has committed. */
+export type AfterCommit = (effect: () => void | Promise<void>) => void;
+
+/**
+ * Runs `work` in a new transaction on a fork of `source` (a {@link Database} or an EntityManager)
+ * and, once it has committed, the effects it registered with `afterCommit`, in order. A failed
+ * effect is logged (with `logContext`), never thrown: the transaction stands, and the effects are
+ * the kind a later change or a re-read makes good. Nothing runs when the transaction fails, so the
+ * effects of a failed attempt are dropped with it. Returns what `work` returned.
+ */
+export async function inTransaction<T>(
+  source: { fork(): EntityManager },
+  log: Logger,
+  work: (tx: EntityManager, afterCommit: AfterCommit) => Promise<T>,
+  logContext: Readonly<Record<string, unknown>> = {},
+): Promise<T> {
+  const effects: (() => void | Promise<void>)[] = [];
+  const result = await source.fork().transactional((tx) => work(tx, (effect) => { effects.push(effect); }));
+  for (const effect of effects) {
+    try {
+      await effect();
+    } catch (error) {
+      log.error({ ...logContext, err: error }, 'after-commit effect failed');
+    }
+  }
+  return result;
+}

@@ -1,53 +1,13 @@
-import { GraphQLError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { ErrorCode } from '@swiftcart/sdk/errors';
+import type { Logger } from './logger.ts';
 
 /**
- * The `extensions.code` values that SwiftCart's GraphQL API returns. Clients branch on these,
- * so they are part of the contract: add new ones, never rename.
+ * The `extensions.code` values that SwiftCart's GraphQL API returns. The SDK owns the table
+ * because it is the public wire contract clients branch on; the servers import it from there so
+ * that a code can't be emitted without the SDK knowing it.
  */
-export const ErrorCode = {
-  BadUserInput: 'BAD_USER_INPUT',
-  Unauthenticated: 'UNAUTHENTICATED',
-  Forbidden: 'FORBIDDEN',
-  NotFound: 'NOT_FOUND',
-  Conflict: 'CONFLICT',
-  InsufficientStock: 'INSUFFICIENT_STOCK',
-  IdempotencyKeyReused: 'IDEMPOTENCY_KEY_REUSED',
-  OrderNotCancellable: 'ORDER_NOT_CANCELLABLE',
-  ProductUnavailable: 'PRODUCT_UNAVAILABLE',
-  InvalidTransition: 'INVALID_TRANSITION',
-  GraphQLValidationFailed: 'GRAPHQL_VALIDATION_FAILED',
-  InternalServerError: 'INTERNAL_SERVER_ERROR',
-  /** The operation nests fields deeper than the configured maximum depth (HTTP 400). */
-  DepthLimitExceeded: 'DEPTH_LIMIT_EXCEEDED',
-  /** The operation uses more aliases than allowed (HTTP 400). */
-  AliasLimitExceeded: 'ALIAS_LIMIT_EXCEEDED',
-  /** The operation uses more directives than allowed (HTTP 400). */
-  DirectiveLimitExceeded: 'DIRECTIVE_LIMIT_EXCEEDED',
-  /** The document has more tokens than the parser accepts (HTTP 400). */
-  TokenLimitExceeded: 'TOKEN_LIMIT_EXCEEDED',
-  /** The operation's estimated cost (list sizes included) exceeds the maximum (HTTP 400). */
-  CostLimitExceeded: 'COST_LIMIT_EXCEEDED',
-  /** `operationName` is missing for a document with several operations, or names none of them (HTTP 400). */
-  OperationResolutionFailure: 'OPERATION_RESOLUTION_FAILURE',
-  /** Too many requests, sockets or subscriptions; `extensions.retryAfterSeconds` says when to retry (HTTP 429). */
-  RateLimited: 'RATE_LIMITED',
-  /** The request's `Origin` is neither the gateway's own nor in the allow-list (HTTP 403). */
-  ForbiddenOrigin: 'FORBIDDEN_ORIGIN',
-  /** A subgraph was called without the gateway's credential (HTTP 401). */
-  GatewayCredentialRequired: 'GATEWAY_CREDENTIAL_REQUIRED',
-  /**
-   * The platform is too busy to take this on now (the saga lags); nothing was done, and
-   * `extensions.retryAfterSeconds` says when to try again (HTTP 503 when the whole request is refused).
-   */
-  Overloaded: 'OVERLOADED',
-  /**
-   * A part of the platform is briefly out of reach: a service, its database or a broker is
-   * restarting. `extensions.retryAfterSeconds` says when to try again (HTTP 503 when the whole
-   * request failed). A query may simply be sent again; a mutation may or may not have been applied,
-   * so send it again only with the same idempotency key (`placeOrder`) or after reading the state.
-   */
-  ServiceUnavailable: 'SERVICE_UNAVAILABLE',
-} as const;
+export { ErrorCode };
 
 /** One of the documented error codes. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -97,4 +57,46 @@ export const UNAVAILABLE_RETRY_AFTER_SECONDS = 2;
 /** The error a client sees for work that failed because a part of the platform was out of reach ({@link isUnavailable}). */
 export function unavailableError(message: string, path?: readonly (string | number)[], locations?: readonly { line: number; column: number }[]) {
   return { message, path, locations, extensions: { code: ErrorCode.ServiceUnavailable, retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS } };
+}
+
+/** How {@link errorFormatter} formats one server's errors: what differs between a subgraph and the gateway. */
+export interface ErrorFormatterOptions {
+  /** Masks unexpected errors (and the `internalExtensions`) from clients. */
+  readonly production: boolean;
+  readonly log: Logger;
+  /** What a client is told when something its request needed was out of reach ({@link isUnavailable}). */
+  unavailableMessage(formatted: GraphQLFormattedError): string;
+  /** The log lines of such a failure and of an unexpected error. */
+  readonly logMessages: { readonly unavailable: string; readonly unexpected: string };
+  /**
+   * Extensions dropped in production from errors that keep their code: the gateway's `response`,
+   * which @apollo/gateway attaches with a failed subgraph's HTTP response (its URL and body).
+   */
+  readonly internalExtensions?: readonly string[];
+}
+
+/**
+ * The `formatError` of an Apollo server (and of its graphql-ws endpoint). Errors with a documented
+ * code pass through. Something out of reach is SERVICE_UNAVAILABLE, with a retry delay, logged as a
+ * warning. Anything else is logged as an error and, in production, replaced by a generic
+ * INTERNAL_SERVER_ERROR, so that internals (SQL, URLs, bodies) never reach a client.
+ */
+export function errorFormatter(options: ErrorFormatterOptions): (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError {
+  const { production, log, logMessages } = options;
+  const internal = production ? options.internalExtensions ?? [] : [];
+  return (formatted, error) => {
+    const code = formatted.extensions?.code;
+    if (code && code !== ErrorCode.InternalServerError) {
+      const extensions = formatted.extensions!;
+      if (!internal.some((name) => name in extensions)) return formatted;
+      return { ...formatted, extensions: Object.fromEntries(Object.entries(extensions).filter(([name]) => !internal.includes(name))) };
+    }
+    if (isUnavailable(error)) {
+      log.warn({ err: error }, logMessages.unavailable);
+      return unavailableError(options.unavailableMessage(formatted), formatted.path, formatted.locations);
+    }
+    log.error({ err: error }, logMessages.unexpected);
+    if (!production) return formatted;
+    return { message: 'Internal server error', path: formatted.path, locations: formatted.locations, extensions: { code: ErrorCode.InternalServerError } };
+  };
 }

@@ -1,3 +1,5 @@
+import { withTimeout } from './resilience.ts';
+
 /** A named dependency probe; it rejects when the dependency does not answer. */
 export type HealthCheck = () => Promise<void>;
 
@@ -12,17 +14,11 @@ export async function checkReadiness(checks: Readonly<Record<string, HealthCheck
   const entries = await Promise.all(
     Object.entries(checks).map(async ([name, check]) => {
       const started = performance.now();
-      let timer: NodeJS.Timeout | undefined;
       try {
-        await Promise.race([
-          check(),
-          new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs); }),
-        ]);
+        await withTimeout(check(), timeoutMs, `no answer within ${timeoutMs} ms`);
         return [name, { ok: true, ms: Math.round(performance.now() - started) }] as const;
       } catch (error) {
         return [name, { ok: false, ms: Math.round(performance.now() - started), error: (error as Error).message }] as const;
-      } finally {
-        clearTimeout(timer);
       }
     }),
   );

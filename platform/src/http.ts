@@ -1,6 +1,7 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
+import { AUTHORIZATION_HEADER, type Viewer } from './auth.ts';
 import { checkReadiness, type HealthCheck } from './health.ts';
 import { GATEWAY_CREDENTIAL_STATUS, gatewayCredentialCheck, gatewayCredentialRequiredBody } from './gateway-credential.ts';
 import type { Logger } from './logger.ts';
@@ -45,10 +46,35 @@ export interface RunningHttpServer extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+/**
+ * Answers with `body` as JSON and `status`, with its length (no chunked encoding for a small
+ * answer). `headers` are sent beside the content type (`Retry-After`, ...); `body` may be JSON
+ * text already, when the caller serialised it once for many answers.
+ */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** The `Authorization` header of a request, the first one when several were sent. */
+export function authorizationOf(req: IncomingMessage): string | undefined {
+  const header = req.headers[AUTHORIZATION_HEADER];
+  return Array.isArray(header) ? header[0] : header;
+}
+
+/**
+ * The caller of a GraphQL request, from `verify`: an invalid token fails the whole request with
+ * HTTP 401 (Apollo answers a context error with its `extensions.http.status`) rather than a 200
+ * carrying an error, so clients and proxies see an authentication failure as one.
+ */
+export async function viewerOr401(verify: () => Promise<Viewer>): Promise<Viewer> {
+  try {
+    return await verify();
+  } catch (error) {
+    (error as { extensions: Record<string, unknown> }).extensions.http = { status: 401 };
+    throw error;
+  }
 }
 
 class BodyTooLarge extends Error {}

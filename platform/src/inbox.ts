@@ -6,7 +6,7 @@
  */
 import { type Span, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 import type { Config } from './config.ts';
-import type { Database, EntityManager } from './database.ts';
+import { type AfterCommit, type Database, type EntityManager, inTransaction } from './database.ts';
 import {
   type AnyEventEnvelope,
   DLQ_ATTEMPTS_HEADER, DLQ_CONSUMER_HEADER, DLQ_ERROR_HEADER, DLQ_FAILED_AT_HEADER,
@@ -39,7 +39,7 @@ export interface HandlerContext {
    * Registers a side effect (a Redis publish, a metric) to run only after the transaction has
    * committed; dropped when this attempt fails. Its failures are logged, never retried.
    */
-  afterCommit(effect: () => void | Promise<void>): void;
+  readonly afterCommit: AfterCommit;
 }
 
 /**
@@ -56,7 +56,7 @@ export interface BatchHandlerContext {
   /** What the preparers returned, by event id. */
   readonly prepared: ReadonlyMap<string, unknown>;
   /** As {@link HandlerContext.afterCommit}: runs once the batch's transaction has committed. */
-  afterCommit(effect: () => void | Promise<void>): void;
+  readonly afterCommit: AfterCommit;
 }
 
 /**
@@ -364,21 +364,10 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     return preparer ? preparer(delivery.event, { message: delivery.message, log, signal: stopping.signal }) : Promise.resolve(undefined);
   };
 
-  const runEffects = async (effects: readonly (() => void | Promise<void>)[], what: object) => {
-    for (const effect of effects) {
-      try {
-        await effect();
-      } catch (error) {
-        log.error({ ...what, err: error }, 'after-commit effect failed');
-      }
-    }
-  };
-
   /** Applies one event in its own inbox transaction, with retries; rejects with the last failure (`tries.made` says how many attempts). */
   const applyOne = async ({ message, event }: Delivery, controls: ConsumeControls, tries: { made: number }) => {
     const handler = handlers[event.type] as EventHandler | undefined;
     const preparer = preparers[event.type] as EventPreparer | undefined;
-    let effects: (() => void | Promise<void>)[] = [];
     // One policy per event: its retry log names the event.
     const policy = retryPolicy({
       attempts,
@@ -395,14 +384,14 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     const outcome = await runPolicy(policy, async (retryContext) => {
       const attempt = retryContext.attempt + 1;
       tries.made = attempt;
-      effects = [];
       // The remote part first, outside the transaction, and only for an event not applied yet.
       let prepared: unknown;
       if (handler && preparer) {
         if ((await alreadyApplied([event.id])).size > 0) return 'duplicates' as const;
         prepared = await prepare({ message, event });
       }
-      return runtime.db.fork().transactional(async (em) => {
+      // Its after-commit effects run once this attempt has committed; a failed attempt drops them.
+      return inTransaction(runtime.db, log, async (em, afterCommit) => {
         const inserted = await em.execute<{ event_id: string }[]>(
           'insert into inbox (consumer, event_id, event_type) values (?, ?, ?) on conflict do nothing returning event_id',
           [consumer, event.id, event.type],
@@ -414,13 +403,12 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
           attempt,
           log,
           prepared,
-          afterCommit: (effect) => { effects.push(effect); },
+          afterCommit,
         });
         return 'processed' as const;
-      });
+      }, { eventId: event.id, type: event.type });
     }, stopping.signal);
     metrics[outcome]++;
-    if (outcome === 'processed') await runEffects(effects, { eventId: event.id, type: event.type });
   };
 
   /** One event on its own: applied with retries, dead-lettered when they are spent. */
@@ -461,17 +449,15 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
       const applied = await alreadyApplied(toPrepare.map((d) => d.event.id));
       await Promise.all(toPrepare.filter((d) => !applied.has(d.event.id)).map(async (d) => { prepared.set(d.event.id, await prepare(d)); }));
     }
-    let effects: (() => void | Promise<void>)[] = [];
+    // The effects run once the attempt that commits has committed; a failed attempt drops them.
     const counts = await runPolicy(batchRetry, () => {
-      effects = [];
-      return runtime.db.fork().transactional(async (em) => {
+      return inTransaction(runtime.db, log, async (em, afterCommit) => {
         const inserted = new Set((await em.execute<{ event_id: string }[]>(`
           insert into inbox (consumer, event_id, event_type)
           select ?, (e->>'id')::uuid, e->>'type' from jsonb_array_elements(?::jsonb) as e
           on conflict do nothing returning event_id`,
         [consumer, JSON.stringify(unique.map((d) => ({ id: d.event.id, type: d.event.type })))])).map((r) => r.event_id));
         const result = { processed: 0, duplicates: 0, ignored: 0 };
-        const afterCommit = (effect: () => void | Promise<void>) => { effects.push(effect); };
         if (applyBatch) {
           const handled: Delivery[] = [];
           for (const delivery of unique) {
@@ -503,14 +489,13 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
           result.processed++;
         }
         return result;
-      });
+      }, { events: unique.length });
     }, stopping.signal);
     duplicates += counts.duplicates;
     metrics.processed += counts.processed;
     metrics.duplicates += duplicates;
     metrics.ignored += counts.ignored;
     metrics.batches++;
-    await runEffects(effects, { events: unique.length });
   };
 
   /**

@@ -3,6 +3,7 @@
  * only its own domain (entities, resolvers, event handlers, migrations).
  */
 export * from './config.ts';
+export * from './settings.ts';
 export * from './logger.ts';
 export * from './errors.ts';
 export * from './auth.ts';
@@ -28,5 +29,6 @@ export * from './ws.ts';
 export * from './expiry.ts';
 export * from './limits.ts';
 export * from './input.ts';
+export * from './reasons.ts';
 export * from './metrics.ts';
 export * from './messaging-tracing.ts';

@@ -13,7 +13,8 @@ import {
   type ValueNode, TypeInfo, getNamedType, getNullableType, isInputObjectType, isListType, typeFromAST, visit, visitWithTypeInfo,
 } from 'graphql';
 import type { ApolloServerPlugin, BaseContext, GraphQLRequestListener } from '@apollo/server';
-import { integerVar } from './config.ts';
+import { z } from 'zod';
+import { integer, parseSettings } from './settings.ts';
 import { ErrorCode } from './errors.ts';
 
 /** How long strings may be. */
@@ -31,12 +32,17 @@ export interface InputLimits {
  */
 export const DEFAULT_INPUT_LIMITS: InputLimits = { maxIdLength: 256, maxStringLength: 10_000 };
 
-/** Reads {@link InputLimits} from `INPUT_MAX_ID_LENGTH` and `INPUT_MAX_STRING_LENGTH`. */
+/** `INPUT_MAX_*`: platform settings, read by every subgraph and the gateway. */
+export const inputLimitSettings = z.object({
+  INPUT_MAX_ID_LENGTH: integer({ default: DEFAULT_INPUT_LIMITS.maxIdLength, min: 1, max: 1_048_576 })
+    .describe('longest identifier (`ID`, `sku`, cursors, `...Id`, `...Key`) in any input, everywhere (`BAD_USER_INPUT`)'),
+  INPUT_MAX_STRING_LENGTH: integer({ default: DEFAULT_INPUT_LIMITS.maxStringLength, min: 1, max: 1_048_576 }).describe('longest other string in any input'),
+});
+
+/** Reads {@link InputLimits} ({@link inputLimitSettings}) from a configuration's variables. */
 export function inputLimits(vars: Readonly<Record<string, string | undefined>>): InputLimits {
-  return {
-    maxIdLength: integerVar(vars, 'INPUT_MAX_ID_LENGTH', DEFAULT_INPUT_LIMITS.maxIdLength, 1, 1_048_576),
-    maxStringLength: integerVar(vars, 'INPUT_MAX_STRING_LENGTH', DEFAULT_INPUT_LIMITS.maxStringLength, 1, 1_048_576),
-  };
+  const settings = parseSettings(inputLimitSettings, vars);
+  return { maxIdLength: settings.INPUT_MAX_ID_LENGTH, maxStringLength: settings.INPUT_MAX_STRING_LENGTH };
 }
 
 /**

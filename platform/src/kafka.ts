@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, Partitioners, logLevel, type Admin, type Producer, type Consumer, type ConsumerRunConfig, type EachMessagePayload, type LogEntry } from 'kafkajs';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
+import { withTimeout } from './resilience.ts';
 
 /** A topic that the platform creates at start-up; broker auto-creation stays off. */
 export interface TopicSpec {
@@ -189,12 +190,40 @@ function toIncoming(topic: string, partition: number, message: EachMessagePayloa
   };
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+/**
+ * The cluster as `admin` describes it, once connected, when it answers a metadata request within
+ * `timeoutMs`; else rejects with `message`. The ping of a client and of a probe.
+ */
+function describeWithin(admin: Promise<Admin>, timeoutMs: number, message: string): ReturnType<Admin['describeCluster']> {
+  return withTimeout(admin.then((a) => a.describeCluster()), timeoutMs, message);
+}
+
+/**
+ * Resolves with the number of live brokers when a Kafka cluster answers at `brokers` within
+ * `timeoutMs`: a connection (ApiVersions) and a metadata request, by a client of its own that
+ * makes one attempt, logs nothing and is gone afterwards. Rejects when nothing answers, when
+ * something that is not Kafka does, or when the cluster reports no live broker yet. For tools
+ * that must tell quickly whether a broker is up (scripts/kafka/broker.ts); a service pings its own
+ * client instead ({@link KafkaClient.ping}).
+ */
+export async function probeKafka(brokers: readonly string[], timeoutMs: number): Promise<number> {
+  const kafka = new Kafka({
+    clientId: 'swiftcart-probe',
+    brokers: [...brokers],
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 0 },
+    connectionTimeout: timeoutMs,
+    requestTimeout: timeoutMs,
   });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  const admin = kafka.admin();
+  try {
+    const cluster = await describeWithin(admin.connect().then(() => admin), timeoutMs, `no answer from ${brokers.join(', ')} within ${timeoutMs} ms`);
+    if (cluster.brokers.length < 1) throw new Error('the broker reports no live brokers yet');
+    return cluster.brokers.length;
+  } finally {
+    // Also ends a connection attempt still under way (something that takes the bytes and never answers).
+    await admin.disconnect().catch(() => undefined);
+  }
 }
 
 /** The first wait before a consumer kafkajs gave up on is replaced; it doubles on each failure in a row. */
@@ -443,7 +472,8 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
             }
           },
         });
-        await withTimeout(done, options.timeoutMs ?? 30_000, `reading ${full}`);
+        const timeoutMs = options.timeoutMs ?? 30_000;
+        await withTimeout(done, timeoutMs, `reading ${full} did not answer within ${timeoutMs} ms`);
       } finally {
         consumers.delete(consumer);
         await consumer.disconnect().catch(() => undefined);
@@ -478,7 +508,7 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       }
     },
     async ping(timeoutMs) {
-      await withTimeout(getAdmin().then((a) => a.describeCluster()), timeoutMs, 'Kafka');
+      await describeWithin(getAdmin(), timeoutMs, `Kafka did not answer within ${timeoutMs} ms`);
     },
     close,
     [Symbol.asyncDispose]: close,

@@ -20,7 +20,9 @@ import {
 } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values.js';
 import { type ComplexityEstimator, getComplexity } from 'graphql-query-complexity';
-import { type Config, ConfigError, integerVar } from './config.ts';
+import { z } from 'zod';
+import type { Config } from './config.ts';
+import { ConfigError, integer, oneOf, parseSettings } from './settings.ts';
 import { ErrorCode } from './errors.ts';
 
 /** What the gateway allows one operation. */
@@ -80,40 +82,62 @@ const LIMIT_CODES: ReadonlySet<unknown> = new Set([
 ]);
 
 /**
+ * The gateway's operation limits, `EDGE_LIMITS` and `GRAPHQL_*`: declared here, beside the limits,
+ * and part of the gateway's settings (gateway/src/settings.ts).
+ */
+export const operationLimitSettings = z.object({
+  EDGE_LIMITS: oneOf(['on', 'off'], { default: 'on' })
+    .describe("`off` turns off the gateway's operation limits, rate limits and caps (for benchmarks); refused in production"),
+  GRAPHQL_MAX_DEPTH: integer({ default: DEFAULT_OPERATION_LIMITS.maxDepth, min: 1, max: 1_000 })
+    .describe('deepest field nesting of an operation at the gateway (`DEPTH_LIMIT_EXCEEDED`)'),
+  GRAPHQL_MAX_ALIASES: integer({ default: DEFAULT_OPERATION_LIMITS.maxAliases, min: 0, max: 10_000 }).describe('aliases per operation (`ALIAS_LIMIT_EXCEEDED`)'),
+  GRAPHQL_MAX_DIRECTIVES: integer({ default: DEFAULT_OPERATION_LIMITS.maxDirectives, min: 0, max: 10_000 }).describe('directives per operation (`DIRECTIVE_LIMIT_EXCEEDED`)'),
+  GRAPHQL_MAX_TOKENS: integer({ default: DEFAULT_OPERATION_LIMITS.maxTokens, min: 10, max: 1_000_000 })
+    .describe('tokens per document, checked while parsing (`TOKEN_LIMIT_EXCEEDED`)'),
+  GRAPHQL_MAX_COST: integer({ default: DEFAULT_OPERATION_LIMITS.maxCost, min: 1, max: 100_000_000 })
+    .describe('cost per operation, list sizes included (`COST_LIMIT_EXCEEDED`)'),
+  GRAPHQL_COST_LIST_SIZE: integer({ default: DEFAULT_OPERATION_LIMITS.assumedListSize, min: 1, max: 10_000 })
+    .describe('items the cost counts for a list without `first`/`last`'),
+});
+
+/** The parsed {@link operationLimitSettings}. */
+export type OperationLimitSettings = z.output<typeof operationLimitSettings>;
+
+/** A subgraph's own limits, `SUBGRAPH_MAX_*`, whatever `EDGE_LIMITS` says: platform settings. */
+export const subgraphLimitSettings = z.object({
+  SUBGRAPH_MAX_DEPTH: integer({ default: DEFAULT_SUBGRAPH_LIMITS.maxDepth, min: 1, max: 10_000 }).describe("a subgraph's own depth limit, whoever calls it"),
+  SUBGRAPH_MAX_TOKENS: integer({ default: DEFAULT_SUBGRAPH_LIMITS.maxTokens, min: 10, max: 10_000_000 }).describe("a subgraph's own token limit"),
+});
+
+/**
  * Whether the gateway applies its operation limits (and its rate limits): `EDGE_LIMITS` is `on`
  * (the default) or `off`, which benchmarks use to measure what the limits cost. Production refuses
- * `off` with a {@link ConfigError}.
+ * `off` with a {@link ConfigError}. `settings` defaults to those parsed from `config.vars`.
  */
-export function edgeLimitsEnabled(config: Pick<Config, 'env' | 'vars'>): boolean {
-  const raw = config.vars.EDGE_LIMITS?.trim().toLowerCase();
-  if (raw === undefined || raw === '' || raw === 'on') return true;
-  if (raw !== 'off') throw new ConfigError(`EDGE_LIMITS must be "on" or "off", got "${config.vars.EDGE_LIMITS}"`);
+export function edgeLimitsEnabled(config: Pick<Config, 'env' | 'vars'>, settings: Pick<OperationLimitSettings, 'EDGE_LIMITS'> = parseSettings(operationLimitSettings, config.vars)): boolean {
+  if (settings.EDGE_LIMITS === 'on') return true;
+  // Not a rule of the schema: a configuration's env is what decides (tests set it apart from NODE_ENV).
   if (config.env === 'production') throw new ConfigError('EDGE_LIMITS=off is refused in production: the edge would accept any operation');
   return false;
 }
 
-/** The gateway's operation limits from `GRAPHQL_MAX_*`; null when `EDGE_LIMITS=off`. */
-export function gatewayLimits(config: Pick<Config, 'env' | 'vars'>): OperationLimits | null {
-  if (!edgeLimitsEnabled(config)) return null;
-  const env = config.vars;
-  const d = DEFAULT_OPERATION_LIMITS;
+/** The gateway's operation limits from `GRAPHQL_MAX_*`; null when `EDGE_LIMITS=off`. `settings` as for {@link edgeLimitsEnabled}. */
+export function gatewayLimits(config: Pick<Config, 'env' | 'vars'>, settings: OperationLimitSettings = parseSettings(operationLimitSettings, config.vars)): OperationLimits | null {
+  if (!edgeLimitsEnabled(config, settings)) return null;
   return {
-    maxDepth: integerVar(env, 'GRAPHQL_MAX_DEPTH', d.maxDepth, 1, 1_000),
-    maxAliases: integerVar(env, 'GRAPHQL_MAX_ALIASES', d.maxAliases, 0, 10_000),
-    maxDirectives: integerVar(env, 'GRAPHQL_MAX_DIRECTIVES', d.maxDirectives, 0, 10_000),
-    maxTokens: integerVar(env, 'GRAPHQL_MAX_TOKENS', d.maxTokens, 10, 1_000_000),
-    maxCost: integerVar(env, 'GRAPHQL_MAX_COST', d.maxCost, 1, 100_000_000),
-    assumedListSize: integerVar(env, 'GRAPHQL_COST_LIST_SIZE', d.assumedListSize, 1, 10_000),
+    maxDepth: settings.GRAPHQL_MAX_DEPTH,
+    maxAliases: settings.GRAPHQL_MAX_ALIASES,
+    maxDirectives: settings.GRAPHQL_MAX_DIRECTIVES,
+    maxTokens: settings.GRAPHQL_MAX_TOKENS,
+    maxCost: settings.GRAPHQL_MAX_COST,
+    assumedListSize: settings.GRAPHQL_COST_LIST_SIZE,
   };
 }
 
-/** A subgraph's own limits from `SUBGRAPH_MAX_*`; they apply whatever `EDGE_LIMITS` says. */
+/** A subgraph's own limits from `SUBGRAPH_MAX_*` ({@link subgraphLimitSettings}). */
 export function subgraphLimits(config: Pick<Config, 'vars'>): SubgraphLimits {
-  const d = DEFAULT_SUBGRAPH_LIMITS;
-  return {
-    maxDepth: integerVar(config.vars, 'SUBGRAPH_MAX_DEPTH', d.maxDepth, 1, 10_000),
-    maxTokens: integerVar(config.vars, 'SUBGRAPH_MAX_TOKENS', d.maxTokens, 10, 10_000_000),
-  };
+  const settings = parseSettings(subgraphLimitSettings, config.vars);
+  return { maxDepth: settings.SUBGRAPH_MAX_DEPTH, maxTokens: settings.SUBGRAPH_MAX_TOKENS };
 }
 
 /** A refusal with its code and the limit it broke (`extensions.limit`). */

@@ -10,7 +10,7 @@
  * that into the AsyncIterator a subscription resolver returns: current state first, then changes,
  * never an older version after a newer one, never an unbounded buffer.
  */
-import { Redis } from 'ioredis';
+import { type Redis, createRedis } from './redis.ts';
 import type { Logger } from './logger.ts';
 import { activeTraceparent, inSpanOfSync } from './messaging-tracing.ts';
 import { retryPolicy, runPolicy } from './resilience.ts';
@@ -142,17 +142,12 @@ export class LiveFeed implements AsyncDisposable {
   #connection(): Redis {
     if (this.#redis) return this.#redis;
     const { redisUrl, log, name } = this.#options;
-    // No key prefix: ioredis never prefixes channel names, callers build them with channelName().
-    const redis = new Redis(redisUrl, {
-      connectionName: `${name}:live`,
-      maxRetriesPerRequest: 2,
-      enableOfflineQueue: true,
-      // The ready check (INFO) and CLIENT SETINFO are not allowed once the first SUBSCRIBE has put the
-      // connection in subscriber mode, and both can race it (ioredis issue #2037).
-      enableReadyCheck: false,
-      disableClientInfo: true,
+    const connectionName = `${name}:live`;
+    // A subscriber connection: no key prefix (callers build channel names with channelName()).
+    const redis = createRedis({ redisUrl, redisPrefix: '' }, log, connectionName, {
+      subscriber: true,
+      onError: (error) => log.warn({ err: error.message, redis: connectionName }, 'live subscriber connection error'),
     });
-    redis.on('error', (error: Error) => log.warn({ err: error.message, redis: `${name}:live` }, 'live subscriber connection error'));
     redis.on('message', (channel: string, message: string) => this.#dispatch(channel, message));
     redis.on('close', () => { if (!this.#closing) this.#lost = true; });
     redis.on('ready', () => {

@@ -307,6 +307,7 @@ export class OutboxRelay implements AsyncDisposable {
   #lastError: Error | null = null;
   #lastPublishedAt: Date | null = null;
   #ready: (() => void) | null = null;
+  #idle = false;
 
   constructor(options: OutboxRelayOptions) {
     this.#options = options;
@@ -336,6 +337,14 @@ export class OutboxRelay implements AsyncDisposable {
   /** The last failure (connecting, locking, publishing), or null. */
   get lastError(): Error | null {
     return this.#lastError;
+  }
+
+  /**
+   * Whether this relay, active, has drained and now waits for a notification or its next poll:
+   * nothing is in progress, and only a commit (or the poll) starts the next drain. For tests.
+   */
+  get idle(): boolean {
+    return this.#idle;
   }
 
   get lastPublishedAt(): Date | null {
@@ -460,7 +469,8 @@ export class OutboxRelay implements AsyncDisposable {
         await this.#drain();
         failures = 0;
         wait = undefined;
-        const reason = await this.#sleep(pollIntervalMs, true);
+        this.#idle = true;
+        const reason = await this.#sleep(pollIntervalMs, true).finally(() => { this.#idle = false; });
         // A quiet session may have died without telling us; a trivial query finds out.
         if (reason === 'timeout' && this.#client && !this.#clientBroken) await this.#client.query('select 1');
       } catch (error) {

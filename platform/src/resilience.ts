@@ -11,6 +11,8 @@
  *   on a handful of failures.
  * - {@link runPolicy}: runs work through any of these (or a `wrap` of them) and gives up at once
  *   when the caller's signal aborts.
+ * - {@link withTimeout} and {@link waitAtMost}: bound the wait for a promise that has no signal
+ *   to abort (a health probe, a flush, sockets closing), without a policy.
  */
 import {
   ExponentialBackoff, SamplingBreaker, TimeoutStrategy, circuitBreaker, fullJitterGenerator, handleAll, handleWhen,
@@ -222,4 +224,32 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     const onAbort = () => { clearTimeout(timer); reject(signal!.reason); };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/**
+ * Settles as `promise` does, or rejects with `new Error(message)` once `ms` have passed first. The
+ * work itself goes on (it has no signal to abort); only the wait for it ends. The timer is cleared
+ * as soon as either settles, so it never holds a process open.
+ */
+export function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Waits for `promise` for at most `ms`: true when it settled in time, false when the time ran out
+ * first. Never rejects (a rejection counts as settled), for waits that are worth a moment but must
+ * never hold a shutdown or a start-up: spans flushing, sockets closing, a connection getting ready.
+ */
+export async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const given = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), given]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -5,16 +5,17 @@ import { ApolloServer, type BaseContext } from '@apollo/server';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph';
-import { parse, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import { parse, type GraphQLSchema } from 'graphql';
 import type { EntitySchema } from '@mikro-orm/core';
 import { type Config, type ServiceName, REPO_ROOT, loadConfig, runsWorkers, servesApi } from './config.ts';
+import { type SettingsSchema, parseSettings } from './settings.ts';
 import { type Database, type EntityManager, type NamedMigration, openDatabase } from './database.ts';
 import { type KafkaClient, type TopicSpec, createKafka } from './kafka.ts';
 import { type Redis, createRedis } from './redis.ts';
 import { type Logger, createLogger } from './logger.ts';
-import { type Viewer, AUTHORIZATION_HEADER, viewerFromAuthorization } from './auth.ts';
-import { ErrorCode, isUnavailable, unavailableError } from './errors.ts';
-import { PATHS, createHttpHandler, listen, type RunningHttpServer } from './http.ts';
+import { type Viewer, viewerFromAuthorization } from './auth.ts';
+import { errorFormatter } from './errors.ts';
+import { PATHS, authorizationOf, createHttpHandler, listen, viewerOr401, type RunningHttpServer } from './http.ts';
 import { METRICS_PATH, type ProcessMetrics, type Registry, createProcessMetrics, graphqlMetricsPlugin, measureHttp, metricsRoute } from './metrics.ts';
 import { registerMessagingMetrics } from './messaging-metrics.ts';
 import { type EventSchemaRegistry, defaultEventSchemaRegistry } from './event-schemas.ts';
@@ -37,10 +38,15 @@ export interface RequestContext extends BaseContext {
   readonly log: Logger;
 }
 
-/** The shared connections of a running service. */
-export interface ServiceRuntime {
+/** The shared connections of a running service, and its settings. */
+export interface ServiceRuntime<TSettings = unknown> {
   readonly name: ServiceName;
   readonly config: Config;
+  /**
+   * The service's own settings: its module's {@link ServiceModule.settings}, parsed once at start-up
+   * from the configuration's environment (`{}` for a module without any).
+   */
+  readonly settings: TSettings;
   readonly log: Logger;
   readonly db: Database;
   readonly redis: Redis;
@@ -58,10 +64,18 @@ export interface ServiceRuntime {
  * A service is its domain only: entities, migrations, resolvers and, optionally, how it extends the
  * request context and what it runs beside the HTTP server. Everything else is the platform's.
  */
-export interface ServiceModule<TContext extends RequestContext = RequestContext> {
+export interface ServiceModule<TContext extends RequestContext = RequestContext, TSettings = unknown> {
   readonly name: ServiceName;
   readonly entities: readonly EntitySchema<any, any>[];
   readonly migrations: readonly NamedMigration[];
+  /**
+   * The service's own environment variables (`ORDER_*`): one zod object keyed by variable name, its
+   * fields made with the builders of platform/src/settings.ts. The platform parses it once at
+   * start-up, before connecting anything, and stops the service with a ConfigError naming every
+   * variable at fault; every hook below gets the result as `runtime.settings`. The README's
+   * configuration tables are generated from it (`npm run docs:config`).
+   */
+  readonly settings?: SettingsSchema<TSettings>;
   /** Extra topics to create at start-up (its events topic and those it consumes are created anyway). */
   readonly topics?: readonly TopicSpec[];
   /**
@@ -73,21 +87,21 @@ export interface ServiceModule<TContext extends RequestContext = RequestContext>
    * Feeds Redis (live figures, cache invalidations) from the outbox rows the relay has done: its
    * published events and its live changes (`enqueueLive`). Runs in the active relay (ADR 0016).
    */
-  project?(runtime: ServiceRuntime): OutboxProjector;
+  project?(runtime: ServiceRuntime<TSettings>): OutboxProjector;
   /** The event consumers it runs (each with its inbox and DLQ), in processes whose role runs workers. */
-  consumers?(runtime: ServiceRuntime): readonly ConsumerSpec[];
+  consumers?(runtime: ServiceRuntime<TSettings>): readonly ConsumerSpec[];
   /** Other work beside the consumers (a deadline sweeper), in processes whose role runs workers; disposed first at shutdown. */
-  background?(runtime: ServiceRuntime): AsyncDisposable | Promise<AsyncDisposable>;
+  background?(runtime: ServiceRuntime<TSettings>): AsyncDisposable | Promise<AsyncDisposable>;
   /** Work the API needs beside it (order's admission probe), in processes whose role serves the API; disposed before the API's sockets close. */
-  besideApi?(runtime: ServiceRuntime): AsyncDisposable;
-  resolvers(runtime: ServiceRuntime): GraphQLResolverMap<TContext>;
+  besideApi?(runtime: ServiceRuntime<TSettings>): AsyncDisposable;
+  resolvers(runtime: ServiceRuntime<TSettings>): GraphQLResolverMap<TContext>;
   /** Adds per-request state (DataLoaders, ...) to the base context. */
-  context?(runtime: ServiceRuntime, base: RequestContext): TContext;
+  context?(runtime: ServiceRuntime<TSettings>, base: RequestContext): TContext;
   /**
    * Registers the service's own metrics (orders by status, the breaker's state, cache hits) in the
    * process's registry, in every process; `runtime.config.serviceRole` says which work this one does.
    */
-  metrics?(runtime: ServiceRuntime, registry: Registry): void;
+  metrics?(runtime: ServiceRuntime<TSettings>, registry: Registry): void;
 }
 
 /** How to start a service; everything defaults to the environment's configuration. */
@@ -113,8 +127,8 @@ export interface StartOptions {
 }
 
 /** A started service; dispose it to shut it down gracefully. */
-export interface RunningService extends AsyncDisposable {
-  readonly runtime: ServiceRuntime;
+export interface RunningService<TSettings = unknown> extends AsyncDisposable {
+  readonly runtime: ServiceRuntime<TSettings>;
   readonly url: string;
   /** The graphql-ws endpoint: the same port and path as {@link RunningService.url}, over `ws:`. */
   readonly wsUrl: string;
@@ -133,24 +147,19 @@ export function schemaPath(name: ServiceName): string {
   return path.join(REPO_ROOT, 'schema', `${name}.graphql`);
 }
 
-/** Errors with a documented code pass through; anything else is logged and, in production, masked. */
+/** A subgraph's error formatting (platform/src/errors.ts): out of reach, it names the service. */
 function formatError(config: Config, log: Logger, service: ServiceName) {
-  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
-    const code = formatted.extensions?.code;
-    if (code && code !== ErrorCode.InternalServerError) return formatted;
-    if (isUnavailable(error)) {
-      log.warn({ err: error }, 'a request failed: something it needed was out of reach');
-      return unavailableError(`the ${service} service is briefly unavailable; try again`, formatted.path, formatted.locations);
-    }
-    log.error({ err: error }, 'unexpected resolver error');
-    if (config.env !== 'production') return formatted;
-    return { message: 'Internal server error', path: formatted.path, locations: formatted.locations, extensions: { code: ErrorCode.InternalServerError } };
-  };
+  return errorFormatter({
+    production: config.env === 'production',
+    log,
+    unavailableMessage: () => `the ${service} service is briefly unavailable; try again`,
+    logMessages: { unavailable: 'a request failed: something it needed was out of reach', unexpected: 'unexpected resolver error' },
+  });
 }
 
 /** A service runtime without its HTTP server, for start-up, scripts (migrate, seed) and tests. */
-export interface OpenRuntime extends AsyncDisposable {
-  readonly runtime: ServiceRuntime;
+export interface OpenRuntime<TSettings = unknown> extends AsyncDisposable {
+  readonly runtime: ServiceRuntime<TSettings>;
   close(): Promise<void>;
 }
 
@@ -158,8 +167,14 @@ export interface OpenRuntime extends AsyncDisposable {
  * Connects one service to its database (migrating it unless told not to), Redis and Kafka, and
  * creates the topics it owns. The same connections serve the HTTP server and the scripts.
  */
-export async function openRuntime(module: Pick<ServiceModule<any>, 'name' | 'entities' | 'migrations' | 'topics' | 'publishesEvents' | 'consumers'>, options: StartOptions = {}): Promise<OpenRuntime> {
+export async function openRuntime<TSettings = unknown>(
+  module: Pick<ServiceModule<any, TSettings>, 'name' | 'entities' | 'migrations' | 'topics' | 'publishesEvents' | 'consumers' | 'settings'>,
+  options: StartOptions = {},
+): Promise<OpenRuntime<TSettings>> {
   const config = options.config ?? loadConfig();
+  // Before anything is opened, so a bad setting stops the service with nothing to undo. From the
+  // configuration's environment rather than process.env: a test stack's reaches the service too.
+  const settings = module.settings ? parseSettings(module.settings, config.vars) : ({} as TSettings);
   const log = options.log ?? createLogger(module.name, config.logLevel);
   const cleanups: (() => Promise<unknown>)[] = [];
   let closing: Promise<void> | undefined;
@@ -181,7 +196,7 @@ export async function openRuntime(module: Pick<ServiceModule<any>, 'name' | 'ent
     cleanups.push(() => live.close());
     const kafka = createKafka(config, log, `swiftcart-${module.name}`);
     cleanups.push(() => kafka.close());
-    const runtime: ServiceRuntime = { name: module.name, config, log, db, redis, kafka, live, events: options.events ?? defaultEventSchemaRegistry() };
+    const runtime: ServiceRuntime<TSettings> = { name: module.name, config, settings, log, db, redis, kafka, live, events: options.events ?? defaultEventSchemaRegistry() };
     return { runtime, close, [Symbol.asyncDispose]: close };
   } catch (error) {
     await close();
@@ -200,7 +215,7 @@ interface ServiceApi<TContext extends RequestContext> {
   context(req: IncomingMessage): Promise<TContext>;
 }
 
-async function startApi<TContext extends RequestContext>(module: ServiceModule<TContext>, runtime: ServiceRuntime, config: Config, log: Logger, metrics: ProcessMetrics): Promise<ServiceApi<TContext>> {
+async function startApi<TContext extends RequestContext, TSettings>(module: ServiceModule<TContext, TSettings>, runtime: ServiceRuntime<TSettings>, config: Config, log: Logger, metrics: ProcessMetrics): Promise<ServiceApi<TContext>> {
   const schema = buildSubgraphSchema([{
     typeDefs: parse(readFileSync(schemaPath(module.name), 'utf8')),
     resolvers: module.resolvers(runtime) as GraphQLResolverMap<unknown>,
@@ -226,22 +241,13 @@ async function startApi<TContext extends RequestContext>(module: ServiceModule<T
     const base: RequestContext = { viewer, em: runtime.db.fork(), log };
     return module.context ? module.context(runtime, base) : (base as TContext);
   };
-  const context = async (req: IncomingMessage): Promise<TContext> => {
-    const header = req.headers[AUTHORIZATION_HEADER];
-    let viewer: Viewer;
-    try {
-      viewer = await viewerFromAuthorization(Array.isArray(header) ? header[0] : header, config.jwtSecret);
-    } catch (error) {
-      (error as { extensions: Record<string, unknown> }).extensions.http = { status: 401 };
-      throw error;
-    }
-    return contextFor(viewer);
-  };
+  const context = async (req: IncomingMessage): Promise<TContext> =>
+    contextFor(await viewerOr401(() => viewerFromAuthorization(authorizationOf(req), config.jwtSecret)));
   return { schema, apollo, inputGuard, limits, contextFor, context };
 }
 
 /** Connects a service to Postgres, Redis and Kafka, migrates, and serves its subgraph over HTTP. */
-export async function startService<TContext extends RequestContext>(module: ServiceModule<TContext>, options: StartOptions = {}): Promise<RunningService> {
+export async function startService<TContext extends RequestContext, TSettings>(module: ServiceModule<TContext, TSettings>, options: StartOptions = {}): Promise<RunningService<TSettings>> {
   const opened = await openRuntime(module, options);
   const { runtime } = opened;
   const { config, log, db, redis, kafka } = runtime;
@@ -379,8 +385,8 @@ export async function startService<TContext extends RequestContext>(module: Serv
  * The `main` of a service process: starts it and shuts it down gracefully on SIGTERM or SIGINT,
  * exiting non-zero if start-up fails.
  */
-export async function runService<TContext extends RequestContext>(module: ServiceModule<TContext>): Promise<void> {
-  let service: RunningService;
+export async function runService<TContext extends RequestContext, TSettings>(module: ServiceModule<TContext, TSettings>): Promise<void> {
+  let service: RunningService<TSettings>;
   try {
     service = await startService(module);
   } catch (error) {

@@ -22,6 +22,8 @@ import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { GraphQLInstrumentation } from '@opentelemetry/instrumentation-graphql';
 import { register as registerImportHooks } from 'import-in-the-middle/register-hooks.mjs';
 import { type TracingConfig, ConfigError, loadTracingConfig } from './config.ts';
+// Nothing that it instruments: only cockatiel, which no instrumentation patches.
+import { waitAtMost } from './resilience.ts';
 
 export { type TracingConfig, loadTracingConfig } from './config.ts';
 
@@ -103,10 +105,7 @@ export function startTracing(service: string, env: NodeJS.ProcessEnv = process.e
     async shutdown() {
       // Spans are worth a moment, never a hung exit: a trace backend that is gone (Zipkin stopped
       // first) would hold the export for its whole timeout.
-      let timer: NodeJS.Timeout | undefined;
-      const given = new Promise<void>((resolve) => { timer = setTimeout(resolve, SHUTDOWN_FLUSH_MS); });
-      await Promise.race([provider.shutdown().catch(() => undefined), given]);
-      clearTimeout(timer);
+      await waitAtMost(provider.shutdown(), SHUTDOWN_FLUSH_MS);
     },
   };
   return running;

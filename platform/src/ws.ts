@@ -6,18 +6,22 @@
 import type http from 'node:http';
 import { CloseCode, type Context } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
 import {
-  GraphQLError, getOperationAST,
-  type ExecutionArgs, type GraphQLFormattedError, type GraphQLSchema,
+  GraphQLError, getOperationAST, print,
+  type DocumentNode, type ExecutionArgs, type GraphQLFormattedError, type GraphQLSchema, type OperationDefinitionNode,
 } from 'graphql';
 import { type Viewer, viewerFromAuthorization } from './auth.ts';
-import { type Clock, ExpiringStream, TOKEN_EXPIRED_CLOSE, TOKEN_EXPIRED_CLOSE_DELAY_MS, atTime, tokenExpiredError } from './expiry.ts';
+import { type Clock, ExpiringStream, TOKEN_EXPIRED_CLOSE, TOKEN_EXPIRED_CLOSE_DELAY_MS, atTime, hasExpired, tokenExpiredError } from './expiry.ts';
 import { GATEWAY_CREDENTIAL_STATUS, gatewayCredentialCheck, gatewayCredentialRequiredBody } from './gateway-credential.ts';
 import { InputGuard } from './input.ts';
-import { DEFAULT_SUBGRAPH_LIMITS, type SubgraphLimits, limitValidationRules, operationResolutionError, parseWithLimit, validateWithLimits } from './limits.ts';
+import {
+  DEFAULT_SUBGRAPH_LIMITS, type OperationLimits, type SubgraphLimits,
+  limitValidationRules, operationResolutionError, parseWithLimit, validateWithLimits,
+} from './limits.ts';
 import { MAX_BODY_BYTES, PATHS } from './http.ts';
 import type { Logger } from './logger.ts';
+import { waitAtMost } from './resilience.ts';
 
 /** graphql-ws's default keep-alive: a WebSocket ping every 12 s, a peer silent for another 12 s is cut. */
 export const DEFAULT_KEEP_ALIVE_MS = 12_000;
@@ -80,6 +84,178 @@ export function authorizationParam(params: Readonly<Record<string, unknown>> | u
   return value;
 }
 
+// ---------------------------------------------------------------------------------------------
+// What every graphql-ws endpoint does alike, the gateway's (gateway/src/live-server.ts) and each
+// subgraph's (serveSubscriptions below): the socket server, the caller and its token's expiry, and
+// the checks of an operation before it runs.
+
+/**
+ * The WebSocket server of a graphql-ws endpoint, on `server`'s own port and `path`: messages are
+ * bounded like HTTP bodies ({@link MAX_BODY_BYTES}), and `verifyClient` (when given) checks the
+ * upgrade request itself, before any socket or graphql-ws state exists.
+ */
+export function graphqlSocketServer(server: http.Server, verifyClient?: ServerOptions['verifyClient'], path: string = PATHS.graphql): WebSocketServer {
+  return new WebSocketServer({ server, path, maxPayload: MAX_BODY_BYTES, ...(verifyClient && { verifyClient }) });
+}
+
+/**
+ * The caller of one graphql-ws connection: graphql-ws keeps one context per socket for its whole
+ * life, so the caller is decided once, at `connection_init`, from `connectionParams` exactly as
+ * HTTP decides it from the header. A connection with a token ends when the token expires
+ * (platform/src/expiry.ts): see {@link SocketCaller.watchExpiry} and {@link SocketCaller.refusal}.
+ */
+export class SocketCaller {
+  readonly viewer: Viewer;
+  /** The token as the client sent it, for a gateway to pass on; undefined when none was sent. */
+  readonly authorization: string | undefined;
+  readonly #clock: Clock | undefined;
+  #expired = false;
+  #cancelExpiry: (() => void) | null = null;
+
+  private constructor(viewer: Viewer, authorization: string | undefined, clock: Clock | undefined) {
+    this.viewer = viewer;
+    this.authorization = authorization;
+    this.#clock = clock;
+  }
+
+  /**
+   * Verifies the token of `connectionParams` ({@link authorizationParam}); none is the anonymous
+   * caller. Rejects when the token is invalid or expired, or is not a string: the endpoint then
+   * refuses the connection (graphql-ws closes it with 4403 Forbidden).
+   */
+  static async verify(connectionParams: Readonly<Record<string, unknown>> | undefined | null, jwtSecret: string, clock?: Clock): Promise<SocketCaller> {
+    const authorization = authorizationParam(connectionParams);
+    return new SocketCaller(await viewerFromAuthorization(authorization, jwtSecret), authorization, clock);
+  }
+
+  /**
+   * Ends the connection when the token expires: `endSubscriptions` then gives every open
+   * subscription its last message (an UNAUTHENTICATED error) and ends it, and
+   * {@link TOKEN_EXPIRED_CLOSE_DELAY_MS} later, once those messages are out, `socket` is closed
+   * with {@link TOKEN_EXPIRED_CLOSE}. Nothing for a caller without a token.
+   */
+  watchExpiry(socket: WebSocket, endSubscriptions: () => void): void {
+    if (this.viewer.expiresAt === null) return;
+    this.#cancelExpiry = atTime(this.viewer.expiresAt, () => {
+      this.#expired = true;
+      endSubscriptions();
+      setTimeout(() => socket.close(TOKEN_EXPIRED_CLOSE.code, TOKEN_EXPIRED_CLOSE.reason), TOKEN_EXPIRED_CLOSE_DELAY_MS).unref();
+    }, this.#clock);
+  }
+
+  /** Whether the token has expired: its subscriptions were ended, or its `exp` is past. */
+  get expired(): boolean {
+    return this.#expired || hasExpired(this.viewer, this.#clock);
+  }
+
+  /** The refusal of a new operation once the token has expired (UNAUTHENTICATED), else null. */
+  refusal(): GraphQLError | null {
+    return this.expired ? tokenExpiredError() : null;
+  }
+
+  /** Stops watching the expiry: the socket closed first. */
+  close(): void {
+    this.#cancelExpiry?.();
+  }
+}
+
+/** What a graphql-ws `subscribe` message asks for. */
+export interface OperationRequest {
+  readonly query: string;
+  readonly operationName?: string | null;
+  readonly variables?: Readonly<Record<string, unknown>> | null;
+}
+
+/** An operation that passed {@link OperationChecker.check}. */
+export interface CheckedOperation {
+  readonly document: DocumentNode;
+  /** The document printed (normalised), for an engine that plans by its text. */
+  readonly source: string;
+  readonly operation: OperationDefinitionNode;
+}
+
+/** How {@link OperationChecker} checks. */
+export interface OperationCheckerOptions {
+  /**
+   * The limits Apollo Server applies over HTTP: tokens while parsing, depth, aliases and directives
+   * while validating (platform/src/limits.ts); none when null (the gateway with EDGE_LIMITS=off).
+   */
+  readonly limits: Partial<Pick<OperationLimits, 'maxTokens' | 'maxDepth' | 'maxAliases' | 'maxDirectives'>> | null;
+  /** Refuses bad strings in documents and variables (platform/src/input.ts); default limits when absent. */
+  readonly inputGuard?: InputGuard;
+  /** Refuses queries and mutations (BAD_REQUEST): a subgraph serves them over HTTP only. */
+  readonly subscriptionsOnly?: boolean;
+}
+
+/** Documents kept parsed and validated; storefronts send a handful of distinct ones. */
+const MAX_CACHED_DOCUMENTS = 1_000;
+
+type DocumentCheck = { readonly document: DocumentNode; readonly source: string } | { readonly errors: readonly GraphQLError[] };
+
+/**
+ * Checks an operation sent over graphql-ws as Apollo Server checks one sent over HTTP, with the
+ * codes it gives (so that `formatError` passes them through rather than logging and masking them
+ * as internal errors): the parse (with its token limit), graphql's and the limits' validation
+ * rules, the operation `operationName` names, and the input guard. Parsed and validated documents
+ * are kept by their text, per schema: 10,000 clients subscribing with the same document are
+ * parsed and validated once; a new schema starts an empty cache.
+ */
+export class OperationChecker {
+  readonly #maxTokens: number | undefined;
+  readonly #rules: ReturnType<typeof limitValidationRules>;
+  readonly #inputGuard: InputGuard;
+  readonly #subscriptionsOnly: boolean;
+  #schema: GraphQLSchema | null = null;
+  readonly #documents = new Map<string, DocumentCheck>();
+
+  constructor(options: OperationCheckerOptions) {
+    this.#maxTokens = options.limits?.maxTokens;
+    this.#rules = options.limits ? limitValidationRules(options.limits) : [];
+    this.#inputGuard = options.inputGuard ?? new InputGuard();
+    this.#subscriptionsOnly = options.subscriptionsOnly ?? false;
+  }
+
+  /** The operation `request` names in a valid document, or why it may not run. */
+  check(schema: GraphQLSchema, request: OperationRequest): CheckedOperation | readonly GraphQLError[] {
+    const checked = this.#document(schema, request.query);
+    if ('errors' in checked) return checked.errors;
+    const { document, source } = checked;
+    const operation = getOperationAST(document, request.operationName);
+    if (!operation) return [operationResolutionError(request.operationName)];
+    if (this.#subscriptionsOnly && operation.operation !== 'subscription') {
+      return [new GraphQLError(`Only subscriptions are served over WebSocket; send this ${operation.operation} over HTTP`, { extensions: { code: 'BAD_REQUEST' } })];
+    }
+    const refused = this.#inputGuard.check(schema, document, operation, request.variables);
+    if (refused) return [refused];
+    return { document, source, operation };
+  }
+
+  #document(schema: GraphQLSchema, query: string): DocumentCheck {
+    if (schema !== this.#schema) {
+      this.#schema = schema;
+      this.#documents.clear();
+    }
+    let entry = this.#documents.get(query);
+    if (!entry) {
+      entry = this.#compute(schema, query);
+      if (this.#documents.size >= MAX_CACHED_DOCUMENTS) this.#documents.delete(this.#documents.keys().next().value!);
+      this.#documents.set(query, entry);
+    }
+    return entry;
+  }
+
+  #compute(schema: GraphQLSchema, query: string): DocumentCheck {
+    const document = parseWithLimit(query, this.#maxTokens);
+    if (document instanceof GraphQLError) return { errors: [document] };
+    const invalid = validateWithLimits(schema, document, this.#rules);
+    if (invalid.length) return { errors: invalid };
+    return { document, source: print(document) };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A subgraph's endpoint.
+
 /**
  * Serves graphql-ws subscriptions on `options.server` at `options.path`:
  * - `connection_init` must carry a valid token or none: an invalid one closes the socket with
@@ -91,32 +267,17 @@ export function authorizationParam(params: Readonly<Record<string, unknown>> | u
  */
 export function serveSubscriptions<TContext>(options: SubscriptionServerOptions<TContext>): SubscriptionServer {
   const { log, schema } = options;
-  const inputGuard = options.inputGuard ?? new InputGuard();
-  const limits = options.limits ?? DEFAULT_SUBGRAPH_LIMITS;
-  const limitRules = limitValidationRules({ maxDepth: limits.maxDepth });
+  // The subgraph's own depth and token limits, as over HTTP (platform/src/limits.ts).
+  const checker = new OperationChecker({ limits: options.limits ?? DEFAULT_SUBGRAPH_LIMITS, inputGuard: options.inputGuard, subscriptionsOnly: true });
   const fromGateway = options.gatewaySecret ? gatewayCredentialCheck(options.gatewaySecret) : null;
   const refusal = JSON.stringify(gatewayCredentialRequiredBody());
-  const wss = new WebSocketServer({
-    server: options.server, path: options.path ?? PATHS.graphql, maxPayload: MAX_BODY_BYTES,
-    // Checked on the upgrade request itself, before any socket or graphql-ws state exists.
-    ...(fromGateway && {
-      verifyClient: ({ req }: { req: http.IncomingMessage }, done: (ok: boolean, status?: number, body?: string, headers?: http.OutgoingHttpHeaders) => void) => {
-        if (fromGateway(req.headers)) return done(true);
-        done(false, GATEWAY_CREDENTIAL_STATUS, refusal, { 'content-type': 'application/json; charset=utf-8' });
-      },
-    }),
-  });
-  // graphql-ws keeps one Context per socket for its whole life: the viewer is decided once, at init.
-  const viewers = new WeakMap<Context<any, any>, Viewer>();
-  // A connection with a token ends its subscriptions when the token expires (platform/src/expiry.ts).
-  const expiries = new WeakMap<Context<any, any>, { expired: boolean; readonly streams: Map<string, ExpiringStream<unknown>>; cancel: () => void }>();
-  const expire = (ctx: Context<any, any>) => {
-    const expiry = expiries.get(ctx)!;
-    expiry.expired = true;
-    for (const stream of expiry.streams.values()) stream.expire();
-    const socket = (ctx.extra as { socket: WebSocket }).socket;
-    setTimeout(() => socket.close(TOKEN_EXPIRED_CLOSE.code, TOKEN_EXPIRED_CLOSE.reason), TOKEN_EXPIRED_CLOSE_DELAY_MS).unref();
-  };
+  const wss = graphqlSocketServer(options.server, fromGateway ? ({ req }, done) => {
+    if (fromGateway(req.headers)) return done(true);
+    done(false, GATEWAY_CREDENTIAL_STATUS, refusal, { 'content-type': 'application/json; charset=utf-8' });
+  } : undefined, options.path);
+  const callers = new WeakMap<Context<any, any>, SocketCaller>();
+  // The streams of a connection whose token can expire, ended with it (platform/src/expiry.ts).
+  const streams = new WeakMap<Context<any, any>, Map<string, ExpiringStream<unknown>>>();
   const format = (error: GraphQLError): GraphQLFormattedError =>
     options.formatError ? options.formatError(error.toJSON(), error) : error.toJSON();
 
@@ -126,10 +287,12 @@ export function serveSubscriptions<TContext>(options: SubscriptionServerOptions<
     isProd: options.production ?? false,
     onConnect: async (ctx) => {
       try {
-        const viewer = await viewerFromAuthorization(authorizationParam(ctx.connectionParams), options.jwtSecret);
-        viewers.set(ctx, viewer);
-        if (viewer.expiresAt !== null) {
-          expiries.set(ctx, { expired: false, streams: new Map(), cancel: atTime(viewer.expiresAt, () => expire(ctx), options.clock) });
+        const caller = await SocketCaller.verify(ctx.connectionParams, options.jwtSecret, options.clock);
+        callers.set(ctx, caller);
+        if (caller.viewer.expiresAt !== null) {
+          const open = new Map<string, ExpiringStream<unknown>>();
+          streams.set(ctx, open);
+          caller.watchExpiry((ctx.extra as { socket: WebSocket }).socket, () => { for (const stream of open.values()) stream.expire(); });
         }
         return true;
       } catch (error) {
@@ -140,37 +303,28 @@ export function serveSubscriptions<TContext>(options: SubscriptionServerOptions<
     // The client's mistakes carry the codes Apollo gives them over HTTP, so `formatError` passes
     // them through instead of logging (and, in production, masking) them as internal errors.
     onSubscribe: (ctx, _id, payload) => {
-      if (expiries.get(ctx)?.expired) return [tokenExpiredError()];
-      // The subgraph's own depth and token limits, as over HTTP (platform/src/limits.ts).
-      const document = parseWithLimit(payload.query, limits.maxTokens);
-      if (document instanceof GraphQLError) return [document];
-      const errors = validateWithLimits(schema, document, limitRules);
-      if (errors.length > 0) return errors;
-      const operation = getOperationAST(document, payload.operationName);
-      if (!operation) return [operationResolutionError(payload.operationName)];
-      if (operation.operation !== 'subscription') {
-        return [new GraphQLError(`Only subscriptions are served over WebSocket; send this ${operation.operation} over HTTP`, { extensions: { code: 'BAD_REQUEST' } })];
-      }
-      const refused = inputGuard.check(schema, document, operation, payload.variables);
-      if (refused) return [refused];
-      const args: ExecutionArgs = { schema, document, operationName: payload.operationName, variableValues: payload.variables };
+      const expired = callers.get(ctx)?.refusal();
+      if (expired) return [expired];
+      const checked = checker.check(schema, payload);
+      if (!('document' in checked)) return checked;
+      const args: ExecutionArgs = { schema, document: checked.document, operationName: payload.operationName, variableValues: payload.variables };
       return args;
     },
     context: async (ctx) => {
-      const viewer = viewers.get(ctx);
-      if (!viewer) throw new Error('subscription before an acknowledged connection');
-      return options.context(viewer) as Promise<Record<string, unknown>>;
+      const caller = callers.get(ctx);
+      if (!caller) throw new Error('subscription before an acknowledged connection');
+      return options.context(caller.viewer) as Promise<Record<string, unknown>>;
     },
     onOperation: (ctx, id, _payload, _args, result) => {
-      const expiry = expiries.get(ctx);
-      if (!expiry || !(Symbol.asyncIterator in result)) return undefined;
+      const open = streams.get(ctx);
+      if (!open || !(Symbol.asyncIterator in result)) return undefined;
       const stream = new ExpiringStream<unknown>(result, () => ({ errors: [tokenExpiredError()] }));
-      expiry.streams.set(id, stream);
+      open.set(id, stream);
       return stream as never;
     },
     // Called however an operation ends: by the server, the client, or the socket closing.
-    onComplete: (ctx, id) => { expiries.get(ctx)?.streams.delete(id); },
-    onClose: (ctx) => expiries.get(ctx)?.cancel(),
+    onComplete: (ctx, id) => { streams.get(ctx)?.delete(id); },
+    onClose: (ctx) => callers.get(ctx)?.close(),
     onError: (_ctx, _id, _payload, errors) => errors.map(format),
     onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(format) } : undefined),
   }, wss, options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS);
@@ -184,9 +338,7 @@ export function serveSubscriptions<TContext>(options: SubscriptionServerOptions<
     }));
     for (const socket of sockets) socket.close(GOING_AWAY.code, GOING_AWAY.reason);
     // A client that never answers the close frame must not hold the shutdown (nor the port).
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(closed), new Promise((resolve) => { timer = setTimeout(resolve, CLOSE_GRACE_MS); })]);
-    clearTimeout(timer);
+    await waitAtMost(Promise.all(closed), CLOSE_GRACE_MS);
     for (const socket of wss.clients as Set<WebSocket>) socket.terminate();
     // Closes the WebSocketServer and detaches it from the HTTP server (which is closed by its owner).
     await served.dispose();

@@ -63,7 +63,25 @@ describe('config', () => {
     ['a short SUBGRAPH_SECRET', { SUBGRAPH_SECRET: 's'.repeat(31) }, /SUBGRAPH_SECRET must be at least 32 bytes/],
     ['a SUBGRAPH_SECRET with a space', { SUBGRAPH_SECRET: `${'s'.repeat(32)} x` }, /SUBGRAPH_SECRET must be printable ASCII/],
     ['a SUBGRAPH_SECRET that is the JWT secret', { JWT_SECRET: PRODUCTION_JWT, SUBGRAPH_SECRET: PRODUCTION_JWT }, /SUBGRAPH_SECRET must differ from JWT_SECRET/],
+    ['a pool size in hexadecimal', { DB_POOL_SIZE: '0x10' }, /^DB_POOL_SIZE must be an integer from 1 to 500, got "0x10"$/],
+    ['a pool size in exponent notation', { DB_POOL_SIZE: '1e3' }, /^DB_POOL_SIZE must be an integer from 1 to 500, got "1e3"$/],
+    ['a pool size with a decimal point', { DB_POOL_SIZE: '1.0' }, /^DB_POOL_SIZE must be an integer from 1 to 500, got "1.0"$/],
+    ['a log level pino does not have', { LOG_LEVEL: 'verbose' }, /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"$/],
+    ['a Redis URL of the wrong kind', { REDIS_URL: 'http://127.0.0.1:6379' }, /^REDIS_URL must use redis: or rediss:, got "http:\/\/127.0.0.1:6379"$/],
   ];
+  it('names every variable at fault at once', () => {
+    assert.throws(() => loadConfig({ GATEWAY_PORT: 'abc', DB_POOL_SIZE: '0', SERVICE_ROLE: 'both' }), {
+      name: 'ConfigError',
+      message: 'GATEWAY_PORT must be an integer from 0 to 65535, got "abc"; SERVICE_ROLE must be one of all, api, worker, got "both"; DB_POOL_SIZE must be an integer from 1 to 500, got "0"',
+    });
+  });
+
+  it('keeps an empty prefix where empty means none, and reads blank numbers as unset', () => {
+    const config = loadConfig({ REDIS_PREFIX: '', KAFKA_TOPIC_PREFIX: '', DB_POOL_SIZE: ' ', LOG_LEVEL: 'DEBUG', NODE_ENV: 'staging' });
+    assert.deepEqual([config.redisPrefix, config.kafkaTopicPrefix, config.databasePoolSize, config.logLevel, config.env], ['', '', 10, 'debug', 'development']);
+    assert.equal(loadConfig({ NODE_ENV: 'test' }).logLevel, 'warn');
+  });
+
   for (const [name, env, message] of bad) {
     it(`refuses ${name}`, () => {
       assert.throws(() => loadConfig(env), (error: unknown) => error instanceof ConfigError && message.test(error.message));

@@ -44,11 +44,11 @@ describe('publishing through a Kafka outage', { timeout: 180_000 }, () => {
         }
       })();
 
-      await waitFor('messages to flow before the outage', () => sent >= 500, 30_000);
+      await waitFor(() => sent >= 500, 'messages to flow before the outage', 30_000);
       await broker.kill();
       await broker.restart();
       const sentAtRestart = sent;
-      await waitFor('sends to succeed again after the restart', () => sent >= sentAtRestart + 500, 60_000);
+      await waitFor(() => sent >= sentAtRestart + 500, 'sends to succeed again after the restart', 60_000);
       publishing = false;
       await relay;
 

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
-import { REPO_ROOT, gatewayCredentialHeaders } from '../src/index.ts';
+import pg from 'pg';
+import { REPO_ROOT, gatewayCredentialHeaders, serviceDatabaseUrl } from '../src/index.ts';
 import { NO_API_MESSAGE } from '../src/http.ts';
 import { isolatedConfig, startStack, type TestStack } from '../../test/support/stack.ts';
 import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
@@ -121,26 +122,45 @@ describe('graceful shutdown', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    let shuttingDown = false;
     const url = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout! }).on('line', (line) => {
         try {
           const entry = JSON.parse(line);
           if (entry.msg === 'product subgraph ready') resolve(entry.url);
+          if (entry.msg === 'shutting down') shuttingDown = true;
         } catch { /* not a log line */ }
       });
       setTimeout(() => reject(new Error('the service did not start within 30 s')), 30_000).unref();
     });
-    const inFlight = fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...gatewayCredentialHeaders(config.subgraphSecret) }, body: JSON.stringify({ query: '{ products(first: 100) { totalCount } }' }) });
-    await new Promise((r) => setTimeout(r, 5));
-    const started = Date.now();
-    child.kill('SIGTERM');
-    const response = await inFlight;
-    assert.equal(response.status, 200);
-    assert.equal(((await response.json()) as any).data.products.totalCount, 0);
-    const { code, signal } = await exited;
-    assert.equal(signal, null);
-    assert.equal(code, 0);
-    assert.ok(Date.now() - started < 10_000, `exited within 10 s (took ${Date.now() - started} ms)`);
-    await assert.rejects(fetch(url), 'the port is closed');
+    // The request is held in flight by a lock on its table, taken here, until the shutdown has begun.
+    const holder = new pg.Client({ connectionString: serviceDatabaseUrl(config, 'product') });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('lock table product in access exclusive mode');
+      const inFlight = fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...gatewayCredentialHeaders(config.subgraphSecret) }, body: JSON.stringify({ query: '{ products(first: 100) { totalCount } }' }) });
+      inFlight.catch(() => undefined);
+      await waitFor(async () => {
+        const { rows } = await holder.query<{ n: number }>(
+          `select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and wait_event_type = 'Lock'`);
+        return rows[0].n > 0;
+      }, 'the request to wait for the table inside the service');
+      const started = Date.now();
+      child.kill('SIGTERM');
+      await waitFor(() => shuttingDown, 'the service to begin shutting down', 10_000);
+      await holder.query('commit');
+      const response = await inFlight;
+      assert.equal(response.status, 200);
+      assert.equal(((await response.json()) as any).data.products.totalCount, 0);
+      const { code, signal } = await exited;
+      assert.equal(signal, null);
+      assert.equal(code, 0);
+      assert.ok(Date.now() - started < 10_000, `exited within 10 s (took ${Date.now() - started} ms)`);
+      await assert.rejects(fetch(url), 'the port is closed');
+    } finally {
+      await holder.end().catch(() => undefined);
+      child.kill('SIGKILL');
+    }
   });
 });

@@ -6,9 +6,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createLogger, LiveFeed, liveQuery, type LiveIterator, type LiveListener } from '../src/index.ts';
 import { TestRedisServer } from '../../test/support/redis-server.ts';
+import { waitFor } from '../../test/support/wait.ts';
 
 const log = createLogger('live-test', process.env.TEST_LOG_LEVEL ?? 'fatal');
 
@@ -25,15 +27,6 @@ class Source {
   }
 }
 
-/** Polls until `check` holds; fails after `ms`. */
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 /** The next value, failing when the iterator ends or nothing comes within `ms`. */
 async function nextValue<T>(iterator: AsyncIterator<T>, ms = 3_000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -44,14 +37,6 @@ async function nextValue<T>(iterator: AsyncIterator<T>, ms = 3_000): Promise<T> 
   clearTimeout(timer);
   assert.equal(result.done, false, 'the iterator ended');
   return result.value as T;
-}
-
-/** Whether `iterator.next()` stays pending for `ms` (the pending call is left to the caller's return()). */
-async function staysPending<T>(pending: Promise<IteratorResult<T>>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const winner = await Promise.race([pending.then(() => 'value'), new Promise((resolve) => { timer = setTimeout(() => resolve('pending'), ms); })]);
-  clearTimeout(timer);
-  return winner === 'pending';
 }
 
 const itemsOf = (message: string): Item[] => [JSON.parse(message) as Item];
@@ -120,21 +105,24 @@ describe('live feed and live queries', () => {
       assert.equal(feed.listenerCount('rc:one'), 2);
       assert.deepEqual(await publisher.call('PUBSUB', 'NUMSUB', 'rc:one'), ['rc:one', 1]);
       await publisher.publish('rc:one', 'hello');
-      await until('both listeners to hear it', () => received.length === 2);
+      await waitFor(() => received.length === 2, 'both listeners to hear it');
       assert.deepEqual(received.sort(), ['a:hello', 'b:hello']);
 
       first.dispose();
       first.dispose();
       assert.equal(feed.listenerCount('rc:one'), 1);
       await publisher.publish('rc:one', 'again');
-      await until('the remaining listener to hear it', () => received.length === 3);
+      await waitFor(() => received.length === 3, 'the remaining listener to hear it');
       assert.equal(received[2], 'b:again');
 
       second[Symbol.dispose]();
-      await until('the channel to be unsubscribed', async () => ((await publisher.call('PUBSUB', 'NUMSUB', 'rc:one')) as unknown[])[1] === 0);
+      await waitFor(async () => ((await publisher.call('PUBSUB', 'NUMSUB', 'rc:one')) as unknown[])[1] === 0, 'the channel to be unsubscribed');
       // MONITOR lines come on their own connection, so they may trail the replies seen above.
-      await until('MONITOR to show the UNSUBSCRIBE', () => count('unsubscribe') > 0);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await waitFor(() => count('unsubscribe') > 0, 'MONITOR to show the UNSUBSCRIBE');
+      // Whatever Redis ran before a marker command shows in MONITOR before the marker does.
+      const marker = `marker-${randomUUID()}`;
+      await publisher.call('ECHO', marker);
+      await waitFor(() => commands.some((c) => c[0].toLowerCase() === 'echo' && c[1] === marker), 'MONITOR to show the marker');
       assert.equal(count('subscribe'), 1, `SUBSCRIBEs seen: ${JSON.stringify(commands)}`);
       assert.equal(count('unsubscribe'), 1);
       assert.deepEqual(feed.channels, []);
@@ -181,29 +169,37 @@ describe('live feed and live queries', () => {
       await nextValue(iterator);
       for (let v = 1; v <= 200; v++) await publish('cq:x', { key: 'x', version: v });
       for (let v = 1; v <= 5; v++) await publish('cq:y', { key: 'y', version: v });
-      await until('all 205 messages to arrive', () => arrived === 205);
+      await waitFor(() => arrived === 205, 'all 205 messages to arrive');
       assert.deepEqual(await nextValue(iterator), { key: 'x', version: 200 });
       assert.deepEqual(await nextValue(iterator), { key: 'y', version: 5 });
-      assert.ok(await staysPending(iterator.next(), 200), 'nothing else was buffered');
+      // Nothing else was buffered: a change published now is the next value, and it would come after anything waiting.
+      await publish('cq:x', { key: 'x', version: 201 });
+      assert.deepEqual(await nextValue(iterator), { key: 'x', version: 201 }, 'nothing else was buffered');
     } finally {
       await iterator.return();
     }
   });
 
   test('a change published while the state loads is not lost: it replaces the stale loaded item', async () => {
+    // The feed hands a message to every listener of its channel at once: when this one has it, the query has it too.
+    let heard = false;
+    const witness = await feed.subscribe(['race:k'], { onMessage: () => { heard = true; }, onResubscribed: () => undefined });
     const iterator = await query(new Source(), ['race:k'], {
       load: async () => {
-        // The subscription is already in place: this change, committed "during" the read, arrives.
+        // The subscription is already in place: this change, committed "during" the read, arrives before the read ends.
         await publish('race:k', { key: 'k', version: 8 });
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await waitFor(() => heard, 'the change to reach the feed', 5_000, undefined, 5);
         return [{ key: 'k', version: 7 }];
       },
     });
     try {
       assert.deepEqual(await nextValue(iterator), { key: 'k', version: 8 });
-      assert.ok(await staysPending(iterator.next(), 200), 'the stale 7 is never sent after 8');
+      // The stale 7 is never sent after 8: a change published now is the next value, and 7 would come before it.
+      await publish('race:k', { key: 'k', version: 9 });
+      assert.deepEqual(await nextValue(iterator), { key: 'k', version: 9 }, 'the stale 7 is never sent after 8');
     } finally {
       await iterator.return();
+      witness.dispose();
     }
   });
 
@@ -242,7 +238,7 @@ describe('live feed and live queries', () => {
       assert.ok(source.loads > loadsBefore, 'the state was re-read');
       assert.equal(resubscribed.length, 1, 'every listener heard of the recovery once');
       // The channel is live again on the new server.
-      await until('the publisher to reconnect', async () => (await publisher.ping().catch(() => '')) === 'PONG', 10_000);
+      await waitFor(async () => (await publisher.ping().catch(() => '')) === 'PONG', 'the publisher to reconnect', 10_000);
       assert.deepEqual(await publisher.call('PUBSUB', 'NUMSUB', 'restart:r'), ['restart:r', 1]);
       await publish('restart:r', { key: 'r', version: 6 });
       assert.deepEqual(await nextValue(iterator), { key: 'r', version: 6 });

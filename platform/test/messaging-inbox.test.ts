@@ -19,6 +19,7 @@ import { isolatedConfig } from '../../test/support/stack.ts';
 import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
 import { main as dlqMain } from '../../scripts/dlq.ts';
 import { envelopeSchema } from '../../test/support/event-schema.ts';
+import { waitFor } from '../../test/support/wait.ts';
 
 const log = createLogger('messaging-inbox-test', process.env.TEST_LOG_LEVEL ?? 'fatal');
 
@@ -79,16 +80,6 @@ async function produceTogether(topic: string, events: readonly (AnyEventEnvelope
     : { key: event.aggregateId, value: JSON.stringify(event), headers: { id: event.id, type: event.type } })));
 }
 
-async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 async function appliedCount(eventId: string): Promise<number> {
   const [row] = await db.fork().execute<{ n: number }[]>('select count(*)::int as n from applied where event_id = ?', [eventId]);
   return Number(row.n);
@@ -135,7 +126,7 @@ describe('inbox consumer', () => {
     await produce(TOPIC, event);
     const marker = happened('after');
     await produce(TOPIC, marker);
-    await waitFor('the marker applied', async () => (await appliedCount(marker.id)) === 1);
+    await waitFor(async () => (await appliedCount(marker.id)) === 1, 'the marker applied', 20_000);
     assert.equal(await appliedCount(event.id), 1);
     assert.equal(consumer.metrics.duplicates, 1);
     assert.ok(effects.includes(`${event.id}:1`), 'the after-commit effect saw the committed row');
@@ -151,7 +142,7 @@ describe('inbox consumer', () => {
     await produce(TOPIC, { key: 'thing-1', value: 'this is not json' });
     const next = happened('after-invalid');
     await produce(TOPIC, next);
-    await waitFor('the next message applied', async () => (await appliedCount(next.id)) === 1);
+    await waitFor(async () => (await appliedCount(next.id)) === 1, 'the next message applied', 20_000);
     assert.equal(await appliedCount(invalid.id), 0);
     assert.equal(consumer.metrics.deadLettered - before.deadLettered, 2);
     assert.equal(consumer.metrics.retried, before.retried, 'a schema failure is not retried');
@@ -178,7 +169,7 @@ describe('inbox consumer', () => {
     failures.set(broken.id, 1_000);
     // One publish: one record batch, so the consumer gets all three in one fetch and one transaction.
     await produceTogether(TOPIC, [flaky, broken, next]);
-    await waitFor('the next message applied', async () => (await appliedCount(next.id)) === 1);
+    await waitFor(async () => (await appliedCount(next.id)) === 1, 'the next message applied', 20_000);
     assert.equal(await appliedCount(flaky.id), 1, 'the failed attempts rolled back');
     assert.equal(await appliedCount(broken.id), 0);
     // The batch failed on flaky's first failure; then each on its own: flaky fails once more and
@@ -198,7 +189,7 @@ describe('inbox consumer', () => {
     const before = consumer.metrics;
     const [a, b, c] = ['batch-a', 'batch-b', 'batch-c'].map((label) => happened(label, 'thing-3'));
     await produceTogether(TOPIC, [a, b, a, c]);
-    await waitFor('the last one applied', async () => (await appliedCount(c.id)) === 1);
+    await waitFor(async () => (await appliedCount(c.id)) === 1, 'the last one applied', 20_000);
     const rows = await db.fork().execute<{ event_id: string }[]>('select event_id from applied where event_id in (?, ?, ?) order by id', [a.id, b.id, c.id]);
     assert.deepEqual(rows.map((r) => r.event_id), [a.id, b.id, c.id], 'applied once each, in offset order');
     assert.equal(consumer.metrics.processed - before.processed, 3);
@@ -216,8 +207,8 @@ describe('inbox consumer', () => {
     const last = happened('around-2', 'thing-4');
     failures.set(poison.id, 1_000);
     await produceTogether(TOPIC, [first, poison, invalid, last]);
-    await waitFor('two dead letters', () => consumer.metrics.deadLettered - before.deadLettered === 2);
-    await waitFor('the last one applied', async () => (await appliedCount(last.id)) === 1);
+    await waitFor(() => consumer.metrics.deadLettered - before.deadLettered === 2, 'two dead letters', 20_000);
+    await waitFor(async () => (await appliedCount(last.id)) === 1, 'the last one applied', 20_000);
     assert.equal(await appliedCount(first.id), 1);
     assert.equal(await appliedCount(poison.id), 0);
     assert.equal(await appliedCount(invalid.id), 0);
@@ -234,7 +225,7 @@ describe('inbox consumer', () => {
     await produce(TOPIC, other);
     const next = happened('after-unknown');
     await produce(TOPIC, next);
-    await waitFor('the next message applied', async () => (await appliedCount(next.id)) === 1);
+    await waitFor(async () => (await appliedCount(next.id)) === 1, 'the next message applied', 20_000);
     assert.equal(consumer.metrics.ignored - before.ignored, 1);
     assert.equal(consumer.metrics.deadLettered, before.deadLettered);
     const [row] = await db.fork().execute<{ event_type: string }[]>('select event_type from inbox where event_id = ?', [other.id]);
@@ -279,13 +270,13 @@ describe('inbox consumer with a preparer (remote work outside the transaction)',
     const one = happened('one', 'thing-p');
     const two = happened('two', 'thing-p');
     await produceTogether(TOPIC, [one, two]);
-    await waitFor('both applied', async () => (await appliedCount(two.id)) === 1);
+    await waitFor(async () => (await appliedCount(two.id)) === 1, 'both applied', 20_000);
     const rows = await db.fork().execute<{ label: string }[]>('select label from applied where event_id in (?, ?) order by id', [one.id, two.id]);
     assert.deepEqual(rows.map((r) => r.label), ['ONE', 'TWO']);
     // Redelivered later (a replay): the inbox knows it, so the remote work is not done again.
     const marker = happened('marker', 'thing-p');
     await produceTogether(TOPIC, [one, marker]);
-    await waitFor('the marker applied', async () => (await appliedCount(marker.id)) === 1);
+    await waitFor(async () => (await appliedCount(marker.id)) === 1, 'the marker applied', 20_000);
     assert.deepEqual(prepared.filter((id) => id === one.id), [one.id], 'prepared once');
     assert.equal(await appliedCount(one.id), 1);
     assert.equal(consumer.metrics.duplicates, 1);
@@ -336,7 +327,7 @@ describe('npm run dlq', () => {
     const second = happened('second', 'thing-b');
     await produce(TOPIC, first);
     await produce(TOPIC, second);
-    await waitFor('two dead letters', () => consumer.metrics.deadLettered === 2);
+    await waitFor(() => consumer.metrics.deadLettered === 2, 'two dead letters', 20_000);
     failing = false;
 
     const listed = await dlq('list', TOPIC);
@@ -357,7 +348,7 @@ describe('npm run dlq', () => {
     const one = await dlq('replay', TOPIC, '--offset', letterOfFirst.offset);
     assert.equal(one.code, 0, one.stderr);
     assert.match(one.stdout, /replayed 1 dead letter \(1 to /);
-    await waitFor('the replayed event applied', async () => (await appliedCount(first.id)) === 1);
+    await waitFor(async () => (await appliedCount(first.id)) === 1, 'the replayed event applied', 20_000);
     const original = await kafka.readTopic(TOPIC);
     const copies = original.filter((m) => m.headers.id === first.id);
     assert.equal(copies.length, 2, 'the original topic holds the event and its replay');
@@ -369,7 +360,7 @@ describe('npm run dlq', () => {
     assert.equal(rest.code, 0, rest.stderr);
     // (The one replayed by offset is skipped; when it was the oldest, the recorded position already passed it.)
     assert.match(rest.stdout, /^replayed 1 dead letter \(1 to [^)]+\)(; 1 already replayed)?$/m);
-    await waitFor('the second event applied', async () => (await appliedCount(second.id)) === 1);
+    await waitFor(async () => (await appliedCount(second.id)) === 1, 'the second event applied', 20_000);
     const again = await dlq('replay', TOPIC);
     assert.equal(again.stdout.trim(), 'replayed 0 dead letters');
     assert.equal((await kafka.readTopic(TOPIC)).length, 4, 'nothing republished twice');

@@ -18,6 +18,8 @@ import {
 import { isolatedConfig } from '../../test/support/stack.ts';
 import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
 import { envelopeSchema } from '../../test/support/event-schema.ts';
+import { drain } from '../../test/support/drain.ts';
+import { waitFor } from '../../test/support/wait.ts';
 
 const log = createLogger('messaging-outbox-test', process.env.TEST_LOG_LEVEL ?? 'fatal');
 const TOPIC = 'order.events.v1';
@@ -58,6 +60,8 @@ interface Env {
   readonly kafka: KafkaClient;
   readonly relays: OutboxRelay[];
   relay(options?: Partial<ConstructorParameters<typeof OutboxRelay>[0]>): Promise<OutboxRelay>;
+  /** The drain barrier: the outbox is empty and every consumer group of this prefix (the collectors) has read everything. */
+  drained(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -77,6 +81,7 @@ async function openEnv(): Promise<Env> {
       await relay.start();
       return relay;
     },
+    drained: () => drain({ config, outboxes: { order: () => db.fork() } }),
     async close() {
       await Promise.allSettled(relays.map((r) => r.stop()));
       await kafka.deleteTopics([TOPIC]).catch(() => undefined);
@@ -95,16 +100,6 @@ async function commit(db: Database, events: readonly AnyEventEnvelope[]): Promis
     }
     await enqueueEvents(em, events, { registry });
   });
-}
-
-async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** Consumes the topic from the beginning in a fresh group, collecting every message. */
@@ -135,15 +130,15 @@ describe('outbox: atomic with the state change', () => {
 
     const kept = thingHappened('thing-1', 2);
     await commit(env.db, [kept]);
-    const message = await waitFor('the committed event on Kafka', () => collector.messages.find((m) => m.headers.id === kept.id));
+    const message = await waitFor(() => collector.messages.find((m) => m.headers.id === kept.id), 'the committed event on Kafka');
     assert.equal(message.key, 'thing-1');
     assert.equal(message.headers.type, 'ThingHappened');
     assert.equal(message.topic, env.kafka.topic(TOPIC));
     assert.deepEqual(JSON.parse(message.value!), kept);
     // The rolled-back event would have come first on the same key's partition.
-    await new Promise((r) => setTimeout(r, 300));
+    await env.drained();
     assert.deepEqual(collector.messages.map((m) => m.headers.id), [kept.id]);
-    await waitFor('the row marked published', async () => (await relay.backlog()) === 0);
+    await waitFor(async () => (await relay.backlog()) === 0, 'the row marked published');
     assert.equal(relay.published, 1);
     await collector.stop();
   });
@@ -164,7 +159,7 @@ describe('outbox: atomic with the state change', () => {
       await em.execute(`insert into outbox (id, aggregatetype, aggregateid, type, topic, payload, headers)
         values (?, 'Thing', 'thing-3', 'ThingHappened', ?, ?::jsonb, ?::jsonb)`, [event.id, TOPIC, JSON.stringify(event), JSON.stringify({ id: event.id, type: event.type })]);
     });
-    await waitFor('the poll to publish it', () => relay.published === before + 1, 3_000);
+    await waitFor(() => relay.published === before + 1, 'the poll to publish it', 3_000);
   });
 
 });
@@ -236,13 +231,13 @@ describe('outbox relay: publish failures', () => {
     const collector = await collect(env.kafka);
     const event = thingHappened('thing-f', 1);
     await commit(env.db, [event]);
-    await waitFor('a failed attempt', () => relay.lastError !== null);
+    await waitFor(() => relay.lastError !== null, 'a failed attempt');
     assert.match(relay.lastError!.message, /broker unavailable/);
-    await waitFor('the event published', () => relay.published === 1);
+    await waitFor(() => relay.published === 1, 'the event published');
     assert.equal(refusals, -1, 'two refusals, then one successful publish');
     assert.equal(await relay.backlog(), 0);
-    await waitFor('the event on Kafka', () => collector.messages.some((m) => m.headers.id === event.id));
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => collector.messages.some((m) => m.headers.id === event.id), 'the event on Kafka');
+    await env.drained();
     assert.equal(collector.messages.length, 1);
     await collector.stop();
   });
@@ -266,7 +261,7 @@ describe('outbox: order per aggregate', () => {
     await Promise.all(Array.from({ length: 10 }, async () => {
       for (let chunk = chunks.shift(); chunk; chunk = chunks.shift()) await commit(env.db, chunk);
     }));
-    await waitFor('150 messages', () => collector.messages.length >= 150 && true, 30_000);
+    await waitFor(() => collector.messages.length >= 150 && true, '150 messages', 30_000);
     await collector.stop();
     const rows = await env.db.fork().execute<{ id: string; aggregateid: string }[]>('select id, aggregateid from outbox order by sequence');
     assert.equal(rows.length, 150);
@@ -293,17 +288,17 @@ describe('outbox relay: wake-up on commit', () => {
     // A first event connects the producer (its first publish takes longer); after its drain only
     // a notification can wake the relay for the next 10 s.
     await commit(env.db, [thingHappened('thing-w', 0)]);
-    await waitFor('the warm-up event published', () => relay.published === 1, 9_000);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => relay.published === 1, 'the warm-up event published', 9_000);
+    await waitFor(() => relay.idle, 'the relay to wait for a notification or its next poll', 9_000, undefined, 10);
     const drainsBefore = relay.drains;
     const event = thingHappened('thing-w', 1);
     await commit(env.db, [event]);
     const committedAt = Date.now();
-    await waitFor('the relay to publish', () => relay.published === 2, 3_000);
+    await waitFor(() => relay.published === 2, 'the relay to publish', 3_000, undefined, 10);
     const elapsed = Date.now() - committedAt;
     assert.ok(elapsed < 1_000, `published ${elapsed} ms after commit`);
     assert.ok(relay.drains > drainsBefore);
-    await waitFor('the event on Kafka', () => collector.messages.some((m) => m.headers.id === event.id));
+    await waitFor(() => collector.messages.some((m) => m.headers.id === event.id), 'the event on Kafka');
     await collector.stop();
   });
 });
@@ -323,9 +318,9 @@ describe('outbox relay: one active per service', () => {
 
     const batch1 = Array.from({ length: 20 }, (_, i) => thingHappened(`thing-${i % 4}`, i));
     for (let i = 0; i < batch1.length; i += 5) await commit(env.db, batch1.slice(i, i + 5));
-    await waitFor('20 messages', () => collector.messages.length >= 20);
-    await waitFor('the active relay to count them', () => active.published === 20);
-    await new Promise((r) => setTimeout(r, 400));
+    await waitFor(() => collector.messages.length >= 20, '20 messages');
+    await waitFor(() => active.published === 20, 'the active relay to count them');
+    await env.drained();
     assert.equal(collector.messages.length, 20, 'nothing published twice');
     assert.equal(active.published, 20);
     assert.equal(standby.published, 0);
@@ -333,12 +328,12 @@ describe('outbox relay: one active per service', () => {
 
     // A graceful stop releases the lock; the standby takes it on its next try.
     await active.stop();
-    await waitFor('the standby to take over', () => standby.isActive, 5_000);
+    await waitFor(() => standby.isActive, 'the standby to take over', 5_000);
     const batch2 = Array.from({ length: 5 }, (_, i) => thingHappened('thing-x', i));
     await commit(env.db, batch2);
-    await waitFor('25 messages', () => collector.messages.length >= 25);
+    await waitFor(() => collector.messages.length >= 25, '25 messages');
     // (The counter moves when the drain transaction commits, just after Kafka has the messages.)
-    await waitFor('the standby to count them', () => standby.published === 5);
+    await waitFor(() => standby.published === 5, 'the standby to count them');
 
     // A third relay waits; the active one's session is killed (as when its process dies or the
     // network drops it): PostgreSQL releases the lock, the relay notices, and whichever relay
@@ -351,19 +346,19 @@ describe('outbox relay: one active per service', () => {
     const killed = await lockHolder();
     assert.ok(killed);
     await env.db.fork().execute('select pg_terminate_backend(?)', [killed]);
-    await waitFor('the killed relay to notice', () => standby.sessionsLost === 1);
+    await waitFor(() => standby.sessionsLost === 1, 'the killed relay to notice');
     assert.match(String(standby.lastError?.message), /terminating connection/);
-    const next = await waitFor('a new lock holder', async () => {
+    const next = await waitFor(async () => {
       const holder = await lockHolder();
       const actives = [standby, third].filter((r) => r.isActive);
       return holder && holder !== killed && actives.length === 1 ? actives[0] : undefined;
-    }, 5_000);
+    }, 'a new lock holder', 5_000);
     const publishedBefore = next.published;
     const batch3 = Array.from({ length: 5 }, (_, i) => thingHappened('thing-y', i));
     await commit(env.db, batch3);
-    await waitFor('30 messages', () => collector.messages.length >= 30);
-    await waitFor('the new holder to count them', () => next.published - publishedBefore >= 5);
-    await new Promise((r) => setTimeout(r, 400));
+    await waitFor(() => collector.messages.length >= 30, '30 messages');
+    await waitFor(() => next.published - publishedBefore >= 5, 'the new holder to count them');
+    await env.drained();
     await collector.stop();
     const ids = collector.messages.map((m) => m.headers.id);
     assert.equal(ids.length, 30);

@@ -15,6 +15,7 @@ import {
 } from '../src/index.ts';
 import { loadServiceModule, startStack, type TestStack } from '../../test/support/stack.ts';
 import { connectLive, type LiveClient } from '../../test/support/subscriptions.ts';
+import { waitFor } from '../../test/support/wait.ts';
 
 const log = createLogger('ws-test', process.env.TEST_LOG_LEVEL ?? 'fatal');
 const SECRET = DEVELOPMENT_JWT_SECRET;
@@ -138,8 +139,7 @@ describe('the subgraph graphql-ws endpoint', () => {
     polite.socket.on('ping', () => pings++);
     await polite.opened;
     polite.socket.send(JSON.stringify({ type: 'connection_init' }));
-    await new Promise((resolve) => setTimeout(resolve, 450));
-    assert.ok(pings >= 3, `pinged ${pings} times in 450 ms at a 100 ms keep-alive`);
+    await waitFor(() => pings >= 3, 'three pings within 450 ms at a 100 ms keep-alive', 450, () => `${pings} pings`, 10);
     assert.equal(polite.socket.readyState, WebSocket.OPEN, 'a peer that answers pings stays');
     polite.socket.close();
 
@@ -180,8 +180,7 @@ describe('the subgraph graphql-ws endpoint', () => {
     try {
       const before = running.count;
       const probes = [a.subscribe('subscription { forever }'), a.subscribe('subscription { forever }'), b.subscribe('subscription { forever }')];
-      const deadline = Date.now() + 3_000;
-      while (running.count < before + 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await waitFor(() => running.count >= before + 3, 'three subscriptions running', 3_000, () => running.count - before, 10);
       assert.equal(running.count, before + 3);
       assert.equal(own.connections, 2);
       const started = Date.now();

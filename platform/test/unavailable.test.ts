@@ -8,6 +8,7 @@ import pg from 'pg';
 import { createLogger, isUnavailable, openDatabase } from '@swiftcart/platform';
 import { TestPostgresServer } from '../../test/support/postgres-server.ts';
 import { isolatedConfig, startStack } from '../../test/support/stack.ts';
+import { waitFor } from '../../test/support/wait.ts';
 import { ensureDatabases } from '../../scripts/infra.ts';
 import { loadServiceModule } from '../../scripts/services.ts';
 
@@ -93,12 +94,12 @@ async function waitForBackends(postgres: TestPostgresServer, count: number): Pro
   const client = new pg.Client({ connectionString: `${postgres.url}/postgres` });
   await client.connect();
   try {
-    for (let started = Date.now(); Date.now() - started < 10_000;) {
+    let running = 0;
+    await waitFor(async () => {
       const { rows } = await client.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where query like 'select pg_sleep%' and state = 'active'");
-      if (rows[0].n >= count) return;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    assert.fail(`${count} transactions never reached the server`);
+      running = rows[0].n;
+      return running >= count;
+    }, `${count} transactions to reach the server`, 10_000, () => `${running} running`);
   } finally {
     await client.end();
   }

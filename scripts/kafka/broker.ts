@@ -3,9 +3,8 @@
  * without Docker: the jars come from Maven Central through `scripts/kafka/pom.xml`, the data,
  * logs, pid and cached classpath live under `.data/kafka/`.
  *
- * This module speaks just enough of the Kafka wire protocol (ApiVersions v0, Metadata v4) to tell
- * whether a broker answers; it deliberately does not use kafkajs, which only
- * `platform/src/kafka.ts` may import.
+ * Whether a broker answers is asked through the platform's Kafka client (`probeKafka` in
+ * `platform/src/kafka.ts`, the one module that knows kafkajs): ApiVersions, then Metadata.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -14,6 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig, REPO_ROOT } from '../../platform/src/config.ts';
+import { probeKafka } from '../../platform/src/kafka.ts';
 
 /** Directory that holds everything of the locally managed broker. */
 export const KAFKA_HOME = path.join(REPO_ROOT, '.data', 'kafka');
@@ -93,7 +93,7 @@ export interface KafkaStatus {
 const noLog: Log = () => {};
 
 // ---------------------------------------------------------------------------------------------
-// Wire protocol: just enough to see a broker answer.
+// Addresses, and whether a broker answers there.
 
 interface HostPort {
   readonly host: string;
@@ -113,97 +113,11 @@ function isLocalHost(host: string): boolean {
   return host === '127.0.0.1' || host === 'localhost' || host === '::1' || host === '[::1]';
 }
 
-/** Encodes a request with header v1 (api key, version, correlation id, client id). */
-function encodeRequest(apiKey: number, apiVersion: number, correlationId: number, body: Buffer): Buffer {
-  const clientId = Buffer.from('swiftcart-infra');
-  const header = Buffer.alloc(2 + 2 + 4 + 2 + clientId.length);
-  header.writeInt16BE(apiKey, 0);
-  header.writeInt16BE(apiVersion, 2);
-  header.writeInt32BE(correlationId, 4);
-  header.writeInt16BE(clientId.length, 8);
-  clientId.copy(header, 10);
-  const size = Buffer.alloc(4);
-  size.writeInt32BE(header.length + body.length, 0);
-  return Buffer.concat([size, header, body]);
-}
-
 /**
- * Sends requests one after the other on one connection and returns each response body (after the
- * correlation id). Rejects on connect errors, a closed socket, a mismatched correlation id or timeout.
- */
-function roundTrips(target: HostPort, requests: readonly { apiKey: number; version: number; body: Buffer }[], timeoutMs: number): Promise<Buffer[]> {
-  return new Promise((resolve, reject) => {
-    const socket = net.createConnection({ host: target.host, port: target.port });
-    const responses: Buffer[] = [];
-    let pending = Buffer.alloc(0);
-    let settled = false;
-    const finish = (error: Error | null) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      if (error) reject(error);
-      else resolve(responses);
-    };
-    const timer = setTimeout(() => finish(new Error(`no answer from ${target.host}:${target.port} within ${timeoutMs} ms`)), timeoutMs);
-    const sendNext = () => {
-      const index = responses.length;
-      const request = requests[index];
-      socket.write(encodeRequest(request.apiKey, request.version, index + 1, request.body));
-    };
-    socket.once('connect', sendNext);
-    socket.on('error', (error) => finish(error));
-    socket.on('close', () => finish(new Error(`${target.host}:${target.port} closed the connection`)));
-    socket.on('data', (chunk) => {
-      pending = Buffer.concat([pending, chunk]);
-      while (pending.length >= 4) {
-        const size = pending.readInt32BE(0);
-        if (size < 4 || size > 64 * 1024 * 1024) return finish(new Error(`not a Kafka response from ${target.host}:${target.port}`));
-        if (pending.length < 4 + size) return;
-        const frame = pending.subarray(4, 4 + size);
-        pending = pending.subarray(4 + size);
-        const correlationId = frame.readInt32BE(0);
-        if (correlationId !== responses.length + 1) {
-          return finish(new Error(`not a Kafka response from ${target.host}:${target.port} (correlation id ${correlationId})`));
-        }
-        responses.push(frame.subarray(4));
-        if (responses.length === requests.length) return finish(null);
-        sendNext();
-      }
-    });
-  });
-}
-
-/**
- * Asks one broker for its API versions (ApiVersions v0) and then for cluster metadata
- * (Metadata v4, no topics). Resolves with the number of brokers the cluster reports; rejects
- * when the broker cannot be reached, does not speak Kafka, or reports an error.
- */
-async function probeBroker(target: HostPort, timeoutMs: number): Promise<number> {
-  const metadataBody = Buffer.alloc(5);
-  metadataBody.writeInt32BE(0, 0); // topics: empty array (no topic details wanted)
-  metadataBody.writeInt8(0, 4); // allow_auto_topic_creation: false
-  const [apiVersions, metadata] = await roundTrips(
-    target,
-    [
-      { apiKey: 18, version: 0, body: Buffer.alloc(0) },
-      { apiKey: 3, version: 4, body: metadataBody },
-    ],
-    timeoutMs,
-  );
-  const errorCode = apiVersions.readInt16BE(0);
-  if (errorCode !== 0) throw new Error(`ApiVersions answered with error code ${errorCode}`);
-  // Metadata v4 response: throttle_time_ms int32, brokers array (int32 count, ...).
-  const brokers = metadata.readInt32BE(4);
-  if (brokers < 1) throw new Error('the broker reports no live brokers yet');
-  return brokers;
-}
-
-/**
- * Tells whether a Kafka broker answers: for each `host:port` in `brokers` (in order) it opens a
- * TCP connection and makes two round trips, ApiVersions v0 and Metadata v4, and requires the
- * cluster to report at least one live broker. True as soon as one broker answers; false when none
- * does within `timeoutMs` each. Never throws.
+ * Tells whether a Kafka broker answers: for each `host:port` in `brokers` (in order) it connects
+ * (ApiVersions) and asks for the cluster's metadata with the platform's Kafka client
+ * (`probeKafka`), and requires the cluster to report at least one live broker. True as soon as one
+ * broker answers; false when none does within `timeoutMs` each. Never throws.
  *
  * @param brokers - addresses as in `KAFKA_BROKERS`, e.g. `['127.0.0.1:9092']`
  * @param timeoutMs - how long one broker may take to connect and answer both requests
@@ -211,7 +125,9 @@ async function probeBroker(target: HostPort, timeoutMs: number): Promise<number>
 export async function kafkaAnswers(brokers: readonly string[], timeoutMs = 2_000): Promise<boolean> {
   for (const broker of brokers) {
     try {
-      await probeBroker(parseBroker(broker), timeoutMs);
+      // An address that is not host:port answers nothing, whatever kafkajs would make of it.
+      parseBroker(broker);
+      await probeKafka([broker], timeoutMs);
       return true;
     } catch {
       // try the next one
@@ -336,7 +252,7 @@ async function withStartLock<T>(f: BrokerFiles, fn: () => Promise<T>, log: Log):
         fs.rmSync(f.lock, { force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`another process (pid ${owner}) holds ${f.lock} for too long`);
+      if (Date.now() > deadline) throw new Error(`another process (pid ${owner}) holds ${f.lock} for too long`, { cause: error });
       if (!waiting) log(`waiting for pid ${owner}, which is starting Kafka`);
       waiting = true;
       await sleep(250);
@@ -493,13 +409,13 @@ function formatStorage(f: BrokerFiles, classpath: string, log: Log): void {
   }
 }
 
-/** Waits until `target` answers both requests, failing early if process `pid` exits. */
-async function waitUntilAnswering(f: BrokerFiles, target: HostPort, pid: number, timeoutMs: number, serverLogFrom = 0): Promise<void> {
+/** Waits until `broker` (parsed: `target`) answers both requests, failing early if process `pid` exits. */
+async function waitUntilAnswering(f: BrokerFiles, broker: string, target: HostPort, pid: number, timeoutMs: number, serverLogFrom = 0): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError = '';
   while (Date.now() < deadline) {
     try {
-      await probeBroker(target, 2_000);
+      await probeKafka([broker], 2_000);
       return;
     } catch (error) {
       lastError = (error as Error).message;
@@ -550,7 +466,7 @@ export async function ensureKafka(options: { log?: Log; env?: NodeJS.ProcessEnv;
     }
     if (running !== undefined) {
       log(`Kafka (pid ${running}) is running but not answering yet; waiting`);
-      await waitUntilAnswering(f, target, running, START_TIMEOUT_MS);
+      await waitUntilAnswering(f, broker, target, running, START_TIMEOUT_MS);
       return { started: false, broker };
     }
     if (readPid(f.pid) !== undefined) {
@@ -595,7 +511,7 @@ export async function ensureKafka(options: { log?: Log; env?: NodeJS.ProcessEnv;
     }
     fs.writeFileSync(f.pid, `${pid}\n`);
     const startedAt = Date.now();
-    await waitUntilAnswering(f, target, pid, START_TIMEOUT_MS, serverLogFrom);
+    await waitUntilAnswering(f, broker, target, pid, START_TIMEOUT_MS, serverLogFrom);
     log(`Kafka answers on ${broker} (pid ${pid}, ${((Date.now() - startedAt) / 1000).toFixed(1)} s)`);
     return { started: true, broker, pid };
   }, log);

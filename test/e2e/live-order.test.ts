@@ -13,7 +13,7 @@ import { startGateway, type RunningGateway } from '../../gateway/src/gateway.ts'
 import type { TestStack } from '../support/stack.ts';
 import { type LiveClient, connectLive } from '../support/subscriptions.ts';
 import {
-  type SagaSystem, DISPATCH_SHIPMENT, placeOrder, seedSaga, startSagaStack, systemOf, waitForOrder,
+  type SagaSystem, DISPATCH_SHIPMENT, placeOrder, startSeededSaga, waitForOrder,
 } from '../support/saga.ts';
 
 const ORDER = `subscription Order($id: ID!) { orderUpdated(id: $id) { id status version payment { status } shipment { status } } }`;
@@ -31,10 +31,7 @@ describe('orderUpdated through the gateway', () => {
 
   before(async () => {
     // A provider slow enough for AWAITING_PAYMENT to be seen live.
-    stack = await startSagaStack({ PAYMENT_PROVIDER_LATENCY_MS: '500' });
-    system = systemOf(stack);
-    admin = await stack.token('root', ['admin']);
-    await seedSaga(system, [{ sku: 'ORD-LIVE-1', onHand: 20 }]);
+    ({ stack, system, admin } = await startSeededSaga([{ sku: 'ORD-LIVE-1', onHand: 20 }], { PAYMENT_PROVIDER_LATENCY_MS: '500' }));
   });
   after(async () => {
     await Promise.allSettled(clients.map((c) => c.close()));

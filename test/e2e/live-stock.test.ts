@@ -10,11 +10,19 @@ import WebSocket from 'ws';
 import { parsePrometheus, LIVE_METRIC_NAMES } from '../../gateway/src/live-metrics.ts';
 import type { TestStack } from '../support/stack.ts';
 import { type LiveClient, connectLive, wsUrl } from '../support/subscriptions.ts';
-import { type SagaSystem, placeOrder, seedSaga, startSagaStack, systemOf, waitFor, pool } from '../support/saga.ts';
+import { type SagaSystem, placeOrder, startSeededSaga, waitFor, pool } from '../support/saga.ts';
 
 /** The skus the slow client follows (50 subscriptions each); the healthy client follows the first. */
 const SLOW_SKUS = ['SLOW-1', 'SLOW-2', 'SLOW-3', 'SLOW-4'];
 const STOCK = `subscription Stock($skus: [ID!]!) { stockLevelChanged(skus: $skus) { sku available version product { name } } }`;
+/**
+ * The slow client's subscription also selects the product's description, which the test makes 4,000
+ * characters long: each message is then a few KB, so the kernel's socket buffers (megabytes on
+ * loopback) fill within a few rounds of changes even when a loaded machine makes each round slow.
+ */
+const SLOW_STOCK = `subscription SlowStock($skus: [ID!]!) { stockLevelChanged(skus: $skus) { sku available version product { name description } } }`;
+const LONG_DESCRIPTION = 'A description long enough to fill socket buffers quickly. '.repeat(70).slice(0, 4_000);
+const UPDATE_DESCRIPTION = `mutation Describe($sku: ID!, $description: String!) { updateProduct(sku: $sku, input: { description: $description }) { sku } }`;
 const ADJUST = `mutation Adjust($sku: ID!, $delta: Int!) { adjustStock(sku: $sku, delta: $delta, reason: "live test") { sku available version } }`;
 
 /** The gateway's live figures, read the way an operator would: GET /metrics. */
@@ -32,14 +40,15 @@ describe('stockLevelChanged through the gateway', () => {
   const clients: LiveClient[] = [];
 
   before(async () => {
-    stack = await startSagaStack({ LIVE_CLIENT_QUEUE_LIMIT: '64' });
-    system = systemOf(stack);
-    admin = await stack.token('root', ['admin']);
-    await seedSaga(system, [
+    ({ stack, system, admin } = await startSeededSaga([
       { sku: 'LIVE-1', onHand: 10, priceAmount: 500 },
       { sku: 'SHARE-1', onHand: 100 },
       ...SLOW_SKUS.map((sku) => ({ sku, onHand: 1_000 })),
-    ]);
+    ], { LIVE_CLIENT_QUEUE_LIMIT: '64' }));
+    for (const sku of SLOW_SKUS) {
+      const described = await stack.graphql(UPDATE_DESCRIPTION, { token: admin, variables: { sku, description: LONG_DESCRIPTION } });
+      assert.equal(described.errors, undefined, JSON.stringify(described.errors));
+    }
   });
   after(async () => {
     await Promise.allSettled(clients.map((c) => c.close()));
@@ -128,14 +137,14 @@ describe('stockLevelChanged through the gateway', () => {
         const check = () => { if (received >= target) resolve(); else counted.push(check); };
         check();
       });
-      for (let i = 0; i < 50; i++) slow.send(JSON.stringify({ id: `${sku}-${i}`, type: 'subscribe', payload: { query: STOCK, variables: { skus: [sku] } } }));
+      for (let i = 0; i < 50; i++) slow.send(JSON.stringify({ id: `${sku}-${i}`, type: 'subscribe', payload: { query: SLOW_STOCK, variables: { skus: [sku] } } }));
       await initial;
     }
     assert.equal((await liveMetrics(stack.gateway!.url)).slowClientsClosed, before.slowClientsClosed, 'not cut off while it reads');
     (slow as unknown as { _socket: { pause(): void } })._socket.pause();
 
-    // Every round changes each slow sku once, concurrently (200 messages for the slow client), so
-    // the kernel's socket buffers fill within seconds even when each adjustment is slow; SLOW-1's
+    // Every round changes each slow sku once, concurrently (200 messages of a few KB for the slow
+    // client), so the kernel's socket buffers fill within seconds even when each adjustment is slow; SLOW-1's
     // changes stay one after another, as the healthy client checks.
     let last = 0;
     const deadline = Date.now() + 60_000;

@@ -11,7 +11,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  type ProcessStack, assertAppliedOnce, assertConserved, countBy, countRows, placeOrder, pool, seedSaga, sleep, startProcessStack, stockOf, waitForAll,
+  type ProcessStack, assertAppliedOnce, assertConserved, countBy, countRows, placeOrder, pool, seedSaga, startProcessStack, stockOf, waitFor, waitForAll,
   waitForStock,
 } from '../support/saga.ts';
 
@@ -41,7 +41,9 @@ describe('order saga crash safety (services as child processes)', () => {
     // Two lines per order: a reservation touches two stock rows in one transaction.
     const orders = await pool(tokens, ORDERS, (token) => placeOrder(system, token, [{ sku: LIMITED.sku, quantity: 1 }, { sku: PLENTY.sku, quantity: 1 }], 'tok_visa'));
     const ids = orders.map((o) => o.id);
-    await sleep(100);
+    // The sagas are under way: inventory has answered for at least one order.
+    await waitFor(async () => (await countRows(system, 'order', 'orders', `id in (?) and status <> 'PENDING'`, [ids])) > 0,
+      'a saga to move past PENDING', 20_000, undefined, 10);
     await Promise.all(KILLED.map((name) => system.kill(name)));
 
     // What was in flight when they died (read straight from the order database).
@@ -60,7 +62,7 @@ describe('order saga crash safety (services as child processes)', () => {
       await waitForStock(system, PLENTY.sku, { reserved: 0 }, 20_000);
     } catch (error) {
       const output = Object.values(system.children).flatMap((c) => c.output.slice(-15));
-      throw new Error(`${(error as Error).message}\nin flight at the kill: ${JSON.stringify(atKill)}\n${output.join('\n')}`);
+      throw new Error(`${(error as Error).message}\nin flight at the kill: ${JSON.stringify(atKill)}\n${output.join('\n')}`, { cause: error });
     }
     const counts = countBy([...statuses.values()]);
     t.diagnostic(`settled ${Date.now() - killedAt} ms after the kill: ${JSON.stringify(counts)}`);

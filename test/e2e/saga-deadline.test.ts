@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestStack } from '../support/stack.ts';
 import {
-  type SagaSystem, assertConserved, distinctStatuses, placeOrder, readEvents, seedSaga, sleep, startSagaStack, statusChanges,
+  type SagaSystem, assertConserved, distinctStatuses, drainSystem, placeOrder, readEvents, seedSaga, startSagaStack, statusChanges,
   stockOf, systemOf, waitForOrder, waitForStatus, waitForStock,
 } from '../support/saga.ts';
 
@@ -63,7 +63,7 @@ describe('order saga deadline', () => {
     assert.ok(refunded.timeline.some((e: any) => e.eventType === 'StockReleased'), 'StockReleased on the timeline');
     assert.equal(refunded.shipment, null, 'no shipment for a cancelled order');
 
-    await sleep(500);
+    await drainSystem(system);
     const orderEvents = await readEvents(system.kafka, 'order.events.v1', (e) => e.aggregateId === order.id);
     assert.deepEqual(orderEvents.map((r) => r.event.type), ['OrderPlaced', 'PaymentRequested', 'OrderCancelled']);
     assert.equal((orderEvents[2].event.data as any).previousStatus, 'AWAITING_PAYMENT');

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { TestStack } from '../support/stack.ts';
 import {
   type SagaSystem, CANCEL_ORDER, READ_ORDER, countRows, dispatchWhenReady, orderDbCounts, orderInput, placeOrder, pool,
-  quiesce, seedSaga, sleep, startSagaStack, stockOf, systemOf, tryPlaceOrder, waitFor, waitForStatus, PLACE_ORDER,
+  drainSystem, quiesce, startSeededSaga, stockOf, tryPlaceOrder, waitFor, waitForStatus, PLACE_ORDER,
 } from '../support/saga.ts';
 
 const MY_ORDERS = `query Mine { myOrders(first: 10) { totalCount edges { node { id status items { sku quantity } } } } }`;
@@ -20,21 +20,19 @@ describe('order saga: idempotency and bad input through the gateway', () => {
   let admin: string;
 
   before(async () => {
-    stack = await startSagaStack();
-    system = systemOf(stack);
-    admin = await stack.token('root', ['admin']);
-    await seedSaga(system, [
+    ({ stack, system, admin } = await startSeededSaga([
       { sku: 'IDEM-1', onHand: 100, priceAmount: 500 },
       { sku: 'IDEM-2', onHand: 100, priceAmount: 700 },
       { sku: 'BAD-1', onHand: 50, priceAmount: 100 },
       { sku: 'GONE-1', onHand: 50, priceAmount: 100 },
-    ]);
+    ]));
   });
   after(() => stack?.close());
 
   /**
    * Asserts that `run` fails with `code` (and a message matching `message`) and changes no row of
-   * the order database. Call {@link quiesce} first, so no saga in flight writes in the meantime.
+   * the order database, once the system has drained. Call {@link quiesce} first, so no saga in
+   * flight writes in the meantime.
    */
   async function refused(what: string, run: () => Promise<any>, code: string, message?: RegExp): Promise<void> {
     const before = await orderDbCounts(system);
@@ -44,7 +42,7 @@ describe('order saga: idempotency and bad input through the gateway', () => {
     assert.ok(typeof error.message === 'string' && error.message.length > 10, `${what}: a clear message, got "${error?.message}"`);
     if (message) assert.match(error.message, message, `${what}: message`);
     assert.equal(result.data?.placeOrder ?? result.data?.cancelOrder ?? null, null, `${what}: no order returned`);
-    await sleep(50);
+    await drainSystem(system);
     assert.deepEqual(await orderDbCounts(system), before, `${what}: nothing written (orders, lines, timeline, outbox)`);
   }
 
@@ -68,7 +66,7 @@ describe('order saga: idempotency and bad input through the gateway', () => {
     // The one order runs its saga once: stock is reserved (then committed) for 2 units, not 4.
     await waitForStatus(system, token, first.id, ['CONFIRMED']);
     await waitFor(async () => ((await stockOf(system, 'IDEM-1')).onHand === 98 ? true : undefined), 'IDEM-1 committed');
-    await sleep(300);
+    await drainSystem(system);
     assert.deepEqual(await stockOf(system, 'IDEM-1'), { onHand: 98, reserved: 0, available: 98 });
   });
 
@@ -121,7 +119,7 @@ describe('order saga: idempotency and bad input through the gateway', () => {
     await refused('bad country', place({ ...base, shippingAddress: { ...base.shippingAddress, country: 'Germany' } }), 'BAD_USER_INPUT', /country/);
     await refused('no token', place(base, null), 'UNAUTHENTICATED');
 
-    await sleep(300);
+    await drainSystem(system);
     assert.deepEqual(await stockOf(system, 'BAD-1'), stockBefore, 'no refusal reached inventory');
   });
 

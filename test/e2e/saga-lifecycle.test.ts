@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import type { TestStack } from '../support/stack.ts';
 import {
   type SagaSystem, CANCEL_ORDER, DISPATCH_SHIPMENT, MARK_DELIVERED, assertConserved, dispatchWhenReady, distinctStatuses, placeOrder,
-  readEvents, readOrder, seedSaga, startSagaStack, statusChanges, stockOf, systemOf, waitFor, waitForOrder, waitForStatus, waitForStock, sleep,
+  drainSystem, readEvents, readOrder, startSeededSaga, statusChanges, stockOf, waitFor, waitForOrder, waitForStatus, waitForStock,
 } from '../support/saga.ts';
 import { eventsTopic } from '@swiftcart/platform';
 
@@ -32,15 +32,12 @@ describe('order saga lifecycle through the gateway', () => {
   let admin: string;
 
   before(async () => {
-    stack = await startSagaStack({
+    ({ stack, system, admin } = await startSeededSaga(SKUS, {
       PAYMENT_PROVIDER_LATENCY_MS: '1000',
       PAYMENT_TIMEOUT_MS: '2000',
       PAYMENT_RETRY_ATTEMPTS: '2',
       PAYMENT_RETRY_BASE_MS: '20',
-    });
-    system = systemOf(stack);
-    admin = await stack.token('root', ['admin']);
-    await seedSaga(system, SKUS);
+    }));
   });
   after(() => stack?.close());
 
@@ -117,7 +114,7 @@ describe('order saga lifecycle through the gateway', () => {
     assert.doesNotMatch(change.reason ?? '', /REJ-2/, 'only the short line is named');
     assert.equal(rejected.payment, null, 'no payment was asked for');
     assert.equal(rejected.shipment, null);
-    await sleep(500); // anything late would show now
+    await drainSystem(system); // every saga step has been taken: anything late would show now
     assert.deepEqual(await stockOf(system, 'REJ-1'), beforeA);
     assert.deepEqual(await stockOf(system, 'REJ-2'), beforeB, 'all or none: the available line was not reserved either');
     assert.deepEqual(beforeA, { onHand: 5, reserved: 0, available: 5 });
@@ -125,7 +122,7 @@ describe('order saga lifecycle through the gateway', () => {
       const events = await readEvents(system.kafka, eventsTopic('order'), (e) => e.aggregateId === placed.id);
       return events.length >= 2 ? events : undefined;
     }, 'OrderPlaced and OrderRejected on order.events.v1');
-    await sleep(300);
+    await drainSystem(system);
     assert.deepEqual((await readEvents(system.kafka, eventsTopic('order'), (e) => e.aggregateId === placed.id)).map((r) => r.event.type),
       ['OrderPlaced', 'OrderRejected'], `no PaymentRequested for a rejected order; saw ${published.length}`);
   });
@@ -206,7 +203,8 @@ describe('order saga lifecycle through the gateway', () => {
     // Inventory reserves (OrderPlaced) and then releases (OrderCancelled), in that order on one partition.
     const stock = await waitForStock(system, sku, { onHand: 7, reserved: 0, available: 7 });
     assertConserved(sku, 7, stock, 0);
-    await sleep(2000); // longer than the provider's latency: a late authorisation would show now
+    // Every consumer has handled everything (payment's included, however slow the provider): a late authorisation would show now.
+    await drainSystem(system);
     const final = await readOrder(system, token, placed.id);
     assert.equal(final.status, 'CANCELLED');
     assert.ok(!distinctStatuses(final.timeline).includes('CONFIRMED'), JSON.stringify(final.timeline));

@@ -12,8 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { DLQ_ERROR_HEADER, DLQ_ORIGINAL_PARTITION_HEADER, createEvent } from '@swiftcart/platform';
 import type { TestStack } from '../support/stack.ts';
 import {
-  type SagaSystem, consumerMetric, placeOrder, readEvents, readOrder, seedSaga, sleep, startSagaStack, stockOf, systemOf,
-  waitFor, waitForOrder, waitForStatus, waitForStock,
+  type SagaSystem, consumerMetric, drainSystem, placeOrder, readEvents, readOrder, startSeededSaga, stockOf, waitFor, waitForOrder, waitForStatus, waitForStock,
 } from '../support/saga.ts';
 
 describe('order saga messaging: duplicates and dead letters', () => {
@@ -22,14 +21,11 @@ describe('order saga messaging: duplicates and dead letters', () => {
   let admin: string;
 
   before(async () => {
-    stack = await startSagaStack();
-    system = systemOf(stack);
-    admin = await stack.token('root', ['admin']);
-    await seedSaga(system, [
+    ({ stack, system, admin } = await startSeededSaga([
       { sku: 'DUP-1', onHand: 10, priceAmount: 1500 },
       { sku: 'DUP-2', onHand: 5, priceAmount: 100 },
       { sku: 'DLQ-1', onHand: 10, priceAmount: 300 },
-    ]);
+    ]));
   });
   after(() => stack?.close());
 
@@ -60,7 +56,7 @@ describe('order saga messaging: duplicates and dead letters', () => {
     assert.equal(consumerMetric(stack, 'order', 'duplicates'), duplicatesBefore + 1);
     assert.equal(consumerMetric(stack, 'order', 'processed'), processedBefore, 'the duplicate was not applied');
 
-    await sleep(500);
+    await drainSystem(system);
     const after = await readOrder(system, token, order.id);
     assert.equal(after.status, 'CONFIRMED');
     assert.equal(after.timeline.filter((e: any) => e.eventType === 'StockReserved').length, 1, 'StockReserved once on the timeline');
@@ -89,7 +85,7 @@ describe('order saga messaging: duplicates and dead letters', () => {
     await republish('order.events.v1', placed.message);
     await waitFor(() => (consumerMetric(stack, 'inventory', 'duplicates') > inventoryDuplicates ? true : undefined),
       "inventory's consumer to count the duplicate", 15_000, () => stack.services.inventory!.consumers.map((c) => [c.consumer, c.metrics]));
-    await sleep(500);
+    await drainSystem(system);
     assert.deepEqual(await stockOf(system, 'DUP-2'), { onHand: 10, reserved: 0, available: 10 }, 'nothing reserved by the duplicate');
     const answers = await readEvents(system.kafka, 'inventory.events.v1', (e) => (e.data as any)?.orderId === order.id);
     assert.deepEqual(answers.map((a) => a.event.type), ['StockReservationFailed'], 'inventory answered once');

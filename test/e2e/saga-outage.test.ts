@@ -85,7 +85,7 @@ describe('a Kafka outage under load', () => {
       await assertAppliedOnce(system, { confirmed: accepted.length, linesPerOrder: 1 });
     } catch (error) {
       const output = Object.values(system.children).flatMap((c) => c.output.slice(-10));
-      throw new Error(`${(error as Error).message}\n${output.join('\n')}`);
+      throw new Error(`${(error as Error).message}\n${output.join('\n')}`, { cause: error });
     } finally {
       placing = false;
       await Promise.all(customers);

@@ -92,7 +92,7 @@ describe('two replicas of every service, one of each killed mid-load', () => {
       await assertAppliedOnce(system, { confirmed: accepted.length, linesPerOrder: 1 });
     } catch (error) {
       const output = Object.values(system.replicas).flat().flatMap((c) => c.output.slice(-8));
-      throw new Error(`${(error as Error).message}\n${output.join('\n')}`);
+      throw new Error(`${(error as Error).message}\n${output.join('\n')}`, { cause: error });
     } finally {
       placing = false;
       await Promise.all(customers);

@@ -15,6 +15,7 @@ import { ErrorCode, GATEWAY_CREDENTIAL_STATUS, REPO_ROOT, SERVICE_NAMES, loadCon
 import { dropDatabases, freePort, listDatabases } from '../../scripts/infra.ts';
 import { seedCatalogue } from '../../scripts/seed.ts';
 import { clearRedisPrefix, postGraphQL } from '../support/stack.ts';
+import { fatal, waitFor } from '../support/wait.ts';
 
 const PRODUCTS = '{ products(first: 3) { edges { node { sku name stock { available } } } } }';
 
@@ -29,14 +30,12 @@ describe('npm start supervises its children', () => {
 
   /** Resolves with the match once the terminal output matches `pattern`. */
   async function printed(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
+    return waitFor(() => {
       const match = pattern.exec(output);
       if (match) return match;
-      if (start.exitCode !== null || start.signalCode !== null) assert.fail(`npm start exited before printing ${pattern}:\n${output}`);
-      if (Date.now() > deadline) assert.fail(`npm start did not print ${pattern} within ${timeoutMs} ms:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+      if (start.exitCode !== null || start.signalCode !== null) throw fatal(`npm start exited before printing ${pattern}:\n${output}`);
+      return undefined;
+    }, `npm start to print ${pattern}`, timeoutMs, () => `\n${output}`, 100);
   }
 
   /** The first three seed products with their stock, through the gateway (product + inventory). */

@@ -7,6 +7,9 @@ import {
   createEvent, eventsTopic,
   type AnyEventEnvelope, type EventEnvelope, type RunningService, type Subscription,
 } from '@swiftcart/platform';
+import { waitFor } from './wait.ts';
+
+export { waitFor };
 
 export const ORDER_TOPIC = eventsTopic('order');
 
@@ -22,17 +25,6 @@ export async function publishOrderEvent<T extends string, D extends { orderId: s
 /** Publishes an existing envelope again (a redelivery). */
 export async function publishEnvelope(service: RunningService, event: AnyEventEnvelope): Promise<void> {
   await service.runtime.kafka.publish(ORDER_TOPIC, [{ key: event.aggregateId, value: JSON.stringify(event), headers: { id: event.id, type: event.type } }]);
-}
-
-/** Polls `check` until it returns something truthy. */
-export async function waitFor<T>(what: string, check: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /** Everything published on a service's `<service>.events.v1`, as a test consumer sees it. */
@@ -56,7 +48,7 @@ export class EventTap implements AsyncDisposable {
 
   /** Resolves with the first event of `type` about `orderId`. */
   next(orderId: string, type: string, timeoutMs?: number): Promise<AnyEventEnvelope> {
-    return waitFor(`${type} for order ${orderId}`, () => this.of(orderId).find((e) => e.type === type), timeoutMs);
+    return waitFor(() => this.of(orderId).find((e) => e.type === type), `${type} for order ${orderId}`, timeoutMs);
   }
 
   async stop(): Promise<void> {
@@ -77,10 +69,10 @@ export async function outboxTypes(service: RunningService, orderId: string): Pro
 
 /** Resolves once the service's consumer has committed `eventId` (its inbox row and effects). */
 export function handled(service: RunningService, eventId: string): Promise<true> {
-  return waitFor(`the inbox to record ${eventId}`, async () => {
+  return waitFor(async () => {
     const rows = await service.runtime.db.fork().execute('select 1 from inbox where event_id = ?', [eventId]);
     return rows.length > 0;
-  });
+  }, `the inbox to record ${eventId}`);
 }
 
 /** The service's consumer counters, summed over its consumers. */

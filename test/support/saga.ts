@@ -21,38 +21,27 @@ import { seedStock } from '../../subgraphs/inventory/src/stock.ts';
 import {
   type GraphQLResult, type TestStack, TEST_RATE_LIMITS, childServiceEnv, clearRedisPrefix, isolatedConfig, loadServiceModule, postGraphQL, startStack,
 } from './stack.ts';
+import { type DrainOptions, drain, drainScopeOfSystem } from './drain.ts';
+import { waitFor } from './wait.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Small utilities
 
+/**
+ * A fixed pause: for load generators only (a customer's think time, a retry's pause, how long a
+ * fault lasts), never to wait for something to happen (use {@link waitFor}) or to see that nothing
+ * else happens (use {@link drainSystem}).
+ */
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Polls `probe` until it returns something other than undefined; throws with `describe()` on timeout. */
-export async function waitFor<T>(
-  probe: () => Promise<T | undefined> | T | undefined,
-  what: string,
-  timeoutMs = 15_000,
-  describe: () => unknown = () => undefined,
-  intervalMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      if ((error as { fatal?: boolean })?.fatal) throw error;
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      const detail = await Promise.resolve(describe()).catch((e) => `(describe failed: ${e})`);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}` +
-        (detail !== undefined ? `; last seen: ${JSON.stringify(detail)}` : '') +
-        (lastError ? `; last error: ${(lastError as Error).message}` : ''));
-    }
-    await sleep(intervalMs);
-  }
+export { waitFor };
+
+/**
+ * The drain barrier (./drain.ts) for a saga system: waits until the outboxes of `services` are
+ * empty and every consumer group under its prefix (services, taps) has handled everything.
+ */
+export function drainSystem(system: SagaSystem, options: DrainOptions = {}, services: readonly ServiceName[] = SERVICE_NAMES): Promise<void> {
+  return drain(drainScopeOfSystem(system, services), options);
 }
 
 /** Runs `work` over `items` with at most `concurrency` in flight; results keep the items' order. */
@@ -139,6 +128,31 @@ export async function seedSaga(system: SagaSystem, skus: readonly SeedSku[], tim
   await seedProducts(system.em('product'), products);
   await seedStock(system.em('inventory'), skus.map((s) => ({ sku: s.sku, onHand: s.onHand })));
   await waitForReplica(system, skus.map((s) => s.sku), timeoutMs);
+}
+
+/** A started saga stack with its skus seeded, and what its tests use of it. */
+export interface SeededSaga {
+  readonly stack: TestStack;
+  readonly system: SagaSystem;
+  /** A bearer token of the `admin` role (subject `root`). */
+  readonly admin: string;
+}
+
+/**
+ * {@link startSagaStack} then {@link seedSaga}: the usual `before` of a saga suite. A stack whose
+ * seeding fails is closed before the error reaches the suite.
+ */
+export async function startSeededSaga(skus: readonly SeedSku[], env: NodeJS.ProcessEnv = {}): Promise<SeededSaga> {
+  const stack = await startSagaStack(env);
+  try {
+    const system = systemOf(stack);
+    const admin = await stack.token('root', ['admin']);
+    await seedSaga(system, skus);
+    return { stack, system, admin };
+  } catch (error) {
+    await stack.close();
+    throw error;
+  }
 }
 
 /** Waits until the order service's `catalogue_price` replica holds every one of `skus`. */
@@ -354,19 +368,12 @@ export async function orderDbCounts(system: SagaSystem): Promise<Record<string, 
 }
 
 /**
- * Waits until the order database stops changing (the same row counts `quietMs` apart): the sagas
- * in flight have settled, so a before/after count around one request measures that request only.
+ * Drains the system (see {@link drainSystem}: no saga in flight any more) and returns the rows the
+ * order database holds then, so a before/after count around one request measures that request only.
  */
-export async function quiesce(system: SagaSystem, quietMs = 500, timeoutMs = 15_000): Promise<Record<string, number>> {
-  let previous = JSON.stringify(await orderDbCounts(system));
-  return waitFor(async () => {
-    await sleep(quietMs);
-    const counts = await orderDbCounts(system);
-    const now = JSON.stringify(counts);
-    if (now === previous) return counts;
-    previous = now;
-    return undefined;
-  }, 'the order database to settle', timeoutMs, () => previous, 0);
+export async function quiesce(system: SagaSystem, timeoutMs = 30_000): Promise<Record<string, number>> {
+  await drainSystem(system, { timeoutMs });
+  return orderDbCounts(system);
 }
 
 /** The events on a topic (name without prefix), parsed, with their Kafka message. */
@@ -552,7 +559,7 @@ export async function startProcessStack(
   } catch (error) {
     const output = everyChild().flatMap((c) => c.output.slice(-10));
     await close();
-    throw new Error(`${(error as Error).message}\n${output.join('\n')}`);
+    throw new Error(`${(error as Error).message}\n${output.join('\n')}`, { cause: error });
   }
   const gatewayUrl = gateway.url;
   const killChild = async (child: ChildService, signal: NodeJS.Signals = 'SIGKILL') => {

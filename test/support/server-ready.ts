@@ -3,6 +3,7 @@
  * postgres-server.ts): poll until the server answers, fail at once if it exits first.
  */
 import type { ChildProcess } from 'node:child_process';
+import { fatal, waitFor } from './wait.ts';
 
 /**
  * Resolves once `answers()` says yes; rejects when `child` fails to spawn or exits before that
@@ -10,14 +11,10 @@ import type { ChildProcess } from 'node:child_process';
  */
 export async function untilAnswering(child: ChildProcess, what: string, answers: () => Promise<boolean>, timeoutMs: number, detail: () => string = () => ''): Promise<void> {
   const exited = new Promise<never>((_, reject) => {
-    child.once('error', (error) => reject(new Error(`${what} could not start: ${error.message}`)));
-    child.once('exit', (code, signal) => reject(new Error(`${what} exited (${code ?? signal}) before it was ready: ${detail()}`)));
+    child.once('error', (error) => reject(fatal(`${what} could not start: ${error.message}`)));
+    child.once('exit', (code, signal) => reject(fatal(`${what} exited (${code ?? signal}) before it was ready: ${detail()}`)));
   });
   exited.catch(() => undefined);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await Promise.race([answers(), exited])) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not answer within ${timeoutMs} ms: ${detail()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  // An answer that hangs (a server half up) loses the race to the exit.
+  await waitFor(() => Promise.race([answers(), exited]), `${what} to answer`, timeoutMs, detail, 20);
 }

@@ -40,7 +40,8 @@ export interface StackOptions {
 /** A running, isolated set of services. */
 export interface TestStack extends AsyncDisposable {
   readonly config: Config;
-  readonly services: Partial<Record<ServiceName, RunningService>>;
+  /** Each service's settings are typed `any` here: a test knows which service it reads them from. */
+  readonly services: Partial<Record<ServiceName, RunningService<any>>>;
   readonly gateway: TestGateway | null;
   /** A token signed with this stack's secret. */
   token(sub: string, roles: readonly Role[]): Promise<string>;
@@ -140,7 +141,7 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
   // 2 s; admission control has a test of its own that turns it on.
   const config = isolatedConfig({ ORDER_ADMISSION_MAX_LAG_MS: '0', ...options.env });
   await ensureDatabases(config, names);
-  const services: Partial<Record<ServiceName, RunningService>> = {};
+  const services: Partial<Record<ServiceName, RunningService<any>>> = {};
   let gateway: TestGateway | null = null;
   const close = async () => {
     await gateway?.close();

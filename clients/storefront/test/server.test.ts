@@ -8,6 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { DEVELOPMENT_JWT_SECRET } from '@swiftcart/platform';
+import { waitFor } from '../../../test/support/wait.ts';
 import { requestPath, startStorefront, type StorefrontServer } from '../server.ts';
 
 interface RawAnswer {
@@ -115,11 +116,11 @@ describe('storefront server against malformed input', () => {
     socket.write('GET /graphql HTTP/1.1\r\nHost: storefront\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
       'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n');
     // Wait until the storefront has dialled the silent gateway, so the upgrade is in flight.
-    await waitFor(async () => (await connectionsOf(silentGateway)) > 0);
+    await waitFor(async () => (await connectionsOf(silentGateway)) > 0, 'the storefront to dial the gateway', 5_000);
     socket.resetAndDestroy();
     await new Promise((resolve) => socket.once('close', resolve));
     await assertServing();
-    await waitFor(async () => (await connectionsOf(silentGateway)) === 0);
+    await waitFor(async () => (await connectionsOf(silentGateway)) === 0, 'the upstream request to be dropped', 5_000);
     const other = await raw('GET /elsewhere HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade');
     assert.equal(other.status, 404);
     await assertServing();
@@ -192,12 +193,4 @@ describe('storefront proxy and the gateway\'s client address', () => {
 
 function connectionsOf(server: net.Server): Promise<number> {
   return new Promise((resolve, reject) => server.getConnections((error, count) => (error ? reject(error) : resolve(count))));
-}
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

@@ -1,13 +1,11 @@
 import {
-  ErrorCode, SKU_PATTERN, apiError, badInput, channelName, checkSku, crashPoint, enqueueEvents, enqueueLive, newEvent,
+  ErrorCode, MAX_REASON_LENGTH, SKU_PATTERN, apiError, badInput, channelName, checkSku, crashPoint, enqueueEvents, enqueueLive, newEvent,
   type EntityManager, type Logger, type OutboxProjector, type Redis, type ServiceRuntime,
 } from '@swiftcart/platform';
 import { emptyStock, toStockRecord, type StockRecord, type StockRow } from './entities.ts';
 
 /** The most units one adjustment may add or remove. */
 export const MAX_ADJUSTMENT = 1_000_000;
-/** The longest reason an adjustment may give. */
-export const MAX_REASON_LENGTH = 500;
 /** Rows per INSERT statement when seeding. */
 const SEED_BATCH_SIZE = 1_000;
 /** PostgreSQL's SQLSTATE for an integer overflow. */

@@ -70,10 +70,10 @@ describe('inventory consumes order events', () => {
       { sku: 'SAGA-B', quantity: 2, status: 'RESERVED' },
     ]);
     // The live figure follows once the transaction has committed.
-    const figure = await waitFor('the Redis figure of SAGA-A', async () => {
+    const figure = await waitFor(async () => {
       const hash = await redis.hgetall('stock:SAGA-A');
       return hash.version === '2' && hash;
-    });
+    }, 'the Redis figure of SAGA-A');
     assert.deepEqual({ ...figure, updatedAt: undefined }, { onHand: '10', reserved: '3', available: '7', version: '2', updatedAt: undefined });
   });
 
@@ -90,8 +90,7 @@ describe('inventory consumes order events', () => {
     assert.equal(afterCommit!.on_hand, before!.on_hand - 2);
     assert.equal(afterCommit!.reserved, before!.reserved - 2);
     assert.deepEqual(await findReservations(em(stack), orderId), [{ sku: 'SAGA-A', quantity: 2, status: 'COMMITTED' }]);
-    await waitFor('the Redis figure after the commit', async () =>
-      (await redis.hget('stock:SAGA-A', 'version')) === String(afterCommit!.version));
+    await waitFor(async () => (await redis.hget('stock:SAGA-A', 'version')) === String(afterCommit!.version), 'the Redis figure after the commit');
     assert.equal(await redis.hget('stock:SAGA-A', 'onHand'), String(afterCommit!.on_hand));
 
     // A cancellation after the commit (before shipping) puts the committed units back on hand.
@@ -127,7 +126,7 @@ describe('inventory consumes order events', () => {
     assert.equal(released.causationId, cause.id);
     assert.deepEqual(await stockRow(stack, 'REL-A'), { on_hand: 4, reserved: 0, version: 3 });
     assert.deepEqual(await findReservations(em(stack), orderId), [{ sku: 'REL-A', quantity: 4, status: 'RELEASED' }]);
-    await waitFor('the Redis figure after the release', async () => (await redis.hget('stock:REL-A', 'available')) === '4');
+    await waitFor(async () => (await redis.hget('stock:REL-A', 'available')) === '4', 'the Redis figure after the release');
   });
 
   test('the same OrderPlaced delivered twice reserves once and publishes one StockReserved', async () => {
@@ -135,7 +134,7 @@ describe('inventory consumes order events', () => {
     const before = consumerMetrics(inventory).duplicates;
     const event = await publishOrderEvent(inventory, 'OrderPlaced', placed(orderId, [['DUP-A', 3]]));
     await publishEnvelope(inventory, event);
-    await waitFor('the duplicate to be recognised', () => consumerMetrics(inventory).duplicates > before);
+    await waitFor(() => consumerMetrics(inventory).duplicates > before, 'the duplicate to be recognised');
     await tap.next(orderId, 'StockReserved');
     assert.deepEqual(await stockRow(stack, 'DUP-A'), { on_hand: 10, reserved: 3, version: 2 });
     assert.deepEqual(await outboxTypes(inventory, orderId), ['StockReserved']);

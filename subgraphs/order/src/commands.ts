@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { GraphQLError } from 'graphql';
 import {
-  ErrorCode, ORDER_ROLES, SKU_PATTERN, apiError, badInput, markOrder, requireAnyRole, uuidv7,
+  ErrorCode, ORDER_ROLES, SKU_PATTERN, apiError, badInput, inTransaction, markOrder, requireAnyRole, uuidv7,
   type EntityManager, type EventSchemaRegistry, type Logger, type Viewer,
 } from '@swiftcart/platform';
 import { CataloguePrice, Order, type OrderEntity, type ShippingAddressRecord } from './entities.ts';
@@ -21,7 +21,7 @@ import {
 import type { OrderSettings } from './settings.ts';
 import type { SagaAdmission } from './admission.ts';
 import type { OrderAnnouncer } from './live.ts';
-import { applyDecision, createPlacedOrder, inTransaction, loadSaga } from './store.ts';
+import { applyDecision, createPlacedOrder, loadSaga } from './store.ts';
 
 /** What the mutations need besides the request's EntityManager. */
 export interface CommandDeps {

@@ -17,6 +17,7 @@
  * All data is readonly; nothing that is passed in is mutated.
  */
 import { SKU_PATTERN, isUuid } from '@swiftcart/platform/ids';
+import { MAX_REASON_LENGTH, clipReason } from '@swiftcart/platform/reasons';
 import type { EventDataMap, EventType, Money, OrderPlacedItem, SkuQuantity } from '@swiftcart/platform/events';
 import type { OrderStatus } from './entities.ts';
 
@@ -248,8 +249,6 @@ export const MAX_ORDER_LINES = 100;
 export const MAX_LINE_QUANTITY = 1000;
 /** The largest total: money is a GraphQL Int and a Postgres integer. */
 export const MAX_TOTAL_AMOUNT = 2_147_483_647;
-/** The longest reason the events carry (their schemas' maxLength), in characters. */
-export const MAX_REASON_LENGTH = 500;
 
 /** The deadline's cancellation reason. */
 export const DEADLINE_REASON = 'deadline passed';
@@ -330,7 +329,7 @@ function onParticipantEvent(event: ParticipantEvent, state: OrderSagaState): Sag
     case 'StockReservationFailed': {
       if (state.status !== 'PENDING') return NOTHING;
       const short = event.data.shortages.map((s) => `${s.sku} (requested ${s.requested}, available ${s.available})`).join(', ');
-      const reason = clip(`insufficient stock: ${short}`);
+      const reason = clipReason(`insufficient stock: ${short}`);
       return {
         transition: { status: 'REJECTED', reason, causedBy },
         emit: [{ type: 'OrderRejected', data: { orderId: state.orderId, customerId: state.customerId, reason } }],
@@ -347,14 +346,14 @@ function onParticipantEvent(event: ParticipantEvent, state: OrderSagaState): Sag
       };
     case 'PaymentDeclined':
       if (state.status !== 'AWAITING_PAYMENT') return NOTHING;
-      return cancel(state, clip(`payment declined: ${event.data.reason}`), causedBy);
+      return cancel(state, clipReason(`payment declined: ${event.data.reason}`), causedBy);
     case 'PaymentFailed':
       if (state.status !== 'AWAITING_PAYMENT') return NOTHING;
-      return cancel(state, clip(`payment failed: ${event.data.reason}`), causedBy);
+      return cancel(state, clipReason(`payment failed: ${event.data.reason}`), causedBy);
     case 'ShipmentDispatched':
       if (state.status !== 'CONFIRMED') return NOTHING;
       return {
-        transition: { status: 'SHIPPED', reason: clip(`dispatched with ${event.data.carrier}, tracking number ${event.data.trackingNumber}`), causedBy },
+        transition: { status: 'SHIPPED', reason: clipReason(`dispatched with ${event.data.carrier}, tracking number ${event.data.trackingNumber}`), causedBy },
         emit: [],
       };
     case 'ShipmentDelivered':
@@ -384,7 +383,7 @@ function cancel(state: PlacedOrderSagaState, reason: string, causedBy?: CausedBy
 }
 
 function note(state: PlacedOrderSagaState, reason: string, causedBy: CausedBy): SagaDecision {
-  return { transition: { status: state.status, reason: clip(reason), causedBy }, emit: [] };
+  return { transition: { status: state.status, reason: clipReason(reason), causedBy }, emit: [] };
 }
 
 /** Folds one fact into the state: an input `decide` accepted, or a transition it decided. */
@@ -483,12 +482,6 @@ function instant(value: string, name: string): number {
   const ms = Date.parse(value);
   if (Number.isNaN(ms)) throw new Error(`"${name}" is not an ISO-8601 instant: "${value}"`);
   return ms;
-}
-
-/** Cuts a reason to the events' maxLength, counting characters (code points) as JSON Schema does. */
-function clip(text: string): string {
-  const chars = Array.from(text);
-  return chars.length <= MAX_REASON_LENGTH ? text : `${chars.slice(0, MAX_REASON_LENGTH - 1).join('')}…`;
 }
 
 function units(items: readonly SkuQuantity[]): string {

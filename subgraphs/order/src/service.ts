@@ -8,7 +8,7 @@ import { OrderAnnouncer, projectOrders } from './live.ts';
 import { migrations } from './migrations.ts';
 import { findOrders } from './orders.ts';
 import { orderResolvers } from './resolvers.ts';
-import { loadOrderSettings } from './settings.ts';
+import { type OrderSettings, orderSettings } from './settings.ts';
 import { startDeadlineSweeper } from './sweeper.ts';
 import { SagaAdmission } from './admission.ts';
 import { registerOrderMetrics } from './metrics.ts';
@@ -24,10 +24,10 @@ export function announcerOf(runtime: ServiceRuntime): OrderAnnouncer {
 }
 
 /** One admission gate per running service: probed beside the API, asked by placeOrder. */
-export function admissionOf(runtime: ServiceRuntime): SagaAdmission {
+export function admissionOf(runtime: ServiceRuntime<OrderSettings>): SagaAdmission {
   let admission = admissions.get(runtime);
   if (!admission) {
-    const settings = loadOrderSettings(runtime.config.vars);
+    const { settings } = runtime;
     admission = new SagaAdmission({
       db: runtime.db,
       log: runtime.log.child({ component: 'admission' }),
@@ -44,11 +44,12 @@ export function admissionOf(runtime: ServiceRuntime): SagaAdmission {
  * The order service: orders, their lines and timelines, the local catalogue price replica, and the
  * saga's orchestrator (ADR 0008). It publishes order events through its outbox, consumes the
  * product events (price replica) and the participants' events (saga), and sweeps overdue orders.
- * While the saga lags, placeOrder refuses new orders with OVERLOADED (admission.ts). The
- * `ORDER_*` settings (settings.ts) are read from the environment when the service starts.
+ * While the saga lags, placeOrder refuses new orders with OVERLOADED (admission.ts). Its `ORDER_*`
+ * settings (settings.ts) are parsed by the platform when the service starts.
  */
-export const orderService: ServiceModule<OrderContext> = {
+export const orderService: ServiceModule<OrderContext, OrderSettings> = {
   name: 'order',
+  settings: orderSettings,
   entities: [Order, OrderItem, OrderTransition, CataloguePrice],
   migrations,
   publishesEvents: true,
@@ -60,7 +61,7 @@ export const orderService: ServiceModule<OrderContext> = {
       log: runtime.log.child({ component: 'deadline-sweeper' }),
       registry: runtime.events,
       announcer: announcerOf(runtime),
-      intervalMs: loadOrderSettings(runtime.config.vars).sweepIntervalMs,
+      intervalMs: runtime.settings.sweepIntervalMs,
     });
     return { [Symbol.asyncDispose]: () => sweeper.stop() };
   },
@@ -71,7 +72,7 @@ export const orderService: ServiceModule<OrderContext> = {
   },
   metrics: (runtime, registry) => registerOrderMetrics(runtime, registry, () => admissionOf(runtime)),
   resolvers: (runtime) => orderResolvers(
-    { settings: loadOrderSettings(runtime.config.vars), registry: runtime.events, announcer: announcerOf(runtime), log: runtime.log, admission: admissionOf(runtime) },
+    { settings: runtime.settings, registry: runtime.events, announcer: announcerOf(runtime), log: runtime.log, admission: admissionOf(runtime) },
     runtime,
   ) as GraphQLResolverMap<OrderContext>,
   context: (_runtime, base) => ({

@@ -1,8 +1,10 @@
 /**
- * The order service's own settings, read from the environment. The platform's `Config` holds what
- * every service shares; these belong to the saga only.
+ * The order service's own settings (`ORDER_*`): the saga's timing and its admission control. The
+ * platform's `Config` holds what every service shares; these belong to the saga only. The platform
+ * parses them once at start-up (platform/src/service.ts) and hands them to the service as
+ * `runtime.settings`.
  */
-import { integerVar } from '@swiftcart/platform';
+import { integer, z } from '@swiftcart/platform';
 
 /** What the saga's timing depends on. */
 export interface OrderSettings {
@@ -22,27 +24,32 @@ export interface OrderSettings {
   readonly admissionLagRank: number;
 }
 
-/** The saga's safety net, not its speed limit (ADR 0012): long enough to wait out an outage. */
-export const DEFAULT_ORDER_DEADLINE_MS = 600_000;
-export const DEFAULT_ORDER_SWEEP_INTERVAL_MS = 1_000;
-export const DEFAULT_ORDER_ADMISSION_MAX_LAG_MS = 2_000;
-export const DEFAULT_ORDER_ADMISSION_PROBE_MS = 200;
-export const DEFAULT_ORDER_ADMISSION_LAG_RANK = 5;
+const HOUR_MS = 3_600_000;
 
-
-/**
- * Reads `ORDER_DEADLINE_MS` (default 10 minutes, 100 ms to 7 days), `ORDER_SWEEP_INTERVAL_MS` (default
- * 1 s, 10 ms to 1 hour), `ORDER_ADMISSION_MAX_LAG_MS` (default 2 s, 0 (off) to 1 hour) and
- * `ORDER_ADMISSION_PROBE_MS` (default 200 ms, 10 ms to 1 minute) and `ORDER_ADMISSION_LAG_RANK` (default 5,
- * 1 to 1,000); throws {@link ConfigError} for a
- * value outside those bounds.
- */
-export function loadOrderSettings(env: NodeJS.ProcessEnv = process.env): OrderSettings {
-  return {
-    deadlineMs: integerVar(env, 'ORDER_DEADLINE_MS', DEFAULT_ORDER_DEADLINE_MS, 100, 7 * 24 * 3_600_000),
-    sweepIntervalMs: integerVar(env, 'ORDER_SWEEP_INTERVAL_MS', DEFAULT_ORDER_SWEEP_INTERVAL_MS, 10, 3_600_000),
-    admissionMaxLagMs: integerVar(env, 'ORDER_ADMISSION_MAX_LAG_MS', DEFAULT_ORDER_ADMISSION_MAX_LAG_MS, 0, 3_600_000),
-    admissionProbeMs: integerVar(env, 'ORDER_ADMISSION_PROBE_MS', DEFAULT_ORDER_ADMISSION_PROBE_MS, 10, 60_000),
-    admissionLagRank: integerVar(env, 'ORDER_ADMISSION_LAG_RANK', DEFAULT_ORDER_ADMISSION_LAG_RANK, 1, 1_000),
-  };
-}
+/** The order service's variables, read into {@link OrderSettings}. */
+export const orderSettings = z
+  .object({
+    // The saga's safety net, not its speed limit (ADR 0012): long enough to wait out an outage.
+    ORDER_DEADLINE_MS: integer({ default: 600_000, min: 100, max: 7 * 24 * HOUR_MS, unit: 'ms' }).describe(
+      "the saga's safety net: an order still PENDING or AWAITING_PAYMENT this long after it was placed is cancelled and compensated (ADR 0012; outages and slowness do not cancel orders)",
+    ),
+    ORDER_SWEEP_INTERVAL_MS: integer({ default: 1_000, min: 10, max: HOUR_MS, unit: 'ms' }).describe(
+      'how often the order service looks for orders past their deadline',
+    ),
+    ORDER_ADMISSION_MAX_LAG_MS: integer({ default: 2_000, min: 0, max: HOUR_MS, unit: 'ms' }).describe(
+      '`placeOrder` answers `OVERLOADED` while the PENDING orders have waited longer than this (the `ORDER_ADMISSION_LAG_RANK`-th oldest of them), until the wait is back under half of it; `0` turns admission control off',
+    ),
+    ORDER_ADMISSION_PROBE_MS: integer({ default: 200, min: 10, max: 60_000, unit: 'ms' }).describe('how often the order service measures that wait'),
+    ORDER_ADMISSION_LAG_RANK: integer({ default: 5, min: 1, max: 1_000 }).describe(
+      'whose wait counts, from the oldest PENDING order; 5 lets up to four orders stuck for good (their OrderPlaced dead-lettered) wait for their deadline without closing the door for everyone',
+    ),
+  })
+  .transform(
+    (s): OrderSettings => ({
+      deadlineMs: s.ORDER_DEADLINE_MS,
+      sweepIntervalMs: s.ORDER_SWEEP_INTERVAL_MS,
+      admissionMaxLagMs: s.ORDER_ADMISSION_MAX_LAG_MS,
+      admissionProbeMs: s.ORDER_ADMISSION_PROBE_MS,
+      admissionLagRank: s.ORDER_ADMISSION_LAG_RANK,
+    }),
+  );

@@ -7,7 +7,7 @@
  * is also the one place that announces a change to live subscribers, after the commit.
  */
 import { LockMode } from '@mikro-orm/core';
-import { type AnyEventEnvelope, type EntityManager, type EventSchemaRegistry, type Logger, enqueueEvents, enqueueLive, newEvent } from '@swiftcart/platform';
+import { type AfterCommit, type AnyEventEnvelope, type EntityManager, type EventSchemaRegistry, enqueueEvents, enqueueLive, newEvent } from '@swiftcart/platform';
 import {
   Order, OrderItem, OrderTransition,
   type OrderEntity, type OrderItemEntity, type OrderStatus, type ShippingAddressRecord,
@@ -116,9 +116,6 @@ export function createPlacedOrder(em: EntityManager, state: PlacedOrderSagaState
   return order;
 }
 
-/** Registers a side effect to run only once the caller's transaction has committed. */
-export type AfterCommit = (effect: () => Promise<void> | void) => void;
-
 /** Who or what caused a decision, when it is recorded, and how its change is announced. */
 export interface DecisionMeta {
   /** The id of the participant event that caused it; null for a command (a mutation, the deadline). */
@@ -127,27 +124,8 @@ export interface DecisionMeta {
   readonly registry: EventSchemaRegistry;
   /** Publishes the change to live subscribers. */
   readonly announcer: OrderAnnouncer;
-  /** Defers the announcement past the commit: the inbox's `afterCommit`, or {@link inTransaction}'s. */
+  /** Defers the announcement past the commit: the inbox's `afterCommit`, or the platform's `inTransaction`'s. */
   readonly afterCommit: AfterCommit;
-}
-
-/**
- * Runs `work` in a new transaction (on a fork of `em`) and, once it has committed, the effects it
- * registered, in order; a failed effect is logged, never thrown, as the transaction stands. Nothing
- * runs when the transaction fails. The mutations and the deadline sweeper use it; the consumers get
- * the same from their inbox.
- */
-export async function inTransaction<T>(em: EntityManager, log: Logger, work: (tx: EntityManager, afterCommit: AfterCommit) => Promise<T>): Promise<T> {
-  const effects: (() => Promise<void> | void)[] = [];
-  const result = await em.fork().transactional((tx) => work(tx, (effect) => { effects.push(effect); }));
-  for (const effect of effects) {
-    try {
-      await effect();
-    } catch (error) {
-      log.error({ err: error }, 'after-commit effect failed');
-    }
-  }
-  return result;
 }
 
 /**

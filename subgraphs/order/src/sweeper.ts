@@ -5,10 +5,10 @@
  * its own, taking the row with `for update skip locked`: an order that a consumer or a mutation is
  * changing right now, or that another replica's sweeper holds, is left for the next sweep.
  */
-import type { Database, EventSchemaRegistry, Logger } from '@swiftcart/platform';
+import { type Database, type EventSchemaRegistry, type Logger, inTransaction } from '@swiftcart/platform';
 import { EXPIRABLE_STATUSES, react } from './saga.ts';
 import type { OrderAnnouncer } from './live.ts';
-import { applyDecision, inTransaction, loadSaga } from './store.ts';
+import { applyDecision, loadSaga } from './store.ts';
 
 /** Orders expired per query; a full batch is followed by the next one at once. */
 export const SWEEP_BATCH_SIZE = 100;
@@ -34,7 +34,7 @@ export interface DeadlineSweeper extends AsyncDisposable {
 
 /** Expires one overdue order in its own transaction; false when it was locked or no longer due. */
 async function expire(options: DeadlineSweeperOptions, orderId: string, now: Date): Promise<boolean> {
-  return inTransaction(options.db.fork(), options.log, async (em, afterCommit) => {
+  return inTransaction(options.db, options.log, async (em, afterCommit) => {
     const saga = await loadSaga(em, orderId, { skipLocked: true });
     if (saga.order === null) return false;
     const result = react(saga.state, { type: 'ExpireOrder', data: { orderId, now: now.toISOString() } });

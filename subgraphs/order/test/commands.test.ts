@@ -4,11 +4,11 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '@swiftcart/platform';
+import { ConfigError, parseSettings } from '@swiftcart/platform';
 import { canonicalJson, checkPlaceOrderInput, rejectionError, requestHash, type PlaceOrderArgs } from '../src/commands.ts';
 import type { OrderEntity, OrderItemEntity } from '../src/entities.ts';
 import { SagaRejection, initialOrderSagaState } from '../src/saga.ts';
-import { loadOrderSettings } from '../src/settings.ts';
+import { orderSettings } from '../src/settings.ts';
 import { sagaState } from '../src/store.ts';
 
 const INPUT: PlaceOrderArgs = {
@@ -27,7 +27,10 @@ function field(fn: () => unknown): unknown {
   assert.fail('expected an error');
 }
 
-describe('loadOrderSettings', () => {
+/** The order settings as the platform parses them at start-up. */
+const loadOrderSettings = (env: NodeJS.ProcessEnv) => parseSettings(orderSettings, env);
+
+describe('orderSettings', () => {
   const DEFAULTS = { deadlineMs: 600_000, sweepIntervalMs: 1_000, admissionMaxLagMs: 2_000, admissionProbeMs: 200, admissionLagRank: 5 };
 
   test('defaults to a 10-minute deadline (a safety net, ADR 0012) swept every second, and admission closing at 2 s of saga lag', () => {
@@ -49,8 +52,10 @@ describe('loadOrderSettings', () => {
       { ORDER_ADMISSION_MAX_LAG_MS: '-1' }, { ORDER_ADMISSION_MAX_LAG_MS: 'fast' }, { ORDER_ADMISSION_PROBE_MS: '5' }, { ORDER_ADMISSION_PROBE_MS: '60001' },
       { ORDER_ADMISSION_LAG_RANK: '0' }, { ORDER_ADMISSION_LAG_RANK: '1001' },
     ]) {
-      assert.throws(() => loadOrderSettings(env), ConfigError, JSON.stringify(env));
+      const [variable] = Object.keys(env);
+      assert.throws(() => loadOrderSettings(env), (error: unknown) => error instanceof ConfigError && error.message.startsWith(`${variable} must be an integer from`), JSON.stringify(env));
     }
+    assert.throws(() => loadOrderSettings({ ORDER_DEADLINE_MS: 'abc' }), { name: 'ConfigError', message: 'ORDER_DEADLINE_MS must be an integer from 100 to 604800000, got "abc"' });
   });
 });
 

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { channelName, eventsTopic, type AnyEventEnvelope, type RunningService } from '@swiftcart/platform';
 import type { TestStack } from '../../../test/support/stack.ts';
+import { drain } from '../../../test/support/drain.ts';
 import { connectLive, type LiveClient } from '../../../test/support/subscriptions.ts';
 import {
   CANCEL_ORDER, OrderEventProbe, PLACE_ORDER, em, orderInput, participantEvent, produce, seedCatalogue, startOrderStack, waitFor,
@@ -143,11 +144,15 @@ describe('orderUpdated over graphql-ws', () => {
     const subscriber = new Redis(stack.config.redisUrl);
     try {
       const messages: { channel: string; message: any; committedVersion: number | undefined }[] = [];
+      /** The ids of the messages in the order they arrived, and the reads they started. */
+      const arrived: string[] = [];
+      const reads: Promise<unknown>[] = [];
       subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => {
         const parsed = JSON.parse(message);
+        arrived.push(parsed.id);
         // What PostgreSQL shows the moment the message arrives: the change must already be there.
-        void em(stack).execute<{ version: number }[]>('select version from orders where id = ?', [parsed.id])
-          .then(([row]) => messages.push({ channel, message: parsed, committedVersion: row?.version }));
+        reads.push(em(stack).execute<{ version: number }[]>('select version from orders where id = ?', [parsed.id])
+          .then(([row]) => messages.push({ channel, message: parsed, committedVersion: row?.version })));
       });
       await subscriber.psubscribe(channelName(stack.config, 'order:*'));
       const { id } = await place();
@@ -159,9 +164,16 @@ describe('orderUpdated over graphql-ws', () => {
         { channel, message: { id, status: 'PENDING', version: 1 }, committedVersion: 1 },
         { channel, message: { id, status: 'CANCELLED', version: 2 }, committedVersion: 2 },
       ]);
-      // Cancelling again changes nothing, so nothing is announced.
+      // Cancelling again changes nothing, so nothing is announced: once the relay has projected
+      // everything, a marker published on the channels is the next message to arrive.
       await stack.graphql(CANCEL_ORDER, { token: alice, variables: { id } });
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await drain(stack);
+      const marker = randomUUID();
+      const from = arrived.length;
+      await order.runtime.redis.publish(channelName(stack.config, `order:${marker}`), JSON.stringify({ id: marker }));
+      await waitFor(() => arrived.includes(marker), 'the marker on the order channels');
+      assert.deepEqual(arrived.slice(from), [marker], 'nothing announced before the marker');
+      await Promise.all(reads);
       assert.equal(messages.filter((m) => m.message.id === id).length, 2);
     } finally {
       subscriber.disconnect();
@@ -210,9 +222,11 @@ describe('orderUpdated over graphql-ws', () => {
       // A duplicate announcement: the order is re-read and found unchanged, so nothing is sent.
       await order.runtime.redis.publish(channelName(stack.config, `order:${id}`), JSON.stringify({ id, status: 'PENDING', version: 1 }));
       await order.runtime.redis.publish(channelName(stack.config, `order:${id}`), 'garbage');
-      await follow.nothingWithin(300);
+      // The cancellation, announced after them on the same channel, is the marker: a live query
+      // handles its messages one after the other, so whatever they caused would be sent before it.
       await stack.graphql(CANCEL_ORDER, { token: alice, variables: { id } });
       assert.equal((await follow.nextData()).orderUpdated.version, 2);
+      assert.equal(follow.results.length, 2, 'nothing but the current order and the cancellation');
     } finally {
       follow.dispose();
     }

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { eventsTopic } from '@swiftcart/platform';
 import type { TestStack } from '../../../test/support/stack.ts';
+import { drain } from '../../../test/support/drain.ts';
 import {
   ADDRESS, OrderEventProbe, PLACE_ORDER, READ_ORDER, em, orderInput, productDiscontinued, productEvent, produce, replicaRow, rowCounts,
   seedCatalogue, startOrderStack, waitFor,
@@ -130,7 +131,7 @@ describe('placeOrder', () => {
     assert.equal(bobs.errors, undefined);
     assert.notEqual(bobs.data.placeOrder.id, id);
     assert.equal(bobs.data.placeOrder.customerId, 'bob');
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await drain(stack);
     assert.equal(probe.of(id).length, 1, 'the retry published nothing');
   });
 
@@ -168,7 +169,7 @@ describe('placeOrder', () => {
     assert.equal(after.live - before.live, 1, 'one live change (OrderChanged) for the subscribers');
     const [id] = ids;
     await probe.waitFor(id, 'OrderPlaced');
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await drain(stack);
     assert.equal(probe.of(id).length, 1);
   });
 

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { type AnyEventEnvelope, eventHeaders, eventsTopic } from '@swiftcart/platform';
 import type { TestStack } from '../../../test/support/stack.ts';
+import { drain } from '../../../test/support/drain.ts';
 import {
   CANCEL_ORDER, OrderEventProbe, PLACE_ORDER, READ_ORDER, em, orderInput, participantEvent, produce, seedCatalogue,
   startOrderStack, waitFor,
@@ -51,7 +52,7 @@ describe('order saga orchestration', () => {
   }
 
   async function waitForStatus(id: string, status: string): Promise<void> {
-    await waitFor(async () => (await statusOf(id)) === status, `order ${id} to be ${status} (is ${await statusOf(id)})`);
+    await waitFor(async () => (await statusOf(id)) === status, `order ${id} to be ${status}`, undefined, () => statusOf(id));
   }
 
   async function versionOf(id: string): Promise<number> {
@@ -213,7 +214,7 @@ describe('order saga orchestration', () => {
     assert.deepEqual(again.data.cancelOrder, result.data.cancelOrder);
     const bobAgain = await stack.graphql(CANCEL_ORDER, { token: bob, variables: { id } });
     assert.equal(bobAgain.errors?.[0].extensions?.code, 'FORBIDDEN');
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await drain(stack);
     assert.equal(probe.of(id, 'OrderCancelled').length, 1);
 
     // Payment authorising late (it raced the cancellation) moves nothing: payment refunds by itself.

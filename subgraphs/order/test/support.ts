@@ -3,13 +3,15 @@
  * replica seeded through product events, participant events produced straight onto their topics,
  * and a probe that collects everything the service publishes on `order.events.v1`.
  */
-import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
   type AnyEventEnvelope, type EventEnvelope, type KafkaClient, type Subscription,
   createEvent, eventHeaders, eventsTopic,
 } from '@swiftcart/platform';
 import { startStack, type TestStack } from '../../../test/support/stack.ts';
+import { waitFor } from '../../../test/support/wait.ts';
+
+export { waitFor };
 
 export const ORDER_FIELDS = `
   id customerId status paymentMethod createdAt updatedAt
@@ -26,17 +28,6 @@ export const ADDRESS = Object.freeze({ name: 'Ada Lovelace', line1: 'Hauptstraß
 /** A placeOrder input; every part can be overridden. */
 export function orderInput(items: readonly { sku: string; quantity: number }[], overrides: Record<string, unknown> = {}) {
   return { idempotencyKey: randomUUID(), items, shippingAddress: ADDRESS, paymentMethod: 'tok_visa', ...overrides };
-}
-
-/** Polls `probe` until it returns something other than undefined/false; fails after `timeoutMs`. */
-export async function waitFor<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 10_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
 }
 
 /** Everything the order service published on `order.events.v1` since the probe started. */
@@ -62,7 +53,7 @@ export class OrderEventProbe {
     return waitFor(() => {
       const found = this.of(orderId, type);
       return found.length >= count ? found : undefined;
-    }, `${count} × ${type} for order ${orderId} (seen: ${this.of(orderId).map((e) => e.type).join(', ') || 'none'})`, timeoutMs);
+    }, `${count} × ${type} for order ${orderId}`, timeoutMs, () => this.of(orderId).map((e) => e.type).join(', ') || 'none');
   }
 
   async stop(): Promise<void> {

@@ -29,16 +29,14 @@
 import { createHash } from 'node:crypto';
 import { LockMode } from '@mikro-orm/core';
 import {
-  defineConsumer, enqueueEvents, newEvent, uuidv7,
+  clipReason, defineConsumer, enqueueEvents, newEvent, uuidv7,
   type AnyEventOf, type ConsumerSpec, type EntityManager, type EventHandler, type EventOf, type EventPreparer, type PaymentRequestedData, type Logger, type ServiceRuntime,
 } from '@swiftcart/platform';
-import { type AuthorizationOutcome, createResilientProvider, loadPaymentSettings, type ResilientProvider } from './authorization.ts';
+import { type AuthorizationOutcome, createResilientProvider, type PaymentSettings, type ResilientProvider } from './authorization.ts';
 import { Payment, Refund, type PaymentEntity } from './entities.ts';
 
 /** The consumer group and inbox name of payment's order-event consumer. */
 export const ORDER_EVENTS_CONSUMER = 'payment.order-events';
-/** The longest reason an event may carry (the contracts' maxLength). */
-const MAX_REASON_LENGTH = 500;
 
 /** Thrown when a refund the provider owes us did not happen: the inbox retries, then dead-letters it for replay. */
 export class RefundFailedError extends Error {
@@ -48,13 +46,13 @@ export class RefundFailedError extends Error {
 const providers = new WeakMap<ServiceRuntime, ResilientProvider>();
 
 /**
- * The provider of one running service, configured once from `PAYMENT_*` in the environment: one
- * circuit breaker for every call the service makes. An invalid setting fails the start-up.
+ * The provider of one running service, configured once from its settings (`PAYMENT_*`, which the
+ * platform parsed at start-up): one circuit breaker for every call the service makes.
  */
-export function providerOf(runtime: ServiceRuntime): ResilientProvider {
+export function providerOf(runtime: ServiceRuntime<PaymentSettings>): ResilientProvider {
   let provider = providers.get(runtime);
   if (!provider) {
-    provider = createResilientProvider(loadPaymentSettings(runtime.config.vars), undefined, {
+    provider = createResilientProvider(runtime.settings, undefined, {
       onRetry: (notice) => {
         runtime.log.warn({ operation: notice.operation, attempt: notice.attempt, delayMs: notice.delayMs, err: notice.error }, 'payment provider call failed; retrying');
       },
@@ -78,10 +76,6 @@ export function refundIdOf(paymentId: string): string {
   bytes[8] = (bytes[8] & 0x3f) | 0x80;
   const hex = bytes.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-function reasonText(reason: string): string {
-  return reason.length > MAX_REASON_LENGTH ? `${reason.slice(0, MAX_REASON_LENGTH - 1)}…` : reason;
 }
 
 /**
@@ -127,7 +121,7 @@ export class PaymentChangedError extends Error {
  * transaction. A crash between the two is recovered by the redelivery: the preparer asks again
  * with the same payment (or refund) id, and the provider answers as the first time.
  */
-export function orderEventHandlers(runtime: ServiceRuntime) {
+export function orderEventHandlers(runtime: ServiceRuntime<PaymentSettings>) {
   const provider = providerOf(runtime);
 
   const preparePayment: EventPreparer<EventOf<'PaymentRequested'>> = async (event, context): Promise<AuthorizationPrepared> => {
@@ -179,11 +173,11 @@ export function orderEventHandlers(runtime: ServiceRuntime) {
     } else if (outcome.outcome === 'DECLINED') {
       payment.status = 'DECLINED';
       payment.failureReason = outcome.reason;
-      answer = newEvent('PaymentDeclined', { orderId, paymentId: payment.id, amount, reason: reasonText(outcome.reason) }, { cause: event });
+      answer = newEvent('PaymentDeclined', { orderId, paymentId: payment.id, amount, reason: clipReason(outcome.reason) }, { cause: event });
     } else {
       payment.status = 'FAILED';
       payment.failureReason = outcome.reason;
-      answer = newEvent('PaymentFailed', { orderId, paymentId: payment.id, reason: reasonText(outcome.reason) }, { cause: event });
+      answer = newEvent('PaymentFailed', { orderId, paymentId: payment.id, reason: clipReason(outcome.reason) }, { cause: event });
     }
     await em.flush();
     await enqueueEvents(em, [answer]);
@@ -261,6 +255,6 @@ export function orderEventHandlers(runtime: ServiceRuntime) {
 }
 
 /** Payment's one consumer: `order.events.v1`. */
-export function orderEventsConsumer(runtime: ServiceRuntime): ConsumerSpec {
+export function orderEventsConsumer(runtime: ServiceRuntime<PaymentSettings>): ConsumerSpec {
   return defineConsumer({ consumer: ORDER_EVENTS_CONSUMER, ...orderEventHandlers(runtime) });
 }

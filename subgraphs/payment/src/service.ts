@@ -1,6 +1,7 @@
 import DataLoader from 'dataloader';
 import type { GraphQLResolverMap } from '@apollo/subgraph';
 import { type ServiceModule, registerBreakerMetrics, runsWorkers } from '@swiftcart/platform';
+import { type PaymentSettings, paymentSettings } from './authorization.ts';
 import type { PaymentContext } from './context.ts';
 import { Payment, Refund } from './entities.ts';
 import { migrations } from './migrations.ts';
@@ -10,10 +11,12 @@ import { paymentResolvers } from './resolvers.ts';
 
 /**
  * The payment service: one payment per order against a mock provider, and refunds. It consumes
- * `order.events.v1` (PaymentRequested, OrderCancelled) and publishes `payment.events.v1`.
+ * `order.events.v1` (PaymentRequested, OrderCancelled) and publishes `payment.events.v1`. Its
+ * `PAYMENT_*` settings (authorization.ts) are parsed by the platform when the service starts.
  */
-export const paymentService: ServiceModule<PaymentContext> = {
+export const paymentService: ServiceModule<PaymentContext, PaymentSettings> = {
   name: 'payment',
+  settings: paymentSettings,
   entities: [Payment, Refund],
   migrations,
   publishesEvents: true,

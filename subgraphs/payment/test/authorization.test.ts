@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { ConfigError, TaskCancelledError, sleep } from '@swiftcart/platform';
+import { ConfigError, TaskCancelledError, parseSettings, sleep } from '@swiftcart/platform';
 import {
-  ResilientProvider, createResilientProvider, loadPaymentSettings,
+  ResilientProvider, createResilientProvider, paymentSettings,
   type CircuitStatus, type ResilientProviderOptions, type RetryNotice,
 } from '../src/authorization.ts';
 import { MockPaymentProvider, type AuthorizeRequest, type PaymentProvider } from '../src/provider.ts';
@@ -35,7 +35,10 @@ async function authorizeMany(gateway: ResilientProvider, method: string, count: 
   return outcomes;
 }
 
-describe('loadPaymentSettings', () => {
+/** The payment settings as the platform parses them at start-up. */
+const loadPaymentSettings = (env: NodeJS.ProcessEnv) => parseSettings(paymentSettings, env);
+
+describe('paymentSettings', () => {
   test('defaults', () => {
     assert.deepEqual(loadPaymentSettings({}), {
       providerLatencyMs: 20, providerJitterMs: 0, declineAbove: undefined, timeoutMs: 1000, retryAttempts: 3,

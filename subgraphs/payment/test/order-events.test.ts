@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createEvent, type AnyEventEnvelope, type PrepareContext, type RunningService } from '@swiftcart/platform';
+import type { PaymentSettings } from '../src/authorization.ts';
 import { startStack, type TestStack } from '../../../test/support/stack.ts';
 import { Payment, Refund } from '../src/entities.ts';
 import { orderEventHandlers, refundIdOf } from '../src/order-events.ts';
@@ -28,7 +29,7 @@ const EUR = (amount: number) => ({ amount, currency: 'EUR' });
 
 describe('payment consumes order events', () => {
   let stack: TestStack;
-  let payment: RunningService;
+  let payment: RunningService<PaymentSettings>;
   let tap: EventTap;
 
   const requestPayment = (orderId: string, paymentMethod: string, amount = 4_999) =>
@@ -152,7 +153,7 @@ describe('payment consumes order events', () => {
     const duplicatesBefore = consumerMetrics(payment).duplicates;
     const first = await requestPayment(orderId, 'tok_visa');
     await publishEnvelope(payment, first);
-    await waitFor('the redelivery to be recognised', () => consumerMetrics(payment).duplicates > duplicatesBefore);
+    await waitFor(() => consumerMetrics(payment).duplicates > duplicatesBefore, 'the redelivery to be recognised');
     await tap.next(orderId, 'PaymentAuthorized');
 
     // Another PaymentRequested (a new event id) for the same order: the decided payment stands.
@@ -264,7 +265,7 @@ describe('payment consumes order events', () => {
     await em.flush();
     const before = consumerMetrics(payment).deadLettered;
     await cancelOrder(orderId, 'CONFIRMED');
-    await waitFor('the cancellation to be dead-lettered', () => consumerMetrics(payment).deadLettered > before);
+    await waitFor(() => consumerMetrics(payment).deadLettered > before, 'the cancellation to be dead-lettered');
     assert.equal((await paymentOf(orderId))?.status, 'AUTHORIZED');
     assert.deepEqual(await refundsOf(paymentId), []);
     assert.deepEqual(await outboxTypes(payment, orderId), []);

@@ -1,13 +1,24 @@
 /** The mock payment provider: test cards, decline rules, latency, idempotency, refunds. */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { describe, test } from 'node:test';
+import { type TestContext, describe, test } from 'node:test';
 import { MockPaymentProvider, ProviderRequestError, TransientProviderError, type AuthorizeRequest } from '../src/provider.ts';
 
 const pay = (method: string, amount = 1_000, paymentId = randomUUID()): AuthorizeRequest => ({ paymentId, amount, method });
-/** Settles with 'pending' when `promise` has not settled within `ms`. */
-const within = <T>(promise: Promise<T>, ms: number) =>
-  Promise.race([promise, new Promise<'pending'>((resolve) => setTimeout(() => resolve('pending'), ms))]);
+/**
+ * 'pending' when `promise` is still pending once every timer it could have set has run: with the
+ * test's mock timers on (before the call), no clock is waited for, and nothing scheduled is missed.
+ */
+async function afterEveryTimer(t: TestContext, promise: Promise<unknown>): Promise<'pending' | 'settled'> {
+  let state: 'pending' | 'settled' = 'pending';
+  promise.then(() => { state = 'settled'; }, () => { state = 'settled'; });
+  // A timer's callback may set the next one: run them until none is left (setImmediate is not mocked).
+  for (let round = 0; round < 10; round++) {
+    t.mock.timers.runAll();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return state;
+}
 
 describe('MockPaymentProvider', () => {
   test('tok_visa authorises after the configured latency, with a provider reference', async () => {
@@ -41,15 +52,16 @@ describe('MockPaymentProvider', () => {
     assert.deepEqual(await provider.authorize(pay('tok_visa', -1)), { status: 'DECLINED', reason: 'invalid amount' });
   });
 
-  test('tok_timeout never answers; it settles only when the caller aborts', async () => {
+  test('tok_timeout never answers; it settles only when the caller aborts', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     const provider = new MockPaymentProvider({ latencyMs: 0 });
     const controller = new AbortController();
     const pending = provider.authorize(pay('tok_timeout'), controller.signal);
-    assert.equal(await within(pending, 100), 'pending');
+    assert.equal(await afterEveryTimer(t, pending), 'pending');
     const reason = new Error('gave up');
     controller.abort(reason);
     await assert.rejects(pending, (error) => error === reason);
-    assert.equal(await within(provider.authorize(pay('tok_timeout')), 50), 'pending', 'without a signal it never settles');
+    assert.equal(await afterEveryTimer(t, provider.authorize(pay('tok_timeout'))), 'pending', 'without a signal it never settles');
   });
 
   test('the same payment id gets the same answer and the same provider reference', async () => {

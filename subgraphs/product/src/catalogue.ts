@@ -5,6 +5,7 @@ import {
   type EntityManager, type EventTypeOf, type OutboxProjector, type ServiceRuntime,
 } from '@swiftcart/platform';
 import { PRODUCT_STATUSES, Product, toRecord, type ProductEntity, type ProductRecord, type ProductStatus } from './entities.ts';
+import type { ProductSettings } from './settings.ts';
 
 const CURRENCY_PATTERN = /^[A-Z]{3}$/;
 /** Every list page shares one generation, so any catalogue change invalidates all cached pages. */
@@ -99,8 +100,8 @@ export class Catalogue {
   /** Cached listing pages, all behind one generation. */
   readonly pages: CacheAside<CachedPage>;
 
-  constructor(runtime: ServiceRuntime) {
-    const ttlSeconds = runtime.config.productCacheTtlSeconds;
+  constructor(runtime: ServiceRuntime<ProductSettings>) {
+    const ttlSeconds = runtime.settings.cacheTtlSeconds;
     this.products = new CacheAside(runtime.redis, { namespace: 'product', ttlSeconds, log: runtime.log });
     this.pages = new CacheAside(runtime.redis, { namespace: 'product-pages', ttlSeconds, log: runtime.log, generationOf: () => ALL_PAGES });
   }

@@ -6,19 +6,21 @@ import type { ProductContext } from './context.ts';
 import { Product } from './entities.ts';
 import { migrations } from './migrations.ts';
 import { productResolvers } from './resolvers.ts';
+import { type ProductSettings, productSettings } from './settings.ts';
 
 const catalogues = new WeakMap<ServiceRuntime, Catalogue>();
 
 /** One catalogue (and so one set of cache stats) per running service. */
-function catalogueOf(runtime: ServiceRuntime): Catalogue {
+function catalogueOf(runtime: ServiceRuntime<ProductSettings>): Catalogue {
   let catalogue = catalogues.get(runtime);
   if (!catalogue) catalogues.set(runtime, (catalogue = new Catalogue(runtime)));
   return catalogue;
 }
 
 /** The product service: the catalogue and its admin mutations. */
-export const productService: ServiceModule<ProductContext> = {
+export const productService: ServiceModule<ProductContext, ProductSettings> = {
   name: 'product',
+  settings: productSettings,
   publishesEvents: true,
   entities: [Product],
   migrations,

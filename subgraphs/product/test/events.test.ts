@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { eventsTopic, type AnyEventEnvelope } from '@swiftcart/platform';
 import { startStack, type TestStack } from '../../../test/support/stack.ts';
+import { drain } from '../../../test/support/drain.ts';
+import { waitFor } from '../../../test/support/wait.ts';
 import { seedProducts } from '../src/catalogue.ts';
 
 describe('product events', () => {
@@ -11,13 +13,7 @@ describe('product events', () => {
   let admin: string;
   const seen: AnyEventEnvelope[] = [];
 
-  const waitFor = async (predicate: () => boolean, what: string, ms = 15_000) => {
-    const deadline = Date.now() + ms;
-    while (!predicate()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; saw ${JSON.stringify(seen.map((e) => [e.type, (e.data as any).sku, (e.data as any).version]))}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
+  const saw = () => seen.map((e) => [e.type, (e.data as any).sku, (e.data as any).version]);
   const eventsOf = (sku: string) => seen.filter((e) => e.aggregateId === sku);
 
   before(async () => {
@@ -39,8 +35,8 @@ describe('product events', () => {
     await ok(`mutation { updateProduct(sku: "EV-1", input: { price: { amount: 1200, currency: "EUR" } }) { sku } }`);
     await ok(`mutation { discontinueProduct(sku: "EV-1") { sku } }`);
     await ok(`mutation { discontinueProduct(sku: "EV-1") { sku } }`);
-    await waitFor(() => eventsOf('EV-1').length >= 3, 'three EV-1 events');
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor(() => eventsOf('EV-1').length >= 3, 'three EV-1 events', undefined, saw);
+    await drain(stack);
     const events = eventsOf('EV-1');
     assert.deepEqual(events.map((e) => e.type), ['ProductCreated', 'ProductUpdated', 'ProductDiscontinued'], 'a second discontinue publishes nothing');
     assert.deepEqual(events.map((e) => (e.data as any).version), [1, 2, 3]);
@@ -61,8 +57,8 @@ describe('product events', () => {
     const rows = Array.from({ length: 30 }, (_, i) => ({ sku: `SEED-${i}`, name: `Seed ${i}`, description: '', priceAmount: 100 + i, currency: 'EUR' }));
     assert.equal(await seedProducts(stack.services.product!.runtime.db.fork(), rows), 30);
     assert.equal(await seedProducts(stack.services.product!.runtime.db.fork(), rows), 0);
-    await waitFor(() => seen.filter((e) => e.aggregateId.startsWith('SEED-')).length >= 30, '30 seed events');
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => seen.filter((e) => e.aggregateId.startsWith('SEED-')).length >= 30, '30 seed events', undefined, saw);
+    await drain(stack);
     const seeded = seen.filter((e) => e.aggregateId.startsWith('SEED-'));
     assert.equal(seeded.length, 30);
     assert.deepEqual((seeded.find((e) => e.aggregateId === 'SEED-7')!.data as any), { sku: 'SEED-7', name: 'Seed 7', price: { amount: 107, currency: 'EUR' }, status: 'ACTIVE', version: 1 });

@@ -73,7 +73,7 @@ describe('shipment consumes order events and dispatches', () => {
     const duplicatesBefore = consumerMetrics(shipment).duplicates;
     const first = await confirm(orderId);
     await publishEnvelope(shipment, first);
-    await waitFor('the redelivery to be recognised', () => consumerMetrics(shipment).duplicates > duplicatesBefore);
+    await waitFor(() => consumerMetrics(shipment).duplicates > duplicatesBefore, 'the redelivery to be recognised');
     const second = await confirm(orderId);
     await handled(shipment, second.id);
     assert.equal((await shipment.runtime.db.fork().find(Shipment, { orderId })).length, 1);
