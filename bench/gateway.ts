@@ -19,8 +19,21 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../platform/src/config.ts';
 import { freePort, runSubgraphSecret } from '../scripts/infra.ts';
 import {
-  type LoadRun, type LoadSummary, type LoadTarget,
-  LoadGenerator, NotReady, UsageError, fixed, forEachFlag, getJson, mib, positiveNumber, summarize, table, watchdog, writeResults,
+  type LoadRun,
+  type LoadSummary,
+  type LoadTarget,
+  LoadGenerator,
+  NotReady,
+  UsageError,
+  fixed,
+  forEachFlag,
+  getJson,
+  mib,
+  positiveNumber,
+  summarize,
+  table,
+  watchdog,
+  writeResults,
 } from './lib.ts';
 import type { PlainGatewayMessage } from './plain-gateway.ts';
 
@@ -46,7 +59,9 @@ export const USAGE = `usage: npm run bench -- gateway [--concurrency 32] [--dura
   --duration     measured seconds per gateway, split into --rounds alternating rounds (default 30)
   --warmup       unmeasured seconds per gateway before the first round (default 3)
   --rounds       alternating rounds per gateway (default 3)
-  --query        ${Object.entries(QUERIES).map(([k, v]) => `${k}: ${v.description}`).join('\n                 ')}
+  --query        ${Object.entries(QUERIES)
+    .map(([k, v]) => `${k}: ${v.description}`)
+    .join('\n                 ')}
 
 Needs the stack running (npm start): the subgraphs with the seed catalogue. Starts its own three
 gateways beside it: ours with every edge limit on, ours with EDGE_LIMITS=off, and a plain one.`;
@@ -63,21 +78,28 @@ function parseOptions(args: readonly string[]): Options {
   const options: Options = { concurrency: 32, durationS: 30, warmupS: 3, rounds: 3, query: 'products' };
   forEachFlag(args, (name, value) => {
     switch (name) {
-      case '--concurrency': options.concurrency = positiveNumber(name, value(), { integer: true, max: 4096 }); break;
-      case '--duration': options.durationS = positiveNumber(name, value(), { max: 3600 }); break;
+      case '--concurrency':
+        options.concurrency = positiveNumber(name, value(), { integer: true, max: 4096 });
+        break;
+      case '--duration':
+        options.durationS = positiveNumber(name, value(), { max: 3600 });
+        break;
       case '--warmup': {
         const v = value();
         options.warmupS = v === '0' ? 0 : positiveNumber(name, v, { max: 600 });
         break;
       }
-      case '--rounds': options.rounds = positiveNumber(name, value(), { integer: true, max: 100 }); break;
+      case '--rounds':
+        options.rounds = positiveNumber(name, value(), { integer: true, max: 100 });
+        break;
       case '--query': {
         const v = value();
         if (!(v in QUERIES)) throw new UsageError(`--query must be one of ${Object.keys(QUERIES).join(', ')}, got "${v}"`);
         options.query = v as QueryName;
         break;
       }
-      default: throw new UsageError(`unknown option "${name}"`);
+      default:
+        throw new UsageError(`unknown option "${name}"`);
     }
   });
   return options;
@@ -133,7 +155,6 @@ abstract class ChildGateway implements BenchGateway {
 
 /** Our gateway (gateway/src/main.ts) in a process of its own, on a free port. */
 class OurGateway extends ChildGateway {
-
   static async start(edgeLimits: boolean, subgraphSecret: string): Promise<OurGateway> {
     const port = await freePort();
     const entry = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'gateway', 'src', 'main.ts');
@@ -177,7 +198,6 @@ class OurGateway extends ChildGateway {
 
 /** The plain gateway in a child process. */
 class PlainGateway extends ChildGateway {
-
   static async start(supergraphPath: string, subgraphUrls: Record<string, string>, subgraphSecret: string): Promise<PlainGateway> {
     const entry = path.join(path.dirname(fileURLToPath(import.meta.url)), 'plain-gateway.ts');
     const child = fork(entry, [], {
@@ -193,8 +213,16 @@ class PlainGateway extends ChildGateway {
     });
     const ready = await new Promise<Extract<PlainGatewayMessage, { type: 'ready' }>>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the plain gateway did not start within 30 s')), 30_000);
-      child.on('message', (m: PlainGatewayMessage) => { if (m.type === 'ready') { clearTimeout(timer); resolve(m); } });
-      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the plain gateway exited during start-up (${code})`)); });
+      child.on('message', (m: PlainGatewayMessage) => {
+        if (m.type === 'ready') {
+          clearTimeout(timer);
+          resolve(m);
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the plain gateway exited during start-up (${code})`));
+      });
     });
     return new PlainGateway(child, ready.url.replace(/\/$/, ''));
   }
@@ -221,17 +249,23 @@ class PlainGateway extends ChildGateway {
 /** Checks that `gateway` reaches the subgraphs the query needs and that the query returns what the bench expects. */
 async function checkGateway(name: string, gateway: BenchGateway, options: Options, target: LoadTarget): Promise<void> {
   const response = await fetch(gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(target.body) });
-  const json = await response.json().catch(() => null) as any;
+  const json = (await response.json().catch(() => null)) as any;
   const errors = JSON.stringify(json?.errors ?? []);
   if (errors.includes('GATEWAY_CREDENTIAL_REQUIRED') || errors.includes('refused the gateway')) {
-    throw new NotReady(`the subgraphs refuse ${name}'s credential: run the bench with the stack's SUBGRAPH_SECRET, or against the stack \`npm start\` runs now (it records its secret in .data/run/)`);
+    throw new NotReady(
+      `the subgraphs refuse ${name}'s credential: run the bench with the stack's SUBGRAPH_SECRET, or against the stack \`npm start\` runs now (it records its secret in .data/run/)`,
+    );
   }
   if (json?.errors?.length) {
-    throw new NotReady(`the benchmark query fails on ${name}: ${errors.slice(0, 300)}\nIs the stack running (\`npm start\`)? --query ${options.query} needs ${QUERIES[options.query].subgraphs.join(' and ')}.`);
+    throw new NotReady(
+      `the benchmark query fails on ${name}: ${errors.slice(0, 300)}\nIs the stack running (\`npm start\`)? --query ${options.query} needs ${QUERIES[options.query].subgraphs.join(' and ')}.`,
+    );
   }
   const edges = json?.data?.products?.edges;
   if (!Array.isArray(edges) || edges.length !== 20) {
-    throw new NotReady(`the benchmark query returned ${Array.isArray(edges) ? edges.length : 'no'} products on ${name}; it needs 20. Load the catalogue with \`npm run seed\`.`);
+    throw new NotReady(
+      `the benchmark query returned ${Array.isArray(edges) ? edges.length : 'no'} products on ${name}; it needs 20. Load the catalogue with \`npm run seed\`.`,
+    );
   }
 }
 
@@ -246,7 +280,9 @@ export async function main(args: readonly string[]): Promise<number> {
   const expect = { path: ['data', 'products', 'edges'], length: 20 };
   const subgraphSecret = runSubgraphSecret();
   if (!subgraphSecret) {
-    console.error('bench gateway: no SUBGRAPH_SECRET: start the stack with `npm start` first (it records its secret in .data/run/), or set SUBGRAPH_SECRET to the stack\'s');
+    console.error(
+      "bench gateway: no SUBGRAPH_SECRET: start the stack with `npm start` first (it records its secret in .data/run/), or set SUBGRAPH_SECRET to the stack's",
+    );
     return 1;
   }
 
@@ -257,11 +293,20 @@ export async function main(args: readonly string[]): Promise<number> {
     for (const g of gateways.values()) g.child.kill('SIGKILL');
   });
   try {
-    console.log(`starting our gateway twice (edge limits on, and EDGE_LIMITS=off) and a plain ApolloServer + ApolloGateway (default settings) over ${path.relative(process.cwd(), config.supergraphPath) || config.supergraphPath}`);
+    console.log(
+      `starting our gateway twice (edge limits on, and EDGE_LIMITS=off) and a plain ApolloServer + ApolloGateway (default settings) over ${path.relative(process.cwd(), config.supergraphPath) || config.supergraphPath}`,
+    );
     try {
       gateways.set('ours', await OurGateway.start(true, subgraphSecret));
       gateways.set('ours-off', await OurGateway.start(false, subgraphSecret));
-      gateways.set('plain', await PlainGateway.start(config.supergraphPath, Object.fromEntries(Object.entries(config.subgraphUrls).map(([name, urls]) => [name, urls![0]])), subgraphSecret));
+      gateways.set(
+        'plain',
+        await PlainGateway.start(
+          config.supergraphPath,
+          Object.fromEntries(Object.entries(config.subgraphUrls).map(([name, urls]) => [name, urls![0]])),
+          subgraphSecret,
+        ),
+      );
       for (const name of NAMES) await checkGateway(name, gateways.get(name)!, options, { name, url: gateways.get(name)!.url, body, expect });
     } catch (error) {
       if (error instanceof NotReady) {
@@ -273,7 +318,9 @@ export async function main(args: readonly string[]): Promise<number> {
     load = await LoadGenerator.start();
     const targets: LoadTarget[] = NAMES.map((name) => ({ name, url: gateways.get(name)!.url, body, expect }));
 
-    console.log(`query: ${query.description}; ${options.concurrency} in flight; ${options.rounds} × ${fixed(roundMs / 1000)} s per gateway after ${options.warmupS} s warm-up`);
+    console.log(
+      `query: ${query.description}; ${options.concurrency} in flight; ${options.rounds} × ${fixed(roundMs / 1000)} s per gateway after ${options.warmupS} s warm-up`,
+    );
     if (options.warmupS > 0) {
       for (const target of targets) {
         const warm = await load.run(target, { concurrency: options.concurrency, durationMs: options.warmupS * 1000, record: false });
@@ -281,7 +328,8 @@ export async function main(args: readonly string[]): Promise<number> {
       }
     }
 
-    const statsOf = async () => Object.fromEntries(await Promise.all(NAMES.map(async (n) => [n, await gateways.get(n)!.stats()] as const))) as Record<GatewayName, ProcessStats>;
+    const statsOf = async () =>
+      Object.fromEntries(await Promise.all(NAMES.map(async (n) => [n, await gateways.get(n)!.stats()] as const))) as Record<GatewayName, ProcessStats>;
     const before = await statsOf();
     const runs: Record<GatewayName, LoadRun[]> = { ours: [], 'ours-off': [], plain: [] };
     for (let round = 0; round < options.rounds; round++) {
@@ -297,7 +345,8 @@ export async function main(args: readonly string[]): Promise<number> {
 
     const summaries = Object.fromEntries(NAMES.map((n) => [n, summarize(runs[n])])) as Record<GatewayName, LoadSummary>;
     const cpuPerRequest = (name: GatewayName) => {
-      const a = before[name].cpuMicros, b = afterStats[name].cpuMicros;
+      const a = before[name].cpuMicros,
+        b = afterStats[name].cpuMicros;
       return a === null || b === null ? null : (b - a) / summaries[name].requests;
     };
     const report = (name: GatewayName) => ({
@@ -320,8 +369,21 @@ export async function main(args: readonly string[]): Promise<number> {
     const result = {
       bench: 'gateway',
       at: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, memoryBytes: os.totalmem(), node: process.version, platform: `${os.platform()} ${os.release()}` },
-      settings: { query: options.query, operation: query.query, concurrency: options.concurrency, durationSecondsPerGateway: options.durationS, rounds: options.rounds, warmupSeconds: options.warmupS },
+      machine: {
+        cpus: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model ?? null,
+        memoryBytes: os.totalmem(),
+        node: process.version,
+        platform: `${os.platform()} ${os.release()}`,
+      },
+      settings: {
+        query: options.query,
+        operation: query.query,
+        concurrency: options.concurrency,
+        durationSecondsPerGateway: options.durationS,
+        rounds: options.rounds,
+        warmupSeconds: options.warmupS,
+      },
       targets: Object.fromEntries(NAMES.map((n) => [n, report(n)])),
       ratio: ratio('ours', 'plain'),
       limitsCost: ratio('ours', 'ours-off'),
@@ -331,8 +393,16 @@ export async function main(args: readonly string[]): Promise<number> {
       ],
     };
 
-    const ratioRow = (label: string, r: ReturnType<typeof ratio>) => [label, fixed(r.requestsPerSecond, 3), fixed(r.p50, 3), '', fixed(r.p99, 3), '',
-      fixed(r.peakRss ?? Number.NaN, 2), fixed(r.cpuPerRequest ?? Number.NaN, 3)];
+    const ratioRow = (label: string, r: ReturnType<typeof ratio>) => [
+      label,
+      fixed(r.requestsPerSecond, 3),
+      fixed(r.p50, 3),
+      '',
+      fixed(r.p99, 3),
+      '',
+      fixed(r.peakRss ?? Number.NaN, 2),
+      fixed(r.cpuPerRequest ?? Number.NaN, 3),
+    ];
     const rows = [
       ['gateway', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'errors', 'peak RSS MiB', 'CPU µs/req'],
       ...NAMES.map((name) => [

@@ -86,7 +86,14 @@ export function summarize(runs: readonly LoadRun[]): LoadSummary {
 
 /** Messages between {@link LoadGenerator} and bench/load-worker.ts. */
 export type WorkerRequest =
-  | { readonly type: 'run'; readonly id: number; readonly target: LoadTarget; readonly concurrency: number; readonly durationMs: number; readonly record: boolean }
+  | {
+      readonly type: 'run';
+      readonly id: number;
+      readonly target: LoadTarget;
+      readonly concurrency: number;
+      readonly durationMs: number;
+      readonly record: boolean;
+    }
   | { readonly type: 'exit' };
 export type WorkerReply =
   | { readonly type: 'ready' }
@@ -126,8 +133,14 @@ export class LoadGenerator implements AsyncDisposable {
     const child = fork(worker, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the load worker did not start within 10 s')), 10_000);
-      child.once('message', () => { clearTimeout(timer); resolve(); });
-      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the load worker exited during start-up (${code})`)); });
+      child.once('message', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the load worker exited during start-up (${code})`));
+      });
     });
     return new LoadGenerator(child);
   }
@@ -138,7 +151,14 @@ export class LoadGenerator implements AsyncDisposable {
     const id = this.#nextId++;
     return new Promise<LoadRun>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      const request: WorkerRequest = { type: 'run', id, target, concurrency: options.concurrency, durationMs: options.durationMs, record: options.record ?? true };
+      const request: WorkerRequest = {
+        type: 'run',
+        id,
+        target,
+        concurrency: options.concurrency,
+        durationMs: options.durationMs,
+        record: options.record ?? true,
+      };
       this.#child.send(request);
     });
   }
@@ -246,7 +266,9 @@ export class NotReady extends Error {}
 export function positiveNumber(flag: string, raw: string | undefined, { integer = false, max = Number.MAX_SAFE_INTEGER } = {}): number {
   const value = Number(raw);
   if (raw === undefined || raw === '' || !Number.isFinite(value) || value <= 0 || value > max || (integer && !Number.isInteger(value))) {
-    throw new UsageError(`${flag} must be a positive ${integer ? 'integer' : 'number'}${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}, got "${raw ?? ''}"`);
+    throw new UsageError(
+      `${flag} must be a positive ${integer ? 'integer' : 'number'}${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}, got "${raw ?? ''}"`,
+    );
   }
   return value;
 }
@@ -255,7 +277,11 @@ export function positiveNumber(flag: string, raw: string | undefined, { integer 
 export function watchdog(ms: number, cleanup: () => void): { clear(): void } {
   const timer = setTimeout(() => {
     console.error(`bench: no result after ${Math.round(ms / 1000)} s; stopping`);
-    try { cleanup(); } finally { process.exit(1); }
+    try {
+      cleanup();
+    } finally {
+      process.exit(1);
+    }
   }, ms);
   timer.unref();
   return { clear: () => clearTimeout(timer) };
@@ -278,7 +304,11 @@ let clockTicks: Promise<number> | undefined;
 /** Reads {@link ProcStats} of `pid` from /proc/<pid>/status and /proc/<pid>/stat. */
 export async function procStats(pid: number): Promise<ProcStats> {
   clockTicks ??= new Promise((resolve) => execFile('getconf', ['CLK_TCK'], (error, stdout) => resolve(error ? 100 : Number(stdout.trim()) || 100)));
-  const [status, stat, ticks] = await Promise.all([readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''), readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ''), clockTicks]);
+  const [status, stat, ticks] = await Promise.all([
+    readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''),
+    readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ''),
+    clockTicks,
+  ]);
   // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const kib = (key: string) => {
@@ -291,7 +321,14 @@ export async function procStats(pid: number): Promise<ProcStats> {
 export { freePort } from '../scripts/infra.ts';
 
 /** Count, mean and percentiles of a set of values (NaN when empty). */
-export interface Distribution { readonly count: number; readonly mean: number; readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number }
+export interface Distribution {
+  readonly count: number;
+  readonly mean: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly max: number;
+}
 
 /** The {@link Distribution} of `values`; sorts a copy. */
 export function distribution(values: ArrayLike<number>): Distribution {
@@ -299,5 +336,12 @@ export function distribution(values: ArrayLike<number>): Distribution {
   const n = sorted.length;
   let sum = 0;
   for (let i = 0; i < n; i++) sum += sorted[i];
-  return { count: n, mean: n ? sum / n : Number.NaN, p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: n ? sorted[n - 1] : Number.NaN };
+  return {
+    count: n,
+    mean: n ? sum / n : Number.NaN,
+    p50: percentile(sorted, 50),
+    p90: percentile(sorted, 90),
+    p99: percentile(sorted, 99),
+    max: n ? sorted[n - 1] : Number.NaN,
+  };
 }

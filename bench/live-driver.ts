@@ -94,7 +94,11 @@ function run(rate: number, skus: readonly string[]): { stop: () => Promise<Drive
   const busy = new Uint8Array(skus.length);
   const durations: number[] = [];
   const errorSamples = new Set<string>();
-  let issued = 0, committed = 0, failed = 0, inFlight = 0, maxLag = 0;
+  let issued = 0,
+    committed = 0,
+    failed = 0,
+    inFlight = 0,
+    maxLag = 0;
   let stopping = false;
   let idle: (() => void) | null = null;
   const started = performance.now();
@@ -147,12 +151,18 @@ function run(rate: number, skus: readonly string[]): { stop: () => Promise<Drive
     async stop() {
       stopping = true;
       clearTimeout(timer);
-      if (inFlight > 0) await new Promise<void>((resolve) => { idle = resolve; });
+      if (inFlight > 0)
+        await new Promise<void>((resolve) => {
+          idle = resolve;
+        });
       clearInterval(reporter);
       flush();
       const sorted = Float64Array.from(durations).sort();
       return {
-        issued, committed, failed, errorSamples: [...errorSamples],
+        issued,
+        committed,
+        failed,
+        errorSamples: [...errorSamples],
         elapsedMs: performance.now() - started,
         maxScheduleLagMs: maxLag,
         commitMs: { p50: percentile(sorted, 50), p99: percentile(sorted, 99) },

@@ -9,10 +9,7 @@
  */
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
-import {
-  type ClientEvent, type ConnectRequest, type LiveWorkerReply, type LiveWorkerRequest,
-  epochNow, subscriptionQuery,
-} from './live-protocol.ts';
+import { type ClientEvent, type ConnectRequest, type LiveWorkerReply, type LiveWorkerRequest, epochNow, subscriptionQuery } from './live-protocol.ts';
 
 if (!process.send) {
   console.error('bench/live-worker.ts is started by bench/live.ts, not directly');
@@ -101,11 +98,15 @@ function subscribe(request: ConnectRequest, id: number, sku: string, query: stri
         next: (message) => {
           const at = epochNow();
           const level = message.data?.stockLevelChanged;
-          const problem = message.errors?.length ? `GraphQL errors: ${JSON.stringify(message.errors).slice(0, 250)}`
-            : !level || typeof level.version !== 'number' ? 'no stockLevelChanged.version in the message'
-            : level.sku !== sku ? `a message for ${level.sku}, subscribed to ${sku}`
-            : wantName && !level.product?.name ? 'no product name in the message'
-            : null;
+          const problem = message.errors?.length
+            ? `GraphQL errors: ${JSON.stringify(message.errors).slice(0, 250)}`
+            : !level || typeof level.version !== 'number'
+              ? 'no stockLevelChanged.version in the message'
+              : level.sku !== sku
+                ? `a message for ${level.sku}, subscribed to ${sku}`
+                : wantName && !level.product?.name
+                  ? 'no product name in the message'
+                  : null;
           if (problem !== null) {
             if (!live.subscribed) return settle(false, problem);
             event(id, 'bad-message', problem);
@@ -142,7 +143,9 @@ function subscribe(request: ConnectRequest, id: number, sku: string, query: stri
 async function connect(request: ConnectRequest): Promise<void> {
   const query = subscriptionQuery(request.selection);
   const wantName = request.selection === 'full';
-  let next = 0, subscribed = 0, failed = 0;
+  let next = 0,
+    subscribed = 0,
+    failed = 0;
   const progress = setInterval(() => process.send!({ type: 'progress', subscribed, failed } satisfies LiveWorkerReply), 1_000);
   const lane = async () => {
     while (next < request.clients.length) {

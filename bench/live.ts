@@ -38,20 +38,51 @@ import { fileURLToPath } from 'node:url';
 import { createClient } from 'graphql-ws';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
-import { type Config, REPO_ROOT, createKafka, createLogger, dlqTopic, eventsTopic, gatewayCredentialHeaders, loadConfig, openRuntime } from '@swiftcart/platform';
+import {
+  type Config,
+  REPO_ROOT,
+  createKafka,
+  createLogger,
+  dlqTopic,
+  eventsTopic,
+  gatewayCredentialHeaders,
+  loadConfig,
+  openRuntime,
+} from '@swiftcart/platform';
 import { dropDatabases, ensureDatabases } from '../scripts/infra.ts';
 import { seedCatalogue, seedSku } from '../scripts/seed.ts';
 import { loadServiceModule } from '../scripts/services.ts';
 import { seedProducts } from '../subgraphs/product/src/catalogue.ts';
 import { seedStock } from '../subgraphs/inventory/src/stock.ts';
 import {
-  type Distribution, type ProcStats,
-  NotReady, UsageError, distribution, fixed, forEachFlag, freePort, mib, positiveNumber, procStats, table, watchdog, writeResults,
+  type Distribution,
+  type ProcStats,
+  NotReady,
+  UsageError,
+  distribution,
+  fixed,
+  forEachFlag,
+  freePort,
+  mib,
+  positiveNumber,
+  procStats,
+  table,
+  watchdog,
+  writeResults,
 } from './lib.ts';
 import {
-  type ClientEvent, type CommitBatch, type DriverSummary, type LiveDriverReply, type LiveDriverRequest,
-  type LiveWorkerReply, type LiveWorkerRequest, type ReceiptBatch, type Selection,
-  SELECTIONS, epochNow, subscriptionQuery,
+  type ClientEvent,
+  type CommitBatch,
+  type DriverSummary,
+  type LiveDriverReply,
+  type LiveDriverRequest,
+  type LiveWorkerReply,
+  type LiveWorkerRequest,
+  type ReceiptBatch,
+  type Selection,
+  SELECTIONS,
+  epochNow,
+  subscriptionQuery,
 } from './live-protocol.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -114,22 +145,52 @@ interface Options {
 
 function parseOptions(args: readonly string[]): Options {
   const options: Options = {
-    clients: 10_000, skus: 1_000, rate: 1_000, durationS: 30, warmupS: 5, drainS: 10, drainMaxS: 120, selection: 'full', only: null,
-    workers: 2, connectConcurrency: 100, subscribeTimeoutS: 180,
+    clients: 10_000,
+    skus: 1_000,
+    rate: 1_000,
+    durationS: 30,
+    warmupS: 5,
+    drainS: 10,
+    drainMaxS: 120,
+    selection: 'full',
+    only: null,
+    workers: 2,
+    connectConcurrency: 100,
+    subscribeTimeoutS: 180,
   };
   const zeroOr = (name: string, v: string, max: number) => (v === '0' ? 0 : positiveNumber(name, v, { max }));
   forEachFlag(args, (name, value) => {
     switch (name) {
-      case '--clients': options.clients = positiveNumber(name, value(), { integer: true, max: 100_000 }); break;
-      case '--skus': options.skus = positiveNumber(name, value(), { integer: true, max: 100_000 }); break;
-      case '--rate': options.rate = positiveNumber(name, value(), { max: 100_000 }); break;
-      case '--duration': options.durationS = positiveNumber(name, value(), { max: 3600 }); break;
-      case '--warmup': options.warmupS = zeroOr(name, value(), 600); break;
-      case '--drain': options.drainS = zeroOr(name, value(), 600); break;
-      case '--drain-max': options.drainMaxS = zeroOr(name, value(), 3600); break;
-      case '--workers': options.workers = positiveNumber(name, value(), { integer: true, max: 64 }); break;
-      case '--connect-concurrency': options.connectConcurrency = positiveNumber(name, value(), { integer: true, max: 10_000 }); break;
-      case '--subscribe-timeout': options.subscribeTimeoutS = positiveNumber(name, value(), { max: 3600 }); break;
+      case '--clients':
+        options.clients = positiveNumber(name, value(), { integer: true, max: 100_000 });
+        break;
+      case '--skus':
+        options.skus = positiveNumber(name, value(), { integer: true, max: 100_000 });
+        break;
+      case '--rate':
+        options.rate = positiveNumber(name, value(), { max: 100_000 });
+        break;
+      case '--duration':
+        options.durationS = positiveNumber(name, value(), { max: 3600 });
+        break;
+      case '--warmup':
+        options.warmupS = zeroOr(name, value(), 600);
+        break;
+      case '--drain':
+        options.drainS = zeroOr(name, value(), 600);
+        break;
+      case '--drain-max':
+        options.drainMaxS = zeroOr(name, value(), 3600);
+        break;
+      case '--workers':
+        options.workers = positiveNumber(name, value(), { integer: true, max: 64 });
+        break;
+      case '--connect-concurrency':
+        options.connectConcurrency = positiveNumber(name, value(), { integer: true, max: 10_000 });
+        break;
+      case '--subscribe-timeout':
+        options.subscribeTimeoutS = positiveNumber(name, value(), { max: 3600 });
+        break;
       case '--selection': {
         const v = value();
         if (!(v in SELECTIONS)) throw new UsageError(`--selection must be one of ${Object.keys(SELECTIONS).join(', ')}, got "${v}"`);
@@ -142,10 +203,12 @@ function parseOptions(args: readonly string[]): Options {
         options.only = v as GatewayName;
         break;
       }
-      default: throw new UsageError(`unknown option "${name}"`);
+      default:
+        throw new UsageError(`unknown option "${name}"`);
     }
   });
-  if (options.skus > options.clients) throw new UsageError(`--skus (${options.skus}) must not exceed --clients (${options.clients}): every sku needs a subscriber`);
+  if (options.skus > options.clients)
+    throw new UsageError(`--skus (${options.skus}) must not exceed --clients (${options.clients}): every sku needs a subscriber`);
   return options;
 }
 
@@ -188,7 +251,13 @@ function logFile(name: string): { fd: number; path: string } {
 }
 
 /** Starts `node args...` with its output in a log file; rejects if it exits before `ready` resolves. */
-async function startProcess(name: string, args: readonly string[], env: NodeJS.ProcessEnv, ready: () => Promise<boolean>, timeoutMs: number): Promise<ChildProcess & { logPath: string }> {
+async function startProcess(
+  name: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  ready: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<ChildProcess & { logPath: string }> {
   const log = logFile(name);
   const child = track(spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ['ignore', log.fd, log.fd] }));
   closeSync(log.fd);
@@ -259,10 +328,11 @@ async function startStack(options: Options, say: (line: string) => void): Promis
       await seedStock(inventory.runtime.db.fork(), stock);
     }
     say(`seeded ${options.skus} products with stock (${products[0].sku}..${products.at(-1)!.sku})`);
-    await Promise.all(STARTED.map(async (name) => {
-      processes[name] = await startProcess(name, [`subgraphs/${name}/src/main.ts`], env,
-        () => answers(`http://127.0.0.1:${ports[name]}/readyz`), 60_000);
-    }));
+    await Promise.all(
+      STARTED.map(async (name) => {
+        processes[name] = await startProcess(name, [`subgraphs/${name}/src/main.ts`], env, () => answers(`http://127.0.0.1:${ports[name]}/readyz`), 60_000);
+      }),
+    );
     say(`subgraphs ready: product :${ports.product}, inventory :${ports.inventory} (logs in ${path.relative(process.cwd(), LOG_DIR)}/bench-live-*.log)`);
     await primeInventory(stack, seedSku(1), say);
   } catch (error) {
@@ -282,17 +352,33 @@ async function primeInventory(stack: Stack, sku: string, say: (line: string) => 
   for (let attempt = 1; attempt <= 3; attempt++) {
     const headers = gatewayCredentialHeaders(stack.config.subgraphSecret);
     const webSocketImpl = class extends WebSocket {
-      constructor(address: string, protocols?: string | string[]) { super(address, protocols, { headers }); }
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols, { headers });
+      }
     };
     const client = createClient({ url, webSocketImpl, retryAttempts: 0 });
     try {
       const outcome = await new Promise<string | null>((resolve) => {
         const timer = setTimeout(() => resolve('no first message within 10 s'), 10_000);
-        client.subscribe<{ stockLevelChanged?: { version?: number } }>({ query: `subscription { stockLevelChanged(skus: [${JSON.stringify(sku)}]) { version } }` }, {
-          next: (m) => { clearTimeout(timer); resolve(m.errors?.length ? JSON.stringify(m.errors).slice(0, 300) : typeof m.data?.stockLevelChanged?.version === 'number' ? null : 'no version'); },
-          error: (e) => { clearTimeout(timer); resolve(e instanceof Error ? e.message : Array.isArray(e) ? JSON.stringify(e).slice(0, 300) : `socket closed ${(e as { code?: number }).code ?? ''}`); },
-          complete: () => { clearTimeout(timer); resolve('completed before its first message'); },
-        });
+        client.subscribe<{ stockLevelChanged?: { version?: number } }>(
+          { query: `subscription { stockLevelChanged(skus: [${JSON.stringify(sku)}]) { version } }` },
+          {
+            next: (m) => {
+              clearTimeout(timer);
+              resolve(m.errors?.length ? JSON.stringify(m.errors).slice(0, 300) : typeof m.data?.stockLevelChanged?.version === 'number' ? null : 'no version');
+            },
+            error: (e) => {
+              clearTimeout(timer);
+              resolve(
+                e instanceof Error ? e.message : Array.isArray(e) ? JSON.stringify(e).slice(0, 300) : `socket closed ${(e as { code?: number }).code ?? ''}`,
+              );
+            },
+            complete: () => {
+              clearTimeout(timer);
+              resolve('completed before its first message');
+            },
+          },
+        );
       });
       if (outcome === null) return;
       say(`note: warm-up subscription to the inventory subgraph failed (attempt ${attempt}): ${outcome}`);
@@ -323,8 +409,12 @@ async function stopStack(stack: Stack): Promise<void> {
   // The topics the two subgraphs created under the run's prefix: their events, and what inventory consumes.
   const kafka = createKafka(stack.config, createLogger('bench-live', 'error'), 'swiftcart-bench-live');
   const topics = [eventsTopic('product'), eventsTopic('inventory'), eventsTopic('order'), dlqTopic(eventsTopic('order'))];
-  await Promise.race([kafka.deleteTopics(topics), sleep(10_000).then(() => { throw new Error('no answer within 10 s'); })])
-    .catch((error) => console.error(`could not delete the bench's Kafka topics (${stack.config.kafkaTopicPrefix}*): ${(error as Error).message}`));
+  await Promise.race([
+    kafka.deleteTopics(topics),
+    sleep(10_000).then(() => {
+      throw new Error('no answer within 10 s');
+    }),
+  ]).catch((error) => console.error(`could not delete the bench's Kafka topics (${stack.config.kafkaTopicPrefix}*): ${(error as Error).message}`));
   await kafka.close().catch(() => undefined);
 }
 
@@ -357,7 +447,14 @@ async function startOurs(stack: Stack, supergraphPath: string): Promise<GatewayU
     ...Object.fromEntries(Object.entries(stack.subgraphUrls).map(([name, url]) => [`${name.toUpperCase()}_URL`, url])),
   };
   const child = await startProcess('gateway-ours', ['gateway/src/main.ts'], env, () => answers(`http://127.0.0.1:${port}/healthz`), 60_000);
-  return { name: 'ours', process: child, pid: child.pid!, httpUrl: `http://127.0.0.1:${port}/graphql`, wsUrl: `ws://127.0.0.1:${port}/graphql`, metricsUrl: `http://127.0.0.1:${port}/metrics` };
+  return {
+    name: 'ours',
+    process: child,
+    pid: child.pid!,
+    httpUrl: `http://127.0.0.1:${port}/graphql`,
+    wsUrl: `ws://127.0.0.1:${port}/graphql`,
+    metricsUrl: `http://127.0.0.1:${port}/metrics`,
+  };
 }
 
 async function startHive(stack: Stack, supergraphPath: string): Promise<GatewayUnderTest> {
@@ -365,11 +462,21 @@ async function startHive(stack: Stack, supergraphPath: string): Promise<GatewayU
   const port = await freePort();
   // Hive reads PORT, HOST and FORK from the environment too: the flags below decide.
   const { PORT: _port, HOST: _host, FORK: _fork, ...env } = stack.env;
-  const child = await startProcess('gateway-hive',
+  const child = await startProcess(
+    'gateway-hive',
     [HIVE_BIN, 'supergraph', supergraphPath, '--host', '127.0.0.1', '--port', String(port), '--fork', '1', '--config-path', HIVE_CONFIG],
     { ...env, BENCH_SUBGRAPH_URLS: JSON.stringify(stack.subgraphUrls) },
-    () => answers(`http://127.0.0.1:${port}/readiness`), 60_000);
-  return { name: 'hive', process: child, pid: child.pid!, httpUrl: `http://127.0.0.1:${port}/graphql`, wsUrl: `ws://127.0.0.1:${port}/graphql`, metricsUrl: null };
+    () => answers(`http://127.0.0.1:${port}/readiness`),
+    60_000,
+  );
+  return {
+    name: 'hive',
+    process: child,
+    pid: child.pid!,
+    httpUrl: `http://127.0.0.1:${port}/graphql`,
+    wsUrl: `ws://127.0.0.1:${port}/graphql`,
+    metricsUrl: null,
+  };
 }
 
 /** One query through the gateway that touches both subgraphs, so start-up costs are paid before measuring. */
@@ -380,7 +487,7 @@ async function probe(gateway: GatewayUnderTest, sku: string): Promise<void> {
     body: JSON.stringify({ query: `{ stockLevel(sku: ${JSON.stringify(sku)}) { sku available version product { name } } }` }),
     signal: AbortSignal.timeout(30_000),
   });
-  const body = await response.json() as { data?: { stockLevel?: { product?: { name?: string } } }; errors?: unknown[] };
+  const body = (await response.json()) as { data?: { stockLevel?: { product?: { name?: string } } }; errors?: unknown[] };
   if (body.errors?.length || !body.data?.stockLevel?.product?.name) {
     throw new Error(`${LABEL[gateway.name]} does not answer a stockLevel query: ${JSON.stringify(body).slice(0, 400)}`);
   }
@@ -433,7 +540,13 @@ class Driver {
 
   static async start(env: NodeJS.ProcessEnv): Promise<Driver> {
     // One connection per change in flight (see MAX_IN_FLIGHT in live-driver.ts), and a few spare.
-    const child = track(fork(path.join(BENCH_DIR, 'live-driver.ts'), [], { env: { ...env, DB_POOL_SIZE: '40' }, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    const child = track(
+      fork(path.join(BENCH_DIR, 'live-driver.ts'), [], {
+        env: { ...env, DB_POOL_SIZE: '40' },
+        serialization: 'advanced',
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      }),
+    );
     await readyMessage(child, 'the stock-change driver', 30_000);
     return new Driver(child);
   }
@@ -465,8 +578,14 @@ class Driver {
 function readyMessage(child: ChildProcess, what: string, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${what} did not start within ${timeoutMs / 1000} s`)), timeoutMs);
-    child.once('message', () => { clearTimeout(timer); resolve(); });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${what} exited during start-up (${code})`)); });
+    child.once('message', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited during start-up (${code})`));
+    });
   });
 }
 
@@ -487,61 +606,109 @@ class ClientProcesses {
 
   static async start(count: number): Promise<ClientProcesses> {
     const workers = Array.from({ length: count }, () =>
-      track(fork(path.join(BENCH_DIR, 'live-worker.ts'), [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })));
+      track(fork(path.join(BENCH_DIR, 'live-worker.ts'), [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })),
+    );
     await Promise.all(workers.map((w) => readyMessage(w, 'a client process', 30_000)));
     return new ClientProcesses(workers);
   }
 
   /** Subscribes client n of `clients` to skus[skuOf[n]] in worker n mod workers; resolves when each has its first message or failed. */
-  connect(url: string, selection: Selection, clients: number, skus: readonly string[], options: Options, onProgress: (subscribed: number, failed: number) => void): Promise<{ subscribed: number; failed: number }> {
+  connect(
+    url: string,
+    selection: Selection,
+    clients: number,
+    skus: readonly string[],
+    options: Options,
+    onProgress: (subscribed: number, failed: number) => void,
+  ): Promise<{ subscribed: number; failed: number }> {
     const progress = this.workers.map(() => ({ subscribed: 0, failed: 0 }));
-    const report = () => onProgress(progress.reduce((n, p) => n + p.subscribed, 0), progress.reduce((n, p) => n + p.failed, 0));
-    return Promise.all(this.workers.map((worker, w) => new Promise<void>((resolve, reject) => {
-      const ids: number[] = [];
-      for (let n = w; n < clients; n += this.workers.length) ids.push(n);
-      const onMessage = (m: LiveWorkerReply) => {
-        if (m.type === 'progress' || m.type === 'connected') {
-          progress[w] = { subscribed: m.subscribed, failed: m.failed };
-          report();
-        }
-        if (m.type === 'connected') { cleanup(); resolve(); }
-        if (m.type === 'failed') { cleanup(); reject(new Error(`client process: ${m.error}`)); }
-      };
-      const onExit = (code: number | null) => { cleanup(); reject(new Error(`a client process exited (${code})`)); };
-      const cleanup = () => { worker.off('message', onMessage); worker.off('exit', onExit); };
-      worker.on('message', onMessage);
-      worker.once('exit', onExit);
-      worker.send({
-        type: 'connect',
-        connect: {
-          url, selection, clients: Int32Array.from(ids), skus: ids.map((n) => skus[n % skus.length]),
-          concurrency: options.connectConcurrency, timeoutMs: options.subscribeTimeoutS * 1000,
-        },
-      } satisfies LiveWorkerRequest);
-    }))).then(() => ({ subscribed: progress.reduce((n, p) => n + p.subscribed, 0), failed: progress.reduce((n, p) => n + p.failed, 0) }));
+    const report = () =>
+      onProgress(
+        progress.reduce((n, p) => n + p.subscribed, 0),
+        progress.reduce((n, p) => n + p.failed, 0),
+      );
+    return Promise.all(
+      this.workers.map(
+        (worker, w) =>
+          new Promise<void>((resolve, reject) => {
+            const ids: number[] = [];
+            for (let n = w; n < clients; n += this.workers.length) ids.push(n);
+            const onMessage = (m: LiveWorkerReply) => {
+              if (m.type === 'progress' || m.type === 'connected') {
+                progress[w] = { subscribed: m.subscribed, failed: m.failed };
+                report();
+              }
+              if (m.type === 'connected') {
+                cleanup();
+                resolve();
+              }
+              if (m.type === 'failed') {
+                cleanup();
+                reject(new Error(`client process: ${m.error}`));
+              }
+            };
+            const onExit = (code: number | null) => {
+              cleanup();
+              reject(new Error(`a client process exited (${code})`));
+            };
+            const cleanup = () => {
+              worker.off('message', onMessage);
+              worker.off('exit', onExit);
+            };
+            worker.on('message', onMessage);
+            worker.once('exit', onExit);
+            worker.send({
+              type: 'connect',
+              connect: {
+                url,
+                selection,
+                clients: Int32Array.from(ids),
+                skus: ids.map((n) => skus[n % skus.length]),
+                concurrency: options.connectConcurrency,
+                timeoutMs: options.subscribeTimeoutS * 1000,
+              },
+            } satisfies LiveWorkerRequest);
+          }),
+      ),
+    ).then(() => ({ subscribed: progress.reduce((n, p) => n + p.subscribed, 0), failed: progress.reduce((n, p) => n + p.failed, 0) }));
   }
 
   /** Closes every client (and with it every subscription). */
   async closeClients(): Promise<void> {
-    await Promise.all(this.workers.filter((w) => !exited(w)).map((worker) => new Promise<void>((resolve) => {
-      const timer = setTimeout(done, 30_000);
-      function done() { clearTimeout(timer); worker.off('message', onMessage); resolve(); }
-      const onMessage = (m: LiveWorkerReply) => { if (m.type === 'closed' || m.type === 'failed') done(); };
-      worker.on('message', onMessage);
-      worker.once('exit', done);
-      worker.send({ type: 'close' } satisfies LiveWorkerRequest);
-    })));
+    await Promise.all(
+      this.workers
+        .filter((w) => !exited(w))
+        .map(
+          (worker) =>
+            new Promise<void>((resolve) => {
+              const timer = setTimeout(done, 30_000);
+              function done() {
+                clearTimeout(timer);
+                worker.off('message', onMessage);
+                resolve();
+              }
+              const onMessage = (m: LiveWorkerReply) => {
+                if (m.type === 'closed' || m.type === 'failed') done();
+              };
+              worker.on('message', onMessage);
+              worker.once('exit', done);
+              worker.send({ type: 'close' } satisfies LiveWorkerRequest);
+            }),
+        ),
+    );
   }
 
   async exit(): Promise<void> {
-    await Promise.all(this.workers.map(async (worker) => {
-      if (exited(worker)) return;
-      const gone = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-      if (worker.connected) worker.send({ type: 'exit' } satisfies LiveWorkerRequest);
-      const timer = setTimeout(() => worker.kill('SIGKILL'), 5_000);
-      await gone;
-      clearTimeout(timer);
-    }));
+    await Promise.all(
+      this.workers.map(async (worker) => {
+        if (exited(worker)) return;
+        const gone = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+        if (worker.connected) worker.send({ type: 'exit' } satisfies LiveWorkerRequest);
+        const timer = setTimeout(() => worker.kill('SIGKILL'), 5_000);
+        await gone;
+        clearTimeout(timer);
+      }),
+    );
   }
 }
 
@@ -562,7 +729,11 @@ class Column {
   }
 }
 
-interface ClientProblem { readonly kind: ClientEvent['kind']; readonly count: number; readonly samples: readonly string[] }
+interface ClientProblem {
+  readonly kind: ClientEvent['kind'];
+  readonly count: number;
+  readonly samples: readonly string[];
+}
 
 class Tally {
   readonly clients: number;
@@ -615,7 +786,9 @@ class Tally {
 
   addReceipts(batch: ReceiptBatch): void {
     for (let i = 0; i < batch.client.length; i++) {
-      const client = batch.client[i], version = batch.version[i], at = batch.at[i];
+      const client = batch.client[i],
+        version = batch.version[i],
+        at = batch.at[i];
       this.receiptClient.push(client);
       this.receiptVersion.push(version);
       this.receiptAt.push(at);
@@ -630,9 +803,10 @@ class Tally {
 
   addEvents(events: readonly ClientEvent[]): void {
     for (const e of events) {
-      if ((e.kind === 'closed' || e.kind === 'error' || e.kind === 'complete' || e.kind === 'failed') && Number.isNaN(this.endedAt[e.client])) this.endedAt[e.client] = e.at;
+      if ((e.kind === 'closed' || e.kind === 'error' || e.kind === 'complete' || e.kind === 'failed') && Number.isNaN(this.endedAt[e.client]))
+        this.endedAt[e.client] = e.at;
       let p = this.problems.get(e.kind);
-      if (!p) this.problems.set(e.kind, p = { count: 0, samples: new Set() });
+      if (!p) this.problems.set(e.kind, (p = { count: 0, samples: new Set() }));
       p.count += 1;
       if (p.samples.size < 5) p.samples.add(e.detail);
     }
@@ -649,7 +823,10 @@ class Tally {
     for (let s = 0; s < this.skus; s++) {
       const list = this.commitsOfSku[s];
       for (let k = list.length - 1; k >= 0; k--) {
-        if (this.commitAt.values[list[k]] <= cutoff) { due[s] = this.commitVersion.values[list[k]]; break; }
+        if (this.commitAt.values[list[k]] <= cutoff) {
+          due[s] = this.commitVersion.values[list[k]];
+          break;
+        }
       }
     }
     let behind = 0;
@@ -684,14 +861,18 @@ class Tally {
 
     const received = new Set<number>();
     const latencies = new Column();
-    let duplicates = 0, late = 0;
+    let duplicates = 0,
+      late = 0;
     for (let r = 0; r < this.receiptClient.length; r++) {
       const client = this.receiptClient.values[r];
       if (!eligible[client]) continue;
       const commit = this.commitIndex.get(this.skuOf(client) * VERSION_SPAN + this.receiptVersion.values[r]);
       if (commit === undefined || inWindow[commit] < 0) continue;
       const key = inWindow[commit] * this.clients + client;
-      if (received.has(key)) { duplicates += 1; continue; }
+      if (received.has(key)) {
+        duplicates += 1;
+        continue;
+      }
       received.add(key);
       const latency = this.receiptAt.values[r] - this.commitAt.values[commit];
       latencies.push(latency);
@@ -701,7 +882,9 @@ class Tally {
     // Lost: every (window commit, eligible subscriber of its sku) pair without a receipt.
     const clientsOfSku: number[][] = Array.from({ length: this.skus }, () => []);
     for (let c = 0; c < this.clients; c++) if (eligible[c]) clientsOfSku[this.skuOf(c)].push(c);
-    let gaps = 0, tail = 0, onEndedClients = 0;
+    let gaps = 0,
+      tail = 0,
+      onEndedClients = 0;
     const clientsLosing = new Set<number>();
     for (let i = 0; i < inWindow.length; i++) {
       if (inWindow[i] < 0) continue;
@@ -800,12 +983,28 @@ interface GatewayRun {
   };
   readonly upstream: { readonly tcpConnectionsToInventory: number | null };
   /** What the gateway's way of subscribing costs the subgraphs: their CPU over the window, RSS before clients, with them, at the end. */
-  readonly subgraphs: Readonly<Record<string, { readonly cpuPercent: number | null; readonly rssIdleBytes: number | null; readonly rssSubscribedBytes: number | null; readonly rssEndBytes: number | null }>>;
+  readonly subgraphs: Readonly<
+    Record<
+      string,
+      {
+        readonly cpuPercent: number | null;
+        readonly rssIdleBytes: number | null;
+        readonly rssSubscribedBytes: number | null;
+        readonly rssEndBytes: number | null;
+      }
+    >
+  >;
   readonly metrics: Record<string, number> | null;
 }
 
 async function runGateway(
-  name: GatewayName, stack: Stack, supergraphPath: string, driver: Driver, options: Options, skus: readonly string[], say: (line: string) => void,
+  name: GatewayName,
+  stack: Stack,
+  supergraphPath: string,
+  driver: Driver,
+  options: Options,
+  skus: readonly string[],
+  say: (line: string) => void,
 ): Promise<GatewayRun> {
   say(`\n== ${LABEL[name]} ==`);
   const gateway = name === 'ours' ? await startOurs(stack, supergraphPath) : await startHive(stack, supergraphPath);
@@ -828,10 +1027,14 @@ async function runGateway(
     const connected = await clients.connect(gateway.wsUrl, options.selection, options.clients, skus, options, (subscribed, failed) => {
       if (performance.now() - lastShown < 5_000) return;
       lastShown = performance.now();
-      say(`  subscribing: ${subscribed}/${options.clients} have their current level${failed ? `, ${failed} failed` : ''} (${fixed((performance.now() - connectStarted) / 1000, 0)} s)`);
+      say(
+        `  subscribing: ${subscribed}/${options.clients} have their current level${failed ? `, ${failed} failed` : ''} (${fixed((performance.now() - connectStarted) / 1000, 0)} s)`,
+      );
     });
     const subscribeSeconds = (performance.now() - connectStarted) / 1000;
-    say(`  ${connected.subscribed} clients subscribed in ${fixed(subscribeSeconds)} s${connected.failed ? `, ${connected.failed} FAILED (e.g. ${tally.problems.get('failed')?.samples.values().next().value ?? '?'})` : ''}`);
+    say(
+      `  ${connected.subscribed} clients subscribed in ${fixed(subscribeSeconds)} s${connected.failed ? `, ${connected.failed} FAILED (e.g. ${tally.problems.get('failed')?.samples.values().next().value ?? '?'})` : ''}`,
+    );
     if (connected.subscribed === 0) throw new Error(`no client could subscribe through ${LABEL[name]}`);
     await sleep(2_000);
     const subscribed = await procStats(gateway.pid);
@@ -841,7 +1044,9 @@ async function runGateway(
     // Drive: warm-up, then the measured window.
     let sampledPeak = subscribed.rssBytes ?? 0;
     const sampler = setInterval(() => {
-      void procStats(gateway.pid).then((s) => { if (s.rssBytes !== null) sampledPeak = Math.max(sampledPeak, s.rssBytes); });
+      void procStats(gateway.pid).then((s) => {
+        if (s.rssBytes !== null) sampledPeak = Math.max(sampledPeak, s.rssBytes);
+      });
     }, 1_000);
     let upstream: number | null = null;
     let metrics: Record<string, number> | null = null;
@@ -864,8 +1069,10 @@ async function runGateway(
         const lat = distribution(tally.intervalLatencies);
         const behind = tally.clientsBehind(epochNow());
         maxBehind = Math.max(maxBehind, behind);
-        say(`  ${fixed((now - (windowEnds - options.durationS * 1000)) / 1000, 0).padStart(4)} s  ${fixed(tally.intervalReceipts / ((now - lastLine) / 1000), 0)} msg/s, ` +
-          `latency p50 ${fixed(lat.p50)} p99 ${fixed(lat.p99)} ms, ${behind} clients behind > ${BEHIND_MS / 1000} s`);
+        say(
+          `  ${fixed((now - (windowEnds - options.durationS * 1000)) / 1000, 0).padStart(4)} s  ${fixed(tally.intervalReceipts / ((now - lastLine) / 1000), 0)} msg/s, ` +
+            `latency p50 ${fixed(lat.p50)} p99 ${fixed(lat.p99)} ms, ${behind} clients behind > ${BEHIND_MS / 1000} s`,
+        );
         tally.intervalReceipts = 0;
         tally.intervalLatencies = [];
         lastLine = now;
@@ -873,7 +1080,10 @@ async function runGateway(
       await sleep(Math.max(0, windowEnds - performance.now()));
       const to = epochNow();
       const [cpuTo, subgraphsTo] = await Promise.all([procStats(gateway.pid), subgraphStats()]);
-      [upstream, metrics] = await Promise.all([connectionsTo(gateway.pid, Number(new URL(stack.subgraphUrls.inventory).port)), scrapeMetrics(gateway.metricsUrl)]);
+      [upstream, metrics] = await Promise.all([
+        connectionsTo(gateway.pid, Number(new URL(stack.subgraphUrls.inventory).port)),
+        scrapeMetrics(gateway.metricsUrl),
+      ]);
       driving = false;
       const summary = await driver.stop();
       // Drain: while owed messages still arrive, until none has for --drain s, at most --drain-max s.
@@ -881,7 +1091,11 @@ async function runGateway(
       let figures = tally.analyse(from, to);
       let lastProgress = performance.now();
       let announced = performance.now();
-      while (figures.delivered < figures.expected && performance.now() - lastProgress < options.drainS * 1000 && performance.now() - drainStarted < options.drainMaxS * 1000) {
+      while (
+        figures.delivered < figures.expected &&
+        performance.now() - lastProgress < options.drainS * 1000 &&
+        performance.now() - drainStarted < options.drainMaxS * 1000
+      ) {
         await sleep(500);
         const before = figures.delivered;
         figures = tally.analyse(from, to);
@@ -896,12 +1110,16 @@ async function runGateway(
       figures = tally.analyse(from, to);
       const drainSeconds = (performance.now() - drainStarted) / 1000;
       const end = await procStats(gateway.pid);
-      const cpu = (a: ProcStats, b: ProcStats) => (a.cpuSeconds !== null && b.cpuSeconds !== null ? ((b.cpuSeconds - a.cpuSeconds) / ((to - from) / 1000)) * 100 : null);
+      const cpu = (a: ProcStats, b: ProcStats) =>
+        a.cpuSeconds !== null && b.cpuSeconds !== null ? ((b.cpuSeconds - a.cpuSeconds) / ((to - from) / 1000)) * 100 : null;
       const cpuPercent = cpu(cpuFrom, cpuTo);
       const subgraphsEnd = await subgraphStats();
-      const perSubscriber = (rss: number | null) => (rss !== null && idle.rssBytes !== null && connected.subscribed > 0 ? (rss - idle.rssBytes) / connected.subscribed : null);
+      const perSubscriber = (rss: number | null) =>
+        rss !== null && idle.rssBytes !== null && connected.subscribed > 0 ? (rss - idle.rssBytes) / connected.subscribed : null;
       const peak = Math.max(sampledPeak, end.rssBytes ?? 0);
-      say(`  window: ${figures.commits} changes committed (${fixed(figures.commitsPerSecond)}/s), ${figures.delivered} of ${figures.expected} messages delivered, ${figures.lost} lost; drain ${fixed(drainSeconds)} s`);
+      say(
+        `  window: ${figures.commits} changes committed (${fixed(figures.commitsPerSecond)}/s), ${figures.delivered} of ${figures.expected} messages delivered, ${figures.lost} lost; drain ${fixed(drainSeconds)} s`,
+      );
       return {
         gateway: name,
         label: LABEL[name],
@@ -913,7 +1131,9 @@ async function runGateway(
         maxClientsBehind: maxBehind,
         clientProblems: tally.problemList(),
         process: {
-          idle, subscribed, end,
+          idle,
+          subscribed,
+          end,
           sampledPeakRssBytes: peak || null,
           peakRssBytes: end.peakRssBytes,
           rssPerSubscriberHeldBytes: perSubscriber(subscribed.rssBytes),
@@ -921,10 +1141,17 @@ async function runGateway(
           cpuPercent,
         },
         upstream: { tcpConnectionsToInventory: upstream },
-        subgraphs: Object.fromEntries(STARTED.map((n, i) => [n, {
-          cpuPercent: cpu(subgraphsFrom[i], subgraphsTo[i]),
-          rssIdleBytes: subgraphsIdle[i].rssBytes, rssSubscribedBytes: subgraphsSubscribed[i].rssBytes, rssEndBytes: subgraphsEnd[i].rssBytes,
-        }])),
+        subgraphs: Object.fromEntries(
+          STARTED.map((n, i) => [
+            n,
+            {
+              cpuPercent: cpu(subgraphsFrom[i], subgraphsTo[i]),
+              rssIdleBytes: subgraphsIdle[i].rssBytes,
+              rssSubscribedBytes: subgraphsSubscribed[i].rssBytes,
+              rssEndBytes: subgraphsEnd[i].rssBytes,
+            },
+          ]),
+        ),
         metrics,
       };
     } finally {
@@ -951,7 +1178,9 @@ export async function main(args: readonly string[]): Promise<number> {
     console.error('bench live: schema/supergraph.graphql has no Subscription.stockLevelChanged; run `npm run compose`');
     return 1;
   }
-  const fdLimit = await new Promise<number | null>((resolve) => execFile('sh', ['-c', 'ulimit -n'], (error, stdout) => resolve(error ? null : Number(stdout.trim()) || null)));
+  const fdLimit = await new Promise<number | null>((resolve) =>
+    execFile('sh', ['-c', 'ulimit -n'], (error, stdout) => resolve(error ? null : Number(stdout.trim()) || null)),
+  );
   if (fdLimit !== null && fdLimit < options.clients + 1_000) {
     console.log(`note: the open-file limit is ${fdLimit}; a gateway holding ${options.clients} sockets needs more (ulimit -n)`);
   }
@@ -971,7 +1200,12 @@ export async function main(args: readonly string[]): Promise<number> {
     console.error(`\nbench live: ${signal}; stopping every process it started and removing its databases`);
     killAll();
     const force = setTimeout(() => process.exit(130), 10_000);
-    void (stack ? stopStack(stack) : Promise.resolve()).then(() => rm(supergraphPath, { force: true })).finally(() => { clearTimeout(force); process.exit(130); });
+    void (stack ? stopStack(stack) : Promise.resolve())
+      .then(() => rm(supergraphPath, { force: true }))
+      .finally(() => {
+        clearTimeout(force);
+        process.exit(130);
+      });
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -989,8 +1223,10 @@ export async function main(args: readonly string[]): Promise<number> {
       throw error;
     }
     driver = await Driver.start(stack.env);
-    say(`${options.clients} clients over ${options.skus} skus (${fixed(options.clients / options.skus)} per sku) in ${options.workers} client processes; ` +
-      `selection ${options.selection}: { ${SELECTIONS[options.selection]} }`);
+    say(
+      `${options.clients} clients over ${options.skus} skus (${fixed(options.clients / options.skus)} per sku) in ${options.workers} client processes; ` +
+        `selection ${options.selection}: { ${SELECTIONS[options.selection]} }`,
+    );
 
     const runs: GatewayRun[] = [];
     for (const name of gateways) runs.push(await runGateway(name, stack, supergraphPath, driver, options, skus, say));
@@ -999,14 +1235,28 @@ export async function main(args: readonly string[]): Promise<number> {
       bench: 'live',
       at: new Date().toISOString(),
       machine: {
-        cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, memoryBytes: os.totalmem(), node: process.version, platform: `${os.platform()} ${os.release()}`,
-        loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg(),
+        cpus: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model ?? null,
+        memoryBytes: os.totalmem(),
+        node: process.version,
+        platform: `${os.platform()} ${os.release()}`,
+        loadAverageAtStart: loadAtStart,
+        loadAverageAtEnd: os.loadavg(),
       },
       settings: {
-        clients: options.clients, skus: options.skus, subscribersPerSku: options.clients / options.skus, rate: options.rate,
-        durationSeconds: options.durationS, warmupSeconds: options.warmupS, drainIdleSeconds: options.drainS, drainMaxSeconds: options.drainMaxS,
-        selection: options.selection, subscription: subscriptionQuery(options.selection), workers: options.workers,
-        connectConcurrency: options.connectConcurrency, stack: stack.id,
+        clients: options.clients,
+        skus: options.skus,
+        subscribersPerSku: options.clients / options.skus,
+        rate: options.rate,
+        durationSeconds: options.durationS,
+        warmupSeconds: options.warmupS,
+        drainIdleSeconds: options.drainS,
+        drainMaxSeconds: options.drainMaxS,
+        selection: options.selection,
+        subscription: subscriptionQuery(options.selection),
+        workers: options.workers,
+        connectConcurrency: options.connectConcurrency,
+        stack: stack.id,
       },
       goals: GOALS,
       gateways: Object.fromEntries(runs.map((r) => [r.gateway, r])),
@@ -1039,7 +1289,11 @@ function printResult(runs: readonly GatewayRun[], options: Options): void {
   const figures: [string, (r: GatewayRun) => string, ((r: GatewayRun) => number | null)?][] = [
     ['clients subscribed', (r) => `${r.clients.subscribed}/${r.clients.requested}`],
     ['changes committed per second', (r) => fixed(r.window.commitsPerSecond, 0)],
-    ['messages delivered per second (owed)', (r) => `${fixed(r.window.deliveredPerSecond, 0)} (${fixed(r.window.expected / r.window.seconds, 0)})`, (r) => r.window.deliveredPerSecond],
+    [
+      'messages delivered per second (owed)',
+      (r) => `${fixed(r.window.deliveredPerSecond, 0)} (${fixed(r.window.expected / r.window.seconds, 0)})`,
+      (r) => r.window.deliveredPerSecond,
+    ],
     ['latency p50, ms (commit → client)', (r) => fixed(r.window.latencyMs.p50, 1), (r) => r.window.latencyMs.p50],
     ['latency p99, ms', (r) => fixed(r.window.latencyMs.p99, 1), (r) => r.window.latencyMs.p99],
     ['latency max, ms', (r) => fixed(r.window.latencyMs.max, 0)],
@@ -1054,33 +1308,56 @@ function printResult(runs: readonly GatewayRun[], options: Options): void {
     ['product subgraph CPU, %', (r) => fixed(r.subgraphs.product?.cpuPercent ?? Number.NaN, 0), (r) => r.subgraphs.product?.cpuPercent ?? null],
     ['errors (failed subscribes, closes, bad messages)', (r) => String(errors(r))],
   ];
-  const ratio = (x: number | null, y: number | null) => (x === null || y === null || !Number.isFinite(x) || !Number.isFinite(y) || y === 0 ? '' : `${fixed(x / y, x / y < 0.1 ? 3 : 2)}×`);
+  const ratio = (x: number | null, y: number | null) =>
+    x === null || y === null || !Number.isFinite(x) || !Number.isFinite(y) || y === 0 ? '' : `${fixed(x / y, x / y < 0.1 ? 3 : 2)}×`;
   const rows: string[][] = [
     ['', ...runs.map((r) => r.label), ...(runs.length === 2 ? ['ours / Hive'] : [])],
     ...figures.map(([label, show, value]) => [label, ...runs.map(show), ...(runs.length === 2 ? [value ? ratio(value(runs[0]), value(runs[1])) : ''] : [])]),
   ];
   console.log(`\n${table(rows)}`);
-  console.log(`  (${options.clients} clients, ${options.skus} skus, ${options.rate} changes/s, selection ${options.selection}, ${fixed(runs[0]?.window.seconds ?? Number.NaN)} s measured; ` +
-    'RSS per subscriber = (RSS − idle RSS) / subscribers: held = once all are subscribed, before any change; at peak = highest RSS sampled from the first change to the end of the drain)');
+  console.log(
+    `  (${options.clients} clients, ${options.skus} skus, ${options.rate} changes/s, selection ${options.selection}, ${fixed(runs[0]?.window.seconds ?? Number.NaN)} s measured; ` +
+      'RSS per subscriber = (RSS − idle RSS) / subscribers: held = once all are subscribed, before any change; at peak = highest RSS sampled from the first change to the end of the drain)',
+  );
   for (const r of runs) {
     const w = r.window;
-    console.log(`\n${r.label}: ${w.delivered} of ${w.expected} messages delivered (drain ${fixed(r.drainSeconds)} s); lost ${w.lost} (${w.lostSkipped} skipped, ${w.lostUndelivered} undelivered` +
-      `${w.lostOnEndedClients ? `, ${w.lostOnEndedClients} on clients whose subscription ended` : ''}) on ${w.clientsLosing} clients; ` +
-      `${w.deliveredLaterThan1s} delivered later than 1 s; ${w.duplicates} duplicates; ${w.outOfOrder} out of order`);
+    console.log(
+      `\n${r.label}: ${w.delivered} of ${w.expected} messages delivered (drain ${fixed(r.drainSeconds)} s); lost ${w.lost} (${w.lostSkipped} skipped, ${w.lostUndelivered} undelivered` +
+        `${w.lostOnEndedClients ? `, ${w.lostOnEndedClients} on clients whose subscription ended` : ''}) on ${w.clientsLosing} clients; ` +
+        `${w.deliveredLaterThan1s} delivered later than 1 s; ${w.duplicates} duplicates; ${w.outOfOrder} out of order`,
+    );
     if (r.clients.failed) console.log(`  ${r.clients.failed} clients never got their current level`);
     if (w.clientsEnded) console.log(`  ${w.clientsEnded} subscribed clients were closed or ended during the window`);
     for (const p of r.clientProblems) console.log(`  ${p.kind} ×${p.count}: ${p.samples.join(' | ')}`);
-    console.log(`  driver: ${r.driver.committed} changes committed (${r.driver.failed} failed${r.driver.errorSamples.length ? `: ${r.driver.errorSamples[0]}` : ''}), ` +
-      `commit (transaction + announce) p50 ${fixed(r.driver.commitMs.p50)} / p99 ${fixed(r.driver.commitMs.p99)} ms, worst schedule lag ${fixed(r.driver.maxScheduleLagMs, 0)} ms`);
-    console.log(`  gateway pid ${r.pid}: RSS idle ${mib(r.process.idle.rssBytes)}, subscribed ${mib(r.process.subscribed.rssBytes)}, peak sampled ${mib(r.process.sampledPeakRssBytes)}, ` +
-      `VmHWM ${mib(r.process.peakRssBytes)} MiB; TCP connections to inventory: ${r.upstream.tcpConnectionsToInventory ?? '?'}`);
-    console.log(`  subgraphs: ${Object.entries(r.subgraphs).map(([n, g]) => `${n} CPU ${fixed(g.cpuPercent ?? Number.NaN, 0)} %, RSS ${mib(g.rssIdleBytes)} → ${mib(g.rssSubscribedBytes)} subscribed → ${mib(g.rssEndBytes)} MiB`).join('; ')}`);
-    if (r.metrics) console.log(`  /metrics: ${Object.entries(r.metrics).map(([k, v]) => `${k.replace('swiftcart_gateway_', '')} ${v}`).join(', ')}`);
+    console.log(
+      `  driver: ${r.driver.committed} changes committed (${r.driver.failed} failed${r.driver.errorSamples.length ? `: ${r.driver.errorSamples[0]}` : ''}), ` +
+        `commit (transaction + announce) p50 ${fixed(r.driver.commitMs.p50)} / p99 ${fixed(r.driver.commitMs.p99)} ms, worst schedule lag ${fixed(r.driver.maxScheduleLagMs, 0)} ms`,
+    );
+    console.log(
+      `  gateway pid ${r.pid}: RSS idle ${mib(r.process.idle.rssBytes)}, subscribed ${mib(r.process.subscribed.rssBytes)}, peak sampled ${mib(r.process.sampledPeakRssBytes)}, ` +
+        `VmHWM ${mib(r.process.peakRssBytes)} MiB; TCP connections to inventory: ${r.upstream.tcpConnectionsToInventory ?? '?'}`,
+    );
+    console.log(
+      `  subgraphs: ${Object.entries(r.subgraphs)
+        .map(
+          ([n, g]) =>
+            `${n} CPU ${fixed(g.cpuPercent ?? Number.NaN, 0)} %, RSS ${mib(g.rssIdleBytes)} → ${mib(g.rssSubscribedBytes)} subscribed → ${mib(g.rssEndBytes)} MiB`,
+        )
+        .join('; ')}`,
+    );
+    if (r.metrics)
+      console.log(
+        `  /metrics: ${Object.entries(r.metrics)
+          .map(([k, v]) => `${k.replace('swiftcart_gateway_', '')} ${v}`)
+          .join(', ')}`,
+      );
   }
   const goal = runs.find((r) => r.gateway === 'ours');
   if (goal && options.clients >= GOALS.subscribers && options.rate >= GOALS.rate) {
     const met = goal.window.latencyMs.p99 < GOALS.p99Ms && goal.window.lost === 0 && goal.clients.subscribed >= GOALS.subscribers;
-    console.log(`\ngoal (${GOALS.subscribers} subscribers on one gateway process, p99 < ${GOALS.p99Ms} ms at ${GOALS.rate} changes/s, none lost): ${met ? 'met' : 'NOT met'}`);
+    console.log(
+      `\ngoal (${GOALS.subscribers} subscribers on one gateway process, p99 < ${GOALS.p99Ms} ms at ${GOALS.rate} changes/s, none lost): ${met ? 'met' : 'NOT met'}`,
+    );
   }
 }
 

@@ -30,12 +30,15 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     supergraphSdl,
     ...(Object.keys(overrides).length || credential
       ? {
-          buildService: ({ name, url }) => new RemoteGraphQLDataSource({
-            url: overrides[name!] ?? url,
-            willSendRequest: credential
-              ? ({ request }) => { request.http!.headers.set(GATEWAY_CREDENTIAL_HEADER, credential); }
-              : undefined,
-          }),
+          buildService: ({ name, url }) =>
+            new RemoteGraphQLDataSource({
+              url: overrides[name!] ?? url,
+              willSendRequest: credential
+                ? ({ request }) => {
+                    request.http!.headers.set(GATEWAY_CREDENTIAL_HEADER, credential);
+                  }
+                : undefined,
+            }),
         }
       : {}),
   });

@@ -8,12 +8,17 @@ import { UsageError } from './lib.ts';
 const BENCHES: Record<string, { description: string; load: () => Promise<{ main(args: readonly string[]): Promise<number>; USAGE: string }> }> = {
   gateway: { description: 'our gateway vs a plain ApolloServer + ApolloGateway, same query, same subgraphs', load: () => import('./gateway.ts') },
   live: { description: 'live stock subscriptions: N graphql-ws clients at a fixed change rate, ours vs Hive Gateway', load: () => import('./live.ts') },
-  saga: { description: 'the order saga end to end: closed-loop customers (default), a capacity search (--search) or an overload run (--overload); drain, stock conservation', load: () => import('./saga.ts') },
+  saga: {
+    description:
+      'the order saga end to end: closed-loop customers (default), a capacity search (--search) or an overload run (--overload); drain, stock conservation',
+    load: () => import('./saga.ts'),
+  },
 };
 
 function usage(): string {
-  return `usage: npm run bench -- <benchmark> [options]   (npm run bench -- <benchmark> --help for its options)\n\n${
-    Object.entries(BENCHES).map(([name, b]) => `  ${name.padEnd(10)} ${b.description}`).join('\n')}`;
+  return `usage: npm run bench -- <benchmark> [options]   (npm run bench -- <benchmark> --help for its options)\n\n${Object.entries(BENCHES)
+    .map(([name, b]) => `  ${name.padEnd(10)} ${b.description}`)
+    .join('\n')}`;
 }
 
 const [name, ...args] = process.argv.slice(2);

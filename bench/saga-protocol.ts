@@ -112,7 +112,10 @@ export function seedSku(n: number): string {
 }
 
 /** The order a placeOrder response carries, or why it carries none: an error code and a description. */
-export function readPlaceOrder(status: number, text: string): { order: { id: string; status: string } } | { code: string; error: string; retryAfterSeconds?: number } {
+export function readPlaceOrder(
+  status: number,
+  text: string,
+): { order: { id: string; status: string } } | { code: string; error: string; retryAfterSeconds?: number } {
   let json: any;
   try {
     json = JSON.parse(text);

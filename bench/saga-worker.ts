@@ -16,8 +16,20 @@ import http from 'node:http';
 import { sleep } from '../platform/src/resilience.ts';
 import { post } from './lib.ts';
 import {
-  BUSY_CODES, LATE_START_MS, OPEN_LOOP_MAX_IN_FLIGHT, PLACE_ORDER, placeOrderInput, readPlaceOrder, seedSku,
-  type FailedPlacement, type OpenLoopSchedule, type PlacedOrder, type SagaRunRequest, type SagaRunResult, type SagaWorkerReply, type SagaWorkerRequest,
+  BUSY_CODES,
+  LATE_START_MS,
+  OPEN_LOOP_MAX_IN_FLIGHT,
+  PLACE_ORDER,
+  placeOrderInput,
+  readPlaceOrder,
+  seedSku,
+  type FailedPlacement,
+  type OpenLoopSchedule,
+  type PlacedOrder,
+  type SagaRunRequest,
+  type SagaRunResult,
+  type SagaWorkerReply,
+  type SagaWorkerRequest,
 } from './saga-protocol.ts';
 
 if (!process.send) {
@@ -42,23 +54,36 @@ async function run(request: SagaRunRequest): Promise<SagaRunResult> {
   const started = performance.now();
   const deadline = started + request.durationMs;
   const progress = setInterval(() => {
-    process.send!({ type: 'progress', placed: placed.length, failed: failed.length, inFlight, elapsedMs: performance.now() - started } satisfies SagaWorkerReply);
+    process.send!({
+      type: 'progress',
+      placed: placed.length,
+      failed: failed.length,
+      inFlight,
+      elapsedMs: performance.now() - started,
+    } satisfies SagaWorkerReply);
   }, 1_000);
 
   /** One placeOrder by customer `n`; records the order or the failure, and returns the failure's code and retry delay. */
   const place = async (n: number, seq: number, agent: http.Agent) => {
     const sku = skus[Math.floor(Math.random() * skus.length)];
     const idempotencyKey = `${request.keyPrefix}-c${n}-${seq}`;
-    const body = Buffer.from(JSON.stringify({
-      operationName: 'PlaceOrder',
-      query: PLACE_ORDER,
-      variables: { input: placeOrderInput(n, idempotencyKey, sku, request.quantity, request.paymentMethod) },
-    }));
+    const body = Buffer.from(
+      JSON.stringify({
+        operationName: 'PlaceOrder',
+        query: PLACE_ORDER,
+        variables: { input: placeOrderInput(n, idempotencyKey, sku, request.quantity, request.paymentMethod) },
+      }),
+    );
     const t0 = performance.now();
     let outcome: ReturnType<typeof readPlaceOrder>;
     inFlight++;
     try {
-      const { status, text } = await post(url, agent, body, { 'content-type': 'application/json', accept: 'application/json', authorization: authorizations[n - 1], 'content-length': body.byteLength });
+      const { status, text } = await post(url, agent, body, {
+        'content-type': 'application/json',
+        accept: 'application/json',
+        authorization: authorizations[n - 1],
+        'content-length': body.byteLength,
+      });
       outcome = readPlaceOrder(status, text);
     } catch (error) {
       outcome = { code: 'NETWORK', error: `NETWORK: ${(error as Error).message}` };
@@ -67,7 +92,16 @@ async function run(request: SagaRunRequest): Promise<SagaRunResult> {
     }
     const latencyMs = performance.now() - t0;
     if ('order' in outcome) {
-      placed.push({ id: outcome.order.id, customer: n, sku, quantity: request.quantity, idempotencyKey, latencyMs, respondedAt: Date.now(), status: outcome.order.status });
+      placed.push({
+        id: outcome.order.id,
+        customer: n,
+        sku,
+        quantity: request.quantity,
+        idempotencyKey,
+        latencyMs,
+        respondedAt: Date.now(),
+        status: outcome.order.status,
+      });
       return null;
     }
     failed.push({ customer: n, sku, quantity: request.quantity, idempotencyKey, latencyMs, error: outcome.error, code: outcome.code });
@@ -99,13 +133,19 @@ async function run(request: SagaRunRequest): Promise<SagaRunResult> {
     const running = new Set<Promise<unknown>>();
     /** Wakes a start that waits for a free slot (one wake per placement that ends, not a Promise.race over all in flight). */
     let slotFreed: (() => void) | null = null;
-    let k = 0, lateStarts = 0, maxStartLagMs = 0, peakInFlight = 0;
+    let k = 0,
+      lateStarts = 0,
+      maxStartLagMs = 0,
+      peakInFlight = 0;
     try {
       for (; !signal.aborted; k++) {
         const due = started + (k * 1000) / ratePerSecond;
         if (due >= deadline) break;
         if (due > performance.now()) await sleep(due - performance.now(), signal).catch(() => {});
-        while (!signal.aborted && running.size >= OPEN_LOOP_MAX_IN_FLIGHT) await new Promise<void>((resolve) => { slotFreed = resolve; });
+        while (!signal.aborted && running.size >= OPEN_LOOP_MAX_IN_FLIGHT)
+          await new Promise<void>((resolve) => {
+            slotFreed = resolve;
+          });
         if (signal.aborted || performance.now() >= deadline) break;
         const lag = performance.now() - due;
         if (lag > LATE_START_MS) lateStarts++;

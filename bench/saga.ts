@@ -60,11 +60,35 @@ import { SERVICE_NAMES, type Config, type ServiceName, loadConfig, serviceDataba
 import { sleep } from '../platform/src/resilience.ts';
 import { DEADLINE_REASON } from '../subgraphs/order/src/saga.ts';
 import {
-  NotReady, UsageError, type Distribution, distribution, fixed, forEachFlag, getJson, mib, positiveNumber, procStats, table, urlOption, watchdog, writeResults,
+  NotReady,
+  UsageError,
+  type Distribution,
+  distribution,
+  fixed,
+  forEachFlag,
+  getJson,
+  mib,
+  positiveNumber,
+  procStats,
+  table,
+  urlOption,
+  watchdog,
+  writeResults,
 } from './lib.ts';
 import {
-  BUSY_CODES, LATE_START_MS, OPEN_LOOP_MAX_IN_FLIGHT, PLACE_ORDER, placeOrderInput, readPlaceOrder, seedSku,
-  type FailedPlacement, type PlacedOrder, type SagaRunRequest, type SagaRunResult, type SagaWorkerReply, type SagaWorkerRequest,
+  BUSY_CODES,
+  LATE_START_MS,
+  OPEN_LOOP_MAX_IN_FLIGHT,
+  PLACE_ORDER,
+  placeOrderInput,
+  readPlaceOrder,
+  seedSku,
+  type FailedPlacement,
+  type PlacedOrder,
+  type SagaRunRequest,
+  type SagaRunResult,
+  type SagaWorkerReply,
+  type SagaWorkerRequest,
 } from './saga-protocol.ts';
 
 /** The seed catalogue's size (scripts/seed.ts SEED_PRODUCT_COUNT): SKU-0001..SKU-1000. */
@@ -174,10 +198,21 @@ const MAX_RATE = 100_000;
 
 function parseOptions(args: readonly string[], defaultGatewayUrl: string): Options {
   const options: Options = {
-    customers: 32, durationS: 30, skus: SEED_SKUS, quantity: 1, method: 'tok_visa', drainTimeoutS: 120, gatewayUrl: defaultGatewayUrl, replicas: 1, workers: false, search: null, overload: null,
+    customers: 32,
+    durationS: 30,
+    skus: SEED_SKUS,
+    quantity: 1,
+    method: 'tok_visa',
+    drainTimeoutS: 120,
+    gatewayUrl: defaultGatewayUrl,
+    replicas: 1,
+    workers: false,
+    search: null,
+    overload: null,
   };
   const search = { rateStart: 10, rateFactor: 1.5, rateStep: null as number | null, rateMax: 2_000, stepDurationS: 15, p99LimitMs: 1_000, warmupS: 5 };
-  let searching = false, overloading = false;
+  let searching = false,
+    overloading = false;
   let rate: number | null = null;
   const given = new Set<string>();
   for (const arg of args) {
@@ -187,13 +222,27 @@ function parseOptions(args: readonly string[], defaultGatewayUrl: string): Optio
   forEachFlag(args, (name, value) => {
     given.add(name);
     switch (name) {
-      case '--customers': options.customers = positiveNumber(name, value(), { integer: true, max: 1024 }); break;
-      case '--duration': options.durationS = positiveNumber(name, value(), { max: 3600 }); break;
-      case '--skus': options.skus = positiveNumber(name, value(), { integer: true, max: SEED_SKUS }); break;
-      case '--quantity': options.quantity = positiveNumber(name, value(), { integer: true, max: 1000 }); break;
-      case '--drain-timeout': options.drainTimeoutS = positiveNumber(name, value(), { max: 3600 }); break;
-      case '--replicas': options.replicas = positiveNumber(name, value(), { integer: true, max: 256 }); break;
-      case '--workers': options.workers = true; break;
+      case '--customers':
+        options.customers = positiveNumber(name, value(), { integer: true, max: 1024 });
+        break;
+      case '--duration':
+        options.durationS = positiveNumber(name, value(), { max: 3600 });
+        break;
+      case '--skus':
+        options.skus = positiveNumber(name, value(), { integer: true, max: SEED_SKUS });
+        break;
+      case '--quantity':
+        options.quantity = positiveNumber(name, value(), { integer: true, max: 1000 });
+        break;
+      case '--drain-timeout':
+        options.drainTimeoutS = positiveNumber(name, value(), { max: 3600 });
+        break;
+      case '--replicas':
+        options.replicas = positiveNumber(name, value(), { integer: true, max: 256 });
+        break;
+      case '--workers':
+        options.workers = true;
+        break;
       case '--method': {
         const v = value();
         if (!/^[A-Za-z0-9_-]{1,64}$/.test(v)) throw new UsageError(`--method must be a payment method token such as tok_visa, got "${v}"`);
@@ -204,14 +253,30 @@ function parseOptions(args: readonly string[], defaultGatewayUrl: string): Optio
         options.gatewayUrl = urlOption(value(), '--gateway-url');
         break;
       }
-      case '--search': searching = true; break;
-      case '--overload': overloading = true; break;
-      case '--rate': rate = positiveNumber(name, value(), { max: MAX_RATE / 2 }); break;
-      case '--rate-start': search.rateStart = positiveNumber(name, value(), { max: MAX_RATE }); break;
-      case '--rate-step': search.rateStep = positiveNumber(name, value(), { max: MAX_RATE }); break;
-      case '--rate-max': search.rateMax = positiveNumber(name, value(), { max: MAX_RATE }); break;
-      case '--step-duration': search.stepDurationS = positiveNumber(name, value(), { max: 3600 }); break;
-      case '--p99-limit-ms': search.p99LimitMs = positiveNumber(name, value(), { max: 3_600_000 }); break;
+      case '--search':
+        searching = true;
+        break;
+      case '--overload':
+        overloading = true;
+        break;
+      case '--rate':
+        rate = positiveNumber(name, value(), { max: MAX_RATE / 2 });
+        break;
+      case '--rate-start':
+        search.rateStart = positiveNumber(name, value(), { max: MAX_RATE });
+        break;
+      case '--rate-step':
+        search.rateStep = positiveNumber(name, value(), { max: MAX_RATE });
+        break;
+      case '--rate-max':
+        search.rateMax = positiveNumber(name, value(), { max: MAX_RATE });
+        break;
+      case '--step-duration':
+        search.stepDurationS = positiveNumber(name, value(), { max: 3600 });
+        break;
+      case '--p99-limit-ms':
+        search.p99LimitMs = positiveNumber(name, value(), { max: 3_600_000 });
+        break;
       case '--warmup': {
         const raw = value();
         search.warmupS = raw.trim() === '0' ? 0 : positiveNumber(name, raw, { max: 3600 });
@@ -223,7 +288,8 @@ function parseOptions(args: readonly string[], defaultGatewayUrl: string): Optio
         if (search.rateFactor <= 1) throw new UsageError(`--rate-factor must be above 1 (each step offers more than the last), got "${raw}"`);
         break;
       }
-      default: throw new UsageError(`unknown option "${name}"`);
+      default:
+        throw new UsageError(`unknown option "${name}"`);
     }
   });
   const searchOnly = SEARCH_FLAGS.filter((f) => given.has(f));
@@ -236,7 +302,8 @@ function parseOptions(args: readonly string[], defaultGatewayUrl: string): Optio
   if ((searching || overloading) && options.method !== 'tok_visa') {
     throw new UsageError(`--search and --overload measure orders up to CONFIRMED, which needs --method tok_visa, got "${options.method}"`);
   }
-  if (searching && !overloading && given.has('--duration')) throw new UsageError('--duration is the closed loop\'s or the overload\'s placing time: a search step lasts --step-duration');
+  if (searching && !overloading && given.has('--duration'))
+    throw new UsageError("--duration is the closed loop's or the overload's placing time: a search step lasts --step-duration");
   if (searching) options.search = search;
   if (overloading) options.overload = { rate };
   return options;
@@ -245,7 +312,10 @@ function parseOptions(args: readonly string[], defaultGatewayUrl: string): Optio
 // ---------------------------------------------------------------------------------------------
 // GraphQL reads through the gateway
 
-interface GraphQLAnswer { data?: Record<string, any> | null; errors?: { message: string; path?: (string | number)[]; extensions?: { code?: string } }[] }
+interface GraphQLAnswer {
+  data?: Record<string, any> | null;
+  errors?: { message: string; path?: (string | number)[]; extensions?: { code?: string } }[];
+}
 
 /** Rate-limited reads wait out Retry-After this many times before the bench gives up. */
 const RATE_LIMITED_RETRIES = 5;
@@ -289,7 +359,11 @@ async function inBatches<T, R>(items: readonly T[], work: (batch: readonly T[]) 
   return results.flat();
 }
 
-interface Stock { readonly onHand: number; readonly reserved: number; readonly available: number }
+interface Stock {
+  readonly onHand: number;
+  readonly reserved: number;
+  readonly available: number;
+}
 
 /** The stock of `skus`, BATCH aliased `stockLevel` fields per request. */
 async function readStock(url: string, skus: readonly string[]): Promise<Map<string, Stock>> {
@@ -346,7 +420,9 @@ class Databases {
 
   /** Connects to the five service databases; null (with the reason) when the order database does not answer. */
   static async open(config: Config): Promise<{ db: Databases | null; problem: string | null }> {
-    const pools = new Map(SERVICE_NAMES.map((name) => [name, new pg.Pool({ connectionString: serviceDatabaseUrl(config, name), max: 2, connectionTimeoutMillis: 3_000 })]));
+    const pools = new Map(
+      SERVICE_NAMES.map((name) => [name, new pg.Pool({ connectionString: serviceDatabaseUrl(config, name), max: 2, connectionTimeoutMillis: 3_000 })]),
+    );
     for (const pool of pools.values()) pool.on('error', () => {});
     try {
       await pools.get('order')!.query('select 1 from orders limit 1');
@@ -359,23 +435,27 @@ class Databases {
 
   /** This run's orders by status, from the order database (including any whose response was lost). */
   async runStatuses(keyPrefix: string): Promise<Record<string, number>> {
-    const { rows } = await this.#pools.get('order')!.query<{ status: string; n: number }>(
-      `select status, count(*)::integer as n from orders where customer_id like 'bench-%' and idempotency_key like $1 group by status`,
-      [`${keyPrefix}-%`],
-    );
+    const { rows } = await this.#pools
+      .get('order')!
+      .query<{ status: string; n: number }>(
+        `select status, count(*)::integer as n from orders where customer_id like 'bench-%' and idempotency_key like $1 group by status`,
+        [`${keyPrefix}-%`],
+      );
     return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   }
 
   /** Unpublished outbox rows per service; null for a service whose outbox cannot be read. */
   async outboxBacklog(): Promise<Record<string, number | null>> {
-    const entries = await Promise.all(SERVICE_NAMES.map(async (name) => {
-      try {
-        const { rows } = await this.#pools.get(name)!.query<{ n: number }>('select count(*)::integer as n from outbox where published_at is null');
-        return [name, rows[0].n] as const;
-      } catch {
-        return [name, null] as const;
-      }
-    }));
+    const entries = await Promise.all(
+      SERVICE_NAMES.map(async (name) => {
+        try {
+          const { rows } = await this.#pools.get(name)!.query<{ n: number }>('select count(*)::integer as n from outbox where published_at is null');
+          return [name, rows[0].n] as const;
+        } catch {
+          return [name, null] as const;
+        }
+      }),
+    );
     return Object.fromEntries(entries);
   }
 
@@ -398,44 +478,61 @@ class Databases {
   async hops(since: Date): Promise<HopFigures[]> {
     const outbox = new Map<string, { createdAt: number; publishedAt: number | null; producer: string }>();
     const inbox: { consumer: string; eventId: string; eventType: string; processedAt: number }[] = [];
-    await Promise.all(SERVICE_NAMES.map(async (name) => {
-      const pool = this.#pools.get(name)!;
-      const [out, inb] = await Promise.all([
-        pool.query<{ id: string; created_at: Date; published_at: Date | null }>('select id, created_at, published_at from outbox where created_at >= $1', [since]).catch(() => ({ rows: [] })),
-        pool.query<{ consumer: string; event_id: string; event_type: string; processed_at: Date }>(
-          'select consumer, event_id, event_type, processed_at from inbox where processed_at >= $1', [since]).catch(() => ({ rows: [] })),
-      ]);
-      for (const r of out.rows) outbox.set(r.id, { createdAt: r.created_at.getTime(), publishedAt: r.published_at?.getTime() ?? null, producer: name });
-      for (const r of inb.rows) inbox.push({ consumer: r.consumer, eventId: r.event_id, eventType: r.event_type, processedAt: r.processed_at.getTime() });
-    }));
+    await Promise.all(
+      SERVICE_NAMES.map(async (name) => {
+        const pool = this.#pools.get(name)!;
+        const [out, inb] = await Promise.all([
+          pool
+            .query<{ id: string; created_at: Date; published_at: Date | null }>('select id, created_at, published_at from outbox where created_at >= $1', [
+              since,
+            ])
+            .catch(() => ({ rows: [] })),
+          pool
+            .query<{ consumer: string; event_id: string; event_type: string; processed_at: Date }>(
+              'select consumer, event_id, event_type, processed_at from inbox where processed_at >= $1',
+              [since],
+            )
+            .catch(() => ({ rows: [] })),
+        ]);
+        for (const r of out.rows) outbox.set(r.id, { createdAt: r.created_at.getTime(), publishedAt: r.published_at?.getTime() ?? null, producer: name });
+        for (const r of inb.rows) inbox.push({ consumer: r.consumer, eventId: r.event_id, eventType: r.event_type, processedAt: r.processed_at.getTime() });
+      }),
+    );
     const groups = new Map<string, { producer: string; relay: number[]; delivery: number[]; total: number[]; first: number; last: number }>();
     for (const row of inbox) {
       const source = outbox.get(row.eventId);
       if (!source || source.publishedAt === null) continue;
       const key = `${row.consumer}\u0000${row.eventType}`;
       let g = groups.get(key);
-      if (!g) groups.set(key, g = { producer: source.producer, relay: [], delivery: [], total: [], first: Infinity, last: -Infinity });
+      if (!g) groups.set(key, (g = { producer: source.producer, relay: [], delivery: [], total: [], first: Infinity, last: -Infinity }));
       g.relay.push(source.publishedAt - source.createdAt);
       g.delivery.push(row.processedAt - source.publishedAt);
       g.total.push(row.processedAt - source.createdAt);
       g.first = Math.min(g.first, row.processedAt);
       g.last = Math.max(g.last, row.processedAt);
     }
-    return [...groups].map(([key, g]) => {
-      const [consumer, eventType] = key.split('\u0000');
-      return {
-        consumer, eventType, producer: g.producer, events: g.total.length,
-        perSecond: g.last > g.first ? (g.total.length - 1) / ((g.last - g.first) / 1000) : Number.NaN,
-        relayMs: distribution(g.relay), deliveryMs: distribution(g.delivery), totalMs: distribution(g.total),
-      };
-    }).sort((a, b) => a.consumer.localeCompare(b.consumer) || b.events - a.events);
+    return [...groups]
+      .map(([key, g]) => {
+        const [consumer, eventType] = key.split('\u0000');
+        return {
+          consumer,
+          eventType,
+          producer: g.producer,
+          events: g.total.length,
+          perSecond: g.last > g.first ? (g.total.length - 1) / ((g.last - g.first) / 1000) : Number.NaN,
+          relayMs: distribution(g.relay),
+          deliveryMs: distribution(g.delivery),
+          totalMs: distribution(g.total),
+        };
+      })
+      .sort((a, b) => a.consumer.localeCompare(b.consumer) || b.events - a.events);
   }
 
   /** The inventory database's own figures for `skus` (to tell a stale read from a wrong figure). */
   async inventoryStock(skus: readonly string[]): Promise<Map<string, { onHand: number; reserved: number }>> {
-    const { rows } = await this.#pools.get('inventory')!.query<{ sku: string; on_hand: number; reserved: number }>(
-      'select sku, on_hand, reserved from stock where sku = any($1)', [skus],
-    );
+    const { rows } = await this.#pools
+      .get('inventory')!
+      .query<{ sku: string; on_hand: number; reserved: number }>('select sku, on_hand, reserved from stock where sku = any($1)', [skus]);
     return new Map(rows.map((r) => [r.sku, { onHand: Number(r.on_hand), reserved: Number(r.reserved) }]));
   }
 
@@ -496,7 +593,6 @@ async function pidsByCommandLine(name: string): Promise<number[]> {
   return pids;
 }
 
-
 /**
  * The gateway and every process of every service, found on its port and named as npm start names
  * them (`order`, `order-2`, `order-worker`, ...: platform/src/config.ts serviceInstances).
@@ -506,7 +602,9 @@ async function processMemory(config: Config, gatewayOrigin: string, stack: Pick<
   try {
     const { body } = await getJson(`${gatewayOrigin}/healthz`);
     result.gateway = {
-      pid: body.pid ?? null, rssBytes: body.rssBytes ?? null, peakRssBytes: body.maxRssBytes ?? null,
+      pid: body.pid ?? null,
+      rssBytes: body.rssBytes ?? null,
+      peakRssBytes: body.maxRssBytes ?? null,
       cpuSeconds: typeof body.cpuMicros === 'number' ? body.cpuMicros / 1e6 : null,
     };
   } catch (error) {
@@ -524,7 +622,9 @@ async function processMemory(config: Config, gatewayOrigin: string, stack: Pick<
     }
     if (pid === null) note = `no process found on port ${port}`;
     result[name] = {
-      pid, ...(pid === null ? { rssBytes: null, peakRssBytes: null, cpuSeconds: null } : await procStats(pid)), ...(note ? { note } : {}),
+      pid,
+      ...(pid === null ? { rssBytes: null, peakRssBytes: null, cpuSeconds: null } : await procStats(pid)),
+      ...(note ? { note } : {}),
     };
   }
   return result;
@@ -541,7 +641,9 @@ class Customers {
 
   private constructor(child: ChildProcess) {
     this.child = child;
-    child.on('message', (m: SagaWorkerReply) => { if (m.type === 'progress') this.#onProgress(m); });
+    child.on('message', (m: SagaWorkerReply) => {
+      if (m.type === 'progress') this.#onProgress(m);
+    });
   }
 
   static async start(): Promise<Customers> {
@@ -549,8 +651,14 @@ class Customers {
     const child = fork(entry, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the customer process did not start within 10 s')), 10_000);
-      child.once('message', () => { clearTimeout(timer); resolve(); });
-      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the customer process exited during start-up (${code})`)); });
+      child.once('message', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the customer process exited during start-up (${code})`));
+      });
     });
     return new Customers(child);
   }
@@ -559,11 +667,23 @@ class Customers {
     this.#onProgress = onProgress;
     return new Promise((resolve, reject) => {
       const onMessage = (m: SagaWorkerReply) => {
-        if (m.type === 'result') { cleanup(); resolve(m.result); }
-        if (m.type === 'failed') { cleanup(); reject(new Error(`customer process: ${m.error}`)); }
+        if (m.type === 'result') {
+          cleanup();
+          resolve(m.result);
+        }
+        if (m.type === 'failed') {
+          cleanup();
+          reject(new Error(`customer process: ${m.error}`));
+        }
       };
-      const onExit = (code: number | null, signal: string | null) => { cleanup(); reject(new Error(`the customer process exited (${signal ?? code})`)); };
-      const cleanup = () => { this.child.off('message', onMessage); this.child.off('exit', onExit); };
+      const onExit = (code: number | null, signal: string | null) => {
+        cleanup();
+        reject(new Error(`the customer process exited (${signal ?? code})`));
+      };
+      const cleanup = () => {
+        this.child.off('message', onMessage);
+        this.child.off('exit', onExit);
+      };
       this.child.on('message', onMessage);
       this.child.once('exit', onExit);
       this.child.send({ type: 'run', run: request } satisfies SagaWorkerRequest);
@@ -593,10 +713,15 @@ function jsonSafe(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v)));
 }
 
-const count = (tallies: Record<string, number>, key: string) => { tallies[key] = (tallies[key] ?? 0) + 1; };
+const count = (tallies: Record<string, number>, key: string) => {
+  tallies[key] = (tallies[key] ?? 0) + 1;
+};
 const sum = (tallies: Record<string, number>) => Object.values(tallies).reduce((a, b) => a + b, 0);
 /** Orders of `statuses` (counts by status) not yet terminal. */
-const notTerminalCount = (statuses: Record<string, number>) => Object.entries(statuses).filter(([s]) => !TERMINAL.has(s)).reduce((n, [, c]) => n + c, 0);
+const notTerminalCount = (statuses: Record<string, number>) =>
+  Object.entries(statuses)
+    .filter(([s]) => !TERMINAL.has(s))
+    .reduce((n, [, c]) => n + c, 0);
 const seconds = (ms: number) => `${fixed(ms / 1000)} s`;
 
 /** When an order first reached `status` (or first recorded `eventType`), epoch ms. */
@@ -618,11 +743,16 @@ interface Mismatch {
 function checkConservation(skus: readonly string[], initial: Map<string, Stock>, final: Map<string, Stock>, sold: Map<string, number>): Mismatch[] {
   const mismatches: Mismatch[] = [];
   for (const sku of skus) {
-    const a = initial.get(sku)!, b = final.get(sku)!, s = sold.get(sku) ?? 0;
+    const a = initial.get(sku)!,
+      b = final.get(sku)!,
+      s = sold.get(sku) ?? 0;
     const problems: string[] = [];
     const accounted = b.available + b.reserved + s;
     if (accounted !== a.onHand) problems.push(`initial onHand ${a.onHand} ≠ available ${b.available} + reserved ${b.reserved} + sold ${s} = ${accounted}`);
-    if (b.reserved !== a.reserved) problems.push(`reserved ${a.reserved} → ${b.reserved}: ${b.reserved > a.reserved ? 'a reservation was left behind' : 'more was released or committed than the run reserved'}`);
+    if (b.reserved !== a.reserved)
+      problems.push(
+        `reserved ${a.reserved} → ${b.reserved}: ${b.reserved > a.reserved ? 'a reservation was left behind' : 'more was released or committed than the run reserved'}`,
+      );
     if (b.available !== Math.max(0, b.onHand - b.reserved)) problems.push(`available ${b.available} ≠ onHand ${b.onHand} − reserved ${b.reserved}`);
     if (problems.length) mismatches.push({ sku, problem: problems.join('; '), initial: a, final: b, sold: s });
   }
@@ -646,7 +776,10 @@ type RunOrder = PlacedOrder & { readonly replayed?: boolean };
 function tally(orders: readonly RunOrder[], views: Map<string, OrderView | Error>) {
   const outcomes: Record<string, number> = {};
   const sold = new Map<string, number>();
-  const reservedMs: number[] = [], confirmedMs: number[] = [], responseToConfirmedMs: number[] = [], committedMs: number[] = [];
+  const reservedMs: number[] = [],
+    confirmedMs: number[] = [],
+    responseToConfirmedMs: number[] = [],
+    committedMs: number[] = [];
   const unreadable: string[] = [];
   const notTerminal: { id: string; status: string }[] = [];
   const cancelReasons: Record<string, number> = {};
@@ -681,19 +814,29 @@ function tally(orders: readonly RunOrder[], views: Map<string, OrderView | Error
 
 /** Notes on the figures of every mode. */
 const COMMON_NOTES = [
-  'PENDING→X times are the order timeline\'s own timestamps (transaction start times in the order database), so they include Kafka and every consumer hop but not the client\'s HTTP time',
+  "PENDING→X times are the order timeline's own timestamps (transaction start times in the order database), so they include Kafka and every consumer hop but not the client's HTTP time",
   '"stock update" is PENDING→AWAITING_PAYMENT: inventory\'s reservation committed before order saw StockReserved, so this is an upper bound of when stockLevel shows it',
-  'hops (when the databases are readable): relay = outbox commit → published to Kafka; delivery = published → the consumer\'s inbox transaction (Kafka, consumer lag and the handler\'s queue); handled/s is between the consumer\'s first and last event of the run',
+  "hops (when the databases are readable): relay = outbox commit → published to Kafka; delivery = published → the consumer's inbox transaction (Kafka, consumer lag and the handler's queue); handled/s is between the consumer's first and last event of the run",
 ];
 
 /** The `n` most frequent reasons, most frequent first. */
 function topReasons(reasons: Record<string, number>, n: number): Record<string, number> {
-  return Object.fromEntries(Object.entries(reasons).sort((a, b) => b[1] - a[1]).slice(0, n));
+  return Object.fromEntries(
+    Object.entries(reasons)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n),
+  );
 }
 
 /** "CONFIRMED 120, CANCELLED 2" in the saga's order of statuses. */
 function outcomeList(outcomes: Record<string, number>): string {
-  return [...STATUSES].filter((s) => outcomes[s]).map((s) => `${s} ${outcomes[s]}`).concat(outcomes.UNREADABLE ? [`UNREADABLE ${outcomes.UNREADABLE}`] : []).join(', ') || 'none';
+  return (
+    [...STATUSES]
+      .filter((s) => outcomes[s])
+      .map((s) => `${s} ${outcomes[s]}`)
+      .concat(outcomes.UNREADABLE ? [`UNREADABLE ${outcomes.UNREADABLE}`] : [])
+      .join(', ') || 'none'
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -746,8 +889,10 @@ interface Bench {
 
 /** The stack writes to other databases than the ones this bench reads (DB_PREFIX differs): the run goes on through the API alone. */
 async function dropForeignDatabases(bench: Bench): Promise<void> {
-  console.log(`note: the order database ${serviceDatabaseUrl(bench.config, 'order').replace(/\/\/[^@/]*@/, '//')} holds none of this run's orders ` +
-    '(is the stack running with another DB_PREFIX?); backlog and drain come from the API alone, and there is no outbox figure');
+  console.log(
+    `note: the order database ${serviceDatabaseUrl(bench.config, 'order').replace(/\/\/[^@/]*@/, '//')} holds none of this run's orders ` +
+      '(is the stack running with another DB_PREFIX?); backlog and drain come from the API alone, and there is no outbox figure',
+  );
   await bench.db?.close();
   bench.db = null;
 }
@@ -766,7 +911,11 @@ async function replayFailed(bench: Bench, run: SagaRunResult, tokens: readonly s
   const refusedByCode: Record<string, number> = {};
   for (const f of refused) count(refusedByCode, f.code);
   if (refused.length) {
-    console.log(`refused as busy: ${refused.length} placements (${Object.entries(refusedByCode).map(([code, n]) => `${code} ${n}`).join(', ')}); nothing was stored, so they are not replayed`);
+    console.log(
+      `refused as busy: ${refused.length} placements (${Object.entries(refusedByCode)
+        .map(([code, n]) => `${code} ${n}`)
+        .join(', ')}); nothing was stored, so they are not replayed`,
+    );
   }
   const stillFailed: FailedPlacement[] = [];
   if (replay.length) {
@@ -778,7 +927,11 @@ async function replayFailed(bench: Bench, run: SagaRunResult, tokens: readonly s
           const response = await fetch(gatewayUrl, {
             method: 'POST',
             headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[f.customer - 1]}` },
-            body: JSON.stringify({ operationName: 'PlaceOrder', query: PLACE_ORDER, variables: { input: placeOrderInput(f.customer, f.idempotencyKey, f.sku, f.quantity, method) } }),
+            body: JSON.stringify({
+              operationName: 'PlaceOrder',
+              query: PLACE_ORDER,
+              variables: { input: placeOrderInput(f.customer, f.idempotencyKey, f.sku, f.quantity, method) },
+            }),
             signal: AbortSignal.timeout(30_000),
           });
           const outcome = readPlaceOrder(response.status, await response.text());
@@ -800,7 +953,13 @@ async function replayFailed(bench: Bench, run: SagaRunResult, tokens: readonly s
  * when it is readable (which includes any whose response was lost), else `orders` read through the
  * API. Ends at `deadline` or Ctrl-C; times count from `from`.
  */
-async function waitTerminal(bench: Bench, keyPrefix: string, orders: readonly RunOrder[], from: number, deadline: number): Promise<{ terminalMs: number | null; dbOrderCount: number | null }> {
+async function waitTerminal(
+  bench: Bench,
+  keyPrefix: string,
+  orders: readonly RunOrder[],
+  from: number,
+  deadline: number,
+): Promise<{ terminalMs: number | null; dbOrderCount: number | null }> {
   let dbOrderCount: number | null = null;
   let pending = new Set(orders.map((o) => o.id));
   let lastReport = 0;
@@ -832,7 +991,13 @@ async function waitTerminal(bench: Bench, keyPrefix: string, orders: readonly Ru
  * terminal, reads it again each second (after the orders, inventory still commits and releases)
  * until `deadline` or Ctrl-C. `settledMs` counts from `from`.
  */
-async function checkStock(bench: Bench, sold: Map<string, number>, ordersTerminal: boolean, from: number, deadline: number): Promise<{ mismatches: Mismatch[]; settledMs: number | null }> {
+async function checkStock(
+  bench: Bench,
+  sold: Map<string, number>,
+  ordersTerminal: boolean,
+  from: number,
+  deadline: number,
+): Promise<{ mismatches: Mismatch[]; settledMs: number | null }> {
   const check = async () => checkConservation(bench.skus, bench.initialStock, await readStock(bench.options.gatewayUrl, bench.skus), sold);
   let mismatches = await check();
   let settledMs = mismatches.length === 0 ? performance.now() - from : null;
@@ -869,25 +1034,40 @@ async function conservation(bench: Bench, orders: Pick<ReturnType<typeof tally>,
 
 /** Prints a {@link conservation} result; `unsettled` explains skus that did not add up when the wait for them ended. */
 function printConservation(c: Awaited<ReturnType<typeof conservation>>, unsettled: string): void {
-  console.log(`\nconservation: ${c.result}: ${c.skusChecked} skus, ${c.unitsSold} units sold; ` +
-    `${c.everyOrderTerminal ? 'every order terminal' : `${c.notTerminalCount} orders not terminal${c.unreadable.length ? `, ${c.unreadable.length} unreadable` : ''}`}; ` +
-    `${c.mismatchCount === 0 ? 'every sku adds up' : `${c.mismatchCount} skus do not add up${unsettled}`}`);
+  console.log(
+    `\nconservation: ${c.result}: ${c.skusChecked} skus, ${c.unitsSold} units sold; ` +
+      `${c.everyOrderTerminal ? 'every order terminal' : `${c.notTerminalCount} orders not terminal${c.unreadable.length ? `, ${c.unreadable.length} unreadable` : ''}`}; ` +
+      `${c.mismatchCount === 0 ? 'every sku adds up' : `${c.mismatchCount} skus do not add up${unsettled}`}`,
+  );
   for (const m of c.mismatches.slice(0, 10)) {
     console.log(`  ${m.sku}: ${m.problem}${m.database ? ` (inventory database: onHand ${m.database.onHand}, reserved ${m.database.reserved})` : ''}`);
   }
   for (const o of c.notTerminal.slice(0, 5)) console.log(`  order ${o.id} is still ${o.status}`);
   for (const u of c.unreadable) console.log(`  unreadable: ${u}`);
   const others = c.otherOrdersOnTheseSkus;
-  if (others && others.orders > 0) console.log(`  note: ${others.orders} orders by others (${others.units} units) touched these skus during the run; the check cannot tell their stock from ours`);
+  if (others && others.orders > 0)
+    console.log(
+      `  note: ${others.orders} orders by others (${others.units} units) touched these skus during the run; the check cannot tell their stock from ours`,
+    );
 }
 
 function printHops(hops: readonly HopFigures[] | null): void {
   if (!hops?.length) return;
-  console.log(`\n${table([
-    ['event hop (outbox → inbox)', 'events', 'handled/s', 'relay p50', 'relay p99', 'delivery p50', 'delivery p99', 'total p99'],
-    ...hops.map((h) => [`${h.producer} ${h.eventType} → ${h.consumer}`, String(h.events), fixed(h.perSecond), fixed(h.relayMs.p50, 0), fixed(h.relayMs.p99, 0),
-      fixed(h.deliveryMs.p50, 0), fixed(h.deliveryMs.p99, 0), fixed(h.totalMs.p99, 0)]),
-  ])}\n  (ms; relay: outbox commit → published; delivery: published → the consumer's inbox transaction)`);
+  console.log(
+    `\n${table([
+      ['event hop (outbox → inbox)', 'events', 'handled/s', 'relay p50', 'relay p99', 'delivery p50', 'delivery p99', 'total p99'],
+      ...hops.map((h) => [
+        `${h.producer} ${h.eventType} → ${h.consumer}`,
+        String(h.events),
+        fixed(h.perSecond),
+        fixed(h.relayMs.p50, 0),
+        fixed(h.relayMs.p99, 0),
+        fixed(h.deliveryMs.p50, 0),
+        fixed(h.deliveryMs.p99, 0),
+        fixed(h.totalMs.p99, 0),
+      ]),
+    ])}\n  (ms; relay: outbox commit → published; delivery: published → the consumer's inbox transaction)`,
+  );
 }
 
 /** CPU of one process between two readings, % of one core; null unless it kept its pid. */
@@ -898,8 +1078,13 @@ function cpuPercent(a: ProcessMemory | undefined, b: ProcessMemory | undefined, 
 /** The machine, and what else loaded it: the 1/5/15-minute load averages at the start and the end. */
 function machineInfo(loadAtStart: readonly number[]) {
   return {
-    cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, memoryBytes: os.totalmem(), node: process.version, platform: `${os.platform()} ${os.release()}`,
-    loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? null,
+    memoryBytes: os.totalmem(),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    loadAverageAtStart: loadAtStart,
+    loadAverageAtEnd: os.loadavg(),
   };
 }
 
@@ -918,14 +1103,22 @@ async function placeOrders(bench: Bench, tokens: readonly string[], keyPrefix: s
   let lastPrinted = 0;
   const running = customers.run(
     {
-      url: options.gatewayUrl, tokens, skus: options.skus, quantity: options.quantity, paymentMethod: options.method, durationMs: durationS * 1000, keyPrefix,
+      url: options.gatewayUrl,
+      tokens,
+      skus: options.skus,
+      quantity: options.quantity,
+      paymentMethod: options.method,
+      durationMs: durationS * 1000,
+      keyPrefix,
       ...(ratePerSecond !== undefined ? { ratePerSecond } : {}),
     },
     (p) => {
       if (p.elapsedMs - lastPrinted < 5_000) return;
       lastPrinted = p.elapsedMs;
-      console.log(`  ${fixed(p.elapsedMs / 1000, 0).padStart(4)} s  ${p.placed} placed (${fixed(p.placed / (p.elapsedMs / 1000), 0)}/s), ${p.failed} failed` +
-        (ratePerSecond !== undefined ? `, ${p.inFlight} in flight` : ''));
+      console.log(
+        `  ${fixed(p.elapsedMs / 1000, 0).padStart(4)} s  ${p.placed} placed (${fixed(p.placed / (p.elapsedMs / 1000), 0)}/s), ${p.failed} failed` +
+          (ratePerSecond !== undefined ? `, ${p.inFlight} in flight` : ''),
+      );
     },
   );
   if (bench.control.stopPlacing) customers.stop();
@@ -946,7 +1139,9 @@ async function closedLoop(bench: Bench): Promise<number> {
   const { config, options, origin, keyPrefix, adminToken, control, startedAt, loadAtStart } = bench;
   const tokens = await bench.tokens.first(options.customers);
   const processesBefore = await processMemory(config, origin, options);
-  console.log(`placing: ${options.customers} customers, closed loop, ${options.durationS} s, 1 line × ${options.quantity} of a random sku, ${options.method}; idempotency keys ${keyPrefix}-*`);
+  console.log(
+    `placing: ${options.customers} customers, closed loop, ${options.durationS} s, 1 line × ${options.quantity} of a random sku, ${options.method}; idempotency keys ${keyPrefix}-*`,
+  );
   const run = await placeOrders(bench, tokens, keyPrefix, options.durationS);
   const placingEnded = performance.now();
   control.phase = 'drain';
@@ -971,8 +1166,18 @@ async function closedLoop(bench: Bench): Promise<number> {
   }
   const backlogReadAfterMs = performance.now() - placingEnded;
   const backlogOrders = notTerminalCount(backlogStatuses);
-  console.log(`end of placing: ${backlogOrders} orders not terminal (${Object.entries(backlogStatuses).map(([s, n]) => `${s} ${n}`).join(', ') || 'none'})` +
-    (outbox ? `; outbox backlog ${Object.entries(outbox).map(([s, n]) => `${s} ${n ?? '?'}`).join(', ')}` : ''));
+  console.log(
+    `end of placing: ${backlogOrders} orders not terminal (${
+      Object.entries(backlogStatuses)
+        .map(([s, n]) => `${s} ${n}`)
+        .join(', ') || 'none'
+    })` +
+      (outbox
+        ? `; outbox backlog ${Object.entries(outbox)
+            .map(([s, n]) => `${s} ${n ?? '?'}`)
+            .join(', ')}`
+        : ''),
+  );
 
   const { orders, refused, replayed, stillFailed } = await replayFailed(bench, run, tokens);
 
@@ -982,13 +1187,25 @@ async function closedLoop(bench: Bench): Promise<number> {
   const deadline = drainStarted + options.drainTimeoutS * 1000;
   console.log(`drain: waiting for ${orders.length} orders to end (timeout ${options.drainTimeoutS} s)...`);
   const { terminalMs: ordersTerminalMs, dbOrderCount } = await waitTerminal(bench, keyPrefix, orders, drainStarted, deadline);
-  console.log(ordersTerminalMs !== null ? `every order terminal ${seconds(ordersTerminalMs)} after placing ended` : `drain ended with orders not terminal (${control.drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})`);
+  console.log(
+    ordersTerminalMs !== null
+      ? `every order terminal ${seconds(ordersTerminalMs)} after placing ended`
+      : `drain ended with orders not terminal (${control.drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})`,
+  );
 
   // The outcome of every order, then the stock: wait (within the drain deadline) until every sku
   // adds up. The timelines are read again once the stock has settled, for the figures of the
   // steps that come after CONFIRMED.
   console.log(`reading ${orders.length} orders' timelines...`);
-  let tallied = tally(orders, await readOrders(options.gatewayUrl, adminToken, orders.map((o) => o.id), true));
+  let tallied = tally(
+    orders,
+    await readOrders(
+      options.gatewayUrl,
+      adminToken,
+      orders.map((o) => o.id),
+      true,
+    ),
+  );
   const { sold, notTerminal, unreadable } = tallied;
   const { mismatches, settledMs: stockSettledMs } = await checkStock(bench, sold, notTerminal.length === 0, drainStarted, deadline);
   control.phase = 'report';
@@ -996,7 +1213,15 @@ async function closedLoop(bench: Bench): Promise<number> {
   const drainWallS = (performance.now() - placingEnded) / 1000;
   if (stockSettledMs !== null) console.log(`stock settled ${seconds(stockSettledMs)} after placing ended`);
   if (notTerminal.length === 0 && unreadable.length === 0) {
-    const again = tally(orders, await readOrders(options.gatewayUrl, adminToken, orders.map((o) => o.id), true));
+    const again = tally(
+      orders,
+      await readOrders(
+        options.gatewayUrl,
+        adminToken,
+        orders.map((o) => o.id),
+        true,
+      ),
+    );
     if (again.unreadable.length === 0) tallied = { ...again, sold, notTerminal, unreadable };
   }
   const { outcomes, cancelReasons, reservedMs, confirmedMs, committedMs, responseToConfirmedMs } = tallied;
@@ -1007,11 +1232,16 @@ async function closedLoop(bench: Bench): Promise<number> {
 
   // Figures. CPU is in % of one core, over the placing phase and over the drain (end of placing
   // until the checks), for processes that kept their pid.
-  const processes = Object.fromEntries(Object.entries(memory).map(([name, m]) => [name, {
-    ...m,
-    cpuPercentWhilePlacing: cpuPercent(processesBefore[name], m, placingS),
-    cpuPercentWhileDraining: cpuPercent(m, processesAfterDrain[name], drainWallS),
-  }]));
+  const processes = Object.fromEntries(
+    Object.entries(memory).map(([name, m]) => [
+      name,
+      {
+        ...m,
+        cpuPercentWhilePlacing: cpuPercent(processesBefore[name], m, placingS),
+        cpuPercentWhileDraining: cpuPercent(m, processesAfterDrain[name], drainWallS),
+      },
+    ]),
+  );
   const latency = distribution(run.placed.map((o) => o.latencyMs));
   const reserved = distribution(reservedMs);
   const confirmed = distribution(confirmedMs);
@@ -1024,13 +1254,42 @@ async function closedLoop(bench: Bench): Promise<number> {
   const confirmedPerMinute = sagaSeconds === null ? Number.NaN : ((outcomes.CONFIRMED ?? 0) / sagaSeconds) * 60;
   const { errorCodes, errorSamples } = failures(run);
   const targets = [
-    { target: 'orders placed per minute', unit: '/min', measured: perSecond * 60, floor: TARGETS.ordersPerMinute.floor, goal: TARGETS.ordersPerMinute.goal, higherIsBetter: true },
-    { target: 'orders through the saga per minute (all terminal)', unit: '/min', measured: sagaPerMinute, floor: TARGETS.ordersPerMinute.floor, goal: TARGETS.ordersPerMinute.goal, higherIsBetter: true },
-    { target: 'placeOrder p99', unit: 'ms', measured: latency.p99, floor: TARGETS.placeOrderP99Ms.floor, goal: TARGETS.placeOrderP99Ms.goal, higherIsBetter: false },
-    { target: 'median stock update (PENDING→AWAITING_PAYMENT p50)', unit: 'ms', measured: reserved.p50, floor: TARGETS.stockUpdateP50Ms.floor, goal: null, higherIsBetter: false },
+    {
+      target: 'orders placed per minute',
+      unit: '/min',
+      measured: perSecond * 60,
+      floor: TARGETS.ordersPerMinute.floor,
+      goal: TARGETS.ordersPerMinute.goal,
+      higherIsBetter: true,
+    },
+    {
+      target: 'orders through the saga per minute (all terminal)',
+      unit: '/min',
+      measured: sagaPerMinute,
+      floor: TARGETS.ordersPerMinute.floor,
+      goal: TARGETS.ordersPerMinute.goal,
+      higherIsBetter: true,
+    },
+    {
+      target: 'placeOrder p99',
+      unit: 'ms',
+      measured: latency.p99,
+      floor: TARGETS.placeOrderP99Ms.floor,
+      goal: TARGETS.placeOrderP99Ms.goal,
+      higherIsBetter: false,
+    },
+    {
+      target: 'median stock update (PENDING→AWAITING_PAYMENT p50)',
+      unit: 'ms',
+      measured: reserved.p50,
+      floor: TARGETS.stockUpdateP50Ms.floor,
+      goal: null,
+      higherIsBetter: false,
+    },
     { target: 'PENDING→CONFIRMED p99', unit: 'ms', measured: confirmed.p99, floor: null, goal: TARGETS.pendingToConfirmedP99Ms.goal, higherIsBetter: false },
   ].map((t) => {
-    const meets = (limit: number | null) => limit === null ? null : Number.isFinite(t.measured) && (t.higherIsBetter ? t.measured >= limit : t.measured < limit);
+    const meets = (limit: number | null) =>
+      limit === null ? null : Number.isFinite(t.measured) && (t.higherIsBetter ? t.measured >= limit : t.measured < limit);
     return { ...t, floorMet: meets(t.floor), goalMet: meets(t.goal) };
   });
 
@@ -1040,8 +1299,17 @@ async function closedLoop(bench: Bench): Promise<number> {
     at: new Date().toISOString(),
     machine: machineInfo(loadAtStart),
     settings: {
-      customers: options.customers, durationSeconds: options.durationS, skus: options.skus, quantity: options.quantity, paymentMethod: options.method,
-      drainTimeoutSeconds: options.drainTimeoutS, gatewayUrl: options.gatewayUrl, replicas: options.replicas, workers: options.workers, idempotencyKeyPrefix: keyPrefix, databaseRead: bench.db !== null,
+      customers: options.customers,
+      durationSeconds: options.durationS,
+      skus: options.skus,
+      quantity: options.quantity,
+      paymentMethod: options.method,
+      drainTimeoutSeconds: options.drainTimeoutS,
+      gatewayUrl: options.gatewayUrl,
+      replicas: options.replicas,
+      workers: options.workers,
+      idempotencyKeyPrefix: keyPrefix,
+      databaseRead: bench.db !== null,
     },
     placing: {
       seconds: placingS,
@@ -1060,7 +1328,12 @@ async function closedLoop(bench: Bench): Promise<number> {
       replayReturnedOrder: replayed - stillFailed.length,
       clientCpuPercent: (run.clientCpuSeconds / placingS) * 100,
     },
-    endOfPlacing: { readSecondsAfterPlacing: backlogReadAfterMs / 1000, ordersByStatus: backlogStatuses, ordersNotTerminal: backlogOrders, outboxBacklog: outbox },
+    endOfPlacing: {
+      readSecondsAfterPlacing: backlogReadAfterMs / 1000,
+      ordersByStatus: backlogStatuses,
+      ordersNotTerminal: backlogOrders,
+      outboxBacklog: outbox,
+    },
     processes,
     drain: {
       ordersTerminalSeconds: ordersTerminalMs === null ? null : ordersTerminalMs / 1000,
@@ -1082,9 +1355,9 @@ async function closedLoop(bench: Bench): Promise<number> {
     conservation: check,
     targets,
     notes: [
-      'placing is a closed loop: the rate is what --customers customers reach, not necessarily the stack\'s limit (--search finds that)',
+      "placing is a closed loop: the rate is what --customers customers reach, not necessarily the stack's limit (--search finds that)",
       ...COMMON_NOTES,
-      'RSS is at the end of placing; peak RSS is each process\'s high-water mark since it started; CPU is % of one core (user + system) over the phase',
+      "RSS is at the end of placing; peak RSS is each process's high-water mark since it started; CPU is % of one core (user + system) over the phase",
       'the load generator runs in its own process on the same machine as the whole stack',
     ],
   };
@@ -1093,38 +1366,95 @@ async function closedLoop(bench: Bench): Promise<number> {
   const rss = (name: string) => memory[name];
   const cpu = (name: string) => processes[name].cpuPercentWhilePlacing;
   const cpuDrain = (name: string) => processes[name].cpuPercentWhileDraining;
-  console.log(`\n${table([
-    ['placing', 'orders', 'orders/s', 'orders/min', 'failed', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
-    [`${options.customers} customers, ${fixed(placingS)} s`, String(run.placed.length), fixed(perSecond), fixed(perSecond * 60, 0), String(run.failed.length),
-      fixed(latency.p50), fixed(latency.p90), fixed(latency.p99), fixed(latency.max)],
-  ])}`);
-  if (run.failed.length) console.log(`failures by code: ${Object.entries(errorCodes).map(([c, n]) => `${c} ${n}`).join(', ')}\n  e.g. ${errorSamples.join('\n       ')}`);
-  console.log(`\n${table([
-    ['saga (timeline)', 'orders', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
-    ...([['PENDING→AWAITING_PAYMENT', reserved], ['PENDING→CONFIRMED', confirmed], ['PENDING→StockCommitted', committed], ['placeOrder response→CONFIRMED', responseToConfirmed]] as const)
-      .map(([label, d]) => [label, String(d.count), fixed(d.p50), fixed(d.p90), fixed(d.p99), fixed(d.max)]),
-  ])}`);
-  if (sagaSeconds !== null) console.log(`through the saga: ${orders.length} orders terminal within ${fixed(sagaSeconds)} s of the first placement: ${fixed(sagaPerMinute, 0)}/min (${fixed(confirmedPerMinute, 0)} confirmed/min)`);
+  console.log(
+    `\n${table([
+      ['placing', 'orders', 'orders/s', 'orders/min', 'failed', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
+      [
+        `${options.customers} customers, ${fixed(placingS)} s`,
+        String(run.placed.length),
+        fixed(perSecond),
+        fixed(perSecond * 60, 0),
+        String(run.failed.length),
+        fixed(latency.p50),
+        fixed(latency.p90),
+        fixed(latency.p99),
+        fixed(latency.max),
+      ],
+    ])}`,
+  );
+  if (run.failed.length)
+    console.log(
+      `failures by code: ${Object.entries(errorCodes)
+        .map(([c, n]) => `${c} ${n}`)
+        .join(', ')}\n  e.g. ${errorSamples.join('\n       ')}`,
+    );
+  console.log(
+    `\n${table([
+      ['saga (timeline)', 'orders', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
+      ...(
+        [
+          ['PENDING→AWAITING_PAYMENT', reserved],
+          ['PENDING→CONFIRMED', confirmed],
+          ['PENDING→StockCommitted', committed],
+          ['placeOrder response→CONFIRMED', responseToConfirmed],
+        ] as const
+      ).map(([label, d]) => [label, String(d.count), fixed(d.p50), fixed(d.p90), fixed(d.p99), fixed(d.max)]),
+    ])}`,
+  );
+  if (sagaSeconds !== null)
+    console.log(
+      `through the saga: ${orders.length} orders terminal within ${fixed(sagaSeconds)} s of the first placement: ${fixed(sagaPerMinute, 0)}/min (${fixed(confirmedPerMinute, 0)} confirmed/min)`,
+    );
   console.log(`outcomes: ${outcomeList(outcomes)}`);
-  if (Object.keys(cancelReasons).length) console.log(`  not confirmed, by reason: ${Object.entries(topReasons(cancelReasons, 5)).map(([r, n]) => `${r} (${n})`).join('; ')}`);
+  if (Object.keys(cancelReasons).length)
+    console.log(
+      `  not confirmed, by reason: ${Object.entries(topReasons(cancelReasons, 5))
+        .map(([r, n]) => `${r} (${n})`)
+        .join('; ')}`,
+    );
   printHops(hops);
-  console.log(`\nend of placing: ${backlogOrders} orders not terminal${outbox ? `; outbox backlog: ${Object.entries(outbox).map(([s, n]) => `${s} ${n ?? '?'}`).join(', ')}` : ''}`);
-  console.log(`\n${table([
-    ['process', 'pid', 'RSS MiB (end of placing)', 'peak RSS MiB', 'CPU % placing', 'CPU % drain'],
-    ...Object.keys(memory).map((name) => [name, String(rss(name).pid ?? '-'), mib(rss(name).rssBytes), mib(rss(name).peakRssBytes),
-      fixed(cpu(name) ?? Number.NaN, 0), fixed(cpuDrain(name) ?? Number.NaN, 0)]),
-  ])}\n  (CPU: % of one core; placing ${fixed(placingS)} s, drain ${fixed(drainWallS)} s)`);
+  console.log(
+    `\nend of placing: ${backlogOrders} orders not terminal${
+      outbox
+        ? `; outbox backlog: ${Object.entries(outbox)
+            .map(([s, n]) => `${s} ${n ?? '?'}`)
+            .join(', ')}`
+        : ''
+    }`,
+  );
+  console.log(
+    `\n${table([
+      ['process', 'pid', 'RSS MiB (end of placing)', 'peak RSS MiB', 'CPU % placing', 'CPU % drain'],
+      ...Object.keys(memory).map((name) => [
+        name,
+        String(rss(name).pid ?? '-'),
+        mib(rss(name).rssBytes),
+        mib(rss(name).peakRssBytes),
+        fixed(cpu(name) ?? Number.NaN, 0),
+        fixed(cpuDrain(name) ?? Number.NaN, 0),
+      ]),
+    ])}\n  (CPU: % of one core; placing ${fixed(placingS)} s, drain ${fixed(drainWallS)} s)`,
+  );
   for (const name of Object.keys(memory)) if (rss(name).note) console.log(`  ${name}: ${rss(name).note}`);
-  console.log(`\ndrain: ${ordersTerminalMs !== null ? `every order terminal after ${seconds(ordersTerminalMs)}` : `orders still open when the drain ended (${result.drain.endedBy})`}` +
-    `${stockSettledMs !== null ? `, stock settled after ${seconds(stockSettledMs)}` : ''}` +
-    `${dbOrderCount !== null && dbOrderCount !== orders.length ? `; the order database has ${dbOrderCount} orders of this run, the bench knows ${orders.length}` : ''}`);
-  printConservation(check, stockSettledMs === null && notTerminal.length === 0 ? ` (still so when the drain ended by ${control.drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})` : '');
+  console.log(
+    `\ndrain: ${ordersTerminalMs !== null ? `every order terminal after ${seconds(ordersTerminalMs)}` : `orders still open when the drain ended (${result.drain.endedBy})`}` +
+      `${stockSettledMs !== null ? `, stock settled after ${seconds(stockSettledMs)}` : ''}` +
+      `${dbOrderCount !== null && dbOrderCount !== orders.length ? `; the order database has ${dbOrderCount} orders of this run, the bench knows ${orders.length}` : ''}`,
+  );
+  printConservation(
+    check,
+    stockSettledMs === null && notTerminal.length === 0
+      ? ` (still so when the drain ended by ${control.drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})`
+      : '',
+  );
   const mark = (met: boolean | null) => (met === null ? '—' : met ? 'met' : 'NOT met');
   const show = (value: number | null, unit: string) => (value === null ? '—' : unit === 'ms' ? `${fixed(value, 0)} ms` : fixed(value, 0));
-  console.log(`\n${table([
-    ['target', 'measured', 'floor', 'floor met', 'goal', 'goal met'],
-    ...targets.map((t) => [t.target, show(t.measured, t.unit), show(t.floor, t.unit), mark(t.floorMet), show(t.goal, t.unit), mark(t.goalMet)]),
-  ])}\n`);
+  console.log(
+    `\n${table([
+      ['target', 'measured', 'floor', 'floor met', 'goal', 'goal met'],
+      ...targets.map((t) => [t.target, show(t.measured, t.unit), show(t.floor, t.unit), mark(t.floorMet), show(t.goal, t.unit), mark(t.goalMet)]),
+    ])}\n`,
+  );
 
   await writeAndReport(result, loadAtStart);
   if (run.placed.length === 0) {
@@ -1211,7 +1541,14 @@ const causeList = (c: Record<CancelCause, number>) => `deadline ${c.deadline}, p
  * failed placements, waits until the phase's orders are terminal and reads their timelines. A
  * search step is judged against `p99LimitMs`; the warm-up and the overload (null) are not.
  */
-async function openPhase(bench: Bench, tag: string, label: string, rate: number, durationS: number, p99LimitMs: number | null): Promise<{ orders: RunOrder[]; figures: PhaseFigures }> {
+async function openPhase(
+  bench: Bench,
+  tag: string,
+  label: string,
+  rate: number,
+  durationS: number,
+  p99LimitMs: number | null,
+): Promise<{ orders: RunOrder[]; figures: PhaseFigures }> {
   const { config, options, origin, control } = bench;
   const keyPrefix = `${bench.keyPrefix}-${tag}`;
   const customerCount = Math.max(options.customers, Math.ceil(rate / bench.customerRate));
@@ -1228,7 +1565,15 @@ async function openPhase(bench: Bench, tag: string, label: string, rate: number,
   if (bench.db && run.placed.length > 0 && Object.keys(await bench.db.runStatuses(keyPrefix)).length === 0) await dropForeignDatabases(bench);
   const { orders, refusedByCode, replayed, stillFailed } = await replayFailed(bench, run, tokens);
   const { terminalMs } = await waitTerminal(bench, keyPrefix, orders, placingEnded, placingEnded + options.drainTimeoutS * 1000);
-  const t = tally(orders, await readOrders(options.gatewayUrl, bench.adminToken, orders.map((o) => o.id), true));
+  const t = tally(
+    orders,
+    await readOrders(
+      options.gatewayUrl,
+      bench.adminToken,
+      orders.map((o) => o.id),
+      true,
+    ),
+  );
 
   const { errorCodes, errorSamples } = failures(run);
   // Over the step from its first start to its last answer: a placeOrder that falls behind the
@@ -1241,12 +1586,14 @@ async function openPhase(bench: Bench, tag: string, label: string, rate: number,
   const notHeldBecause: string[] = [];
   if (confirmed.count === 0) notHeldBecause.push('no order was CONFIRMED');
   else if (p99LimitMs !== null && !(confirmed.p99 <= p99LimitMs)) notHeldBecause.push(`PENDING→CONFIRMED p99 ${fixed(confirmed.p99, 0)} ms > ${p99LimitMs} ms`);
-  if (placedPerSecond < ACHIEVED_FRACTION * rate) notHeldBecause.push(`placed ${fixed(placedPerSecond)}/s < ${ACHIEVED_FRACTION * 100} % of ${fixed(rate)}/s offered`);
+  if (placedPerSecond < ACHIEVED_FRACTION * rate)
+    notHeldBecause.push(`placed ${fixed(placedPerSecond)}/s < ${ACHIEVED_FRACTION * 100} % of ${fixed(rate)}/s offered`);
   if (overloaded) notHeldBecause.push(`${overloaded} refused OVERLOADED`);
   if (rateLimited) notHeldBecause.push(`${rateLimited} refused RATE_LIMITED (the gateway's per-customer limit: give more --customers)`);
   if (stillFailed.length) notHeldBecause.push(`${stillFailed.length} placements failed`);
   if (cancelled) notHeldBecause.push(`${cancelled} cancelled (${causeList(t.cancelled)})`);
-  if (t.notTerminal.length || t.unreadable.length) notHeldBecause.push(`${t.notTerminal.length + t.unreadable.length} orders not terminal (or unreadable) after the drain`);
+  if (t.notTerminal.length || t.unreadable.length)
+    notHeldBecause.push(`${t.notTerminal.length + t.unreadable.length} orders not terminal (or unreadable) after the drain`);
   const interrupted = control.stopPlacing || control.drainAbort.signal.aborted;
   const figures: PhaseFigures = {
     label,
@@ -1280,21 +1627,37 @@ async function openPhase(bench: Bench, tag: string, label: string, rate: number,
     held: interrupted || p99LimitMs === null ? null : notHeldBecause.length === 0,
     notHeldBecause: p99LimitMs === null ? [] : notHeldBecause,
   };
-  console.log(`${label}: ${fixed(placedPerSecond)}/s placed of ${fixed(rate)}/s offered; placeOrder p99 ${fixed(figures.placeOrderMs.p99, 0)} ms; ` +
-    `PENDING→CONFIRMED p50 ${fixed(confirmed.p50, 0)} ms, p99 ${fixed(confirmed.p99, 0)} ms; outcomes: ${outcomeList(t.outcomes)}` +
-    `${terminalMs !== null ? `; all terminal ${seconds(terminalMs)} after placing` : ''}`);
-  if (schedule.lateStarts) console.log(`  ${schedule.lateStarts} placements started late (up to ${fixed(schedule.maxStartLagMs, 0)} ms; ${schedule.peakInFlight} in flight at most)`);
-  if (figures.clientCpuPercent > 80) console.log(`  note: the customer process used ${fixed(figures.clientCpuPercent, 0)} % of a core: it may be what limits the rate`);
+  console.log(
+    `${label}: ${fixed(placedPerSecond)}/s placed of ${fixed(rate)}/s offered; placeOrder p99 ${fixed(figures.placeOrderMs.p99, 0)} ms; ` +
+      `PENDING→CONFIRMED p50 ${fixed(confirmed.p50, 0)} ms, p99 ${fixed(confirmed.p99, 0)} ms; outcomes: ${outcomeList(t.outcomes)}` +
+      `${terminalMs !== null ? `; all terminal ${seconds(terminalMs)} after placing` : ''}`,
+  );
+  if (schedule.lateStarts)
+    console.log(`  ${schedule.lateStarts} placements started late (up to ${fixed(schedule.maxStartLagMs, 0)} ms; ${schedule.peakInFlight} in flight at most)`);
+  if (figures.clientCpuPercent > 80)
+    console.log(`  note: the customer process used ${fixed(figures.clientCpuPercent, 0)} % of a core: it may be what limits the rate`);
   return { orders, figures };
 }
 
 /** One row of the phases' table. */
 function phaseRow(f: PhaseFigures): string[] {
-  const busiest = Object.entries(f.cpuPercentWhilePlacing).filter((e): e is [string, number] => e[1] !== null).sort((a, b) => b[1] - a[1])[0];
+  const busiest = Object.entries(f.cpuPercentWhilePlacing)
+    .filter((e): e is [string, number] => e[1] !== null)
+    .sort((a, b) => b[1] - a[1])[0];
   return [
-    f.label, fixed(f.offeredPerSecond), fixed(f.placedPerSecond), String(f.refused.OVERLOADED ?? 0), String(f.failed + (f.refused.RATE_LIMITED ?? 0)), String(f.lateStarts),
-    fixed(f.placeOrderMs.p50, 0), fixed(f.placeOrderMs.p99, 0), fixed(f.pendingToAwaitingPaymentMs.p50, 0), fixed(f.pendingToConfirmedMs.p50, 0), fixed(f.pendingToConfirmedMs.p99, 0),
-    String(sum(f.cancelled)), busiest ? `${busiest[0]} ${fixed(busiest[1], 0)}` : '-',
+    f.label,
+    fixed(f.offeredPerSecond),
+    fixed(f.placedPerSecond),
+    String(f.refused.OVERLOADED ?? 0),
+    String(f.failed + (f.refused.RATE_LIMITED ?? 0)),
+    String(f.lateStarts),
+    fixed(f.placeOrderMs.p50, 0),
+    fixed(f.placeOrderMs.p99, 0),
+    fixed(f.pendingToAwaitingPaymentMs.p50, 0),
+    fixed(f.pendingToConfirmedMs.p50, 0),
+    fixed(f.pendingToConfirmedMs.p99, 0),
+    String(sum(f.cancelled)),
+    busiest ? `${busiest[0]} ${fixed(busiest[1], 0)}` : '-',
     f.interrupted ? 'Ctrl-C' : f.held === null ? '-' : f.held ? 'yes' : 'no',
   ];
 }
@@ -1310,8 +1673,13 @@ async function openLoop(bench: Bench): Promise<number> {
 
   if (search) {
     const rates = searchRates(search);
-    console.log(`capacity search: ${search.warmupS > 0 ? `a ${search.warmupS} s warm-up, then ` : ''}${rates.length} steps at most (${rates.slice(0, 6).map((r) => fixed(r)).join(', ')}${rates.length > 6 ? `, … ${fixed(rates.at(-1)!)}` : ''} orders/s), ${search.stepDurationS} s each; ` +
-      `a step holds while PENDING→CONFIRMED p99 ≤ ${search.p99LimitMs} ms, ≥ ${ACHIEVED_FRACTION * 100} % of the offered rate is placed, nothing is refused OVERLOADED or RATE_LIMITED, fails or is cancelled`);
+    console.log(
+      `capacity search: ${search.warmupS > 0 ? `a ${search.warmupS} s warm-up, then ` : ''}${rates.length} steps at most (${rates
+        .slice(0, 6)
+        .map((r) => fixed(r))
+        .join(', ')}${rates.length > 6 ? `, … ${fixed(rates.at(-1)!)}` : ''} orders/s), ${search.stepDurationS} s each; ` +
+        `a step holds while PENDING→CONFIRMED p99 ≤ ${search.p99LimitMs} ms, ≥ ${ACHIEVED_FRACTION * 100} % of the offered rate is placed, nothing is refused OVERLOADED or RATE_LIMITED, fails or is cancelled`,
+    );
     if (search.warmupS > 0) {
       const { orders, figures } = await openPhase(bench, 'w', 'warm-up', search.rateStart, search.warmupS, null);
       allOrders.push(...orders);
@@ -1367,7 +1735,15 @@ async function openLoop(bench: Bench): Promise<number> {
   const { terminalMs } = await waitTerminal(bench, bench.keyPrefix, allOrders, drainStarted, deadline);
   if (terminalMs === null) console.log(`drain ended with orders not terminal (${control.drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})`);
   console.log(`\nreading ${allOrders.length} orders for the conservation check...`);
-  const all = tally(allOrders, await readOrders(options.gatewayUrl, bench.adminToken, allOrders.map((o) => o.id), true));
+  const all = tally(
+    allOrders,
+    await readOrders(
+      options.gatewayUrl,
+      bench.adminToken,
+      allOrders.map((o) => o.id),
+      true,
+    ),
+  );
   const { mismatches, settledMs } = await checkStock(bench, all.sold, all.notTerminal.length === 0, drainStarted, deadline);
   control.phase = 'report';
   const check = await conservation(bench, all, mismatches);
@@ -1379,26 +1755,36 @@ async function openLoop(bench: Bench): Promise<number> {
     at: new Date().toISOString(),
     machine: machineInfo(loadAtStart),
     settings: {
-      customers: options.customers, skus: options.skus, quantity: options.quantity, paymentMethod: options.method, drainTimeoutSeconds: options.drainTimeoutS,
-      gatewayUrl: options.gatewayUrl, replicas: options.replicas, workers: options.workers, idempotencyKeyPrefix: bench.keyPrefix, databaseRead: bench.db !== null,
+      customers: options.customers,
+      skus: options.skus,
+      quantity: options.quantity,
+      paymentMethod: options.method,
+      drainTimeoutSeconds: options.drainTimeoutS,
+      gatewayUrl: options.gatewayUrl,
+      replicas: options.replicas,
+      workers: options.workers,
+      idempotencyKeyPrefix: bench.keyPrefix,
+      databaseRead: bench.db !== null,
       customerRatePerSecond: bench.customerRate,
       search: search ? { ...search, achievedFraction: ACHIEVED_FRACTION } : null,
       overload: options.overload ? { capacityGiven: options.overload.rate, durationSeconds: options.durationS } : null,
     },
     warmup,
     steps,
-    capacity: search ? {
-      ordersPerSecond: capacity,
-      ordersPerMinute: capacity === null ? null : capacity * 60,
-      searchEndedBy,
-    } : null,
-    overload: options.overload ? overload ?? { skipped: overloadSkipped } : null,
+    capacity: search
+      ? {
+          ordersPerSecond: capacity,
+          ordersPerMinute: capacity === null ? null : capacity * 60,
+          searchEndedBy,
+        }
+      : null,
+    overload: options.overload ? (overload ?? { skipped: overloadSkipped }) : null,
     hops,
     conservation: check,
     notes: [
       `placing is an open loop: placements start on a schedule whatever the answers (up to ${OPEN_LOOP_MAX_IN_FLIGHT} in flight; a start more than ${LATE_START_MS} ms behind its time is late); placed/s counts orders placeOrder returned, from the first start until the last answer, so a placeOrder that falls behind lowers it`,
       `each customer (token bench-<n>) places at most ${fixed(bench.customerRate)} orders/s, ${CUSTOMER_RATE_LIMIT_SHARE * 100} % of the gateway's per-subject rate limit as this bench's environment sets it; more customers are used as the rate grows`,
-      'a step\'s figures are its own orders\', read once they were all terminal (or the drain timed out); the CPU of each process is over its placing, until the last answer',
+      "a step's figures are its own orders', read once they were all terminal (or the drain timed out); the CPU of each process is over its placing, until the last answer",
       ...COMMON_NOTES,
       'replicas is what --replicas said; the per-process table lists each replica found on its port (a missing one is noted there)',
     ],
@@ -1407,30 +1793,65 @@ async function openLoop(bench: Bench): Promise<number> {
   // Print.
   const phases = [...(warmup ? [warmup] : []), ...steps, ...(overload ? [overload] : [])];
   if (phases.length) {
-    console.log(`\n${table([
-      ['phase', 'offered/s', 'placed/s', 'OVERLOADED', 'failed', 'late', 'place p50', 'place p99', 'reserved p50', 'confirmed p50', 'confirmed p99', 'cancelled', 'busiest CPU %', 'held'],
-      ...phases.map(phaseRow),
-    ])}\n  (ms; place: placeOrder round trip; reserved: PENDING→AWAITING_PAYMENT; confirmed: PENDING→CONFIRMED; failed: other failures and RATE_LIMITED;` +
-      `\n   late: starts > ${LATE_START_MS} ms behind schedule; busiest: the process with the most CPU while placing, % of one core)`);
+    console.log(
+      `\n${table([
+        [
+          'phase',
+          'offered/s',
+          'placed/s',
+          'OVERLOADED',
+          'failed',
+          'late',
+          'place p50',
+          'place p99',
+          'reserved p50',
+          'confirmed p50',
+          'confirmed p99',
+          'cancelled',
+          'busiest CPU %',
+          'held',
+        ],
+        ...phases.map(phaseRow),
+      ])}\n  (ms; place: placeOrder round trip; reserved: PENDING→AWAITING_PAYMENT; confirmed: PENDING→CONFIRMED; failed: other failures and RATE_LIMITED;` +
+        `\n   late: starts > ${LATE_START_MS} ms behind schedule; busiest: the process with the most CPU while placing, % of one core)`,
+    );
   }
   if (search) {
     const firstFailed = steps.find((s) => s.held === false);
-    console.log(`\ncapacity: ${capacity === null ? 'no step held' : `${fixed(capacity)} orders/s (${fixed(capacity * 60, 0)}/min), the highest offered rate that held`}` +
-      `${firstFailed ? `; ${firstFailed.label} at ${fixed(firstFailed.offeredPerSecond)}/s did not: ${firstFailed.notHeldBecause.join('; ')}` : searchEndedBy ? ` (${searchEndedBy})` : ''}`);
+    console.log(
+      `\ncapacity: ${capacity === null ? 'no step held' : `${fixed(capacity)} orders/s (${fixed(capacity * 60, 0)}/min), the highest offered rate that held`}` +
+        `${firstFailed ? `; ${firstFailed.label} at ${fixed(firstFailed.offeredPerSecond)}/s did not: ${firstFailed.notHeldBecause.join('; ')}` : searchEndedBy ? ` (${searchEndedBy})` : ''}`,
+    );
   }
   if (overload) {
-    console.log(`\noverload: ${fixed(overload.offeredPerSecond)} orders/s offered (2 × ${fixed(overload.capacityPerSecond)}/s from ${overload.capacityFrom}) for ${fixed(overload.seconds)} s:` +
-      ` ${overload.accepted} accepted (${fixed(overload.placedPerSecond)}/s), ${overload.refused.OVERLOADED ?? 0} refused OVERLOADED (not replayed)` +
-      `${overload.refused.RATE_LIMITED ? `, ${overload.refused.RATE_LIMITED} refused RATE_LIMITED` : ''}, ${overload.failed} other failures`);
+    console.log(
+      `\noverload: ${fixed(overload.offeredPerSecond)} orders/s offered (2 × ${fixed(overload.capacityPerSecond)}/s from ${overload.capacityFrom}) for ${fixed(overload.seconds)} s:` +
+        ` ${overload.accepted} accepted (${fixed(overload.placedPerSecond)}/s), ${overload.refused.OVERLOADED ?? 0} refused OVERLOADED (not replayed)` +
+        `${overload.refused.RATE_LIMITED ? `, ${overload.refused.RATE_LIMITED} refused RATE_LIMITED` : ''}, ${overload.failed} other failures`,
+    );
     console.log(`  accepted orders: ${outcomeList(overload.outcomes)}; cancelled by cause: ${causeList(overload.cancelled)}`);
-    if (Object.keys(overload.endReasons).length) console.log(`  not confirmed, by reason: ${Object.entries(overload.endReasons).slice(0, 5).map(([r, n]) => `${r} (${n})`).join('; ')}`);
+    if (Object.keys(overload.endReasons).length)
+      console.log(
+        `  not confirmed, by reason: ${Object.entries(overload.endReasons)
+          .slice(0, 5)
+          .map(([r, n]) => `${r} (${n})`)
+          .join('; ')}`,
+      );
     console.log(`  every accepted order CONFIRMED: ${overload.everyAcceptedConfirmed ? 'yes' : `NO (${overload.confirmed} of ${overload.accepted})`}`);
   }
   for (const f of phases) {
-    if (Object.keys(f.errorCodes).length) console.log(`${f.label}: failures by code: ${Object.entries(f.errorCodes).map(([c, n]) => `${c} ${n}`).join(', ')}; e.g. ${f.errorSamples[0]}`);
+    if (Object.keys(f.errorCodes).length)
+      console.log(
+        `${f.label}: failures by code: ${Object.entries(f.errorCodes)
+          .map(([c, n]) => `${c} ${n}`)
+          .join(', ')}; e.g. ${f.errorSamples[0]}`,
+      );
   }
   printHops(hops);
-  printConservation(check, settledMs === null && all.notTerminal.length === 0 ? ` (still so when the wait ended by ${control.drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})` : '');
+  printConservation(
+    check,
+    settledMs === null && all.notTerminal.length === 0 ? ` (still so when the wait ended by ${control.drainAbort.signal.aborted ? 'Ctrl-C' : 'timeout'})` : '',
+  );
   console.log(`\nreplicas: ${options.replicas} of each service (--replicas)${options.workers ? ', each an api process and a worker (--workers)' : ''}\n`);
 
   await writeAndReport(result, loadAtStart);
@@ -1527,18 +1948,34 @@ export async function main(args: readonly string[]): Promise<number> {
   try {
     const opened = await Databases.open(config);
     db = opened.db;
-    if (!db) console.log(`note: the order database does not answer (${opened.problem}); backlog and drain come from the API alone, and there is no outbox figure`);
+    if (!db)
+      console.log(`note: the order database does not answer (${opened.problem}); backlog and drain come from the API alone, and there is no outbox figure`);
 
     console.log(`reading the stock of ${skus.length} skus (${skus[0]}..${skus.at(-1)})...`);
     const initialStock = await readStock(options.gatewayUrl, skus);
     const empty = skus.filter((s) => initialStock.get(s)!.available < options.quantity);
-    if (empty.length) console.log(`note: ${empty.length} skus have fewer than ${options.quantity} available (earlier runs sold them): their orders will be REJECTED`);
-    console.log(`stack: ${options.replicas} of each service (--replicas${options.workers ? ', api and worker apart: --workers' : ''}; the per-process table shows which answered)`);
+    if (empty.length)
+      console.log(`note: ${empty.length} skus have fewer than ${options.quantity} available (earlier runs sold them): their orders will be REJECTED`);
+    console.log(
+      `stack: ${options.replicas} of each service (--replicas${options.workers ? ', api and worker apart: --workers' : ''}; the per-process table shows which answered)`,
+    );
 
     customers = await Customers.start();
     bench = {
-      config, options, origin, skus, keyPrefix, adminToken, tokens, customerRate, customers, control, db, initialStock,
-      startedAt: new Date(), loadAtStart: os.loadavg(),
+      config,
+      options,
+      origin,
+      skus,
+      keyPrefix,
+      adminToken,
+      tokens,
+      customerRate,
+      customers,
+      control,
+      db,
+      initialStock,
+      startedAt: new Date(),
+      loadAtStart: os.loadavg(),
     };
     return options.search || options.overload ? await openLoop(bench) : await closedLoop(bench);
   } finally {

@@ -29,5 +29,9 @@ export function composeSupergraph(schemaDir = path.join(REPO_ROOT, 'schema')): s
 
 if (isMain(import.meta.url)) {
   const dirFlag = process.argv.indexOf('--schema-dir');
-  await writeOrCheck(SUPERGRAPH_FILE, () => (dirFlag > 0 ? composeSupergraph(path.resolve(process.argv[dirFlag + 1] ?? '')) : composeSupergraph()), 'npm run compose');
+  await writeOrCheck(
+    SUPERGRAPH_FILE,
+    () => (dirFlag > 0 ? composeSupergraph(path.resolve(process.argv[dirFlag + 1] ?? '')) : composeSupergraph()),
+    'npm run compose',
+  );
 }

@@ -103,7 +103,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     } catch (error) {
       throw new DemoError(`The platform does not answer at ${options.url} (${(error as Error).message}). Start it with \`npm start\` in another terminal.`);
     }
-    const sku = options.sku ?? await pickSku(client, options.quantity);
+    const sku = options.sku ?? (await pickSku(client, options.quantity));
     const stockBefore = await availableOf(client, sku);
     print(`Ordering ${options.quantity} × ${sku} as "${DEMO_CUSTOMER}" with ${options.payment}; available before: ${stockBefore}`);
 
@@ -129,24 +129,35 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     // The saga's events: every topic from its start, keeping only this order's key. Reading from the
     // start means none is missed while the consumer group is still joining.
     const topics = SAGA_SOURCES.map(eventsTopic);
-    const tail = await kafka.consume(`demo.${randomUUID()}`, topics, async (message) => {
-      if (message.key !== orderId) return;
-      const type = message.headers[EVENT_TYPE_HEADER] ?? '?';
-      const topic = message.topic.slice(config.kafkaTopicPrefix.length);
-      events.push({ topic, key: message.key, type });
-      lastActivity = performance.now();
-      print(`${elapsed(start)}  kafka ${topic.padEnd(20)} key ${message.key.slice(0, 8)}…  ${type}`);
-    }, { fromBeginning: true, maxWaitTimeInMs: 100 });
+    const tail = await kafka.consume(
+      `demo.${randomUUID()}`,
+      topics,
+      async (message) => {
+        if (message.key !== orderId) return;
+        const type = message.headers[EVENT_TYPE_HEADER] ?? '?';
+        const topic = message.topic.slice(config.kafkaTopicPrefix.length);
+        events.push({ topic, key: message.key, type });
+        lastActivity = performance.now();
+        print(`${elapsed(start)}  kafka ${topic.padEnd(20)} key ${message.key.slice(0, 8)}…  ${type}`);
+      },
+      { fromBeginning: true, maxWaitTimeInMs: 100 },
+    );
 
     const updates = client.orderUpdated({ id: orderId });
     const follow = (async () => {
       for await (const { orderUpdated } of updates) {
         lastActivity = performance.now();
-        const detail = [orderUpdated.payment ? `payment ${orderUpdated.payment.status}` : '', orderUpdated.shipment ? `shipment ${orderUpdated.shipment.status}` : '']
-          .filter(Boolean).join(', ');
+        const detail = [
+          orderUpdated.payment ? `payment ${orderUpdated.payment.status}` : '',
+          orderUpdated.shipment ? `shipment ${orderUpdated.shipment.status}` : '',
+        ]
+          .filter(Boolean)
+          .join(', ');
         if (statuses.at(-1) !== orderUpdated.status) statuses.push(orderUpdated.status);
         finalStatus = orderUpdated.status;
-        print(`${elapsed(start)}  live  orderUpdated             v${String(orderUpdated.version).padEnd(3)}      ${orderUpdated.status}${detail ? ` (${detail})` : ''}`);
+        print(
+          `${elapsed(start)}  live  orderUpdated             v${String(orderUpdated.version).padEnd(3)}      ${orderUpdated.status}${detail ? ` (${detail})` : ''}`,
+        );
         const done = orderUpdated.status !== 'CONFIRMED' || orderUpdated.shipment !== null;
         if (SETTLED.has(orderUpdated.status) && done) settled = true;
       }
@@ -197,8 +208,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     ({ values } = parseArgs({
       args: [...argv],
       options: {
-        sku: { type: 'string' }, quantity: { type: 'string', default: '1' }, payment: { type: 'string', default: 'tok_visa' },
-        timeout: { type: 'string', default: '60' }, url: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        sku: { type: 'string' },
+        quantity: { type: 'string', default: '1' },
+        payment: { type: 'string', default: 'tok_visa' },
+        timeout: { type: 'string', default: '60' },
+        url: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
       },
       strict: true,
     }));
@@ -225,7 +240,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   const tty = process.stdout.isTTY;
   try {
     await runDemo({
-      config, url, sku: values.sku as string | undefined, quantity, payment: values.payment as string, timeoutMs: timeout * 1000,
+      config,
+      url,
+      sku: values.sku as string | undefined,
+      quantity,
+      payment: values.payment as string,
+      timeoutMs: timeout * 1000,
       print: (line) => console.log(tty ? `\r\x1b[K${line}` : line),
       progress: tty ? (line) => process.stdout.write(`\r\x1b[K${line}`) : (line) => console.log(line),
     });

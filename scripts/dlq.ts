@@ -16,8 +16,14 @@ import { type Config, isMain, loadConfig } from '@swiftcart/platform/config';
 import { createLogger } from '@swiftcart/platform/logger';
 import { type IncomingMessage, type KafkaClient, type OutgoingMessage, createKafka } from '@swiftcart/platform/kafka';
 import {
-  DLQ_ATTEMPTS_HEADER, DLQ_CONSUMER_HEADER, DLQ_ERROR_HEADER, DLQ_FAILED_AT_HEADER, DLQ_HEADERS,
-  DLQ_ORIGINAL_TOPIC_HEADER, EVENT_TYPE_HEADER, dlqTopic,
+  DLQ_ATTEMPTS_HEADER,
+  DLQ_CONSUMER_HEADER,
+  DLQ_ERROR_HEADER,
+  DLQ_FAILED_AT_HEADER,
+  DLQ_HEADERS,
+  DLQ_ORIGINAL_TOPIC_HEADER,
+  EVENT_TYPE_HEADER,
+  dlqTopic,
 } from '@swiftcart/platform/events';
 
 const USAGE = `usage: npm run dlq -- <command> <topic> [options]
@@ -70,7 +76,7 @@ async function readReplayState(kafka: KafkaClient, topic: string): Promise<Map<n
   for (const committed of await kafka.groupOffsets(replayGroup(topic), dlqTopic(topic))) {
     let replayed: bigint[] = [];
     try {
-      const metadata = committed.metadata ? JSON.parse(committed.metadata) as { replayed?: string[] } : {};
+      const metadata = committed.metadata ? (JSON.parse(committed.metadata) as { replayed?: string[] }) : {};
       replayed = (metadata.replayed ?? []).map((o) => BigInt(o));
     } catch {
       // Metadata written by something else: only the offset counts.
@@ -107,7 +113,8 @@ function replayTarget(config: Config, message: IncomingMessage, fallback: string
   const original = message.headers[DLQ_ORIGINAL_TOPIC_HEADER];
   if (!original) return fallback;
   if (config.kafkaTopicPrefix && original.startsWith(config.kafkaTopicPrefix)) return original.slice(config.kafkaTopicPrefix.length);
-  if (config.kafkaTopicPrefix) throw new Error(`dead letter at offset ${message.offset} failed on ${original}, outside the prefix "${config.kafkaTopicPrefix}"`);
+  if (config.kafkaTopicPrefix)
+    throw new Error(`dead letter at offset ${message.offset} failed on ${original}, outside the prefix "${config.kafkaTopicPrefix}"`);
   return original;
 }
 
@@ -164,7 +171,12 @@ export interface ReplayResult {
 }
 
 /** Republishes the dead letters not replayed yet (or the one at `offset`) and records them. */
-export async function replayDeadLetters(kafka: KafkaClient, config: Config, topic: string, options: { offset?: string; partition?: number } = {}): Promise<ReplayResult> {
+export async function replayDeadLetters(
+  kafka: KafkaClient,
+  config: Config,
+  topic: string,
+  options: { offset?: string; partition?: number } = {},
+): Promise<ReplayResult> {
   const partitions = await ensureDlqExists(kafka, topic);
   const states = await readReplayState(kafka, topic);
   const dlq = dlqTopic(topic);
@@ -177,12 +189,18 @@ export async function replayDeadLetters(kafka: KafkaClient, config: Config, topi
     }
     const state = states.get(partition) ?? { next: 0n, replayed: new Set<bigint>() };
     if (isReplayed(state, options.offset)) return { replayed: new Map(), skipped: 1 };
-    const [message] = await kafka.readTopic(dlq, { partitions: [partition], from: { [partition]: options.offset }, until: { [partition]: (offset + 1n).toString() } });
+    const [message] = await kafka.readTopic(dlq, {
+      partitions: [partition],
+      from: { [partition]: options.offset },
+      until: { [partition]: (offset + 1n).toString() },
+    });
     if (!message) throw new Error(`${kafka.topic(dlq)} partition ${partition} offset ${options.offset} could not be read`);
     const replayed = await republish(kafka, config, topic, [message]);
     state.replayed.add(offset);
     while (state.replayed.has(state.next)) state.replayed.delete(state.next++);
-    await kafka.commitGroupOffsets(replayGroup(topic), dlq, [{ partition, offset: state.next.toString(), metadata: JSON.stringify({ replayed: [...state.replayed].map(String) }) }]);
+    await kafka.commitGroupOffsets(replayGroup(topic), dlq, [
+      { partition, offset: state.next.toString(), metadata: JSON.stringify({ replayed: [...state.replayed].map(String) }) },
+    ]);
     return { replayed, skipped: 0 };
   }
   const from: Record<number, string> = {};
@@ -198,7 +216,11 @@ export async function replayDeadLetters(kafka: KafkaClient, config: Config, topi
   const messages = await kafka.readTopic(dlq, { partitions: pending.map((p) => p.partition), from, until });
   const toReplay = messages.filter((m) => !isReplayed(states.get(m.partition), m.offset));
   const replayed = await republish(kafka, config, topic, toReplay);
-  await kafka.commitGroupOffsets(replayGroup(topic), dlq, pending.map((p) => ({ partition: p.partition, offset: p.high, metadata: null })));
+  await kafka.commitGroupOffsets(
+    replayGroup(topic),
+    dlq,
+    pending.map((p) => ({ partition: p.partition, offset: p.high, metadata: null })),
+  );
   return { replayed, skipped: messages.length - toReplay.length };
 }
 
@@ -229,7 +251,17 @@ function parseArgs(argv: readonly string[]) {
 
 function table(rows: readonly DeadLetter[]): string[] {
   const header = ['PARTITION', 'OFFSET', 'KEY', 'TYPE', 'ATTEMPTS', 'FAILED AT', 'CONSUMER', 'REPLAYED', 'ERROR'];
-  const cells = rows.map((r) => [String(r.partition), r.offset, r.key ?? '-', r.type ?? '-', r.attempts === null ? '-' : String(r.attempts), r.failedAt ?? '-', r.consumer ?? '-', r.replayed ? 'yes' : 'no', (r.error ?? '-').replaceAll('\n', ' ')]);
+  const cells = rows.map((r) => [
+    String(r.partition),
+    r.offset,
+    r.key ?? '-',
+    r.type ?? '-',
+    r.attempts === null ? '-' : String(r.attempts),
+    r.failedAt ?? '-',
+    r.consumer ?? '-',
+    r.replayed ? 'yes' : 'no',
+    (r.error ?? '-').replaceAll('\n', ' '),
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]))).join('  ');
   return [line(header), ...cells.map(line)];

@@ -38,28 +38,38 @@ interface Contract {
 type Schema = Record<string, unknown>;
 
 function constOf(schema: Schema, property: string, file: string): string | number {
-  const value = ((schema.properties as Record<string, Schema> | undefined)?.[property])?.const;
+  const value = (schema.properties as Record<string, Schema> | undefined)?.[property]?.const;
   if (typeof value !== 'string' && typeof value !== 'number') throw new Error(`${file}: properties.${property} must be a const`);
   return value;
 }
 
 function readContracts(dir: string): Contract[] {
-  return readdirSync(dir).sort().flatMap((file) => {
-    const match = EVENT_SCHEMA_FILE.exec(file);
-    if (!match) return [];
-    const schema = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Schema;
-    const aggregateType = String(constOf(schema, 'aggregateType', file));
-    const aggregateIdField = AGGREGATE_ID_FIELDS[aggregateType];
-    if (!aggregateIdField) throw new Error(`${file}: no aggregate id field is known for aggregate type ${aggregateType} (AGGREGATE_ID_FIELDS in scripts/event-types.ts)`);
-    const data = (schema.properties as Record<string, Schema>).data;
-    if (!(data.required as string[] | undefined)?.includes(aggregateIdField)) {
-      throw new Error(`${file}: data must require "${aggregateIdField}", the ${aggregateType} aggregate's id`);
-    }
-    return [{
-      type: match[1], version: Number(match[2]), source: String(constOf(schema, 'source', file)), aggregateType, aggregateIdField,
-      data, defs: (schema.$defs as Record<string, unknown> | undefined) ?? {},
-    }];
-  });
+  return readdirSync(dir)
+    .sort()
+    .flatMap((file) => {
+      const match = EVENT_SCHEMA_FILE.exec(file);
+      if (!match) return [];
+      const schema = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Schema;
+      const aggregateType = String(constOf(schema, 'aggregateType', file));
+      const aggregateIdField = AGGREGATE_ID_FIELDS[aggregateType];
+      if (!aggregateIdField)
+        throw new Error(`${file}: no aggregate id field is known for aggregate type ${aggregateType} (AGGREGATE_ID_FIELDS in scripts/event-types.ts)`);
+      const data = (schema.properties as Record<string, Schema>).data;
+      if (!(data.required as string[] | undefined)?.includes(aggregateIdField)) {
+        throw new Error(`${file}: data must require "${aggregateIdField}", the ${aggregateType} aggregate's id`);
+      }
+      return [
+        {
+          type: match[1],
+          version: Number(match[2]),
+          source: String(constOf(schema, 'source', file)),
+          aggregateType,
+          aggregateIdField,
+          data,
+          defs: (schema.$defs as Record<string, unknown> | undefined) ?? {},
+        },
+      ];
+    });
 }
 
 const capitalise = (word: string) => word.charAt(0).toUpperCase() + word.slice(1);
@@ -91,9 +101,7 @@ function prepare(schema: unknown, name: string): unknown {
 
 /** Readonly properties and arrays, as the platform's envelopes are: nothing a handler gets is to be changed. */
 function readonly(source: string): string {
-  return source
-    .replace(/^(\s+)([A-Za-z_$][\w$]*\??): /gm, '$1readonly $2: ')
-    .replace(/: ([A-Za-z_$][\w$]*)\[\];/g, ': readonly $1[];');
+  return source.replace(/^(\s+)([A-Za-z_$][\w$]*\??): /gm, '$1readonly $2: ').replace(/: ([A-Za-z_$][\w$]*)\[\];/g, ': readonly $1[];');
 }
 
 /** The generated module for the contracts in `dir`. Throws when two contracts define one `$defs` name differently. */
@@ -112,7 +120,7 @@ export async function renderEventTypes(dir: string = DEFAULT_SCHEMA_DIR): Promis
       defs[name] = def;
     }
   }
-  const baseName = (contract: Contract) => latest.get(contract.type) === contract ? contract.type : `${contract.type}V${contract.version}`;
+  const baseName = (contract: Contract) => (latest.get(contract.type) === contract ? contract.type : `${contract.type}V${contract.version}`);
   const properties: Schema = {};
   for (const contract of contracts) {
     properties[`${baseName(contract)}Data`] = prepare({ ...contract.data, title: `${baseName(contract)}Data` }, baseName(contract));
@@ -126,14 +134,21 @@ export async function renderEventTypes(dir: string = DEFAULT_SCHEMA_DIR): Promis
     $defs: Object.fromEntries(Object.entries(defs).map(([name, def]) => [name, prepare({ ...(def as Schema), title: name }, name)])),
   };
   const compiled = await compile(root as JSONSchema, 'EventDataMap', {
-    bannerComment: '', additionalProperties: false, ignoreMinAndMaxItems: true, unreachableDefinitions: false, format: true,
+    bannerComment: '',
+    additionalProperties: false,
+    ignoreMinAndMaxItems: true,
+    unreachableDefinitions: false,
+    format: true,
     style: { singleQuote: true, printWidth: 120 },
   });
   // The compiler's root interface maps data type names to themselves; the map wanted is by event type.
   const body = readonly(compiled.replace(/^export interface EventDataMap \{[\s\S]*?^\}\n/m, ''));
   const map = [...latest.values()].map((c) => `  readonly ${c.type}: ${c.type}Data;`).join('\n');
-  const table = [...latest.values()].map((c) =>
-    `  ${c.type}: { version: ${c.version}, source: '${c.source}', aggregateType: '${c.aggregateType}', aggregateIdField: '${c.aggregateIdField}' },`).join('\n');
+  const table = [...latest.values()]
+    .map(
+      (c) => `  ${c.type}: { version: ${c.version}, source: '${c.source}', aggregateType: '${c.aggregateType}', aggregateIdField: '${c.aggregateIdField}' },`,
+    )
+    .join('\n');
   return `// Generated by scripts/event-types.ts from schema/events/*.json: run \`npm run generate:events\`, do not edit.
 
 /** The data of each event type at its current version, by type. */

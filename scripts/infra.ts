@@ -74,10 +74,7 @@ function quoteIdentifier(name: string): string {
  * `services` says otherwise). Safe to run concurrently: a database created by someone else in
  * the meantime counts as existing.
  */
-export async function ensureDatabases(
-  config: DatabaseConfig,
-  services: readonly ServiceName[] = SERVICE_NAMES,
-): Promise<EnsureDatabasesResult> {
+export async function ensureDatabases(config: DatabaseConfig, services: readonly ServiceName[] = SERVICE_NAMES): Promise<EnsureDatabasesResult> {
   const names = services.map((service) => databaseName(config, service));
   const client = await connectMaintenance(config);
   try {
@@ -263,7 +260,7 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   const start = Math.floor(Math.random() * size);
   for (let i = 0; i < 200; i++) {
     const port = FREE_PORT_RANGE.from + ((start + i * 7_919) % size);
-    if (reservePort(port) && await portFree(port, host)) return port;
+    if (reservePort(port) && (await portFree(port, host))) return port;
   }
   throw new Error(`no free port found between ${FREE_PORT_RANGE.from} and ${FREE_PORT_RANGE.to} on ${host}`);
 }
@@ -376,7 +373,9 @@ const COMMANDS: Record<string, () => Promise<number>> = {
     try {
       const present = await listDatabases(config);
       const missing = SERVICE_NAMES.map((s) => databaseName(config, s)).filter((name) => !present.includes(name));
-      print(`PostgreSQL answers; ${missing.length ? `missing databases: ${missing.join(', ')} (run \`npm run db:create\`)` : `all ${present.length} databases present`}`);
+      print(
+        `PostgreSQL answers; ${missing.length ? `missing databases: ${missing.join(', ')} (run \`npm run db:create\`)` : `all ${present.length} databases present`}`,
+      );
       if (missing.length) ok = false;
     } catch (error) {
       print((error as Error).message);

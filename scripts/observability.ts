@@ -36,11 +36,16 @@ export async function ensureZipkinJar(log: Log = () => {}): Promise<string> {
   log(`resolving Zipkin ${ZIPKIN_VERSION} from Maven Central (once; cached in ${path.relative(REPO_ROOT, ZIPKIN_HOME)})...`);
   try {
     // Not spawnSync: the rest of a start-up goes on meanwhile.
-    await run('mvn', ['-B', '-q', 'dependency:copy', `-Dartifact=io.zipkin:zipkin-server:${ZIPKIN_VERSION}:jar:exec`, `-DoutputDirectory=${ZIPKIN_HOME}`], { maxBuffer: 16 * 1024 * 1024 });
+    await run('mvn', ['-B', '-q', 'dependency:copy', `-Dartifact=io.zipkin:zipkin-server:${ZIPKIN_VERSION}:jar:exec`, `-DoutputDirectory=${ZIPKIN_HOME}`], {
+      maxBuffer: 16 * 1024 * 1024,
+    });
   } catch (error) {
     const failed = error as NodeJS.ErrnoException & { stdout?: string; stderr?: string };
     if (failed.code === 'ENOENT') throw new Error('cannot run mvn (is Maven installed and on PATH?)', { cause: error });
-    throw new Error(`mvn could not fetch io.zipkin:zipkin-server:${ZIPKIN_VERSION}:exec:\n${`${failed.stdout ?? ''}\n${failed.stderr ?? ''}`.trim().split('\n').slice(-20).join('\n')}`, { cause: error });
+    throw new Error(
+      `mvn could not fetch io.zipkin:zipkin-server:${ZIPKIN_VERSION}:exec:\n${`${failed.stdout ?? ''}\n${failed.stderr ?? ''}`.trim().split('\n').slice(-20).join('\n')}`,
+      { cause: error },
+    );
   }
   if (!existsSync(jar)) throw new Error(`mvn finished, but ${jar} does not exist`);
   return jar;
@@ -77,7 +82,9 @@ export function ensurePrometheus(log: Log = () => {}): string | null {
 export function writePrometheusConfig(dir: string, targets: readonly string[], scrapeIntervalSeconds = 5): string {
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'prometheus.yml');
-  writeFileSync(file, `# Written by npm start for the processes of this run (scripts/observability.ts).
+  writeFileSync(
+    file,
+    `# Written by npm start for the processes of this run (scripts/observability.ts).
 global:
   scrape_interval: ${scrapeIntervalSeconds}s
   evaluation_interval: ${scrapeIntervalSeconds}s
@@ -88,7 +95,8 @@ scrape_configs:
     metrics_path: /metrics
     static_configs:
       - targets: [${targets.map((t) => JSON.stringify(t)).join(', ')}]
-`);
+`,
+  );
   return file;
 }
 

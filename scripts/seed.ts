@@ -11,7 +11,22 @@ import { loadServiceModule } from './services.ts';
 export const SEED_PRODUCT_COUNT = 1_000;
 
 const ADJECTIVES = ['Classic', 'Compact', 'Deluxe', 'Eco', 'Everyday', 'Handmade', 'Nordic', 'Pocket', 'Pro', 'Rugged', 'Smart', 'Vintage'];
-const NOUNS = ['Backpack', 'Blender', 'Candle', 'Desk Lamp', 'Headphones', 'Kettle', 'Mug', 'Notebook', 'Plant Pot', 'Sneakers', 'Teapot', 'Water Bottle', 'Wool Scarf', 'Yoga Mat'];
+const NOUNS = [
+  'Backpack',
+  'Blender',
+  'Candle',
+  'Desk Lamp',
+  'Headphones',
+  'Kettle',
+  'Mug',
+  'Notebook',
+  'Plant Pot',
+  'Sneakers',
+  'Teapot',
+  'Water Bottle',
+  'Wool Scarf',
+  'Yoga Mat',
+];
 const COLOURS = ['Black', 'Blue', 'Green', 'Grey', 'Orange', 'Red', 'Sand', 'White'];
 
 /** The seed sku of product number `n` (1-based): SKU-0001 ... SKU-1000. */
@@ -42,7 +57,11 @@ export async function seed(config: Config): Promise<{ products: number; stock: n
   const insertedStock = await seedStock(inventory.runtime.db.fork(), stock);
   // Listing pages cached before the seed would not show the new products.
   if (insertedProducts > 0) await new Catalogue(product.runtime).pages.invalidate(['all']);
-  const reannounced = await reannounceMissingPrices(product.runtime.db.fork(), order.runtime.db.fork(), products.map((p) => p.sku));
+  const reannounced = await reannounceMissingPrices(
+    product.runtime.db.fork(),
+    order.runtime.db.fork(),
+    products.map((p) => p.sku),
+  );
   return { products: insertedProducts, stock: insertedStock, reannounced };
 }
 
@@ -53,15 +72,23 @@ export async function seed(config: Config): Promise<{ products: number; stock: n
  * already has. A development aid: production replicas are fed by the events alone.
  */
 async function reannounceMissingPrices(productEm: EntityManager, orderEm: EntityManager, skus: readonly string[]): Promise<number> {
-  const known = await orderEm.execute<{ sku: string }[]>(
-    'select sku from catalogue_price where sku in (select jsonb_array_elements_text(?::jsonb))', [JSON.stringify(skus)]);
+  const known = await orderEm.execute<{ sku: string }[]>('select sku from catalogue_price where sku in (select jsonb_array_elements_text(?::jsonb))', [
+    JSON.stringify(skus),
+  ]);
   const have = new Set(known.map((r) => r.sku));
   const missing = skus.filter((sku) => !have.has(sku));
   if (missing.length === 0) return 0;
   return productEm.transactional(async (tx) => {
     const rows = await tx.execute<{ sku: string; name: string; price_amount: number; currency: string; status: 'ACTIVE' | 'DISCONTINUED'; version: number }[]>(
-      'select sku, name, price_amount, currency, status, version from product where sku in (select jsonb_array_elements_text(?::jsonb))', [JSON.stringify(missing)]);
-    await enqueueEvents(tx, rows.map((r) => productEvent('ProductCreated', { sku: r.sku, name: r.name, priceAmount: r.price_amount, currency: r.currency, status: r.status, version: r.version })));
+      'select sku, name, price_amount, currency, status, version from product where sku in (select jsonb_array_elements_text(?::jsonb))',
+      [JSON.stringify(missing)],
+    );
+    await enqueueEvents(
+      tx,
+      rows.map((r) =>
+        productEvent('ProductCreated', { sku: r.sku, name: r.name, priceAmount: r.price_amount, currency: r.currency, status: r.status, version: r.version }),
+      ),
+    );
     return rows.length;
   });
 }

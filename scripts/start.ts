@@ -25,7 +25,13 @@ import { ensureInfrastructure, removeRunSubgraphSecret, stopKafka, writeRunSubgr
 import { migrateAll } from './migrate.ts';
 import { seed, SEED_PRODUCT_COUNT } from './seed.ts';
 import {
-  DEFAULT_PROMETHEUS_PORT, DEFAULT_ZIPKIN_PORT, ensurePrometheus, ensureZipkinJar, prometheusCommand, writePrometheusConfig, zipkinCommand,
+  DEFAULT_PROMETHEUS_PORT,
+  DEFAULT_ZIPKIN_PORT,
+  ensurePrometheus,
+  ensureZipkinJar,
+  prometheusCommand,
+  writePrometheusConfig,
+  zipkinCommand,
 } from './observability.ts';
 import { Supervisor, describeExit } from './supervisor.ts';
 
@@ -83,7 +89,11 @@ function spawnProcess(child: Child, program: Program): ChildProcess {
       child.log.write(`${line}\n`);
       if (!program.ours) return;
       let level: string | undefined;
-      try { level = JSON.parse(line).level; } catch { level = 'warn'; }
+      try {
+        level = JSON.parse(line).level;
+      } catch {
+        level = 'warn';
+      }
       if (level && ECHOED_LEVELS.has(level)) console.log(`[${child.name}] ${line}`);
     });
   }
@@ -126,7 +136,13 @@ export interface StartOptions {
 export function startOptions(argv: readonly string[], env: NodeJS.ProcessEnv): StartOptions {
   const { values } = parseArgs({
     args: [...argv],
-    options: { replicas: { type: 'string' }, workers: { type: 'boolean' }, 'no-storefront': { type: 'boolean' }, 'no-zipkin': { type: 'boolean' }, 'no-prometheus': { type: 'boolean' } },
+    options: {
+      replicas: { type: 'string' },
+      workers: { type: 'boolean' },
+      'no-storefront': { type: 'boolean' },
+      'no-zipkin': { type: 'boolean' },
+      'no-prometheus': { type: 'boolean' },
+    },
     strict: true,
   });
   return {
@@ -152,13 +168,17 @@ function origin(config: Config, port: number): string {
  * 127.0.0.1 and [::1], since a person may type any of them (as gateway/src/origins.ts does for its own).
  */
 export function storefrontOrigins(host: string, port: number): string[] {
-  if (['127.0.0.1', 'localhost', '0.0.0.0', '::', '::1'].includes(host)) return [`http://localhost:${port}`, `http://127.0.0.1:${port}`, `http://[::1]:${port}`];
+  if (['127.0.0.1', 'localhost', '0.0.0.0', '::', '::1'].includes(host))
+    return [`http://localhost:${port}`, `http://127.0.0.1:${port}`, `http://[::1]:${port}`];
   return [`http://${host.includes(':') ? `[${host}]` : host}:${port}`];
 }
 
 /** A comma-separated setting from the environment (ALLOWED_ORIGINS, TRUSTED_PROXIES) with `extra` added, without repeats. */
 export function mergeList(fromEnv: string | undefined, extra: readonly string[]): string {
-  const listed = (fromEnv ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  const listed = (fromEnv ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
   return [...new Set([...listed, ...extra])].join(',');
 }
 
@@ -216,9 +236,14 @@ async function main(): Promise<number> {
       onRestarted: (restarted) => {
         const since = Date.now();
         waitReady(name, child.logFile, restarted, readyUrl).then(
-          () => { if (!stopping) say(`${name} answers again (pid ${restarted.pid}, ready in ${((Date.now() - since) / 1000).toFixed(1)} s)`); },
+          () => {
+            if (!stopping) say(`${name} answers again (pid ${restarted.pid}, ready in ${((Date.now() - since) / 1000).toFixed(1)} s)`);
+          },
           // An exit is the supervisor's to report; only a restart that hangs is said here.
-          () => { if (!stopping && restarted.exitCode === null && restarted.signalCode === null) say(`${name} (pid ${restarted.pid}) is not ready ${READY_TIMEOUT_MS / 1000} s after its restart; see ${shownPath(child.logFile)}`); },
+          () => {
+            if (!stopping && restarted.exitCode === null && restarted.signalCode === null)
+              say(`${name} (pid ${restarted.pid}) is not ready ${READY_TIMEOUT_MS / 1000} s after its restart; see ${shownPath(child.logFile)}`);
+          },
         );
       },
     });
@@ -231,7 +256,10 @@ async function main(): Promise<number> {
   // Where every process sends its spans: this run's Zipkin, unless the environment says otherwise.
   const zipkinPort = integerVar(process.env, 'ZIPKIN_PORT', DEFAULT_ZIPKIN_PORT, 1);
   const tracingEnv: NodeJS.ProcessEnv = options.zipkin
-    ? { OTEL_TRACES_EXPORTER: process.env.OTEL_TRACES_EXPORTER || 'zipkin', OTEL_EXPORTER_ZIPKIN_ENDPOINT: process.env.OTEL_EXPORTER_ZIPKIN_ENDPOINT || `http://127.0.0.1:${zipkinPort}/api/v2/spans` }
+    ? {
+        OTEL_TRACES_EXPORTER: process.env.OTEL_TRACES_EXPORTER || 'zipkin',
+        OTEL_EXPORTER_ZIPKIN_ENDPOINT: process.env.OTEL_EXPORTER_ZIPKIN_ENDPOINT || `http://127.0.0.1:${zipkinPort}/api/v2/spans`,
+      }
     : { OTEL_TRACES_EXPORTER: process.env.OTEL_TRACES_EXPORTER || 'none' };
   try {
     // Zipkin's JVM takes a while to start: it starts first, and is waited for last.
@@ -239,8 +267,10 @@ async function main(): Promise<number> {
     say('migrating the five service databases...');
     await migrateAll(config);
     const inserted = await seed(config);
-    say(`seed catalogue: ${SEED_PRODUCT_COUNT} products (${inserted.products} new), stock for each (${inserted.stock} new)` +
-      (inserted.reannounced ? `; ${inserted.reannounced} re-announced to the order service's price replica` : ''));
+    say(
+      `seed catalogue: ${SEED_PRODUCT_COUNT} products (${inserted.products} new), stock for each (${inserted.stock} new)` +
+        (inserted.reannounced ? `; ${inserted.reannounced} re-announced to the order service's price replica` : ''),
+    );
     const instances = serviceInstances(options, config.servicePorts);
     for (const { name, service, port } of instances) {
       if (await answers(`${origin(config, port)}/healthz`)) throw new Error(`port ${port} (${name}) is taken; set ${service.toUpperCase()}_PORT`);
@@ -254,18 +284,27 @@ async function main(): Promise<number> {
     say(`subgraphs ready: ${services.map((s) => `${s.name} :${s.port} (pid ${s.process.pid})`).join(', ')}`);
     // The supergraph names the default ports; a service moved with <NAME>_PORT, or run as
     // replicas, must be found there.
-    const subgraphUrls = Object.fromEntries(SERVICE_NAMES.map((n) => [`${n.toUpperCase()}_URL`, (config.subgraphUrls[n] ??
-      instances.filter((i) => i.service === n && servesApi(i.role)).map((i) => `${origin(config, i.port)}/graphql`)).join(',')]));
+    const subgraphUrls = Object.fromEntries(
+      SERVICE_NAMES.map((n) => [
+        `${n.toUpperCase()}_URL`,
+        (config.subgraphUrls[n] ?? instances.filter((i) => i.service === n && servesApi(i.role)).map((i) => `${origin(config, i.port)}/graphql`)).join(','),
+      ]),
+    );
     const gatewayReady = `${origin(config, config.gatewayPort)}/readyz`;
-    const gateway = supervise('gateway', 'gateway/src/main.ts', {
-      ...subgraphUrls,
-      SUBGRAPH_SECRET: subgraphSecret,
-      // The storefront proxies the browser's requests, Origin header included.
-      ALLOWED_ORIGINS: mergeList(process.env.ALLOWED_ORIGINS, withStorefront ? storefrontOrigins(config.host, storefrontPort()) : []),
-      // ...and appends the browser's address to X-Forwarded-For, which the gateway believes of
-      // loopback peers only: on a developer's machine any local process could claim an address.
-      ...(withStorefront ? { TRUSTED_PROXIES: mergeList(process.env.TRUSTED_PROXIES, ['127.0.0.1', '::1']) } : {}),
-    }, gatewayReady);
+    const gateway = supervise(
+      'gateway',
+      'gateway/src/main.ts',
+      {
+        ...subgraphUrls,
+        SUBGRAPH_SECRET: subgraphSecret,
+        // The storefront proxies the browser's requests, Origin header included.
+        ALLOWED_ORIGINS: mergeList(process.env.ALLOWED_ORIGINS, withStorefront ? storefrontOrigins(config.host, storefrontPort()) : []),
+        // ...and appends the browser's address to X-Forwarded-For, which the gateway believes of
+        // loopback peers only: on a developer's machine any local process could claim an address.
+        ...(withStorefront ? { TRUSTED_PROXIES: mergeList(process.env.TRUSTED_PROXIES, ['127.0.0.1', '::1']) } : {}),
+      },
+      gatewayReady,
+    );
     await waitReady('gateway', path.join(LOG_DIR, 'gateway.log'), gateway, gatewayReady);
     say(`gateway ready: :${config.gatewayPort} (pid ${gateway.pid})`);
     // The storefront (clients/storefront) is a convenience: if it cannot start (port taken, build
@@ -370,12 +409,17 @@ async function startStorefront(
     say(`port ${storefrontPort()} is taken, so the storefront is not started; set STOREFRONT_PORT`);
     return null;
   }
-  const child = supervise('storefront', 'clients/storefront/server.ts', {
-    STOREFRONT_PORT: String(storefrontPort()),
-    STOREFRONT_GATEWAY_URL: origin(config, config.gatewayPort),
-    // The storefront calls the gateway like any browser; the subgraphs' credential is none of its business.
-    SUBGRAPH_SECRET: undefined,
-  }, `${url}healthz`);
+  const child = supervise(
+    'storefront',
+    'clients/storefront/server.ts',
+    {
+      STOREFRONT_PORT: String(storefrontPort()),
+      STOREFRONT_GATEWAY_URL: origin(config, config.gatewayPort),
+      // The storefront calls the gateway like any browser; the subgraphs' credential is none of its business.
+      SUBGRAPH_SECRET: undefined,
+    },
+    `${url}healthz`,
+  );
   try {
     // The first start builds the bundle with Vite, which takes a few seconds.
     await waitReady('storefront', path.join(LOG_DIR, 'storefront.log'), child, `${url}healthz`);

@@ -5,9 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, test } from 'node:test';
-import {
-  type Clock, type GiveUp, RestartPolicy, Supervisor, type SupervisedChild, describeDelay, describeExit,
-} from './supervisor.ts';
+import { type Clock, type GiveUp, RestartPolicy, Supervisor, type SupervisedChild, describeDelay, describeExit } from './supervisor.ts';
 import { waitFor } from '../test/support/wait.ts';
 
 describe('RestartPolicy', () => {
@@ -28,13 +26,22 @@ describe('RestartPolicy', () => {
     const delays = [0, 10_000, 20_000, 30_000, 70_001, 80_000, 200_000].map((at) => policy.onCrash(at));
     // At 70 001 the crashes at 0 and 10 000 have left the 60 s window (3 in it, this one included),
     // at 80 000 the one at 20 000 too; at 200 000 all earlier ones have.
-    assert.deepEqual(delays.map((d) => (d.action === 'restart' ? d.delayMs : d.action)), [1_000, 2_000, 4_000, 8_000, 4_000, 4_000, 1_000]);
-    assert.deepEqual(delays.map((d) => (d.action === 'restart' ? d.restart : 0)), [1, 2, 3, 4, 5, 6, 7]);
+    assert.deepEqual(
+      delays.map((d) => (d.action === 'restart' ? d.delayMs : d.action)),
+      [1_000, 2_000, 4_000, 8_000, 4_000, 4_000, 1_000],
+    );
+    assert.deepEqual(
+      delays.map((d) => (d.action === 'restart' ? d.restart : 0)),
+      [1, 2, 3, 4, 5, 6, 7],
+    );
   });
 
   test('given a small maximum delay, then the doubling stops there', () => {
     const policy = new RestartPolicy({ initialDelayMs: 100, maxDelayMs: 250, maxCrashes: 10 });
-    assert.deepEqual([0, 1, 2, 3].map((at) => policy.onCrash(at)).map((d) => d.action === 'restart' && d.delayMs), [100, 200, 250, 250]);
+    assert.deepEqual(
+      [0, 1, 2, 3].map((at) => policy.onCrash(at)).map((d) => d.action === 'restart' && d.delayMs),
+      [100, 200, 250, 250],
+    );
   });
 
   test('given nonsense options, then construction fails', () => {
@@ -57,14 +64,22 @@ describe('describeExit and describeDelay', () => {
 class ManualClock implements Clock {
   at = 0;
   readonly timers: { callback: () => void; ms: number; cancelled: boolean }[] = [];
-  now(): number { return this.at; }
+  now(): number {
+    return this.at;
+  }
   setTimeout(callback: () => void, ms: number): () => void {
     const timer = { callback, ms, cancelled: false };
     this.timers.push(timer);
-    return () => { timer.cancelled = true; };
+    return () => {
+      timer.cancelled = true;
+    };
   }
-  pending(): { ms: number }[] { return this.#pending().map(({ ms }) => ({ ms })); }
-  #pending() { return this.timers.filter((t) => !t.cancelled); }
+  pending(): { ms: number }[] {
+    return this.#pending().map(({ ms }) => ({ ms }));
+  }
+  #pending() {
+    return this.timers.filter((t) => !t.cancelled);
+  }
   /** Fires the only pending timer whose delay is `ms`. */
   fire(ms: number): void {
     const due = this.#pending().filter((t) => t.ms === ms);
@@ -77,7 +92,9 @@ class ManualClock implements Clock {
 function nodeChild(name: string, program: string, stdout: 'ignore' | 'pipe' = 'ignore'): SupervisedChild & { spawned: ChildProcess[] } {
   const spawned: ChildProcess[] = [];
   return {
-    name, logFile: `.data/logs/${name}.log`, spawned,
+    name,
+    logFile: `.data/logs/${name}.log`,
+    spawned,
     spawn() {
       const child = spawn(process.execPath, ['-e', program], { stdio: ['ignore', stdout, 'ignore'] });
       spawned.push(child);
@@ -95,7 +112,12 @@ describe('Supervisor', () => {
     const child = nodeChild('order', 'process.exit(3)');
     supervisor.start(child);
     supervisor.supervise();
-    for (const [n, delay] of [[1, 1_000], [2, 2_000], [3, 4_000], [4, 8_000]] as const) {
+    for (const [n, delay] of [
+      [1, 1_000],
+      [2, 2_000],
+      [3, 4_000],
+      [4, 8_000],
+    ] as const) {
       await waitFor(() => clock.pending().length === 1, 'one pending timer');
       assert.equal(said.at(-1), `order exited (code 3); restarting in ${delay / 1_000} s (restart ${n})`);
       assert.equal(supervisor.process('order'), null);
@@ -132,7 +154,7 @@ describe('Supervisor', () => {
     assert.equal(said.length, 2, 'stopping is not a crash');
   });
 
-  test('given a child that exits before supervise(), then it is not restarted (a start-up failure is the caller\'s to report)', async () => {
+  test("given a child that exits before supervise(), then it is not restarted (a start-up failure is the caller's to report)", async () => {
     const clock = new ManualClock();
     const said: string[] = [];
     const supervisor = new Supervisor({ clock, say: (m) => said.push(m), onGiveUp: () => assert.fail('no give-up') });
@@ -157,7 +179,10 @@ describe('Supervisor', () => {
     await waitFor(() => clock.pending().length === 1, 'one pending timer');
     await supervisor.stopAll();
     assert.equal(running.spawned[0].signalCode, 'SIGTERM');
-    assert.deepEqual(clock.pending().filter((t) => t.ms === 1_000), []);
+    assert.deepEqual(
+      clock.pending().filter((t) => t.ms === 1_000),
+      [],
+    );
     assert.equal(crashing.spawned.length, 1);
   });
 

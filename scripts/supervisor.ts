@@ -32,7 +32,7 @@ export const DEFAULT_RESTART_POLICY: RestartPolicyOptions = Object.freeze({
 
 /** What to do about one crash. */
 export type CrashDecision =
-  | { readonly action: 'restart'; readonly delayMs: number; /** Restarts of this child so far, this one included. */ readonly restart: number }
+  | { readonly action: 'restart'; readonly delayMs: number /** Restarts of this child so far, this one included. */; readonly restart: number }
   | { readonly action: 'give-up'; readonly crashes: number; readonly windowMs: number };
 
 /**
@@ -224,7 +224,8 @@ export class Supervisor {
     const decision = entry.policy.onCrash(this.#clock.now());
     if (decision.action === 'give-up') {
       this.#stopping = true;
-      const message = `${name} exited (${describeExit(status)}): ${decision.crashes} crashes within ` +
+      const message =
+        `${name} exited (${describeExit(status)}): ${decision.crashes} crashes within ` +
         `${describeDelay(decision.windowMs)}, so it is not restarted again; stopping everything. See ${logFile}`;
       this.#options.say(message);
       this.#options.onGiveUp({ name, logFile, crashes: decision.crashes, windowMs: decision.windowMs, last: status, message });

@@ -44,7 +44,10 @@ if (values.help) {
 }
 const sub = values.sub?.trim();
 if (!sub) usage('--sub is required');
-const roles = values.roles!.split(',').map((r) => r.trim()).filter(Boolean);
+const roles = values
+  .roles!.split(',')
+  .map((r) => r.trim())
+  .filter(Boolean);
 if (roles.length === 0) usage('--roles must name at least one role');
 const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
 if (unknown.length) usage(`unknown role${unknown.length > 1 ? 's' : ''} ${unknown.map((r) => `"${r}"`).join(', ')}; roles are ${ROLES.join(', ')}`);

@@ -32,7 +32,12 @@ const DEV = read('docker-compose.dev.yml');
 
 /** `KEY=value` lines of an environment file. */
 function envFile(text: string): Record<string, string> {
-  return Object.fromEntries(text.split('\n').filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    text
+      .split('\n')
+      .filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 }
 
 /**
@@ -43,13 +48,24 @@ function interpolate(text: string, env: Record<string, string>): string {
   let out = '';
   let i = 0;
   while (i < text.length) {
-    if (text.startsWith('$$', i)) { out += '$'; i += 2; continue; }
-    if (!text.startsWith('${', i)) { out += text[i++]; continue; }
+    if (text.startsWith('$$', i)) {
+      out += '$';
+      i += 2;
+      continue;
+    }
+    if (!text.startsWith('${', i)) {
+      out += text[i++];
+      continue;
+    }
     let depth = 1;
     let j = i + 2;
     while (depth > 0) {
       if (j >= text.length) throw new Error(`unclosed \${ at ${i}`);
-      if (text.startsWith('${', j)) { depth++; j += 2; continue; }
+      if (text.startsWith('${', j)) {
+        depth++;
+        j += 2;
+        continue;
+      }
       if (text[j] === '}') depth--;
       j++;
     }
@@ -88,7 +104,9 @@ describe('docker-compose.yml: safe by default', () => {
 
   test('given both secrets, then every SwiftCart process runs in production mode and its configuration loads', () => {
     const compose = load(BASE, SECRETS);
-    const names = nodeServices(compose).map(([name]) => name).sort();
+    const names = nodeServices(compose)
+      .map(([name]) => name)
+      .sort();
     assert.deepEqual(names, [...SERVICE_NAMES, 'gateway', 'migrate', 'storefront'].sort());
     for (const [name, service] of nodeServices(compose)) {
       assert.equal(service.environment?.NODE_ENV, 'production', name);
@@ -102,7 +120,10 @@ describe('docker-compose.yml: safe by default', () => {
 
   test('only the gateway and the storefront are published on host ports', () => {
     const compose = load(BASE, SECRETS);
-    const published = Object.entries(compose.services).filter(([, s]) => s.ports?.length).map(([name]) => name).sort();
+    const published = Object.entries(compose.services)
+      .filter(([, s]) => s.ports?.length)
+      .map(([name]) => name)
+      .sort();
     assert.deepEqual(published, ['gateway', 'storefront']);
     assert.deepEqual(compose.services.gateway.ports, ['4000:4000']);
     assert.deepEqual(compose.services.storefront.ports, ['5173:5173']);
@@ -132,7 +153,10 @@ describe('docker-compose.yml: safe by default', () => {
     const compose = load(BASE, SECRETS);
     const mounts = mountsOf(service(compose, 'prometheus'));
     assert.equal(mounts.get('/etc/prometheus/prometheus.yml'), 'deploy/prometheus/prometheus.compose.yml');
-    const config = parse(read('deploy/prometheus/prometheus.compose.yml')) as { rule_files: string[]; scrape_configs: { static_configs: { targets: string[] }[] }[] };
+    const config = parse(read('deploy/prometheus/prometheus.compose.yml')) as {
+      rule_files: string[];
+      scrape_configs: { static_configs: { targets: string[] }[] }[];
+    };
     // Rule files are named relative to the configuration, so they are mounted beside it.
     for (const rules of config.rule_files) assert.equal(mounts.get(path.posix.join('/etc/prometheus', rules)), path.posix.join('deploy/prometheus', rules));
     const targets = config.scrape_configs.flatMap((job) => job.static_configs.flatMap((c) => c.targets));
@@ -161,7 +185,12 @@ describe('docker-compose.yml: safe by default', () => {
   test('three Kafka brokers in one KRaft quorum; the services create topics with three copies, two in sync', () => {
     const compose = load(BASE, SECRETS);
     const brokers = ['kafka-1', 'kafka-2', 'kafka-3'];
-    assert.deepEqual(Object.keys(compose.services).filter((name) => name.startsWith('kafka')).sort(), brokers);
+    assert.deepEqual(
+      Object.keys(compose.services)
+        .filter((name) => name.startsWith('kafka'))
+        .sort(),
+      brokers,
+    );
     brokers.forEach((name, i) => {
       const env = service(compose, name).environment!;
       assert.equal(env.KAFKA_NODE_ID, String(i + 1), name);
@@ -237,7 +266,10 @@ describe('docker-compose.dev.yml with scripts/docker/dev.env: the development co
 
   test('the infrastructure is published on the host, each Kafka broker with a listener for it', () => {
     const compose = merged(devEnv);
-    assert.deepEqual(['kafka-1', 'kafka-2', 'kafka-3'].map((name) => service(compose, name).ports), [['9094:9094'], ['9095:9095'], ['9096:9096']]);
+    assert.deepEqual(
+      ['kafka-1', 'kafka-2', 'kafka-3'].map((name) => service(compose, name).ports),
+      [['9094:9094'], ['9095:9095'], ['9096:9096']],
+    );
     assert.deepEqual(service(compose, 'postgres').ports, ['5432:5432']);
     assert.deepEqual(service(compose, 'redis').ports, ['6379:6379']);
     assert.deepEqual(service(compose, 'jaeger').ports, ['16686:16686']);

@@ -44,7 +44,10 @@ function readCatalogue(): CatalogueEntry[] {
       topic: cells[1],
       type: cells[2],
       aggregateType: cells[3].split(' ')[0],
-      dataFields: data.split(',').map((field) => field.trim()).filter(Boolean),
+      dataFields: data
+        .split(',')
+        .map((field) => field.trim())
+        .filter(Boolean),
     });
   }
   return entries;
@@ -80,49 +83,116 @@ function brokenVariants(example: JsonObject): [string, JsonObject][] {
     change(copy, copy.data as JsonObject);
     variants.push([name, copy]);
   };
-  for (const field of Object.keys(example)) variant(`without envelope field ${field}`, (e) => { delete e[field]; });
-  for (const field of Object.keys(example.data as JsonObject)) variant(`without data field ${field}`, (_, d) => { delete d[field]; });
-  variant('with an extra envelope field', (e) => { e.extra = 1; });
-  variant('with an extra data field', (_, d) => { d.extra = 1; });
-  variant('with another type', (e) => { e.type = e.type === 'OrderPlaced' ? 'OrderConfirmed' : 'OrderPlaced'; });
-  variant('with version 2', (e) => { e.version = 2; });
-  variant('with another source', (e) => { e.source = 'elsewhere'; });
-  variant('with another aggregateType', (e) => { e.aggregateType = e.aggregateType === 'Order' ? 'Product' : 'Order'; });
-  variant('with an id that is not a UUID', (e) => { e.id = 'not-a-uuid'; });
-  variant('with an empty aggregateId', (e) => { e.aggregateId = ''; });
-  variant('with occurredAt that is not a date-time', (e) => { e.occurredAt = '22.11.2026 10:15'; });
-  variant('with a numeric causationId', (e) => { e.causationId = 42; });
-  variant('with data that is not an object', (e) => { e.data = []; });
+  for (const field of Object.keys(example))
+    variant(`without envelope field ${field}`, (e) => {
+      delete e[field];
+    });
+  for (const field of Object.keys(example.data as JsonObject))
+    variant(`without data field ${field}`, (_, d) => {
+      delete d[field];
+    });
+  variant('with an extra envelope field', (e) => {
+    e.extra = 1;
+  });
+  variant('with an extra data field', (_, d) => {
+    d.extra = 1;
+  });
+  variant('with another type', (e) => {
+    e.type = e.type === 'OrderPlaced' ? 'OrderConfirmed' : 'OrderPlaced';
+  });
+  variant('with version 2', (e) => {
+    e.version = 2;
+  });
+  variant('with another source', (e) => {
+    e.source = 'elsewhere';
+  });
+  variant('with another aggregateType', (e) => {
+    e.aggregateType = e.aggregateType === 'Order' ? 'Product' : 'Order';
+  });
+  variant('with an id that is not a UUID', (e) => {
+    e.id = 'not-a-uuid';
+  });
+  variant('with an empty aggregateId', (e) => {
+    e.aggregateId = '';
+  });
+  variant('with occurredAt that is not a date-time', (e) => {
+    e.occurredAt = '22.11.2026 10:15';
+  });
+  variant('with a numeric causationId', (e) => {
+    e.causationId = 42;
+  });
+  variant('with data that is not an object', (e) => {
+    e.data = [];
+  });
 
   const data = example.data as JsonObject;
   for (const idField of ['orderId', 'paymentId', 'shipmentId', 'refundId']) {
-    if (idField in data) variant(`with ${idField} that is not a UUID`, (_, d) => { d[idField] = '12345'; });
+    if (idField in data)
+      variant(`with ${idField} that is not a UUID`, (_, d) => {
+        d[idField] = '12345';
+      });
   }
-  if ('customerId' in data) variant('with an empty customerId', (_, d) => { d.customerId = ''; });
-  if ('reason' in data) variant('with a reason over 500 characters', (_, d) => { d.reason = 'x'.repeat(501); });
-  if ('deadlineAt' in data) variant('with deadlineAt that is not a date-time', (_, d) => { d.deadlineAt = 'tomorrow'; });
-  if ('previousStatus' in data) variant('with an unknown previousStatus', (_, d) => { d.previousStatus = 'LOST'; });
-  if ('status' in data) variant('with an unknown product status', (_, d) => { d.status = 'ARCHIVED'; });
+  if ('customerId' in data)
+    variant('with an empty customerId', (_, d) => {
+      d.customerId = '';
+    });
+  if ('reason' in data)
+    variant('with a reason over 500 characters', (_, d) => {
+      d.reason = 'x'.repeat(501);
+    });
+  if ('deadlineAt' in data)
+    variant('with deadlineAt that is not a date-time', (_, d) => {
+      d.deadlineAt = 'tomorrow';
+    });
+  if ('previousStatus' in data)
+    variant('with an unknown previousStatus', (_, d) => {
+      d.previousStatus = 'LOST';
+    });
+  if ('status' in data)
+    variant('with an unknown product status', (_, d) => {
+      d.status = 'ARCHIVED';
+    });
   for (const [key, value] of Object.entries(data)) {
-    if (Array.isArray(value)) variant(`with an empty ${key}`, (_, d) => { d[key] = []; });
+    if (Array.isArray(value))
+      variant(`with an empty ${key}`, (_, d) => {
+        d[key] = [];
+      });
   }
   const paths = [...objects(data)];
   const at = (copy: JsonObject, where: string): JsonObject => [...objects(copy.data as JsonObject)].find(([p]) => p === where)![1];
   for (const [where, object] of paths) {
     if ('amount' in object && 'currency' in object) {
-      variant(`with a negative amount at data${where}`, (c) => { at(c, where).amount = -1; });
-      variant(`with a fractional amount at data${where}`, (c) => { at(c, where).amount = 12.5; });
-      variant(`with a lower-case currency at data${where}`, (c) => { at(c, where).currency = 'eur'; });
-      variant(`with Money without currency at data${where}`, (c) => { delete at(c, where).currency; });
+      variant(`with a negative amount at data${where}`, (c) => {
+        at(c, where).amount = -1;
+      });
+      variant(`with a fractional amount at data${where}`, (c) => {
+        at(c, where).amount = 12.5;
+      });
+      variant(`with a lower-case currency at data${where}`, (c) => {
+        at(c, where).currency = 'eur';
+      });
+      variant(`with Money without currency at data${where}`, (c) => {
+        delete at(c, where).currency;
+      });
     }
     for (const counter of ['quantity', 'requested']) {
-      if (counter in object) variant(`with ${counter} 0 at data${where}`, (c) => { at(c, where)[counter] = 0; });
+      if (counter in object)
+        variant(`with ${counter} 0 at data${where}`, (c) => {
+          at(c, where)[counter] = 0;
+        });
     }
     if ('sku' in object) {
-      variant(`with a bad sku at data${where}`, (c) => { at(c, where).sku = 'no spaces/please'; });
-      variant(`with a sku of 65 characters at data${where}`, (c) => { at(c, where).sku = 'A'.repeat(65); });
+      variant(`with a bad sku at data${where}`, (c) => {
+        at(c, where).sku = 'no spaces/please';
+      });
+      variant(`with a sku of 65 characters at data${where}`, (c) => {
+        at(c, where).sku = 'A'.repeat(65);
+      });
     }
-    if (where.includes('[')) variant(`with an extra field at data${where}`, (c) => { at(c, where).extra = true; });
+    if (where.includes('['))
+      variant(`with an extra field at data${where}`, (c) => {
+        at(c, where).extra = true;
+      });
   }
   return variants;
 }
@@ -138,7 +208,9 @@ describe('event schemas', () => {
   });
 
   test('schema/events holds exactly one v1 schema per catalogue type', () => {
-    const files = readdirSync(SCHEMA_DIR).filter((file) => file.endsWith('.json')).sort();
+    const files = readdirSync(SCHEMA_DIR)
+      .filter((file) => file.endsWith('.json'))
+      .sort();
     assert.deepEqual(files, catalogue.map((entry) => `${entry.type}.v1.json`).sort());
   });
 
@@ -163,9 +235,20 @@ describe('event schemas', () => {
         assert.equal(typeof schema.description, 'string');
       });
 
-      test('describes the whole envelope, closed, with the ADR\'s type, source, aggregate and data fields', () => {
+      test("describes the whole envelope, closed, with the ADR's type, source, aggregate and data fields", () => {
         const properties = schema.properties as Record<string, JsonObject>;
-        assert.deepEqual(schema.required, ['id', 'type', 'version', 'source', 'aggregateType', 'aggregateId', 'occurredAt', 'correlationId', 'causationId', 'data']);
+        assert.deepEqual(schema.required, [
+          'id',
+          'type',
+          'version',
+          'source',
+          'aggregateType',
+          'aggregateId',
+          'occurredAt',
+          'correlationId',
+          'causationId',
+          'data',
+        ]);
         assert.equal(schema.additionalProperties, false);
         assert.equal(properties.type.const, entry.type);
         assert.equal(properties.version.const, 1);
@@ -198,7 +281,9 @@ describe('event schemas', () => {
       });
 
       test('refuses broken envelopes', () => {
-        const accepted = brokenVariants(example).filter(([, broken]) => validate(broken)).map(([name]) => name);
+        const accepted = brokenVariants(example)
+          .filter(([, broken]) => validate(broken))
+          .map(([name]) => name);
         assert.deepEqual(accepted, [], 'every broken variant is refused');
       });
     });
@@ -207,7 +292,11 @@ describe('event schemas', () => {
   test('the representative broken envelopes are refused for the reason they were broken', () => {
     const validate = ajv.getSchema('https://swiftcart.dev/events/OrderPlaced.v1.json')!;
     const example = firstJsonBlock(readFileSync(path.join(DOCS_DIR, 'OrderPlaced.md'), 'utf8'));
-    const refuse = (change: (e: JsonObject & { data: JsonObject & { items: JsonObject[]; total: JsonObject } }) => void, keyword: string, instancePath: string) => {
+    const refuse = (
+      change: (e: JsonObject & { data: JsonObject & { items: JsonObject[]; total: JsonObject } }) => void,
+      keyword: string,
+      instancePath: string,
+    ) => {
       const copy = clone(example) as JsonObject & { data: JsonObject & { items: JsonObject[]; total: JsonObject } };
       change(copy);
       assert.equal(validate(copy), false);
@@ -216,12 +305,54 @@ describe('event schemas', () => {
         `${keyword} at ${instancePath}: ${JSON.stringify(validate.errors)}`,
       );
     };
-    refuse((e) => { delete (e.data as JsonObject).total; }, 'required', '/data');
-    refuse((e) => { e.data.coupon = 'FREE'; }, 'additionalProperties', '/data');
-    refuse((e) => { e.data.total.amount = -1; }, 'minimum', '/data/total/amount');
-    refuse((e) => { e.data.items[0].quantity = 0; }, 'minimum', '/data/items/0/quantity');
-    refuse((e) => { e.type = 'OrderConfirmed'; }, 'const', '/type');
-    refuse((e) => { e.id = 'not-a-uuid'; }, 'format', '/id');
-    refuse((e) => { e.data.orderId = '01a202c0-80a0-7001-8eef'; }, 'format', '/data/orderId');
+    refuse(
+      (e) => {
+        delete (e.data as JsonObject).total;
+      },
+      'required',
+      '/data',
+    );
+    refuse(
+      (e) => {
+        e.data.coupon = 'FREE';
+      },
+      'additionalProperties',
+      '/data',
+    );
+    refuse(
+      (e) => {
+        e.data.total.amount = -1;
+      },
+      'minimum',
+      '/data/total/amount',
+    );
+    refuse(
+      (e) => {
+        e.data.items[0].quantity = 0;
+      },
+      'minimum',
+      '/data/items/0/quantity',
+    );
+    refuse(
+      (e) => {
+        e.type = 'OrderConfirmed';
+      },
+      'const',
+      '/type',
+    );
+    refuse(
+      (e) => {
+        e.id = 'not-a-uuid';
+      },
+      'format',
+      '/id',
+    );
+    refuse(
+      (e) => {
+        e.data.orderId = '01a202c0-80a0-7001-8eef';
+      },
+      'format',
+      '/data/orderId',
+    );
   });
 });

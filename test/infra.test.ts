@@ -27,7 +27,7 @@ async function databasesWithPrefix(databaseUrl: string, prefix: string): Promise
   const client = new Client({ connectionString: url.toString() });
   await client.connect();
   try {
-    const { rows } = await client.query("SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname", [`${prefix}_`]);
+    const { rows } = await client.query('SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname', [`${prefix}_`]);
     return rows.map((row) => String(row.datname));
   } finally {
     await client.end();

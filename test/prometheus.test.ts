@@ -37,7 +37,7 @@ test('promtool accepts the alert rules', { skip }, () => {
   assert.match(result.stdout, /SUCCESS: 4 rules found/);
 });
 
-test('promtool accepts both scrape configurations, rules included: npm start\'s and docker compose\'s', { skip }, () => {
+test("promtool accepts both scrape configurations, rules included: npm start's and docker compose's", { skip }, () => {
   for (const config of ['prometheus.yml', 'prometheus.compose.yml']) {
     const result = promtool('check', 'config', config);
     assert.equal(result.status, 0, config + result.stdout + result.stderr);
@@ -46,12 +46,16 @@ test('promtool accepts both scrape configurations, rules included: npm start\'s 
 });
 
 test('every query of the Grafana dashboard is valid PromQL', { skip }, () => {
-  const dashboard = JSON.parse(readFileSync(path.join(REPO_ROOT, 'deploy', 'grafana', 'dashboards', 'swiftcart.json'), 'utf8')) as { panels: { id: number; targets?: { expr: string }[] }[] };
+  const dashboard = JSON.parse(readFileSync(path.join(REPO_ROOT, 'deploy', 'grafana', 'dashboards', 'swiftcart.json'), 'utf8')) as {
+    panels: { id: number; targets?: { expr: string }[] }[];
+  };
   // Grafana's variables replaced by values of their kind, each query as a recording rule.
-  const rules = dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target, i) => ({
-    record: `dashboard:panel_${panel.id}_${i}`,
-    expr: target.expr.replaceAll('$__rate_interval', '1m').replaceAll('$__range', '1h').replaceAll('$service', '.*'),
-  })));
+  const rules = dashboard.panels.flatMap((panel) =>
+    (panel.targets ?? []).map((target, i) => ({
+      record: `dashboard:panel_${panel.id}_${i}`,
+      expr: target.expr.replaceAll('$__rate_interval', '1m').replaceAll('$__range', '1h').replaceAll('$service', '.*'),
+    })),
+  );
   assert.ok(rules.length >= 20, `${rules.length} queries`);
   const dir = mkdtempSync(path.join(tmpdir(), 'swiftcart-dashboard-'));
   try {

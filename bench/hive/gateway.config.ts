@@ -22,16 +22,21 @@ const urls = JSON.parse(process.env.BENCH_SUBGRAPH_URLS || '{}') as Record<strin
 const headers: [string, string][] = process.env.SUBGRAPH_SECRET ? [[GATEWAY_CREDENTIAL_HEADER, process.env.SUBGRAPH_SECRET]] : [];
 
 export const gatewayConfig = defineConfig({
-  transportEntries: Object.fromEntries(Object.entries(urls).map(([name, location]) => [name, {
-    location,
-    headers,
-    options: {
-      subscriptions: {
-        kind: 'ws',
-        location: new URL(location).pathname,
+  transportEntries: Object.fromEntries(
+    Object.entries(urls).map(([name, location]) => [
+      name,
+      {
+        location,
         headers,
+        options: {
+          subscriptions: {
+            kind: 'ws',
+            location: new URL(location).pathname,
+            headers,
+          },
+        },
       },
-    },
-  }])),
+    ]),
+  ),
   logging: 'warn',
 });

@@ -26,8 +26,14 @@ const SOURCES = [path.join(ROOT, 'index.html'), path.join(ROOT, 'src'), path.joi
 export const DEMO_CUSTOMERS = ['alice', 'bob', 'carol'] as const;
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml', '.png': 'image/png', '.ico': 'image/x-icon', '.json': 'application/json', '.map': 'application/json',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.map': 'application/json',
 };
 
 /** Options of {@link startStorefront}; every one has a default from the environment. */
@@ -222,7 +228,9 @@ export async function startStorefront(options: StorefrontServerOptions = {}): Pr
   const log = options.log ?? ((level, msg) => console.log(JSON.stringify({ level, time: Date.now(), name: 'storefront', msg })));
   const port = options.port ?? integerVar(env, 'STOREFRONT_PORT', 5173);
   const host = options.host ?? (env.HOST || '127.0.0.1');
-  const target = new URL((options.gatewayUrl ?? env.STOREFRONT_GATEWAY_URL ?? `http://${host}:${integerVar(env, 'GATEWAY_PORT', 4000)}`).replace(/\/graphql\/?$/, ''));
+  const target = new URL(
+    (options.gatewayUrl ?? env.STOREFRONT_GATEWAY_URL ?? `http://${host}:${integerVar(env, 'GATEWAY_PORT', 4000)}`).replace(/\/graphql\/?$/, ''),
+  );
   // Development tokens only outside production: there, sign-in belongs to a real identity provider.
   const secret = options.jwtSecret !== undefined ? options.jwtSecret : production ? null : loadConfig(env).jwtSecret;
   // Production images build the bundle when the image is built (Dockerfile) and ship without Vite.
@@ -271,12 +279,13 @@ export async function startStorefront(options: StorefrontServerOptions = {}): Pr
   const address = server.address();
   const url = `http://${host}:${typeof address === 'object' && address ? address.port : port}/`;
   log('info', `storefront on ${url}, /graphql proxied to ${target.origin}`);
-  const close = () => new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    // Open WebSockets (subscriptions) would keep close() waiting forever.
-    server.closeAllConnections();
-    for (const socket of upgraded) socket.destroy();
-  });
+  const close = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      // Open WebSockets (subscriptions) would keep close() waiting forever.
+      server.closeAllConnections();
+      for (const socket of upgraded) socket.destroy();
+    });
   return { url, server, close, [Symbol.asyncDispose]: close };
 }
 

@@ -21,8 +21,14 @@ import { PATHS, authorizationOf, sendJson } from '@swiftcart/platform/http';
 import type { Logger } from '@swiftcart/platform/logger';
 import type { OriginPolicy } from './origins.ts';
 import {
-  type ClientKey, type EdgeRateLimits, type Refusal, type SocketLease, CAP_RETRY_AFTER_SECONDS,
-  addressClient, clientAddress, subjectClient,
+  type ClientKey,
+  type EdgeRateLimits,
+  type Refusal,
+  type SocketLease,
+  CAP_RETRY_AFTER_SECONDS,
+  addressClient,
+  clientAddress,
+  subjectClient,
 } from './rate-limits.ts';
 
 /**
@@ -33,7 +39,8 @@ import {
 export const RATE_LIMITED_CLOSE_CODE = 4429;
 
 /** Request headers a page of `ALLOWED_ORIGINS` may send (CORS preflight). */
-const CORS_ALLOWED_HEADERS = 'authorization, content-type, apollo-require-preflight, x-apollo-operation-name, apollographql-client-name, apollographql-client-version';
+const CORS_ALLOWED_HEADERS =
+  'authorization, content-type, apollo-require-preflight, x-apollo-operation-name, apollographql-client-name, apollographql-client-version';
 /** How long a browser may cache a preflight answer. */
 const CORS_MAX_AGE_SECONDS = '600';
 
@@ -71,7 +78,11 @@ export function rateLimitedError(refusal: Refusal): GraphQLError {
 
 /** The refusal of the (N+1)th subscription on one socket. */
 export function subscriptionsPerSocketRefusal(max: number): Refusal {
-  return { message: `Too many subscriptions on this connection: at most ${max}`, retryAfterSeconds: CAP_RETRY_AFTER_SECONDS, limit: 'MAX_SUBSCRIPTIONS_PER_SOCKET' };
+  return {
+    message: `Too many subscriptions on this connection: at most ${max}`,
+    retryAfterSeconds: CAP_RETRY_AFTER_SECONDS,
+    limit: 'MAX_SUBSCRIPTIONS_PER_SOCKET',
+  };
 }
 
 /** Whether `req` asks for a GraphQL operation (and so is counted), not a probe, page or preflight. */
@@ -116,7 +127,8 @@ export class Edge {
     return (req, res) => {
       const origin = req.headers.origin;
       if (origin !== undefined) {
-        if (!this.#options.origins.allows(origin)) return sendJson(res, 403, errorBody(`Origin ${origin} may not use this gateway`, { code: ErrorCode.ForbiddenOrigin }));
+        if (!this.#options.origins.allows(origin))
+          return sendJson(res, 403, errorBody(`Origin ${origin} may not use this gateway`, { code: ErrorCode.ForbiddenOrigin }));
         if (this.#options.origins.isListed(origin)) {
           res.setHeader('access-control-allow-origin', origin);
           res.setHeader('access-control-expose-headers', 'retry-after');
@@ -136,13 +148,16 @@ export class Edge {
         void next(req, res);
         return;
       }
-      this.#countOperation(req).then((refusal) => {
-        if (refusal) sendJson(res, 429, errorBody(refusal.message, rateLimitedExtensions(refusal)), { 'retry-after': String(refusal.retryAfterSeconds) });
-        else void next(req, res);
-      }, (error: unknown) => {
-        this.#options.log.error({ err: error }, 'rate limit check failed');
-        void next(req, res);
-      });
+      this.#countOperation(req).then(
+        (refusal) => {
+          if (refusal) sendJson(res, 429, errorBody(refusal.message, rateLimitedExtensions(refusal)), { 'retry-after': String(refusal.retryAfterSeconds) });
+          else void next(req, res);
+        },
+        (error: unknown) => {
+          this.#options.log.error({ err: error }, 'rate limit check failed');
+          void next(req, res);
+        },
+      );
     };
   }
 
@@ -163,13 +178,16 @@ export class Edge {
     info: { req: IncomingMessage },
     done: (ok: boolean, status?: number, body?: string, headers?: OutgoingHttpHeaders) => void,
   ): void => {
-    this.#verifyUpgrade(info.req).then((refused) => {
-      if (!refused) return done(true);
-      done(false, refused.status, refused.body, { ...refused.headers, 'content-type': 'application/json; charset=utf-8' });
-    }, (error: unknown) => {
-      this.#options.log.error({ err: error }, 'WebSocket upgrade check failed');
-      done(false, 500);
-    });
+    this.#verifyUpgrade(info.req).then(
+      (refused) => {
+        if (!refused) return done(true);
+        done(false, refused.status, refused.body, { ...refused.headers, 'content-type': 'application/json; charset=utf-8' });
+      },
+      (error: unknown) => {
+        this.#options.log.error({ err: error }, 'WebSocket upgrade check failed');
+        done(false, 500);
+      },
+    );
   };
 
   async #verifyUpgrade(req: IncomingMessage): Promise<{ status: number; headers: OutgoingHttpHeaders; body: string } | null> {
@@ -181,7 +199,11 @@ export class Edge {
     this.#admissions.set(req, admission);
     const limits = this.#options.limits;
     if (!limits) return null;
-    const tooMany = (refusal: Refusal) => ({ status: 429, headers: { 'retry-after': String(refusal.retryAfterSeconds) }, body: errorBody(refusal.message, rateLimitedExtensions(refusal)) });
+    const tooMany = (refusal: Refusal) => ({
+      status: 429,
+      headers: { 'retry-after': String(refusal.retryAfterSeconds) },
+      body: errorBody(refusal.message, rateLimitedExtensions(refusal)),
+    });
     const rate = await limits.consume('socket', admission.client);
     if (rate) return tooMany(rate);
     const lease = await limits.acquireSocket(admission.client);

@@ -33,8 +33,8 @@ function share(response: Response, offset: number, count: number): Response {
   }
   return {
     ...response,
-    data: entities ? { [ENTITIES]: entities.slice(offset, offset + count) } : response.data ?? null,
-    errors: errors.length ? errors as never : undefined,
+    data: entities ? { [ENTITIES]: entities.slice(offset, offset + count) } : (response.data ?? null),
+    errors: errors.length ? (errors as never) : undefined,
   };
 }
 

@@ -157,23 +157,27 @@ export function createKeepAliveFetcher(options: KeepAliveFetcherOptions = {}): K
       const body = init.body === undefined ? undefined : typeof init.body === 'string' ? Buffer.from(init.body, 'utf8') : init.body;
       const headers: Record<string, string | number> = { ...init.headers };
       if (body !== undefined) headers['content-length'] = body.byteLength;
-      const req = target.module.request({
-        agent: target.agent,
-        method: init.method ?? 'GET',
-        hostname: target.hostname,
-        port: target.port,
-        path: target.path,
-        headers,
-        signal: init.signal,
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () => {
-          resolve(new BufferedResponse(url, res.statusCode ?? 0, res.statusMessage ?? '', res.rawHeaders,
-            chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
-        });
-      });
+      const req = target.module.request(
+        {
+          agent: target.agent,
+          method: init.method ?? 'GET',
+          hostname: target.hostname,
+          port: target.port,
+          path: target.path,
+          headers,
+          signal: init.signal,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('error', reject);
+          res.on('end', () => {
+            resolve(
+              new BufferedResponse(url, res.statusCode ?? 0, res.statusMessage ?? '', res.rawHeaders, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)),
+            );
+          });
+        },
+      );
       req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`request to ${url} timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
       req.on('error', (error) => reject(new Error(`request to ${url} failed: ${error.message}`, { cause: error })));
       req.end(body);

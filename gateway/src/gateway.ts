@@ -139,10 +139,12 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const origins = new OriginPolicy({ host: config.host, port: () => boundPort, publicUrl: variables.PUBLIC_GATEWAY_URL, allowed: variables.ALLOWED_ORIGINS });
   const proxies = variables.TRUSTED_PROXIES;
   const rateSettings = edgeLimitsEnabled(config, variables) ? rateLimitSettings(config, variables) : null;
-  const sandbox = production ? null : await createSandbox({
-    jwtSecret: config.jwtSecret,
-    endpoints: () => sandboxEndpoints({ host: config.host, port: boundPort, publicUrl }),
-  });
+  const sandbox = production
+    ? null
+    : await createSandbox({
+        jwtSecret: config.jwtSecret,
+        endpoints: () => sandboxEndpoints({ host: config.host, port: boundPort, publicUrl }),
+      });
 
   const supergraphPath = options.supergraphPath ?? config.supergraphPath;
   const supergraphSdl = await readSupergraph(supergraphPath);
@@ -182,7 +184,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     __exposeQueryPlanExperimental: !production,
     buildService({ name, url }) {
       const replicas = overrides[name] ?? (url ? [url] : []);
-      if (replicas.length === 0) throw new SupergraphError(`Subgraph "${name}" has no routing URL in ${supergraphPath} and no override (${name.toUpperCase()}_URL)`);
+      if (replicas.length === 0)
+        throw new SupergraphError(`Subgraph "${name}" has no routing URL in ${supergraphPath} and no override (${name.toUpperCase()}_URL)`);
       const routed = replicas[0];
       subgraphs[name] = routed;
       replicaSets.set(routed, new ReplicaSet(replicas));
@@ -261,7 +264,9 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   if (unknown.length) log.warn({ unknown, subgraphs: Object.keys(subgraphs) }, 'routing URL overrides name subgraphs that the supergraph does not have');
 
   const readiness: Record<string, () => Promise<void>> = {
-    supergraph: async () => { if (Object.keys(subgraphs).length === 0) throw new Error('no subgraphs loaded'); },
+    supergraph: async () => {
+      if (Object.keys(subgraphs).length === 0) throw new Error('no subgraphs loaded');
+    },
   };
   for (const [name, url] of Object.entries(subgraphs)) {
     readiness[name] = async () => {
@@ -291,23 +296,31 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   });
   // Outside production, /healthz also says which process answers and how much memory it holds
   // (the gateway benchmark reads it); the liveness contract (200, status "ok") is the platform's.
-  const handler = edge.http(production ? platformHandler : (req: IncomingMessage, res: ServerResponse) => {
-    if (req.url === PATHS.health && (req.method === 'GET' || req.method === 'HEAD')) {
-      const usage = process.resourceUsage();
-      return sendJson(res, 200, {
-        status: 'ok',
-        pid: process.pid,
-        rssBytes: process.memoryUsage.rss(),
-        maxRssBytes: usage.maxRSS * 1024,
-        cpuMicros: usage.userCPUTime + usage.systemCPUTime,
-      });
-    }
-    return platformHandler(req, res);
-  });
+  const handler = edge.http(
+    production
+      ? platformHandler
+      : (req: IncomingMessage, res: ServerResponse) => {
+          if (req.url === PATHS.health && (req.method === 'GET' || req.method === 'HEAD')) {
+            const usage = process.resourceUsage();
+            return sendJson(res, 200, {
+              status: 'ok',
+              pid: process.pid,
+              rssBytes: process.memoryUsage.rss(),
+              maxRssBytes: usage.maxRSS * 1024,
+              cpuMicros: usage.userCPUTime + usage.systemCPUTime,
+            });
+          }
+          return platformHandler(req, res);
+        },
+  );
 
   let http;
   try {
-    http = await listen(measureHttp(processMetrics, [PATHS.graphql, PATHS.health, PATHS.ready, METRICS_PATH, SANDBOX_PATH, '/'], handler), config.host, options.port ?? config.gatewayPort);
+    http = await listen(
+      measureHttp(processMetrics, [PATHS.graphql, PATHS.health, PATHS.ready, METRICS_PATH, SANDBOX_PATH, '/'], handler),
+      config.host,
+      options.port ?? config.gatewayPort,
+    );
     boundPort = http.port;
   } catch (error) {
     await rateLimits?.close();
@@ -315,7 +328,18 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     ownFetcher?.close();
     throw error;
   }
-  const liveServer = startLiveServer({ server: http.server, engine: live, apollo, jwtSecret: config.jwtSecret, log, metrics, settings, inputGuard, limits, edge });
+  const liveServer = startLiveServer({
+    server: http.server,
+    engine: live,
+    apollo,
+    jwtSecret: config.jwtSecret,
+    log,
+    metrics,
+    settings,
+    inputGuard,
+    limits,
+    edge,
+  });
   log.info({ url: http.url, subgraphs, supergraph: supergraphPath }, 'gateway ready');
 
   const reloadSupergraph = async () => {
@@ -328,15 +352,16 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   };
 
   let closing: Promise<void> | undefined;
-  const close = () => (closing ??= (async () => {
-    // Live clients first (they hold sockets open), then in-flight requests, then the gateway.
-    await liveServer.close();
-    await http.close();
-    await rateLimits?.close();
-    await apollo.stop();
-    await upstream.close();
-    ownFetcher?.close();
-  })());
+  const close = () =>
+    (closing ??= (async () => {
+      // Live clients first (they hold sockets open), then in-flight requests, then the gateway.
+      await liveServer.close();
+      await http.close();
+      await rateLimits?.close();
+      await apollo.stop();
+      await upstream.close();
+      ownFetcher?.close();
+    })());
   return {
     url: http.url,
     sandboxUrl: sandbox ? new URL('.', sandboxEndpoints({ host: config.host, port: http.port, publicUrl }).endpoint).href : null,

@@ -160,7 +160,9 @@ class ClientQueue implements ClientSink, AsyncIterableIterator<FormattedExecutio
       this.#release();
       return Promise.resolve({ value: undefined, done: true });
     }
-    return new Promise((resolve) => { this.#waiting = resolve; });
+    return new Promise((resolve) => {
+      this.#waiting = resolve;
+    });
   }
 
   /** graphql-ws calls this when the client completes or disconnects. */
@@ -191,9 +193,7 @@ class ClientQueue implements ClientSink, AsyncIterableIterator<FormattedExecutio
 }
 
 /** Serves graphql-ws on the HTTP server's GraphQL path. */
-export function startLiveServer<TContext extends { viewer: Viewer; authorization: string | undefined }>(
-  options: LiveServerOptions<TContext>,
-): LiveServer {
+export function startLiveServer<TContext extends { viewer: Viewer; authorization: string | undefined }>(options: LiveServerOptions<TContext>): LiveServer {
   const { engine, apollo, log, metrics, settings } = options;
   const connections = new WeakMap<WebSocket, Connection>();
   const { edge, clock } = options;
@@ -202,8 +202,14 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     metrics.values.connections++;
     connections.set(socket, {
-      socket, caller: null, queued: 0, queues: new Set(), overflowed: false, limit: settings.queueLimit,
-      request, subscriptionIds: new Set(),
+      socket,
+      caller: null,
+      queued: 0,
+      queues: new Set(),
+      overflowed: false,
+      limit: settings.queueLimit,
+      request,
+      subscriptionIds: new Set(),
     });
     socket.once('close', () => {
       metrics.values.connections--;
@@ -252,92 +258,116 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
     setTimeout(() => connection.socket.terminate(), 1_000).unref();
   };
 
-  const server = useServer<Record<string, unknown> | undefined, { socket: WebSocket }>({
-    connectionInitWaitTimeout: settings.connectionInitTimeoutMs,
-    onConnect: async (ctx) => {
-      const connection = connections.get(ctx.extra.socket)!;
-      try {
-        const caller = await SocketCaller.verify(ctx.connectionParams, options.jwtSecret, clock);
-        connection.caller = caller;
-        // A token's sockets count for its subject from now on; one too many is closed (gateway/src/edge.ts).
-        const refusal = await edge?.authenticate(connection.request, caller.viewer);
-        if (refusal) {
-          connection.socket.close(RATE_LIMITED_CLOSE_CODE, `${ErrorCode.RateLimited}: ${refusal.message}`.slice(0, 123));
+  const server = useServer<Record<string, unknown> | undefined, { socket: WebSocket }>(
+    {
+      connectionInitWaitTimeout: settings.connectionInitTimeoutMs,
+      onConnect: async (ctx) => {
+        const connection = connections.get(ctx.extra.socket)!;
+        try {
+          const caller = await SocketCaller.verify(ctx.connectionParams, options.jwtSecret, clock);
+          connection.caller = caller;
+          // A token's sockets count for its subject from now on; one too many is closed (gateway/src/edge.ts).
+          const refusal = await edge?.authenticate(connection.request, caller.viewer);
+          if (refusal) {
+            connection.socket.close(RATE_LIMITED_CLOSE_CODE, `${ErrorCode.RateLimited}: ${refusal.message}`.slice(0, 123));
+            return false;
+          }
+          caller.watchExpiry(connection.socket, () => endSubscriptions(connection));
+          return true;
+        } catch {
+          // graphql-ws closes with 4403 Forbidden.
           return false;
         }
-        caller.watchExpiry(connection.socket, () => endSubscriptions(connection));
-        return true;
-      } catch {
-        // graphql-ws closes with 4403 Forbidden.
-        return false;
-      }
+      },
+      onSubscribe: async (ctx, id, payload) => {
+        const connection = connections.get(ctx.extra.socket)!;
+        const expired = connection.caller?.refusal();
+        if (expired) return [expired];
+        const schema = engine.apiSchema;
+        if (!schema) return [requestError('The gateway has no schema loaded yet', ErrorCode.InternalServerError)];
+        // Subscriptions go to the engine (and its planner) without Apollo's plugins: bad input is refused here too.
+        const checked = checker.check(schema, payload);
+        if (!('document' in checked)) return checked;
+        const { document, source, operation } = checked;
+        const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], payload.variables ?? {});
+        if (coerced.errors) return coerced.errors.map((e) => requestError(e.message, ErrorCode.BadUserInput, e.nodes));
+        // The cost depends on the variables (`first`), so it is checked once they are known, before planning.
+        const tooCostly = costOf?.(schema, document, operation, payload.variables ?? undefined);
+        if (tooCostly) return [tooCostly];
+        // Counted last, so that only operations that would run use up the client's allowance.
+        const refusal = await admit(connection, id, operation.operation === 'subscription');
+        if (refusal) return [rateLimitedError(refusal)];
+        const context: OperationContext = { connection, source, payload };
+        return {
+          schema,
+          document,
+          operationName: payload.operationName ?? undefined,
+          variableValues: coerced.coerced,
+          contextValue: context,
+        } satisfies ExecutionArgs;
+      },
+      subscribe: (args) => {
+        const { connection, source } = args.contextValue as OperationContext;
+        const { viewer, authorization } = connection.caller!;
+        const queue = new ClientQueue(connection, () => overflow(connection));
+        try {
+          queue.attach(
+            engine.subscribe(
+              {
+                document: args.document,
+                source,
+                operationName: args.operationName ?? undefined,
+                variables: (args.variableValues ?? {}) as Record<string, unknown>,
+                authorization,
+                context: { viewer, authorization },
+              },
+              queue,
+            ),
+          );
+        } catch (error) {
+          queue.abort();
+          log.error({ err: error }, 'a subscription could not be started');
+          return {
+            errors: [
+              new GraphQLError(`The subscription could not be started: ${(error as Error).message}`, { extensions: { code: ErrorCode.InternalServerError } }),
+            ],
+          };
+        }
+        // graphql-ws only iterates and calls return(); its type asks for a whole AsyncGenerator.
+        return queue as unknown as AsyncGenerator<ExecutionResult>;
+      },
+      execute: async (args) => {
+        const { connection, payload } = args.contextValue as OperationContext;
+        const response = await apollo.executeOperation(
+          { query: payload.query, variables: payload.variables ?? undefined, operationName: payload.operationName ?? undefined },
+          { contextValue: { viewer: connection.caller!.viewer, authorization: connection.caller!.authorization } as TContext },
+        );
+        // Incremental delivery (@defer) is not offered over graphql-ws.
+        return response.body.kind === 'single'
+          ? (response.body.singleResult as never)
+          : { errors: [new GraphQLError('Incremental delivery is not supported over graphql-ws')] };
+      },
+      // However an operation ends (server, client or socket): its place under the per-socket cap is free.
+      onComplete: (ctx, id) => {
+        connections.get(ctx.extra.socket)?.subscriptionIds.delete(id);
+      },
+      onNext: (_ctx, _id, _payload, _args, result) => {
+        metrics.values.messagesSent++;
+        // Results are formatted already (engine and Apollo Server); send them as they are.
+        return result as FormattedExecutionResult;
+      },
     },
-    onSubscribe: async (ctx, id, payload) => {
-      const connection = connections.get(ctx.extra.socket)!;
-      const expired = connection.caller?.refusal();
-      if (expired) return [expired];
-      const schema = engine.apiSchema;
-      if (!schema) return [requestError('The gateway has no schema loaded yet', ErrorCode.InternalServerError)];
-      // Subscriptions go to the engine (and its planner) without Apollo's plugins: bad input is refused here too.
-      const checked = checker.check(schema, payload);
-      if (!('document' in checked)) return checked;
-      const { document, source, operation } = checked;
-      const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], payload.variables ?? {});
-      if (coerced.errors) return coerced.errors.map((e) => requestError(e.message, ErrorCode.BadUserInput, e.nodes));
-      // The cost depends on the variables (`first`), so it is checked once they are known, before planning.
-      const tooCostly = costOf?.(schema, document, operation, payload.variables ?? undefined);
-      if (tooCostly) return [tooCostly];
-      // Counted last, so that only operations that would run use up the client's allowance.
-      const refusal = await admit(connection, id, operation.operation === 'subscription');
-      if (refusal) return [rateLimitedError(refusal)];
-      const context: OperationContext = { connection, source, payload };
-      return { schema, document, operationName: payload.operationName ?? undefined, variableValues: coerced.coerced, contextValue: context } satisfies ExecutionArgs;
-    },
-    subscribe: (args) => {
-      const { connection, source } = args.contextValue as OperationContext;
-      const { viewer, authorization } = connection.caller!;
-      const queue = new ClientQueue(connection, () => overflow(connection));
-      try {
-        queue.attach(engine.subscribe({
-          document: args.document,
-          source,
-          operationName: args.operationName ?? undefined,
-          variables: (args.variableValues ?? {}) as Record<string, unknown>,
-          authorization,
-          context: { viewer, authorization },
-        }, queue));
-      } catch (error) {
-        queue.abort();
-        log.error({ err: error }, 'a subscription could not be started');
-        return { errors: [new GraphQLError(`The subscription could not be started: ${(error as Error).message}`, { extensions: { code: ErrorCode.InternalServerError } })] };
-      }
-      // graphql-ws only iterates and calls return(); its type asks for a whole AsyncGenerator.
-      return queue as unknown as AsyncGenerator<ExecutionResult>;
-    },
-    execute: async (args) => {
-      const { connection, payload } = args.contextValue as OperationContext;
-      const response = await apollo.executeOperation(
-        { query: payload.query, variables: payload.variables ?? undefined, operationName: payload.operationName ?? undefined },
-        { contextValue: { viewer: connection.caller!.viewer, authorization: connection.caller!.authorization } as TContext },
-      );
-      // Incremental delivery (@defer) is not offered over graphql-ws.
-      return response.body.kind === 'single' ? response.body.singleResult as never : { errors: [new GraphQLError('Incremental delivery is not supported over graphql-ws')] };
-    },
-    // However an operation ends (server, client or socket): its place under the per-socket cap is free.
-    onComplete: (ctx, id) => { connections.get(ctx.extra.socket)?.subscriptionIds.delete(id); },
-    onNext: (_ctx, _id, _payload, _args, result) => {
-      metrics.values.messagesSent++;
-      // Results are formatted already (engine and Apollo Server); send them as they are.
-      return result as FormattedExecutionResult;
-    },
-  }, wss, settings.keepAliveMs);
+    wss,
+    settings.keepAliveMs,
+  );
 
   let closing: Promise<void> | undefined;
-  const close = () => (closing ??= (async () => {
-    engine.close();
-    // Let the SHUTTING_DOWN messages reach the clients before graphql-ws closes them with 1001.
-    await new Promise((resolve) => setImmediate(resolve));
-    await server.dispose();
-  })());
+  const close = () =>
+    (closing ??= (async () => {
+      engine.close();
+      // Let the SHUTTING_DOWN messages reach the clients before graphql-ws closes them with 1001.
+      await new Promise((resolve) => setImmediate(resolve));
+      await server.dispose();
+    })());
   return { close, [Symbol.asyncDispose]: close };
 }

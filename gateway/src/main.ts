@@ -9,7 +9,9 @@ import { shutdownTracing, startTracing } from '@swiftcart/platform/tracing';
 // First: an instrumentation patches only what is imported after it starts.
 startTracing('gateway');
 const [{ ConfigError, loadConfig }, { createLogger }, { SupergraphError, startGateway }] = await Promise.all([
-  import('@swiftcart/platform/config'), import('@swiftcart/platform/logger'), import('./gateway.ts'),
+  import('@swiftcart/platform/config'),
+  import('@swiftcart/platform/logger'),
+  import('./gateway.ts'),
 ]);
 type Config = import('@swiftcart/platform/config').Config;
 type Logger = import('@swiftcart/platform/logger').Logger;
@@ -57,7 +59,9 @@ async function stop(signal: NodeJS.Signals): Promise<void> {
 // SIGHUP re-reads SUPERGRAPH_PATH: a new schema without dropping HTTP clients (live ones resubscribe).
 process.on('SIGHUP', () => {
   gateway.reloadSupergraph().then(
-    (changed) => { if (!changed) log.info('SIGHUP: the supergraph is unchanged'); },
+    (changed) => {
+      if (!changed) log.info('SIGHUP: the supergraph is unchanged');
+    },
     (error: Error) => log.error({ err: error.message }, 'SIGHUP: the supergraph could not be reloaded; the old one stays'),
   );
 });

@@ -17,26 +17,32 @@ export const ALLOWED_ORIGINS = 'ALLOWED_ORIGINS';
 
 /** `ALLOWED_ORIGINS`, declared here and part of the gateway's settings (settings.ts). */
 export const originSettings = z.object({
-  [ALLOWED_ORIGINS]: setting((raw) => commaList(raw).map((entry) => {
-    let url: URL;
-    try {
-      url = new URL(entry);
-    } catch {
-      return invalid(`entries must be origins such as https://shop.example.com, got "${entry}"`);
-    }
-    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search || url.hash || url.username || url.password) {
-      invalid(`entries must be origins (scheme, host and port only) such as https://shop.example.com, got "${entry}"`);
-    }
-    return url.origin;
-  }), { default: "none (`npm start` adds the storefront's)", accepts: 'comma-separated origins: scheme, host and port' })
-    .describe("origins whose pages may call the gateway from a browser, with CORS; the gateway's own origin and `PUBLIC_GATEWAY_URL`'s are always accepted"),
+  [ALLOWED_ORIGINS]: setting(
+    (raw) =>
+      commaList(raw).map((entry) => {
+        let url: URL;
+        try {
+          url = new URL(entry);
+        } catch {
+          return invalid(`entries must be origins such as https://shop.example.com, got "${entry}"`);
+        }
+        if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search || url.hash || url.username || url.password) {
+          invalid(`entries must be origins (scheme, host and port only) such as https://shop.example.com, got "${entry}"`);
+        }
+        return url.origin;
+      }),
+    { default: "none (`npm start` adds the storefront's)", accepts: 'comma-separated origins: scheme, host and port' },
+  ).describe("origins whose pages may call the gateway from a browser, with CORS; the gateway's own origin and `PUBLIC_GATEWAY_URL`'s are always accepted"),
 });
 
 /**
  * Reads `ALLOWED_ORIGINS`: comma-separated origins such as `https://shop.example.com,http://127.0.0.1:5173`.
  * `settings` defaults to those parsed from `config.vars`.
  */
-export function allowedOrigins(config: Pick<Config, 'vars'>, settings: z.output<typeof originSettings> = parseSettings(originSettings, config.vars)): readonly string[] {
+export function allowedOrigins(
+  config: Pick<Config, 'vars'>,
+  settings: z.output<typeof originSettings> = parseSettings(originSettings, config.vars),
+): readonly string[] {
   return settings[ALLOWED_ORIGINS];
 }
 

@@ -61,23 +61,34 @@ const MAX_SETTING = 100_000_000;
 
 /** The variables of {@link RateLimitSettings}, declared here and part of the gateway's settings (settings.ts). */
 export const edgeRateLimitSettings = z.object({
-  RATE_LIMIT_WINDOW_SECONDS: integer({ default: DEFAULT_RATE_LIMITS.windowSeconds, min: 1, max: 86_400, unit: 's' })
-    .describe('the window of the `RATE_LIMIT_*_PER_WINDOW` counts'),
-  RATE_LIMIT_HTTP_PER_WINDOW: integer({ default: DEFAULT_RATE_LIMITS.operationsPerWindow, min: 1, max: MAX_SETTING })
-    .describe('GraphQL operations (HTTP, and queries or mutations over graphql-ws) per token subject'),
-  RATE_LIMIT_ANONYMOUS_HTTP_PER_WINDOW: integer({ default: DEFAULT_RATE_LIMITS.anonymousOperationsPerWindow, min: 1, max: MAX_SETTING })
-    .describe('GraphQL operations per client address without a token'),
-  RATE_LIMIT_SOCKETS_PER_WINDOW: integer({ default: DEFAULT_RATE_LIMITS.socketsPerWindow, min: 1, max: MAX_SETTING }).describe('WebSocket upgrades per client address'),
-  RATE_LIMIT_SUBSCRIPTIONS_PER_WINDOW: integer({ default: DEFAULT_RATE_LIMITS.subscriptionsPerWindow, min: 1, max: MAX_SETTING })
-    .describe('subscriptions started per token subject, or address without a token'),
-  MAX_SUBSCRIPTIONS_PER_SOCKET: integer({ default: DEFAULT_RATE_LIMITS.maxSubscriptionsPerSocket, min: 1, max: MAX_SETTING })
-    .describe('subscriptions open at once on one socket'),
-  MAX_SOCKETS_PER_CLIENT: integer({ default: DEFAULT_RATE_LIMITS.maxSocketsPerClient, min: 1, max: MAX_SETTING })
-    .describe('sockets open at once per token subject, or address without a token, across gateway replicas'),
+  RATE_LIMIT_WINDOW_SECONDS: integer({ default: DEFAULT_RATE_LIMITS.windowSeconds, min: 1, max: 86_400, unit: 's' }).describe(
+    'the window of the `RATE_LIMIT_*_PER_WINDOW` counts',
+  ),
+  RATE_LIMIT_HTTP_PER_WINDOW: integer({ default: DEFAULT_RATE_LIMITS.operationsPerWindow, min: 1, max: MAX_SETTING }).describe(
+    'GraphQL operations (HTTP, and queries or mutations over graphql-ws) per token subject',
+  ),
+  RATE_LIMIT_ANONYMOUS_HTTP_PER_WINDOW: integer({ default: DEFAULT_RATE_LIMITS.anonymousOperationsPerWindow, min: 1, max: MAX_SETTING }).describe(
+    'GraphQL operations per client address without a token',
+  ),
+  RATE_LIMIT_SOCKETS_PER_WINDOW: integer({ default: DEFAULT_RATE_LIMITS.socketsPerWindow, min: 1, max: MAX_SETTING }).describe(
+    'WebSocket upgrades per client address',
+  ),
+  RATE_LIMIT_SUBSCRIPTIONS_PER_WINDOW: integer({ default: DEFAULT_RATE_LIMITS.subscriptionsPerWindow, min: 1, max: MAX_SETTING }).describe(
+    'subscriptions started per token subject, or address without a token',
+  ),
+  MAX_SUBSCRIPTIONS_PER_SOCKET: integer({ default: DEFAULT_RATE_LIMITS.maxSubscriptionsPerSocket, min: 1, max: MAX_SETTING }).describe(
+    'subscriptions open at once on one socket',
+  ),
+  MAX_SOCKETS_PER_CLIENT: integer({ default: DEFAULT_RATE_LIMITS.maxSocketsPerClient, min: 1, max: MAX_SETTING }).describe(
+    'sockets open at once per token subject, or address without a token, across gateway replicas',
+  ),
 });
 
 /** Reads {@link RateLimitSettings}; `settings` defaults to those parsed from `config.vars`. */
-export function rateLimitSettings(config: Pick<Config, 'vars'>, settings: z.output<typeof edgeRateLimitSettings> = parseSettings(edgeRateLimitSettings, config.vars)): RateLimitSettings {
+export function rateLimitSettings(
+  config: Pick<Config, 'vars'>,
+  settings: z.output<typeof edgeRateLimitSettings> = parseSettings(edgeRateLimitSettings, config.vars),
+): RateLimitSettings {
   return {
     windowSeconds: settings.RATE_LIMIT_WINDOW_SECONDS,
     operationsPerWindow: settings.RATE_LIMIT_HTTP_PER_WINDOW,
@@ -98,28 +109,33 @@ export function rateLimitSettings(config: Pick<Config, 'vars'>, settings: z.outp
  * whose `X-Forwarded-For` names the client. Unset: none, and the socket's peer is the client.
  */
 export const trustedProxySettings = z.object({
-  TRUSTED_PROXIES: setting((raw): BlockList | null => {
-    const entries = commaList(raw);
-    if (entries.length === 0) return null;
-    const list = new BlockList();
-    for (const entry of entries) {
-      const [address, bits, extra] = entry.split('/');
-      const family = isIP(address);
-      const prefix = bits === undefined ? null : /^\d{1,3}$/.test(bits) ? Number(bits) : Number.NaN;
-      if (family === 0 || extra !== undefined || Number.isNaN(prefix) || (prefix !== null && prefix > (family === 4 ? 32 : 128))) {
-        invalid(`entries must be IP addresses or CIDR ranges such as 10.0.0.0/8, got "${entry}"`);
+  TRUSTED_PROXIES: setting(
+    (raw): BlockList | null => {
+      const entries = commaList(raw);
+      if (entries.length === 0) return null;
+      const list = new BlockList();
+      for (const entry of entries) {
+        const [address, bits, extra] = entry.split('/');
+        const family = isIP(address);
+        const prefix = bits === undefined ? null : /^\d{1,3}$/.test(bits) ? Number(bits) : Number.NaN;
+        if (family === 0 || extra !== undefined || Number.isNaN(prefix) || (prefix !== null && prefix > (family === 4 ? 32 : 128))) {
+          invalid(`entries must be IP addresses or CIDR ranges such as 10.0.0.0/8, got "${entry}"`);
+        }
+        const type = family === 4 ? 'ipv4' : 'ipv6';
+        if (prefix === null) list.addAddress(address, type);
+        else list.addSubnet(address, prefix, type);
       }
-      const type = family === 4 ? 'ipv4' : 'ipv6';
-      if (prefix === null) list.addAddress(address, type);
-      else list.addSubnet(address, prefix, type);
-    }
-    return list;
-  }, { default: 'none', accepts: 'comma-separated addresses or CIDR ranges' })
-    .describe("proxies whose `X-Forwarded-For` names the client; without them, the socket's peer is the client"),
+      return list;
+    },
+    { default: 'none', accepts: 'comma-separated addresses or CIDR ranges' },
+  ).describe("proxies whose `X-Forwarded-For` names the client; without them, the socket's peer is the client"),
 });
 
 /** Reads `TRUSTED_PROXIES` ({@link trustedProxySettings}); `settings` defaults to those parsed from `config.vars`. */
-export function trustedProxies(config: Pick<Config, 'vars'>, settings: z.output<typeof trustedProxySettings> = parseSettings(trustedProxySettings, config.vars)): BlockList | null {
+export function trustedProxies(
+  config: Pick<Config, 'vars'>,
+  settings: z.output<typeof trustedProxySettings> = parseSettings(trustedProxySettings, config.vars),
+): BlockList | null {
   return settings.TRUSTED_PROXIES;
 }
 
@@ -144,7 +160,10 @@ export function clientAddress(req: IncomingMessage, trusted: BlockList | null): 
   let address = normalizeAddress(req.socket.remoteAddress ?? 'unknown');
   if (!trusted || !isTrusted(trusted, address)) return address;
   const header = req.headers['x-forwarded-for'];
-  const hops = (Array.isArray(header) ? header.join(',') : header ?? '').split(',').map((h) => normalizeAddress(h.trim())).filter((h) => isIP(h) !== 0);
+  const hops = (Array.isArray(header) ? header.join(',') : (header ?? ''))
+    .split(',')
+    .map((h) => normalizeAddress(h.trim()))
+    .filter((h) => isIP(h) !== 0);
   for (let i = hops.length - 1; i >= 0; i--) {
     address = hops[i];
     if (!isTrusted(trusted, address)) break;
@@ -163,7 +182,10 @@ function ipv6Prefix64(address: string): string {
   // An embedded IPv4 tail takes two groups; it never reaches into the first 64 bits.
   const width = right.length + (right.at(-1)?.includes('.') ? 1 : 0);
   const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - width)).fill('0'), ...right];
-  return `${groups.slice(0, 4).map((g) => Number.parseInt(g || '0', 16).toString(16)).join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g || '0', 16).toString(16))
+    .join(':')}::/64`;
 }
 
 /** Whom a count belongs to: a token subject, or an address for anonymous calls. */
@@ -289,11 +311,20 @@ export class EdgeRateLimits implements AsyncDisposable {
     this.#log = log;
     this.settings = settings;
     const w = settings.windowSeconds;
-    const make = (name: string, setting: string, points: number, what: string): Limiter =>
-      ({ limiter: limiter(redis, name, points, w), setting, points, what });
+    const make = (name: string, setting: string, points: number, what: string): Limiter => ({
+      limiter: limiter(redis, name, points, w),
+      setting,
+      points,
+      what,
+    });
     this.#limiters = {
       operation: make('operation', 'RATE_LIMIT_HTTP_PER_WINDOW', settings.operationsPerWindow, 'operations for this token subject'),
-      anonymousOperation: make('operation-anonymous', 'RATE_LIMIT_ANONYMOUS_HTTP_PER_WINDOW', settings.anonymousOperationsPerWindow, 'operations without a token from this address'),
+      anonymousOperation: make(
+        'operation-anonymous',
+        'RATE_LIMIT_ANONYMOUS_HTTP_PER_WINDOW',
+        settings.anonymousOperationsPerWindow,
+        'operations without a token from this address',
+      ),
       socket: make('socket', 'RATE_LIMIT_SOCKETS_PER_WINDOW', settings.socketsPerWindow, 'new WebSocket connections from this address'),
       subscription: make('subscription', 'RATE_LIMIT_SUBSCRIPTIONS_PER_WINDOW', settings.subscriptionsPerWindow, 'subscriptions started by this client'),
     };
@@ -305,7 +336,11 @@ export class EdgeRateLimits implements AsyncDisposable {
    * `config.readinessTimeoutMs` for it. A Redis that does not answer does not stop the gateway: it
    * counts in memory and logs a warning until Redis is back.
    */
-  static async start(config: Pick<Config, 'redisUrl' | 'redisPrefix' | 'readinessTimeoutMs'>, log: Logger, settings: RateLimitSettings): Promise<EdgeRateLimits> {
+  static async start(
+    config: Pick<Config, 'redisUrl' | 'redisPrefix' | 'readinessTimeoutMs'>,
+    log: Logger,
+    settings: RateLimitSettings,
+  ): Promise<EdgeRateLimits> {
     const redis = createRedis(config, log, 'gateway-rate-limits', {
       // Fail over to memory at once rather than queue requests behind a Redis that is away.
       failFastMs: REDIS_COMMAND_TIMEOUT_MS,
@@ -365,10 +400,14 @@ export class EdgeRateLimits implements AsyncDisposable {
     }
     if (!acquired) {
       const who = client.anonymous ? 'this address without a token' : 'this token subject';
-      return { message: `Too many open WebSocket connections: at most ${cap} for ${who}`, retryAfterSeconds: CAP_RETRY_AFTER_SECONDS, limit: 'MAX_SOCKETS_PER_CLIENT' };
+      return {
+        message: `Too many open WebSocket connections: at most ${cap} for ${who}`,
+        retryAfterSeconds: CAP_RETRY_AFTER_SECONDS,
+        limit: 'MAX_SOCKETS_PER_CLIENT',
+      };
     }
     let members = this.#leases.get(set);
-    if (!members) this.#leases.set(set, members = new Set());
+    if (!members) this.#leases.set(set, (members = new Set()));
     members.add(member);
     let released = false;
     return {

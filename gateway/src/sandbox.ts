@@ -73,18 +73,22 @@ export function sandboxEndpoints(options: { host: string; port: number; publicUr
 
 /** {@link PUBLIC_GATEWAY_URL}, declared here and part of the gateway's settings (settings.ts). */
 export const publicUrlSettings = z.object({
-  [PUBLIC_GATEWAY_URL]: setting((raw): string | undefined => {
-    const value = raw?.trim();
-    if (!value) return undefined;
-    let url: URL;
-    try {
-      url = new URL(value);
-    } catch {
-      return invalid(`must be an absolute URL such as https://api.example.com/graphql, got "${value}"`);
-    }
-    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : invalid(`must use http: or https:, got "${value}"`);
-  }, { default: 'the address the gateway binds', accepts: 'an absolute `http:` or `https:` URL' })
-    .describe("the GraphQL URL as a browser reaches it (behind a proxy, in Docker), e.g. `https://shop.example.com/graphql`: Sandbox's endpoint, and with `ws:`/`wss:` its subscription endpoint; its origin is always allowed"),
+  [PUBLIC_GATEWAY_URL]: setting(
+    (raw): string | undefined => {
+      const value = raw?.trim();
+      if (!value) return undefined;
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        return invalid(`must be an absolute URL such as https://api.example.com/graphql, got "${value}"`);
+      }
+      return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : invalid(`must use http: or https:, got "${value}"`);
+    },
+    { default: 'the address the gateway binds', accepts: 'an absolute `http:` or `https:` URL' },
+  ).describe(
+    "the GraphQL URL as a browser reaches it (behind a proxy, in Docker), e.g. `https://shop.example.com/graphql`: Sandbox's endpoint, and with `ws:`/`wss:` its subscription endpoint; its origin is always allowed",
+  ),
 });
 
 /**
@@ -284,11 +288,7 @@ export interface Sandbox {
  * fails start-up), and returns the landing page. `endpoints` is asked on every request, so it can
  * depend on the port bound after this is called. `now` is for tests.
  */
-export async function createSandbox(options: {
-  jwtSecret: string;
-  endpoints: () => SandboxEndpoints;
-  now?: () => number;
-}): Promise<Sandbox> {
+export async function createSandbox(options: { jwtSecret: string; endpoints: () => SandboxEndpoints; now?: () => number }): Promise<Sandbox> {
   const now = options.now ?? Date.now;
   const sign = () => signToken(options.jwtSecret, DEMO_CUSTOMER, `${DEMO_TOKEN_LIFETIME_SECONDS}s`);
   let token = await sign();
@@ -296,11 +296,15 @@ export async function createSandbox(options: {
   let renewing: Promise<string> | null = null;
   const currentToken = async (): Promise<string> => {
     if (now() < renewAt) return token;
-    renewing ??= sign().then((fresh) => {
-      token = fresh;
-      renewAt = now() + (DEMO_TOKEN_LIFETIME_SECONDS * 1000) / 2;
-      return fresh;
-    }).finally(() => { renewing = null; });
+    renewing ??= sign()
+      .then((fresh) => {
+        token = fresh;
+        renewAt = now() + (DEMO_TOKEN_LIFETIME_SECONDS * 1000) / 2;
+        return fresh;
+      })
+      .finally(() => {
+        renewing = null;
+      });
     return renewing;
   };
   const html = async () => renderSandboxPage(sandboxOptions(options.endpoints(), await currentToken()), randomBytes(16).toString('base64'));

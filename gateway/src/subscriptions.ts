@@ -8,8 +8,15 @@
  * result is fanned out to the group's clients.
  */
 import {
-  type DocumentNode, type FormattedExecutionResult, type GraphQLFormattedError, type GraphQLSchema,
-  type OperationDefinitionNode, type SelectionNode, Kind, getNamedType, isObjectType,
+  type DocumentNode,
+  type FormattedExecutionResult,
+  type GraphQLFormattedError,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type SelectionNode,
+  Kind,
+  getNamedType,
+  isObjectType,
 } from 'graphql';
 import { type GraphQLDataSource, type ServiceMap, buildOperationContext, executeQueryPlan } from '@apollo/gateway';
 import { type Schema, Supergraph, operationFromDocument } from '@apollo/federation-internals';
@@ -100,14 +107,17 @@ function stableJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
   const record = value as Record<string, unknown>;
-  return `{${Object.keys(record).sort().map((k) => `${JSON.stringify(k)}:${stableJson(record[k])}`).join(',')}}`;
+  return `{${Object.keys(record)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${stableJson(record[k])}`)
+    .join(',')}}`;
 }
 
 function formatErrors(errors: readonly unknown[] | undefined): GraphQLFormattedError[] | undefined {
   if (!errors || errors.length === 0) return undefined;
   return errors.map((error) => {
     const e = error as { toJSON?: () => GraphQLFormattedError; message: string; extensions?: Record<string, unknown> };
-    return typeof e.toJSON === 'function' ? e.toJSON() : { message: e.message, extensions: e.extensions } as GraphQLFormattedError;
+    return typeof e.toJSON === 'function' ? e.toJSON() : ({ message: e.message, extensions: e.extensions } as GraphQLFormattedError);
   });
 }
 
@@ -140,7 +150,11 @@ class Planning {
     const cacheKey = `${request.operationName ?? ''}\n${request.source}`;
     const cached = this.#plans.get(cacheKey);
     if (cached) return cached;
-    const operationContext = buildOperationContext({ schema: this.apiGraphQLSchema, operationDocument: request.document, operationName: request.operationName });
+    const operationContext = buildOperationContext({
+      schema: this.apiGraphQLSchema,
+      operationDocument: request.document,
+      operationName: request.operationName,
+    });
     const definition = operationContext.operation;
     const root = definition.selectionSet.selections[0];
     if (root?.kind !== Kind.FIELD) throw new Error('A subscription must select exactly one root field');
@@ -162,13 +176,23 @@ class Planning {
         extra.push({ kind: Kind.FIELD, alias: { kind: Kind.NAME, value: alias }, name: { kind: Kind.NAME, value: field.name } });
       }
       if (extra.length) {
-        planned = { ...definition, selectionSet: { ...definition.selectionSet, selections: [{ ...root, selectionSet: { ...root.selectionSet, selections: [...root.selectionSet.selections, ...extra] } }] } };
+        planned = {
+          ...definition,
+          selectionSet: {
+            ...definition.selectionSet,
+            selections: [{ ...root, selectionSet: { ...root.selectionSet, selections: [...root.selectionSet.selections, ...extra] } }],
+          },
+        };
       }
     }
-    const operation = operationFromDocument(this.apiSchema, {
-      kind: Kind.DOCUMENT,
-      definitions: [planned, ...Object.values(operationContext.fragments)],
-    }, { operationName: request.operationName });
+    const operation = operationFromDocument(
+      this.apiSchema,
+      {
+        kind: Kind.DOCUMENT,
+        definitions: [planned, ...Object.values(operationContext.fragments)],
+      },
+      { operationName: request.operationName },
+    );
     const queryPlan = this.#planner.buildQueryPlan(operation);
     const node = queryPlan.node;
     if (node?.kind !== 'Subscription') throw new Error('The operation did not plan as a subscription');
@@ -234,7 +258,7 @@ export class LiveSubscriptions {
     const live = this.#planning.plan(request);
     const upstreamVariables: Record<string, unknown> = {};
     for (const name of live.primary.variableUsages ?? []) if (name in request.variables) upstreamVariables[name] = request.variables[name];
-    const credentials = live.public ? '' : request.authorization ?? '';
+    const credentials = live.public ? '' : (request.authorization ?? '');
     const upstreamKey = `${live.primary.serviceName}\n${live.primary.operation}\n${stableJson(upstreamVariables)}\n${credentials}`;
     const groupKey = `${upstreamKey}\n${request.operationName ?? ''}\n${request.source}\n${stableJson(request.variables)}`;
 
@@ -247,7 +271,13 @@ export class LiveSubscriptions {
       const isNewUpstream = !upstream;
       upstream ??= this.#openUpstream(upstreamKey, live, upstreamVariables, request.authorization);
       group = {
-        key: groupKey, planning: this.#planning, live, upstream, clients: new Set([sink]), latest: new Map(), tail: Promise.resolve(),
+        key: groupKey,
+        planning: this.#planning,
+        live,
+        upstream,
+        clients: new Set([sink]),
+        latest: new Map(),
+        tail: Promise.resolve(),
         request: live.public ? { ...request, authorization: undefined, context: { ...request.context, authorization: undefined } } : request,
       };
       this.#groups.set(groupKey, group);
@@ -280,31 +310,36 @@ export class LiveSubscriptions {
       this.#dropUpstream(upstream);
       for (const group of upstream.groups) this.#finishGroup(group, last);
     };
-    upstream.stop = connections.subscribe(target.urls, live.public ? undefined : authorization, {
-      query: live.primary.operation,
-      operationName: live.primary.operationName,
-      variables,
-    }, {
-      next: (event) => {
-        metrics.values.eventsReceived++;
-        if (!event.data) {
-          // A refused subscription: the subgraph's errors (FORBIDDEN, BAD_USER_INPUT, ...) go to
-          // every client of this upstream, all of whom share its credentials.
-          const errors = formatErrors(event.errors) ?? [{ message: 'The subgraph sent an event without data' }];
-          for (const group of upstream.groups) for (const client of group.clients) client.push({ errors });
-          return;
-        }
-        const identity = this.#identity(live, event.data);
-        upstream.latest.delete(identity);
-        upstream.latest.set(identity, event);
-        for (const group of upstream.groups) this.#enqueue(group, identity, event);
+    upstream.stop = connections.subscribe(
+      target.urls,
+      live.public ? undefined : authorization,
+      {
+        query: live.primary.operation,
+        operationName: live.primary.operationName,
+        variables,
       },
-      error: (message) => {
-        log.warn({ subgraph: serviceName, reason: message }, 'upstream subscription failed');
-        finish(errorResult(`The ${serviceName} subgraph ended the subscription: ${message}`, LiveErrorCode.UpstreamFailed));
+      {
+        next: (event) => {
+          metrics.values.eventsReceived++;
+          if (!event.data) {
+            // A refused subscription: the subgraph's errors (FORBIDDEN, BAD_USER_INPUT, ...) go to
+            // every client of this upstream, all of whom share its credentials.
+            const errors = formatErrors(event.errors) ?? [{ message: 'The subgraph sent an event without data' }];
+            for (const group of upstream.groups) for (const client of group.clients) client.push({ errors });
+            return;
+          }
+          const identity = this.#identity(live, event.data);
+          upstream.latest.delete(identity);
+          upstream.latest.set(identity, event);
+          for (const group of upstream.groups) this.#enqueue(group, identity, event);
+        },
+        error: (message) => {
+          log.warn({ subgraph: serviceName, reason: message }, 'upstream subscription failed');
+          finish(errorResult(`The ${serviceName} subgraph ended the subscription: ${message}`, LiveErrorCode.UpstreamFailed));
+        },
+        complete: () => finish(null),
       },
-      complete: () => finish(null),
-    });
+    );
     return upstream;
   }
 
@@ -317,16 +352,18 @@ export class LiveSubscriptions {
 
   /** Shapes one event for one group (running `rest`) and sends it to the group's clients, in order. */
   #enqueue(group: Group, identity: string, event: FormattedExecutionResult<Record<string, unknown>, unknown>): void {
-    group.tail = group.tail.then(async () => {
-      if (group.clients.size === 0) return;
-      const result = await this.#shape(group, event);
-      group.latest.delete(identity);
-      group.latest.set(identity, result);
-      for (const client of group.clients) client.push(result);
-    }).catch((error: unknown) => {
-      this.#options.log.error({ err: error }, 'shaping a subscription event failed');
-      for (const client of group.clients) client.push(errorResult('Internal server error', 'INTERNAL_SERVER_ERROR'));
-    });
+    group.tail = group.tail
+      .then(async () => {
+        if (group.clients.size === 0) return;
+        const result = await this.#shape(group, event);
+        group.latest.delete(identity);
+        group.latest.set(identity, result);
+        for (const client of group.clients) client.push(result);
+      })
+      .catch((error: unknown) => {
+        this.#options.log.error({ err: error }, 'shaping a subscription event failed');
+        for (const client of group.clients) client.push(errorResult('Internal server error', 'INTERNAL_SERVER_ERROR'));
+      });
   }
 
   async #shape(group: Group, event: FormattedExecutionResult<Record<string, unknown>, unknown>): Promise<FormattedExecutionResult> {
@@ -343,9 +380,7 @@ export class LiveSubscriptions {
       source: request.source,
       operationName: request.operationName ?? null,
     };
-    const result = await executeQueryPlan(
-      live.plan, serviceMap, requestContext as never, live.operationContext, planning.supergraphSchema, planning.apiSchema,
-    );
+    const result = await executeQueryPlan(live.plan, serviceMap, requestContext as never, live.operationContext, planning.supergraphSchema, planning.apiSchema);
     const errors = formatErrors(result.errors);
     return errors ? { data: result.data ?? null, errors } : { data: result.data ?? null };
   }

@@ -17,10 +17,9 @@ export async function readSupergraph(path: string): Promise<string> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'the file does not exist' : code === 'EISDIR' ? 'it is a directory' : (error as Error).message;
-    throw new SupergraphError(
-      `Cannot read the supergraph at ${path}: ${why}. Set SUPERGRAPH_PATH to a composed supergraph, or run \`npm run compose\`.`,
-      { cause: error },
-    );
+    throw new SupergraphError(`Cannot read the supergraph at ${path}: ${why}. Set SUPERGRAPH_PATH to a composed supergraph, or run \`npm run compose\`.`, {
+      cause: error,
+    });
   }
   if (sdl.trim() === '') throw new SupergraphError(`The supergraph at ${path} is empty. Run \`npm run compose\` to compose it.`);
   return sdl;

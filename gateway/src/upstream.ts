@@ -58,7 +58,10 @@ export class UpstreamConnections implements AsyncDisposable {
   readonly #metrics: LiveMetrics;
   readonly #retryAttempts: number;
   /** The WebSocket class graphql-ws instantiates: `ws`, sending the upgrade headers given. */
-  readonly #webSocketImpl: new (address: string, protocols?: string | string[]) => WebSocket;
+  readonly #webSocketImpl: new (
+    address: string,
+    protocols?: string | string[],
+  ) => WebSocket;
 
   /**
    * `retryAttempts`: reconnection attempts before a subgraph's subscriptions fail. `headers`: sent
@@ -69,11 +72,14 @@ export class UpstreamConnections implements AsyncDisposable {
     this.#metrics = metrics;
     this.#retryAttempts = retryAttempts;
     // graphql-ws constructs the socket as `new impl(url, protocol)`: options only get in through a subclass.
-    this.#webSocketImpl = Object.keys(headers).length === 0 ? WebSocket : class extends WebSocket {
-      constructor(address: string | URL, protocols?: string | string[]) {
-        super(address, protocols, { headers: { ...headers } });
-      }
-    };
+    this.#webSocketImpl =
+      Object.keys(headers).length === 0
+        ? WebSocket
+        : class extends WebSocket {
+            constructor(address: string | URL, protocols?: string | string[]) {
+              super(address, protocols, { headers: { ...headers } });
+            }
+          };
   }
 
   /**

@@ -38,10 +38,15 @@ function post(headers: Readonly<Record<string, string | undefined>> = {}): Promi
 function upgrade(origin?: string): Promise<{ status: number; body?: any }> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(wsUrl(gateway.url), 'graphql-transport-ws', origin ? { origin } : {});
-    socket.once('open', () => { socket.close(); resolve({ status: 101 }); });
+    socket.once('open', () => {
+      socket.close();
+      resolve({ status: 101 });
+    });
     socket.once('unexpected-response', (_req, res) => {
       let text = '';
-      res.on('data', (chunk: Buffer) => { text += chunk; });
+      res.on('data', (chunk: Buffer) => {
+        text += chunk;
+      });
       res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined }));
     });
     socket.once('error', reject);
@@ -59,9 +64,15 @@ describe('HTTP', () => {
     }
   });
 
-  test('no Origin (curl, servers), the gateway\'s own origin and its localhost aliases, and PUBLIC_GATEWAY_URL\'s are served', async () => {
+  test("no Origin (curl, servers), the gateway's own origin and its localhost aliases, and PUBLIC_GATEWAY_URL's are served", async () => {
     const port = new URL(gateway.url).port;
-    for (const headers of [{}, { origin: own }, { origin: `http://localhost:${port}` }, { origin: `http://[::1]:${port}` }, { origin: 'https://api.example.com' }]) {
+    for (const headers of [
+      {},
+      { origin: own },
+      { origin: `http://localhost:${port}` },
+      { origin: `http://[::1]:${port}` },
+      { origin: 'https://api.example.com' },
+    ]) {
       const response = await post(headers);
       assert.equal(response.status, 200, JSON.stringify(headers));
       assert.deepEqual(await response.json(), { data: { __typename: 'Query' } });

@@ -60,12 +60,14 @@ async function post(gateway: RunningGateway, options: { token?: string; headers?
 async function burst(count: number, send: () => Promise<Answer>, concurrency = count): Promise<Answer[]> {
   const answers: Answer[] = [];
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () => {
-    while (next < count) {
-      next++;
-      answers.push(await send());
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      while (next < count) {
+        next++;
+        answers.push(await send());
+      }
+    }),
+  );
   return answers;
 }
 
@@ -94,10 +96,16 @@ describe('operations over HTTP', () => {
     for (const answer of refused) assertRateLimited(answer, 'RATE_LIMIT_ANONYMOUS_HTTP_PER_WINDOW', 1);
     // The next window: wait on the condition, not on a clock.
     let again!: Answer;
-    await waitFor(async () => {
-      again = await post(gateway);
-      return again.status !== 429;
-    }, 'the next window to serve again', 5_000, () => again?.status, 250);
+    await waitFor(
+      async () => {
+        again = await post(gateway);
+        return again.status !== 429;
+      },
+      'the next window to serve again',
+      5_000,
+      () => again?.status,
+      250,
+    );
     assert.equal(again.status, 200, JSON.stringify(again.body));
     assert.deepEqual(again.body, { data: { __typename: 'Query' } });
   });
@@ -171,7 +179,11 @@ describe('operations over HTTP', () => {
   });
 
   test('with Redis unreachable the gateway serves, and counts per replica in memory', async () => {
-    const gateway = await gatewayWith({ REDIS_URL: `redis://127.0.0.1:${await freePort()}`, READINESS_TIMEOUT_MS: '200', RATE_LIMIT_ANONYMOUS_HTTP_PER_WINDOW: '3' });
+    const gateway = await gatewayWith({
+      REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+      READINESS_TIMEOUT_MS: '200',
+      RATE_LIMIT_ANONYMOUS_HTTP_PER_WINDOW: '3',
+    });
     assert.deepEqual(statuses(await burst(3, () => post(gateway))), [200, 200, 200]);
     assertRateLimited(await post(gateway), 'RATE_LIMIT_ANONYMOUS_HTTP_PER_WINDOW', 60);
   });

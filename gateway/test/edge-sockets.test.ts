@@ -54,16 +54,25 @@ function refusal(probe: SubscriptionProbe): { message: string; extensions: Recor
 }
 
 /** A raw WebSocket upgrade: the HTTP answer when refused, or "open". */
-function upgrade(gateway: RunningGateway, headers: Record<string, string> = {}): Promise<{ status: number; retryAfter?: string; body?: any; socket?: WebSocket }> {
+function upgrade(
+  gateway: RunningGateway,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; retryAfter?: string; body?: any; socket?: WebSocket }> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(wsUrl(gateway.url), 'graphql-transport-ws', { headers });
     socket.once('open', () => resolve({ status: 101, socket }));
     socket.once('unexpected-response', (_req, res) => {
       let text = '';
-      res.on('data', (chunk: Buffer) => { text += chunk; });
-      res.on('end', () => resolve({ status: res.statusCode!, retryAfter: res.headers['retry-after'] as string | undefined, body: text ? JSON.parse(text) : undefined }));
+      res.on('data', (chunk: Buffer) => {
+        text += chunk;
+      });
+      res.on('end', () =>
+        resolve({ status: res.statusCode!, retryAfter: res.headers['retry-after'] as string | undefined, body: text ? JSON.parse(text) : undefined }),
+      );
     });
-    socket.once('error', (error) => { if (!socket.listenerCount('unexpected-response')) reject(error); });
+    socket.once('error', (error) => {
+      if (!socket.listenerCount('unexpected-response')) reject(error);
+    });
   });
 }
 
@@ -82,7 +91,10 @@ describe('subscriptions per socket', () => {
     assert.equal(error.extensions.retryAfterSeconds, 10);
     assert.match(error.message, /at most 100/);
     assert.equal(gateway.metrics().subscriptions, 100);
-    assert.ok(probes.every((p) => !p.ended), 'the first 100 go on');
+    assert.ok(
+      probes.every((p) => !p.ended),
+      'the first 100 go on',
+    );
 
     probes[0].dispose();
     await waitFor(() => gateway.metrics().subscriptions === 99, 'one subscription ended');
@@ -114,7 +126,11 @@ describe('subscriptions per socket', () => {
 
   test('queries over graphql-ws share the HTTP allowance', async () => {
     const gateway = await gatewayWith({ RATE_LIMIT_ANONYMOUS_HTTP_PER_WINDOW: '2' });
-    const http = await fetch(gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }) });
+    const http = await fetch(gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
     assert.equal(http.status, 200);
     const client = connect(gateway);
     const first = client.subscribe('{ __typename }');
@@ -142,7 +158,10 @@ describe('sockets per client', () => {
     assert.equal(closed.code, 4429);
     assert.match(closed.reason, /^RATE_LIMITED: Too many open WebSocket connections: at most 20 for this token subject/);
     await refused.end();
-    assert.ok(open.every(({ probe }) => !probe.ended), 'the first 20 go on');
+    assert.ok(
+      open.every(({ probe }) => !probe.ended),
+      'the first 20 go on',
+    );
 
     // Another subject from the same address is not affected.
     const other = connect(gateway, await stack.token('few-sockets', ['customer'])).subscribe(STOCK, { skus: ['SOCK-OTHER'] });
@@ -154,13 +173,16 @@ describe('sockets per client', () => {
     await waitFor(async () => {
       const client = connect(gateway, token);
       const probe = client.subscribe(STOCK, { skus: ['SOCK-AGAIN'] });
-      const outcome = await Promise.race([client.closed(5_000).then(() => false), waitFor(() => gateway.metrics().subscriptions === 21, 'admitted', 5_000).then(() => true)]);
+      const outcome = await Promise.race([
+        client.closed(5_000).then(() => false),
+        waitFor(() => gateway.metrics().subscriptions === 21, 'admitted', 5_000).then(() => true),
+      ]);
       if (!outcome) await probe.end();
       return outcome;
     }, 'a new socket admitted after one closed');
   });
 
-  test('two replicas share the count of a subject\'s sockets through Redis', async () => {
+  test("two replicas share the count of a subject's sockets through Redis", async () => {
     const shared = `${stack.config.redisPrefix}socket-replicas:`;
     const env = { MAX_SOCKETS_PER_CLIENT: '2' };
     const a = await gatewayWith(env, shared);

@@ -18,7 +18,9 @@ function recordingSubgraph() {
     async process(options) {
       requests.push(options);
       const reps = (options.request.variables?.representations ?? []) as { sku: string }[];
-      const errors = reps.flatMap((r, i) => (r.sku === 'BAD' ? [{ message: `no product ${r.sku}`, path: ['_entities', i, 'name'], extensions: { code: 'NOT_FOUND' } }] : []));
+      const errors = reps.flatMap((r, i) =>
+        r.sku === 'BAD' ? [{ message: `no product ${r.sku}`, path: ['_entities', i, 'name'], extensions: { code: 'NOT_FOUND' } }] : [],
+      );
       return {
         data: { _entities: reps.map((r) => (r.sku === 'BAD' ? null : { name: `name of ${r.sku}` })) },
         ...(errors.length ? { errors: errors as never } : {}),
@@ -43,7 +45,10 @@ describe('EntityBatcher', () => {
     const batcher = new EntityBatcher(subgraph.source);
     const [a, b, c] = await Promise.all([fetch(batcher, ['A1', 'A2']), fetch(batcher, ['B1']), fetch(batcher, ['C1', 'C2', 'C3'])]);
     assert.equal(subgraph.requests.length, 1);
-    assert.deepEqual((subgraph.requests[0].request.variables!.representations as { sku: string }[]).map((r) => r.sku), ['A1', 'A2', 'B1', 'C1', 'C2', 'C3']);
+    assert.deepEqual(
+      (subgraph.requests[0].request.variables!.representations as { sku: string }[]).map((r) => r.sku),
+      ['A1', 'A2', 'B1', 'C1', 'C2', 'C3'],
+    );
     assert.deepEqual(a.data, { _entities: [{ name: 'name of A1' }, { name: 'name of A2' }] });
     assert.deepEqual(b.data, { _entities: [{ name: 'name of B1' }] });
     assert.deepEqual(c.data, { _entities: [{ name: 'name of C1' }, { name: 'name of C2' }, { name: 'name of C3' }] });
@@ -62,16 +67,32 @@ describe('EntityBatcher', () => {
   it('never mixes credentials or operations in one request, and lets other requests through untouched', async () => {
     const subgraph = recordingSubgraph();
     const batcher = new EntityBatcher(subgraph.source);
-    await Promise.all([fetch(batcher, ['A1'], 'Bearer alice'), fetch(batcher, ['B1'], 'Bearer bob'), fetch(batcher, ['C1'], 'Bearer alice', QUERY.replace('name', 'name sku'))]);
+    await Promise.all([
+      fetch(batcher, ['A1'], 'Bearer alice'),
+      fetch(batcher, ['B1'], 'Bearer bob'),
+      fetch(batcher, ['C1'], 'Bearer alice', QUERY.replace('name', 'name sku')),
+    ]);
     assert.equal(subgraph.requests.length, 3);
-    const plain = await batcher.process({ kind: 'incoming operation', request: { query: '{ __typename }' }, context: {}, incomingRequestContext: {} as never } as Options);
+    const plain = await batcher.process({
+      kind: 'incoming operation',
+      request: { query: '{ __typename }' },
+      context: {},
+      incomingRequestContext: {} as never,
+    } as Options);
     assert.deepEqual(plain.data, { _entities: [] });
     assert.equal(subgraph.requests.length, 4);
   });
 
   it('fails every caller of a batch whose request failed', async () => {
-    const batcher = new EntityBatcher({ process: async () => { throw new Error('connection refused'); } });
+    const batcher = new EntityBatcher({
+      process: async () => {
+        throw new Error('connection refused');
+      },
+    });
     const results = await Promise.allSettled([fetch(batcher, ['A1']), fetch(batcher, ['B1'])]);
-    assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['rejected', 'rejected'],
+    );
   });
 });

@@ -16,12 +16,19 @@ before(async () => {
     req.on('end', () => {
       if (req.url === '/slow') return void setTimeout(() => res.end('late'), 2_000).unref();
       const status = req.url === '/forbidden' ? 403 : 200;
-      const body = JSON.stringify({ method: req.method, auth: req.headers.authorization ?? null, length: req.headers['content-length'], echo: Buffer.concat(chunks).toString() });
+      const body = JSON.stringify({
+        method: req.method,
+        auth: req.headers.authorization ?? null,
+        length: req.headers['content-length'],
+        echo: Buffer.concat(chunks).toString(),
+      });
       res.writeHead(status, { 'content-type': 'application/json', 'x-multi': ['a', 'b'] });
       res.end(body);
     });
   });
-  server.on('connection', () => { connections += 1; });
+  server.on('connection', () => {
+    connections += 1;
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -36,7 +43,11 @@ test('POSTs the body with its headers and reads JSON, reusing one socket', async
   try {
     const before = connections;
     for (let i = 0; i < 5; i++) {
-      const response = await fetcher(`${base}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer x' }, body: '{"query":"{ a }"}' });
+      const response = await fetcher(`${base}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer x' },
+        body: '{"query":"{ a }"}',
+      });
       assert.equal(response.ok, true);
       assert.equal(response.status, 200);
       assert.equal(response.url, `${base}/graphql`);
@@ -71,7 +82,10 @@ test('a non-2xx answer is a response with ok false, not an exception; clone read
 test('a refused connection and a timeout are errors that name the URL', async () => {
   const fetcher = createKeepAliveFetcher({ timeoutMs: 200 });
   try {
-    await assert.rejects(fetcher('http://127.0.0.1:9/graphql', { method: 'POST', body: '{}' }), /request to http:\/\/127\.0\.0\.1:9\/graphql failed: .*ECONNREFUSED/);
+    await assert.rejects(
+      fetcher('http://127.0.0.1:9/graphql', { method: 'POST', body: '{}' }),
+      /request to http:\/\/127\.0\.0\.1:9\/graphql failed: .*ECONNREFUSED/,
+    );
     await assert.rejects(fetcher(`${base}/slow`, { method: 'POST', body: '{}' }), /timed out after 200 ms/);
   } finally {
     fetcher.close();

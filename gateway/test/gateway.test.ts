@@ -37,17 +37,23 @@ after(async () => {
 /** A keep-alive fetcher that counts the calls that reach subgraphs. */
 function countingFetcher(): Fetcher & { calls: number; close(): void } {
   const inner = createKeepAliveFetcher();
-  const fetcher = Object.assign((url: string, init?: Parameters<Fetcher>[1]) => {
-    fetcher.calls += 1;
-    return inner(url, init);
-  }, { calls: 0, close: () => inner.close() });
+  const fetcher = Object.assign(
+    (url: string, init?: Parameters<Fetcher>[1]) => {
+      fetcher.calls += 1;
+      return inner(url, init);
+    },
+    { calls: 0, close: () => inner.close() },
+  );
   return fetcher;
 }
 
 describe('auth at the edge, forwarded to subgraphs', () => {
   test('an admin token is forwarded unchanged: the admin mutation succeeds', async () => {
     const token = await stack.token('ada', ['admin']);
-    const result = await stack.graphql(CREATE, { token, variables: { input: { sku: 'GW-ADMIN-1', name: 'Gateway mug', price: { amount: 1299, currency: 'EUR' } } } });
+    const result = await stack.graphql(CREATE, {
+      token,
+      variables: { input: { sku: 'GW-ADMIN-1', name: 'Gateway mug', price: { amount: 1299, currency: 'EUR' } } },
+    });
     assert.equal(result.errors, undefined, JSON.stringify(result.errors));
     assert.deepEqual(result.data.createProduct, { sku: 'GW-ADMIN-1', name: 'Gateway mug', price: { amount: 1299, currency: 'EUR' } });
   });
@@ -92,7 +98,7 @@ describe('auth at the edge, forwarded to subgraphs', () => {
           headers: { 'content-type': 'application/json', ...headers },
           body: JSON.stringify({ query: CREATE, variables: { input: { sku: `GW-BAD-${name}`, name: 'x', price: { amount: 1, currency: 'EUR' } } } }),
         });
-        const body = await response.json() as any;
+        const body = (await response.json()) as any;
         assert.equal(response.status, 401, name);
         assert.equal(body.errors?.[0]?.extensions?.code, 'UNAUTHENTICATED', name);
         assert.match(body.errors[0].message, message, name);
@@ -127,7 +133,7 @@ describe('errors', () => {
     assert.equal(result.errors?.[0].extensions?.code, 'SERVICE_UNAVAILABLE');
     assert.equal(result.errors?.[0].extensions?.retryAfterSeconds, 2);
     assert.equal(result.status, 503);
-    assert.match(result.errors![0].message, /ECONNREFUSED/, 'the cause, not an error of the gateway\'s own hooks');
+    assert.match(result.errors![0].message, /ECONNREFUSED/, "the cause, not an error of the gateway's own hooks");
   });
 
   test('in production, an unreachable subgraph is SERVICE_UNAVAILABLE without URLs', async () => {
@@ -142,7 +148,7 @@ describe('errors', () => {
 
 describe('health', () => {
   test('/healthz names the process and its memory outside production', async () => {
-    const health = await (await fetch(`${new URL(stack.gateway!.url).origin}/healthz`)).json() as any;
+    const health = (await (await fetch(`${new URL(stack.gateway!.url).origin}/healthz`)).json()) as any;
     assert.equal(health.status, 'ok');
     assert.equal(health.pid, process.pid);
     assert.ok(health.rssBytes > 0 && health.maxRssBytes >= health.rssBytes * 0.5);
@@ -152,7 +158,7 @@ describe('health', () => {
     // The stack's gateway uses the full supergraph; only product runs, so the others are down
     // (unless something listens on their default ports: then they are checked for real).
     const response = await fetch(`${new URL(stack.gateway!.url).origin}/readyz`);
-    const report = await response.json() as any;
+    const report = (await response.json()) as any;
     assert.equal(report.checks.product.ok, true);
     assert.equal(report.checks.supergraph.ok, true);
     assert.deepEqual(Object.keys(report.checks).sort(), ['inventory', 'order', 'payment', 'product', 'shipment', 'supergraph']);
@@ -207,7 +213,10 @@ describe('supergraph loading and routing', () => {
   });
 
   test('an override that is not an http(s) URL is refused at start', async () => {
-    await assert.rejects(startGateway({ config: stack.config, port: 0, subgraphUrls: { product: 'ftp://example/graphql' } }), /subgraph "product" must be http or https/);
+    await assert.rejects(
+      startGateway({ config: stack.config, port: 0, subgraphUrls: { product: 'ftp://example/graphql' } }),
+      /subgraph "product" must be http or https/,
+    );
   });
 
   test('any supergraph works: one composed from the product subgraph alone, and /readyz is ready', async () => {

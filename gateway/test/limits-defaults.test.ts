@@ -9,14 +9,29 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import {
-  type DocumentNode, type GraphQLError, Lexer, Source, TokenKind, getIntrospectionQuery, getOperationAST, parse, print, separateOperations,
+  type DocumentNode,
+  type GraphQLError,
+  Lexer,
+  Source,
+  TokenKind,
+  getIntrospectionQuery,
+  getOperationAST,
+  parse,
+  print,
+  separateOperations,
 } from 'graphql';
 import { Supergraph, operationFromDocument } from '@apollo/federation-internals';
 import { QueryPlanner } from '@apollo/query-planner';
 import { getComplexity } from 'graphql-query-complexity';
 import { REPO_ROOT } from '@swiftcart/platform/config';
 import {
-  DEFAULT_OPERATION_LIMITS, type OperationLimits, costLimiter, limitValidationRules, listCostEstimator, parseWithLimit, validateWithLimits,
+  DEFAULT_OPERATION_LIMITS,
+  type OperationLimits,
+  costLimiter,
+  limitValidationRules,
+  listCostEstimator,
+  parseWithLimit,
+  validateWithLimits,
 } from '@swiftcart/platform/limits';
 import { MAX_PAGE_SIZE } from '@swiftcart/platform/pagination';
 import { requestDocuments, subscriptionDocuments } from '../../clients/sdk/src/operations.ts';
@@ -65,7 +80,12 @@ function clientOperations(): Map<string, DocumentNode> {
     operations.set(`SDK (storefront) ${name}`, parse(print(document as DocumentNode)));
   }
   for (const [name, document] of Object.entries(separateOperations(parse(EXAMPLE_DOCUMENT)))) operations.set(`Sandbox example ${name}`, document);
-  operations.set('Sandbox introspection', parse(getIntrospectionQuery({ descriptions: true, specifiedByUrl: true, directiveIsRepeatable: true, schemaDescription: true, inputValueDeprecation: true })));
+  operations.set(
+    'Sandbox introspection',
+    parse(
+      getIntrospectionQuery({ descriptions: true, specifiedByUrl: true, directiveIsRepeatable: true, schemaDescription: true, inputValueDeprecation: true }),
+    ),
+  );
   return operations;
 }
 
@@ -92,12 +112,19 @@ describe('client operations pass the defaults with room to spare', () => {
       assert.ok(tokenCount(text) <= HALF.maxTokens, `${tokenCount(text)} tokens`);
       const parsed = parseWithLimit(text, HALF.maxTokens);
       assert.equal((parsed as GraphQLError).message, undefined);
-      assert.deepEqual(validateWithLimits(schema, parsed as DocumentNode, limitValidationRules(HALF)).map((e) => e.message), []);
+      assert.deepEqual(
+        validateWithLimits(schema, parsed as DocumentNode, limitValidationRules(HALF)).map((e) => e.message),
+        [],
+      );
       // Computed directly (not through costLimiter, which leaves variables it cannot coerce to the
       // gateway): a wrong sample variable must fail here, not pass unchecked.
       const operation = getOperationAST(document)!;
       const cost = getComplexity({
-        schema, query: document, operationName: operation.name?.value, variables: VARIABLES, estimators: [listCostEstimator(HALF.assumedListSize)],
+        schema,
+        query: document,
+        operationName: operation.name?.value,
+        variables: VARIABLES,
+        estimators: [listCostEstimator(HALF.assumedListSize)],
       });
       assert.ok(cost <= HALF.maxCost, `cost ${cost} with first: ${MAX_PAGE_SIZE}`);
     });
@@ -126,7 +153,11 @@ function accepted(text: string, variables: Record<string, unknown> = {}): { ok: 
 }
 
 /** The largest document of `part(0) ... part(n - 1)` the defaults accept; `part(n)` added would be refused. */
-function fill(wrap: (parts: string) => string, part: (i: number) => string, variables: Record<string, unknown> = {}): { text: string; parts: number; refusedBy: string } {
+function fill(
+  wrap: (parts: string) => string,
+  part: (i: number) => string,
+  variables: Record<string, unknown> = {},
+): { text: string; parts: number; refusedBy: string } {
   let best = '';
   for (let n = 1; ; n++) {
     const text = wrap(Array.from({ length: n }, (_, i) => part(i)).join(' '));
@@ -153,10 +184,11 @@ function productChain(depth: number): string {
   return body;
 }
 
-const ORDER_FIELDS = 'id customerId status paymentMethod createdAt updatedAt version total { amount currency } '
-  + 'shippingAddress { name line1 line2 city postalCode country } timeline { status at eventType reason } '
-  + 'payment { status failureReason } shipment { id status carrier trackingNumber dispatchedAt deliveredAt } '
-  + 'items { sku quantity unitPrice { amount currency } lineTotal { amount currency } product { ';
+const ORDER_FIELDS =
+  'id customerId status paymentMethod createdAt updatedAt version total { amount currency } ' +
+  'shippingAddress { name line1 line2 city postalCode country } timeline { status at eventType reason } ' +
+  'payment { status failureReason } shipment { id status carrier trackingNumber dispatchedAt deliveredAt } ' +
+  'items { sku quantity unitPrice { amount currency } lineTotal { amount currency } product { ';
 
 describe('the worst documents the defaults accept plan well under 100 ms', () => {
   const planner = new QueryPlanner(supergraph);
@@ -174,49 +206,81 @@ describe('the worst documents the defaults accept plan well under 100 ms', () =>
   };
 
   const worst: [string, () => { text: string; variables?: Record<string, unknown>; beyond: string; refusedBy: RegExp }][] = [
-    ['maximum depth, every field at every level', () => ({
-      text: `{ product(sku: "SKU-0001") { ${productChain(DEFAULTS.maxDepth)} } }`,
-      beyond: `{ product(sku: "SKU-0001") { ${productChain(DEFAULTS.maxDepth + 1)} } }`,
-      refusedBy: /Query depth limit of 12 exceeded, found 13/,
-    })],
-    ['maximum aliases, each a chain of maximum depth through product and inventory', () => {
-      const part = (i: number) => `a${i}: product(sku: "SKU-${i}") { name stock { available product { name stock { available product { name stock { available product { name stock { available product { name stock { available product { name } } } } } } } } } } }`;
-      const filled = fill((parts) => `{ ${parts} }`, part);
-      assert.equal(filled.parts, DEFAULTS.maxAliases, filled.refusedBy);
-      return { text: filled.text, beyond: `{ ${Array.from({ length: filled.parts + 1 }, (_, i) => part(i)).join(' ')} }`, refusedBy: /Aliases limit of 15 exceeded, found 16/ };
-    }],
-    ['as many wide, deep chains as the limits let through', () => {
-      const part = (i: number) => `a${i}: product(sku: "SKU-${i}") { ${productChain(DEFAULTS.maxDepth)} }`;
-      const filled = fill((parts) => `{ ${parts} }`, part);
-      return { text: filled.text, beyond: `{ ${Array.from({ length: filled.parts + 1 }, (_, i) => part(i)).join(' ')} }`, refusedBy: /Token limit of 1000 exceeded/ };
-    }],
-    ['orders with everything, down to their products\' stock, as many as the limits let through', () => {
-      const part = (i: number) => `o${i}: order(id: "01900000-0000-7000-8000-00000000000${i % 10}") { ${ORDER_FIELDS}${productChain(DEFAULTS.maxDepth - 2)} } } }`;
-      const filled = fill((parts) => `{ ${parts} }`, part);
-      return { text: filled.text, beyond: `{ ${Array.from({ length: filled.parts + 1 }, (_, i) => part(i)).join(' ')} }`, refusedBy: /limit of/ };
-    }],
-    ['maximum cost: pages of products with their stock, as large as the cost limit lets through', () => {
-      const part = (i: number) => `p${i}: products(first: ${MAX_PAGE_SIZE}) { edges { node { ${PRODUCT_FIELDS} stock { ${STOCK_FIELDS} } } } }`;
-      const filled = fill((parts) => `{ ${parts} }`, part);
-      return { text: filled.text, beyond: `{ ${Array.from({ length: filled.parts + 1 }, (_, i) => part(i)).join(' ')} }`, refusedBy: /Query cost limit of 10000 exceeded/ };
-    }],
-    ['maximum directives: every hop into another subgraph conditional', () => {
-      // Slots from the top: product, stock, then the chain below; the first `directives` get a condition.
-      const chain = (directives: number) => {
-        const condition = (slot: number) => (slot < directives ? ` @include(if: $v${slot % 5})` : '');
-        let body = 'name';
-        for (let level = DEFAULTS.maxDepth - 1; level >= 3; level--) {
-          body = level % 2 === 1 ? `available product${condition(level - 1)} { ${body} }` : `name stock${condition(level - 1)} { ${body} }`;
-        }
-        return `query Conditional($v0: Boolean!, $v1: Boolean!, $v2: Boolean!, $v3: Boolean!, $v4: Boolean!) { product(sku: "SKU-0001")${condition(0)} { name stock${condition(1)} { ${body} } } }`;
-      };
-      return {
-        text: chain(DEFAULTS.maxDirectives),
-        variables: { v0: true, v1: true, v2: true, v3: true, v4: true },
-        beyond: chain(DEFAULTS.maxDirectives + 1),
-        refusedBy: /Directives limit of 10 exceeded, found 11/,
-      };
-    }],
+    [
+      'maximum depth, every field at every level',
+      () => ({
+        text: `{ product(sku: "SKU-0001") { ${productChain(DEFAULTS.maxDepth)} } }`,
+        beyond: `{ product(sku: "SKU-0001") { ${productChain(DEFAULTS.maxDepth + 1)} } }`,
+        refusedBy: /Query depth limit of 12 exceeded, found 13/,
+      }),
+    ],
+    [
+      'maximum aliases, each a chain of maximum depth through product and inventory',
+      () => {
+        const part = (i: number) =>
+          `a${i}: product(sku: "SKU-${i}") { name stock { available product { name stock { available product { name stock { available product { name stock { available product { name stock { available product { name } } } } } } } } } } }`;
+        const filled = fill((parts) => `{ ${parts} }`, part);
+        assert.equal(filled.parts, DEFAULTS.maxAliases, filled.refusedBy);
+        return {
+          text: filled.text,
+          beyond: `{ ${Array.from({ length: filled.parts + 1 }, (_, i) => part(i)).join(' ')} }`,
+          refusedBy: /Aliases limit of 15 exceeded, found 16/,
+        };
+      },
+    ],
+    [
+      'as many wide, deep chains as the limits let through',
+      () => {
+        const part = (i: number) => `a${i}: product(sku: "SKU-${i}") { ${productChain(DEFAULTS.maxDepth)} }`;
+        const filled = fill((parts) => `{ ${parts} }`, part);
+        return {
+          text: filled.text,
+          beyond: `{ ${Array.from({ length: filled.parts + 1 }, (_, i) => part(i)).join(' ')} }`,
+          refusedBy: /Token limit of 1000 exceeded/,
+        };
+      },
+    ],
+    [
+      "orders with everything, down to their products' stock, as many as the limits let through",
+      () => {
+        const part = (i: number) =>
+          `o${i}: order(id: "01900000-0000-7000-8000-00000000000${i % 10}") { ${ORDER_FIELDS}${productChain(DEFAULTS.maxDepth - 2)} } } }`;
+        const filled = fill((parts) => `{ ${parts} }`, part);
+        return { text: filled.text, beyond: `{ ${Array.from({ length: filled.parts + 1 }, (_, i) => part(i)).join(' ')} }`, refusedBy: /limit of/ };
+      },
+    ],
+    [
+      'maximum cost: pages of products with their stock, as large as the cost limit lets through',
+      () => {
+        const part = (i: number) => `p${i}: products(first: ${MAX_PAGE_SIZE}) { edges { node { ${PRODUCT_FIELDS} stock { ${STOCK_FIELDS} } } } }`;
+        const filled = fill((parts) => `{ ${parts} }`, part);
+        return {
+          text: filled.text,
+          beyond: `{ ${Array.from({ length: filled.parts + 1 }, (_, i) => part(i)).join(' ')} }`,
+          refusedBy: /Query cost limit of 10000 exceeded/,
+        };
+      },
+    ],
+    [
+      'maximum directives: every hop into another subgraph conditional',
+      () => {
+        // Slots from the top: product, stock, then the chain below; the first `directives` get a condition.
+        const chain = (directives: number) => {
+          const condition = (slot: number) => (slot < directives ? ` @include(if: $v${slot % 5})` : '');
+          let body = 'name';
+          for (let level = DEFAULTS.maxDepth - 1; level >= 3; level--) {
+            body = level % 2 === 1 ? `available product${condition(level - 1)} { ${body} }` : `name stock${condition(level - 1)} { ${body} }`;
+          }
+          return `query Conditional($v0: Boolean!, $v1: Boolean!, $v2: Boolean!, $v3: Boolean!, $v4: Boolean!) { product(sku: "SKU-0001")${condition(0)} { name stock${condition(1)} { ${body} } } }`;
+        };
+        return {
+          text: chain(DEFAULTS.maxDirectives),
+          variables: { v0: true, v1: true, v2: true, v3: true, v4: true },
+          beyond: chain(DEFAULTS.maxDirectives + 1),
+          refusedBy: /Directives limit of 10 exceeded, found 11/,
+        };
+      },
+    ],
   ];
 
   for (const [name, build] of worst) {

@@ -27,7 +27,8 @@ function nested(pairs: number, sku = SKU): string {
 const ALIAS_BOMB = `{ ${Array.from({ length: 150 }, (_, i) => `a${i}: products(first: 100) { edges { node { sku name price { amount currency } stock { available } } } }`).join(' ')} }`;
 
 /** Pages of products with every field and their stock: 1 + 100 × 18 = 1,801 each. */
-const PAGE = 'edges { node { sku name description status createdAt updatedAt price { amount currency } stock { sku onHand reserved available version updatedAt } } }';
+const PAGE =
+  'edges { node { sku name description status createdAt updatedAt price { amount currency } stock { sku onHand reserved available version updatedAt } } }';
 
 /** `count` aliased pages of `first` products; `first` may be a variable. */
 function pages(count: number, first: string | number): string {
@@ -64,10 +65,17 @@ function assertRefused(result: HttpResult, code: string, message: RegExp, limit?
 }
 
 /** What one graphql-ws query got: its result, or the errors it was refused with. */
-function wsOnce(client: Client, payload: { query: string; operationName?: string; variables?: Record<string, unknown> }, timeoutMs = 5_000): Promise<LiveResult> {
+function wsOnce(
+  client: Client,
+  payload: { query: string; operationName?: string; variables?: Record<string, unknown> },
+  timeoutMs = 5_000,
+): Promise<LiveResult> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms to ${JSON.stringify(payload).slice(0, 200)}`)), timeoutMs);
-    const settle = (settled: () => void) => { clearTimeout(timer); settled(); };
+    const settle = (settled: () => void) => {
+      clearTimeout(timer);
+      settled();
+    };
     // Queries and refusals end by themselves: disposing a finished one would release the lazy
     // client's hold on the socket a second time and close it under the other subscriptions.
     client.subscribe(payload, {
@@ -93,22 +101,36 @@ let roomy: RunningGateway;
 let subgraphCalls = 0;
 let fetcher: (Fetcher & { close(): void }) | undefined;
 const logged: Record<string, any>[] = [];
-const capture = (name: string) => createLogger(name, 'info', { write: (line: string) => { logged.push(JSON.parse(line)); } });
+const capture = (name: string) =>
+  createLogger(name, 'info', {
+    write: (line: string) => {
+      logged.push(JSON.parse(line));
+    },
+  });
 
 before(async () => {
   stack = await startStack({ services: ['product', 'inventory'], gateway: true, log: capture });
   gatewayUrl = stack.gateway!.url;
   const admin = await stack.token('ada', ['admin']);
-  const created = await stack.graphql(
-    'mutation Create($input: CreateProductInput!) { createProduct(input: $input) { sku } }',
-    { token: admin, variables: { input: { sku: SKU, name: 'Limit mug', price: { amount: 900, currency: 'EUR' } } } },
-  );
+  const created = await stack.graphql('mutation Create($input: CreateProductInput!) { createProduct(input: $input) { sku } }', {
+    token: admin,
+    variables: { input: { sku: SKU, name: 'Limit mug', price: { amount: 900, currency: 'EUR' } } },
+  });
   assert.equal(created.errors, undefined, JSON.stringify(created.errors));
   const inner = createKeepAliveFetcher();
-  fetcher = Object.assign((url: string, init?: Parameters<Fetcher>[1]) => { subgraphCalls++; return inner(url, init); }, { close: () => inner.close() });
+  fetcher = Object.assign(
+    (url: string, init?: Parameters<Fetcher>[1]) => {
+      subgraphCalls++;
+      return inner(url, init);
+    },
+    { close: () => inner.close() },
+  );
   const config: Config = { ...stack.config, vars: { ...stack.config.vars, GRAPHQL_MAX_TOKENS: '50000' } };
   roomy = await startGateway({
-    config, port: 0, fetcher, log: capture('gateway'),
+    config,
+    port: 0,
+    fetcher,
+    log: capture('gateway'),
     subgraphUrls: { product: stack.services.product!.url, inventory: stack.services.inventory!.url },
   });
 });
@@ -119,7 +141,7 @@ after(async () => {
   await stack?.close();
 });
 
-describe('the issue\'s 1,000-level query', () => {
+describe("the issue's 1,000-level query", () => {
   const query = nested(1_000);
 
   test('is 37 KB, and refused with 400 within a second, every time: the heap and /healthz are unchanged', async () => {
@@ -164,8 +186,12 @@ describe('depth', () => {
   });
 
   test('13 levels are refused with DEPTH_LIMIT_EXCEEDED, fragments counted by their fields', async () => {
-    assertRefused(await post(gatewayUrl, { query: `{ product(sku: "${SKU}") { ${'stock { product { '.repeat(5)}stock { available }${' } }'.repeat(5)} } }` }),
-      'DEPTH_LIMIT_EXCEEDED', /^Query depth limit of 12 exceeded, found 13\.$/, 12);
+    assertRefused(
+      await post(gatewayUrl, { query: `{ product(sku: "${SKU}") { ${'stock { product { '.repeat(5)}stock { available }${' } }'.repeat(5)} } }` }),
+      'DEPTH_LIMIT_EXCEEDED',
+      /^Query depth limit of 12 exceeded, found 13\.$/,
+      12,
+    );
     const viaFragments = `query Deep { product(sku: "${SKU}") { ...A } }
       fragment A on Product { stock { product { stock { product { ...B } } } } }
       fragment B on Product { stock { product { stock { product { stock { product { stock { available } } } } } } } }`;
@@ -174,7 +200,7 @@ describe('depth', () => {
 });
 
 describe('aliases', () => {
-  test('the issue\'s alias bomb is refused with 400: by the token limit, or with tokens to spare by the alias limit', async () => {
+  test("the issue's alias bomb is refused with 400: by the token limit, or with tokens to spare by the alias limit", async () => {
     assertRefused(await post(gatewayUrl, { query: ALIAS_BOMB }), 'TOKEN_LIMIT_EXCEEDED', /Token limit of 1000 exceeded/, 1000);
     const calls = subgraphCalls;
     assertRefused(await post(roomy.url, { query: ALIAS_BOMB }), 'ALIAS_LIMIT_EXCEEDED', /^Aliases limit of 15 exceeded, found 150\.$/, 15);
@@ -187,14 +213,22 @@ describe('aliases', () => {
     assertRefused(await post(gatewayUrl, { query: bomb(60) }), 'ALIAS_LIMIT_EXCEEDED', /^Aliases limit of 15 exceeded, found 60\.$/, 15);
     const served = await post(gatewayUrl, { query: bomb(15) });
     assert.equal(served.status, 200, JSON.stringify(served.body));
-    assert.deepEqual(served.body.data.a14.edges.map((e: any) => e.node), [{ sku: SKU, stock: { available: 0 } }]);
+    assert.deepEqual(
+      served.body.data.a14.edges.map((e: any) => e.node),
+      [{ sku: SKU, stock: { available: 0 } }],
+    );
   });
 });
 
 describe('cost', () => {
   test('six pages of 100 products with their stock (cost 10,806) are refused with COST_LIMIT_EXCEEDED before any subgraph call', async () => {
     const calls = subgraphCalls;
-    assertRefused(await post(roomy.url, { query: `{ ${pages(6, 100)} }` }), 'COST_LIMIT_EXCEEDED', /^Query cost limit of 10000 exceeded, found 10806\.$/, 10_000);
+    assertRefused(
+      await post(roomy.url, { query: `{ ${pages(6, 100)} }` }),
+      'COST_LIMIT_EXCEEDED',
+      /^Query cost limit of 10000 exceeded, found 10806\.$/,
+      10_000,
+    );
     assert.equal(subgraphCalls, calls);
     const five = await post(gatewayUrl, { query: `{ ${pages(5, 100)} }` });
     assert.equal(five.status, 200, JSON.stringify(five.body));
@@ -217,7 +251,12 @@ describe('directives and tokens', () => {
   });
 
   test('a document over 1,000 tokens is refused with TOKEN_LIMIT_EXCEEDED while it is parsed; other syntax errors keep GRAPHQL_PARSE_FAILED', async () => {
-    assertRefused(await post(gatewayUrl, { query: `{ product(sku: "${SKU}") { ${'name '.repeat(1_000)} } }` }), 'TOKEN_LIMIT_EXCEEDED', /^Token limit of 1000 exceeded\.$/, 1000);
+    assertRefused(
+      await post(gatewayUrl, { query: `{ product(sku: "${SKU}") { ${'name '.repeat(1_000)} } }` }),
+      'TOKEN_LIMIT_EXCEEDED',
+      /^Token limit of 1000 exceeded\.$/,
+      1000,
+    );
     const broken = await post(gatewayUrl, { query: '{ product(' });
     assert.equal(broken.status, 400);
     assert.equal(broken.body.errors?.[0].extensions?.code, 'GRAPHQL_PARSE_FAILED');
@@ -230,8 +269,16 @@ describe('operationName', () => {
   });
 
   test('an unknown operationName: 400 OPERATION_RESOLUTION_FAILURE naming it; a known one is served', async () => {
-    assertRefused(await post(gatewayUrl, { query: TWO_OPERATIONS, operationName: 'Third' }), 'OPERATION_RESOLUTION_FAILURE', /^Unknown operation named "Third"\.$/);
-    assertRefused(await post(gatewayUrl, { query: `query Only { product(sku: "${SKU}") { name } }`, operationName: 'Other' }), 'OPERATION_RESOLUTION_FAILURE', /"Other"/);
+    assertRefused(
+      await post(gatewayUrl, { query: TWO_OPERATIONS, operationName: 'Third' }),
+      'OPERATION_RESOLUTION_FAILURE',
+      /^Unknown operation named "Third"\.$/,
+    );
+    assertRefused(
+      await post(gatewayUrl, { query: `query Only { product(sku: "${SKU}") { name } }`, operationName: 'Other' }),
+      'OPERATION_RESOLUTION_FAILURE',
+      /"Other"/,
+    );
     assert.deepEqual((await post(gatewayUrl, { query: TWO_OPERATIONS, operationName: 'Second' })).body, { data: { product: { sku: SKU } } });
   });
 });
@@ -257,8 +304,16 @@ describe('over graphql-ws, the same limits and codes', () => {
     assertWsRefused(await wsOnce(live.client, { query: nested(6) }), 'DEPTH_LIMIT_EXCEEDED', /found 14/);
     assertWsRefused(await wsOnce(live.client, { query: nested(1_000) }), 'TOKEN_LIMIT_EXCEEDED', /^Token limit of 1000 exceeded\.$/);
     assertWsRefused(await wsOnce(live.client, { query: `{ ${pages(6, 100)} }` }), 'COST_LIMIT_EXCEEDED', /found 10806/);
-    assertWsRefused(await wsOnce(live.client, { query: `query Pages($first: Int!) { ${pages(6, '$first')} }`, variables: { first: 100 } }), 'COST_LIMIT_EXCEEDED', /found 10806/);
-    assertWsRefused(await wsOnce(live.client, { query: `{ ${Array.from({ length: 16 }, (_, i) => `a${i}: product(sku: "${SKU}") { name }`).join(' ')} }` }), 'ALIAS_LIMIT_EXCEEDED', /found 16/);
+    assertWsRefused(
+      await wsOnce(live.client, { query: `query Pages($first: Int!) { ${pages(6, '$first')} }`, variables: { first: 100 } }),
+      'COST_LIMIT_EXCEEDED',
+      /found 10806/,
+    );
+    assertWsRefused(
+      await wsOnce(live.client, { query: `{ ${Array.from({ length: 16 }, (_, i) => `a${i}: product(sku: "${SKU}") { name }`).join(' ')} }` }),
+      'ALIAS_LIMIT_EXCEEDED',
+      /found 16/,
+    );
     assert.deepEqual(await wsOnce(live.client, { query: `{ product(sku: "${SKU}") { name } }` }), { data: { product: { name: 'Limit mug' } } });
   });
 
@@ -276,29 +331,51 @@ describe('over graphql-ws, the same limits and codes', () => {
 
 describe('settings', () => {
   test('GRAPHQL_MAX_* set the limits; EDGE_LIMITS is on unless "off"; anything else is a ConfigError', () => {
-    const vars = { GRAPHQL_MAX_DEPTH: '20', GRAPHQL_MAX_ALIASES: '3', GRAPHQL_MAX_DIRECTIVES: '0', GRAPHQL_MAX_TOKENS: '2000', GRAPHQL_MAX_COST: '500', GRAPHQL_COST_LIST_SIZE: '5' };
-    assert.deepEqual(gatewayLimits({ env: 'development', vars }), { maxDepth: 20, maxAliases: 3, maxDirectives: 0, maxTokens: 2000, maxCost: 500, assumedListSize: 5 });
+    const vars = {
+      GRAPHQL_MAX_DEPTH: '20',
+      GRAPHQL_MAX_ALIASES: '3',
+      GRAPHQL_MAX_DIRECTIVES: '0',
+      GRAPHQL_MAX_TOKENS: '2000',
+      GRAPHQL_MAX_COST: '500',
+      GRAPHQL_COST_LIST_SIZE: '5',
+    };
+    assert.deepEqual(gatewayLimits({ env: 'development', vars }), {
+      maxDepth: 20,
+      maxAliases: 3,
+      maxDirectives: 0,
+      maxTokens: 2000,
+      maxCost: 500,
+      assumedListSize: 5,
+    });
     assert.deepEqual(gatewayLimits({ env: 'production', vars: {} }), DEFAULT_OPERATION_LIMITS);
     assert.equal(edgeLimitsEnabled({ env: 'development', vars: {} }), true);
     assert.equal(edgeLimitsEnabled({ env: 'production', vars: { EDGE_LIMITS: 'on' } }), true);
     assert.equal(edgeLimitsEnabled({ env: 'test', vars: { EDGE_LIMITS: 'OFF' } }), false);
     assert.equal(gatewayLimits({ env: 'test', vars: { EDGE_LIMITS: 'off' } }), null);
-    assert.throws(() => edgeLimitsEnabled({ env: 'test', vars: { EDGE_LIMITS: 'no' } }), (e: unknown) => e instanceof ConfigError && /EDGE_LIMITS must be "on" or "off"/.test(e.message));
+    assert.throws(
+      () => edgeLimitsEnabled({ env: 'test', vars: { EDGE_LIMITS: 'no' } }),
+      (e: unknown) => e instanceof ConfigError && /EDGE_LIMITS must be "on" or "off"/.test(e.message),
+    );
     assert.throws(() => gatewayLimits({ env: 'test', vars: { GRAPHQL_MAX_DEPTH: '0' } }), /GRAPHQL_MAX_DEPTH must be an integer from 1/);
   });
 
   test('EDGE_LIMITS=off serves what the limits refuse; production refuses to start with it', async () => {
     const off: Config = { ...stack.config, vars: { ...stack.config.vars, EDGE_LIMITS: 'off' } };
     await using unlimited = await startGateway({
-      config: off, port: 0, log: capture('gateway'), subgraphUrls: { product: stack.services.product!.url, inventory: stack.services.inventory!.url },
+      config: off,
+      port: 0,
+      log: capture('gateway'),
+      subgraphUrls: { product: stack.services.product!.url, inventory: stack.services.inventory!.url },
     });
     const deep = await post(unlimited.url, { query: nested(6) });
     assert.equal(deep.status, 200, JSON.stringify(deep.body));
     assert.equal(deep.body.data.product.stock.product.stock.product.stock.product.stock.product.stock.product.name, 'Limit mug');
     // operationName mistakes are client errors whatever the switch says.
     assertRefused(await post(unlimited.url, { query: TWO_OPERATIONS }), 'OPERATION_RESOLUTION_FAILURE', /operationName/);
-    await assert.rejects(startGateway({ config: { ...off, env: 'production' }, port: 0, log: capture('gateway') }),
-      (e: unknown) => e instanceof ConfigError && /EDGE_LIMITS=off is refused in production/.test(e.message));
+    await assert.rejects(
+      startGateway({ config: { ...off, env: 'production' }, port: 0, log: capture('gateway') }),
+      (e: unknown) => e instanceof ConfigError && /EDGE_LIMITS=off is refused in production/.test(e.message),
+    );
   });
 });
 

@@ -23,7 +23,11 @@ async function replica(name: string): Promise<{ url: string; calls: number; rese
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
-  state.close = () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); });
+  state.close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
   return state;
 }
 
@@ -36,7 +40,10 @@ describe('spreading subgraph calls over replicas', () => {
     [a, b] = await Promise.all([replica('a'), replica('b')]);
     dead = `http://127.0.0.1:${await freePort()}/graphql`;
   });
-  after(async () => { base.close(); await Promise.all([a.close(), b.close()]); });
+  after(async () => {
+    base.close();
+    await Promise.all([a.close(), b.close()]);
+  });
 
   const call = async (fetcher: ReturnType<typeof spreadingFetcher>, url: string) => (await fetcher(url, { method: 'POST', body: '{}' })).text();
 
@@ -101,14 +108,19 @@ describe('npm start --replicas and --workers', () => {
 
   test('runs replica k on port + 10·k and, with --workers, its worker on that port + 5', () => {
     const order = (options: { replicas: number; workers: boolean }) =>
-      serviceInstances(options, DEFAULT_SERVICE_PORTS).filter((i) => i.service === 'order').map(({ name, role, port }) => `${name} ${role} ${port}`);
+      serviceInstances(options, DEFAULT_SERVICE_PORTS)
+        .filter((i) => i.service === 'order')
+        .map(({ name, role, port }) => `${name} ${role} ${port}`);
     assert.deepEqual(order({ replicas: 1, workers: false }), ['order all 4003']);
     assert.deepEqual(order({ replicas: 2, workers: false }), ['order all 4003', 'order-2 all 4013']);
     assert.deepEqual(order({ replicas: 2, workers: true }), ['order api 4003', 'order-worker worker 4008', 'order-2 api 4013', 'order-worker-2 worker 4018']);
     const ports = serviceInstances({ replicas: 8, workers: true }, DEFAULT_SERVICE_PORTS).map((i) => i.port);
     assert.equal(new Set(ports).size, ports.length, 'no two processes share a port');
-    assert.ok(!ports.includes(4000), 'none takes the gateway\'s port');
-    assert.throws(() => serviceInstances({ replicas: 1, workers: true }, { ...DEFAULT_SERVICE_PORTS, order: 4006 }),
-      /product-worker and order would both listen on port 4006/, 'a moved port that lands on a worker is refused');
+    assert.ok(!ports.includes(4000), "none takes the gateway's port");
+    assert.throws(
+      () => serviceInstances({ replicas: 1, workers: true }, { ...DEFAULT_SERVICE_PORTS, order: 4006 }),
+      /product-worker and order would both listen on port 4006/,
+      'a moved port that lands on a worker is refused',
+    );
   });
 });

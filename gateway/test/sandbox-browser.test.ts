@@ -14,8 +14,16 @@ import { ensureChromium, freePort } from '../../scripts/infra.ts';
 import { isolatedConfig } from '../../test/support/stack.ts';
 import { type RunningGateway, startGateway } from '../src/gateway.ts';
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 /** Records the options our page hands to Sandbox, instead of drawing Sandbox. */
 const STAND_IN = 'window.EmbeddedSandbox = class { constructor(options) { window.constructedWith = options; } };';
@@ -53,8 +61,10 @@ describe('Sandbox landing page in Chromium', () => {
     const response = await page.goto(root);
     assert.equal(response?.status(), 200);
     assert.equal(cdn.length, 1, 'the page loads exactly one script from the CDN: Sandbox');
-    const options = await page.waitForFunction(() => (window as unknown as { constructedWith?: unknown }).constructedWith).then((h) => h.jsonValue()) as {
-      initialEndpoint: string; initialSubscriptionEndpoint: string; initialState: { document: string; headers: Record<string, string> };
+    const options = (await page.waitForFunction(() => (window as unknown as { constructedWith?: unknown }).constructedWith).then((h) => h.jsonValue())) as {
+      initialEndpoint: string;
+      initialSubscriptionEndpoint: string;
+      initialState: { document: string; headers: Record<string, string> };
     };
     assert.equal(options.initialEndpoint, gateway.url);
     assert.equal(options.initialSubscriptionEndpoint, gateway.url.replace(/^http/, 'ws'));
@@ -64,21 +74,33 @@ describe('Sandbox landing page in Chromium', () => {
     await page.close();
   });
 
-  it('the page at the gateway root is same-origin: its POSTs and WebSockets are accepted, as are an allowed page\'s; a foreign page\'s are refused (gateway/src/origins.ts)', async () => {
+  it("the page at the gateway root is same-origin: its POSTs and WebSockets are accepted, as are an allowed page's; a foreign page's are refused (gateway/src/origins.ts)", async () => {
     /** From inside `page`: a POSTed query's status, and whether a graphql-ws connection is acknowledged. */
-    const probe = (page: import('playwright-core').Page) => page.evaluate(async (url) => {
-      const status = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }) })
-        .then((r) => r.status, () => 'blocked');
-      const socket = await new Promise<string>((resolve) => {
-        const ws = new WebSocket(url.replace(/^http/, 'ws'), 'graphql-transport-ws');
-        ws.onopen = () => ws.send(JSON.stringify({ type: 'connection_init' }));
-        ws.onmessage = (event) => { resolve(JSON.parse(event.data).type); ws.close(); };
-        ws.onclose = (event) => resolve(`closed ${event.code}`);
-      });
-      return { status, socket };
-    }, gateway.url);
+    const probe = (page: import('playwright-core').Page) =>
+      page.evaluate(async (url) => {
+        const status = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ query: '{ __typename }' }),
+        }).then(
+          (r) => r.status,
+          () => 'blocked',
+        );
+        const socket = await new Promise<string>((resolve) => {
+          const ws = new WebSocket(url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+          ws.onopen = () => ws.send(JSON.stringify({ type: 'connection_init' }));
+          ws.onmessage = (event) => {
+            resolve(JSON.parse(event.data).type);
+            ws.close();
+          };
+          ws.onclose = (event) => resolve(`closed ${event.code}`);
+        });
+        return { status, socket };
+      }, gateway.url);
     const own = await browser.newPage();
-    await own.route(/embeddable-sandbox\.cdn\.apollographql\.com/, (route) => route.fulfill({ status: 200, contentType: 'application/javascript', body: STAND_IN }));
+    await own.route(/embeddable-sandbox\.cdn\.apollographql\.com/, (route) =>
+      route.fulfill({ status: 200, contentType: 'application/javascript', body: STAND_IN }),
+    );
     await own.goto(new URL('/', gateway.url).href);
     assert.deepEqual(await probe(own), { status: 200, socket: 'connection_ack' });
     await own.close();

@@ -15,7 +15,8 @@ import { type RunningGateway, startGateway } from '../src/gateway.ts';
 import { DEMO_TOKEN_LIFETIME_SECONDS, EXAMPLE_DOCUMENT, createSandbox, sandboxEndpoints } from '../src/sandbox.ts';
 
 const PRODUCTION_SECRET = 'sandbox-test-production-secret-0123456789';
-const CDN_SCRIPT = /<script nonce="[^"]+" src="https:\/\/embeddable-sandbox\.cdn\.apollographql\.com\/v2\/embeddable-sandbox\.umd\.production\.min\.js"><\/script>/;
+const CDN_SCRIPT =
+  /<script nonce="[^"]+" src="https:\/\/embeddable-sandbox\.cdn\.apollographql\.com\/v2\/embeddable-sandbox\.umd\.production\.min\.js"><\/script>/;
 
 /** The options object the page passes to `new window.EmbeddedSandbox(...)`. */
 function embeddedOptions(html: string): any {
@@ -44,7 +45,7 @@ describe('Sandbox at the gateway root, outside production', () => {
   });
   after(() => gateway?.close());
 
-  test('GET / is the Sandbox page (200, text/html) naming this gateway\'s endpoint and its ws:// subscription endpoint', async () => {
+  test("GET / is the Sandbox page (200, text/html) naming this gateway's endpoint and its ws:// subscription endpoint", async () => {
     assert.notEqual(new URL(gateway.url).port, '4000', 'a port picked at start (0), not the default');
     const response = await fetch(`${origin(gateway)}/`);
     assert.equal(response.status, 200);
@@ -69,7 +70,7 @@ describe('Sandbox at the gateway root, outside production', () => {
     assert.equal(gateway.sandboxUrl, `${origin(gateway)}/`);
   });
 
-  test('the default Authorization header is a 12-hour development token that the gateway\'s secret verifies as the demo customer', async () => {
+  test("the default Authorization header is a 12-hour development token that the gateway's secret verifies as the demo customer", async () => {
     const { headers } = embeddedOptions(await (await fetch(`${origin(gateway)}/`)).text()).initialState;
     assert.deepEqual(Object.keys(headers), ['Authorization']);
     const viewer = await viewerFromAuthorization(headers.Authorization, config.jwtSecret);
@@ -78,7 +79,7 @@ describe('Sandbox at the gateway root, outside production', () => {
     assert.equal(exp - iat, DEMO_TOKEN_LIFETIME_SECONDS);
     assert.equal(DEMO_TOKEN_LIFETIME_SECONDS, 12 * 3600);
     assert.ok(exp * 1000 > Date.now() + 11 * 3600 * 1000, 'good for a working session');
-    await assert.rejects(viewerFromAuthorization(headers.Authorization, PRODUCTION_SECRET), /signature/, 'signed with this gateway\'s secret only');
+    await assert.rejects(viewerFromAuthorization(headers.Authorization, PRODUCTION_SECRET), /signature/, "signed with this gateway's secret only");
     // The gateway accepts it at the edge.
     const response = await fetch(gateway.url, {
       method: 'POST',
@@ -94,17 +95,20 @@ describe('Sandbox at the gateway root, outside production', () => {
     assert.equal(document, EXAMPLE_DOCUMENT);
     const parsed = parse(document);
     const operations = parsed.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
-    assert.deepEqual(operations.map((o) => `${o.operation} ${o.name?.value}`), [
-      'query Products',
-      'mutation PlaceOrder',
-      'subscription StockChanges',
-      'subscription OrderUpdates',
-    ]);
+    assert.deepEqual(
+      operations.map((o) => `${o.operation} ${o.name?.value}`),
+      ['query Products', 'mutation PlaceOrder', 'subscription StockChanges', 'subscription OrderUpdates'],
+    );
     const fields = operations.map((o) => (o.selectionSet.selections[0] as { name: { value: string } }).name.value);
     assert.deepEqual(fields, ['products', 'placeOrder', 'stockLevelChanged', 'orderUpdated']);
 
-    const schema = Supergraph.build(await readFile(config.supergraphPath, 'utf8')).apiSchema().toGraphQLJSSchema();
-    assert.deepEqual(validate(schema, parsed).map((e) => e.message), []);
+    const schema = Supergraph.build(await readFile(config.supergraphPath, 'utf8'))
+      .apiSchema()
+      .toGraphQLJSSchema();
+    assert.deepEqual(
+      validate(schema, parsed).map((e) => e.message),
+      [],
+    );
     for (const operation of operations) {
       for (const definition of operation.variableDefinitions ?? []) {
         assert.ok(definition.variable.name.value in variables, `$${definition.variable.name.value} of ${operation.name?.value} has an example value`);
@@ -122,7 +126,7 @@ describe('Sandbox at the gateway root, outside production', () => {
     const html = await response.text();
     assert.match(html, CDN_SCRIPT);
     assert.deepEqual(embeddedOptions(html), fromRoot);
-    assert.doesNotMatch(html, /window\.location\.href/, 'the endpoint is explicit, not the page\'s URL');
+    assert.doesNotMatch(html, /window\.location\.href/, "the endpoint is explicit, not the page's URL");
 
     const head = await fetch(`${origin(gateway)}/`, { method: 'HEAD' });
     assert.equal(head.status, 200);
@@ -176,11 +180,20 @@ describe('Sandbox behind a proxy: PUBLIC_GATEWAY_URL', () => {
 describe('Sandbox in production', () => {
   test('there is no landing page at / or /graphql, and no token in any response', async () => {
     // PUBLIC_GATEWAY_URL is read in production too: its origin is one the gateway accepts (origins.ts).
-    const config = isolatedConfig({ NODE_ENV: 'production', JWT_SECRET: PRODUCTION_SECRET, LOG_LEVEL: 'silent', PUBLIC_GATEWAY_URL: 'https://api.example.com/graphql' });
+    const config = isolatedConfig({
+      NODE_ENV: 'production',
+      JWT_SECRET: PRODUCTION_SECRET,
+      LOG_LEVEL: 'silent',
+      PUBLIC_GATEWAY_URL: 'https://api.example.com/graphql',
+    });
     await using gateway = await startGateway({ config, port: 0 });
     assert.equal(gateway.sandboxUrl, null);
     const bodies: string[] = [];
-    for (const [url, method] of [[`${origin(gateway)}/`, 'GET'], [`${origin(gateway)}/`, 'HEAD'], [gateway.url, 'GET']] as const) {
+    for (const [url, method] of [
+      [`${origin(gateway)}/`, 'GET'],
+      [`${origin(gateway)}/`, 'HEAD'],
+      [gateway.url, 'GET'],
+    ] as const) {
       const response = await fetch(url, { method, headers: { accept: 'text/html' }, redirect: 'manual' });
       assert.doesNotMatch(response.headers.get('content-type') ?? '', /text\/html/, `${method} ${url}`);
       if (url !== gateway.url) assert.equal(response.status, 404, `${method} ${url}`);
@@ -194,16 +207,25 @@ describe('Sandbox in production', () => {
 
 describe('sandboxEndpoints', () => {
   test('follows the bound host and port; a wildcard bind address becomes loopback; IPv6 is bracketed', () => {
-    assert.deepEqual(sandboxEndpoints({ host: '127.0.0.1', port: 4000 }), { endpoint: 'http://127.0.0.1:4000/graphql', subscriptionEndpoint: 'ws://127.0.0.1:4000/graphql' });
-    assert.deepEqual(sandboxEndpoints({ host: 'localhost', port: 5123 }), { endpoint: 'http://localhost:5123/graphql', subscriptionEndpoint: 'ws://localhost:5123/graphql' });
+    assert.deepEqual(sandboxEndpoints({ host: '127.0.0.1', port: 4000 }), {
+      endpoint: 'http://127.0.0.1:4000/graphql',
+      subscriptionEndpoint: 'ws://127.0.0.1:4000/graphql',
+    });
+    assert.deepEqual(sandboxEndpoints({ host: 'localhost', port: 5123 }), {
+      endpoint: 'http://localhost:5123/graphql',
+      subscriptionEndpoint: 'ws://localhost:5123/graphql',
+    });
     assert.equal(sandboxEndpoints({ host: '0.0.0.0', port: 4000 }).endpoint, 'http://127.0.0.1:4000/graphql');
     assert.equal(sandboxEndpoints({ host: '::', port: 4000 }).subscriptionEndpoint, 'ws://[::1]:4000/graphql');
     assert.equal(sandboxEndpoints({ host: '::1', port: 4000 }).endpoint, 'http://[::1]:4000/graphql');
-    assert.deepEqual(sandboxEndpoints({ host: '0.0.0.0', port: 4000, publicUrl: 'http://localhost:8080/graphql' }), { endpoint: 'http://localhost:8080/graphql', subscriptionEndpoint: 'ws://localhost:8080/graphql' });
+    assert.deepEqual(sandboxEndpoints({ host: '0.0.0.0', port: 4000, publicUrl: 'http://localhost:8080/graphql' }), {
+      endpoint: 'http://localhost:8080/graphql',
+      subscriptionEndpoint: 'ws://localhost:8080/graphql',
+    });
   });
 });
 
-describe('the page\'s token', () => {
+describe("the page's token", () => {
   test('is signed once at start and renewed once half of its lifetime has passed', async () => {
     const secret = isolatedConfig().jwtSecret;
     let now = Date.now();
@@ -219,7 +241,11 @@ describe('the page\'s token', () => {
     const renewed = await header();
     assert.notEqual(renewed, first);
     assert.ok(claims(renewed).iat > claims(first).iat);
-    assert.deepEqual(await viewerFromAuthorization(renewed, secret), { customerId: 'demo-customer', roles: ['customer'], expiresAt: claims(renewed).exp * 1000 });
+    assert.deepEqual(await viewerFromAuthorization(renewed, secret), {
+      customerId: 'demo-customer',
+      roles: ['customer'],
+      expiresAt: claims(renewed).exp * 1000,
+    });
     assert.equal(await header(), renewed);
   });
 });

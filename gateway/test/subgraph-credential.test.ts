@@ -29,11 +29,16 @@ const CODE = 'GATEWAY_CREDENTIAL_REQUIRED';
 async function upgrade(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body?: any }> {
   const socket = new WebSocket(url.replace(/^http/, 'ws'), 'graphql-transport-ws', { headers });
   return new Promise((resolve, reject) => {
-    socket.once('open', () => { socket.close(); resolve({ status: 101 }); });
+    socket.once('open', () => {
+      socket.close();
+      resolve({ status: 101 });
+    });
     socket.once('unexpected-response', (_req, res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { text += chunk; });
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
       res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
     });
     socket.once('error', reject);
@@ -61,12 +66,7 @@ describe('subgraphs with SUBGRAPH_SECRET set', () => {
 
   const secret = () => stack.config.subgraphSecret!;
   /** Wrong credentials: another secret of the same length, a prefix, a longer one, an empty one. */
-  const wrong = () => [
-    `${secret().slice(0, -1)}${secret().endsWith('A') ? 'B' : 'A'}`,
-    secret().slice(0, 32),
-    `${secret()}x`,
-    '',
-  ];
+  const wrong = () => [`${secret().slice(0, -1)}${secret().endsWith('A') ? 'B' : 'A'}`, secret().slice(0, 32), `${secret()}x`, ''];
 
   test('an HTTP request without the credential, or with a wrong one, is refused with 401 before it runs', async () => {
     for (const url of [productUrl, inventoryUrl]) {
@@ -140,8 +140,10 @@ describe('subgraphs with SUBGRAPH_SECRET set', () => {
   test('through the gateway, a federated query, its readiness check and a subscription all carry the credential', async () => {
     const result = await stack.graphql(PRODUCTS);
     assert.equal(result.errors, undefined, JSON.stringify(result.errors));
-    assert.deepEqual(result.data.products.edges.map((e: any) => [e.node.sku, e.node.stock.available]),
-      catalogue.products.map((p, i) => [p.sku, catalogue.stock[i].onHand]));
+    assert.deepEqual(
+      result.data.products.edges.map((e: any) => [e.node.sku, e.node.stock.available]),
+      catalogue.products.map((p, i) => [p.sku, catalogue.stock[i].onHand]),
+    );
     const ready = await fetch(new URL('/readyz', stack.gateway!.url));
     const report = (await ready.json()) as any;
     assert.equal(report.checks.product.ok, true, JSON.stringify(report));
@@ -156,7 +158,12 @@ describe('subgraphs with SUBGRAPH_SECRET set', () => {
   test('a gateway with another secret is not ready, and its queries fail as an internal error that names the cause', async () => {
     const config = isolatedConfig({ SUBGRAPH_SECRET: `${secret()}-but-another` });
     // No reconnection attempts: a refused upgrade would otherwise be retried with backoff.
-    await using gateway = await startGateway({ config, port: 0, subgraphUrls: { product: productUrl, inventory: inventoryUrl }, live: { upstreamRetryAttempts: 0 } });
+    await using gateway = await startGateway({
+      config,
+      port: 0,
+      subgraphUrls: { product: productUrl, inventory: inventoryUrl },
+      live: { upstreamRetryAttempts: 0 },
+    });
     const ready = await fetch(new URL('/readyz', gateway.url));
     assert.equal(ready.status, 503);
     const report = (await ready.json()) as any;
@@ -180,7 +187,15 @@ describe('a subgraph without SUBGRAPH_SECRET (development)', () => {
 
   test('accepts requests without the credential and warns at start-up', async () => {
     assert.equal(config.subgraphSecret, null);
-    const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'development', LOG_LEVEL: 'info', DB_PREFIX: config.databasePrefix, REDIS_PREFIX: config.redisPrefix, KAFKA_TOPIC_PREFIX: config.kafkaTopicPrefix, PRODUCT_PORT: '0' };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      NODE_ENV: 'development',
+      LOG_LEVEL: 'info',
+      DB_PREFIX: config.databasePrefix,
+      REDIS_PREFIX: config.redisPrefix,
+      KAFKA_TOPIC_PREFIX: config.kafkaTopicPrefix,
+      PRODUCT_PORT: '0',
+    };
     delete env.SUBGRAPH_SECRET;
     const child = spawn(process.execPath, [path.join(REPO_ROOT, 'subgraphs/product/src/main.ts')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -192,11 +207,16 @@ describe('a subgraph without SUBGRAPH_SECRET (development)', () => {
             const entry = JSON.parse(line);
             if (entry.level === 'warn') warnings.push(entry.msg);
             if (entry.msg === 'product subgraph ready') resolve(entry.url);
-          } catch { /* not a log line */ }
+          } catch {
+            /* not a log line */
+          }
         });
         setTimeout(() => reject(new Error('the service did not start within 30 s')), 30_000).unref();
       });
-      assert.ok(warnings.some((w) => /SUBGRAPH_SECRET is unset/.test(w)), `warned at start-up: ${JSON.stringify(warnings)}`);
+      assert.ok(
+        warnings.some((w) => /SUBGRAPH_SECRET is unset/.test(w)),
+        `warned at start-up: ${JSON.stringify(warnings)}`,
+      );
       const result = await postGraphQL(url, '{ __typename }');
       assert.equal(result.status, 200);
       assert.deepEqual(result.data, { __typename: 'Query' });

@@ -31,11 +31,7 @@ function key(secret: string): Uint8Array {
 }
 
 /** Signs a development or test token with `sub` and `roles` claims. */
-export async function signToken(
-  secret: string,
-  claims: { sub: string; roles: readonly Role[] },
-  expiresIn: string | number = '12h',
-): Promise<string> {
+export async function signToken(secret: string, claims: { sub: string; roles: readonly Role[] }, expiresIn: string | number = '12h'): Promise<string> {
   for (const role of claims.roles) {
     if (!ROLES.includes(role)) throw new Error(`unknown role "${role}"; roles are ${ROLES.join(', ')}`);
   }
@@ -67,9 +63,13 @@ export async function viewerFromAuthorization(header: string | undefined | null,
     return Object.freeze({ customerId: payload.sub, roles: Object.freeze(roles), expiresAt: payload.exp! * 1000 });
   } catch (error) {
     const reason =
-      error instanceof joseErrors.JWTExpired ? 'the token has expired' :
-      error instanceof joseErrors.JWSSignatureVerificationFailed ? 'the token signature is invalid' :
-      error instanceof Error ? error.message : String(error);
+      error instanceof joseErrors.JWTExpired
+        ? 'the token has expired'
+        : error instanceof joseErrors.JWSSignatureVerificationFailed
+          ? 'the token signature is invalid'
+          : error instanceof Error
+            ? error.message
+            : String(error);
     throw apiError(ErrorCode.Unauthenticated, `Invalid token: ${reason}`);
   }
 }

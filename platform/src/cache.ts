@@ -97,7 +97,15 @@ export class CacheAside<T> {
       result.set(key, value ?? null);
       if (value === undefined) continue;
       const generation = generations.get(key) ?? '';
-      pipeline.eval(SET_IF_GENERATION, 2, this.#valueKey(key), this.#generationKey(key), generation, `${generation}\n${JSON.stringify(value)}`, this.#options.ttlSeconds);
+      pipeline.eval(
+        SET_IF_GENERATION,
+        2,
+        this.#valueKey(key),
+        this.#generationKey(key),
+        generation,
+        `${generation}\n${JSON.stringify(value)}`,
+        this.#options.ttlSeconds,
+      );
     }
     try {
       await pipeline.exec();

@@ -2,9 +2,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { z } from 'zod';
-import {
-  ConfigError, type SettingsEnv, commaList, flag, integer, invalid, oneOf, parseSettings, setting, text, url, urlList,
-} from './settings.ts';
+import { ConfigError, type SettingsEnv, commaList, flag, integer, invalid, oneOf, parseSettings, setting, text, url, urlList } from './settings.ts';
 
 /** The five services behind the gateway, in the order they are started. */
 export const SERVICE_NAMES = ['product', 'inventory', 'order', 'payment', 'shipment'] as const;
@@ -171,16 +169,21 @@ export interface ServiceInstance {
  * {@link WORKER_PORT_OFFSET}. Throws a {@link ConfigError} naming both when two would share a port
  * (a service port moved onto another's replica or worker).
  */
-export function serviceInstances(options: { readonly replicas: number; readonly workers: boolean }, ports: Readonly<Record<ServiceName, number>>): ServiceInstance[] {
-  const instances = SERVICE_NAMES.flatMap((service) => Array.from({ length: options.replicas }, (_, k): ServiceInstance[] => {
-    const suffix = k === 0 ? '' : `-${k + 1}`;
-    const port = replicaPort(ports[service], k);
-    if (!options.workers) return [{ service, name: `${service}${suffix}`, role: 'all', port }];
-    return [
-      { service, name: `${service}${suffix}`, role: 'api', port },
-      { service, name: `${service}-worker${suffix}`, role: 'worker', port: port + WORKER_PORT_OFFSET },
-    ];
-  }).flat());
+export function serviceInstances(
+  options: { readonly replicas: number; readonly workers: boolean },
+  ports: Readonly<Record<ServiceName, number>>,
+): ServiceInstance[] {
+  const instances = SERVICE_NAMES.flatMap((service) =>
+    Array.from({ length: options.replicas }, (_, k): ServiceInstance[] => {
+      const suffix = k === 0 ? '' : `-${k + 1}`;
+      const port = replicaPort(ports[service], k);
+      if (!options.workers) return [{ service, name: `${service}${suffix}`, role: 'all', port }];
+      return [
+        { service, name: `${service}${suffix}`, role: 'api', port },
+        { service, name: `${service}-worker${suffix}`, role: 'worker', port: port + WORKER_PORT_OFFSET },
+      ];
+    }).flat(),
+  );
   const byPort = new Map<number, string>();
   for (const { name, port } of instances) {
     const taken = byPort.get(port);
@@ -189,7 +192,6 @@ export function serviceInstances(options: { readonly replicas: number; readonly 
   }
   return instances;
 }
-
 
 /**
  * Reads the integer environment variable `key` (`fallback` when unset or empty) by the rules of the
@@ -203,7 +205,14 @@ export function integerVar(env: SettingsEnv, key: string, fallback: number, min 
 /** Where spans go: a Zipkin server, an OTLP/HTTP endpoint (a collector), or nowhere. */
 export const TRACES_EXPORTERS = ['zipkin', 'otlp', 'none'] as const;
 /** OpenTelemetry's sampler names (`OTEL_TRACES_SAMPLER`). */
-export const TRACES_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+export const TRACES_SAMPLERS = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+] as const;
 /** pino's levels (`LOG_LEVEL`). */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -242,7 +251,9 @@ function perService<Suffix extends string, T>(suffix: Suffix, make: (name: Servi
 const nodeEnvSetting = setting((raw): Config['env'] => (raw === 'production' || raw === 'test' ? raw : 'development'), {
   default: '`development`',
   accepts: '`production` or `test`; anything else is `development`',
-}).describe('`production` turns off Sandbox and introspection, masks unexpected errors, requires `JWT_SECRET` and `SUBGRAPH_SECRET`, and refuses `EDGE_LIMITS=off` ([what else](docs/security.md#what-production-mode-changes))');
+}).describe(
+  '`production` turns off Sandbox and introspection, masks unexpected errors, requires `JWT_SECRET` and `SUBGRAPH_SECRET`, and refuses `EDGE_LIMITS=off` ([what else](docs/security.md#what-production-mode-changes))',
+);
 
 /**
  * The tracing settings: OpenTelemetry's own variables, so that whatever a platform team already
@@ -251,22 +262,34 @@ const nodeEnvSetting = setting((raw): Config['env'] => (raw === 'production' || 
 export const tracingSettings = z.object({
   NODE_ENV: nodeEnvSetting,
   OTEL_SDK_DISABLED: flag().describe('`true` turns tracing off, whatever `OTEL_TRACES_EXPORTER` says'),
-  OTEL_TRACES_EXPORTER: oneOf(TRACES_EXPORTERS, { default: undefined, defaultText: '`zipkin` (`otlp` in production, `none` in tests)' })
-    .describe('where spans go: a Zipkin server, an OTLP/HTTP endpoint (a collector), or nowhere; `none` registers no SDK at all'),
-  OTEL_EXPORTER_ZIPKIN_ENDPOINT: url({ default: 'http://127.0.0.1:9411/api/v2/spans', protocols: HTTP }).describe("Zipkin's span intake (`npm start` sets it to its Zipkin)"),
-  OTEL_EXPORTER_OTLP_ENDPOINT: url({ default: undefined, protocols: HTTP, defaultText: '`http://127.0.0.1:4318`' })
-    .describe("the OTLP/HTTP collector (docker compose: Jaeger's); spans go to its `/v1/traces`"),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url({ default: undefined, protocols: HTTP, defaultText: '`OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`' })
-    .describe('where OTLP spans go, when that is not the collector\'s usual path'),
-  OTEL_TRACES_SAMPLER: oneOf(TRACES_SAMPLERS, { default: undefined, defaultText: '`parentbased_always_on` (`parentbased_traceidratio` in production)' })
-    .describe('which traces are kept: the gateway decides, the services follow the decision in `traceparent`'),
-  OTEL_TRACES_SAMPLER_ARG: setting((raw): number | undefined => {
-    const value = raw?.trim();
-    if (!value) return undefined;
-    // A decimal only: Number() would also take "0x1" or "1e-1".
-    return /^(0(\.\d+)?|1(\.0+)?)$/.test(value) ? Number(value) : invalid(`must be a number from 0 to 1, got "${raw}"`);
-  }, { default: '`1` (`0.1` in production)', accepts: '0 to 1' }).describe('the share of traces a ratio sampler keeps'),
-  OTEL_BSP_SCHEDULE_DELAY: integer({ default: 5_000, min: 10, max: 600_000, unit: 'ms' }).describe('the longest a finished span waits before it is sent (tests use 100)'),
+  OTEL_TRACES_EXPORTER: oneOf(TRACES_EXPORTERS, { default: undefined, defaultText: '`zipkin` (`otlp` in production, `none` in tests)' }).describe(
+    'where spans go: a Zipkin server, an OTLP/HTTP endpoint (a collector), or nowhere; `none` registers no SDK at all',
+  ),
+  OTEL_EXPORTER_ZIPKIN_ENDPOINT: url({ default: 'http://127.0.0.1:9411/api/v2/spans', protocols: HTTP }).describe(
+    "Zipkin's span intake (`npm start` sets it to its Zipkin)",
+  ),
+  OTEL_EXPORTER_OTLP_ENDPOINT: url({ default: undefined, protocols: HTTP, defaultText: '`http://127.0.0.1:4318`' }).describe(
+    "the OTLP/HTTP collector (docker compose: Jaeger's); spans go to its `/v1/traces`",
+  ),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url({ default: undefined, protocols: HTTP, defaultText: '`OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`' }).describe(
+    "where OTLP spans go, when that is not the collector's usual path",
+  ),
+  OTEL_TRACES_SAMPLER: oneOf(TRACES_SAMPLERS, {
+    default: undefined,
+    defaultText: '`parentbased_always_on` (`parentbased_traceidratio` in production)',
+  }).describe('which traces are kept: the gateway decides, the services follow the decision in `traceparent`'),
+  OTEL_TRACES_SAMPLER_ARG: setting(
+    (raw): number | undefined => {
+      const value = raw?.trim();
+      if (!value) return undefined;
+      // A decimal only: Number() would also take "0x1" or "1e-1".
+      return /^(0(\.\d+)?|1(\.0+)?)$/.test(value) ? Number(value) : invalid(`must be a number from 0 to 1, got "${raw}"`);
+    },
+    { default: '`1` (`0.1` in production)', accepts: '0 to 1' },
+  ).describe('the share of traces a ratio sampler keeps'),
+  OTEL_BSP_SCHEDULE_DELAY: integer({ default: 5_000, min: 10, max: 600_000, unit: 'ms' }).describe(
+    'the longest a finished span waits before it is sent (tests use 100)',
+  ),
 });
 
 /**
@@ -278,7 +301,7 @@ export function loadTracingConfig(env: NodeJS.ProcessEnv = process.env): Tracing
   const production = s.NODE_ENV === 'production';
   const otlpBase = (s.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://127.0.0.1:4318').replace(/\/+$/, '');
   return {
-    exporter: s.OTEL_SDK_DISABLED ? 'none' : s.OTEL_TRACES_EXPORTER ?? (s.NODE_ENV === 'test' ? 'none' : production ? 'otlp' : 'zipkin'),
+    exporter: s.OTEL_SDK_DISABLED ? 'none' : (s.OTEL_TRACES_EXPORTER ?? (s.NODE_ENV === 'test' ? 'none' : production ? 'otlp' : 'zipkin')),
     zipkinUrl: s.OTEL_EXPORTER_ZIPKIN_ENDPOINT,
     otlpUrl: s.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? `${otlpBase}/v1/traces`,
     sampler: s.OTEL_TRACES_SAMPLER ?? (production ? 'parentbased_traceidratio' : 'parentbased_always_on'),
@@ -291,75 +314,116 @@ export function loadTracingConfig(env: NodeJS.ProcessEnv = process.env): Tracing
  * The settings every SwiftCart process shares, read by {@link loadConfig}. Every default works on a
  * developer machine with PostgreSQL, Redis and Kafka on 127.0.0.1.
  */
-export const platformSettings = z.object({
-  NODE_ENV: nodeEnvSetting,
-  LOG_LEVEL: oneOf(LOG_LEVELS, { default: undefined, defaultText: '`info` (`warn` in tests)' }).describe('the pino level of every log'),
-  HOST: text({ default: '127.0.0.1' }).describe('the address every server binds'),
-  GATEWAY_PORT: integer({ default: 4000, min: 0, max: MAX_PORT }).describe("the gateway's port"),
-  ...perService('_PORT', (name) => integer({ default: DEFAULT_SERVICE_PORTS[name], min: 0, max: MAX_PORT })
-    .describe(`the ${name} service's port; replica k (from 0) of \`npm start -- --replicas N\` listens on it + ${REPLICA_PORT_STEP}·k`)),
-  SUPERGRAPH_PATH: text({ default: 'schema/supergraph.graphql' }).describe('the supergraph the gateway serves, relative to the repository root'),
-  ...perService('_URL', (name) => urlList({ protocols: HTTP, defaultText: "the supergraph's routing URL" })
-    .describe(`overrides the ${name} subgraph's URL at the gateway; several name its replicas, which the gateway takes turns over (\`npm start -- --replicas N\` sets it)`)),
-  SERVICE_ROLE: oneOf(SERVICE_ROLES, { default: 'all' })
-    .describe('what a service process runs: `all` (API, relay, consumers, sweeper), `api` (GraphQL only; ready without Kafka) or `worker` (relay, consumers and sweeper, with its own pool; answers only `/healthz` and `/readyz`). `npm start -- --workers` sets it'),
-  JWT_SECRET: setting((raw) => {
-    const secret = raw || DEVELOPMENT_JWT_SECRET;
-    return Buffer.byteLength(secret) < 32 ? invalid('must be at least 32 bytes for HS256') : secret;
-  }, { default: `a public development secret (\`${DEVELOPMENT_JWT_SECRET}\`)`, accepts: 'at least 32 bytes' })
-    .describe('the HS256 signing secret of every token; required in production'),
-  SUBGRAPH_SECRET: setting((raw): string | null => {
-    if (!raw) return null;
-    // It travels as an HTTP header value: visible ASCII only, so no client rejects or rewrites it.
-    if (!/^[\x21-\x7e]+$/.test(raw)) invalid('must be printable ASCII without spaces');
-    return Buffer.byteLength(raw) < 32 ? invalid('must be at least 32 bytes') : raw;
-  }, { default: 'unset (`npm start`: random per run)', accepts: 'printable ASCII, at least 32 bytes, not `JWT_SECRET`' })
-    .describe("the gateway's credential, sent in `x-swiftcart-gateway-secret`; a subgraph with it refuses requests without it (401). Required in production; unset (outside production), subgraphs accept anyone and warn"),
-  DATABASE_URL: url({ default: 'postgresql://postgres@127.0.0.1:5432', protocols: ['postgresql:', 'postgres:'] })
-    .describe('the PostgreSQL server; each service uses the database `<DB_PREFIX>_<service>`'),
-  DB_PREFIX: text({ default: 'swiftcart', pattern: /^[a-z][a-z0-9_]{0,40}$/, patternText: 'lower-case letters, digits and _ (a letter first, 41 at most)' })
-    .describe('the prefix of every database name'),
-  REDIS_URL: url({ default: 'redis://127.0.0.1:6379', protocols: ['redis:', 'rediss:'] }).describe('the Redis server'),
-  REDIS_PREFIX: text({ default: 'swiftcart:', emptyIsUnset: false }).describe('the prefix of every Redis key and channel, so test runs never see each other\'s data'),
-  KAFKA_BROKERS: setting((raw) => commaList(raw || '127.0.0.1:9092').map((broker) =>
-    /^[^:\s]+:\d{1,5}$/.test(broker) ? broker : invalid(`entries must be host:port, got "${broker}"`)), { default: '`127.0.0.1:9092`', accepts: 'comma-separated `host:port`' })
-    .describe('the Kafka brokers; `npm start` starts a local broker on this port when nothing answers'),
-  KAFKA_TOPIC_PREFIX: text({ default: '', emptyIsUnset: false }).describe('the prefix of every topic and consumer group, so test runs never see each other\'s messages'),
-  KAFKA_PARTITIONS: integer({ default: DEFAULT_KAFKA_PARTITIONS, min: 1, max: 1_000, defaultText: 'one per core, at least 3' })
-    .describe('partitions of each event topic the platform creates: how many consumers of one group can work at once. Existing topics keep theirs (a warning says when they have fewer)'),
-  KAFKA_REPLICATION_FACTOR: integer({ default: 1, min: 1, max: 10 })
-    .describe('copies of each topic the platform creates; 3 in production (one local broker can hold only 1, and more is refused with the broker\'s reason)'),
-  KAFKA_MIN_INSYNC_REPLICAS: integer({ default: 1, min: 1, max: 10 })
-    .describe('copies that must have a write before the producer\'s `acks=all` succeeds, at most `KAFKA_REPLICATION_FACTOR`; 2 with 3 copies'),
-  KAFKA_RETENTION_MS: integer({ default: 7 * DAY_MS, min: 60_000, max: 3_650 * DAY_MS, unit: 'ms' })
-    .describe('how long Kafka keeps the events of the topics the platform creates'),
-  OUTBOX_RETENTION_MS: integer({ default: 3_600_000, min: 0, max: 3_650 * DAY_MS, unit: 'ms' })
-    .describe('published outbox rows (and projected live changes) are deleted this long after; rows not yet published never are'),
-  INBOX_RETENTION_MS: integer({ default: 8 * DAY_MS, min: 60_000, max: 3_650 * DAY_MS, unit: 'ms' })
-    .describe('inbox rows are deleted this long after processing; must be longer than `KAFKA_RETENTION_MS`, or a late redelivery could apply twice'),
-  RETENTION_INTERVAL_MS: integer({ default: 60_000, min: 100, max: DAY_MS, unit: 'ms' }).describe('how often each worker prunes its outbox and inbox'),
-  CONSUMER_MAX_DELIVERIES: integer({ default: 3, min: 1, max: 100 })
-    .describe('how many times a consumer may be handed an event and die before finishing it; the next handing dead-letters it unapplied'),
-  // The broker accepts 6 s to 300 s (group.min/max.session.timeout.ms).
-  KAFKA_SESSION_TIMEOUT_MS: integer({ default: 10_000, min: 6_000, max: 300_000, unit: 'ms' })
-    .describe('how long a consumer may go without a heartbeat before its partitions go to another replica, and how long a restarted process waits for its own old membership to expire; shorter recovers sooner, too short evicts a busy one (ADR 0017)'),
-  READINESS_TIMEOUT_MS: integer({ default: 2_000, min: 100, max: 60_000, unit: 'ms' }).describe('how long `/readyz` waits for each dependency'),
-  DB_POOL_SIZE: integer({ default: 10, min: 1, max: 500 }).describe("connections in each service process's database pool"),
-  DB_CONNECT_TIMEOUT_MS: integer({ default: 10_000, min: 100, max: 600_000, unit: 'ms' })
-    .describe('how long a statement waits for a pooled connection (or a new one) before it fails as `SERVICE_UNAVAILABLE`'),
-}).superRefine((s, ctx) => {
-  const refuse = (variable: string, message: string) => ctx.addIssue({ code: 'custom', path: [variable], message, input: s[variable as keyof typeof s] });
-  if (s.NODE_ENV === 'production' && s.JWT_SECRET === DEVELOPMENT_JWT_SECRET) refuse('JWT_SECRET', 'must be set in production');
-  if (s.NODE_ENV === 'production' && s.SUBGRAPH_SECRET === null) refuse('SUBGRAPH_SECRET', 'must be set in production: the gateway sends it and every subgraph requires it');
-  // It is sent with every subgraph request; were it the signing key too, whoever saw one header could sign admin tokens.
-  if (s.SUBGRAPH_SECRET === s.JWT_SECRET) refuse('SUBGRAPH_SECRET', 'must differ from JWT_SECRET');
-  if (s.INBOX_RETENTION_MS <= s.KAFKA_RETENTION_MS) {
-    refuse('INBOX_RETENTION_MS', `(${s.INBOX_RETENTION_MS}) must be longer than KAFKA_RETENTION_MS (${s.KAFKA_RETENTION_MS}): a redelivered event older than the inbox remembers would be applied twice`);
-  }
-  if (s.KAFKA_MIN_INSYNC_REPLICAS > s.KAFKA_REPLICATION_FACTOR) {
-    refuse('KAFKA_MIN_INSYNC_REPLICAS', `(${s.KAFKA_MIN_INSYNC_REPLICAS}) must not exceed KAFKA_REPLICATION_FACTOR (${s.KAFKA_REPLICATION_FACTOR}): no write could ever succeed`);
-  }
-});
+export const platformSettings = z
+  .object({
+    NODE_ENV: nodeEnvSetting,
+    LOG_LEVEL: oneOf(LOG_LEVELS, { default: undefined, defaultText: '`info` (`warn` in tests)' }).describe('the pino level of every log'),
+    HOST: text({ default: '127.0.0.1' }).describe('the address every server binds'),
+    GATEWAY_PORT: integer({ default: 4000, min: 0, max: MAX_PORT }).describe("the gateway's port"),
+    ...perService('_PORT', (name) =>
+      integer({ default: DEFAULT_SERVICE_PORTS[name], min: 0, max: MAX_PORT }).describe(
+        `the ${name} service's port; replica k (from 0) of \`npm start -- --replicas N\` listens on it + ${REPLICA_PORT_STEP}·k`,
+      ),
+    ),
+    SUPERGRAPH_PATH: text({ default: 'schema/supergraph.graphql' }).describe('the supergraph the gateway serves, relative to the repository root'),
+    ...perService('_URL', (name) =>
+      urlList({ protocols: HTTP, defaultText: "the supergraph's routing URL" }).describe(
+        `overrides the ${name} subgraph's URL at the gateway; several name its replicas, which the gateway takes turns over (\`npm start -- --replicas N\` sets it)`,
+      ),
+    ),
+    SERVICE_ROLE: oneOf(SERVICE_ROLES, { default: 'all' }).describe(
+      'what a service process runs: `all` (API, relay, consumers, sweeper), `api` (GraphQL only; ready without Kafka) or `worker` (relay, consumers and sweeper, with its own pool; answers only `/healthz` and `/readyz`). `npm start -- --workers` sets it',
+    ),
+    JWT_SECRET: setting(
+      (raw) => {
+        const secret = raw || DEVELOPMENT_JWT_SECRET;
+        return Buffer.byteLength(secret) < 32 ? invalid('must be at least 32 bytes for HS256') : secret;
+      },
+      { default: `a public development secret (\`${DEVELOPMENT_JWT_SECRET}\`)`, accepts: 'at least 32 bytes' },
+    ).describe('the HS256 signing secret of every token; required in production'),
+    SUBGRAPH_SECRET: setting(
+      (raw): string | null => {
+        if (!raw) return null;
+        // It travels as an HTTP header value: visible ASCII only, so no client rejects or rewrites it.
+        if (!/^[\x21-\x7e]+$/.test(raw)) invalid('must be printable ASCII without spaces');
+        return Buffer.byteLength(raw) < 32 ? invalid('must be at least 32 bytes') : raw;
+      },
+      { default: 'unset (`npm start`: random per run)', accepts: 'printable ASCII, at least 32 bytes, not `JWT_SECRET`' },
+    ).describe(
+      "the gateway's credential, sent in `x-swiftcart-gateway-secret`; a subgraph with it refuses requests without it (401). Required in production; unset (outside production), subgraphs accept anyone and warn",
+    ),
+    DATABASE_URL: url({ default: 'postgresql://postgres@127.0.0.1:5432', protocols: ['postgresql:', 'postgres:'] }).describe(
+      'the PostgreSQL server; each service uses the database `<DB_PREFIX>_<service>`',
+    ),
+    DB_PREFIX: text({
+      default: 'swiftcart',
+      pattern: /^[a-z][a-z0-9_]{0,40}$/,
+      patternText: 'lower-case letters, digits and _ (a letter first, 41 at most)',
+    }).describe('the prefix of every database name'),
+    REDIS_URL: url({ default: 'redis://127.0.0.1:6379', protocols: ['redis:', 'rediss:'] }).describe('the Redis server'),
+    REDIS_PREFIX: text({ default: 'swiftcart:', emptyIsUnset: false }).describe(
+      "the prefix of every Redis key and channel, so test runs never see each other's data",
+    ),
+    KAFKA_BROKERS: setting(
+      (raw) =>
+        commaList(raw || '127.0.0.1:9092').map((broker) => (/^[^:\s]+:\d{1,5}$/.test(broker) ? broker : invalid(`entries must be host:port, got "${broker}"`))),
+      { default: '`127.0.0.1:9092`', accepts: 'comma-separated `host:port`' },
+    ).describe('the Kafka brokers; `npm start` starts a local broker on this port when nothing answers'),
+    KAFKA_TOPIC_PREFIX: text({ default: '', emptyIsUnset: false }).describe(
+      "the prefix of every topic and consumer group, so test runs never see each other's messages",
+    ),
+    KAFKA_PARTITIONS: integer({ default: DEFAULT_KAFKA_PARTITIONS, min: 1, max: 1_000, defaultText: 'one per core, at least 3' }).describe(
+      'partitions of each event topic the platform creates: how many consumers of one group can work at once. Existing topics keep theirs (a warning says when they have fewer)',
+    ),
+    KAFKA_REPLICATION_FACTOR: integer({ default: 1, min: 1, max: 10 }).describe(
+      "copies of each topic the platform creates; 3 in production (one local broker can hold only 1, and more is refused with the broker's reason)",
+    ),
+    KAFKA_MIN_INSYNC_REPLICAS: integer({ default: 1, min: 1, max: 10 }).describe(
+      "copies that must have a write before the producer's `acks=all` succeeds, at most `KAFKA_REPLICATION_FACTOR`; 2 with 3 copies",
+    ),
+    KAFKA_RETENTION_MS: integer({ default: 7 * DAY_MS, min: 60_000, max: 3_650 * DAY_MS, unit: 'ms' }).describe(
+      'how long Kafka keeps the events of the topics the platform creates',
+    ),
+    OUTBOX_RETENTION_MS: integer({ default: 3_600_000, min: 0, max: 3_650 * DAY_MS, unit: 'ms' }).describe(
+      'published outbox rows (and projected live changes) are deleted this long after; rows not yet published never are',
+    ),
+    INBOX_RETENTION_MS: integer({ default: 8 * DAY_MS, min: 60_000, max: 3_650 * DAY_MS, unit: 'ms' }).describe(
+      'inbox rows are deleted this long after processing; must be longer than `KAFKA_RETENTION_MS`, or a late redelivery could apply twice',
+    ),
+    RETENTION_INTERVAL_MS: integer({ default: 60_000, min: 100, max: DAY_MS, unit: 'ms' }).describe('how often each worker prunes its outbox and inbox'),
+    CONSUMER_MAX_DELIVERIES: integer({ default: 3, min: 1, max: 100 }).describe(
+      'how many times a consumer may be handed an event and die before finishing it; the next handing dead-letters it unapplied',
+    ),
+    // The broker accepts 6 s to 300 s (group.min/max.session.timeout.ms).
+    KAFKA_SESSION_TIMEOUT_MS: integer({ default: 10_000, min: 6_000, max: 300_000, unit: 'ms' }).describe(
+      'how long a consumer may go without a heartbeat before its partitions go to another replica, and how long a restarted process waits for its own old membership to expire; shorter recovers sooner, too short evicts a busy one (ADR 0017)',
+    ),
+    READINESS_TIMEOUT_MS: integer({ default: 2_000, min: 100, max: 60_000, unit: 'ms' }).describe('how long `/readyz` waits for each dependency'),
+    DB_POOL_SIZE: integer({ default: 10, min: 1, max: 500 }).describe("connections in each service process's database pool"),
+    DB_CONNECT_TIMEOUT_MS: integer({ default: 10_000, min: 100, max: 600_000, unit: 'ms' }).describe(
+      'how long a statement waits for a pooled connection (or a new one) before it fails as `SERVICE_UNAVAILABLE`',
+    ),
+  })
+  .superRefine((s, ctx) => {
+    const refuse = (variable: string, message: string) => ctx.addIssue({ code: 'custom', path: [variable], message, input: s[variable as keyof typeof s] });
+    if (s.NODE_ENV === 'production' && s.JWT_SECRET === DEVELOPMENT_JWT_SECRET) refuse('JWT_SECRET', 'must be set in production');
+    if (s.NODE_ENV === 'production' && s.SUBGRAPH_SECRET === null)
+      refuse('SUBGRAPH_SECRET', 'must be set in production: the gateway sends it and every subgraph requires it');
+    // It is sent with every subgraph request; were it the signing key too, whoever saw one header could sign admin tokens.
+    if (s.SUBGRAPH_SECRET === s.JWT_SECRET) refuse('SUBGRAPH_SECRET', 'must differ from JWT_SECRET');
+    if (s.INBOX_RETENTION_MS <= s.KAFKA_RETENTION_MS) {
+      refuse(
+        'INBOX_RETENTION_MS',
+        `(${s.INBOX_RETENTION_MS}) must be longer than KAFKA_RETENTION_MS (${s.KAFKA_RETENTION_MS}): a redelivered event older than the inbox remembers would be applied twice`,
+      );
+    }
+    if (s.KAFKA_MIN_INSYNC_REPLICAS > s.KAFKA_REPLICATION_FACTOR) {
+      refuse(
+        'KAFKA_MIN_INSYNC_REPLICAS',
+        `(${s.KAFKA_MIN_INSYNC_REPLICAS}) must not exceed KAFKA_REPLICATION_FACTOR (${s.KAFKA_REPLICATION_FACTOR}): no write could ever succeed`,
+      );
+    }
+  });
 
 /**
  * Reads the configuration ({@link platformSettings}) from environment variables; throws one

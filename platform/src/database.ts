@@ -59,7 +59,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     },
     // Queries are logged only to count them; MikroORM's own log lines stay out of our JSON logs.
     debug: options.countQueries ? ['query'] : false,
-    logger: options.countQueries ? () => { queryCount++; } : (message: string) => options.log.debug({ orm: message }),
+    logger: options.countQueries
+      ? () => {
+          queryCount++;
+        }
+      : (message: string) => options.log.debug({ orm: message }),
     allowGlobalContext: false,
   };
   const orm = await MikroORM.init(mikroOptions);
@@ -67,7 +71,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return {
     orm,
     fork: () => orm.em.fork() as EntityManager,
-    get queryCount() { return queryCount; },
+    get queryCount() {
+      return queryCount;
+    },
     async migrate() {
       const applied = await orm.migrator.up();
       return applied.map((m) => m.name);
@@ -97,7 +103,11 @@ export async function inTransaction<T>(
   logContext: Readonly<Record<string, unknown>> = {},
 ): Promise<T> {
   const effects: (() => void | Promise<void>)[] = [];
-  const result = await source.fork().transactional((tx) => work(tx, (effect) => { effects.push(effect); }));
+  const result = await source.fork().transactional((tx) =>
+    work(tx, (effect) => {
+      effects.push(effect);
+    }),
+  );
   for (const effect of effects) {
     try {
       await effect();

@@ -31,7 +31,8 @@ export function notFound(what: string, id: string): GraphQLError {
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
 /** PostgreSQL's SQLSTATEs for "the server is going away or not there yet": shutdown, crash recovery, no slot. */
 const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
-const UNREACHABLE_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|the database system is (starting up|shutting down|in recovery mode)/i;
+const UNREACHABLE_MESSAGE =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|the database system is (starting up|shutting down|in recovery mode)/i;
 
 /**
  * Whether `error` (or what caused it: `cause`, `originalError`) says that something the work
@@ -83,7 +84,7 @@ export interface ErrorFormatterOptions {
  */
 export function errorFormatter(options: ErrorFormatterOptions): (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError {
   const { production, log, logMessages } = options;
-  const internal = production ? options.internalExtensions ?? [] : [];
+  const internal = production ? (options.internalExtensions ?? []) : [];
   return (formatted, error) => {
     const code = formatted.extensions?.code;
     if (code && code !== ErrorCode.InternalServerError) {

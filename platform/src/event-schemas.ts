@@ -69,7 +69,9 @@ export class EventSchemaRegistry {
     this.directory = directory;
     let files: string[];
     try {
-      files = readdirSync(directory).filter((f) => f.endsWith('.json')).sort();
+      files = readdirSync(directory)
+        .filter((f) => f.endsWith('.json'))
+        .sort();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') files = [];
       else throw error;
@@ -78,7 +80,7 @@ export class EventSchemaRegistry {
     const ajvFor = (schema: { $schema?: unknown }) => {
       const is2020 = typeof schema.$schema === 'string' && DRAFT_2020.test(schema.$schema);
       let ajv = ajvs.get(is2020);
-      if (!ajv) ajvs.set(is2020, ajv = newAjv(is2020));
+      if (!ajv) ajvs.set(is2020, (ajv = newAjv(is2020)));
       return ajv;
     };
     const events: { key: string; file: string; ref: string; ajv: AjvInstance }[] = [];
@@ -147,7 +149,10 @@ export class EventSchemaRegistry {
     }
     if (!validator(event)) {
       const errors = validator.errors ?? [];
-      const details = errors.map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`);
+      const details = errors.map(
+        (e) =>
+          `${e.instancePath || '/'} ${e.message ?? 'is invalid'}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`,
+      );
       throw new EventValidationError(`${type} v${String(version)} is invalid: ${details.join('; ')}`, type, version as number, errors);
     }
   }

@@ -29,8 +29,13 @@ export const DLQ_CONSUMER_HEADER = 'dlq-consumer';
 
 /** Every header the dead-letter path adds (a replay strips them again). */
 export const DLQ_HEADERS: readonly string[] = [
-  DLQ_ERROR_HEADER, DLQ_ORIGINAL_TOPIC_HEADER, DLQ_ORIGINAL_PARTITION_HEADER, DLQ_ORIGINAL_OFFSET_HEADER,
-  DLQ_ATTEMPTS_HEADER, DLQ_FAILED_AT_HEADER, DLQ_CONSUMER_HEADER,
+  DLQ_ERROR_HEADER,
+  DLQ_ORIGINAL_TOPIC_HEADER,
+  DLQ_ORIGINAL_PARTITION_HEADER,
+  DLQ_ORIGINAL_OFFSET_HEADER,
+  DLQ_ATTEMPTS_HEADER,
+  DLQ_FAILED_AT_HEADER,
+  DLQ_CONSUMER_HEADER,
 ];
 
 /**
@@ -99,9 +104,8 @@ export function uuidv7Time(id: string): number {
  * from it; this is for contracts outside `schema/events/` (the platform's own tests).
  */
 export function createEvent<TType extends string, TData>(input: NewEvent<TType, TData>): EventEnvelope<TType, TData> {
-  const occurredAt = input.occurredAt === undefined
-    ? new Date().toISOString()
-    : input.occurredAt instanceof Date ? input.occurredAt.toISOString() : input.occurredAt;
+  const occurredAt =
+    input.occurredAt === undefined ? new Date().toISOString() : input.occurredAt instanceof Date ? input.occurredAt.toISOString() : input.occurredAt;
   return {
     id: input.id ?? uuidv7(),
     type: input.type,

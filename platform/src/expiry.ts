@@ -82,17 +82,20 @@ export class ExpiringStream<T> implements AsyncGenerator<T, undefined, unknown> 
     }
     return new Promise((resolve, reject) => {
       this.#waiting = resolve;
-      this.#source.next().then((result) => {
-        if (this.#waiting !== resolve) return;
-        this.#waiting = null;
-        if (result.done) this.#state = 'done';
-        resolve(result.done ? { value: undefined, done: true } : result);
-      }, (error: unknown) => {
-        if (this.#waiting !== resolve) return;
-        this.#waiting = null;
-        this.#state = 'done';
-        reject(error);
-      });
+      this.#source.next().then(
+        (result) => {
+          if (this.#waiting !== resolve) return;
+          this.#waiting = null;
+          if (result.done) this.#state = 'done';
+          resolve(result.done ? { value: undefined, done: true } : result);
+        },
+        (error: unknown) => {
+          if (this.#waiting !== resolve) return;
+          this.#waiting = null;
+          this.#state = 'done';
+          reject(error);
+        },
+      );
     });
   }
 

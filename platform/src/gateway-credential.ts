@@ -47,9 +47,11 @@ export function gatewayCredentialCheck(secret: string): (headers: IncomingHttpHe
 /** The JSON body of a refused request: a GraphQL error response, as clients of a subgraph expect. */
 export function gatewayCredentialRequiredBody(): { errors: { message: string; extensions: { code: string } }[] } {
   return {
-    errors: [{
-      message: `This subgraph serves the SwiftCart gateway only: the request lacks a valid ${GATEWAY_CREDENTIAL_HEADER} header`,
-      extensions: { code: ErrorCode.GatewayCredentialRequired },
-    }],
+    errors: [
+      {
+        message: `This subgraph serves the SwiftCart gateway only: the request lacks a valid ${GATEWAY_CREDENTIAL_HEADER} header`,
+        extensions: { code: ErrorCode.GatewayCredentialRequired },
+      },
+    ],
   };
 }

@@ -17,7 +17,8 @@ export const PATHS = { graphql: '/graphql', health: '/healthz', ready: '/readyz'
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean | void> | boolean | void;
 
 /** What a worker process (`SERVICE_ROLE=worker`) answers at the GraphQL path: it serves no API. */
-export const NO_API_MESSAGE = 'This is a worker process (SERVICE_ROLE=worker): it runs the relay and the consumers and answers only /healthz and /readyz; the api processes of the service serve GraphQL';
+export const NO_API_MESSAGE =
+  'This is a worker process (SERVICE_ROLE=worker): it runs the relay and the consumers and answers only /healthz and /readyz; the api processes of the service serve GraphQL';
 
 /** What the HTTP server serves. */
 export interface HttpServerOptions<TContext extends BaseContext> {
@@ -160,7 +161,10 @@ export async function listen(handler: http.RequestListener, host: string, port: 
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => { server.off('error', reject); resolve(); });
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const bound = (server.address() as AddressInfo).port;
   let closing: Promise<void> | undefined;
@@ -169,7 +173,9 @@ export async function listen(handler: http.RequestListener, host: string, port: 
       server.close(() => resolve());
       server.closeIdleConnections();
       // Requests in flight get a grace period; after it, their sockets are cut.
-      setTimeout(() => { for (const s of sockets) s.destroy(); }, 5_000).unref();
+      setTimeout(() => {
+        for (const s of sockets) s.destroy();
+      }, 5_000).unref();
     });
     return closing;
   };

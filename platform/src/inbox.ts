@@ -9,8 +9,13 @@ import type { Config } from './config.ts';
 import { type AfterCommit, type Database, type EntityManager, inTransaction } from './database.ts';
 import {
   type AnyEventEnvelope,
-  DLQ_ATTEMPTS_HEADER, DLQ_CONSUMER_HEADER, DLQ_ERROR_HEADER, DLQ_FAILED_AT_HEADER,
-  DLQ_ORIGINAL_OFFSET_HEADER, DLQ_ORIGINAL_PARTITION_HEADER, DLQ_ORIGINAL_TOPIC_HEADER,
+  DLQ_ATTEMPTS_HEADER,
+  DLQ_CONSUMER_HEADER,
+  DLQ_ERROR_HEADER,
+  DLQ_FAILED_AT_HEADER,
+  DLQ_ORIGINAL_OFFSET_HEADER,
+  DLQ_ORIGINAL_PARTITION_HEADER,
+  DLQ_ORIGINAL_TOPIC_HEADER,
   dlqTopic,
 } from './events.ts';
 import { type EventSchemaRegistry, EventValidationError, defaultEventSchemaRegistry } from './event-schemas.ts';
@@ -46,9 +51,7 @@ export interface HandlerContext {
  * Applies one event inside the inbox transaction: whatever it writes with `em` commits together
  * with the inbox row, or not at all. It may enqueue events (the outbox) with the same `em`.
  */
-export type EventHandler<TEvent extends AnyEventEnvelope = AnyEventEnvelope> = (
-  em: EntityManager, event: TEvent, context: HandlerContext,
-) => Promise<void>;
+export type EventHandler<TEvent extends AnyEventEnvelope = AnyEventEnvelope> = (em: EntityManager, event: TEvent, context: HandlerContext) => Promise<void>;
 
 /** What a {@link BatchEventHandler} gets besides the transactional EntityManager and the events. */
 export interface BatchHandlerContext {
@@ -293,10 +296,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   // Full topic name (as Kafka reports it) → the name without prefix (as the platform publishes it).
   const shortNames = new Map(topics.map((t) => [kafka.topic(t), t]));
 
-  await kafka.ensureTopics([
-    ...topics.map((name) => ({ name })),
-    ...topics.map((name) => ({ name: dlqTopic(name), partitions: 1 })),
-  ]);
+  await kafka.ensureTopics([...topics.map((name) => ({ name })), ...topics.map((name) => ({ name: dlqTopic(name), partitions: 1 }))]);
 
   const dlqRetry = retryPolicy({ attempts: 5, baseMs, maxMs });
   const deadLetter = async (message: IncomingMessage, error: unknown, attemptsMade: number) => {
@@ -316,30 +316,57 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     // throws, the offset is not committed, and Kafka delivers the message again.
     await runPolicy(dlqRetry, () => kafka.publish(dlqTopic(shortName), [{ key: message.key, value: message.value, headers }]), stopping.signal);
     metrics.deadLettered++;
-    log.warn({ topic: message.topic, partition: message.partition, offset: message.offset, eventId: message.headers.id, attempts: attemptsMade, err: error }, 'message dead-lettered');
+    log.warn(
+      { topic: message.topic, partition: message.partition, offset: message.offset, eventId: message.headers.id, attempts: attemptsMade, err: error },
+      'message dead-lettered',
+    );
   };
 
   /** Runs `work` in the CONSUMER span of one event, a child of the producer's context (the `traceparent` header). */
   const inConsumerSpan = <T>({ message, event }: Delivery, work: (span: Span) => Promise<T>): Promise<T> => {
     const parent = propagation.extract(context.active(), message.headers);
-    return tracer.startActiveSpan(`${event.type} process`, {
-      kind: SpanKind.CONSUMER,
-      attributes: { 'messaging.system': 'kafka', 'messaging.destination.name': message.topic, 'messaging.message.id': event.id, 'messaging.consumer.group.name': consumer, ...orderAttribute(event) },
-    }, parent, async (span) => {
-      try {
-        return await work(span);
-      } finally {
-        span.end();
-      }
-    });
+    return tracer.startActiveSpan(
+      `${event.type} process`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          'messaging.system': 'kafka',
+          'messaging.destination.name': message.topic,
+          'messaging.message.id': event.id,
+          'messaging.consumer.group.name': consumer,
+          ...orderAttribute(event),
+        },
+      },
+      parent,
+      async (span) => {
+        try {
+          return await work(span);
+        } finally {
+          span.end();
+        }
+      },
+    );
   };
 
   /** Runs `work` (one call for several events) inside a CONSUMER span per event, each a child of its producer's context. */
   const inConsumerSpans = async <T>(deliveries: readonly Delivery[], work: () => Promise<T>): Promise<T> => {
-    const spans = deliveries.map(({ message, event }) => tracer.startSpan(`${event.type} process`, {
-      kind: SpanKind.CONSUMER,
-      attributes: { 'messaging.system': 'kafka', 'messaging.destination.name': message.topic, 'messaging.message.id': event.id, 'messaging.consumer.group.name': consumer, 'messaging.batch.message_count': deliveries.length, ...orderAttribute(event) },
-    }, propagation.extract(context.active(), message.headers)));
+    const spans = deliveries.map(({ message, event }) =>
+      tracer.startSpan(
+        `${event.type} process`,
+        {
+          kind: SpanKind.CONSUMER,
+          attributes: {
+            'messaging.system': 'kafka',
+            'messaging.destination.name': message.topic,
+            'messaging.message.id': event.id,
+            'messaging.consumer.group.name': consumer,
+            'messaging.batch.message_count': deliveries.length,
+            ...orderAttribute(event),
+          },
+        },
+        propagation.extract(context.active(), message.headers),
+      ),
+    );
     try {
       return await work();
     } catch (error) {
@@ -352,10 +379,12 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
 
   /** Event ids of `ids` already in this consumer's inbox. */
   const alreadyApplied = async (ids: readonly string[]): Promise<Set<string>> => {
-    const rows = await runtime.db.fork().execute<{ event_id: string }[]>(
-      'select event_id from inbox where consumer = ? and event_id in (select value::uuid from jsonb_array_elements_text(?::jsonb))',
-      [consumer, JSON.stringify(ids)],
-    );
+    const rows = await runtime.db
+      .fork()
+      .execute<{ event_id: string }[]>(
+        'select event_id from inbox where consumer = ? and event_id in (select value::uuid from jsonb_array_elements_text(?::jsonb))',
+        [consumer, JSON.stringify(ids)],
+      );
     return new Set(rows.map((r) => r.event_id));
   };
 
@@ -381,49 +410,59 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
         void controls.heartbeat().catch(() => undefined);
       },
     });
-    const outcome = await runPolicy(policy, async (retryContext) => {
-      const attempt = retryContext.attempt + 1;
-      tries.made = attempt;
-      // The remote part first, outside the transaction, and only for an event not applied yet.
-      let prepared: unknown;
-      if (handler && preparer) {
-        if ((await alreadyApplied([event.id])).size > 0) return 'duplicates' as const;
-        prepared = await prepare({ message, event });
-      }
-      // Its after-commit effects run once this attempt has committed; a failed attempt drops them.
-      return inTransaction(runtime.db, log, async (em, afterCommit) => {
-        const inserted = await em.execute<{ event_id: string }[]>(
-          'insert into inbox (consumer, event_id, event_type) values (?, ?, ?) on conflict do nothing returning event_id',
-          [consumer, event.id, event.type],
-        );
-        if (inserted.length === 0) return 'duplicates' as const;
-        if (!handler) return 'ignored' as const;
-        await handler(em, event, {
-          message,
-          attempt,
+    const outcome = await runPolicy(
+      policy,
+      async (retryContext) => {
+        const attempt = retryContext.attempt + 1;
+        tries.made = attempt;
+        // The remote part first, outside the transaction, and only for an event not applied yet.
+        let prepared: unknown;
+        if (handler && preparer) {
+          if ((await alreadyApplied([event.id])).size > 0) return 'duplicates' as const;
+          prepared = await prepare({ message, event });
+        }
+        // Its after-commit effects run once this attempt has committed; a failed attempt drops them.
+        return inTransaction(
+          runtime.db,
           log,
-          prepared,
-          afterCommit,
-        });
-        return 'processed' as const;
-      }, { eventId: event.id, type: event.type });
-    }, stopping.signal);
+          async (em, afterCommit) => {
+            const inserted = await em.execute<{ event_id: string }[]>(
+              'insert into inbox (consumer, event_id, event_type) values (?, ?, ?) on conflict do nothing returning event_id',
+              [consumer, event.id, event.type],
+            );
+            if (inserted.length === 0) return 'duplicates' as const;
+            if (!handler) return 'ignored' as const;
+            await handler(em, event, {
+              message,
+              attempt,
+              log,
+              prepared,
+              afterCommit,
+            });
+            return 'processed' as const;
+          },
+          { eventId: event.id, type: event.type },
+        );
+      },
+      stopping.signal,
+    );
     metrics[outcome]++;
   };
 
   /** One event on its own: applied with retries, dead-lettered when they are spent. */
-  const handleOne = (delivery: Delivery, controls: ConsumeControls) => inConsumerSpan(delivery, async (span) => {
-    const tries = { made: 0 };
-    try {
-      await applyOne(delivery, controls, tries);
-    } catch (error) {
-      // Shutting down mid-retry, or the database or a broker out of reach: not the event's fault.
-      // The offset stays unresolved and the message is delivered again once the consumer restarts.
-      if (stopping.signal.aborted || isUnavailable(error)) throw error;
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
-      await deadLetter(delivery.message, error, tries.made);
-    }
-  });
+  const handleOne = (delivery: Delivery, controls: ConsumeControls) =>
+    inConsumerSpan(delivery, async (span) => {
+      const tries = { made: 0 };
+      try {
+        await applyOne(delivery, controls, tries);
+      } catch (error) {
+        // Shutting down mid-retry, or the database or a broker out of reach: not the event's fault.
+        // The offset stays unresolved and the message is delivered again once the consumer restarts.
+        if (stopping.signal.aborted || isUnavailable(error)) throw error;
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+        await deadLetter(delivery.message, error, tries.made);
+      }
+    });
 
   // A batch that two transactions deadlocked on is applied again whole before it is split up.
   const batchRetry = retryPolicy({ attempts: 3, baseMs, maxMs, retryable: isConcurrencyFailure });
@@ -447,50 +486,85 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     const toPrepare = unique.filter((d) => handlers[d.event.type] && preparers[d.event.type]);
     if (toPrepare.length > 0) {
       const applied = await alreadyApplied(toPrepare.map((d) => d.event.id));
-      await Promise.all(toPrepare.filter((d) => !applied.has(d.event.id)).map(async (d) => { prepared.set(d.event.id, await prepare(d)); }));
+      await Promise.all(
+        toPrepare
+          .filter((d) => !applied.has(d.event.id))
+          .map(async (d) => {
+            prepared.set(d.event.id, await prepare(d));
+          }),
+      );
     }
     // The effects run once the attempt that commits has committed; a failed attempt drops them.
-    const counts = await runPolicy(batchRetry, () => {
-      return inTransaction(runtime.db, log, async (em, afterCommit) => {
-        const inserted = new Set((await em.execute<{ event_id: string }[]>(`
+    const counts = await runPolicy(
+      batchRetry,
+      () => {
+        return inTransaction(
+          runtime.db,
+          log,
+          async (em, afterCommit) => {
+            const inserted = new Set(
+              (
+                await em.execute<{ event_id: string }[]>(
+                  `
           insert into inbox (consumer, event_id, event_type)
           select ?, (e->>'id')::uuid, e->>'type' from jsonb_array_elements(?::jsonb) as e
           on conflict do nothing returning event_id`,
-        [consumer, JSON.stringify(unique.map((d) => ({ id: d.event.id, type: d.event.type })))])).map((r) => r.event_id));
-        const result = { processed: 0, duplicates: 0, ignored: 0 };
-        if (applyBatch) {
-          const handled: Delivery[] = [];
-          for (const delivery of unique) {
-            if (!inserted.has(delivery.event.id)) result.duplicates++;
-            else if (!handlers[delivery.event.type]) result.ignored++;
-            else handled.push(delivery);
-          }
-          if (handled.length > 0) {
-            await inConsumerSpans(handled, () => applyBatch(em, handled.map((d) => d.event), { log, prepared, afterCommit }));
-            result.processed += handled.length;
-          }
-          return result;
-        }
-        for (const delivery of unique) {
-          const { event, message } = delivery;
-          if (!inserted.has(event.id)) { result.duplicates++; continue; }
-          const handler = handlers[event.type];
-          if (!handler) { result.ignored++; continue; }
-          await inConsumerSpan(delivery, () => handler(em, event, {
-            message,
-            attempt: 1,
-            log,
-            prepared: prepared.get(event.id),
-            afterCommit,
-          }));
-          // Each handler starts from the database, not from entities an earlier one left behind.
-          await em.flush();
-          em.clear();
-          result.processed++;
-        }
-        return result;
-      }, { events: unique.length });
-    }, stopping.signal);
+                  [consumer, JSON.stringify(unique.map((d) => ({ id: d.event.id, type: d.event.type })))],
+                )
+              ).map((r) => r.event_id),
+            );
+            const result = { processed: 0, duplicates: 0, ignored: 0 };
+            if (applyBatch) {
+              const handled: Delivery[] = [];
+              for (const delivery of unique) {
+                if (!inserted.has(delivery.event.id)) result.duplicates++;
+                else if (!handlers[delivery.event.type]) result.ignored++;
+                else handled.push(delivery);
+              }
+              if (handled.length > 0) {
+                await inConsumerSpans(handled, () =>
+                  applyBatch(
+                    em,
+                    handled.map((d) => d.event),
+                    { log, prepared, afterCommit },
+                  ),
+                );
+                result.processed += handled.length;
+              }
+              return result;
+            }
+            for (const delivery of unique) {
+              const { event, message } = delivery;
+              if (!inserted.has(event.id)) {
+                result.duplicates++;
+                continue;
+              }
+              const handler = handlers[event.type];
+              if (!handler) {
+                result.ignored++;
+                continue;
+              }
+              await inConsumerSpan(delivery, () =>
+                handler(em, event, {
+                  message,
+                  attempt: 1,
+                  log,
+                  prepared: prepared.get(event.id),
+                  afterCommit,
+                }),
+              );
+              // Each handler starts from the database, not from entities an earlier one left behind.
+              await em.flush();
+              em.clear();
+              result.processed++;
+            }
+            return result;
+          },
+          { events: unique.length },
+        );
+      },
+      stopping.signal,
+    );
     duplicates += counts.duplicates;
     metrics.processed += counts.processed;
     metrics.duplicates += duplicates;
@@ -504,11 +578,14 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
    * process leaves nothing else behind, so this count is how its next delivery knows.
    */
   const recordDelivery = async (scope: 'chunk' | 'event', message: IncomingMessage, initial = 1): Promise<number> => {
-    const [row] = await runtime.db.fork().execute<{ deliveries: number }[]>(`
+    const [row] = await runtime.db.fork().execute<{ deliveries: number }[]>(
+      `
       insert into consumer_delivery as d (consumer, scope, topic, partition, "offset", deliveries) values (?, ?, ?, ?, ?, ?)
       on conflict (consumer, scope, topic, partition, "offset")
         do update set deliveries = d.deliveries + 1, delivered_at = now()
-      returning deliveries`, [consumer, scope, message.topic, message.partition, message.offset, initial]);
+      returning deliveries`,
+      [consumer, scope, message.topic, message.partition, message.offset, initial],
+    );
     return Number(row.deliveries);
   };
   const { consumerMaxDeliveries } = runtime.config;
@@ -547,8 +624,10 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     }
     if (deliveries.length === 0) return;
     if (chunkDeliveries > 1) {
-      log.warn({ partition: messages[0].partition, firstOffset: messages[0].offset, deliveries: chunkDeliveries, events: deliveries.length },
-        'chunk handed over again unfinished; applying its events one at a time');
+      log.warn(
+        { partition: messages[0].partition, firstOffset: messages[0].offset, deliveries: chunkDeliveries, events: deliveries.length },
+        'chunk handed over again unfinished; applying its events one at a time',
+      );
       return handleCarefully(deliveries, controls);
     }
     for (const delivery of deliveries) crashPoint(runtime.config, 'handling', delivery.event.id);
@@ -560,7 +639,10 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
       // One bad event must not hold back the others: each goes again on its own, with its own
       // retries and dead letter; what the batch did was rolled back, so nothing applies twice.
       metrics.batchesSplit++;
-      log.warn({ events: deliveries.length, firstOffset: deliveries[0].message.offset, partition: deliveries[0].message.partition, err: error }, 'batch failed; applying its events one at a time');
+      log.warn(
+        { events: deliveries.length, firstOffset: deliveries[0].message.offset, partition: deliveries[0].message.partition, err: error },
+        'batch failed; applying its events one at a time',
+      );
       for (const delivery of deliveries) await handleOne(delivery, controls);
     }
   };
@@ -578,16 +660,18 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
 
   const subscription: Subscription = await kafka.consumeBatches(consumer, topics, handleBatch, {
     fromBeginning: options.fromBeginning ?? true,
-    partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? Math.min(topics.length * runtime.config.kafkaPartitions, runtime.config.databasePoolSize),
+    partitionsConsumedConcurrently:
+      options.partitionsConsumedConcurrently ?? Math.min(topics.length * runtime.config.kafkaPartitions, runtime.config.databasePoolSize),
     maxWaitTimeInMs: options.maxWaitTimeInMs,
   });
   log.info({ topics }, 'consumer started');
 
   let stopped: Promise<void> | undefined;
-  const stop = () => (stopped ??= (async () => {
-    stopping.abort(new Error(`consumer ${consumer} stopping`));
-    await subscription.stop();
-  })());
+  const stop = () =>
+    (stopped ??= (async () => {
+      stopping.abort(new Error(`consumer ${consumer} stopping`));
+      await subscription.stop();
+    })());
   return {
     consumer,
     get metrics(): ConsumerMetrics {

@@ -9,8 +9,22 @@
  * validation (the document's types are known) and before execution or query planning.
  */
 import {
-  BREAK, type DocumentNode, GraphQLError, type GraphQLInputObjectType, type GraphQLInputType, type GraphQLSchema, type OperationDefinitionNode,
-  type ValueNode, TypeInfo, getNamedType, getNullableType, isInputObjectType, isListType, typeFromAST, visit, visitWithTypeInfo,
+  BREAK,
+  type DocumentNode,
+  GraphQLError,
+  type GraphQLInputObjectType,
+  type GraphQLInputType,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type ValueNode,
+  TypeInfo,
+  getNamedType,
+  getNullableType,
+  isInputObjectType,
+  isListType,
+  typeFromAST,
+  visit,
+  visitWithTypeInfo,
 } from 'graphql';
 import type { ApolloServerPlugin, BaseContext, GraphQLRequestListener } from '@apollo/server';
 import { z } from 'zod';
@@ -34,8 +48,9 @@ export const DEFAULT_INPUT_LIMITS: InputLimits = { maxIdLength: 256, maxStringLe
 
 /** `INPUT_MAX_*`: platform settings, read by every subgraph and the gateway. */
 export const inputLimitSettings = z.object({
-  INPUT_MAX_ID_LENGTH: integer({ default: DEFAULT_INPUT_LIMITS.maxIdLength, min: 1, max: 1_048_576 })
-    .describe('longest identifier (`ID`, `sku`, cursors, `...Id`, `...Key`) in any input, everywhere (`BAD_USER_INPUT`)'),
+  INPUT_MAX_ID_LENGTH: integer({ default: DEFAULT_INPUT_LIMITS.maxIdLength, min: 1, max: 1_048_576 }).describe(
+    'longest identifier (`ID`, `sku`, cursors, `...Id`, `...Key`) in any input, everywhere (`BAD_USER_INPUT`)',
+  ),
   INPUT_MAX_STRING_LENGTH: integer({ default: DEFAULT_INPUT_LIMITS.maxStringLength, min: 1, max: 1_048_576 }).describe('longest other string in any input'),
 });
 
@@ -158,7 +173,12 @@ export class InputGuard {
    * `variables`, or undefined when every string in it is acceptable. Never throws: variables of
    * any shape are walked without recursion, so even absurdly nested JSON is answered.
    */
-  check(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode, variables: Readonly<Record<string, unknown>> | null | undefined): GraphQLError | undefined {
+  check(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Readonly<Record<string, unknown>> | null | undefined,
+  ): GraphQLError | undefined {
     let plan = this.#plans.get(document);
     if (!plan || plan.schema !== schema) {
       plan = this.#plan(schema, document);
@@ -237,7 +257,9 @@ export class InputGuard {
   #fieldsOf(type: GraphQLInputObjectType): ReadonlyMap<string, { readonly type: GraphQLInputType; readonly identifier: boolean }> {
     let fields = this.#fields.get(type);
     if (!fields) {
-      fields = new Map(Object.values(type.getFields()).map((f) => [f.name, { type: f.type, identifier: isIdentifierType(f.type) || isIdentifierName(f.name) }]));
+      fields = new Map(
+        Object.values(type.getFields()).map((f) => [f.name, { type: f.type, identifier: isIdentifierType(f.type) || isIdentifierName(f.name) }]),
+      );
       this.#fields.set(type, fields);
     }
     return fields;
@@ -248,7 +270,13 @@ export class InputGuard {
     const identifierVariables = new Set<string>();
     let literalError: GraphQLError | null = null;
     // Literals are as deep as the parser allowed, so plain recursion is safe here.
-    const walk = (node: ValueNode, type: GraphQLInputType | undefined, identifier: boolean, path: string, kind: 'Argument' | 'Variable'): GraphQLError | undefined => {
+    const walk = (
+      node: ValueNode,
+      type: GraphQLInputType | undefined,
+      identifier: boolean,
+      path: string,
+      kind: 'Argument' | 'Variable',
+    ): GraphQLError | undefined => {
       switch (node.kind) {
         case 'StringValue': {
           const problem = stringProblem(node.value, identifier ? maxIdLength : maxStringLength);
@@ -282,30 +310,33 @@ export class InputGuard {
       }
     };
     const typeInfo = new TypeInfo(schema);
-    visit(document, visitWithTypeInfo(typeInfo, {
-      VariableDefinition(node) {
-        if (node.defaultValue) {
-          const name = node.variable.name.value;
-          const type = typeFromAST(schema, node.type) as GraphQLInputType | undefined;
-          const refused = walk(node.defaultValue, type, isIdentifierType(type) || isIdentifierName(name), `$${name}`, 'Variable');
+    visit(
+      document,
+      visitWithTypeInfo(typeInfo, {
+        VariableDefinition(node) {
+          if (node.defaultValue) {
+            const name = node.variable.name.value;
+            const type = typeFromAST(schema, node.type) as GraphQLInputType | undefined;
+            const refused = walk(node.defaultValue, type, isIdentifierType(type) || isIdentifierName(name), `$${name}`, 'Variable');
+            if (refused) {
+              literalError = refused;
+              return BREAK;
+            }
+          }
+          return false;
+        },
+        Argument(node) {
+          const name = node.name.value;
+          const type = typeInfo.getArgument()?.type;
+          const refused = walk(node.value, type, isIdentifierType(type) || isIdentifierName(name), name, 'Argument');
           if (refused) {
             literalError = refused;
             return BREAK;
           }
-        }
-        return false;
-      },
-      Argument(node) {
-        const name = node.name.value;
-        const type = typeInfo.getArgument()?.type;
-        const refused = walk(node.value, type, isIdentifierType(type) || isIdentifierName(name), name, 'Argument');
-        if (refused) {
-          literalError = refused;
-          return BREAK;
-        }
-        return false;
-      },
-    }));
+          return false;
+        },
+      }),
+    );
     return { schema, literalError, identifierVariables, operations: new WeakMap() };
   }
 }

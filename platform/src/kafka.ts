@@ -1,5 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { Kafka, Partitioners, logLevel, type Admin, type Producer, type Consumer, type ConsumerRunConfig, type EachMessagePayload, type LogEntry } from 'kafkajs';
+import {
+  Kafka,
+  Partitioners,
+  logLevel,
+  type Admin,
+  type Producer,
+  type Consumer,
+  type ConsumerRunConfig,
+  type EachMessagePayload,
+  type LogEntry,
+} from 'kafkajs';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import { withTimeout } from './resilience.ts';
@@ -114,14 +124,24 @@ export interface KafkaClient extends AsyncDisposable {
    * again (after kafkajs restarts the fetch): a handler that must not block its partition forever
    * handles its own failures (the inbox dead-letters them) and resolves.
    */
-  consume(groupId: string, topics: readonly string[], handle: (message: IncomingMessage, controls: ConsumeControls) => Promise<void>, options?: ConsumeOptions): Promise<Subscription>;
+  consume(
+    groupId: string,
+    topics: readonly string[],
+    handle: (message: IncomingMessage, controls: ConsumeControls) => Promise<void>,
+    options?: ConsumeOptions,
+  ): Promise<Subscription>;
   /**
    * Like {@link consume}, but hands over what one fetch brought of one partition at once, in offset
    * order, so a handler can apply many messages in one transaction. Only offsets the handler passes
    * to `resolveOffset` are committed (every few seconds, on rebalance and on `stop`); when `handle`
    * rejects, the messages after the last resolved offset are delivered again.
    */
-  consumeBatches(groupId: string, topics: readonly string[], handle: (messages: readonly IncomingMessage[], controls: BatchControls) => Promise<void>, options?: ConsumeOptions): Promise<Subscription>;
+  consumeBatches(
+    groupId: string,
+    topics: readonly string[],
+    handle: (messages: readonly IncomingMessage[], controls: BatchControls) => Promise<void>,
+    options?: ConsumeOptions,
+  ): Promise<Subscription>;
   /** Whether a topic (name without the prefix) exists. */
   hasTopic(name: string): Promise<boolean>;
   /** Deletes topics (names without the prefix); missing ones are ignored. For tests and tools. */
@@ -161,13 +181,14 @@ if (!(emitWarning as { swiftcartFiltered?: boolean }).swiftcartFiltered) {
 }
 
 function toLogger(log: Logger) {
-  return () => ({ level, log: entry }: LogEntry) => {
-    const { message, ...rest } = entry;
-    const line = { kafka: rest, msg: message };
-    if (level === logLevel.ERROR) log.error(line);
-    else if (level === logLevel.WARN) log.warn(line);
-    else log.debug(line);
-  };
+  return () =>
+    ({ level, log: entry }: LogEntry) => {
+      const { message, ...rest } = entry;
+      const line = { kafka: rest, msg: message };
+      if (level === logLevel.ERROR) log.error(line);
+      else if (level === logLevel.WARN) log.warn(line);
+      else log.debug(line);
+    };
 }
 
 function headersOf(raw: EachMessagePayload['message']['headers']): Record<string, string> {
@@ -195,7 +216,11 @@ function toIncoming(topic: string, partition: number, message: EachMessagePayloa
  * `timeoutMs`; else rejects with `message`. The ping of a client and of a probe.
  */
 function describeWithin(admin: Promise<Admin>, timeoutMs: number, message: string): ReturnType<Admin['describeCluster']> {
-  return withTimeout(admin.then((a) => a.describeCluster()), timeoutMs, message);
+  return withTimeout(
+    admin.then((a) => a.describeCluster()),
+    timeoutMs,
+    message,
+  );
 }
 
 /**
@@ -217,7 +242,11 @@ export async function probeKafka(brokers: readonly string[], timeoutMs: number):
   });
   const admin = kafka.admin();
   try {
-    const cluster = await describeWithin(admin.connect().then(() => admin), timeoutMs, `no answer from ${brokers.join(', ')} within ${timeoutMs} ms`);
+    const cluster = await describeWithin(
+      admin.connect().then(() => admin),
+      timeoutMs,
+      `no answer from ${brokers.join(', ')} within ${timeoutMs} ms`,
+    );
     if (cluster.brokers.length < 1) throw new Error('the broker reports no live brokers yet');
     return cluster.brokers.length;
   } finally {
@@ -252,7 +281,10 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       const a = kafka.admin();
       await a.connect();
       return a;
-    })().catch((error) => { admin = undefined; throw error; });
+    })().catch((error) => {
+      admin = undefined;
+      throw error;
+    });
     return admin;
   };
   const getProducer = () => {
@@ -264,7 +296,10 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       const p = kafka.producer({ maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
       await p.connect();
       return p;
-    })().catch((error) => { producer = undefined; throw error; });
+    })().catch((error) => {
+      producer = undefined;
+      throw error;
+    });
     return producer;
   };
 
@@ -297,7 +332,9 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       });
       consumers.add(consumer);
       current = consumer;
-      consumer.on(consumer.events.GROUP_JOIN, () => { failures = 0; });
+      consumer.on(consumer.events.GROUP_JOIN, () => {
+        failures = 0;
+      });
       consumer.on(consumer.events.CRASH, ({ payload }) => {
         if (payload.restart || stopped) return;
         consumers.delete(consumer);
@@ -319,19 +356,22 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       restartTimer = setTimeout(() => {
         restartTimer = undefined;
         if (stopped) return;
-        start().catch((startError: unknown) => { if (!stopped) scheduleRestart(startError); });
+        start().catch((startError: unknown) => {
+          if (!stopped) scheduleRestart(startError);
+        });
       }, delayMs);
     };
 
     await start();
     let stopping: Promise<void> | undefined;
-    const stop = () => (stopping ??= (async () => {
-      stopped = true;
-      clearTimeout(restartTimer);
-      if (!current) return;
-      consumers.delete(current);
-      await current.disconnect();
-    })());
+    const stop = () =>
+      (stopping ??= (async () => {
+        stopped = true;
+        clearTimeout(restartTimer);
+        if (!current) return;
+        consumers.delete(current);
+        await current.disconnect();
+      })());
     return { stop, [Symbol.asyncDispose]: stop };
   };
 
@@ -349,8 +389,10 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
           const has = described.find((d) => d.name === topic(t.name))?.partitions.length ?? wanted;
           if (has < wanted && !warnedPartitions.has(t.name)) {
             warnedPartitions.add(t.name);
-            log.warn({ topic: topic(t.name), partitions: has, wanted },
-              'topic has fewer partitions than wanted (KAFKA_PARTITIONS, or its spec) and is left as it is; see docs/operations.md, "Partitions"');
+            log.warn(
+              { topic: topic(t.name), partitions: has, wanted },
+              'topic has fewer partitions than wanted (KAFKA_PARTITIONS, or its spec) and is left as it is; see docs/operations.md, "Partitions"',
+            );
           }
         }
       }
@@ -445,7 +487,9 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       const received = new Map<string, IncomingMessage>();
       const remaining = new Set(range.keys());
       let finish!: () => void;
-      const done = new Promise<void>((resolve) => { finish = resolve; });
+      const done = new Promise<void>((resolve) => {
+        finish = resolve;
+      });
       try {
         await consumer.connect();
         await consumer.subscribe({ topics: [full], fromBeginning: true });
@@ -484,11 +528,13 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
     async groupOffsets(groupId, name) {
       const a = await getAdmin();
       const [result] = await a.fetchOffsets({ groupId: topic(groupId), topics: [topic(name)] });
-      return (result?.partitions ?? []).map((p) => ({
-        partition: p.partition,
-        offset: Number(p.offset) < 0 ? null : p.offset,
-        metadata: p.metadata ?? null,
-      })).sort((x, y) => x.partition - y.partition);
+      return (result?.partitions ?? [])
+        .map((p) => ({
+          partition: p.partition,
+          offset: Number(p.offset) < 0 ? null : p.offset,
+          metadata: p.metadata ?? null,
+        }))
+        .sort((x, y) => x.partition - y.partition);
     },
     async commitGroupOffsets(groupId, name, offsets) {
       if (offsets.length === 0) return;

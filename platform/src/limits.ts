@@ -15,8 +15,19 @@
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { ApolloServerPlugin, BaseContext, GraphQLRequestContextDidResolveOperation } from '@apollo/server';
 import {
-  type DocumentNode, GraphQLError, type GraphQLSchema, type OperationDefinitionNode, type ValidationContext, type ValidationRule,
-  Kind, getNullableType, isListType, parse, specifiedRules, validate, visit,
+  type DocumentNode,
+  GraphQLError,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type ValidationContext,
+  type ValidationRule,
+  Kind,
+  getNullableType,
+  isListType,
+  parse,
+  specifiedRules,
+  validate,
+  visit,
 } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values.js';
 import { type ComplexityEstimator, getComplexity } from 'graphql-query-complexity';
@@ -77,8 +88,11 @@ export const DEFAULT_SUBGRAPH_LIMITS: SubgraphLimits = {
 
 /** The refusal codes of this module. */
 const LIMIT_CODES: ReadonlySet<unknown> = new Set([
-  ErrorCode.DepthLimitExceeded, ErrorCode.AliasLimitExceeded, ErrorCode.DirectiveLimitExceeded,
-  ErrorCode.TokenLimitExceeded, ErrorCode.CostLimitExceeded,
+  ErrorCode.DepthLimitExceeded,
+  ErrorCode.AliasLimitExceeded,
+  ErrorCode.DirectiveLimitExceeded,
+  ErrorCode.TokenLimitExceeded,
+  ErrorCode.CostLimitExceeded,
 ]);
 
 /**
@@ -86,18 +100,27 @@ const LIMIT_CODES: ReadonlySet<unknown> = new Set([
  * and part of the gateway's settings (gateway/src/settings.ts).
  */
 export const operationLimitSettings = z.object({
-  EDGE_LIMITS: oneOf(['on', 'off'], { default: 'on' })
-    .describe("`off` turns off the gateway's operation limits, rate limits and caps (for benchmarks); refused in production"),
-  GRAPHQL_MAX_DEPTH: integer({ default: DEFAULT_OPERATION_LIMITS.maxDepth, min: 1, max: 1_000 })
-    .describe('deepest field nesting of an operation at the gateway (`DEPTH_LIMIT_EXCEEDED`)'),
-  GRAPHQL_MAX_ALIASES: integer({ default: DEFAULT_OPERATION_LIMITS.maxAliases, min: 0, max: 10_000 }).describe('aliases per operation (`ALIAS_LIMIT_EXCEEDED`)'),
-  GRAPHQL_MAX_DIRECTIVES: integer({ default: DEFAULT_OPERATION_LIMITS.maxDirectives, min: 0, max: 10_000 }).describe('directives per operation (`DIRECTIVE_LIMIT_EXCEEDED`)'),
-  GRAPHQL_MAX_TOKENS: integer({ default: DEFAULT_OPERATION_LIMITS.maxTokens, min: 10, max: 1_000_000 })
-    .describe('tokens per document, checked while parsing (`TOKEN_LIMIT_EXCEEDED`)'),
-  GRAPHQL_MAX_COST: integer({ default: DEFAULT_OPERATION_LIMITS.maxCost, min: 1, max: 100_000_000 })
-    .describe('cost per operation, list sizes included (`COST_LIMIT_EXCEEDED`)'),
-  GRAPHQL_COST_LIST_SIZE: integer({ default: DEFAULT_OPERATION_LIMITS.assumedListSize, min: 1, max: 10_000 })
-    .describe('items the cost counts for a list without `first`/`last`'),
+  EDGE_LIMITS: oneOf(['on', 'off'], { default: 'on' }).describe(
+    "`off` turns off the gateway's operation limits, rate limits and caps (for benchmarks); refused in production",
+  ),
+  GRAPHQL_MAX_DEPTH: integer({ default: DEFAULT_OPERATION_LIMITS.maxDepth, min: 1, max: 1_000 }).describe(
+    'deepest field nesting of an operation at the gateway (`DEPTH_LIMIT_EXCEEDED`)',
+  ),
+  GRAPHQL_MAX_ALIASES: integer({ default: DEFAULT_OPERATION_LIMITS.maxAliases, min: 0, max: 10_000 }).describe(
+    'aliases per operation (`ALIAS_LIMIT_EXCEEDED`)',
+  ),
+  GRAPHQL_MAX_DIRECTIVES: integer({ default: DEFAULT_OPERATION_LIMITS.maxDirectives, min: 0, max: 10_000 }).describe(
+    'directives per operation (`DIRECTIVE_LIMIT_EXCEEDED`)',
+  ),
+  GRAPHQL_MAX_TOKENS: integer({ default: DEFAULT_OPERATION_LIMITS.maxTokens, min: 10, max: 1_000_000 }).describe(
+    'tokens per document, checked while parsing (`TOKEN_LIMIT_EXCEEDED`)',
+  ),
+  GRAPHQL_MAX_COST: integer({ default: DEFAULT_OPERATION_LIMITS.maxCost, min: 1, max: 100_000_000 }).describe(
+    'cost per operation, list sizes included (`COST_LIMIT_EXCEEDED`)',
+  ),
+  GRAPHQL_COST_LIST_SIZE: integer({ default: DEFAULT_OPERATION_LIMITS.assumedListSize, min: 1, max: 10_000 }).describe(
+    'items the cost counts for a list without `first`/`last`',
+  ),
 });
 
 /** The parsed {@link operationLimitSettings}. */
@@ -114,7 +137,10 @@ export const subgraphLimitSettings = z.object({
  * (the default) or `off`, which benchmarks use to measure what the limits cost. Production refuses
  * `off` with a {@link ConfigError}. `settings` defaults to those parsed from `config.vars`.
  */
-export function edgeLimitsEnabled(config: Pick<Config, 'env' | 'vars'>, settings: Pick<OperationLimitSettings, 'EDGE_LIMITS'> = parseSettings(operationLimitSettings, config.vars)): boolean {
+export function edgeLimitsEnabled(
+  config: Pick<Config, 'env' | 'vars'>,
+  settings: Pick<OperationLimitSettings, 'EDGE_LIMITS'> = parseSettings(operationLimitSettings, config.vars),
+): boolean {
   if (settings.EDGE_LIMITS === 'on') return true;
   // Not a rule of the schema: a configuration's env is what decides (tests set it apart from NODE_ENV).
   if (config.env === 'production') throw new ConfigError('EDGE_LIMITS=off is refused in production: the edge would accept any operation');
@@ -122,7 +148,10 @@ export function edgeLimitsEnabled(config: Pick<Config, 'env' | 'vars'>, settings
 }
 
 /** The gateway's operation limits from `GRAPHQL_MAX_*`; null when `EDGE_LIMITS=off`. `settings` as for {@link edgeLimitsEnabled}. */
-export function gatewayLimits(config: Pick<Config, 'env' | 'vars'>, settings: OperationLimitSettings = parseSettings(operationLimitSettings, config.vars)): OperationLimits | null {
+export function gatewayLimits(
+  config: Pick<Config, 'env' | 'vars'>,
+  settings: OperationLimitSettings = parseSettings(operationLimitSettings, config.vars),
+): OperationLimits | null {
   if (!edgeLimitsEnabled(config, settings)) return null;
   return {
     maxDepth: settings.GRAPHQL_MAX_DEPTH,
@@ -163,18 +192,34 @@ export function limitValidationRules(limits: Partial<Pick<OperationLimits, 'maxD
     blockFieldSuggestion: off,
     costLimit: off,
     maxTokens: off,
-    maxDepth: limits.maxDepth === undefined ? off : {
-      n: limits.maxDepth, flattenFragments: true, exposeLimits: true, propagateOnRejection: false,
-      onReject: [reportAs(ErrorCode.DepthLimitExceeded, limits.maxDepth)],
-    },
-    maxAliases: limits.maxAliases === undefined ? off : {
-      n: limits.maxAliases, exposeLimits: true, propagateOnRejection: false,
-      onReject: [reportAs(ErrorCode.AliasLimitExceeded, limits.maxAliases)],
-    },
-    maxDirectives: limits.maxDirectives === undefined ? off : {
-      n: limits.maxDirectives, exposeLimits: true, propagateOnRejection: false,
-      onReject: [reportAs(ErrorCode.DirectiveLimitExceeded, limits.maxDirectives)],
-    },
+    maxDepth:
+      limits.maxDepth === undefined
+        ? off
+        : {
+            n: limits.maxDepth,
+            flattenFragments: true,
+            exposeLimits: true,
+            propagateOnRejection: false,
+            onReject: [reportAs(ErrorCode.DepthLimitExceeded, limits.maxDepth)],
+          },
+    maxAliases:
+      limits.maxAliases === undefined
+        ? off
+        : {
+            n: limits.maxAliases,
+            exposeLimits: true,
+            propagateOnRejection: false,
+            onReject: [reportAs(ErrorCode.AliasLimitExceeded, limits.maxAliases)],
+          },
+    maxDirectives:
+      limits.maxDirectives === undefined
+        ? off
+        : {
+            n: limits.maxDirectives,
+            exposeLimits: true,
+            propagateOnRejection: false,
+            onReject: [reportAs(ErrorCode.DirectiveLimitExceeded, limits.maxDirectives)],
+          },
   });
   return armor.protect().validationRules;
 }
@@ -266,7 +311,8 @@ export function costLimiter(limits: Pick<OperationLimits, 'maxCost' | 'assumedLi
       try {
         cost = getComplexity({ schema, query: document, operationName: operation.name?.value, variables, estimators });
       } catch (error) {
-        if ((error as Error).message === TOO_MANY_NODES) return refuse(`Query cost limit of ${limits.maxCost} exceeded: its fragments expand to too many fields.`);
+        if ((error as Error).message === TOO_MANY_NODES)
+          return refuse(`Query cost limit of ${limits.maxCost} exceeded: its fragments expand to too many fields.`);
         if (getVariableValues(schema, operation.variableDefinitions ?? [], variables).errors) return null;
         return new GraphQLError((error as Error).message, { extensions: { code: ErrorCode.BadUserInput } });
       }
@@ -303,9 +349,14 @@ export function parseWithLimit(query: string, maxTokens: number | undefined): Do
   try {
     return parse(query, maxTokens === undefined ? undefined : { maxTokens });
   } catch (error) {
-    return tokenLimitError(error) ?? new GraphQLError((error as Error).message, {
-      source: (error as GraphQLError).source, positions: (error as GraphQLError).positions, extensions: { code: 'GRAPHQL_PARSE_FAILED' },
-    });
+    return (
+      tokenLimitError(error) ??
+      new GraphQLError((error as Error).message, {
+        source: (error as GraphQLError).source,
+        positions: (error as GraphQLError).positions,
+        extensions: { code: 'GRAPHQL_PARSE_FAILED' },
+      })
+    );
   }
 }
 
@@ -314,9 +365,16 @@ export function parseWithLimit(query: string, maxTokens: number | undefined): Do
  * refusals keep their codes, the rest are GRAPHQL_VALIDATION_FAILED, as over HTTP.
  */
 export function validateWithLimits(schema: GraphQLSchema, document: DocumentNode, rules: readonly ValidationRule[]): GraphQLError[] {
-  return validate(schema, document, [...specifiedRules, ...rules]).map((error) => (isLimitError(error) ? error : new GraphQLError(error.message, {
-    nodes: error.nodes, source: error.source, positions: error.positions, extensions: { ...error.extensions, code: ErrorCode.GraphQLValidationFailed },
-  })));
+  return validate(schema, document, [...specifiedRules, ...rules]).map((error) =>
+    isLimitError(error)
+      ? error
+      : new GraphQLError(error.message, {
+          nodes: error.nodes,
+          source: error.source,
+          positions: error.positions,
+          extensions: { ...error.extensions, code: ErrorCode.GraphQLValidationFailed },
+        }),
+  );
 }
 
 /**
@@ -327,7 +385,9 @@ export function validateWithLimits(schema: GraphQLSchema, document: DocumentNode
  * (Apollo Server reports every validation error as GRAPHQL_VALIDATION_FAILED, every parse error as
  * GRAPHQL_PARSE_FAILED). Use it with {@link limitValidationRules} and `parseOptions.maxTokens`.
  */
-export function operationLimitsPlugin<TContext extends BaseContext>(limits: Pick<OperationLimits, 'maxCost' | 'assumedListSize'> | null): ApolloServerPlugin<TContext> {
+export function operationLimitsPlugin<TContext extends BaseContext>(
+  limits: Pick<OperationLimits, 'maxCost' | 'assumedListSize'> | null,
+): ApolloServerPlugin<TContext> {
   const costOf = limits ? costLimiter(limits) : null;
   const listener = {
     async didResolveOperation(request: GraphQLRequestContextDidResolveOperation<TContext>) {

@@ -95,14 +95,17 @@ export class LiveFeed implements AsyncDisposable {
       else fresh.push(channel);
     }
     if (fresh.length > 0) {
-      const ready: Promise<void> = redis.subscribe(...fresh).then(() => undefined, (error: unknown) => {
-        // Forget the failed attempt, so a later listener subscribes again instead of inheriting it.
-        for (const channel of fresh) {
-          const state = this.#channels.get(channel);
-          if (state?.ready === ready) state.ready = undefined;
-        }
-        throw error;
-      });
+      const ready: Promise<void> = redis.subscribe(...fresh).then(
+        () => undefined,
+        (error: unknown) => {
+          // Forget the failed attempt, so a later listener subscribes again instead of inheriting it.
+          for (const channel of fresh) {
+            const state = this.#channels.get(channel);
+            if (state?.ready === ready) state.ready = undefined;
+          }
+          throw error;
+        },
+      );
       for (const channel of fresh) this.#channels.get(channel)!.ready = ready;
       waits.push(ready);
     }
@@ -149,7 +152,9 @@ export class LiveFeed implements AsyncDisposable {
       onError: (error) => log.warn({ err: error.message, redis: connectionName }, 'live subscriber connection error'),
     });
     redis.on('message', (channel: string, message: string) => this.#dispatch(channel, message));
-    redis.on('close', () => { if (!this.#closing) this.#lost = true; });
+    redis.on('close', () => {
+      if (!this.#closing) this.#lost = true;
+    });
     redis.on('ready', () => {
       if (!this.#lost) return;
       this.#lost = false;
@@ -201,7 +206,13 @@ export class LiveFeed implements AsyncDisposable {
     };
     // A message published inside a trace ends that trace here, where its subscribers get it.
     const traceparent = TRACEPARENT_FIELD.exec(message)?.[1];
-    if (traceparent) inSpanOfSync(traceparent, 'live deliver', { 'messaging.system': 'redis', 'messaging.destination.name': channel, 'swiftcart.live.listeners': state.listeners.size }, deliver);
+    if (traceparent)
+      inSpanOfSync(
+        traceparent,
+        'live deliver',
+        { 'messaging.system': 'redis', 'messaging.destination.name': channel, 'swiftcart.live.listeners': state.listeners.size },
+        deliver,
+      );
     else deliver();
   }
 
@@ -244,13 +255,17 @@ export const LIVE_VERSION_TTL_SECONDS = 86_400;
  * and an older one arriving late not at all. Returns the subscribers reached (0 when not newer).
  */
 export async function publishLiveIfNewer(
-  redis: Pick<Redis, 'eval'>, log: Logger, options: { readonly versionKey: string; readonly version: number; readonly channel: string; readonly message: unknown },
+  redis: Pick<Redis, 'eval'>,
+  log: Logger,
+  options: { readonly versionKey: string; readonly version: number; readonly channel: string; readonly message: unknown },
 ): Promise<number> {
   try {
     // The trace travels inside the message: Redis pub/sub has no headers.
     const traceparent = activeTraceparent();
     const message = traceparent && typeof options.message === 'object' && options.message !== null ? { ...options.message, traceparent } : options.message;
-    return Number(await redis.eval(PUBLISH_IF_NEWER, 1, options.versionKey, options.version, LIVE_VERSION_TTL_SECONDS, options.channel, JSON.stringify(message)));
+    return Number(
+      await redis.eval(PUBLISH_IF_NEWER, 1, options.versionKey, options.version, LIVE_VERSION_TTL_SECONDS, options.channel, JSON.stringify(message)),
+    );
   } catch (error) {
     log.warn({ err: (error as Error).message, channel: options.channel }, 'live notification failed');
     return 0;
@@ -311,7 +326,11 @@ export async function liveQuery<T>(options: LiveQueryOptions<T>): Promise<LiveIt
   let closed = false;
   let wake: (() => void) | null = null;
   const stop = new AbortController();
-  const signal = () => { const w = wake; wake = null; w?.(); };
+  const signal = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
 
   const offer = (item: T) => {
     const key = keyOf(item);
@@ -362,7 +381,9 @@ export async function liveQuery<T>(options: LiveQueryOptions<T>): Promise<LiveIt
   });
 
   const reloadPolicy = retryPolicy({
-    attempts: RELOAD_ATTEMPTS, baseMs: 100, maxMs: 2_000,
+    attempts: RELOAD_ATTEMPTS,
+    baseMs: 100,
+    maxMs: 2_000,
     // An error with a GraphQL code (NOT_FOUND, FORBIDDEN) is an answer, not a hiccup.
     retryable: (error) => !closed && !(error as { extensions?: { code?: unknown } }).extensions?.code,
     onRetry: (error, attempt) => log.warn({ err: (error as Error).message, attempt }, 'live reload failed; retrying'),
@@ -409,7 +430,9 @@ export async function liveQuery<T>(options: LiveQueryOptions<T>): Promise<LiveIt
         if (versionOf(item) > (delivered.get(key) ?? -Infinity)) ready.push(item);
         continue;
       }
-      await new Promise<void>((resolve) => { wake = resolve; });
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
     }
   };
 
@@ -429,8 +452,12 @@ export async function liveQuery<T>(options: LiveQueryOptions<T>): Promise<LiveIt
       close();
       throw error;
     },
-    [Symbol.asyncIterator]() { return this; },
-    async [Symbol.asyncDispose]() { close(); },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async [Symbol.asyncDispose]() {
+      close();
+    },
   };
   return iterator;
 }

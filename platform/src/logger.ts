@@ -10,17 +10,20 @@ export type { Logger } from 'pino';
  */
 export function createLogger(service: string, level: string, destination?: DestinationStream): Logger {
   // An undefined destination is pino's default (standard output).
-  return pino({
-    level,
-    base: { service },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-    mixin() {
-      const span = trace.getActiveSpan();
-      if (!span) return {};
-      const { traceId, spanId, traceFlags } = span.spanContext();
-      // Only a sampled trace can be found in the backend; an unsampled id would lead nowhere.
-      return traceFlags & 1 ? { trace_id: traceId, span_id: spanId } : {};
+  return pino(
+    {
+      level,
+      base: { service },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      mixin() {
+        const span = trace.getActiveSpan();
+        if (!span) return {};
+        const { traceId, spanId, traceFlags } = span.spanContext();
+        // Only a sampled trace can be found in the backend; an unsampled id would lead nowhere.
+        return traceFlags & 1 ? { trace_id: traceId, span_id: spanId } : {};
+      },
     },
-  }, destination);
+    destination,
+  );
 }

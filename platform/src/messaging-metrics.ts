@@ -43,38 +43,52 @@ export function registerMessagingMetrics(options: MessagingMetricsOptions): (wai
       if (!read || Date.now() - read.at > 1_000) read = { at: Date.now(), waiting: outboxWaiting(db.fork()) };
       return read.waiting;
     };
-    scrapedGauge(registry, { name: 'swiftcart_outbox_backlog', help: 'Outbox rows not published yet (events and live changes).' },
-      async (gauge) => gauge.set((await waiting()).rows));
-    scrapedGauge(registry, { name: 'swiftcart_outbox_oldest_unpublished_seconds', help: 'Age of the oldest outbox row not published yet; 0 when there is none.' },
-      async (gauge) => gauge.set((await waiting()).oldestSeconds));
+    scrapedGauge(registry, { name: 'swiftcart_outbox_backlog', help: 'Outbox rows not published yet (events and live changes).' }, async (gauge) =>
+      gauge.set((await waiting()).rows),
+    );
+    scrapedGauge(
+      registry,
+      { name: 'swiftcart_outbox_oldest_unpublished_seconds', help: 'Age of the oldest outbox row not published yet; 0 when there is none.' },
+      async (gauge) => gauge.set((await waiting()).oldestSeconds),
+    );
   }
-  scrapedCounter(registry, {
-    name: 'swiftcart_consumer_events_total',
-    help: 'Events a consumer was handed, by outcome: processed, duplicate (already in the inbox), ignored (no handler), retried (attempts after the first), dead_lettered.',
-    labelNames: ['consumer', 'outcome'],
-  }, (count) => {
-    for (const { spec, running } of options.consumers()) {
-      for (const [outcome, key] of Object.entries(OUTCOMES)) count(running?.metrics[key] ?? 0, { consumer: spec.consumer, outcome });
-    }
-  });
-  scrapedGauge(registry, {
-    name: 'swiftcart_consumer_lag_messages',
-    help: 'Messages on a partition that the consumer group has not committed yet (high watermark minus committed offset).',
-    labelNames: ['consumer', 'topic', 'partition'],
-  }, async (gauge) => {
-    for (const { spec } of options.consumers()) {
-      for (const topic of spec.topics) {
-        const [ends, committed] = await Promise.all([kafka.topicOffsets(topic), kafka.groupOffsets(spec.consumer, topic)]);
-        const at = new Map(committed.map((c) => [c.partition, c.offset]));
-        for (const end of ends) {
-          const offset = at.get(end.partition);
-          // Nothing committed yet: everything from the low watermark on is still to be read.
-          const from = offset === null || offset === undefined ? BigInt(end.low) : BigInt(offset);
-          const lag = BigInt(end.high) - from;
-          gauge.set({ consumer: spec.consumer, topic, partition: String(end.partition) }, Number(lag > 0n ? lag : 0n));
+  scrapedCounter(
+    registry,
+    {
+      name: 'swiftcart_consumer_events_total',
+      help: 'Events a consumer was handed, by outcome: processed, duplicate (already in the inbox), ignored (no handler), retried (attempts after the first), dead_lettered.',
+      labelNames: ['consumer', 'outcome'],
+    },
+    (count) => {
+      for (const { spec, running } of options.consumers()) {
+        for (const [outcome, key] of Object.entries(OUTCOMES)) count(running?.metrics[key] ?? 0, { consumer: spec.consumer, outcome });
+      }
+    },
+  );
+  scrapedGauge(
+    registry,
+    {
+      name: 'swiftcart_consumer_lag_messages',
+      help: 'Messages on a partition that the consumer group has not committed yet (high watermark minus committed offset).',
+      labelNames: ['consumer', 'topic', 'partition'],
+    },
+    async (gauge) => {
+      for (const { spec } of options.consumers()) {
+        for (const topic of spec.topics) {
+          const [ends, committed] = await Promise.all([kafka.topicOffsets(topic), kafka.groupOffsets(spec.consumer, topic)]);
+          const at = new Map(committed.map((c) => [c.partition, c.offset]));
+          for (const end of ends) {
+            const offset = at.get(end.partition);
+            // Nothing committed yet: everything from the low watermark on is still to be read.
+            const from = offset === null || offset === undefined ? BigInt(end.low) : BigInt(offset);
+            const lag = BigInt(end.high) - from;
+            gauge.set({ consumer: spec.consumer, topic, partition: String(end.partition) }, Number(lag > 0n ? lag : 0n));
+          }
         }
       }
-    }
-  });
-  return (waited) => { for (const seconds of waited) publishWait.observe(Math.max(0, seconds)); };
+    },
+  );
+  return (waited) => {
+    for (const seconds of waited) publishWait.observe(Math.max(0, seconds));
+  };
 }

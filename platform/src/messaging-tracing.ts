@@ -40,14 +40,21 @@ export interface ProducedMessage {
  * (the request or the consumer that caused it), and returns the headers that carry the span on.
  * `describe` is asked for the order id only when the span records.
  */
-export function startProducerSpan(
-  stored: Readonly<Record<string, string>>, type: string, topic: string, describe: () => string | undefined,
-): ProducedMessage {
+export function startProducerSpan(stored: Readonly<Record<string, string>>, type: string, topic: string, describe: () => string | undefined): ProducedMessage {
   const parent = contextOf(stored);
-  const span = tracer.startSpan(`${type} publish`, {
-    kind: SpanKind.PRODUCER,
-    attributes: { 'messaging.system': 'kafka', 'messaging.operation.type': 'send', 'messaging.destination.name': topic, 'messaging.message.id': stored.id ?? '' },
-  }, parent);
+  const span = tracer.startSpan(
+    `${type} publish`,
+    {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        'messaging.system': 'kafka',
+        'messaging.operation.type': 'send',
+        'messaging.destination.name': topic,
+        'messaging.message.id': stored.id ?? '',
+      },
+    },
+    parent,
+  );
   const headers: Record<string, string> = { ...stored };
   if (!span.isRecording()) return { span, headers };
   const orderId = describe();
@@ -70,7 +77,13 @@ export function endSpans(spans: readonly Span[], error?: unknown): void {
  * Runs `work` in a span named `name`, a child of the context `headers` carry; the span is active
  * in `work`, so what it logs, queries or publishes belongs to that trace.
  */
-export async function inSpanOf<T>(headers: Readonly<Record<string, string | undefined>>, name: string, kind: SpanKind, attributes: Attributes, work: () => Promise<T>): Promise<T> {
+export async function inSpanOf<T>(
+  headers: Readonly<Record<string, string | undefined>>,
+  name: string,
+  kind: SpanKind,
+  attributes: Attributes,
+  work: () => Promise<T>,
+): Promise<T> {
   return tracer.startActiveSpan(name, { kind, attributes }, contextOf(headers), async (span) => {
     try {
       return await work();

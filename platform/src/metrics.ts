@@ -46,11 +46,38 @@ export function createProcessMetrics(labels: { readonly service: string; readonl
   collectDefaultMetrics({ register: registry });
   return {
     registry,
-    httpRequests: new Counter({ name: 'swiftcart_http_requests_total', help: 'HTTP requests answered, by method, route and status.', labelNames: ['method', 'route', 'status'], registers: [registry] }),
-    httpDuration: new Histogram({ name: 'swiftcart_http_request_duration_seconds', help: 'Time from the request until the response was sent.', labelNames: ['method', 'route'], buckets: LATENCY_BUCKETS, registers: [registry] }),
-    graphqlOperations: new Counter({ name: 'swiftcart_graphql_operations_total', help: 'GraphQL operations executed, by operation name, type and outcome (ok, error).', labelNames: ['operation', 'type', 'outcome'], registers: [registry] }),
-    graphqlDuration: new Histogram({ name: 'swiftcart_graphql_operation_duration_seconds', help: 'Time to execute a GraphQL operation, from parsing to the response.', labelNames: ['operation', 'type'], buckets: LATENCY_BUCKETS, registers: [registry] }),
-    graphqlErrors: new Counter({ name: 'swiftcart_graphql_errors_total', help: 'GraphQL errors sent to clients, by extensions.code.', labelNames: ['code'], registers: [registry] }),
+    httpRequests: new Counter({
+      name: 'swiftcart_http_requests_total',
+      help: 'HTTP requests answered, by method, route and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'swiftcart_http_request_duration_seconds',
+      help: 'Time from the request until the response was sent.',
+      labelNames: ['method', 'route'],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    graphqlOperations: new Counter({
+      name: 'swiftcart_graphql_operations_total',
+      help: 'GraphQL operations executed, by operation name, type and outcome (ok, error).',
+      labelNames: ['operation', 'type', 'outcome'],
+      registers: [registry],
+    }),
+    graphqlDuration: new Histogram({
+      name: 'swiftcart_graphql_operation_duration_seconds',
+      help: 'Time to execute a GraphQL operation, from parsing to the response.',
+      labelNames: ['operation', 'type'],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    graphqlErrors: new Counter({
+      name: 'swiftcart_graphql_errors_total',
+      help: 'GraphQL errors sent to clients, by extensions.code.',
+      labelNames: ['code'],
+      registers: [registry],
+    }),
   };
 }
 
@@ -170,13 +197,20 @@ export function scrapedCounter<L extends string>(
  * Registers `swiftcart_cache_lookups_total{cache, result}`: the hits and misses of cache-aside
  * caches (platform/src/cache.ts), read from their counters at each scrape.
  */
-export function registerCacheMetrics(registry: Registry, caches: Readonly<Record<string, { readonly stats: { readonly hits: number; readonly misses: number } }>>): void {
-  scrapedCounter(registry, { name: 'swiftcart_cache_lookups_total', help: 'Cache lookups by cache and result (hit, miss).', labelNames: ['cache', 'result'] }, (count) => {
-    for (const [cache, { stats }] of Object.entries(caches)) {
-      count(stats.hits, { cache, result: 'hit' });
-      count(stats.misses, { cache, result: 'miss' });
-    }
-  });
+export function registerCacheMetrics(
+  registry: Registry,
+  caches: Readonly<Record<string, { readonly stats: { readonly hits: number; readonly misses: number } }>>,
+): void {
+  scrapedCounter(
+    registry,
+    { name: 'swiftcart_cache_lookups_total', help: 'Cache lookups by cache and result (hit, miss).', labelNames: ['cache', 'result'] },
+    (count) => {
+      for (const [cache, { stats }] of Object.entries(caches)) {
+        count(stats.hits, { cache, result: 'hit' });
+        count(stats.misses, { cache, result: 'miss' });
+      }
+    },
+  );
 }
 
 /**
@@ -184,12 +218,16 @@ export function registerCacheMetrics(registry: Registry, caches: Readonly<Record
  * (closed, half-open or open), 0 for the others, so an alert can ask for `state="open" == 1`.
  */
 export function registerBreakerMetrics(registry: Registry, breaker: string, current: () => 'closed' | 'half-open' | 'open'): void {
-  scrapedGauge(registry, {
-    name: 'swiftcart_circuit_breaker_state',
-    help: 'A circuit breaker\'s state: 1 for the current one (closed, half-open, open), 0 for the others.',
-    labelNames: ['breaker', 'state'],
-  }, async (gauge) => {
-    const now = current();
-    for (const state of ['closed', 'half-open', 'open'] as const) gauge.set({ breaker, state }, state === now ? 1 : 0);
-  });
+  scrapedGauge(
+    registry,
+    {
+      name: 'swiftcart_circuit_breaker_state',
+      help: "A circuit breaker's state: 1 for the current one (closed, half-open, open), 0 for the others.",
+      labelNames: ['breaker', 'state'],
+    },
+    async (gauge) => {
+      const now = current();
+      for (const state of ['closed', 'half-open', 'open'] as const) gauge.set({ breaker, state }, state === now ? 1 : 0);
+    },
+  );
 }

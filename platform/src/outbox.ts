@@ -131,15 +131,18 @@ export async function enqueueEvents(em: EntityManager, events: readonly AnyEvent
   const registry: EventSchemaRegistry = options.registry ?? defaultEventSchemaRegistry();
   for (const event of events) registry.validate(event);
   const trace = traceHeaders();
-  await insertRows(em, events.map((event) => ({
-    id: event.id,
-    aggregatetype: event.aggregateType,
-    aggregateid: event.aggregateId,
-    type: event.type,
-    topic: options.topic ?? eventsTopic(event.source),
-    payload: event,
-    headers: { [EVENT_ID_HEADER]: event.id, [EVENT_TYPE_HEADER]: event.type, ...trace },
-  })));
+  await insertRows(
+    em,
+    events.map((event) => ({
+      id: event.id,
+      aggregatetype: event.aggregateType,
+      aggregateid: event.aggregateId,
+      type: event.type,
+      topic: options.topic ?? eventsTopic(event.source),
+      payload: event,
+      headers: { [EVENT_ID_HEADER]: event.id, [EVENT_TYPE_HEADER]: event.type, ...trace },
+    })),
+  );
 }
 
 /**
@@ -165,15 +168,18 @@ export async function enqueueLive(em: EntityManager, changes: readonly LiveChang
   if (!em.isInTransaction()) {
     throw new Error('enqueueLive must run inside em.transactional(), with the state change it announces');
   }
-  await insertRows(em, changes.map((change) => ({
-    id: uuidv7(),
-    aggregatetype: change.aggregateType,
-    aggregateid: change.aggregateId,
-    type: change.type,
-    topic: null,
-    payload: change.payload,
-    headers: traceHeaders(),
-  })));
+  await insertRows(
+    em,
+    changes.map((change) => ({
+      id: uuidv7(),
+      aggregatetype: change.aggregateType,
+      aggregateid: change.aggregateId,
+      type: change.type,
+      topic: null,
+      payload: change.payload,
+      headers: traceHeaders(),
+    })),
+  );
 }
 
 interface NewOutboxRow {
@@ -189,16 +195,21 @@ interface NewOutboxRow {
 
 async function insertRows(em: EntityManager, rows: readonly NewOutboxRow[]): Promise<void> {
   const aggregates = [...new Set(rows.map((r) => r.aggregateid))];
-  await em.execute(`
+  await em.execute(
+    `
     select pg_advisory_xact_lock(${AGGREGATE_LOCK_NAMESPACE}, h)
     from (select distinct hashtext(k) as h from jsonb_array_elements_text(?::jsonb) as k order by h) as keys`,
-  [JSON.stringify(aggregates)]);
+    [JSON.stringify(aggregates)],
+  );
   // `order by ord`: the sequence follows the order of `rows`.
-  await em.execute(`
+  await em.execute(
+    `
     insert into outbox (id, aggregatetype, aggregateid, type, topic, payload, headers)
     select (e->>'id')::uuid, e->>'aggregatetype', e->>'aggregateid', e->>'type', e->>'topic', e->'payload', e->'headers'
     from jsonb_array_elements(?::jsonb) with ordinality as r(e, ord)
-    order by ord`, [JSON.stringify(rows)]);
+    order by ord`,
+    [JSON.stringify(rows)],
+  );
   await em.execute(`select pg_notify('${OUTBOX_CHANNEL}', '')`);
 }
 
@@ -362,7 +373,9 @@ export class OutboxRelay implements AsyncDisposable {
    */
   start(): Promise<void> {
     if (this.#loop) throw new Error('OutboxRelay already started');
-    const ready = new Promise<void>((resolve) => { this.#ready = resolve; });
+    const ready = new Promise<void>((resolve) => {
+      this.#ready = resolve;
+    });
     this.#loop = this.#run();
     return ready;
   }
@@ -390,7 +403,10 @@ export class OutboxRelay implements AsyncDisposable {
     if (this.#clientBroken) return Promise.resolve('broken');
     if (wakeable && this.#pendingNotify) return Promise.resolve('notify');
     return new Promise((resolve) => {
-      const timer = setTimeout(() => { this.#wake = null; resolve('timeout'); }, ms);
+      const timer = setTimeout(() => {
+        this.#wake = null;
+        resolve('timeout');
+      }, ms);
       this.#wake = (reason) => {
         if (reason === 'notify' && !wakeable) return;
         clearTimeout(timer);
@@ -470,7 +486,9 @@ export class OutboxRelay implements AsyncDisposable {
         failures = 0;
         wait = undefined;
         this.#idle = true;
-        const reason = await this.#sleep(pollIntervalMs, true).finally(() => { this.#idle = false; });
+        const reason = await this.#sleep(pollIntervalMs, true).finally(() => {
+          this.#idle = false;
+        });
         // A quiet session may have died without telling us; a trivial query finds out.
         if (reason === 'timeout' && this.#client && !this.#clientBroken) await this.#client.query('select 1');
       } catch (error) {
@@ -517,7 +535,12 @@ export class OutboxRelay implements AsyncDisposable {
       else runs.push({ headers, rows: [row] });
     }
     for (const run of runs) {
-      const projected = run.rows.map((row) => ({ type: row.type, aggregateId: row.aggregateid, payload: JSON.parse(row.payload), published: row.topic !== null }));
+      const projected = run.rows.map((row) => ({
+        type: row.type,
+        aggregateId: row.aggregateid,
+        payload: JSON.parse(row.payload),
+        published: row.topic !== null,
+      }));
       if (!run.headers[TRACEPARENT_HEADER]) {
         await project(projected);
         continue;
@@ -530,11 +553,14 @@ export class OutboxRelay implements AsyncDisposable {
   async #drainBatch(batchSize: number): Promise<{ selected: number; published: number; failure: Error | null }> {
     const { db, kafka } = this.#options;
     return db.fork().transactional(async (em) => {
-      const rows = await em.execute<OutboxRow[]>(`
+      const rows = await em.execute<OutboxRow[]>(
+        `
         select id, aggregatetype, aggregateid, type, topic, payload::text as payload, headers,
           extract(epoch from clock_timestamp() - created_at)::float8 as waited_s
         from outbox where published_at is null
-        order by sequence limit ? for update`, [batchSize]);
+        order by sequence limit ? for update`,
+        [batchSize],
+      );
       if (rows.length === 0) return { selected: 0, published: 0, failure: null };
       // One publish per topic, rows in sequence order: the producer keeps that order per partition.
       const byTopic = new Map<string, OutboxRow[]>();
@@ -549,11 +575,17 @@ export class OutboxRelay implements AsyncDisposable {
       for (const [topic, group] of byTopic) {
         const produced = group.map((row) => startProducerSpan(storedHeaders(row), row.type, topic, () => orderIdOfRow(row)));
         try {
-          await kafka.publish(topic, group.map((row, i) => ({ key: row.aggregateid, value: row.payload, headers: produced[i].headers })));
+          await kafka.publish(
+            topic,
+            group.map((row, i) => ({ key: row.aggregateid, value: row.payload, headers: produced[i].headers })),
+          );
           for (const row of group) sent.add(row.id);
           endSpans(produced.map((p) => p.span));
         } catch (error) {
-          endSpans(produced.map((p) => p.span), error);
+          endSpans(
+            produced.map((p) => p.span),
+            error,
+          );
           failure = error as Error;
           break;
         }
@@ -569,9 +601,12 @@ export class OutboxRelay implements AsyncDisposable {
       }
       const done = doneRows.map((row) => row.id);
       if (done.length) {
-        await em.execute(`
+        await em.execute(
+          `
           update outbox set published_at = now()
-          where id in (select value::uuid from jsonb_array_elements_text(?::jsonb))`, [JSON.stringify(done)]);
+          where id in (select value::uuid from jsonb_array_elements_text(?::jsonb))`,
+          [JSON.stringify(done)],
+        );
       }
       if (this.#options.onPublished && sent.size) this.#options.onPublished(rows.filter((row) => sent.has(row.id)).map((row) => Number(row.waited_s)));
       // What was published is marked even when a later topic failed; the failure is rethrown after commit.

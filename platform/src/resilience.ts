@@ -15,10 +15,23 @@
  *   to abort (a health probe, a flush, sockets closing), without a policy.
  */
 import {
-  ExponentialBackoff, SamplingBreaker, TimeoutStrategy, circuitBreaker, fullJitterGenerator, handleAll, handleWhen,
-  retry, timeout,
-  type CircuitBreakerPolicy, type CircuitState, type IBackoffFactory, type IBreaker, type IDefaultPolicyContext,
-  type IPolicy, type RetryPolicy, type TimeoutPolicy,
+  ExponentialBackoff,
+  SamplingBreaker,
+  TimeoutStrategy,
+  circuitBreaker,
+  fullJitterGenerator,
+  handleAll,
+  handleWhen,
+  retry,
+  timeout,
+  type CircuitBreakerPolicy,
+  type CircuitState,
+  type IBackoffFactory,
+  type IBreaker,
+  type IDefaultPolicyContext,
+  type IPolicy,
+  type RetryPolicy,
+  type TimeoutPolicy,
 } from 'cockatiel';
 
 export { BrokenCircuitError, CircuitState, TaskCancelledError, wrap } from 'cockatiel';
@@ -199,7 +212,9 @@ export function runPolicy<T, C extends IDefaultPolicyContext>(
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {
     let running = 0;
-    const onAbort = () => { if (running === 0) reject(signal.reason); };
+    const onAbort = () => {
+      if (running === 0) reject(signal.reason);
+    };
     signal.addEventListener('abort', onAbort, { once: true });
     const attempt = async (context: C): Promise<T> => {
       signal.throwIfAborted();
@@ -210,9 +225,7 @@ export function runPolicy<T, C extends IDefaultPolicyContext>(
         running--;
       }
     };
-    (policy.execute(attempt, signal) as Promise<T>)
-      .then(resolve, reject)
-      .finally(() => signal.removeEventListener('abort', onAbort));
+    (policy.execute(attempt, signal) as Promise<T>).then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
 
@@ -220,8 +233,14 @@ export function runPolicy<T, C extends IDefaultPolicyContext>(
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
-    const onAbort = () => { clearTimeout(timer); reject(signal!.reason); };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
@@ -246,9 +265,17 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, message: string)
  */
 export async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const given = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  const given = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
   try {
-    return await Promise.race([promise.then(() => true, () => true), given]);
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      given,
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -87,7 +87,7 @@ export function startRetention(options: RetentionOptions): RunningRetention {
       const started = Date.now();
       try {
         const outbox = options.outbox ? await pruneOutbox(db.fork(), config.outboxRetentionMs) : 0;
-        const inbox = options.inbox ? await pruneInbox(db.fork(), config.inboxRetentionMs) + await pruneDeliveries(db.fork(), config.inboxRetentionMs) : 0;
+        const inbox = options.inbox ? (await pruneInbox(db.fork(), config.inboxRetentionMs)) + (await pruneDeliveries(db.fork(), config.inboxRetentionMs)) : 0;
         pruned.outbox += outbox;
         pruned.inbox += inbox;
         if (outbox || inbox) log.info({ outboxPruned: outbox, inboxPruned: inbox, ms: Date.now() - started }, 'messaging tables pruned');

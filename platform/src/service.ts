@@ -178,9 +178,10 @@ export async function openRuntime<TSettings = unknown>(
   const log = options.log ?? createLogger(module.name, config.logLevel);
   const cleanups: (() => Promise<unknown>)[] = [];
   let closing: Promise<void> | undefined;
-  const close = () => (closing ??= (async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => log.warn({ err: error }, 'shutdown step failed'));
-  })());
+  const close = () =>
+    (closing ??= (async () => {
+      for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => log.warn({ err: error }, 'shutdown step failed'));
+    })());
   try {
     const messaging = Boolean(module.publishesEvents || module.consumers);
     const migrations = messaging ? [...module.migrations, ...outboxMigrations] : module.migrations;
@@ -196,7 +197,17 @@ export async function openRuntime<TSettings = unknown>(
     cleanups.push(() => live.close());
     const kafka = createKafka(config, log, `swiftcart-${module.name}`);
     cleanups.push(() => kafka.close());
-    const runtime: ServiceRuntime<TSettings> = { name: module.name, config, settings, log, db, redis, kafka, live, events: options.events ?? defaultEventSchemaRegistry() };
+    const runtime: ServiceRuntime<TSettings> = {
+      name: module.name,
+      config,
+      settings,
+      log,
+      db,
+      redis,
+      kafka,
+      live,
+      events: options.events ?? defaultEventSchemaRegistry(),
+    };
     return { runtime, close, [Symbol.asyncDispose]: close };
   } catch (error) {
     await close();
@@ -215,11 +226,19 @@ interface ServiceApi<TContext extends RequestContext> {
   context(req: IncomingMessage): Promise<TContext>;
 }
 
-async function startApi<TContext extends RequestContext, TSettings>(module: ServiceModule<TContext, TSettings>, runtime: ServiceRuntime<TSettings>, config: Config, log: Logger, metrics: ProcessMetrics): Promise<ServiceApi<TContext>> {
-  const schema = buildSubgraphSchema([{
-    typeDefs: parse(readFileSync(schemaPath(module.name), 'utf8')),
-    resolvers: module.resolvers(runtime) as GraphQLResolverMap<unknown>,
-  }]);
+async function startApi<TContext extends RequestContext, TSettings>(
+  module: ServiceModule<TContext, TSettings>,
+  runtime: ServiceRuntime<TSettings>,
+  config: Config,
+  log: Logger,
+  metrics: ProcessMetrics,
+): Promise<ServiceApi<TContext>> {
+  const schema = buildSubgraphSchema([
+    {
+      typeDefs: parse(readFileSync(schemaPath(module.name), 'utf8')),
+      resolvers: module.resolvers(runtime) as GraphQLResolverMap<unknown>,
+    },
+  ]);
   // NUL bytes, lone surrogates and oversized identifiers are refused before any resolver runs.
   const inputGuard = new InputGuard(inputLimits(config.vars));
   // Depth and tokens limited here too: a caller that reaches the subgraph directly skips the gateway's limits.
@@ -247,7 +266,10 @@ async function startApi<TContext extends RequestContext, TSettings>(module: Serv
 }
 
 /** Connects a service to Postgres, Redis and Kafka, migrates, and serves its subgraph over HTTP. */
-export async function startService<TContext extends RequestContext, TSettings>(module: ServiceModule<TContext, TSettings>, options: StartOptions = {}): Promise<RunningService<TSettings>> {
+export async function startService<TContext extends RequestContext, TSettings>(
+  module: ServiceModule<TContext, TSettings>,
+  options: StartOptions = {},
+): Promise<RunningService<TSettings>> {
   const opened = await openRuntime(module, options);
   const { runtime } = opened;
   const { config, log, db, redis, kafka } = runtime;
@@ -262,20 +284,26 @@ export async function startService<TContext extends RequestContext, TSettings>(m
     const api = servesApi(role) ? await startApi(module, runtime, config, log, metrics) : null;
     if (api) cleanups.push(() => api.apollo.stop());
     const http: RunningHttpServer = await listen(
-      measureHttp(metrics, [PATHS.graphql, PATHS.health, PATHS.ready, METRICS_PATH], createHttpHandler({
-        metrics: metricsRoute(metrics.registry),
-        apollo: api?.apollo ?? null,
-        context: async (req) => api!.context(req),
-        log,
-        gatewaySecret: config.subgraphSecret,
-        readinessTimeoutMs: config.readinessTimeoutMs,
-        readiness: {
-          postgres: () => db.ping(),
-          redis: async () => { await redis.ping(); },
-          // An api process never talks to Kafka: the relay of a worker publishes what it writes.
-          ...(runsWorkers(role) ? { kafka: () => kafka.ping(config.readinessTimeoutMs) } : {}),
-        },
-      })),
+      measureHttp(
+        metrics,
+        [PATHS.graphql, PATHS.health, PATHS.ready, METRICS_PATH],
+        createHttpHandler({
+          metrics: metricsRoute(metrics.registry),
+          apollo: api?.apollo ?? null,
+          context: async (req) => api!.context(req),
+          log,
+          gatewaySecret: config.subgraphSecret,
+          readinessTimeoutMs: config.readinessTimeoutMs,
+          readiness: {
+            postgres: () => db.ping(),
+            redis: async () => {
+              await redis.ping();
+            },
+            // An api process never talks to Kafka: the relay of a worker publishes what it writes.
+            ...(runsWorkers(role) ? { kafka: () => kafka.ping(config.readinessTimeoutMs) } : {}),
+          },
+        }),
+      ),
       config.host,
       options.port ?? config.servicePorts[module.name],
     );
@@ -301,7 +329,9 @@ export async function startService<TContext extends RequestContext, TSettings>(m
       cleanups.push(() => subscriptions.close());
       if (module.besideApi) {
         const work = module.besideApi(runtime);
-        cleanups.push(async () => { await work[Symbol.asyncDispose](); });
+        cleanups.push(async () => {
+          await work[Symbol.asyncDispose]();
+        });
       }
     }
     const relays: OutboxRelay[] = [];
@@ -311,15 +341,17 @@ export async function startService<TContext extends RequestContext, TSettings>(m
     // Topics are created here, never by the broker: this service's own, and those it consumes
     // with their dead-letter topics (one partition, so an offset names a dead letter), so
     // start-up order between services does not matter.
-    const consumerSpecs = runsWorkers(role) ? module.consumers?.(runtime) ?? [] : [];
+    const consumerSpecs = runsWorkers(role) ? (module.consumers?.(runtime) ?? []) : [];
     const messaging = options.messaging !== false && runsWorkers(role) && Boolean(module.publishesEvents || module.consumers || module.background);
-    const onPublished = messaging ? registerMessagingMetrics({
-      registry: metrics.registry,
-      db,
-      kafka,
-      publishes: Boolean(module.publishesEvents),
-      consumers: () => consumerSpecs.map((spec) => ({ spec, running: consumers.find((c) => c.consumer === spec.consumer) })),
-    }) : undefined;
+    const onPublished = messaging
+      ? registerMessagingMetrics({
+          registry: metrics.registry,
+          db,
+          kafka,
+          publishes: Boolean(module.publishesEvents),
+          consumers: () => consumerSpecs.map((spec) => ({ spec, running: consumers.find((c) => c.consumer === spec.consumer) })),
+        })
+      : undefined;
     module.metrics?.(runtime, metrics.registry);
     const startMessaging = async () => {
       const topics = new Map((module.topics ?? []).map((t) => [t.name, t]));
@@ -351,7 +383,9 @@ export async function startService<TContext extends RequestContext, TSettings>(m
       if (module.background && !backgroundStarted) {
         backgroundStarted = true;
         const work = await module.background(runtime);
-        cleanups.push(async () => { await work[Symbol.asyncDispose](); });
+        cleanups.push(async () => {
+          await work[Symbol.asyncDispose]();
+        });
       }
     };
     if (messaging) {
@@ -363,7 +397,9 @@ export async function startService<TContext extends RequestContext, TSettings>(m
         const stop = new AbortController();
         cleanups.push(async () => stop.abort());
         const untilStarted = retryPolicy({
-          attempts: Number.MAX_SAFE_INTEGER, baseMs: 1_000, maxMs: 10_000,
+          attempts: Number.MAX_SAFE_INTEGER,
+          baseMs: 1_000,
+          maxMs: 10_000,
           onRetry: (e) => log.warn({ err: (e as Error).message }, 'messaging still not started'),
         });
         void runPolicy(untilStarted, startMessaging, stop.signal).catch(() => undefined);
@@ -374,7 +410,17 @@ export async function startService<TContext extends RequestContext, TSettings>(m
     log.info({ url: http.url, role }, role === 'worker' ? `${module.name} worker ready` : `${module.name} subgraph ready`);
     let closing: Promise<void> | undefined;
     const close = () => (closing ??= closeAll());
-    return { runtime, url: http.url, wsUrl: http.url.replace(/^http/, 'ws'), port: http.port, relay: relays[0] ?? null, consumers, metrics, close, [Symbol.asyncDispose]: close };
+    return {
+      runtime,
+      url: http.url,
+      wsUrl: http.url.replace(/^http/, 'ws'),
+      port: http.port,
+      relay: relays[0] ?? null,
+      consumers,
+      metrics,
+      close,
+      [Symbol.asyncDispose]: close,
+    };
   } catch (error) {
     await closeAll();
     throw error;

@@ -10,8 +10,14 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
-  AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider,
-  type Sampler, type SpanExporter,
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+  type Sampler,
+  type SpanExporter,
 } from '@opentelemetry/sdk-trace';
 import { ZipkinExporter } from '@opentelemetry/exporter-zipkin';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -46,8 +52,10 @@ export interface Tracing {
 let running: Tracing | undefined;
 
 function samplerOf(config: TracingConfig): Sampler {
-  const root = config.sampler.endsWith('always_off') ? new AlwaysOffSampler()
-    : config.sampler.endsWith('traceidratio') ? new TraceIdRatioBasedSampler(config.samplerRatio)
+  const root = config.sampler.endsWith('always_off')
+    ? new AlwaysOffSampler()
+    : config.sampler.endsWith('traceidratio')
+      ? new TraceIdRatioBasedSampler(config.samplerRatio)
       : new AlwaysOnSampler();
   return config.sampler.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
 }

@@ -8,16 +8,27 @@ import { CloseCode, type Context } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
 import {
-  GraphQLError, getOperationAST, print,
-  type DocumentNode, type ExecutionArgs, type GraphQLFormattedError, type GraphQLSchema, type OperationDefinitionNode,
+  GraphQLError,
+  getOperationAST,
+  print,
+  type DocumentNode,
+  type ExecutionArgs,
+  type GraphQLFormattedError,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
 } from 'graphql';
 import { type Viewer, viewerFromAuthorization } from './auth.ts';
 import { type Clock, ExpiringStream, TOKEN_EXPIRED_CLOSE, TOKEN_EXPIRED_CLOSE_DELAY_MS, atTime, hasExpired, tokenExpiredError } from './expiry.ts';
 import { GATEWAY_CREDENTIAL_STATUS, gatewayCredentialCheck, gatewayCredentialRequiredBody } from './gateway-credential.ts';
 import { InputGuard } from './input.ts';
 import {
-  DEFAULT_SUBGRAPH_LIMITS, type OperationLimits, type SubgraphLimits,
-  limitValidationRules, operationResolutionError, parseWithLimit, validateWithLimits,
+  DEFAULT_SUBGRAPH_LIMITS,
+  type OperationLimits,
+  type SubgraphLimits,
+  limitValidationRules,
+  operationResolutionError,
+  parseWithLimit,
+  validateWithLimits,
 } from './limits.ts';
 import { MAX_BODY_BYTES, PATHS } from './http.ts';
 import type { Logger } from './logger.ts';
@@ -136,11 +147,15 @@ export class SocketCaller {
    */
   watchExpiry(socket: WebSocket, endSubscriptions: () => void): void {
     if (this.viewer.expiresAt === null) return;
-    this.#cancelExpiry = atTime(this.viewer.expiresAt, () => {
-      this.#expired = true;
-      endSubscriptions();
-      setTimeout(() => socket.close(TOKEN_EXPIRED_CLOSE.code, TOKEN_EXPIRED_CLOSE.reason), TOKEN_EXPIRED_CLOSE_DELAY_MS).unref();
-    }, this.#clock);
+    this.#cancelExpiry = atTime(
+      this.viewer.expiresAt,
+      () => {
+        this.#expired = true;
+        endSubscriptions();
+        setTimeout(() => socket.close(TOKEN_EXPIRED_CLOSE.code, TOKEN_EXPIRED_CLOSE.reason), TOKEN_EXPIRED_CLOSE_DELAY_MS).unref();
+      },
+      this.#clock,
+    );
   }
 
   /** Whether the token has expired: its subscriptions were ended, or its `exp` is past. */
@@ -223,7 +238,9 @@ export class OperationChecker {
     const operation = getOperationAST(document, request.operationName);
     if (!operation) return [operationResolutionError(request.operationName)];
     if (this.#subscriptionsOnly && operation.operation !== 'subscription') {
-      return [new GraphQLError(`Only subscriptions are served over WebSocket; send this ${operation.operation} over HTTP`, { extensions: { code: 'BAD_REQUEST' } })];
+      return [
+        new GraphQLError(`Only subscriptions are served over WebSocket; send this ${operation.operation} over HTTP`, { extensions: { code: 'BAD_REQUEST' } }),
+      ];
     }
     const refused = this.#inputGuard.check(schema, document, operation, request.variables);
     if (refused) return [refused];
@@ -271,80 +288,99 @@ export function serveSubscriptions<TContext>(options: SubscriptionServerOptions<
   const checker = new OperationChecker({ limits: options.limits ?? DEFAULT_SUBGRAPH_LIMITS, inputGuard: options.inputGuard, subscriptionsOnly: true });
   const fromGateway = options.gatewaySecret ? gatewayCredentialCheck(options.gatewaySecret) : null;
   const refusal = JSON.stringify(gatewayCredentialRequiredBody());
-  const wss = graphqlSocketServer(options.server, fromGateway ? ({ req }, done) => {
-    if (fromGateway(req.headers)) return done(true);
-    done(false, GATEWAY_CREDENTIAL_STATUS, refusal, { 'content-type': 'application/json; charset=utf-8' });
-  } : undefined, options.path);
+  const wss = graphqlSocketServer(
+    options.server,
+    fromGateway
+      ? ({ req }, done) => {
+          if (fromGateway(req.headers)) return done(true);
+          done(false, GATEWAY_CREDENTIAL_STATUS, refusal, { 'content-type': 'application/json; charset=utf-8' });
+        }
+      : undefined,
+    options.path,
+  );
   const callers = new WeakMap<Context<any, any>, SocketCaller>();
   // The streams of a connection whose token can expire, ended with it (platform/src/expiry.ts).
   const streams = new WeakMap<Context<any, any>, Map<string, ExpiringStream<unknown>>>();
-  const format = (error: GraphQLError): GraphQLFormattedError =>
-    options.formatError ? options.formatError(error.toJSON(), error) : error.toJSON();
+  const format = (error: GraphQLError): GraphQLFormattedError => (options.formatError ? options.formatError(error.toJSON(), error) : error.toJSON());
 
-  const served = useServer<Record<string, unknown> | undefined>({
-    schema,
-    connectionInitWaitTimeout: options.connectionInitWaitTimeoutMs ?? DEFAULT_CONNECTION_INIT_TIMEOUT_MS,
-    isProd: options.production ?? false,
-    onConnect: async (ctx) => {
-      try {
-        const caller = await SocketCaller.verify(ctx.connectionParams, options.jwtSecret, options.clock);
-        callers.set(ctx, caller);
-        if (caller.viewer.expiresAt !== null) {
-          const open = new Map<string, ExpiringStream<unknown>>();
-          streams.set(ctx, open);
-          caller.watchExpiry((ctx.extra as { socket: WebSocket }).socket, () => { for (const stream of open.values()) stream.expire(); });
+  const served = useServer<Record<string, unknown> | undefined>(
+    {
+      schema,
+      connectionInitWaitTimeout: options.connectionInitWaitTimeoutMs ?? DEFAULT_CONNECTION_INIT_TIMEOUT_MS,
+      isProd: options.production ?? false,
+      onConnect: async (ctx) => {
+        try {
+          const caller = await SocketCaller.verify(ctx.connectionParams, options.jwtSecret, options.clock);
+          callers.set(ctx, caller);
+          if (caller.viewer.expiresAt !== null) {
+            const open = new Map<string, ExpiringStream<unknown>>();
+            streams.set(ctx, open);
+            caller.watchExpiry((ctx.extra as { socket: WebSocket }).socket, () => {
+              for (const stream of open.values()) stream.expire();
+            });
+          }
+          return true;
+        } catch (error) {
+          log.info({ err: (error as Error).message }, 'subscription connection refused');
+          return false;
         }
-        return true;
-      } catch (error) {
-        log.info({ err: (error as Error).message }, 'subscription connection refused');
-        return false;
-      }
+      },
+      // The client's mistakes carry the codes Apollo gives them over HTTP, so `formatError` passes
+      // them through instead of logging (and, in production, masking) them as internal errors.
+      onSubscribe: (ctx, _id, payload) => {
+        const expired = callers.get(ctx)?.refusal();
+        if (expired) return [expired];
+        const checked = checker.check(schema, payload);
+        if (!('document' in checked)) return checked;
+        const args: ExecutionArgs = { schema, document: checked.document, operationName: payload.operationName, variableValues: payload.variables };
+        return args;
+      },
+      context: async (ctx) => {
+        const caller = callers.get(ctx);
+        if (!caller) throw new Error('subscription before an acknowledged connection');
+        return options.context(caller.viewer) as Promise<Record<string, unknown>>;
+      },
+      onOperation: (ctx, id, _payload, _args, result) => {
+        const open = streams.get(ctx);
+        if (!open || !(Symbol.asyncIterator in result)) return undefined;
+        const stream = new ExpiringStream<unknown>(result, () => ({ errors: [tokenExpiredError()] }));
+        open.set(id, stream);
+        return stream as never;
+      },
+      // Called however an operation ends: by the server, the client, or the socket closing.
+      onComplete: (ctx, id) => {
+        streams.get(ctx)?.delete(id);
+      },
+      onClose: (ctx) => callers.get(ctx)?.close(),
+      onError: (_ctx, _id, _payload, errors) => errors.map(format),
+      onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(format) } : undefined),
     },
-    // The client's mistakes carry the codes Apollo gives them over HTTP, so `formatError` passes
-    // them through instead of logging (and, in production, masking) them as internal errors.
-    onSubscribe: (ctx, _id, payload) => {
-      const expired = callers.get(ctx)?.refusal();
-      if (expired) return [expired];
-      const checked = checker.check(schema, payload);
-      if (!('document' in checked)) return checked;
-      const args: ExecutionArgs = { schema, document: checked.document, operationName: payload.operationName, variableValues: payload.variables };
-      return args;
-    },
-    context: async (ctx) => {
-      const caller = callers.get(ctx);
-      if (!caller) throw new Error('subscription before an acknowledged connection');
-      return options.context(caller.viewer) as Promise<Record<string, unknown>>;
-    },
-    onOperation: (ctx, id, _payload, _args, result) => {
-      const open = streams.get(ctx);
-      if (!open || !(Symbol.asyncIterator in result)) return undefined;
-      const stream = new ExpiringStream<unknown>(result, () => ({ errors: [tokenExpiredError()] }));
-      open.set(id, stream);
-      return stream as never;
-    },
-    // Called however an operation ends: by the server, the client, or the socket closing.
-    onComplete: (ctx, id) => { streams.get(ctx)?.delete(id); },
-    onClose: (ctx) => callers.get(ctx)?.close(),
-    onError: (_ctx, _id, _payload, errors) => errors.map(format),
-    onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(format) } : undefined),
-  }, wss, options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS);
+    wss,
+    options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS,
+  );
 
   let closing: Promise<void> | undefined;
-  const close = () => (closing ??= (async () => {
-    const sockets = [...wss.clients];
-    const closed = sockets.map((socket) => new Promise<void>((resolve) => {
-      if (socket.readyState === socket.CLOSED) return resolve();
-      socket.once('close', () => resolve());
-    }));
-    for (const socket of sockets) socket.close(GOING_AWAY.code, GOING_AWAY.reason);
-    // A client that never answers the close frame must not hold the shutdown (nor the port).
-    await waitAtMost(Promise.all(closed), CLOSE_GRACE_MS);
-    for (const socket of wss.clients as Set<WebSocket>) socket.terminate();
-    // Closes the WebSocketServer and detaches it from the HTTP server (which is closed by its owner).
-    await served.dispose();
-  })());
+  const close = () =>
+    (closing ??= (async () => {
+      const sockets = [...wss.clients];
+      const closed = sockets.map(
+        (socket) =>
+          new Promise<void>((resolve) => {
+            if (socket.readyState === socket.CLOSED) return resolve();
+            socket.once('close', () => resolve());
+          }),
+      );
+      for (const socket of sockets) socket.close(GOING_AWAY.code, GOING_AWAY.reason);
+      // A client that never answers the close frame must not hold the shutdown (nor the port).
+      await waitAtMost(Promise.all(closed), CLOSE_GRACE_MS);
+      for (const socket of wss.clients as Set<WebSocket>) socket.terminate();
+      // Closes the WebSocketServer and detaches it from the HTTP server (which is closed by its owner).
+      await served.dispose();
+    })());
   return {
-    get connections() { return wss.clients.size; },
+    get connections() {
+      return wss.clients.size;
+    },
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -28,11 +28,28 @@ describe('auth', () => {
 
   it('refuses tokens signed with another secret, expired, malformed, or with unknown roles', async () => {
     const other = await signToken(`${SECRET}-other`, { sub: 'alice', roles: ['admin'] });
-    const expired = await new SignJWT({ roles: ['admin'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('x').setExpirationTime(Math.floor(Date.now() / 1000) - 10).sign(new TextEncoder().encode(SECRET));
+    const expired = await new SignJWT({ roles: ['admin'] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('x')
+      .setExpirationTime(Math.floor(Date.now() / 1000) - 10)
+      .sign(new TextEncoder().encode(SECRET));
     const noSub = await new SignJWT({ roles: ['admin'] }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
-    const badRole = await new SignJWT({ roles: ['root'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('x').setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
+    const badRole = await new SignJWT({ roles: ['root'] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('x')
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode(SECRET));
     const noExpiry = await new SignJWT({ roles: ['admin'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('x').sign(new TextEncoder().encode(SECRET));
-    for (const header of [`Bearer ${noExpiry}`, `Bearer ${other}`, `Bearer ${expired}`, `Bearer ${noSub}`, `Bearer ${badRole}`, 'Bearer not.a.jwt', 'Basic abc', `Bearer ${other} extra`]) {
+    for (const header of [
+      `Bearer ${noExpiry}`,
+      `Bearer ${other}`,
+      `Bearer ${expired}`,
+      `Bearer ${noSub}`,
+      `Bearer ${badRole}`,
+      'Bearer not.a.jwt',
+      'Basic abc',
+      `Bearer ${other} extra`,
+    ]) {
       assert.equal(await codeOf(viewerFromAuthorization(header, SECRET)), 'UNAUTHENTICATED', header.slice(0, 30));
     }
   });
@@ -42,8 +59,14 @@ describe('auth', () => {
   });
 
   it('requireRole is FORBIDDEN without the role, and names it', () => {
-    assert.throws(() => requireRole(ANONYMOUS, 'admin'), (e: GraphQLError) => e.extensions.code === 'FORBIDDEN' && /admin role: no token/.test(e.message));
-    assert.throws(() => requireRole({ customerId: 'bob', roles: ['customer'], expiresAt: null }, 'admin'), (e: GraphQLError) => e.extensions.code === 'FORBIDDEN' && /"bob"/.test(e.message));
+    assert.throws(
+      () => requireRole(ANONYMOUS, 'admin'),
+      (e: GraphQLError) => e.extensions.code === 'FORBIDDEN' && /admin role: no token/.test(e.message),
+    );
+    assert.throws(
+      () => requireRole({ customerId: 'bob', roles: ['customer'], expiresAt: null }, 'admin'),
+      (e: GraphQLError) => e.extensions.code === 'FORBIDDEN' && /"bob"/.test(e.message),
+    );
     assert.doesNotThrow(() => requireRole({ customerId: 'root', roles: ['admin'], expiresAt: null }, 'admin'));
   });
 });

@@ -17,8 +17,11 @@ describe('config', () => {
     assert.ok(config.supergraphPath.endsWith('schema/supergraph.graphql'));
     assert.equal(config.serviceRole, 'all', 'one process serves the API and runs the workers');
     assert.deepEqual([config.kafkaReplicationFactor, config.kafkaMinInsyncReplicas], [1, 1], 'the local single broker');
-    assert.deepEqual([config.outboxRetentionMs, config.inboxRetentionMs, config.kafkaRetentionMs, config.retentionIntervalMs],
-      [3_600_000, 8 * 86_400_000, 7 * 86_400_000, 60_000], 'an hour of outbox, eight days of inbox, a week of Kafka');
+    assert.deepEqual(
+      [config.outboxRetentionMs, config.inboxRetentionMs, config.kafkaRetentionMs, config.retentionIntervalMs],
+      [3_600_000, 8 * 86_400_000, 7 * 86_400_000, 60_000],
+      'an hour of outbox, eight days of inbox, a week of Kafka',
+    );
     assert.equal(config.kafkaPartitions, Math.max(3, availableParallelism()), 'one partition per core, at least 3');
   });
 
@@ -35,7 +38,11 @@ describe('config', () => {
     assert.equal(config.gatewayPort, 5000);
     assert.deepEqual(config.kafkaBrokers, ['a:1', 'b:2']);
     assert.deepEqual(config.subgraphUrls.product, ['http://p:9/graphql']);
-    assert.deepEqual(loadConfig({ ORDER_URL: 'http://o1:1/graphql, http://o2:2/graphql' }).subgraphUrls.order, ['http://o1:1/graphql', 'http://o2:2/graphql'], 'one URL per replica');
+    assert.deepEqual(
+      loadConfig({ ORDER_URL: 'http://o1:1/graphql, http://o2:2/graphql' }).subgraphUrls.order,
+      ['http://o1:1/graphql', 'http://o2:2/graphql'],
+      'one URL per replica',
+    );
     assert.equal(serviceDatabaseUrl(config, 'payment'), 'postgresql://postgres@127.0.0.1:5432/x_y_payment');
     assert.equal(loadConfig({ SERVICE_ROLE: 'worker' }).serviceRole, 'worker');
     assert.equal(loadConfig({ SERVICE_ROLE: ' api ' }).serviceRole, 'api');
@@ -52,8 +59,16 @@ describe('config', () => {
     ['a session timeout the broker refuses', { KAFKA_SESSION_TIMEOUT_MS: '1000' }, /KAFKA_SESSION_TIMEOUT_MS must be an integer from 6000 to 300000/],
     ['an unknown service role', { SERVICE_ROLE: 'workers' }, /SERVICE_ROLE must be one of all, api, worker, got "workers"/],
     ['no partitions', { KAFKA_PARTITIONS: '0' }, /KAFKA_PARTITIONS must be an integer from 1 to 1000/],
-    ['an inbox that forgets before Kafka does', { KAFKA_RETENTION_MS: '86400000', INBOX_RETENTION_MS: '86400000' }, /INBOX_RETENTION_MS \(86400000\) must be longer than KAFKA_RETENTION_MS \(86400000\)/],
-    ['more in-sync replicas than copies', { KAFKA_REPLICATION_FACTOR: '2', KAFKA_MIN_INSYNC_REPLICAS: '3' }, /KAFKA_MIN_INSYNC_REPLICAS \(3\) must not exceed KAFKA_REPLICATION_FACTOR \(2\)/],
+    [
+      'an inbox that forgets before Kafka does',
+      { KAFKA_RETENTION_MS: '86400000', INBOX_RETENTION_MS: '86400000' },
+      /INBOX_RETENTION_MS \(86400000\) must be longer than KAFKA_RETENTION_MS \(86400000\)/,
+    ],
+    [
+      'more in-sync replicas than copies',
+      { KAFKA_REPLICATION_FACTOR: '2', KAFKA_MIN_INSYNC_REPLICAS: '3' },
+      /KAFKA_MIN_INSYNC_REPLICAS \(3\) must not exceed KAFKA_REPLICATION_FACTOR \(2\)/,
+    ],
     ['a replica URL that is no URL', { ORDER_URL: 'http://o1:1/graphql,o2' }, /ORDER_URL must be a URL, got "o2"/],
     ['a short JWT secret', { JWT_SECRET: 'short' }, /at least 32 bytes/],
     ['the development secret in production', { NODE_ENV: 'production' }, /JWT_SECRET must be set in production/],
@@ -62,7 +77,11 @@ describe('config', () => {
     ['production without SUBGRAPH_SECRET', { NODE_ENV: 'production', JWT_SECRET: PRODUCTION_JWT }, /SUBGRAPH_SECRET must be set in production/],
     ['a short SUBGRAPH_SECRET', { SUBGRAPH_SECRET: 's'.repeat(31) }, /SUBGRAPH_SECRET must be at least 32 bytes/],
     ['a SUBGRAPH_SECRET with a space', { SUBGRAPH_SECRET: `${'s'.repeat(32)} x` }, /SUBGRAPH_SECRET must be printable ASCII/],
-    ['a SUBGRAPH_SECRET that is the JWT secret', { JWT_SECRET: PRODUCTION_JWT, SUBGRAPH_SECRET: PRODUCTION_JWT }, /SUBGRAPH_SECRET must differ from JWT_SECRET/],
+    [
+      'a SUBGRAPH_SECRET that is the JWT secret',
+      { JWT_SECRET: PRODUCTION_JWT, SUBGRAPH_SECRET: PRODUCTION_JWT },
+      /SUBGRAPH_SECRET must differ from JWT_SECRET/,
+    ],
     ['a pool size in hexadecimal', { DB_POOL_SIZE: '0x10' }, /^DB_POOL_SIZE must be an integer from 1 to 500, got "0x10"$/],
     ['a pool size in exponent notation', { DB_POOL_SIZE: '1e3' }, /^DB_POOL_SIZE must be an integer from 1 to 500, got "1e3"$/],
     ['a pool size with a decimal point', { DB_POOL_SIZE: '1.0' }, /^DB_POOL_SIZE must be an integer from 1 to 500, got "1.0"$/],
@@ -72,7 +91,8 @@ describe('config', () => {
   it('names every variable at fault at once', () => {
     assert.throws(() => loadConfig({ GATEWAY_PORT: 'abc', DB_POOL_SIZE: '0', SERVICE_ROLE: 'both' }), {
       name: 'ConfigError',
-      message: 'GATEWAY_PORT must be an integer from 0 to 65535, got "abc"; SERVICE_ROLE must be one of all, api, worker, got "both"; DB_POOL_SIZE must be an integer from 1 to 500, got "0"',
+      message:
+        'GATEWAY_PORT must be an integer from 0 to 65535, got "abc"; SERVICE_ROLE must be one of all, api, worker, got "both"; DB_POOL_SIZE must be an integer from 1 to 500, got "0"',
     });
   });
 
@@ -84,7 +104,10 @@ describe('config', () => {
 
   for (const [name, env, message] of bad) {
     it(`refuses ${name}`, () => {
-      assert.throws(() => loadConfig(env), (error: unknown) => error instanceof ConfigError && message.test(error.message));
+      assert.throws(
+        () => loadConfig(env),
+        (error: unknown) => error instanceof ConfigError && message.test(error.message),
+      );
     });
   }
 });

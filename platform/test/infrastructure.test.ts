@@ -10,16 +10,33 @@ const log = createLogger('platform-test', 'fatal');
 
 describe('cache-aside on real Redis', () => {
   let redis: Redis;
-  before(() => { redis = createRedis(config, log, 'test'); });
-  after(async () => { await clearRedisPrefix(config); await redis.quit(); });
+  before(() => {
+    redis = createRedis(config, log, 'test');
+  });
+  after(async () => {
+    await clearRedisPrefix(config);
+    await redis.quit();
+  });
 
   it('loads misses once, then serves hits without the loader', async () => {
     const cache = new CacheAside<{ v: number }>(redis, { namespace: 'c1', ttlSeconds: 30, log });
     let loads = 0;
-    const load = async (keys: readonly string[]) => { loads++; return new Map(keys.filter((k) => k !== 'absent').map((k) => [k, { v: k.length }])); };
+    const load = async (keys: readonly string[]) => {
+      loads++;
+      return new Map(keys.filter((k) => k !== 'absent').map((k) => [k, { v: k.length }]));
+    };
     const first = await cache.getMany(['a', 'bb', 'absent'], load);
-    assert.deepEqual([...first], [['a', { v: 1 }], ['bb', { v: 2 }], ['absent', null]]);
-    const second = await cache.getMany(['a', 'bb'], async () => { throw new Error('must not load'); });
+    assert.deepEqual(
+      [...first],
+      [
+        ['a', { v: 1 }],
+        ['bb', { v: 2 }],
+        ['absent', null],
+      ],
+    );
+    const second = await cache.getMany(['a', 'bb'], async () => {
+      throw new Error('must not load');
+    });
     assert.deepEqual(second.get('bb'), { v: 2 });
     assert.equal(loads, 1);
     assert.deepEqual(cache.stats, { hits: 2, misses: 3 });
@@ -49,7 +66,9 @@ describe('cache-aside on real Redis', () => {
 
 describe('Kafka module on the real broker', () => {
   let kafka: KafkaClient;
-  before(() => { kafka = createKafka(config, log, 'platform-test'); });
+  before(() => {
+    kafka = createKafka(config, log, 'platform-test');
+  });
   after(() => kafka.close());
 
   it('creates topics, publishes with keys and headers, and consumes them in order per key', async () => {
@@ -71,7 +90,11 @@ describe('Kafka module on the real broker', () => {
     for (const key of ['order-0', 'order-1', 'order-2']) {
       const order = received.filter((m) => m.key === key).map((m) => JSON.parse(m.value!).i as number);
       assert.equal(order.length, 10);
-      assert.deepEqual(order, [...order].sort((a, b) => a - b), `${key} stays in order`);
+      assert.deepEqual(
+        order,
+        [...order].sort((a, b) => a - b),
+        `${key} stays in order`,
+      );
       assert.equal(new Set(received.filter((m) => m.key === key).map((m) => m.partition)).size, 1, `${key} stays on one partition`);
     }
     assert.equal(received.find((m) => m.headers.id === '7')?.headers.type, 'Tested');
@@ -80,11 +103,16 @@ describe('Kafka module on the real broker', () => {
   it('replaces a consumer kafkajs gives up on: an error it calls non-retriable does not stop consuming', async () => {
     const topic = `platform.test.${randomUUID().slice(0, 8)}.v1`;
     await kafka.ensureTopics([{ name: topic, partitions: 1 }]);
-    await kafka.publish(topic, [{ key: 'k', value: 'first' }, { key: 'k', value: 'second' }]);
+    await kafka.publish(topic, [
+      { key: 'k', value: 'first' },
+      { key: 'k', value: 'second' },
+    ]);
     const seen: string[] = [];
     let thrown = false;
     let finish!: () => void;
-    const done = new Promise<void>((resolve) => { finish = resolve; });
+    const done = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
     // kafkajs crashes a consumer for good on such an error (as on a group coordinator not found
     // while a broker starts): without a replacement, nothing after it would ever be handled.
     const subscription = await kafka.consume(`g-${randomUUID()}`, [topic], async (message) => {
@@ -113,10 +141,18 @@ describe('Kafka module on the real broker', () => {
   });
 
   it('creates topics with KAFKA_REPLICATION_FACTOR copies: more than the brokers there are is refused', async () => {
-    const wanting = createKafka(isolatedConfig({ KAFKA_TOPIC_PREFIX: config.kafkaTopicPrefix, KAFKA_REPLICATION_FACTOR: '3', KAFKA_MIN_INSYNC_REPLICAS: '2' }), log, 'platform-test-replicated');
+    const wanting = createKafka(
+      isolatedConfig({ KAFKA_TOPIC_PREFIX: config.kafkaTopicPrefix, KAFKA_REPLICATION_FACTOR: '3', KAFKA_MIN_INSYNC_REPLICAS: '2' }),
+      log,
+      'platform-test-replicated',
+    );
     try {
       const topic = `platform.test.${randomUUID().slice(0, 8)}.v1`;
-      await assert.rejects(wanting.ensureTopics([{ name: topic }]), /could not create topics: .*Replication-factor is invalid/, 'one local broker cannot hold three copies');
+      await assert.rejects(
+        wanting.ensureTopics([{ name: topic }]),
+        /could not create topics: .*Replication-factor is invalid/,
+        'one local broker cannot hold three copies',
+      );
       assert.equal(await kafka.hasTopic(topic), false, 'nothing half-created');
     } finally {
       await wanting.close();
@@ -126,15 +162,27 @@ describe('Kafka module on the real broker', () => {
   it('creates a topic with KAFKA_PARTITIONS partitions, and leaves one with fewer as it is, saying so once', async () => {
     const topic = `platform.test.${randomUUID().slice(0, 8)}.v1`;
     const warnings: { topic: string; partitions: number; wanted: number }[] = [];
-    const capture = { write: (line: string) => { const entry = JSON.parse(line); if (/fewer partitions/.test(entry.msg)) warnings.push(entry); } };
-    const wider = createKafka(isolatedConfig({ KAFKA_TOPIC_PREFIX: config.kafkaTopicPrefix, KAFKA_PARTITIONS: '5' }), createLogger('platform-test', 'warn', capture), 'platform-test-wide');
+    const capture = {
+      write: (line: string) => {
+        const entry = JSON.parse(line);
+        if (/fewer partitions/.test(entry.msg)) warnings.push(entry);
+      },
+    };
+    const wider = createKafka(
+      isolatedConfig({ KAFKA_TOPIC_PREFIX: config.kafkaTopicPrefix, KAFKA_PARTITIONS: '5' }),
+      createLogger('platform-test', 'warn', capture),
+      'platform-test-wide',
+    );
     try {
       await kafka.ensureTopics([{ name: topic }]);
       assert.equal((await kafka.topicOffsets(topic)).length, config.kafkaPartitions);
       await wider.ensureTopics([{ name: topic }]);
       await wider.ensureTopics([{ name: topic }]);
       assert.equal((await wider.topicOffsets(topic)).length, config.kafkaPartitions, 'an existing topic is not grown');
-      assert.deepEqual(warnings.map((w) => [w.topic, w.partitions, w.wanted]), [[kafka.topic(topic), config.kafkaPartitions, 5]]);
+      assert.deepEqual(
+        warnings.map((w) => [w.topic, w.partitions, w.wanted]),
+        [[kafka.topic(topic), config.kafkaPartitions, 5]],
+      );
       const created = `platform.test.${randomUUID().slice(0, 8)}.v1`;
       await wider.ensureTopics([{ name: created }]);
       assert.equal((await wider.topicOffsets(created)).length, 5);
@@ -148,7 +196,16 @@ describe('readiness', () => {
   it('is ready only when every check passes, and reports each', async () => {
     const ok = await checkReadiness({ a: async () => {}, b: async () => {} }, 500);
     assert.equal(ok.status, 'ready');
-    const down = await checkReadiness({ a: async () => {}, b: async () => { throw new Error('refused'); }, c: () => new Promise(() => {}) }, 200);
+    const down = await checkReadiness(
+      {
+        a: async () => {},
+        b: async () => {
+          throw new Error('refused');
+        },
+        c: () => new Promise(() => {}),
+      },
+      200,
+    );
     assert.equal(down.status, 'unavailable');
     assert.equal(down.checks.a.ok, true);
     assert.equal(down.checks.b.error, 'refused');

@@ -81,7 +81,12 @@ describe('InputGuard', () => {
     assert.equal(check('{ product(sku: "SKU-1") }'), undefined);
     assert.equal(check('query($s: ID!) { product(sku: $s) }', { s: 'SKU-1' }), undefined);
     assert.equal(check(PLACE, { input: ORDER }), undefined);
-    assert.equal(check('mutation { placeOrder(input: { idempotencyKey: "k", items: [{ sku: "A", quantity: 1 }], shippingAddress: { name: "Zoë 😀", line1: "Hauptstraße 1" }, paymentMethod: "tok_visa" }) }'), undefined);
+    assert.equal(
+      check(
+        'mutation { placeOrder(input: { idempotencyKey: "k", items: [{ sku: "A", quantity: 1 }], shippingAddress: { name: "Zoë 😀", line1: "Hauptstraße 1" }, paymentMethod: "tok_visa" }) }',
+      ),
+      undefined,
+    );
   });
 
   it('refuses NUL in an inline argument, naming the argument', () => {
@@ -99,11 +104,20 @@ describe('InputGuard', () => {
   it('walks nested input objects and lists, inline and in variables', () => {
     const bad = { ...ORDER, shippingAddress: { ...ADDRESS, line1: 'Main St\u0000' } };
     assertRefused(check(PLACE, { input: bad }), '$input.shippingAddress.line1', /U\+0000/);
-    const badItem = { ...ORDER, items: [{ sku: 'A', quantity: 1 }, { sku: 'B\u0001', quantity: 1 }] };
+    const badItem = {
+      ...ORDER,
+      items: [
+        { sku: 'A', quantity: 1 },
+        { sku: 'B\u0001', quantity: 1 },
+      ],
+    };
     assertRefused(check(PLACE, { input: badItem }), '$input.items[1].sku', /U\+0001/);
     assertRefused(
-      check('mutation { placeOrder(input: { idempotencyKey: "k", items: [{ sku: "A", quantity: 1 }], shippingAddress: { name: "n", line1: "l", line2: "\\u001b[31m" }, paymentMethod: "p" }) }'),
-      'input.shippingAddress.line2', /U\+001B/,
+      check(
+        'mutation { placeOrder(input: { idempotencyKey: "k", items: [{ sku: "A", quantity: 1 }], shippingAddress: { name: "n", line1: "l", line2: "\\u001b[31m" }, paymentMethod: "p" }) }',
+      ),
+      'input.shippingAddress.line2',
+      /U\+001B/,
     );
   });
 

@@ -33,7 +33,10 @@ describe('publishing through a Kafka outage', { timeout: 180_000 }, () => {
           if (publishing) for (let i = 0; i < 1 + (next % 4); i++) backlog.push(next++);
           const batch = backlog.slice(0, 50);
           try {
-            await kafka.publish(topic, batch.map((n) => ({ key: `k${n % 12}`, value: String(n) })));
+            await kafka.publish(
+              topic,
+              batch.map((n) => ({ key: `k${n % 12}`, value: String(n) })),
+            );
             backlog.splice(0, batch.length);
             sent += batch.length;
           } catch {

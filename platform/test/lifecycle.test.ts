@@ -18,7 +18,10 @@ describe('/healthz and /readyz', () => {
     up = await startStack({ services: ['product'] });
     kafkaDown = await startStack({ services: ['product'], env: { KAFKA_BROKERS: '127.0.0.1:1', READINESS_TIMEOUT_MS: '500' } });
   });
-  after(async () => { await up?.close(); await kafkaDown?.close(); });
+  after(async () => {
+    await up?.close();
+    await kafkaDown?.close();
+  });
 
   const origin = (stack: TestStack) => new URL(stack.services.product!.url).origin;
 
@@ -65,7 +68,10 @@ describe('SERVICE_ROLE: an api process and a worker', () => {
       startStack({ services: ['order'], env: { SERVICE_ROLE: 'worker' } }),
     ]);
   });
-  after(async () => { await api?.close(); await worker?.close(); });
+  after(async () => {
+    await api?.close();
+    await worker?.close();
+  });
 
   const readiness = async (stack: TestStack) => {
     const response = await fetch(`${new URL(stack.services.order!.url).origin}/readyz`);
@@ -86,7 +92,11 @@ describe('SERVICE_ROLE: an api process and a worker', () => {
     const order = worker.services.order!;
     assert.ok(order.relay, 'the outbox relay runs');
     assert.deepEqual(order.consumers.map((c) => c.consumer).sort(), ['order.catalogue', 'order.saga']);
-    const response = await fetch(order.url, { method: 'POST', headers: { 'content-type': 'application/json', ...worker.subgraphHeaders }, body: JSON.stringify({ query: '{ __typename }' }) });
+    const response = await fetch(order.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...worker.subgraphHeaders },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
     assert.equal(response.status, 404);
     assert.deepEqual(await response.json(), { error: NO_API_MESSAGE });
     assert.deepEqual(await readiness(worker), ['kafka', 'postgres', 'redis']);
@@ -106,8 +116,11 @@ describe('retention is scheduled', () => {
     assert.equal(result.errors, undefined, JSON.stringify(result.errors));
     const db = stack.services.inventory!.runtime.db;
     // The live change is projected, then pruned.
-    await waitFor(async () => ((await db.fork().execute<{ n: number }[]>('select count(*)::int as n from outbox'))[0].n === 0 ? true : undefined),
-      'the outbox to be pruned', 15_000);
+    await waitFor(
+      async () => ((await db.fork().execute<{ n: number }[]>('select count(*)::int as n from outbox'))[0].n === 0 ? true : undefined),
+      'the outbox to be pruned',
+      15_000,
+    );
   });
 });
 
@@ -118,7 +131,15 @@ describe('graceful shutdown', () => {
 
   it('a service process exits 0 on SIGTERM, after finishing the request in flight', async () => {
     const child = spawn(process.execPath, [path.join(REPO_ROOT, 'subgraphs/product/src/main.ts')], {
-      env: { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'info', DB_PREFIX: config.databasePrefix, REDIS_PREFIX: config.redisPrefix, PRODUCT_PORT: '0', SUBGRAPH_SECRET: config.subgraphSecret! },
+      env: {
+        ...process.env,
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'info',
+        DB_PREFIX: config.databasePrefix,
+        REDIS_PREFIX: config.redisPrefix,
+        PRODUCT_PORT: '0',
+        SUBGRAPH_SECRET: config.subgraphSecret!,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
@@ -129,7 +150,9 @@ describe('graceful shutdown', () => {
           const entry = JSON.parse(line);
           if (entry.msg === 'product subgraph ready') resolve(entry.url);
           if (entry.msg === 'shutting down') shuttingDown = true;
-        } catch { /* not a log line */ }
+        } catch {
+          /* not a log line */
+        }
       });
       setTimeout(() => reject(new Error('the service did not start within 30 s')), 30_000).unref();
     });
@@ -139,11 +162,16 @@ describe('graceful shutdown', () => {
     try {
       await holder.query('begin');
       await holder.query('lock table product in access exclusive mode');
-      const inFlight = fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...gatewayCredentialHeaders(config.subgraphSecret) }, body: JSON.stringify({ query: '{ products(first: 100) { totalCount } }' }) });
+      const inFlight = fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...gatewayCredentialHeaders(config.subgraphSecret) },
+        body: JSON.stringify({ query: '{ products(first: 100) { totalCount } }' }),
+      });
       inFlight.catch(() => undefined);
       await waitFor(async () => {
         const { rows } = await holder.query<{ n: number }>(
-          `select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and wait_event_type = 'Lock'`);
+          `select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and wait_event_type = 'Lock'`,
+        );
         return rows[0].n > 0;
       }, 'the request to wait for the table inside the service');
       const started = Date.now();

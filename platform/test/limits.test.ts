@@ -9,8 +9,15 @@ import { after, before, describe, test } from 'node:test';
 import { buildSchema, getOperationAST, parse } from 'graphql';
 import { getComplexity } from 'graphql-query-complexity';
 import {
-  type Config, ConfigError, DEFAULT_OPERATION_LIMITS, DEFAULT_SUBGRAPH_LIMITS, createLogger, costLimiter, listCostEstimator,
-  startService, subgraphLimits,
+  type Config,
+  ConfigError,
+  DEFAULT_OPERATION_LIMITS,
+  DEFAULT_SUBGRAPH_LIMITS,
+  createLogger,
+  costLimiter,
+  listCostEstimator,
+  startService,
+  subgraphLimits,
 } from '../src/index.ts';
 import { type TestStack, loadServiceModule, postGraphQL, startStack } from '../../test/support/stack.ts';
 import { connectLive } from '../../test/support/subscriptions.ts';
@@ -43,7 +50,12 @@ const logged: Record<string, any>[] = [];
 before(async () => {
   stack = await startStack({
     services: ['inventory'],
-    log: (name) => createLogger(name, 'info', { write: (line: string) => { logged.push(JSON.parse(line)); } }),
+    log: (name) =>
+      createLogger(name, 'info', {
+        write: (line: string) => {
+          logged.push(JSON.parse(line));
+        },
+      }),
   });
   url = stack.services.inventory!.url;
 });
@@ -61,13 +73,15 @@ describe('a subgraph called directly applies its own limits', () => {
     const refused = await stack.graphql(deepStock(DEFAULT_SUBGRAPH_LIMITS.maxDepth + 1), { url });
     assert.equal(refused.status, 400);
     assert.equal(refused.data, undefined);
-    assert.deepEqual(refused.errors, [{
-      message: `Query depth limit of ${DEFAULT_SUBGRAPH_LIMITS.maxDepth} exceeded, found ${DEFAULT_SUBGRAPH_LIMITS.maxDepth + 1}.`,
-      extensions: { code: 'DEPTH_LIMIT_EXCEEDED', limit: DEFAULT_SUBGRAPH_LIMITS.maxDepth },
-    }]);
+    assert.deepEqual(refused.errors, [
+      {
+        message: `Query depth limit of ${DEFAULT_SUBGRAPH_LIMITS.maxDepth} exceeded, found ${DEFAULT_SUBGRAPH_LIMITS.maxDepth + 1}.`,
+        extensions: { code: 'DEPTH_LIMIT_EXCEEDED', limit: DEFAULT_SUBGRAPH_LIMITS.maxDepth },
+      },
+    ]);
   });
 
-  test('the gateway\'s deepest entity fetch, and then some, is served', async () => {
+  test("the gateway's deepest entity fetch, and then some, is served", async () => {
     // The gateway fetches parts of a client's selection (at most GRAPHQL_MAX_DEPTH deep) below
     // `_entities` and an inline fragment; here twice that depth.
     const levels = 2 * DEFAULT_OPERATION_LIMITS.maxDepth;
@@ -92,14 +106,18 @@ describe('a subgraph called directly applies its own limits', () => {
     await using live = connectLive(url, { headers: stack.subgraphHeaders });
     const deep = live.subscribe(`subscription { stockLevelChanged(skus: ["SKU-1"]) { ${onStock(DEFAULT_SUBGRAPH_LIMITS.maxDepth)} } }`);
     await deep.end();
-    assert.deepEqual(deep.error, [{
-      message: `Query depth limit of ${DEFAULT_SUBGRAPH_LIMITS.maxDepth} exceeded, found ${DEFAULT_SUBGRAPH_LIMITS.maxDepth + 1}.`,
-      extensions: { code: 'DEPTH_LIMIT_EXCEEDED', limit: DEFAULT_SUBGRAPH_LIMITS.maxDepth },
-    }]);
+    assert.deepEqual(deep.error, [
+      {
+        message: `Query depth limit of ${DEFAULT_SUBGRAPH_LIMITS.maxDepth} exceeded, found ${DEFAULT_SUBGRAPH_LIMITS.maxDepth + 1}.`,
+        extensions: { code: 'DEPTH_LIMIT_EXCEEDED', limit: DEFAULT_SUBGRAPH_LIMITS.maxDepth },
+      },
+    ]);
     const tooLong = live.subscribe(`subscription { stockLevelChanged(skus: ["SKU-1"]) { ${'sku '.repeat(DEFAULT_SUBGRAPH_LIMITS.maxTokens)} } }`);
     await tooLong.end();
     assert.equal((tooLong.error as { extensions: { code: string } }[])[0].extensions.code, 'TOKEN_LIMIT_EXCEEDED');
-    const twoOperations = live.subscribe('subscription A { stockLevelChanged(skus: ["SKU-1"]) { sku } } subscription B { stockLevelChanged(skus: ["SKU-1"]) { available } }');
+    const twoOperations = live.subscribe(
+      'subscription A { stockLevelChanged(skus: ["SKU-1"]) { sku } } subscription B { stockLevelChanged(skus: ["SKU-1"]) { available } }',
+    );
     await twoOperations.end();
     assert.equal((twoOperations.error as { extensions: { code: string } }[])[0].extensions.code, 'OPERATION_RESOLUTION_FAILURE');
     const good = live.subscribe('subscription { stockLevelChanged(skus: ["SKU-1"]) { sku available product { sku } } }');
@@ -109,7 +127,13 @@ describe('a subgraph called directly applies its own limits', () => {
 
   test('SUBGRAPH_MAX_DEPTH and SUBGRAPH_MAX_TOKENS set them', async () => {
     const config: Config = { ...stack.config, vars: { ...stack.config.vars, SUBGRAPH_MAX_DEPTH: '4', SUBGRAPH_MAX_TOKENS: '30' } };
-    await using strict = await startService(await loadServiceModule('inventory'), { config, port: 0, messaging: false, migrate: false, log: createLogger('inventory', 'fatal') });
+    await using strict = await startService(await loadServiceModule('inventory'), {
+      config,
+      port: 0,
+      messaging: false,
+      migrate: false,
+      log: createLogger('inventory', 'fatal'),
+    });
     const ok = await postGraphQL(strict.url, deepStock(4), undefined, null, stack.subgraphHeaders);
     assert.equal(ok.errors, undefined, JSON.stringify(ok.errors));
     const deep = await postGraphQL(strict.url, deepStock(5), undefined, null, stack.subgraphHeaders);
@@ -119,11 +143,17 @@ describe('a subgraph called directly applies its own limits', () => {
     assert.equal(long.status, 400);
     assert.equal(long.errors?.[0].extensions?.code, 'TOKEN_LIMIT_EXCEEDED');
     assert.deepEqual(subgraphLimits({ vars: {} }), DEFAULT_SUBGRAPH_LIMITS);
-    assert.throws(() => subgraphLimits({ vars: { SUBGRAPH_MAX_DEPTH: 'deep' } }), (e: unknown) => e instanceof ConfigError && /SUBGRAPH_MAX_DEPTH/.test(e.message));
+    assert.throws(
+      () => subgraphLimits({ vars: { SUBGRAPH_MAX_DEPTH: 'deep' } }),
+      (e: unknown) => e instanceof ConfigError && /SUBGRAPH_MAX_DEPTH/.test(e.message),
+    );
   });
 
   test('none of these refusals was logged as an error or with a stack trace', () => {
-    assert.deepEqual(logged.filter((line) => line.level === 'error' || line.level === 'fatal' || line.err?.stack !== undefined), []);
+    assert.deepEqual(
+      logged.filter((line) => line.level === 'error' || line.level === 'fatal' || line.err?.stack !== undefined),
+      [],
+    );
   });
 });
 
@@ -134,7 +164,8 @@ describe('the cost estimator', () => {
     type ItemEdge { cursor: String!  node: Item! }
     type Item { id: ID!  parts: [Item!]! }
   `);
-  const cost = (query: string, variables: Record<string, unknown> = {}) => getComplexity({ schema, query: parse(query), variables, estimators: [listCostEstimator(10)] });
+  const cost = (query: string, variables: Record<string, unknown> = {}) =>
+    getComplexity({ schema, query: parse(query), variables, estimators: [listCostEstimator(10)] });
 
   test('a field costs 1 plus its selection; a list multiplies its selection by its assumed size', () => {
     assert.equal(cost('{ item { id } }'), 2);
@@ -142,7 +173,7 @@ describe('the cost estimator', () => {
     assert.equal(cost('{ item { parts { id } } }'), 1 + (1 + 10 * 1));
   });
 
-  test('first/last multiply the connection\'s selection (defaults and variables included); its own lists are not counted again', () => {
+  test("first/last multiply the connection's selection (defaults and variables included); its own lists are not counted again", () => {
     assert.equal(cost('{ items(first: 100) { edges { node { id } } } }'), 1 + 100 * 3);
     assert.equal(cost('{ items { nodes { id } totalCount } }'), 1 + 20 * 3);
     assert.equal(cost('query Q($n: Int) { items(first: $n) { nodes { id } } }', { n: 7 }), 1 + 7 * 2);

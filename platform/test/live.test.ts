@@ -14,7 +14,11 @@ import { waitFor } from '../../test/support/wait.ts';
 
 const log = createLogger('live-test', process.env.TEST_LOG_LEVEL ?? 'fatal');
 
-interface Item { readonly key: string; readonly version: number; readonly note?: string }
+interface Item {
+  readonly key: string;
+  readonly version: number;
+  readonly note?: string;
+}
 
 /** The source of truth of a live query under test: items by key, read by `load`. */
 class Source {
@@ -32,7 +36,9 @@ async function nextValue<T>(iterator: AsyncIterator<T>, ms = 3_000): Promise<T> 
   let timer: NodeJS.Timeout | undefined;
   const result = await Promise.race([
     iterator.next(),
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no value within ${ms} ms`)), ms); }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no value within ${ms} ms`)), ms);
+    }),
   ]);
   clearTimeout(timer);
   assert.equal(result.done, false, 'the iterator ended');
@@ -60,15 +66,21 @@ describe('live feed and live queries', () => {
 
   const publish = (channel: string, item: Item) => publisher.publish(channel, JSON.stringify(item));
 
-  const query = (source: Source, channels: string[], options: { load?: () => Promise<Item[]> } = {}) => liveQuery<Item>({
-    feed,
-    channels,
-    load: options.load ?? (async () => { source.loads++; return [...source.items.values()]; }),
-    fromMessage: (_channel, message) => itemsOf(message),
-    keyOf: (item) => item.key,
-    versionOf: (item) => item.version,
-    log,
-  });
+  const query = (source: Source, channels: string[], options: { load?: () => Promise<Item[]> } = {}) =>
+    liveQuery<Item>({
+      feed,
+      channels,
+      load:
+        options.load ??
+        (async () => {
+          source.loads++;
+          return [...source.items.values()];
+        }),
+      fromMessage: (_channel, message) => itemsOf(message),
+      keyOf: (item) => item.key,
+      versionOf: (item) => item.version,
+      log,
+    });
 
   test('a burst of subscriptions on a brand-new feed all succeed (no race with the connection handshake)', async () => {
     // ioredis's ready check (INFO) used to race the first SUBSCRIBEs: "Connection in subscriber mode".
@@ -81,7 +93,10 @@ describe('live feed and live queries', () => {
         await new Promise((resolve) => setImmediate(resolve));
       }
       const results = await Promise.allSettled(pending);
-      assert.deepEqual(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), []);
+      assert.deepEqual(
+        results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)),
+        [],
+      );
       assert.equal(fresh.channels.length, 100);
     } finally {
       await fresh.close();
@@ -138,7 +153,13 @@ describe('live feed and live queries', () => {
     source.set('b', 0);
     const iterator = await query(source, ['vq:a', 'vq:b']);
     try {
-      assert.deepEqual([await nextValue(iterator), await nextValue(iterator)], [{ key: 'a', version: 1, note: undefined }, { key: 'b', version: 0, note: undefined }]);
+      assert.deepEqual(
+        [await nextValue(iterator), await nextValue(iterator)],
+        [
+          { key: 'a', version: 1, note: undefined },
+          { key: 'b', version: 0, note: undefined },
+        ],
+      );
       await publish('vq:a', { key: 'a', version: 1, note: 'duplicate' });
       await publish('vq:a', { key: 'a', version: 3 });
       assert.deepEqual(await nextValue(iterator), { key: 'a', version: 3 });
@@ -159,10 +180,16 @@ describe('live feed and live queries', () => {
     source.set('y', 0);
     let arrived = 0;
     const iterator = await liveQuery<Item>({
-      feed, channels: ['cq:x', 'cq:y'],
+      feed,
+      channels: ['cq:x', 'cq:y'],
       load: async () => [...source.items.values()],
-      fromMessage: (_channel, message) => { arrived++; return itemsOf(message); },
-      keyOf: (item) => item.key, versionOf: (item) => item.version, log,
+      fromMessage: (_channel, message) => {
+        arrived++;
+        return itemsOf(message);
+      },
+      keyOf: (item) => item.key,
+      versionOf: (item) => item.version,
+      log,
     });
     try {
       await nextValue(iterator);
@@ -183,7 +210,12 @@ describe('live feed and live queries', () => {
   test('a change published while the state loads is not lost: it replaces the stale loaded item', async () => {
     // The feed hands a message to every listener of its channel at once: when this one has it, the query has it too.
     let heard = false;
-    const witness = await feed.subscribe(['race:k'], { onMessage: () => { heard = true; }, onResubscribed: () => undefined });
+    const witness = await feed.subscribe(['race:k'], {
+      onMessage: () => {
+        heard = true;
+      },
+      onResubscribed: () => undefined,
+    });
     const iterator = await query(new Source(), ['race:k'], {
       load: async () => {
         // The subscription is already in place: this change, committed "during" the read, arrives before the read ends.
@@ -215,7 +247,14 @@ describe('live feed and live queries', () => {
     assert.equal(feed.listenerCount('ret:w'), 0);
     assert.deepEqual(await iterator.next(), { done: true, value: undefined });
 
-    await assert.rejects(query(source, ['fail:w'], { load: async () => { throw new Error('database down'); } }), /database down/);
+    await assert.rejects(
+      query(source, ['fail:w'], {
+        load: async () => {
+          throw new Error('database down');
+        },
+      }),
+      /database down/,
+    );
     assert.equal(feed.listenerCount('fail:w'), 0);
   });
 

@@ -11,9 +11,23 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { defineEntity, p } from '@mikro-orm/core';
 import {
-  type AnyEventEnvelope, type Config, type Database, type EventHandler, type KafkaClient, type OutgoingMessage, type RunningConsumer,
-  EventSchemaRegistry, Migration, REPO_ROOT, createEvent, createKafka, createLogger, dlqTopic,
-  openDatabase, outboxMigrations, startConsumer,
+  type AnyEventEnvelope,
+  type Config,
+  type Database,
+  type EventHandler,
+  type KafkaClient,
+  type OutgoingMessage,
+  type RunningConsumer,
+  EventSchemaRegistry,
+  Migration,
+  REPO_ROOT,
+  createEvent,
+  createKafka,
+  createLogger,
+  dlqTopic,
+  openDatabase,
+  outboxMigrations,
+  startConsumer,
 } from '../src/index.ts';
 import { isolatedConfig } from '../../test/support/stack.ts';
 import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
@@ -43,20 +57,35 @@ let kafka: KafkaClient;
 
 before(async () => {
   schemaDir = mkdtempSync(path.join(tmpdir(), 'swiftcart-inbox-schemas-'));
-  writeFileSync(path.join(schemaDir, 'ThingHappened.v1.json'), JSON.stringify(envelopeSchema({
-    type: 'ThingHappened', aggregateType: 'Thing', $schema: 'http://json-schema.org/draft-07/schema#',
-    data: { type: 'object', required: ['label'], additionalProperties: false, properties: { label: { type: 'string', minLength: 1 } } },
-  })));
+  writeFileSync(
+    path.join(schemaDir, 'ThingHappened.v1.json'),
+    JSON.stringify(
+      envelopeSchema({
+        type: 'ThingHappened',
+        aggregateType: 'Thing',
+        $schema: 'http://json-schema.org/draft-07/schema#',
+        data: { type: 'object', required: ['label'], additionalProperties: false, properties: { label: { type: 'string', minLength: 1 } } },
+      }),
+    ),
+  );
   registry = new EventSchemaRegistry(schemaDir);
   config = isolatedConfig();
   await ensureDatabases(config, ['order']);
-  db = await openDatabase({ config, service: 'order', entities: [Applied], migrations: [{ name: '0001_applied', class: CreateApplied }, ...outboxMigrations], log });
+  db = await openDatabase({
+    config,
+    service: 'order',
+    entities: [Applied],
+    migrations: [{ name: '0001_applied', class: CreateApplied }, ...outboxMigrations],
+    log,
+  });
   await db.migrate();
   kafka = createKafka(config, log, 'messaging-inbox-test');
 });
 
 after(async () => {
-  await kafka.deleteTopics(['inbox.events.v1', 'inbox.events.v1.dlq', 'prepare.events.v1', 'prepare.events.v1.dlq', 'cli.events.v1', 'cli.events.v1.dlq']).catch(() => undefined);
+  await kafka
+    .deleteTopics(['inbox.events.v1', 'inbox.events.v1.dlq', 'prepare.events.v1', 'prepare.events.v1.dlq', 'cli.events.v1', 'cli.events.v1.dlq'])
+    .catch(() => undefined);
   await kafka.close();
   await db.close();
   await dropDatabases(config, ['order']);
@@ -75,9 +104,15 @@ async function produce(topic: string, event: AnyEventEnvelope | { key: string; v
 
 /** Produces events in one publish (one record batch): a consumer fetches them together. */
 async function produceTogether(topic: string, events: readonly (AnyEventEnvelope | { key: string; value: string })[]): Promise<void> {
-  await kafka.publish(topic, events.map((event): OutgoingMessage => ('value' in event
-    ? { key: event.key, value: event.value, headers: {} }
-    : { key: event.aggregateId, value: JSON.stringify(event), headers: { id: event.id, type: event.type } })));
+  await kafka.publish(
+    topic,
+    events.map(
+      (event): OutgoingMessage =>
+        'value' in event
+          ? { key: event.key, value: event.value, headers: {} }
+          : { key: event.aggregateId, value: JSON.stringify(event), headers: { id: event.id, type: event.type } },
+    ),
+  );
 }
 
 async function appliedCount(eventId: string): Promise<number> {
@@ -131,7 +166,9 @@ describe('inbox consumer', () => {
     assert.equal(consumer.metrics.duplicates, 1);
     assert.ok(effects.includes(`${event.id}:1`), 'the after-commit effect saw the committed row');
     assert.equal(effects.filter((e) => e.startsWith(event.id)).length, 1);
-    const [inbox] = await db.fork().execute<{ consumer: string; event_type: string }[]>('select consumer, event_type from inbox where event_id = ?', [event.id]);
+    const [inbox] = await db
+      .fork()
+      .execute<{ consumer: string; event_type: string }[]>('select consumer, event_type from inbox where event_id = ?', [event.id]);
     assert.deepEqual({ ...inbox }, { consumer: 'test.inbox', event_type: 'ThingHappened' });
   });
 
@@ -177,7 +214,11 @@ describe('inbox consumer', () => {
     assert.equal(consumer.metrics.batchesSplit - before.batchesSplit, 1);
     assert.equal(consumer.metrics.retried - before.retried, 1 + 2);
     assert.equal(consumer.metrics.deadLettered - before.deadLettered, 1);
-    assert.deepEqual(effects.filter((e) => e.startsWith(flaky.id)), [`${flaky.id}:1`], 'effects of failed attempts are dropped');
+    assert.deepEqual(
+      effects.filter((e) => e.startsWith(flaky.id)),
+      [`${flaky.id}:1`],
+      'effects of failed attempts are dropped',
+    );
     assert.equal(effects.filter((e) => e.startsWith(broken.id)).length, 0);
     const letter = (await kafka.readTopic(dlqTopic(TOPIC))).find((m) => m.headers.id === broken.id);
     assert.ok(letter);
@@ -191,11 +232,17 @@ describe('inbox consumer', () => {
     await produceTogether(TOPIC, [a, b, a, c]);
     await waitFor(async () => (await appliedCount(c.id)) === 1, 'the last one applied', 20_000);
     const rows = await db.fork().execute<{ event_id: string }[]>('select event_id from applied where event_id in (?, ?, ?) order by id', [a.id, b.id, c.id]);
-    assert.deepEqual(rows.map((r) => r.event_id), [a.id, b.id, c.id], 'applied once each, in offset order');
+    assert.deepEqual(
+      rows.map((r) => r.event_id),
+      [a.id, b.id, c.id],
+      'applied once each, in offset order',
+    );
     assert.equal(consumer.metrics.processed - before.processed, 3);
     assert.equal(consumer.metrics.duplicates - before.duplicates, 1);
     assert.equal(consumer.metrics.batches - before.batches, 1, 'one transaction');
-    const [times] = await db.fork().execute<{ n: number }[]>('select count(distinct processed_at)::int as n from inbox where event_id in (?, ?, ?)', [a.id, b.id, c.id]);
+    const [times] = await db
+      .fork()
+      .execute<{ n: number }[]>('select count(distinct processed_at)::int as n from inbox where event_id in (?, ?, ?)', [a.id, b.id, c.id]);
     assert.equal(Number(times.n), 1, 'one transaction: one now()');
   });
 
@@ -213,7 +260,11 @@ describe('inbox consumer', () => {
     assert.equal(await appliedCount(poison.id), 0);
     assert.equal(await appliedCount(invalid.id), 0);
     assert.equal(consumer.metrics.batchesSplit - before.batchesSplit, 1);
-    assert.deepEqual(effects.filter((e) => e.startsWith(first.id)), [`${first.id}:1`], 'the first event\'s effect ran once, after its own commit');
+    assert.deepEqual(
+      effects.filter((e) => e.startsWith(first.id)),
+      [`${first.id}:1`],
+      "the first event's effect ran once, after its own commit",
+    );
     const letters = await kafka.readTopic(dlqTopic(TOPIC));
     assert.equal(letters.find((m) => m.headers.id === poison.id)?.headers['dlq-attempts'], '3');
     assert.equal(letters.find((m) => m.headers.id === invalid.id)?.headers['dlq-attempts'], '1');
@@ -248,7 +299,9 @@ describe('inbox consumer with a preparer (remote work outside the transaction)',
       preparers: {
         ThingHappened: async (event) => {
           // Outside any transaction: another connection's view, and no inbox row yet.
-          const [row] = await db.fork().execute<{ n: number }[]>('select count(*)::int as n from inbox where consumer = ? and event_id = ?', ['test.prepare', event.id]);
+          const [row] = await db
+            .fork()
+            .execute<{ n: number }[]>('select count(*)::int as n from inbox where consumer = ? and event_id = ?', ['test.prepare', event.id]);
           prepared.push(event.id);
           return { label: (event.data as { label: string }).label.toUpperCase(), inboxRows: Number(row.n) };
         },
@@ -266,18 +319,25 @@ describe('inbox consumer with a preparer (remote work outside the transaction)',
   });
   after(() => consumer.stop());
 
-  it('hands the preparer\'s result to the handler, and prepares nothing for an event already applied', async () => {
+  it("hands the preparer's result to the handler, and prepares nothing for an event already applied", async () => {
     const one = happened('one', 'thing-p');
     const two = happened('two', 'thing-p');
     await produceTogether(TOPIC, [one, two]);
     await waitFor(async () => (await appliedCount(two.id)) === 1, 'both applied', 20_000);
     const rows = await db.fork().execute<{ label: string }[]>('select label from applied where event_id in (?, ?) order by id', [one.id, two.id]);
-    assert.deepEqual(rows.map((r) => r.label), ['ONE', 'TWO']);
+    assert.deepEqual(
+      rows.map((r) => r.label),
+      ['ONE', 'TWO'],
+    );
     // Redelivered later (a replay): the inbox knows it, so the remote work is not done again.
     const marker = happened('marker', 'thing-p');
     await produceTogether(TOPIC, [one, marker]);
     await waitFor(async () => (await appliedCount(marker.id)) === 1, 'the marker applied', 20_000);
-    assert.deepEqual(prepared.filter((id) => id === one.id), [one.id], 'prepared once');
+    assert.deepEqual(
+      prepared.filter((id) => id === one.id),
+      [one.id],
+      'prepared once',
+    );
     assert.equal(await appliedCount(one.id), 1);
     assert.equal(consumer.metrics.duplicates, 1);
   });
@@ -292,8 +352,12 @@ function dlq(...args: string[]): Promise<{ code: number; stdout: string; stderr:
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk) => { stdout += chunk; });
-    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });
@@ -336,11 +400,20 @@ describe('npm run dlq', () => {
     assert.match(listed.stdout, /thing-a\s+ThingHappened\s+2\s/);
     assert.match(listed.stdout, /Error: downstream is down/);
     const json = await dlq('list', `${TOPIC}.dlq`, '--json');
-    const letters = json.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    const letters = json.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     assert.equal(letters.length, 2);
     const letterOfFirst = letters.find((l) => l.key === 'thing-a');
     assert.deepEqual(
-      { type: letterOfFirst.type, attempts: letterOfFirst.attempts, consumer: letterOfFirst.consumer, replayed: letterOfFirst.replayed, originalTopic: letterOfFirst.originalTopic },
+      {
+        type: letterOfFirst.type,
+        attempts: letterOfFirst.attempts,
+        consumer: letterOfFirst.consumer,
+        replayed: letterOfFirst.replayed,
+        originalTopic: letterOfFirst.originalTopic,
+      },
       { type: 'ThingHappened', attempts: 2, consumer: 'test.cli', replayed: false, originalTopic: kafka.topic(TOPIC) },
     );
 
@@ -352,7 +425,10 @@ describe('npm run dlq', () => {
     const original = await kafka.readTopic(TOPIC);
     const copies = original.filter((m) => m.headers.id === first.id);
     assert.equal(copies.length, 2, 'the original topic holds the event and its replay');
-    assert.deepEqual({ key: copies[1].key, value: copies[1].value, headers: copies[1].headers }, { key: copies[0].key, value: copies[0].value, headers: copies[0].headers });
+    assert.deepEqual(
+      { key: copies[1].key, value: copies[1].value, headers: copies[1].headers },
+      { key: copies[0].key, value: copies[0].value, headers: copies[0].headers },
+    );
     assert.equal((await dlq('replay', TOPIC, '--offset', letterOfFirst.offset)).stdout.trim(), 'replayed 0 dead letters; 1 already replayed');
 
     // The rest: only the second one is left.
@@ -364,8 +440,14 @@ describe('npm run dlq', () => {
     const again = await dlq('replay', TOPIC);
     assert.equal(again.stdout.trim(), 'replayed 0 dead letters');
     assert.equal((await kafka.readTopic(TOPIC)).length, 4, 'nothing republished twice');
-    const relisted = (await dlq('list', TOPIC, '--json')).stdout.trim().split('\n').map((line) => JSON.parse(line));
-    assert.deepEqual(relisted.map((l) => l.replayed), [true, true]);
+    const relisted = (await dlq('list', TOPIC, '--json')).stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    assert.deepEqual(
+      relisted.map((l) => l.replayed),
+      [true, true],
+    );
     assert.equal(consumer.metrics.processed, 2);
   });
 

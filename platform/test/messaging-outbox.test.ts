@@ -11,9 +11,24 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { defineEntity, p } from '@mikro-orm/core';
 import {
-  type Config, type Database, type EntityManager, type IncomingMessage, type KafkaClient, type AnyEventEnvelope,
-  EventSchemaRegistry, EventValidationError, Migration, OutboxRelay, createEvent, createKafka, createLogger,
-  enqueueEvents, openDatabase, outboxMigrations, pruneInbox, pruneOutbox,
+  type Config,
+  type Database,
+  type EntityManager,
+  type IncomingMessage,
+  type KafkaClient,
+  type AnyEventEnvelope,
+  EventSchemaRegistry,
+  EventValidationError,
+  Migration,
+  OutboxRelay,
+  createEvent,
+  createKafka,
+  createLogger,
+  enqueueEvents,
+  openDatabase,
+  outboxMigrations,
+  pruneInbox,
+  pruneOutbox,
 } from '../src/index.ts';
 import { isolatedConfig } from '../../test/support/stack.ts';
 import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
@@ -41,10 +56,18 @@ let registry: EventSchemaRegistry;
 
 before(() => {
   schemaDir = mkdtempSync(path.join(tmpdir(), 'swiftcart-outbox-schemas-'));
-  writeFileSync(path.join(schemaDir, 'ThingHappened.v1.json'), JSON.stringify(envelopeSchema({
-    type: 'ThingHappened', aggregateType: 'Thing', $schema: 'https://json-schema.org/draft/2020-12/schema', source: { const: 'order' },
-    data: { type: 'object', required: ['n'], additionalProperties: false, properties: { n: { type: 'integer', minimum: 0 } } },
-  })));
+  writeFileSync(
+    path.join(schemaDir, 'ThingHappened.v1.json'),
+    JSON.stringify(
+      envelopeSchema({
+        type: 'ThingHappened',
+        aggregateType: 'Thing',
+        $schema: 'https://json-schema.org/draft/2020-12/schema',
+        source: { const: 'order' },
+        data: { type: 'object', required: ['n'], additionalProperties: false, properties: { n: { type: 'integer', minimum: 0 } } },
+      }),
+    ),
+  );
   registry = new EventSchemaRegistry(schemaDir);
 });
 after(() => rmSync(schemaDir, { recursive: true, force: true }));
@@ -68,15 +91,34 @@ interface Env {
 async function openEnv(): Promise<Env> {
   const config = isolatedConfig();
   await ensureDatabases(config, ['order']);
-  const db = await openDatabase({ config, service: 'order', entities: [Thing], migrations: [{ name: '0001_thing', class: CreateThing }, ...outboxMigrations], log });
+  const db = await openDatabase({
+    config,
+    service: 'order',
+    entities: [Thing],
+    migrations: [{ name: '0001_thing', class: CreateThing }, ...outboxMigrations],
+    log,
+  });
   await db.migrate();
   const kafka = createKafka(config, log, 'messaging-outbox-test');
   await kafka.ensureTopics([{ name: TOPIC, partitions: 3 }]);
   const relays: OutboxRelay[] = [];
   return {
-    config, db, kafka, relays,
+    config,
+    db,
+    kafka,
+    relays,
     async relay(options = {}) {
-      const relay = new OutboxRelay({ config, service: 'order', db, kafka, log, pollIntervalMs: 100, standbyRetryMs: 150, backoff: { baseMs: 10, maxMs: 100 }, ...options });
+      const relay = new OutboxRelay({
+        config,
+        service: 'order',
+        db,
+        kafka,
+        log,
+        pollIntervalMs: 100,
+        standbyRetryMs: 150,
+        backoff: { baseMs: 10, maxMs: 100 },
+        ...options,
+      });
       relays.push(relay);
       await relay.start();
       return relay;
@@ -105,7 +147,14 @@ async function commit(db: Database, events: readonly AnyEventEnvelope[]): Promis
 /** Consumes the topic from the beginning in a fresh group, collecting every message. */
 async function collect(kafka: KafkaClient) {
   const messages: IncomingMessage[] = [];
-  const subscription = await kafka.consume(`collector.${randomUUID()}`, [TOPIC], async (m) => { messages.push(m); }, { maxWaitTimeInMs: 100 });
+  const subscription = await kafka.consume(
+    `collector.${randomUUID()}`,
+    [TOPIC],
+    async (m) => {
+      messages.push(m);
+    },
+    { maxWaitTimeInMs: 100 },
+  );
   return { messages, stop: () => subscription.stop() };
 }
 
@@ -113,18 +162,23 @@ const countRows = async (em: EntityManager, sql: string) => Number((await em.exe
 
 describe('outbox: atomic with the state change', () => {
   let env: Env;
-  before(async () => { env = await openEnv(); });
+  before(async () => {
+    env = await openEnv();
+  });
   after(() => env.close());
 
   it('a rolled-back transaction leaves no row and publishes nothing; a committed one is published with key and headers', async () => {
     const relay = await env.relay();
     const collector = await collect(env.kafka);
     const lost = thingHappened('thing-1', 1);
-    await assert.rejects(env.db.fork().transactional(async (em) => {
-      await em.execute(`insert into thing (id, n) values ('thing-1', 1)`);
-      await enqueueEvents(em, [lost], { registry });
-      throw new Error('the state change fails after the enqueue');
-    }), /state change fails/);
+    await assert.rejects(
+      env.db.fork().transactional(async (em) => {
+        await em.execute(`insert into thing (id, n) values ('thing-1', 1)`);
+        await enqueueEvents(em, [lost], { registry });
+        throw new Error('the state change fails after the enqueue');
+      }),
+      /state change fails/,
+    );
     assert.equal(await countRows(env.db.fork(), 'select count(*)::int as n from outbox'), 0);
     assert.equal(await countRows(env.db.fork(), 'select count(*)::int as n from thing'), 0);
 
@@ -137,7 +191,10 @@ describe('outbox: atomic with the state change', () => {
     assert.deepEqual(JSON.parse(message.value!), kept);
     // The rolled-back event would have come first on the same key's partition.
     await env.drained();
-    assert.deepEqual(collector.messages.map((m) => m.headers.id), [kept.id]);
+    assert.deepEqual(
+      collector.messages.map((m) => m.headers.id),
+      [kept.id],
+    );
     await waitFor(async () => (await relay.backlog()) === 0, 'the row marked published');
     assert.equal(relay.published, 1);
     await collector.stop();
@@ -156,12 +213,14 @@ describe('outbox: atomic with the state change', () => {
     const before = relay.published;
     const event = thingHappened('thing-3', 1);
     await env.db.fork().transactional(async (em) => {
-      await em.execute(`insert into outbox (id, aggregatetype, aggregateid, type, topic, payload, headers)
-        values (?, 'Thing', 'thing-3', 'ThingHappened', ?, ?::jsonb, ?::jsonb)`, [event.id, TOPIC, JSON.stringify(event), JSON.stringify({ id: event.id, type: event.type })]);
+      await em.execute(
+        `insert into outbox (id, aggregatetype, aggregateid, type, topic, payload, headers)
+        values (?, 'Thing', 'thing-3', 'ThingHappened', ?, ?::jsonb, ?::jsonb)`,
+        [event.id, TOPIC, JSON.stringify(event), JSON.stringify({ id: event.id, type: event.type })],
+      );
     });
     await waitFor(() => relay.published === before + 1, 'the poll to publish it', 3_000);
   });
-
 });
 
 describe('retention: pruning removes only what is due', () => {
@@ -172,7 +231,10 @@ describe('retention: pruning removes only what is due', () => {
     db = await openDatabase({ config, service: 'order', entities: [Thing], migrations: [...outboxMigrations], log });
     await db.migrate();
   });
-  after(async () => { await db?.close(); await dropDatabases(config, ['order']); });
+  after(async () => {
+    await db?.close();
+    await dropDatabases(config, ['order']);
+  });
 
   const HOUR = 3_600_000;
   const at = (hoursAgo: number) => new Date(Date.UTC(2026, 11, 5, 12) - hoursAgo * HOUR).toISOString();
@@ -188,21 +250,34 @@ describe('retention: pruning removes only what is due', () => {
       ['waiting for 5 h', at(5), null],
     ];
     for (const [aggregateid, created, published] of rows) {
-      await em.execute(`insert into outbox (id, aggregatetype, aggregateid, type, topic, payload, created_at, published_at)
+      await em.execute(
+        `insert into outbox (id, aggregatetype, aggregateid, type, topic, payload, created_at, published_at)
         values (?, 'Thing', ?, 'ThingHappened', ?, '{}'::jsonb, ?::timestamptz, ?::timestamptz)`,
-      [randomUUID(), aggregateid, aggregateid.startsWith('live') ? null : TOPIC, created, published]);
+        [randomUUID(), aggregateid, aggregateid.startsWith('live') ? null : TOPIC, created, published],
+      );
     }
     assert.equal(await pruneOutbox(em, HOUR, now), 2);
     const left = await em.execute<{ aggregateid: string }[]>('select aggregateid from outbox order by aggregateid');
-    assert.deepEqual(left.map((r) => r.aggregateid), ['published 30 min ago', 'waiting for 5 h']);
+    assert.deepEqual(
+      left.map((r) => r.aggregateid),
+      ['published 30 min ago', 'waiting for 5 h'],
+    );
     assert.equal(await pruneOutbox(em, HOUR, now), 0, 'a second prune finds nothing due');
   });
 
   it('deletes inbox rows processed longer ago than the retention, for every consumer', async () => {
     const em = db.fork();
-    for (const [consumer, hoursAgo] of [['a', 200], ['b', 200], ['a', 100], ['b', 1]] as const) {
-      await em.execute(`insert into inbox (consumer, event_id, event_type, processed_at) values (?, ?, 'ThingHappened', ?::timestamptz)`,
-        [consumer, randomUUID(), at(hoursAgo)]);
+    for (const [consumer, hoursAgo] of [
+      ['a', 200],
+      ['b', 200],
+      ['a', 100],
+      ['b', 1],
+    ] as const) {
+      await em.execute(`insert into inbox (consumer, event_id, event_type, processed_at) values (?, ?, 'ThingHappened', ?::timestamptz)`, [
+        consumer,
+        randomUUID(),
+        at(hoursAgo),
+      ]);
     }
     assert.equal(await pruneInbox(em, 150 * HOUR, now), 2);
     assert.equal(await countRows(em, 'select count(*)::int as n from inbox'), 2);
@@ -213,7 +288,9 @@ describe('retention: pruning removes only what is due', () => {
 
 describe('outbox relay: publish failures', () => {
   let env: Env;
-  before(async () => { env = await openEnv(); });
+  before(async () => {
+    env = await openEnv();
+  });
   after(() => env.close());
 
   it('leaves the rows unpublished when Kafka refuses them, backs off and publishes them later', async () => {
@@ -245,7 +322,9 @@ describe('outbox relay: publish failures', () => {
 
 describe('outbox: order per aggregate', () => {
   let env: Env;
-  before(async () => { env = await openEnv(); });
+  before(async () => {
+    env = await openEnv();
+  });
   after(() => env.close());
 
   it('3 aggregates × 50 events from concurrent transactions arrive in sequence order per key', async () => {
@@ -258,9 +337,11 @@ describe('outbox: order per aggregate', () => {
     for (let i = 0, size = 1; i < 50; i += size, size = (size % 3) + 1) {
       for (const a of aggregates) chunks.push(Array.from({ length: Math.min(size, 50 - i) }, (_, k) => thingHappened(a, i + k)));
     }
-    await Promise.all(Array.from({ length: 10 }, async () => {
-      for (let chunk = chunks.shift(); chunk; chunk = chunks.shift()) await commit(env.db, chunk);
-    }));
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        for (let chunk = chunks.shift(); chunk; chunk = chunks.shift()) await commit(env.db, chunk);
+      }),
+    );
     await waitFor(() => collector.messages.length >= 150 && true, '150 messages', 30_000);
     await collector.stop();
     const rows = await env.db.fork().execute<{ id: string; aggregateid: string }[]>('select id, aggregateid from outbox order by sequence');
@@ -270,7 +351,11 @@ describe('outbox: order per aggregate', () => {
       const expected = rows.filter((r) => r.aggregateid === a).map((r) => r.id);
       const received = collector.messages.filter((m) => m.key === a);
       assert.equal(expected.length, 50);
-      assert.deepEqual(received.map((m) => m.headers.id), expected, `${a} arrives in outbox sequence order`);
+      assert.deepEqual(
+        received.map((m) => m.headers.id),
+        expected,
+        `${a} arrives in outbox sequence order`,
+      );
       assert.equal(new Set(received.map((m) => m.partition)).size, 1, `${a} stays on one partition`);
     }
   });
@@ -278,7 +363,9 @@ describe('outbox: order per aggregate', () => {
 
 describe('outbox relay: wake-up on commit', () => {
   let env: Env;
-  before(async () => { env = await openEnv(); });
+  before(async () => {
+    env = await openEnv();
+  });
   after(() => env.close());
 
   it('publishes within 1 s of the commit although it polls only every 10 s (LISTEN/NOTIFY)', async () => {
@@ -305,7 +392,9 @@ describe('outbox relay: wake-up on commit', () => {
 
 describe('outbox relay: one active per service', () => {
   let env: Env;
-  before(async () => { env = await openEnv(); });
+  before(async () => {
+    env = await openEnv();
+  });
   after(() => env.close());
 
   it('two relays: one active, every event published once; the standby takes over when the active stops or dies', async () => {
@@ -340,19 +429,27 @@ describe('outbox relay: one active per service', () => {
     // takes the lock next (the third, or the killed one after reconnecting) publishes alone.
     const third = await env.relay();
     assert.equal(third.isActive, false);
-    const lockHolder = async () => (await env.db.fork().execute<{ pid: number }[]>(
-      `select pid from pg_locks where locktype = 'advisory' and objsubid = 1 and granted
-       and database = (select oid from pg_database where datname = current_database())`))[0]?.pid;
+    const lockHolder = async () =>
+      (
+        await env.db.fork().execute<{ pid: number }[]>(
+          `select pid from pg_locks where locktype = 'advisory' and objsubid = 1 and granted
+       and database = (select oid from pg_database where datname = current_database())`,
+        )
+      )[0]?.pid;
     const killed = await lockHolder();
     assert.ok(killed);
     await env.db.fork().execute('select pg_terminate_backend(?)', [killed]);
     await waitFor(() => standby.sessionsLost === 1, 'the killed relay to notice');
     assert.match(String(standby.lastError?.message), /terminating connection/);
-    const next = await waitFor(async () => {
-      const holder = await lockHolder();
-      const actives = [standby, third].filter((r) => r.isActive);
-      return holder && holder !== killed && actives.length === 1 ? actives[0] : undefined;
-    }, 'a new lock holder', 5_000);
+    const next = await waitFor(
+      async () => {
+        const holder = await lockHolder();
+        const actives = [standby, third].filter((r) => r.isActive);
+        return holder && holder !== killed && actives.length === 1 ? actives[0] : undefined;
+      },
+      'a new lock holder',
+      5_000,
+    );
     const publishedBefore = next.published;
     const batch3 = Array.from({ length: 5 }, (_, i) => thingHappened('thing-y', i));
     await commit(env.db, batch3);
@@ -366,6 +463,6 @@ describe('outbox relay: one active per service', () => {
     assert.equal(next.published - publishedBefore, 5);
     assert.equal(standby.published + third.published, 10, 'only the lock holders published');
     assert.equal([standby, third].filter((r) => r.isActive).length, 1);
-    assert.equal((await third.backlog()), 0);
+    assert.equal(await third.backlog(), 0);
   });
 });

@@ -4,10 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import {
-  EventSchemaRegistry, EventValidationError, createEvent, dlqTopic, eventHeaders, eventsTopic,
-  isUuid, uuidv7, uuidv7Time,
-} from '../src/index.ts';
+import { EventSchemaRegistry, EventValidationError, createEvent, dlqTopic, eventHeaders, eventsTopic, isUuid, uuidv7, uuidv7Time } from '../src/index.ts';
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -49,7 +46,7 @@ describe('uuidv7', () => {
     for (let i = 1; i < ids.length; i++) assert.ok(ids[i - 1] < ids[i], `${ids[i - 1]} < ${ids[i]}`);
   });
 
-  it('carries an injected clock\'s time', () => {
+  it("carries an injected clock's time", () => {
     const now = Date.parse('2026-12-06T10:00:00.000Z');
     const id = uuidv7(now);
     assert.equal(uuidv7Time(id), now);
@@ -65,11 +62,29 @@ describe('envelope', () => {
     assert.equal(event.correlationId, 'o-1');
     assert.equal(event.causationId, null);
     assert.ok(!Number.isNaN(Date.parse(event.occurredAt)) && event.occurredAt.endsWith('Z'));
-    const caused = createEvent({ type: 'StockReserved', source: 'inventory', aggregateType: 'Order', aggregateId: 'o-1', cause: event, data: {}, occurredAt: new Date(0) });
+    const caused = createEvent({
+      type: 'StockReserved',
+      source: 'inventory',
+      aggregateType: 'Order',
+      aggregateId: 'o-1',
+      cause: event,
+      data: {},
+      occurredAt: new Date(0),
+    });
     assert.equal(caused.causationId, event.id);
     assert.equal(caused.correlationId, event.correlationId);
     assert.equal(caused.occurredAt, '1970-01-01T00:00:00.000Z');
-    const explicit = createEvent({ type: 'X', version: 2, source: 's', aggregateType: 'A', aggregateId: 'a', correlationId: 'c', causationId: null, cause: event, data: null });
+    const explicit = createEvent({
+      type: 'X',
+      version: 2,
+      source: 's',
+      aggregateType: 'A',
+      aggregateId: 'a',
+      correlationId: 'c',
+      causationId: null,
+      cause: event,
+      data: null,
+    });
     assert.deepEqual([explicit.version, explicit.correlationId, explicit.causationId], [2, 'c', null]);
   });
 
@@ -87,22 +102,39 @@ describe('EventSchemaRegistry', () => {
   let dir: string;
   before(() => {
     dir = mkdtempSync(path.join(tmpdir(), 'swiftcart-schemas-'));
-    writeFileSync(path.join(dir, 'Money.json'), JSON.stringify({
-      $schema: 'https://json-schema.org/draft/2020-12/schema',
-      $id: 'https://swiftcart.test/events/Money.json',
-      type: 'object', required: ['amount', 'currency'], additionalProperties: false,
-      properties: { amount: { type: 'integer' }, currency: { const: 'EUR' } },
-    }));
-    writeFileSync(path.join(dir, 'ThingPaid.v1.json'), JSON.stringify({
-      ...envelopeSchema('ThingPaid', '2020-12', {
-        type: 'object', required: ['total'], additionalProperties: false,
-        properties: { total: { $ref: 'https://swiftcart.test/events/Money.json' } },
+    writeFileSync(
+      path.join(dir, 'Money.json'),
+      JSON.stringify({
+        $schema: 'https://json-schema.org/draft/2020-12/schema',
+        $id: 'https://swiftcart.test/events/Money.json',
+        type: 'object',
+        required: ['amount', 'currency'],
+        additionalProperties: false,
+        properties: { amount: { type: 'integer' }, currency: { const: 'EUR' } },
       }),
-      $id: 'https://swiftcart.test/events/ThingPaid.v1.json',
-    }));
-    writeFileSync(path.join(dir, 'ThingMade.v1.json'), JSON.stringify(envelopeSchema('ThingMade', '07', {
-      type: 'object', required: ['n'], properties: { n: { type: 'integer', minimum: 0 } },
-    })));
+    );
+    writeFileSync(
+      path.join(dir, 'ThingPaid.v1.json'),
+      JSON.stringify({
+        ...envelopeSchema('ThingPaid', '2020-12', {
+          type: 'object',
+          required: ['total'],
+          additionalProperties: false,
+          properties: { total: { $ref: 'https://swiftcart.test/events/Money.json' } },
+        }),
+        $id: 'https://swiftcart.test/events/ThingPaid.v1.json',
+      }),
+    );
+    writeFileSync(
+      path.join(dir, 'ThingMade.v1.json'),
+      JSON.stringify(
+        envelopeSchema('ThingMade', '07', {
+          type: 'object',
+          required: ['n'],
+          properties: { n: { type: 'integer', minimum: 0 } },
+        }),
+      ),
+    );
     writeFileSync(path.join(dir, 'notes.txt'), 'not a schema');
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -120,32 +152,43 @@ describe('EventSchemaRegistry', () => {
 
   it('refuses an unknown type or version', () => {
     const registry: EventSchemaRegistry = new EventSchemaRegistry(dir);
-    assert.throws(() => registry.validate(createEvent({ type: 'Nope', source: 'x', aggregateType: 'A', aggregateId: 'a', data: {} })),
-      (error: unknown) => error instanceof EventValidationError && /no schema for event type Nope version 1/.test(error.message));
-    assert.throws(() => registry.validate(createEvent({ type: 'ThingMade', version: 2, source: 'x', aggregateType: 'A', aggregateId: 'a', data: { n: 1 } })), EventValidationError);
+    assert.throws(
+      () => registry.validate(createEvent({ type: 'Nope', source: 'x', aggregateType: 'A', aggregateId: 'a', data: {} })),
+      (error: unknown) => error instanceof EventValidationError && /no schema for event type Nope version 1/.test(error.message),
+    );
+    assert.throws(
+      () => registry.validate(createEvent({ type: 'ThingMade', version: 2, source: 'x', aggregateType: 'A', aggregateId: 'a', data: { n: 1 } })),
+      EventValidationError,
+    );
     assert.throws(() => registry.validate('a string'), /must be a JSON object/);
     assert.throws(() => registry.validate({ type: 'ThingMade' }), /integer "version"/);
   });
 
   it('refuses bad data and a broken envelope, with every problem in the message', () => {
     const registry: EventSchemaRegistry = new EventSchemaRegistry(dir);
-    assert.throws(() => registry.validate(paid({ total: { amount: 1.5, currency: 'USD' } })), (error: unknown) => {
-      assert.ok(error instanceof EventValidationError);
-      assert.match(error.message, /ThingPaid v1 is invalid/);
-      assert.match(error.message, /\/data\/total\/amount must be integer/);
-      assert.match(error.message, /\/data\/total\/currency must be equal to constant/);
-      assert.equal(error.eventType, 'ThingPaid');
-      assert.ok(error.errors.length >= 2);
-      return true;
-    });
+    assert.throws(
+      () => registry.validate(paid({ total: { amount: 1.5, currency: 'USD' } })),
+      (error: unknown) => {
+        assert.ok(error instanceof EventValidationError);
+        assert.match(error.message, /ThingPaid v1 is invalid/);
+        assert.match(error.message, /\/data\/total\/amount must be integer/);
+        assert.match(error.message, /\/data\/total\/currency must be equal to constant/);
+        assert.equal(error.eventType, 'ThingPaid');
+        assert.ok(error.errors.length >= 2);
+        return true;
+      },
+    );
     const broken = { ...paid({ total: { amount: 1, currency: 'EUR' } }), id: 'not-a-uuid', occurredAt: 'yesterday', extra: true };
-    assert.throws(() => registry.validate(broken), (error: unknown) => {
-      assert.ok(error instanceof EventValidationError);
-      assert.match(error.message, /\/id must match format "uuid"/);
-      assert.match(error.message, /\/occurredAt must match format "date-time"/);
-      assert.match(error.message, /must NOT have additional properties \(extra\)/);
-      return true;
-    });
+    assert.throws(
+      () => registry.validate(broken),
+      (error: unknown) => {
+        assert.ok(error instanceof EventValidationError);
+        assert.match(error.message, /\/id must match format "uuid"/);
+        assert.match(error.message, /\/occurredAt must match format "date-time"/);
+        assert.match(error.message, /must NOT have additional properties \(extra\)/);
+        return true;
+      },
+    );
   });
 
   it('fails to load a schema with an unknown keyword or a type that does not match its file name', () => {
@@ -166,7 +209,7 @@ describe('EventSchemaRegistry', () => {
     assert.deepEqual(registry.keys, []);
   });
 
-  it('loads the repository\'s own contracts', () => {
+  it("loads the repository's own contracts", () => {
     const registry: EventSchemaRegistry = new EventSchemaRegistry();
     for (const key of registry.keys) assert.match(key, /^[A-Z][A-Za-z]+\.v\d+$/);
   });

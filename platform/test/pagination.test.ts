@@ -10,19 +10,29 @@ describe('pagination', () => {
 
   it('refuses cursors it did not make', () => {
     for (const cursor of ['', '!!!', 'aGVsbG8', Buffer.from('c1:').toString('base64url'), 'YzE6U0tVLTE=']) {
-      assert.throws(() => decodeCursor(cursor), (e: GraphQLError) => e.extensions.code === 'BAD_USER_INPUT' && e.extensions.field === 'after');
+      assert.throws(
+        () => decodeCursor(cursor),
+        (e: GraphQLError) => e.extensions.code === 'BAD_USER_INPUT' && e.extensions.field === 'after',
+      );
     }
   });
 
   it('bounds page sizes', () => {
     assert.equal(pageSize(undefined), 20);
     assert.equal(pageSize(100), 100);
-    for (const bad of [0, -1, 101, 1.5]) assert.throws(() => pageSize(bad), (e: GraphQLError) => e.extensions.code === 'BAD_USER_INPUT');
+    for (const bad of [0, -1, 101, 1.5])
+      assert.throws(
+        () => pageSize(bad),
+        (e: GraphQLError) => e.extensions.code === 'BAD_USER_INPUT',
+      );
   });
 
   it('builds a page from size + 1 rows', () => {
     const page = toConnection(['a', 'b', 'c'], 2, (x) => x, 7);
-    assert.deepEqual(page.edges.map((e) => e.node), ['a', 'b']);
+    assert.deepEqual(
+      page.edges.map((e) => e.node),
+      ['a', 'b'],
+    );
     assert.equal(page.pageInfo.hasNextPage, true);
     assert.equal(decodeCursor(page.pageInfo.endCursor!), 'b');
     assert.equal(page.totalCount, 7);

@@ -2,8 +2,16 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  BrokenCircuitError, CircuitState, TaskCancelledError, exponentialBackoff, failureRateBreaker, retryPolicy, runPolicy,
-  sleep, timeoutPolicy, type IBackoff,
+  BrokenCircuitError,
+  CircuitState,
+  TaskCancelledError,
+  exponentialBackoff,
+  failureRateBreaker,
+  retryPolicy,
+  runPolicy,
+  sleep,
+  timeoutPolicy,
+  type IBackoff,
 } from '../src/resilience.ts';
 
 /** The first `count` delays of a fresh walk through `backoff`. */
@@ -52,17 +60,38 @@ describe('retryPolicy', () => {
     assert.deepEqual(seen, [0, 1, 2], 'the context counts attempts from 0');
 
     const retries: [string, number, number][] = [];
-    await assert.rejects(runPolicy(retryPolicy({
-      attempts: 4, baseMs: 10, maxMs: 20, onRetry: (error, attempt, delay) => retries.push([(error as Error).message, attempt, delay]),
-    }), ({ attempt }) => { throw new Down(`fail ${attempt}`); }), /fail 3/);
-    assert.deepEqual(retries.map(([message, attempt]) => [message, attempt]), [['fail 0', 1], ['fail 1', 2], ['fail 2', 3]]);
+    await assert.rejects(
+      runPolicy(
+        retryPolicy({
+          attempts: 4,
+          baseMs: 10,
+          maxMs: 20,
+          onRetry: (error, attempt, delay) => retries.push([(error as Error).message, attempt, delay]),
+        }),
+        ({ attempt }) => {
+          throw new Down(`fail ${attempt}`);
+        },
+      ),
+      /fail 3/,
+    );
+    assert.deepEqual(
+      retries.map(([message, attempt]) => [message, attempt]),
+      [
+        ['fail 0', 1],
+        ['fail 1', 2],
+        ['fail 2', 3],
+      ],
+    );
     retries.forEach(([, attempt, delay]) => assert.ok(delay >= 0 && delay < Math.min(20, 10 * 2 ** (attempt - 1)), `delay ${delay}`));
 
     let permanent = 0;
-    await assert.rejects(runPolicy(retryPolicy({ attempts: 4, baseMs: 1, maxMs: 2, retryable: (e) => !(e instanceof TypeError) }), () => {
-      permanent++;
-      throw new TypeError('bad');
-    }), TypeError);
+    await assert.rejects(
+      runPolicy(retryPolicy({ attempts: 4, baseMs: 1, maxMs: 2, retryable: (e) => !(e instanceof TypeError) }), () => {
+        permanent++;
+        throw new TypeError('bad');
+      }),
+      TypeError,
+    );
     assert.equal(permanent, 1, 'a non-retryable error is not retried');
     assert.throws(() => retryPolicy({ attempts: 0, baseMs: 1, maxMs: 1 }), RangeError);
   });
@@ -78,22 +107,40 @@ describe('runPolicy', () => {
     const policy = retryPolicy({ attempts: 5, baseMs: 10_000, maxMs: 10_000, onRetry: () => controller.abort(reason) });
     const gaveUp = new Promise<unknown>((resolve) => policy.onGiveUp(resolve));
     let calls = 0;
-    await assert.rejects(runPolicy(policy, () => { calls++; throw new Down('down'); }, controller.signal), (error) => error === reason,
-      'rejected while the backoff timer had not elapsed');
+    await assert.rejects(
+      runPolicy(
+        policy,
+        () => {
+          calls++;
+          throw new Down('down');
+        },
+        controller.signal,
+      ),
+      (error) => error === reason,
+      'rejected while the backoff timer had not elapsed',
+    );
     // cockatiel ends its loop once the backoff is over; the work never ran again.
     t.mock.timers.tick(10_000);
     await gaveUp;
     assert.equal(calls, 1);
-    await assert.rejects(runPolicy(policy, () => 'never', controller.signal), (error) => error === reason, 'an aborted signal runs nothing');
+    await assert.rejects(
+      runPolicy(policy, () => 'never', controller.signal),
+      (error) => error === reason,
+      'an aborted signal runs nothing',
+    );
   });
 
   it('an attempt under way when the signal aborts finishes, and its outcome is the result', async () => {
     const controller = new AbortController();
-    const result = runPolicy(retryPolicy({ attempts: 3, baseMs: 1, maxMs: 1 }), async () => {
-      controller.abort(new Error('stop'));
-      await sleep(20);
-      return 'committed';
-    }, controller.signal);
+    const result = runPolicy(
+      retryPolicy({ attempts: 3, baseMs: 1, maxMs: 1 }),
+      async () => {
+        controller.abort(new Error('stop'));
+        await sleep(20);
+        return 'committed';
+      },
+      controller.signal,
+    );
     assert.equal(await result, 'committed');
   });
 });
@@ -102,10 +149,15 @@ describe('timeoutPolicy', () => {
   it('rejects with TaskCancelledError when the work never settles, and aborts the work’s signal', async () => {
     let aborted = false;
     const started = performance.now();
-    await assert.rejects(runPolicy(timeoutPolicy(50), ({ signal }) => {
-      signal.addEventListener('abort', () => { aborted = true; });
-      return new Promise(() => {});
-    }), TaskCancelledError);
+    await assert.rejects(
+      runPolicy(timeoutPolicy(50), ({ signal }) => {
+        signal.addEventListener('abort', () => {
+          aborted = true;
+        });
+        return new Promise(() => {});
+      }),
+      TaskCancelledError,
+    );
     const elapsed = performance.now() - started;
     assert.ok(elapsed >= 45 && elapsed < 500, `took ${elapsed} ms`);
     assert.equal(aborted, true);
@@ -115,11 +167,16 @@ describe('timeoutPolicy', () => {
 });
 
 describe('failureRateBreaker', () => {
-  const failing = async (): Promise<never> => { throw new Down('down'); };
+  const failing = async (): Promise<never> => {
+    throw new Down('down');
+  };
   const working = async () => 'up';
   /** Runs `count` calls of `work` through the breaker, swallowing their failures. */
   const call = async (breaker: ReturnType<typeof failureRateBreaker>, work: () => Promise<unknown>, count = 1) => {
-    for (let i = 0; i < count; i++) await breaker.execute(work).catch((error) => { if (error instanceof BrokenCircuitError) throw error; });
+    for (let i = 0; i < count; i++)
+      await breaker.execute(work).catch((error) => {
+        if (error instanceof BrokenCircuitError) throw error;
+      });
   };
   const settings = { thresholdPercent: 50, minimumCalls: 20, windowMs: 10_000, halfOpenAfterMs: 1_000 };
 
@@ -150,7 +207,13 @@ describe('failureRateBreaker', () => {
   it('samples only what isFailure says is a failure; other errors pass through uncounted', async (t) => {
     t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
     const breaker = failureRateBreaker({ ...settings, isFailure: (error) => error instanceof Down });
-    for (let i = 0; i < 50; i++) await assert.rejects(breaker.execute(async () => { throw new Declined('no'); }), Declined);
+    for (let i = 0; i < 50; i++)
+      await assert.rejects(
+        breaker.execute(async () => {
+          throw new Declined('no');
+        }),
+        Declined,
+      );
     await call(breaker, failing, 19);
     assert.equal(breaker.state, CircuitState.Closed, 'the 50 other errors were not sampled: 19 calls');
     await call(breaker, failing);
@@ -177,7 +240,13 @@ describe('failureRateBreaker', () => {
     const breaker = failureRateBreaker(settings);
     await call(breaker, failing, 20);
     let calls = 0;
-    await assert.rejects(breaker.execute(() => { calls++; return 'up'; }), BrokenCircuitError);
+    await assert.rejects(
+      breaker.execute(() => {
+        calls++;
+        return 'up';
+      }),
+      BrokenCircuitError,
+    );
     assert.equal(calls, 0, 'no call while open');
 
     t.mock.timers.tick(999);

@@ -10,8 +10,16 @@ import { parse } from 'graphql';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import WebSocket from 'ws';
 import {
-  DEVELOPMENT_JWT_SECRET, SUBSCRIPTION_CLOSE_CODES, createLogger, listen, serveSubscriptions, signToken, startService,
-  type RunningHttpServer, type SubscriptionServer, type Viewer,
+  DEVELOPMENT_JWT_SECRET,
+  SUBSCRIPTION_CLOSE_CODES,
+  createLogger,
+  listen,
+  serveSubscriptions,
+  signToken,
+  startService,
+  type RunningHttpServer,
+  type SubscriptionServer,
+  type Viewer,
 } from '../src/index.ts';
 import { loadServiceModule, startStack, type TestStack } from '../../test/support/stack.ts';
 import { connectLive, type LiveClient } from '../../test/support/subscriptions.ts';
@@ -34,39 +42,69 @@ const TYPE_DEFS = parse(`
 
 /** A test schema whose `forever` counts how many of its subscriptions are running. */
 function testSchema(running: { count: number }) {
-  return buildSubgraphSchema([{
-    typeDefs: TYPE_DEFS,
-    resolvers: {
-      Subscription: {
-        whoami: {
-          subscribe: async function* (_: unknown, __: unknown, ctx: { viewer: Viewer }) { yield ctx.viewer.customerId ?? 'anonymous'; },
-          resolve: (value: string) => value,
-        },
-        ticks: {
-          subscribe: async function* (_: unknown, { count }: { count: number }) { for (let i = 0; i < count; i++) yield i; },
-          resolve: (value: number) => value,
-        },
-        forever: {
-          subscribe: () => {
-            running.count++;
-            let release: (() => void) | undefined;
-            const ended = new Promise<IteratorResult<number>>((resolve) => { release = () => resolve({ done: true, value: undefined }); });
-            let done = false;
-            const finish = () => { if (!done) { done = true; running.count--; release!(); } return ended; };
-            return { next: () => ended, return: finish, throw: finish, [Symbol.asyncIterator]() { return this; } };
+  return buildSubgraphSchema([
+    {
+      typeDefs: TYPE_DEFS,
+      resolvers: {
+        Subscription: {
+          whoami: {
+            subscribe: async function* (_: unknown, __: unknown, ctx: { viewer: Viewer }) {
+              yield ctx.viewer.customerId ?? 'anonymous';
+            },
+            resolve: (value: string) => value,
           },
-          resolve: (value: number) => value,
+          ticks: {
+            subscribe: async function* (_: unknown, { count }: { count: number }) {
+              for (let i = 0; i < count; i++) yield i;
+            },
+            resolve: (value: number) => value,
+          },
+          forever: {
+            subscribe: () => {
+              running.count++;
+              let release: (() => void) | undefined;
+              const ended = new Promise<IteratorResult<number>>((resolve) => {
+                release = () => resolve({ done: true, value: undefined });
+              });
+              let done = false;
+              const finish = () => {
+                if (!done) {
+                  done = true;
+                  running.count--;
+                  release!();
+                }
+                return ended;
+              };
+              return {
+                next: () => ended,
+                return: finish,
+                throw: finish,
+                [Symbol.asyncIterator]() {
+                  return this;
+                },
+              };
+            },
+            resolve: (value: number) => value,
+          },
         },
-      },
-    } as any,
-  }]);
+      } as any,
+    },
+  ]);
 }
 
 /** A raw WebSocket speaking graphql-transport-ws, for what the graphql-ws client does not let a test do. */
-function rawSocket(url: string, options: WebSocket.ClientOptions = {}): { socket: WebSocket; closed: Promise<{ code: number; reason: string }>; opened: Promise<void> } {
+function rawSocket(
+  url: string,
+  options: WebSocket.ClientOptions = {},
+): { socket: WebSocket; closed: Promise<{ code: number; reason: string }>; opened: Promise<void> } {
   const socket = new WebSocket(url, 'graphql-transport-ws', options);
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-  const opened = new Promise<void>((resolve, reject) => { socket.once('open', () => resolve()); socket.once('error', reject); });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
+  const opened = new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve());
+    socket.once('error', reject);
+  });
   return { socket, closed, opened };
 }
 
@@ -78,11 +116,22 @@ describe('the subgraph graphql-ws endpoint', () => {
   const clients: LiveClient[] = [];
 
   before(async () => {
-    http = await listen((_req, res) => { res.statusCode = 404; res.end(); }, '127.0.0.1', 0);
+    http = await listen(
+      (_req, res) => {
+        res.statusCode = 404;
+        res.end();
+      },
+      '127.0.0.1',
+      0,
+    );
     server = serveSubscriptions({
-      server: http.server, schema: testSchema(running), jwtSecret: SECRET, log,
+      server: http.server,
+      schema: testSchema(running),
+      jwtSecret: SECRET,
+      log,
       context: (viewer) => ({ viewer }),
-      keepAliveMs: 100, connectionInitWaitTimeoutMs: 300,
+      keepAliveMs: 100,
+      connectionInitWaitTimeoutMs: 300,
     });
     wsUrl = http.url.replace(/^http/, 'ws');
   });
@@ -100,7 +149,7 @@ describe('the subgraph graphql-ws endpoint', () => {
 
   test('a valid token in connectionParams.authorization (or Authorization) is the viewer; none is anonymous', async () => {
     const token = await signToken(SECRET, { sub: 'alice', roles: ['customer'] });
-    assert.deepEqual((await connect({ token }).subscribe('subscription { whoami }').nextData()), { whoami: 'alice' });
+    assert.deepEqual(await connect({ token }).subscribe('subscription { whoami }').nextData(), { whoami: 'alice' });
     const capital = connect({ connectionParams: { Authorization: `Bearer ${token}` } }).subscribe('subscription { whoami }');
     assert.deepEqual(await capital.nextData(), { whoami: 'alice' });
     assert.deepEqual(await connect().subscribe('subscription { whoami }').nextData(), { whoami: 'anonymous' });
@@ -139,7 +188,13 @@ describe('the subgraph graphql-ws endpoint', () => {
     polite.socket.on('ping', () => pings++);
     await polite.opened;
     polite.socket.send(JSON.stringify({ type: 'connection_init' }));
-    await waitFor(() => pings >= 3, 'three pings within 450 ms at a 100 ms keep-alive', 450, () => `${pings} pings`, 10);
+    await waitFor(
+      () => pings >= 3,
+      'three pings within 450 ms at a 100 ms keep-alive',
+      450,
+      () => `${pings} pings`,
+      10,
+    );
     assert.equal(polite.socket.readyState, WebSocket.OPEN, 'a peer that answers pings stays');
     polite.socket.close();
 
@@ -172,7 +227,14 @@ describe('the subgraph graphql-ws endpoint', () => {
   });
 
   test('closing sends 1001 "Going away" to every socket and ends their subscriptions', async () => {
-    const ownHttp = await listen((_req, res) => { res.statusCode = 404; res.end(); }, '127.0.0.1', 0);
+    const ownHttp = await listen(
+      (_req, res) => {
+        res.statusCode = 404;
+        res.end();
+      },
+      '127.0.0.1',
+      0,
+    );
     const own = serveSubscriptions({ server: ownHttp.server, schema: testSchema(running), jwtSecret: SECRET, log, context: (viewer) => ({ viewer }) });
     const url = ownHttp.url.replace(/^http/, 'ws');
     const a = connectLive(url);
@@ -180,7 +242,13 @@ describe('the subgraph graphql-ws endpoint', () => {
     try {
       const before = running.count;
       const probes = [a.subscribe('subscription { forever }'), a.subscribe('subscription { forever }'), b.subscribe('subscription { forever }')];
-      await waitFor(() => running.count >= before + 3, 'three subscriptions running', 3_000, () => running.count - before, 10);
+      await waitFor(
+        () => running.count >= before + 3,
+        'three subscriptions running',
+        3_000,
+        () => running.count - before,
+        10,
+      );
       assert.equal(running.count, before + 3);
       assert.equal(own.connections, 2);
       const started = Date.now();
@@ -199,10 +267,14 @@ describe('the subgraph graphql-ws endpoint', () => {
   });
 });
 
-describe('a service\'s graphql-ws endpoint across a restart', () => {
+describe("a service's graphql-ws endpoint across a restart", () => {
   let stack: TestStack;
-  before(async () => { stack = await startStack({ services: ['inventory'] }); });
-  after(async () => { await stack?.close(); });
+  before(async () => {
+    stack = await startStack({ services: ['inventory'] });
+  });
+  after(async () => {
+    await stack?.close();
+  });
 
   test('closing the service closes its sockets with 1001 and its Redis channels; it starts again on the same port', async () => {
     const first = stack.services.inventory!;

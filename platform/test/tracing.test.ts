@@ -33,9 +33,13 @@ describe('tracing settings', () => {
   });
 
   it('refuses what it cannot use, naming the variable', () => {
-    assert.throws(() => loadTracingConfig({ OTEL_TRACES_EXPORTER: 'jaeger' }), (e: Error) => e instanceof ConfigError && /OTEL_TRACES_EXPORTER must be one of zipkin, otlp, none, got "jaeger"/.test(e.message));
+    assert.throws(
+      () => loadTracingConfig({ OTEL_TRACES_EXPORTER: 'jaeger' }),
+      (e: Error) => e instanceof ConfigError && /OTEL_TRACES_EXPORTER must be one of zipkin, otlp, none, got "jaeger"/.test(e.message),
+    );
     assert.throws(() => loadTracingConfig({ OTEL_TRACES_SAMPLER: 'sometimes' }), /OTEL_TRACES_SAMPLER must be one of/);
-    for (const bad of ['2', '-0.1', 'half', '0.5x']) assert.throws(() => loadTracingConfig({ OTEL_TRACES_SAMPLER_ARG: bad }), /OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1/, bad);
+    for (const bad of ['2', '-0.1', 'half', '0.5x'])
+      assert.throws(() => loadTracingConfig({ OTEL_TRACES_SAMPLER_ARG: bad }), /OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1/, bad);
     assert.throws(() => loadTracingConfig({ OTEL_EXPORTER_ZIPKIN_ENDPOINT: 'localhost:9411' }), /OTEL_EXPORTER_ZIPKIN_ENDPOINT must use http: or https:/);
     assert.throws(() => loadTracingConfig({ OTEL_BSP_SCHEDULE_DELAY: '0' }), /OTEL_BSP_SCHEDULE_DELAY must be an integer/);
   });
@@ -46,7 +50,11 @@ describe('logs inside a span', () => {
     // An exporter to nowhere: spans are recorded and sampled, and their sending fails quietly.
     const tracing = startTracing('tracing-test', { OTEL_TRACES_EXPORTER: 'zipkin', OTEL_EXPORTER_ZIPKIN_ENDPOINT: 'http://127.0.0.1:1/api/v2/spans' });
     const lines: Record<string, unknown>[] = [];
-    const log = createLogger('tracing-test', 'info', { write: (line: string) => { lines.push(JSON.parse(line)); } });
+    const log = createLogger('tracing-test', 'info', {
+      write: (line: string) => {
+        lines.push(JSON.parse(line));
+      },
+    });
     log.info('outside');
     let ids: { traceId: string; spanId: string } | undefined;
     trace.getTracer('test').startActiveSpan('inside', (span) => {

@@ -45,7 +45,10 @@ test('a crashed, stopped or refusing server is unavailable; a failing statement 
   // Back again: the same pool works without being reopened.
   await postgres.startProcess();
   const rows = await db.fork().execute<{ id: number }[]>('select id from t');
-  assert.deepEqual(rows.map((r) => r.id), [1]);
+  assert.deepEqual(
+    rows.map((r) => r.id),
+    [1],
+  );
 });
 
 test('a request whose database is down is SERVICE_UNAVAILABLE with a retry delay, and works again once it is back', async () => {
@@ -82,10 +85,14 @@ test('transactions cut by a restart give their connections back: the pool serves
   await postgres.restart();
   for (const error of await Promise.all(inFlight)) assert.equal(isUnavailable(error), true, String(error));
 
-  const served = await Promise.all(Array.from({ length: poolSize * 2 }, (_, i) => db.fork().transactional(async (em) => {
-    const [row] = await em.execute<{ n: number }[]>(`select ${i}::int as n`);
-    return row.n;
-  })));
+  const served = await Promise.all(
+    Array.from({ length: poolSize * 2 }, (_, i) =>
+      db.fork().transactional(async (em) => {
+        const [row] = await em.execute<{ n: number }[]>(`select ${i}::int as n`);
+        return row.n;
+      }),
+    ),
+  );
   assert.deepEqual(served, [0, 1, 2, 3]);
 });
 
@@ -95,11 +102,18 @@ async function waitForBackends(postgres: TestPostgresServer, count: number): Pro
   await client.connect();
   try {
     let running = 0;
-    await waitFor(async () => {
-      const { rows } = await client.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where query like 'select pg_sleep%' and state = 'active'");
-      running = rows[0].n;
-      return running >= count;
-    }, `${count} transactions to reach the server`, 10_000, () => `${running} running`);
+    await waitFor(
+      async () => {
+        const { rows } = await client.query<{ n: number }>(
+          "select count(*)::int as n from pg_stat_activity where query like 'select pg_sleep%' and state = 'active'",
+        );
+        running = rows[0].n;
+        return running >= count;
+      },
+      `${count} transactions to reach the server`,
+      10_000,
+      () => `${running} running`,
+    );
   } finally {
     await client.end();
   }
@@ -108,11 +122,26 @@ async function waitForBackends(postgres: TestPostgresServer, count: number): Pro
 test('a statement that waits longer than DB_CONNECT_TIMEOUT_MS for a pooled connection fails as unavailable', async () => {
   const config = isolatedConfig({ DB_CONNECT_TIMEOUT_MS: '300' });
   await ensureDatabases(config, ['order']);
-  await using db = await openDatabase({ config, service: 'order', entities: (await loadServiceModule('order')).entities, migrations: [], log: createLogger('test', 'fatal'), poolSize: 1 });
+  await using db = await openDatabase({
+    config,
+    service: 'order',
+    entities: (await loadServiceModule('order')).entities,
+    migrations: [],
+    log: createLogger('test', 'fatal'),
+    poolSize: 1,
+  });
   let release!: () => void;
   let holding!: () => void;
-  const inside = new Promise<void>((resolve) => { holding = resolve; });
-  const held = db.fork().transactional(() => new Promise<void>((resolve) => { release = resolve; holding(); }));
+  const inside = new Promise<void>((resolve) => {
+    holding = resolve;
+  });
+  const held = db.fork().transactional(
+    () =>
+      new Promise<void>((resolve) => {
+        release = resolve;
+        holding();
+      }),
+  );
   await inside;
   const started = Date.now();
   const waited = await failure(() => db.fork().execute('select 1'));

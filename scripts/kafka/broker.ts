@@ -426,7 +426,9 @@ async function waitUntilAnswering(f: BrokerFiles, broker: string, target: HostPo
     }
     await sleep(250);
   }
-  throw new Error(`the Kafka broker (pid ${pid}) did not answer on ${target.host}:${target.port} within ${timeoutMs / 1000} s (${lastError}); it is left running, stop it with \`npm run kafka:stop\`${brokerLogTail(f, serverLogFrom)}`);
+  throw new Error(
+    `the Kafka broker (pid ${pid}) did not answer on ${target.host}:${target.port} within ${timeoutMs / 1000} s (${lastError}); it is left running, stop it with \`npm run kafka:stop\`${brokerLogTail(f, serverLogFrom)}`,
+  );
 }
 
 /**
@@ -456,65 +458,69 @@ export async function ensureKafka(options: { log?: Log; env?: NodeJS.ProcessEnv;
     throw new Error(`Kafka does not answer on ${broker}; only a broker on 127.0.0.1/localhost is started by this script (check KAFKA_BROKERS)`);
   }
   fs.mkdirSync(f.logs, { recursive: true });
-  return withStartLock(f, async () => {
-    // Someone else may have started it while we waited for the lock, or an earlier start is still booting.
-    if (await kafkaAnswers([broker], 3_000)) return { started: false, broker };
-    const running = managedPid(f);
-    const servedBy = configuredBroker(f);
-    if (running !== undefined && servedBy !== undefined && servedBy !== `${target.host === 'localhost' ? '127.0.0.1' : target.host}:${target.port}`) {
-      throw new Error(`the local Kafka broker (pid ${running}) serves ${servedBy}, not ${broker}; stop it with \`npm run kafka:stop\` to use another port`);
-    }
-    if (running !== undefined) {
-      log(`Kafka (pid ${running}) is running but not answering yet; waiting`);
-      await waitUntilAnswering(f, broker, target, running, START_TIMEOUT_MS);
-      return { started: false, broker };
-    }
-    if (readPid(f.pid) !== undefined) {
-      log('removing a stale kafka.pid (its process is gone)');
-      fs.rmSync(f.pid, { force: true });
-    }
-    if ((await portOpen(target, 1_000)) && !(await kafkaAnswers([broker], 3_000))) {
-      throw new Error(`${broker} accepts connections but does not answer as a Kafka broker; free the port or set KAFKA_BROKERS`);
-    }
-    const classpath = resolveClasspath(log);
-    writeServerProperties(f, target);
-    formatStorage(f, classpath, log);
-    log(`starting Kafka on ${broker}`);
-    const serverLogFrom = fileSize(f.serverLog);
-    const out = fs.openSync(f.stdout, 'w');
-    let pid: number;
-    try {
-      const child = spawn(
-        javaCommand(),
-        [
-          '-Xms256m',
-          '-Xmx512m',
-          '-XX:+UseG1GC',
-          '-XX:MaxGCPauseMillis=20',
-          '-Djava.awt.headless=true',
-          `-Dlog4j2.configurationFile=${LOG4J_CONFIG}`,
-          `-Dkafka.logs.dir=${f.logs}`,
-          '-cp',
-          classpath,
-          'kafka.Kafka',
-          f.serverProperties,
-        ],
-        { cwd: f.home, detached: true, stdio: ['ignore', out, out] },
-      );
-      child.unref();
-      pid = await new Promise<number>((resolve, reject) => {
-        child.once('spawn', () => resolve(child.pid as number));
-        child.once('error', (error) => reject(new Error(`cannot start java (is a JDK 17+ installed?): ${error.message}`)));
-      });
-    } finally {
-      fs.closeSync(out);
-    }
-    fs.writeFileSync(f.pid, `${pid}\n`);
-    const startedAt = Date.now();
-    await waitUntilAnswering(f, broker, target, pid, START_TIMEOUT_MS, serverLogFrom);
-    log(`Kafka answers on ${broker} (pid ${pid}, ${((Date.now() - startedAt) / 1000).toFixed(1)} s)`);
-    return { started: true, broker, pid };
-  }, log);
+  return withStartLock(
+    f,
+    async () => {
+      // Someone else may have started it while we waited for the lock, or an earlier start is still booting.
+      if (await kafkaAnswers([broker], 3_000)) return { started: false, broker };
+      const running = managedPid(f);
+      const servedBy = configuredBroker(f);
+      if (running !== undefined && servedBy !== undefined && servedBy !== `${target.host === 'localhost' ? '127.0.0.1' : target.host}:${target.port}`) {
+        throw new Error(`the local Kafka broker (pid ${running}) serves ${servedBy}, not ${broker}; stop it with \`npm run kafka:stop\` to use another port`);
+      }
+      if (running !== undefined) {
+        log(`Kafka (pid ${running}) is running but not answering yet; waiting`);
+        await waitUntilAnswering(f, broker, target, running, START_TIMEOUT_MS);
+        return { started: false, broker };
+      }
+      if (readPid(f.pid) !== undefined) {
+        log('removing a stale kafka.pid (its process is gone)');
+        fs.rmSync(f.pid, { force: true });
+      }
+      if ((await portOpen(target, 1_000)) && !(await kafkaAnswers([broker], 3_000))) {
+        throw new Error(`${broker} accepts connections but does not answer as a Kafka broker; free the port or set KAFKA_BROKERS`);
+      }
+      const classpath = resolveClasspath(log);
+      writeServerProperties(f, target);
+      formatStorage(f, classpath, log);
+      log(`starting Kafka on ${broker}`);
+      const serverLogFrom = fileSize(f.serverLog);
+      const out = fs.openSync(f.stdout, 'w');
+      let pid: number;
+      try {
+        const child = spawn(
+          javaCommand(),
+          [
+            '-Xms256m',
+            '-Xmx512m',
+            '-XX:+UseG1GC',
+            '-XX:MaxGCPauseMillis=20',
+            '-Djava.awt.headless=true',
+            `-Dlog4j2.configurationFile=${LOG4J_CONFIG}`,
+            `-Dkafka.logs.dir=${f.logs}`,
+            '-cp',
+            classpath,
+            'kafka.Kafka',
+            f.serverProperties,
+          ],
+          { cwd: f.home, detached: true, stdio: ['ignore', out, out] },
+        );
+        child.unref();
+        pid = await new Promise<number>((resolve, reject) => {
+          child.once('spawn', () => resolve(child.pid as number));
+          child.once('error', (error) => reject(new Error(`cannot start java (is a JDK 17+ installed?): ${error.message}`)));
+        });
+      } finally {
+        fs.closeSync(out);
+      }
+      fs.writeFileSync(f.pid, `${pid}\n`);
+      const startedAt = Date.now();
+      await waitUntilAnswering(f, broker, target, pid, START_TIMEOUT_MS, serverLogFrom);
+      log(`Kafka answers on ${broker} (pid ${pid}, ${((Date.now() - startedAt) / 1000).toFixed(1)} s)`);
+      return { started: true, broker, pid };
+    },
+    log,
+  );
 }
 
 /**

@@ -22,8 +22,16 @@ import { wsUrl } from '../support/subscriptions.ts';
 
 /** The faults the suite knows, in the order it injects them. */
 export const FAULTS = [
-  'kill product', 'kill inventory', 'kill order', 'kill payment', 'kill shipment', 'kill gateway',
-  'kill kafka', 'restart postgres', 'restart redis', 'stall',
+  'kill product',
+  'kill inventory',
+  'kill order',
+  'kill payment',
+  'kill shipment',
+  'kill gateway',
+  'kill kafka',
+  'restart postgres',
+  'restart redis',
+  'stall',
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
 
@@ -57,14 +65,28 @@ export interface ChaosOptions {
 
 /** The short form that `npm test` runs: one of each fault, a small load. */
 export const SHORT_FORM: Omit<ChaosOptions, 'log'> = {
-  customers: 3, thinkMs: 250, skus: 4, declineShare: 0.1, stallMs: 20_000, stallTarget: 'inventory',
-  settleOrders: 5, rounds: 1, recoveryTimeoutMs: 90_000,
+  customers: 3,
+  thinkMs: 250,
+  skus: 4,
+  declineShare: 0.1,
+  stallMs: 20_000,
+  stallTarget: 'inventory',
+  settleOrders: 5,
+  rounds: 1,
+  recoveryTimeoutMs: 90_000,
 };
 
 /** The long form (`npm run chaos`): more customers, every fault twice. */
 export const LONG_FORM: Omit<ChaosOptions, 'log'> = {
-  customers: 8, thinkMs: 100, skus: 8, declineShare: 0.1, stallMs: 20_000, stallTarget: 'inventory',
-  settleOrders: 40, rounds: 2, recoveryTimeoutMs: 120_000,
+  customers: 8,
+  thinkMs: 100,
+  skus: 8,
+  declineShare: 0.1,
+  stallMs: 20_000,
+  stallTarget: 'inventory',
+  settleOrders: 40,
+  rounds: 2,
+  recoveryTimeoutMs: 120_000,
 };
 
 /** What happened around one fault. */
@@ -123,9 +145,16 @@ function increment(counts: Record<string, number>, key: string, by = 1): void {
 }
 
 /** One accepted order as its customer saw it. */
-interface Placed { readonly id: string; readonly sentAt: number; readonly acceptedAt: number }
+interface Placed {
+  readonly id: string;
+  readonly sentAt: number;
+  readonly acceptedAt: number;
+}
 /** One refused placeOrder attempt. */
-interface Refusal { readonly at: number; readonly code: string }
+interface Refusal {
+  readonly at: number;
+  readonly code: string;
+}
 
 /**
  * Live subscribers: one graphql-ws socket per customer (their orders) and one for the skus, each
@@ -158,7 +187,11 @@ class LiveFollowers {
       shouldRetry: () => true,
       retryWait: () => sleep(200 + randomInt(300)),
       connectionParams: token ? { authorization: `Bearer ${token}` } : {},
-      on: { closed: () => { if (!this.#closed) this.reconnects++; } },
+      on: {
+        closed: () => {
+          if (!this.#closed) this.reconnects++;
+        },
+      },
     });
     this.#clients.push(client);
     return client;
@@ -175,22 +208,30 @@ class LiveFollowers {
     let unsubscribe = () => {};
     let stopped = false;
     const start = () => {
-      unsubscribe = client.subscribe({ query, variables }, {
-        next: (result) => {
-          if (result.errors?.length) {
-            for (const error of result.errors) increment(this.errors, String(error.extensions?.code ?? 'NO_CODE'));
-          } else if (result.data) onData(result.data);
+      unsubscribe = client.subscribe(
+        { query, variables },
+        {
+          next: (result) => {
+            if (result.errors?.length) {
+              for (const error of result.errors) increment(this.errors, String(error.extensions?.code ?? 'NO_CODE'));
+            } else if (result.data) onData(result.data);
+          },
+          error: (error) => {
+            const code = Array.isArray(error) ? String(error[0]?.extensions?.code ?? 'NO_CODE') : 'SOCKET';
+            increment(this.errors, code);
+            if (!stopped) setTimeout(start, 300);
+          },
+          complete: () => {
+            if (!stopped) setTimeout(start, 300);
+          },
         },
-        error: (error) => {
-          const code = Array.isArray(error) ? String(error[0]?.extensions?.code ?? 'NO_CODE') : 'SOCKET';
-          increment(this.errors, code);
-          if (!stopped) setTimeout(start, 300);
-        },
-        complete: () => { if (!stopped) setTimeout(start, 300); },
-      });
+      );
     };
     start();
-    this.#stops.push(() => { stopped = true; unsubscribe(); });
+    this.#stops.push(() => {
+      stopped = true;
+      unsubscribe();
+    });
   }
 
   followOrder(client: Client, id: string): void {
@@ -292,15 +333,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   let followers: LiveFollowers | undefined;
   try {
     log(`PostgreSQL ${postgres.url} (log: ${postgres.logFile}), Redis ${redis.url}, Kafka ${kafka.broker}; starting the services and the gateway`);
-    stack = await startProcessStack({
-      DATABASE_URL: postgres.url,
-      REDIS_URL: redis.url,
-      KAFKA_BROKERS: kafka.broker,
-      // The door stays as in production: it refuses placeOrder while the saga lags.
-      ORDER_ADMISSION_MAX_LAG_MS: '2000',
-      PAYMENT_CIRCUIT_MIN_CALLS: '20',
-      LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'fatal',
-    }, { gatewayProcess: true });
+    stack = await startProcessStack(
+      {
+        DATABASE_URL: postgres.url,
+        REDIS_URL: redis.url,
+        KAFKA_BROKERS: kafka.broker,
+        // The door stays as in production: it refuses placeOrder while the saga lags.
+        ORDER_ADMISSION_MAX_LAG_MS: '2000',
+        PAYMENT_CIRCUIT_MIN_CALLS: '20',
+        LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'fatal',
+      },
+      { gatewayProcess: true },
+    );
     followers = new LiveFollowers(stack.gatewayUrl);
     const driving = drive({ postgres, redis, kafka, stack }, options, followers, began);
     if (!options.signal) return await driving;
@@ -320,7 +364,11 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
   const failures: string[] = [];
   const skus = Array.from({ length: options.skus }, (_, i) => `CHAOS-${i + 1}`);
   const initialOnHand = 1_000_000;
-  await seedSaga(stack, skus.map((sku) => ({ sku, onHand: initialOnHand, priceAmount: 500 + 100 * skus.indexOf(sku) })), 60_000);
+  await seedSaga(
+    stack,
+    skus.map((sku) => ({ sku, onHand: initialOnHand, priceAmount: 500 + 100 * skus.indexOf(sku) })),
+    60_000,
+  );
 
   followers.followSkus(followers.client(null), skus);
 
@@ -328,15 +376,20 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
   const refusals: Refusal[] = [];
   let abandoned = 0;
   let stopping = false;
-  const customers = await Promise.all(Array.from({ length: options.customers }, async (_, i) => {
-    const token = await stack.token(`chaos-customer-${i + 1}`, ['customer']);
-    return { token, live: followers.client(token) };
-  }));
+  const customers = await Promise.all(
+    Array.from({ length: options.customers }, async (_, i) => {
+      const token = await stack.token(`chaos-customer-${i + 1}`, ['customer']);
+      return { token, live: followers.client(token) };
+    }),
+  );
   const loops = customers.map(async ({ token, live }) => {
     while (!stopping) {
       const lines = 1 + randomInt(2);
       const chosen = [...skus].sort(() => Math.random() - 0.5).slice(0, lines);
-      const input = orderInput(chosen.map((sku) => ({ sku, quantity: 1 + randomInt(3) })), Math.random() < options.declineShare ? 'tok_decline' : 'tok_visa');
+      const input = orderInput(
+        chosen.map((sku) => ({ sku, quantity: 1 + randomInt(3) })),
+        Math.random() < options.declineShare ? 'tok_decline' : 'tok_visa',
+      );
       const firstTry = Date.now();
       for (;;) {
         // The same idempotency key on every attempt: a retry after a lost answer never orders twice.
@@ -363,18 +416,25 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
   const firstConfirmedSince = async (since: number): Promise<number | undefined> => {
     const ids = placed.filter((p) => p.sentAt >= since).map((p) => p.id);
     if (!ids.length) return undefined;
-    const rows = await orderDb().execute<{ at: Date | null }[]>(
-      `select min(at) as at from order_transition where status = 'CONFIRMED' and order_id in (?)`, [ids]);
+    const rows = await orderDb().execute<{ at: Date | null }[]>(`select min(at) as at from order_transition where status = 'CONFIRMED' and order_id in (?)`, [
+      ids,
+    ]);
     return rows[0]?.at ? new Date(rows[0].at).getTime() : undefined;
   };
   /** Waits until `count` orders sent at or after `since` are CONFIRMED. */
-  const confirmedSince = (since: number, count: number, timeoutMs: number) => waitFor(async () => {
-    const ids = placed.filter((p) => p.sentAt >= since).map((p) => p.id);
-    if (ids.length < count) return undefined;
-    const rows = await orderDb().execute<{ n: number }[]>(
-      `select count(*)::int as n from orders where status = 'CONFIRMED' and id in (?)`, [ids]);
-    return rows[0].n >= count ? true : undefined;
-  }, `${count} orders confirmed`, timeoutMs, undefined, 200);
+  const confirmedSince = (since: number, count: number, timeoutMs: number) =>
+    waitFor(
+      async () => {
+        const ids = placed.filter((p) => p.sentAt >= since).map((p) => p.id);
+        if (ids.length < count) return undefined;
+        const rows = await orderDb().execute<{ n: number }[]>(`select count(*)::int as n from orders where status = 'CONFIRMED' and id in (?)`, [ids]);
+        return rows[0].n >= count ? true : undefined;
+      },
+      `${count} orders confirmed`,
+      timeoutMs,
+      undefined,
+      200,
+    );
 
   const windows: { fault: string; start: number; injectedMs: number; acceptingAgainMs: number | null; flowingAgainMs: number | null }[] = [];
   try {
@@ -398,17 +458,20 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
         }
         const acceptedAgain = placed.find((p) => p.sentAt >= start)?.acceptedAt;
         windows.push({
-          fault: label, start, injectedMs,
+          fault: label,
+          start,
+          injectedMs,
           acceptingAgainMs: acceptedAgain !== undefined ? acceptedAgain - start : null,
           flowingAgainMs: flowingAt !== undefined ? Math.max(0, flowingAt - start) : null,
         });
         log(`  over after ${injectedMs} ms; orders flowing again after ${flowingAt !== undefined ? `${flowingAt - start} ms` : 'never'}`);
-        if (flowingAt !== undefined) await confirmedSince(Date.now(), options.settleOrders, options.recoveryTimeoutMs).catch((error) => failures.push(`${label}: ${error.message}`));
+        if (flowingAt !== undefined)
+          await confirmedSince(Date.now(), options.settleOrders, options.recoveryTimeoutMs).catch((error) => failures.push(`${label}: ${error.message}`));
       }
     }
   } finally {
     stopping = true;
-    log('load stopped; waiting for the customers\' last attempts');
+    log("load stopped; waiting for the customers' last attempts");
     await Promise.all(loops);
   }
 
@@ -421,34 +484,62 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
     for (const row of rows) statuses[row.status] = row.n;
     return statuses;
   };
-  await waitFor(async () => {
-    const counts = await countStatuses();
-    return Object.keys(counts).every((s) => TERMINAL.has(s)) ? true : undefined;
-  }, 'every order to reach a terminal status', FINAL_TIMEOUT_MS, () => statuses, 500).catch((error) => failures.push(error.message));
+  await waitFor(
+    async () => {
+      const counts = await countStatuses();
+      return Object.keys(counts).every((s) => TERMINAL.has(s)) ? true : undefined;
+    },
+    'every order to reach a terminal status',
+    FINAL_TIMEOUT_MS,
+    () => statuses,
+    500,
+  ).catch((error) => failures.push(error.message));
   const unpublished: Record<string, number> = {};
-  await waitFor(async () => {
-    for (const name of SERVICE_NAMES) unpublished[name] = await outboxBacklog(stack.em(name));
-    return Object.values(unpublished).every((n) => n === 0) ? true : undefined;
-  }, 'every outbox to be drained', 60_000, () => unpublished, 500).catch((error) => failures.push(error.message));
+  await waitFor(
+    async () => {
+      for (const name of SERVICE_NAMES) unpublished[name] = await outboxBacklog(stack.em(name));
+      return Object.values(unpublished).every((n) => n === 0) ? true : undefined;
+    },
+    'every outbox to be drained',
+    60_000,
+    () => unpublished,
+    500,
+  ).catch((error) => failures.push(error.message));
   const confirmedIds = async () => (await orderDb().execute<{ id: string }[]>(`select id from orders where status = 'CONFIRMED'`)).map((r) => r.id);
-  await waitFor(async () => {
-    const confirmed = await confirmedIds();
-    const rows = await stack.em('shipment').execute<{ n: number }[]>('select count(*)::int as n from shipment');
-    return rows[0].n >= confirmed.length ? true : undefined;
-  }, 'a shipment for every confirmed order', 60_000, undefined, 500).catch((error) => failures.push(error.message));
+  await waitFor(
+    async () => {
+      const confirmed = await confirmedIds();
+      const rows = await stack.em('shipment').execute<{ n: number }[]>('select count(*)::int as n from shipment');
+      return rows[0].n >= confirmed.length ? true : undefined;
+    },
+    'a shipment for every confirmed order',
+    60_000,
+    undefined,
+    500,
+  ).catch((error) => failures.push(error.message));
   await countStatuses();
 
   // ---- Nothing lost: every accepted order is in the database.
   const known = new Set((await orderDb().execute<{ id: string }[]>('select id from orders')).map((r) => r.id));
   const lost = placed.filter((p) => !known.has(p.id));
-  if (lost.length) failures.push(`${lost.length} accepted orders are not in the order database: ${lost.slice(0, 5).map((p) => p.id).join(', ')}`);
+  if (lost.length)
+    failures.push(
+      `${lost.length} accepted orders are not in the order database: ${lost
+        .slice(0, 5)
+        .map((p) => p.id)
+        .join(', ')}`,
+    );
 
   // ---- Stock conserved per sku.
   const soldRows = await orderDb().execute<{ sku: string; sold: number }[]>(
-    `select i.sku, sum(i.quantity)::int as sold from order_item i join orders o on o.id = i.order_id where o.status in ('CONFIRMED', 'SHIPPED', 'DELIVERED') group by i.sku`);
+    `select i.sku, sum(i.quantity)::int as sold from order_item i join orders o on o.id = i.order_id where o.status in ('CONFIRMED', 'SHIPPED', 'DELIVERED') group by i.sku`,
+  );
   const sold = new Map(soldRows.map((r) => [r.sku, r.sold]));
-  const stockRows = await stack.em('inventory').execute<{ sku: string; on_hand: number; reserved: number; version: number }[]>(
-    'select sku, on_hand, reserved, version from stock where sku in (?)', [skus]);
+  const stockRows = await stack
+    .em('inventory')
+    .execute<{ sku: string; on_hand: number; reserved: number; version: number }[]>('select sku, on_hand, reserved, version from stock where sku in (?)', [
+      skus,
+    ]);
   for (const row of stockRows) {
     const soldUnits = sold.get(row.sku) ?? 0;
     if (row.reserved !== 0) failures.push(`${row.sku}: ${row.reserved} units still reserved with no order in flight`);
@@ -460,19 +551,26 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
   // ---- Nothing applied twice, and every participant agrees with the orders.
   const confirmed = new Set(await confirmedIds());
   const twice = await orderDb().execute<{ event_id: string }[]>(
-    'select event_id from order_transition where event_id is not null group by event_id having count(*) > 1');
+    'select event_id from order_transition where event_id is not null group by event_id having count(*) > 1',
+  );
   if (twice.length) failures.push(`${twice.length} events applied twice to an order's timeline`);
   const steps = await orderDb().execute<{ order_id: string }[]>(
-    `select order_id from order_transition where event_type in ('StockReserved', 'StockReservationFailed', 'PaymentAuthorized') group by order_id, event_type having count(*) > 1`);
+    `select order_id from order_transition where event_type in ('StockReserved', 'StockReservationFailed', 'PaymentAuthorized') group by order_id, event_type having count(*) > 1`,
+  );
   if (steps.length) failures.push(`${steps.length} saga steps taken twice for one order`);
   const lines = await orderDb().execute<{ n: number }[]>(
-    `select count(*)::int as n from order_item i join orders o on o.id = i.order_id where o.status = 'CONFIRMED'`);
-  const reservations = await stack.em('inventory').execute<{ status: string; n: number }[]>(
-    'select status, count(*)::int as n from reservation group by status');
+    `select count(*)::int as n from order_item i join orders o on o.id = i.order_id where o.status = 'CONFIRMED'`,
+  );
+  const reservations = await stack
+    .em('inventory')
+    .execute<{ status: string; n: number }[]>('select status, count(*)::int as n from reservation group by status');
   const reservationsBy = Object.fromEntries(reservations.map((r) => [r.status, r.n]));
-  if ((reservationsBy.COMMITTED ?? 0) !== lines[0].n) failures.push(`${reservationsBy.COMMITTED ?? 0} committed reservations for ${lines[0].n} confirmed order lines`);
+  if ((reservationsBy.COMMITTED ?? 0) !== lines[0].n)
+    failures.push(`${reservationsBy.COMMITTED ?? 0} committed reservations for ${lines[0].n} confirmed order lines`);
   if (reservationsBy.RESERVED) failures.push(`${reservationsBy.RESERVED} reservations still held`);
-  const authorised = (await stack.em('payment').execute<{ order_id: string }[]>(`select order_id from payment where status = 'AUTHORIZED'`)).map((r) => r.order_id);
+  const authorised = (await stack.em('payment').execute<{ order_id: string }[]>(`select order_id from payment where status = 'AUTHORIZED'`)).map(
+    (r) => r.order_id,
+  );
   const unpaid = [...confirmed].filter((id) => !authorised.includes(id));
   const unrefunded = authorised.filter((id) => !confirmed.has(id));
   if (unpaid.length) failures.push(`${unpaid.length} confirmed orders without an authorised payment`);
@@ -495,11 +593,17 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
   const orderVersions = await orderDb().execute<{ id: string; version: number }[]>('select id, version from orders where id in (?)', [placed.map((p) => p.id)]);
   for (const row of orderVersions) finalVersions.set(`order ${row.id}`, row.version);
   const stale = () => [...finalVersions].filter(([key, version]) => followers.lastVersion.get(key) !== version);
-  await waitFor(() => (stale().length === 0 ? true : undefined), 'every live subscriber to reach the final version', LIVE_TIMEOUT_MS, undefined, 250)
-    .catch(() => {
+  await waitFor(() => (stale().length === 0 ? true : undefined), 'every live subscriber to reach the final version', LIVE_TIMEOUT_MS, undefined, 250).catch(
+    () => {
       const behind = stale();
-      failures.push(`${behind.length} live subscribers behind: ${behind.slice(0, 5).map(([key, v]) => `${key} saw ${followers.lastVersion.get(key) ?? 'nothing'}, final ${v}`).join('; ')}`);
-    });
+      failures.push(
+        `${behind.length} live subscribers behind: ${behind
+          .slice(0, 5)
+          .map(([key, v]) => `${key} saw ${followers.lastVersion.get(key) ?? 'nothing'}, final ${v}`)
+          .join('; ')}`,
+      );
+    },
+  );
   if (followers.regressions.length) failures.push(`live versions went backwards: ${followers.regressions.slice(0, 5).join('; ')}`);
 
   // ---- Per window: what customers were told, and why orders were cancelled.
@@ -507,7 +611,8 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
     `select distinct on (t.order_id) t.order_id as id, concat_ws(': ', t.event_type, left(t.reason, 60)) as cause
        from order_transition t join orders o on o.id = t.order_id
       where o.status in ('REJECTED', 'CANCELLED') and t.status = o.status
-      order by t.order_id, t.at, t.id`);
+      order by t.order_id, t.at, t.id`,
+  );
   const causeOf = new Map(causes.map((c) => [c.id, c.cause || 'unknown']));
   const reports: FaultReport[] = windows.map((w, i) => {
     const end = windows[i + 1]?.start ?? Infinity;
@@ -520,7 +625,15 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
       const cause = causeOf.get(p.id);
       if (cause) increment(cancelled, cause);
     }
-    return { fault: w.fault, injectedMs: w.injectedMs, acceptingAgainMs: w.acceptingAgainMs, flowingAgainMs: w.flowingAgainMs, accepted: accepted.length, refused, cancelled };
+    return {
+      fault: w.fault,
+      injectedMs: w.injectedMs,
+      acceptingAgainMs: w.acceptingAgainMs,
+      flowingAgainMs: w.flowingAgainMs,
+      accepted: accepted.length,
+      refused,
+      cancelled,
+    };
   });
   return {
     options: { ...options, log: undefined } as Omit<ChaosOptions, 'log'>,
@@ -529,7 +642,12 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
     accepted: placed.length,
     abandoned,
     windows: reports,
-    live: { orderSubscriptions: followers.orderSubscriptions, skuSubscriptions: followers.skuSubscriptions, errors: followers.errors, reconnects: followers.reconnects },
+    live: {
+      orderSubscriptions: followers.orderSubscriptions,
+      skuSubscriptions: followers.skuSubscriptions,
+      errors: followers.errors,
+      reconnects: followers.reconnects,
+    },
     failures,
   };
 }
@@ -537,18 +655,25 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
 /** The report as text: the checks, then one line per fault. */
 export function formatReport(report: ChaosReport): string {
   const seconds = (ms: number | null) => (ms === null ? 'never' : `${(ms / 1000).toFixed(1)} s`);
-  const counts = (c: Record<string, number>) => Object.entries(c).map(([k, n]) => `${k} ${n}`).join(', ') || '-';
+  const counts = (c: Record<string, number>) =>
+    Object.entries(c)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ') || '-';
   const lines = [
     `chaos: ${report.accepted} orders accepted in ${seconds(report.durationMs)} (${counts(report.statuses)}); ${report.abandoned} abandoned`,
     `live: ${report.live.orderSubscriptions} order and ${report.live.skuSubscriptions} sku subscriptions; ${report.live.reconnects} reconnects; errors: ${counts(report.live.errors)}`,
     '',
     '| fault | injected for | accepting again after | orders flowing again after | accepted | refused (codes) | rejected or cancelled (cause) |',
     '|---|---:|---:|---:|---:|---|---|',
-    ...report.windows.map((w, i) => i === 0
-      ? `| ${w.fault} | - | - | - | ${w.accepted} | ${counts(w.refused)} | ${counts(w.cancelled)} |`
-      : `| ${w.fault} | ${seconds(w.injectedMs)} | ${seconds(w.acceptingAgainMs)} | ${seconds(w.flowingAgainMs)} | ${w.accepted} | ${counts(w.refused)} | ${counts(w.cancelled)} |`),
+    ...report.windows.map((w, i) =>
+      i === 0
+        ? `| ${w.fault} | - | - | - | ${w.accepted} | ${counts(w.refused)} | ${counts(w.cancelled)} |`
+        : `| ${w.fault} | ${seconds(w.injectedMs)} | ${seconds(w.acceptingAgainMs)} | ${seconds(w.flowingAgainMs)} | ${w.accepted} | ${counts(w.refused)} | ${counts(w.cancelled)} |`,
+    ),
     '',
-    report.failures.length ? `FAILED checks:\n${report.failures.map((f) => `  - ${f}`).join('\n')}` : 'all checks passed: every order terminal, stock conserved, nothing applied twice, outboxes drained, no dead letters, every live subscriber at the final version',
+    report.failures.length
+      ? `FAILED checks:\n${report.failures.map((f) => `  - ${f}`).join('\n')}`
+      : 'all checks passed: every order terminal, stock conserved, nothing applied twice, outboxes drained, no dead letters, every live subscriber at the final version',
   ];
   return lines.join('\n');
 }

@@ -12,7 +12,9 @@ import { REPO_ROOT, SERVICE_NAMES, type ServiceName } from '@swiftcart/platform'
 import { FAULTS, type FaultName, LONG_FORM, SHORT_FORM, formatReport, runChaos } from './chaos.ts';
 
 function usage(message: string): never {
-  console.error(`chaos: ${message}\nusage: npm run chaos [-- --short] [--rounds N] [--customers N] [--stall-ms MS] [--stall SERVICE] [--only FAULT,...]\nfaults: ${FAULTS.join(', ')}`);
+  console.error(
+    `chaos: ${message}\nusage: npm run chaos [-- --short] [--rounds N] [--customers N] [--stall-ms MS] [--stall SERVICE] [--only FAULT,...]\nfaults: ${FAULTS.join(', ')}`,
+  );
   process.exit(2);
 }
 
@@ -42,7 +44,10 @@ try {
 const form = args.short ? SHORT_FORM : LONG_FORM;
 const stallTarget = (args.stall ?? form.stallTarget) as ServiceName;
 if (!SERVICE_NAMES.includes(stallTarget)) usage(`--stall must be one of ${SERVICE_NAMES.join(', ')}, got "${args.stall}"`);
-const only = args.only?.split(',').map((f) => f.trim()).filter(Boolean);
+const only = args.only
+  ?.split(',')
+  .map((f) => f.trim())
+  .filter(Boolean);
 for (const fault of only ?? []) if (!FAULTS.includes(fault as FaultName)) usage(`unknown fault "${fault}"`);
 
 // Interrupted (Ctrl-C, a CI timeout): the scratch servers and the platform's processes are stopped, not orphaned.

@@ -13,8 +13,18 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import {
-  DLQ_ATTEMPTS_HEADER, DLQ_CONSUMER_HEADER, REPO_ROOT, TEST_CRASH_AT, createEvent, createKafka, createLogger, dlqTopic, openDatabase, outboxMigrations,
-  type Database, type KafkaClient,
+  DLQ_ATTEMPTS_HEADER,
+  DLQ_CONSUMER_HEADER,
+  REPO_ROOT,
+  TEST_CRASH_AT,
+  createEvent,
+  createKafka,
+  createLogger,
+  dlqTopic,
+  openDatabase,
+  outboxMigrations,
+  type Database,
+  type KafkaClient,
 } from '@swiftcart/platform';
 import { dropDatabases, ensureDatabases, freePort } from '../../scripts/infra.ts';
 import { Payment } from '../../subgraphs/payment/src/entities.ts';
@@ -46,10 +56,15 @@ describe('a message that kills the consumer process', () => {
   });
 
   it(`lands in the DLQ after ${MAX_DELIVERIES} deaths, unapplied, and the consumer goes on with the next`, { timeout: 180_000 }, async () => {
-    const request = (orderId: string) => createEvent({
-      type: 'PaymentRequested', source: 'order', aggregateType: 'Order', aggregateId: orderId, causationId: null,
-      data: { orderId, customerId: 'alice', amount: { amount: 1_000, currency: 'EUR' }, paymentMethod: 'tok_visa' },
-    });
+    const request = (orderId: string) =>
+      createEvent({
+        type: 'PaymentRequested',
+        source: 'order',
+        aggregateType: 'Order',
+        aggregateId: orderId,
+        causationId: null,
+        data: { orderId, customerId: 'alice', amount: { amount: 1_000, currency: 'EUR' }, paymentMethod: 'tok_visa' },
+      });
     const poison = request(randomUUID());
     const next = request(randomUUID());
     const port = await freePort();
@@ -57,9 +72,15 @@ describe('a message that kills the consumer process', () => {
       child = spawn(process.execPath, [path.join(REPO_ROOT, 'subgraphs/payment/src/main.ts')], {
         cwd: REPO_ROOT,
         env: {
-          ...process.env, ...childServiceEnv(config), LOG_LEVEL: 'warn', SERVICE_ROLE: 'all', PAYMENT_PORT: String(port),
+          ...process.env,
+          ...childServiceEnv(config),
+          LOG_LEVEL: 'warn',
+          SERVICE_ROLE: 'all',
+          PAYMENT_PORT: String(port),
           KAFKA_SESSION_TIMEOUT_MS: '6000',
-          PAYMENT_PROVIDER_LATENCY_MS: '5', CONSUMER_MAX_DELIVERIES: String(MAX_DELIVERIES), [TEST_CRASH_AT]: `handling:${poison.id}`,
+          PAYMENT_PROVIDER_LATENCY_MS: '5',
+          CONSUMER_MAX_DELIVERIES: String(MAX_DELIVERIES),
+          [TEST_CRASH_AT]: `handling:${poison.id}`,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -68,15 +89,30 @@ describe('a message that kills the consumer process', () => {
     };
 
     let exited = start();
-    await waitFor(async () => ((await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.ok ? true : undefined),
-      'payment to be ready', 30_000, () => output.slice(-5));
+    await waitFor(
+      async () => ((await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.ok ? true : undefined),
+      'payment to be ready',
+      30_000,
+      () => output.slice(-5),
+    );
     // One key, so both are on one partition, the poison first: the next waits behind it.
-    await kafka.publish(TOPIC, [poison, next].map((event) => ({ key: poison.aggregateId, value: JSON.stringify(event), headers: { id: event.id, type: event.type } })));
+    await kafka.publish(
+      TOPIC,
+      [poison, next].map((event) => ({ key: poison.aggregateId, value: JSON.stringify(event), headers: { id: event.id, type: event.type } })),
+    );
 
     const authorized = async () => (await db.fork().findOne(Payment, { orderId: next.data.orderId }))?.status === 'AUTHORIZED';
     let deaths = 0;
     while (!(await authorized())) {
-      const ended = await Promise.race([exited, waitFor(async () => (await authorized()) || undefined, 'the next event to be applied', 60_000, () => output.join('').slice(-2000)).then(() => 'applied' as const)]);
+      const ended = await Promise.race([
+        exited,
+        waitFor(
+          async () => (await authorized()) || undefined,
+          'the next event to be applied',
+          60_000,
+          () => output.join('').slice(-2000),
+        ).then(() => 'applied' as const),
+      ]);
       if (ended === 'applied') break;
       assert.equal(ended, 'SIGKILL', `payment died of something else: ${output.slice(-5).join('')}`);
       deaths++;

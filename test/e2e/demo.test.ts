@@ -21,17 +21,30 @@ describe('npm run demo', () => {
   it('places an order, shows its status changes and saga events live, then its timeline and stock', async () => {
     const lines: string[] = [];
     const result = await runDemo({
-      config: stack.config, url: stack.gateway!.url, sku: 'DEMO-1', quantity: 2, payment: 'tok_visa', timeoutMs: 30_000,
+      config: stack.config,
+      url: stack.gateway!.url,
+      sku: 'DEMO-1',
+      quantity: 2,
+      payment: 'tok_visa',
+      timeoutMs: 30_000,
       print: (line) => lines.push(line),
     });
     const output = lines.join('\n');
     assert.equal(result.finalStatus, 'CONFIRMED');
-    assert.deepEqual(result.statuses.filter((s) => s === 'PENDING' || s === 'CONFIRMED'), ['PENDING', 'CONFIRMED'].filter((s) => result.statuses.includes(s)));
+    assert.deepEqual(
+      result.statuses.filter((s) => s === 'PENDING' || s === 'CONFIRMED'),
+      ['PENDING', 'CONFIRMED'].filter((s) => result.statuses.includes(s)),
+    );
     assert.ok(result.statuses.includes('CONFIRMED'), `statuses seen live: ${result.statuses}`);
     assert.equal(result.stockBefore - result.stockAfter, 2, 'two units sold');
-    for (const e of result.events) assert.equal(e.key, result.orderId, 'only this order\'s events');
+    for (const e of result.events) assert.equal(e.key, result.orderId, "only this order's events");
     const types = result.events.map((e) => `${e.topic} ${e.type}`);
-    for (const expected of ['order.events.v1 OrderPlaced', 'inventory.events.v1 StockReserved', 'payment.events.v1 PaymentAuthorized', 'shipment.events.v1 ShipmentCreated']) {
+    for (const expected of [
+      'order.events.v1 OrderPlaced',
+      'inventory.events.v1 StockReserved',
+      'payment.events.v1 PaymentAuthorized',
+      'shipment.events.v1 ShipmentCreated',
+    ]) {
       assert.ok(types.includes(expected), `saw ${types.join(', ')}`);
     }
     assert.match(output, new RegExp(`placed order ${result.orderId}`));
@@ -46,7 +59,9 @@ describe('npm run demo', () => {
   it('exits 2 on bad arguments and 1 when the platform does not answer', async () => {
     const errors: string[] = [];
     const original = console.error;
-    console.error = (...args: unknown[]) => { errors.push(args.join(' ')); };
+    console.error = (...args: unknown[]) => {
+      errors.push(args.join(' '));
+    };
     try {
       assert.equal(await main(['--quantity', '0']), 2);
       assert.equal(await main(['--nope']), 2);

@@ -50,7 +50,12 @@ describe('string input at the edge', () => {
       services: ['product', 'inventory'],
       gateway: true,
       env: { LOG_LEVEL: 'info' },
-      log: (name) => createLogger(name, 'info', { write: (line: string) => { logged.push(JSON.parse(line)); } }),
+      log: (name) =>
+        createLogger(name, 'info', {
+          write: (line: string) => {
+            logged.push(JSON.parse(line));
+          },
+        }),
     });
     admin = await stack.token('edge-admin', ['admin']);
     customer = await stack.token('edge-customer', ['customer']);
@@ -73,7 +78,9 @@ describe('string input at the edge', () => {
     assert.deepEqual(created.data.createProduct, { sku: input.sku, name: input.name, description: input.description });
     const read = await stack.graphql(PRODUCT, { variables: { sku: input.sku } });
     assert.deepEqual(read, { status: 200, data: { product: { sku: input.sku, name: input.name } }, errors: undefined });
-    const found = await stack.graphql('query($q: String) { products(filter: { search: $q }) { edges { node { sku } } } }', { variables: { q: 'hauptstraße“ 🛒' } });
+    const found = await stack.graphql('query($q: String) { products(filter: { search: $q }) { edges { node { sku } } } }', {
+      variables: { q: 'hauptstraße“ 🛒' },
+    });
     assert.deepEqual(found.data?.products.edges, [{ node: { sku: input.sku } }], JSON.stringify(found));
   });
 
@@ -91,7 +98,10 @@ describe('string input at the edge', () => {
   it('a lone surrogate in a raw JSON variable ("\\ud800") is BAD_USER_INPUT, at the gateway and at the subgraph', async () => {
     const body = '{"query":"query Product($sku: ID!) { product(sku: $sku) { sku } }","variables":{"sku":"SKU-\\ud800"}}';
     assert.ok(body.includes('\\ud800'), 'the escape itself is on the wire');
-    for (const [url, headers] of [[stack.gateway!.url, {}], [stack.services.product!.url, stack.subgraphHeaders]] as const) {
+    for (const [url, headers] of [
+      [stack.gateway!.url, {}],
+      [stack.services.product!.url, stack.subgraphHeaders],
+    ] as const) {
       const { status, body: answer } = await postRaw(url, body, headers);
       assertRefused({ status, ...answer }, '$sku', /lone UTF-16 surrogate \(U\+D800\)/);
     }
@@ -104,7 +114,8 @@ describe('string input at the edge', () => {
     assertRefused(await stack.graphql(`{ product(sku: "${'S'.repeat(257)}") { sku } }`), 'sku', /257 characters long, more than the 256 allowed/);
     assertRefused(
       await stack.graphql('query($after: String) { products(first: 5, after: $after) { totalCount } }', { variables: { after: 'c'.repeat(5_000) } }),
-      '$after', /5000 characters long, more than the 256 allowed/,
+      '$after',
+      /5000 characters long, more than the 256 allowed/,
     );
     // At the limit it is an ordinary miss.
     const miss = await stack.graphql(PRODUCT, { variables: { sku: 'S'.repeat(256) } });
@@ -124,8 +135,11 @@ describe('string input at the edge', () => {
     assertRefused(await stack.graphql(CREATE, { token: admin, variables: { input: product } }), '$input.name', /U\+0000/);
     assertRefused(await stack.graphql(CREATE, { token: admin, url: stack.services.product!.url, variables: { input: product } }), '$input.name', /U\+0000/);
     assertRefused(
-      await stack.graphql('mutation { createProduct(input: { sku: "EDGE-NUL-2", name: "Mug\\u001b[2J", price: { amount: 1, currency: "EUR" } }) { sku } }', { token: admin }),
-      'input.name', /U\+001B/,
+      await stack.graphql('mutation { createProduct(input: { sku: "EDGE-NUL-2", name: "Mug\\u001b[2J", price: { amount: 1, currency: "EUR" } }) { sku } }', {
+        token: admin,
+      }),
+      'input.name',
+      /U\+001B/,
     );
     // Nothing was created by any of them.
     for (const sku of ['EDGE-NUL-1', 'EDGE-NUL-2']) assert.equal((await stack.graphql(PRODUCT, { variables: { sku } })).data.product, null);
@@ -145,7 +159,12 @@ describe('string input at the edge', () => {
     clients.push(client);
     const badVariable = client.subscribe(STOCK, { skus: ['EDGE-UTF-1', 'EDGE\ud800'] });
     await badVariable.end();
-    assert.deepEqual(badVariable.error, [{ message: 'Variable "$skus[1]" contains a lone UTF-16 surrogate (U+D800), which is not valid Unicode', extensions: { code: 'BAD_USER_INPUT', field: '$skus[1]' } }]);
+    assert.deepEqual(badVariable.error, [
+      {
+        message: 'Variable "$skus[1]" contains a lone UTF-16 surrogate (U+D800), which is not valid Unicode',
+        extensions: { code: 'BAD_USER_INPUT', field: '$skus[1]' },
+      },
+    ]);
     const badLiteral = client.subscribe('subscription { stockLevelChanged(skus: ["A\\u0000"]) { sku } }');
     await badLiteral.end();
     assert.equal((badLiteral.error as any[])[0].extensions.field, 'skus[0]');
@@ -160,7 +179,10 @@ describe('string input at the edge', () => {
     const query = client.subscribe(PRODUCT, { sku: 'EDGE-UTF-1' });
     assert.deepEqual(await query.nextData(), { product: { sku: 'EDGE-UTF-1', name: 'Kaffeebecher „Hauptstraße“ 🛒☕' } });
     // The lazy client closes its idle socket normally between operations; the server cut none.
-    assert.deepEqual(client.closes.filter((c) => c.code !== 1000), []);
+    assert.deepEqual(
+      client.closes.filter((c) => c.code !== 1000),
+      [],
+    );
   });
 
   it('over graphql-ws at a subgraph: a subscription with a NUL is refused', async () => {
@@ -168,17 +190,34 @@ describe('string input at the edge', () => {
     clients.push(client);
     const bad = client.subscribe(STOCK, { skus: ['A\u0000'] });
     await bad.end();
-    assert.deepEqual(bad.error, [{ message: 'Variable "$skus[0]" contains the control character U+0000, which is not accepted', extensions: { code: 'BAD_USER_INPUT', field: '$skus[0]' } }]);
+    assert.deepEqual(bad.error, [
+      {
+        message: 'Variable "$skus[0]" contains the control character U+0000, which is not accepted',
+        extensions: { code: 'BAD_USER_INPUT', field: '$skus[0]' },
+      },
+    ]);
   });
 
   it('logged none of it at error level, nor any stack trace', () => {
     // Every process logs into this test (the hook works)...
-    assert.ok(logged.some((line) => line.msg === 'gateway ready'), 'the gateway logs into the test');
-    assert.ok(logged.some((line) => line.msg === 'product subgraph ready'), 'the product subgraph logs into the test');
+    assert.ok(
+      logged.some((line) => line.msg === 'gateway ready'),
+      'the gateway logs into the test',
+    );
+    assert.ok(
+      logged.some((line) => line.msg === 'product subgraph ready'),
+      'the product subgraph logs into the test',
+    );
     // ...and nothing above was an error to it. kafkajs's own lines are left out: it logs the
     // broker's retriable answers (a coordinator still loading) at error level, whatever the requests.
     const fromRequests = logged.slice(requestsFrom).filter((line) => line.kafka?.logger !== 'kafkajs');
-    assert.deepEqual(fromRequests.filter((line) => line.level === 'error' || line.level === 'fatal'), []);
-    assert.deepEqual(fromRequests.filter((line) => /\\n\s+at /.test(JSON.stringify(line))), []);
+    assert.deepEqual(
+      fromRequests.filter((line) => line.level === 'error' || line.level === 'fatal'),
+      [],
+    );
+    assert.deepEqual(
+      fromRequests.filter((line) => /\\n\s+at /.test(JSON.stringify(line))),
+      [],
+    );
   });
 });

@@ -76,7 +76,7 @@ describe('subscriptions end when their token expires', () => {
     assert.ok(closed.code === 1000 || closed.code === 4403, `closed ${closed.code} ${closed.reason}`);
   }
 
-  it('at the gateway: orderUpdated ends within a second of exp with UNAUTHENTICATED; a long-lived token\'s goes on', async () => {
+  it("at the gateway: orderUpdated ends within a second of exp with UNAUTHENTICATED; a long-lived token's goes on", async () => {
     const short = await signToken(stack.config.jwtSecret, { sub: 'expiring-alice', roles: ['customer'] }, SHORT_LIFETIME);
     const long = await stack.token('expiring-alice', ['customer']);
     const { client, sub } = await follow(stack.gateway!.url, short);
@@ -99,17 +99,29 @@ describe('subscriptions end when their token expires', () => {
     const socket = new WebSocket(wsUrl(url), 'graphql-transport-ws', { headers: { ...headers } });
     const messages: any[] = [];
     let wake = () => {};
-    socket.on('message', (data) => { messages.push(JSON.parse(String(data))); wake(); });
+    socket.on('message', (data) => {
+      messages.push(JSON.parse(String(data)));
+      wake();
+    });
     const closed = new Promise<{ code: number; reason: string }>((resolve) => socket.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
     const message = async (type: string, timeoutMs = 5_000) => {
       const deadline = Date.now() + timeoutMs;
       for (let seen = 0; ; ) {
         for (; seen < messages.length; seen++) if (messages[seen].type === type) return messages.splice(seen, 1)[0];
         assert.ok(Date.now() < deadline, `no ${type} within ${timeoutMs} ms; received ${JSON.stringify(messages)}`);
-        await new Promise<void>((resolve) => { const timer = setTimeout(resolve, 50); wake = () => { clearTimeout(timer); resolve(); }; });
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 50);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
       }
     };
-    await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject); });
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
     socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${short}` } }));
     await message('connection_ack');
     socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: ORDER, variables: { id: orderId } } }));

@@ -25,7 +25,10 @@ describe('federated products through the gateway', () => {
     stack = await startStack({ services: ['product', 'inventory', 'order', 'payment', 'shipment'], gateway: true });
     await seedProducts(stack.services.product!.runtime.db.fork(), catalogue.products);
     // Every third product has no stock row at all: inventory must answer zeros for it.
-    await seedStock(stack.services.inventory!.runtime.db.fork(), catalogue.stock.filter((_, i) => i % 3 !== 2));
+    await seedStock(
+      stack.services.inventory!.runtime.db.fork(),
+      catalogue.stock.filter((_, i) => i % 3 !== 2),
+    );
   });
   after(() => stack?.close());
 
@@ -59,12 +62,17 @@ describe('federated products through the gateway', () => {
       }
       after = result.data.products.pageInfo.hasNextPage ? result.data.products.pageInfo.endCursor : null;
     } while (after);
-    assert.deepEqual(skus, catalogue.products.map((p) => p.sku));
+    assert.deepEqual(
+      skus,
+      catalogue.products.map((p) => p.sku),
+    );
   });
 
   it('an admin stock adjustment through the gateway shows in the next federated read', async () => {
     const admin = await stack.token('root', ['admin']);
-    const adjusted = await stack.graphql(`mutation { adjustStock(sku: "SKU-0001", delta: -3, reason: "damaged") { onHand available version } }`, { token: admin });
+    const adjusted = await stack.graphql(`mutation { adjustStock(sku: "SKU-0001", delta: -3, reason: "damaged") { onHand available version } }`, {
+      token: admin,
+    });
     assert.equal(adjusted.errors, undefined, JSON.stringify(adjusted.errors));
     assert.equal(adjusted.data.adjustStock.onHand, catalogue.stock[0].onHand - 3);
     const read = await stack.graphql(`{ product(sku: "SKU-0001") { name stock { available } } }`);

@@ -31,7 +31,9 @@ describe('a crash between commit and live announcement', () => {
 
   before(async () => {
     stack = await startStack({ services: ['product', 'inventory'], gateway: true });
-    await seedProducts(stack.services.product!.runtime.db.fork(), [{ sku: SKU, name: 'Crash test', description: 'crash test product', priceAmount: 100, currency: 'EUR' }]);
+    await seedProducts(stack.services.product!.runtime.db.fork(), [
+      { sku: SKU, name: 'Crash test', description: 'crash test product', priceAmount: 100, currency: 'EUR' },
+    ]);
     await seedStock(stack.services.inventory!.runtime.db.fork(), [{ sku: SKU, onHand: 50 }]);
   });
   after(async () => {
@@ -50,7 +52,11 @@ describe('a crash between commit and live announcement', () => {
     child = spawn(process.execPath, [path.join(REPO_ROOT, 'subgraphs/inventory/src/main.ts')], {
       cwd: REPO_ROOT,
       env: {
-        ...process.env, ...childServiceEnv(config), LOG_LEVEL: 'warn', SERVICE_ROLE: 'api', INVENTORY_PORT: String(port),
+        ...process.env,
+        ...childServiceEnv(config),
+        LOG_LEVEL: 'warn',
+        SERVICE_ROLE: 'api',
+        INVENTORY_PORT: String(port),
         [TEST_CRASH_AT]: 'after-commit',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -58,8 +64,12 @@ describe('a crash between commit and live announcement', () => {
     for (const stream of [child.stdout!, child.stderr!]) stream.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child!.once('exit', (_code, signal) => resolve(signal)));
     const url = `http://127.0.0.1:${port}/graphql`;
-    await waitFor(async () => ((await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.ok ? true : undefined),
-      'the api process to be ready', 30_000, () => output.slice(-5));
+    await waitFor(
+      async () => ((await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.ok ? true : undefined),
+      'the api process to be ready',
+      30_000,
+      () => output.slice(-5),
+    );
 
     const admin = await stack.token('root', ['admin']);
     await assert.rejects(postGraphQL(url, ADJUST, { sku: SKU, delta: -7 }, admin, stack.subgraphHeaders), 'the process died before answering');

@@ -12,9 +12,7 @@ import path from 'node:path';
 import { startGateway, type RunningGateway } from '../../gateway/src/gateway.ts';
 import type { TestStack } from '../support/stack.ts';
 import { type LiveClient, connectLive } from '../support/subscriptions.ts';
-import {
-  type SagaSystem, DISPATCH_SHIPMENT, placeOrder, startSeededSaga, waitForOrder,
-} from '../support/saga.ts';
+import { type SagaSystem, DISPATCH_SHIPMENT, placeOrder, startSeededSaga, waitForOrder } from '../support/saga.ts';
 
 const ORDER = `subscription Order($id: ID!) { orderUpdated(id: $id) { id status version payment { status } shipment { status } } }`;
 
@@ -57,10 +55,18 @@ describe('orderUpdated through the gateway', () => {
 
     const statuses = sub.results.map((r) => r.data.orderUpdated.status);
     const versions = sub.results.map((r) => r.data.orderUpdated.version);
-    assert.deepEqual(versions, [...new Set(versions)].sort((a, b) => a - b), `versions strictly increase: ${versions}`);
+    assert.deepEqual(
+      versions,
+      [...new Set(versions)].sort((a, b) => a - b),
+      `versions strictly increase: ${versions}`,
+    );
     const order = ['PENDING', 'AWAITING_PAYMENT', 'CONFIRMED', 'SHIPPED'];
     const seen = [...new Set(statuses)];
-    assert.deepEqual(seen, order.filter((s) => seen.includes(s)), `statuses in saga order: ${statuses}`);
+    assert.deepEqual(
+      seen,
+      order.filter((s) => seen.includes(s)),
+      `statuses in saga order: ${statuses}`,
+    );
     // The subscription starts after placeOrder answered: its first state is whatever the saga has
     // reached by then, PENDING or, on a busy machine, already AWAITING_PAYMENT.
     assert.ok(['PENDING', 'AWAITING_PAYMENT'].includes(seen[0]) && seen.includes('CONFIRMED') && seen.includes('SHIPPED'), `saw ${statuses}`);
@@ -75,12 +81,18 @@ describe('orderUpdated through the gateway', () => {
     await intruder.end();
     assert.equal(intruder.results.length, 1, JSON.stringify(intruder.results));
     assert.equal(intruder.results[0].data ?? null, null, 'no order data');
-    assert.deepEqual(intruder.results[0].errors!.map((e) => e.extensions?.code), ['FORBIDDEN']);
+    assert.deepEqual(
+      intruder.results[0].errors!.map((e) => e.extensions?.code),
+      ['FORBIDDEN'],
+    );
     assert.doesNotMatch(JSON.stringify(intruder.results), /owner|ORD-LIVE-1/, 'nothing of the order leaks');
 
     const anonymous = live(null).subscribe(ORDER, { id: placed.id });
     await anonymous.end();
-    assert.deepEqual(anonymous.results.flatMap((r) => r.errors ?? []).map((e) => e.extensions?.code), ['UNAUTHENTICATED']);
+    assert.deepEqual(
+      anonymous.results.flatMap((r) => r.errors ?? []).map((e) => e.extensions?.code),
+      ['UNAUTHENTICATED'],
+    );
 
     const overseer = live(admin).subscribe(ORDER, { id: placed.id });
     const seen = await overseer.waitFor(() => true, 'the order for the admin');
@@ -126,7 +138,9 @@ describe('orderUpdated through the gateway', () => {
     let gateway: RunningGateway | undefined;
     try {
       gateway = await startGateway({
-        config: stack.config, port: 0, supergraphPath,
+        config: stack.config,
+        port: 0,
+        supergraphPath,
         subgraphUrls: Object.fromEntries(Object.entries(stack.services).map(([name, s]) => [name, s!.url])),
       });
       const sub = live(null, gateway.url).subscribe(`subscription { stockLevelChanged(skus: ["ORD-LIVE-1"]) { available } }`);
@@ -136,7 +150,10 @@ describe('orderUpdated through the gateway', () => {
       assert.equal(await gateway.reloadSupergraph(), true);
       await sub.end();
       assert.equal(sub.completed, true, 'completed, so the client can subscribe again');
-      assert.deepEqual(sub.results.at(-1)!.errors!.map((e) => e.extensions?.code), ['SUBSCRIPTION_SCHEMA_RELOAD']);
+      assert.deepEqual(
+        sub.results.at(-1)!.errors!.map((e) => e.extensions?.code),
+        ['SUBSCRIPTION_SCHEMA_RELOAD'],
+      );
       assert.equal(gateway.metrics().upstreamSubscriptions, 0);
 
       const again = live(null, gateway.url).subscribe(`subscription { stockLevelChanged(skus: ["ORD-LIVE-1"]) { available } }`);

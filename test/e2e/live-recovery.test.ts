@@ -33,10 +33,20 @@ describe('live stock when Redis or the inventory subgraph restarts', () => {
       env: { REDIS_URL: redis.url, LIVE_KEEP_ALIVE_MS: '300', LIVE_CONNECTION_INIT_TIMEOUT_MS: '300' },
     });
     admin = await stack.token('root', ['admin']);
-    await seedProducts(stack.services.product!.runtime.db.fork(), ['REC-1', 'REC-2'].map((sku) => ({
-      sku, name: `Recovery ${sku}`, description: 'recovery test product', priceAmount: 100, currency: 'EUR',
-    })));
-    await seedStock(stack.services.inventory!.runtime.db.fork(), [{ sku: 'REC-1', onHand: 50 }, { sku: 'REC-2', onHand: 50 }]);
+    await seedProducts(
+      stack.services.product!.runtime.db.fork(),
+      ['REC-1', 'REC-2'].map((sku) => ({
+        sku,
+        name: `Recovery ${sku}`,
+        description: 'recovery test product',
+        priceAmount: 100,
+        currency: 'EUR',
+      })),
+    );
+    await seedStock(stack.services.inventory!.runtime.db.fork(), [
+      { sku: 'REC-1', onHand: 50 },
+      { sku: 'REC-2', onHand: 50 },
+    ]);
   });
   after(async () => {
     await Promise.allSettled(clients.map((c) => c.close()));
@@ -96,13 +106,19 @@ describe('live stock when Redis or the inventory subgraph restarts', () => {
     assert.equal(after.upstreamSubscriptions, 1, 'still one shared upstream subscription');
     for (const { sub } of subscribers) {
       const versions = sub.results.map((r) => r.data.stockLevelChanged.version);
-      assert.deepEqual(versions, [...versions].sort((a, b) => a - b), `never an older version after a newer one: ${versions}`);
+      assert.deepEqual(
+        versions,
+        [...versions].sort((a, b) => a - b),
+        `never an older version after a newer one: ${versions}`,
+      );
     }
   });
 
   it('ends subscriptions with SUBSCRIPTION_UPSTREAM_FAILED when the subgraph stays away', async () => {
     const gateway = await startGateway({
-      config: stack.config, port: 0, live: { upstreamRetryAttempts: 1 },
+      config: stack.config,
+      port: 0,
+      live: { upstreamRetryAttempts: 1 },
       subgraphUrls: Object.fromEntries(Object.entries(stack.services).map(([name, s]) => [name, s!.url])),
     });
     const inventory = stack.services.inventory!;
@@ -115,7 +131,10 @@ describe('live stock when Redis or the inventory subgraph restarts', () => {
       await inventory.close();
       await sub.end(20_000);
       assert.equal(sub.completed, true, 'completed after the error, so the client can decide to subscribe again');
-      assert.deepEqual(sub.results.at(-1)!.errors!.map((e) => e.extensions?.code), ['SUBSCRIPTION_UPSTREAM_FAILED']);
+      assert.deepEqual(
+        sub.results.at(-1)!.errors!.map((e) => e.extensions?.code),
+        ['SUBSCRIPTION_UPSTREAM_FAILED'],
+      );
       assert.match(sub.results.at(-1)!.errors![0].message, /inventory/);
       assert.equal(gateway.metrics().upstreamSubscriptions, 0);
       assert.equal(gateway.metrics().subscriptions, 0);
@@ -148,10 +167,14 @@ describe('live stock when Redis or the inventory subgraph restarts', () => {
 
   it('releases everything when the clients leave, and keeps serving', async () => {
     await Promise.all(clients.map((c) => c.close()));
-    await waitFor(async () => {
-      const m = stack.gateway!.metrics();
-      return m.connections === 0 && m.subscriptions === 0 && m.upstreamSubscriptions === 0 ? m : undefined;
-    }, 'connections, subscriptions and upstream subscriptions back to 0', 10_000);
+    await waitFor(
+      async () => {
+        const m = stack.gateway!.metrics();
+        return m.connections === 0 && m.subscriptions === 0 && m.upstreamSubscriptions === 0 ? m : undefined;
+      },
+      'connections, subscriptions and upstream subscriptions back to 0',
+      10_000,
+    );
     const answer = await stack.graphql(`{ stockLevel(sku: "REC-2") { available } }`);
     assert.equal(answer.data.stockLevel.available, 43);
   });

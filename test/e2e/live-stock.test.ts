@@ -40,11 +40,10 @@ describe('stockLevelChanged through the gateway', () => {
   const clients: LiveClient[] = [];
 
   before(async () => {
-    ({ stack, system, admin } = await startSeededSaga([
-      { sku: 'LIVE-1', onHand: 10, priceAmount: 500 },
-      { sku: 'SHARE-1', onHand: 100 },
-      ...SLOW_SKUS.map((sku) => ({ sku, onHand: 1_000 })),
-    ], { LIVE_CLIENT_QUEUE_LIMIT: '64' }));
+    ({ stack, system, admin } = await startSeededSaga(
+      [{ sku: 'LIVE-1', onHand: 10, priceAmount: 500 }, { sku: 'SHARE-1', onHand: 100 }, ...SLOW_SKUS.map((sku) => ({ sku, onHand: 1_000 }))],
+      { LIVE_CLIENT_QUEUE_LIMIT: '64' },
+    ));
     for (const sku of SLOW_SKUS) {
       const described = await stack.graphql(UPDATE_DESCRIPTION, { token: admin, variables: { sku, description: LONG_DESCRIPTION } });
       assert.equal(described.errors, undefined, JSON.stringify(described.errors));
@@ -67,7 +66,9 @@ describe('stockLevelChanged through the gateway', () => {
     clients.push(client);
     const sub = client.subscribe(STOCK, { skus: ['LIVE-1'] });
     const first = await sub.waitFor(() => true, 'the current level');
-    assert.deepEqual(first, { data: { stockLevelChanged: { sku: 'LIVE-1', available: 10, version: first.data!.stockLevelChanged.version, product: { name: 'Saga LIVE-1' } } } });
+    assert.deepEqual(first, {
+      data: { stockLevelChanged: { sku: 'LIVE-1', available: 10, version: first.data!.stockLevelChanged.version, product: { name: 'Saga LIVE-1' } } },
+    });
 
     await placeOrder(system, customer, [{ sku: 'LIVE-1', quantity: 3 }], 'tok_visa');
     const reduced = await sub.waitFor((r) => r.data?.stockLevelChanged.available === 7, 'the level reduced by the order');
@@ -75,7 +76,11 @@ describe('stockLevelChanged through the gateway', () => {
     assert.equal(reduced.data!.stockLevelChanged.product.name, 'Saga LIVE-1', 'the product name comes from the product subgraph');
     assert.ok(reduced.data!.stockLevelChanged.version > first.data!.stockLevelChanged.version);
     const versions = sub.results.map((r) => r.data!.stockLevelChanged.version);
-    assert.deepEqual(versions, [...versions].sort((a, b) => a - b), 'versions never go backwards');
+    assert.deepEqual(
+      versions,
+      [...versions].sort((a, b) => a - b),
+      'versions never go backwards',
+    );
     sub.dispose();
   });
 
@@ -83,13 +88,17 @@ describe('stockLevelChanged through the gateway', () => {
     const before = await liveMetrics(stack.gateway!.url);
     // Half anonymous, half with their own tokens: stock is @public, so credentials do not split the sharing.
     const tokens = await Promise.all(Array.from({ length: 250 }, (_, i) => stack.token(`sharer-${i}`, ['customer'])));
-    const sharers = await pool(Array.from({ length: 500 }, (_, i) => i), 50, async (i) => {
-      const client = connectLive(stack.gateway!.url, { token: i % 2 ? tokens[i >> 1] : null });
-      clients.push(client);
-      const sub = client.subscribe(STOCK, { skus: ['SHARE-1'] });
-      await sub.waitFor(() => true, `the current level for client ${i}`);
-      return { client, sub };
-    });
+    const sharers = await pool(
+      Array.from({ length: 500 }, (_, i) => i),
+      50,
+      async (i) => {
+        const client = connectLive(stack.gateway!.url, { token: i % 2 ? tokens[i >> 1] : null });
+        clients.push(client);
+        const sub = client.subscribe(STOCK, { skus: ['SHARE-1'] });
+        await sub.waitFor(() => true, `the current level for client ${i}`);
+        return { client, sub };
+      },
+    );
     const joined = await liveMetrics(stack.gateway!.url);
     assert.equal(joined.subscriptions - before.subscriptions, 500);
     assert.equal(joined.upstreamSubscriptions - before.upstreamSubscriptions, 1, 'exactly one upstream subscription for 500 identical ones');
@@ -103,14 +112,23 @@ describe('stockLevelChanged through the gateway', () => {
     assert.equal(after.restExecutions - joined.restExecutions, 2, 'rest ran once per event, not once per client');
     assert.ok(after.messagesSent - joined.messagesSent >= 1_000, `1,000 messages out, got ${after.messagesSent - joined.messagesSent}`);
     for (const { sub } of sharers) {
-      assert.deepEqual(sub.results.map((r) => r.data.stockLevelChanged.available), [100, 95, 90]);
+      assert.deepEqual(
+        sub.results.map((r) => r.data.stockLevelChanged.available),
+        [100, 95, 90],
+      );
     }
 
     await Promise.all(sharers.map(({ client }) => client.close()));
-    await waitFor(async () => {
-      const m = await liveMetrics(stack.gateway!.url);
-      return m.subscriptions === before.subscriptions && m.upstreamSubscriptions === before.upstreamSubscriptions && m.connections <= before.connections ? m : undefined;
-    }, 'the gateway to release every subscription, upstream and connection', 10_000);
+    await waitFor(
+      async () => {
+        const m = await liveMetrics(stack.gateway!.url);
+        return m.subscriptions === before.subscriptions && m.upstreamSubscriptions === before.upstreamSubscriptions && m.connections <= before.connections
+          ? m
+          : undefined;
+      },
+      'the gateway to release every subscription, upstream and connection',
+      10_000,
+    );
   });
 
   it('closes a client that does not read with 1008 and a reason, while the others keep receiving every change', async () => {
@@ -130,14 +148,21 @@ describe('stockLevelChanged through the gateway', () => {
     await new Promise((resolve) => slow.once('message', resolve));
     let received = 0;
     const counted: (() => void)[] = [];
-    slow.on('message', () => { received++; counted.shift()?.(); });
+    slow.on('message', () => {
+      received++;
+      counted.shift()?.();
+    });
     for (const [k, sku] of SLOW_SKUS.entries()) {
       const target = 50 * (k + 1);
       const initial = new Promise<void>((resolve) => {
-        const check = () => { if (received >= target) resolve(); else counted.push(check); };
+        const check = () => {
+          if (received >= target) resolve();
+          else counted.push(check);
+        };
         check();
       });
-      for (let i = 0; i < 50; i++) slow.send(JSON.stringify({ id: `${sku}-${i}`, type: 'subscribe', payload: { query: SLOW_STOCK, variables: { skus: [sku] } } }));
+      for (let i = 0; i < 50; i++)
+        slow.send(JSON.stringify({ id: `${sku}-${i}`, type: 'subscribe', payload: { query: SLOW_STOCK, variables: { skus: [sku] } } }));
       await initial;
     }
     assert.equal((await liveMetrics(stack.gateway!.url)).slowClientsClosed, before.slowClientsClosed, 'not cut off while it reads');
@@ -149,7 +174,9 @@ describe('stockLevelChanged through the gateway', () => {
     let last = 0;
     const deadline = Date.now() + 60_000;
     let outcome: { code: number; reason: string } | undefined;
-    void closed.then((c) => { outcome = c; });
+    void closed.then((c) => {
+      outcome = c;
+    });
     while (!outcome && Date.now() < deadline) {
       const delta = last % 2 ? 1 : -1;
       [last] = (await Promise.all(SLOW_SKUS.map((sku) => adjust(sku, delta)))).map((r) => r.version);
@@ -165,9 +192,13 @@ describe('stockLevelChanged through the gateway', () => {
     await watched.waitFor((r) => r.data?.stockLevelChanged.version === last, 'the last change at the healthy client');
     const versions = watched.results.map((r) => r.data.stockLevelChanged.version);
     for (let i = 1; i < versions.length; i++) assert.equal(versions[i], versions[i - 1] + 1, `no change skipped: ${versions.join(',')}`);
-    await waitFor(async () => {
-      const m = await liveMetrics(stack.gateway!.url);
-      return m.subscriptions === before.subscriptions + 1 ? m : undefined;
-    }, "the slow client's 200 subscriptions to be released", 10_000);
+    await waitFor(
+      async () => {
+        const m = await liveMetrics(stack.gateway!.url);
+        return m.subscriptions === before.subscriptions + 1 ? m : undefined;
+      },
+      "the slow client's 200 subscriptions to be released",
+      10_000,
+    );
   });
 });

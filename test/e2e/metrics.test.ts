@@ -14,7 +14,11 @@ import type { TestStack } from '../support/stack.ts';
 import { placeOrder, seedSaga, startSagaStack, systemOf, waitFor, waitForStatus } from '../support/saga.ts';
 
 /** One sample of a scrape: its metric name, labels and value. */
-interface Sample { readonly name: string; readonly labels: Readonly<Record<string, string>>; readonly value: number }
+interface Sample {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
 
 function parse(text: string): Sample[] {
   const samples: Sample[] = [];
@@ -68,7 +72,9 @@ describe('/metrics of every process after an order', () => {
     const order = await placeOrder(system, customer, [{ sku: 'METRICS-1', quantity: 2 }], 'tok_visa');
     await waitForStatus(system, customer, order.id, ['CONFIRMED'], 30_000);
   });
-  after(async () => { await stack?.close(); });
+  after(async () => {
+    await stack?.close();
+  });
 
   test('the gateway counts the placeOrder mutation, its HTTP requests and its live figures, with process defaults', async () => {
     const samples = await scrape(stack.gateway!.url);
@@ -85,7 +91,11 @@ describe('/metrics of every process after an order', () => {
       const samples = await service(name);
       assert.ok(find(samples, 'process_resident_memory_bytes', { service: name, role: 'all' }).length === 1, `${name}: process defaults`);
     }
-    const graphql = await fetch(stack.services.product!.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{__typename}"}' });
+    const graphql = await fetch(stack.services.product!.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"query":"{__typename}"}',
+    });
     assert.equal(graphql.status, 401);
   });
 
@@ -106,7 +116,10 @@ describe('/metrics of every process after an order', () => {
     const lag = find(samples, 'swiftcart_consumer_lag_messages');
     assert.ok(lag.length >= 3, `one series per consumer, topic and partition: ${JSON.stringify(lag)}`);
     for (const series of lag) assert.ok(series.value >= 0 && Number.isInteger(series.value), JSON.stringify(series));
-    assert.deepEqual(find(samples, 'swiftcart_consumer_events_total', { outcome: 'dead_lettered' }).filter((s) => s.value !== 0), []);
+    assert.deepEqual(
+      find(samples, 'swiftcart_consumer_events_total', { outcome: 'dead_lettered' }).filter((s) => s.value !== 0),
+      [],
+    );
   });
 
   test('the product cache counts its misses and hits; the payment breaker is closed; the door is open', async () => {
@@ -126,7 +139,7 @@ describe('/metrics of every process after an order', () => {
     assert.equal(find(order, 'swiftcart_admission_lag_seconds').length, 1);
   });
 
-  test('inventory, payment and shipment each processed the order\'s events', async () => {
+  test("inventory, payment and shipment each processed the order's events", async () => {
     for (const name of ['inventory', 'payment', 'shipment'] as const) {
       const samples = await service(name);
       assert.ok(sum(find(samples, 'swiftcart_consumer_events_total', { outcome: 'processed', service: name })) >= 1, name);
@@ -153,7 +166,9 @@ describe('/metrics of every process after an order', () => {
   }
 
   test('every metric the alert rules query (deploy/prometheus/alerts.yml) is served by some process', async () => {
-    const rules = parseYaml(readFileSync(path.join(REPO_ROOT, 'deploy', 'prometheus', 'alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };
+    const rules = parseYaml(readFileSync(path.join(REPO_ROOT, 'deploy', 'prometheus', 'alerts.yml'), 'utf8')) as {
+      groups: { rules: { alert: string; expr: string }[] }[];
+    };
     const queries = rules.groups.flatMap((group) => group.rules).map((rule) => ({ name: rule.alert, expr: rule.expr }));
     assert.ok(queries.length >= 4, 'the rules query SwiftCart metrics');
     assert.deepEqual(await notServed(queries), []);

@@ -9,7 +9,15 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
-  type ProcessStack, PLACE_ORDER, countRows, orderInput, placeOrder, seedSaga, startProcessStack, waitFor, waitForAll,
+  type ProcessStack,
+  PLACE_ORDER,
+  countRows,
+  orderInput,
+  placeOrder,
+  seedSaga,
+  startProcessStack,
+  waitFor,
+  waitForAll,
   waitForStock,
 } from '../support/saga.ts';
 
@@ -23,7 +31,7 @@ async function postPlaceOrder(system: ProcessStack, token: string, idempotencyKe
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify({ query: PLACE_ORDER, variables: { input: orderInput([{ sku: SKU.sku, quantity: 1 }], 'tok_visa', idempotencyKey) } }),
   });
-  return { status: response.status, retryAfter: response.headers.get('retry-after'), body: await response.json() as any };
+  return { status: response.status, retryAfter: response.headers.get('retry-after'), body: (await response.json()) as any };
 }
 
 describe('placeOrder admission while the saga lags', () => {
@@ -48,16 +56,20 @@ describe('placeOrder admission while the saga lags', () => {
     // The order waits PENDING; once it has waited longer than the threshold, the door closes.
     let refused!: Awaited<ReturnType<typeof postPlaceOrder>>;
     let refusedKey = '';
-    await waitFor(async () => {
-      refusedKey = randomUUID();
-      const attempt = await postPlaceOrder(system, customer, refusedKey);
-      if (attempt.status === 200) {
-        accepted.push(attempt.body.data.placeOrder);
-        return undefined;
-      }
-      refused = attempt;
-      return true;
-    }, 'placeOrder to be refused', 15_000);
+    await waitFor(
+      async () => {
+        refusedKey = randomUUID();
+        const attempt = await postPlaceOrder(system, customer, refusedKey);
+        if (attempt.status === 200) {
+          accepted.push(attempt.body.data.placeOrder);
+          return undefined;
+        }
+        refused = attempt;
+        return true;
+      },
+      'placeOrder to be refused',
+      15_000,
+    );
     assert.equal(refused.status, 503);
     assert.ok(Number(refused.retryAfter) >= 1, `Retry-After: ${refused.retryAfter}`);
     const [error] = refused.body.errors;
@@ -73,14 +85,24 @@ describe('placeOrder admission while the saga lags', () => {
 
     // Inventory comes back: the backlog clears, every accepted order is CONFIRMED, none cancelled.
     await system.restart('inventory');
-    const statuses = await waitForAll(system, admin, accepted.map((o) => o.id), ['CONFIRMED', 'CANCELLED', 'REJECTED'], 60_000);
+    const statuses = await waitForAll(
+      system,
+      admin,
+      accepted.map((o) => o.id),
+      ['CONFIRMED', 'CANCELLED', 'REJECTED'],
+      60_000,
+    );
     assert.deepEqual([...new Set(statuses.values())], ['CONFIRMED']);
 
     // And the door opens again: the refused request, retried with its key, is placed now.
-    const retried = await waitFor(async () => {
-      const attempt = await postPlaceOrder(system, customer, refusedKey);
-      return attempt.status === 200 ? attempt : undefined;
-    }, 'placeOrder to be admitted again', 15_000);
+    const retried = await waitFor(
+      async () => {
+        const attempt = await postPlaceOrder(system, customer, refusedKey);
+        return attempt.status === 200 ? attempt : undefined;
+      },
+      'placeOrder to be admitted again',
+      15_000,
+    );
     assert.equal(retried.body.errors, undefined);
     const [final] = (await waitForAll(system, admin, [retried.body.data.placeOrder.id], ['CONFIRMED', 'CANCELLED', 'REJECTED'], 30_000)).values();
     assert.equal(final, 'CONFIRMED');

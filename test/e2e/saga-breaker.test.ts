@@ -9,9 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestStack } from '../support/stack.ts';
-import {
-  type SagaSystem, placeOrder, seedSaga, startSagaStack, statusChanges, systemOf, waitForOrder, waitForStatus,
-} from '../support/saga.ts';
+import { type SagaSystem, placeOrder, seedSaga, startSagaStack, statusChanges, systemOf, waitForOrder, waitForStatus } from '../support/saga.ts';
 
 const SKU = 'BRK-1';
 const SETTLED = ['CONFIRMED', 'CANCELLED', 'REJECTED'];
@@ -40,10 +38,12 @@ describe('payment circuit breaker through the gateway', () => {
   /** Places one order of `SKU` per method and waits until each one has settled; returns them fully read. */
   async function settle(token: string, methods: readonly string[]): Promise<any[]> {
     const placed = await Promise.all(methods.map((method) => placeOrder(system, token, [{ sku: SKU, quantity: 1 }], method)));
-    return Promise.all(placed.map(async (order) => {
-      await waitForStatus(system, token, order.id, SETTLED, 30_000);
-      return waitForOrder(system, token, order.id, 'its payment settled', (o) => o.payment && o.payment.status !== 'PENDING');
-    }));
+    return Promise.all(
+      placed.map(async (order) => {
+        await waitForStatus(system, token, order.id, SETTLED, 30_000);
+        return waitForOrder(system, token, order.id, 'its payment settled', (o) => o.payment && o.payment.status !== 'PENDING');
+      }),
+    );
   }
 
   it("one customer's tok_timeout orders do not cancel another customer's tok_visa order placed right after", async () => {
@@ -64,8 +64,10 @@ describe('payment circuit breaker through the gateway', () => {
     const [visa] = await settle(alice, ['tok_visa']);
     assert.equal(visa.status, 'CONFIRMED', JSON.stringify(visa.timeline));
     assert.equal(visa.customerId, 'breaker-alice');
-    assert.deepEqual({ status: visa.payment.status, attempts: visa.payment.attempts, failureReason: visa.payment.failureReason },
-      { status: 'AUTHORIZED', attempts: 1, failureReason: null });
+    assert.deepEqual(
+      { status: visa.payment.status, attempts: visa.payment.attempts, failureReason: visa.payment.failureReason },
+      { status: 'AUTHORIZED', attempts: 1, failureReason: null },
+    );
   });
 
   it('a provider failing for everyone (at least 50 % of at least 20 attempts) opens the circuit: the next order fails fast', async () => {
@@ -73,15 +75,23 @@ describe('payment circuit breaker through the gateway', () => {
     // 9 orders, 27 failed attempts within the window: with the 9 failures and 1 success before, far above 50 %.
     const failed = (await Promise.all(customers.map((token) => settle(token, ['tok_timeout', 'tok_timeout', 'tok_timeout'])))).flat();
     const reasons = failed.map((order) => order.payment.failureReason);
-    assert.ok(failed.every((order) => order.status === 'CANCELLED'), JSON.stringify(failed.map((o) => o.status)));
-    assert.ok(reasons.some((reason) => reason === 'circuit open'),
-      `once enough attempts failed, the breaker refused the remaining ones: ${JSON.stringify(reasons)}`);
+    assert.ok(
+      failed.every((order) => order.status === 'CANCELLED'),
+      JSON.stringify(failed.map((o) => o.status)),
+    );
+    assert.ok(
+      reasons.some((reason) => reason === 'circuit open'),
+      `once enough attempts failed, the breaker refused the remaining ones: ${JSON.stringify(reasons)}`,
+    );
 
     const erin = await stack.token('breaker-erin', ['customer']);
     const [visa] = await settle(erin, ['tok_visa']);
     assert.equal(visa.status, 'CANCELLED', JSON.stringify(visa.timeline));
-    assert.deepEqual({ status: visa.payment.status, attempts: visa.payment.attempts, failureReason: visa.payment.failureReason },
-      { status: 'FAILED', attempts: 0, failureReason: 'circuit open' }, 'the provider was not called');
+    assert.deepEqual(
+      { status: visa.payment.status, attempts: visa.payment.attempts, failureReason: visa.payment.failureReason },
+      { status: 'FAILED', attempts: 0, failureReason: 'circuit open' },
+      'the provider was not called',
+    );
     const change = statusChanges(visa.timeline).at(-1);
     assert.equal(change.eventType, 'PaymentFailed');
     assert.match(change.reason ?? '', /circuit open/);

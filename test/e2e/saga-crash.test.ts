@@ -11,7 +11,18 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  type ProcessStack, assertAppliedOnce, assertConserved, countBy, countRows, placeOrder, pool, seedSaga, startProcessStack, stockOf, waitFor, waitForAll,
+  type ProcessStack,
+  assertAppliedOnce,
+  assertConserved,
+  countBy,
+  countRows,
+  placeOrder,
+  pool,
+  seedSaga,
+  startProcessStack,
+  stockOf,
+  waitFor,
+  waitForAll,
   waitForStock,
 } from '../support/saga.ts';
 
@@ -39,16 +50,32 @@ describe('order saga crash safety (services as child processes)', () => {
     const admin = await system.token('root', ['admin']);
     const tokens = await Promise.all(Array.from({ length: ORDERS }, (_, i) => system.token(`crash-${i}`, ['customer'])));
     // Two lines per order: a reservation touches two stock rows in one transaction.
-    const orders = await pool(tokens, ORDERS, (token) => placeOrder(system, token, [{ sku: LIMITED.sku, quantity: 1 }, { sku: PLENTY.sku, quantity: 1 }], 'tok_visa'));
+    const orders = await pool(tokens, ORDERS, (token) =>
+      placeOrder(
+        system,
+        token,
+        [
+          { sku: LIMITED.sku, quantity: 1 },
+          { sku: PLENTY.sku, quantity: 1 },
+        ],
+        'tok_visa',
+      ),
+    );
     const ids = orders.map((o) => o.id);
     // The sagas are under way: inventory has answered for at least one order.
-    await waitFor(async () => (await countRows(system, 'order', 'orders', `id in (?) and status <> 'PENDING'`, [ids])) > 0,
-      'a saga to move past PENDING', 20_000, undefined, 10);
+    await waitFor(
+      async () => (await countRows(system, 'order', 'orders', `id in (?) and status <> 'PENDING'`, [ids])) > 0,
+      'a saga to move past PENDING',
+      20_000,
+      undefined,
+      10,
+    );
     await Promise.all(KILLED.map((name) => system.kill(name)));
 
     // What was in flight when they died (read straight from the order database).
-    const atKill = await system.em('order').execute<{ status: string; n: number }[]>(
-      `select status, count(*)::int as n from orders where id in (?) group by status`, [ids]);
+    const atKill = await system
+      .em('order')
+      .execute<{ status: string; n: number }[]>(`select status, count(*)::int as n from orders where id in (?) group by status`, [ids]);
     const inFlight = atKill.filter((r) => r.status === 'PENDING' || r.status === 'AWAITING_PAYMENT').reduce((sum, r) => sum + Number(r.n), 0);
     assert.ok(inFlight > 0, `some sagas must be in flight at the kill, got ${JSON.stringify(atKill)}`);
     t.diagnostic(`at the kill: ${JSON.stringify(Object.fromEntries(atKill.map((r) => [r.status, r.n])))}`);

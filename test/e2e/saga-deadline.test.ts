@@ -7,8 +7,20 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestStack } from '../support/stack.ts';
 import {
-  type SagaSystem, assertConserved, distinctStatuses, drainSystem, placeOrder, readEvents, seedSaga, startSagaStack, statusChanges,
-  stockOf, systemOf, waitForOrder, waitForStatus, waitForStock,
+  type SagaSystem,
+  assertConserved,
+  distinctStatuses,
+  drainSystem,
+  placeOrder,
+  readEvents,
+  seedSaga,
+  startSagaStack,
+  statusChanges,
+  stockOf,
+  systemOf,
+  waitForOrder,
+  waitForStatus,
+  waitForStock,
 } from '../support/saga.ts';
 
 // Generous margins: the suite runs two files at once on small machines.
@@ -55,20 +67,35 @@ describe('order saga deadline', () => {
     assertConserved('DL-1', 5, released, 0);
 
     // The provider answers after 6 s: the authorisation is refunded, and the order stays CANCELLED.
-    const refunded = await waitForOrder(system, token, order.id, 'payment REFUNDED and PaymentRefunded on the timeline',
-      (o) => o.payment?.status === 'REFUNDED' && o.timeline.some((e: any) => e.eventType === 'PaymentRefunded'), 20_000);
+    const refunded = await waitForOrder(
+      system,
+      token,
+      order.id,
+      'payment REFUNDED and PaymentRefunded on the timeline',
+      (o) => o.payment?.status === 'REFUNDED' && o.timeline.some((e: any) => e.eventType === 'PaymentRefunded'),
+      20_000,
+    );
     assert.equal(refunded.status, 'CANCELLED');
     assert.deepEqual(refunded.payment.amount, { amount: 3998, currency: 'EUR' });
     assert.deepEqual(distinctStatuses(refunded.timeline), ['PENDING', 'AWAITING_PAYMENT', 'CANCELLED'], 'never CONFIRMED');
-    assert.ok(refunded.timeline.some((e: any) => e.eventType === 'StockReleased'), 'StockReleased on the timeline');
+    assert.ok(
+      refunded.timeline.some((e: any) => e.eventType === 'StockReleased'),
+      'StockReleased on the timeline',
+    );
     assert.equal(refunded.shipment, null, 'no shipment for a cancelled order');
 
     await drainSystem(system);
     const orderEvents = await readEvents(system.kafka, 'order.events.v1', (e) => e.aggregateId === order.id);
-    assert.deepEqual(orderEvents.map((r) => r.event.type), ['OrderPlaced', 'PaymentRequested', 'OrderCancelled']);
+    assert.deepEqual(
+      orderEvents.map((r) => r.event.type),
+      ['OrderPlaced', 'PaymentRequested', 'OrderCancelled'],
+    );
     assert.equal((orderEvents[2].event.data as any).previousStatus, 'AWAITING_PAYMENT');
     const paymentEvents = await readEvents(system.kafka, 'payment.events.v1', (e) => e.aggregateId === order.id);
-    assert.deepEqual(paymentEvents.map((r) => r.event.type), ['PaymentAuthorized', 'PaymentRefunded']);
+    assert.deepEqual(
+      paymentEvents.map((r) => r.event.type),
+      ['PaymentAuthorized', 'PaymentRefunded'],
+    );
     assert.ok(Date.parse(paymentEvents[0].event.occurredAt) > cancelledAt, 'the authorisation came after the deadline cancellation');
     const stock = await stockOf(system, 'DL-1');
     assert.deepEqual(stock, { onHand: 5, reserved: 0, available: 5 }, 'nothing committed');

@@ -8,8 +8,23 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { TestStack } from '../support/stack.ts';
 import {
-  type SagaSystem, CANCEL_ORDER, READ_ORDER, countRows, dispatchWhenReady, orderDbCounts, orderInput, placeOrder, pool,
-  drainSystem, quiesce, startSeededSaga, stockOf, tryPlaceOrder, waitFor, waitForStatus, PLACE_ORDER,
+  type SagaSystem,
+  CANCEL_ORDER,
+  READ_ORDER,
+  countRows,
+  dispatchWhenReady,
+  orderDbCounts,
+  orderInput,
+  placeOrder,
+  pool,
+  drainSystem,
+  quiesce,
+  startSeededSaga,
+  stockOf,
+  tryPlaceOrder,
+  waitFor,
+  waitForStatus,
+  PLACE_ORDER,
 } from '../support/saga.ts';
 
 const MY_ORDERS = `query Mine { myOrders(first: 10) { totalCount edges { node { id status items { sku quantity } } } } }`;
@@ -59,7 +74,10 @@ describe('order saga: idempotency and bad input through the gateway', () => {
     const mine = await system.graphql(MY_ORDERS, { token });
     assert.equal(mine.errors, undefined, JSON.stringify(mine.errors));
     assert.equal(mine.data.myOrders.totalCount, 1);
-    assert.deepEqual(mine.data.myOrders.edges.map((e: any) => e.node.id), [first.id]);
+    assert.deepEqual(
+      mine.data.myOrders.edges.map((e: any) => e.node.id),
+      [first.id],
+    );
     assert.equal(await countRows(system, 'order', 'orders', 'customer_id = ?', ['idem-customer']), 1);
     assert.equal(await countRows(system, 'order', 'outbox', `aggregateid = ? and type = 'OrderPlaced'`, [first.id]), 1);
     assert.equal((await orderDbCounts(system)).orders, ordersAfterFirst.orders, 'the retry wrote no order');
@@ -79,7 +97,10 @@ describe('order saga: idempotency and bad input through the gateway', () => {
     await refused('another sku', () => tryPlaceOrder(system, token, [{ sku: 'IDEM-2', quantity: 1 }], 'tok_visa', key), 'IDEMPOTENCY_KEY_REUSED');
     await refused('another payment method', () => tryPlaceOrder(system, token, [{ sku: 'IDEM-1', quantity: 1 }], 'tok_decline', key), 'IDEMPOTENCY_KEY_REUSED');
     const mine = await system.graphql(MY_ORDERS, { token });
-    assert.deepEqual(mine.data.myOrders.edges.map((e: any) => e.node.id), [first.id]);
+    assert.deepEqual(
+      mine.data.myOrders.edges.map((e: any) => e.node.id),
+      [first.id],
+    );
     assert.deepEqual(mine.data.myOrders.edges[0].node.items, [{ sku: 'IDEM-1', quantity: 1 }], 'the first order is untouched');
     // The key belongs to one customer: another customer may use the same key for their own order.
     const other = await stack.token('idem-other', ['customer']);
@@ -100,7 +121,10 @@ describe('order saga: idempotency and bad input through the gateway', () => {
 
   it('bad placements get a clear error and write nothing', async () => {
     const token = await stack.token('bad-customer', ['customer']);
-    const place = (input: Record<string, unknown>, as: string | null = token) => () => system.graphql(PLACE_ORDER, { token: as, variables: { input } });
+    const place =
+      (input: Record<string, unknown>, as: string | null = token) =>
+      () =>
+        system.graphql(PLACE_ORDER, { token: as, variables: { input } });
     const base = orderInput([{ sku: 'BAD-1', quantity: 1 }], 'tok_visa');
     const stockBefore = await stockOf(system, 'BAD-1');
     await quiesce(system);
@@ -109,9 +133,31 @@ describe('order saga: idempotency and bad input through the gateway', () => {
     await refused('quantity 0', place({ ...base, items: [{ sku: 'BAD-1', quantity: 0 }] }), 'BAD_USER_INPUT', /quantity/);
     await refused('quantity -1', place({ ...base, items: [{ sku: 'BAD-1', quantity: -1 }] }), 'BAD_USER_INPUT', /quantity/);
     await refused('quantity 1001', place({ ...base, items: [{ sku: 'BAD-1', quantity: 1001 }] }), 'BAD_USER_INPUT', /quantity/);
-    await refused('a sku twice', place({ ...base, items: [{ sku: 'BAD-1', quantity: 1 }, { sku: 'BAD-1', quantity: 2 }] }), 'BAD_USER_INPUT', /BAD-1/);
+    await refused(
+      'a sku twice',
+      place({
+        ...base,
+        items: [
+          { sku: 'BAD-1', quantity: 1 },
+          { sku: 'BAD-1', quantity: 2 },
+        ],
+      }),
+      'BAD_USER_INPUT',
+      /BAD-1/,
+    );
     await refused('unknown sku', place({ ...base, items: [{ sku: 'NO-SUCH-SKU', quantity: 1 }] }), 'BAD_USER_INPUT', /NO-SUCH-SKU/);
-    await refused('unknown sku beside a good one', place({ ...base, items: [{ sku: 'BAD-1', quantity: 1 }, { sku: 'NO-SUCH-SKU', quantity: 1 }] }), 'BAD_USER_INPUT', /NO-SUCH-SKU/);
+    await refused(
+      'unknown sku beside a good one',
+      place({
+        ...base,
+        items: [
+          { sku: 'BAD-1', quantity: 1 },
+          { sku: 'NO-SUCH-SKU', quantity: 1 },
+        ],
+      }),
+      'BAD_USER_INPUT',
+      /NO-SUCH-SKU/,
+    );
     await refused('invalid sku', place({ ...base, items: [{ sku: 'no spaces allowed', quantity: 1 }] }), 'BAD_USER_INPUT', /sku/);
     await refused('empty idempotency key', place({ ...base, idempotencyKey: '' }), 'BAD_USER_INPUT', /idempotencyKey/);
     await refused('empty payment method', place({ ...base, paymentMethod: ' ' }), 'BAD_USER_INPUT', /paymentMethod/);
@@ -126,8 +172,10 @@ describe('order saga: idempotency and bad input through the gateway', () => {
   it('a discontinued product cannot be ordered (PRODUCT_UNAVAILABLE) and nothing is written', async () => {
     const discontinued = await system.graphql(`mutation { discontinueProduct(sku: "GONE-1") { sku status } }`, { token: admin });
     assert.equal(discontinued.errors, undefined, JSON.stringify(discontinued.errors));
-    await waitFor(async () => (await countRows(system, 'order', 'catalogue_price', `sku = 'GONE-1' and status = 'DISCONTINUED'`)) === 1 ? true : undefined,
-      'the replica to see GONE-1 discontinued');
+    await waitFor(
+      async () => ((await countRows(system, 'order', 'catalogue_price', `sku = 'GONE-1' and status = 'DISCONTINUED'`)) === 1 ? true : undefined),
+      'the replica to see GONE-1 discontinued',
+    );
     const token = await stack.token('gone-customer', ['customer']);
     await quiesce(system);
     await refused('discontinued sku', () => tryPlaceOrder(system, token, [{ sku: 'GONE-1', quantity: 1 }], 'tok_visa'), 'PRODUCT_UNAVAILABLE', /GONE-1/);
@@ -144,10 +192,18 @@ describe('order saga: idempotency and bad input through the gateway', () => {
     const read = await system.graphql(READ_ORDER, { token: bob, variables: { id: order.id } });
     assert.equal(read.errors?.[0]?.extensions?.code, 'FORBIDDEN', JSON.stringify(read));
     assert.equal(read.data?.order ?? null, null, 'nothing of the order leaks');
-    await refused("cancelling another customer's order", () => system.graphql(CANCEL_ORDER, { token: bob, variables: { id: order.id, reason: 'mine now' } }), 'FORBIDDEN');
+    await refused(
+      "cancelling another customer's order",
+      () => system.graphql(CANCEL_ORDER, { token: bob, variables: { id: order.id, reason: 'mine now' } }),
+      'FORBIDDEN',
+    );
     await refused('cancelling without a token', () => system.graphql(CANCEL_ORDER, { token: null, variables: { id: order.id } }), 'UNAUTHENTICATED');
     await refused('cancelling an unknown order', () => system.graphql(CANCEL_ORDER, { token: alice, variables: { id: randomUUID() } }), 'NOT_FOUND');
-    await refused('cancelling with an id that is no UUID', () => system.graphql(CANCEL_ORDER, { token: alice, variables: { id: 'order-1' } }), 'BAD_USER_INPUT');
+    await refused(
+      'cancelling with an id that is no UUID',
+      () => system.graphql(CANCEL_ORDER, { token: alice, variables: { id: 'order-1' } }),
+      'BAD_USER_INPUT',
+    );
     assert.equal((await waitForStatus(system, alice, order.id, ['CONFIRMED'])).status, 'CONFIRMED');
   });
 
@@ -158,7 +214,12 @@ describe('order saga: idempotency and bad input through the gateway', () => {
     await dispatchWhenReady(system, admin, token, order.id, 'UPS', '1Z999AA10123456784');
     const shipped = await waitForStatus(system, token, order.id, ['SHIPPED']);
     await quiesce(system);
-    await refused('customer cancels a shipped order', () => system.graphql(CANCEL_ORDER, { token, variables: { id: order.id } }), 'ORDER_NOT_CANCELLABLE', /SHIPPED/);
+    await refused(
+      'customer cancels a shipped order',
+      () => system.graphql(CANCEL_ORDER, { token, variables: { id: order.id } }),
+      'ORDER_NOT_CANCELLABLE',
+      /SHIPPED/,
+    );
     await refused('admin cancels a shipped order', () => system.graphql(CANCEL_ORDER, { token: admin, variables: { id: order.id } }), 'ORDER_NOT_CANCELLABLE');
     const after = await waitForStatus(system, token, order.id, ['SHIPPED']);
     assert.ok(after.timeline.length >= shipped.timeline.length);

@@ -10,8 +10,24 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestStack } from '../support/stack.ts';
 import {
-  type SagaSystem, CANCEL_ORDER, DISPATCH_SHIPMENT, MARK_DELIVERED, assertConserved, dispatchWhenReady, distinctStatuses, placeOrder,
-  drainSystem, readEvents, readOrder, startSeededSaga, statusChanges, stockOf, waitFor, waitForOrder, waitForStatus, waitForStock,
+  type SagaSystem,
+  CANCEL_ORDER,
+  DISPATCH_SHIPMENT,
+  MARK_DELIVERED,
+  assertConserved,
+  dispatchWhenReady,
+  distinctStatuses,
+  placeOrder,
+  drainSystem,
+  readEvents,
+  readOrder,
+  startSeededSaga,
+  statusChanges,
+  stockOf,
+  waitFor,
+  waitForOrder,
+  waitForStatus,
+  waitForStock,
 } from '../support/saga.ts';
 import { eventsTopic } from '@swiftcart/platform';
 
@@ -70,8 +86,10 @@ describe('order saga lifecycle through the gateway', () => {
     assert.equal(paid.payment.method, 'tok_visa');
 
     const dispatched = await dispatchWhenReady(system, admin, token, placed.id, 'DHL', 'JD014600006281');
-    assert.deepEqual({ status: dispatched.status, carrier: dispatched.carrier, trackingNumber: dispatched.trackingNumber },
-      { status: 'DISPATCHED', carrier: 'DHL', trackingNumber: 'JD014600006281' });
+    assert.deepEqual(
+      { status: dispatched.status, carrier: dispatched.carrier, trackingNumber: dispatched.trackingNumber },
+      { status: 'DISPATCHED', carrier: 'DHL', trackingNumber: 'JD014600006281' },
+    );
     const shipped = await waitForStatus(system, token, placed.id, ['SHIPPED', 'DELIVERED', 'CANCELLED']);
     assert.equal(shipped.status, 'SHIPPED');
 
@@ -80,17 +98,28 @@ describe('order saga lifecycle through the gateway', () => {
     assert.equal(delivered.data.markShipmentDelivered.status, 'DELIVERED');
 
     // The timeline-only entries (StockCommitted from inventory, ShipmentCreated from shipment) may land in between.
-    const final = await waitForOrder(system, token, placed.id, 'DELIVERED with StockCommitted and ShipmentCreated on the timeline',
-      (o) => o.status === 'DELIVERED' && ['StockCommitted', 'ShipmentCreated'].every((t) => o.timeline.some((e: any) => e.eventType === t)));
+    const final = await waitForOrder(
+      system,
+      token,
+      placed.id,
+      'DELIVERED with StockCommitted and ShipmentCreated on the timeline',
+      (o) => o.status === 'DELIVERED' && ['StockCommitted', 'ShipmentCreated'].every((t) => o.timeline.some((e: any) => e.eventType === t)),
+    );
     assert.deepEqual(distinctStatuses(final.timeline), ['PENDING', 'AWAITING_PAYMENT', 'CONFIRMED', 'SHIPPED', 'DELIVERED'], JSON.stringify(final.timeline));
-    assert.deepEqual(statusChanges(final.timeline).map((e: any) => e.eventType),
-      [null, 'StockReserved', 'PaymentAuthorized', 'ShipmentDispatched', 'ShipmentDelivered']);
+    assert.deepEqual(
+      statusChanges(final.timeline).map((e: any) => e.eventType),
+      [null, 'StockReserved', 'PaymentAuthorized', 'ShipmentDispatched', 'ShipmentDelivered'],
+    );
     for (const entry of final.timeline.slice(1)) {
       assert.ok(entry.eventType && entry.eventId, `every entry after the placement names its event: ${JSON.stringify(entry)}`);
     }
     assert.equal(new Set(final.timeline.map((e: any) => e.eventId).filter(Boolean)).size, final.timeline.length - 1, 'no event on the timeline twice');
     const times = final.timeline.map((e: any) => Date.parse(e.at));
-    assert.deepEqual(times, [...times].sort((a, b) => a - b), 'timeline oldest first');
+    assert.deepEqual(
+      times,
+      [...times].sort((a, b) => a - b),
+      'timeline oldest first',
+    );
     assert.deepEqual(final.shipment, { status: 'DELIVERED', carrier: 'DHL', trackingNumber: 'JD014600006281' });
     assert.equal(final.payment.status, 'AUTHORIZED');
     assert.deepEqual(final.payment.amount, { amount: 3750, currency: 'EUR' });
@@ -104,7 +133,15 @@ describe('order saga lifecycle through the gateway', () => {
     const token = await stack.token('rejected-customer', ['customer']);
     const beforeA = await stockOf(system, 'REJ-1');
     const beforeB = await stockOf(system, 'REJ-2');
-    const placed = await placeOrder(system, token, [{ sku: 'REJ-2', quantity: 2 }, { sku: 'REJ-1', quantity: 6 }], 'tok_visa');
+    const placed = await placeOrder(
+      system,
+      token,
+      [
+        { sku: 'REJ-2', quantity: 2 },
+        { sku: 'REJ-1', quantity: 6 },
+      ],
+      'tok_visa',
+    );
     const rejected = await waitForStatus(system, token, placed.id, TERMINAL_OR_CONFIRMED);
     assert.equal(rejected.status, 'REJECTED', JSON.stringify(rejected.timeline));
     assert.deepEqual(distinctStatuses(rejected.timeline), ['PENDING', 'REJECTED']);
@@ -123,8 +160,11 @@ describe('order saga lifecycle through the gateway', () => {
       return events.length >= 2 ? events : undefined;
     }, 'OrderPlaced and OrderRejected on order.events.v1');
     await drainSystem(system);
-    assert.deepEqual((await readEvents(system.kafka, eventsTopic('order'), (e) => e.aggregateId === placed.id)).map((r) => r.event.type),
-      ['OrderPlaced', 'OrderRejected'], `no PaymentRequested for a rejected order; saw ${published.length}`);
+    assert.deepEqual(
+      (await readEvents(system.kafka, eventsTopic('order'), (e) => e.aggregateId === placed.id)).map((r) => r.event.type),
+      ['OrderPlaced', 'OrderRejected'],
+      `no PaymentRequested for a rejected order; saw ${published.length}`,
+    );
   });
 
   it('CANCELLED on a declined payment: the reservation is released and the payment is DECLINED', async () => {
@@ -139,8 +179,13 @@ describe('order saga lifecycle through the gateway', () => {
     const change = statusChanges(cancelled.timeline)[2];
     assert.equal(change.eventType, 'PaymentDeclined');
     assert.match(change.reason ?? '', /declined/i);
-    const settled = await waitForOrder(system, token, placed.id, 'payment DECLINED and StockReleased on the timeline',
-      (o) => o.payment?.status === 'DECLINED' && o.timeline.some((e: any) => e.eventType === 'StockReleased'));
+    const settled = await waitForOrder(
+      system,
+      token,
+      placed.id,
+      'payment DECLINED and StockReleased on the timeline',
+      (o) => o.payment?.status === 'DECLINED' && o.timeline.some((e: any) => e.eventType === 'StockReleased'),
+    );
     assert.deepEqual(settled.payment.amount, { amount: 1998, currency: 'EUR' });
     assert.equal(settled.shipment, null);
     assert.equal(settled.status, 'CANCELLED');
@@ -165,8 +210,13 @@ describe('order saga lifecycle through the gateway', () => {
     assert.equal(last.eventType, null, 'a command, not an event, cancelled it');
     assert.equal(last.reason, 'changed my mind');
 
-    const settled = await waitForOrder(system, token, placed.id, 'payment REFUNDED, shipment CANCELLED, PaymentRefunded on the timeline',
-      (o) => o.payment?.status === 'REFUNDED' && o.shipment?.status === 'CANCELLED' && o.timeline.some((e: any) => e.eventType === 'PaymentRefunded'));
+    const settled = await waitForOrder(
+      system,
+      token,
+      placed.id,
+      'payment REFUNDED, shipment CANCELLED, PaymentRefunded on the timeline',
+      (o) => o.payment?.status === 'REFUNDED' && o.shipment?.status === 'CANCELLED' && o.timeline.some((e: any) => e.eventType === 'PaymentRefunded'),
+    );
     assert.equal(settled.status, 'CANCELLED', 'the refund only adds to the timeline');
     assert.deepEqual(distinctStatuses(settled.timeline), ['PENDING', 'AWAITING_PAYMENT', 'CONFIRMED', 'CANCELLED']);
     assert.ok(settled.timeline.filter((e: any) => e.eventType === 'PaymentRefunded').every((e: any) => e.status === 'CANCELLED'));

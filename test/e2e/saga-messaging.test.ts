@@ -12,7 +12,18 @@ import { randomUUID } from 'node:crypto';
 import { DLQ_ERROR_HEADER, DLQ_ORIGINAL_PARTITION_HEADER, createEvent } from '@swiftcart/platform';
 import type { TestStack } from '../support/stack.ts';
 import {
-  type SagaSystem, consumerMetric, drainSystem, placeOrder, readEvents, readOrder, startSeededSaga, stockOf, waitFor, waitForOrder, waitForStatus, waitForStock,
+  type SagaSystem,
+  consumerMetric,
+  drainSystem,
+  placeOrder,
+  readEvents,
+  readOrder,
+  startSeededSaga,
+  stockOf,
+  waitFor,
+  waitForOrder,
+  waitForStatus,
+  waitForStock,
 } from '../support/saga.ts';
 
 describe('order saga messaging: duplicates and dead letters', () => {
@@ -37,8 +48,13 @@ describe('order saga messaging: duplicates and dead letters', () => {
     const token = await stack.token('dup-customer', ['customer']);
     const order = await placeOrder(system, token, [{ sku: 'DUP-1', quantity: 2 }], 'tok_visa');
     // Let the whole saga settle first, timeline-only entries included, so any later change is the duplicate's.
-    const settled = await waitForOrder(system, token, order.id, 'CONFIRMED with StockCommitted and ShipmentCreated',
-      (o) => o.status === 'CONFIRMED' && ['StockCommitted', 'ShipmentCreated'].every((t) => o.timeline.some((e: any) => e.eventType === t)));
+    const settled = await waitForOrder(
+      system,
+      token,
+      order.id,
+      'CONFIRMED with StockCommitted and ShipmentCreated',
+      (o) => o.status === 'CONFIRMED' && ['StockCommitted', 'ShipmentCreated'].every((t) => o.timeline.some((e: any) => e.eventType === t)),
+    );
     const stockBefore = await waitForStock(system, 'DUP-1', { onHand: 8, reserved: 0 });
 
     const [captured] = await waitFor(async () => {
@@ -51,8 +67,12 @@ describe('order saga messaging: duplicates and dead letters', () => {
     const duplicatesBefore = consumerMetric(stack, 'order', 'duplicates');
     const processedBefore = consumerMetric(stack, 'order', 'processed');
     await republish('inventory.events.v1', captured.message);
-    await waitFor(() => (consumerMetric(stack, 'order', 'duplicates') > duplicatesBefore ? true : undefined),
-      "the order service's consumer to count the duplicate", 15_000, () => stack.services.order!.consumers.map((c) => [c.consumer, c.metrics]));
+    await waitFor(
+      () => (consumerMetric(stack, 'order', 'duplicates') > duplicatesBefore ? true : undefined),
+      "the order service's consumer to count the duplicate",
+      15_000,
+      () => stack.services.order!.consumers.map((c) => [c.consumer, c.metrics]),
+    );
     assert.equal(consumerMetric(stack, 'order', 'duplicates'), duplicatesBefore + 1);
     assert.equal(consumerMetric(stack, 'order', 'processed'), processedBefore, 'the duplicate was not applied');
 
@@ -83,12 +103,20 @@ describe('order saga messaging: duplicates and dead letters', () => {
     }, 'the OrderPlaced of the order on order.events.v1');
     const inventoryDuplicates = consumerMetric(stack, 'inventory', 'duplicates');
     await republish('order.events.v1', placed.message);
-    await waitFor(() => (consumerMetric(stack, 'inventory', 'duplicates') > inventoryDuplicates ? true : undefined),
-      "inventory's consumer to count the duplicate", 15_000, () => stack.services.inventory!.consumers.map((c) => [c.consumer, c.metrics]));
+    await waitFor(
+      () => (consumerMetric(stack, 'inventory', 'duplicates') > inventoryDuplicates ? true : undefined),
+      "inventory's consumer to count the duplicate",
+      15_000,
+      () => stack.services.inventory!.consumers.map((c) => [c.consumer, c.metrics]),
+    );
     await drainSystem(system);
     assert.deepEqual(await stockOf(system, 'DUP-2'), { onHand: 10, reserved: 0, available: 10 }, 'nothing reserved by the duplicate');
     const answers = await readEvents(system.kafka, 'inventory.events.v1', (e) => (e.data as any)?.orderId === order.id);
-    assert.deepEqual(answers.map((a) => a.event.type), ['StockReservationFailed'], 'inventory answered once');
+    assert.deepEqual(
+      answers.map((a) => a.event.type),
+      ['StockReservationFailed'],
+      'inventory answered once',
+    );
     assert.equal((await readOrder(system, token, order.id)).status, 'REJECTED');
   });
 
@@ -100,13 +128,23 @@ describe('order saga messaging: duplicates and dead letters', () => {
     // A well-formed envelope whose data breaks the StockReserved contract (items needs at least one line).
     const orderId = randomUUID();
     const invalid = createEvent({
-      type: 'StockReserved', source: 'inventory', aggregateType: 'Order', aggregateId: orderId, correlationId: orderId, causationId: null,
+      type: 'StockReserved',
+      source: 'inventory',
+      aggregateType: 'Order',
+      aggregateId: orderId,
+      correlationId: orderId,
+      causationId: null,
       data: { orderId, items: [] },
     });
     // A StockReserved whose line has quantity 0.
     const orderId2 = randomUUID();
     const invalid2 = createEvent({
-      type: 'StockReserved', source: 'inventory', aggregateType: 'Order', aggregateId: orderId2, correlationId: orderId2, causationId: null,
+      type: 'StockReserved',
+      source: 'inventory',
+      aggregateType: 'Order',
+      aggregateId: orderId2,
+      correlationId: orderId2,
+      causationId: null,
       data: { orderId: orderId2, items: [{ sku: 'DLQ-1', quantity: 0 }] },
     });
     await system.kafka.publish('inventory.events.v1', [
@@ -116,11 +154,17 @@ describe('order saga messaging: duplicates and dead letters', () => {
     ]);
 
     const expected = [...garbage.map((g) => g.value), JSON.stringify(invalid), JSON.stringify(invalid2)];
-    const dead = await waitFor(async () => {
-      const messages = await system.kafka.readTopic('inventory.events.v1.dlq', { timeoutMs: 10_000 });
-      const ours = messages.filter((m) => expected.includes(m.value ?? ''));
-      return ours.length >= expected.length ? ours : undefined;
-    }, `${expected.length} dead letters on inventory.events.v1.dlq`, 20_000, undefined, 500);
+    const dead = await waitFor(
+      async () => {
+        const messages = await system.kafka.readTopic('inventory.events.v1.dlq', { timeoutMs: 10_000 });
+        const ours = messages.filter((m) => expected.includes(m.value ?? ''));
+        return ours.length >= expected.length ? ours : undefined;
+      },
+      `${expected.length} dead letters on inventory.events.v1.dlq`,
+      20_000,
+      undefined,
+      500,
+    );
     assert.equal(dead.length, expected.length, 'each one dead-lettered once');
     for (const message of dead) {
       const error = message.headers[DLQ_ERROR_HEADER];

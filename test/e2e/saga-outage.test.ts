@@ -9,8 +9,20 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  type ProcessStack, assertAppliedOnce, assertConserved, countBy, placeOrder, seedSaga, sleep, startProcessStack, statusesOf,
-  stockOf, waitFor, waitForAll, waitForConfirmedAt, waitForStock,
+  type ProcessStack,
+  assertAppliedOnce,
+  assertConserved,
+  countBy,
+  placeOrder,
+  seedSaga,
+  sleep,
+  startProcessStack,
+  statusesOf,
+  stockOf,
+  waitFor,
+  waitForAll,
+  waitForConfirmedAt,
+  waitForStock,
 } from '../support/saga.ts';
 import { TestKafkaBroker } from '../support/kafka-broker.ts';
 
@@ -54,10 +66,14 @@ describe('a Kafka outage under load', () => {
     });
     try {
       // Sagas are flowing before the broker dies: some orders are already through.
-      await waitFor(async () => {
-        const statuses = await statusesOf(system, admin, accepted.slice(0, 30));
-        return [...statuses.values()].filter((s) => s === 'CONFIRMED').length >= 10 ? true : undefined;
-      }, 'orders to be confirmed before the outage', 30_000);
+      await waitFor(
+        async () => {
+          const statuses = await statusesOf(system, admin, accepted.slice(0, 30));
+          return [...statuses.values()].filter((s) => s === 'CONFIRMED').length >= 10 ? true : undefined;
+        },
+        'orders to be confirmed before the outage',
+        30_000,
+      );
 
       await kafka.kill();
       const killedAt = Date.now();
@@ -74,7 +90,9 @@ describe('a Kafka outage under load', () => {
 
       const statuses = await waitForAll(system, admin, accepted, ['CONFIRMED', 'CANCELLED', 'REJECTED'], 120_000);
       const counts = countBy([...statuses.values()]);
-      t.diagnostic(`broker down ${downMs} ms; ${accepted.length} orders accepted (${placedDuring} while it was down): ${JSON.stringify(counts)}; ${failures.length} placements failed`);
+      t.diagnostic(
+        `broker down ${downMs} ms; ${accepted.length} orders accepted (${placedDuring} while it was down): ${JSON.stringify(counts)}; ${failures.length} placements failed`,
+      );
       assert.ok(placedDuring > 0, 'orders were placed while Kafka was down');
       assert.deepEqual(counts, { CONFIRMED: accepted.length }, 'every accepted order confirmed, none cancelled by the outage');
       assert.deepEqual(failures, [], 'placeOrder does not need Kafka');

@@ -7,8 +7,20 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestStack } from '../support/stack.ts';
 import {
-  type SagaSystem, type StockFigures, assertConserved, countBy, countRows, placeOrder, pool, seedSaga, sleep, startSagaStack,
-  stockOf, systemOf, waitForAll, waitForStock,
+  type SagaSystem,
+  type StockFigures,
+  assertConserved,
+  countBy,
+  countRows,
+  placeOrder,
+  pool,
+  seedSaga,
+  sleep,
+  startSagaStack,
+  stockOf,
+  systemOf,
+  waitForAll,
+  waitForStock,
 } from '../support/saga.ts';
 
 const SKU = 'HOT-1';
@@ -42,8 +54,8 @@ describe('order saga: no oversell', () => {
         const s = await stockOf(system, SKU).catch(() => null);
         if (s) {
           samples++;
-          if (s.available < 0 || s.reserved < 0 || s.onHand < 0 || s.reserved > s.onHand || s.available !== s.onHand - s.reserved ||
-              s.onHand > UNITS) violations.push(s);
+          if (s.available < 0 || s.reserved < 0 || s.onHand < 0 || s.reserved > s.onHand || s.available !== s.onHand - s.reserved || s.onHand > UNITS)
+            violations.push(s);
         }
         await sleep(25);
       }

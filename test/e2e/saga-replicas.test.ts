@@ -12,8 +12,19 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { SERVICE_NAMES } from '@swiftcart/platform';
 import {
-  type ProcessStack, assertAppliedOnce, assertConserved, countBy, countRows, placeOrder, seedSaga, sleep, startProcessStack,
-  stockOf, waitForAll, waitForConfirmedAt, waitForStock,
+  type ProcessStack,
+  assertAppliedOnce,
+  assertConserved,
+  countBy,
+  countRows,
+  placeOrder,
+  seedSaga,
+  sleep,
+  startProcessStack,
+  stockOf,
+  waitForAll,
+  waitForConfirmedAt,
+  waitForStock,
 } from '../support/saga.ts';
 
 const SKU = { sku: 'REPLICAS-1', onHand: 100_000, priceAmount: 1000 };
@@ -82,7 +93,9 @@ describe('two replicas of every service, one of each killed mid-load', () => {
       assert.equal(unique.length, accepted.length, 'a retried placement returned the order it had placed, not a second one');
       const statuses = await waitForAll(system, admin, accepted, ['CONFIRMED', 'CANCELLED', 'REJECTED'], 120_000);
       const counts = countBy([...statuses.values()]);
-      t.diagnostic(`${accepted.length} orders (${accepted.length - placedBeforeKill} after the kill): ${JSON.stringify(counts)}; ${failures.length} placements sent again`);
+      t.diagnostic(
+        `${accepted.length} orders (${accepted.length - placedBeforeKill} after the kill): ${JSON.stringify(counts)}; ${failures.length} placements sent again`,
+      );
       assert.deepEqual(counts, { CONFIRMED: accepted.length }, 'every order confirmed, none cancelled by the lost replicas');
       assert.equal(await countRows(system, 'order', 'orders'), accepted.length, 'no order the customers do not know of');
 
@@ -91,7 +104,9 @@ describe('two replicas of every service, one of each killed mid-load', () => {
       assert.deepEqual(await stockOf(system, SKU.sku), { onHand: SKU.onHand - accepted.length, reserved: 0, available: SKU.onHand - accepted.length });
       await assertAppliedOnce(system, { confirmed: accepted.length, linesPerOrder: 1 });
     } catch (error) {
-      const output = Object.values(system.replicas).flat().flatMap((c) => c.output.slice(-8));
+      const output = Object.values(system.replicas)
+        .flat()
+        .flatMap((c) => c.output.slice(-8));
       throw new Error(`${(error as Error).message}\n${output.join('\n')}`, { cause: error });
     } finally {
       placing = false;

@@ -30,12 +30,18 @@ describe('npm start supervises its children', () => {
 
   /** Resolves with the match once the terminal output matches `pattern`. */
   async function printed(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
-    return waitFor(() => {
-      const match = pattern.exec(output);
-      if (match) return match;
-      if (start.exitCode !== null || start.signalCode !== null) throw fatal(`npm start exited before printing ${pattern}:\n${output}`);
-      return undefined;
-    }, `npm start to print ${pattern}`, timeoutMs, () => `\n${output}`, 100);
+    return waitFor(
+      () => {
+        const match = pattern.exec(output);
+        if (match) return match;
+        if (start.exitCode !== null || start.signalCode !== null) throw fatal(`npm start exited before printing ${pattern}:\n${output}`);
+        return undefined;
+      },
+      `npm start to print ${pattern}`,
+      timeoutMs,
+      () => `\n${output}`,
+      100,
+    );
   }
 
   /** The first three seed products with their stock, through the gateway (product + inventory). */
@@ -66,15 +72,28 @@ describe('npm start supervises its children', () => {
     delete env.SUBGRAPH_SECRET;
     gatewayUrl = `http://127.0.0.1:${ports[5]}/graphql`;
     // Its own process group, so Ctrl-C reaches every process as from a terminal, and a failed test kills them all.
-    start = spawn(process.execPath, ['scripts/start.ts', '--no-storefront', '--no-zipkin', '--no-prometheus'], { cwd: REPO_ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    start.stdout!.setEncoding('utf8').on('data', (chunk: string) => { output += chunk; });
-    start.stderr!.setEncoding('utf8').on('data', (chunk: string) => { output += chunk; });
+    start = spawn(process.execPath, ['scripts/start.ts', '--no-storefront', '--no-zipkin', '--no-prometheus'], {
+      cwd: REPO_ROOT,
+      env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    start.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      output += chunk;
+    });
+    start.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      output += chunk;
+    });
     exited = new Promise((resolve) => start.once('exit', (code, signal) => resolve({ code, signal })));
   });
 
   after(async () => {
     if (start?.pid && start.exitCode === null && start.signalCode === null) {
-      try { process.kill(-start.pid, 'SIGKILL'); } catch { /* already gone */ }
+      try {
+        process.kill(-start.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
       await exited;
     }
     const config = loadConfig(env);
@@ -83,7 +102,9 @@ describe('npm start supervises its children', () => {
     rmSync(logDir, { recursive: true, force: true });
   });
 
-  test('a subgraph killed with SIGKILL is restarted, the terminal says so, and the federated query answers again; Ctrl-C exits 0', { timeout: 150_000 }, async () => {
+  test('a subgraph killed with SIGKILL is restarted, the terminal says so, and the federated query answers again; Ctrl-C exits 0', {
+    timeout: 150_000,
+  }, async () => {
     await printed(/SwiftCart is running\./, 90_000);
     const ready = await printed(/subgraphs ready: .*inventory :\d+ \(pid (\d+)\)/, 0);
     const inventoryPid = Number(ready[1]);
@@ -91,7 +112,9 @@ describe('npm start supervises its children', () => {
 
     // The gateway holds the run's credential and the subgraphs require it: a direct call is refused.
     const direct = await fetch(`http://127.0.0.1:${env.INVENTORY_PORT}/graphql`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ __typename }' }),
     });
     assert.equal(direct.status, GATEWAY_CREDENTIAL_STATUS);
     assert.equal((await direct.json()).errors[0].extensions.code, ErrorCode.GatewayCredentialRequired);

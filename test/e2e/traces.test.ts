@@ -32,12 +32,15 @@ describe('one trace per order', () => {
 
   before(async () => {
     zipkin = await TestZipkinServer.start();
-    system = await startProcessStack({
-      OTEL_TRACES_EXPORTER: 'zipkin',
-      OTEL_EXPORTER_ZIPKIN_ENDPOINT: zipkin.spansUrl,
-      OTEL_TRACES_SAMPLER: 'always_on',
-      OTEL_BSP_SCHEDULE_DELAY: '100',
-    }, { gatewayProcess: true });
+    system = await startProcessStack(
+      {
+        OTEL_TRACES_EXPORTER: 'zipkin',
+        OTEL_EXPORTER_ZIPKIN_ENDPOINT: zipkin.spansUrl,
+        OTEL_TRACES_SAMPLER: 'always_on',
+        OTEL_BSP_SCHEDULE_DELAY: '100',
+      },
+      { gatewayProcess: true },
+    );
     await seedSaga(system, [SKU]);
   });
   after(async () => {
@@ -46,7 +49,9 @@ describe('one trace per order', () => {
     await zipkin?.close();
   });
 
-  it('an order placed through the gateway is one trace: the gateway, all five services, every saga hop in order, and the live update', { timeout: 120_000 }, async () => {
+  it('an order placed through the gateway is one trace: the gateway, all five services, every saga hop in order, and the live update', {
+    timeout: 120_000,
+  }, async () => {
     const token = await system.token('traced', ['customer']);
     const placed = await system.graphql(PLACE, { token, variables: { input: orderInput([{ sku: SKU.sku, quantity: 1 }], 'tok_visa') } });
     assert.equal(placed.errors, undefined, JSON.stringify(placed.errors));
@@ -56,19 +61,24 @@ describe('one trace per order', () => {
     await follow.waitFor((r) => r.data?.orderUpdated.status === 'CONFIRMED', 'CONFIRMED');
 
     // Spans arrive from six processes, each exporting on its own schedule.
-    const spans = await waitFor(async () => {
-      const traces = await zipkin.tracesTagged('swiftcart.order_id', orderId);
-      if (traces.length !== 1) return undefined;
-      const trace = traces[0];
-      const last = HOPS.at(-1)!;
-      // A child can arrive before its parent (each process sends a span once it ends): complete
-      // means the last hop and the live update are there, and every parent too.
-      const ids = new Set(trace.map((s) => s.id));
-      const done = trace.some((s) => s.name === `${last.event.toLowerCase()} process` && serviceOf(s) === last.to)
-        && trace.some((s) => s.name === 'live deliver')
-        && trace.filter((s) => !s.parentId || !ids.has(s.parentId)).length === 1;
-      return done ? trace : undefined;
-    }, `the trace of order ${orderId} in Zipkin`, 30_000);
+    const spans = await waitFor(
+      async () => {
+        const traces = await zipkin.tracesTagged('swiftcart.order_id', orderId);
+        if (traces.length !== 1) return undefined;
+        const trace = traces[0];
+        const last = HOPS.at(-1)!;
+        // A child can arrive before its parent (each process sends a span once it ends): complete
+        // means the last hop and the live update are there, and every parent too.
+        const ids = new Set(trace.map((s) => s.id));
+        const done =
+          trace.some((s) => s.name === `${last.event.toLowerCase()} process` && serviceOf(s) === last.to) &&
+          trace.some((s) => s.name === 'live deliver') &&
+          trace.filter((s) => !s.parentId || !ids.has(s.parentId)).length === 1;
+        return done ? trace : undefined;
+      },
+      `the trace of order ${orderId} in Zipkin`,
+      30_000,
+    );
 
     const byId = new Map(spans.map((s) => [s.id, s]));
     const roots = spans.filter((s) => !s.parentId || !byId.has(s.parentId));
@@ -79,8 +89,14 @@ describe('one trace per order', () => {
 
     const placeSpan = spans.find((s) => s.tags?.['swiftcart.order_id'] === orderId && serviceOf(s) === 'order' && s.kind === undefined);
     assert.ok(placeSpan, 'the order service tagged the span that placed the order');
-    assert.ok(spans.some((s) => serviceOf(s) === 'order' && s.name.startsWith('pg.query')), 'PostgreSQL queries are in the trace');
-    assert.ok(spans.some((s) => s.name === 'evalsha' || s.name === 'eval'), 'Redis commands are in the trace');
+    assert.ok(
+      spans.some((s) => serviceOf(s) === 'order' && s.name.startsWith('pg.query')),
+      'PostgreSQL queries are in the trace',
+    );
+    assert.ok(
+      spans.some((s) => s.name === 'evalsha' || s.name === 'eval'),
+      'Redis commands are in the trace',
+    );
 
     /** The one span named `name` of `service`. */
     const one = (service: string, name: string, kind: ZipkinSpan['kind']) => {

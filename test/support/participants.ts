@@ -3,10 +3,7 @@
  * service would, and tap a service's own events topic.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  createEvent, eventsTopic,
-  type AnyEventEnvelope, type EventEnvelope, type RunningService, type Subscription,
-} from '@swiftcart/platform';
+import { createEvent, eventsTopic, type AnyEventEnvelope, type EventEnvelope, type RunningService, type Subscription } from '@swiftcart/platform';
 import { waitFor } from './wait.ts';
 
 export { waitFor };
@@ -15,9 +12,15 @@ export const ORDER_TOPIC = eventsTopic('order');
 
 /** Publishes an order event (source `order`, keyed by the order id) straight onto `order.events.v1`. */
 export async function publishOrderEvent<T extends string, D extends { orderId: string }>(
-  service: RunningService, type: T, data: D, envelope: Partial<AnyEventEnvelope> = {},
+  service: RunningService,
+  type: T,
+  data: D,
+  envelope: Partial<AnyEventEnvelope> = {},
 ): Promise<EventEnvelope<T, D>> {
-  const event = { ...createEvent({ type, source: 'order', aggregateType: 'Order', aggregateId: data.orderId, causationId: null, data }), ...envelope } as EventEnvelope<T, D>;
+  const event = {
+    ...createEvent({ type, source: 'order', aggregateType: 'Order', aggregateId: data.orderId, causationId: null, data }),
+    ...envelope,
+  } as EventEnvelope<T, D>;
   await publishEnvelope(service, event);
   return event;
 }
@@ -35,9 +38,14 @@ export class EventTap implements AsyncDisposable {
   static async start(service: RunningService): Promise<EventTap> {
     const tap = new EventTap();
     const group = `test-tap-${randomBytes(4).toString('hex')}`;
-    tap.#subscription = await service.runtime.kafka.consume(group, [eventsTopic(service.runtime.name)], async (message) => {
-      if (message.value) tap.events.push(JSON.parse(message.value) as AnyEventEnvelope);
-    }, { fromBeginning: true, maxWaitTimeInMs: 100 });
+    tap.#subscription = await service.runtime.kafka.consume(
+      group,
+      [eventsTopic(service.runtime.name)],
+      async (message) => {
+        if (message.value) tap.events.push(JSON.parse(message.value) as AnyEventEnvelope);
+      },
+      { fromBeginning: true, maxWaitTimeInMs: 100 },
+    );
     return tap;
   }
 
@@ -62,8 +70,7 @@ export class EventTap implements AsyncDisposable {
 
 /** Rows in a service's outbox about `orderId`, by type: what it has committed to publish. */
 export async function outboxTypes(service: RunningService, orderId: string): Promise<string[]> {
-  const rows = await service.runtime.db.fork().execute<{ type: string }[]>(
-    'select type from outbox where aggregateid = ? order by sequence', [orderId]);
+  const rows = await service.runtime.db.fork().execute<{ type: string }[]>('select type from outbox where aggregateid = ? order by sequence', [orderId]);
   return rows.map((r) => r.type);
 }
 

@@ -27,7 +27,10 @@ const STOP_TIMEOUT_MS = 10_000;
 function binDir(): string {
   if (process.env.PG_BIN) return process.env.PG_BIN;
   try {
-    const versions = fs.readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+    const versions = fs
+      .readdirSync('/usr/lib/postgresql')
+      .filter((v) => /^\d+$/.test(v))
+      .sort((a, b) => Number(b) - Number(a));
     for (const version of versions) {
       const dir = path.join('/usr/lib/postgresql', version, 'bin');
       if (fs.existsSync(path.join(dir, 'postgres'))) return dir;
@@ -70,7 +73,8 @@ export class TestPostgresServer implements AsyncDisposable {
     try {
       if (server.#user.uid !== undefined) fs.chownSync(home, server.#user.uid, server.#user.gid!);
       execFileSync(path.join(server.#bin, 'initdb'), ['-D', server.#data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync'], {
-        stdio: ['ignore', 'ignore', 'pipe'], ...server.#user,
+        stdio: ['ignore', 'ignore', 'pipe'],
+        ...server.#user,
       });
       await server.startProcess();
     } catch (error) {
@@ -107,17 +111,38 @@ export class TestPostgresServer implements AsyncDisposable {
   async startProcess(): Promise<void> {
     if (this.#child) return;
     const logFd = fs.openSync(this.logFile, 'a');
-    const child = spawn(path.join(this.#bin, 'postgres'), [
-      '-D', this.#data, '-p', String(this.port), '-k', this.#home,
-      '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=400',
-      // A scratch cluster for crash tests of the platform, not of the disk: the OS keeps what was written.
-      '-c', 'fsync=off', '-c', 'full_page_writes=off',
-    ], { stdio: ['ignore', logFd, logFd], ...this.#user });
+    const child = spawn(
+      path.join(this.#bin, 'postgres'),
+      [
+        '-D',
+        this.#data,
+        '-p',
+        String(this.port),
+        '-k',
+        this.#home,
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'max_connections=400',
+        // A scratch cluster for crash tests of the platform, not of the disk: the OS keeps what was written.
+        '-c',
+        'fsync=off',
+        '-c',
+        'full_page_writes=off',
+      ],
+      { stdio: ['ignore', logFd, logFd], ...this.#user },
+    );
     fs.closeSync(logFd);
     this.#child = child;
     process.once('exit', this.#killOnExit);
     try {
-      await untilAnswering(child, `postgres on port ${this.port}`, () => this.#answers(), READY_TIMEOUT_MS, () => this.logTail());
+      await untilAnswering(
+        child,
+        `postgres on port ${this.port}`,
+        () => this.#answers(),
+        READY_TIMEOUT_MS,
+        () => this.logTail(),
+      );
     } catch (error) {
       await this.stop('SIGKILL');
       throw error;

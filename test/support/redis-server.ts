@@ -25,7 +25,10 @@ const STOP_TIMEOUT_MS = 5_000;
 async function answersPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
-    const done = (ok: boolean) => { socket.destroy(); resolve(ok); };
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
     socket.setTimeout(500, () => done(false));
     socket.once('error', () => done(false));
     socket.once('connect', () => socket.write('PING\r\n'));
@@ -51,7 +54,7 @@ export class TestRedisServer implements AsyncDisposable {
 
   /** Starts a server on `port` (default: a free one) and resolves once it answers PING. */
   static async start(options: { readonly port?: number } = {}): Promise<TestRedisServer> {
-    const server = new TestRedisServer(options.port ?? await freePort());
+    const server = new TestRedisServer(options.port ?? (await freePort()));
     await server.start();
     return server;
   }
@@ -69,16 +72,25 @@ export class TestRedisServer implements AsyncDisposable {
   /** Starts the process again after {@link TestRedisServer.stop}; a no-op while it runs. */
   async start(): Promise<void> {
     if (this.#child) return;
-    const child = spawn('redis-server', [
-      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--dir', os.tmpdir(), '--loglevel', 'warning',
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', os.tmpdir(), '--loglevel', 'warning'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
-    child.stderr!.on('data', (chunk) => { stderr += chunk; });
+    child.stderr!.on('data', (chunk) => {
+      stderr += chunk;
+    });
     this.#child = child;
     process.once('exit', this.#killOnExit);
     try {
-      await untilAnswering(child, `redis-server on port ${this.port}`, () => answersPing(this.port), READY_TIMEOUT_MS, () => stderr.trim());
+      await untilAnswering(
+        child,
+        `redis-server on port ${this.port}`,
+        () => answersPing(this.port),
+        READY_TIMEOUT_MS,
+        () => stderr.trim(),
+      );
     } catch (error) {
       await this.stop();
       throw error;

@@ -11,15 +11,34 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import {
-  type AnyEventEnvelope, type Config, type EntityManager, type IncomingMessage, type KafkaClient, type OpenRuntime,
-  type Role, type ServiceName, type ServiceRole, REPO_ROOT, SERVICE_NAMES, openRuntime, signToken,
+  type AnyEventEnvelope,
+  type Config,
+  type EntityManager,
+  type IncomingMessage,
+  type KafkaClient,
+  type OpenRuntime,
+  type Role,
+  type ServiceName,
+  type ServiceRole,
+  REPO_ROOT,
+  SERVICE_NAMES,
+  openRuntime,
+  signToken,
 } from '@swiftcart/platform';
 import { dropDatabases, ensureDatabases, freePort } from '../../scripts/infra.ts';
 
 import { seedProducts, type SeedProduct } from '../../subgraphs/product/src/catalogue.ts';
 import { seedStock } from '../../subgraphs/inventory/src/stock.ts';
 import {
-  type GraphQLResult, type TestStack, TEST_RATE_LIMITS, childServiceEnv, clearRedisPrefix, isolatedConfig, loadServiceModule, postGraphQL, startStack,
+  type GraphQLResult,
+  type TestStack,
+  TEST_RATE_LIMITS,
+  childServiceEnv,
+  clearRedisPrefix,
+  isolatedConfig,
+  loadServiceModule,
+  postGraphQL,
+  startStack,
 } from './stack.ts';
 import { type DrainOptions, drain, drainScopeOfSystem } from './drain.ts';
 import { waitFor } from './wait.ts';
@@ -83,7 +102,9 @@ export function systemOf(stack: TestStack): SagaSystem {
       if (!running) throw new Error(`the stack does not run ${service}`);
       return running.runtime.db.fork();
     },
-    get kafka() { return (stack.services.order ?? Object.values(stack.services)[0])!.runtime.kafka; },
+    get kafka() {
+      return (stack.services.order ?? Object.values(stack.services)[0])!.runtime.kafka;
+    },
   };
 }
 
@@ -123,11 +144,22 @@ export interface SeedSku {
  */
 export async function seedSaga(system: SagaSystem, skus: readonly SeedSku[], timeoutMs = 20_000): Promise<void> {
   const products: SeedProduct[] = skus.map((s) => ({
-    sku: s.sku, name: `Saga ${s.sku}`, description: `saga test product ${s.sku}`, priceAmount: s.priceAmount ?? 1000, currency: 'EUR',
+    sku: s.sku,
+    name: `Saga ${s.sku}`,
+    description: `saga test product ${s.sku}`,
+    priceAmount: s.priceAmount ?? 1000,
+    currency: 'EUR',
   }));
   await seedProducts(system.em('product'), products);
-  await seedStock(system.em('inventory'), skus.map((s) => ({ sku: s.sku, onHand: s.onHand })));
-  await waitForReplica(system, skus.map((s) => s.sku), timeoutMs);
+  await seedStock(
+    system.em('inventory'),
+    skus.map((s) => ({ sku: s.sku, onHand: s.onHand })),
+  );
+  await waitForReplica(
+    system,
+    skus.map((s) => s.sku),
+    timeoutMs,
+  );
 }
 
 /** A started saga stack with its skus seeded, and what its tests use of it. */
@@ -158,11 +190,17 @@ export async function startSeededSaga(skus: readonly SeedSku[], env: NodeJS.Proc
 /** Waits until the order service's `catalogue_price` replica holds every one of `skus`. */
 export async function waitForReplica(system: SagaSystem, skus: readonly string[], timeoutMs = 20_000): Promise<void> {
   let seen: string[] = [];
-  await waitFor(async () => {
-    const rows = await system.em('order').execute<{ sku: string }[]>('select sku from catalogue_price where sku in (?)', [[...skus]]);
-    seen = rows.map((r) => r.sku);
-    return seen.length === new Set(skus).size ? true : undefined;
-  }, `the order service's price replica to hold ${skus.join(', ')}`, timeoutMs, () => ({ replicated: seen }), 100);
+  await waitFor(
+    async () => {
+      const rows = await system.em('order').execute<{ sku: string }[]>('select sku from catalogue_price where sku in (?)', [[...skus]]);
+      seen = rows.map((r) => r.sku);
+      return seen.length === new Set(skus).size ? true : undefined;
+    },
+    `the order service's price replica to hold ${skus.join(', ')}`,
+    timeoutMs,
+    () => ({ replicated: seen }),
+    100,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,7 +208,10 @@ export async function waitForReplica(system: SagaSystem, skus: readonly string[]
 
 export type PaymentMethod = 'tok_visa' | 'tok_decline' | 'tok_timeout' | (string & {});
 
-export interface ItemInput { readonly sku: string; readonly quantity: number }
+export interface ItemInput {
+  readonly sku: string;
+  readonly quantity: number;
+}
 
 export const SHIPPING_ADDRESS = Object.freeze({ name: 'Ada Lovelace', line1: 'Hauptstraße 1', city: 'Berlin', postalCode: '10115', country: 'DE' });
 
@@ -196,7 +237,13 @@ export function orderInput(items: readonly ItemInput[], method: PaymentMethod, i
 }
 
 /** Sends `placeOrder` and returns the raw result (for error cases). */
-export function tryPlaceOrder(system: SagaSystem, token: string | null, items: readonly ItemInput[], method: PaymentMethod, idempotencyKey?: string): Promise<GraphQLResult> {
+export function tryPlaceOrder(
+  system: SagaSystem,
+  token: string | null,
+  items: readonly ItemInput[],
+  method: PaymentMethod,
+  idempotencyKey?: string,
+): Promise<GraphQLResult> {
   return system.graphql(PLACE_ORDER, { token, variables: { input: orderInput(items, method, idempotencyKey) } });
 }
 
@@ -218,20 +265,37 @@ export async function readOrder(system: SagaSystem, token: string, orderId: stri
 /** Polls `order(id) { status }` until it is one of `statuses`; returns the full order. */
 export async function waitForStatus(system: SagaSystem, token: string, orderId: string, statuses: readonly string[], timeoutMs = 15_000): Promise<any> {
   let last: any;
-  await waitFor(async () => {
-    last = await readOrder(system, token, orderId, `query Order($id: ID!) { order(id: $id) { status } }`);
-    return statuses.includes(last?.status) ? true : undefined;
-  }, `order ${orderId} to reach ${statuses.join('|')}`, timeoutMs, async () => readOrder(system, token, orderId).catch((e) => String(e)));
+  await waitFor(
+    async () => {
+      last = await readOrder(system, token, orderId, `query Order($id: ID!) { order(id: $id) { status } }`);
+      return statuses.includes(last?.status) ? true : undefined;
+    },
+    `order ${orderId} to reach ${statuses.join('|')}`,
+    timeoutMs,
+    async () => readOrder(system, token, orderId).catch((e) => String(e)),
+  );
   return readOrder(system, token, orderId);
 }
 
 /** Polls the full order until `check` holds; returns it. */
-export async function waitForOrder(system: SagaSystem, token: string, orderId: string, what: string, check: (order: any) => boolean, timeoutMs = 15_000): Promise<any> {
+export async function waitForOrder(
+  system: SagaSystem,
+  token: string,
+  orderId: string,
+  what: string,
+  check: (order: any) => boolean,
+  timeoutMs = 15_000,
+): Promise<any> {
   let last: any;
-  return waitFor(async () => {
-    last = await readOrder(system, token, orderId);
-    return last && check(last) ? last : undefined;
-  }, `order ${orderId}: ${what}`, timeoutMs, () => last);
+  return waitFor(
+    async () => {
+      last = await readOrder(system, token, orderId);
+      return last && check(last) ? last : undefined;
+    },
+    `order ${orderId}: ${what}`,
+    timeoutMs,
+    () => last,
+  );
 }
 
 /** Statuses at which an order's saga has settled for these tests (CONFIRMED waits only for an admin). */
@@ -259,18 +323,37 @@ export async function statusesOf(system: SagaSystem, adminToken: string, ids: re
  * For tests whose customers keep placing: waits until `accepted` (which they append to) holds
  * `count` orders from index `from` on, then until those orders are all CONFIRMED.
  */
-export async function waitForConfirmedAt(system: SagaSystem, adminToken: string, accepted: readonly string[], from: number, count: number, timeoutMs: number): Promise<void> {
+export async function waitForConfirmedAt(
+  system: SagaSystem,
+  adminToken: string,
+  accepted: readonly string[],
+  from: number,
+  count: number,
+  timeoutMs: number,
+): Promise<void> {
   await waitFor(() => (accepted.length >= from + count ? true : undefined), `${count} orders accepted after the first ${from}`, timeoutMs);
   await waitForAll(system, adminToken, accepted.slice(from, from + count), ['CONFIRMED'], timeoutMs);
 }
 
 /** Waits until every order is in one of `statuses`; returns their statuses. */
-export async function waitForAll(system: SagaSystem, adminToken: string, ids: readonly string[], statuses: readonly string[] = SETTLED, timeoutMs = 30_000): Promise<Map<string, string>> {
+export async function waitForAll(
+  system: SagaSystem,
+  adminToken: string,
+  ids: readonly string[],
+  statuses: readonly string[] = SETTLED,
+  timeoutMs = 30_000,
+): Promise<Map<string, string>> {
   let last = new Map<string, string>();
-  return waitFor(async () => {
-    last = await statusesOf(system, adminToken, ids);
-    return ids.every((id) => statuses.includes(last.get(id) as string)) ? last : undefined;
-  }, `${ids.length} orders to reach ${statuses.join('|')}`, timeoutMs, () => countBy([...ids].map((id) => last.get(id) ?? '(unreadable)')), 250);
+  return waitFor(
+    async () => {
+      last = await statusesOf(system, adminToken, ids);
+      return ids.every((id) => statuses.includes(last.get(id) as string)) ? last : undefined;
+    },
+    `${ids.length} orders to reach ${statuses.join('|')}`,
+    timeoutMs,
+    () => countBy([...ids].map((id) => last.get(id) ?? '(unreadable)')),
+    250,
+  );
 }
 
 /** How often each value occurs. */
@@ -295,7 +378,11 @@ export function statusChanges(timeline: readonly any[]): any[] {
 // ---------------------------------------------------------------------------------------------
 // Stock
 
-export interface StockFigures { readonly onHand: number; readonly reserved: number; readonly available: number }
+export interface StockFigures {
+  readonly onHand: number;
+  readonly reserved: number;
+  readonly available: number;
+}
 
 /** The stock of `sku` through the gateway. */
 export async function stockOf(system: SagaSystem, sku: string): Promise<StockFigures> {
@@ -307,10 +394,15 @@ export async function stockOf(system: SagaSystem, sku: string): Promise<StockFig
 /** Waits until the stock of `sku` equals `expected` (figures settle asynchronously after a status change). */
 export async function waitForStock(system: SagaSystem, sku: string, expected: Partial<StockFigures>, timeoutMs = 15_000): Promise<StockFigures> {
   let last: StockFigures | undefined;
-  return waitFor(async () => {
-    last = await stockOf(system, sku);
-    return Object.entries(expected).every(([k, v]) => last![k as keyof StockFigures] === v) ? last : undefined;
-  }, `stock of ${sku} to be ${JSON.stringify(expected)}`, timeoutMs, () => last);
+  return waitFor(
+    async () => {
+      last = await stockOf(system, sku);
+      return Object.entries(expected).every(([k, v]) => last![k as keyof StockFigures] === v) ? last : undefined;
+    },
+    `stock of ${sku} to be ${JSON.stringify(expected)}`,
+    timeoutMs,
+    () => last,
+  );
 }
 
 /**
@@ -321,8 +413,11 @@ export function assertConserved(sku: string, initialOnHand: number, stock: Stock
   assert.ok(stock.onHand >= 0 && stock.reserved >= 0 && stock.available >= 0, `${sku}: negative figure ${JSON.stringify(stock)}`);
   assert.ok(stock.reserved <= stock.onHand, `${sku}: more reserved than on hand ${JSON.stringify(stock)}`);
   assert.equal(stock.available + stock.reserved, stock.onHand, `${sku}: available + reserved must be onHand ${JSON.stringify(stock)}`);
-  assert.equal(stock.available + stock.reserved + soldUnits, initialOnHand,
-    `${sku}: conservation broken: available ${stock.available} + reserved ${stock.reserved} + sold ${soldUnits} != initial onHand ${initialOnHand}`);
+  assert.equal(
+    stock.available + stock.reserved + soldUnits,
+    initialOnHand,
+    `${sku}: conservation broken: available ${stock.available} + reserved ${stock.reserved} + sold ${soldUnits} != initial onHand ${initialOnHand}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -340,11 +435,17 @@ export async function assertAppliedOnce(system: SagaSystem, expected: { readonly
   assert.equal(await countRows(system, 'inventory', 'reservation', `status = 'COMMITTED'`), linesPerOrder * confirmed);
   assert.equal(await countRows(system, 'inventory', 'reservation', `status = 'RESERVED'`), 0);
   assert.equal(await countRows(system, 'inventory', 'reservation', `status = 'RELEASED'`), 0);
-  const twice = await system.em('order').execute<{ event_id: string; n: number }[]>(
-    'select event_id, count(*)::int as n from order_transition where event_id is not null group by event_id having count(*) > 1');
+  const twice = await system
+    .em('order')
+    .execute<{ event_id: string; n: number }[]>(
+      'select event_id, count(*)::int as n from order_transition where event_id is not null group by event_id having count(*) > 1',
+    );
   assert.deepEqual(twice, [], 'a participant event applied twice');
-  const steps = await system.em('order').execute<{ order_id: string; n: number }[]>(
-    `select order_id, count(*)::int as n from order_transition where event_type in ('StockReserved', 'StockReservationFailed', 'PaymentAuthorized') group by order_id, event_type having count(*) > 1`);
+  const steps = await system
+    .em('order')
+    .execute<{ order_id: string; n: number }[]>(
+      `select order_id, count(*)::int as n from order_transition where event_type in ('StockReserved', 'StockReservationFailed', 'PaymentAuthorized') group by order_id, event_type having count(*) > 1`,
+    );
   assert.deepEqual(steps, [], 'a saga step taken twice for one order');
   assert.equal(await countRows(system, 'payment', 'payment', `status = 'AUTHORIZED'`), confirmed);
   assert.equal(await countRows(system, 'payment', 'payment'), confirmed, 'no payment for a rejected order');
@@ -377,7 +478,11 @@ export async function quiesce(system: SagaSystem, timeoutMs = 30_000): Promise<R
 }
 
 /** The events on a topic (name without prefix), parsed, with their Kafka message. */
-export async function readEvents(kafka: KafkaClient, topic: string, filter: (event: AnyEventEnvelope) => boolean = () => true): Promise<{ event: AnyEventEnvelope; message: IncomingMessage }[]> {
+export async function readEvents(
+  kafka: KafkaClient,
+  topic: string,
+  filter: (event: AnyEventEnvelope) => boolean = () => true,
+): Promise<{ event: AnyEventEnvelope; message: IncomingMessage }[]> {
   const messages = await kafka.readTopic(topic, { timeoutMs: 15_000 });
   const out: { event: AnyEventEnvelope; message: IncomingMessage }[] = [];
   for (const message of messages) {
@@ -459,13 +564,22 @@ function spawnService(name: ServiceName | 'gateway', port: number, env: NodeJS.P
 // Generous: `npm test` runs two files at a time, and two stacks of ten processes starting on two
 // cores have taken more than 30 s (a clean-clone run).
 async function waitHealthy(service: ChildService, timeoutMs = 90_000): Promise<void> {
-  await waitFor(async () => {
-    if (service.process.exitCode !== null || service.process.signalCode !== null) {
-      throw Object.assign(new Error(`${service.name} exited (${service.process.exitCode ?? service.process.signalCode}): ${service.output.slice(-20).join('\n')}`), { fatal: true });
-    }
-    const response = await fetch(`http://127.0.0.1:${service.port}/readyz`);
-    return response.ok ? true : undefined;
-  }, `${service.name} on port ${service.port} to be ready`, timeoutMs, () => service.output.slice(-10), 100);
+  await waitFor(
+    async () => {
+      if (service.process.exitCode !== null || service.process.signalCode !== null) {
+        throw Object.assign(
+          new Error(`${service.name} exited (${service.process.exitCode ?? service.process.signalCode}): ${service.output.slice(-20).join('\n')}`),
+          { fatal: true },
+        );
+      }
+      const response = await fetch(`http://127.0.0.1:${service.port}/readyz`);
+      return response.ok ? true : undefined;
+    },
+    `${service.name} on port ${service.port} to be ready`,
+    timeoutMs,
+    () => service.output.slice(-10),
+    100,
+  );
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -506,24 +620,29 @@ export async function startProcessStack(
   let gatewayEnv: NodeJS.ProcessEnv = childEnv;
   const envOf = (child: ChildService) => (child.name === 'gateway' ? gatewayEnv : childEnv);
   let closing: Promise<void> | undefined;
-  const close = () => (closing ??= (async () => {
-    await gateway?.close().catch(() => undefined);
-    // The children's state goes with their databases and prefixed topics: no graceful shutdown needed.
-    await Promise.all(everyChild().map(async (child) => {
-      if (child.process.exitCode === null && child.process.signalCode === null) {
-        child.process.kill('SIGKILL');
-        await exited(child.process);
-      }
-    }));
-    await Promise.allSettled(Object.values(runtimes).map((r) => r!.close()));
-    await dropDatabases(config, SERVICE_NAMES).catch(() => undefined);
-    await clearRedisPrefix(config).catch(() => undefined);
-  })());
+  const close = () =>
+    (closing ??= (async () => {
+      await gateway?.close().catch(() => undefined);
+      // The children's state goes with their databases and prefixed topics: no graceful shutdown needed.
+      await Promise.all(
+        everyChild().map(async (child) => {
+          if (child.process.exitCode === null && child.process.signalCode === null) {
+            child.process.kill('SIGKILL');
+            await exited(child.process);
+          }
+        }),
+      );
+      await Promise.allSettled(Object.values(runtimes).map((r) => r!.close()));
+      await dropDatabases(config, SERVICE_NAMES).catch(() => undefined);
+      await clearRedisPrefix(config).catch(() => undefined);
+    })());
   try {
     // Migrate every database (and create the topics) here, before any child starts.
-    await Promise.all(SERVICE_NAMES.map(async (name) => {
-      runtimes[name] = await openRuntime(await loadServiceModule(name), { config });
-    }));
+    await Promise.all(
+      SERVICE_NAMES.map(async (name) => {
+        runtimes[name] = await openRuntime(await loadServiceModule(name), { config });
+      }),
+    );
     const child = async (name: ServiceName, label: string, role: ServiceRole): Promise<ChildService> => {
       const port = await freePort();
       const output: string[] = [];
@@ -549,7 +668,15 @@ export async function startProcessStack(
       };
       const port = await freePort();
       const output: string[] = [];
-      gatewayChild = { name: 'gateway', label: 'gateway', role: 'all', port, url: `http://127.0.0.1:${port}/graphql`, process: spawnService('gateway', port, gatewayEnv, output, 'gateway', 'all'), output };
+      gatewayChild = {
+        name: 'gateway',
+        label: 'gateway',
+        role: 'all',
+        port,
+        url: `http://127.0.0.1:${port}/graphql`,
+        process: spawnService('gateway', port, gatewayEnv, output, 'gateway', 'all'),
+        output,
+      };
       await waitHealthy(gatewayChild);
       gateway = { url: gatewayChild.url, close: async () => undefined };
     } else {
@@ -582,7 +709,9 @@ export async function startProcessStack(
     graphql: (query, options = {}) => postGraphQL(gatewayUrl, query, options.variables, options.token),
     token: (sub, roles) => signToken(config.jwtSecret, { sub, roles }),
     em: (service) => runtimes[service]!.runtime.db.fork(),
-    get kafka() { return runtimes.order!.runtime.kafka; },
+    get kafka() {
+      return runtimes.order!.runtime.kafka;
+    },
     kill: (name, signal = 'SIGKILL', replica = 0) => killChild(replicas[name][replica], signal),
     restart: (name, replica = 0) => restartChild(replicas[name][replica]),
     killChild,
@@ -601,7 +730,14 @@ export const DISPATCH_SHIPMENT = `mutation Dispatch($orderId: ID!, $carrier: Str
 export const MARK_DELIVERED = `mutation Deliver($orderId: ID!) { markShipmentDelivered(orderId: $orderId) { id status carrier trackingNumber deliveredAt } }`;
 
 /** Waits until the confirmed order has its shipment (PENDING), then dispatches it as an admin; returns the shipment. */
-export async function dispatchWhenReady(system: SagaSystem, adminToken: string, customerToken: string, orderId: string, carrier = 'DHL', trackingNumber = `JD${orderId.slice(0, 8).toUpperCase()}`): Promise<any> {
+export async function dispatchWhenReady(
+  system: SagaSystem,
+  adminToken: string,
+  customerToken: string,
+  orderId: string,
+  carrier = 'DHL',
+  trackingNumber = `JD${orderId.slice(0, 8).toUpperCase()}`,
+): Promise<any> {
   await waitForOrder(system, customerToken, orderId, 'shipment created', (o) => o.shipment?.status === 'PENDING');
   const result = await system.graphql(DISPATCH_SHIPMENT, { token: adminToken, variables: { orderId, carrier, trackingNumber } });
   assert.equal(result.errors, undefined, `dispatchShipment failed: ${JSON.stringify(result.errors)}`);

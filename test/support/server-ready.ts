@@ -9,7 +9,13 @@ import { fatal, waitFor } from './wait.ts';
  * Resolves once `answers()` says yes; rejects when `child` fails to spawn or exits before that
  * (with `detail()`, its log, in the message), or after `timeoutMs`.
  */
-export async function untilAnswering(child: ChildProcess, what: string, answers: () => Promise<boolean>, timeoutMs: number, detail: () => string = () => ''): Promise<void> {
+export async function untilAnswering(
+  child: ChildProcess,
+  what: string,
+  answers: () => Promise<boolean>,
+  timeoutMs: number,
+  detail: () => string = () => '',
+): Promise<void> {
   const exited = new Promise<never>((_, reject) => {
     child.once('error', (error) => reject(fatal(`${what} could not start: ${error.message}`)));
     child.once('exit', (code, signal) => reject(fatal(`${what} exited (${code ?? signal}) before it was ready: ${detail()}`)));

@@ -6,8 +6,15 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import {
-  type Config, type Logger, type Role, type RunningService, type ServiceName,
-  gatewayCredentialHeaders, loadConfig, signToken, startService,
+  type Config,
+  type Logger,
+  type Role,
+  type RunningService,
+  type ServiceName,
+  gatewayCredentialHeaders,
+  loadConfig,
+  signToken,
+  startService,
 } from '@swiftcart/platform';
 import type { RunningGateway } from '../../gateway/src/gateway.ts';
 import { dropDatabases, ensureDatabases } from '../../scripts/infra.ts';
@@ -119,7 +126,11 @@ export async function clearRedisPrefix(config: Config): Promise<void> {
 
 /** Sends one GraphQL request over HTTP; `extraHeaders` go with it (the gateway's credential, for a subgraph). */
 export async function postGraphQL<T = any>(
-  url: string, query: string, variables?: Record<string, unknown>, token?: string | null, extraHeaders: Readonly<Record<string, string>> = {},
+  url: string,
+  query: string,
+  variables?: Record<string, unknown>,
+  token?: string | null,
+  extraHeaders: Readonly<Record<string, string>> = {},
 ): Promise<GraphQLResult<T>> {
   const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders };
   if (token) headers.authorization = `Bearer ${token}`;
@@ -150,9 +161,11 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     await clearRedisPrefix(config);
   };
   try {
-    await Promise.all(names.map(async (name) => {
-      services[name] = await startService(await loadServiceModule(name), { config, port: 0, countQueries: options.countQueries, log: options.log?.(name) });
-    }));
+    await Promise.all(
+      names.map(async (name) => {
+        services[name] = await startService(await loadServiceModule(name), { config, port: 0, countQueries: options.countQueries, log: options.log?.(name) });
+      }),
+    );
     if (options.gateway) {
       const { startGateway } = await import('../../gateway/src/gateway.ts');
       const subgraphUrls = Object.fromEntries(Object.entries(services).map(([name, s]) => [name, s.url]));

@@ -31,11 +31,23 @@ export class SubscriptionProbe<T = any> {
   readonly #unsubscribe: () => void;
 
   constructor(client: Client, query: string, variables?: Record<string, unknown>) {
-    this.#unsubscribe = client.subscribe<T>({ query, variables }, {
-      next: (value) => { this.results.push(value as LiveResult<T>); this.#notify(); },
-      error: (error) => { this.error = error; this.#notify(); },
-      complete: () => { this.completed = true; this.#notify(); },
-    });
+    this.#unsubscribe = client.subscribe<T>(
+      { query, variables },
+      {
+        next: (value) => {
+          this.results.push(value as LiveResult<T>);
+          this.#notify();
+        },
+        error: (error) => {
+          this.error = error;
+          this.#notify();
+        },
+        complete: () => {
+          this.completed = true;
+          this.#notify();
+        },
+      },
+    );
   }
 
   #notify(): void {
@@ -117,7 +129,10 @@ export class SubscriptionProbe<T = any> {
   #wait(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms);
-      this.#changed.push(() => { clearTimeout(timer); resolve(); });
+      this.#changed.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
   }
 }
@@ -160,9 +175,13 @@ export function connectLive(url: string, options: ConnectOptions = {}): LiveClie
   const client = createClient({
     url: wsUrl(url),
     // graphql-ws constructs the socket as `new impl(url, protocol)`: headers only get in through a subclass.
-    webSocketImpl: headers ? class extends WebSocket {
-      constructor(address: string, protocols?: string | string[]) { super(address, protocols, { headers: { ...headers } }); }
-    } : WebSocket,
+    webSocketImpl: headers
+      ? class extends WebSocket {
+          constructor(address: string, protocols?: string | string[]) {
+            super(address, protocols, { headers: { ...headers } });
+          }
+        }
+      : WebSocket,
     retryAttempts: 0,
     lazy: true,
     connectionParams: options.connectionParams ?? (options.token ? { authorization: `Bearer ${options.token}` } : {}),
@@ -187,7 +206,10 @@ export function connectLive(url: string, options: ConnectOptions = {}): LiveClie
         if (left <= 0) assert.fail(`the socket did not close within ${timeoutMs} ms`);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, left);
-          waiters.push(() => { clearTimeout(timer); resolve(); });
+          waiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
         });
       }
       return closes[0];

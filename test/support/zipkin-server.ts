@@ -42,7 +42,10 @@ export class TestZipkinServer implements AsyncDisposable {
     this.#child = child;
     for (const stream of [child.stdout!, child.stderr!]) {
       stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => { this.#output.push(chunk); if (this.#output.length > 200) this.#output.shift(); });
+      stream.on('data', (chunk: string) => {
+        this.#output.push(chunk);
+        if (this.#output.length > 200) this.#output.shift();
+      });
     }
     process.once('exit', this.#killOnExit);
   }
@@ -55,7 +58,13 @@ export class TestZipkinServer implements AsyncDisposable {
     const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const server = new TestZipkinServer(port, child);
     try {
-      await untilAnswering(child, 'Zipkin', () => server.#healthy(), READY_TIMEOUT_MS, () => server.#output.join('').slice(-2_000));
+      await untilAnswering(
+        child,
+        'Zipkin',
+        () => server.#healthy(),
+        READY_TIMEOUT_MS,
+        () => server.#output.join('').slice(-2_000),
+      );
     } catch (error) {
       await server.close();
       throw error;
@@ -81,7 +90,7 @@ export class TestZipkinServer implements AsyncDisposable {
     const response = await fetch(`http://127.0.0.1:${this.port}/api/v2/trace/${traceId}`);
     if (response.status === 404) return [];
     if (!response.ok) throw new Error(`Zipkin answered ${response.status} for trace ${traceId}`);
-    return await response.json() as ZipkinSpan[];
+    return (await response.json()) as ZipkinSpan[];
   }
 
   /** The traces with a span tagged `tag=value` (Zipkin's annotationQuery). */
@@ -89,7 +98,7 @@ export class TestZipkinServer implements AsyncDisposable {
     const query = new URLSearchParams({ annotationQuery: `${tag}=${value}`, limit: '10', lookback: String(3_600_000) });
     const response = await fetch(`http://127.0.0.1:${this.port}/api/v2/traces?${query}`);
     if (!response.ok) throw new Error(`Zipkin answered ${response.status} for ${tag}=${value}`);
-    return await response.json() as ZipkinSpan[][];
+    return (await response.json()) as ZipkinSpan[][];
   }
 
   async close(): Promise<void> {

@@ -57,15 +57,32 @@ export async function storefront({ url, token, sku, log = console.log }: Storefr
 
     // Errors carry the API's extensions.code, typed.
     try {
-      await client.placeOrder({ input: { idempotencyKey: crypto.randomUUID(), items: [{ sku: 'NO-SUCH-SKU', quantity: 1 }], shippingAddress: { name: 'A', line1: 'B', city: 'C', postalCode: '1', country: 'DE' }, paymentMethod: 'tok_visa' } });
+      await client.placeOrder({
+        input: {
+          idempotencyKey: crypto.randomUUID(),
+          items: [{ sku: 'NO-SUCH-SKU', quantity: 1 }],
+          shippingAddress: { name: 'A', line1: 'B', city: 'C', postalCode: '1', country: 'DE' },
+          paymentMethod: 'tok_visa',
+        },
+      });
     } catch (error) {
       if (!isSwiftCartError(error)) throw error;
       switch (error.code) {
-        case ErrorCode.BadUserInput: log(`fix ${error.extensions.field}: ${error.message}`); break;
-        case ErrorCode.Unauthenticated: session = null; log('sign in again'); break;
-        case ErrorCode.ProductUnavailable: log('no longer sold'); break;
-        case 'NETWORK_ERROR': log('offline, try again later'); break;
-        default: throw error;
+        case ErrorCode.BadUserInput:
+          log(`fix ${error.extensions.field}: ${error.message}`);
+          break;
+        case ErrorCode.Unauthenticated:
+          session = null;
+          log('sign in again');
+          break;
+        case ErrorCode.ProductUnavailable:
+          log('no longer sold');
+          break;
+        case 'NETWORK_ERROR':
+          log('offline, try again later');
+          break;
+        default:
+          throw error;
       }
     }
     return { id: order.id, status };

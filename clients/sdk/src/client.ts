@@ -74,8 +74,14 @@ export function busyDelayMs(error: SwiftCartError, retry: number, random: () => 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
-    const onAbort = () => { clearTimeout(timer); reject(signal!.reason); };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
@@ -183,5 +189,6 @@ export function createClient(options: ClientOptions): SwiftCartClient {
 }
 
 /** The `data` type of one of the client's methods, e.g. `ResultOfMethod<'browseProducts'>`. */
-export type ResultOfMethod<K extends keyof typeof requestDocuments | keyof typeof subscriptionDocuments> =
-  ResultOf<(typeof requestDocuments & typeof subscriptionDocuments)[K]>;
+export type ResultOfMethod<K extends keyof typeof requestDocuments | keyof typeof subscriptionDocuments> = ResultOf<
+  (typeof requestDocuments & typeof subscriptionDocuments)[K]
+>;

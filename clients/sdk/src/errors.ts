@@ -185,6 +185,9 @@ export function isSwiftCartError(error: unknown, code?: SwiftCartErrorCode): err
 
 /** Whether `value` is a non-empty list of GraphQL errors (objects with a string `message`). */
 export function isGraphQLErrorList(value: unknown): value is readonly GraphQLErrorPayload[] {
-  return Array.isArray(value) && value.length > 0 &&
-    value.every((e) => typeof e === 'object' && e !== null && typeof (e as { message?: unknown }).message === 'string');
+  return (
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((e) => typeof e === 'object' && e !== null && typeof (e as { message?: unknown }).message === 'string')
+  );
 }

@@ -3,9 +3,7 @@
  * `fetch`, and every failure turned into a {@link SwiftCartError}.
  */
 import { ClientErrorCode, SwiftCartError, isGraphQLErrorList } from './errors.ts';
-import {
-  ACCEPT_GRAPHQL_RESPONSE, AUTHORIZATION_HEADER, HTTP_METHOD, JSON_MEDIA_TYPE, bearer,
-} from './wire.ts';
+import { ACCEPT_GRAPHQL_RESPONSE, AUTHORIZATION_HEADER, HTTP_METHOD, JSON_MEDIA_TYPE, bearer } from './wire.ts';
 
 /** The part of a `fetch` response the SDK reads. */
 export interface FetchResponse {
@@ -74,14 +72,23 @@ export async function postOperation(fetchImpl: FetchLike, operation: HttpOperati
     text = await response.text();
   } catch (error) {
     if (options.signal?.aborted) throw error;
-    throw new SwiftCartError({ code: ClientErrorCode.NetworkError, message: `${operation.url} could not be reached: ${(error as Error)?.message ?? error}`, cause: error });
+    throw new SwiftCartError({
+      code: ClientErrorCode.NetworkError,
+      message: `${operation.url} could not be reached: ${(error as Error)?.message ?? error}`,
+      cause: error,
+    });
   }
   let result: { data?: unknown; errors?: unknown };
   try {
     result = JSON.parse(text);
   } catch (error) {
     const code = response.ok ? ClientErrorCode.BadResponse : ClientErrorCode.HttpError;
-    throw new SwiftCartError({ code, message: `${operation.url} answered ${response.status} with a body that is not JSON: ${text.slice(0, 200)}`, status: response.status, cause: error });
+    throw new SwiftCartError({
+      code,
+      message: `${operation.url} answered ${response.status} with a body that is not JSON: ${text.slice(0, 200)}`,
+      status: response.status,
+      cause: error,
+    });
   }
   if (isGraphQLErrorList(result?.errors)) {
     throw SwiftCartError.fromGraphQLErrors(result.errors, { status: response.status, data: result.data ?? undefined });

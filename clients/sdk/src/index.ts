@@ -6,17 +6,36 @@
  * is a {@link SwiftCartError} whose `code` is the API's `extensions.code`.
  */
 export {
-  type BusyNotice, type ClientOptions, type MethodArgs, type RequestMethods, type ResultOfMethod, type SubscriptionMethods,
-  type SwiftCartClient, busyDelayMs, createClient,
+  type BusyNotice,
+  type ClientOptions,
+  type MethodArgs,
+  type RequestMethods,
+  type ResultOfMethod,
+  type SubscriptionMethods,
+  type SwiftCartClient,
+  busyDelayMs,
+  createClient,
 } from './client.ts';
 export {
-  type ApiErrorCode, type ClientErrorCodeValue, type GraphQLErrorPayload, type SwiftCartErrorCode, type SwiftCartErrorInit,
-  ClientErrorCode, ErrorCode, SwiftCartError, isSwiftCartError,
+  type ApiErrorCode,
+  type ClientErrorCodeValue,
+  type GraphQLErrorPayload,
+  type SwiftCartErrorCode,
+  type SwiftCartErrorInit,
+  ClientErrorCode,
+  ErrorCode,
+  SwiftCartError,
+  isSwiftCartError,
 } from './errors.ts';
 export type { FetchInit, FetchLike, FetchResponse, RequestOptions } from './http.ts';
 export type { LiveSubscription } from './live.ts';
 export {
-  type RequestName, type ResultOf, type SubscriptionName, type VariablesOf, requestDocuments, subscriptionDocuments,
+  type RequestName,
+  type ResultOf,
+  type SubscriptionName,
+  type VariablesOf,
+  requestDocuments,
+  subscriptionDocuments,
 } from './operations.ts';
 export type { NoToken, TokenSource } from './token.ts';
 export { webSocketUrlOf } from './wire.ts';

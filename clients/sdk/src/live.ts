@@ -50,12 +50,18 @@ export function liveError(error: unknown): SwiftCartError {
     const refused = error.code === CLOSE_FORBIDDEN;
     return new SwiftCartError({
       code: refused ? ErrorCode.Unauthenticated : ClientErrorCode.ConnectionClosed,
-      message: refused ? `the gateway refused the token (WebSocket closed ${error.code} ${closeReason})` : `the WebSocket closed: ${error.code} ${closeReason}`.trim(),
+      message: refused
+        ? `the gateway refused the token (WebSocket closed ${error.code} ${closeReason})`
+        : `the WebSocket closed: ${error.code} ${closeReason}`.trim(),
       closeCode: error.code,
       closeReason,
     });
   }
-  return new SwiftCartError({ code: ClientErrorCode.NetworkError, message: `subscription failed: ${(error as Error)?.message ?? String(error)}`, cause: error });
+  return new SwiftCartError({
+    code: ClientErrorCode.NetworkError,
+    message: `subscription failed: ${(error as Error)?.message ?? String(error)}`,
+    cause: error,
+  });
 }
 
 /** One graphql-ws client per token, shared by that token's subscriptions and disposed with the last. */

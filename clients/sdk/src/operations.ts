@@ -5,8 +5,15 @@
  */
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import {
-  BrowseProductsDocument, CancelOrderDocument, MyOrdersDocument, OrderDocument, OrderUpdatedDocument,
-  PlaceOrderDocument, ProductDocument, SearchProductsDocument, StockLevelChangedDocument,
+  BrowseProductsDocument,
+  CancelOrderDocument,
+  MyOrdersDocument,
+  OrderDocument,
+  OrderUpdatedDocument,
+  PlaceOrderDocument,
+  ProductDocument,
+  SearchProductsDocument,
+  StockLevelChangedDocument,
 } from './generated/operations.ts';
 
 /** Queries and mutations: each becomes a method returning a promise of the typed `data`. */

@@ -7,8 +7,17 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  type BusyNotice, type FetchInit, type FetchLike, type SwiftCartClient, ClientErrorCode, ErrorCode, SwiftCartError, busyDelayMs,
-  createClient, isSwiftCartError, webSocketUrlOf,
+  type BusyNotice,
+  type FetchInit,
+  type FetchLike,
+  type SwiftCartClient,
+  ClientErrorCode,
+  ErrorCode,
+  SwiftCartError,
+  busyDelayMs,
+  createClient,
+  isSwiftCartError,
+  webSocketUrlOf,
 } from '../src/index.ts';
 import { liveError } from '../src/live.ts';
 
@@ -132,10 +141,13 @@ describe('the SDK over HTTP', () => {
   it('an aborted request rejects with the abort reason, not a SwiftCartError', async () => {
     const controller = new AbortController();
     // Like the real fetch: rejects with the reason when the signal is (or becomes) aborted.
-    const { fetch } = scriptedFetch((init) => new Promise<never>((_, reject) => {
-      if (init.signal!.aborted) reject(init.signal!.reason);
-      init.signal!.addEventListener('abort', () => reject(init.signal!.reason));
-    }));
+    const { fetch } = scriptedFetch(
+      (init) =>
+        new Promise<never>((_, reject) => {
+          if (init.signal!.aborted) reject(init.signal!.reason);
+          init.signal!.addEventListener('abort', () => reject(init.signal!.reason));
+        }),
+    );
     const pending = createClient({ url: URL, fetch }).searchProducts({ filter: { search: 'x' } }, { signal: controller.signal });
     controller.abort();
     await assert.rejects(pending, (error: Error) => error.name === 'AbortError' && !(error instanceof SwiftCartError));
@@ -173,7 +185,14 @@ describe('the SDK over graphql-ws', () => {
   });
 
   it('connects nothing until a subscription is read, and return() before that is harmless', async () => {
-    const client = createClient({ url: 'http://127.0.0.1:1/graphql', webSocketImpl: class { constructor() { throw new Error('must not connect'); } } });
+    const client = createClient({
+      url: 'http://127.0.0.1:1/graphql',
+      webSocketImpl: class {
+        constructor() {
+          throw new Error('must not connect');
+        }
+      },
+    });
     const subscription = client.stockLevelChanged({ skus: ['A'] });
     assert.deepEqual(await subscription.return(), { done: true, value: undefined });
     assert.deepEqual(await subscription.next(), { done: true, value: undefined });
@@ -189,7 +208,10 @@ describe('the SDK error codes', () => {
     const { LiveErrorCode } = await import('../../../gateway/src/subscriptions.ts');
     const known = new Set<string>(Object.values(ErrorCode));
     const emitted = [...Object.values(serverCodes), ...Object.values(LiveErrorCode), 'GRAPHQL_PARSE_FAILED', 'BAD_REQUEST', 'PAYLOAD_TOO_LARGE'];
-    assert.deepEqual(emitted.filter((code) => !known.has(code)), []);
+    assert.deepEqual(
+      emitted.filter((code) => !known.has(code)),
+      [],
+    );
   });
 });
 
@@ -206,13 +228,25 @@ describe('the SDK README', () => {
 describe('the SDK when the platform is busy', () => {
   const overloaded = (retryAfterSeconds: number) => ({
     status: 503,
-    body: JSON.stringify({ data: null, errors: [{ message: 'Too many orders are being processed right now', extensions: { code: 'OVERLOADED', retryAfterSeconds } }] }),
+    body: JSON.stringify({
+      data: null,
+      errors: [{ message: 'Too many orders are being processed right now', extensions: { code: 'OVERLOADED', retryAfterSeconds } }],
+    }),
   });
   const placed = { status: 200, body: JSON.stringify({ data: { placeOrder: { id: 'o-1', status: 'PENDING' } } }) };
-  const input = { idempotencyKey: 'k-1', items: [{ sku: 'A', quantity: 1 }], paymentMethod: 'tok_visa', shippingAddress: { name: 'A', line1: 'B', city: 'C', postalCode: 'D', country: 'DE' } };
+  const input = {
+    idempotencyKey: 'k-1',
+    items: [{ sku: 'A', quantity: 1 }],
+    paymentMethod: 'tok_visa',
+    shippingAddress: { name: 'A', line1: 'B', city: 'C', postalCode: 'D', country: 'DE' },
+  };
 
   it('sends a refused (OVERLOADED, RATE_LIMITED) request again after the delay it was given, telling onBusy, and resolves', async () => {
-    const answers = [overloaded(0), { status: 429, body: JSON.stringify({ errors: [{ message: 'slow down', extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 0 } }] }) }, placed];
+    const answers = [
+      overloaded(0),
+      { status: 429, body: JSON.stringify({ errors: [{ message: 'slow down', extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 0 } }] }) },
+      placed,
+    ];
     const { fetch, calls } = scriptedFetch(() => answers.shift()!);
     const notices: BusyNotice[] = [];
     const client = createClient({ url: URL, fetch, onBusy: (notice) => notices.push(notice) });
@@ -220,8 +254,17 @@ describe('the SDK when the platform is busy', () => {
     const data = await client.placeOrder({ input } as never);
     assert.deepEqual(data, { placeOrder: { id: 'o-1', status: 'PENDING' } });
     assert.equal(calls.length, 3);
-    assert.ok(calls.every((c) => c.init.body === calls[0].init.body), 'the same request, idempotency key and all');
-    assert.deepEqual(notices.map((n) => [n.retry, n.error.code, n.operationName]), [[1, 'OVERLOADED', 'PlaceOrder'], [2, 'RATE_LIMITED', 'PlaceOrder']]);
+    assert.ok(
+      calls.every((c) => c.init.body === calls[0].init.body),
+      'the same request, idempotency key and all',
+    );
+    assert.deepEqual(
+      notices.map((n) => [n.retry, n.error.code, n.operationName]),
+      [
+        [1, 'OVERLOADED', 'PlaceOrder'],
+        [2, 'RATE_LIMITED', 'PlaceOrder'],
+      ],
+    );
     assert.ok(Date.now() - started >= notices[0].delayMs + notices[1].delayMs - 20, 'it waited before each retry');
   });
 
@@ -239,17 +282,34 @@ describe('the SDK when the platform is busy', () => {
 
   it('waits what the server asks or the backoff, whichever is longer, with up to a quarter of jitter, never over 30 s', () => {
     const error = (retryAfterSeconds: number) => SwiftCartError.fromGraphQLErrors([{ message: 'busy', extensions: { code: 'OVERLOADED', retryAfterSeconds } }]);
-    assert.equal(busyDelayMs(error(2), 1, () => 0), 2_000);
-    assert.equal(busyDelayMs(error(2), 1, () => 1), 2_500);
-    assert.equal(busyDelayMs(error(0), 1, () => 0), 500);
-    assert.equal(busyDelayMs(error(0), 3, () => 0), 2_000);
-    assert.equal(busyDelayMs(error(600), 1, () => 0), 30_000);
+    assert.equal(
+      busyDelayMs(error(2), 1, () => 0),
+      2_000,
+    );
+    assert.equal(
+      busyDelayMs(error(2), 1, () => 1),
+      2_500,
+    );
+    assert.equal(
+      busyDelayMs(error(0), 1, () => 0),
+      500,
+    );
+    assert.equal(
+      busyDelayMs(error(0), 3, () => 0),
+      2_000,
+    );
+    assert.equal(
+      busyDelayMs(error(600), 1, () => 0),
+      30_000,
+    );
   });
 
   it('stops waiting when the caller aborts', async () => {
     const { fetch } = scriptedFetch(() => overloaded(20));
     const abort = new AbortController();
-    const pending = createClient({ url: URL, fetch, onBusy: () => abort.abort(new Error('left the page')) }).placeOrder({ input } as never, { signal: abort.signal });
+    const pending = createClient({ url: URL, fetch, onBusy: () => abort.abort(new Error('left the page')) }).placeOrder({ input } as never, {
+      signal: abort.signal,
+    });
     await assert.rejects(pending, /left the page/);
   });
 });

@@ -54,7 +54,11 @@ function checkCopy(change: (dir: string) => void): { status: number | null; outp
       .replace('documents: schema/operations/*.graphql', `documents: ${operations}/*.graphql`);
     assert.notEqual(entry.indexOf(operations), -1, 'the copied entry reads the copied operations');
     writeFileSync(path.join(dir, 'codegen.yml'), `overwrite: true\ngenerates:\n${entry}`);
-    const result = spawnSync(process.execPath, [CODEGEN, '--config', path.join(dir, 'codegen.yml'), '--check'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 });
+    const result = spawnSync(process.execPath, [CODEGEN, '--config', path.join(dir, 'codegen.yml'), '--check'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     return { status: result.status, output: `${result.stdout}\n${result.stderr}` };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -128,7 +132,10 @@ describe('storefront operations', () => {
     const schema = buildSchema(readFileSync(API_SCHEMA_FILE, 'utf8'));
     const files = readdirSync(OPERATIONS_DIR).filter((f) => f.endsWith('.graphql'));
     const document = concatAST(files.map((f) => parse(readFileSync(path.join(OPERATIONS_DIR, f), 'utf8'))));
-    assert.deepEqual(validate(schema, document).map((e) => e.message), []);
+    assert.deepEqual(
+      validate(schema, document).map((e) => e.message),
+      [],
+    );
     const broken = parse('query Broken { product(sku: "A") { sku nickname } }');
     assert.equal(validate(schema, broken).length, 1, 'validation does catch an unknown field');
   });

@@ -28,7 +28,10 @@ const NODE_ONLY_PACKAGES = new Set(['ws']);
 const NODE_ONLY_GLOBALS = new Set(['process', 'Buffer', 'require', '__dirname', '__filename', 'global', 'setImmediate']);
 
 /** A runtime import found in a file. */
-interface Edge { readonly from: string; readonly specifier: string }
+interface Edge {
+  readonly from: string;
+  readonly specifier: string;
+}
 
 /** The specifiers a file loads at runtime: imports and re-exports that are not type-only, `import()`, `require()`. */
 function runtimeSpecifiers(file: string): string[] {
@@ -57,8 +60,11 @@ function nodeGlobals(file: string): string[] {
   const visit = (node: ts.Node) => {
     if (ts.isIdentifier(node) && NODE_ONLY_GLOBALS.has(node.text)) {
       const parent = node.parent;
-      const isMemberName = (ts.isPropertyAccessExpression(parent) && parent.name === node) || (ts.isPropertyAssignment(parent) && parent.name === node) ||
-        (ts.isPropertySignature(parent) && parent.name === node) || (ts.isPropertyDeclaration(parent) && parent.name === node);
+      const isMemberName =
+        (ts.isPropertyAccessExpression(parent) && parent.name === node) ||
+        (ts.isPropertyAssignment(parent) && parent.name === node) ||
+        (ts.isPropertySignature(parent) && parent.name === node) ||
+        (ts.isPropertyDeclaration(parent) && parent.name === node);
       if (!isMemberName) found.push(`${path.relative(SDK_SRC, file)}: ${node.text}`);
     }
     ts.forEachChild(node, visit);
@@ -68,7 +74,15 @@ function nodeGlobals(file: string): string[] {
 }
 
 function fileOrIndex(candidate: string): string | undefined {
-  for (const option of [candidate, `${candidate}.js`, `${candidate}.mjs`, `${candidate}.cjs`, `${candidate}.ts`, path.join(candidate, 'index.js'), path.join(candidate, 'index.mjs')]) {
+  for (const option of [
+    candidate,
+    `${candidate}.js`,
+    `${candidate}.mjs`,
+    `${candidate}.cjs`,
+    `${candidate}.ts`,
+    path.join(candidate, 'index.js'),
+    path.join(candidate, 'index.mjs'),
+  ]) {
     if (existsSync(option) && statSync(option).isFile()) return option;
   }
   return undefined;
@@ -78,12 +92,18 @@ function fileOrIndex(candidate: string): string | undefined {
 function pickExport(target: unknown, conditions: readonly string[]): string | undefined {
   if (typeof target === 'string') return target;
   if (Array.isArray(target)) {
-    for (const t of target) { const picked = pickExport(t, conditions); if (picked) return picked; }
+    for (const t of target) {
+      const picked = pickExport(t, conditions);
+      if (picked) return picked;
+    }
     return undefined;
   }
   if (target && typeof target === 'object') {
     for (const [key, value] of Object.entries(target)) {
-      if (conditions.includes(key)) { const picked = pickExport(value, conditions); if (picked) return picked; }
+      if (conditions.includes(key)) {
+        const picked = pickExport(value, conditions);
+        if (picked) return picked;
+      }
     }
   }
   return undefined;
@@ -125,12 +145,22 @@ function walkRuntimeGraph(entry: string): { problems: string[]; visited: Record<
       for (const specifier of runtimeSpecifiers(file)) {
         const edge: Edge = { from: path.relative(process.cwd(), file), specifier };
         const bare = specifier.split('/')[0];
-        if (specifier.startsWith('node:') || isBuiltin(specifier)) { problems.add(`${edge.from} imports the Node built-in '${specifier}'`); continue; }
-        if (NODE_ONLY_PACKAGES.has(bare)) { problems.add(`${edge.from} imports the Node-only package '${specifier}'`); continue; }
-        const target = specifier.startsWith('.') || specifier.startsWith('/')
-          ? fileOrIndex(path.resolve(path.dirname(file), specifier))
-          : resolvePackage(specifier, file, conditions, setName === 'browser');
-        if (!target) { problems.add(`${edge.from}: '${specifier}' does not resolve (${setName})`); continue; }
+        if (specifier.startsWith('node:') || isBuiltin(specifier)) {
+          problems.add(`${edge.from} imports the Node built-in '${specifier}'`);
+          continue;
+        }
+        if (NODE_ONLY_PACKAGES.has(bare)) {
+          problems.add(`${edge.from} imports the Node-only package '${specifier}'`);
+          continue;
+        }
+        const target =
+          specifier.startsWith('.') || specifier.startsWith('/')
+            ? fileOrIndex(path.resolve(path.dirname(file), specifier))
+            : resolvePackage(specifier, file, conditions, setName === 'browser');
+        if (!target) {
+          problems.add(`${edge.from}: '${specifier}' does not resolve (${setName})`);
+          continue;
+        }
         queue.push(target);
       }
     }
@@ -153,7 +183,10 @@ function ownFiles(entry: string): string[] {
     if (files.has(file)) continue;
     files.add(file);
     for (const specifier of runtimeSpecifiers(file)) {
-      if (specifier.startsWith('.')) { const target = fileOrIndex(path.resolve(path.dirname(file), specifier)); if (target) queue.push(target); }
+      if (specifier.startsWith('.')) {
+        const target = fileOrIndex(path.resolve(path.dirname(file), specifier));
+        if (target) queue.push(target);
+      }
     }
   }
   return [...files];
@@ -162,7 +195,10 @@ function ownFiles(entry: string): string[] {
 describe('the SDK is portable', () => {
   it('its runtime import graph (sources, generated documents, packages) has no Node built-in and no ws', () => {
     const files = ownFiles(ENTRY);
-    assert.ok(files.some((f) => f.endsWith(path.join('generated', 'operations.ts'))), 'the generated documents are on the graph');
+    assert.ok(
+      files.some((f) => f.endsWith(path.join('generated', 'operations.ts'))),
+      'the generated documents are on the graph',
+    );
     assert.ok(files.length >= 8, `expected the SDK's sources on the graph, got ${files.join(', ')}`);
     const { problems, visited } = walkRuntimeGraph(ENTRY);
     assert.deepEqual(problems, []);
@@ -183,7 +219,10 @@ describe('the SDK is portable', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'swiftcart-sdk-portability-'));
     try {
       writeFileSync(path.join(dir, 'index.ts'), `import { a } from './a.ts';\nimport type { Readable } from 'node:stream';\nexport { a };\n`);
-      writeFileSync(path.join(dir, 'a.ts'), `import { randomUUID } from 'node:crypto';\nimport { EventEmitter } from 'events';\nexport const a = () => [randomUUID(), new EventEmitter(), import('ws')];\n`);
+      writeFileSync(
+        path.join(dir, 'a.ts'),
+        `import { randomUUID } from 'node:crypto';\nimport { EventEmitter } from 'events';\nexport const a = () => [randomUUID(), new EventEmitter(), import('ws')];\n`,
+      );
       const problems = nodeOnlyImports(path.join(dir, 'index.ts'));
       assert.equal(problems.length, 3, problems.join('\n'));
       assert.match(problems.join('\n'), /'node:crypto'/);

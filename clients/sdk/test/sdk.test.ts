@@ -10,22 +10,27 @@ import { randomUUID } from 'node:crypto';
 import type { TestStack } from '../../../test/support/stack.ts';
 import { SHIPPING_ADDRESS, type SagaSystem, distinctStatuses, seedSaga, startSagaStack, systemOf, waitFor } from '../../../test/support/saga.ts';
 import { storefront } from '../examples/storefront.ts';
-import {
-  type PlaceOrderInput, type SwiftCartClient, ClientErrorCode, ErrorCode, SwiftCartError, createClient,
-} from '../src/index.ts';
+import { type PlaceOrderInput, type SwiftCartClient, ClientErrorCode, ErrorCode, SwiftCartError, createClient } from '../src/index.ts';
 
 const CATALOGUE = [
-  { sku: 'SDK-A1', onHand: 50 }, { sku: 'SDK-A2', onHand: 50 }, { sku: 'SDK-A3', onHand: 50 },
-  { sku: 'SDK-A4', onHand: 50 }, { sku: 'SDK-A5', onHand: 50 },
-  { sku: 'SDK-B1', onHand: 5, priceAmount: 2500 }, { sku: 'SDK-B2', onHand: 0, priceAmount: 2600 },
-  { sku: 'SDK-LIVE', onHand: 10, priceAmount: 700 }, { sku: 'SDK-ORDER', onHand: 100, priceAmount: 1250 },
+  { sku: 'SDK-A1', onHand: 50 },
+  { sku: 'SDK-A2', onHand: 50 },
+  { sku: 'SDK-A3', onHand: 50 },
+  { sku: 'SDK-A4', onHand: 50 },
+  { sku: 'SDK-A5', onHand: 50 },
+  { sku: 'SDK-B1', onHand: 5, priceAmount: 2500 },
+  { sku: 'SDK-B2', onHand: 0, priceAmount: 2600 },
+  { sku: 'SDK-LIVE', onHand: 10, priceAmount: 700 },
+  { sku: 'SDK-ORDER', onHand: 100, priceAmount: 1250 },
 ];
 const SKUS = CATALOGUE.map((c) => c.sku).sort();
 
 /** The promise's value, or a failure naming `what` after `ms`. */
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms); });
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
+  });
   try {
     return await Promise.race([promise, timeout]);
   } finally {
@@ -102,21 +107,33 @@ describe('@swiftcart/sdk through the gateway', () => {
       assert.deepEqual(seen, SKUS);
       const { products } = await anonymous.browseProducts({ first: 1 });
       assert.deepEqual(products.edges[0].node, {
-        sku: 'SDK-A1', name: 'Saga SDK-A1', status: 'ACTIVE', price: { amount: 1000, currency: 'EUR' },
+        sku: 'SDK-A1',
+        name: 'Saga SDK-A1',
+        status: 'ACTIVE',
+        price: { amount: 1000, currency: 'EUR' },
         stock: { available: 50, version: products.edges[0].node.stock.version },
       });
     });
 
     it('searchProducts matches the sku or name case-insensitively and narrows by price', async () => {
       const bySku = await anonymous.searchProducts({ filter: { search: 'sdk-b' } });
-      assert.deepEqual(bySku.products.edges.map((e) => e.node.sku), ['SDK-B1', 'SDK-B2']);
+      assert.deepEqual(
+        bySku.products.edges.map((e) => e.node.sku),
+        ['SDK-B1', 'SDK-B2'],
+      );
       assert.equal(bySku.products.totalCount, 2);
       const byName = await anonymous.searchProducts({ filter: { search: 'saga sdk-a' }, first: 2 });
-      assert.deepEqual(byName.products.edges.map((e) => e.node.sku), ['SDK-A1', 'SDK-A2']);
+      assert.deepEqual(
+        byName.products.edges.map((e) => e.node.sku),
+        ['SDK-A1', 'SDK-A2'],
+      );
       assert.equal(byName.products.totalCount, 5);
       assert.equal(byName.products.pageInfo.hasNextPage, true);
       const pricey = await anonymous.searchProducts({ filter: { search: 'SDK', minPrice: 2000, maxPrice: 2550 } });
-      assert.deepEqual(pricey.products.edges.map((e) => [e.node.sku, e.node.price.amount, e.node.stock.available]), [['SDK-B1', 2500, 5]]);
+      assert.deepEqual(
+        pricey.products.edges.map((e) => [e.node.sku, e.node.price.amount, e.node.stock.available]),
+        [['SDK-B1', 2500, 5]],
+      );
     });
 
     it('product reads one product with its description and stock, and null for an unknown sku', async () => {
@@ -138,13 +155,26 @@ describe('@swiftcart/sdk through the gateway', () => {
       assert.equal(placed.status, 'PENDING');
       assert.equal(placed.version, 1);
       assert.deepEqual(placed.total, { amount: 2500, currency: 'EUR' });
-      assert.deepEqual(placed.items.map((i) => [i.sku, i.quantity, i.unitPrice.amount, i.lineTotal.amount, i.product.name]), [['SDK-ORDER', 2, 1250, 2500, 'Saga SDK-ORDER']]);
-      assert.deepEqual(placed.timeline.map((t) => [t.status, t.eventType]), [['PENDING', null]]);
+      assert.deepEqual(
+        placed.items.map((i) => [i.sku, i.quantity, i.unitPrice.amount, i.lineTotal.amount, i.product.name]),
+        [['SDK-ORDER', 2, 1250, 2500, 'Saga SDK-ORDER']],
+      );
+      assert.deepEqual(
+        placed.timeline.map((t) => [t.status, t.eventType]),
+        [['PENDING', null]],
+      );
       assert.equal(placed.shippingAddress.city, SHIPPING_ADDRESS.city);
 
       const { myOrders } = await alice.myOrders({ first: 10 });
-      assert.ok(myOrders.edges.some((e) => e.node.id === placed.id && e.node.total.amount === 2500), JSON.stringify(myOrders));
-      assert.equal((await bob.myOrders()).myOrders.edges.some((e) => e.node.id === placed.id), false, "bob does not see alice's order");
+      assert.ok(
+        myOrders.edges.some((e) => e.node.id === placed.id && e.node.total.amount === 2500),
+        JSON.stringify(myOrders),
+      );
+      assert.equal(
+        (await bob.myOrders()).myOrders.edges.some((e) => e.node.id === placed.id),
+        false,
+        "bob does not see alice's order",
+      );
 
       const confirmed = await waitFor(async () => {
         const { order } = await alice.order({ id: placed.id });
@@ -209,17 +239,37 @@ describe('@swiftcart/sdk through the gateway', () => {
   describe('the README example', () => {
     it('runs end to end: browse, search, live stock, place, follow to CONFIRMED, an error by code', async () => {
       const lines: string[] = [];
-      const result = await within(storefront({
-        url, token: await stack.token('sdk-reader', ['customer']), sku: 'SDK-A3', log: (...values) => lines.push(values.join(' ')),
-      }), 30_000, 'the example to finish');
+      const result = await within(
+        storefront({
+          url,
+          token: await stack.token('sdk-reader', ['customer']),
+          sku: 'SDK-A3',
+          log: (...values) => lines.push(values.join(' ')),
+        }),
+        30_000,
+        'the example to finish',
+      );
       assert.equal(result.status, 'CONFIRMED', lines.join('\n'));
       assert.ok(lines.includes('SDK-A1 Saga SDK-A1 1000 50'), lines.join('\n'));
       assert.ok(lines.includes('1 match SDK-A3'), lines.join('\n'));
-      assert.ok(lines.some((l) => /^SDK-A3: 50 available \(v\d+\)$/.test(l)), lines.join('\n'));
-      assert.ok(lines.some((l) => l.startsWith(`order ${result.id}: CONFIRMED`) && l.endsWith('payment AUTHORIZED')), lines.join('\n'));
-      assert.ok(lines.some((l) => l.startsWith('fix input.items[0].sku: ')), lines.join('\n'));
-      await waitFor(() => (eq(pick(stack.gateway!.metrics()), { subscriptions: 0, connections: 0 }) ? true : undefined),
-        'the example to end its subscriptions and sockets', 5_000, () => stack.gateway!.metrics());
+      assert.ok(
+        lines.some((l) => /^SDK-A3: 50 available \(v\d+\)$/.test(l)),
+        lines.join('\n'),
+      );
+      assert.ok(
+        lines.some((l) => l.startsWith(`order ${result.id}: CONFIRMED`) && l.endsWith('payment AUTHORIZED')),
+        lines.join('\n'),
+      );
+      assert.ok(
+        lines.some((l) => l.startsWith('fix input.items[0].sku: ')),
+        lines.join('\n'),
+      );
+      await waitFor(
+        () => (eq(pick(stack.gateway!.metrics()), { subscriptions: 0, connections: 0 }) ? true : undefined),
+        'the example to end its subscriptions and sockets',
+        5_000,
+        () => stack.gateway!.metrics(),
+      );
     });
   });
 
@@ -245,20 +295,32 @@ describe('@swiftcart/sdk through the gateway', () => {
     it('orderUpdated yields the order as it moves up to CONFIRMED, with its payment', async () => {
       const { placeOrder: placed } = await alice.placeOrder({ input: orderInput('SDK-ORDER', 1) });
       const seen: { status: string; version: number; payment: string | null }[] = [];
-      await within((async () => {
-        for await (const { orderUpdated: order } of alice.orderUpdated({ id: placed.id })) {
-          assert.equal(order.id, placed.id);
-          seen.push({ status: order.status, version: order.version, payment: order.payment?.status ?? null });
-          if (order.status === 'CONFIRMED') break;
-        }
-      })(), 20_000, `order ${placed.id} to reach CONFIRMED; seen ${JSON.stringify(seen)}`);
+      await within(
+        (async () => {
+          for await (const { orderUpdated: order } of alice.orderUpdated({ id: placed.id })) {
+            assert.equal(order.id, placed.id);
+            seen.push({ status: order.status, version: order.version, payment: order.payment?.status ?? null });
+            if (order.status === 'CONFIRMED') break;
+          }
+        })(),
+        20_000,
+        `order ${placed.id} to reach CONFIRMED; seen ${JSON.stringify(seen)}`,
+      );
       const statuses = seen.map((s) => s.status);
       const order = ['PENDING', 'AWAITING_PAYMENT', 'CONFIRMED'];
-      assert.deepEqual([...new Set(statuses)], order.filter((s) => statuses.includes(s)), `statuses in saga order: ${statuses}`);
+      assert.deepEqual(
+        [...new Set(statuses)],
+        order.filter((s) => statuses.includes(s)),
+        `statuses in saga order: ${statuses}`,
+      );
       assert.equal(statuses.at(-1), 'CONFIRMED');
       assert.equal(seen.at(-1)!.payment, 'AUTHORIZED');
       const versions = seen.map((s) => s.version);
-      assert.deepEqual(versions, [...new Set(versions)].sort((a, b) => a - b), `versions only grow: ${versions}`);
+      assert.deepEqual(
+        versions,
+        [...new Set(versions)].sort((a, b) => a - b),
+        `versions only grow: ${versions}`,
+      );
     });
 
     it("orderUpdated fails with FORBIDDEN for another customer's order, UNAUTHENTICATED without or with a refused token", async () => {
@@ -287,14 +349,28 @@ describe('@swiftcart/sdk through the gateway', () => {
       const waiting = quiet.next(); // nothing changes for SDK-A1, so this waits
       assert.deepEqual(await within(quiet.return(), 5_000, 'return()'), { done: true, value: undefined });
       assert.deepEqual(await within(waiting, 5_000, 'the waiting next() to finish'), { done: true, value: undefined });
-      await waitFor(() => (stack.gateway!.metrics().subscriptions === 2 ? true : undefined), 'the returned subscription to end at the gateway', 5_000, () => stack.gateway!.metrics());
+      await waitFor(
+        () => (stack.gateway!.metrics().subscriptions === 2 ? true : undefined),
+        'the returned subscription to end at the gateway',
+        5_000,
+        () => stack.gateway!.metrics(),
+      );
       assert.equal(stack.gateway!.metrics().connections, 2, 'the anonymous socket stays open for the neighbour');
 
       await neighbour.return();
-      await waitFor(() => (stack.gateway!.metrics().connections === 1 ? true : undefined), 'the anonymous socket to close after its last subscription', 5_000, () => stack.gateway!.metrics());
+      await waitFor(
+        () => (stack.gateway!.metrics().connections === 1 ? true : undefined),
+        'the anonymous socket to close after its last subscription',
+        5_000,
+        () => stack.gateway!.metrics(),
+      );
       await followed.return();
-      await waitFor(() => (eq(pick(stack.gateway!.metrics()), { subscriptions: 0, connections: 0 }) ? true : undefined),
-        'every subscription and socket to close', 5_000, () => stack.gateway!.metrics());
+      await waitFor(
+        () => (eq(pick(stack.gateway!.metrics()), { subscriptions: 0, connections: 0 }) ? true : undefined),
+        'every subscription and socket to close',
+        5_000,
+        () => stack.gateway!.metrics(),
+      );
       assert.deepEqual(await quiet.next(), { done: true, value: undefined }, 'a returned subscription stays done');
     });
   });

@@ -20,5 +20,7 @@ export function onBusy(listener: (notice: BusyNotice) => void): () => void {
 export const client = createClient({
   url: new URL('/graphql', location.href).href,
   token: currentToken,
-  onBusy: (notice) => { for (const listener of busyListeners) listener(notice); },
+  onBusy: (notice) => {
+    for (const listener of busyListeners) listener(notice);
+  },
 });

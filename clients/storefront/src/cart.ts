@@ -32,7 +32,9 @@ function save(lines: CartLine[]): void {
   for (const listener of listeners) listener();
 }
 
-window.addEventListener('storage', (event) => { if (event.key === KEY) for (const listener of listeners) listener(); });
+window.addEventListener('storage', (event) => {
+  if (event.key === KEY) for (const listener of listeners) listener();
+});
 
 /** Adds one unit of a product (a new line, or one more of an existing line). */
 export function addToCart(product: Omit<CartLine, 'quantity'>): void {

@@ -53,7 +53,8 @@ export function describeError(error: unknown): string {
  */
 export function describeOutcome(status: string, reason: string | null | undefined): string | null {
   const why = reason ?? '';
-  if (status === 'CANCELLED' && /declin/i.test(why)) return 'Your payment was declined, so the order was cancelled. You were not charged and the items are back in stock.';
+  if (status === 'CANCELLED' && /declin/i.test(why))
+    return 'Your payment was declined, so the order was cancelled. You were not charged and the items are back in stock.';
   if (status === 'CANCELLED' && /payment/i.test(why)) return 'The payment could not be completed, so the order was cancelled. You were not charged.';
   if (status === 'CANCELLED') return `This order was cancelled${why ? ` (${why})` : ''}.`;
   if (status === 'REJECTED' && /stock/i.test(why)) return 'Sorry, an item ran out of stock before we could reserve it, so the order was not placed.';

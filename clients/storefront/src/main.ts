@@ -24,21 +24,39 @@ function showNotice(text: string | null): void {
 function renderHeader(): void {
   const session = currentSession();
   const account = session
-    ? h('span', { class: 'account' }, 'Signed in as ', h('strong', { 'data-customer': session.customer }, session.customer), ' ',
-      h('button', { onclick: () => signOut() }, 'Sign out'))
-    : h('form', { class: 'account', onsubmit: (event) => {
-      event.preventDefault();
-      const customer = String(new FormData(event.target as HTMLFormElement).get('customer'));
-      signIn(customer).then(() => showNotice(null), (error: Error) => showNotice(error.message));
-    } },
-    h('label', {}, 'Demo customer ', h('select', { name: 'customer' }, ...DEMO_CUSTOMERS.map((c) => h('option', { value: c }, c)))),
-    h('button', { type: 'submit' }, 'Sign in'));
+    ? h(
+        'span',
+        { class: 'account' },
+        'Signed in as ',
+        h('strong', { 'data-customer': session.customer }, session.customer),
+        ' ',
+        h('button', { onclick: () => signOut() }, 'Sign out'),
+      )
+    : h(
+        'form',
+        {
+          class: 'account',
+          onsubmit: (event) => {
+            event.preventDefault();
+            const customer = String(new FormData(event.target as HTMLFormElement).get('customer'));
+            signIn(customer).then(
+              () => showNotice(null),
+              (error: Error) => showNotice(error.message),
+            );
+          },
+        },
+        h('label', {}, 'Demo customer ', h('select', { name: 'customer' }, ...DEMO_CUSTOMERS.map((c) => h('option', { value: c }, c)))),
+        h('button', { type: 'submit' }, 'Sign in'),
+      );
   header.replaceChildren(
     h('a', { href: '#/', class: 'brand' }, 'SwiftCart'),
-    h('nav', {},
+    h(
+      'nav',
+      {},
       h('a', { href: '#/' }, 'Products'),
       h('a', { href: '#/cart', id: 'cart-link' }, `Cart (${cartCount()})`),
-      h('a', { href: '#/orders' }, 'My orders')),
+      h('a', { href: '#/orders' }, 'My orders'),
+    ),
     account,
   );
 }
@@ -70,7 +88,10 @@ onCartChange(() => {
   if (link) link.textContent = `Cart (${cartCount()})`;
 });
 // Pages that depend on who is signed in (orders, checkout) are rendered again after a sign-in or sign-out.
-onSessionChange(() => { renderHeader(); route(); });
+onSessionChange(() => {
+  renderHeader();
+  route();
+});
 window.addEventListener('hashchange', route);
 window.addEventListener('unhandledrejection', (event) => {
   console.error(event.reason);

@@ -38,7 +38,9 @@ function changed(): void {
   for (const listener of listeners) listener();
 }
 
-window.addEventListener('storage', (event) => { if (event.key === KEY) changed(); });
+window.addEventListener('storage', (event) => {
+  if (event.key === KEY) changed();
+});
 
 /** Signs in as a demo customer; throws an Error with a readable message when the server refuses. */
 export async function signIn(customer: string): Promise<Session> {

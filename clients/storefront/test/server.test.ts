@@ -28,7 +28,9 @@ describe('storefront server against malformed input', () => {
       const socket = net.connect(port, '127.0.0.1');
       let text = '';
       socket.setEncoding('utf8');
-      socket.on('data', (chunk) => { text += chunk; });
+      socket.on('data', (chunk) => {
+        text += chunk;
+      });
       socket.on('error', reject);
       socket.on('end', () => {
         const match = /^HTTP\/1\.1 (\d{3})/.exec(text);
@@ -53,8 +55,12 @@ describe('storefront server against malformed input', () => {
     await new Promise<void>((resolve) => silentGateway.listen(0, '127.0.0.1', resolve));
     const gatewayPort = (silentGateway.address() as net.AddressInfo).port;
     storefront = await startStorefront({
-      port: 0, host: '127.0.0.1', gatewayUrl: `http://127.0.0.1:${gatewayPort}`, jwtSecret: DEVELOPMENT_JWT_SECRET,
-      build: false, log: (level, msg) => logged.push({ level, msg }),
+      port: 0,
+      host: '127.0.0.1',
+      gatewayUrl: `http://127.0.0.1:${gatewayPort}`,
+      jwtSecret: DEVELOPMENT_JWT_SECRET,
+      build: false,
+      log: (level, msg) => logged.push({ level, msg }),
     });
     port = Number(new URL(storefront.url).port);
   });
@@ -113,8 +119,10 @@ describe('storefront server against malformed input', () => {
   test('given a WebSocket upgrade the client resets before the gateway answers, when it resets, then the server keeps serving and drops the upstream request', async () => {
     const socket = net.connect(port, '127.0.0.1');
     await new Promise<void>((resolve) => socket.once('connect', resolve));
-    socket.write('GET /graphql HTTP/1.1\r\nHost: storefront\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
-      'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n');
+    socket.write(
+      'GET /graphql HTTP/1.1\r\nHost: storefront\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n',
+    );
     // Wait until the storefront has dialled the silent gateway, so the upgrade is in flight.
     await waitFor(async () => (await connectionsOf(silentGateway)) > 0, 'the storefront to dial the gateway', 5_000);
     socket.resetAndDestroy();
@@ -129,7 +137,10 @@ describe('storefront server against malformed input', () => {
   test('none of it was logged as an error, and nothing logged carries a stack trace', () => {
     // Without a build (a fresh clone before the browser tests build one) the start-up says so once; that is no request's fault.
     const startUp = (entry: { msg: string }) => entry.msg.startsWith('dist/ holds no build');
-    assert.deepEqual(logged.filter((entry) => entry.level !== 'info' && !startUp(entry)), []);
+    assert.deepEqual(
+      logged.filter((entry) => entry.level !== 'info' && !startUp(entry)),
+      [],
+    );
     assert.ok(logged.every((entry) => !/\n\s+at /.test(entry.msg)));
   });
 });
@@ -156,8 +167,8 @@ describe('storefront server in production (as in docker-compose.yml)', () => {
   });
 });
 
-describe('storefront proxy and the gateway\'s client address', () => {
-  test('given a browser request or upgrade, when proxied, then the browser\'s address is appended to X-Forwarded-For', async () => {
+describe("storefront proxy and the gateway's client address", () => {
+  test("given a browser request or upgrade, when proxied, then the browser's address is appended to X-Forwarded-For", async () => {
     const seen: (string | undefined)[] = [];
     const upstream = http.createServer((req, res) => {
       seen.push(req.headers['x-forwarded-for'] as string | undefined);
@@ -170,16 +181,26 @@ describe('storefront proxy and the gateway\'s client address', () => {
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     try {
       await using storefront = await startStorefront({
-        port: 0, host: '127.0.0.1', gatewayUrl: `http://127.0.0.1:${(upstream.address() as net.AddressInfo).port}`,
-        jwtSecret: DEVELOPMENT_JWT_SECRET, build: false, log: () => {},
+        port: 0,
+        host: '127.0.0.1',
+        gatewayUrl: `http://127.0.0.1:${(upstream.address() as net.AddressInfo).port}`,
+        jwtSecret: DEVELOPMENT_JWT_SECRET,
+        build: false,
+        log: () => {},
       });
       assert.equal((await fetch(`${storefront.url}graphql`, { method: 'POST', body: '{}' })).status, 200);
       // A client's own claim stays in front: the gateway believes only the hop its trusted proxy appended.
       assert.equal((await fetch(`${storefront.url}graphql`, { method: 'POST', body: '{}', headers: { 'x-forwarded-for': '203.0.113.9' } })).status, 200);
       const upgrade = await new Promise<number>((resolve, reject) => {
         const req = http.request(`${storefront.url}graphql`, { headers: { connection: 'Upgrade', upgrade: 'websocket' } });
-        req.on('response', (res) => { res.resume(); resolve(res.statusCode ?? 0); });
-        req.on('upgrade', (res, socket) => { socket.destroy(); resolve(res.statusCode ?? 0); });
+        req.on('response', (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('upgrade', (res, socket) => {
+          socket.destroy();
+          resolve(res.statusCode ?? 0);
+        });
         req.on('error', reject);
         req.end();
       });

@@ -22,9 +22,10 @@ import { startStorefront, type StorefrontServer } from '../server.ts';
  * The README's screenshots are refreshed with `UPDATE_SCREENSHOTS=1 npm test -- clients/storefront/test/storefront.test.ts`;
  * other runs write them to a temporary folder, so `npm test` leaves the checkout clean.
  */
-const IMAGES = process.env.UPDATE_SCREENSHOTS === '1'
-  ? path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'images')
-  : mkdtempSync(path.join(tmpdir(), 'swiftcart-screenshots-'));
+const IMAGES =
+  process.env.UPDATE_SCREENSHOTS === '1'
+    ? path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'images')
+    : mkdtempSync(path.join(tmpdir(), 'swiftcart-screenshots-'));
 // A prefix per run: the test databases outlive runs, and search by prefix shows only this run's products.
 const PREFIX = `WEB${Date.now().toString(36).slice(-5).toUpperCase()}`;
 const SKU_A = `${PREFIX}-A`;
@@ -35,8 +36,16 @@ const ON_HAND = 20;
 const ADMISSION_MAX_LAG_MS = 3_000;
 
 /** Chromium flags for a container without a GPU, sandbox or network services. */
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 describe('storefront in a browser', () => {
   let stack: TestStack;
@@ -52,14 +61,27 @@ describe('storefront in a browser', () => {
     const storefrontPort = await freePort();
     // A slower mock provider keeps the order in AWAITING_PAYMENT long enough to see it move.
     stack = await startSagaStack({
-      PAYMENT_PROVIDER_LATENCY_MS: '1500', PAYMENT_TIMEOUT_MS: '5000', ALLOWED_ORIGINS: `http://127.0.0.1:${storefrontPort}`,
-      ORDER_ADMISSION_MAX_LAG_MS: String(ADMISSION_MAX_LAG_MS), ORDER_ADMISSION_PROBE_MS: '100',
+      PAYMENT_PROVIDER_LATENCY_MS: '1500',
+      PAYMENT_TIMEOUT_MS: '5000',
+      ALLOWED_ORIGINS: `http://127.0.0.1:${storefrontPort}`,
+      ORDER_ADMISSION_MAX_LAG_MS: String(ADMISSION_MAX_LAG_MS),
+      ORDER_ADMISSION_PROBE_MS: '100',
       // One order waiting is the backlog here: the gate looks at the oldest PENDING order.
       ORDER_ADMISSION_LAG_RANK: '1',
     });
     system = systemOf(stack);
-    await seedSaga(system, [{ sku: SKU_A, onHand: ON_HAND, priceAmount: 1999 }, { sku: SKU_B, onHand: ON_HAND, priceAmount: 2499 }, { sku: SKU_C, onHand: ON_HAND, priceAmount: 999 }]);
-    storefront = await startStorefront({ port: storefrontPort, host: '127.0.0.1', gatewayUrl: stack.gateway!.url, jwtSecret: stack.config.jwtSecret, log: () => {} });
+    await seedSaga(system, [
+      { sku: SKU_A, onHand: ON_HAND, priceAmount: 1999 },
+      { sku: SKU_B, onHand: ON_HAND, priceAmount: 2499 },
+      { sku: SKU_C, onHand: ON_HAND, priceAmount: 999 },
+    ]);
+    storefront = await startStorefront({
+      port: storefrontPort,
+      host: '127.0.0.1',
+      gatewayUrl: stack.gateway!.url,
+      jwtSecret: stack.config.jwtSecret,
+      log: () => {},
+    });
     browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
     context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
   });
@@ -116,7 +138,9 @@ describe('storefront in a browser', () => {
     const buyer = await context.newPage();
     const orderId = await checkout(buyer, SKU_A, 'tok_visa');
     // A marker on window disappears on a reload: the status must change without one.
-    await buyer.evaluate(() => { (window as unknown as { marker: number }).marker = 1; });
+    await buyer.evaluate(() => {
+      (window as unknown as { marker: number }).marker = 1;
+    });
     const first = await buyer.locator('.order-status').getAttribute('data-status', { timeout: 10_000 });
     assert.ok(first === 'PENDING' || first === 'AWAITING_PAYMENT', `the order page first shows ${first}`);
     await buyer.locator('.order-status[data-status="CONFIRMED"]').waitFor({ timeout: 15_000 });
@@ -180,7 +204,11 @@ describe('storefront in a browser', () => {
     await placeOrder(system, carol, [{ sku: SKU_C, quantity: 1 }], 'tok_visa');
     const admission = admissionOf(stack.services.order!.runtime);
     // Well past the threshold, so the delay asked (lag - threshold/2) gives the test time to act.
-    await waitFor(() => (!admission.isOpen && admission.lagMs > 2 * ADMISSION_MAX_LAG_MS ? true : undefined), 'the saga to lag past the admission threshold', 30_000);
+    await waitFor(
+      () => (!admission.isOpen && admission.lagMs > 2 * ADMISSION_MAX_LAG_MS ? true : undefined),
+      'the saga to lag past the admission threshold',
+      30_000,
+    );
 
     const page = await productsPage();
     await page.locator(`.card[data-sku="${SKU_C}"] button.add`).click();
@@ -195,7 +223,8 @@ describe('storefront in a browser', () => {
     // Inventory consumes again: the waiting order is reserved, the gate opens, the SDK's retry
     // (same idempotency key) places the order, and the page follows it to CONFIRMED.
     const module = await loadServiceModule('inventory');
-    for (const spec of module.consumers!(inventory.runtime)) restarted.push(await startConsumer({ ...spec, runtime: inventory.runtime, registry: inventory.runtime.events }));
+    for (const spec of module.consumers!(inventory.runtime))
+      restarted.push(await startConsumer({ ...spec, runtime: inventory.runtime, registry: inventory.runtime.events }));
     await page.waitForURL(/#\/orders\/.+/, { timeout: 30_000 });
     await page.locator('.order-status[data-status="CONFIRMED"]').waitFor({ timeout: 20_000 });
     assert.ok(admission.refused >= 1, 'placeOrder was refused at least once');

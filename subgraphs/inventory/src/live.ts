@@ -4,10 +4,7 @@
  * with its version, so a change costs no query; only a resubscription (messages may have been lost)
  * re-reads the figures from PostgreSQL.
  */
-import {
-  badInput, checkSku, liveQuery,
-  type EntityManager, type LiveFeed, type LiveIterator, type Logger, type ServiceRuntime,
-} from '@swiftcart/platform';
+import { badInput, checkSku, liveQuery, type EntityManager, type LiveFeed, type LiveIterator, type Logger, type ServiceRuntime } from '@swiftcart/platform';
 import type { StockRecord } from './entities.ts';
 import { loadStock, stockChannel } from './stock.ts';
 

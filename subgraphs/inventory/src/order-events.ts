@@ -11,8 +11,14 @@
  * outbox event commit together. The new stock figures go to Redis only after that commit.
  */
 import {
-  defineConsumer, enqueueEvents, newEvent,
-  type ConsumerSpec, type EntityManager, type EventHandler, type EventOf, type HandlerContext,
+  defineConsumer,
+  enqueueEvents,
+  newEvent,
+  type ConsumerSpec,
+  type EntityManager,
+  type EventHandler,
+  type EventOf,
+  type HandlerContext,
 } from '@swiftcart/platform';
 import type { StockRecord } from './entities.ts';
 import { commitReservation, releaseReservation, reserveAll } from './reservations.ts';
@@ -33,7 +39,11 @@ async function announceChanges(em: EntityManager, ledger: StockLedger, context: 
 export function orderEventHandlers(ledger: StockLedger) {
   const orderPlaced: EventHandler<EventOf<'OrderPlaced'>> = async (em, event, context) => {
     const { orderId, items } = event.data;
-    const result = await reserveAll(em, orderId, items.map(({ sku, quantity }) => ({ sku, quantity })));
+    const result = await reserveAll(
+      em,
+      orderId,
+      items.map(({ sku, quantity }) => ({ sku, quantity })),
+    );
     if (result.ok && result.replayed) {
       // Another OrderPlaced (a different event id) for an order that already holds reservations:
       // they were announced when made, and may since have been committed or released, so
@@ -41,23 +51,27 @@ export function orderEventHandlers(ledger: StockLedger) {
       context.log.warn({ orderId, eventId: event.id }, 'OrderPlaced for an order that already has reservations; nothing reserved again');
       return;
     }
-    await enqueueEvents(em, [result.ok
-      ? newEvent('StockReserved', { orderId, items: result.items }, { cause: event })
-      : newEvent('StockReservationFailed', { orderId, shortages: result.shortages }, { cause: event })]);
+    await enqueueEvents(em, [
+      result.ok
+        ? newEvent('StockReserved', { orderId, items: result.items }, { cause: event })
+        : newEvent('StockReservationFailed', { orderId, shortages: result.shortages }, { cause: event }),
+    ]);
     await announceChanges(em, ledger, context, result.stock);
   };
 
-  const settle = (
-    type: 'StockCommitted' | 'StockReleased',
-    change: (em: EntityManager, orderId: string) => ReturnType<typeof commitReservation>,
-  ): EventHandler<EventOf<'OrderConfirmed'> | EventOf<'OrderCancelled'>> => async (em, event, context) => {
-    const { orderId } = event.data;
-    const changed = await change(em, orderId);
-    // Nothing held (never reserved, already settled): nothing happened, so nothing is announced.
-    if (changed.items.length === 0) return;
-    await enqueueEvents(em, [newEvent(type, { orderId, items: changed.items }, { cause: event })]);
-    await announceChanges(em, ledger, context, changed.stock);
-  };
+  const settle =
+    (
+      type: 'StockCommitted' | 'StockReleased',
+      change: (em: EntityManager, orderId: string) => ReturnType<typeof commitReservation>,
+    ): EventHandler<EventOf<'OrderConfirmed'> | EventOf<'OrderCancelled'>> =>
+    async (em, event, context) => {
+      const { orderId } = event.data;
+      const changed = await change(em, orderId);
+      // Nothing held (never reserved, already settled): nothing happened, so nothing is announced.
+      if (changed.items.length === 0) return;
+      await enqueueEvents(em, [newEvent(type, { orderId, items: changed.items }, { cause: event })]);
+      await announceChanges(em, ledger, context, changed.stock);
+    };
 
   return {
     OrderPlaced: orderPlaced,

@@ -93,19 +93,23 @@ export async function reserveAll(em: EntityManager, orderId: string, items: read
   const lines = mergeLines(items);
   await lockOrder(em, orderId);
 
-  const existing = await em.execute<{ sku: string; quantity: number }[]>(
-    'select sku, quantity from reservation where order_id = ? order by sku collate "C"', [orderId]);
+  const existing = await em.execute<{ sku: string; quantity: number }[]>('select sku, quantity from reservation where order_id = ? order by sku collate "C"', [
+    orderId,
+  ]);
   if (existing.length > 0) {
     return { ok: true, items: existing.map((r) => ({ sku: r.sku, quantity: Number(r.quantity) })), stock: [], replayed: true };
   }
 
   const batch = JSON.stringify(lines);
   // Lock the rows in sku order (the global lock order), then decide on figures that cannot move.
-  const locked = await em.execute<{ sku: string; on_hand: number; reserved: number }[]>(`
+  const locked = await em.execute<{ sku: string; on_hand: number; reserved: number }[]>(
+    `
     select s.sku, s.on_hand, s.reserved from stock s
     where s.sku in (select r.sku from jsonb_to_recordset(?::jsonb) as r(sku text, quantity integer))
     order by s.sku collate "C"
-    for no key update of s`, [batch]);
+    for no key update of s`,
+    [batch],
+  );
   const available = new Map(locked.map((row) => [row.sku, Math.max(0, Number(row.on_hand) - Number(row.reserved))]));
   const shortages = lines
     .map((line) => ({ sku: line.sku, requested: line.quantity, available: available.get(line.sku) ?? 0 }))
@@ -114,7 +118,8 @@ export async function reserveAll(em: EntityManager, orderId: string, items: read
 
   // One statement: take the units and record the reservations. The condition repeats the check;
   // with the rows locked it cannot fail, and if it ever did the throw below rolls everything back.
-  const updated = await em.execute<StockRow[]>(`
+  const updated = await em.execute<StockRow[]>(
+    `
     with r as (
       select sku, quantity from jsonb_to_recordset(?::jsonb) as r(sku text, quantity integer)
     ), updated as (
@@ -126,7 +131,9 @@ export async function reserveAll(em: EntityManager, orderId: string, items: read
       insert into reservation (id, order_id, sku, quantity, status)
       select gen_random_uuid(), ?, r.sku, r.quantity, 'RESERVED' from r join updated u on u.sku = r.sku
     )
-    select * from updated order by sku collate "C"`, [batch, orderId]);
+    select * from updated order by sku collate "C"`,
+    [batch, orderId],
+  );
   if (updated.length !== lines.length) {
     throw new Error(`reserveAll(${orderId}): ${updated.length} of ${lines.length} lines reserved on locked rows; rolling back`);
   }
@@ -156,7 +163,9 @@ export function releaseReservation(em: EntityManager, orderId: string): Promise<
 /** The order's reservations (any status), ordered by sku; empty when it has none. */
 export async function findReservations(em: EntityManager, orderId: string): Promise<ReservationView[]> {
   const rows = await em.execute<{ sku: string; quantity: number; status: ReservationStatus }[]>(
-    'select sku, quantity, status from reservation where order_id = ? order by sku collate "C"', [orderId]);
+    'select sku, quantity, status from reservation where order_id = ? order by sku collate "C"',
+    [orderId],
+  );
   return rows.map((r) => ({ sku: r.sku, quantity: Number(r.quantity), status: r.status }));
 }
 
@@ -167,20 +176,22 @@ async function settle(em: EntityManager, orderId: string, to: 'COMMITTED' | 'REL
   // Lock the stock rows of what is still held, in sku order, before changing any of them.
   // Commit moves RESERVED lines; release moves RESERVED and COMMITTED ones.
   const from = to === 'COMMITTED' ? `('RESERVED')` : `('RESERVED', 'COMMITTED')`;
-  const held = await em.execute<{ sku: string }[]>(`
+  const held = await em.execute<{ sku: string }[]>(
+    `
     select s.sku from stock s join reservation r on r.sku = s.sku
     where r.order_id = ? and r.status in ${from}
     order by s.sku collate "C"
-    for no key update of s`, [orderId]);
+    for no key update of s`,
+    [orderId],
+  );
   if (held.length === 0) return { orderId, items: [], stock: [] };
 
   // RESERVED → COMMITTED: the units leave (on hand and reserved drop).
   // RESERVED → RELEASED: reserved drops. COMMITTED → RELEASED: the units come back on hand.
-  const onHand = to === 'COMMITTED'
-    ? 's.on_hand - h.quantity'
-    : `s.on_hand + case when h.was = 'COMMITTED' then h.quantity else 0 end`;
+  const onHand = to === 'COMMITTED' ? 's.on_hand - h.quantity' : `s.on_hand + case when h.was = 'COMMITTED' then h.quantity else 0 end`;
   const reserved = `s.reserved - case when h.was = 'RESERVED' then h.quantity else 0 end`;
-  const rows = await em.execute<(StockRow & { quantity: number })[]>(`
+  const rows = await em.execute<(StockRow & { quantity: number })[]>(
+    `
     with h as (
       select sku, quantity, status as was from reservation
       where order_id = ? and status in ${from}
@@ -193,7 +204,9 @@ async function settle(em: EntityManager, orderId: string, to: 'COMMITTED' | 'REL
       where s.sku = h.sku
       returning ${STOCK_COLUMNS}
     )
-    select u.*, h.quantity from updated u join h on h.sku = u.sku order by u.sku collate "C"`, [orderId, to, orderId]);
+    select u.*, h.quantity from updated u join h on h.sku = u.sku order by u.sku collate "C"`,
+    [orderId, to, orderId],
+  );
   return {
     orderId,
     items: rows.map((r) => ({ sku: r.sku, quantity: Number(r.quantity) })),

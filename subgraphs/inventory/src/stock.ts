@@ -1,6 +1,20 @@
 import {
-  ErrorCode, MAX_REASON_LENGTH, SKU_PATTERN, apiError, badInput, channelName, checkSku, crashPoint, enqueueEvents, enqueueLive, newEvent,
-  type EntityManager, type Logger, type OutboxProjector, type Redis, type ServiceRuntime,
+  ErrorCode,
+  MAX_REASON_LENGTH,
+  SKU_PATTERN,
+  apiError,
+  badInput,
+  channelName,
+  checkSku,
+  crashPoint,
+  enqueueEvents,
+  enqueueLive,
+  newEvent,
+  type EntityManager,
+  type Logger,
+  type OutboxProjector,
+  type Redis,
+  type ServiceRuntime,
 } from '@swiftcart/platform';
 import { emptyStock, toStockRecord, type StockRecord, type StockRow } from './entities.ts';
 
@@ -71,7 +85,8 @@ export async function seedStock(em: EntityManager, rows: readonly { sku: string;
       const batch = rows.slice(start, start + SEED_BATCH_SIZE).map((r) => ({ sku: r.sku, on_hand: r.onHand }));
       // One statement per batch: the rows travel as one JSON literal, and the audit insert reads
       // only the rows that ON CONFLICT DO NOTHING actually inserted.
-      const [result] = await tx.execute<{ inserted: number }[]>(`
+      const [result] = await tx.execute<{ inserted: number }[]>(
+        `
         with inserted as (
           insert into stock (sku, on_hand)
           select sku, on_hand from jsonb_to_recordset(?::jsonb) as r(sku text, on_hand integer)
@@ -81,7 +96,9 @@ export async function seedStock(em: EntityManager, rows: readonly { sku: string;
           insert into stock_adjustment (sku, delta, reason, actor, on_hand_after)
           select sku, on_hand, 'initial stock', 'system:seed', on_hand from inserted where on_hand > 0
         )
-        select count(*)::integer as inserted from inserted`, [JSON.stringify(batch)]);
+        select count(*)::integer as inserted from inserted`,
+        [JSON.stringify(batch)],
+      );
       inserted += Number(result.inserted);
     }
     return inserted;
@@ -118,7 +135,10 @@ export const STOCK_LEVEL_CHANGED = 'StockLevelChanged';
  * them once committed, even if this process dies before its own announcement (ADR 0016).
  */
 export function recordStockChanges(tx: EntityManager, records: readonly StockRecord[]): Promise<void> {
-  return enqueueLive(tx, records.map((record) => ({ type: STOCK_LEVEL_CHANGED, aggregateType: 'Stock', aggregateId: record.sku, payload: record })));
+  return enqueueLive(
+    tx,
+    records.map((record) => ({ type: STOCK_LEVEL_CHANGED, aggregateType: 'Stock', aggregateId: record.sku, payload: record })),
+  );
 }
 
 /** Inventory's outbox projector: announces every committed figure the relay hands over (version-guarded, so repeats are harmless). */
@@ -157,19 +177,26 @@ export class StockLedger {
     let record: StockRecord;
     try {
       record = await em.transactional(async (tx) => {
-        const rows = input.delta > 0
-          // A sku never stocked starts at zero: the upsert creates its row, race-free.
-          ? await tx.execute<StockRow[]>(`
+        const rows =
+          input.delta > 0
+            ? // A sku never stocked starts at zero: the upsert creates its row, race-free.
+              await tx.execute<StockRow[]>(
+                `
               insert into stock as s (sku, on_hand) values (?, ?::integer)
               on conflict (sku) do update
                 set on_hand = s.on_hand + excluded.on_hand, version = s.version + 1, updated_at = now()
                 where s.on_hand + excluded.on_hand >= s.reserved
-              returning ${COLUMNS}`, [input.sku, input.delta])
-          // Removing from a sku never stocked matches no row and so fails below.
-          : await tx.execute<StockRow[]>(`
+              returning ${COLUMNS}`,
+                [input.sku, input.delta],
+              )
+            : // Removing from a sku never stocked matches no row and so fails below.
+              await tx.execute<StockRow[]>(
+                `
               update stock set on_hand = on_hand + (?::integer), version = version + 1, updated_at = now()
               where sku = ? and on_hand + (?::integer) >= reserved and on_hand + (?::integer) >= 0
-              returning ${COLUMNS}`, [input.delta, input.sku, input.delta, input.delta]);
+              returning ${COLUMNS}`,
+                [input.delta, input.sku, input.delta, input.delta],
+              );
         if (rows.length === 0) throw await insufficient(tx, input.sku, input.delta);
         const changed = toStockRecord(rows[0]);
         await tx.execute(
@@ -178,10 +205,18 @@ export class StockLedger {
           'run',
         );
         // Every stock change is an event: reservations have theirs, an adjustment this one.
-        await enqueueEvents(tx, [newEvent('StockAdjusted', {
-          sku: input.sku, delta: input.delta, reason, actor: input.actor,
-          onHand: changed.onHand, reserved: changed.reserved, available: changed.available, version: changed.version,
-        })]);
+        await enqueueEvents(tx, [
+          newEvent('StockAdjusted', {
+            sku: input.sku,
+            delta: input.delta,
+            reason,
+            actor: input.actor,
+            onHand: changed.onHand,
+            reserved: changed.reserved,
+            available: changed.available,
+            version: changed.version,
+          }),
+        ]);
         await recordStockChanges(tx, [changed]);
         return changed;
       });
@@ -204,9 +239,16 @@ export class StockLedger {
   async announce(record: StockRecord): Promise<void> {
     try {
       await this.#redis.eval(
-        ANNOUNCE_IF_NEWER, 1, stockKey(record.sku),
-        record.onHand, record.reserved, record.available, record.version, record.updatedAt ?? '',
-        stockChannel(this.#config, record.sku), JSON.stringify(record),
+        ANNOUNCE_IF_NEWER,
+        1,
+        stockKey(record.sku),
+        record.onHand,
+        record.reserved,
+        record.available,
+        record.version,
+        record.updatedAt ?? '',
+        stockChannel(this.#config, record.sku),
+        JSON.stringify(record),
       );
     } catch (error) {
       this.#log.warn({ err: (error as Error).message, sku: record.sku, version: record.version }, 'stock announcement failed');

@@ -31,13 +31,19 @@ describe('adjustStock', () => {
     const up = await adjust('ADJ-1', 10, 'delivery from supplier');
     assert.equal(up.errors, undefined, JSON.stringify(up.errors));
     assert.equal(up.data.adjustStock.sku, 'ADJ-1');
-    assert.deepEqual({ ...up.data.adjustStock, updatedAt: undefined }, { sku: 'ADJ-1', onHand: 10, reserved: 0, available: 10, version: 1, updatedAt: undefined });
+    assert.deepEqual(
+      { ...up.data.adjustStock, updatedAt: undefined },
+      { sku: 'ADJ-1', onHand: 10, reserved: 0, available: 10, version: 1, updatedAt: undefined },
+    );
     assert.ok(!Number.isNaN(Date.parse(up.data.adjustStock.updatedAt)));
 
     await setReserved(stack, 'ADJ-1', 2);
     const down = await adjust('ADJ-1', -3, 'damaged in storage');
     assert.equal(down.errors, undefined, JSON.stringify(down.errors));
-    assert.deepEqual({ ...down.data.adjustStock, updatedAt: undefined }, { sku: 'ADJ-1', onHand: 7, reserved: 2, available: 5, version: 2, updatedAt: undefined });
+    assert.deepEqual(
+      { ...down.data.adjustStock, updatedAt: undefined },
+      { sku: 'ADJ-1', onHand: 7, reserved: 2, available: 5, version: 2, updatedAt: undefined },
+    );
 
     assert.deepEqual(await stockRow(stack, 'ADJ-1'), { on_hand: 7, reserved: 2, version: 2 });
     assert.deepEqual(await auditRows(stack, 'ADJ-1'), [
@@ -56,22 +62,33 @@ describe('adjustStock', () => {
     assert.equal(refused.errors?.[0].extensions?.code, 'INSUFFICIENT_STOCK');
     const done = await adjust('EVT-1', 6, 'delivery 42');
     assert.equal(done.errors, undefined, JSON.stringify(done.errors));
-    const [event] = await waitFor(() => {
-      const found = tap.events.filter((e) => e.aggregateId === 'EVT-1');
-      return found.length ? found : undefined;
-    }, 'StockAdjusted on Kafka', 15_000);
+    const [event] = await waitFor(
+      () => {
+        const found = tap.events.filter((e) => e.aggregateId === 'EVT-1');
+        return found.length ? found : undefined;
+      },
+      'StockAdjusted on Kafka',
+      15_000,
+    );
     assert.equal(event.type, 'StockAdjusted');
     assert.deepEqual([event.source, event.aggregateType, event.causationId], ['inventory', 'Stock', null]);
     assert.deepEqual(event.data, { sku: 'EVT-1', delta: 6, reason: 'delivery 42', actor: 'admin-1', onHand: 10, reserved: 0, available: 10, version: 2 });
     const rows = await em(stack).execute<{ type: string }[]>(`select type from outbox where aggregateid = 'EVT-1' and topic is not null`);
-    assert.deepEqual(rows.map((r) => r.type), ['StockAdjusted'], 'the refused adjustment wrote no event');
+    assert.deepEqual(
+      rows.map((r) => r.type),
+      ['StockAdjusted'],
+      'the refused adjustment wrote no event',
+    );
   });
 
   test('a later read in the same request sees the figure the mutation left', async () => {
-    const result = await stack.graphql(`mutation {
+    const result = await stack.graphql(
+      `mutation {
       a: adjustStock(sku: "ADJ-2", delta: 5, reason: "first") { version product { stock { onHand version } } }
       b: adjustStock(sku: "ADJ-2", delta: 1, reason: "second") { version product { stock { onHand version } } }
-    }`, { token: admin });
+    }`,
+      { token: admin },
+    );
     assert.equal(result.errors, undefined, JSON.stringify(result.errors));
     assert.deepEqual(result.data, {
       a: { version: 1, product: { stock: { onHand: 5, version: 1 } } },
@@ -85,7 +102,7 @@ describe('adjustStock', () => {
     const audits = await auditCount(stack);
 
     const belowReserved = await adjust('LOW-1', -4);
-    assert.equal(belowReserved.data, undefined, "a non-null root field that failed nulls the whole data");
+    assert.equal(belowReserved.data, undefined, 'a non-null root field that failed nulls the whole data');
     assert.equal(belowReserved.errors?.[0].extensions?.code, 'INSUFFICIENT_STOCK');
     assert.match(belowReserved.errors![0].message, /5 on hand, 2 reserved, requested -4/);
     assert.deepEqual(
@@ -116,19 +133,40 @@ describe('adjustStock', () => {
     const refused = results.filter((r) => r.errors);
     assert.equal(ok.length, 10);
     assert.equal(refused.length, 10);
-    assert.ok(refused.every((r) => r.errors![0].extensions?.code === 'INSUFFICIENT_STOCK'), JSON.stringify(refused.map((r) => r.errors)));
-    assert.deepEqual(ok.map((r) => r.data.adjustStock.onHand).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    assert.deepEqual(ok.map((r) => r.data.adjustStock.version).sort((a, b) => a - b), [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    assert.ok(
+      refused.every((r) => r.errors![0].extensions?.code === 'INSUFFICIENT_STOCK'),
+      JSON.stringify(refused.map((r) => r.errors)),
+    );
+    assert.deepEqual(
+      ok.map((r) => r.data.adjustStock.onHand).sort((a, b) => a - b),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
+    assert.deepEqual(
+      ok.map((r) => r.data.adjustStock.version).sort((a, b) => a - b),
+      [2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+    );
     assert.deepEqual(await stockRow(stack, 'RACE-1'), { on_hand: 0, reserved: 0, version: 11 });
     const audits = await auditRows(stack, 'RACE-1');
     assert.equal(audits.filter((a) => a.reason === 'race').length, 10);
-    assert.deepEqual(audits.filter((a) => a.reason === 'race').map((a) => a.on_hand_after).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(
+      audits
+        .filter((a) => a.reason === 'race')
+        .map((a) => a.on_hand_after)
+        .sort((a, b) => a - b),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
   });
 
   test('20 concurrent first deliveries of a never-stocked sku all succeed (race-free upsert)', async () => {
     const results = await Promise.all(Array.from({ length: 20 }, () => adjust('RACE-NEW', 1, 'delivery')));
-    assert.deepEqual(results.filter((r) => r.errors).map((r) => r.errors), []);
-    assert.deepEqual(results.map((r) => r.data.adjustStock.version).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.deepEqual(
+      results.filter((r) => r.errors).map((r) => r.errors),
+      [],
+    );
+    assert.deepEqual(
+      results.map((r) => r.data.adjustStock.version).sort((a, b) => a - b),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
     assert.deepEqual(await stockRow(stack, 'RACE-NEW'), { on_hand: 20, reserved: 0, version: 20 });
     assert.equal((await auditRows(stack, 'RACE-NEW')).length, 20);
   });

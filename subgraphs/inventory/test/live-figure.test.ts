@@ -47,7 +47,10 @@ describe('live stock figure', () => {
     const marker = randomUUID();
     await stack.services.inventory!.runtime.redis.publish(channel, JSON.stringify({ marker }));
     await waitFor(() => received.slice(from).some((m) => m.message?.marker === marker), `the marker on ${channel}`);
-    return received.slice(from).filter((m) => m.channel === channel && m.message?.marker !== marker).map((m) => m.message);
+    return received
+      .slice(from)
+      .filter((m) => m.channel === channel && m.message?.marker !== marker)
+      .map((m) => m.message);
   }
 
   test('after commit, the new figure is in the Redis hash and published with its new version', async () => {
@@ -66,7 +69,11 @@ describe('live stock figure', () => {
     const message2 = await nextMessage(channel, from);
     assert.deepEqual(message2, { sku: 'LIVE-1', onHand: 5, reserved: 0, available: 5, version: 2, updatedAt: second.data.adjustStock.updatedAt });
     assert.deepEqual(await reader.hgetall('stock:LIVE-1'), {
-      onHand: '5', reserved: '0', available: '5', version: '2', updatedAt: second.data.adjustStock.updatedAt,
+      onHand: '5',
+      reserved: '0',
+      available: '5',
+      version: '2',
+      updatedAt: second.data.adjustStock.updatedAt,
     });
   });
 
@@ -82,7 +89,14 @@ describe('live stock figure', () => {
   test('an announcement older than the hash changes nothing and is not published', async () => {
     const channel = `${stack.config.redisPrefix}stock:LIVE-1`;
     const from = received.length;
-    await ledgerOf(stack.services.inventory!.runtime).announce({ sku: 'LIVE-1', onHand: 99, reserved: 0, available: 99, version: 1, updatedAt: new Date().toISOString() });
+    await ledgerOf(stack.services.inventory!.runtime).announce({
+      sku: 'LIVE-1',
+      onHand: 99,
+      reserved: 0,
+      available: 99,
+      version: 1,
+      updatedAt: new Date().toISOString(),
+    });
     assert.deepEqual(await settledSince(channel, from), [], 'nothing published');
     assert.equal(await reader.hget('stock:LIVE-1', 'onHand'), '5');
   });

@@ -11,9 +11,7 @@ import type { RunningService } from '@swiftcart/platform';
 import { startStack, type TestStack } from '../../../test/support/stack.ts';
 import { findReservations } from '../src/reservations.ts';
 import { seedStock } from '../src/stock.ts';
-import {
-  EventTap, consumerMetrics, handled, outboxTypes, publishEnvelope, publishOrderEvent, waitFor,
-} from '../../../test/support/participants.ts';
+import { EventTap, consumerMetrics, handled, outboxTypes, publishEnvelope, publishOrderEvent, waitFor } from '../../../test/support/participants.ts';
 import { em, stockRow } from './support.ts';
 
 const EUR = (amount: number) => ({ amount, currency: 'EUR' });
@@ -42,9 +40,12 @@ describe('inventory consumes order events', () => {
     tap = await EventTap.start(inventory);
     redis = new Redis(stack.config.redisUrl, { keyPrefix: stack.config.redisPrefix });
     await seedStock(em(stack), [
-      { sku: 'SAGA-A', onHand: 10 }, { sku: 'SAGA-B', onHand: 5 },
-      { sku: 'SHORT-A', onHand: 10 }, { sku: 'SHORT-B', onHand: 2 },
-      { sku: 'DUP-A', onHand: 10 }, { sku: 'REL-A', onHand: 4 },
+      { sku: 'SAGA-A', onHand: 10 },
+      { sku: 'SAGA-B', onHand: 5 },
+      { sku: 'SHORT-A', onHand: 10 },
+      { sku: 'SHORT-B', onHand: 2 },
+      { sku: 'DUP-A', onHand: 10 },
+      { sku: 'REL-A', onHand: 4 },
     ]);
   });
   after(async () => {
@@ -55,9 +56,22 @@ describe('inventory consumes order events', () => {
 
   test('OrderPlaced with enough stock reserves every line, publishes StockReserved, then updates Redis', async () => {
     const orderId = randomUUID();
-    const cause = await publishOrderEvent(inventory, 'OrderPlaced', placed(orderId, [['SAGA-B', 2], ['SAGA-A', 3]]));
+    const cause = await publishOrderEvent(
+      inventory,
+      'OrderPlaced',
+      placed(orderId, [
+        ['SAGA-B', 2],
+        ['SAGA-A', 3],
+      ]),
+    );
     const reserved = await tap.next(orderId, 'StockReserved');
-    assert.deepEqual(reserved.data, { orderId, items: [{ sku: 'SAGA-A', quantity: 3 }, { sku: 'SAGA-B', quantity: 2 }] });
+    assert.deepEqual(reserved.data, {
+      orderId,
+      items: [
+        { sku: 'SAGA-A', quantity: 3 },
+        { sku: 'SAGA-B', quantity: 2 },
+      ],
+    });
     assert.equal(reserved.source, 'inventory');
     assert.equal(reserved.aggregateType, 'Order');
     assert.equal(reserved.aggregateId, orderId);
@@ -94,7 +108,12 @@ describe('inventory consumes order events', () => {
     assert.equal(await redis.hget('stock:SAGA-A', 'onHand'), String(afterCommit!.on_hand));
 
     // A cancellation after the commit (before shipping) puts the committed units back on hand.
-    const cancelled = await publishOrderEvent(inventory, 'OrderCancelled', { orderId, customerId: 'alice', reason: 'changed my mind', previousStatus: 'CONFIRMED' });
+    const cancelled = await publishOrderEvent(inventory, 'OrderCancelled', {
+      orderId,
+      customerId: 'alice',
+      reason: 'changed my mind',
+      previousStatus: 'CONFIRMED',
+    });
     await handled(inventory, cancelled.id);
     assert.deepEqual(await outboxTypes(inventory, orderId), ['StockReserved', 'StockCommitted', 'StockReleased']);
     const [restocked] = await em(stack).execute<{ on_hand: number; reserved: number }[]>(`select on_hand, reserved from stock where sku = 'SAGA-A'`);
@@ -103,11 +122,22 @@ describe('inventory consumes order events', () => {
 
   test('a short line reserves nothing and publishes StockReservationFailed with the shortages', async () => {
     const orderId = randomUUID();
-    await publishOrderEvent(inventory, 'OrderPlaced', placed(orderId, [['SHORT-A', 4], ['SHORT-B', 3], ['SHORT-NEVER', 1]]));
+    await publishOrderEvent(
+      inventory,
+      'OrderPlaced',
+      placed(orderId, [
+        ['SHORT-A', 4],
+        ['SHORT-B', 3],
+        ['SHORT-NEVER', 1],
+      ]),
+    );
     const failed = await tap.next(orderId, 'StockReservationFailed');
     assert.deepEqual(failed.data, {
       orderId,
-      shortages: [{ sku: 'SHORT-B', requested: 3, available: 2 }, { sku: 'SHORT-NEVER', requested: 1, available: 0 }],
+      shortages: [
+        { sku: 'SHORT-B', requested: 3, available: 2 },
+        { sku: 'SHORT-NEVER', requested: 1, available: 0 },
+      ],
     });
     assert.deepEqual(await stockRow(stack, 'SHORT-A'), { on_hand: 10, reserved: 0, version: 1 });
     assert.deepEqual(await stockRow(stack, 'SHORT-B'), { on_hand: 2, reserved: 0, version: 1 });
@@ -120,7 +150,12 @@ describe('inventory consumes order events', () => {
     await publishOrderEvent(inventory, 'OrderPlaced', placed(orderId, [['REL-A', 4]]));
     await tap.next(orderId, 'StockReserved');
     assert.deepEqual(await stockRow(stack, 'REL-A'), { on_hand: 4, reserved: 4, version: 2 });
-    const cause = await publishOrderEvent(inventory, 'OrderCancelled', { orderId, customerId: 'alice', reason: 'payment declined', previousStatus: 'AWAITING_PAYMENT' });
+    const cause = await publishOrderEvent(inventory, 'OrderCancelled', {
+      orderId,
+      customerId: 'alice',
+      reason: 'payment declined',
+      previousStatus: 'AWAITING_PAYMENT',
+    });
     const released = await tap.next(orderId, 'StockReleased');
     assert.deepEqual(released.data, { orderId, items: [{ sku: 'REL-A', quantity: 4 }] });
     assert.equal(released.causationId, cause.id);
@@ -152,7 +187,12 @@ describe('inventory consumes order events', () => {
     const ignoredBefore = consumerMetrics(inventory).ignored;
     const rejected = await publishOrderEvent(inventory, 'OrderRejected', { orderId, customerId: 'alice', reason: 'SHORT-B was short' });
     const requested = await publishOrderEvent(inventory, 'PaymentRequested', { orderId, customerId: 'alice', amount: EUR(100), paymentMethod: 'tok_visa' });
-    const cancelled = await publishOrderEvent(inventory, 'OrderCancelled', { orderId, customerId: 'alice', reason: 'changed my mind', previousStatus: 'PENDING' });
+    const cancelled = await publishOrderEvent(inventory, 'OrderCancelled', {
+      orderId,
+      customerId: 'alice',
+      reason: 'changed my mind',
+      previousStatus: 'PENDING',
+    });
     const confirmed = await publishOrderEvent(inventory, 'OrderConfirmed', { orderId, customerId: 'alice', items: [{ sku: 'SAGA-A', quantity: 1 }] });
     for (const event of [rejected, requested, cancelled, confirmed]) await handled(inventory, event.id);
     assert.equal(consumerMetrics(inventory).ignored - ignoredBefore, 2);

@@ -8,8 +8,13 @@ import { after, before, describe, test } from 'node:test';
 import type { EntityManager } from '@swiftcart/platform';
 import { startStack, type TestStack } from '../../../test/support/stack.ts';
 import {
-  commitReservation, findReservations, mergeLines, releaseReservation, reserveAll,
-  type ReservationLine, type ReserveResult,
+  commitReservation,
+  findReservations,
+  mergeLines,
+  releaseReservation,
+  reserveAll,
+  type ReservationLine,
+  type ReserveResult,
 } from '../src/reservations.ts';
 import { seedStock } from '../src/stock.ts';
 import { em, stockRow } from './support.ts';
@@ -29,17 +34,30 @@ describe('reservations', () => {
   after(() => stack?.close());
 
   test('reserves every line, merging duplicate skus, and returns the new figures', async () => {
-    await seedStock(em(stack), [{ sku: 'RES-A', onHand: 10 }, { sku: 'RES-B', onHand: 5 }]);
+    await seedStock(em(stack), [
+      { sku: 'RES-A', onHand: 10 },
+      { sku: 'RES-B', onHand: 5 },
+    ]);
     const order = randomUUID();
-    const result = await reserve(order, [{ sku: 'RES-B', quantity: 2 }, { sku: 'RES-A', quantity: 3 }, { sku: 'RES-B', quantity: 1 }]);
+    const result = await reserve(order, [
+      { sku: 'RES-B', quantity: 2 },
+      { sku: 'RES-A', quantity: 3 },
+      { sku: 'RES-B', quantity: 1 },
+    ]);
     assert.equal(result.ok, true);
     assert.equal(result.replayed, false);
     assert.ok(result.ok);
-    assert.deepEqual(result.items, [{ sku: 'RES-A', quantity: 3 }, { sku: 'RES-B', quantity: 3 }]);
-    assert.deepEqual(result.stock.map(({ sku, onHand, reserved, available, version }) => ({ sku, onHand, reserved, available, version })), [
-      { sku: 'RES-A', onHand: 10, reserved: 3, available: 7, version: 2 },
-      { sku: 'RES-B', onHand: 5, reserved: 3, available: 2, version: 2 },
+    assert.deepEqual(result.items, [
+      { sku: 'RES-A', quantity: 3 },
+      { sku: 'RES-B', quantity: 3 },
     ]);
+    assert.deepEqual(
+      result.stock.map(({ sku, onHand, reserved, available, version }) => ({ sku, onHand, reserved, available, version })),
+      [
+        { sku: 'RES-A', onHand: 10, reserved: 3, available: 7, version: 2 },
+        { sku: 'RES-B', onHand: 5, reserved: 3, available: 2, version: 2 },
+      ],
+    );
     assert.ok(result.stock.every((s) => typeof s.updatedAt === 'string'));
     assert.deepEqual(await reservations(order), [
       { sku: 'RES-A', quantity: 3, status: 'RESERVED' },
@@ -49,15 +67,23 @@ describe('reservations', () => {
   });
 
   test('all or none: one short line (or an unknown sku) reserves nothing and reports the shortages', async () => {
-    await seedStock(em(stack), [{ sku: 'AON-A', onHand: 10 }, { sku: 'AON-B', onHand: 4 }]);
+    await seedStock(em(stack), [
+      { sku: 'AON-A', onHand: 10 },
+      { sku: 'AON-B', onHand: 4 },
+    ]);
     await reserve(randomUUID(), [{ sku: 'AON-B', quantity: 1 }]); // 3 left
     const order = randomUUID();
     const result = await reserve(order, [
-      { sku: 'AON-A', quantity: 5 }, { sku: 'AON-B', quantity: 4 }, { sku: 'AON-NEVER', quantity: 1 },
+      { sku: 'AON-A', quantity: 5 },
+      { sku: 'AON-B', quantity: 4 },
+      { sku: 'AON-NEVER', quantity: 1 },
     ]);
     assert.deepEqual(result, {
       ok: false,
-      shortages: [{ sku: 'AON-B', requested: 4, available: 3 }, { sku: 'AON-NEVER', requested: 1, available: 0 }],
+      shortages: [
+        { sku: 'AON-B', requested: 4, available: 3 },
+        { sku: 'AON-NEVER', requested: 1, available: 0 },
+      ],
       stock: [],
       replayed: false,
     });
@@ -67,7 +93,10 @@ describe('reservations', () => {
     assert.equal(await stockRow(stack, 'AON-NEVER'), undefined);
 
     // Exactly what is available fits.
-    const exact = await reserve(randomUUID(), [{ sku: 'AON-A', quantity: 10 }, { sku: 'AON-B', quantity: 3 }]);
+    const exact = await reserve(randomUUID(), [
+      { sku: 'AON-A', quantity: 10 },
+      { sku: 'AON-B', quantity: 3 },
+    ]);
     assert.equal(exact.ok, true);
     assert.deepEqual(await stockRow(stack, 'AON-B'), { on_hand: 4, reserved: 4, version: 3 });
   });
@@ -96,23 +125,42 @@ describe('reservations', () => {
   });
 
   test('commit takes the units out of stock, once; releasing a committed reservation (a cancellation before shipping) restocks them', async () => {
-    await seedStock(em(stack), [{ sku: 'COM-A', onHand: 10 }, { sku: 'COM-B', onHand: 10 }]);
-    const order = randomUUID();
-    await reserve(order, [{ sku: 'COM-A', quantity: 2 }, { sku: 'COM-B', quantity: 3 }]);
-    const committed = await commit(order);
-    assert.deepEqual(committed.items, [{ sku: 'COM-A', quantity: 2 }, { sku: 'COM-B', quantity: 3 }]);
-    assert.deepEqual(committed.stock.map(({ sku, onHand, reserved, available, version }) => ({ sku, onHand, reserved, available, version })), [
-      { sku: 'COM-A', onHand: 8, reserved: 0, available: 8, version: 3 },
-      { sku: 'COM-B', onHand: 7, reserved: 0, available: 7, version: 3 },
+    await seedStock(em(stack), [
+      { sku: 'COM-A', onHand: 10 },
+      { sku: 'COM-B', onHand: 10 },
     ]);
+    const order = randomUUID();
+    await reserve(order, [
+      { sku: 'COM-A', quantity: 2 },
+      { sku: 'COM-B', quantity: 3 },
+    ]);
+    const committed = await commit(order);
+    assert.deepEqual(committed.items, [
+      { sku: 'COM-A', quantity: 2 },
+      { sku: 'COM-B', quantity: 3 },
+    ]);
+    assert.deepEqual(
+      committed.stock.map(({ sku, onHand, reserved, available, version }) => ({ sku, onHand, reserved, available, version })),
+      [
+        { sku: 'COM-A', onHand: 8, reserved: 0, available: 8, version: 3 },
+        { sku: 'COM-B', onHand: 7, reserved: 0, available: 7, version: 3 },
+      ],
+    );
     assert.deepEqual(await commit(order), { orderId: order, items: [], stock: [] }, 'a second commit is a no-op');
     assert.deepEqual(await stockRow(stack, 'COM-A'), { on_hand: 8, reserved: 0, version: 3 });
     const released = await release(order);
-    assert.deepEqual(released.items, [{ sku: 'COM-A', quantity: 2 }, { sku: 'COM-B', quantity: 3 }]);
-    assert.deepEqual(released.stock.map(({ sku, onHand, reserved }) => ({ sku, onHand, reserved })), [
-      { sku: 'COM-A', onHand: 10, reserved: 0 },
-      { sku: 'COM-B', onHand: 10, reserved: 0 },
-    ], 'the committed units are back on hand');
+    assert.deepEqual(released.items, [
+      { sku: 'COM-A', quantity: 2 },
+      { sku: 'COM-B', quantity: 3 },
+    ]);
+    assert.deepEqual(
+      released.stock.map(({ sku, onHand, reserved }) => ({ sku, onHand, reserved })),
+      [
+        { sku: 'COM-A', onHand: 10, reserved: 0 },
+        { sku: 'COM-B', onHand: 10, reserved: 0 },
+      ],
+      'the committed units are back on hand',
+    );
     assert.deepEqual(await release(order), { orderId: order, items: [], stock: [] }, 'a second release is a no-op');
     assert.deepEqual(await commit(order), { orderId: order, items: [], stock: [] }, 'a released reservation is never committed');
     assert.deepEqual(await reserve(order, [{ sku: 'COM-A', quantity: 2 }]).then((r) => r.replayed), true);
@@ -129,7 +177,10 @@ describe('reservations', () => {
     await reserve(order, [{ sku: 'REL-A', quantity: 6 }]);
     const released = await release(order);
     assert.deepEqual(released.items, [{ sku: 'REL-A', quantity: 6 }]);
-    assert.deepEqual(released.stock.map(({ onHand, reserved, available }) => ({ onHand, reserved, available })), [{ onHand: 6, reserved: 0, available: 6 }]);
+    assert.deepEqual(
+      released.stock.map(({ onHand, reserved, available }) => ({ onHand, reserved, available })),
+      [{ onHand: 6, reserved: 0, available: 6 }],
+    );
     assert.deepEqual((await release(order)).items, []);
     assert.deepEqual((await commit(order)).items, []);
     assert.equal((await reserve(order, [{ sku: 'REL-A', quantity: 6 }])).replayed, true);
@@ -143,11 +194,14 @@ describe('reservations', () => {
   test('the caller owns the transaction: a rollback after reserveAll leaves nothing behind', async () => {
     await seedStock(em(stack), [{ sku: 'TX-A', onHand: 3 }]);
     const order = randomUUID();
-    await assert.rejects(inTx(async (tx) => {
-      const result = await reserveAll(tx, order, [{ sku: 'TX-A', quantity: 2 }]);
-      assert.equal(result.ok, true);
-      throw new Error('outbox write failed');
-    }), /outbox write failed/);
+    await assert.rejects(
+      inTx(async (tx) => {
+        const result = await reserveAll(tx, order, [{ sku: 'TX-A', quantity: 2 }]);
+        assert.equal(result.ok, true);
+        throw new Error('outbox write failed');
+      }),
+      /outbox write failed/,
+    );
     assert.deepEqual(await stockRow(stack, 'TX-A'), { on_hand: 3, reserved: 0, version: 1 });
     assert.deepEqual(await reservations(order), []);
   });
@@ -159,7 +213,13 @@ describe('reservations', () => {
     await assert.rejects(reserve(randomUUID(), [{ sku: 'X', quantity: 0 }]), /quantity must be a whole number/);
     await assert.rejects(reserve(randomUUID(), [{ sku: 'X', quantity: 1.5 }]), /quantity must be a whole number/);
     await assert.rejects(reserve('', [{ sku: 'X', quantity: 1 }]), /orderId/);
-    await assert.rejects(reserve(randomUUID(), [{ sku: 'X', quantity: 2_000_000_000 }, { sku: 'X', quantity: 2_000_000_000 }]), /more than/);
+    await assert.rejects(
+      reserve(randomUUID(), [
+        { sku: 'X', quantity: 2_000_000_000 },
+        { sku: 'X', quantity: 2_000_000_000 },
+      ]),
+      /more than/,
+    );
   });
 
   test('NO OVERSELL: 200 concurrent orders of 1 unit for 50 on hand: exactly 50 reserved', async () => {
@@ -171,36 +231,56 @@ describe('reservations', () => {
     assert.equal(refused.length, 150);
     assert.ok(refused.every((r) => r.shortages.length === 1 && r.shortages[0].requested === 1 && r.shortages[0].available === 0));
     // Each success saw a distinct figure: reserved went 1, 2, ..., 50 with no gaps or repeats.
-    assert.deepEqual(ok.map((r) => r.stock[0].reserved).sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 1));
+    assert.deepEqual(
+      ok.map((r) => r.stock[0].reserved).sort((a, b) => a - b),
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
     assert.ok(ok.every((r) => r.stock[0].available >= 0));
     assert.deepEqual(await stockRow(stack, 'HOT-1'), { on_hand: 50, reserved: 50, version: 51 });
     const [count] = await em(stack).execute<{ n: number; units: number }[]>(
-      `select count(*)::integer as n, coalesce(sum(quantity), 0)::integer as units from reservation where sku = 'HOT-1' and status = 'RESERVED'`);
+      `select count(*)::integer as n, coalesce(sum(quantity), 0)::integer as units from reservation where sku = 'HOT-1' and status = 'RESERVED'`,
+    );
     assert.deepEqual(count, { n: 50, units: 50 });
   });
 
   test('two skus, mixed orders, commits and releases under concurrency: no deadlock, no oversell, units conserved', async () => {
     const initial = { 'MIX-A': 40, 'MIX-B': 25 } as Record<string, number>;
-    await seedStock(em(stack), Object.entries(initial).map(([sku, onHand]) => ({ sku, onHand })));
+    await seedStock(
+      em(stack),
+      Object.entries(initial).map(([sku, onHand]) => ({ sku, onHand })),
+    );
     // Orders list the skus in both orders, so a writer that locked rows in line order would deadlock.
     const orders = Array.from({ length: 150 }, (_, i) => {
       const q = 1 + (i % 2);
       const items: ReservationLine[] =
-        i % 3 === 0 ? [{ sku: 'MIX-A', quantity: q }]
-          : i % 3 === 1 ? [{ sku: 'MIX-B', quantity: q }, { sku: 'MIX-A', quantity: 1 }]
-            : [{ sku: 'MIX-A', quantity: 1 }, { sku: 'MIX-B', quantity: q }];
+        i % 3 === 0
+          ? [{ sku: 'MIX-A', quantity: q }]
+          : i % 3 === 1
+            ? [
+                { sku: 'MIX-B', quantity: q },
+                { sku: 'MIX-A', quantity: 1 },
+              ]
+            : [
+                { sku: 'MIX-A', quantity: 1 },
+                { sku: 'MIX-B', quantity: q },
+              ];
       return { id: randomUUID(), items, then: (['commit', 'release', 'hold', 'commit'] as const)[i % 4] };
     });
-    const outcomes = await Promise.allSettled(orders.map(async (order) => {
-      const result = await reserve(order.id, order.items);
-      if (result.ok && order.then === 'commit') await commit(order.id);
-      if (result.ok && order.then === 'release') await release(order.id);
-      return result;
-    }));
+    const outcomes = await Promise.allSettled(
+      orders.map(async (order) => {
+        const result = await reserve(order.id, order.items);
+        if (result.ok && order.then === 'commit') await commit(order.id);
+        if (result.ok && order.then === 'release') await release(order.id);
+        return result;
+      }),
+    );
     const failures = outcomes.filter((o) => o.status === 'rejected').map((o) => String((o as PromiseRejectedResult).reason));
     assert.deepEqual(failures, [], 'no deadlock or other error');
     const results = outcomes.map((o) => (o as PromiseFulfilledResult<ReserveResult>).value);
-    assert.ok(results.some((r) => !r.ok), 'the test should exhaust the stock');
+    assert.ok(
+      results.some((r) => !r.ok),
+      'the test should exhaust the stock',
+    );
 
     // Refused orders hold nothing; accepted ones hold every line, in the expected status.
     for (const [i, order] of orders.entries()) {
@@ -210,12 +290,19 @@ describe('reservations', () => {
         continue;
       }
       const status = order.then === 'commit' ? 'COMMITTED' : order.then === 'release' ? 'RELEASED' : 'RESERVED';
-      assert.deepEqual(rows.map((r) => ({ sku: r.sku, quantity: r.quantity })), mergeLines(order.items));
-      assert.ok(rows.every((r) => r.status === status), `${order.id}: ${JSON.stringify(rows)}`);
+      assert.deepEqual(
+        rows.map((r) => ({ sku: r.sku, quantity: r.quantity })),
+        mergeLines(order.items),
+      );
+      assert.ok(
+        rows.every((r) => r.status === status),
+        `${order.id}: ${JSON.stringify(rows)}`,
+      );
     }
 
     const totals = await em(stack).execute<{ sku: string; status: string; units: number }[]>(
-      `select sku, status, sum(quantity)::integer as units from reservation where sku like 'MIX-%' group by sku, status`);
+      `select sku, status, sum(quantity)::integer as units from reservation where sku like 'MIX-%' group by sku, status`,
+    );
     const units = (sku: string, status: string) => totals.find((t) => t.sku === sku && t.status === status)?.units ?? 0;
     for (const sku of Object.keys(initial)) {
       const row = (await stockRow(stack, sku))!;

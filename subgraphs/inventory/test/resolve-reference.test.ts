@@ -21,7 +21,13 @@ describe('inventory reads', () => {
     stack = await startStack({ services: ['inventory'], countQueries: true });
     // The outbox relay polls on the same pool; the reads under test must be the only queries counted.
     await stack.services.inventory!.relay?.stop();
-    assert.equal(await seedStock(em(stack), known.map((sku, i) => ({ sku, onHand: i + 1 }))), 100);
+    assert.equal(
+      await seedStock(
+        em(stack),
+        known.map((sku, i) => ({ sku, onHand: i + 1 })),
+      ),
+      100,
+    );
     // Some reserved units, so that available differs from on hand.
     await setReserved(stack, 'BATCH-010', 4);
   });
@@ -38,7 +44,11 @@ describe('inventory reads', () => {
     assert.equal(queries, 1, 'one SQL query for all 100 representations');
     const entities = result.data._entities as { sku: string; stock: any }[];
     assert.equal(entities.length, 100);
-    assert.deepEqual(entities.map((e) => e.sku), skus, 'entities come back in representation order');
+    assert.deepEqual(
+      entities.map((e) => e.sku),
+      skus,
+      'entities come back in representation order',
+    );
     entities.slice(0, 96).forEach((entity, i) => {
       const onHand = i + 1;
       const reserved = entity.sku === 'BATCH-010' ? 4 : 0;
@@ -57,11 +67,21 @@ describe('inventory reads', () => {
 
   test('stockLevel and __resolveReference share one loader: one query for both in one request', async () => {
     const beforeCount = runtime().db.queryCount;
-    const result = await stack.graphql(`query($r: [_Any!]!) {
+    const result = await stack.graphql(
+      `query($r: [_Any!]!) {
       a: stockLevel(sku: "BATCH-050") { onHand available product { sku } }
       b: stockLevel(sku: "NEVER-9") { onHand version updatedAt }
       _entities(representations: $r) { ... on Product { stock { onHand } } }
-    }`, { variables: { r: [{ __typename: 'Product', sku: 'BATCH-050' }, { __typename: 'Product', sku: 'BATCH-051' }] } });
+    }`,
+      {
+        variables: {
+          r: [
+            { __typename: 'Product', sku: 'BATCH-050' },
+            { __typename: 'Product', sku: 'BATCH-051' },
+          ],
+        },
+      },
+    );
     assert.equal(result.errors, undefined, JSON.stringify(result.errors));
     assert.equal(runtime().db.queryCount - beforeCount, 1);
     assert.deepEqual(result.data.a, { onHand: 51, available: 51, product: { sku: 'BATCH-050' } });

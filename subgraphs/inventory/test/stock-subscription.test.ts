@@ -30,7 +30,11 @@ describe('stockLevelChanged over graphql-ws', () => {
     stack = await startStack({ services: ['inventory'] });
     inventory = stack.services.inventory!;
     admin = await stack.token('admin-1', ['admin']);
-    await seedStock(em(stack), [{ sku: 'SUB-A', onHand: 10 }, { sku: 'SUB-R', onHand: 6 }, { sku: 'SUB-S', onHand: 3 }]);
+    await seedStock(em(stack), [
+      { sku: 'SUB-A', onHand: 10 },
+      { sku: 'SUB-R', onHand: 6 },
+      { sku: 'SUB-S', onHand: 3 },
+    ]);
     // Anonymous: the field is @public, it needs no token.
     live = connectLive(inventory.wsUrl, { headers: stack.subgraphHeaders });
   });
@@ -49,9 +53,20 @@ describe('stockLevelChanged over graphql-ws', () => {
     const probe = live.subscribe(FOLLOW, { skus: ['SUB-NEW', 'SUB-A'] });
     try {
       const first = await probe.nextData();
-      assert.deepEqual(first.stockLevelChanged, { sku: 'SUB-NEW', onHand: 0, reserved: 0, available: 0, version: 0, updatedAt: null, product: { sku: 'SUB-NEW' } });
+      assert.deepEqual(first.stockLevelChanged, {
+        sku: 'SUB-NEW',
+        onHand: 0,
+        reserved: 0,
+        available: 0,
+        version: 0,
+        updatedAt: null,
+        product: { sku: 'SUB-NEW' },
+      });
       const second = (await probe.nextData()).stockLevelChanged;
-      assert.deepEqual({ ...second, updatedAt: undefined }, { sku: 'SUB-A', onHand: 10, reserved: 0, available: 10, version: 1, updatedAt: undefined, product: { sku: 'SUB-A' } });
+      assert.deepEqual(
+        { ...second, updatedAt: undefined },
+        { sku: 'SUB-A', onHand: 10, reserved: 0, available: 10, version: 1, updatedAt: undefined, product: { sku: 'SUB-A' } },
+      );
 
       const changed = await adjust('SUB-A', 5);
       const update = (await probe.nextData()).stockLevelChanged;
@@ -76,13 +91,17 @@ describe('stockLevelChanged over graphql-ws', () => {
       assert.equal((await probe.nextData()).stockLevelChanged.reserved, 0);
       const orderId = randomUUID();
       await publishOrderEvent(inventory, 'OrderPlaced', {
-        orderId, customerId: 'alice',
+        orderId,
+        customerId: 'alice',
         items: [{ sku: 'SUB-R', quantity: 2, unitPrice: { amount: 100, currency: 'EUR' } }],
         total: { amount: 200, currency: 'EUR' },
         deadlineAt: new Date(Date.now() + 60_000).toISOString(),
       });
       const reserved = (await probe.nextData(20_000)).stockLevelChanged;
-      assert.deepEqual({ onHand: reserved.onHand, reserved: reserved.reserved, available: reserved.available, version: reserved.version }, { onHand: 6, reserved: 2, available: 4, version: 2 });
+      assert.deepEqual(
+        { onHand: reserved.onHand, reserved: reserved.reserved, available: reserved.available, version: reserved.version },
+        { onHand: 6, reserved: 2, available: 4, version: 2 },
+      );
       // What the subscriber saw is what PostgreSQL holds.
       const [row] = await em(stack).execute<{ reserved: number; version: number }[]>('select reserved, version from stock where sku = ?', ['SUB-R']);
       assert.deepEqual({ reserved: row.reserved, version: row.version }, { reserved: 2, version: 2 });
@@ -141,7 +160,13 @@ describe('stockLevelChanged over graphql-ws', () => {
     const channel = channelName(stack.config, 'stock:SUB-A');
     assert.equal(inventory.runtime.live.listenerCount(channel), 1);
     probe.dispose();
-    await waitFor(() => inventory.runtime.live.listenerCount(channel) === 0, `the listeners of ${channel} to go`, 2_000, () => inventory.runtime.live.listenerCount(channel), 20);
+    await waitFor(
+      () => inventory.runtime.live.listenerCount(channel) === 0,
+      `the listeners of ${channel} to go`,
+      2_000,
+      () => inventory.runtime.live.listenerCount(channel),
+      20,
+    );
     assert.deepEqual(inventory.runtime.live.channels, []);
   });
 });

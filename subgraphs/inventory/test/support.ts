@@ -10,7 +10,9 @@ export function em(stack: TestStack): EntityManager {
 /** The stock row of `sku` as PostgreSQL holds it, or undefined. */
 export async function stockRow(stack: TestStack, sku: string): Promise<{ on_hand: number; reserved: number; version: number } | undefined> {
   const [row] = await em(stack).execute<{ on_hand: number; reserved: number; version: number }[]>(
-    'select on_hand, reserved, version from stock where sku = ?', [sku]);
+    'select on_hand, reserved, version from stock where sku = ?',
+    [sku],
+  );
   return row;
 }
 

@@ -75,9 +75,12 @@ export class SagaAdmission implements AsyncDisposable {
   /** Measures the lag now and opens or closes the gate; a failed probe leaves the gate as it was. */
   async probe(): Promise<void> {
     try {
-      const [row] = await this.#options.db.fork().execute<{ lag_ms: number | null }[]>(`
+      const [row] = await this.#options.db.fork().execute<{ lag_ms: number | null }[]>(
+        `
         select (extract(epoch from clock_timestamp() - created_at) * 1000)::float8 as lag_ms
-        from orders where status = 'PENDING' order by created_at offset ? limit 1`, [(this.#options.lagRank ?? 1) - 1]);
+        from orders where status = 'PENDING' order by created_at offset ? limit 1`,
+        [(this.#options.lagRank ?? 1) - 1],
+      );
       this.#update(row ? Math.max(0, Number(row.lag_ms)) : 0);
     } catch (error) {
       this.#options.log.warn({ err: error }, 'measuring the saga lag failed; admission unchanged');
@@ -101,11 +104,9 @@ export class SagaAdmission implements AsyncDisposable {
     if (this.#open) return;
     this.#refused++;
     const retryAfterSeconds = Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(1, Math.ceil((this.#lagMs - this.#options.maxLagMs / 2) / 1000)));
-    throw apiError(
-      ErrorCode.Overloaded,
-      `Too many orders are being processed right now: try again in ${retryAfterSeconds} s (your order was not placed)`,
-      { retryAfterSeconds },
-    );
+    throw apiError(ErrorCode.Overloaded, `Too many orders are being processed right now: try again in ${retryAfterSeconds} s (your order was not placed)`, {
+      retryAfterSeconds,
+    });
   }
 
   async stop(): Promise<void> {

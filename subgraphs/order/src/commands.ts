@@ -9,14 +9,33 @@ import { createHash } from 'node:crypto';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { GraphQLError } from 'graphql';
 import {
-  ErrorCode, ORDER_ROLES, SKU_PATTERN, apiError, badInput, inTransaction, markOrder, requireAnyRole, uuidv7,
-  type EntityManager, type EventSchemaRegistry, type Logger, type Viewer,
+  ErrorCode,
+  ORDER_ROLES,
+  SKU_PATTERN,
+  apiError,
+  badInput,
+  inTransaction,
+  markOrder,
+  requireAnyRole,
+  uuidv7,
+  type EntityManager,
+  type EventSchemaRegistry,
+  type Logger,
+  type Viewer,
 } from '@swiftcart/platform';
 import { CataloguePrice, Order, type OrderEntity, type ShippingAddressRecord } from './entities.ts';
 import { checkOrderId } from './orders.ts';
 import {
-  MAX_LINE_QUANTITY, MAX_ORDER_LINES, SagaRejection, initialOrderSagaState, react,
-  type OrderLine, type OrderSagaInput, type OrderSagaState, type PlacedOrderSagaState, type SkuQuantity,
+  MAX_LINE_QUANTITY,
+  MAX_ORDER_LINES,
+  SagaRejection,
+  initialOrderSagaState,
+  react,
+  type OrderLine,
+  type OrderSagaInput,
+  type OrderSagaState,
+  type PlacedOrderSagaState,
+  type SkuQuantity,
 } from './saga.ts';
 import type { OrderSettings } from './settings.ts';
 import type { SagaAdmission } from './admission.ts';
@@ -143,9 +162,7 @@ export function canonicalJson(value: unknown): string {
  * whitespace around a value or a line order changes nothing).
  */
 export function requestHash(placement: Placement): string {
-  const items = [...placement.items]
-    .sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0))
-    .map(({ sku, quantity }) => ({ sku, quantity }));
+  const items = [...placement.items].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0)).map(({ sku, quantity }) => ({ sku, quantity }));
   const canonical = canonicalJson({ items, shippingAddress: placement.shippingAddress, paymentMethod: placement.paymentMethod });
   return createHash('sha256').update(canonical).digest('hex');
 }
@@ -184,11 +201,9 @@ function unauthenticated(what: string): GraphQLError {
 /** An earlier placement under the same key: the same request gets its order, another one an error. */
 function replay(existing: Pick<OrderEntity, 'id' | 'requestHash'>, hash: string): string {
   if (existing.requestHash === hash) return existing.id;
-  throw apiError(
-    ErrorCode.IdempotencyKeyReused,
-    'This idempotency key was already used for a different order: use a new key for a new checkout',
-    { field: 'input.idempotencyKey' },
-  );
+  throw apiError(ErrorCode.IdempotencyKeyReused, 'This idempotency key was already used for a different order: use a new key for a new checkout', {
+    field: 'input.idempotencyKey',
+  });
 }
 
 function findByKey(em: EntityManager, customerId: string, idempotencyKey: string) {
@@ -243,22 +258,31 @@ export async function placeOrder(em: EntityManager, viewer: Viewer, input: Place
       const now = deps.now?.() ?? new Date();
       const orderId = uuidv7(now.getTime());
       markOrder(orderId);
-      const result = reactOrReject(initialOrderSagaState, {
-        type: 'PlaceOrder',
-        data: {
-          orderId,
-          customerId,
-          items,
-          paymentMethod: placement.paymentMethod,
-          deadlineAt: new Date(now.getTime() + deps.settings.deadlineMs).toISOString(),
-          now: now.toISOString(),
+      const result = reactOrReject(
+        initialOrderSagaState,
+        {
+          type: 'PlaceOrder',
+          data: {
+            orderId,
+            customerId,
+            items,
+            paymentMethod: placement.paymentMethod,
+            deadlineAt: new Date(now.getTime() + deps.settings.deadlineMs).toISOString(),
+            now: now.toISOString(),
+          },
         },
-      }, 'input.');
-      const order = createPlacedOrder(tx, result.state as PlacedOrderSagaState, {
-        idempotencyKey: placement.idempotencyKey,
-        requestHash: hash,
-        shippingAddress: placement.shippingAddress,
-      }, now);
+        'input.',
+      );
+      const order = createPlacedOrder(
+        tx,
+        result.state as PlacedOrderSagaState,
+        {
+          idempotencyKey: placement.idempotencyKey,
+          requestHash: hash,
+          shippingAddress: placement.shippingAddress,
+        },
+        now,
+      );
       await applyDecision(tx, order, result, { causationId: null, now, registry: deps.registry, announcer: deps.announcer, afterCommit });
       return orderId;
     });

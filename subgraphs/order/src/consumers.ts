@@ -5,8 +5,16 @@
  * with the inbox row or not at all, so a redelivered event changes nothing.
  */
 import {
-  type AnyEventEnvelope, type AnyEventOf, type BatchEventHandler, type ConsumerSpec, type EventHandler, type EventOf, type EventSchemaRegistry,
-  type TypedEventHandlers, defineConsumer, enqueueEvents,
+  type AnyEventEnvelope,
+  type AnyEventOf,
+  type BatchEventHandler,
+  type ConsumerSpec,
+  type EventHandler,
+  type EventOf,
+  type EventSchemaRegistry,
+  type TypedEventHandlers,
+  defineConsumer,
+  enqueueEvents,
 } from '@swiftcart/platform';
 import { PARTICIPANT_EVENT_TYPES, react, type ParticipantEvent } from './saga.ts';
 import type { OrderEntity } from './entities.ts';
@@ -27,14 +35,17 @@ type ParticipantEventType = (typeof PARTICIPANT_EVENT_TYPES)[number];
  */
 const onProductChanged: EventHandler<AnyEventOf<'ProductCreated' | 'ProductUpdated'>> = async (em, event, ctx) => {
   const { sku, price, status, version } = event.data;
-  const applied = await em.execute<{ sku: string }[]>(`
+  const applied = await em.execute<{ sku: string }[]>(
+    `
     insert into catalogue_price (sku, price_amount, currency, status, version, updated_at)
     values (?, ?, ?, ?, ?, now())
     on conflict (sku) do update
       set price_amount = excluded.price_amount, currency = excluded.currency, status = excluded.status,
           version = excluded.version, updated_at = now()
       where catalogue_price.version < excluded.version
-    returning sku`, [sku, price.amount, price.currency, status, version]);
+    returning sku`,
+    [sku, price.amount, price.currency, status, version],
+  );
   if (applied.length === 0) ctx.log.debug({ sku, version, eventId: event.id }, 'stale product event ignored');
 };
 
@@ -45,13 +56,16 @@ const onProductChanged: EventHandler<AnyEventOf<'ProductCreated' | 'ProductUpdat
  */
 const onProductDiscontinued: EventHandler<EventOf<'ProductDiscontinued'>> = async (em, event, ctx) => {
   const { sku, version } = event.data;
-  const applied = await em.execute<{ sku: string }[]>(`
+  const applied = await em.execute<{ sku: string }[]>(
+    `
     insert into catalogue_price (sku, price_amount, currency, status, version, updated_at)
     values (?, 0, 'XXX', 'DISCONTINUED', ?, now())
     on conflict (sku) do update
       set status = 'DISCONTINUED', version = excluded.version, updated_at = now()
       where catalogue_price.version < excluded.version
-    returning sku`, [sku, version]);
+    returning sku`,
+    [sku, version],
+  );
   if (applied.length === 0) ctx.log.debug({ sku, version, eventId: event.id }, 'stale product event ignored');
 };
 
@@ -98,7 +112,10 @@ function onParticipantEvents(registry: EventSchemaRegistry, announcer: OrderAnno
       for (const event of pending) {
         const orderId = orderIdOf(event);
         // An order's later events wait for the next round, behind its earlier one.
-        if (round.has(orderId)) { later.push(event); continue; }
+        if (round.has(orderId)) {
+          later.push(event);
+          continue;
+        }
         round.add(orderId);
         const saga = sagas.get(orderId);
         if (!saga) {

@@ -43,7 +43,10 @@ export const Order = defineEntity({
     paymentMethod: p.text(),
     version: p.integer().version(),
     createdAt: p.datetime(3).onCreate(() => new Date()),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
   },
 });
 
@@ -97,7 +100,10 @@ export const CataloguePrice = defineEntity({
     currency: p.string(),
     status: p.string().$type<CatalogueStatus>(),
     version: p.integer(),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
   },
 });
 

@@ -6,8 +6,14 @@
  * truth, and the gateway can resolve `payment` and `shipment` from the other subgraphs per event.
  */
 import {
-  channelName, liveQuery, publishLiveIfNewer,
-  type LiveFeed, type LiveIterator, type Logger, type OutboxProjector, type ServiceRuntime,
+  channelName,
+  liveQuery,
+  publishLiveIfNewer,
+  type LiveFeed,
+  type LiveIterator,
+  type Logger,
+  type OutboxProjector,
+  type ServiceRuntime,
 } from '@swiftcart/platform';
 import type { OrderRecord, OrderStatus } from './entities.ts';
 
@@ -39,7 +45,12 @@ export class OrderAnnouncer {
    */
   async announce(change: OrderChange): Promise<void> {
     const { redis, config, log } = this.#runtime;
-    await publishLiveIfNewer(redis, log, { versionKey: `order-version:${change.id}`, version: change.version, channel: orderChannel(config, change.id), message: change });
+    await publishLiveIfNewer(redis, log, {
+      versionKey: `order-version:${change.id}`,
+      version: change.version,
+      channel: orderChannel(config, change.id),
+      message: change,
+    });
   }
 }
 

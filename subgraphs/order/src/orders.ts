@@ -1,11 +1,14 @@
 import type { FilterQuery } from '@mikro-orm/core';
+import { ErrorCode, apiError, badInput, canRead, decodeCursor, isUuid, pageSize, toConnection, type EntityManager, type Viewer } from '@swiftcart/platform';
 import {
-  ErrorCode, apiError, badInput, canRead, decodeCursor, isUuid, pageSize, toConnection,
-  type EntityManager, type Viewer,
-} from '@swiftcart/platform';
-import {
-  Order, OrderItem, OrderTransition, toRecord,
-  type OrderEntity, type OrderItemEntity, type OrderRecord, type OrderTransitionEntity,
+  Order,
+  OrderItem,
+  OrderTransition,
+  toRecord,
+  type OrderEntity,
+  type OrderItemEntity,
+  type OrderRecord,
+  type OrderTransitionEntity,
 } from './entities.ts';
 
 /** Returns the canonical (lower-case) form of an order id; BAD_USER_INPUT unless it is a UUID. */
@@ -82,9 +85,8 @@ function parseCursor(after: string): { createdAt: Date; id: string } {
 export async function listCustomerOrders(em: EntityManager, customerId: string, args: { first?: number | null; after?: string | null }) {
   const size = pageSize(args.first);
   const after = args.after == null ? null : parseCursor(args.after);
-  const where: FilterQuery<OrderEntity> = after === null
-    ? { customerId }
-    : { customerId, $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $gt: after.id } }] };
+  const where: FilterQuery<OrderEntity> =
+    after === null ? { customerId } : { customerId, $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $gt: after.id } }] };
   const [rows, totalCount] = await Promise.all([
     em.fork().find(Order, where, { orderBy: [{ createdAt: 'desc' }, { id: 'asc' }], limit: size + 1 }),
     em.fork().count(Order, { customerId }),

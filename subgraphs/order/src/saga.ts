@@ -70,31 +70,40 @@ type Emitted<T extends EventType> = OutputEvent<T, EventDataMap[T]>;
  * all prices in one currency. `deadlineAt` and `now` are ISO-8601 instants; the deadline must be
  * after now.
  */
-export type PlaceOrder = Command<'PlaceOrder', {
-  readonly orderId: string;
-  readonly customerId: string;
-  readonly items: readonly OrderLine[];
-  readonly paymentMethod: string;
-  readonly deadlineAt: string;
-  readonly now: string;
-}>;
+export type PlaceOrder = Command<
+  'PlaceOrder',
+  {
+    readonly orderId: string;
+    readonly customerId: string;
+    readonly items: readonly OrderLine[];
+    readonly paymentMethod: string;
+    readonly deadlineAt: string;
+    readonly now: string;
+  }
+>;
 
 /**
  * Cancel an order: its customer or an admin only, before it has shipped. `reason` is at most 500
  * characters; without one (null, empty or blank) a default reason names who cancelled.
  */
-export type CancelOrder = Command<'CancelOrder', {
-  readonly orderId: string;
-  readonly by: Actor;
-  readonly reason?: string | null;
-  readonly now: string;
-}>;
+export type CancelOrder = Command<
+  'CancelOrder',
+  {
+    readonly orderId: string;
+    readonly by: Actor;
+    readonly reason?: string | null;
+    readonly now: string;
+  }
+>;
 
 /** The saga's deadline timer fired: cancels an order still PENDING or AWAITING_PAYMENT at `now >= deadlineAt`. */
-export type ExpireOrder = Command<'ExpireOrder', {
-  readonly orderId: string;
-  readonly now: string;
-}>;
+export type ExpireOrder = Command<
+  'ExpireOrder',
+  {
+    readonly orderId: string;
+    readonly now: string;
+  }
+>;
 
 /** Every command the saga decides on. */
 export type OrderSagaCommand = PlaceOrder | CancelOrder | ExpireOrder;
@@ -116,9 +125,13 @@ export type ShipmentCancelled = Participant<'ShipmentCancelled'>;
 
 /** The participants' events that move the saga on. */
 export type SagaStepEvent =
-  | StockReserved | StockReservationFailed
-  | PaymentAuthorized | PaymentDeclined | PaymentFailed
-  | ShipmentDispatched | ShipmentDelivered;
+  | StockReserved
+  | StockReservationFailed
+  | PaymentAuthorized
+  | PaymentDeclined
+  | PaymentFailed
+  | ShipmentDispatched
+  | ShipmentDelivered;
 
 /** The participants' events that only go on the timeline: they never change the status. */
 export type TimelineEvent = StockReleased | StockCommitted | PaymentRefunded | ShipmentCreated | ShipmentCancelled;
@@ -131,9 +144,18 @@ export type OrderSagaInput = OrderSagaCommand | ParticipantEvent;
 
 /** The types of {@link ParticipantEvent}, for a consumer to tell them from other types on its topics. */
 export const PARTICIPANT_EVENT_TYPES = [
-  'StockReserved', 'StockReservationFailed', 'StockReleased', 'StockCommitted',
-  'PaymentAuthorized', 'PaymentDeclined', 'PaymentFailed', 'PaymentRefunded',
-  'ShipmentCreated', 'ShipmentDispatched', 'ShipmentDelivered', 'ShipmentCancelled',
+  'StockReserved',
+  'StockReservationFailed',
+  'StockReleased',
+  'StockCommitted',
+  'PaymentAuthorized',
+  'PaymentDeclined',
+  'PaymentFailed',
+  'PaymentRefunded',
+  'ShipmentCreated',
+  'ShipmentDispatched',
+  'ShipmentDelivered',
+  'ShipmentCancelled',
 ] as const satisfies readonly ParticipantEvent['type'][];
 
 /** Whether an incoming envelope is one of the participant events the saga takes. */
@@ -259,10 +281,14 @@ const CURRENCY_PATTERN = /^[A-Z]{3}$/;
 /** Decides what an input does to the order in `state`; throws {@link SagaRejection} to refuse a command. */
 export function decide(input: OrderSagaInput, state: OrderSagaState): SagaDecision {
   switch (input.type) {
-    case 'PlaceOrder': return placeOrder(input, state);
-    case 'CancelOrder': return cancelOrder(input, state);
-    case 'ExpireOrder': return expireOrder(input, state);
-    default: return onParticipantEvent(input, state);
+    case 'PlaceOrder':
+      return placeOrder(input, state);
+    case 'CancelOrder':
+      return cancelOrder(input, state);
+    case 'ExpireOrder':
+      return expireOrder(input, state);
+    default:
+      return onParticipantEvent(input, state);
   }
 }
 
@@ -274,10 +300,12 @@ function placeOrder(command: PlaceOrder, state: OrderSagaState): SagaDecision {
   const placed = placedState(command.data);
   return {
     transition: { status: 'PENDING' },
-    emit: [{
-      type: 'OrderPlaced',
-      data: { orderId: placed.orderId, customerId: placed.customerId, items: placed.items, total: placed.total, deadlineAt: placed.deadlineAt },
-    }],
+    emit: [
+      {
+        type: 'OrderPlaced',
+        data: { orderId: placed.orderId, customerId: placed.customerId, items: placed.items, total: placed.total, deadlineAt: placed.deadlineAt },
+      },
+    ],
   };
 }
 
@@ -297,7 +325,8 @@ function cancelOrder(command: CancelOrder, state: OrderSagaState): SagaDecision 
   if (state.status === 'CANCELLED') return NOTHING; // cancelling a cancelled order changes nothing
   if (!CANCELLABLE_STATUSES.includes(state.status)) {
     throw new SagaRejection('ORDER_NOT_CANCELLABLE', `Order "${state.orderId}" is ${state.status} and can no longer be cancelled`, {
-      id: state.orderId, status: state.status,
+      id: state.orderId,
+      status: state.status,
     });
   }
   const reason = given !== '' ? given : by.customerId === state.customerId ? 'cancelled by the customer' : 'cancelled by an admin';
@@ -321,10 +350,12 @@ function onParticipantEvent(event: ParticipantEvent, state: OrderSagaState): Sag
       if (state.status !== 'PENDING') return NOTHING;
       return {
         transition: { status: 'AWAITING_PAYMENT', causedBy },
-        emit: [{
-          type: 'PaymentRequested',
-          data: { orderId: state.orderId, customerId: state.customerId, amount: state.total, paymentMethod: state.paymentMethod },
-        }],
+        emit: [
+          {
+            type: 'PaymentRequested',
+            data: { orderId: state.orderId, customerId: state.customerId, amount: state.total, paymentMethod: state.paymentMethod },
+          },
+        ],
       };
     case 'StockReservationFailed': {
       if (state.status !== 'PENDING') return NOTHING;
@@ -339,10 +370,12 @@ function onParticipantEvent(event: ParticipantEvent, state: OrderSagaState): Sag
       if (state.status !== 'AWAITING_PAYMENT') return NOTHING; // after a cancellation payment refunds by itself
       return {
         transition: { status: 'CONFIRMED', causedBy },
-        emit: [{
-          type: 'OrderConfirmed',
-          data: { orderId: state.orderId, customerId: state.customerId, items: state.items.map(({ sku, quantity }) => ({ sku, quantity })) },
-        }],
+        emit: [
+          {
+            type: 'OrderConfirmed',
+            data: { orderId: state.orderId, customerId: state.customerId, items: state.items.map(({ sku, quantity }) => ({ sku, quantity })) },
+          },
+        ],
       };
     case 'PaymentDeclined':
       if (state.status !== 'AWAITING_PAYMENT') return NOTHING;
@@ -493,7 +526,9 @@ function formatMoney(money: Money): string {
   let digits = 2;
   try {
     digits = new Intl.NumberFormat('en', { style: 'currency', currency: money.currency }).resolvedOptions().maximumFractionDigits ?? 2;
-  } catch { /* an unknown code: assume cents */ }
+  } catch {
+    /* an unknown code: assume cents */
+  }
   return `${(money.amount / 10 ** digits).toFixed(digits)} ${money.currency}`;
 }
 

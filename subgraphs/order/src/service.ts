@@ -71,10 +71,11 @@ export const orderService: ServiceModule<OrderContext, OrderSettings> = {
     return { [Symbol.asyncDispose]: () => admission.stop() };
   },
   metrics: (runtime, registry) => registerOrderMetrics(runtime, registry, () => admissionOf(runtime)),
-  resolvers: (runtime) => orderResolvers(
-    { settings: runtime.settings, registry: runtime.events, announcer: announcerOf(runtime), log: runtime.log, admission: admissionOf(runtime) },
-    runtime,
-  ) as GraphQLResolverMap<OrderContext>,
+  resolvers: (runtime) =>
+    orderResolvers(
+      { settings: runtime.settings, registry: runtime.events, announcer: announcerOf(runtime), log: runtime.log, admission: admissionOf(runtime) },
+      runtime,
+    ) as GraphQLResolverMap<OrderContext>,
   context: (_runtime, base) => ({
     ...base,
     orders: new DataLoader(async (ids) => {

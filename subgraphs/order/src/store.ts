@@ -7,15 +7,17 @@
  * is also the one place that announces a change to live subscribers, after the commit.
  */
 import { LockMode } from '@mikro-orm/core';
-import { type AfterCommit, type AnyEventEnvelope, type EntityManager, type EventSchemaRegistry, enqueueEvents, enqueueLive, newEvent } from '@swiftcart/platform';
 import {
-  Order, OrderItem, OrderTransition,
-  type OrderEntity, type OrderItemEntity, type OrderStatus, type ShippingAddressRecord,
-} from './entities.ts';
-import {
-  initialOrderSagaState,
-  type OrderSagaState, type PlacedOrderSagaState, type SagaDecision,
-} from './saga.ts';
+  type AfterCommit,
+  type AnyEventEnvelope,
+  type EntityManager,
+  type EventSchemaRegistry,
+  enqueueEvents,
+  enqueueLive,
+  newEvent,
+} from '@swiftcart/platform';
+import { Order, OrderItem, OrderTransition, type OrderEntity, type OrderItemEntity, type OrderStatus, type ShippingAddressRecord } from './entities.ts';
+import { initialOrderSagaState, type OrderSagaState, type PlacedOrderSagaState, type SagaDecision } from './saga.ts';
 import { ORDER_CHANGED, type OrderAnnouncer, type OrderChange } from './live.ts';
 
 /** Statuses that can only be reached after payment authorised the amount. */
@@ -191,7 +193,10 @@ export function stageDecision(
 export async function announceChanges(em: EntityManager, orders: readonly OrderEntity[], meta: Pick<DecisionMeta, 'announcer' | 'afterCommit'>): Promise<void> {
   if (orders.length === 0) return;
   const changes: OrderChange[] = orders.map((order) => ({ id: order.id, status: order.status, version: order.version }));
-  await enqueueLive(em, changes.map((change) => ({ type: ORDER_CHANGED, aggregateType: 'Order', aggregateId: change.id, payload: change })));
+  await enqueueLive(
+    em,
+    changes.map((change) => ({ type: ORDER_CHANGED, aggregateType: 'Order', aggregateId: change.id, payload: change })),
+  );
   meta.afterCommit(async () => {
     for (const change of changes) await meta.announcer.announce(change);
   });

@@ -54,13 +54,16 @@ async function sweepOnce(options: DeadlineSweeperOptions, stopping: () => boolea
   for (;;) {
     // Keyset over (deadline_at, id), so an order that could not be expired (locked, failed) does
     // not come back in the same pass and starve the rest.
-    const rows = await options.db.fork().execute<{ id: string; deadline_key: string }[]>(`
+    const rows = await options.db.fork().execute<{ id: string; deadline_key: string }[]>(
+      `
       select id, deadline_at::text as deadline_key from orders
       where status in (${EXPIRABLE_STATUSES.map(() => '?').join(', ')})
         and deadline_at <= ?
         and (deadline_at, id) > (?::timestamptz, ?::uuid)
       order by deadline_at, id
-      limit ?`, [...EXPIRABLE_STATUSES, now, afterDeadline, afterId, batchSize]);
+      limit ?`,
+      [...EXPIRABLE_STATUSES, now, afterDeadline, afterId, batchSize],
+    );
     for (const row of rows) {
       if (stopping()) return cancelled;
       try {
@@ -99,11 +102,12 @@ export function startDeadlineSweeper(options: DeadlineSweeperOptions): DeadlineS
   };
   tick();
   let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= (async () => {
-    stopped = true;
-    if (timer) clearTimeout(timer);
-    await current;
-  })());
+  const stop = () =>
+    (stopping ??= (async () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await current;
+    })());
   return {
     sweep: () => sweepOnce(options, () => stopped),
     stop,

@@ -12,8 +12,12 @@ import { SagaAdmission } from '../src/admission.ts';
 
 describe('SagaAdmission lag rank', () => {
   let stack: TestStack;
-  before(async () => { stack = await startStack({ services: ['order'] }); });
-  after(async () => { await stack?.close(); });
+  before(async () => {
+    stack = await startStack({ services: ['order'] });
+  });
+  after(async () => {
+    await stack?.close();
+  });
 
   /** Inserts `count` PENDING orders placed `ageMs` ago. */
   async function pendingOrders(count: number, ageMs: number): Promise<void> {
@@ -40,7 +44,10 @@ describe('SagaAdmission lag rank', () => {
     assert.equal(ranked.isOpen, true);
     assert.ok(oldest.lagMs >= 60_000, `rank 1 measures the oldest: ${oldest.lagMs}`);
     assert.equal(oldest.isOpen, false);
-    assert.throws(() => oldest.admit(), (error: any) => error.extensions?.code === 'OVERLOADED');
+    assert.throws(
+      () => oldest.admit(),
+      (error: any) => error.extensions?.code === 'OVERLOADED',
+    );
 
     // A fresh order as the fifth: the fifth-oldest has waited no time, the door stays open.
     await pendingOrders(1, 0);

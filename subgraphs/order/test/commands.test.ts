@@ -13,7 +13,10 @@ import { sagaState } from '../src/store.ts';
 
 const INPUT: PlaceOrderArgs = {
   idempotencyKey: 'checkout-1',
-  items: [{ sku: 'TEE-M', quantity: 1 }, { sku: 'MUG-BLUE', quantity: 2 }],
+  items: [
+    { sku: 'TEE-M', quantity: 1 },
+    { sku: 'MUG-BLUE', quantity: 2 },
+  ],
   shippingAddress: { name: 'Ada Lovelace', line1: 'Hauptstraße 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
   paymentMethod: 'tok_visa',
 };
@@ -40,22 +43,43 @@ describe('orderSettings', () => {
 
   test('reads every setting from the environment; 0 turns admission control off', () => {
     assert.deepEqual(
-      loadOrderSettings({ ORDER_DEADLINE_MS: '500', ORDER_SWEEP_INTERVAL_MS: '100', ORDER_ADMISSION_MAX_LAG_MS: '0', ORDER_ADMISSION_PROBE_MS: '50', ORDER_ADMISSION_LAG_RANK: '1' }),
+      loadOrderSettings({
+        ORDER_DEADLINE_MS: '500',
+        ORDER_SWEEP_INTERVAL_MS: '100',
+        ORDER_ADMISSION_MAX_LAG_MS: '0',
+        ORDER_ADMISSION_PROBE_MS: '50',
+        ORDER_ADMISSION_LAG_RANK: '1',
+      }),
       { deadlineMs: 500, sweepIntervalMs: 100, admissionMaxLagMs: 0, admissionProbeMs: 50, admissionLagRank: 1 },
     );
   });
 
   test('refuses values that are not integers in range', () => {
     for (const env of [
-      { ORDER_DEADLINE_MS: 'soon' }, { ORDER_DEADLINE_MS: '0' }, { ORDER_DEADLINE_MS: '1.5' }, { ORDER_DEADLINE_MS: String(8 * 24 * 3_600_000) },
-      { ORDER_SWEEP_INTERVAL_MS: '-1' }, { ORDER_SWEEP_INTERVAL_MS: '5' },
-      { ORDER_ADMISSION_MAX_LAG_MS: '-1' }, { ORDER_ADMISSION_MAX_LAG_MS: 'fast' }, { ORDER_ADMISSION_PROBE_MS: '5' }, { ORDER_ADMISSION_PROBE_MS: '60001' },
-      { ORDER_ADMISSION_LAG_RANK: '0' }, { ORDER_ADMISSION_LAG_RANK: '1001' },
+      { ORDER_DEADLINE_MS: 'soon' },
+      { ORDER_DEADLINE_MS: '0' },
+      { ORDER_DEADLINE_MS: '1.5' },
+      { ORDER_DEADLINE_MS: String(8 * 24 * 3_600_000) },
+      { ORDER_SWEEP_INTERVAL_MS: '-1' },
+      { ORDER_SWEEP_INTERVAL_MS: '5' },
+      { ORDER_ADMISSION_MAX_LAG_MS: '-1' },
+      { ORDER_ADMISSION_MAX_LAG_MS: 'fast' },
+      { ORDER_ADMISSION_PROBE_MS: '5' },
+      { ORDER_ADMISSION_PROBE_MS: '60001' },
+      { ORDER_ADMISSION_LAG_RANK: '0' },
+      { ORDER_ADMISSION_LAG_RANK: '1001' },
     ]) {
       const [variable] = Object.keys(env);
-      assert.throws(() => loadOrderSettings(env), (error: unknown) => error instanceof ConfigError && error.message.startsWith(`${variable} must be an integer from`), JSON.stringify(env));
+      assert.throws(
+        () => loadOrderSettings(env),
+        (error: unknown) => error instanceof ConfigError && error.message.startsWith(`${variable} must be an integer from`),
+        JSON.stringify(env),
+      );
     }
-    assert.throws(() => loadOrderSettings({ ORDER_DEADLINE_MS: 'abc' }), { name: 'ConfigError', message: 'ORDER_DEADLINE_MS must be an integer from 100 to 604800000, got "abc"' });
+    assert.throws(() => loadOrderSettings({ ORDER_DEADLINE_MS: 'abc' }), {
+      name: 'ConfigError',
+      message: 'ORDER_DEADLINE_MS must be an integer from 100 to 604800000, got "abc"',
+    });
   });
 });
 
@@ -67,24 +91,74 @@ describe('checkPlaceOrderInput', () => {
       shippingAddress: { ...INPUT.shippingAddress, name: ' Ada Lovelace ', line2: '   ' },
     });
     assert.equal(placement.paymentMethod, 'tok_visa');
-    assert.deepEqual(placement.shippingAddress, { name: 'Ada Lovelace', line1: 'Hauptstraße 1', line2: null, city: 'Berlin', postalCode: '10115', country: 'DE' });
+    assert.deepEqual(placement.shippingAddress, {
+      name: 'Ada Lovelace',
+      line1: 'Hauptstraße 1',
+      line2: null,
+      city: 'Berlin',
+      postalCode: '10115',
+      country: 'DE',
+    });
     assert.deepEqual(placement.items, INPUT.items);
   });
 
   test('names the field at fault, as a path from the input argument', () => {
-    assert.equal(field(() => checkPlaceOrderInput({ ...INPUT, items: [] })), 'input.items');
-    assert.equal(field(() => checkPlaceOrderInput({ ...INPUT, items: [{ sku: 'A', quantity: 1 }, { sku: 'B', quantity: 0 }] })), 'input.items[1].quantity');
-    assert.equal(field(() => checkPlaceOrderInput({ ...INPUT, items: [{ sku: 'A', quantity: 1 }, { sku: 'A', quantity: 1 }] })), 'input.items[1].sku');
-    assert.equal(field(() => checkPlaceOrderInput({ ...INPUT, items: [{ sku: 'a b', quantity: 1 }] })), 'input.items[0].sku');
-    assert.equal(field(() => checkPlaceOrderInput({ ...INPUT, idempotencyKey: '   ' })), 'input.idempotencyKey');
-    assert.equal(field(() => checkPlaceOrderInput({ ...INPUT, shippingAddress: { ...INPUT.shippingAddress, country: 'DEU' } })), 'input.shippingAddress.country');
-    assert.equal(field(() => checkPlaceOrderInput({ ...INPUT, shippingAddress: { ...INPUT.shippingAddress, line1: 'x'.repeat(201) } })), 'input.shippingAddress.line1');
-    assert.equal(field(() => checkPlaceOrderInput({ ...INPUT, paymentMethod: '' })), 'input.paymentMethod');
+    assert.equal(
+      field(() => checkPlaceOrderInput({ ...INPUT, items: [] })),
+      'input.items',
+    );
+    assert.equal(
+      field(() =>
+        checkPlaceOrderInput({
+          ...INPUT,
+          items: [
+            { sku: 'A', quantity: 1 },
+            { sku: 'B', quantity: 0 },
+          ],
+        }),
+      ),
+      'input.items[1].quantity',
+    );
+    assert.equal(
+      field(() =>
+        checkPlaceOrderInput({
+          ...INPUT,
+          items: [
+            { sku: 'A', quantity: 1 },
+            { sku: 'A', quantity: 1 },
+          ],
+        }),
+      ),
+      'input.items[1].sku',
+    );
+    assert.equal(
+      field(() => checkPlaceOrderInput({ ...INPUT, items: [{ sku: 'a b', quantity: 1 }] })),
+      'input.items[0].sku',
+    );
+    assert.equal(
+      field(() => checkPlaceOrderInput({ ...INPUT, idempotencyKey: '   ' })),
+      'input.idempotencyKey',
+    );
+    assert.equal(
+      field(() => checkPlaceOrderInput({ ...INPUT, shippingAddress: { ...INPUT.shippingAddress, country: 'DEU' } })),
+      'input.shippingAddress.country',
+    );
+    assert.equal(
+      field(() => checkPlaceOrderInput({ ...INPUT, shippingAddress: { ...INPUT.shippingAddress, line1: 'x'.repeat(201) } })),
+      'input.shippingAddress.line1',
+    );
+    assert.equal(
+      field(() => checkPlaceOrderInput({ ...INPUT, paymentMethod: '' })),
+      'input.paymentMethod',
+    );
   });
 
   test('counts characters, not UTF-16 units', () => {
     assert.doesNotThrow(() => checkPlaceOrderInput({ ...INPUT, idempotencyKey: '🛒'.repeat(100) }));
-    assert.equal(field(() => checkPlaceOrderInput({ ...INPUT, idempotencyKey: '🛒'.repeat(101) })), 'input.idempotencyKey');
+    assert.equal(
+      field(() => checkPlaceOrderInput({ ...INPUT, idempotencyKey: '🛒'.repeat(101) })),
+      'input.idempotencyKey',
+    );
   });
 });
 
@@ -95,14 +169,27 @@ describe('requestHash', () => {
     const base = hash(INPUT);
     assert.match(base, /^[0-9a-f]{64}$/);
     assert.equal(hash({ ...INPUT, items: [...INPUT.items].reverse() }), base);
-    assert.equal(hash({ ...INPUT, paymentMethod: 'tok_visa ', shippingAddress: { country: 'DE', postalCode: '10115', city: 'Berlin', line1: 'Hauptstraße 1', name: 'Ada Lovelace', line2: null } }), base);
+    assert.equal(
+      hash({
+        ...INPUT,
+        paymentMethod: 'tok_visa ',
+        shippingAddress: { country: 'DE', postalCode: '10115', city: 'Berlin', line1: 'Hauptstraße 1', name: 'Ada Lovelace', line2: null },
+      }),
+      base,
+    );
     assert.equal(hash({ ...INPUT, idempotencyKey: 'another key' }), base, 'the key is not part of the request');
   });
 
   test('changes with any line, the address or the payment method', () => {
     const base = hash(INPUT);
     for (const other of [
-      { ...INPUT, items: [{ sku: 'TEE-M', quantity: 2 }, { sku: 'MUG-BLUE', quantity: 2 }] },
+      {
+        ...INPUT,
+        items: [
+          { sku: 'TEE-M', quantity: 2 },
+          { sku: 'MUG-BLUE', quantity: 2 },
+        ],
+      },
       { ...INPUT, items: [{ sku: 'TEE-M', quantity: 1 }] },
       { ...INPUT, shippingAddress: { ...INPUT.shippingAddress, line2: 'c/o Babbage' } },
       { ...INPUT, shippingAddress: { ...INPUT.shippingAddress, postalCode: '10117' } },
@@ -129,8 +216,13 @@ describe('rejectionError', () => {
 
 describe('sagaState', () => {
   const order = {
-    id: '01936f3a-5b2c-7d4e-9f10-2a3b4c5d6e7f', customerId: 'alice', status: 'AWAITING_PAYMENT', currency: 'EUR', totalAmount: 4998,
-    paymentMethod: 'tok_visa', deadlineAt: new Date('2026-11-22T10:30:00.000Z'),
+    id: '01936f3a-5b2c-7d4e-9f10-2a3b4c5d6e7f',
+    customerId: 'alice',
+    status: 'AWAITING_PAYMENT',
+    currency: 'EUR',
+    totalAmount: 4998,
+    paymentMethod: 'tok_visa',
+    deadlineAt: new Date('2026-11-22T10:30:00.000Z'),
   } as OrderEntity;
   const items = [
     { order: order.id, sku: 'MUG-BLUE', quantity: 2, unitPriceAmount: 1299 },

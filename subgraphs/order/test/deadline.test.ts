@@ -12,9 +12,7 @@ import { drain } from '../../../test/support/drain.ts';
 import { DEADLINE_REASON } from '../src/saga.ts';
 import { startDeadlineSweeper } from '../src/sweeper.ts';
 import { announcerOf } from '../src/service.ts';
-import {
-  OrderEventProbe, PLACE_ORDER, READ_ORDER, em, orderInput, participantEvent, produce, seedCatalogue, startOrderStack, waitFor,
-} from './support.ts';
+import { OrderEventProbe, PLACE_ORDER, READ_ORDER, em, orderInput, participantEvent, produce, seedCatalogue, startOrderStack, waitFor } from './support.ts';
 
 describe('order deadline', () => {
   let stack: TestStack;
@@ -53,26 +51,39 @@ describe('order deadline', () => {
     assert.ok(elapsed >= 500, `not before the deadline (${elapsed} ms)`);
 
     const result = await stack.graphql(READ_ORDER, { token: alice, variables: { id } });
-    assert.deepEqual(result.data.order.timeline.map((t: any) => [t.status, t.eventType, t.eventId, t.reason]), [
-      ['PENDING', null, null, null],
-      ['CANCELLED', null, null, DEADLINE_REASON],
-    ]);
+    assert.deepEqual(
+      result.data.order.timeline.map((t: any) => [t.status, t.eventType, t.eventId, t.reason]),
+      [
+        ['PENDING', null, null, null],
+        ['CANCELLED', null, null, DEADLINE_REASON],
+      ],
+    );
     const [cancelled] = await probe.waitFor(id, 'OrderCancelled');
     assert.deepEqual(cancelled.data, { orderId: id, customerId: 'alice', reason: 'deadline passed', previousStatus: 'PENDING' });
     assert.equal(cancelled.causationId, null);
     assert.equal(cancelled.correlationId, id);
-    assert.deepEqual(probe.of(id).map((e) => e.type), ['OrderPlaced', 'OrderCancelled']);
+    assert.deepEqual(
+      probe.of(id).map((e) => e.type),
+      ['OrderPlaced', 'OrderCancelled'],
+    );
   });
 
   test('an order AWAITING_PAYMENT expires too, and a late PaymentAuthorized changes nothing', async () => {
     const { id, placed } = await place();
     const [orderPlaced] = await placed;
-    await produce(stack, eventsTopic('inventory'), [participantEvent('inventory', 'StockReserved', { orderId: id, items: [{ sku: 'MUG-BLUE', quantity: 1 }] }, orderPlaced)]);
+    await produce(stack, eventsTopic('inventory'), [
+      participantEvent('inventory', 'StockReserved', { orderId: id, items: [{ sku: 'MUG-BLUE', quantity: 1 }] }, orderPlaced),
+    ]);
     const [cancelled] = await probe.waitFor(id, 'OrderCancelled', 1, 5_000);
     // Whether payment was requested before the deadline depends on timing; either way it ends CANCELLED.
     assert.equal((cancelled.data as any).reason, 'deadline passed');
     assert.equal(await statusOf(id), 'CANCELLED');
-    const late = participantEvent('payment', 'PaymentAuthorized', { orderId: id, paymentId: randomUUID(), amount: { amount: 1299, currency: 'EUR' }, providerRef: 'late' });
+    const late = participantEvent('payment', 'PaymentAuthorized', {
+      orderId: id,
+      paymentId: randomUUID(),
+      amount: { amount: 1299, currency: 'EUR' },
+      providerRef: 'late',
+    });
     await produce(stack, eventsTopic('payment'), [late]);
     await waitFor(async () => {
       const [row] = await em(stack).execute<{ n: number }[]>(`select count(*)::int as n from inbox where consumer = 'order.saga' and event_id = ?`, [late.id]);
@@ -90,7 +101,12 @@ describe('order deadline', () => {
     // A sweep whose clock is a minute on, long past the order's deadline: it leaves the order alone.
     const runtime = stack.services.order!.runtime;
     const sweeper = startDeadlineSweeper({
-      db: runtime.db, log: runtime.log, registry: runtime.events, announcer: announcerOf(runtime), intervalMs: 3_600_000, now: () => new Date(Date.now() + 60_000),
+      db: runtime.db,
+      log: runtime.log,
+      registry: runtime.events,
+      announcer: announcerOf(runtime),
+      intervalMs: 3_600_000,
+      now: () => new Date(Date.now() + 60_000),
     });
     try {
       assert.equal(await sweeper.sweep(), 0);
@@ -109,7 +125,12 @@ describe('order deadline', () => {
     await runtime.db.fork().transactional(async (tx) => {
       await tx.execute('select id from orders where id = ? for update', [id]);
       const sweeper = startDeadlineSweeper({
-        db: runtime.db, log: runtime.log, registry: runtime.events, announcer: announcerOf(runtime), intervalMs: 3_600_000, now: () => new Date(Date.now() + 60_000),
+        db: runtime.db,
+        log: runtime.log,
+        registry: runtime.events,
+        announcer: announcerOf(runtime),
+        intervalMs: 3_600_000,
+        now: () => new Date(Date.now() + 60_000),
       });
       try {
         const started = Date.now();
@@ -137,14 +158,23 @@ describe('order deadline', () => {
     await em(stack).execute(`update orders set deadline_at = now() + interval '1 day' where id in (?, ?, ?) and status = 'PENDING'`, ids);
     const runtime = stack.services.order!.runtime;
     const sweeper = startDeadlineSweeper({
-      db: runtime.db, log: runtime.log, registry: runtime.events, announcer: announcerOf(runtime), intervalMs: 3_600_000, batchSize: 1,
+      db: runtime.db,
+      log: runtime.log,
+      registry: runtime.events,
+      announcer: announcerOf(runtime),
+      intervalMs: 3_600_000,
+      batchSize: 1,
       now: () => new Date(Date.now() + 10 * 24 * 3_600_000),
     });
     try {
-      await waitFor(async () => {
-        const statuses = await Promise.all(ids.map(statusOf));
-        return statuses.every((s) => s === 'CANCELLED');
-      }, 'the sweeper to expire all three', 5_000);
+      await waitFor(
+        async () => {
+          const statuses = await Promise.all(ids.map(statusOf));
+          return statuses.every((s) => s === 'CANCELLED');
+        },
+        'the sweeper to expire all three',
+        5_000,
+      );
       assert.equal(await sweeper.sweep(), 0, 'nothing is left');
     } finally {
       await sweeper[Symbol.asyncDispose]();
@@ -154,7 +184,8 @@ describe('order deadline', () => {
       assert.equal((cancelled.data as any).reason, DEADLINE_REASON);
     }
     const [row] = await em(stack).execute<{ n: number }[]>(
-      `select count(*)::int as n from order_transition where order_id in (?, ?, ?) and status = 'CANCELLED'`, ids,
+      `select count(*)::int as n from order_transition where order_id in (?, ?, ?) and status = 'CANCELLED'`,
+      ids,
     );
     assert.equal(row.n, 3);
   });

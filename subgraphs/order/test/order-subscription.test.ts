@@ -12,9 +12,7 @@ import { channelName, eventsTopic, type AnyEventEnvelope, type RunningService } 
 import type { TestStack } from '../../../test/support/stack.ts';
 import { drain } from '../../../test/support/drain.ts';
 import { connectLive, type LiveClient } from '../../../test/support/subscriptions.ts';
-import {
-  CANCEL_ORDER, OrderEventProbe, PLACE_ORDER, em, orderInput, participantEvent, produce, seedCatalogue, startOrderStack, waitFor,
-} from './support.ts';
+import { CANCEL_ORDER, OrderEventProbe, PLACE_ORDER, em, orderInput, participantEvent, produce, seedCatalogue, startOrderStack, waitFor } from './support.ts';
 
 const FOLLOW = `subscription ($id: ID!) {
   orderUpdated(id: $id) { id customerId status version updatedAt timeline { status eventType reason } items { sku quantity } }
@@ -34,9 +32,7 @@ describe('orderUpdated over graphql-ws', () => {
     stack = await startOrderStack({ ORDER_DEADLINE_MS: '4000', ORDER_SWEEP_INTERVAL_MS: '50' });
     order = stack.services.order!;
     probe = await OrderEventProbe.start(order.runtime.kafka);
-    [alice, bob, admin] = await Promise.all([
-      stack.token('alice', ['customer']), stack.token('bob', ['customer']), stack.token('root', ['admin']),
-    ]);
+    [alice, bob, admin] = await Promise.all([stack.token('alice', ['customer']), stack.token('bob', ['customer']), stack.token('root', ['admin'])]);
     await seedCatalogue(stack, [{ sku: 'LIVE-MUG', amount: 1299 }]);
   });
   after(async () => {
@@ -81,7 +77,10 @@ describe('orderUpdated over graphql-ws', () => {
       const next = (await follow.nextData()).orderUpdated;
       assert.equal(next.status, 'CANCELLED');
       assert.equal(next.version, 2);
-      assert.deepEqual(next.timeline.map((t: { status: string }) => t.status), ['PENDING', 'CANCELLED']);
+      assert.deepEqual(
+        next.timeline.map((t: { status: string }) => t.status),
+        ['PENDING', 'CANCELLED'],
+      );
       assert.equal(next.updatedAt, cancelled.data.cancelOrder.updatedAt);
       await follow.nothingWithin(200);
     } finally {
@@ -96,7 +95,12 @@ describe('orderUpdated over graphql-ws', () => {
       assert.equal((await follow.nextData()).orderUpdated.version, 1);
       const shipmentId = randomUUID();
       const reserved = participantEvent('inventory', 'StockReserved', { orderId: id, items: [{ sku: 'LIVE-MUG', quantity: 2 }] }, placed);
-      const authorized = participantEvent('payment', 'PaymentAuthorized', { orderId: id, paymentId: randomUUID(), amount: { amount: 2598, currency: 'EUR' }, providerRef: 'mock_ch_live' });
+      const authorized = participantEvent('payment', 'PaymentAuthorized', {
+        orderId: id,
+        paymentId: randomUUID(),
+        amount: { amount: 2598, currency: 'EUR' },
+        providerRef: 'mock_ch_live',
+      });
       // One topic after the other: the saga ignores a payment for an order not yet reserved.
       await produce(stack, eventsTopic('inventory'), [reserved]);
       await waitForStatus(id, 'AWAITING_PAYMENT');
@@ -126,7 +130,7 @@ describe('orderUpdated over graphql-ws', () => {
     }
   });
 
-  test('the deadline sweeper\'s cancellation is delivered', async () => {
+  test("the deadline sweeper's cancellation is delivered", async () => {
     const { id } = await place();
     const follow = connect(alice).subscribe(FOLLOW, { id });
     try {
@@ -151,8 +155,11 @@ describe('orderUpdated over graphql-ws', () => {
         const parsed = JSON.parse(message);
         arrived.push(parsed.id);
         // What PostgreSQL shows the moment the message arrives: the change must already be there.
-        reads.push(em(stack).execute<{ version: number }[]>('select version from orders where id = ?', [parsed.id])
-          .then(([row]) => messages.push({ channel, message: parsed, committedVersion: row?.version })));
+        reads.push(
+          em(stack)
+            .execute<{ version: number }[]>('select version from orders where id = ?', [parsed.id])
+            .then(([row]) => messages.push({ channel, message: parsed, committedVersion: row?.version })),
+        );
       });
       await subscriber.psubscribe(channelName(stack.config, 'order:*'));
       const { id } = await place();
@@ -160,10 +167,13 @@ describe('orderUpdated over graphql-ws', () => {
       await stack.graphql(CANCEL_ORDER, { token: alice, variables: { id } });
       await waitFor(() => messages.filter((m) => m.message.id === id).length === 2, 'the cancellation announcement');
       const channel = channelName(stack.config, `order:${id}`);
-      assert.deepEqual(messages.filter((m) => m.message.id === id), [
-        { channel, message: { id, status: 'PENDING', version: 1 }, committedVersion: 1 },
-        { channel, message: { id, status: 'CANCELLED', version: 2 }, committedVersion: 2 },
-      ]);
+      assert.deepEqual(
+        messages.filter((m) => m.message.id === id),
+        [
+          { channel, message: { id, status: 'PENDING', version: 1 }, committedVersion: 1 },
+          { channel, message: { id, status: 'CANCELLED', version: 2 }, committedVersion: 2 },
+        ],
+      );
       // Cancelling again changes nothing, so nothing is announced: once the relay has projected
       // everything, a marker published on the channels is the next message to arrive.
       await stack.graphql(CANCEL_ORDER, { token: alice, variables: { id } });
@@ -180,7 +190,7 @@ describe('orderUpdated over graphql-ws', () => {
     }
   });
 
-  test('an admin may follow anybody\'s order', async () => {
+  test("an admin may follow anybody's order", async () => {
     const { id } = await place();
     const follow = connect(admin).subscribe(FOLLOW, { id });
     try {

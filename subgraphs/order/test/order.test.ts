@@ -67,11 +67,7 @@ describe('order subgraph', () => {
     // The sweeper sweeps once at start and then not again during this file, so it adds no queries.
     stack = await startStack({ services: ['order', 'payment', 'shipment'], countQueries: true, env: { ORDER_SWEEP_INTERVAL_MS: '3600000' } });
     url = stack.services.order!.url;
-    [alice, bob, admin] = await Promise.all([
-      stack.token('alice', ['customer']),
-      stack.token('bob', ['customer']),
-      stack.token('root', ['admin']),
-    ]);
+    [alice, bob, admin] = await Promise.all([stack.token('alice', ['customer']), stack.token('bob', ['customer']), stack.token('root', ['admin'])]);
     aliceOrder = await insertOrder(stack, {
       customerId: 'alice',
       createdAt: placedAt,
@@ -84,7 +80,13 @@ describe('order subgraph', () => {
       timeline: [
         { status: 'CONFIRMED', at: new Date('2026-11-20T10:00:02.000Z'), eventType: 'PaymentAuthorized', eventId: paidEvent },
         { status: 'PENDING', at: placedAt },
-        { status: 'AWAITING_PAYMENT', at: new Date('2026-11-20T10:00:01.000Z'), eventType: 'StockReserved', eventId: reservedEvent, reason: 'all lines reserved' },
+        {
+          status: 'AWAITING_PAYMENT',
+          at: new Date('2026-11-20T10:00:01.000Z'),
+          eventType: 'StockReserved',
+          eventId: reservedEvent,
+          reason: 'all lines reserved',
+        },
       ],
     });
   });
@@ -240,14 +242,12 @@ describe('order subgraph', () => {
 
   test('the migration created every table and the myOrders index', async () => {
     const em = stack.services.order!.runtime.db.fork();
-    const tables = await em.getConnection().execute<{ table_name: string }[]>(
-      `select table_name from information_schema.tables where table_schema = 'public' order by table_name`,
-    );
+    const tables = await em
+      .getConnection()
+      .execute<{ table_name: string }[]>(`select table_name from information_schema.tables where table_schema = 'public' order by table_name`);
     const names = tables.map((t) => t.table_name);
     for (const table of ['catalogue_price', 'order_item', 'order_transition', 'orders']) assert.ok(names.includes(table), `${table} exists`);
-    const indexes = await em.getConnection().execute<{ indexdef: string }[]>(
-      `select indexdef from pg_indexes where indexname = 'orders_customer_created_idx'`,
-    );
+    const indexes = await em.getConnection().execute<{ indexdef: string }[]>(`select indexdef from pg_indexes where indexname = 'orders_customer_created_idx'`);
     assert.match(indexes[0].indexdef, /\(customer_id, created_at DESC, id\)/);
     const columns = await em.getConnection().execute<{ column_name: string; data_type: string; is_nullable: string; column_default: string | null }[]>(
       `select column_name, data_type, is_nullable, column_default from information_schema.columns

@@ -10,8 +10,20 @@ import { eventsTopic } from '@swiftcart/platform';
 import type { TestStack } from '../../../test/support/stack.ts';
 import { drain } from '../../../test/support/drain.ts';
 import {
-  ADDRESS, OrderEventProbe, PLACE_ORDER, READ_ORDER, em, orderInput, productDiscontinued, productEvent, produce, replicaRow, rowCounts,
-  seedCatalogue, startOrderStack, waitFor,
+  ADDRESS,
+  OrderEventProbe,
+  PLACE_ORDER,
+  READ_ORDER,
+  em,
+  orderInput,
+  productDiscontinued,
+  productEvent,
+  produce,
+  replicaRow,
+  rowCounts,
+  seedCatalogue,
+  startOrderStack,
+  waitFor,
 } from './support.ts';
 
 const DEADLINE_MS = 600_000;
@@ -38,7 +50,8 @@ describe('placeOrder', () => {
   async function consumed(ids: readonly string[]): Promise<void> {
     await waitFor(async () => {
       const [row] = await em(stack).execute<{ n: number }[]>(
-        `select count(*)::int as n from inbox where consumer = 'order.catalogue' and event_id in (${ids.map(() => '?').join(', ')})`, [...ids],
+        `select count(*)::int as n from inbox where consumer = 'order.catalogue' and event_id in (${ids.map(() => '?').join(', ')})`,
+        [...ids],
       );
       return row.n === ids.length;
     }, `the catalogue consumer to record ${ids.length} events`);
@@ -53,7 +66,15 @@ describe('placeOrder', () => {
     const placedAt = Date.now();
     const result = await stack.graphql(PLACE_ORDER, {
       token: alice,
-      variables: { input: orderInput([{ sku: 'TEE-M', quantity: 1 }, { sku: 'MUG-BLUE', quantity: 3 }], { paymentMethod: 'tok_visa' }) },
+      variables: {
+        input: orderInput(
+          [
+            { sku: 'TEE-M', quantity: 1 },
+            { sku: 'MUG-BLUE', quantity: 3 },
+          ],
+          { paymentMethod: 'tok_visa' },
+        ),
+      },
     });
     assert.equal(result.errors, undefined, JSON.stringify(result.errors));
     const order = result.data.placeOrder;
@@ -62,12 +83,18 @@ describe('placeOrder', () => {
     assert.equal(order.paymentMethod, 'tok_visa');
     assert.deepEqual(order.shippingAddress, ADDRESS);
     // Lines come back by sku; the prices are the replica's: 3 × 12.99 + 1 × 24.00.
-    assert.deepEqual(order.items.map((i: any) => [i.sku, i.quantity, i.unitPrice.amount, i.lineTotal.amount]), [
-      ['MUG-BLUE', 3, 1299, 3897],
-      ['TEE-M', 1, 2400, 2400],
-    ]);
+    assert.deepEqual(
+      order.items.map((i: any) => [i.sku, i.quantity, i.unitPrice.amount, i.lineTotal.amount]),
+      [
+        ['MUG-BLUE', 3, 1299, 3897],
+        ['TEE-M', 1, 2400, 2400],
+      ],
+    );
     assert.deepEqual(order.total, { amount: 3 * 1299 + 2400, currency: 'EUR' });
-    assert.deepEqual(order.timeline.map((t: any) => [t.status, t.eventType, t.eventId, t.reason]), [['PENDING', null, null, null]]);
+    assert.deepEqual(
+      order.timeline.map((t: any) => [t.status, t.eventType, t.eventId, t.reason]),
+      [['PENDING', null, null, null]],
+    );
 
     const [placed] = await probe.waitFor(order.id, 'OrderPlaced');
     assert.equal(placed.source, 'order');
@@ -87,18 +114,34 @@ describe('placeOrder', () => {
     const deadline = Date.parse(data.deadlineAt);
     assert.ok(deadline >= placedAt + DEADLINE_MS && deadline <= Date.now() + DEADLINE_MS, `deadlineAt ${data.deadlineAt} is now + ORDER_DEADLINE_MS`);
 
-    const [row] = await em(stack).execute<any[]>('select status, deadline_at, shipping_address, payment_method, request_hash from orders where id = ?', [order.id]);
+    const [row] = await em(stack).execute<any[]>('select status, deadline_at, shipping_address, payment_method, request_hash from orders where id = ?', [
+      order.id,
+    ]);
     assert.equal(row.status, 'PENDING');
     assert.equal(new Date(row.deadline_at).toISOString(), data.deadlineAt);
     assert.deepEqual(row.shipping_address, ADDRESS);
     assert.equal(row.payment_method, 'tok_visa');
     assert.match(row.request_hash, /^[0-9a-f]{64}$/);
     // Exactly one event for this order, and it has been published, with its live change.
-    assert.deepEqual(probe.of(order.id).map((e) => e.type), ['OrderPlaced']);
+    assert.deepEqual(
+      probe.of(order.id).map((e) => e.type),
+      ['OrderPlaced'],
+    );
     await waitFor(async () => {
-      const rows = await em(stack).execute<{ type: string; topic: string | null }[]>('select type, topic from outbox where aggregateid = ? and published_at is not null order by sequence', [order.id]);
+      const rows = await em(stack).execute<{ type: string; topic: string | null }[]>(
+        'select type, topic from outbox where aggregateid = ? and published_at is not null order by sequence',
+        [order.id],
+      );
       return rows.length === 2 ? rows : undefined;
-    }, 'the outbox rows to be marked done').then((rows) => assert.deepEqual(rows.map((r) => [r.type, r.topic === null]), [['OrderPlaced', false], ['OrderChanged', true]]));
+    }, 'the outbox rows to be marked done').then((rows) =>
+      assert.deepEqual(
+        rows.map((r) => [r.type, r.topic === null]),
+        [
+          ['OrderPlaced', false],
+          ['OrderChanged', true],
+        ],
+      ),
+    );
   });
 
   test('the client cannot send prices: a unitPrice in the input is refused before any resolver runs', async () => {
@@ -142,7 +185,13 @@ describe('placeOrder', () => {
     const before = await rowCounts(stack);
     for (const input of [
       orderInput([{ sku: 'MUG-BLUE', quantity: 2 }], { idempotencyKey }),
-      orderInput([{ sku: 'MUG-BLUE', quantity: 1 }, { sku: 'TEE-M', quantity: 1 }], { idempotencyKey }),
+      orderInput(
+        [
+          { sku: 'MUG-BLUE', quantity: 1 },
+          { sku: 'TEE-M', quantity: 1 },
+        ],
+        { idempotencyKey },
+      ),
       orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { idempotencyKey, paymentMethod: 'tok_decline' }),
       orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { idempotencyKey, shippingAddress: { ...ADDRESS, line2: 'c/o Babbage' } }),
     ]) {
@@ -155,7 +204,10 @@ describe('placeOrder', () => {
   });
 
   test('ten concurrent identical placements make one order', async () => {
-    const input = orderInput([{ sku: 'TEE-M', quantity: 2 }, { sku: 'MUG-BLUE', quantity: 1 }]);
+    const input = orderInput([
+      { sku: 'TEE-M', quantity: 2 },
+      { sku: 'MUG-BLUE', quantity: 1 },
+    ]);
     const before = await rowCounts(stack);
     const results = await Promise.all(Array.from({ length: 10 }, () => stack.graphql(PLACE_ORDER, { token: alice, variables: { input } })));
     for (const result of results) assert.equal(result.errors, undefined, JSON.stringify(result.errors));
@@ -177,23 +229,106 @@ describe('placeOrder', () => {
     const cases: { name: string; input: unknown; code: string; field?: string; message?: RegExp }[] = [
       { name: 'empty cart', input: orderInput([]), code: 'BAD_USER_INPUT', field: 'input.items' },
       { name: 'quantity 0', input: orderInput([{ sku: 'MUG-BLUE', quantity: 0 }]), code: 'BAD_USER_INPUT', field: 'input.items[0].quantity' },
-      { name: 'quantity -1', input: orderInput([{ sku: 'TEE-M', quantity: 1 }, { sku: 'MUG-BLUE', quantity: -1 }]), code: 'BAD_USER_INPUT', field: 'input.items[1].quantity' },
+      {
+        name: 'quantity -1',
+        input: orderInput([
+          { sku: 'TEE-M', quantity: 1 },
+          { sku: 'MUG-BLUE', quantity: -1 },
+        ]),
+        code: 'BAD_USER_INPUT',
+        field: 'input.items[1].quantity',
+      },
       { name: 'quantity 1001', input: orderInput([{ sku: 'MUG-BLUE', quantity: 1001 }]), code: 'BAD_USER_INPUT', field: 'input.items[0].quantity' },
-      { name: 'unknown sku', input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }, { sku: 'NO-SUCH-SKU', quantity: 1 }]), code: 'BAD_USER_INPUT', field: 'input.items[1].sku', message: /unknown sku/ },
+      {
+        name: 'unknown sku',
+        input: orderInput([
+          { sku: 'MUG-BLUE', quantity: 1 },
+          { sku: 'NO-SUCH-SKU', quantity: 1 },
+        ]),
+        code: 'BAD_USER_INPUT',
+        field: 'input.items[1].sku',
+        message: /unknown sku/,
+      },
       { name: 'discontinued sku', input: orderInput([{ sku: 'OLD-LAMP', quantity: 1 }]), code: 'PRODUCT_UNAVAILABLE', field: 'input.items[0].sku' },
-      { name: 'duplicate skus', input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }, { sku: 'MUG-BLUE', quantity: 2 }]), code: 'BAD_USER_INPUT', field: 'input.items[1].sku' },
+      {
+        name: 'duplicate skus',
+        input: orderInput([
+          { sku: 'MUG-BLUE', quantity: 1 },
+          { sku: 'MUG-BLUE', quantity: 2 },
+        ]),
+        code: 'BAD_USER_INPUT',
+        field: 'input.items[1].sku',
+      },
       { name: 'malformed sku', input: orderInput([{ sku: 'no spaces allowed', quantity: 1 }]), code: 'BAD_USER_INPUT', field: 'input.items[0].sku' },
-      { name: 'two currencies', input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }, { sku: 'USD-CAP', quantity: 1 }]), code: 'BAD_USER_INPUT', field: 'input.items[1].sku' },
-      { name: '101 lines', input: orderInput(Array.from({ length: 101 }, (_, i) => ({ sku: `SKU-${i}`, quantity: 1 }))), code: 'BAD_USER_INPUT', field: 'input.items' },
-      { name: 'empty idempotency key', input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { idempotencyKey: '' }), code: 'BAD_USER_INPUT', field: 'input.idempotencyKey' },
-      { name: 'long idempotency key', input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { idempotencyKey: 'k'.repeat(101) }), code: 'BAD_USER_INPUT', field: 'input.idempotencyKey' },
-      { name: 'blank payment method', input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { paymentMethod: '  ' }), code: 'BAD_USER_INPUT', field: 'input.paymentMethod' },
-      { name: 'long payment method', input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { paymentMethod: 't'.repeat(101) }), code: 'BAD_USER_INPUT', field: 'input.paymentMethod' },
-      { name: 'lower-case country', input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { shippingAddress: { ...ADDRESS, country: 'de' } }), code: 'BAD_USER_INPUT', field: 'input.shippingAddress.country' },
-      { name: 'empty name', input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { shippingAddress: { ...ADDRESS, name: ' ' } }), code: 'BAD_USER_INPUT', field: 'input.shippingAddress.name' },
-      { name: 'long postal code', input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { shippingAddress: { ...ADDRESS, postalCode: '1'.repeat(21) } }), code: 'BAD_USER_INPUT', field: 'input.shippingAddress.postalCode' },
-      { name: 'long city', input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { shippingAddress: { ...ADDRESS, city: 'c'.repeat(101) } }), code: 'BAD_USER_INPUT', field: 'input.shippingAddress.city' },
-      { name: 'long line2', input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { shippingAddress: { ...ADDRESS, line2: 'l'.repeat(201) } }), code: 'BAD_USER_INPUT', field: 'input.shippingAddress.line2' },
+      {
+        name: 'two currencies',
+        input: orderInput([
+          { sku: 'MUG-BLUE', quantity: 1 },
+          { sku: 'USD-CAP', quantity: 1 },
+        ]),
+        code: 'BAD_USER_INPUT',
+        field: 'input.items[1].sku',
+      },
+      {
+        name: '101 lines',
+        input: orderInput(Array.from({ length: 101 }, (_, i) => ({ sku: `SKU-${i}`, quantity: 1 }))),
+        code: 'BAD_USER_INPUT',
+        field: 'input.items',
+      },
+      {
+        name: 'empty idempotency key',
+        input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { idempotencyKey: '' }),
+        code: 'BAD_USER_INPUT',
+        field: 'input.idempotencyKey',
+      },
+      {
+        name: 'long idempotency key',
+        input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { idempotencyKey: 'k'.repeat(101) }),
+        code: 'BAD_USER_INPUT',
+        field: 'input.idempotencyKey',
+      },
+      {
+        name: 'blank payment method',
+        input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { paymentMethod: '  ' }),
+        code: 'BAD_USER_INPUT',
+        field: 'input.paymentMethod',
+      },
+      {
+        name: 'long payment method',
+        input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { paymentMethod: 't'.repeat(101) }),
+        code: 'BAD_USER_INPUT',
+        field: 'input.paymentMethod',
+      },
+      {
+        name: 'lower-case country',
+        input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { shippingAddress: { ...ADDRESS, country: 'de' } }),
+        code: 'BAD_USER_INPUT',
+        field: 'input.shippingAddress.country',
+      },
+      {
+        name: 'empty name',
+        input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { shippingAddress: { ...ADDRESS, name: ' ' } }),
+        code: 'BAD_USER_INPUT',
+        field: 'input.shippingAddress.name',
+      },
+      {
+        name: 'long postal code',
+        input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { shippingAddress: { ...ADDRESS, postalCode: '1'.repeat(21) } }),
+        code: 'BAD_USER_INPUT',
+        field: 'input.shippingAddress.postalCode',
+      },
+      {
+        name: 'long city',
+        input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { shippingAddress: { ...ADDRESS, city: 'c'.repeat(101) } }),
+        code: 'BAD_USER_INPUT',
+        field: 'input.shippingAddress.city',
+      },
+      {
+        name: 'long line2',
+        input: orderInput([{ sku: 'MUG-BLUE', quantity: 1 }], { shippingAddress: { ...ADDRESS, line2: 'l'.repeat(201) } }),
+        code: 'BAD_USER_INPUT',
+        field: 'input.shippingAddress.line2',
+      },
     ];
     const before = await rowCounts(stack);
     for (const c of cases) {

@@ -37,9 +37,7 @@ describe('order roles', () => {
   before(async () => {
     stack = await startStack({ services: ['order', 'payment', 'shipment'], env: { ORDER_SWEEP_INTERVAL_MS: '3600000' } });
     orderUrl = stack.services.order!.url;
-    [noRoles, customer, admin] = await Promise.all([
-      stack.token('nobody', []), stack.token('carla', ['customer']), stack.token('root', ['admin']),
-    ]);
+    [noRoles, customer, admin] = await Promise.all([stack.token('nobody', []), stack.token('carla', ['customer']), stack.token('root', ['admin'])]);
     await seedCatalogue(stack, [{ sku: 'ROLE-MUG', amount: 990 }]);
   });
   after(async () => {
@@ -99,7 +97,10 @@ describe('order roles', () => {
 
   test("a token without roles may not read an order's payment or shipment", async () => {
     const representations = [{ __typename: 'Order', id: randomUUID() }];
-    for (const [service, query] of [['payment', PAYMENT], ['shipment', SHIPMENT]] as const) {
+    for (const [service, query] of [
+      ['payment', PAYMENT],
+      ['shipment', SHIPMENT],
+    ] as const) {
       const result = await stack.graphql(query, { url: stack.services[service]!.url, token: noRoles, variables: { r: representations } });
       refused(result, 'FORBIDDEN', `Order.${service}`);
       // The customer role gets past the role check (there is no such payment or shipment).

@@ -10,8 +10,17 @@ import { type AnyEventEnvelope, eventHeaders, eventsTopic } from '@swiftcart/pla
 import type { TestStack } from '../../../test/support/stack.ts';
 import { drain } from '../../../test/support/drain.ts';
 import {
-  CANCEL_ORDER, OrderEventProbe, PLACE_ORDER, READ_ORDER, em, orderInput, participantEvent, produce, seedCatalogue,
-  startOrderStack, waitFor,
+  CANCEL_ORDER,
+  OrderEventProbe,
+  PLACE_ORDER,
+  READ_ORDER,
+  em,
+  orderInput,
+  participantEvent,
+  produce,
+  seedCatalogue,
+  startOrderStack,
+  waitFor,
 } from './support.ts';
 
 describe('order saga orchestration', () => {
@@ -24,10 +33,11 @@ describe('order saga orchestration', () => {
   before(async () => {
     stack = await startOrderStack({ ORDER_DEADLINE_MS: '600000' });
     probe = await OrderEventProbe.start(stack.services.order!.runtime.kafka);
-    [alice, bob, admin] = await Promise.all([
-      stack.token('alice', ['customer']), stack.token('bob', ['customer']), stack.token('root', ['admin']),
+    [alice, bob, admin] = await Promise.all([stack.token('alice', ['customer']), stack.token('bob', ['customer']), stack.token('root', ['admin'])]);
+    await seedCatalogue(stack, [
+      { sku: 'MUG-BLUE', amount: 1299 },
+      { sku: 'TEE-M', amount: 2400 },
     ]);
-    await seedCatalogue(stack, [{ sku: 'MUG-BLUE', amount: 1299 }, { sku: 'TEE-M', amount: 2400 }]);
   });
 
   after(async () => {
@@ -38,7 +48,16 @@ describe('order saga orchestration', () => {
   /** Places an order for alice (2 × MUG-BLUE, 1 × TEE-M) and returns its id and OrderPlaced. */
   async function place(paymentMethod = 'tok_visa', token = alice): Promise<{ id: string; placed: AnyEventEnvelope }> {
     const result = await stack.graphql(PLACE_ORDER, {
-      token, variables: { input: orderInput([{ sku: 'MUG-BLUE', quantity: 2 }, { sku: 'TEE-M', quantity: 1 }], { paymentMethod }) },
+      token,
+      variables: {
+        input: orderInput(
+          [
+            { sku: 'MUG-BLUE', quantity: 2 },
+            { sku: 'TEE-M', quantity: 1 },
+          ],
+          { paymentMethod },
+        ),
+      },
     });
     assert.equal(result.errors, undefined, JSON.stringify(result.errors));
     const id = result.data.placeOrder.id as string;
@@ -52,7 +71,12 @@ describe('order saga orchestration', () => {
   }
 
   async function waitForStatus(id: string, status: string): Promise<void> {
-    await waitFor(async () => (await statusOf(id)) === status, `order ${id} to be ${status}`, undefined, () => statusOf(id));
+    await waitFor(
+      async () => (await statusOf(id)) === status,
+      `order ${id} to be ${status}`,
+      undefined,
+      () => statusOf(id),
+    );
   }
 
   async function versionOf(id: string): Promise<number> {
@@ -69,16 +93,33 @@ describe('order saga orchestration', () => {
   async function consumed(ids: readonly string[]): Promise<void> {
     await waitFor(async () => {
       const [row] = await em(stack).execute<{ n: number }[]>(
-        `select count(*)::int as n from inbox where consumer = 'order.saga' and event_id in (${ids.map(() => '?').join(', ')})`, [...ids],
+        `select count(*)::int as n from inbox where consumer = 'order.saga' and event_id in (${ids.map(() => '?').join(', ')})`,
+        [...ids],
       );
       return row.n === new Set(ids).size;
     }, `the saga consumer to record ${ids.length} events`);
   }
 
   const stockReserved = (id: string, cause?: AnyEventEnvelope) =>
-    participantEvent('inventory', 'StockReserved', { orderId: id, items: [{ sku: 'MUG-BLUE', quantity: 2 }, { sku: 'TEE-M', quantity: 1 }] }, cause);
+    participantEvent(
+      'inventory',
+      'StockReserved',
+      {
+        orderId: id,
+        items: [
+          { sku: 'MUG-BLUE', quantity: 2 },
+          { sku: 'TEE-M', quantity: 1 },
+        ],
+      },
+      cause,
+    );
   const paymentAuthorized = (id: string, cause?: AnyEventEnvelope) =>
-    participantEvent('payment', 'PaymentAuthorized', { orderId: id, paymentId: randomUUID(), amount: { amount: 4998, currency: 'EUR' }, providerRef: 'mock_ch_1' }, cause);
+    participantEvent(
+      'payment',
+      'PaymentAuthorized',
+      { orderId: id, paymentId: randomUUID(), amount: { amount: 4998, currency: 'EUR' }, providerRef: 'mock_ch_1' },
+      cause,
+    );
 
   /** Drives an order through the saga with participant events, waiting for each step. */
   async function reserveAndPay(id: string, placed: AnyEventEnvelope): Promise<{ reserved: AnyEventEnvelope; authorized: AnyEventEnvelope }> {
@@ -108,11 +149,29 @@ describe('order saga orchestration', () => {
     await produce(stack, eventsTopic('payment'), [authorized]);
     await waitForStatus(id, 'CONFIRMED');
     const [confirmed] = await probe.waitFor(id, 'OrderConfirmed');
-    assert.deepEqual(confirmed.data, { orderId: id, customerId: 'alice', items: [{ sku: 'MUG-BLUE', quantity: 2 }, { sku: 'TEE-M', quantity: 1 }] });
+    assert.deepEqual(confirmed.data, {
+      orderId: id,
+      customerId: 'alice',
+      items: [
+        { sku: 'MUG-BLUE', quantity: 2 },
+        { sku: 'TEE-M', quantity: 1 },
+      ],
+    });
     assert.equal(confirmed.causationId, authorized.id);
 
     // Timeline-only events, then the shipment's steps; each waits for the one before (different topics).
-    const committed = participantEvent('inventory', 'StockCommitted', { orderId: id, items: [{ sku: 'MUG-BLUE', quantity: 2 }, { sku: 'TEE-M', quantity: 1 }] }, confirmed);
+    const committed = participantEvent(
+      'inventory',
+      'StockCommitted',
+      {
+        orderId: id,
+        items: [
+          { sku: 'MUG-BLUE', quantity: 2 },
+          { sku: 'TEE-M', quantity: 1 },
+        ],
+      },
+      confirmed,
+    );
     await produce(stack, eventsTopic('inventory'), [committed]);
     await consumed([committed.id]);
     const shipmentId = randomUUID();
@@ -125,16 +184,22 @@ describe('order saga orchestration', () => {
 
     const result = await stack.graphql(READ_ORDER, { token: alice, variables: { id } });
     assert.equal(result.errors, undefined);
-    assert.deepEqual(result.data.order.timeline.map((t: any) => [t.status, t.eventType, t.eventId, t.reason]), [
-      ['PENDING', null, null, null],
-      ['AWAITING_PAYMENT', 'StockReserved', reserved.id, null],
-      ['CONFIRMED', 'PaymentAuthorized', authorized.id, null],
-      ['CONFIRMED', 'StockCommitted', committed.id, 'stock committed: 2 × MUG-BLUE, 1 × TEE-M'],
-      ['CONFIRMED', 'ShipmentCreated', created.id, 'shipment created'],
-      ['SHIPPED', 'ShipmentDispatched', dispatched.id, 'dispatched with DHL, tracking number JD0001'],
-      ['DELIVERED', 'ShipmentDelivered', delivered.id, null],
-    ]);
-    assert.deepEqual(probe.of(id).map((e) => e.type), ['OrderPlaced', 'PaymentRequested', 'OrderConfirmed']);
+    assert.deepEqual(
+      result.data.order.timeline.map((t: any) => [t.status, t.eventType, t.eventId, t.reason]),
+      [
+        ['PENDING', null, null, null],
+        ['AWAITING_PAYMENT', 'StockReserved', reserved.id, null],
+        ['CONFIRMED', 'PaymentAuthorized', authorized.id, null],
+        ['CONFIRMED', 'StockCommitted', committed.id, 'stock committed: 2 × MUG-BLUE, 1 × TEE-M'],
+        ['CONFIRMED', 'ShipmentCreated', created.id, 'shipment created'],
+        ['SHIPPED', 'ShipmentDispatched', dispatched.id, 'dispatched with DHL, tracking number JD0001'],
+        ['DELIVERED', 'ShipmentDelivered', delivered.id, null],
+      ],
+    );
+    assert.deepEqual(
+      probe.of(id).map((e) => e.type),
+      ['OrderPlaced', 'PaymentRequested', 'OrderConfirmed'],
+    );
     const saga = stack.services.order!.consumers.find((c) => c.consumer === 'order.saga')!;
     assert.ok(saga.metrics.duplicates >= 1, 'the second StockReserved was a duplicate');
   });
@@ -161,7 +226,10 @@ describe('order saga orchestration', () => {
     const reason = 'insufficient stock: TEE-M (requested 1, available 0)';
     assert.deepEqual(rejected.data, { orderId: id, customerId: 'alice', reason });
     assert.equal(rejected.causationId, failed.id);
-    const [last] = await em(stack).execute<any[]>('select status, event_type, event_id, reason from order_transition where order_id = ? order by id desc limit 1', [id]);
+    const [last] = await em(stack).execute<any[]>(
+      'select status, event_type, event_id, reason from order_transition where order_id = ? order by id desc limit 1',
+      [id],
+    );
     assert.deepEqual({ ...last }, { status: 'REJECTED', event_type: 'StockReservationFailed', event_id: failed.id, reason });
   });
 
@@ -171,7 +239,12 @@ describe('order saga orchestration', () => {
     await produce(stack, eventsTopic('inventory'), [reserved]);
     const [requested] = await probe.waitFor(id, 'PaymentRequested');
     assert.equal((requested.data as any).paymentMethod, 'tok_decline');
-    const declined = participantEvent('payment', 'PaymentDeclined', { orderId: id, paymentId: randomUUID(), amount: { amount: 4998, currency: 'EUR' }, reason: 'card declined' }, requested);
+    const declined = participantEvent(
+      'payment',
+      'PaymentDeclined',
+      { orderId: id, paymentId: randomUUID(), amount: { amount: 4998, currency: 'EUR' }, reason: 'card declined' },
+      requested,
+    );
     await produce(stack, eventsTopic('payment'), [declined]);
     await waitForStatus(id, 'CANCELLED');
     const [cancelled] = await probe.waitFor(id, 'OrderCancelled');
@@ -201,10 +274,13 @@ describe('order saga orchestration', () => {
     const result = await stack.graphql(CANCEL_ORDER, { token: alice, variables: { id, reason: '  changed my mind ' } });
     assert.equal(result.errors, undefined, JSON.stringify(result.errors));
     assert.equal(result.data.cancelOrder.status, 'CANCELLED');
-    assert.deepEqual(result.data.cancelOrder.timeline.map((t: any) => [t.status, t.eventType, t.reason]), [
-      ['PENDING', null, null],
-      ['CANCELLED', null, 'changed my mind'],
-    ]);
+    assert.deepEqual(
+      result.data.cancelOrder.timeline.map((t: any) => [t.status, t.eventType, t.reason]),
+      [
+        ['PENDING', null, null],
+        ['CANCELLED', null, 'changed my mind'],
+      ],
+    );
     const [cancelled] = await probe.waitFor(id, 'OrderCancelled');
     assert.deepEqual(cancelled.data, { orderId: id, customerId: 'alice', reason: 'changed my mind', previousStatus: 'PENDING' });
     assert.equal(cancelled.causationId, null);
@@ -225,7 +301,7 @@ describe('order saga orchestration', () => {
     assert.equal(await transitions(id), 2);
   });
 
-  test('cancelOrder: an admin cancels a customer\'s order awaiting payment', async () => {
+  test("cancelOrder: an admin cancels a customer's order awaiting payment", async () => {
     const { id, placed } = await place();
     await produce(stack, eventsTopic('inventory'), [stockReserved(id, placed)]);
     await waitForStatus(id, 'AWAITING_PAYMENT');
@@ -241,7 +317,9 @@ describe('order saga orchestration', () => {
     const { id, placed } = await place();
     await reserveAndPay(id, placed);
     const shipmentId = randomUUID();
-    await produce(stack, eventsTopic('shipment'), [participantEvent('shipment', 'ShipmentDispatched', { orderId: id, shipmentId, carrier: 'DHL', trackingNumber: 'JD0002' })]);
+    await produce(stack, eventsTopic('shipment'), [
+      participantEvent('shipment', 'ShipmentDispatched', { orderId: id, shipmentId, carrier: 'DHL', trackingNumber: 'JD0002' }),
+    ]);
     await waitForStatus(id, 'SHIPPED');
     const before = await transitions(id);
     for (const token of [alice, admin]) {
@@ -282,18 +360,33 @@ describe('order saga orchestration', () => {
     const batch = [reservedA, reservedB, authorizedA, reservedB, stranger];
     const saga = stack.services.order!.consumers.find((c) => c.consumer === 'order.saga')!;
     const before = saga.metrics;
-    await stack.services.order!.runtime.kafka.publish(eventsTopic('inventory'), batch.map((event) => ({
-      key: 'one-partition', value: JSON.stringify(event), headers: eventHeaders(event),
-    })));
+    await stack.services.order!.runtime.kafka.publish(
+      eventsTopic('inventory'),
+      batch.map((event) => ({
+        key: 'one-partition',
+        value: JSON.stringify(event),
+        headers: eventHeaders(event),
+      })),
+    );
     await consumed(batch.map((e) => e.id));
     assert.deepEqual(
-      { batches: saga.metrics.batches - before.batches, split: saga.metrics.batchesSplit - before.batchesSplit, processed: saga.metrics.processed - before.processed, duplicates: saga.metrics.duplicates - before.duplicates },
+      {
+        batches: saga.metrics.batches - before.batches,
+        split: saga.metrics.batchesSplit - before.batchesSplit,
+        processed: saga.metrics.processed - before.processed,
+        duplicates: saga.metrics.duplicates - before.duplicates,
+      },
       { batches: 1, split: 0, processed: 4, duplicates: 1 },
     );
     assert.equal(await statusOf(a.id), 'CONFIRMED');
     assert.equal(await statusOf(b.id), 'AWAITING_PAYMENT');
-    const timeline = async (id: string) => (await em(stack).execute<{ status: string; event_id: string | null }[]>(
-      'select status, event_id from order_transition where order_id = ? order by at, id', [id])).map((r) => `${r.status}:${r.event_id ?? '-'}`);
+    const timeline = async (id: string) =>
+      (
+        await em(stack).execute<{ status: string; event_id: string | null }[]>(
+          'select status, event_id from order_transition where order_id = ? order by at, id',
+          [id],
+        )
+      ).map((r) => `${r.status}:${r.event_id ?? '-'}`);
     assert.deepEqual(await timeline(a.id), ['PENDING:-', `AWAITING_PAYMENT:${reservedA.id}`, `CONFIRMED:${authorizedA.id}`]);
     assert.deepEqual(await timeline(b.id), ['PENDING:-', `AWAITING_PAYMENT:${reservedB.id}`]);
     // Every timeline entry raised its order's version, A's twice within the one batch.
@@ -305,8 +398,10 @@ describe('order saga orchestration', () => {
     assert.equal(requestedA.causationId, reservedA.id);
     assert.equal(confirmedA.causationId, authorizedA.id);
     assert.equal(requestedB.causationId, reservedB.id);
-    const outboxOf = async (id: string) => (await em(stack).execute<{ type: string }[]>(
-      'select type from outbox where aggregateid = ? and topic is not null order by sequence', [id])).map((r) => r.type);
+    const outboxOf = async (id: string) =>
+      (await em(stack).execute<{ type: string }[]>('select type from outbox where aggregateid = ? and topic is not null order by sequence', [id])).map(
+        (r) => r.type,
+      );
     assert.deepEqual(await outboxOf(a.id), ['OrderPlaced', 'PaymentRequested', 'OrderConfirmed']);
     assert.deepEqual(await outboxOf(b.id), ['OrderPlaced', 'PaymentRequested']);
   });

@@ -14,9 +14,24 @@ import addFormatsModule from 'ajv-formats';
 import { newEvent } from '@swiftcart/platform/events';
 import type { OrderStatus } from '../src/entities.ts';
 import {
-  SagaRejection, decide, evolve, initialOrderSagaState, isParticipantEvent, isTerminal, react,
-  type CancelOrder, type ExpireOrder, type OrderLine, type OrderSagaEvent, type OrderSagaInput, type OrderSagaState,
-  type ParticipantEvent, type PlaceOrder, type SagaDecision, type SagaRejectionCode, type SagaTransition,
+  SagaRejection,
+  decide,
+  evolve,
+  initialOrderSagaState,
+  isParticipantEvent,
+  isTerminal,
+  react,
+  type CancelOrder,
+  type ExpireOrder,
+  type OrderLine,
+  type OrderSagaEvent,
+  type OrderSagaInput,
+  type OrderSagaState,
+  type ParticipantEvent,
+  type PlaceOrder,
+  type SagaDecision,
+  type SagaRejectionCode,
+  type SagaTransition,
 } from '../src/saga.ts';
 
 // --- schemas --------------------------------------------------------------------------------------
@@ -180,23 +195,39 @@ describe('order saga', () => {
     test('places the order: PENDING and OrderPlaced with the total', () => {
       const state = given().inStatus(null).when(placeOrder()).then({ status: 'PENDING' }, [orderPlaced()]);
       assert.deepEqual(state, {
-        status: 'PENDING', orderId: ORDER_ID, customerId: ALICE, items: ITEMS, total: TOTAL,
-        paymentMethod: 'tok_visa', deadlineAt: DEADLINE, paymentAuthorized: false,
+        status: 'PENDING',
+        orderId: ORDER_ID,
+        customerId: ALICE,
+        items: ITEMS,
+        total: TOTAL,
+        paymentMethod: 'tok_visa',
+        deadlineAt: DEADLINE,
+        paymentAuthorized: false,
       });
     });
 
     test('accepts the limits: 100 lines, quantity 1,000, a price of 0', () => {
       const items = Array.from({ length: 100 }, (_, i) => ({ sku: `SKU-${i}`, quantity: i === 0 ? 1000 : 1, unitPrice: eur(i === 1 ? 0 : 100) }));
       const total = eur(1000 * 100 + 98 * 100);
-      given().when(placeOrder({ items })).then({ status: 'PENDING' }, [{
-        type: 'OrderPlaced', data: { orderId: ORDER_ID, customerId: ALICE, items, total, deadlineAt: DEADLINE },
-      }]);
+      given()
+        .when(placeOrder({ items }))
+        .then({ status: 'PENDING' }, [
+          {
+            type: 'OrderPlaced',
+            data: { orderId: ORDER_ID, customerId: ALICE, items, total, deadlineAt: DEADLINE },
+          },
+        ]);
     });
 
     test('normalises deadlineAt to an ISO-8601 UTC instant', () => {
-      const state = given().when(placeOrder({ deadlineAt: '2026-11-22T11:30:00+01:00' })).then({ status: 'PENDING' }, [{
-        type: 'OrderPlaced', data: { orderId: ORDER_ID, customerId: ALICE, items: ITEMS, total: TOTAL, deadlineAt: DEADLINE },
-      }]);
+      const state = given()
+        .when(placeOrder({ deadlineAt: '2026-11-22T11:30:00+01:00' }))
+        .then({ status: 'PENDING' }, [
+          {
+            type: 'OrderPlaced',
+            data: { orderId: ORDER_ID, customerId: ALICE, items: ITEMS, total: TOTAL, deadlineAt: DEADLINE },
+          },
+        ]);
       assert.equal(state.status !== null && state.deadlineAt, DEADLINE);
     });
 
@@ -226,11 +257,18 @@ describe('order saga', () => {
     }
 
     test('rejects placing an order that is already placed: CONFLICT', () => {
-      for (const status of STATUSES) given(...HISTORY[status]()).inStatus(status).when(placeOrder()).thenRejects('CONFLICT');
+      for (const status of STATUSES)
+        given(...HISTORY[status]())
+          .inStatus(status)
+          .when(placeOrder())
+          .thenRejects('CONFLICT');
     });
 
     test('a deadline that is not after now is a bug of the caller, not a rejection', () => {
-      assert.throws(() => decide(placeOrder({ deadlineAt: NOW }), initialOrderSagaState), (error: unknown) => error instanceof Error && !(error instanceof SagaRejection));
+      assert.throws(
+        () => decide(placeOrder({ deadlineAt: NOW }), initialOrderSagaState),
+        (error: unknown) => error instanceof Error && !(error instanceof SagaRejection),
+      );
       assert.throws(() => decide(placeOrder({ now: 'yesterday' }), initialOrderSagaState), /ISO-8601/);
     });
   });
@@ -238,12 +276,21 @@ describe('order saga', () => {
   describe('StockReserved', () => {
     test('PENDING → AWAITING_PAYMENT and PaymentRequested for the total with the payment method', () => {
       const reserved = stockReserved();
-      given(...HISTORY.PENDING()).when(reserved).then({ status: 'AWAITING_PAYMENT', causedBy: by(reserved) }, [{
-        type: 'PaymentRequested', data: { orderId: ORDER_ID, customerId: ALICE, amount: TOTAL, paymentMethod: 'tok_visa' },
-      }]);
+      given(...HISTORY.PENDING())
+        .when(reserved)
+        .then({ status: 'AWAITING_PAYMENT', causedBy: by(reserved) }, [
+          {
+            type: 'PaymentRequested',
+            data: { orderId: ORDER_ID, customerId: ALICE, amount: TOTAL, paymentMethod: 'tok_visa' },
+          },
+        ]);
     });
     test('is ignored when the order is not PENDING (a redelivery, or after a deadline cancellation)', () => {
-      for (const status of STATUSES.filter((s) => s !== 'PENDING')) given(...HISTORY[status]()).inStatus(status).when(stockReserved()).thenNothing();
+      for (const status of STATUSES.filter((s) => s !== 'PENDING'))
+        given(...HISTORY[status]())
+          .inStatus(status)
+          .when(stockReserved())
+          .thenNothing();
     });
   });
 
@@ -251,9 +298,14 @@ describe('order saga', () => {
     test('PENDING → REJECTED and OrderRejected naming the short skus', () => {
       const failed = stockReservationFailed();
       const reason = 'insufficient stock: TEE-M-BLACK (requested 1, available 0)';
-      given(...HISTORY.PENDING()).when(failed).then({ status: 'REJECTED', reason, causedBy: by(failed) }, [{
-        type: 'OrderRejected', data: { orderId: ORDER_ID, customerId: ALICE, reason },
-      }]);
+      given(...HISTORY.PENDING())
+        .when(failed)
+        .then({ status: 'REJECTED', reason, causedBy: by(failed) }, [
+          {
+            type: 'OrderRejected',
+            data: { orderId: ORDER_ID, customerId: ALICE, reason },
+          },
+        ]);
     });
     test('clips a long list of shortages to 500 characters', () => {
       const shortages = Array.from({ length: 50 }, (_, i) => ({ sku: `SKU-WITH-A-LONG-NAME-${i}`, requested: 10, available: 0 }));
@@ -263,16 +315,24 @@ describe('order saga', () => {
       assertSchemaValid(decision.emit[0]);
     });
     test('is ignored when the order is not PENDING', () => {
-      for (const status of STATUSES.filter((s) => s !== 'PENDING')) given(...HISTORY[status]()).when(stockReservationFailed()).thenNothing();
+      for (const status of STATUSES.filter((s) => s !== 'PENDING'))
+        given(...HISTORY[status]())
+          .when(stockReservationFailed())
+          .thenNothing();
     });
   });
 
   describe('PaymentAuthorized', () => {
     test('AWAITING_PAYMENT → CONFIRMED and OrderConfirmed with the lines', () => {
       const authorized = paymentAuthorized();
-      const state = given(...HISTORY.AWAITING_PAYMENT()).when(authorized).then({ status: 'CONFIRMED', causedBy: by(authorized) }, [{
-        type: 'OrderConfirmed', data: { orderId: ORDER_ID, customerId: ALICE, items: skuQuantities },
-      }]);
+      const state = given(...HISTORY.AWAITING_PAYMENT())
+        .when(authorized)
+        .then({ status: 'CONFIRMED', causedBy: by(authorized) }, [
+          {
+            type: 'OrderConfirmed',
+            data: { orderId: ORDER_ID, customerId: ALICE, items: skuQuantities },
+          },
+        ]);
       assert.ok(state.status !== null && state.paymentAuthorized && state.paymentId === PAYMENT_ID);
     });
     test('after a deadline cancellation: nothing (payment refunds by itself on OrderCancelled), but the state knows', () => {
@@ -280,7 +340,10 @@ describe('order saga', () => {
       assert.ok(state.status === 'CANCELLED' && state.paymentAuthorized && state.paymentId === PAYMENT_ID);
     });
     test('is ignored when the order is not AWAITING_PAYMENT', () => {
-      for (const status of STATUSES.filter((s) => s !== 'AWAITING_PAYMENT')) given(...HISTORY[status]()).when(paymentAuthorized()).thenNothing();
+      for (const status of STATUSES.filter((s) => s !== 'AWAITING_PAYMENT'))
+        given(...HISTORY[status]())
+          .when(paymentAuthorized())
+          .thenNothing();
     });
   });
 
@@ -288,16 +351,17 @@ describe('order saga', () => {
     test('a decline: AWAITING_PAYMENT → CANCELLED and OrderCancelled, so inventory releases', () => {
       const declined = paymentDeclined();
       const reason = 'payment declined: card declined';
-      const state = given(...HISTORY.AWAITING_PAYMENT()).when(declined).then(
-        { status: 'CANCELLED', reason, causedBy: by(declined) },
-        [orderCancelled('AWAITING_PAYMENT', reason)],
-      );
+      const state = given(...HISTORY.AWAITING_PAYMENT())
+        .when(declined)
+        .then({ status: 'CANCELLED', reason, causedBy: by(declined) }, [orderCancelled('AWAITING_PAYMENT', reason)]);
       assert.ok(state.status !== null && !state.paymentAuthorized && state.paymentId === PAYMENT_ID);
     });
     test('a failure (timeout after retries, circuit open): AWAITING_PAYMENT → CANCELLED and OrderCancelled', () => {
       const failed = paymentFailed();
       const reason = 'payment failed: provider timed out after 3 attempts';
-      given(...HISTORY.AWAITING_PAYMENT()).when(failed).then({ status: 'CANCELLED', reason, causedBy: by(failed) }, [orderCancelled('AWAITING_PAYMENT', reason)]);
+      given(...HISTORY.AWAITING_PAYMENT())
+        .when(failed)
+        .then({ status: 'CANCELLED', reason, causedBy: by(failed) }, [orderCancelled('AWAITING_PAYMENT', reason)]);
     });
     test('a decline reason is clipped to 500 characters', () => {
       const decision = decide(paymentDeclined('x'.repeat(600)), given(...HISTORY.AWAITING_PAYMENT()).state);
@@ -306,8 +370,12 @@ describe('order saga', () => {
     });
     test('are ignored when the order is not AWAITING_PAYMENT', () => {
       for (const status of STATUSES.filter((s) => s !== 'AWAITING_PAYMENT')) {
-        given(...HISTORY[status]()).when(paymentDeclined()).thenNothing();
-        given(...HISTORY[status]()).when(paymentFailed()).thenNothing();
+        given(...HISTORY[status]())
+          .when(paymentDeclined())
+          .thenNothing();
+        given(...HISTORY[status]())
+          .when(paymentFailed())
+          .thenNothing();
       }
     });
   });
@@ -315,17 +383,27 @@ describe('order saga', () => {
   describe('ShipmentDispatched and ShipmentDelivered', () => {
     test('CONFIRMED → SHIPPED, no event', () => {
       const dispatched = shipmentDispatched();
-      given(...HISTORY.CONFIRMED()).when(dispatched).then({ status: 'SHIPPED', reason: 'dispatched with DHL, tracking number 00340434161094015902', causedBy: by(dispatched) });
+      given(...HISTORY.CONFIRMED())
+        .when(dispatched)
+        .then({ status: 'SHIPPED', reason: 'dispatched with DHL, tracking number 00340434161094015902', causedBy: by(dispatched) });
     });
     test('SHIPPED → DELIVERED, no event', () => {
       const delivered = shipmentDelivered();
-      given(...HISTORY.SHIPPED()).when(delivered).then({ status: 'DELIVERED', causedBy: by(delivered) });
+      given(...HISTORY.SHIPPED())
+        .when(delivered)
+        .then({ status: 'DELIVERED', causedBy: by(delivered) });
     });
     test('ShipmentDispatched is ignored unless CONFIRMED', () => {
-      for (const status of STATUSES.filter((s) => s !== 'CONFIRMED')) given(...HISTORY[status]()).when(shipmentDispatched()).thenNothing();
+      for (const status of STATUSES.filter((s) => s !== 'CONFIRMED'))
+        given(...HISTORY[status]())
+          .when(shipmentDispatched())
+          .thenNothing();
     });
     test('ShipmentDelivered is ignored unless SHIPPED', () => {
-      for (const status of STATUSES.filter((s) => s !== 'SHIPPED')) given(...HISTORY[status]()).when(shipmentDelivered()).thenNothing();
+      for (const status of STATUSES.filter((s) => s !== 'SHIPPED'))
+        given(...HISTORY[status]())
+          .when(shipmentDelivered())
+          .thenNothing();
     });
   });
 
@@ -355,61 +433,73 @@ describe('order saga', () => {
   describe('CancelOrder', () => {
     for (const status of ['PENDING', 'AWAITING_PAYMENT', 'CONFIRMED'] as const) {
       test(`by its customer when ${status}: CANCELLED and OrderCancelled with the previous status`, () => {
-        given(...HISTORY[status]()).inStatus(status).when(cancelOrder({ customerId: ALICE }, 'changed my mind')).then(
-          { status: 'CANCELLED', reason: 'changed my mind' },
-          [orderCancelled(status, 'changed my mind')],
-        );
+        given(...HISTORY[status]())
+          .inStatus(status)
+          .when(cancelOrder({ customerId: ALICE }, 'changed my mind'))
+          .then({ status: 'CANCELLED', reason: 'changed my mind' }, [orderCancelled(status, 'changed my mind')]);
       });
     }
     test('without a reason (null, empty or blank) the reason says who cancelled', () => {
       for (const reason of [undefined, null, '', '   ']) {
-        given(...HISTORY.PENDING()).when(cancelOrder({ customerId: ALICE }, reason)).then(
-          { status: 'CANCELLED', reason: 'cancelled by the customer' },
-          [orderCancelled('PENDING', 'cancelled by the customer')],
-        );
+        given(...HISTORY.PENDING())
+          .when(cancelOrder({ customerId: ALICE }, reason))
+          .then({ status: 'CANCELLED', reason: 'cancelled by the customer' }, [orderCancelled('PENDING', 'cancelled by the customer')]);
       }
-      given(...HISTORY.CONFIRMED()).when(cancelOrder({ customerId: 'root', roles: ['admin'] })).then(
-        { status: 'CANCELLED', reason: 'cancelled by an admin' },
-        [orderCancelled('CONFIRMED', 'cancelled by an admin')],
-      );
+      given(...HISTORY.CONFIRMED())
+        .when(cancelOrder({ customerId: 'root', roles: ['admin'] }))
+        .then({ status: 'CANCELLED', reason: 'cancelled by an admin' }, [orderCancelled('CONFIRMED', 'cancelled by an admin')]);
     });
     test('a reason is trimmed', () => {
-      given(...HISTORY.PENDING()).when(cancelOrder({ customerId: ALICE }, '  too slow  ')).then(
-        { status: 'CANCELLED', reason: 'too slow' },
-        [orderCancelled('PENDING', 'too slow')],
-      );
+      given(...HISTORY.PENDING())
+        .when(cancelOrder({ customerId: ALICE }, '  too slow  '))
+        .then({ status: 'CANCELLED', reason: 'too slow' }, [orderCancelled('PENDING', 'too slow')]);
     });
-    test('by an admin of another customer\'s order', () => {
-      given(...HISTORY.AWAITING_PAYMENT()).when(cancelOrder({ customerId: 'root', roles: ['customer', 'admin'] }, 'fraud suspected')).then(
-        { status: 'CANCELLED', reason: 'fraud suspected' },
-        [orderCancelled('AWAITING_PAYMENT', 'fraud suspected')],
-      );
+    test("by an admin of another customer's order", () => {
+      given(...HISTORY.AWAITING_PAYMENT())
+        .when(cancelOrder({ customerId: 'root', roles: ['customer', 'admin'] }, 'fraud suspected'))
+        .then({ status: 'CANCELLED', reason: 'fraud suspected' }, [orderCancelled('AWAITING_PAYMENT', 'fraud suspected')]);
     });
     test('by another customer: FORBIDDEN, in every status (the status is not revealed)', () => {
-      for (const status of STATUSES) given(...HISTORY[status]()).when(cancelOrder({ customerId: 'mallory' })).thenRejects('FORBIDDEN');
+      for (const status of STATUSES)
+        given(...HISTORY[status]())
+          .when(cancelOrder({ customerId: 'mallory' }))
+          .thenRejects('FORBIDDEN');
     });
     for (const status of ['SHIPPED', 'DELIVERED', 'REJECTED'] as const) {
       test(`when ${status}: ORDER_NOT_CANCELLABLE, for the customer and for an admin`, () => {
-        given(...HISTORY[status]()).inStatus(status).when(cancelOrder()).thenRejects('ORDER_NOT_CANCELLABLE');
-        given(...HISTORY[status]()).when(cancelOrder({ customerId: 'root', roles: ['admin'] })).thenRejects('ORDER_NOT_CANCELLABLE');
+        given(...HISTORY[status]())
+          .inStatus(status)
+          .when(cancelOrder())
+          .thenRejects('ORDER_NOT_CANCELLABLE');
+        given(...HISTORY[status]())
+          .when(cancelOrder({ customerId: 'root', roles: ['admin'] }))
+          .thenRejects('ORDER_NOT_CANCELLABLE');
       });
     }
     test('ORDER_NOT_CANCELLABLE tells the status', () => {
-      assert.throws(() => decide(cancelOrder(), given(...HISTORY.SHIPPED()).state), (error: unknown) =>
-        error instanceof SagaRejection && error.extensions.status === 'SHIPPED');
+      assert.throws(
+        () => decide(cancelOrder(), given(...HISTORY.SHIPPED()).state),
+        (error: unknown) => error instanceof SagaRejection && error.extensions.status === 'SHIPPED',
+      );
     });
     test('cancelling a cancelled order is idempotent: no transition, no event', () => {
       for (const cancelled of [HISTORY.CANCELLED(), [placeOrder(), stockReserved(), paymentDeclined()], [placeOrder(), expireOrder()]]) {
-        given(...cancelled).inStatus('CANCELLED').when(cancelOrder()).thenNothing();
-        given(...cancelled).when(cancelOrder({ customerId: 'root', roles: ['admin'] }, 'again')).thenNothing();
+        given(...cancelled)
+          .inStatus('CANCELLED')
+          .when(cancelOrder())
+          .thenNothing();
+        given(...cancelled)
+          .when(cancelOrder({ customerId: 'root', roles: ['admin'] }, 'again'))
+          .thenNothing();
       }
     });
     test('a reason over 500 characters: BAD_USER_INPUT on reason; 500 is fine', () => {
-      given(...HISTORY.PENDING()).when(cancelOrder({ customerId: ALICE }, 'x'.repeat(501))).thenRejects('BAD_USER_INPUT', 'reason');
-      given(...HISTORY.PENDING()).when(cancelOrder({ customerId: ALICE }, '€'.repeat(500))).then(
-        { status: 'CANCELLED', reason: '€'.repeat(500) },
-        [orderCancelled('PENDING', '€'.repeat(500))],
-      );
+      given(...HISTORY.PENDING())
+        .when(cancelOrder({ customerId: ALICE }, 'x'.repeat(501)))
+        .thenRejects('BAD_USER_INPUT', 'reason');
+      given(...HISTORY.PENDING())
+        .when(cancelOrder({ customerId: ALICE }, '€'.repeat(500)))
+        .then({ status: 'CANCELLED', reason: '€'.repeat(500) }, [orderCancelled('PENDING', '€'.repeat(500))]);
     });
     test('an order that was never placed: NOT_FOUND', () => {
       given().when(cancelOrder()).thenRejects('NOT_FOUND');
@@ -419,19 +509,26 @@ describe('order saga', () => {
   describe('ExpireOrder (the saga deadline)', () => {
     for (const status of ['PENDING', 'AWAITING_PAYMENT'] as const) {
       test(`when ${status}: CANCELLED, reason "deadline passed", OrderCancelled`, () => {
-        given(...HISTORY[status]()).inStatus(status).when(expireOrder()).then(
-          { status: 'CANCELLED', reason: 'deadline passed' },
-          [orderCancelled(status, 'deadline passed')],
-        );
+        given(...HISTORY[status]())
+          .inStatus(status)
+          .when(expireOrder())
+          .then({ status: 'CANCELLED', reason: 'deadline passed' }, [orderCancelled(status, 'deadline passed')]);
       });
     }
     test('exactly at the deadline it cancels; before it, nothing (the timer fired early)', () => {
-      given(...HISTORY.PENDING()).when(expireOrder(DEADLINE)).then({ status: 'CANCELLED', reason: 'deadline passed' }, [orderCancelled('PENDING', 'deadline passed')]);
-      given(...HISTORY.AWAITING_PAYMENT()).when(expireOrder('2026-11-22T10:29:59.999Z')).thenNothing();
+      given(...HISTORY.PENDING())
+        .when(expireOrder(DEADLINE))
+        .then({ status: 'CANCELLED', reason: 'deadline passed' }, [orderCancelled('PENDING', 'deadline passed')]);
+      given(...HISTORY.AWAITING_PAYMENT())
+        .when(expireOrder('2026-11-22T10:29:59.999Z'))
+        .thenNothing();
     });
     for (const status of ['CONFIRMED', 'SHIPPED', 'DELIVERED', 'REJECTED', 'CANCELLED'] as const) {
       test(`when ${status}: nothing`, () => {
-        given(...HISTORY[status]()).inStatus(status).when(expireOrder()).thenNothing();
+        given(...HISTORY[status]())
+          .inStatus(status)
+          .when(expireOrder())
+          .thenNothing();
       });
     }
     test('for an order that was never placed: nothing', () => {
@@ -440,10 +537,22 @@ describe('order saga', () => {
   });
 
   describe('terminal statuses', () => {
-    const steps: (() => ParticipantEvent)[] = [stockReserved, stockReservationFailed, paymentAuthorized, paymentDeclined, paymentFailed, shipmentDispatched, shipmentDelivered];
+    const steps: (() => ParticipantEvent)[] = [
+      stockReserved,
+      stockReservationFailed,
+      paymentAuthorized,
+      paymentDeclined,
+      paymentFailed,
+      shipmentDispatched,
+      shipmentDelivered,
+    ];
     for (const status of STATUSES.filter(isTerminal)) {
       test(`${status}: no participant event moves the order or emits anything`, () => {
-        for (const step of steps) given(...HISTORY[status]()).inStatus(status).when(step()).thenNothing();
+        for (const step of steps)
+          given(...HISTORY[status]())
+            .inStatus(status)
+            .when(step())
+            .thenNothing();
       });
     }
     test('the terminal statuses are DELIVERED, REJECTED and CANCELLED', () => {
@@ -457,7 +566,13 @@ describe('order saga', () => {
   describe('whole sagas', () => {
     test('happy path: PENDING → AWAITING_PAYMENT → CONFIRMED → SHIPPED → DELIVERED, with the timeline-only events between', () => {
       const inputs: OrderSagaInput[] = [
-        placeOrder(), stockReserved(), paymentAuthorized(), stockCommitted(), shipmentCreated(), shipmentDispatched(), shipmentDelivered(),
+        placeOrder(),
+        stockReserved(),
+        paymentAuthorized(),
+        stockCommitted(),
+        shipmentCreated(),
+        shipmentDispatched(),
+        shipmentDelivered(),
       ];
       let state = initialOrderSagaState;
       const timeline: string[] = [];
@@ -473,7 +588,9 @@ describe('order saga', () => {
     });
 
     test('cancellation with refund: CONFIRMED → CANCELLED; the compensations only go on the timeline', () => {
-      const g = given(placeOrder(), stockReserved(), paymentAuthorized(), shipmentCreated(), cancelOrder({ customerId: ALICE }, 'changed my mind')).inStatus('CANCELLED');
+      const g = given(placeOrder(), stockReserved(), paymentAuthorized(), shipmentCreated(), cancelOrder({ customerId: ALICE }, 'changed my mind')).inStatus(
+        'CANCELLED',
+      );
       for (const compensation of [stockReleased(), paymentRefunded(), shipmentCancelled()]) {
         g.when(compensation).then({ status: 'CANCELLED', reason: decide(compensation, g.state).transition!.reason, causedBy: by(compensation) });
       }
@@ -484,7 +601,10 @@ describe('order saga', () => {
     test('an input for another order is a bug of the caller, not a rejection', () => {
       const state = given(...HISTORY.PENDING()).state;
       const foreign = deepFreeze({ type: 'StockReserved' as const, id: nextEventId(), data: { orderId: OTHER_ORDER_ID, items: skuQuantities } });
-      assert.throws(() => decide(foreign, state), (error: unknown) => error instanceof Error && !(error instanceof SagaRejection));
+      assert.throws(
+        () => decide(foreign, state),
+        (error: unknown) => error instanceof Error && !(error instanceof SagaRejection),
+      );
       assert.throws(() => decide({ type: 'CancelOrder', data: { ...cancelOrder().data, orderId: OTHER_ORDER_ID } }, state), /saga state of order/);
     });
 
@@ -507,7 +627,7 @@ describe('order saga', () => {
       assert.equal(evolve(state, placeOrder({ paymentMethod: 'tok_other' })), state, 'a second placement changes nothing');
     });
 
-    test('isParticipantEvent tells the saga\'s inputs from other event types', () => {
+    test("isParticipantEvent tells the saga's inputs from other event types", () => {
       assert.ok(isParticipantEvent({ type: 'PaymentRefunded' }));
       assert.ok(!isParticipantEvent({ type: 'OrderPlaced' }));
       assert.ok(!isParticipantEvent({ type: 'ProductCreated' }));
@@ -517,8 +637,16 @@ describe('order saga', () => {
       const [placed] = decide(placeOrder(), initialOrderSagaState).emit;
       const envelope = newEvent(placed.type, placed.data, { id: '0193a1b2-7c4d-7e5f-8a6b-1c2d3e4f5a6b', occurredAt: NOW, causationId: null });
       assert.deepEqual(envelope, {
-        id: '0193a1b2-7c4d-7e5f-8a6b-1c2d3e4f5a6b', type: 'OrderPlaced', version: 1, source: 'order', aggregateType: 'Order',
-        aggregateId: ORDER_ID, occurredAt: NOW, correlationId: ORDER_ID, causationId: null, data: placed.data,
+        id: '0193a1b2-7c4d-7e5f-8a6b-1c2d3e4f5a6b',
+        type: 'OrderPlaced',
+        version: 1,
+        source: 'order',
+        aggregateType: 'Order',
+        aggregateId: ORDER_ID,
+        occurredAt: NOW,
+        correlationId: ORDER_ID,
+        causationId: null,
+        data: placed.data,
       });
     });
   });

@@ -4,10 +4,7 @@
  * and a probe that collects everything the service publishes on `order.events.v1`.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  type AnyEventEnvelope, type EventEnvelope, type KafkaClient, type Subscription,
-  createEvent, eventHeaders, eventsTopic,
-} from '@swiftcart/platform';
+import { type AnyEventEnvelope, type EventEnvelope, type KafkaClient, type Subscription, createEvent, eventHeaders, eventsTopic } from '@swiftcart/platform';
 import { startStack, type TestStack } from '../../../test/support/stack.ts';
 import { waitFor } from '../../../test/support/wait.ts';
 
@@ -37,9 +34,14 @@ export class OrderEventProbe {
 
   static async start(kafka: KafkaClient): Promise<OrderEventProbe> {
     const probe = new OrderEventProbe();
-    probe.#subscription = await kafka.consume(`test.order-events-probe.${randomUUID()}`, [eventsTopic('order')], async (message) => {
-      if (message.value) probe.events.push(JSON.parse(message.value) as AnyEventEnvelope);
-    }, { fromBeginning: true, maxWaitTimeInMs: 100 });
+    probe.#subscription = await kafka.consume(
+      `test.order-events-probe.${randomUUID()}`,
+      [eventsTopic('order')],
+      async (message) => {
+        if (message.value) probe.events.push(JSON.parse(message.value) as AnyEventEnvelope);
+      },
+      { fromBeginning: true, maxWaitTimeInMs: 100 },
+    );
     return probe;
   }
 
@@ -50,10 +52,18 @@ export class OrderEventProbe {
 
   /** Waits until `count` events of `type` for the order have arrived, and returns them. */
   async waitFor(orderId: string, type: string, count = 1, timeoutMs = 10_000): Promise<AnyEventEnvelope[]> {
-    return waitFor(() => {
-      const found = this.of(orderId, type);
-      return found.length >= count ? found : undefined;
-    }, `${count} × ${type} for order ${orderId}`, timeoutMs, () => this.of(orderId).map((e) => e.type).join(', ') || 'none');
+    return waitFor(
+      () => {
+        const found = this.of(orderId, type);
+        return found.length >= count ? found : undefined;
+      },
+      `${count} × ${type} for order ${orderId}`,
+      timeoutMs,
+      () =>
+        this.of(orderId)
+          .map((e) => e.type)
+          .join(', ') || 'none',
+    );
   }
 
   async stop(): Promise<void> {
@@ -94,29 +104,43 @@ export function productDiscontinued(sku: string, version: number): AnyEventEnvel
 
 /** Produces events straight onto a topic, keyed by their aggregate, as their service's relay would. */
 export async function produce(stack: TestStack, topic: string, events: readonly AnyEventEnvelope[]): Promise<void> {
-  await stack.services.order!.runtime.kafka.publish(topic, events.map((event) => ({
-    key: event.aggregateId, value: JSON.stringify(event), headers: eventHeaders(event),
-  })));
+  await stack.services.order!.runtime.kafka.publish(
+    topic,
+    events.map((event) => ({
+      key: event.aggregateId,
+      value: JSON.stringify(event),
+      headers: eventHeaders(event),
+    })),
+  );
 }
 
 /** Reads one replica row. */
 export async function replicaRow(stack: TestStack, sku: string) {
   const [row] = await em(stack).execute<{ price_amount: number; currency: string; status: string; version: number }[]>(
-    'select price_amount, currency, status, version from catalogue_price where sku = ?', [sku],
+    'select price_amount, currency, status, version from catalogue_price where sku = ?',
+    [sku],
   );
   return row;
 }
 
 /** Seeds the price replica the way production does: ProductCreated on product.events.v1, then waits for the consumer. */
 export async function seedCatalogue(stack: TestStack, entries: readonly CatalogueEntry[], timeoutMs = 20_000): Promise<void> {
-  await produce(stack, eventsTopic('product'), entries.map((entry) => productEvent('ProductCreated', entry)));
-  await waitFor(async () => {
-    for (const entry of entries) {
-      const row = await replicaRow(stack, entry.sku);
-      if (!row || row.version < (entry.version ?? 1)) return undefined;
-    }
-    return true;
-  }, `the price replica to hold ${entries.map((e) => e.sku).join(', ')}`, timeoutMs);
+  await produce(
+    stack,
+    eventsTopic('product'),
+    entries.map((entry) => productEvent('ProductCreated', entry)),
+  );
+  await waitFor(
+    async () => {
+      for (const entry of entries) {
+        const row = await replicaRow(stack, entry.sku);
+        if (!row || row.version < (entry.version ?? 1)) return undefined;
+      }
+      return true;
+    },
+    `the price replica to hold ${entries.map((e) => e.sku).join(', ')}`,
+    timeoutMs,
+  );
 }
 
 /** A participant event about one order (inventory, payment or shipment), caused by `cause` if given. */
@@ -127,8 +151,13 @@ export function participantEvent<TData extends { orderId: string }>(
   cause?: AnyEventEnvelope,
 ): EventEnvelope<string, TData> {
   return createEvent({
-    type, source, aggregateType: 'Order', aggregateId: data.orderId, correlationId: data.orderId,
-    causationId: cause?.id ?? null, data,
+    type,
+    source,
+    aggregateType: 'Order',
+    aggregateId: data.orderId,
+    correlationId: data.orderId,
+    causationId: cause?.id ?? null,
+    data,
   });
 }
 

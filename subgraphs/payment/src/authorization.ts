@@ -18,12 +18,26 @@
  * answer was lost to the timeout is never charged or refunded twice.
  */
 import {
-  BrokenCircuitError, CircuitState, TaskCancelledError, failureRateBreaker, integer, replaced, retryPolicy,
-  runPolicy, timeoutPolicy, wrap, z, type CircuitBreakerPolicy,
+  BrokenCircuitError,
+  CircuitState,
+  TaskCancelledError,
+  failureRateBreaker,
+  integer,
+  replaced,
+  retryPolicy,
+  runPolicy,
+  timeoutPolicy,
+  wrap,
+  z,
+  type CircuitBreakerPolicy,
 } from '@swiftcart/platform';
 import {
-  MockPaymentProvider, ProviderRequestError, TransientProviderError,
-  type AuthorizeRequest, type PaymentProvider, type RefundRequest,
+  MockPaymentProvider,
+  ProviderRequestError,
+  TransientProviderError,
+  type AuthorizeRequest,
+  type PaymentProvider,
+  type RefundRequest,
 } from './provider.ts';
 
 /** How the payment service talks to its provider; read from `PAYMENT_*` by {@link paymentSettings}. */
@@ -58,39 +72,56 @@ const MAX_MS = 3_600_000;
  * The payment service's variables, read into {@link PaymentSettings}; the platform parses them once
  * at start-up and hands them to the service as `runtime.settings`.
  */
-export const paymentSettings = z.object({
-  PAYMENT_PROVIDER_LATENCY_MS: integer({ default: 20, min: 0, max: MAX_MS, unit: 'ms' }).describe("the mock provider's answer time"),
-  PAYMENT_PROVIDER_JITTER_MS: integer({ default: 0, min: 0, max: MAX_MS, unit: 'ms' }).describe('up to this much random extra latency of the mock provider'),
-  PAYMENT_DECLINE_ABOVE: integer({ default: undefined, min: 0, max: Number.MAX_SAFE_INTEGER, defaultText: 'unset: no limit' })
-    .describe('the mock provider declines amounts (minor units) above this'),
-  PAYMENT_TIMEOUT_MS: integer({ default: 1_000, min: 1, max: MAX_MS, unit: 'ms' }).describe('how long one call to the provider may take'),
-  PAYMENT_RETRY_ATTEMPTS: integer({ default: 3, min: 1, max: 20 }).describe('calls per payment before it fails, the first included'),
-  PAYMENT_RETRY_BASE_MS: integer({ default: 100, min: 0, max: MAX_MS, unit: 'ms' }).describe('first retry backoff (doubling, with full jitter)'),
-  PAYMENT_RETRY_MAX_MS: integer({ default: 2_000, min: 0, max: MAX_MS, unit: 'ms' }).describe('no retry backoff exceeds this; at least `PAYMENT_RETRY_BASE_MS`'),
-  PAYMENT_CIRCUIT_THRESHOLD_PERCENT: integer({ default: 50, min: 1, max: 100 })
-    .describe('the circuit opens when at least this share of the provider calls in the window failed...'),
-  PAYMENT_CIRCUIT_MIN_CALLS: integer({ default: 20, min: 1, max: 1_000_000 }).describe('...and the window holds at least this many calls (declines count as successes)'),
-  PAYMENT_CIRCUIT_WINDOW_MS: integer({ default: 10_000, min: 100, max: MAX_MS, unit: 'ms' }).describe('the sliding window the failure rate is sampled over'),
-  PAYMENT_CIRCUIT_RESET_MS: integer({ default: 10_000, min: 1, max: MAX_MS, unit: 'ms' }).describe('how long the circuit stays open before one trial call'),
-  // Ignoring a setting that no longer exists would change behaviour unnoticed.
-  PAYMENT_CIRCUIT_FAILURES: replaced('the payment circuit breaker is set with PAYMENT_CIRCUIT_THRESHOLD_PERCENT, PAYMENT_CIRCUIT_MIN_CALLS and PAYMENT_CIRCUIT_WINDOW_MS'),
-}).superRefine((s, ctx) => {
-  if (s.PAYMENT_RETRY_MAX_MS < s.PAYMENT_RETRY_BASE_MS) {
-    ctx.addIssue({ code: 'custom', path: ['PAYMENT_RETRY_MAX_MS'], message: `(${s.PAYMENT_RETRY_MAX_MS}) must be at least PAYMENT_RETRY_BASE_MS (${s.PAYMENT_RETRY_BASE_MS})` });
-  }
-}).transform((s): PaymentSettings => ({
-  providerLatencyMs: s.PAYMENT_PROVIDER_LATENCY_MS,
-  providerJitterMs: s.PAYMENT_PROVIDER_JITTER_MS,
-  declineAbove: s.PAYMENT_DECLINE_ABOVE,
-  timeoutMs: s.PAYMENT_TIMEOUT_MS,
-  retryAttempts: s.PAYMENT_RETRY_ATTEMPTS,
-  retryBaseMs: s.PAYMENT_RETRY_BASE_MS,
-  retryMaxMs: s.PAYMENT_RETRY_MAX_MS,
-  circuitThresholdPercent: s.PAYMENT_CIRCUIT_THRESHOLD_PERCENT,
-  circuitMinCalls: s.PAYMENT_CIRCUIT_MIN_CALLS,
-  circuitWindowMs: s.PAYMENT_CIRCUIT_WINDOW_MS,
-  circuitResetMs: s.PAYMENT_CIRCUIT_RESET_MS,
-}));
+export const paymentSettings = z
+  .object({
+    PAYMENT_PROVIDER_LATENCY_MS: integer({ default: 20, min: 0, max: MAX_MS, unit: 'ms' }).describe("the mock provider's answer time"),
+    PAYMENT_PROVIDER_JITTER_MS: integer({ default: 0, min: 0, max: MAX_MS, unit: 'ms' }).describe('up to this much random extra latency of the mock provider'),
+    PAYMENT_DECLINE_ABOVE: integer({ default: undefined, min: 0, max: Number.MAX_SAFE_INTEGER, defaultText: 'unset: no limit' }).describe(
+      'the mock provider declines amounts (minor units) above this',
+    ),
+    PAYMENT_TIMEOUT_MS: integer({ default: 1_000, min: 1, max: MAX_MS, unit: 'ms' }).describe('how long one call to the provider may take'),
+    PAYMENT_RETRY_ATTEMPTS: integer({ default: 3, min: 1, max: 20 }).describe('calls per payment before it fails, the first included'),
+    PAYMENT_RETRY_BASE_MS: integer({ default: 100, min: 0, max: MAX_MS, unit: 'ms' }).describe('first retry backoff (doubling, with full jitter)'),
+    PAYMENT_RETRY_MAX_MS: integer({ default: 2_000, min: 0, max: MAX_MS, unit: 'ms' }).describe(
+      'no retry backoff exceeds this; at least `PAYMENT_RETRY_BASE_MS`',
+    ),
+    PAYMENT_CIRCUIT_THRESHOLD_PERCENT: integer({ default: 50, min: 1, max: 100 }).describe(
+      'the circuit opens when at least this share of the provider calls in the window failed...',
+    ),
+    PAYMENT_CIRCUIT_MIN_CALLS: integer({ default: 20, min: 1, max: 1_000_000 }).describe(
+      '...and the window holds at least this many calls (declines count as successes)',
+    ),
+    PAYMENT_CIRCUIT_WINDOW_MS: integer({ default: 10_000, min: 100, max: MAX_MS, unit: 'ms' }).describe('the sliding window the failure rate is sampled over'),
+    PAYMENT_CIRCUIT_RESET_MS: integer({ default: 10_000, min: 1, max: MAX_MS, unit: 'ms' }).describe('how long the circuit stays open before one trial call'),
+    // Ignoring a setting that no longer exists would change behaviour unnoticed.
+    PAYMENT_CIRCUIT_FAILURES: replaced(
+      'the payment circuit breaker is set with PAYMENT_CIRCUIT_THRESHOLD_PERCENT, PAYMENT_CIRCUIT_MIN_CALLS and PAYMENT_CIRCUIT_WINDOW_MS',
+    ),
+  })
+  .superRefine((s, ctx) => {
+    if (s.PAYMENT_RETRY_MAX_MS < s.PAYMENT_RETRY_BASE_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['PAYMENT_RETRY_MAX_MS'],
+        message: `(${s.PAYMENT_RETRY_MAX_MS}) must be at least PAYMENT_RETRY_BASE_MS (${s.PAYMENT_RETRY_BASE_MS})`,
+      });
+    }
+  })
+  .transform(
+    (s): PaymentSettings => ({
+      providerLatencyMs: s.PAYMENT_PROVIDER_LATENCY_MS,
+      providerJitterMs: s.PAYMENT_PROVIDER_JITTER_MS,
+      declineAbove: s.PAYMENT_DECLINE_ABOVE,
+      timeoutMs: s.PAYMENT_TIMEOUT_MS,
+      retryAttempts: s.PAYMENT_RETRY_ATTEMPTS,
+      retryBaseMs: s.PAYMENT_RETRY_BASE_MS,
+      retryMaxMs: s.PAYMENT_RETRY_MAX_MS,
+      circuitThresholdPercent: s.PAYMENT_CIRCUIT_THRESHOLD_PERCENT,
+      circuitMinCalls: s.PAYMENT_CIRCUIT_MIN_CALLS,
+      circuitWindowMs: s.PAYMENT_CIRCUIT_WINDOW_MS,
+      circuitResetMs: s.PAYMENT_CIRCUIT_RESET_MS,
+    }),
+  );
 
 /** The result of an authorisation, as the payment service records it. `attempts` counts provider calls. */
 export type AuthorizationOutcome =
@@ -220,10 +251,14 @@ export class ResilientProvider {
   ): Promise<{ result: { value: T } | { error: string }; attempts: number }> {
     let attempts = 0;
     try {
-      const value = await runPolicy(this.#policies[operation], (context) => {
-        attempts++;
-        return work(context.signal) as Promise<T>;
-      }, signal) as T;
+      const value = (await runPolicy(
+        this.#policies[operation],
+        (context) => {
+          attempts++;
+          return work(context.signal) as Promise<T>;
+        },
+        signal,
+      )) as T;
       return { result: { value }, attempts };
     } catch (error) {
       if (signal?.aborted) throw signal.reason;

@@ -29,8 +29,20 @@
 import { createHash } from 'node:crypto';
 import { LockMode } from '@mikro-orm/core';
 import {
-  clipReason, defineConsumer, enqueueEvents, newEvent, uuidv7,
-  type AnyEventOf, type ConsumerSpec, type EntityManager, type EventHandler, type EventOf, type EventPreparer, type PaymentRequestedData, type Logger, type ServiceRuntime,
+  clipReason,
+  defineConsumer,
+  enqueueEvents,
+  newEvent,
+  uuidv7,
+  type AnyEventOf,
+  type ConsumerSpec,
+  type EntityManager,
+  type EventHandler,
+  type EventOf,
+  type EventPreparer,
+  type PaymentRequestedData,
+  type Logger,
+  type ServiceRuntime,
 } from '@swiftcart/platform';
 import { type AuthorizationOutcome, createResilientProvider, type PaymentSettings, type ResilientProvider } from './authorization.ts';
 import { Payment, Refund, type PaymentEntity } from './entities.ts';
@@ -54,10 +66,14 @@ export function providerOf(runtime: ServiceRuntime<PaymentSettings>): ResilientP
   if (!provider) {
     provider = createResilientProvider(runtime.settings, undefined, {
       onRetry: (notice) => {
-        runtime.log.warn({ operation: notice.operation, attempt: notice.attempt, delayMs: notice.delayMs, err: notice.error }, 'payment provider call failed; retrying');
+        runtime.log.warn(
+          { operation: notice.operation, attempt: notice.attempt, delayMs: notice.delayMs, err: notice.error },
+          'payment provider call failed; retrying',
+        );
       },
       onCircuitChange: (status) => {
-        if (status === 'open') runtime.log.warn({ circuit: status }, 'payment provider failing: circuit open, payments fail at once until a trial call succeeds');
+        if (status === 'open')
+          runtime.log.warn({ circuit: status }, 'payment provider failing: circuit open, payments fail at once until a trial call succeeds');
         else runtime.log.info({ circuit: status }, `payment provider circuit ${status}`);
       },
     });
@@ -84,11 +100,14 @@ export function refundIdOf(paymentId: string): string {
  */
 async function openPayment(runtime: ServiceRuntime, data: PaymentRequestedData): Promise<PaymentEntity> {
   const em = runtime.db.fork();
-  await em.execute(`
+  await em.execute(
+    `
     insert into payment (id, order_id, customer_id, status, amount, currency, method)
     values (?, ?, ?, 'PENDING', ?, ?, ?)
     on conflict (order_id) do nothing`,
-  [uuidv7(), data.orderId, data.customerId, data.amount.amount, data.amount.currency, data.paymentMethod], 'run');
+    [uuidv7(), data.orderId, data.customerId, data.amount.amount, data.amount.currency, data.paymentMethod],
+    'run',
+  );
   return em.findOneOrFail(Payment, { orderId: data.orderId });
 }
 
@@ -106,9 +125,7 @@ async function isCancelled(runtime: ServiceRuntime, orderId: string): Promise<bo
 }
 
 /** What the provider said about an OrderCancelled, found out before its inbox transaction. */
-type RefundPrepared =
-  | { readonly kind: 'nothing' }
-  | { readonly kind: 'refunded'; readonly paymentId: string; readonly refundId: string };
+type RefundPrepared = { readonly kind: 'nothing' } | { readonly kind: 'refunded'; readonly paymentId: string; readonly refundId: string };
 
 /** Thrown when a payment changed between the provider call and the transaction: the event is prepared again. */
 export class PaymentChangedError extends Error {
@@ -160,7 +177,10 @@ export function orderEventHandlers(runtime: ServiceRuntime<PaymentSettings>) {
     const payment = await em.findOneOrFail(Payment, { id: prepared.paymentId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
     if (payment.status !== 'PENDING') return;
     if (payment.amount !== event.data.amount.amount || payment.currency !== event.data.amount.currency || payment.method !== event.data.paymentMethod) {
-      context.log.warn({ orderId, eventId: event.id, paymentId: payment.id }, 'PaymentRequested differs from the pending payment; the pending payment is authorised as recorded');
+      context.log.warn(
+        { orderId, eventId: event.id, paymentId: payment.id },
+        'PaymentRequested differs from the pending payment; the pending payment is authorised as recorded',
+      );
     }
     const { outcome } = prepared;
     payment.attempts += outcome.attempts;
@@ -184,7 +204,12 @@ export function orderEventHandlers(runtime: ServiceRuntime<PaymentSettings>) {
   };
 
   /** Records what {@link voidPayment} found: the payment stops PENDING, and a refund is recorded and announced. */
-  const recordVoided = async (em: EntityManager, event: EventOf<'PaymentRequested'>, prepared: Extract<AuthorizationPrepared, { kind: 'voided' }>, log: Logger) => {
+  const recordVoided = async (
+    em: EntityManager,
+    event: EventOf<'PaymentRequested'>,
+    prepared: Extract<AuthorizationPrepared, { kind: 'voided' }>,
+    log: Logger,
+  ) => {
     const { orderId } = event.data;
     if (prepared.paymentId === null || prepared.outcome === null) {
       log.warn({ orderId, eventId: event.id }, 'PaymentRequested for a cancelled order; nothing charged');
@@ -205,7 +230,7 @@ export function orderEventHandlers(runtime: ServiceRuntime<PaymentSettings>) {
     const amount = { amount: payment.amount, currency: payment.currency };
     if (prepared.refundId !== null) em.create(Refund, { id: prepared.refundId, payment: payment.id, amount: payment.amount });
     await em.flush();
-    log.warn({ orderId, eventId: event.id, paymentId: payment.id }, 'a cancelled order\'s payment had been authorised; refunded at once');
+    log.warn({ orderId, eventId: event.id, paymentId: payment.id }, "a cancelled order's payment had been authorised; refunded at once");
     if (prepared.refundId !== null) {
       await enqueueEvents(em, [newEvent('PaymentRefunded', { orderId, paymentId: payment.id, refundId: prepared.refundId, amount }, { cause: event })]);
     }
@@ -243,9 +268,18 @@ export function orderEventHandlers(runtime: ServiceRuntime<PaymentSettings>) {
     em.create(Refund, { id: prepared.refundId, payment: payment.id, amount: payment.amount });
     payment.status = 'REFUNDED';
     await em.flush();
-    await enqueueEvents(em, [newEvent('PaymentRefunded', {
-      orderId, paymentId: payment.id, refundId: prepared.refundId, amount: { amount: payment.amount, currency: payment.currency },
-    }, { cause: event })]);
+    await enqueueEvents(em, [
+      newEvent(
+        'PaymentRefunded',
+        {
+          orderId,
+          paymentId: payment.id,
+          refundId: prepared.refundId,
+          amount: { amount: payment.amount, currency: payment.currency },
+        },
+        { cause: event },
+      ),
+    ]);
   };
 
   return {

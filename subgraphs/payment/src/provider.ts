@@ -29,9 +29,7 @@ export interface AuthorizeRequest {
 }
 
 /** The provider's decision on an authorisation. */
-export type AuthorizeResponse =
-  | { readonly status: 'AUTHORIZED'; readonly providerRef: string }
-  | { readonly status: 'DECLINED'; readonly reason: string };
+export type AuthorizeResponse = { readonly status: 'AUTHORIZED'; readonly providerRef: string } | { readonly status: 'DECLINED'; readonly reason: string };
 
 /** A refund of (part of) an authorised payment. `refundId`, when given, is the idempotency key. */
 export interface RefundRequest {
@@ -155,9 +153,7 @@ export class MockPaymentProvider implements PaymentProvider {
     }
 
     const reason = this.#declineReason(request);
-    const response: AuthorizeResponse = reason === undefined
-      ? { status: 'AUTHORIZED', providerRef: `auth_${randomUUID()}` }
-      : { status: 'DECLINED', reason };
+    const response: AuthorizeResponse = reason === undefined ? { status: 'AUTHORIZED', providerRef: `auth_${randomUUID()}` } : { status: 'DECLINED', reason };
     this.#authorizations.set(request.paymentId, { request: { ...request }, response });
     if (response.status === 'AUTHORIZED') this.#captured.set(response.providerRef, { amount: request.amount, refunded: 0 });
     await this.#delay(signal);

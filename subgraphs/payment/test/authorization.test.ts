@@ -4,8 +4,12 @@ import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { ConfigError, TaskCancelledError, parseSettings, sleep } from '@swiftcart/platform';
 import {
-  ResilientProvider, createResilientProvider, paymentSettings,
-  type CircuitStatus, type ResilientProviderOptions, type RetryNotice,
+  ResilientProvider,
+  createResilientProvider,
+  paymentSettings,
+  type CircuitStatus,
+  type ResilientProviderOptions,
+  type RetryNotice,
 } from '../src/authorization.ts';
 import { MockPaymentProvider, type AuthorizeRequest, type PaymentProvider } from '../src/provider.ts';
 
@@ -41,43 +45,89 @@ const loadPaymentSettings = (env: NodeJS.ProcessEnv) => parseSettings(paymentSet
 describe('paymentSettings', () => {
   test('defaults', () => {
     assert.deepEqual(loadPaymentSettings({}), {
-      providerLatencyMs: 20, providerJitterMs: 0, declineAbove: undefined, timeoutMs: 1000, retryAttempts: 3,
-      retryBaseMs: 100, retryMaxMs: 2000,
-      circuitThresholdPercent: 50, circuitMinCalls: 20, circuitWindowMs: 10_000, circuitResetMs: 10_000,
+      providerLatencyMs: 20,
+      providerJitterMs: 0,
+      declineAbove: undefined,
+      timeoutMs: 1000,
+      retryAttempts: 3,
+      retryBaseMs: 100,
+      retryMaxMs: 2000,
+      circuitThresholdPercent: 50,
+      circuitMinCalls: 20,
+      circuitWindowMs: 10_000,
+      circuitResetMs: 10_000,
     });
   });
 
   test('reads every variable', () => {
-    assert.deepEqual(loadPaymentSettings({
-      PAYMENT_PROVIDER_LATENCY_MS: '0', PAYMENT_PROVIDER_JITTER_MS: '5', PAYMENT_DECLINE_ABOVE: '100000',
-      PAYMENT_TIMEOUT_MS: '250', PAYMENT_RETRY_ATTEMPTS: '5', PAYMENT_RETRY_BASE_MS: '10', PAYMENT_RETRY_MAX_MS: '80',
-      PAYMENT_CIRCUIT_THRESHOLD_PERCENT: '75', PAYMENT_CIRCUIT_MIN_CALLS: '40', PAYMENT_CIRCUIT_WINDOW_MS: '30000',
-      PAYMENT_CIRCUIT_RESET_MS: '500',
-    }), {
-      providerLatencyMs: 0, providerJitterMs: 5, declineAbove: 100_000, timeoutMs: 250, retryAttempts: 5,
-      retryBaseMs: 10, retryMaxMs: 80,
-      circuitThresholdPercent: 75, circuitMinCalls: 40, circuitWindowMs: 30_000, circuitResetMs: 500,
-    });
+    assert.deepEqual(
+      loadPaymentSettings({
+        PAYMENT_PROVIDER_LATENCY_MS: '0',
+        PAYMENT_PROVIDER_JITTER_MS: '5',
+        PAYMENT_DECLINE_ABOVE: '100000',
+        PAYMENT_TIMEOUT_MS: '250',
+        PAYMENT_RETRY_ATTEMPTS: '5',
+        PAYMENT_RETRY_BASE_MS: '10',
+        PAYMENT_RETRY_MAX_MS: '80',
+        PAYMENT_CIRCUIT_THRESHOLD_PERCENT: '75',
+        PAYMENT_CIRCUIT_MIN_CALLS: '40',
+        PAYMENT_CIRCUIT_WINDOW_MS: '30000',
+        PAYMENT_CIRCUIT_RESET_MS: '500',
+      }),
+      {
+        providerLatencyMs: 0,
+        providerJitterMs: 5,
+        declineAbove: 100_000,
+        timeoutMs: 250,
+        retryAttempts: 5,
+        retryBaseMs: 10,
+        retryMaxMs: 80,
+        circuitThresholdPercent: 75,
+        circuitMinCalls: 40,
+        circuitWindowMs: 30_000,
+        circuitResetMs: 500,
+      },
+    );
   });
 
   test('a bad value is a ConfigError naming the variable', () => {
     const cases: Record<string, string> = {
-      PAYMENT_TIMEOUT_MS: 'soon', PAYMENT_RETRY_ATTEMPTS: '0', PAYMENT_PROVIDER_LATENCY_MS: '-5',
-      PAYMENT_RETRY_BASE_MS: '1.5', PAYMENT_CIRCUIT_THRESHOLD_PERCENT: '0', PAYMENT_CIRCUIT_MIN_CALLS: '0x10',
-      PAYMENT_CIRCUIT_WINDOW_MS: '99', PAYMENT_CIRCUIT_RESET_MS: '0', PAYMENT_DECLINE_ABOVE: 'lots',
+      PAYMENT_TIMEOUT_MS: 'soon',
+      PAYMENT_RETRY_ATTEMPTS: '0',
+      PAYMENT_PROVIDER_LATENCY_MS: '-5',
+      PAYMENT_RETRY_BASE_MS: '1.5',
+      PAYMENT_CIRCUIT_THRESHOLD_PERCENT: '0',
+      PAYMENT_CIRCUIT_MIN_CALLS: '0x10',
+      PAYMENT_CIRCUIT_WINDOW_MS: '99',
+      PAYMENT_CIRCUIT_RESET_MS: '0',
+      PAYMENT_DECLINE_ABOVE: 'lots',
     };
     for (const [key, value] of Object.entries(cases)) {
-      assert.throws(() => loadPaymentSettings({ [key]: value }), (error: Error) =>
-        error instanceof ConfigError && error.message.startsWith(`${key} must be an integer`) && error.message.includes(`"${value}"`), key);
+      assert.throws(
+        () => loadPaymentSettings({ [key]: value }),
+        (error: Error) => error instanceof ConfigError && error.message.startsWith(`${key} must be an integer`) && error.message.includes(`"${value}"`),
+        key,
+      );
     }
-    assert.throws(() => loadPaymentSettings({ PAYMENT_CIRCUIT_THRESHOLD_PERCENT: '101' }), /PAYMENT_CIRCUIT_THRESHOLD_PERCENT must be an integer from 1 to 100/);
-    assert.throws(() => loadPaymentSettings({ PAYMENT_RETRY_BASE_MS: '500', PAYMENT_RETRY_MAX_MS: '100' }), /PAYMENT_RETRY_MAX_MS \(100\) must be at least PAYMENT_RETRY_BASE_MS/);
+    assert.throws(
+      () => loadPaymentSettings({ PAYMENT_CIRCUIT_THRESHOLD_PERCENT: '101' }),
+      /PAYMENT_CIRCUIT_THRESHOLD_PERCENT must be an integer from 1 to 100/,
+    );
+    assert.throws(
+      () => loadPaymentSettings({ PAYMENT_RETRY_BASE_MS: '500', PAYMENT_RETRY_MAX_MS: '100' }),
+      /PAYMENT_RETRY_MAX_MS \(100\) must be at least PAYMENT_RETRY_BASE_MS/,
+    );
   });
 
   test('the replaced PAYMENT_CIRCUIT_FAILURES is refused, naming its replacements', () => {
-    assert.throws(() => loadPaymentSettings({ PAYMENT_CIRCUIT_FAILURES: '5' }), (error: Error) =>
-      error instanceof ConfigError && /^PAYMENT_CIRCUIT_FAILURES is no longer read/.test(error.message)
-      && error.message.includes('PAYMENT_CIRCUIT_THRESHOLD_PERCENT') && error.message.includes('PAYMENT_CIRCUIT_MIN_CALLS'));
+    assert.throws(
+      () => loadPaymentSettings({ PAYMENT_CIRCUIT_FAILURES: '5' }),
+      (error: Error) =>
+        error instanceof ConfigError &&
+        /^PAYMENT_CIRCUIT_FAILURES is no longer read/.test(error.message) &&
+        error.message.includes('PAYMENT_CIRCUIT_THRESHOLD_PERCENT') &&
+        error.message.includes('PAYMENT_CIRCUIT_MIN_CALLS'),
+    );
   });
 
   test('createResilientProvider wires the mock provider with the settings', async () => {
@@ -88,9 +138,14 @@ describe('paymentSettings', () => {
   });
 
   test('createResilientProvider: the circuit settings decide when it opens', async () => {
-    const gateway = createResilientProvider(loadPaymentSettings({
-      PAYMENT_PROVIDER_LATENCY_MS: '0', PAYMENT_RETRY_ATTEMPTS: '1', PAYMENT_CIRCUIT_MIN_CALLS: '4', PAYMENT_CIRCUIT_THRESHOLD_PERCENT: '75',
-    }));
+    const gateway = createResilientProvider(
+      loadPaymentSettings({
+        PAYMENT_PROVIDER_LATENCY_MS: '0',
+        PAYMENT_RETRY_ATTEMPTS: '1',
+        PAYMENT_CIRCUIT_MIN_CALLS: '4',
+        PAYMENT_CIRCUIT_THRESHOLD_PERCENT: '75',
+      }),
+    );
     await authorizeMany(gateway, 'tok_visa', 1);
     await authorizeMany(gateway, 'tok_unavailable', 2);
     assert.equal(gateway.circuitState, 'closed', '2 failures of 3 attempts: too few');
@@ -125,9 +180,14 @@ describe('ResilientProvider', () => {
     const elapsed = performance.now() - started;
     assert.deepEqual(outcome, { outcome: 'FAILED', reason: 'provider timed out after 3 attempts', attempts: 3 });
     assert.equal(provider.authorizeCalls, 3);
-    assert.deepEqual(retries.map((r) => [r.operation, r.attempt, r.error instanceof TaskCancelledError]), [
-      ['authorize', 1, true], ['authorize', 2, true],
-    ], 'both retries follow a timeout');
+    assert.deepEqual(
+      retries.map((r) => [r.operation, r.attempt, r.error instanceof TaskCancelledError]),
+      [
+        ['authorize', 1, true],
+        ['authorize', 2, true],
+      ],
+      'both retries follow a timeout',
+    );
     // Full jitter below 20 ms, then below 40 ms.
     assert.ok(retries[0].delayMs >= 0 && retries[0].delayMs < 20, `first delay ${retries[0].delayMs}`);
     assert.ok(retries[1].delayMs >= 0 && retries[1].delayMs < 40, `second delay ${retries[1].delayMs}`);
@@ -176,7 +236,11 @@ describe('ResilientProvider', () => {
     assert.equal(provider.authorizeCalls, calls, 'the provider was not called');
     assert.ok(elapsed < 50, `failed fast in ${elapsed} ms`);
     // Refunds share the circuit.
-    assert.deepEqual(await gateway.refund({ providerRef: 'auth_x', amount: 1, refundId: randomUUID() }), { outcome: 'FAILED', reason: 'circuit open', attempts: 0 });
+    assert.deepEqual(await gateway.refund({ providerRef: 'auth_x', amount: 1, refundId: randomUUID() }), {
+      outcome: 'FAILED',
+      reason: 'circuit open',
+      attempts: 0,
+    });
   });
 
   test('below 50 % failures the circuit stays closed, however many attempts', async () => {
@@ -223,9 +287,14 @@ describe('ResilientProvider', () => {
     // The breaker's clock is Date: the test moves it.
     t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
     const provider = new MockPaymentProvider({ latencyMs: 0 });
-    const { gateway, changes } = setup({
-      timeoutMs: 20, retry: { attempts: 2, baseMs: 1, maxMs: 1 }, circuit: { ...CIRCUIT, minimumCalls: 2, halfOpenAfterMs: 100 },
-    }, provider);
+    const { gateway, changes } = setup(
+      {
+        timeoutMs: 20,
+        retry: { attempts: 2, baseMs: 1, maxMs: 1 },
+        circuit: { ...CIRCUIT, minimumCalls: 2, halfOpenAfterMs: 100 },
+      },
+      provider,
+    );
     await gateway.authorize(pay('tok_timeout'));
     assert.equal(gateway.circuitState, 'open');
     t.mock.timers.tick(99);
@@ -283,7 +352,9 @@ describe('ResilientProvider', () => {
     assert.equal(refund.outcome, 'REFUNDED');
     assert.equal(refund.attempts, 2);
     assert.deepEqual(await gateway.refund({ providerRef, amount: 1, refundId: randomUUID() }), {
-      outcome: 'FAILED', reason: 'provider refused the request: refund of 1 exceeds the 0 left to refund', attempts: 1,
+      outcome: 'FAILED',
+      reason: 'provider refused the request: refund of 1 exceeds the 0 left to refund',
+      attempts: 1,
     });
     await assert.rejects(gateway.refund({ providerRef, amount: 1 } as never), /refundId/);
   });
@@ -303,7 +374,9 @@ describe('ResilientProvider', () => {
     const controller = new AbortController();
     const provider = new MockPaymentProvider({ latencyMs: 0 });
     const gateway = new ResilientProvider(provider, {
-      timeoutMs: 1_000, retry: { attempts: 3, baseMs: 10_000, maxMs: 10_000 }, circuit: CIRCUIT,
+      timeoutMs: 1_000,
+      retry: { attempts: 3, baseMs: 10_000, maxMs: 10_000 },
+      circuit: CIRCUIT,
       onRetry: () => controller.abort(reason),
     });
     await assert.rejects(gateway.authorize(pay('tok_unavailable'), controller.signal), (error) => error === reason);
@@ -314,4 +387,3 @@ describe('ResilientProvider', () => {
     assert.equal(provider.authorizeCalls, 1, 'the provider is not called after the abort');
   });
 });
-

@@ -12,9 +12,7 @@ import type { PaymentSettings } from '../src/authorization.ts';
 import { startStack, type TestStack } from '../../../test/support/stack.ts';
 import { Payment, Refund } from '../src/entities.ts';
 import { orderEventHandlers, refundIdOf } from '../src/order-events.ts';
-import {
-  EventTap, consumerMetrics, handled, outboxTypes, publishEnvelope, publishOrderEvent, waitFor,
-} from '../../../test/support/participants.ts';
+import { EventTap, consumerMetrics, handled, outboxTypes, publishEnvelope, publishOrderEvent, waitFor } from '../../../test/support/participants.ts';
 
 /** The provider settings of this file: a fast provider and short timeouts. */
 const PAYMENT_ENV = {
@@ -120,7 +118,10 @@ describe('payment consumes order events', () => {
     await requestPayment(orderId, 'tok_visa', 700);
     await cancelOrder(orderId, 'AWAITING_PAYMENT');
     await tap.next(orderId, 'PaymentRefunded');
-    assert.deepEqual(tap.of(orderId).map((e) => e.type), ['PaymentAuthorized', 'PaymentRefunded']);
+    assert.deepEqual(
+      tap.of(orderId).map((e) => e.type),
+      ['PaymentAuthorized', 'PaymentRefunded'],
+    );
     assert.equal((await paymentOf(orderId))?.status, 'REFUNDED');
   });
 
@@ -192,7 +193,7 @@ describe('payment consumes order events', () => {
   test('a crash after the provider authorised, before the outcome was recorded: the redelivery records the same authorisation, charged once', async () => {
     const orderId = randomUUID();
     const request = orderEvent('PaymentRequested', { orderId, customerId: 'alice', amount: EUR(4_999), paymentMethod: 'tok_visa' });
-    const first = await prepareOnly(request) as { kind: string; paymentId: string; outcome: { outcome: string; providerRef: string } };
+    const first = (await prepareOnly(request)) as { kind: string; paymentId: string; outcome: { outcome: string; providerRef: string } };
     assert.equal(first.outcome.outcome, 'AUTHORIZED');
     // The process died here: the payment is PENDING, nothing is in the inbox or the outbox.
     assert.equal((await paymentOf(orderId))?.status, 'PENDING');
@@ -221,7 +222,7 @@ describe('payment consumes order events', () => {
   test('the refund gap after a crash: authorised, then cancelled, then redelivered: refunded at once, charged once', async () => {
     const orderId = randomUUID();
     const request = orderEvent('PaymentRequested', { orderId, customerId: 'alice', amount: EUR(4_999), paymentMethod: 'tok_visa' });
-    const first = await prepareOnly(request) as { paymentId: string; outcome: { outcome: string; providerRef: string } };
+    const first = (await prepareOnly(request)) as { paymentId: string; outcome: { outcome: string; providerRef: string } };
     assert.equal(first.outcome.outcome, 'AUTHORIZED');
     // The process died with the money authorised and the payment PENDING; the order was cancelled meanwhile.
     const cancelled = await cancelOrder(orderId);
@@ -245,14 +246,17 @@ describe('payment consumes order events', () => {
     await tap.next(orderId, 'PaymentAuthorized');
     const authorised = (await paymentOf(orderId))!;
     const cancel = orderEvent('OrderCancelled', { orderId, customerId: 'alice', reason: 'customer changed their mind', previousStatus: 'CONFIRMED' });
-    const first = await prepareOnly(cancel) as { kind: string; refundId: string };
+    const first = (await prepareOnly(cancel)) as { kind: string; refundId: string };
     assert.deepEqual(first, { kind: 'refunded', paymentId: authorised.id, refundId: refundIdOf(authorised.id) });
     assert.equal((await paymentOf(orderId))?.status, 'AUTHORIZED', 'nothing recorded before the crash');
     await publishEnvelope(payment, cancel);
     const refunded = await tap.next(orderId, 'PaymentRefunded');
     assert.equal((refunded.data as { refundId: string }).refundId, first.refundId);
     assert.equal((await paymentOf(orderId))?.status, 'REFUNDED');
-    assert.deepEqual((await refundsOf(authorised.id)).map((r) => r.id), [first.refundId]);
+    assert.deepEqual(
+      (await refundsOf(authorised.id)).map((r) => r.id),
+      [first.refundId],
+    );
     assert.deepEqual(await outboxTypes(payment, orderId), ['PaymentAuthorized', 'PaymentRefunded']);
   });
 
@@ -261,7 +265,17 @@ describe('payment consumes order events', () => {
     const em = payment.runtime.db.fork();
     const paymentId = randomUUID();
     // An authorisation this provider never gave (e.g. made before a restart of the in-memory mock).
-    em.create(Payment, { id: paymentId, orderId, customerId: 'alice', status: 'AUTHORIZED', amount: 300, currency: 'EUR', method: 'tok_visa', attempts: 1, providerRef: 'auth_unknown' });
+    em.create(Payment, {
+      id: paymentId,
+      orderId,
+      customerId: 'alice',
+      status: 'AUTHORIZED',
+      amount: 300,
+      currency: 'EUR',
+      method: 'tok_visa',
+      attempts: 1,
+      providerRef: 'auth_unknown',
+    });
     await em.flush();
     const before = consumerMetrics(payment).deadLettered;
     await cancelOrder(orderId, 'CONFIRMED');

@@ -21,12 +21,26 @@ describe('payment subgraph', () => {
   const orders = { paid: randomUUID(), declined: randomUUID(), pending: randomUUID(), bobs: randomUUID(), unpaid: randomUUID() };
   const payments: Record<string, string> = {};
 
-  async function insertPayment(orderId: string, customerId: string, status: PaymentStatus, amount: number, failureReason: string | null = null): Promise<string> {
+  async function insertPayment(
+    orderId: string,
+    customerId: string,
+    status: PaymentStatus,
+    amount: number,
+    failureReason: string | null = null,
+  ): Promise<string> {
     const em = stack.services.payment!.runtime.db.fork();
     const id = randomUUID();
     em.create(Payment, {
-      id, orderId, customerId, status, amount, currency: 'EUR', method: 'tok_visa',
-      attempts: status === 'PENDING' ? 0 : 1, failureReason, providerRef: status === 'AUTHORIZED' ? `prov_${id}` : null,
+      id,
+      orderId,
+      customerId,
+      status,
+      amount,
+      currency: 'EUR',
+      method: 'tok_visa',
+      attempts: status === 'PENDING' ? 0 : 1,
+      failureReason,
+      providerRef: status === 'AUTHORIZED' ? `prov_${id}` : null,
     });
     await em.flush();
     return id;
@@ -37,11 +51,7 @@ describe('payment subgraph', () => {
     url = stack.services.payment!.url;
     // The outbox relay polls on the same pool; the reads under test must be the only queries counted.
     await stack.services.payment!.relay?.stop();
-    [alice, bob, admin] = await Promise.all([
-      stack.token('alice', ['customer']),
-      stack.token('bob', ['customer']),
-      stack.token('root', ['admin']),
-    ]);
+    [alice, bob, admin] = await Promise.all([stack.token('alice', ['customer']), stack.token('bob', ['customer']), stack.token('root', ['admin'])]);
     payments.paid = await insertPayment(orders.paid, 'alice', 'AUTHORIZED', 4499);
     payments.declined = await insertPayment(orders.declined, 'alice', 'DECLINED', 1200, 'card declined');
     payments.pending = await insertPayment(orders.pending, 'alice', 'PENDING', 300);
@@ -60,10 +70,20 @@ describe('payment subgraph', () => {
     assert.equal(result.errors, undefined);
     const [paid, declined, pending] = result.data._entities;
     assert.equal(paid.id, orders.paid);
-    assert.deepEqual({ ...paid.payment, createdAt: undefined, updatedAt: undefined }, {
-      id: payments.paid, orderId: orders.paid, status: 'AUTHORIZED', amount: { amount: 4499, currency: 'EUR' },
-      method: 'tok_visa', attempts: 1, failureReason: null, createdAt: undefined, updatedAt: undefined,
-    });
+    assert.deepEqual(
+      { ...paid.payment, createdAt: undefined, updatedAt: undefined },
+      {
+        id: payments.paid,
+        orderId: orders.paid,
+        status: 'AUTHORIZED',
+        amount: { amount: 4499, currency: 'EUR' },
+        method: 'tok_visa',
+        attempts: 1,
+        failureReason: null,
+        createdAt: undefined,
+        updatedAt: undefined,
+      },
+    );
     assert.ok(!Number.isNaN(Date.parse(paid.payment.createdAt)));
     assert.equal(declined.payment.id, payments.declined);
     assert.equal(declined.payment.status, 'DECLINED');
@@ -76,7 +96,10 @@ describe('payment subgraph', () => {
   test('an order without a payment has a null payment; an id that is no UUID matches nothing', async () => {
     const result = await stack.graphql(ENTITIES, { url, token: alice, variables: orderRefs([orders.unpaid, 'not-a-uuid']) });
     assert.equal(result.errors, undefined);
-    assert.deepEqual(result.data._entities, [{ id: orders.unpaid, payment: null }, { id: 'not-a-uuid', payment: null }]);
+    assert.deepEqual(result.data._entities, [
+      { id: orders.unpaid, payment: null },
+      { id: 'not-a-uuid', payment: null },
+    ]);
   });
 
   test("another customer's payment is FORBIDDEN, never silently null", async () => {
@@ -91,7 +114,10 @@ describe('payment subgraph', () => {
   test('an admin sees every payment', async () => {
     const result = await stack.graphql(ENTITIES, { url, token: admin, variables: orderRefs([orders.bobs, orders.paid]) });
     assert.equal(result.errors, undefined);
-    assert.deepEqual(result.data._entities.map((o: any) => o.payment.id), [payments.bobs, payments.paid]);
+    assert.deepEqual(
+      result.data._entities.map((o: any) => o.payment.id),
+      [payments.bobs, payments.paid],
+    );
   });
 
   test('without a token the payment is UNAUTHENTICATED', async () => {
@@ -102,10 +128,15 @@ describe('payment subgraph', () => {
 
   test('the migration created payment and refund with their constraints', async () => {
     const em = stack.services.payment!.runtime.db.fork();
-    const tables = await em.getConnection().execute<{ table_name: string }[]>(
-      `select table_name from information_schema.tables where table_schema = 'public' and table_name in ('payment', 'refund') order by table_name`,
+    const tables = await em
+      .getConnection()
+      .execute<{ table_name: string }[]>(
+        `select table_name from information_schema.tables where table_schema = 'public' and table_name in ('payment', 'refund') order by table_name`,
+      );
+    assert.deepEqual(
+      tables.map((t) => t.table_name),
+      ['payment', 'refund'],
     );
-    assert.deepEqual(tables.map((t) => t.table_name), ['payment', 'refund']);
     // One payment per order.
     await assert.rejects(insertPayment(orders.paid, 'alice', 'PENDING', 1), /payment_order_id_unique/);
     // A refund belongs to an existing payment and gives back a positive amount.

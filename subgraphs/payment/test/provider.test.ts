@@ -11,7 +11,14 @@ const pay = (method: string, amount = 1_000, paymentId = randomUUID()): Authoriz
  */
 async function afterEveryTimer(t: TestContext, promise: Promise<unknown>): Promise<'pending' | 'settled'> {
   let state: 'pending' | 'settled' = 'pending';
-  promise.then(() => { state = 'settled'; }, () => { state = 'settled'; });
+  promise.then(
+    () => {
+      state = 'settled';
+    },
+    () => {
+      state = 'settled';
+    },
+  );
   // A timer's callback may set the next one: run them until none is left (setImmediate is not mocked).
   for (let round = 0; round < 10; round++) {
     t.mock.timers.runAll();

@@ -1,8 +1,21 @@
 import { createHash } from 'node:crypto';
 import { LockMode, UniqueConstraintViolationException, type FilterQuery } from '@mikro-orm/core';
 import {
-  CacheAside, ErrorCode, apiError, badInput, checkSku, decodeCursor, enqueueEvents, newEvent, notFound, pageSize, toConnection,
-  type EntityManager, type EventTypeOf, type OutboxProjector, type ServiceRuntime,
+  CacheAside,
+  ErrorCode,
+  apiError,
+  badInput,
+  checkSku,
+  decodeCursor,
+  enqueueEvents,
+  newEvent,
+  notFound,
+  pageSize,
+  toConnection,
+  type EntityManager,
+  type EventTypeOf,
+  type OutboxProjector,
+  type ServiceRuntime,
 } from '@swiftcart/platform';
 import { PRODUCT_STATUSES, Product, toRecord, type ProductEntity, type ProductRecord, type ProductStatus } from './entities.ts';
 import type { ProductSettings } from './settings.ts';
@@ -12,21 +25,48 @@ const CURRENCY_PATTERN = /^[A-Z]{3}$/;
 const ALL_PAGES = 'all';
 
 /** Money as clients send it. */
-export interface MoneyInput { readonly amount: number; readonly currency: string }
+export interface MoneyInput {
+  readonly amount: number;
+  readonly currency: string;
+}
 /** A new product as clients send it. */
-export interface CreateProductInput { readonly sku: string; readonly name: string; readonly description?: string | null; readonly price: MoneyInput }
+export interface CreateProductInput {
+  readonly sku: string;
+  readonly name: string;
+  readonly description?: string | null;
+  readonly price: MoneyInput;
+}
 /** Changes to a product as clients send them. */
-export interface UpdateProductInput { readonly name?: string | null; readonly description?: string | null; readonly price?: MoneyInput | null }
+export interface UpdateProductInput {
+  readonly name?: string | null;
+  readonly description?: string | null;
+  readonly price?: MoneyInput | null;
+}
 /** Conditions of a product listing. */
-export interface ProductFilter { readonly search?: string | null; readonly status?: ProductStatus | null; readonly minPrice?: number | null; readonly maxPrice?: number | null }
+export interface ProductFilter {
+  readonly search?: string | null;
+  readonly status?: ProductStatus | null;
+  readonly minPrice?: number | null;
+  readonly maxPrice?: number | null;
+}
 
-interface CachedPage { readonly rows: ProductRecord[]; readonly totalCount: number }
+interface CachedPage {
+  readonly rows: ProductRecord[];
+  readonly totalCount: number;
+}
 
 /** The catalogue's events (schema/events/Product*.v1.json). */
 export type ProductEventType = EventTypeOf<'product'>;
 
 /** What a product event says about a row, at the row's version. */
-interface ProductFacts { readonly sku: string; readonly name: string; readonly priceAmount: number; readonly currency: string; readonly status: ProductStatus; readonly version: number }
+interface ProductFacts {
+  readonly sku: string;
+  readonly name: string;
+  readonly priceAmount: number;
+  readonly currency: string;
+  readonly status: ProductStatus;
+  readonly version: number;
+}
 
 /** The event announcing `row`'s new state; consumers keep the highest `version` they have seen. */
 export function productEvent(type: ProductEventType, row: ProductFacts) {
@@ -120,7 +160,9 @@ export class Catalogue {
     const after = args.after == null ? null : decodeCursor(args.after);
     const filter = args.filter ?? {};
     checkFilter(filter);
-    const key = createHash('sha256').update(JSON.stringify([size, after, filter.search ?? null, filter.status ?? null, filter.minPrice ?? null, filter.maxPrice ?? null])).digest('base64url');
+    const key = createHash('sha256')
+      .update(JSON.stringify([size, after, filter.search ?? null, filter.status ?? null, filter.minPrice ?? null, filter.maxPrice ?? null]))
+      .digest('base64url');
     const page = await this.pages.get(key, async () => {
       const [rows, totalCount] = await Promise.all([
         em.fork().find(Product, whereOf(filter, after), { orderBy: { sku: 'asc' }, limit: size + 1 }),
@@ -176,7 +218,9 @@ export class Catalogue {
   /** Takes a product off sale; idempotent. */
   async discontinue(em: EntityManager, sku: string): Promise<ProductRecord> {
     checkSku(sku);
-    return this.#change(em, sku, 'ProductDiscontinued', (row) => { row.status = 'DISCONTINUED'; });
+    return this.#change(em, sku, 'ProductDiscontinued', (row) => {
+      row.status = 'DISCONTINUED';
+    });
   }
 
   async #change(em: EntityManager, sku: string, type: ProductEventType, apply: (row: ProductEntity) => void): Promise<ProductRecord> {
@@ -220,14 +264,21 @@ export function projectCatalogue(catalogue: Catalogue): OutboxProjector {
 export { PRODUCT_STATUSES };
 
 /** A product row for {@link seedProducts}. */
-export interface SeedProduct { readonly sku: string; readonly name: string; readonly description: string; readonly priceAmount: number; readonly currency: string }
+export interface SeedProduct {
+  readonly sku: string;
+  readonly name: string;
+  readonly description: string;
+  readonly priceAmount: number;
+  readonly currency: string;
+}
 
 /**
  * Inserts products that do not exist yet, in batches, and returns how many were inserted. Existing
  * skus are left untouched so that re-seeding never overwrites an admin's change.
  */
 export async function seedProducts(em: EntityManager, rows: readonly SeedProduct[]): Promise<number> {
-  for (const row of rows) checkCreate({ sku: row.sku, name: row.name, description: row.description, price: { amount: row.priceAmount, currency: row.currency } });
+  for (const row of rows)
+    checkCreate({ sku: row.sku, name: row.name, description: row.description, price: { amount: row.priceAmount, currency: row.currency } });
   let inserted = 0;
   for (let i = 0; i < rows.length; i += 500) {
     const batch = rows.slice(i, i + 500);
@@ -241,7 +292,12 @@ export async function seedProducts(em: EntityManager, rows: readonly SeedProduct
          on conflict (sku) do nothing returning sku, name, price_amount, currency, status, version`,
         [JSON.stringify(batch)],
       );
-      await enqueueEvents(tx, created.map((r) => productEvent('ProductCreated', { sku: r.sku, name: r.name, priceAmount: r.price_amount, currency: r.currency, status: r.status, version: r.version })));
+      await enqueueEvents(
+        tx,
+        created.map((r) =>
+          productEvent('ProductCreated', { sku: r.sku, name: r.name, priceAmount: r.price_amount, currency: r.currency, status: r.status, version: r.version }),
+        ),
+      );
       return created.length;
     });
   }

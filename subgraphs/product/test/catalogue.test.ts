@@ -31,7 +31,10 @@ describe('product subgraph', () => {
     let after: string | null = null;
     let pages = 0;
     do {
-      const result: any = await stack.graphql(`query($after: String) { products(first: 10, after: $after) { edges { cursor node { sku } } pageInfo { hasNextPage endCursor } totalCount } }`, { variables: { after } });
+      const result: any = await stack.graphql(
+        `query($after: String) { products(first: 10, after: $after) { edges { cursor node { sku } } pageInfo { hasNextPage endCursor } totalCount } }`,
+        { variables: { after } },
+      );
       assert.equal(result.errors, undefined);
       const page = result.data.products;
       assert.equal(page.totalCount, 25);
@@ -46,7 +49,9 @@ describe('product subgraph', () => {
   });
 
   it('filters by search text and price range', async () => {
-    const result = await stack.graphql(`{ products(first: 100, filter: { search: "kettle", minPrice: 500, maxPrice: 1200 }) { edges { node { sku price { amount } } } totalCount } }`);
+    const result = await stack.graphql(
+      `{ products(first: 100, filter: { search: "kettle", minPrice: 500, maxPrice: 1200 }) { edges { node { sku price { amount } } } totalCount } }`,
+    );
     assert.equal(result.errors, undefined);
     const skus = result.data.products.edges.map((e: any) => e.node.sku);
     assert.deepEqual(skus, ['P-006', 'P-008', 'P-010', 'P-012']);
@@ -69,7 +74,10 @@ describe('product subgraph', () => {
     const redisKeys = await stack.services.product!.runtime.redis.keys(`${stack.config.redisPrefix}cache:product:*`);
     assert.ok(redisKeys.length > 0, 'the read went through the Redis cache');
     for (let version = 1; version <= 5; version++) {
-      const update = await stack.graphql(`mutation { updateProduct(sku: "P-004", input: { name: "Kettle v${version}", price: { amount: ${1000 + version}, currency: "EUR" } }) { name } }`, { token: admin });
+      const update = await stack.graphql(
+        `mutation { updateProduct(sku: "P-004", input: { name: "Kettle v${version}", price: { amount: ${1000 + version}, currency: "EUR" } }) { name } }`,
+        { token: admin },
+      );
       assert.equal(update.errors, undefined, JSON.stringify(update.errors));
       const read = await stack.graphql(`{ product(sku: "P-004") { name price { amount } } products(first: 5) { edges { node { sku name } } } }`);
       assert.equal(read.data.product.name, `Kettle v${version}`);
@@ -96,16 +104,39 @@ describe('product subgraph', () => {
       assert.equal(result.data.discontinueProduct.status, 'DISCONTINUED');
     }
     const listed = await stack.graphql(`{ products(first: 100, filter: { status: DISCONTINUED }) { edges { node { sku } } } }`);
-    assert.deepEqual(listed.data.products.edges.map((e: any) => e.node.sku), ['P-007']);
+    assert.deepEqual(
+      listed.data.products.edges.map((e: any) => e.node.sku),
+      ['P-007'],
+    );
   });
 
   describe('bad input gets a clear error and changes nothing', () => {
     const cases: [string, string, string, string | null][] = [
-      ['negative price on create', `mutation { createProduct(input: { sku: "NEW-1", name: "x", price: { amount: -1, currency: "EUR" } }) { sku } }`, 'BAD_USER_INPUT', 'admin'],
-      ['bad currency', `mutation { createProduct(input: { sku: "NEW-2", name: "x", price: { amount: 1, currency: "euro" } }) { sku } }`, 'BAD_USER_INPUT', 'admin'],
-      ['bad sku', `mutation { createProduct(input: { sku: "has space", name: "x", price: { amount: 1, currency: "EUR" } }) { sku } }`, 'BAD_USER_INPUT', 'admin'],
+      [
+        'negative price on create',
+        `mutation { createProduct(input: { sku: "NEW-1", name: "x", price: { amount: -1, currency: "EUR" } }) { sku } }`,
+        'BAD_USER_INPUT',
+        'admin',
+      ],
+      [
+        'bad currency',
+        `mutation { createProduct(input: { sku: "NEW-2", name: "x", price: { amount: 1, currency: "euro" } }) { sku } }`,
+        'BAD_USER_INPUT',
+        'admin',
+      ],
+      [
+        'bad sku',
+        `mutation { createProduct(input: { sku: "has space", name: "x", price: { amount: 1, currency: "EUR" } }) { sku } }`,
+        'BAD_USER_INPUT',
+        'admin',
+      ],
       ['duplicate sku', `mutation { createProduct(input: { sku: "P-001", name: "x", price: { amount: 1, currency: "EUR" } }) { sku } }`, 'CONFLICT', 'admin'],
-      ['negative price on update', `mutation { updateProduct(sku: "P-001", input: { price: { amount: -5, currency: "EUR" } }) { sku } }`, 'BAD_USER_INPUT', 'admin'],
+      [
+        'negative price on update',
+        `mutation { updateProduct(sku: "P-001", input: { price: { amount: -5, currency: "EUR" } }) { sku } }`,
+        'BAD_USER_INPUT',
+        'admin',
+      ],
       ['empty update', `mutation { updateProduct(sku: "P-001", input: {}) { sku } }`, 'BAD_USER_INPUT', 'admin'],
       ['unknown sku on update', `mutation { updateProduct(sku: "NOPE-1", input: { name: "x" }) { sku } }`, 'NOT_FOUND', 'admin'],
       ['unknown sku on discontinue', `mutation { discontinueProduct(sku: "NOPE-1") { sku } }`, 'NOT_FOUND', 'admin'],
@@ -116,7 +147,12 @@ describe('product subgraph', () => {
       ['inverted price range', `{ products(filter: { minPrice: 10, maxPrice: 5 }) { totalCount } }`, 'BAD_USER_INPUT', null],
       ['no token on an admin mutation', `mutation { updateProduct(sku: "P-001", input: { name: "hacked" }) { sku } }`, 'FORBIDDEN', null],
       ['customer token on an admin mutation', `mutation { updateProduct(sku: "P-001", input: { name: "hacked" }) { sku } }`, 'FORBIDDEN', 'customer'],
-      ['customer creating a product', `mutation { createProduct(input: { sku: "NEW-3", name: "x", price: { amount: 1, currency: "EUR" } }) { sku } }`, 'FORBIDDEN', 'customer'],
+      [
+        'customer creating a product',
+        `mutation { createProduct(input: { sku: "NEW-3", name: "x", price: { amount: 1, currency: "EUR" } }) { sku } }`,
+        'FORBIDDEN',
+        'customer',
+      ],
       ['a query that fails validation', `{ product(sku: "P-001") { nosuchfield } }`, 'GRAPHQL_VALIDATION_FAILED', null],
     ];
     for (const [name, query, code, who] of cases) {

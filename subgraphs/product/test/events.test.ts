@@ -38,14 +38,23 @@ describe('product events', () => {
     await waitFor(() => eventsOf('EV-1').length >= 3, 'three EV-1 events', undefined, saw);
     await drain(stack);
     const events = eventsOf('EV-1');
-    assert.deepEqual(events.map((e) => e.type), ['ProductCreated', 'ProductUpdated', 'ProductDiscontinued'], 'a second discontinue publishes nothing');
-    assert.deepEqual(events.map((e) => (e.data as any).version), [1, 2, 3]);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['ProductCreated', 'ProductUpdated', 'ProductDiscontinued'],
+      'a second discontinue publishes nothing',
+    );
+    assert.deepEqual(
+      events.map((e) => (e.data as any).version),
+      [1, 2, 3],
+    );
     assert.deepEqual((events[1].data as any).price, { amount: 1200, currency: 'EUR' });
     assert.ok(events.every((e) => e.source === 'product' && e.aggregateType === 'Product'));
   });
 
   it('a refused change publishes nothing', async () => {
-    const duplicate = await stack.graphql(`mutation { createProduct(input: { sku: "EV-1", name: "Again", price: { amount: 1, currency: "EUR" } }) { sku } }`, { token: admin });
+    const duplicate = await stack.graphql(`mutation { createProduct(input: { sku: "EV-1", name: "Again", price: { amount: 1, currency: "EUR" } }) { sku } }`, {
+      token: admin,
+    });
     assert.equal(duplicate.errors?.[0].extensions?.code, 'CONFLICT');
     const forbidden = await stack.graphql(`mutation { updateProduct(sku: "EV-1", input: { name: "x" }) { sku } }`);
     assert.equal(forbidden.errors?.[0].extensions?.code, 'FORBIDDEN');
@@ -61,6 +70,12 @@ describe('product events', () => {
     await drain(stack);
     const seeded = seen.filter((e) => e.aggregateId.startsWith('SEED-'));
     assert.equal(seeded.length, 30);
-    assert.deepEqual((seeded.find((e) => e.aggregateId === 'SEED-7')!.data as any), { sku: 'SEED-7', name: 'Seed 7', price: { amount: 107, currency: 'EUR' }, status: 'ACTIVE', version: 1 });
+    assert.deepEqual(seeded.find((e) => e.aggregateId === 'SEED-7')!.data as any, {
+      sku: 'SEED-7',
+      name: 'Seed 7',
+      price: { amount: 107, currency: 'EUR' },
+      status: 'ACTIVE',
+      version: 1,
+    });
   });
 });

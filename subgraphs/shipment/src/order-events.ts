@@ -16,10 +16,13 @@ export const ORDER_EVENTS_CONSUMER = 'shipment.order-events';
 /** OrderConfirmed: creates the order's shipment unless it has one (a second confirmation creates nothing). */
 const orderConfirmed: EventHandler<EventOf<'OrderConfirmed'>> = async (em, event, context) => {
   const { orderId, customerId } = event.data;
-  const created = await em.execute<{ id: string; order_id: string }[]>(`
+  const created = await em.execute<{ id: string; order_id: string }[]>(
+    `
     insert into shipment (id, order_id, customer_id) values (?, ?, ?)
     on conflict (order_id) do nothing
-    returning id, order_id`, [uuidv7(), orderId, customerId]);
+    returning id, order_id`,
+    [uuidv7(), orderId, customerId],
+  );
   if (created.length === 0) {
     context.log.warn({ orderId, eventId: event.id }, 'OrderConfirmed for an order that already has a shipment; nothing created');
     return;
@@ -35,7 +38,10 @@ const orderCancelled: EventHandler<EventOf<'OrderCancelled'>> = async (em, event
   if (shipment.status !== 'PENDING') {
     // The order service cancels only before SHIPPED, so this is a dispatch racing a cancellation:
     // the parcel is with the carrier, and the orchestrator learns that from ShipmentDispatched.
-    context.log.warn({ orderId, eventId: event.id, shipmentId: shipment.id, status: shipment.status }, 'OrderCancelled for a shipment already dispatched; left as it is');
+    context.log.warn(
+      { orderId, eventId: event.id, shipmentId: shipment.id, status: shipment.status },
+      'OrderCancelled for a shipment already dispatched; left as it is',
+    );
     return;
   }
   shipment.status = 'CANCELLED';

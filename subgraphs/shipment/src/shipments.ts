@@ -1,7 +1,15 @@
 import { LockMode } from '@mikro-orm/core';
 import {
-  ErrorCode, apiError, badInput, canRead, enqueueEvents, isUuid, newEvent,
-  type AnyEventEnvelope, type EntityManager, type Viewer,
+  ErrorCode,
+  apiError,
+  badInput,
+  canRead,
+  enqueueEvents,
+  isUuid,
+  newEvent,
+  type AnyEventEnvelope,
+  type EntityManager,
+  type Viewer,
 } from '@swiftcart/platform';
 import { Shipment, toRecord, type ShipmentEntity, type ShipmentRecord, type ShipmentStatus } from './entities.ts';
 
@@ -53,15 +61,23 @@ export function checkDispatch(carrier: string, trackingNumber: string): { carrie
  * INVALID_TRANSITION (with the current `status`) when it is not `from`.
  */
 async function transition(
-  em: EntityManager, orderId: string, from: ShipmentStatus, to: ShipmentStatus,
-  apply: (row: ShipmentEntity) => void, announce: (row: ShipmentEntity) => AnyEventEnvelope,
+  em: EntityManager,
+  orderId: string,
+  from: ShipmentStatus,
+  to: ShipmentStatus,
+  apply: (row: ShipmentEntity) => void,
+  announce: (row: ShipmentEntity) => AnyEventEnvelope,
 ): Promise<ShipmentRecord> {
   return em.transactional(async (tx) => {
     const row = await tx.findOne(Shipment, { orderId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
     if (!row) throw apiError(ErrorCode.NotFound, `Order "${orderId}" has no shipment`, { id: orderId, orderId });
     if (row.status !== from) {
-      throw apiError(ErrorCode.InvalidTransition, `The shipment of order "${orderId}" is ${row.status}: only a ${from} shipment can become ${to}`,
-        { orderId, status: row.status, from, to });
+      throw apiError(ErrorCode.InvalidTransition, `The shipment of order "${orderId}" is ${row.status}: only a ${from} shipment can become ${to}`, {
+        orderId,
+        status: row.status,
+        from,
+        to,
+      });
     }
     row.status = to;
     apply(row);
@@ -75,17 +91,31 @@ async function transition(
 export function dispatchShipment(em: EntityManager, orderId: string, carrier: string, trackingNumber: string): Promise<ShipmentRecord> {
   const id = checkOrderId(orderId);
   const details = checkDispatch(carrier, trackingNumber);
-  return transition(em, id, 'PENDING', 'DISPATCHED', (row) => {
-    row.carrier = details.carrier;
-    row.trackingNumber = details.trackingNumber;
-    row.dispatchedAt = new Date();
-  }, (row) => newEvent('ShipmentDispatched', { orderId: row.orderId, shipmentId: row.id, ...details }));
+  return transition(
+    em,
+    id,
+    'PENDING',
+    'DISPATCHED',
+    (row) => {
+      row.carrier = details.carrier;
+      row.trackingNumber = details.trackingNumber;
+      row.dispatchedAt = new Date();
+    },
+    (row) => newEvent('ShipmentDispatched', { orderId: row.orderId, shipmentId: row.id, ...details }),
+  );
 }
 
 /** DISPATCHED → DELIVERED; publishes ShipmentDelivered. */
 export function markShipmentDelivered(em: EntityManager, orderId: string): Promise<ShipmentRecord> {
   const id = checkOrderId(orderId);
-  return transition(em, id, 'DISPATCHED', 'DELIVERED', (row) => {
-    row.deliveredAt = new Date();
-  }, (row) => newEvent('ShipmentDelivered', { orderId: row.orderId, shipmentId: row.id }));
+  return transition(
+    em,
+    id,
+    'DISPATCHED',
+    'DELIVERED',
+    (row) => {
+      row.deliveredAt = new Date();
+    },
+    (row) => newEvent('ShipmentDelivered', { orderId: row.orderId, shipmentId: row.id }),
+  );
 }

@@ -30,7 +30,10 @@ describe('shipment subgraph', () => {
     const id = randomUUID();
     const sent = status === 'DISPATCHED' || status === 'DELIVERED';
     em.create(Shipment, {
-      id, orderId, customerId, status,
+      id,
+      orderId,
+      customerId,
+      status,
       carrier: sent ? 'DHL' : null,
       trackingNumber: sent ? `JD${orderId.slice(0, 8)}` : null,
       dispatchedAt: sent ? dispatchedAt : null,
@@ -45,11 +48,7 @@ describe('shipment subgraph', () => {
     url = stack.services.shipment!.url;
     // The outbox relay polls on the same pool; the reads under test must be the only queries counted.
     await stack.services.shipment!.relay?.stop();
-    [alice, bob, admin] = await Promise.all([
-      stack.token('alice', ['customer']),
-      stack.token('bob', ['customer']),
-      stack.token('root', ['admin']),
-    ]);
+    [alice, bob, admin] = await Promise.all([stack.token('alice', ['customer']), stack.token('bob', ['customer']), stack.token('root', ['admin'])]);
     shipments.pending = await insertShipment(orders.pending, 'alice', 'PENDING');
     shipments.dispatched = await insertShipment(orders.dispatched, 'alice', 'DISPATCHED');
     shipments.delivered = await insertShipment(orders.delivered, 'alice', 'DELIVERED');
@@ -88,7 +87,11 @@ describe('shipment subgraph', () => {
     const db = stack.services.shipment!.runtime.db;
     const before = db.queryCount;
     const unknown = randomUUID();
-    const result = await stack.graphql(SHIPMENT_ENTITIES, { url, token: alice, variables: refs('Shipment', [shipments.delivered, unknown, shipments.pending]) });
+    const result = await stack.graphql(SHIPMENT_ENTITIES, {
+      url,
+      token: alice,
+      variables: refs('Shipment', [shipments.delivered, unknown, shipments.pending]),
+    });
     assert.equal(db.queryCount - before, 1);
     assert.equal(result.errors, undefined);
     assert.equal(result.data._entities[0].id, shipments.delivered);
@@ -100,7 +103,10 @@ describe('shipment subgraph', () => {
   test('an order without a shipment has a null shipment', async () => {
     const result = await stack.graphql(ORDER_ENTITIES, { url, token: alice, variables: refs('Order', [orders.unconfirmed, 'not-a-uuid']) });
     assert.equal(result.errors, undefined);
-    assert.deepEqual(result.data._entities, [{ id: orders.unconfirmed, shipment: null }, { id: 'not-a-uuid', shipment: null }]);
+    assert.deepEqual(result.data._entities, [
+      { id: orders.unconfirmed, shipment: null },
+      { id: 'not-a-uuid', shipment: null },
+    ]);
   });
 
   test("another customer's shipment is FORBIDDEN, by order and by id", async () => {
@@ -119,7 +125,10 @@ describe('shipment subgraph', () => {
   test('an admin sees every shipment', async () => {
     const result = await stack.graphql(ORDER_ENTITIES, { url, token: admin, variables: refs('Order', [orders.bobs, orders.dispatched]) });
     assert.equal(result.errors, undefined);
-    assert.deepEqual(result.data._entities.map((o: any) => o.shipment.id), [shipments.bobs, shipments.dispatched]);
+    assert.deepEqual(
+      result.data._entities.map((o: any) => o.shipment.id),
+      [shipments.bobs, shipments.dispatched],
+    );
   });
 
   test('without a token a shipment is UNAUTHENTICATED', async () => {
@@ -129,16 +138,21 @@ describe('shipment subgraph', () => {
 
   test('the migration created the shipment table with its constraints', async () => {
     const em = stack.services.shipment!.runtime.db.fork();
-    const columns = await em.getConnection().execute<{ column_name: string }[]>(
-      `select column_name from information_schema.columns where table_schema = 'public' and table_name = 'shipment' order by ordinal_position`,
+    const columns = await em
+      .getConnection()
+      .execute<{ column_name: string }[]>(
+        `select column_name from information_schema.columns where table_schema = 'public' and table_name = 'shipment' order by ordinal_position`,
+      );
+    assert.deepEqual(
+      columns.map((c) => c.column_name),
+      ['id', 'order_id', 'customer_id', 'status', 'carrier', 'tracking_number', 'dispatched_at', 'delivered_at', 'version', 'created_at', 'updated_at'],
     );
-    assert.deepEqual(columns.map((c) => c.column_name), [
-      'id', 'order_id', 'customer_id', 'status', 'carrier', 'tracking_number', 'dispatched_at', 'delivered_at', 'version', 'created_at', 'updated_at',
-    ]);
     await assert.rejects(insertShipment(orders.pending, 'alice', 'PENDING'), /shipment_order_id_unique/);
     // A dispatched shipment without a carrier breaks its check constraint.
     await assert.rejects(
-      em.getConnection().execute(`insert into shipment (id, order_id, customer_id, status) values ('${randomUUID()}', '${randomUUID()}', 'alice', 'DISPATCHED')`),
+      em
+        .getConnection()
+        .execute(`insert into shipment (id, order_id, customer_id, status) values ('${randomUUID()}', '${randomUUID()}', 'alice', 'DISPATCHED')`),
       /shipment_dispatch_details/,
     );
   });

@@ -28,14 +28,26 @@ export const cartView: View = (root) => {
     const error = h('p', { class: 'error', role: 'alert', hidden: true });
     // One key per checkout attempt: a double click or a retry after a timeout places one order, not two.
     const idempotencyKey = crypto.randomUUID();
-    const form = h('form', { class: 'checkout', onsubmit: (event) => void checkout(event) },
+    const form = h(
+      'form',
+      { class: 'checkout', onsubmit: (event) => void checkout(event) },
       h('h3', {}, 'Shipping address'),
-      field('Name', 'name', ADDRESS.name), field('Street', 'line1', ADDRESS.line1), field('City', 'city', ADDRESS.city),
-      field('Postal code', 'postalCode', ADDRESS.postalCode), field('Country', 'country', ADDRESS.country),
-      h('label', {}, 'Payment',
-        h('select', { name: 'paymentMethod' },
+      field('Name', 'name', ADDRESS.name),
+      field('Street', 'line1', ADDRESS.line1),
+      field('City', 'city', ADDRESS.city),
+      field('Postal code', 'postalCode', ADDRESS.postalCode),
+      field('Country', 'country', ADDRESS.country),
+      h(
+        'label',
+        {},
+        'Payment',
+        h(
+          'select',
+          { name: 'paymentMethod' },
           h('option', { value: 'tok_visa' }, 'Visa (test card, approved)'),
-          h('option', { value: 'tok_decline' }, 'Test card that is declined'))),
+          h('option', { value: 'tok_decline' }, 'Test card that is declined'),
+        ),
+      ),
       error,
       h('button', { type: 'submit', class: 'primary' }, 'Place order'),
     );
@@ -53,7 +65,9 @@ export const cartView: View = (root) => {
       button.disabled = true;
       button.textContent = 'Placing order…';
       // The SDK retries a busy shop by itself (same idempotency key): say so while it waits.
-      const quiet = onBusy((notice) => { button.textContent = `The shop is busy, retrying in ${Math.ceil(notice.delayMs / 1000)} s…`; });
+      const quiet = onBusy((notice) => {
+        button.textContent = `The shop is busy, retrying in ${Math.ceil(notice.delayMs / 1000)} s…`;
+      });
       try {
         const { placeOrder: order } = await client.placeOrder({
           input: {
@@ -76,14 +90,36 @@ export const cartView: View = (root) => {
     }
     root.replaceChildren(
       h('h2', {}, 'Your cart'),
-      h('table', { class: 'cart' },
+      h(
+        'table',
+        { class: 'cart' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Product'), h('th', {}, 'Price'), h('th', {}, 'Quantity'), h('th', {}, ''))),
-        h('tbody', {}, ...lines.map((line) => h('tr', { 'data-sku': line.sku },
-          h('td', {}, line.name, h('br'), h('small', {}, line.sku)),
-          h('td', {}, money(line.price, line.currency)),
-          h('td', {}, h('input', { type: 'number', min: 0, max: 99, value: line.quantity, 'aria-label': `Quantity of ${line.sku}`, onchange: (event) => setQuantity(line.sku, Number((event.target as HTMLInputElement).value)) })),
-          h('td', {}, h('button', { onclick: () => setQuantity(line.sku, 0) }, 'Remove')),
-        )))),
+        h(
+          'tbody',
+          {},
+          ...lines.map((line) =>
+            h(
+              'tr',
+              { 'data-sku': line.sku },
+              h('td', {}, line.name, h('br'), h('small', {}, line.sku)),
+              h('td', {}, money(line.price, line.currency)),
+              h(
+                'td',
+                {},
+                h('input', {
+                  type: 'number',
+                  min: 0,
+                  max: 99,
+                  value: line.quantity,
+                  'aria-label': `Quantity of ${line.sku}`,
+                  onchange: (event) => setQuantity(line.sku, Number((event.target as HTMLInputElement).value)),
+                }),
+              ),
+              h('td', {}, h('button', { onclick: () => setQuantity(line.sku, 0) }, 'Remove')),
+            ),
+          ),
+        ),
+      ),
       h('p', { class: 'total' }, `Total: ${money(total, currency)} `, h('small', {}, '(the final price is confirmed at checkout)')),
       form,
     );
@@ -91,5 +127,7 @@ export const cartView: View = (root) => {
   render();
   // Quantities and totals follow the cart (here or in another tab), but not while the customer is
   // typing an address: re-rendering would wipe what they typed.
-  return onCartChange(() => { if (!root.querySelector('form.checkout')?.contains(document.activeElement)) render(); });
+  return onCartChange(() => {
+    if (!root.querySelector('form.checkout')?.contains(document.activeElement)) render();
+  });
 };

@@ -26,21 +26,59 @@ function render(root: HTMLElement, order: OrderDetailsFragment): void {
   const outcome = describeOutcome(order.status, [...reasons, order.payment?.failureReason].filter(Boolean).join('; '));
   root.replaceChildren(
     h('h2', {}, 'Order ', h('code', {}, order.id)),
-    h('p', { class: `order-status ${order.status.toLowerCase()}`, 'data-status': order.status, 'data-version': order.version },
-      h('strong', {}, order.status), ' ', STATUS_WORDS[order.status] ?? ''),
+    h(
+      'p',
+      { class: `order-status ${order.status.toLowerCase()}`, 'data-status': order.status, 'data-version': order.version },
+      h('strong', {}, order.status),
+      ' ',
+      STATUS_WORDS[order.status] ?? '',
+    ),
     outcome ? h('p', { class: 'outcome', role: 'status' }, outcome) : '',
-    h('table', { class: 'lines' },
-      h('tbody', {}, ...order.items.map((item) => h('tr', {},
-        h('td', {}, item.product.name, h('br'), h('small', {}, item.sku)),
-        h('td', {}, `× ${item.quantity}`),
-        h('td', {}, money(item.lineTotal.amount, item.lineTotal.currency)))))),
+    h(
+      'table',
+      { class: 'lines' },
+      h(
+        'tbody',
+        {},
+        ...order.items.map((item) =>
+          h(
+            'tr',
+            {},
+            h('td', {}, item.product.name, h('br'), h('small', {}, item.sku)),
+            h('td', {}, `× ${item.quantity}`),
+            h('td', {}, money(item.lineTotal.amount, item.lineTotal.currency)),
+          ),
+        ),
+      ),
+    ),
     h('p', { class: 'total' }, `Total: ${money(order.total.amount, order.total.currency)}`),
-    h('p', {}, `Payment: ${order.payment ? order.payment.status.toLowerCase() : 'not started'}`, order.payment?.failureReason ? ` (${order.payment.failureReason})` : ''),
-    order.shipment ? h('p', {}, `Shipment: ${order.shipment.status.toLowerCase()}`, order.shipment.carrier ? ` with ${order.shipment.carrier} ${order.shipment.trackingNumber ?? ''}` : '') : '',
-    h('p', {}, `Ship to: ${order.shippingAddress.name}, ${order.shippingAddress.line1}, ${order.shippingAddress.postalCode} ${order.shippingAddress.city}, ${order.shippingAddress.country}`),
+    h(
+      'p',
+      {},
+      `Payment: ${order.payment ? order.payment.status.toLowerCase() : 'not started'}`,
+      order.payment?.failureReason ? ` (${order.payment.failureReason})` : '',
+    ),
+    order.shipment
+      ? h(
+          'p',
+          {},
+          `Shipment: ${order.shipment.status.toLowerCase()}`,
+          order.shipment.carrier ? ` with ${order.shipment.carrier} ${order.shipment.trackingNumber ?? ''}` : '',
+        )
+      : '',
+    h(
+      'p',
+      {},
+      `Ship to: ${order.shippingAddress.name}, ${order.shippingAddress.line1}, ${order.shippingAddress.postalCode} ${order.shippingAddress.city}, ${order.shippingAddress.country}`,
+    ),
     h('h3', {}, 'Timeline'),
-    h('ol', { class: 'timeline' }, ...order.timeline.map((entry) => h('li', { 'data-status': entry.status },
-      h('strong', {}, entry.status), ` — ${when(entry.at)}`, entry.reason ? ` — ${entry.reason}` : ''))),
+    h(
+      'ol',
+      { class: 'timeline' },
+      ...order.timeline.map((entry) =>
+        h('li', { 'data-status': entry.status }, h('strong', {}, entry.status), ` — ${when(entry.at)}`, entry.reason ? ` — ${entry.reason}` : ''),
+      ),
+    ),
     h('p', {}, h('a', { href: '#/orders' }, '← My orders')),
   );
 }
@@ -54,13 +92,17 @@ export const orderView: View = (root, _params, id) => {
   root.replaceChildren(h('p', { class: 'status' }, 'Loading the order…'));
   let version = -1;
   // orderUpdated sends the order as it is now first, so one subscription is both the read and the live view.
-  return follow(client.orderUpdated({ id: id! }), ({ orderUpdated }) => {
-    if (orderUpdated.version < version) return;
-    version = orderUpdated.version;
-    render(root, orderUpdated);
-  }, (error) => {
-    const message = h('p', { class: 'error', role: 'alert' }, describeError(error));
-    if (version < 0) root.replaceChildren(message);
-    else root.prepend(h('p', { class: 'error', role: 'alert' }, `Live updates stopped: ${describeError(error)} Reload to see the latest.`));
-  });
+  return follow(
+    client.orderUpdated({ id: id! }),
+    ({ orderUpdated }) => {
+      if (orderUpdated.version < version) return;
+      version = orderUpdated.version;
+      render(root, orderUpdated);
+    },
+    (error) => {
+      const message = h('p', { class: 'error', role: 'alert' }, describeError(error));
+      if (version < 0) root.replaceChildren(message);
+      else root.prepend(h('p', { class: 'error', role: 'alert' }, `Live updates stopped: ${describeError(error)} Reload to see the latest.`));
+    },
+  );
 };

@@ -25,19 +25,27 @@ function showStock(card: HTMLElement, available: number): void {
 }
 
 function card(product: ProductSummaryFragment): HTMLElement {
-  const element = h('li', { class: 'card', 'data-sku': product.sku },
+  const element = h(
+    'li',
+    { class: 'card', 'data-sku': product.sku },
     h('h3', {}, product.name),
     h('p', { class: 'sku' }, product.sku),
     h('p', { class: 'price' }, money(product.price.amount, product.price.currency)),
     h('p', { class: 'stock' }),
-    h('button', {
-      class: 'add',
-      onclick: (event) => {
-        addToCart({ sku: product.sku, name: product.name, price: product.price.amount, currency: product.price.currency });
-        (event.target as HTMLButtonElement).textContent = 'Added ✓';
-        setTimeout(() => { (event.target as HTMLButtonElement).textContent = 'Add to cart'; }, 1200);
+    h(
+      'button',
+      {
+        class: 'add',
+        onclick: (event) => {
+          addToCart({ sku: product.sku, name: product.name, price: product.price.amount, currency: product.price.currency });
+          (event.target as HTMLButtonElement).textContent = 'Added ✓';
+          setTimeout(() => {
+            (event.target as HTMLButtonElement).textContent = 'Add to cart';
+          }, 1200);
+        },
       },
-    }, 'Add to cart'),
+      'Add to cart',
+    ),
   );
   showStock(element, product.stock.available);
   return element;
@@ -51,12 +59,23 @@ export const productsView: View = (root, params) => {
   const list = h('ul', { class: 'products' });
   const more = h('p', { class: 'pager' });
   root.replaceChildren(
-    h('form', { class: 'search', role: 'search', onsubmit: (event) => {
-      event.preventDefault();
-      const value = new FormData(event.target as HTMLFormElement).get('q')?.toString().trim() ?? '';
-      location.hash = value ? `#/?q=${encodeURIComponent(value)}` : '#/';
-    } }, h('input', { name: 'q', type: 'search', placeholder: 'Search by name or sku', value: q, 'aria-label': 'Search' }), h('button', {}, 'Search')),
-    status, list, more,
+    h(
+      'form',
+      {
+        class: 'search',
+        role: 'search',
+        onsubmit: (event) => {
+          event.preventDefault();
+          const value = new FormData(event.target as HTMLFormElement).get('q')?.toString().trim() ?? '';
+          location.hash = value ? `#/?q=${encodeURIComponent(value)}` : '#/';
+        },
+      },
+      h('input', { name: 'q', type: 'search', placeholder: 'Search by name or sku', value: q, 'aria-label': 'Search' }),
+      h('button', {}, 'Search'),
+    ),
+    status,
+    list,
+    more,
   );
   let stopStock: Cleanup = () => {};
   let gone = false;
@@ -77,15 +96,24 @@ export const productsView: View = (root, params) => {
       if (nodes.length === 0) return;
       // Keep the highest version per sku: after a reconnection the current level comes again, never older.
       const versions = new Map(nodes.map((node) => [node.sku, node.stock.version]));
-      stopStock = follow(client.stockLevelChanged({ skus: nodes.map((node) => node.sku) }), ({ stockLevelChanged: level }) => {
-        if (level.version < (versions.get(level.sku) ?? 0)) return;
-        versions.set(level.sku, level.version);
-        const element = list.querySelector<HTMLElement>(`[data-sku="${CSS.escape(level.sku)}"]`);
-        if (element) showStock(element, level.available);
-      }, (error) => { status.textContent = `Live stock paused: ${describeError(error)}`; });
+      stopStock = follow(
+        client.stockLevelChanged({ skus: nodes.map((node) => node.sku) }),
+        ({ stockLevelChanged: level }) => {
+          if (level.version < (versions.get(level.sku) ?? 0)) return;
+          versions.set(level.sku, level.version);
+          const element = list.querySelector<HTMLElement>(`[data-sku="${CSS.escape(level.sku)}"]`);
+          if (element) showStock(element, level.available);
+        },
+        (error) => {
+          status.textContent = `Live stock paused: ${describeError(error)}`;
+        },
+      );
     } catch (error) {
       if (!gone) status.replaceChildren(h('span', { class: 'error' }, describeError(error)));
     }
   })();
-  return () => { gone = true; stopStock(); };
+  return () => {
+    gone = true;
+    stopStock();
+  };
 };
