@@ -42,7 +42,7 @@ export const UNIT_TESTS: readonly string[] = [
 ];
 
 /** Whole-repository checks that need no infrastructure either, but take too long for `test:unit`. */
-export const CHECKS_WITHOUT_INFRASTRUCTURE: readonly string[] = ['test/contracts.test.ts'];
+export const CHECKS_WITHOUT_INFRASTRUCTURE: readonly string[] = ['test/contracts.test.ts', 'test/lint.test.ts'];
 
 /** Where the guarded files find Kafka, PostgreSQL and Redis: a port where nothing listens (connections are refused). */
 export const UNREACHABLE_INFRASTRUCTURE: Readonly<Record<string, string>> = {
