@@ -9,6 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { Partitioners } from 'kafkajs';
 import { DLQ_ERROR_HEADER, DLQ_ORIGINAL_PARTITION_HEADER, createEvent } from '@swiftcart/platform';
 import type { TestStack } from '../support/stack.ts';
 import {
@@ -25,6 +26,28 @@ import {
   waitForStatus,
   waitForStock,
 } from '../support/saga.ts';
+
+/**
+ * `perPartition` keys for each of `partitions` partitions, as kafkajs's default partitioner (the
+ * platform producer's) places them, so that messages under them reach every partition for certain.
+ */
+function keysCovering(partitions: number, perPartition: number, prefix: string): string[] {
+  const partitionOf = Partitioners.DefaultPartitioner();
+  const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({
+    partitionId,
+    partitionErrorCode: 0,
+    leader: 0,
+    replicas: [0],
+    isr: [0],
+  }));
+  const keys: string[][] = Array.from({ length: partitions }, () => []);
+  for (let i = 0; keys.some((k) => k.length < perPartition); i++) {
+    const key = `${prefix}-${i}`;
+    const partition = partitionOf({ topic: 'inventory.events.v1', partitionMetadata, message: { key, value: null } });
+    if (keys[partition].length < perPartition) keys[partition].push(key);
+  }
+  return keys.flat();
+}
 
 describe('order saga messaging: duplicates and dead letters', () => {
   let stack: TestStack;
@@ -123,8 +146,9 @@ describe('order saga messaging: duplicates and dead letters', () => {
   it('schema-invalid messages go to inventory.events.v1.dlq with a dlq-error header, and the saga carries on', async () => {
     const deadBefore = consumerMetric(stack, 'order', 'deadLettered');
     const marker = randomUUID();
-    // Not JSON at all, under several keys so that every partition of the topic gets one.
-    const garbage = Array.from({ length: 12 }, (_, i) => ({ key: `garbage-${i}-${marker}`, value: `{"not json" ${marker} ${i}`, headers: {} }));
+    // Not JSON at all, four to each partition of the topic (keys chosen by the producer's own partitioner).
+    const partitionCount = (await system.kafka.topicOffsets('inventory.events.v1')).length;
+    const garbage = keysCovering(partitionCount, 4, `garbage-${marker}`).map((key, i) => ({ key, value: `{"not json" ${marker} ${i}`, headers: {} }));
     // A well-formed envelope whose data breaks the StockReserved contract (items needs at least one line).
     const orderId = randomUUID();
     const invalid = createEvent({
