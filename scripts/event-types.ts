@@ -23,7 +23,7 @@ const EVENT_SCHEMA_FILE = /^([A-Z][A-Za-z0-9]*)\.v([1-9][0-9]*)\.json$/;
  * The data field that holds each aggregate's id (the envelope's `aggregateId`, the Kafka key). A
  * contract with another aggregate type must be added here, so the envelope factory never guesses.
  */
-export const AGGREGATE_ID_FIELDS: Readonly<Record<string, string>> = { Order: 'orderId', Product: 'sku', Stock: 'sku' };
+export const AGGREGATE_ID_FIELDS: Readonly<Record<string, string>> = { Customer: 'customerId', Order: 'orderId', Product: 'sku', Stock: 'sku' };
 
 interface Contract {
   readonly type: string;

@@ -1,10 +1,12 @@
 /**
- * Loads the demo catalogue: `npm run seed` (npm start runs it). 1,000 products with stock,
- * the same on every machine, inserted only where missing so re-running it changes nothing.
+ * Loads the demo data: `npm run seed` (npm start runs it). 1,000 products with stock, and the demo
+ * customers' profiles and addresses, the same on every machine, inserted only where missing so
+ * re-running it changes nothing.
  */
 import { createLogger, enqueueEvents, isMain, loadConfig, openRuntime, type Config, type EntityManager } from '@swiftcart/platform';
 import { Catalogue, productEvent, seedProducts, type SeedProduct } from '../subgraphs/product/src/catalogue.ts';
 import { seedStock } from '../subgraphs/inventory/src/stock.ts';
+import { type SeedCustomer, seedCustomers } from '../subgraphs/customer/src/customers.ts';
 import { loadServiceModule } from './services.ts';
 
 /** How many products the demo catalogue has. */
@@ -47,12 +49,35 @@ export function seedCatalogue(count = SEED_PRODUCT_COUNT): { products: SeedProdu
   return { products, stock };
 }
 
-/** Seeds the product and inventory databases; returns how many rows were new. */
-export async function seed(config: Config): Promise<{ products: number; stock: number; reannounced: number }> {
+/** The demo customers (the storefront's sign-in offers them), each with a profile and addresses. */
+export const SEED_CUSTOMERS: readonly SeedCustomer[] = [
+  {
+    id: 'alice',
+    profile: { name: 'Alice Liddell', email: 'alice@example.com', phone: '+4930123456', notificationPreferences: { sms: true } },
+    addresses: [
+      { name: 'Alice Liddell', line1: 'Hauptstraße 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
+      { name: 'Alice Liddell', line1: 'Rue de Rivoli 10', line2: 'Bureau 4', city: 'Paris', postalCode: '75001', country: 'FR' },
+    ],
+  },
+  {
+    id: 'bob',
+    profile: { name: 'Bob Builder', email: 'bob@example.com' },
+    addresses: [{ name: 'Bob Builder', line1: '1 Main Street', city: 'Boston', postalCode: '02108', country: 'US' }],
+  },
+  {
+    id: 'carol',
+    profile: { name: 'Carol Danvers', email: 'carol@example.com', notificationPreferences: { email: false } },
+    addresses: [{ name: 'Carol Danvers', line1: 'Kalverstraat 5', city: 'Amsterdam', postalCode: '1012 NX', country: 'NL' }],
+  },
+];
+
+/** Seeds the product, inventory and customer databases; returns how many rows were new. */
+export async function seed(config: Config): Promise<{ products: number; stock: number; reannounced: number; customers: number }> {
   const { products, stock } = seedCatalogue();
   await using product = await openRuntime(await loadServiceModule('product'), { config });
   await using inventory = await openRuntime(await loadServiceModule('inventory'), { config });
   await using order = await openRuntime(await loadServiceModule('order'), { config });
+  await using customer = await openRuntime(await loadServiceModule('customer'), { config });
   const insertedProducts = await seedProducts(product.runtime.db.fork(), products);
   const insertedStock = await seedStock(inventory.runtime.db.fork(), stock);
   // Listing pages cached before the seed would not show the new products.
@@ -62,7 +87,8 @@ export async function seed(config: Config): Promise<{ products: number; stock: n
     order.runtime.db.fork(),
     products.map((p) => p.sku),
   );
-  return { products: insertedProducts, stock: insertedStock, reannounced };
+  const customers = await seedCustomers(customer.runtime.db.fork(), SEED_CUSTOMERS);
+  return { products: insertedProducts, stock: insertedStock, reannounced, customers };
 }
 
 /**

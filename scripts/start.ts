@@ -7,10 +7,10 @@
  *
  * `npm start -- --no-storefront` leaves the storefront out (the API alone starts sooner).
  * `npm start -- --replicas N` (or REPLICAS=N) runs N processes of every service: replica k (from 0)
- * of a service listens on its port + 10·k, and the gateway spreads its calls over them.
+ * of a service listens on its port + 20·k, and the gateway spreads its calls over them.
  * `npm start -- --workers` runs each replica as two processes: an api process (SERVICE_ROLE=api)
  * on the replica's port, and a worker (SERVICE_ROLE=worker: relay, consumers, sweeper, with its own
- * database pool) that answers its health probes on that port + 5.
+ * database pool) that answers its health probes on that port + 10.
  * `npm start -- --no-zipkin` leaves out the trace backend (Zipkin, ZIPKIN_PORT, default 9411) and
  * tracing with it; `--no-prometheus` leaves out Prometheus (PROMETHEUS_PORT, default 9090).
  */

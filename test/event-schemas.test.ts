@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
+import { AGGREGATE_ID_FIELDS } from '../scripts/event-types.ts';
 
 // Both packages are CommonJS: Node hands over `module.exports` (the class / the plugin itself, which
 // also carries a `default`), while TypeScript types the default import as the module; `.default`
@@ -152,8 +153,17 @@ function brokenVariants(example: JsonObject): [string, JsonObject][] {
     variant('with an unknown product status', (_, d) => {
       d.status = 'ARCHIVED';
     });
+  if (Array.isArray(data.addresses) && data.addresses.length > 0) {
+    variant('with more than 20 addresses', (_, d) => {
+      d.addresses = Array.from({ length: 21 }, () => clone((d.addresses as JsonObject[])[0]));
+    });
+    variant('with an address in a country code that is not ISO 3166-1 alpha-2', (_, d) => {
+      (d.addresses as JsonObject[])[0].country = 'DEU';
+    });
+  }
   for (const [key, value] of Object.entries(data)) {
-    if (Array.isArray(value))
+    // A customer may have no address; every other list of an event has at least one entry.
+    if (Array.isArray(value) && key !== 'addresses')
       variant(`with an empty ${key}`, (_, d) => {
         d[key] = [];
       });
@@ -202,9 +212,9 @@ const ajv = new Ajv2020({ strict: true, allErrors: true });
 addFormats(ajv);
 
 describe('event schemas', () => {
-  test('the ADR catalogue lists the 21 event types, each once', () => {
-    assert.equal(catalogue.length, 21);
-    assert.equal(new Set(catalogue.map((entry) => entry.type)).size, 21);
+  test('the ADR catalogue lists the 23 event types, each once', () => {
+    assert.equal(catalogue.length, 23);
+    assert.equal(new Set(catalogue.map((entry) => entry.type)).size, 23);
   });
 
   test('schema/events holds exactly one v1 schema per catalogue type', () => {
@@ -271,7 +281,7 @@ describe('event schemas', () => {
       test(`accepts the example of docs/events/${entry.type}.md`, () => {
         assert.ok(existsSync(docPath));
         assert.ok(validate(example), JSON.stringify(validate.errors, null, 2));
-        assert.equal(example.aggregateId, entry.aggregateType === 'Order' ? (example.data as JsonObject).orderId : (example.data as JsonObject).sku);
+        assert.equal(example.aggregateId, (example.data as JsonObject)[AGGREGATE_ID_FIELDS[entry.aggregateType]]);
         if (entry.aggregateType === 'Order') assert.equal(example.correlationId, (example.data as JsonObject).orderId);
       });
 

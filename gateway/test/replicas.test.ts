@@ -106,20 +106,20 @@ describe('npm start --replicas and --workers', () => {
     assert.deepEqual(startOptions(['--no-zipkin', '--no-prometheus'], {}), { replicas: 1, workers: false, storefront: true, zipkin: false, prometheus: false });
   });
 
-  test('runs replica k on port + 10·k and, with --workers, its worker on that port + 5', () => {
+  test('runs replica k on port + 20·k and, with --workers, its worker on that port + 10', () => {
     const order = (options: { replicas: number; workers: boolean }) =>
       serviceInstances(options, DEFAULT_SERVICE_PORTS)
         .filter((i) => i.service === 'order')
         .map(({ name, role, port }) => `${name} ${role} ${port}`);
     assert.deepEqual(order({ replicas: 1, workers: false }), ['order all 4003']);
-    assert.deepEqual(order({ replicas: 2, workers: false }), ['order all 4003', 'order-2 all 4013']);
-    assert.deepEqual(order({ replicas: 2, workers: true }), ['order api 4003', 'order-worker worker 4008', 'order-2 api 4013', 'order-worker-2 worker 4018']);
+    assert.deepEqual(order({ replicas: 2, workers: false }), ['order all 4003', 'order-2 all 4023']);
+    assert.deepEqual(order({ replicas: 2, workers: true }), ['order api 4003', 'order-worker worker 4013', 'order-2 api 4023', 'order-worker-2 worker 4033']);
     const ports = serviceInstances({ replicas: 8, workers: true }, DEFAULT_SERVICE_PORTS).map((i) => i.port);
     assert.equal(new Set(ports).size, ports.length, 'no two processes share a port');
     assert.ok(!ports.includes(4000), "none takes the gateway's port");
     assert.throws(
-      () => serviceInstances({ replicas: 1, workers: true }, { ...DEFAULT_SERVICE_PORTS, order: 4006 }),
-      /product-worker and order would both listen on port 4006/,
+      () => serviceInstances({ replicas: 1, workers: true }, { ...DEFAULT_SERVICE_PORTS, order: 4011 }),
+      /product-worker and order would both listen on port 4011/,
       'a moved port that lands on a worker is refused',
     );
   });

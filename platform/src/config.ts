@@ -4,14 +4,14 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, type SettingsEnv, commaList, flag, integer, invalid, oneOf, parseSettings, setting, text, url, urlList } from './settings.ts';
 
-/** The five services behind the gateway, in the order they are started. */
-export const SERVICE_NAMES = ['product', 'inventory', 'order', 'payment', 'shipment'] as const;
+/** The services behind the gateway, in the order they are started. */
+export const SERVICE_NAMES = ['product', 'inventory', 'order', 'payment', 'shipment', 'customer'] as const;
 
-/** One of the five SwiftCart services. */
+/** One of the SwiftCart services. */
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 /** Replica k (from 0) of a service listens on its port + REPLICA_PORT_STEP·k (`npm start -- --replicas N`). */
-export const REPLICA_PORT_STEP = 10;
+export const REPLICA_PORT_STEP = 20;
 
 /** The port of replica `k` (from 0) of a service whose first replica listens on `basePort`. */
 export function replicaPort(basePort: number, k: number): number {
@@ -41,9 +41,10 @@ export function runsWorkers(role: ServiceRole): boolean {
 
 /**
  * The worker process of replica k listens (for its health probes) on the replica's port + this
- * (`npm start -- --workers`): ports 4006–4010 for the first replicas, free of the 4001–4005 block.
+ * (`npm start -- --workers`): ports 4011–4019 for the first replicas, free of the 4001–4009 block
+ * that holds up to nine services' first API processes.
  */
-export const WORKER_PORT_OFFSET = 5;
+export const WORKER_PORT_OFFSET = 10;
 
 /**
  * Partitions of a topic the platform creates when `KAFKA_PARTITIONS` is unset: one per core, at
@@ -59,6 +60,7 @@ export const DEFAULT_SERVICE_PORTS: Readonly<Record<ServiceName, number>> = {
   order: 4003,
   payment: 4004,
   shipment: 4005,
+  customer: 4006,
 };
 
 /**
@@ -165,7 +167,7 @@ export interface ServiceInstance {
 
 /**
  * The service processes of `replicas` replicas, each one process or, with `workers`, an api
- * process and a worker: replica k (from 0) on the service's port + 10·k, its worker on that port +
+ * process and a worker: replica k (from 0) on the service's port + 20·k, its worker on that port +
  * {@link WORKER_PORT_OFFSET}. Throws a {@link ConfigError} naming both when two would share a port
  * (a service port moved onto another's replica or worker).
  */

@@ -17,6 +17,7 @@ export * from './http.ts';
 export * from './service.ts';
 export * from './pagination.ts';
 export * from './ids.ts';
+export * from './address.ts';
 export * from './resilience.ts';
 export * from './events.ts';
 export * from './event-schemas.ts';

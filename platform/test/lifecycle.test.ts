@@ -91,7 +91,7 @@ describe('SERVICE_ROLE: an api process and a worker', () => {
   it('a worker runs the relay and the consumers, answers its probes, and refuses GraphQL with a clear 404', async () => {
     const order = worker.services.order!;
     assert.ok(order.relay, 'the outbox relay runs');
-    assert.deepEqual(order.consumers.map((c) => c.consumer).sort(), ['order.catalogue', 'order.saga']);
+    assert.deepEqual(order.consumers.map((c) => c.consumer).sort(), ['order.catalogue', 'order.customers', 'order.saga']);
     const response = await fetch(order.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...worker.subgraphHeaders },

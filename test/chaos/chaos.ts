@@ -17,7 +17,7 @@ import { type ServiceName, SERVICE_NAMES, dlqTopic, eventsTopic, outboxBacklog }
 import { TestKafkaBroker } from '../support/kafka-broker.ts';
 import { TestPostgresServer } from '../support/postgres-server.ts';
 import { TestRedisServer } from '../support/redis-server.ts';
-import { type ProcessStack, orderInput, seedSaga, sleep, startProcessStack, waitFor } from '../support/saga.ts';
+import { type ProcessStack, drainSystem, orderInput, seedSaga, sleep, startProcessStack, waitFor } from '../support/saga.ts';
 import { wsUrl } from '../support/subscriptions.ts';
 
 /** The faults the suite knows, in the order it injects them. */
@@ -517,6 +517,9 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
     undefined,
     500,
   ).catch((error) => failures.push(error.message));
+  // Every consumer has handled everything too (inventory's commit of the last OrderConfirmed may
+  // come after its shipment): the checks below read a system at rest.
+  await drainSystem(stack, { timeoutMs: 60_000 }).catch((error) => failures.push(error.message));
   await countStatuses();
 
   // ---- Nothing lost: every accepted order is in the database.

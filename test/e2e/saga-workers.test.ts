@@ -11,6 +11,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { SERVICE_NAMES } from '@swiftcart/platform';
 import {
   type ProcessStack,
   PLACE_ORDER,
@@ -46,13 +47,13 @@ describe('every service as an api process and a worker', () => {
       Object.values(system.replicas)
         .flat()
         .map((c) => c.role),
-      Array(5).fill('api'),
+      Array(SERVICE_NAMES.length).fill('api'),
     );
     assert.deepEqual(
       Object.values(system.workers)
         .flat()
         .map((c) => c.role),
-      Array(5).fill('worker'),
+      Array(SERVICE_NAMES.length).fill('worker'),
     );
     const customer = await system.token('workers-customer', ['customer']);
     const admin = await system.token('root', ['admin']);

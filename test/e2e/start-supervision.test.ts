@@ -60,7 +60,7 @@ describe('npm start supervises its children', () => {
       ...process.env,
       NODE_ENV: 'development',
       LOG_LEVEL: 'warn',
-      GATEWAY_PORT: String(ports[5]),
+      GATEWAY_PORT: String(ports[SERVICE_NAMES.length]),
       ...Object.fromEntries(SERVICE_NAMES.map((name, i) => [`${name.toUpperCase()}_PORT`, String(ports[i])])),
       DB_PREFIX: `swiftcart_s${id}`,
       REDIS_PREFIX: `swiftcart-test:${id}:`,
@@ -70,7 +70,7 @@ describe('npm start supervises its children', () => {
     // Whatever the runner's environment routes elsewhere must not leak into this platform.
     for (const name of SERVICE_NAMES) delete env[`${name.toUpperCase()}_URL`];
     delete env.SUBGRAPH_SECRET;
-    gatewayUrl = `http://127.0.0.1:${ports[5]}/graphql`;
+    gatewayUrl = `http://127.0.0.1:${ports[SERVICE_NAMES.length]}/graphql`;
     // Its own process group, so Ctrl-C reaches every process as from a terminal, and a failed test kills them all.
     start = spawn(process.execPath, ['scripts/start.ts', '--no-storefront', '--no-zipkin', '--no-prometheus'], {
       cwd: REPO_ROOT,

@@ -122,9 +122,9 @@ export const FAST_SAGA_ENV: NodeJS.ProcessEnv = {
   ORDER_ADMISSION_MAX_LAG_MS: '0',
 };
 
-/** Starts all five services and the gateway in-process; `env` reaches them through the stack's configuration. */
+/** Starts every service and the gateway in-process; `env` reaches them through the stack's configuration. */
 export async function startSagaStack(env: NodeJS.ProcessEnv = {}): Promise<TestStack> {
-  return startStack({ services: ['product', 'inventory', 'order', 'payment', 'shipment'], gateway: true, env: { ...FAST_SAGA_ENV, ...env } });
+  return startStack({ services: SERVICE_NAMES, gateway: true, env: { ...FAST_SAGA_ENV, ...env } });
 }
 
 // ---------------------------------------------------------------------------------------------

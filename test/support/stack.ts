@@ -11,6 +11,7 @@ import {
   type Role,
   type RunningService,
   type ServiceName,
+  SERVICE_NAMES,
   gatewayCredentialHeaders,
   loadConfig,
   signToken,
@@ -34,6 +35,7 @@ export type TestGateway = RunningGateway;
 
 /** What to start. */
 export interface StackOptions {
+  /** Default: every service. */
   readonly services?: readonly ServiceName[];
   readonly gateway?: boolean;
   /** Count SQL statements per service (`stack.services.x.runtime.db.queryCount`). */
@@ -147,7 +149,7 @@ export async function postGraphQL<T = any>(
 
 /** Starts the given services (default: all five) and, if asked, the gateway in front of them. */
 export async function startStack(options: StackOptions = {}): Promise<TestStack> {
-  const names = options.services ?? (['product', 'inventory', 'order', 'payment', 'shipment'] as const);
+  const names = options.services ?? SERVICE_NAMES;
   // Stacks without inventory leave every order PENDING, which closes placeOrder's admission after
   // 2 s; admission control has a test of its own that turns it on.
   const config = isolatedConfig({ ORDER_ADMISSION_MAX_LAG_MS: '0', ...options.env });

@@ -5,15 +5,21 @@
  */
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import {
+  AddAddressDocument,
   BrowseProductsDocument,
   CancelOrderDocument,
+  MeDocument,
   MyOrdersDocument,
   OrderDocument,
   OrderUpdatedDocument,
   PlaceOrderDocument,
   ProductDocument,
+  RemoveAddressDocument,
   SearchProductsDocument,
+  SetDefaultAddressDocument,
   StockLevelChangedDocument,
+  UpdateAddressDocument,
+  UpdateMyProfileDocument,
 } from './generated/operations.ts';
 
 /** Queries and mutations: each becomes a method returning a promise of the typed `data`. */
@@ -32,6 +38,18 @@ export const requestDocuments = {
   myOrders: MyOrdersDocument,
   /** One of my orders with its timeline, payment and shipment; `order` is null for an unknown id. */
   order: OrderDocument,
+  /** My profile with my saved addresses, the default first; created from my token the first time. Needs a token. */
+  me: MeDocument,
+  /** Change my name, e-mail, phone or notification preferences: a field left out stays, "" clears it. */
+  updateMyProfile: UpdateMyProfileDocument,
+  /** Save a new address (at most 20); the first one, or one with `isDefault: true`, becomes the default. */
+  addAddress: AddAddressDocument,
+  /** Replace the fields of one of my saved addresses. */
+  updateAddress: UpdateAddressDocument,
+  /** Delete one of my saved addresses; if it was the default, the oldest remaining one becomes it. */
+  removeAddress: RemoveAddressDocument,
+  /** Make one of my saved addresses the default. */
+  setDefaultAddress: SetDefaultAddressDocument,
 } as const;
 
 /** Subscriptions: each becomes a method returning an async iterator of the typed `data`. */

@@ -2,6 +2,8 @@
 
 /** The data of each event type at its current version, by type. */
 export interface EventDataMap {
+  readonly CustomerRegistered: CustomerRegisteredData;
+  readonly CustomerUpdated: CustomerUpdatedData;
   readonly OrderCancelled: OrderCancelledData;
   readonly OrderConfirmed: OrderConfirmedData;
   readonly OrderPlaced: OrderPlacedData;
@@ -27,6 +29,8 @@ export interface EventDataMap {
 
 /** What each event type's current contract fixes in its envelope, and the data field that is its aggregate id. */
 export const EVENT_CONTRACTS = {
+  CustomerRegistered: { version: 1, source: 'customer', aggregateType: 'Customer', aggregateIdField: 'customerId' },
+  CustomerUpdated: { version: 1, source: 'customer', aggregateType: 'Customer', aggregateIdField: 'customerId' },
   OrderCancelled: { version: 1, source: 'order', aggregateType: 'Order', aggregateIdField: 'orderId' },
   OrderConfirmed: { version: 1, source: 'order', aggregateType: 'Order', aggregateIdField: 'orderId' },
   OrderPlaced: { version: 1, source: 'order', aggregateType: 'Order', aggregateIdField: 'orderId' },
@@ -49,6 +53,120 @@ export const EVENT_CONTRACTS = {
   StockReservationFailed: { version: 1, source: 'inventory', aggregateType: 'Order', aggregateIdField: 'orderId' },
   StockReserved: { version: 1, source: 'inventory', aggregateType: 'Order', aggregateIdField: 'orderId' },
 } as const;
+/**
+ * The CustomerRegistered payload: the profile as it is now, not a diff.
+ */
+export interface CustomerRegisteredData {
+  /**
+   * The customer id; also the envelope's aggregateId.
+   */
+  readonly customerId: string;
+  /**
+   * E-mail address; null until the customer gives one.
+   */
+  readonly email: string | null;
+  /**
+   * Display name; null until the customer gives one.
+   */
+  readonly name: string | null;
+  /**
+   * Phone number in E.164 form; null until the customer gives one.
+   */
+  readonly phone: string | null;
+  readonly notificationPreferences: NotificationPreferences;
+  /**
+   * Every saved address, the default first (exactly one is the default when there are any); empty when the customer has none.
+   *
+   * @maxItems 20
+   */
+  readonly addresses: readonly Address[];
+  /**
+   * The customer's version after this change: grows with every change, so consumers can drop stale or replayed events.
+   */
+  readonly version: number;
+}
+/**
+ * How a customer wants to hear from the shop.
+ */
+export interface NotificationPreferences {
+  /**
+   * Messages by e-mail.
+   */
+  readonly email: boolean;
+  /**
+   * Messages by SMS.
+   */
+  readonly sms: boolean;
+}
+/**
+ * A saved shipping address. Orders placed with its id keep a copy of it as it was then.
+ */
+export interface Address {
+  /**
+   * The address id.
+   */
+  readonly id: string;
+  /**
+   * The recipient's name.
+   */
+  readonly name: string;
+  /**
+   * Street and number.
+   */
+  readonly line1: string;
+  /**
+   * Apartment, floor, c/o; null when there is none.
+   */
+  readonly line2: string | null;
+  /**
+   * City or town.
+   */
+  readonly city: string;
+  /**
+   * Postal code.
+   */
+  readonly postalCode: string;
+  /**
+   * ISO 3166-1 alpha-2 country code.
+   */
+  readonly country: string;
+  /**
+   * Whether this is the customer's default address.
+   */
+  readonly isDefault: boolean;
+}
+/**
+ * The CustomerUpdated payload: the profile as it is now, not a diff.
+ */
+export interface CustomerUpdatedData {
+  /**
+   * The customer id; also the envelope's aggregateId.
+   */
+  readonly customerId: string;
+  /**
+   * E-mail address; null until the customer gives one.
+   */
+  readonly email: string | null;
+  /**
+   * Display name; null until the customer gives one.
+   */
+  readonly name: string | null;
+  /**
+   * Phone number in E.164 form; null until the customer gives one.
+   */
+  readonly phone: string | null;
+  readonly notificationPreferences: NotificationPreferences;
+  /**
+   * Every saved address, the default first (exactly one is the default when there are any); empty when the customer has none.
+   *
+   * @maxItems 20
+   */
+  readonly addresses: readonly Address[];
+  /**
+   * The customer's version after this change: grows with every change, so consumers can drop stale or replayed events.
+   */
+  readonly version: number;
+}
 /**
  * The OrderCancelled payload.
  */

@@ -14,13 +14,18 @@ import {
   SKU_PATTERN,
   apiError,
   badInput,
+  chars,
+  checkPostalAddress,
+  checkText,
   inTransaction,
+  isUuid,
   markOrder,
   requireAnyRole,
   uuidv7,
   type EntityManager,
   type EventSchemaRegistry,
   type Logger,
+  type PostalAddressInput,
   type Viewer,
 } from '@swiftcart/platform';
 import { CataloguePrice, Order, type OrderEntity, type ShippingAddressRecord } from './entities.ts';
@@ -63,14 +68,8 @@ export interface CommandDeps {
 export interface PlaceOrderArgs {
   readonly idempotencyKey: string;
   readonly items: readonly { readonly sku: string; readonly quantity: number }[];
-  readonly shippingAddress: {
-    readonly name: string;
-    readonly line1: string;
-    readonly line2?: string | null;
-    readonly city: string;
-    readonly postalCode: string;
-    readonly country: string;
-  };
+  readonly shippingAddress?: PostalAddressInput | null;
+  readonly shippingAddressId?: string | null;
   readonly paymentMethod: string;
 }
 
@@ -79,26 +78,45 @@ export interface Placement {
   readonly idempotencyKey: string;
   /** In the client's order. */
   readonly items: readonly SkuQuantity[];
-  readonly shippingAddress: ShippingAddressRecord;
+  /** The address to ship to: given in full, or the id of one of the customer's saved addresses. */
+  readonly shippingAddress: ShippingAddressRecord | { readonly savedAddressId: string };
   readonly paymentMethod: string;
 }
 
 const MAX_IDEMPOTENCY_KEY_LENGTH = 100;
 const MAX_PAYMENT_METHOD_LENGTH = 100;
-const COUNTRY_PATTERN = /^[A-Z]{2}$/;
-
-/** Length in characters (code points), as Postgres `length()` and JSON Schema count. */
-function chars(value: string): number {
-  return Array.from(value).length;
+/** Exactly one of `shippingAddress` and `shippingAddressId`, checked. */
+function checkShipTo(input: PlaceOrderArgs): Placement['shippingAddress'] {
+  if (input.shippingAddress != null && input.shippingAddressId != null) {
+    throw badInput('Give "input.shippingAddress" or "input.shippingAddressId", not both', 'input.shippingAddressId');
+  }
+  if (input.shippingAddressId != null) {
+    if (!isUuid(input.shippingAddressId)) throw badInput('"input.shippingAddressId" must be an address id (a UUID)', 'input.shippingAddressId');
+    return { savedAddressId: input.shippingAddressId.toLowerCase() };
+  }
+  if (input.shippingAddress == null)
+    throw badInput('Give "input.shippingAddress" or "input.shippingAddressId": where to ship the order', 'input.shippingAddress');
+  return checkPostalAddress(input.shippingAddress, 'input.shippingAddress');
 }
 
-function text(value: string, field: string, min: number, max: number): string {
-  const trimmed = value.trim();
-  const length = chars(trimmed);
-  if (length < min || length > max) {
-    throw badInput(min > 0 ? `"${field}" must be ${min} to ${max} characters` : `"${field}" must be at most ${max} characters`, field);
+/**
+ * The address to ship to: the one given, or a copy of the customer's saved address (from the
+ * replica the customer events feed); BAD_USER_INPUT for an id that is not one of theirs.
+ */
+async function shippingAddressOf(em: EntityManager, customerId: string, placement: Placement): Promise<ShippingAddressRecord> {
+  const shipTo = placement.shippingAddress;
+  if (!('savedAddressId' in shipTo)) return shipTo;
+  const [saved] = await em.execute<{ address: ShippingAddressRecord }[]>('select address from customer_address where id = ? and customer_id = ?', [
+    shipTo.savedAddressId,
+    customerId,
+  ]);
+  if (!saved) {
+    throw badInput(
+      '"input.shippingAddressId" is none of your saved addresses (one saved a moment ago may take a moment to reach the order service)',
+      'input.shippingAddressId',
+    );
   }
-  return trimmed;
+  return saved.address;
 }
 
 /**
@@ -126,21 +144,8 @@ export function checkPlaceOrderInput(input: PlaceOrderArgs): Placement {
     }
     return { sku: item.sku, quantity: item.quantity };
   });
-  const address = input.shippingAddress;
-  const country = address.country.trim();
-  if (!COUNTRY_PATTERN.test(country)) {
-    throw badInput('"input.shippingAddress.country" must be an ISO 3166-1 alpha-2 code in upper case, e.g. DE', 'input.shippingAddress.country');
-  }
-  const line2 = address.line2 == null ? '' : text(address.line2, 'input.shippingAddress.line2', 0, 200);
-  const shippingAddress: ShippingAddressRecord = {
-    name: text(address.name, 'input.shippingAddress.name', 1, 200),
-    line1: text(address.line1, 'input.shippingAddress.line1', 1, 200),
-    line2: line2 === '' ? null : line2,
-    city: text(address.city, 'input.shippingAddress.city', 1, 100),
-    postalCode: text(address.postalCode, 'input.shippingAddress.postalCode', 1, 20),
-    country,
-  };
-  const paymentMethod = text(input.paymentMethod, 'input.paymentMethod', 1, MAX_PAYMENT_METHOD_LENGTH);
+  const shippingAddress = checkShipTo(input);
+  const paymentMethod = checkText(input.paymentMethod, 'input.paymentMethod', 1, MAX_PAYMENT_METHOD_LENGTH);
   return { idempotencyKey: key, items, shippingAddress, paymentMethod };
 }
 
@@ -255,6 +260,7 @@ export async function placeOrder(em: EntityManager, viewer: Viewer, input: Place
       const existing = await findByKey(tx, customerId, placement.idempotencyKey);
       if (existing) return replay(existing, hash);
       const items = await priceLines(tx, placement.items);
+      const shippingAddress = await shippingAddressOf(tx, customerId, placement);
       const now = deps.now?.() ?? new Date();
       const orderId = uuidv7(now.getTime());
       markOrder(orderId);
@@ -279,7 +285,7 @@ export async function placeOrder(em: EntityManager, viewer: Viewer, input: Place
         {
           idempotencyKey: placement.idempotencyKey,
           requestHash: hash,
-          shippingAddress: placement.shippingAddress,
+          shippingAddress,
         },
         now,
       );

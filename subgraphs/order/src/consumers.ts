@@ -1,6 +1,6 @@
 /**
- * What the order service consumes (ADR 0008): the product events that feed its price replica, and
- * the participants' events that move the saga. Each handler runs inside the inbox transaction of
+ * What the order service consumes (ADR 0008): the product events that feed its price replica, the
+ * customer events that feed its copy of saved addresses, and the participants' events that move the saga. Each handler runs inside the inbox transaction of
  * its event (platform/src/inbox.ts): its writes, and the order events it enqueues, commit together
  * with the inbox row or not at all, so a redelivered event changes nothing.
  */
@@ -24,6 +24,7 @@ import { announceChanges, applyDecision, loadSaga, loadSagas, stageDecision } fr
 /** The consumer (and inbox) names. */
 export const CATALOGUE_CONSUMER = 'order.catalogue';
 export const SAGA_CONSUMER = 'order.saga';
+export const CUSTOMER_CONSUMER = 'order.customers';
 
 /** The participants' event types the saga takes. */
 type ParticipantEventType = (typeof PARTICIPANT_EVENT_TYPES)[number];
@@ -67,6 +68,34 @@ const onProductDiscontinued: EventHandler<EventOf<'ProductDiscontinued'>> = asyn
     [sku, version],
   );
   if (applied.length === 0) ctx.log.debug({ sku, version, eventId: event.id }, 'stale product event ignored');
+};
+
+/**
+ * CustomerRegistered / CustomerUpdated: replaces the customer's copy of saved addresses, but only
+ * when the event's customer version is newer than the copy's; the version row is written first
+ * (one statement), so two events of one customer apply one after the other.
+ */
+const onCustomerChanged: EventHandler<AnyEventOf<'CustomerRegistered' | 'CustomerUpdated'>> = async (em, event, ctx) => {
+  const { customerId, addresses, version } = event.data;
+  const applied = await em.execute<{ customer_id: string }[]>(
+    `
+    insert into customer_replica (customer_id, version, updated_at) values (?, ?, now())
+    on conflict (customer_id) do update set version = excluded.version, updated_at = now()
+      where customer_replica.version < excluded.version
+    returning customer_id`,
+    [customerId, version],
+  );
+  if (applied.length === 0) {
+    ctx.log.debug({ customerId, version, eventId: event.id }, 'stale customer event ignored');
+    return;
+  }
+  await em.execute('delete from customer_address where customer_id = ?', [customerId]);
+  if (addresses.length === 0) return;
+  await em.execute(
+    `insert into customer_address (id, customer_id, address)
+     select (a->>'id')::uuid, ?, a - 'id' - 'isDefault' from jsonb_array_elements(?::jsonb) as a`,
+    [customerId, JSON.stringify(addresses)],
+  );
 };
 
 /**
@@ -143,6 +172,10 @@ export function orderConsumers(deps: { readonly registry: EventSchemaRegistry; r
     defineConsumer({
       consumer: CATALOGUE_CONSUMER,
       handlers: { ProductCreated: onProductChanged, ProductUpdated: onProductChanged, ProductDiscontinued: onProductDiscontinued },
+    }),
+    defineConsumer({
+      consumer: CUSTOMER_CONSUMER,
+      handlers: { CustomerRegistered: onCustomerChanged, CustomerUpdated: onCustomerChanged },
     }),
     defineConsumer({
       consumer: SAGA_CONSUMER,

@@ -1,5 +1,5 @@
 import { defineEntity, p } from '@mikro-orm/core';
-import type { Money } from '@swiftcart/platform';
+import type { Money, PostalAddress } from '@swiftcart/platform';
 
 /** Where an order is in its saga; mirrors the GraphQL enum and the `orders.status` check. */
 export const ORDER_STATUSES = ['PENDING', 'AWAITING_PAYMENT', 'CONFIRMED', 'SHIPPED', 'DELIVERED', 'REJECTED', 'CANCELLED'] as const;
@@ -10,15 +10,11 @@ export const CATALOGUE_STATUSES = ['ACTIVE', 'DISCONTINUED'] as const;
 export type CatalogueStatus = (typeof CATALOGUE_STATUSES)[number];
 
 /** Where an order is shipped to: the `orders.shipping_address` JSON document and the API's ShippingAddress. */
-export interface ShippingAddressRecord {
-  readonly name: string;
-  readonly line1: string;
-  /** Null when the customer gave none. */
-  readonly line2: string | null;
-  readonly city: string;
-  readonly postalCode: string;
-  /** ISO 3166-1 alpha-2, upper case. */
-  readonly country: string;
+export type ShippingAddressRecord = PostalAddress;
+
+/** A customer as the order subgraph knows them: by id (the profile is the customer subgraph's). */
+export interface CustomerReference {
+  readonly id: string;
 }
 
 /**

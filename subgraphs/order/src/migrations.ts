@@ -99,9 +99,38 @@ class AddPendingCreatedIndex extends Migration {
   }
 }
 
+/**
+ * The customers' saved addresses, copied from CustomerRegistered / CustomerUpdated, so placeOrder
+ * can ship to one by its id without asking the customer service. `customer_replica` holds the
+ * version each customer's copy is at: an older event changes nothing.
+ */
+class AddCustomerAddressReplica extends Migration {
+  override up(): void {
+    this.addSql(`
+      create table customer_replica (
+        customer_id text primary key check (length(customer_id) between 1 and 200),
+        version integer not null check (version >= 1),
+        updated_at timestamptz not null default now()
+      )`);
+    this.addSql(`
+      create table customer_address (
+        id uuid primary key,
+        customer_id text not null references customer_replica (customer_id) on delete cascade,
+        address jsonb not null
+      )`);
+    this.addSql('create index customer_address_customer_idx on customer_address (customer_id)');
+  }
+
+  override down(): void {
+    this.addSql('drop table if exists customer_address');
+    this.addSql('drop table if exists customer_replica');
+  }
+}
+
 /** The order database's migrations, in order. */
 export const migrations: readonly NamedMigration[] = [
   { name: '0001_create_orders', class: CreateOrders },
   { name: '0002_orders_shipping_and_payment', class: AddShippingAddressAndPaymentMethod },
   { name: '0003_orders_pending_created_idx', class: AddPendingCreatedIndex },
+  { name: '0004_customer_address_replica', class: AddCustomerAddressReplica },
 ];

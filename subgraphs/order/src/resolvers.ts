@@ -46,18 +46,19 @@ function owned<T>(ctx: OrderContext, order: OrderRecord, value: T): T {
   return value;
 }
 
+/** A page of one customer's orders, primed so that a later Order field or reference in the same request costs no query. */
+async function ordersOf(ctx: OrderContext, customerId: string, args: { first?: number | null; after?: string | null }) {
+  const page = await listCustomerOrders(ctx.em, customerId, args);
+  for (const edge of page.edges) ctx.orders.prime(edge.node.id, edge.node);
+  return page;
+}
+
 /** The order subgraph's resolvers; `deps` is what the mutations need, `runtime` feeds `orderUpdated`. */
 export function orderResolvers(deps: CommandDeps, runtime: Pick<ServiceRuntime, 'live' | 'config'>): Resolvers {
   return {
     Query: {
       order: (_, { id }, ctx) => readOrder(ctx, id, 'id'),
-      myOrders: async (_, args, ctx) => {
-        const customerId = requireOrderAccess(ctx.viewer, 'your orders');
-        const page = await listCustomerOrders(ctx.em, customerId, args);
-        // A later Order field or reference in the same request then costs no query.
-        for (const edge of page.edges) ctx.orders.prime(edge.node.id, edge.node);
-        return page;
-      },
+      myOrders: (_, args, ctx) => ordersOf(ctx, requireOrderAccess(ctx.viewer, 'your orders'), args),
     },
     Mutation: {
       placeOrder: async (_, { input }, ctx) => committedOrder(ctx, await placeOrder(ctx.em, ctx.viewer, input, deps)),
@@ -86,8 +87,17 @@ export function orderResolvers(deps: CommandDeps, runtime: Pick<ServiceRuntime, 
         resolve: (order: OrderRecord) => order,
       },
     },
+    Customer: {
+      __resolveReference: (reference) => ({ id: reference.id }),
+      orders: (customer, args, ctx) => {
+        requireOrderAccess(ctx.viewer, 'the orders of a customer');
+        if (!canRead(ctx.viewer, customer.id)) throw apiError(ErrorCode.Forbidden, 'A customer may read only their own orders', { id: customer.id });
+        return ordersOf(ctx, customer.id, args);
+      },
+    },
     Order: {
       __resolveReference: (reference, ctx) => readOrder(ctx, reference.id, 'id'),
+      customer: (order) => ({ id: order.customerId }),
       total: (order) => ({ amount: order.totalAmount, currency: order.currency }),
       shippingAddress: (order, _, ctx) => owned(ctx, order, order.shippingAddress),
       paymentMethod: (order, _, ctx) => owned(ctx, order, order.paymentMethod),

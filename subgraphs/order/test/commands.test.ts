@@ -11,13 +11,14 @@ import { SagaRejection, initialOrderSagaState } from '../src/saga.ts';
 import { orderSettings } from '../src/settings.ts';
 import { sagaState } from '../src/store.ts';
 
+const ADDRESS = { name: 'Ada Lovelace', line1: 'Hauptstraße 1', city: 'Berlin', postalCode: '10115', country: 'DE' };
 const INPUT: PlaceOrderArgs = {
   idempotencyKey: 'checkout-1',
   items: [
     { sku: 'TEE-M', quantity: 1 },
     { sku: 'MUG-BLUE', quantity: 2 },
   ],
-  shippingAddress: { name: 'Ada Lovelace', line1: 'Hauptstraße 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
+  shippingAddress: ADDRESS,
   paymentMethod: 'tok_visa',
 };
 
@@ -88,7 +89,7 @@ describe('checkPlaceOrderInput', () => {
     const placement = checkPlaceOrderInput({
       ...INPUT,
       paymentMethod: ' tok_visa ',
-      shippingAddress: { ...INPUT.shippingAddress, name: ' Ada Lovelace ', line2: '   ' },
+      shippingAddress: { ...ADDRESS, name: ' Ada Lovelace ', line2: '   ' },
     });
     assert.equal(placement.paymentMethod, 'tok_visa');
     assert.deepEqual(placement.shippingAddress, {
@@ -140,17 +141,39 @@ describe('checkPlaceOrderInput', () => {
       'input.idempotencyKey',
     );
     assert.equal(
-      field(() => checkPlaceOrderInput({ ...INPUT, shippingAddress: { ...INPUT.shippingAddress, country: 'DEU' } })),
+      field(() => checkPlaceOrderInput({ ...INPUT, shippingAddress: { ...ADDRESS, country: 'DEU' } })),
       'input.shippingAddress.country',
     );
     assert.equal(
-      field(() => checkPlaceOrderInput({ ...INPUT, shippingAddress: { ...INPUT.shippingAddress, line1: 'x'.repeat(201) } })),
+      field(() => checkPlaceOrderInput({ ...INPUT, shippingAddress: { ...ADDRESS, line1: 'x'.repeat(201) } })),
       'input.shippingAddress.line1',
     );
     assert.equal(
       field(() => checkPlaceOrderInput({ ...INPUT, paymentMethod: '' })),
       'input.paymentMethod',
     );
+  });
+
+  test('ships to a full address or a saved one by id: exactly one of them', () => {
+    const savedId = '01900000-0000-7000-8000-0000000000AB';
+    assert.deepEqual(checkPlaceOrderInput({ ...INPUT, shippingAddress: null, shippingAddressId: savedId }).shippingAddress, {
+      savedAddressId: savedId.toLowerCase(),
+    });
+    assert.equal(
+      field(() => checkPlaceOrderInput({ ...INPUT, shippingAddressId: savedId })),
+      'input.shippingAddressId',
+    );
+    assert.equal(
+      field(() => checkPlaceOrderInput({ ...INPUT, shippingAddress: null })),
+      'input.shippingAddress',
+    );
+    assert.equal(
+      field(() => checkPlaceOrderInput({ ...INPUT, shippingAddress: null, shippingAddressId: 'home' })),
+      'input.shippingAddressId',
+    );
+    const viaId = (id: string) => requestHash(checkPlaceOrderInput({ ...INPUT, shippingAddress: null, shippingAddressId: id }));
+    assert.equal(viaId(savedId), viaId(savedId.toLowerCase()), 'the id in any case is the same request');
+    assert.notEqual(viaId(savedId), requestHash(checkPlaceOrderInput(INPUT)), 'a saved address is another request than a typed one');
   });
 
   test('counts characters, not UTF-16 units', () => {
@@ -191,8 +214,8 @@ describe('requestHash', () => {
         ],
       },
       { ...INPUT, items: [{ sku: 'TEE-M', quantity: 1 }] },
-      { ...INPUT, shippingAddress: { ...INPUT.shippingAddress, line2: 'c/o Babbage' } },
-      { ...INPUT, shippingAddress: { ...INPUT.shippingAddress, postalCode: '10117' } },
+      { ...INPUT, shippingAddress: { ...ADDRESS, line2: 'c/o Babbage' } },
+      { ...INPUT, shippingAddress: { ...ADDRESS, postalCode: '10117' } },
       { ...INPUT, paymentMethod: 'tok_decline' },
     ]) {
       assert.notEqual(hash(other), base, JSON.stringify(other));
