@@ -6,7 +6,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestStack } from '../support/stack.ts';
-import { type SagaSystem, PLACE_ORDER, orderInput, placeOrder, startSeededSaga, waitFor } from '../support/saga.ts';
+import { randomUUID } from 'node:crypto';
+import { newEvent } from '@swiftcart/platform';
+import { type SagaSystem, PLACE_ORDER, drainSystem, orderInput, placeOrder, startSeededSaga, waitFor } from '../support/saga.ts';
 
 const ME_WITH_ORDERS = `query { me { id name orders(first: 5) { totalCount edges { node { id status customer { id name } } } } } }`;
 const ORDER_CUSTOMER = `query ($id: ID!) { order(id: $id) { id customer { id name orders(first: 1) { totalCount } } } }`;
@@ -113,5 +115,25 @@ describe('customers and their orders through the gateway', () => {
       variables: { input: { ...orderInput([{ sku: 'CUST-ORD-1', quantity: 1 }], 'tok_visa', 'saved-address-3'), shippingAddressId: homeId } },
     });
     assert.equal(both.errors?.[0]?.extensions?.field, 'input.shippingAddressId', 'an address and an id at once is refused');
+
+    // A late, older CustomerUpdated (version 1) naming another address changes nothing in the copy.
+    const staleAddressId = randomUUID();
+    const stale = newEvent('CustomerUpdated', {
+      customerId: 'orders-alice',
+      email: null,
+      name: null,
+      phone: null,
+      notificationPreferences: { email: true, sms: false },
+      addresses: [{ id: staleAddressId, ...HOME, line2: null, isDefault: true }],
+      version: 1,
+    });
+    await system.kafka.publish('customer.events.v1', [{ key: 'orders-alice', value: JSON.stringify(stale), headers: { id: stale.id, type: stale.type } }]);
+    await drainSystem(system);
+    const handled = await system.em('order').execute('select 1 from inbox where consumer = ? and event_id = ?', ['order.customers', stale.id]);
+    assert.equal(handled.length, 1, 'the order service took the stale event (not dead-lettered)');
+    const viaStale = await place(alice, 'saved-address-4', staleAddressId);
+    assert.equal(viaStale.errors?.[0]?.extensions?.field, 'input.shippingAddressId', 'the stale address never reached the copy');
+    const viaCurrent = await place(alice, 'saved-address-5', homeId);
+    assert.equal(viaCurrent.errors, undefined, JSON.stringify(viaCurrent.errors));
   });
 });

@@ -103,10 +103,14 @@ function checkAddressId(id: string): void {
 /** Customers by id, each with its addresses: two queries, whatever the number of ids. */
 export async function findCustomers(em: EntityManager, ids: readonly string[]): Promise<Map<string, CustomerRecord>> {
   if (ids.length === 0) return new Map();
-  const fork = em.fork();
-  const [rows, addresses] = await Promise.all([fork.find(Customer, { id: { $in: [...ids] } }), em.fork().find(Address, { customerId: { $in: [...ids] } })]);
-  const byCustomer = Map.groupBy(addresses, (a) => a.customerId);
-  return new Map(rows.map((row) => [row.id, toCustomerRecord(row, byCustomer.get(row.id) ?? [])]));
+  const [rows, addresses] = await Promise.all([em.fork().find(Customer, { id: { $in: [...ids] } }), addressesOf(em, ids)]);
+  return new Map(rows.map((row) => [row.id, toCustomerRecord(row, addresses.get(row.id) ?? [])]));
+}
+
+/** The addresses of `ids`, by customer: one query. */
+async function addressesOf(em: EntityManager, ids: readonly string[]): Promise<Map<string, AddressEntity[]>> {
+  if (ids.length === 0) return new Map();
+  return Map.groupBy(await em.fork().find(Address, { customerId: { $in: [...ids] } }), (a) => a.customerId);
 }
 
 /** `%` and `_` match themselves in a search, not any text. */
@@ -125,11 +129,12 @@ export async function listCustomers(em: EntityManager, args: { first?: number | 
     em.fork().find(Customer, where, { orderBy: { id: 'asc' }, limit: size + 1 }),
     em.fork().count(Customer, matching),
   ]);
-  const found = await findCustomers(
+  // The page's rows are already here: only their addresses are read.
+  const addresses = await addressesOf(
     em,
     rows.map((row) => row.id),
   );
-  const records = rows.map((row) => found.get(row.id)!);
+  const records = rows.map((row) => toCustomerRecord(row, addresses.get(row.id) ?? []));
   return toConnection(records, size, (c) => c.id, totalCount);
 }
 
@@ -179,8 +184,15 @@ async function changeCustomer(
   change: (tx: EntityManager, row: CustomerEntity, addresses: AddressEntity[]) => Promise<void> | void,
 ): Promise<CustomerRecord> {
   return em.transactional(async (tx) => {
-    await register(tx, customerId);
-    const row = await tx.findOneOrFail(Customer, { id: customerId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    const lock = () => tx.findOne(Customer, { id: customerId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    // Only a customer without a profile pays for the insert; two such first requests both insert
+    // `on conflict do nothing`, and the lock then orders them.
+    let row = await lock();
+    if (!row) {
+      await register(tx, customerId);
+      row = await lock();
+      if (!row) throw new Error(`customer ${customerId} vanished after it was registered`);
+    }
     const addresses = await tx.find(Address, { customerId });
     await change(tx, row, addresses);
     // Address rows are part of the customer: any change makes a new version of it.
