@@ -275,21 +275,21 @@ async function main(): Promise<number> {
     for (const { name, service, port } of instances) {
       if (await answers(`${origin(config, port)}/healthz`)) throw new Error(`port ${port} (${name}) is taken; set ${service.toUpperCase()}_PORT`);
     }
-    const services = instances.map(({ name, service, role, port }) => {
-      const readyUrl = `${origin(config, port)}/readyz`;
-      const env = { SUBGRAPH_SECRET: subgraphSecret, SERVICE_ROLE: role, [`${service.toUpperCase()}_PORT`]: String(port) };
-      return { name, port, readyUrl, process: supervise(name, `subgraphs/${service}/src/main.ts`, env, readyUrl) };
-    });
-    await Promise.all(services.map((s) => waitReady(s.name, path.join(LOG_DIR, `${s.name}.log`), s.process, s.readyUrl)));
-    say(`subgraphs ready: ${services.map((s) => `${s.name} :${s.port} (pid ${s.process.pid})`).join(', ')}`);
     // The supergraph names the default ports; a service moved with <NAME>_PORT, or run as
-    // replicas, must be found there.
+    // replicas, must be found there: by the gateway, and by a service that calls another (cart).
     const subgraphUrls = Object.fromEntries(
       SERVICE_NAMES.map((n) => [
         `${n.toUpperCase()}_URL`,
         (config.subgraphUrls[n] ?? instances.filter((i) => i.service === n && servesApi(i.role)).map((i) => `${origin(config, i.port)}/graphql`)).join(','),
       ]),
     );
+    const services = instances.map(({ name, service, role, port }) => {
+      const readyUrl = `${origin(config, port)}/readyz`;
+      const env = { ...subgraphUrls, SUBGRAPH_SECRET: subgraphSecret, SERVICE_ROLE: role, [`${service.toUpperCase()}_PORT`]: String(port) };
+      return { name, port, readyUrl, process: supervise(name, `subgraphs/${service}/src/main.ts`, env, readyUrl) };
+    });
+    await Promise.all(services.map((s) => waitReady(s.name, path.join(LOG_DIR, `${s.name}.log`), s.process, s.readyUrl)));
+    say(`subgraphs ready: ${services.map((s) => `${s.name} :${s.port} (pid ${s.process.pid})`).join(', ')}`);
     const gatewayReady = `${origin(config, config.gatewayPort)}/readyz`;
     const gateway = supervise(
       'gateway',

@@ -50,6 +50,7 @@ const VARIABLES: Readonly<Record<string, unknown>> = {
   skus: Array.from({ length: 100 }, (_, i) => `SKU-${i}`),
   id: '01900000-0000-7000-8000-000000000000',
   orderId: '01900000-0000-7000-8000-000000000000',
+  quantity: 1,
   reason: 'changed my mind',
   filter: { search: 'mug' },
   input: {
@@ -65,6 +66,7 @@ const INPUT_BY_OPERATION: Readonly<Record<string, unknown>> = {
   UpdateMyProfile: { name: 'Ada', email: 'ada@example.com', notificationPreferences: { sms: false } },
   AddAddress: { name: 'Ada', line1: '1 Main St', city: 'Berlin', postalCode: '10115', country: 'DE', isDefault: true },
   UpdateAddress: { name: 'Ada', line1: '1 Main St', city: 'Berlin', postalCode: '10115', country: 'DE' },
+  Checkout: { idempotencyKey: 'k-1', shippingAddressId: '01900000-0000-7000-8000-000000000000', paymentMethod: 'tok_visa' },
 };
 
 /** Lexical tokens of `text`, as the parser counts them. */

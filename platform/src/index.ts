@@ -33,3 +33,5 @@ export * from './input.ts';
 export * from './reasons.ts';
 export * from './metrics.ts';
 export * from './messaging-tracing.ts';
+export * from './catalogue.ts';
+export * from './peer.ts';

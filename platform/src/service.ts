@@ -76,6 +76,12 @@ export interface ServiceModule<TContext extends RequestContext = RequestContext,
    * configuration tables are generated from it (`npm run docs:config`).
    */
   readonly settings?: SettingsSchema<TSettings>;
+  /**
+   * The services whose subgraphs it calls directly (platform/src/peer.ts): the cart calls the order
+   * and inventory services. Whoever starts a stack starts these first and hands over their URLs
+   * (`<SERVICE>_URL`).
+   */
+  readonly peers?: readonly ServiceName[];
   /** Extra topics to create at start-up (its events topic and those it consumes are created anyway). */
   readonly topics?: readonly TopicSpec[];
   /**

@@ -187,16 +187,16 @@ export async function startSeededSaga(skus: readonly SeedSku[], env: NodeJS.Proc
   }
 }
 
-/** Waits until the order service's `catalogue_price` replica holds every one of `skus`. */
-export async function waitForReplica(system: SagaSystem, skus: readonly string[], timeoutMs = 20_000): Promise<void> {
+/** Waits until a service's `catalogue_price` replica (the order service's by default) holds every one of `skus`. */
+export async function waitForReplica(system: SagaSystem, skus: readonly string[], timeoutMs = 20_000, service: ServiceName = 'order'): Promise<void> {
   let seen: string[] = [];
   await waitFor(
     async () => {
-      const rows = await system.em('order').execute<{ sku: string }[]>('select sku from catalogue_price where sku in (?)', [[...skus]]);
+      const rows = await system.em(service).execute<{ sku: string }[]>('select sku from catalogue_price where sku in (?)', [[...skus]]);
       seen = rows.map((r) => r.sku);
       return seen.length === new Set(skus).size ? true : undefined;
     },
-    `the order service's price replica to hold ${skus.join(', ')}`,
+    `the ${service} service's price replica to hold ${skus.join(', ')}`,
     timeoutMs,
     () => ({ replicated: seen }),
     100,
@@ -618,7 +618,9 @@ export async function startProcessStack(
   let gateway: { url: string; close(): Promise<void> } | null = null;
   let gatewayChild: ChildService | null = null;
   let gatewayEnv: NodeJS.ProcessEnv = childEnv;
-  const envOf = (child: ChildService) => (child.name === 'gateway' ? gatewayEnv : childEnv);
+  /** Each service child's environment: the stack's, plus where the services started before it listen (the cart calls order and inventory). */
+  const serviceEnvs = new Map<string, NodeJS.ProcessEnv>();
+  const envOf = (child: ChildService) => (child.name === 'gateway' ? gatewayEnv : (serviceEnvs.get(child.label) ?? childEnv));
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
@@ -646,7 +648,10 @@ export async function startProcessStack(
     const child = async (name: ServiceName, label: string, role: ServiceRole): Promise<ChildService> => {
       const port = await freePort();
       const output: string[] = [];
-      return { name, label, role, port, url: `http://127.0.0.1:${port}/graphql`, process: spawnService(name, port, childEnv, output, label, role), output };
+      const started = Object.entries(replicas).filter(([, list]) => list.length > 0);
+      const env = { ...childEnv, ...Object.fromEntries(started.map(([peer, list]) => [`${peer.toUpperCase()}_URL`, list.map((c) => c.url).join(',')])) };
+      serviceEnvs.set(label, env);
+      return { name, label, role, port, url: `http://127.0.0.1:${port}/graphql`, process: spawnService(name, port, env, output, label, role), output };
     };
     for (const name of SERVICE_NAMES) {
       replicas[name] = [];

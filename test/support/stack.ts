@@ -163,11 +163,18 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     await clearRedisPrefix(config);
   };
   try {
-    await Promise.all(
-      names.map(async (name) => {
-        services[name] = await startService(await loadServiceModule(name), { config, port: 0, countQueries: options.countQueries, log: options.log?.(name) });
-      }),
-    );
+    const modules = new Map(await Promise.all(names.map(async (name) => [name, await loadServiceModule(name)] as const)));
+    const start = async (name: ServiceName, serviceConfig: Config) => {
+      services[name] = await startService(modules.get(name)!, { config: serviceConfig, port: 0, countQueries: options.countQueries, log: options.log?.(name) });
+    };
+    // Services that call others (the cart) start second, told where the first ones listen.
+    const callers = names.filter((name) => modules.get(name)!.peers?.length);
+    await Promise.all(names.filter((name) => !callers.includes(name)).map((name) => start(name, config)));
+    const peerUrls = Object.fromEntries(Object.entries(services).map(([name, s]) => [`${name.toUpperCase()}_URL`, s.url]));
+    if (callers.length) {
+      const callerConfig = loadConfig({ ...config.vars, ...peerUrls });
+      await Promise.all(callers.map((name) => start(name, callerConfig)));
+    }
     if (options.gateway) {
       const { startGateway } = await import('../../gateway/src/gateway.ts');
       const subgraphUrls = Object.fromEntries(Object.entries(services).map(([name, s]) => [name, s.url]));

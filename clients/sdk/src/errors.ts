@@ -29,6 +29,10 @@ export const ErrorCode = {
   OrderNotCancellable: 'ORDER_NOT_CANCELLABLE',
   /** `placeOrder` for a discontinued sku. */
   ProductUnavailable: 'PRODUCT_UNAVAILABLE',
+  /** `addToCart` or `updateCartItem` beyond the units allowed per line or the lines allowed per cart; `extensions.limit` gives the limit. */
+  CartLimitExceeded: 'CART_LIMIT_EXCEEDED',
+  /** `checkout` of an empty cart. */
+  CartEmpty: 'CART_EMPTY',
   /** A shipment change that does not fit its current status. */
   InvalidTransition: 'INVALID_TRANSITION',
   /** The HTTP body is not valid JSON (HTTP 400). */

@@ -6,6 +6,13 @@
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import {
   AddAddressDocument,
+  AddToCartDocument,
+  CartUpdatedDocument,
+  CheckoutDocument,
+  ClearCartDocument,
+  MyCartDocument,
+  RemoveFromCartDocument,
+  UpdateCartItemDocument,
   BrowseProductsDocument,
   CancelOrderDocument,
   MeDocument,
@@ -50,6 +57,18 @@ export const requestDocuments = {
   removeAddress: RemoveAddressDocument,
   /** Make one of my saved addresses the default. */
   setDefaultAddress: SetDefaultAddressDocument,
+  /** My cart, shared by every tab and device, with current prices, live stock and warnings; empty when I have none. */
+  myCart: MyCartDocument,
+  /** Add units of a sku to my cart (to its line when it is there already); answers the cart. */
+  addToCart: AddToCartDocument,
+  /** Set the quantity of a line of my cart; 0 removes it. */
+  updateCartItem: UpdateCartItemDocument,
+  /** Remove a line from my cart. */
+  removeFromCart: RemoveFromCartDocument,
+  /** Empty my cart. */
+  clearCart: ClearCartDocument,
+  /** Place my cart as an order (prices from the catalogue, not the cart); reuse `input.idempotencyKey` to retry safely. */
+  checkout: CheckoutDocument,
 } as const;
 
 /** Subscriptions: each becomes a method returning an async iterator of the typed `data`. */
@@ -58,6 +77,8 @@ export const subscriptionDocuments = {
   stockLevelChanged: StockLevelChangedDocument,
   /** Follow one of my orders: the order as it is now, then after every change of its status or timeline. */
   orderUpdated: OrderUpdatedDocument,
+  /** Follow my cart: as it is now, then after every change from any tab or device. */
+  cartUpdated: CartUpdatedDocument,
 } as const;
 
 /** The `data` type of a typed document. */

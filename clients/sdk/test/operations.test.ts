@@ -68,7 +68,7 @@ function checkCopy(change: (dir: string) => void): { status: number | null; outp
 describe('storefront operations', () => {
   it('every operation and fragment is named and has a leading # comment saying what it is for', () => {
     const files = readdirSync(OPERATIONS_DIR).filter((f) => f.endsWith('.graphql'));
-    assert.deepEqual(files.sort(), ['customer.graphql', 'live.graphql', 'orders.graphql', 'products.graphql']);
+    assert.deepEqual(files.sort(), ['cart.graphql', 'customer.graphql', 'live.graphql', 'orders.graphql', 'products.graphql']);
     const undocumented: string[] = [];
     let definitions = 0;
     for (const file of files) {
@@ -84,7 +84,7 @@ describe('storefront operations', () => {
       }
     }
     assert.deepEqual(undocumented, []);
-    assert.equal(definitions, 20, '15 operations and 5 fragments');
+    assert.equal(definitions, 28, '22 operations and 6 fragments');
   });
 
   it('every generated document is an SDK method of its kind, named after the operation', () => {
@@ -102,20 +102,26 @@ describe('storefront operations', () => {
     }
     assert.deepEqual(Object.keys(requestDocuments).sort(), [
       'addAddress',
+      'addToCart',
       'browseProducts',
       'cancelOrder',
+      'checkout',
+      'clearCart',
       'me',
+      'myCart',
       'myOrders',
       'order',
       'placeOrder',
       'product',
       'removeAddress',
+      'removeFromCart',
       'searchProducts',
       'setDefaultAddress',
       'updateAddress',
+      'updateCartItem',
       'updateMyProfile',
     ]);
-    assert.deepEqual(Object.keys(subscriptionDocuments).sort(), ['orderUpdated', 'stockLevelChanged']);
+    assert.deepEqual(Object.keys(subscriptionDocuments).sort(), ['cartUpdated', 'orderUpdated', 'stockLevelChanged']);
   });
 
   it('graphql-codegen --check passes on the checked-in operations and fails on a changed one', () => {

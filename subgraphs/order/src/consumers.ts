@@ -10,9 +10,9 @@ import {
   type BatchEventHandler,
   type ConsumerSpec,
   type EventHandler,
-  type EventOf,
   type EventSchemaRegistry,
   type TypedEventHandlers,
+  catalogueConsumer,
   defineConsumer,
   enqueueEvents,
 } from '@swiftcart/platform';
@@ -28,47 +28,6 @@ export const CUSTOMER_CONSUMER = 'order.customers';
 
 /** The participants' event types the saga takes. */
 type ParticipantEventType = (typeof PARTICIPANT_EVENT_TYPES)[number];
-
-/**
- * ProductCreated / ProductUpdated: upserts the sku's price, currency and status, but only when the
- * event's product version is newer than the stored one, so a stale or replayed event never
- * overwrites a newer price. One statement, so two events of one sku cannot interleave.
- */
-const onProductChanged: EventHandler<AnyEventOf<'ProductCreated' | 'ProductUpdated'>> = async (em, event, ctx) => {
-  const { sku, price, status, version } = event.data;
-  const applied = await em.execute<{ sku: string }[]>(
-    `
-    insert into catalogue_price (sku, price_amount, currency, status, version, updated_at)
-    values (?, ?, ?, ?, ?, now())
-    on conflict (sku) do update
-      set price_amount = excluded.price_amount, currency = excluded.currency, status = excluded.status,
-          version = excluded.version, updated_at = now()
-      where catalogue_price.version < excluded.version
-    returning sku`,
-    [sku, price.amount, price.currency, status, version],
-  );
-  if (applied.length === 0) ctx.log.debug({ sku, version, eventId: event.id }, 'stale product event ignored');
-};
-
-/**
- * ProductDiscontinued: marks the sku DISCONTINUED at the event's version, when newer. A sku the
- * replica has never seen gets a tombstone (no price: 0 in XXX, ISO 4217's "no currency") that
- * keeps its version, so an older ProductCreated arriving later cannot make it orderable again.
- */
-const onProductDiscontinued: EventHandler<EventOf<'ProductDiscontinued'>> = async (em, event, ctx) => {
-  const { sku, version } = event.data;
-  const applied = await em.execute<{ sku: string }[]>(
-    `
-    insert into catalogue_price (sku, price_amount, currency, status, version, updated_at)
-    values (?, 0, 'XXX', 'DISCONTINUED', ?, now())
-    on conflict (sku) do update
-      set status = 'DISCONTINUED', version = excluded.version, updated_at = now()
-      where catalogue_price.version < excluded.version
-    returning sku`,
-    [sku, version],
-  );
-  if (applied.length === 0) ctx.log.debug({ sku, version, eventId: event.id }, 'stale product event ignored');
-};
 
 /**
  * CustomerRegistered / CustomerUpdated: replaces the customer's copy of saved addresses, but only
@@ -169,10 +128,7 @@ function onParticipantEvents(registry: EventSchemaRegistry, announcer: OrderAnno
 export function orderConsumers(deps: { readonly registry: EventSchemaRegistry; readonly announcer: OrderAnnouncer }): readonly ConsumerSpec[] {
   const participant = onParticipantEvent(deps.registry, deps.announcer);
   return [
-    defineConsumer({
-      consumer: CATALOGUE_CONSUMER,
-      handlers: { ProductCreated: onProductChanged, ProductUpdated: onProductChanged, ProductDiscontinued: onProductDiscontinued },
-    }),
+    catalogueConsumer(CATALOGUE_CONSUMER),
     defineConsumer({
       consumer: CUSTOMER_CONSUMER,
       handlers: { CustomerRegistered: onCustomerChanged, CustomerUpdated: onCustomerChanged },

@@ -5,10 +5,6 @@ import type { Money, PostalAddress } from '@swiftcart/platform';
 export const ORDER_STATUSES = ['PENDING', 'AWAITING_PAYMENT', 'CONFIRMED', 'SHIPPED', 'DELIVERED', 'REJECTED', 'CANCELLED'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
-/** Whether a replicated catalogue entry can be ordered; mirrors the product service's statuses. */
-export const CATALOGUE_STATUSES = ['ACTIVE', 'DISCONTINUED'] as const;
-export type CatalogueStatus = (typeof CATALOGUE_STATUSES)[number];
-
 /** Where an order is shipped to: the `orders.shipping_address` JSON document and the API's ShippingAddress. */
 export type ShippingAddressRecord = PostalAddress;
 
@@ -82,29 +78,8 @@ export const OrderTransition = defineEntity({
 /** A timeline row as MikroORM hands it out. */
 export type OrderTransitionEntity = InstanceType<typeof OrderTransition.class>;
 
-/**
- * The order service's own replica of the catalogue's prices, fed by product events: orders are priced
- * from here, never from the client. `version` is the product's version, so an older event never
- * overwrites a newer price.
- */
-export const CataloguePrice = defineEntity({
-  name: 'CataloguePrice',
-  tableName: 'catalogue_price',
-  properties: {
-    sku: p.text().primary(),
-    priceAmount: p.integer(),
-    currency: p.string(),
-    status: p.string().$type<CatalogueStatus>(),
-    version: p.integer(),
-    updatedAt: p
-      .datetime()
-      .onCreate(() => new Date())
-      .onUpdate(() => new Date()),
-  },
-});
-
-/** A replica row as MikroORM hands it out. */
-export type CataloguePriceEntity = InstanceType<typeof CataloguePrice.class>;
+/** The order service's replica of the catalogue's prices (platform/src/catalogue.ts): orders are priced from it, never from the client. */
+export { CataloguePrice, type CataloguePriceEntity } from '@swiftcart/platform';
 
 /** Money as the API and the events show it: integer minor units and an ISO-4217 code. */
 export type { Money };

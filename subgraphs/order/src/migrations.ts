@@ -1,4 +1,4 @@
-import { Migration, type NamedMigration } from '@swiftcart/platform';
+import { CATALOGUE_TABLE_SQL, Migration, type NamedMigration } from '@swiftcart/platform';
 
 class CreateOrders extends Migration {
   override up(): void {
@@ -43,15 +43,7 @@ class CreateOrders extends Migration {
         reason text
       )`);
     this.addSql('create index order_transition_order_idx on order_transition (order_id, at, id)');
-    this.addSql(`
-      create table catalogue_price (
-        sku text primary key check (sku ~ '^[A-Za-z0-9._-]{1,64}$'),
-        price_amount integer not null check (price_amount >= 0),
-        currency char(3) not null check (currency ~ '^[A-Z]{3}$'),
-        status text not null check (status in ('ACTIVE', 'DISCONTINUED')),
-        version integer not null check (version >= 1),
-        updated_at timestamptz not null default now()
-      )`);
+    this.addSql(CATALOGUE_TABLE_SQL);
   }
 }
 

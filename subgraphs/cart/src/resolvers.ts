@@ -1,0 +1,77 @@
+import { liveQuery, requireOrderAccess, type PeerClient, type ServiceRuntime } from '@swiftcart/platform';
+import type { Resolvers } from './generated/resolvers.ts';
+import type { CartContext } from './context.ts';
+import type { CartSettings } from './settings.ts';
+import type { CartStore } from './store.ts';
+import { addToCart, cartWarnings, checkout, loadCart, removeFromCart, updateCartItem, type CartView } from './carts.ts';
+import { availableStock } from './stock.ts';
+
+/** What the resolvers share for the life of the service. */
+export interface CartServiceDeps {
+  readonly runtime: ServiceRuntime<CartSettings>;
+  readonly store: CartStore;
+  readonly orders: PeerClient;
+  readonly inventory: PeerClient;
+}
+
+const WHAT = 'your cart';
+
+/** The cart subgraph's resolvers. */
+export function cartResolvers({ runtime, store, orders, inventory }: CartServiceDeps): Resolvers {
+  const settings = runtime.settings;
+  const deps = (ctx: CartContext) => ({ store, em: ctx.em, settings });
+  /** Runs a change for the caller and answers the cart after it. */
+  const change =
+    <A>(run: (d: ReturnType<typeof deps>, customerId: string, args: A) => Promise<void>) =>
+    async (_: unknown, args: A, ctx: CartContext): Promise<CartView> => {
+      const customerId = requireOrderAccess(ctx.viewer, WHAT);
+      await run(deps(ctx), customerId, args);
+      return loadCart(deps(ctx), customerId);
+    };
+  return {
+    Query: {
+      myCart: (_, _args, ctx) => loadCart(deps(ctx), requireOrderAccess(ctx.viewer, WHAT)),
+    },
+    Mutation: {
+      addToCart: change((d, customerId, { sku, quantity }: { sku: string; quantity: number }) => addToCart(d, customerId, sku, quantity)),
+      updateCartItem: change((d, customerId, { sku, quantity }: { sku: string; quantity: number }) => updateCartItem(d, customerId, sku, quantity)),
+      removeFromCart: change((d, customerId, { sku }: { sku: string }) => removeFromCart(d, customerId, sku)),
+      clearCart: change(async (d, customerId) => {
+        await d.store.clear(customerId);
+      }),
+      checkout: async (_, { input }, ctx) => {
+        const customerId = requireOrderAccess(ctx.viewer, WHAT);
+        return { id: await checkout({ ...deps(ctx), orders }, ctx.viewer, customerId, input) };
+      },
+    },
+    Subscription: {
+      cartUpdated: {
+        subscribe: async (_, _args, ctx) => {
+          const customerId = requireOrderAccess(ctx.viewer, WHAT);
+          return liveQuery<CartView>({
+            feed: runtime.live,
+            channels: [store.channel(customerId)],
+            // A fresh EntityManager per read: a subscription outlives any one request's identity map.
+            load: async () => [await loadCart({ store, em: runtime.db.fork() }, customerId)],
+            // The message is only the new version: every change means a re-read, coalesced while the client is slow.
+            fromMessage: () => null,
+            keyOf: (cart) => cart.customerId,
+            versionOf: (cart) => cart.version,
+            log: ctx.log,
+          });
+        },
+        resolve: (cart: CartView) => cart,
+      },
+    },
+    Cart: {
+      items: (cart) => [...cart.items],
+      warnings: async (cart, _args, ctx) => {
+        const pending = cart.items.filter((item) => item.status === 'ACTIVE').map((item) => item.sku);
+        return cartWarnings(cart, await availableStock(inventory, pending, ctx.log));
+      },
+    },
+    CartItem: {
+      product: (item) => ({ sku: item.sku }),
+    },
+  };
+}

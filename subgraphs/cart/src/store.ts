@@ -1,0 +1,235 @@
+/**
+ * Carts in Redis (ADR 0021). A customer's cart is three keys under one hash tag, so they stay on one
+ * node of a Redis Cluster and one script may touch them all:
+ * - `cart:{<customer>}:lines`, a hash from sku to the line (JSON: quantity, price when added, when added);
+ * - `cart:{<customer>}:meta`, a hash with the cart's `version` and `updatedAt` (epoch milliseconds);
+ * - `cart:{<customer>}:checkouts`, a hash from checkout key to the order it placed.
+ *
+ * Every change is one Lua script: it checks the limits, writes, raises the version, renews the TTL
+ * of all three keys and publishes the new version on the cart's channel, atomically, so two tabs
+ * that add at once both land, and a subscriber never misses a change it could have seen. The
+ * version never goes backwards, even across an expired cart: it is at least the Redis clock in ms.
+ */
+import { channelName, type Money, type Redis, type ServiceRuntime } from '@swiftcart/platform';
+
+/** One line as the store keeps it. */
+export interface CartLineRecord {
+  readonly sku: string;
+  readonly quantity: number;
+  /** The price when the line was added, or when units were last added to it. */
+  readonly priceWhenAdded: Money;
+  readonly addedAt: Date;
+}
+
+/** A cart as the store keeps it. */
+export interface CartRecord {
+  readonly customerId: string;
+  /** In the order the lines were first added. */
+  readonly lines: readonly CartLineRecord[];
+  /** 0 for a cart never changed (or forgotten after its TTL). */
+  readonly version: number;
+  readonly updatedAt: Date | null;
+}
+
+/** Why a change was refused; the resolvers turn it into a GraphQL error. */
+export type CartRefusal =
+  | { readonly refused: 'LINE_LIMIT'; readonly limit: number }
+  | { readonly refused: 'QUANTITY_LIMIT'; readonly limit: number; readonly quantity: number }
+  | { readonly refused: 'NOT_IN_CART' };
+
+/** What a change did: the cart's version after it (unchanged when nothing changed), or a refusal. */
+export type CartChange = { readonly refused?: undefined; readonly version: number } | CartRefusal;
+
+/** A line of an order a checkout placed: what to take out of the cart. */
+export interface OrderedLine {
+  readonly sku: string;
+  readonly quantity: number;
+}
+
+/** What the store's scripts share: the clock, the bump of the version and the TTL and publish. */
+const PRELUDE = `
+local lines, meta, checkouts = KEYS[1], KEYS[2], KEYS[3]
+local ttl, channel = tonumber(ARGV[1]), ARGV[2]
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local function bump()
+  local version = math.max(tonumber(redis.call('HGET', meta, 'version') or '0') + 1, now)
+  redis.call('HSET', meta, 'version', version, 'updatedAt', now)
+  for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ttl) end
+  redis.call('PUBLISH', channel, cjson.encode({ version = version }))
+  return version
+end
+local function current()
+  return tonumber(redis.call('HGET', meta, 'version') or '0')
+end
+`;
+
+/** ARGV from 3: sku, quantity, maxQuantity, maxLines, price amount, currency. */
+const ADD = `${PRELUDE}
+local sku, quantity, maxQuantity, maxLines = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local raw = redis.call('HGET', lines, sku)
+local line
+if raw then
+  line = cjson.decode(raw)
+  if line.q + quantity > maxQuantity then return { 'QUANTITY_LIMIT', maxQuantity, line.q } end
+  line.q = line.q + quantity
+else
+  if redis.call('HLEN', lines) >= maxLines then return { 'LINE_LIMIT', maxLines } end
+  if quantity > maxQuantity then return { 'QUANTITY_LIMIT', maxQuantity, 0 } end
+  line = { q = quantity, t = now, n = redis.call('HINCRBY', meta, 'seq', 1) }
+end
+line.a, line.c = tonumber(ARGV[7]), ARGV[8]
+redis.call('HSET', lines, sku, cjson.encode(line))
+return { 'OK', bump() }`;
+
+/** ARGV from 3: sku, quantity (0 removes), maxQuantity. */
+const SET = `${PRELUDE}
+local sku, quantity, maxQuantity = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local raw = redis.call('HGET', lines, sku)
+if not raw then return { 'NOT_IN_CART' } end
+if quantity == 0 then
+  redis.call('HDEL', lines, sku)
+  return { 'OK', bump() }
+end
+if quantity > maxQuantity then return { 'QUANTITY_LIMIT', maxQuantity, cjson.decode(raw).q } end
+local line = cjson.decode(raw)
+if line.q == quantity then return { 'OK', current() } end
+line.q = quantity
+redis.call('HSET', lines, sku, cjson.encode(line))
+return { 'OK', bump() }`;
+
+/** ARGV from 3: sku. */
+const REMOVE = `${PRELUDE}
+if redis.call('HDEL', lines, ARGV[3]) == 0 then return { 'OK', current() } end
+return { 'OK', bump() }`;
+
+const CLEAR = `${PRELUDE}
+if redis.call('DEL', lines) == 0 then return { 'OK', current() } end
+return { 'OK', bump() }`;
+
+/**
+ * ARGV from 3: checkout key, order id, the ordered lines as JSON. Records the key first: a second
+ * run with the same key (two tabs, a retry) takes nothing out again and answers the first order.
+ */
+const TAKE_ORDERED = `${PRELUDE}
+if redis.call('HSETNX', checkouts, ARGV[3], ARGV[4]) == 0 then
+  return { 'OK', current(), redis.call('HGET', checkouts, ARGV[3]) }
+end
+for _, ordered in ipairs(cjson.decode(ARGV[5])) do
+  local raw = redis.call('HGET', lines, ordered.sku)
+  if raw then
+    local line = cjson.decode(raw)
+    if line.q <= ordered.quantity then
+      redis.call('HDEL', lines, ordered.sku)
+    else
+      line.q = line.q - ordered.quantity
+      redis.call('HSET', lines, ordered.sku, cjson.encode(line))
+    end
+  end
+end
+return { 'OK', bump(), ARGV[4] }`;
+
+/** A stored line's JSON. */
+interface StoredLine {
+  /** quantity */
+  readonly q: number;
+  /** price amount when added */
+  readonly a: number;
+  /** currency */
+  readonly c: string;
+  /** when added, epoch ms */
+  readonly t: number;
+  /** the order it was first added in */
+  readonly n: number;
+}
+
+type ScriptReply = [status: string, ...rest: (string | number)[]];
+
+/** The cart store of one service process. */
+export class CartStore {
+  readonly #redis: Redis;
+  readonly #config: ServiceRuntime['config'];
+  readonly #ttlMs: number;
+
+  constructor(options: { readonly redis: Redis; readonly config: ServiceRuntime['config']; readonly ttlMs: number }) {
+    this.#redis = options.redis;
+    this.#config = options.config;
+    this.#ttlMs = options.ttlMs;
+  }
+
+  /** The Redis channel (with the configured prefix) on which a customer's cart announces its versions. */
+  channel(customerId: string): string {
+    return channelName(this.#config, `cart:{${customerId}}`);
+  }
+
+  #keys(customerId: string): [string, string, string] {
+    const tag = `cart:{${customerId}}`;
+    return [`${tag}:lines`, `${tag}:meta`, `${tag}:checkouts`];
+  }
+
+  async #run(script: string, customerId: string, args: readonly (string | number)[]): Promise<ScriptReply> {
+    return (await this.#redis.eval(script, 3, ...this.#keys(customerId), this.#ttlMs, this.channel(customerId), ...args)) as ScriptReply;
+  }
+
+  static #change(reply: ScriptReply): CartChange {
+    const [status, a, b] = reply;
+    if (status === 'OK') return { version: Number(a) };
+    if (status === 'LINE_LIMIT') return { refused: 'LINE_LIMIT', limit: Number(a) };
+    if (status === 'QUANTITY_LIMIT') return { refused: 'QUANTITY_LIMIT', limit: Number(a), quantity: Number(b) };
+    if (status === 'NOT_IN_CART') return { refused: 'NOT_IN_CART' };
+    throw new Error(`unexpected cart script reply ${status}`);
+  }
+
+  /** The customer's cart: one round trip, a consistent snapshot of its lines and version. */
+  async read(customerId: string): Promise<CartRecord> {
+    const [lines, meta] = this.#keys(customerId);
+    const results = await this.#redis.multi().hgetall(lines).hmget(meta, 'version', 'updatedAt').exec();
+    if (!results) throw new Error('the cart read was aborted');
+    for (const [error] of results) if (error) throw error;
+    const stored = results[0][1] as Record<string, string>;
+    const [version, updatedAt] = results[1][1] as (string | null)[];
+    const parsed = Object.entries(stored).map(([sku, raw]) => ({ sku, line: JSON.parse(raw) as StoredLine }));
+    parsed.sort((x, y) => x.line.n - y.line.n);
+    return {
+      customerId,
+      lines: parsed.map(({ sku, line }) => ({ sku, quantity: line.q, priceWhenAdded: { amount: line.a, currency: line.c }, addedAt: new Date(line.t) })),
+      version: Number(version ?? 0),
+      updatedAt: updatedAt ? new Date(Number(updatedAt)) : null,
+    };
+  }
+
+  /** Adds `quantity` units of `sku` at `price` (the line's price when added is then `price`). */
+  async add(customerId: string, line: { sku: string; quantity: number; price: Money }, limits: { maxQuantity: number; maxLines: number }): Promise<CartChange> {
+    const { sku, quantity, price } = line;
+    return CartStore.#change(await this.#run(ADD, customerId, [sku, quantity, limits.maxQuantity, limits.maxLines, price.amount, price.currency]));
+  }
+
+  /** Sets a line's quantity; 0 removes it. */
+  async set(customerId: string, sku: string, quantity: number, maxQuantity: number): Promise<CartChange> {
+    return CartStore.#change(await this.#run(SET, customerId, [sku, quantity, maxQuantity]));
+  }
+
+  /** Removes a line; a sku not in the cart changes nothing. */
+  async remove(customerId: string, sku: string): Promise<CartChange> {
+    return CartStore.#change(await this.#run(REMOVE, customerId, [sku]));
+  }
+
+  /** Empties the cart. */
+  async clear(customerId: string): Promise<CartChange> {
+    return CartStore.#change(await this.#run(CLEAR, customerId, []));
+  }
+
+  /** The order a checkout key placed, when it has been recorded. */
+  async checkedOut(customerId: string, key: string): Promise<string | null> {
+    return this.#redis.hget(this.#keys(customerId)[2], key);
+  }
+
+  /**
+   * Records that checkout `key` placed `orderId` and takes its lines out of the cart, once per key:
+   * returns the order recorded for the key (the first one, when two checkouts raced).
+   */
+  async takeOrdered(customerId: string, key: string, orderId: string, lines: readonly OrderedLine[]): Promise<string> {
+    const reply = await this.#run(TAKE_ORDERED, customerId, [key, orderId, JSON.stringify(lines)]);
+    return String(reply[2]);
+  }
+}
