@@ -153,8 +153,8 @@ abstract class ChildGateway implements BenchGateway {
   }
 }
 
-/** Our gateway (gateway/src/main.ts) in a process of its own, on a free port. */
-class OurGateway extends ChildGateway {
+/** Our gateway (gateway/src/main.ts) in a process of its own, on a free port; also the cart bench's. */
+export class OurGateway extends ChildGateway {
   static async start(edgeLimits: boolean, subgraphSecret: string): Promise<OurGateway> {
     const port = await freePort();
     const entry = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'gateway', 'src', 'main.ts');

@@ -78,13 +78,14 @@ export async function seed(config: Config): Promise<{ products: number; stock: n
   await using inventory = await openRuntime(await loadServiceModule('inventory'), { config });
   await using order = await openRuntime(await loadServiceModule('order'), { config });
   await using customer = await openRuntime(await loadServiceModule('customer'), { config });
+  await using cart = await openRuntime(await loadServiceModule('cart'), { config });
   const insertedProducts = await seedProducts(product.runtime.db.fork(), products);
   const insertedStock = await seedStock(inventory.runtime.db.fork(), stock);
   // Listing pages cached before the seed would not show the new products.
   if (insertedProducts > 0) await new Catalogue(product.runtime).pages.invalidate(['all']);
   const reannounced = await reannounceMissingPrices(
     product.runtime.db.fork(),
-    order.runtime.db.fork(),
+    [order.runtime.db.fork(), cart.runtime.db.fork()],
     products.map((p) => p.sku),
   );
   const customers = await seedCustomers(customer.runtime.db.fork(), SEED_CUSTOMERS);
@@ -92,22 +93,26 @@ export async function seed(config: Config): Promise<{ products: number; stock: n
 }
 
 /**
- * A database seeded before the product service published its events has products that the order
- * service's price replica never heard of, so they cannot be ordered. This announces those again
- * (ProductCreated at their current version, through the outbox); the replica ignores anything it
+ * A database seeded before the product service published its events (or a price replica created
+ * after the events left Kafka) has products that a price replica (the order service's, the cart
+ * service's) never heard of, so they cannot be ordered or put in a cart. This announces those again
+ * (ProductCreated at their current version, through the outbox); a replica ignores anything it
  * already has. A development aid: production replicas are fed by the events alone.
  */
-async function reannounceMissingPrices(productEm: EntityManager, orderEm: EntityManager, skus: readonly string[]): Promise<number> {
-  const known = await orderEm.execute<{ sku: string }[]>('select sku from catalogue_price where sku in (select jsonb_array_elements_text(?::jsonb))', [
-    JSON.stringify(skus),
-  ]);
-  const have = new Set(known.map((r) => r.sku));
-  const missing = skus.filter((sku) => !have.has(sku));
-  if (missing.length === 0) return 0;
+async function reannounceMissingPrices(productEm: EntityManager, replicas: readonly EntityManager[], skus: readonly string[]): Promise<number> {
+  const missing = new Set<string>();
+  for (const replica of replicas) {
+    const known = await replica.execute<{ sku: string }[]>('select sku from catalogue_price where sku in (select jsonb_array_elements_text(?::jsonb))', [
+      JSON.stringify(skus),
+    ]);
+    const have = new Set(known.map((r) => r.sku));
+    for (const sku of skus) if (!have.has(sku)) missing.add(sku);
+  }
+  if (missing.size === 0) return 0;
   return productEm.transactional(async (tx) => {
     const rows = await tx.execute<{ sku: string; name: string; price_amount: number; currency: string; status: 'ACTIVE' | 'DISCONTINUED'; version: number }[]>(
       'select sku, name, price_amount, currency, status, version from product where sku in (select jsonb_array_elements_text(?::jsonb))',
-      [JSON.stringify(missing)],
+      [JSON.stringify([...missing])],
     );
     await enqueueEvents(
       tx,

@@ -269,7 +269,7 @@ async function main(): Promise<number> {
     const inserted = await seed(config);
     say(
       `seed catalogue: ${SEED_PRODUCT_COUNT} products (${inserted.products} new), stock for each (${inserted.stock} new)` +
-        (inserted.reannounced ? `; ${inserted.reannounced} re-announced to the order service's price replica` : ''),
+        (inserted.reannounced ? `; ${inserted.reannounced} re-announced to the price replicas (order, cart)` : ''),
     );
     const instances = serviceInstances(options, config.servicePorts);
     for (const { name, service, port } of instances) {

@@ -33,6 +33,7 @@ export const UNIT_TESTS: readonly string[] = [
   'platform/test/tracing.test.ts',
   'scripts/supervisor.test.ts',
   'scripts/test-files.test.ts',
+  'subgraphs/cart/test/carts.test.ts',
   'subgraphs/order/test/commands.test.ts',
   'subgraphs/order/test/saga.test.ts',
   'subgraphs/payment/test/authorization.test.ts',

@@ -10,7 +10,7 @@
  * that add at once both land, and a subscriber never misses a change it could have seen. The
  * version never goes backwards, even across an expired cart: it is at least the Redis clock in ms.
  */
-import { channelName, type Money, type Redis, type ServiceRuntime } from '@swiftcart/platform';
+import { channelName, type Config, type Money, type Redis } from '@swiftcart/platform';
 
 /** One line as the store keeps it. */
 export interface CartLineRecord {
@@ -148,10 +148,10 @@ type ScriptReply = [status: string, ...rest: (string | number)[]];
 /** The cart store of one service process. */
 export class CartStore {
   readonly #redis: Redis;
-  readonly #config: ServiceRuntime['config'];
+  readonly #config: Pick<Config, 'redisPrefix'>;
   readonly #ttlMs: number;
 
-  constructor(options: { readonly redis: Redis; readonly config: ServiceRuntime['config']; readonly ttlMs: number }) {
+  constructor(options: { readonly redis: Redis; readonly config: Pick<Config, 'redisPrefix'>; readonly ttlMs: number }) {
     this.#redis = options.redis;
     this.#config = options.config;
     this.#ttlMs = options.ttlMs;
