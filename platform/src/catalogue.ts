@@ -57,12 +57,18 @@ export interface CatalogueEntry {
   readonly version: number;
 }
 
-/** The replica's entries of `skus` (those it has), by sku, in one query. */
+/**
+ * The replica's entries of `skus` (those it has), by sku, in one query. Plain SQL: a cart's read
+ * path runs it on every request, and the ORM's hydration of 20 rows cost three times the query.
+ */
 export async function readCatalogue(em: EntityManager, skus: readonly string[]): Promise<Map<string, CatalogueEntry>> {
   if (skus.length === 0) return new Map();
-  const rows = await em.find(CataloguePrice, { sku: { $in: [...skus] } });
+  const rows = await em.execute<{ sku: string; price_amount: number; currency: string; status: CatalogueStatus; version: number }[]>(
+    'select sku, price_amount, currency, status, version from catalogue_price where sku in (?)',
+    [[...skus]],
+  );
   return new Map(
-    rows.map((row) => [row.sku, { sku: row.sku, price: { amount: row.priceAmount, currency: row.currency }, status: row.status, version: row.version }]),
+    rows.map((row) => [row.sku, { sku: row.sku, price: { amount: row.price_amount, currency: row.currency }, status: row.status, version: row.version }]),
   );
 }
 

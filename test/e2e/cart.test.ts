@@ -194,6 +194,12 @@ describe('the cart through the gateway', () => {
       ],
     );
     assert.match(cart.warnings[1].message, /10\.00 EUR to 15\.00 EUR/);
+    // The stock is asked for early when the selection names warnings, through a fragment too.
+    const viaFragment = await ok(`query { myCart { ...Warned } } fragment Warned on Cart { warnings { sku reason available } }`, token);
+    assert.deepEqual(
+      viaFragment.myCart.warnings.map((w: any) => [w.sku, w.reason, w.available]),
+      cart.warnings.map((w: any) => [w.sku, w.reason, w.available]),
+    );
     const line = cart.items.find((i: any) => i.sku === 'CART-PRICE');
     assert.deepEqual([line.priceWhenAdded.amount, line.unitPrice.amount], [1000, 1500]);
     // Adding units again is agreeing to the new price.

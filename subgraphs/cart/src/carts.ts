@@ -39,6 +39,11 @@ export interface CartView {
   readonly subtotal: Money;
   readonly itemCount: number;
   readonly updatedAt: Date | null;
+  /**
+   * The units available per sku, when the request wants the warnings: asked of the inventory as
+   * soon as the cart's skus are known, beside the catalogue read, not after it.
+   */
+  readonly stock?: Promise<ReadonlyMap<string, number> | null>;
 }
 
 /** Why a line needs attention; mirrors the GraphQL enum. */
@@ -104,16 +109,17 @@ export interface CartDeps {
   readonly settings: CartSettings;
 }
 
-/** Reads a cart and prices it from the catalogue replica. */
-export async function loadCart(deps: Pick<CartDeps, 'store' | 'em'>, customerId: string): Promise<CartView> {
+/** Reads a cart and prices it from the catalogue replica; `stock`, when given, is asked for at the same time. */
+export async function loadCart(
+  deps: Pick<CartDeps, 'store' | 'em'>,
+  customerId: string,
+  stock?: (skus: readonly string[]) => Promise<ReadonlyMap<string, number> | null>,
+): Promise<CartView> {
   const cart = await deps.store.read(customerId);
-  return viewCart(
-    cart,
-    await readCatalogue(
-      deps.em,
-      cart.lines.map((line) => line.sku),
-    ),
-  );
+  const skus = cart.lines.map((line) => line.sku);
+  const available = stock && skus.length > 0 ? stock(skus) : undefined;
+  const view = viewCart(cart, await readCatalogue(deps.em, skus));
+  return available ? { ...view, stock: available } : view;
 }
 
 /** Throws the error of a refused change; the cart is as it was. */

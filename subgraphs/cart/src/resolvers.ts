@@ -1,3 +1,4 @@
+import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { liveQuery, requireOrderAccess, type PeerClient, type ServiceRuntime } from '@swiftcart/platform';
 import type { Resolvers } from './generated/resolvers.ts';
 import type { CartContext } from './context.ts';
@@ -16,21 +17,36 @@ export interface CartServiceDeps {
 
 const WHAT = 'your cart';
 
+/** Whether the operation selects `name` on the resolved field's result (through fragments too). */
+function selects(info: GraphQLResolveInfo, name: string): boolean {
+  const visit = (set: SelectionSetNode | undefined): boolean =>
+    (set?.selections ?? []).some((selection) => {
+      if (selection.kind === Kind.FIELD) return selection.name.value === name;
+      if (selection.kind === Kind.INLINE_FRAGMENT) return visit(selection.selectionSet);
+      return visit(info.fragments[selection.name.value]?.selectionSet);
+    });
+  return info.fieldNodes.some((node) => visit(node.selectionSet));
+}
+
 /** The cart subgraph's resolvers. */
 export function cartResolvers({ runtime, store, orders, inventory }: CartServiceDeps): Resolvers {
   const settings = runtime.settings;
   const deps = (ctx: CartContext) => ({ store, em: ctx.em, settings });
+  const stockFor = (ctx: CartContext) => (skus: readonly string[]) => availableStock(inventory, skus, ctx.log);
+  /** The cart the caller asked for, its stock asked for at once when the operation wants its warnings. */
+  const answer = (ctx: CartContext, info: GraphQLResolveInfo, customerId: string) =>
+    loadCart(deps(ctx), customerId, selects(info, 'warnings') ? stockFor(ctx) : undefined);
   /** Runs a change for the caller and answers the cart after it. */
   const change =
     <A>(run: (d: ReturnType<typeof deps>, customerId: string, args: A) => Promise<void>) =>
-    async (_: unknown, args: A, ctx: CartContext): Promise<CartView> => {
+    async (_: unknown, args: A, ctx: CartContext, info: GraphQLResolveInfo): Promise<CartView> => {
       const customerId = requireOrderAccess(ctx.viewer, WHAT);
       await run(deps(ctx), customerId, args);
-      return loadCart(deps(ctx), customerId);
+      return answer(ctx, info, customerId);
     };
   return {
     Query: {
-      myCart: (_, _args, ctx) => loadCart(deps(ctx), requireOrderAccess(ctx.viewer, WHAT)),
+      myCart: (_, _args, ctx, info) => answer(ctx, info, requireOrderAccess(ctx.viewer, WHAT)),
     },
     Mutation: {
       addToCart: change((d, customerId, { sku, quantity }: { sku: string; quantity: number }) => addToCart(d, customerId, sku, quantity)),
@@ -66,8 +82,8 @@ export function cartResolvers({ runtime, store, orders, inventory }: CartService
     Cart: {
       items: (cart) => [...cart.items],
       warnings: async (cart, _args, ctx) => {
-        const pending = cart.items.filter((item) => item.status === 'ACTIVE').map((item) => item.sku);
-        return cartWarnings(cart, await availableStock(inventory, pending, ctx.log));
+        const sold = cart.items.filter((item) => item.status === 'ACTIVE').map((item) => item.sku);
+        return cartWarnings(cart, await (cart.stock ?? availableStock(inventory, sold, ctx.log)));
       },
     },
     CartItem: {
