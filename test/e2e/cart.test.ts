@@ -15,7 +15,7 @@ import { type SagaSystem, startSeededSaga, waitFor, waitForReplica, waitForStatu
 import { connectLive } from '../support/subscriptions.ts';
 
 const CART_FIELDS = `items { sku quantity priceWhenAdded { amount } unitPrice { amount } lineTotal { amount } product { sku name price { amount } stock { available } } }
-  subtotal { amount currency } itemCount updatedAt warnings { sku reason message available }`;
+  subtotal { amount currency } itemCount updatedAt version warnings { sku reason message available }`;
 const MY_CART = `query { myCart { ${CART_FIELDS} } }`;
 const ADD = `mutation ($sku: ID!, $quantity: Int!) { addToCart(sku: $sku, quantity: $quantity) { itemCount items { sku quantity } } }`;
 const UPDATE = `mutation ($sku: ID!, $quantity: Int!) { updateCartItem(sku: $sku, quantity: $quantity) { itemCount items { sku quantity } } }`;
@@ -79,7 +79,7 @@ describe('the cart through the gateway', () => {
   it('an empty cart for a new customer; UNAUTHENTICATED without a token', async () => {
     const token = await customer('empty');
     const { myCart } = await ok(MY_CART, token);
-    assert.deepEqual(myCart, { items: [], subtotal: { amount: 0, currency: 'EUR' }, itemCount: 0, updatedAt: null, warnings: [] });
+    assert.deepEqual(myCart, { items: [], subtotal: { amount: 0, currency: 'EUR' }, itemCount: 0, updatedAt: null, version: 0, warnings: [] });
     assert.equal((await code(MY_CART, null))?.code, 'UNAUTHENTICATED');
   });
 
@@ -99,6 +99,9 @@ describe('the cart through the gateway', () => {
     assert.deepEqual(myCart.items[0].lineTotal, { amount: 3750 });
     assert.ok(Date.parse(myCart.updatedAt) > Date.now() - 60_000);
     assert.deepEqual(myCart.warnings, []);
+    await ok(REMOVE, token, { sku: 'CART-B' });
+    const after = (await ok(MY_CART, token)).myCart;
+    assert.ok(Number.isInteger(after.version) && after.version > myCart.version, `version ${myCart.version} then ${after.version}`);
   });
 
   it('two tabs adding at once lose nothing', async () => {

@@ -36,3 +36,32 @@ export function money(minorUnits: number, currency: string): string {
 export function when(at: string): string {
   return new Date(at).toLocaleString();
 }
+
+/** The parts of an address one line shows (a saved address, or an order's shipping address). */
+export interface AddressParts {
+  readonly name: string;
+  readonly line1: string;
+  readonly line2?: string | null;
+  readonly city: string;
+  readonly postalCode: string;
+  readonly country: string;
+}
+
+/** The address a form's fields hold (`name`, `line1`, `line2`, `city`, `postalCode`, `country`), trimmed; an empty apartment line is null. */
+export function addressFromForm(form: HTMLFormElement): AddressParts {
+  const data = new FormData(form);
+  const text = (name: string) => String(data.get(name) ?? '').trim();
+  return {
+    name: text('name'),
+    line1: text('line1'),
+    line2: text('line2') || null,
+    city: text('city'),
+    postalCode: text('postalCode'),
+    country: text('country').toUpperCase(),
+  };
+}
+
+/** An address on one line: "Ada Lovelace, Hauptstraße 1, 10115 Berlin, DE". */
+export function addressText(address: AddressParts): string {
+  return [address.name, address.line1, address.line2, `${address.postalCode} ${address.city}`, address.country].filter(Boolean).join(', ');
+}

@@ -23,9 +23,22 @@ export function describeError(error: unknown): string {
     case 'NOT_FOUND':
       return 'We could not find that.';
     case 'BAD_USER_INPUT': {
+      // A saved address reaches the order service through events: right after it was saved, checkout may not know it yet.
+      if (error.extensions?.field === 'input.shippingAddressId')
+        return 'The shop does not know this saved address yet (a new address takes a few seconds to reach checkout). Please try again in a moment.';
       const field = typeof error.extensions?.field === 'string' ? ` (${error.extensions.field})` : '';
       return `Please check your details${field}: ${error.message}`;
     }
+    case 'CART_LIMIT_EXCEEDED': {
+      const limit = typeof error.extensions?.limit === 'number' ? error.extensions.limit : null;
+      if (error.extensions?.field === 'quantity')
+        return limit === null ? 'That is more of one product than a cart may hold.' : `A cart holds at most ${limit} of one product.`;
+      return limit === null ? 'Your cart is full: remove something first.' : `A cart holds at most ${limit} different products: remove one first.`;
+    }
+    case 'CART_EMPTY':
+      return 'Your cart is empty: add something before checking out.';
+    case 'CONFLICT':
+      return `That cannot be done: ${error.message}`;
     case 'IDEMPOTENCY_KEY_REUSED':
       return 'This checkout was already submitted with a different cart. Please try again.';
     case 'ORDER_NOT_CANCELLABLE':

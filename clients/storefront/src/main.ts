@@ -1,7 +1,7 @@
 /**
- * The storefront's entry: the header (navigation, cart count, development sign-in) and a hash
- * router (`#/`, `#/cart`, `#/orders`, `#/orders/:id`). Hash routes need no server-side routing,
- * so the storefront server only serves files.
+ * The storefront's entry: the header (navigation, live cart count, development sign-in) and a hash
+ * router (`#/`, `#/cart`, `#/orders`, `#/orders/:id`, `#/profile`). Hash routes need no server-side
+ * routing, so the storefront server only serves files.
  */
 import { cartCount, onCartChange } from './cart.ts';
 import { h } from './dom.ts';
@@ -10,6 +10,7 @@ import { cartView } from './views/cart.ts';
 import { orderView } from './views/order.ts';
 import { ordersView } from './views/orders.ts';
 import { productsView } from './views/products.ts';
+import { profileView } from './views/profile.ts';
 import type { Cleanup } from './views/view.ts';
 
 const header = document.getElementById('header')!;
@@ -19,6 +20,12 @@ const view = document.getElementById('view')!;
 function showNotice(text: string | null): void {
   notice.textContent = text ?? '';
   notice.hidden = !text;
+}
+
+/** The cart link's text: the units in the server's cart once it is known. */
+function cartLinkText(): string {
+  const count = cartCount();
+  return count === null ? 'Cart' : `Cart (${count})`;
 }
 
 function renderHeader(): void {
@@ -54,8 +61,9 @@ function renderHeader(): void {
       'nav',
       {},
       h('a', { href: '#/' }, 'Products'),
-      h('a', { href: '#/cart', id: 'cart-link' }, `Cart (${cartCount()})`),
+      h('a', { href: '#/cart', id: 'cart-link' }, cartLinkText()),
       h('a', { href: '#/orders' }, 'My orders'),
+      h('a', { href: '#/profile' }, 'My profile'),
     ),
     account,
   );
@@ -73,6 +81,7 @@ function route(): void {
   try {
     if (path === '/cart') cleanup = cartView(view, params);
     else if (path === '/orders') cleanup = ordersView(view, params);
+    else if (path === '/profile') cleanup = profileView(view, params);
     else if (order) cleanup = orderView(view, params, decodeURIComponent(order[1]));
     else cleanup = productsView(view, params);
   } catch (error) {
@@ -85,9 +94,10 @@ function route(): void {
 
 onCartChange(() => {
   const link = document.getElementById('cart-link');
-  if (link) link.textContent = `Cart (${cartCount()})`;
+  if (link) link.textContent = cartLinkText();
 });
-// Pages that depend on who is signed in (orders, checkout) are rendered again after a sign-in or sign-out.
+// Pages that depend on who is signed in (cart, orders, profile) are rendered again after a sign-in or sign-out;
+// the live cart (./cart.ts) has already switched to the new customer by then: it listens first.
 onSessionChange(() => {
   renderHeader();
   route();

@@ -8,7 +8,8 @@
  * Every change is one Lua script: it checks the limits, writes, raises the version, renews the TTL
  * of all three keys and publishes the new version on the cart's channel, atomically, so two tabs
  * that add at once both land, and a subscriber never misses a change it could have seen. The
- * version never goes backwards, even across an expired cart: it is at least the Redis clock in ms.
+ * version never goes backwards, even across an expired cart: it is at least the Redis clock's
+ * seconds since {@link VERSION_EPOCH_SECONDS}, which fits GraphQL's 32-bit Int for 68 years.
  */
 import { channelName, type Config, type Money, type Redis } from '@swiftcart/platform';
 
@@ -46,6 +47,9 @@ export interface OrderedLine {
   readonly quantity: number;
 }
 
+/** 2026-01-01T00:00:00Z: versions count from here, so that they fit a 32-bit Int until 2094. */
+export const VERSION_EPOCH_SECONDS = 1_767_225_600;
+
 /** What the store's scripts share: the clock, the bump of the version and the TTL and publish. */
 const PRELUDE = `
 local lines, meta, checkouts = KEYS[1], KEYS[2], KEYS[3]
@@ -53,7 +57,8 @@ local ttl, channel = tonumber(ARGV[1]), ARGV[2]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local function bump()
-  local version = math.max(tonumber(redis.call('HGET', meta, 'version') or '0') + 1, now)
+  local floor = tonumber(clock[1]) - ${VERSION_EPOCH_SECONDS}
+  local version = math.max(tonumber(redis.call('HGET', meta, 'version') or '0') + 1, floor)
   redis.call('HSET', meta, 'version', version, 'updatedAt', now)
   for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ttl) end
   redis.call('PUBLISH', channel, cjson.encode({ version = version }))

@@ -4,7 +4,7 @@
  */
 import type { OrderDetailsFragment } from '@swiftcart/sdk';
 import { client } from '../api.ts';
-import { h, money, when } from '../dom.ts';
+import { addressText, h, money, when } from '../dom.ts';
 import { describeError, describeOutcome } from '../errors.ts';
 import { currentSession } from '../session.ts';
 import { follow, type View } from './view.ts';
@@ -66,11 +66,7 @@ function render(root: HTMLElement, order: OrderDetailsFragment): void {
           order.shipment.carrier ? ` with ${order.shipment.carrier} ${order.shipment.trackingNumber ?? ''}` : '',
         )
       : '',
-    h(
-      'p',
-      {},
-      `Ship to: ${order.shippingAddress.name}, ${order.shippingAddress.line1}, ${order.shippingAddress.postalCode} ${order.shippingAddress.city}, ${order.shippingAddress.country}`,
-    ),
+    h('p', { class: 'ship-to' }, `Ship to: ${addressText(order.shippingAddress)}`),
     h('h3', {}, 'Timeline'),
     h(
       'ol',

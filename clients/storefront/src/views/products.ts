@@ -1,12 +1,14 @@
 /**
  * The catalogue: a page of products (browse, or search by name or sku), each with a stock badge
- * kept live by `stockLevelChanged` for the skus on the page.
+ * kept live by `stockLevelChanged` for the skus on the page, and a button that adds one unit to the
+ * signed-in customer's cart (`addToCart`).
  */
 import type { ProductSummaryFragment } from '@swiftcart/sdk';
 import { client } from '../api.ts';
-import { addToCart } from '../cart.ts';
+import { addToCart, SignInRequired } from '../cart.ts';
 import { h, money } from '../dom.ts';
 import { describeError } from '../errors.ts';
+import { currentSession } from '../session.ts';
 import { follow, type Cleanup, type View } from './view.ts';
 
 const PAGE_SIZE = 12;
@@ -24,28 +26,43 @@ function showStock(card: HTMLElement, available: number): void {
   card.querySelector<HTMLButtonElement>('button.add')!.disabled = available <= 0;
 }
 
+/** Adds one unit to the server's cart; the button says how it went, the card's message why it did not. */
+async function add(element: HTMLElement, button: HTMLButtonElement, sku: string): Promise<void> {
+  const message = element.querySelector<HTMLElement>('.message')!;
+  message.hidden = true;
+  if (!currentSession()) {
+    message.textContent = 'Please sign in (top right) to add to your cart.';
+    message.hidden = false;
+    return;
+  }
+  button.disabled = true;
+  button.textContent = 'Adding…';
+  try {
+    await addToCart(sku);
+    button.textContent = 'Added ✓';
+    setTimeout(() => {
+      button.textContent = 'Add to cart';
+    }, 1200);
+  } catch (error) {
+    button.textContent = 'Add to cart';
+    message.textContent = error instanceof SignInRequired ? error.message : describeError(error);
+    message.hidden = false;
+  } finally {
+    // Out of stock meanwhile: the stock badge's data says so.
+    button.disabled = Number(element.querySelector<HTMLElement>('.stock')!.dataset.available) <= 0;
+  }
+}
+
 function card(product: ProductSummaryFragment): HTMLElement {
-  const element = h(
+  const element: HTMLElement = h(
     'li',
     { class: 'card', 'data-sku': product.sku },
     h('h3', {}, product.name),
     h('p', { class: 'sku' }, product.sku),
     h('p', { class: 'price' }, money(product.price.amount, product.price.currency)),
     h('p', { class: 'stock' }),
-    h(
-      'button',
-      {
-        class: 'add',
-        onclick: (event) => {
-          addToCart({ sku: product.sku, name: product.name, price: product.price.amount, currency: product.price.currency });
-          (event.target as HTMLButtonElement).textContent = 'Added ✓';
-          setTimeout(() => {
-            (event.target as HTMLButtonElement).textContent = 'Add to cart';
-          }, 1200);
-        },
-      },
-      'Add to cart',
-    ),
+    h('button', { class: 'add', onclick: (event) => void add(element, event.currentTarget as HTMLButtonElement, product.sku) }, 'Add to cart'),
+    h('p', { class: 'message error', role: 'alert', hidden: true }),
   );
   showStock(element, product.stock.available);
   return element;

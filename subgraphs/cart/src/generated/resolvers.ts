@@ -28,6 +28,12 @@ export type Cart = {
   subtotal: Money;
   /** When the cart last changed; null for a cart never changed. */
   updatedAt?: Maybe<Scalars['DateTime']['output']>;
+  /**
+   * Grows with every change (0 for a cart never changed), even across a cart that expired and was
+   * started again: of two copies of the cart (a mutation's answer, a cartUpdated message), keep the
+   * one with the higher version.
+   */
+  version: Scalars['Int']['output'];
   /** Lines that are out of stock, have changed price since they were added, or are discontinued. */
   warnings: Array<CartWarning>;
 };
@@ -342,6 +348,7 @@ export type CartResolvers<ContextType = CartContext, ParentType extends Resolver
   items?: Resolver<Array<ResolversTypes['CartItem']>, ParentType, ContextType>;
   subtotal?: Resolver<ResolversTypes['Money'], ParentType, ContextType>;
   updatedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  version?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   warnings?: Resolver<Array<ResolversTypes['CartWarning']>, ParentType, ContextType>;
 };
 
