@@ -4,18 +4,22 @@
  * every line's product (product subgraph) and live stock (inventory subgraph), and the warnings
  * (the cart service asks the inventory for stock). The gateway is a fresh process of ours with
  * every edge limit on and the rate limits raised so that they count but never refuse (one customer
- * asks hundreds of times a second here); it is measured at a few concurrencies.
+ * asks hundreds of times a second here); it is measured at a few concurrencies, in rounds that
+ * alternate with two references: `{ __typename }` (the gateway alone) and `products(first: 20)`
+ * with name, price and stock (the same fan-out to product and inventory, without the cart).
  */
-import { readFileSync } from 'node:fs';
+import { print } from 'graphql';
+import { MyCartDocument } from '../clients/sdk/src/generated/operations.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../platform/src/config.ts';
 import { signToken } from '../platform/src/auth.ts';
-import { REPO_ROOT } from '../platform/src/config.ts';
 import { runSubgraphSecret } from '../scripts/infra.ts';
 import { OurGateway } from './gateway.ts';
 import {
+  type LoadRun,
   type LoadSummary,
+  type LoadTarget,
   LoadGenerator,
   NotReady,
   UsageError,
@@ -33,10 +37,13 @@ export const USAGE = `usage: npm run bench -- cart [--lines 20] [--concurrency 1
 
   --lines        lines in the measured cart (default 20; at most the cart's CART_MAX_LINES)
   --concurrency  comma-separated requests in flight, one measured run each (default 1,8)
-  --duration     measured seconds per concurrency (default 15)
+  --duration     measured seconds per operation and concurrency, in 3 alternating rounds (default 15)
   --warmup       unmeasured seconds before the first run (default 3)
 
 Needs the stack running (npm start) with the seed catalogue. Starts its own gateway beside it.`;
+
+/** Alternating rounds per concurrency, each a third of `--duration` per operation. */
+const ROUNDS = 3;
 
 interface Options {
   lines: number;
@@ -92,15 +99,14 @@ export async function main(args: readonly string[]): Promise<number> {
     console.error('bench cart: no SUBGRAPH_SECRET: start the stack with `npm start` first (it records its secret in .data/run/), or set SUBGRAPH_SECRET');
     return 1;
   }
-  const operations = readFileSync(path.join(REPO_ROOT, 'schema', 'operations', 'cart.graphql'), 'utf8');
-  const orderFragments = readFileSync(path.join(REPO_ROOT, 'schema', 'operations', 'orders.graphql'), 'utf8');
-  // The document holds every cart operation (and the order fragments Checkout needs): the gateway parses it all, as a client's persisted document would be.
-  const document = `${operations}\n${orderFragments}`;
+  // What the SDK sends for myCart(): the MyCart operation of schema/operations/cart.graphql with its fragment.
+  const document = print(MyCartDocument);
   const customer = `bench-cart-${Date.now().toString(36)}`;
   const token = await signToken(config.jwtSecret, { sub: customer, roles: ['customer'] }, '1h');
   let gateway: OurGateway | undefined;
   let load: LoadGenerator | undefined;
-  const guard = watchdog((options.warmupS + options.durationS * options.concurrencies.length + 120) * 1000, () => gateway?.child.kill('SIGKILL'));
+  // Three operations (myCart and two references) per concurrency.
+  const guard = watchdog((options.warmupS + options.durationS * options.concurrencies.length * 3 + 120) * 1000, () => gateway?.child.kill('SIGKILL'));
   try {
     try {
       gateway = await OurGateway.start(true, subgraphSecret);
@@ -120,30 +126,49 @@ export async function main(args: readonly string[]): Promise<number> {
       throw error;
     }
     load = await LoadGenerator.start();
-    const target = {
-      name: 'myCart',
-      url: gateway.url,
-      body: { query: document, operationName: 'MyCart' },
-      headers: { authorization: `Bearer ${token}` },
-      expect: { path: ['data', 'myCart', 'items'], length: options.lines },
-    };
-    console.log(`myCart with ${options.lines} lines (product, price, stock, warnings) through our gateway at ${gateway.url}`);
+    const headers = { authorization: `Bearer ${token}` };
+    // The references, measured beside myCart in the same rounds: what the gateway costs alone, and
+    // the same fan-out (product and inventory for 20 skus) without the cart's hop in front.
+    const targets: LoadTarget[] = [
+      { name: 'myCart', url: gateway.url, body: { query: document }, headers, expect: { path: ['data', 'myCart', 'items'], length: options.lines } },
+      {
+        name: 'products (reference)',
+        url: gateway.url,
+        body: {
+          query: `query Products($first: Int!) { products(first: $first) { edges { node { sku name price { amount currency } stock { available } } } } }`,
+          variables: { first: options.lines },
+        },
+        headers,
+        expect: { path: ['data', 'products', 'edges'], length: options.lines },
+      },
+      { name: '__typename (reference)', url: gateway.url, body: { query: '{ __typename }' }, headers },
+    ];
+    console.log(`myCart with ${options.lines} lines (product, price, stock, warnings) through our gateway at ${gateway.url}, beside two references`);
     if (options.warmupS > 0) {
-      const warm = await load.run(target, { concurrency: 1, durationMs: options.warmupS * 1000, record: false });
-      console.log(`  warm-up ${fixed(warm.requests / (warm.elapsedMs / 1000), 0)} req/s, ${warm.errors} errors`);
+      for (const target of targets) {
+        const warm = await load.run(target, { concurrency: 1, durationMs: (options.warmupS * 1000) / targets.length, record: false });
+        console.log(`  warm-up ${target.name.padEnd(24)} ${fixed(warm.requests / (warm.elapsedMs / 1000), 0)} req/s, ${warm.errors} errors`);
+      }
     }
-    const results: { concurrency: number; summary: LoadSummary; gatewayRssBytes: number | null }[] = [];
+    const results: { target: string; concurrency: number; summary: LoadSummary; gatewayRssBytes: number | null }[] = [];
     for (const concurrency of options.concurrencies) {
-      const run = await load.run(target, { concurrency, durationMs: options.durationS * 1000 });
-      const summary = summarize([run]);
+      // Rounds alternate between the operations, so drift on the machine favours none of them.
+      const runs = new Map<string, LoadRun[]>(targets.map((t) => [t.name, []]));
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const target of targets) runs.get(target.name)!.push(await load.run(target, { concurrency, durationMs: (options.durationS * 1000) / ROUNDS }));
+      }
       const stats = await gateway.stats();
-      results.push({ concurrency, summary, gatewayRssBytes: stats.maxRssBytes });
-      if (summary.errors) console.log(`  ${concurrency} in flight: ${summary.errors} errors, e.g. ${summary.errorSamples.join('; ')}`);
+      for (const target of targets) {
+        const summary = summarize(runs.get(target.name)!);
+        results.push({ target: target.name, concurrency, summary, gatewayRssBytes: stats.maxRssBytes });
+        if (summary.errors) console.log(`  ${target.name}, ${concurrency} in flight: ${summary.errors} errors, e.g. ${summary.errorSamples.join('; ')}`);
+      }
     }
     await call(gateway.url, token, 'mutation { clearCart { itemCount } }');
     const rows = [
-      ['in flight', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'gateway peak RSS MiB'],
-      ...results.map(({ concurrency, summary, gatewayRssBytes }) => [
+      ['operation', 'in flight', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'gateway peak RSS MiB'],
+      ...results.map(({ target, concurrency, summary, gatewayRssBytes }) => [
+        target,
         String(concurrency),
         fixed(summary.requestsPerSecond, 0),
         fixed(summary.latencyMs.p50, 2),
@@ -161,7 +186,12 @@ export async function main(args: readonly string[]): Promise<number> {
       machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, memoryBytes: os.totalmem(), node: process.version },
       settings: { lines: options.lines, durationSecondsPerRun: options.durationS, warmupSeconds: options.warmupS, operation: 'MyCart' },
       goal: { p99Ms: 20, lines: 20 },
-      runs: results.map(({ concurrency, summary, gatewayRssBytes }) => ({ concurrency, ...summary, gatewayPeakRssBytes: gatewayRssBytes })),
+      runs: results.map(({ target, concurrency, summary, gatewayRssBytes }) => ({
+        operation: target,
+        concurrency,
+        ...summary,
+        gatewayPeakRssBytes: gatewayRssBytes,
+      })),
       notes: [
         'our gateway with every edge limit on, rate limits counting but never refusing; load generator, subgraphs, databases and Redis on the same machine',
       ],

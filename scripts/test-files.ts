@@ -34,6 +34,7 @@ export const UNIT_TESTS: readonly string[] = [
   'scripts/supervisor.test.ts',
   'scripts/test-files.test.ts',
   'subgraphs/cart/test/carts.test.ts',
+  'subgraphs/cart/test/stock.test.ts',
   'subgraphs/order/test/commands.test.ts',
   'subgraphs/order/test/saga.test.ts',
   'subgraphs/payment/test/authorization.test.ts',

@@ -5,14 +5,14 @@ import type { CartContext } from './context.ts';
 import type { CartSettings } from './settings.ts';
 import type { CartStore } from './store.ts';
 import { addToCart, cartWarnings, checkout, loadCart, removeFromCart, updateCartItem, type CartView } from './carts.ts';
-import { availableStock } from './stock.ts';
+import type { StockReader } from './stock.ts';
 
 /** What the resolvers share for the life of the service. */
 export interface CartServiceDeps {
   readonly runtime: ServiceRuntime<CartSettings>;
   readonly store: CartStore;
   readonly orders: PeerClient;
-  readonly inventory: PeerClient;
+  readonly stock: StockReader;
 }
 
 const WHAT = 'your cart';
@@ -29,13 +29,12 @@ function selects(info: GraphQLResolveInfo, name: string): boolean {
 }
 
 /** The cart subgraph's resolvers. */
-export function cartResolvers({ runtime, store, orders, inventory }: CartServiceDeps): Resolvers {
+export function cartResolvers({ runtime, store, orders, stock }: CartServiceDeps): Resolvers {
   const settings = runtime.settings;
   const deps = (ctx: CartContext) => ({ store, em: ctx.em, settings });
-  const stockFor = (ctx: CartContext) => (skus: readonly string[]) => availableStock(inventory, skus, ctx.log);
   /** The cart the caller asked for, its stock asked for at once when the operation wants its warnings. */
   const answer = (ctx: CartContext, info: GraphQLResolveInfo, customerId: string) =>
-    loadCart(deps(ctx), customerId, selects(info, 'warnings') ? stockFor(ctx) : undefined);
+    loadCart(deps(ctx), customerId, selects(info, 'warnings') ? stock : undefined);
   /** Runs a change for the caller and answers the cart after it. */
   const change =
     <A>(run: (d: ReturnType<typeof deps>, customerId: string, args: A) => Promise<void>) =>
@@ -81,9 +80,9 @@ export function cartResolvers({ runtime, store, orders, inventory }: CartService
     },
     Cart: {
       items: (cart) => [...cart.items],
-      warnings: async (cart, _args, ctx) => {
+      warnings: async (cart) => {
         const sold = cart.items.filter((item) => item.status === 'ACTIVE').map((item) => item.sku);
-        return cartWarnings(cart, await (cart.stock ?? availableStock(inventory, sold, ctx.log)));
+        return cartWarnings(cart, await (cart.stock ?? stock(sold)));
       },
     },
     CartItem: {

@@ -4,6 +4,7 @@ import type { CartContext } from './context.ts';
 import { migrations } from './migrations.ts';
 import { cartResolvers } from './resolvers.ts';
 import { type CartSettings, cartSettings } from './settings.ts';
+import { stockReader } from './stock.ts';
 import { CartStore } from './store.ts';
 
 /** The consumer (and inbox) that keeps the cart's catalogue replica. */
@@ -26,6 +27,6 @@ export const cartService: ServiceModule<CartContext, CartSettings> = {
       runtime,
       store: new CartStore({ redis: runtime.redis, config: runtime.config, ttlMs: runtime.settings.ttlMs }),
       orders: peerClient(runtime.config, 'order'),
-      inventory: peerClient(runtime.config, 'inventory'),
+      stock: stockReader(peerClient(runtime.config, 'inventory'), runtime.log),
     }) as GraphQLResolverMap<CartContext>,
 };
