@@ -16,8 +16,9 @@ export const CATALOGUE_STATUSES = ['ACTIVE', 'DISCONTINUED'] as const;
 export type CatalogueStatus = (typeof CATALOGUE_STATUSES)[number];
 
 /**
- * The replica's table, as a migration creates it. Frozen: a change to the table is a new migration
- * of each service that has it, never an edit here.
+ * The replica's table, as the shipped migrations create it (order 0001, cart 0001). Frozen
+ * (platform/test/catalogue.test.ts pins it): a change to the table is a new migration of each
+ * service that has it, never an edit here.
  */
 export const CATALOGUE_TABLE_SQL = `
   create table catalogue_price (

@@ -32,13 +32,13 @@ const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIME
 /** PostgreSQL's SQLSTATEs for "the server is going away or not there yet": shutdown, crash recovery, no slot. */
 const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
 const UNREACHABLE_MESSAGE =
-  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|the database system is (starting up|shutting down|in recovery mode)/i;
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|the database system is (starting up|shutting down|in recovery mode)|Connection is closed|Reached the max retries per request limit|Stream isn't writeable/i;
 
 /**
  * Whether `error` (or what caused it: `cause`, `originalError`) says that something the work
  * needed could not be reached, rather than that the work itself failed: a refused, cut or timed-out
  * connection, a PostgreSQL server shutting down or recovering (SQLSTATE class 08, 57P01–57P03), no
- * connection slot left. Such work is worth doing again later, however often: a consumer never
+ * connection slot left, an ioredis command given up while Redis is away (its errors carry no code). Such work is worth doing again later, however often: a consumer never
  * dead-letters it, and a client is told SERVICE_UNAVAILABLE, not INTERNAL_SERVER_ERROR.
  */
 export function isUnavailable(error: unknown): boolean {

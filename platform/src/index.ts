@@ -35,3 +35,4 @@ export * from './metrics.ts';
 export * from './messaging-tracing.ts';
 export * from './catalogue.ts';
 export * from './peer.ts';
+export * from './replicas.ts';

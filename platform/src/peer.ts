@@ -9,6 +9,7 @@ import { signToken, type Viewer } from './auth.ts';
 import type { Config, ServiceName } from './config.ts';
 import { ErrorCode, apiError } from './errors.ts';
 import { gatewayCredentialHeaders } from './gateway-credential.ts';
+import { ReplicaSet, notDelivered } from './replicas.ts';
 
 /** How long a call to a peer may take by default before it fails as SERVICE_UNAVAILABLE. */
 export const PEER_TIMEOUT_MS = 5_000;
@@ -32,7 +33,7 @@ export interface PeerRequestOptions {
 
 /** A GraphQL client of one peer subgraph. */
 export interface PeerClient {
-  /** The peer's URLs (one per replica), called in turn. */
+  /** The peer's URLs (one per replica), called in turn; one that refuses the connection is tried last for a while. */
   readonly urls: readonly string[];
   /**
    * Runs `query` at the peer and returns its `data`. The peer's first GraphQL error is thrown as a
@@ -56,12 +57,11 @@ export function peerUrls(config: Pick<Config, 'subgraphUrls' | 'servicePorts' | 
 /** A client of `service`'s subgraph under `config` (see {@link peerUrls}). */
 export function peerClient(config: Config, service: ServiceName): PeerClient {
   const urls = peerUrls(config, service);
-  let turn = 0;
+  const replicas = new ReplicaSet(urls);
   const credential = gatewayCredentialHeaders(config.subgraphSecret);
   return {
     urls,
     async request<T>(query: string, variables: Record<string, unknown> = {}, options: PeerRequestOptions = {}): Promise<T> {
-      const url = urls[turn++ % urls.length];
       const headers: Record<string, string> = { 'content-type': 'application/json', ...credential };
       const viewer = options.as;
       if (viewer?.customerId) {
@@ -70,18 +70,27 @@ export function peerClient(config: Config, service: ServiceName): PeerClient {
         const token = await signToken(config.jwtSecret, { sub: viewer.customerId, roles: viewer.roles }, expiresAt);
         headers.authorization = `Bearer ${token}`;
       }
-      let body: { data?: T | null; errors?: readonly PeerError[] };
-      try {
-        const response = await fetch(url, {
-          method: 'POST',
-          headers,
-          body: JSON.stringify({ query, variables }),
-          signal: AbortSignal.timeout(options.timeoutMs ?? PEER_TIMEOUT_MS),
-        });
-        body = (await response.json()) as typeof body;
-      } catch (error) {
+      const signal = AbortSignal.timeout(options.timeoutMs ?? PEER_TIMEOUT_MS);
+      const send = async (url: string) => {
+        const response = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ query, variables }), signal });
+        return (await response.json()) as { data?: T | null; errors?: readonly PeerError[] };
+      };
+      let body: Awaited<ReturnType<typeof send>> | undefined;
+      let failure: unknown;
+      for (const index of replicas.order()) {
+        try {
+          body = await send(urls[index]);
+          break;
+        } catch (error) {
+          failure = error;
+          // Only a refused connection goes to the next replica: a request that may have arrived is never sent twice.
+          if (!notDelivered(error)) break;
+          replicas.refused(index);
+        }
+      }
+      if (!body) {
         throw apiError(ErrorCode.ServiceUnavailable, `the ${service} service is briefly unavailable; try again`, {
-          reason: (error as Error).message,
+          reason: (failure as Error).message,
         });
       }
       const first = body.errors?.[0];

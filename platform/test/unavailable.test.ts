@@ -1,12 +1,13 @@
 /**
- * isUnavailable (errors.ts) on the errors a real PostgreSQL gives: a server that is gone
- * or restarting is "unavailable" (retry, never dead-letter); a statement that fails is not.
+ * isUnavailable (errors.ts) on the errors a real PostgreSQL and a real Redis give: a server that
+ * is gone or restarting is "unavailable" (retry, never dead-letter); a statement that fails is not.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { createLogger, isUnavailable, openDatabase } from '@swiftcart/platform';
+import { createLogger, createRedis, isUnavailable, openDatabase } from '@swiftcart/platform';
 import { TestPostgresServer } from '../../test/support/postgres-server.ts';
+import { TestRedisServer } from '../../test/support/redis-server.ts';
 import { isolatedConfig, startStack } from '../../test/support/stack.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { ensureDatabases } from '../../scripts/infra.ts';
@@ -150,4 +151,26 @@ test('a statement that waits longer than DB_CONNECT_TIMEOUT_MS for a pooled conn
   release();
   await held;
   assert.deepEqual(await db.fork().execute('select 1 as n'), [{ n: 1 }]);
+});
+
+test('a Redis that is gone is unavailable: a cut connection, and commands refused while it reconnects', async () => {
+  const server = await TestRedisServer.start();
+  const redis = createRedis({ redisUrl: server.url, redisPrefix: 'unavailable:' }, createLogger('test', 'fatal'), 'unavailable-test');
+  try {
+    assert.equal(await redis.set('k', 'v'), 'OK');
+    await server.stop();
+    const errors: unknown[] = [];
+    await waitFor(
+      async () => {
+        errors.push(await failure(() => redis.get('k')));
+        return errors.length >= 3 || undefined;
+      },
+      'three refused commands',
+      30_000,
+    );
+    for (const error of errors) assert.equal(isUnavailable(error), true, `${(error as Error).name}: ${(error as Error).message}`);
+    assert.equal(isUnavailable(new Error('ERR wrong number of arguments for command')), false);
+  } finally {
+    redis.disconnect();
+  }
 });

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { startService } from '@swiftcart/platform';
+import { CartStore } from '../../subgraphs/cart/src/store.ts';
 import type { TestStack } from '../support/stack.ts';
 import { loadServiceModule, postGraphQL } from '../support/stack.ts';
 import { type SagaSystem, startSeededSaga, waitFor, waitForReplica, waitForStatus } from '../support/saga.ts';
@@ -239,6 +240,104 @@ describe('the cart through the gateway', () => {
     assert.equal(again.checkout.id, checkout.id, 'the same key answers the same order, the cart being empty now');
     const confirmed = await waitForStatus(system, token, checkout.id, ['CONFIRMED'], 20_000);
     assert.equal(confirmed.status, 'CONFIRMED');
+  });
+
+  it('two checkouts of one cart at once place one order: the same key answers it, another key finds the cart empty', async () => {
+    const token = await customer('twice');
+    await ok(ADD, token, { sku: 'CART-C', quantity: 2 });
+    const input = (key: string) => ({ input: { idempotencyKey: key, shippingAddress: HOME, paymentMethod: 'tok_visa' } });
+    const sameKey = await Promise.all([
+      stack.graphql(CHECKOUT, { token, variables: input('same') }),
+      stack.graphql(CHECKOUT, { token, variables: input('same') }),
+    ]);
+    assert.deepEqual(
+      sameKey.map((r) => r.errors),
+      [undefined, undefined],
+    );
+    assert.equal(sameKey[0].data.checkout.id, sameKey[1].data.checkout.id);
+    await ok(ADD, token, { sku: 'CART-C', quantity: 1 });
+    const otherKeys = await Promise.all([
+      stack.graphql(CHECKOUT, { token, variables: input('one') }),
+      stack.graphql(CHECKOUT, { token, variables: input('two') }),
+    ]);
+    const outcomes = otherKeys.map((r) => r.errors?.[0]?.extensions?.code ?? 'ORDER').sort();
+    assert.deepEqual(outcomes, ['CART_EMPTY', 'ORDER']);
+    const { myOrders } = await ok(`query { myOrders(first: 10) { totalCount } }`, token);
+    assert.equal(myOrders.totalCount, 2, 'one order per checkout that found lines');
+  });
+
+  it('a checkout retried after an unknown outcome sends what it sent before, whatever the cart has become', async () => {
+    const token = await customer('retry');
+    await ok(ADD, token, { sku: 'CART-A', quantity: 1 });
+    await ok(ADD, token, { sku: 'CART-B', quantity: 2 });
+    const key = `retry-${randomUUID()}`;
+    // The first attempt recorded its request and reached the order service, then lost the answer.
+    const request = {
+      idempotencyKey: key,
+      items: [
+        { sku: 'CART-A', quantity: 1 },
+        { sku: 'CART-B', quantity: 2 },
+      ],
+      shippingAddressId: null,
+      shippingAddress: HOME,
+      paymentMethod: 'tok_visa',
+    };
+    const sub = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).sub as string;
+    const cart = stack.services.cart!.runtime;
+    const store = new CartStore({ redis: cart.redis, config: cart.config, ttlMs: 3_600_000 });
+    assert.equal(await store.beginCheckout(sub, key, request), null);
+    const first = await ok(`mutation ($input: PlaceOrderInput!) { placeOrder(input: $input) { id } }`, token, { input: request });
+    // Meanwhile another tab changed the cart and the form changed its address.
+    await ok(ADD, token, { sku: 'CART-D', quantity: 5 });
+    await ok(UPDATE, token, { sku: 'CART-B', quantity: 3 });
+    const retried = await ok(CHECKOUT, token, { input: { idempotencyKey: key, shippingAddress: { ...HOME, city: 'Hamburg' }, paymentMethod: 'tok_visa' } });
+    assert.equal(retried.checkout.id, first.placeOrder.id, 'the same order, no second one');
+    assert.deepEqual(
+      (await ok(MY_CART, token)).myCart.items.map((i: any) => [i.sku, i.quantity]),
+      [
+        ['CART-B', 1],
+        ['CART-D', 5],
+      ],
+      'exactly the ordered units left the cart',
+    );
+    const { myOrders } = await ok(`query { myOrders(first: 10) { totalCount } }`, token);
+    assert.equal(myOrders.totalCount, 1);
+  });
+
+  it('every cart operation needs a token with the customer or admin role', async () => {
+    const noRoles = await stack.token('cart-no-roles', []);
+    const operations: [string, Record<string, unknown>][] = [
+      [MY_CART, {}],
+      [ADD, { sku: 'CART-A', quantity: 1 }],
+      [UPDATE, { sku: 'CART-A', quantity: 1 }],
+      [REMOVE, { sku: 'CART-A' }],
+      [CLEAR, {}],
+      [CHECKOUT, { input: { idempotencyKey: 'k', shippingAddress: HOME, paymentMethod: 'tok_visa' } }],
+    ];
+    for (const [query, variables] of operations) {
+      assert.equal((await code(query, null, variables))?.code, 'UNAUTHENTICATED', query);
+      assert.equal((await code(query, noRoles, variables))?.code, 'FORBIDDEN', query);
+    }
+    for (const [token, expected] of [
+      [null, 'UNAUTHENTICATED'],
+      [noRoles, 'FORBIDDEN'],
+    ] as const) {
+      const live = connectLive(stack.gateway!.url, { token });
+      try {
+        const probe = live.subscribe(CART_UPDATED);
+        await probe.end();
+        assert.deepEqual(
+          probe.results.flatMap((r) => r.errors ?? []).map((e) => e.extensions?.code),
+          [expected],
+        );
+        assert.ok(
+          probe.results.every((r) => (r.data ?? null) === null),
+          'no cart sent',
+        );
+      } finally {
+        await live.close();
+      }
+    }
   });
 
   it("cartUpdated shows every change to a second tab, and only the customer's own cart", async () => {

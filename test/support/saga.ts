@@ -18,6 +18,7 @@ import {
   type KafkaClient,
   type OpenRuntime,
   type Role,
+  type ServiceModule,
   type ServiceName,
   type ServiceRole,
   REPO_ROOT,
@@ -611,6 +612,7 @@ export async function startProcessStack(
   };
   await ensureDatabases(config, SERVICE_NAMES);
   const runtimes: Partial<Record<ServiceName, OpenRuntime>> = {};
+  const modulesByName = new Map<ServiceName, ServiceModule<any, any>>();
   const children = {} as Record<ServiceName, ChildService>;
   const replicas = {} as Record<ServiceName, ChildService[]>;
   const workers = {} as Record<ServiceName, ChildService[]>;
@@ -642,7 +644,9 @@ export async function startProcessStack(
     // Migrate every database (and create the topics) here, before any child starts.
     await Promise.all(
       SERVICE_NAMES.map(async (name) => {
-        runtimes[name] = await openRuntime(await loadServiceModule(name), { config });
+        const module = await loadServiceModule(name);
+        modulesByName.set(name, module);
+        runtimes[name] = await openRuntime(module, { config });
       }),
     );
     const child = async (name: ServiceName, label: string, role: ServiceRole): Promise<ChildService> => {
@@ -653,7 +657,10 @@ export async function startProcessStack(
       serviceEnvs.set(label, env);
       return { name, label, role, port, url: `http://127.0.0.1:${port}/graphql`, process: spawnService(name, port, env, output, label, role), output };
     };
-    for (const name of SERVICE_NAMES) {
+    // A service that calls others (the cart) starts after them, told where they listen.
+    const callsPeers = (name: ServiceName) => Boolean(runtimes[name] && modulesByName.get(name)?.peers?.length);
+    const startOrder = [...SERVICE_NAMES.filter((name) => !callsPeers(name)), ...SERVICE_NAMES.filter(callsPeers)];
+    for (const name of startOrder) {
       replicas[name] = [];
       workers[name] = [];
       for (let k = 0; k < replicaCount; k++) {

@@ -169,6 +169,11 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     };
     // Services that call others (the cart) start second, told where the first ones listen.
     const callers = names.filter((name) => modules.get(name)!.peers?.length);
+    for (const caller of callers) {
+      const missing = modules.get(caller)!.peers!.filter((peer) => !names.includes(peer));
+      // Else it would call the default ports, where a developer's `npm start` may be listening.
+      if (missing.length) throw new Error(`${caller} calls ${missing.join(' and ')}: start them in the stack too`);
+    }
     await Promise.all(names.filter((name) => !callers.includes(name)).map((name) => start(name, config)));
     const peerUrls = Object.fromEntries(Object.entries(services).map(([name, s]) => [`${name.toUpperCase()}_URL`, s.url]));
     if (callers.length) {

@@ -2,11 +2,16 @@
  * The cart's rules: what may go in (a sku the catalogue sells, within the limits), what a cart shows
  * (current prices, warnings), and checkout through the order service.
  */
+import { randomUUID } from 'node:crypto';
 import {
   ErrorCode,
+  PEER_TIMEOUT_MS,
   apiError,
   badInput,
+  checkIdempotencyKey,
   checkSku,
+  retryPolicy,
+  runPolicy,
   readCatalogue,
   type CatalogueEntry,
   type EntityManager,
@@ -15,13 +20,10 @@ import {
   type Viewer,
 } from '@swiftcart/platform';
 import type { CartSettings } from './settings.ts';
-import type { CartChange, CartLineRecord, CartRecord, CartStore } from './store.ts';
+import type { CartChange, CartLineRecord, CartRecord, CartStore, OrderedLine } from './store.ts';
 
 /** The currency of an empty cart's subtotal (the catalogue's one currency today). */
 export const DEFAULT_CURRENCY = 'EUR';
-
-/** The longest checkout key, as placeOrder's idempotency key. */
-const MAX_CHECKOUT_KEY_LENGTH = 100;
 
 /** One line as the API shows it. */
 export interface CartItemView extends CartLineRecord {
@@ -171,6 +173,15 @@ export interface CheckoutArgs {
   readonly paymentMethod: string;
 }
 
+/** The PlaceOrderInput a checkout sends; recorded before it is sent, so that a retry sends it again. */
+export interface PlaceOrderRequest {
+  readonly idempotencyKey: string;
+  readonly items: readonly OrderedLine[];
+  readonly shippingAddressId: string | null;
+  readonly shippingAddress: Readonly<Record<string, unknown>> | null;
+  readonly paymentMethod: string;
+}
+
 const PLACE_ORDER = /* GraphQL */ `
   mutation CheckoutCart($input: PlaceOrderInput!) {
     placeOrder(input: $input) {
@@ -179,37 +190,65 @@ const PLACE_ORDER = /* GraphQL */ `
   }
 `;
 
+/** How long one checkout holds its cart: beyond the order service's answer ({@link PEER_TIMEOUT_MS}), so a slow answer never lets a second checkout in. */
+const CHECKOUT_LOCK_MS = 3 * PEER_TIMEOUT_MS;
+
+/** How long a second checkout of the same cart waits for the first one to end. */
+const checkoutQueue = retryPolicy({ attempts: 40, baseMs: 25, maxMs: 250 });
+
+/** Errors after which nobody knows whether the order service placed the order: its record stays, for the retry. */
+const UNCERTAIN_CODES: ReadonlySet<unknown> = new Set([ErrorCode.ServiceUnavailable, ErrorCode.InternalServerError]);
+
 /**
  * checkout: the cart's lines go to the order service's placeOrder (its validation, admission and
- * prices) under the checkout's key; only once it has accepted the order are those lines taken out
- * of the cart, and the key recorded, in one script. A second checkout with the key answers the
- * recorded order; one that finds the cart unchanged after a crash before the record gets the same
- * order from placeOrder's own idempotency.
+ * prices) under the checkout's key, one checkout of a cart at a time (a second waits, then finds
+ * the lines gone). The request is recorded for the key before it is sent; once placeOrder has
+ * accepted it, one script records the order and takes exactly those lines out of the cart (a line
+ * added meanwhile stays). A retry of the key answers the recorded order, or, when the outcome was
+ * unknown (a timeout, a crash), sends the recorded request again, which placeOrder's own
+ * idempotency answers with the same order: never a second order, whatever the cart has become.
+ * A refusal by the order service forgets the request, so that the next try reads the cart again.
  */
 export async function checkout(deps: CartDeps & { readonly orders: PeerClient }, viewer: Viewer, customerId: string, input: CheckoutArgs): Promise<string> {
+  const { store } = deps;
   const key = input.idempotencyKey;
-  if (key.length < 1 || key.length > MAX_CHECKOUT_KEY_LENGTH) {
-    throw badInput(`"input.idempotencyKey" must be 1 to ${MAX_CHECKOUT_KEY_LENGTH} characters`, 'input.idempotencyKey');
-  }
-  const recorded = await deps.store.checkedOut(customerId, key);
-  if (recorded) return recorded;
-  const cart = await deps.store.read(customerId);
-  if (cart.lines.length === 0) throw apiError(ErrorCode.CartEmpty, 'The cart is empty: add something before checking out');
-  const items = cart.lines.map((line) => ({ sku: line.sku, quantity: line.quantity }));
-  const placed = await deps.orders.request<{ placeOrder: { id: string } }>(
-    PLACE_ORDER,
-    {
-      input: {
+  checkIdempotencyKey(key);
+  const done = await store.checkoutRecord<PlaceOrderRequest>(customerId, key);
+  if (done && 'placed' in done) return done.placed;
+  const token = randomUUID();
+  await runPolicy(checkoutQueue, async () => {
+    if (!(await store.lock(customerId, token, CHECKOUT_LOCK_MS)))
+      throw apiError(ErrorCode.ServiceUnavailable, 'Another checkout of this cart is under way: try again in a moment');
+  });
+  try {
+    let request: PlaceOrderRequest;
+    const recorded = await store.checkoutRecord<PlaceOrderRequest>(customerId, key);
+    if (recorded && 'placed' in recorded) return recorded.placed;
+    if (recorded) {
+      request = recorded.placing;
+    } else {
+      const cart = await store.read(customerId);
+      if (cart.lines.length === 0) throw apiError(ErrorCode.CartEmpty, 'The cart is empty: add something before checking out');
+      request = {
         idempotencyKey: key,
-        items,
+        items: cart.lines.map((line) => ({ sku: line.sku, quantity: line.quantity })),
         shippingAddressId: input.shippingAddressId ?? null,
         shippingAddress: input.shippingAddress ?? null,
         paymentMethod: input.paymentMethod,
-      },
-    },
-    { as: viewer },
-  );
-  return deps.store.takeOrdered(customerId, key, placed.placeOrder.id, items);
+      };
+      await store.beginCheckout(customerId, key, request);
+    }
+    let orderId: string;
+    try {
+      orderId = (await deps.orders.request<{ placeOrder: { id: string } }>(PLACE_ORDER, { input: request }, { as: viewer })).placeOrder.id;
+    } catch (error) {
+      if (!UNCERTAIN_CODES.has((error as { extensions?: { code?: unknown } }).extensions?.code)) await store.abandonCheckout(customerId, key, request);
+      throw error;
+    }
+    return await store.takeOrdered(customerId, key, orderId, request.items);
+  } finally {
+    await store.unlock(customerId, token);
+  }
 }
 
 /** An order as the cart names it: by id (the order subgraph resolves the rest). */

@@ -1,12 +1,14 @@
 /**
- * Carts in Redis (ADR 0021). A customer's cart is three keys under one hash tag, so they stay on one
+ * Carts in Redis (ADR 0021). A customer's cart is a few keys under one hash tag, so they stay on one
  * node of a Redis Cluster and one script may touch them all:
  * - `cart:{<customer>}:lines`, a hash from sku to the line (JSON: quantity, price when added, when added);
  * - `cart:{<customer>}:meta`, a hash with the cart's `version` and `updatedAt` (epoch milliseconds);
- * - `cart:{<customer>}:checkouts`, a hash from checkout key to the order it placed.
+ * - `cart:{<customer>}:checkout:<key>`, one per checkout key: the request being placed, then the
+ *   order it placed, each kept for the cart's TTL from when it was written;
+ * - `cart:{<customer>}:lock`, held by the one checkout of the cart under way.
  *
  * Every change is one Lua script: it checks the limits, writes, raises the version, renews the TTL
- * of all three keys and publishes the new version on the cart's channel, atomically, so two tabs
+ * of the cart's keys and publishes the new version on the cart's channel, atomically, so two tabs
  * that add at once both land, and a subscriber never misses a change it could have seen. The
  * version never goes backwards, even across an expired cart: it is at least the Redis clock's
  * seconds since {@link VERSION_EPOCH_SECONDS}, which fits GraphQL's 32-bit Int for 68 years.
@@ -47,12 +49,15 @@ export interface OrderedLine {
   readonly quantity: number;
 }
 
+/** What a checkout key has recorded: the request it is placing, or the order it placed. */
+export type CheckoutRecord<R> = { readonly placing: R } | { readonly placed: string };
+
 /** 2026-01-01T00:00:00Z: versions count from here, so that they fit a 32-bit Int until 2094. */
 export const VERSION_EPOCH_SECONDS = 1_767_225_600;
 
 /** What the store's scripts share: the clock, the bump of the version and the TTL and publish. */
 const PRELUDE = `
-local lines, meta, checkouts = KEYS[1], KEYS[2], KEYS[3]
+local lines, meta = KEYS[1], KEYS[2]
 local ttl, channel = tonumber(ARGV[1]), ARGV[2]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -60,7 +65,8 @@ local function bump()
   local floor = tonumber(clock[1]) - ${VERSION_EPOCH_SECONDS}
   local version = math.max(tonumber(redis.call('HGET', meta, 'version') or '0') + 1, floor)
   redis.call('HSET', meta, 'version', version, 'updatedAt', now)
-  for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ttl) end
+  redis.call('PEXPIRE', lines, ttl)
+  redis.call('PEXPIRE', meta, ttl)
   redis.call('PUBLISH', channel, cjson.encode({ version = version }))
   return version
 end
@@ -113,14 +119,15 @@ if redis.call('DEL', lines) == 0 then return { 'OK', current() } end
 return { 'OK', bump() }`;
 
 /**
- * ARGV from 3: checkout key, order id, the ordered lines as JSON. Records the key first: a second
- * run with the same key (two tabs, a retry) takes nothing out again and answers the first order.
+ * KEYS[3] is the checkout key's record; ARGV from 3: order id, the ordered lines as JSON. Records the
+ * order first: a second run for the key (two tabs, a retry) takes nothing out again and answers the
+ * order recorded.
  */
 const TAKE_ORDERED = `${PRELUDE}
-if redis.call('HSETNX', checkouts, ARGV[3], ARGV[4]) == 0 then
-  return { 'OK', current(), redis.call('HGET', checkouts, ARGV[3]) }
-end
-for _, ordered in ipairs(cjson.decode(ARGV[5])) do
+local recorded = redis.call('GET', KEYS[3])
+if recorded and string.sub(recorded, 1, 7) == 'placed:' then return { 'OK', current(), string.sub(recorded, 8) } end
+redis.call('SET', KEYS[3], 'placed:' .. ARGV[3], 'PX', ttl)
+for _, ordered in ipairs(cjson.decode(ARGV[4])) do
   local raw = redis.call('HGET', lines, ordered.sku)
   if raw then
     local line = cjson.decode(raw)
@@ -132,7 +139,19 @@ for _, ordered in ipairs(cjson.decode(ARGV[5])) do
     end
   end
 end
-return { 'OK', bump(), ARGV[4] }`;
+return { 'OK', bump(), ARGV[3] }`;
+
+/** KEYS[1] the record; ARGV: the request as JSON, the TTL. Records the request unless the key has a record already, which it answers. */
+const BEGIN_CHECKOUT = `
+local recorded = redis.call('GET', KEYS[1])
+if recorded then return recorded end
+redis.call('SET', KEYS[1], 'placing:' .. ARGV[1], 'PX', ARGV[2])
+return false`;
+
+/** KEYS[1] a record or the lock; ARGV[1] its value. Deletes it only while it still holds that value. */
+const DELETE_IF = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
 
 /** A stored line's JSON. */
 interface StoredLine {
@@ -167,13 +186,22 @@ export class CartStore {
     return channelName(this.#config, `cart:{${customerId}}`);
   }
 
-  #keys(customerId: string): [string, string, string] {
+  #keys(customerId: string): [string, string] {
     const tag = `cart:{${customerId}}`;
-    return [`${tag}:lines`, `${tag}:meta`, `${tag}:checkouts`];
+    return [`${tag}:lines`, `${tag}:meta`];
   }
 
-  async #run(script: string, customerId: string, args: readonly (string | number)[]): Promise<ScriptReply> {
-    return (await this.#redis.eval(script, 3, ...this.#keys(customerId), this.#ttlMs, this.channel(customerId), ...args)) as ScriptReply;
+  #checkoutKey(customerId: string, key: string): string {
+    return `cart:{${customerId}}:checkout:${key}`;
+  }
+
+  #lockKey(customerId: string): string {
+    return `cart:{${customerId}}:lock`;
+  }
+
+  async #run(script: string, customerId: string, args: readonly (string | number)[], extraKeys: readonly string[] = []): Promise<ScriptReply> {
+    const keys = [...this.#keys(customerId), ...extraKeys];
+    return (await this.#redis.eval(script, keys.length, ...keys, this.#ttlMs, this.channel(customerId), ...args)) as ScriptReply;
   }
 
   static #change(reply: ScriptReply): CartChange {
@@ -224,17 +252,48 @@ export class CartStore {
     return CartStore.#change(await this.#run(CLEAR, customerId, []));
   }
 
-  /** The order a checkout key placed, when it has been recorded. */
-  async checkedOut(customerId: string, key: string): Promise<string | null> {
-    return this.#redis.hget(this.#keys(customerId)[2], key);
+  static #record<R>(raw: string | null): CheckoutRecord<R> | null {
+    if (raw === null) return null;
+    if (raw.startsWith('placed:')) return { placed: raw.slice('placed:'.length) };
+    return { placing: JSON.parse(raw.slice('placing:'.length)) as R };
+  }
+
+  /** What checkout `key` has recorded, if anything. */
+  async checkoutRecord<R>(customerId: string, key: string): Promise<CheckoutRecord<R> | null> {
+    return CartStore.#record<R>(await this.#redis.get(this.#checkoutKey(customerId, key)));
+  }
+
+  /**
+   * Records that checkout `key` is placing `request`, before it goes to the order service, so that
+   * a retry sends the same request whatever the cart has become meanwhile. Answers the key's record
+   * instead when it has one already (nothing is written then), or null once `request` is recorded.
+   */
+  async beginCheckout<R>(customerId: string, key: string, request: R): Promise<CheckoutRecord<R> | null> {
+    const raw = (await this.#redis.eval(BEGIN_CHECKOUT, 1, this.#checkoutKey(customerId, key), JSON.stringify(request), this.#ttlMs)) as string | null;
+    return CartStore.#record<R>(raw);
+  }
+
+  /** Forgets that checkout `key` is placing `request` (the order service refused it), unless the record has changed since. */
+  async abandonCheckout<R>(customerId: string, key: string, request: R): Promise<void> {
+    await this.#redis.eval(DELETE_IF, 1, this.#checkoutKey(customerId, key), `placing:${JSON.stringify(request)}`);
   }
 
   /**
    * Records that checkout `key` placed `orderId` and takes its lines out of the cart, once per key:
-   * returns the order recorded for the key (the first one, when two checkouts raced).
+   * returns the order recorded for the key (the first one, should two runs race).
    */
   async takeOrdered(customerId: string, key: string, orderId: string, lines: readonly OrderedLine[]): Promise<string> {
-    const reply = await this.#run(TAKE_ORDERED, customerId, [key, orderId, JSON.stringify(lines)]);
+    const reply = await this.#run(TAKE_ORDERED, customerId, [orderId, JSON.stringify(lines)], [this.#checkoutKey(customerId, key)]);
     return String(reply[2]);
+  }
+
+  /** Takes the cart's checkout lock for `ms` under `token`, unless another holds it: whether it was taken. */
+  async lock(customerId: string, token: string, ms: number): Promise<boolean> {
+    return (await this.#redis.set(this.#lockKey(customerId), token, 'PX', ms, 'NX')) === 'OK';
+  }
+
+  /** Lets the checkout lock go, if `token` still holds it. */
+  async unlock(customerId: string, token: string): Promise<void> {
+    await this.#redis.eval(DELETE_IF, 1, this.#lockKey(customerId), token);
   }
 }

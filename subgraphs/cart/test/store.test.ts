@@ -93,19 +93,44 @@ describe('CartStore on Redis', () => {
       ['A', 1],
       ['C', 4],
     ]);
-    assert.equal(await store.checkedOut('checkout', 'key-1'), 'order-1');
-    assert.equal(await store.checkedOut('checkout', 'key-2'), null);
+    assert.deepEqual(await store.checkoutRecord('checkout', 'key-1'), { placed: 'order-1' });
+    assert.equal(await store.checkoutRecord('checkout', 'key-2'), null);
   });
 
-  it('renews the TTL of every key of the cart with each change', async () => {
+  it('records the request a checkout key is placing once, answers it to a second begin, and forgets it only while unchanged', async () => {
+    const request = { items: [{ sku: 'A', quantity: 2 }], paymentMethod: 'tok_visa' };
+    assert.equal(await store.beginCheckout('begin', 'k', request), null);
+    assert.deepEqual(await store.beginCheckout('begin', 'k', { other: true }), { placing: request }, 'the first request stands');
+    assert.deepEqual(await store.checkoutRecord('begin', 'k'), { placing: request });
+    await store.abandonCheckout('begin', 'k', { other: true });
+    assert.deepEqual(await store.checkoutRecord('begin', 'k'), { placing: request }, 'another request does not forget it');
+    await store.abandonCheckout('begin', 'k', request);
+    assert.equal(await store.checkoutRecord('begin', 'k'), null);
+    await store.beginCheckout('begin', 'k2', request);
+    await store.takeOrdered('begin', 'k2', 'order-9', request.items);
+    assert.deepEqual(await store.beginCheckout('begin', 'k2', request), { placed: 'order-9' }, 'a placed key is never begun again');
+    await store.abandonCheckout('begin', 'k2', request);
+    assert.deepEqual(await store.checkoutRecord('begin', 'k2'), { placed: 'order-9' }, 'nor forgotten');
+  });
+
+  it('lets one checkout at a time hold the cart, and only its holder let it go', async () => {
+    assert.equal(await store.lock('locked', 'first', 10_000), true);
+    assert.equal(await stores[1].lock('locked', 'second', 10_000), false);
+    await store.unlock('locked', 'second');
+    assert.equal(await stores[1].lock('locked', 'second', 10_000), false, 'not let go by another');
+    await store.unlock('locked', 'first');
+    assert.equal(await stores[1].lock('locked', 'second', 10_000), true);
+  });
+
+  it('renews the TTL of the cart with each change, and gives a checkout record the same', async () => {
     await store.add('ttl', { sku: 'A', quantity: 1, price: PRICE }, LIMITS);
-    await store.takeOrdered('ttl', 'k', 'o', []);
     const redis = connections[0];
-    for (const key of ['cart:{ttl}:lines', 'cart:{ttl}:meta', 'cart:{ttl}:checkouts']) {
+    for (const key of ['cart:{ttl}:lines', 'cart:{ttl}:meta']) {
       await redis.pexpire(key, 1_000);
     }
     await store.add('ttl', { sku: 'B', quantity: 1, price: PRICE }, LIMITS);
-    for (const key of ['cart:{ttl}:lines', 'cart:{ttl}:meta', 'cart:{ttl}:checkouts']) {
+    await store.takeOrdered('ttl', 'k', 'o', []);
+    for (const key of ['cart:{ttl}:lines', 'cart:{ttl}:meta', 'cart:{ttl}:checkout:k']) {
       const ttl = await redis.pttl(key);
       assert.ok(ttl > TTL_MS - 10_000 && ttl <= TTL_MS, `${key}: ${ttl} ms`);
     }

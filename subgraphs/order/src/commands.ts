@@ -14,7 +14,7 @@ import {
   SKU_PATTERN,
   apiError,
   badInput,
-  chars,
+  checkIdempotencyKey,
   checkPostalAddress,
   checkText,
   inTransaction,
@@ -83,7 +83,6 @@ export interface Placement {
   readonly paymentMethod: string;
 }
 
-const MAX_IDEMPOTENCY_KEY_LENGTH = 100;
 const MAX_PAYMENT_METHOD_LENGTH = 100;
 /** Exactly one of `shippingAddress` and `shippingAddressId`, checked. */
 function checkShipTo(input: PlaceOrderArgs): Placement['shippingAddress'] {
@@ -127,9 +126,7 @@ async function shippingAddressOf(em: EntityManager, customerId: string, placemen
  */
 export function checkPlaceOrderInput(input: PlaceOrderArgs): Placement {
   const key = input.idempotencyKey;
-  if (chars(key) < 1 || chars(key) > MAX_IDEMPOTENCY_KEY_LENGTH || key.trim() === '') {
-    throw badInput(`"input.idempotencyKey" must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`, 'input.idempotencyKey');
-  }
+  checkIdempotencyKey(key);
   if (input.items.length < 1 || input.items.length > MAX_ORDER_LINES) {
     throw badInput(`"input.items" must hold 1 to ${MAX_ORDER_LINES} lines, got ${input.items.length}`, 'input.items');
   }

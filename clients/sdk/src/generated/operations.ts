@@ -35,7 +35,9 @@ export type CartWarningReason =
 export type CheckoutInput = {
   /**
    * A key the client chooses per checkout (1 to 100 characters). Checking out again with the same
-   * key returns the same order, even after the cart was cleared by the first checkout.
+   * key returns the same order, even after the cart was cleared by the first checkout; after an
+   * unknown outcome (a timeout), the same key sends what the first attempt sent, so it never places
+   * a second order.
    */
   readonly idempotencyKey: string;
   /** The payment method token: tok_visa authorises, tok_decline is declined, tok_timeout never answers. */

@@ -29,9 +29,9 @@ export type Cart = {
   /** When the cart last changed; null for a cart never changed. */
   updatedAt?: Maybe<Scalars['DateTime']['output']>;
   /**
-   * Grows with every change (0 for a cart never changed), even across a cart that expired and was
-   * started again: of two copies of the cart (a mutation's answer, a cartUpdated message), keep the
-   * one with the higher version.
+   * Grows with every change: of two copies of the cart (a mutation's answer, a cartUpdated message),
+   * keep the one with the higher version. 0 for a cart never changed, or forgotten after its TTL; a
+   * cart started again after that continues above the versions it had.
    */
   version: Scalars['Int']['output'];
   /** Lines that are out of stock, have changed price since they were added, or are discontinued. */
@@ -83,7 +83,9 @@ export type CartWarningReason =
 export type CheckoutInput = {
   /**
    * A key the client chooses per checkout (1 to 100 characters). Checking out again with the same
-   * key returns the same order, even after the cart was cleared by the first checkout.
+   * key returns the same order, even after the cart was cleared by the first checkout; after an
+   * unknown outcome (a timeout), the same key sends what the first attempt sent, so it never places
+   * a second order.
    */
   idempotencyKey: Scalars['ID']['input'];
   /** The payment method token: tok_visa authorises, tok_decline is declined, tok_timeout never answers. */
@@ -122,7 +124,8 @@ export type Mutation = {
    * Places the cart as an order, through the order service's placeOrder: its rules, its admission
    * control and its catalogue's prices (never the cart's). Only when the order is accepted are the
    * ordered lines taken out of the cart; a line added meanwhile stays. The same key again returns the
-   * same order. Errors: CART_EMPTY for an empty cart; otherwise placeOrder's (BAD_USER_INPUT with
+   * same order. One checkout of a cart runs at a time: a second one waits for the first, and then
+   * finds the cart empty. Errors: CART_EMPTY for an empty cart; otherwise placeOrder's (BAD_USER_INPUT with
    * `extensions.field` under `input`, PRODUCT_UNAVAILABLE, IDEMPOTENCY_KEY_REUSED, OVERLOADED, ...),
    * each leaving the cart as it was.
    */
