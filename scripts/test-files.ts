@@ -43,6 +43,7 @@ export const UNIT_TESTS: readonly string[] = [
   'subgraphs/payment/test/provider.test.ts',
   'test/compose.test.ts',
   'test/event-schemas.test.ts',
+  'test/smtp-server.test.ts',
 ];
 
 /** Whole-repository checks that need no infrastructure either, but take too long for `test:unit`. */
