@@ -9,7 +9,7 @@
  * with name, price and stock (the same fan-out to product and inventory, without the cart).
  */
 import { print } from 'graphql';
-import { MyCartDocument } from '../clients/sdk/src/generated/operations.ts';
+import { MyCartDocument, type SwiftCartClient, createClient, isSwiftCartError } from '@swiftcart/sdk';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../platform/src/config.ts';
@@ -79,18 +79,6 @@ function parseOptions(args: readonly string[]): Options {
   return options;
 }
 
-/** Runs one operation at `url` and returns its data; any error stops the bench with a reason. */
-async function call(url: string, token: string, query: string, variables: Record<string, unknown> = {}): Promise<any> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const json = (await response.json().catch(() => null)) as { data?: any; errors?: unknown[] } | null;
-  if (!json || json.errors?.length) throw new NotReady(`${query.slice(0, 60)}… failed: ${JSON.stringify(json?.errors ?? response.status).slice(0, 300)}`);
-  return json.data;
-}
-
 export async function main(args: readonly string[]): Promise<number> {
   const options = parseOptions(args);
   const config = loadConfig();
@@ -104,23 +92,23 @@ export async function main(args: readonly string[]): Promise<number> {
   const customer = `bench-cart-${Date.now().toString(36)}`;
   const token = await signToken(config.jwtSecret, { sub: customer, roles: ['customer'] }, '1h');
   let gateway: OurGateway | undefined;
+  let shopper: SwiftCartClient | undefined;
   let load: LoadGenerator | undefined;
   // Three operations (myCart and two references) per concurrency.
   const guard = watchdog((options.warmupS + options.durationS * options.concurrencies.length * 3 + 120) * 1000, () => gateway?.child.kill('SIGKILL'));
   try {
     try {
       gateway = await OurGateway.start(true, subgraphSecret);
-      const { products } = await call(gateway.url, token, `query ($first: Int!) { products(first: $first) { edges { node { sku } } } }`, {
-        first: options.lines,
-      });
-      const skus: string[] = products.edges.map((e: { node: { sku: string } }) => e.node.sku);
+      // The cart is filled the way a storefront fills it: through the SDK.
+      shopper = createClient({ url: gateway.url, token, retryAttempts: 0 });
+      const { products } = await shopper.browseProducts({ first: options.lines });
+      const skus = products.edges.map((e) => e.node.sku);
       if (skus.length < options.lines) throw new NotReady(`the catalogue has ${skus.length} products, the cart needs ${options.lines}: run \`npm run seed\``);
-      await call(gateway.url, token, 'mutation { clearCart { itemCount } }');
-      for (const [i, sku] of skus.entries())
-        await call(gateway.url, token, 'mutation ($sku: ID!, $q: Int!) { addToCart(sku: $sku, quantity: $q) { itemCount } }', { sku, q: 1 + (i % 3) });
+      await shopper.clearCart();
+      for (const [i, sku] of skus.entries()) await shopper.addToCart({ sku, quantity: 1 + (i % 3) });
     } catch (error) {
-      if (error instanceof NotReady) {
-        console.error(`bench cart: ${error.message}`);
+      if (error instanceof NotReady || isSwiftCartError(error)) {
+        console.error(`bench cart: ${(error as Error).message} (is the stack running, \`npm start\`?)`);
         return 1;
       }
       throw error;
@@ -164,7 +152,7 @@ export async function main(args: readonly string[]): Promise<number> {
         if (summary.errors) console.log(`  ${target.name}, ${concurrency} in flight: ${summary.errors} errors, e.g. ${summary.errorSamples.join('; ')}`);
       }
     }
-    await call(gateway.url, token, 'mutation { clearCart { itemCount } }');
+    await shopper!.clearCart();
     const rows = [
       ['operation', 'in flight', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'gateway peak RSS MiB'],
       ...results.map(({ target, concurrency, summary, gatewayRssBytes }) => [
@@ -200,6 +188,7 @@ export async function main(args: readonly string[]): Promise<number> {
     return 0;
   } finally {
     await load?.close();
+    await shopper?.close();
     await gateway?.stop();
     guard.clear();
   }
