@@ -5,6 +5,7 @@
  */
 import countries from 'i18n-iso-countries';
 import { badInput } from './errors.ts';
+import { chars } from './ids.ts';
 
 /** A postal address as customers type it; `line2` is optional. */
 export interface PostalAddressInput {
@@ -26,11 +27,6 @@ export interface PostalAddress {
   readonly postalCode: string;
   /** ISO 3166-1 alpha-2, upper case. */
   readonly country: string;
-}
-
-/** Length in characters (code points), as PostgreSQL's `length()` and JSON Schema count. */
-export function chars(value: string): number {
-  return Array.from(value).length;
 }
 
 /** `value` trimmed; BAD_USER_INPUT on `field` unless it then has `min` to `max` characters. */

@@ -1,10 +1,14 @@
-import { chars } from './address.ts';
 import { badInput } from './errors.ts';
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** What a sku may look like, everywhere in SwiftCart: 1 to 64 letters, digits, '.', '_' or '-'. */
 export const SKU_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Length in characters (code points), as PostgreSQL's `length()` and JSON Schema count. */
+export function chars(value: string): number {
+  return Array.from(value).length;
+}
 
 /** Whether `value` is a UUID in its canonical textual form (any case). */
 export function isUuid(value: string): boolean {
