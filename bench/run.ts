@@ -6,6 +6,10 @@ import { UsageError } from './lib.ts';
 
 /** Each benchmark: a one-line description, its usage text and its entry point (exit code). */
 const BENCHES: Record<string, { description: string; load: () => Promise<{ main(args: readonly string[]): Promise<number>; USAGE: string }> }> = {
+  analytics: {
+    description: 'how far the sales figures trail the saga at its highest rate: occurredAt → counted, and the analytics consumer lag',
+    load: () => import('./analytics.ts'),
+  },
   cart: { description: 'myCart with 20 lines (product, price, stock, warnings) through our gateway, at a few concurrencies', load: () => import('./cart.ts') },
   gateway: { description: 'our gateway vs a plain ApolloServer + ApolloGateway, same query, same subgraphs', load: () => import('./gateway.ts') },
   live: { description: 'live stock subscriptions: N graphql-ws clients at a fixed change rate, ours vs Hive Gateway', load: () => import('./live.ts') },

@@ -1,6 +1,6 @@
 /**
  * `npm start`: the whole platform on this machine. Brings up what is missing (Kafka, databases),
- * migrates, loads the seed catalogue, starts the five services, the gateway and the storefront as
+ * migrates, loads the seed catalogue, starts every service, MailDev, the gateway and the storefront as
  * child processes, and prints where Sandbox is. It supervises them (scripts/supervisor.ts): a
  * child that dies is restarted with backoff, and only repeated crashes in a short window stop the
  * platform. Ctrl-C (or SIGTERM) stops everything it started, cleanly.
@@ -13,6 +13,9 @@
  * database pool) that answers its health probes on that port + 10.
  * `npm start -- --no-zipkin` leaves out the trace backend (Zipkin, ZIPKIN_PORT, default 9411) and
  * tracing with it; `--no-prometheus` leaves out Prometheus (PROMETHEUS_PORT, default 9090).
+ * The notification service's e-mail goes to MailDev, a development mail sink with a web inbox
+ * (MAILDEV_SMTP_PORT, default 1025; MAILDEV_WEB_PORT, default 1080), unless NOTIFICATION_SMTP_URL
+ * names another server or `--no-maildev` leaves it out.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -130,6 +133,8 @@ export interface StartOptions {
   readonly zipkin: boolean;
   /** False with `--no-prometheus`. */
   readonly prometheus: boolean;
+  /** False with `--no-maildev`: e-mail goes to NOTIFICATION_SMTP_URL, or nowhere (retried, then FAILED). */
+  readonly maildev: boolean;
 }
 
 /** Reads `npm start`'s arguments; throws (naming the problem) on an unknown or malformed one. */
@@ -142,6 +147,7 @@ export function startOptions(argv: readonly string[], env: NodeJS.ProcessEnv): S
       'no-storefront': { type: 'boolean' },
       'no-zipkin': { type: 'boolean' },
       'no-prometheus': { type: 'boolean' },
+      'no-maildev': { type: 'boolean' },
     },
     strict: true,
   });
@@ -151,6 +157,7 @@ export function startOptions(argv: readonly string[], env: NodeJS.ProcessEnv): S
     storefront: !values['no-storefront'],
     zipkin: !values['no-zipkin'],
     prometheus: !values['no-prometheus'],
+    maildev: !values['no-maildev'],
   };
 }
 
@@ -253,6 +260,7 @@ async function main(): Promise<number> {
   let storefront: string | null = null;
   let zipkin: string | null;
   let prometheus: string | null = null;
+  let mail: MailSink | null = null;
   // Where every process sends its spans: this run's Zipkin, unless the environment says otherwise.
   const zipkinPort = integerVar(process.env, 'ZIPKIN_PORT', DEFAULT_ZIPKIN_PORT, 1);
   const tracingEnv: NodeJS.ProcessEnv = options.zipkin
@@ -264,7 +272,9 @@ async function main(): Promise<number> {
   try {
     // Zipkin's JVM takes a while to start: it starts first, and is waited for last.
     const zipkinStarted = options.zipkin ? startZipkin(zipkinPort, supervise, supervisor) : Promise.resolve(null);
-    say('migrating the five service databases...');
+    // The notification service sends to the sink from its first event on.
+    if (options.maildev && !process.env.NOTIFICATION_SMTP_URL) mail = await startMaildev(config, supervise, supervisor);
+    say(`migrating the ${SERVICE_NAMES.length} service databases...`);
     await migrateAll(config);
     const inserted = await seed(config);
     say(
@@ -285,7 +295,13 @@ async function main(): Promise<number> {
     );
     const services = instances.map(({ name, service, role, port }) => {
       const readyUrl = `${origin(config, port)}/readyz`;
-      const env = { ...subgraphUrls, SUBGRAPH_SECRET: subgraphSecret, SERVICE_ROLE: role, [`${service.toUpperCase()}_PORT`]: String(port) };
+      const env = {
+        ...subgraphUrls,
+        ...(mail ? { NOTIFICATION_SMTP_URL: mail.smtpUrl } : {}),
+        SUBGRAPH_SECRET: subgraphSecret,
+        SERVICE_ROLE: role,
+        [`${service.toUpperCase()}_PORT`]: String(port),
+      };
       return { name, port, readyUrl, process: supervise(name, `subgraphs/${service}/src/main.ts`, env, readyUrl) };
     });
     await Promise.all(services.map((s) => waitReady(s.name, path.join(LOG_DIR, `${s.name}.log`), s.process, s.readyUrl)));
@@ -333,6 +349,7 @@ async function main(): Promise<number> {
   Metrics          ${origin(config, config.gatewayPort)}/metrics (every process has its own /metrics)
   Prometheus       ${prometheus ?? (options.prometheus ? `not running (see ${shownPath(path.join(LOG_DIR, 'prometheus.log'))} or the lines above)` : 'not started (--no-prometheus)')}
   Traces (Zipkin)  ${zipkin ?? (options.zipkin ? `not running (see ${shownPath(path.join(LOG_DIR, 'zipkin.log'))})` : 'not started (--no-zipkin)')}
+  Mail (MailDev)   ${mailLine(mail, options)}
   Logs             ${shownPath(LOG_DIR)}/<service>.log
   Admin token      npm run token -- --sub admin --roles admin
 
@@ -343,6 +360,46 @@ async function main(): Promise<number> {
 }
 
 type Supervise = (name: string, entry: string | Program, env: NodeJS.ProcessEnv, readyUrl: string) => ChildProcess;
+
+/** A development mail sink this run started: where mail goes in, and where people read it. */
+interface MailSink {
+  readonly smtpUrl: string;
+  readonly webUrl: string;
+}
+
+/** The banner's line about e-mail. */
+function mailLine(mail: MailSink | null, options: StartOptions): string {
+  if (mail) return `${mail.webUrl} (web inbox; SMTP ${mail.smtpUrl})`;
+  if (process.env.NOTIFICATION_SMTP_URL) return `not started: e-mail goes to NOTIFICATION_SMTP_URL`;
+  return options.maildev ? `not running (see ${shownPath(path.join(LOG_DIR, 'maildev.log'))})` : 'not started (--no-maildev)';
+}
+
+/**
+ * Starts MailDev (npm package `maildev`), the development SMTP server whose web inbox shows every
+ * e-mail the notification service sends; resolves with its addresses, or null (saying why) when it
+ * cannot start: then mail is retried and, after its attempts, FAILED.
+ */
+async function startMaildev(config: Config, supervise: Supervise, supervisor: Supervisor): Promise<MailSink | null> {
+  const smtpPort = integerVar(process.env, 'MAILDEV_SMTP_PORT', 1025, 1);
+  const webPort = integerVar(process.env, 'MAILDEV_WEB_PORT', 1080, 1);
+  const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  const sink = { smtpUrl: `smtp://${host}:${smtpPort}`, webUrl: `${origin(config, webPort)}/` };
+  if (await answers(`http://${host}:${webPort}/api/healthz`)) {
+    say(`a MailDev already answers on port ${webPort}: e-mail goes to it`);
+    return sink;
+  }
+  const binary = path.join(REPO_ROOT, 'node_modules', 'maildev', 'dist', 'bin', 'maildev.js');
+  const args = [binary, '--smtp', String(smtpPort), '--ip', config.host, '--web', String(webPort), '--web-ip', config.host];
+  try {
+    const child = supervise('maildev', { command: process.execPath, args, env: {}, ours: false }, {}, `http://${host}:${webPort}/api/healthz`);
+    await waitReady('maildev', path.join(LOG_DIR, 'maildev.log'), child, `http://${host}:${webPort}/api/healthz`);
+    return sink;
+  } catch (error) {
+    say(`MailDev did not start: ${(error as Error).message}`);
+    supervisor.forget('maildev');
+    return null;
+  }
+}
 
 /**
  * Starts Zipkin's server (scripts/observability.ts) and resolves with its UI's address once it

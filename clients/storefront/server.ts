@@ -2,18 +2,22 @@
  * The storefront's own server (node:http, no extra dependencies). It serves the Vite build of
  * `src/` (building it first when missing or stale), reverse-proxies `/graphql` (HTTP and the
  * graphql-ws WebSocket upgrade) to the gateway so the browser talks to one origin and needs no
- * CORS, and outside production signs development tokens for demo customers at `POST /dev/token`.
+ * CORS, and outside production signs development tokens for demo users (three customers and an
+ * admin) at `POST /dev/token`.
  *
  * Run: `node clients/storefront/server.ts` (port STOREFRONT_PORT, default 5173; gateway
  * STOREFRONT_GATEWAY_URL, default http://HOST:GATEWAY_PORT). `npm start` starts it for you; in
  * production (NODE_ENV=production, the Docker image) it serves the bundle built with the image.
  */
-import { createReadStream, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { integerVar, loadConfig, signToken } from '@swiftcart/platform';
+import { DEMO_USERS, DEMO_USER_NAMES, isDemoUser } from './src/demo-users.ts';
 
 const ROOT = path.dirname(fileURLToPath(import.meta.url));
 const DIST = path.join(ROOT, 'dist');
@@ -22,8 +26,12 @@ const STAMP = path.join(DIST, '.build-stamp');
 /** What the bundle is made of: a change to any of these makes the build stale. */
 const SOURCES = [path.join(ROOT, 'index.html'), path.join(ROOT, 'src'), path.join(ROOT, '..', 'sdk', 'src')];
 
-/** The customers the development sign-in offers; anything else is refused so the endpoint cannot mint arbitrary subjects. */
-export const DEMO_CUSTOMERS = ['alice', 'bob', 'carol'] as const;
+/**
+ * The users the development sign-in offers, with the roles of their tokens (src/demo-users.ts, which
+ * the page's header shows too); anything else is refused so the endpoint cannot mint arbitrary
+ * subjects or roles.
+ */
+export { DEMO_USERS };
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -76,6 +84,51 @@ export function buildIsStale(): boolean {
 }
 
 /**
+ * Where a server that builds holds its lock: a folder (mkdir is atomic), outside dist/ (which the
+ * build empties) and outside the checkout, one per checkout.
+ */
+const BUILD_LOCK = path.join(tmpdir(), `swiftcart-storefront-build-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}.lock`);
+/** A lock older than this was left by a build that died: it is taken over. */
+const BUILD_LOCK_STALE_MS = 120_000;
+
+/** When the build lock was taken, or null when nobody holds it. */
+function lockedSince(): number | null {
+  try {
+    return statSync(BUILD_LOCK).mtimeMs;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Builds the bundle if it is stale, one build at a time: servers starting together (two browser
+ * tests) would otherwise empty and write dist/ at once. Whoever takes the lock builds; the others
+ * wait for it and find the build current.
+ */
+export async function buildIfStale(log: (msg: string) => void = () => {}): Promise<boolean> {
+  for (;;) {
+    try {
+      mkdirSync(BUILD_LOCK);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const since = lockedSince();
+      if (since === null) continue; // released meanwhile
+      if (Date.now() - since > BUILD_LOCK_STALE_MS) rmSync(BUILD_LOCK, { recursive: true, force: true });
+      else await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  try {
+    if (!buildIsStale()) return false;
+    log('building the storefront with Vite (dist/ is missing or stale)...');
+    await buildStorefront();
+    return true;
+  } finally {
+    rmSync(BUILD_LOCK, { recursive: true, force: true });
+  }
+}
+
+/**
  * Builds the bundle with Vite's API. Vite is imported lazily so a server whose build is current
  * starts without loading it (and production images may ship `dist/` without Vite).
  */
@@ -103,21 +156,24 @@ async function readBody(req: IncomingMessage, limit = 10_000): Promise<string> {
   return body;
 }
 
-/** POST /dev/token {"customer":"alice"} → {"token"}: what a real sign-in would return, for demo customers only. */
+/**
+ * POST /dev/token {"user":"admin"} → {"user","roles","token"}: what a real sign-in would return, for
+ * demo users only (`customer` is accepted in place of `user`, the field's earlier name).
+ */
 async function devToken(req: IncomingMessage, res: ServerResponse, secret: string): Promise<void> {
   if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST' });
-  let customer: unknown;
+  let user: unknown;
   try {
-    customer = (JSON.parse(await readBody(req)) as { customer?: unknown } | null)?.customer;
+    const body = JSON.parse(await readBody(req)) as { user?: unknown; customer?: unknown } | null;
+    user = typeof body === 'object' && body !== null ? (body.user ?? body.customer) : undefined;
   } catch (error) {
-    if (error instanceof BodyTooLarge) return sendJson(res, 413, { error: 'expected JSON {"customer": "alice"} of at most 10,000 bytes' });
-    return sendJson(res, 400, { error: 'expected JSON {"customer": "alice"}' });
+    if (error instanceof BodyTooLarge) return sendJson(res, 413, { error: 'expected JSON {"user": "alice"} of at most 10,000 bytes' });
+    return sendJson(res, 400, { error: 'expected JSON {"user": "alice"}' });
   }
-  if (!DEMO_CUSTOMERS.includes(customer as (typeof DEMO_CUSTOMERS)[number])) {
-    return sendJson(res, 400, { error: `customer must be one of ${DEMO_CUSTOMERS.join(', ')}` });
-  }
-  const token = await signToken(secret, { sub: customer as string, roles: ['customer'] });
-  sendJson(res, 200, { customer, token });
+  if (!isDemoUser(user)) return sendJson(res, 400, { error: `user must be one of ${DEMO_USER_NAMES.join(', ')}` });
+  const roles = DEMO_USERS[user];
+  const token = await signToken(secret, { sub: user, roles });
+  sendJson(res, 200, { user, roles, token });
 }
 
 /**
@@ -235,8 +291,7 @@ export async function startStorefront(options: StorefrontServerOptions = {}): Pr
   const secret = options.jwtSecret !== undefined ? options.jwtSecret : production ? null : loadConfig(env).jwtSecret;
   // Production images build the bundle when the image is built (Dockerfile) and ship without Vite.
   if ((options.build ?? !production) && buildIsStale()) {
-    log('info', 'building the storefront with Vite (dist/ is missing or stale)...');
-    await buildStorefront();
+    await buildIfStale((msg) => log('info', msg));
   } else if (!existsSync(path.join(DIST, 'index.html'))) {
     log('warn', 'dist/ holds no build: pages answer 503 until `npm run build -w @swiftcart/storefront` has run');
   }

@@ -53,6 +53,9 @@ const VARIABLES: Readonly<Record<string, unknown>> = {
   quantity: 1,
   reason: 'changed my mind',
   filter: { search: 'mug' },
+  from: '2026-12-06T00:00:00.000Z',
+  to: '2026-12-07T00:00:00.000Z',
+  granularity: 'HOUR',
   input: {
     idempotencyKey: 'k-1',
     items: [{ sku: 'SKU-0001', quantity: 1 }],

@@ -101,9 +101,23 @@ describe('npm start --replicas and --workers', () => {
     for (const bad of ['0', '9', '1.5', 'two']) assert.throws(() => replicas(['--replicas', bad]), /REPLICAS must be an integer from 1 to 8/);
     assert.throws(() => replicas(['--replicas']), /argument missing/);
     assert.throws(() => replicas(['--replica', '2']), /Unknown option '--replica'/, 'a misspelt option is refused, not ignored');
-    assert.deepEqual(startOptions(['--no-storefront'], {}), { replicas: 1, workers: false, storefront: false, zipkin: true, prometheus: true });
-    assert.deepEqual(startOptions(['--workers', '--replicas', '2'], {}), { replicas: 2, workers: true, storefront: true, zipkin: true, prometheus: true });
-    assert.deepEqual(startOptions(['--no-zipkin', '--no-prometheus'], {}), { replicas: 1, workers: false, storefront: true, zipkin: false, prometheus: false });
+    assert.deepEqual(startOptions(['--no-storefront'], {}), { replicas: 1, workers: false, storefront: false, zipkin: true, prometheus: true, maildev: true });
+    assert.deepEqual(startOptions(['--workers', '--replicas', '2'], {}), {
+      replicas: 2,
+      workers: true,
+      storefront: true,
+      zipkin: true,
+      prometheus: true,
+      maildev: true,
+    });
+    assert.deepEqual(startOptions(['--no-zipkin', '--no-prometheus', '--no-maildev'], {}), {
+      replicas: 1,
+      workers: false,
+      storefront: true,
+      zipkin: false,
+      prometheus: false,
+      maildev: false,
+    });
   });
 
   test('runs replica k on port + 20·k and, with --workers, its worker on that port + 10', () => {

@@ -9,21 +9,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { chromium, type Browser } from 'playwright-core';
+import { chromiumArgs } from '../../test/support/browser.ts';
 import { viewerFromAuthorization } from '@swiftcart/platform/auth';
 import { ensureChromium, freePort } from '../../scripts/infra.ts';
 import { isolatedConfig } from '../../test/support/stack.ts';
 import { type RunningGateway, startGateway } from '../src/gateway.ts';
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /** Records the options our page hands to Sandbox, instead of drawing Sandbox. */
 const STAND_IN = 'window.EmbeddedSandbox = class { constructor(options) { window.constructedWith = options; } };';
@@ -42,7 +32,7 @@ describe('Sandbox landing page in Chromium', () => {
     await new Promise<void>((resolve) => pages.listen(pagePort, '127.0.0.1', resolve));
     config = isolatedConfig({ ALLOWED_ORIGINS: `http://127.0.0.1:${pagePort}` });
     gateway = await startGateway({ config, port: 0 });
-    browser = await chromium.launch({ executablePath: ensureChromium({ log: console.log }), args: CHROMIUM_ARGS });
+    browser = await chromium.launch({ executablePath: ensureChromium({ log: console.log }), args: chromiumArgs() });
   });
   after(async () => {
     await browser?.close();

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { ConfigError, type SettingsEnv, commaList, flag, integer, invalid, oneOf, parseSettings, setting, text, url, urlList } from './settings.ts';
 
 /** The services behind the gateway, in the order they are started. */
-export const SERVICE_NAMES = ['product', 'inventory', 'order', 'payment', 'shipment', 'customer', 'cart'] as const;
+export const SERVICE_NAMES = ['product', 'inventory', 'order', 'payment', 'shipment', 'customer', 'cart', 'notification', 'analytics'] as const;
 
 /** One of the SwiftCart services. */
 export type ServiceName = (typeof SERVICE_NAMES)[number];
@@ -62,6 +62,8 @@ export const DEFAULT_SERVICE_PORTS: Readonly<Record<ServiceName, number>> = {
   shipment: 4005,
   customer: 4006,
   cart: 4007,
+  notification: 4008,
+  analytics: 4009,
 };
 
 /**

@@ -6,3 +6,7 @@ CREATE DATABASE swiftcart_inventory;
 CREATE DATABASE swiftcart_order;
 CREATE DATABASE swiftcart_payment;
 CREATE DATABASE swiftcart_shipment;
+CREATE DATABASE swiftcart_customer;
+CREATE DATABASE swiftcart_cart;
+CREATE DATABASE swiftcart_notification;
+CREATE DATABASE swiftcart_analytics;

@@ -75,10 +75,10 @@ export class TestSmtpServer implements AsyncDisposable {
     });
   }
 
-  /** Starts a server on a free port of 127.0.0.1. */
-  static async start(): Promise<TestSmtpServer> {
+  /** Starts a server on `port` of 127.0.0.1 (default: a free one). */
+  static async start(port = 0): Promise<TestSmtpServer> {
     const smtp = new TestSmtpServer();
-    smtp.#server.listen(0, '127.0.0.1');
+    smtp.#server.listen(port, '127.0.0.1');
     await once(smtp.#server.server, 'listening');
     return smtp;
   }

@@ -16,15 +16,20 @@ import {
   BrowseProductsDocument,
   CancelOrderDocument,
   MeDocument,
+  MyNotificationsDocument,
   MyOrdersDocument,
   OrderDocument,
+  OrderNotificationsDocument,
   OrderUpdatedDocument,
   PlaceOrderDocument,
   ProductDocument,
   RemoveAddressDocument,
+  SalesSummaryDocument,
+  SalesUpdatedDocument,
   SearchProductsDocument,
   SetDefaultAddressDocument,
   StockLevelChangedDocument,
+  TopProductsDocument,
   UpdateAddressDocument,
   UpdateMyProfileDocument,
 } from './generated/operations.ts';
@@ -69,6 +74,14 @@ export const requestDocuments = {
   clearCart: ClearCartDocument,
   /** Place my cart as an order (prices from the catalogue, not the cart); reuse `input.idempotencyKey` to retry safely. */
   checkout: CheckoutDocument,
+  /** My messages (e-mail, SMS) about my orders, newest first, a page at a time: sent, skipped (and why) or failed. Needs a token. */
+  myNotifications: MyNotificationsDocument,
+  /** The messages about one of my orders, oldest first; `order` is null for an unknown id. */
+  orderNotifications: OrderNotificationsDocument,
+  /** Admin only: the sales of the hours or days that start in [from, to), oldest first, one bucket each (zeros where nothing happened). */
+  salesSummary: SalesSummaryDocument,
+  /** Admin only: the products with the most units sold in the hours that start in [from, to), most first, with their names. */
+  topProducts: TopProductsDocument,
 } as const;
 
 /** Subscriptions: each becomes a method returning an async iterator of the typed `data`. */
@@ -79,6 +92,8 @@ export const subscriptionDocuments = {
   orderUpdated: OrderUpdatedDocument,
   /** Follow my cart: as it is now, then after every change from any tab or device. */
   cartUpdated: CartUpdatedDocument,
+  /** Admin only: follow sales: the current hour's or day's bucket first, then every bucket as it changes (a past one too). */
+  salesUpdated: SalesUpdatedDocument,
 } as const;
 
 /** The `data` type of a typed document. */

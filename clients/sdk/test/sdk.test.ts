@@ -2,7 +2,7 @@
  * @swiftcart/sdk against the real platform: all five services and the gateway in this process, on
  * PostgreSQL, Redis and Kafka, reached only the way an app would, through the SDK (global fetch
  * and global WebSocket, nothing injected). Browsing and search, the order lifecycle, the typed
- * error codes, and both subscriptions including closing them.
+ * error codes, the subscriptions including closing them, and the admin's sales figures.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -372,6 +372,88 @@ describe('@swiftcart/sdk through the gateway', () => {
         () => stack.gateway!.metrics(),
       );
       assert.deepEqual(await quiet.next(), { done: true, value: undefined }, 'a returned subscription stays done');
+    });
+  });
+
+  describe('sales (admin only)', () => {
+    it('salesSummary, topProducts and salesUpdated are FORBIDDEN to a customer', async () => {
+      const to = new Date(Date.now() + 3_600_000).toISOString();
+      const from = new Date(Date.now() - 3_600_000).toISOString();
+      assert.equal((await failure(alice.salesSummary({ from, to, granularity: 'HOUR' }))).code, ErrorCode.Forbidden);
+      assert.equal((await failure(alice.topProducts({ from, to }))).code, ErrorCode.Forbidden);
+      assert.equal((await failure(within(alice.salesUpdated({ granularity: 'HOUR' }).next(), 10_000, 'FORBIDDEN'))).code, ErrorCode.Forbidden);
+    });
+
+    it('an admin follows the current hour live as an order is confirmed, and reads it in salesSummary and topProducts', async () => {
+      const admin = client(await stack.token('sdk-admin', ['admin']));
+      const updates = admin.salesUpdated({ granularity: 'HOUR' });
+      const first = (await within(updates.next(), 10_000, 'the current bucket')).value!.salesUpdated;
+      assert.equal(first.granularity, 'HOUR');
+      assert.equal(Date.parse(first.start) % 3_600_000, 0, `a whole hour: ${first.start}`);
+      assert.equal(first.revenue.currency, first.currency);
+
+      // SDK-A4 is this test's alone: 2 units at 10.00.
+      const { placeOrder: placed } = await alice.placeOrder({ input: orderInput('SDK-A4', 2) });
+      let last = first;
+      await within(
+        (async () => {
+          for await (const { salesUpdated: bucket } of updates) {
+            assert.ok(bucket.start !== last.start || bucket.version >= last.version, `versions of ${bucket.start} never go back`);
+            last = bucket;
+            const sameHour = bucket.start === first.start;
+            if (bucket.ordersConfirmed >= (sameHour ? first.ordersConfirmed + 1 : 1) && bucket.revenue.amount >= (sameHour ? first.revenue.amount : 0) + 2000)
+              break;
+          }
+        })(),
+        20_000,
+        `order ${placed.id} confirmed in the live bucket; last ${JSON.stringify(last)}`,
+      );
+      assert.ok(last.version > 0);
+
+      const from = first.start;
+      const to = new Date(Date.parse(first.start) + 2 * 3_600_000).toISOString();
+      const { salesSummary } = await admin.salesSummary({ from, to, granularity: 'HOUR' });
+      assert.deepEqual(
+        salesSummary.map((b) => b.start),
+        [from, new Date(Date.parse(from) + 3_600_000).toISOString()],
+        'one bucket per hour, the empty one too',
+      );
+      const summarised = salesSummary.find((b) => b.start === last.start)!;
+      assert.ok(summarised.version >= last.version && summarised.ordersConfirmed >= last.ordersConfirmed, JSON.stringify(summarised));
+
+      // Earlier tests' orders may settle in the same hour, so the bucket alone does not prove this one counted: its product does.
+      const a4 = await waitFor(
+        async () => (await admin.topProducts({ from, to, first: 100 })).topProducts.find((p) => p.product.sku === 'SDK-A4'),
+        'SDK-A4 in topProducts',
+        10_000,
+      );
+      assert.deepEqual(a4, { product: { sku: 'SDK-A4', name: 'Saga SDK-A4' }, unitsSold: 2, revenue: { amount: 2000, currency: first.currency } });
+
+      const bad = await failure(admin.salesSummary({ from: to, to: from, granularity: 'HOUR' }));
+      assert.equal(bad.code, ErrorCode.BadUserInput);
+    });
+  });
+
+  describe('notifications', () => {
+    it('myNotifications and orderNotifications list the messages about my order; another customer gets FORBIDDEN', async () => {
+      // A customer of this test alone, without an e-mail address: the messages are SKIPPED, and say why.
+      const dana = client(await stack.token('sdk-dana', ['customer']));
+      await dana.me();
+      const { placeOrder: placed } = await dana.placeOrder({ input: orderInput('SDK-A5', 1) });
+      const { order } = await waitFor(
+        async () => {
+          const found = await dana.orderNotifications({ id: placed.id });
+          return found.order?.notifications.some((n) => n.kind === 'ORDER_PLACED' && n.status === 'SKIPPED') ? found : undefined;
+        },
+        'the ORDER_PLACED message recorded as SKIPPED',
+        20_000,
+      );
+      const message = order!.notifications.find((n) => n.kind === 'ORDER_PLACED')!;
+      assert.deepEqual([message.channel, message.recipient, message.statusReason, message.attempts], ['EMAIL', null, 'the profile has no e-mail address', 0]);
+      assert.match(message.subject, new RegExp(placed.id.slice(0, 8).toUpperCase()));
+      const { myNotifications } = await dana.myNotifications({ first: 20 });
+      assert.ok(myNotifications.edges.some((e) => e.node.id === message.id && e.node.order.id === placed.id));
+      assert.equal((await failure(alice.orderNotifications({ id: placed.id }))).code, ErrorCode.Forbidden);
     });
   });
 });

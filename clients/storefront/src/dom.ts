@@ -23,14 +23,8 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<s
   return element;
 }
 
-/**
- * Formats an API amount for people. The API counts in minor units (`1999, EUR` is €19.99), so the
- * amount is divided by the currency's own number of decimals (0 for JPY, 2 for EUR).
- */
-export function money(minorUnits: number, currency: string): string {
-  const format = new Intl.NumberFormat('en', { style: 'currency', currency });
-  return format.format(minorUnits / 10 ** (format.resolvedOptions().maximumFractionDigits ?? 2));
-}
+/** Formats an API amount for people (minor units: `1999, EUR` is €19.99); see ./money.ts. */
+export { money } from './money.ts';
 
 /** Formats a timestamp in the reader's locale. */
 export function when(at: string): string {

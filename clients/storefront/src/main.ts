@@ -1,11 +1,12 @@
 /**
  * The storefront's entry: the header (navigation, live cart count, development sign-in) and a hash
- * router (`#/`, `#/cart`, `#/orders`, `#/orders/:id`, `#/profile`). Hash routes need no server-side
- * routing, so the storefront server only serves files.
+ * router (`#/`, `#/cart`, `#/orders`, `#/orders/:id`, `#/profile`, and for admins `#/admin`, the
+ * sales dashboard). Hash routes need no server-side routing, so the storefront server only serves files.
  */
 import { cartCount, onCartChange } from './cart.ts';
 import { h } from './dom.ts';
-import { DEMO_CUSTOMERS, currentSession, onSessionChange, signIn, signOut } from './session.ts';
+import { DEMO_USER_NAMES, currentSession, isAdmin, onSessionChange, signIn, signOut } from './session.ts';
+import { adminView } from './views/admin.ts';
 import { cartView } from './views/cart.ts';
 import { orderView } from './views/order.ts';
 import { ordersView } from './views/orders.ts';
@@ -35,7 +36,7 @@ function renderHeader(): void {
         'span',
         { class: 'account' },
         'Signed in as ',
-        h('strong', { 'data-customer': session.customer }, session.customer),
+        h('strong', { 'data-user': session.user }, session.user),
         ' ',
         h('button', { onclick: () => signOut() }, 'Sign out'),
       )
@@ -45,14 +46,14 @@ function renderHeader(): void {
           class: 'account',
           onsubmit: (event) => {
             event.preventDefault();
-            const customer = String(new FormData(event.target as HTMLFormElement).get('customer'));
-            signIn(customer).then(
+            const user = String(new FormData(event.target as HTMLFormElement).get('user'));
+            signIn(user).then(
               () => showNotice(null),
               (error: Error) => showNotice(error.message),
             );
           },
         },
-        h('label', {}, 'Demo customer ', h('select', { name: 'customer' }, ...DEMO_CUSTOMERS.map((c) => h('option', { value: c }, c)))),
+        h('label', {}, 'Demo user ', h('select', { name: 'user' }, ...DEMO_USER_NAMES.map((name) => h('option', { value: name }, name)))),
         h('button', { type: 'submit' }, 'Sign in'),
       );
   header.replaceChildren(
@@ -64,6 +65,7 @@ function renderHeader(): void {
       h('a', { href: '#/cart', id: 'cart-link' }, cartLinkText()),
       h('a', { href: '#/orders' }, 'My orders'),
       h('a', { href: '#/profile' }, 'My profile'),
+      isAdmin(session) ? h('a', { href: '#/admin', id: 'admin-link' }, 'Sales dashboard') : '',
     ),
     account,
   );
@@ -82,6 +84,7 @@ function route(): void {
     if (path === '/cart') cleanup = cartView(view, params);
     else if (path === '/orders') cleanup = ordersView(view, params);
     else if (path === '/profile') cleanup = profileView(view, params);
+    else if (path === '/admin') cleanup = adminView(view, params);
     else if (order) cleanup = orderView(view, params, decodeURIComponent(order[1]));
     else cleanup = productsView(view, params);
   } catch (error) {
@@ -96,7 +99,7 @@ onCartChange(() => {
   const link = document.getElementById('cart-link');
   if (link) link.textContent = cartLinkText();
 });
-// Pages that depend on who is signed in (cart, orders, profile) are rendered again after a sign-in or sign-out;
+// Pages that depend on who is signed in (cart, orders, profile, admin) are rendered again after a sign-in or sign-out;
 // the live cart (./cart.ts) has already switched to the new customer by then: it listens first.
 onSessionChange(() => {
   renderHeader();

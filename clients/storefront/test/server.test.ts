@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { DEVELOPMENT_JWT_SECRET } from '@swiftcart/platform';
+import { DEVELOPMENT_JWT_SECRET, viewerFromAuthorization } from '@swiftcart/platform';
 import { waitFor } from '../../../test/support/wait.ts';
-import { requestPath, startStorefront, type StorefrontServer } from '../server.ts';
+import { DEMO_USERS, requestPath, startStorefront, type StorefrontServer } from '../server.ts';
 
 interface RawAnswer {
   readonly status: number;
@@ -102,18 +102,48 @@ describe('storefront server against malformed input', () => {
   });
 
   test('given bad bodies to POST /dev/token, when sent, then 4xx with a reason, and a good one still signs', async () => {
-    for (const body of ['{"customer":', 'null', '[]', '"alice"', '{"customer":"mallory"}', '{}']) {
+    for (const body of [
+      '{"user":',
+      'null',
+      '[]',
+      '"alice"',
+      '{"user":"mallory"}',
+      '{"customer":"root"}',
+      '{"user":"constructor"}',
+      '{"user":["admin"]}',
+      '{}',
+    ]) {
       const answer = await post('/dev/token', body);
       assert.equal(answer.status, 400, body);
-      assert.match(JSON.parse(answer.body).error, /customer/);
+      assert.match(JSON.parse(answer.body).error, /user/);
     }
-    assert.equal((await post('/dev/token', JSON.stringify({ customer: 'x'.repeat(20_000) }))).status, 413);
+    assert.equal(JSON.parse((await post('/dev/token', '{"user":"mallory"}')).body).error, 'user must be one of alice, bob, carol, admin');
+    assert.equal((await post('/dev/token', JSON.stringify({ user: 'x'.repeat(20_000) }))).status, 413);
     assert.equal((await raw('GET /dev/token HTTP/1.1')).status, 405);
     assert.equal((await raw('DELETE /index.html HTTP/1.1')).status, 405);
-    const good = await post('/dev/token', '{"customer":"alice"}');
+    const good = await post('/dev/token', '{"user":"alice"}');
     assert.equal(good.status, 200);
-    assert.equal(JSON.parse(good.body).customer, 'alice');
+    assert.equal(JSON.parse(good.body).user, 'alice');
     assert.equal(typeof JSON.parse(good.body).token, 'string');
+  });
+
+  test('given each demo user, when signed in, then the token carries its name and only its roles: customers are customers, admin is an admin', async () => {
+    assert.deepEqual(DEMO_USERS, { alice: ['customer'], bob: ['customer'], carol: ['customer'], admin: ['admin'] });
+    for (const [user, roles] of Object.entries(DEMO_USERS)) {
+      const answer = await post('/dev/token', JSON.stringify({ user }));
+      assert.equal(answer.status, 200, user);
+      const body = JSON.parse(answer.body);
+      assert.equal(body.user, user);
+      assert.deepEqual(body.roles, roles);
+      const viewer = await viewerFromAuthorization(`Bearer ${body.token}`, DEVELOPMENT_JWT_SECRET);
+      assert.equal(viewer.customerId, user);
+      assert.deepEqual(viewer.roles, roles);
+      assert.ok(viewer.expiresAt! > Date.now() + 11 * 3_600_000, 'a 12-hour token');
+    }
+    // The field's earlier name still signs in (older pages, scripts).
+    const earlier = await post('/dev/token', '{"customer":"bob"}');
+    assert.equal(earlier.status, 200);
+    assert.deepEqual(JSON.parse(earlier.body).roles, ['customer']);
   });
 
   test('given a WebSocket upgrade the client resets before the gateway answers, when it resets, then the server keeps serving and drops the upstream request', async () => {
@@ -155,8 +185,12 @@ describe('storefront server in production (as in docker-compose.yml)', () => {
     try {
       await using storefront = await startStorefront({ log: (level, msg) => logged.push(`${level}: ${msg}`) });
       assert.ok(!logged.some((line) => line.includes('building')), logged.join('\n'));
-      const signIn = await fetch(`${storefront.url}dev/token`, { method: 'POST', body: '{"customer":"alice"}' });
-      assert.equal(signIn.status, 404);
+      // No demo user at all: neither the customers nor the admin.
+      for (const user of Object.keys(DEMO_USERS)) {
+        const signIn = await fetch(`${storefront.url}dev/token`, { method: 'POST', body: JSON.stringify({ user }) });
+        assert.equal(signIn.status, 404, user);
+        assert.deepEqual(await signIn.json(), { error: 'development sign-in is off in production' });
+      }
       assert.equal((await fetch(`${storefront.url}healthz`)).status, 200);
       // The proxy answers for an unreachable gateway; it does not fail.
       assert.equal((await fetch(`${storefront.url}graphql`, { method: 'POST', body: '{}' })).status, 502);

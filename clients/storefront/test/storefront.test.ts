@@ -9,10 +9,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { mkdtempSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { statSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromiumArgs, screenshotDir } from '../../../test/support/browser.ts';
 import { type RunningConsumer, startConsumer } from '@swiftcart/platform';
 import { loadServiceModule, type TestStack } from '../../../test/support/stack.ts';
 import { admissionOf } from '../../../subgraphs/order/src/service.ts';
@@ -25,10 +24,7 @@ import { startStorefront, type StorefrontServer } from '../server.ts';
  * The README's screenshots are refreshed with `UPDATE_SCREENSHOTS=1 npm test -- clients/storefront/test/storefront.test.ts`;
  * other runs write them to a temporary folder, so `npm test` leaves the checkout clean.
  */
-const IMAGES =
-  process.env.UPDATE_SCREENSHOTS === '1'
-    ? path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'images')
-    : mkdtempSync(path.join(tmpdir(), 'swiftcart-screenshots-'));
+const IMAGES = screenshotDir();
 // A prefix per run: the test databases outlive runs, and search by prefix shows only this run's products.
 const PREFIX = `WEB${Date.now().toString(36).slice(-5).toUpperCase()}`;
 const SKU_A = `${PREFIX}-A`;
@@ -37,18 +33,6 @@ const SKU_C = `${PREFIX}-C`;
 const ON_HAND = 20;
 /** placeOrder's admission threshold in this stack: the last test makes the saga lag past it. */
 const ADMISSION_MAX_LAG_MS = 3_000;
-
-/** Chromium flags for a container without a GPU, sandbox or network services. */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 describe('storefront in a browser', () => {
   let stack: TestStack;
@@ -87,7 +71,7 @@ describe('storefront in a browser', () => {
       jwtSecret: stack.config.jwtSecret,
       log: () => {},
     });
-    browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+    browser = await chromium.launch({ executablePath, args: chromiumArgs() });
     context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
   });
 
@@ -124,9 +108,9 @@ describe('storefront in a browser', () => {
 
   /** Signs in as a demo customer with the header's form. */
   async function signIn(page: Page, customer: string): Promise<void> {
-    await page.selectOption('header select[name=customer]', customer);
+    await page.selectOption('header select[name=user]', customer);
     await page.click('header button[type=submit]');
-    await page.locator(`[data-customer="${customer}"]`).waitFor();
+    await page.locator(`[data-user="${customer}"]`).waitFor();
   }
 
   /** Adds one unit of `sku` on the products page and waits until the header counts `count` units in the cart. */

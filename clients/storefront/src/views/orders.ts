@@ -12,7 +12,7 @@ export const ordersView: View = (root) => {
     root.replaceChildren(h('h2', {}, 'My orders'), h('p', { class: 'error' }, 'Please sign in to see your orders.'));
     return () => {};
   }
-  root.replaceChildren(h('h2', {}, `${session.customer}'s orders`), h('p', { class: 'status' }, 'Loading…'));
+  root.replaceChildren(h('h2', {}, `${session.user}'s orders`), h('p', { class: 'status' }, 'Loading…'));
   let gone = false;
   void client.myOrders({ first: 20 }).then(
     ({ myOrders }) => {
@@ -29,7 +29,7 @@ export const ordersView: View = (root) => {
         ),
       );
       root.replaceChildren(
-        h('h2', {}, `${session.customer}'s orders`),
+        h('h2', {}, `${session.user}'s orders`),
         rows.length ? h('table', { class: 'orders' }, h('tbody', {}, ...rows)) : h('p', {}, 'No orders yet. ', h('a', { href: '#/' }, 'Start shopping')),
         myOrders.totalCount > rows.length ? h('p', {}, `Showing the latest ${rows.length} of ${myOrders.totalCount}.`) : '',
       );

@@ -1,0 +1,6 @@
+import { startTracing } from '@swiftcart/platform/tracing';
+
+// First: an instrumentation patches only what is imported after it starts.
+startTracing('notification');
+const [{ runService }, { notificationService }] = await Promise.all([import('@swiftcart/platform'), import('./service.ts')]);
+await runService(notificationService);
