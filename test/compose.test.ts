@@ -87,12 +87,18 @@ const load = (text: string, env: Record<string, string>) => parse(interpolate(te
 /** The SwiftCart processes (built from this repository's image). */
 const nodeServices = (file: ComposeFile) => Object.entries(file.services).filter(([, s]) => s.image === 'swiftcart:local');
 
-const SECRETS = { JWT_SECRET: 'j'.repeat(64), SUBGRAPH_SECRET: 's'.repeat(64) };
+/** What the base file requires: both secrets, and where e-mail goes. */
+const SECRETS = { JWT_SECRET: 'j'.repeat(64), SUBGRAPH_SECRET: 's'.repeat(64), NOTIFICATION_SMTP_URL: 'smtp://relay.example:587' };
 
 describe('docker-compose.yml: safe by default', () => {
   test('given no JWT_SECRET or SUBGRAPH_SECRET, then compose refuses to start, naming the variable', () => {
     assert.throws(() => load(BASE, {}), /required variable JWT_SECRET is missing a value: set JWT_SECRET/);
     assert.throws(() => load(BASE, { JWT_SECRET: SECRETS.JWT_SECRET }), /required variable SUBGRAPH_SECRET is missing a value/);
+    assert.throws(
+      () => load(BASE, { JWT_SECRET: SECRETS.JWT_SECRET, SUBGRAPH_SECRET: SECRETS.SUBGRAPH_SECRET }),
+      /required variable NOTIFICATION_SMTP_URL is missing a value: set NOTIFICATION_SMTP_URL to your mail relay/,
+      'no silent default relay: e-mail marked SENT must have gone somewhere on purpose',
+    );
     // Every mention of either secret is the required form: no default anywhere, and not the public one.
     for (const name of ['JWT_SECRET', 'SUBGRAPH_SECRET']) {
       const uses = [...BASE.matchAll(new RegExp(`\\$\\{${name}([^}]*)\\}`, 'g'))].map((m) => m[1]);

@@ -156,6 +156,8 @@ export interface KafkaClient extends AsyncDisposable {
   readTopic(name: string, options?: ReadTopicOptions): Promise<IncomingMessage[]>;
   /** The offsets (and metadata) `groupId` (prefixed) has committed on a topic. */
   groupOffsets(groupId: string, name: string): Promise<CommittedOffset[]>;
+  /** Deletes consumer groups (names without prefix) that will never read again; one that is unknown, or has members, is left as it is. */
+  deleteGroups(groupIds: readonly string[]): Promise<void>;
   /**
    * Commits offsets (with metadata) for `groupId` (prefixed) on a topic by joining the group
    * briefly; the group must have no other running member.
@@ -524,6 +526,11 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
         await a.deleteGroups([groupId]).catch(() => undefined);
       }
       return [...received.values()].sort((x, y) => x.partition - y.partition || Number(BigInt(x.offset) - BigInt(y.offset)));
+    },
+    async deleteGroups(groupIds) {
+      const a = await getAdmin();
+      // kafkajs rejects the whole call when one group cannot go (unknown, not empty): none of that is worth failing for.
+      await a.deleteGroups(groupIds.map(topic)).catch(() => undefined);
     },
     async groupOffsets(groupId, name) {
       const a = await getAdmin();

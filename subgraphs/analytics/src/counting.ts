@@ -38,17 +38,26 @@ interface GenerationRow {
 }
 
 /**
- * The generations to count into, each locked FOR SHARE until the transaction ends: a rebuild's
- * state change (FOR UPDATE) waits for every transaction counting into the generations, and every
- * later one sees the new state. The live consumer locks every generation not RETIRED, the BUILDING
- * one included, so a transaction that waited on the flip to FOLLOWING sees it.
+ * The advisory lock that orders counting against a rebuild's state changes: every counting
+ * transaction holds it shared, a state change (the flip to FOLLOWING, the swap) takes it
+ * exclusively. PostgreSQL queues advisory lock requests fairly, so a waiting state change holds
+ * back later counting transactions instead of waiting for a gap that steady load never leaves
+ * (row locks FOR SHARE would let them overtake it).
+ */
+export const GENERATION_LOCK_KEY = 0x616e_616c;
+
+/**
+ * The generations to count into, read under {@link GENERATION_LOCK_KEY} (shared) until the
+ * transaction ends: a rebuild's state change waits for every transaction counting into the
+ * generations, and every later one sees the new state (each statement reads what has committed).
  */
 async function lockGenerations(em: EntityManager, target: CountTarget): Promise<GenerationRow[]> {
+  await em.execute('select pg_advisory_xact_lock_shared(?)', [GENERATION_LOCK_KEY]);
   if (target.kind === 'live') {
-    const rows = await em.execute<GenerationRow[]>(`select id, state from analytics_generation where state <> 'RETIRED' order by id for share`);
-    return rows.filter((g) => g.state === 'CURRENT' || g.state === 'FOLLOWING');
+    const rows = await em.execute<GenerationRow[]>(`select id, state from analytics_generation where state in ('CURRENT', 'FOLLOWING') order by id`);
+    return rows;
   }
-  const rows = await em.execute<GenerationRow[]>('select id, state from analytics_generation where id = ? for share', [target.generation]);
+  const rows = await em.execute<GenerationRow[]>('select id, state from analytics_generation where id = ?', [target.generation]);
   return rows.filter((g) => g.state === 'BUILDING' || g.state === 'FOLLOWING');
 }
 

@@ -28,6 +28,7 @@ import {
   startConsumer,
 } from '@swiftcart/platform';
 import { rebuildConsumer, rebuildConsumerName } from './consumer.ts';
+import { GENERATION_LOCK_KEY } from './counting.ts';
 import { BUCKET_COLUMNS, type BucketRow, type GenerationState, type SalesBucketRecord, toBucketRecord } from './entities.ts';
 import { announceBuckets } from './live.ts';
 
@@ -158,9 +159,10 @@ async function openGeneration(runtime: RebuildRuntime): Promise<{ id: number; st
   }
 }
 
-/** Changes `generation` from `from` to `to` under FOR UPDATE (waiting for the transactions counting into it); false when it was not `from`. */
+/** Changes `generation` from `from` to `to` holding GENERATION_LOCK_KEY exclusively (waiting for the transactions counting now); false when it was not `from`. */
 async function changeState(runtime: RebuildRuntime, generation: number, from: GenerationState, to: GenerationState): Promise<boolean> {
   return inTransaction(runtime.db, runtime.log, async (em) => {
+    await em.execute('select pg_advisory_xact_lock(?)', [GENERATION_LOCK_KEY]);
     const [row] = await em.execute<{ state: GenerationState }[]>('select state from analytics_generation where id = ? for update', [generation]);
     if (row?.state !== from) return false;
     await em.execute('update analytics_generation set state = ?, updated_at = now() where id = ?', [to, generation]);
@@ -175,12 +177,13 @@ const SAME_BUCKET = 'o.granularity = n.granularity and o.currency = n.currency a
 
 /**
  * Makes `generation` (FOLLOWING) CURRENT and the CURRENT one RETIRED, in one transaction that first
- * locks both FOR UPDATE, so no live transaction counts while it runs. Versions never go back for
+ * takes GENERATION_LOCK_KEY exclusively, so no live transaction counts while it runs. Versions never go back for
  * a subscriber: a bucket whose figures differ gets a version above the old one's (a bucket only
  * the old generation had comes back as zeros), and those buckets are returned to be announced.
  */
 async function swap(runtime: RebuildRuntime, generation: number): Promise<{ retired: number; changed: SalesBucketRecord[] } | null> {
   return inTransaction(runtime.db, runtime.log, async (em) => {
+    await em.execute('select pg_advisory_xact_lock(?)', [GENERATION_LOCK_KEY]);
     const rows = await em.execute<{ id: number; state: GenerationState }[]>(
       `select id, state from analytics_generation where id = ? or state = 'CURRENT' order by id for update`,
       [generation],
@@ -247,8 +250,9 @@ export async function purgeRetired(runtime: Pick<RebuildRuntime, 'db'>): Promise
   return deleted;
 }
 
-/** Forgets a finished rebuild consumer's inbox and delivery rows: its group will never read again. */
-async function forgetConsumer(runtime: Pick<RebuildRuntime, 'db'>, consumer: string): Promise<void> {
+/** Forgets a finished rebuild consumer: its Kafka group, its inbox and delivery rows. It will never read again. */
+async function forgetConsumer(runtime: Pick<RebuildRuntime, 'db' | 'kafka'>, consumer: string): Promise<void> {
+  await runtime.kafka.deleteGroups([consumer]);
   const em = runtime.db.fork();
   await deleteInSlices(em, 'inbox', 'consumer = ?', [consumer]);
   await deleteInSlices(em, 'consumer_delivery', 'consumer = ?', [consumer]);
@@ -312,7 +316,9 @@ export async function rebuild(runtime: RebuildRuntime, options: RebuildOptions =
   await progress(`generation ${generation.id} has counted the topics up to the watermarks read after that; swapping it in`);
   const events = await countEventsOf(runtime, generation.id);
   const swapped = await swap(runtime, generation.id);
-  if (swapped) {
+  // Abandoned meanwhile (another command): nothing was swapped in, and saying "done" would be a lie.
+  if (!swapped) throw new Error(`generation ${generation.id} is no longer FOLLOWING (abandoned meanwhile?); nothing was swapped in`);
+  {
     await announceBuckets(runtime, swapped.changed);
     await progress(
       `generation ${generation.id} is CURRENT (${events} events counted; ${swapped.changed.length} buckets differ from generation ${swapped.retired}'s); deleting generation ${swapped.retired}`,
@@ -323,17 +329,19 @@ export async function rebuild(runtime: RebuildRuntime, options: RebuildOptions =
   await forgetConsumer(runtime, group);
   return {
     generation: generation.id,
-    retired: swapped?.retired ?? null,
+    retired: swapped.retired,
     resumed: generation.resumed,
     events,
-    changedBuckets: swapped?.changed.length ?? 0,
+    changedBuckets: swapped.changed.length,
     durationMs: Date.now() - started,
   };
 }
 
 /** Drops an unfinished rebuild (BUILDING or FOLLOWING): its generation is RETIRED and its rows deleted. Returns its id, or null when there was none. */
-export async function abandonRebuild(runtime: Pick<RebuildRuntime, 'db' | 'log'>): Promise<number | null> {
+export async function abandonRebuild(runtime: Pick<RebuildRuntime, 'db' | 'log' | 'kafka'>): Promise<number | null> {
   const abandoned = await inTransaction(runtime.db, runtime.log, async (em) => {
+    // As a state change: no transaction is counting into it when it becomes RETIRED, so its rows are all deleted below.
+    await em.execute('select pg_advisory_xact_lock(?)', [GENERATION_LOCK_KEY]);
     const [row] = await em.execute<{ id: number }[]>(`select id from analytics_generation where state in ('BUILDING', 'FOLLOWING') for update`);
     if (!row) return null;
     await em.execute(`update analytics_generation set state = 'RETIRED', updated_at = now() where id = ?`, [row.id]);

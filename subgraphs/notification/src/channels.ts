@@ -60,6 +60,10 @@ export function classifySmtpError(error: unknown): SendOutcome {
     if (failure.responseCode >= 500) return { kind: 'failed', reason };
   }
   if (failure.syscall === 'connect' || failure.syscall === 'getaddrinfo' || failure.code === 'EDNS') return { kind: 'retry', reason };
+  // TLS and authentication come before any envelope: a bad certificate, a failed STARTTLS or a
+  // refused login leaves nothing at the server (and may be mended by the operator meanwhile).
+  if (failure.code === 'ETLS' || failure.code === 'EAUTH' || failure.code === 'ENOAUTH') return { kind: 'retry', reason };
+  if (failure.code === 'ESOCKET' && /certificate|self[- ]signed|ssl|tls/i.test(reason)) return { kind: 'retry', reason };
   // A timeout while connecting or waiting for the greeting: nothing of the message was sent.
   if (failure.code === 'ETIMEDOUT' && failure.command === 'CONN' && /greeting|connection timeout/i.test(reason)) return { kind: 'retry', reason };
   // Refused before any byte of the message left: an invalid address, an oversized message.

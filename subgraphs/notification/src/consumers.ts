@@ -17,6 +17,7 @@ import {
 } from '@swiftcart/platform';
 import type { NotificationChannel, NotificationDetails, NotificationKind } from './entities.ts';
 import { subjectOf } from './messages.ts';
+import type { NotificationSettings } from './settings.ts';
 
 /** The consumer (and inbox) names. */
 export const ORDER_EVENTS_CONSUMER = 'notification.order-events';
@@ -34,7 +35,12 @@ interface Announcement {
  * Writes the event's messages: e-mail always (SKIPPED later when there is nobody to send it to, so
  * that is recorded), SMS only when the customer, as known now, wants SMS and has a phone.
  */
-async function announce(em: EntityManager, event: { readonly id: string }, announcement: Announcement): Promise<void> {
+async function announce(
+  em: EntityManager,
+  event: { readonly id: string; readonly occurredAt: string },
+  announcement: Announcement,
+  maxAgeMs: number,
+): Promise<void> {
   const orderId = announcement.orderId.toLowerCase();
   const owner = await em.execute<{ customer_id: string }[]>('select customer_id from order_summary where order_id = ?', [orderId]);
   const customerId = announcement.customerId ?? owner[0]?.customer_id ?? null;
@@ -43,11 +49,16 @@ async function announce(em: EntityManager, event: { readonly id: string }, annou
     const sms = await em.execute<{ ok: boolean }[]>('select sms_enabled and phone is not null as ok from customer_contact where customer_id = ?', [customerId]);
     if (sms[0]?.ok) channels.push('SMS');
   }
+  // An event older than maxAgeMs is news to nobody: a new deployment (or a reset database) reads
+  // the topics from their beginning, and must not mail a week of orders again.
   await em.execute(
     `
-    insert into notification (id, event_id, channel, kind, order_id, customer_id, details, subject)
-    select (c->>'id')::uuid, ?, c->>'channel', ?, ?, ?, ?::jsonb, ?
-    from jsonb_array_elements(?::jsonb) as c
+    insert into notification (id, event_id, channel, kind, order_id, customer_id, details, subject, status, status_reason)
+    select (c->>'id')::uuid, ?, c->>'channel', ?, ?, ?, ?::jsonb, ?,
+      case when stale then 'SKIPPED' else 'PENDING' end,
+      case when stale then 'the event is older than NOTIFICATION_MAX_EVENT_AGE_MS: the customer is not told so late' end
+    from jsonb_array_elements(?::jsonb) as c,
+      lateral (select ?::timestamptz < now() - (? * interval '1 millisecond') as stale) as age
     on conflict (event_id, channel) do nothing`,
     [
       event.id,
@@ -57,27 +68,26 @@ async function announce(em: EntityManager, event: { readonly id: string }, annou
       JSON.stringify(announcement.details),
       subjectOf(announcement.kind, orderId),
       JSON.stringify(channels.map((channel) => ({ id: uuidv7(), channel }))),
+      event.occurredAt,
+      maxAgeMs,
     ],
   );
 }
 
-/** A handler that announces what `toAnnouncement` makes of its event. */
-function announcing<T extends EventType>(toAnnouncement: (event: EventOf<T>) => Announcement): EventHandler<EventOf<T>> {
-  return (em, event) => announce(em, event, toAnnouncement(event));
-}
-
 /** OrderPlaced: keeps the order's lines and customer (first one wins; a replay changes nothing), then announces it. */
-const orderPlaced: EventHandler<EventOf<'OrderPlaced'>> = async (em, event) => {
-  const { orderId, customerId, items, total } = event.data;
-  await em.execute(
-    `
+const orderPlaced =
+  (maxAgeMs: number): EventHandler<EventOf<'OrderPlaced'>> =>
+  async (em, event) => {
+    const { orderId, customerId, items, total } = event.data;
+    await em.execute(
+      `
     insert into order_summary (order_id, customer_id, currency, total_amount, items, placed_at)
     values (?, ?, ?, ?, ?::jsonb, ?)
     on conflict (order_id) do nothing`,
-    [orderId.toLowerCase(), customerId, total.currency, total.amount, JSON.stringify(items), event.occurredAt],
-  );
-  await announce(em, event, { kind: 'ORDER_PLACED', orderId, customerId, details: {} });
-};
+      [orderId.toLowerCase(), customerId, total.currency, total.amount, JSON.stringify(items), event.occurredAt],
+    );
+    await announce(em, event, { kind: 'ORDER_PLACED', orderId, customerId, details: {} }, maxAgeMs);
+  };
 
 /**
  * CustomerRegistered / CustomerUpdated: replaces the copy of how to reach the customer when the
@@ -99,13 +109,18 @@ const customerChanged: EventHandler<AnyEventOf<'CustomerRegistered' | 'CustomerU
 };
 
 /** The notification service's consumers: one for the customers' contacts, one for everything it tells them about. */
-export function notificationConsumers(): readonly ConsumerSpec[] {
+export function notificationConsumers(settings: Pick<NotificationSettings, 'maxEventAgeMs'>): readonly ConsumerSpec[] {
+  /** A handler that announces what `toAnnouncement` makes of its event. */
+  const announcing =
+    <T extends EventType>(toAnnouncement: (event: EventOf<T>) => Announcement): EventHandler<EventOf<T>> =>
+    (em, event) =>
+      announce(em, event, toAnnouncement(event), settings.maxEventAgeMs);
   return [
     defineConsumer({ consumer: CUSTOMER_CONSUMER, handlers: { CustomerRegistered: customerChanged, CustomerUpdated: customerChanged } }),
     defineConsumer({
       consumer: ORDER_EVENTS_CONSUMER,
       handlers: {
-        OrderPlaced: orderPlaced,
+        OrderPlaced: orderPlaced(settings.maxEventAgeMs),
         OrderConfirmed: announcing<'OrderConfirmed'>((e) => ({ kind: 'ORDER_CONFIRMED', orderId: e.data.orderId, customerId: e.data.customerId, details: {} })),
         OrderCancelled: announcing<'OrderCancelled'>((e) => ({
           kind: 'ORDER_CANCELLED',

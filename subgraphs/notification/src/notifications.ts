@@ -18,12 +18,30 @@ export async function listCustomerNotifications(em: EntityManager, customerId: s
   return toConnection(rows.map(toRecord), size, (n) => n.id, totalCount);
 }
 
-/** The notifications of each order, oldest first: one query for all of them. */
-export async function findByOrders(em: EntityManager, orderIds: readonly string[]): Promise<Map<string, NotificationRecord[]>> {
-  const rows = await em.fork().find(Notification, { orderId: { $in: [...orderIds] } }, { orderBy: { id: 'asc' } });
+/** An order's notifications and whose order it is (null while the service knows neither). */
+export interface OrderNotifications {
+  readonly owner: string | null;
+  readonly notifications: readonly NotificationRecord[];
+}
+
+/**
+ * The notifications of each order, oldest first, with the order's customer: from its OrderPlaced,
+ * else from a message that names it. Two queries for all of them.
+ */
+export async function findByOrders(em: EntityManager, orderIds: readonly string[]): Promise<Map<string, OrderNotifications>> {
+  const [rows, owners] = await Promise.all([
+    em.fork().find(Notification, { orderId: { $in: [...orderIds] } }, { orderBy: { id: 'asc' } }),
+    em.fork().execute<{ order_id: string; customer_id: string }[]>('select order_id, customer_id from order_summary where order_id in (?)', [[...orderIds]]),
+  ]);
+  const ownerOf = new Map(owners.map((o) => [o.order_id, o.customer_id]));
   const byOrder = new Map<string, NotificationRecord[]>(orderIds.map((id) => [id, []]));
   for (const row of rows) byOrder.get(row.orderId)?.push(toRecord(row));
-  return byOrder;
+  return new Map(
+    [...byOrder].map(([id, notifications]) => [
+      id,
+      { owner: ownerOf.get(id) ?? notifications.find((n) => n.customerId !== null)?.customerId ?? null, notifications },
+    ]),
+  );
 }
 
 /** Notifications by id: one query for all of them. */

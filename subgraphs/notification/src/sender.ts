@@ -11,10 +11,16 @@ import type { NotificationChannel, NotificationDetails, NotificationKind } from 
 import { type MessageInput, type OrderSummary, renderEmail, renderSms } from './messages.ts';
 import type { NotificationSettings } from './settings.ts';
 
-/** Messages claimed per round; a full round is followed by the next one at once. */
-export const SEND_BATCH_SIZE = 20;
-/** Messages of one round in flight at once. */
-const SEND_CONCURRENCY = 4;
+/**
+ * Messages claimed per round, all sent at once; a full round is followed by the next one at once.
+ * Small, so that every claimed message is sent right after its claim, well inside its lease.
+ */
+export const SEND_BATCH_SIZE = 4;
+/**
+ * SMTP steps of one send, each allowed `smtpTimeoutMs`: connect, greeting, EHLO, MAIL FROM, RCPT TO,
+ * DATA, the message, and one spare (a STARTTLS or AUTH exchange).
+ */
+const SMTP_STEPS = 8;
 /**
  * How long a message may wait for its order's OrderPlaced (a shipment or payment event can be read
  * before it: they come on other topics) before it is FAILED.
@@ -30,7 +36,8 @@ interface ClaimedRow {
   readonly customer_id: string | null;
   readonly details: NotificationDetails;
   readonly attempts: number;
-  readonly created_at: Date;
+  /** How long ago the event was handled, by the database's clock (the one every lease uses). */
+  readonly age_ms: number;
 }
 
 interface SummaryRow {
@@ -56,8 +63,6 @@ export interface SenderOptions {
   readonly log: Logger;
   readonly settings: NotificationSettings;
   readonly channels: Readonly<Record<NotificationChannel, Channel>>;
-  /** The clock (tests may pin it). */
-  readonly now?: () => Date;
 }
 
 /** What one pass did, for tests and logs. */
@@ -90,12 +95,8 @@ export class NotificationSender implements AsyncDisposable {
 
   constructor(options: SenderOptions) {
     this.#options = options;
-    // Longer than any one send can take (connect, greet, each command), so a live send never loses its lease.
-    this.#leaseMs = 6 * options.settings.smtpTimeoutMs + 30_000;
-  }
-
-  #now(): Date {
-    return this.#options.now?.() ?? new Date();
+    // Longer than one send can take (each step of it at most smtpTimeoutMs), so a live send never loses its lease.
+    this.#leaseMs = SMTP_STEPS * options.settings.smtpTimeoutMs + 30_000;
   }
 
   /** Starts the loop: a pass now, then one every `pollMs` or whenever {@link NotificationSender.wake} is called. */
@@ -142,45 +143,45 @@ export class NotificationSender implements AsyncDisposable {
    */
   async sendDue(): Promise<SendPass> {
     const { db, log } = this.#options;
-    const now = this.#now();
+    // Every time here is the database's: replicas whose clocks differ agree on leases and due times.
     const lost = await db.fork().execute<{ id: string }[]>(
       `
       update notification set status = 'UNCERTAIN', lease_until = null, updated_at = now(),
         status_reason = 'the sender stopped while handing it over; it may have arrived, so it is not sent again'
-      where status = 'SENDING' and lease_until < ?
+      where status = 'SENDING' and lease_until < now()
       returning id`,
-      [now],
     );
     if (lost.length > 0) log.warn({ ids: lost.map((r) => r.id) }, 'messages left SENDING by a stopped sender marked UNCERTAIN (never resent)');
     const claimed = await inTransaction(db, log, (em) =>
       em.execute<ClaimedRow[]>(
         `
-        update notification n set status = 'SENDING', attempts = n.attempts + 1, lease_until = ?, updated_at = now()
+        update notification n set status = 'SENDING', attempts = n.attempts + 1,
+          lease_until = now() + (? * interval '1 millisecond'), updated_at = now()
         from (
           select id from notification
-          where status = 'PENDING' and next_attempt_at <= ?
+          where status = 'PENDING' and next_attempt_at <= now()
           order by next_attempt_at, id
           limit ?
           for update skip locked
         ) due
         where n.id = due.id
-        returning n.id, n.channel, n.kind, n.order_id, n.customer_id, n.details, n.attempts, n.created_at`,
-        [new Date(now.getTime() + this.#leaseMs), now, SEND_BATCH_SIZE],
+        returning n.id, n.channel, n.kind, n.order_id, n.customer_id, n.details, n.attempts,
+          (extract(epoch from now() - n.created_at) * 1000)::float8 as age_ms`,
+        [this.#leaseMs, SEND_BATCH_SIZE],
       ),
     );
-    for (let i = 0; i < claimed.length; i += SEND_CONCURRENCY) {
-      await Promise.all(claimed.slice(i, i + SEND_CONCURRENCY).map((row) => this.#deliver(row, now)));
-    }
+    await Promise.all(claimed.map((row) => this.#deliver(row)));
     return { claimed: claimed.length, uncertain: lost.length };
   }
 
-  async #deliver(row: ClaimedRow, now: Date): Promise<void> {
+  async #deliver(row: ClaimedRow): Promise<void> {
     const { db, settings, log } = this.#options;
+    let handedOver = false;
     try {
       const em = db.fork();
       const [summary] = await em.execute<SummaryRow[]>('select * from order_summary where order_id = ?', [row.order_id]);
       if (!summary) {
-        if (now.getTime() - new Date(row.created_at).getTime() > ORDER_WAIT_MS) {
+        if (row.age_ms > ORDER_WAIT_MS) {
           await this.#finish(row, 'FAILED', 'the order is unknown to the notification service');
         } else {
           await this.#putBack(row, settings.pollMs, true);
@@ -190,8 +191,7 @@ export class NotificationSender implements AsyncDisposable {
       const [contact] = await em.execute<ContactRow[]>('select email, name, phone, email_enabled, sms_enabled from customer_contact where customer_id = ?', [
         summary.customer_id,
       ]);
-      const age = now.getTime() - new Date(row.created_at).getTime();
-      if (!contact && age < settings.profileWaitMs) {
+      if (!contact && row.age_ms < settings.profileWaitMs) {
         await this.#putBack(row, settings.pollMs, true);
         return;
       }
@@ -222,27 +222,43 @@ export class NotificationSender implements AsyncDisposable {
         text: row.channel === 'EMAIL' ? email.text : renderSms(input),
         html: email.html,
       };
-      // Recorded before the send, so an UNCERTAIN message still says where it went.
-      await em.execute('update notification set recipient = ?, customer_id = ? where id = ?', [recipient, summary.customer_id, row.id]);
+      // The recipient is recorded (so an UNCERTAIN message still says where it went) and the lease
+      // renewed, both only while this sender still holds the row: one that lost it sends nothing.
+      const held = await em.execute<{ id: string }[]>(
+        `
+        update notification set recipient = ?, customer_id = ?, lease_until = now() + (? * interval '1 millisecond')
+        where id = ? and status = 'SENDING' and attempts = ? and lease_until > now()
+        returning id`,
+        [recipient, summary.customer_id, this.#leaseMs, row.id, row.attempts],
+      );
+      if (held.length === 0) {
+        log.warn({ notificationId: row.id }, 'a claimed notification was taken from this sender before it was sent; not sent');
+        return;
+      }
+      handedOver = true;
       await this.#record(row, await this.#options.channels[row.channel].send(message));
     } catch (error) {
-      // Our own database failed us: nothing was handed over, or the outcome was not written and
-      // the lease will turn the row UNCERTAIN. Either way nothing is sent twice.
-      log.error({ err: error, notificationId: row.id }, 'sending a notification failed before its outcome was recorded');
+      log.error({ err: error, notificationId: row.id, handedOver }, 'a notification failed before its outcome was recorded');
+      // Not handed over yet: certainly not sent, so it waits for the next try without counting one.
+      // Handed over: the lease runs out and the row becomes UNCERTAIN, never sent twice.
+      if (!handedOver) await this.#putBack(row, settings.pollMs, true).catch(() => undefined);
     }
   }
 
   async #record(row: ClaimedRow, outcome: SendOutcome): Promise<void> {
     const { log, settings } = this.#options;
     switch (outcome.kind) {
-      case 'accepted':
-        await this.#options.db
+      case 'accepted': {
+        // Whatever the row became meanwhile (an operator's resend queued it again), it was sent.
+        const sent = await this.#options.db
           .fork()
-          .execute(
-            `update notification set status = 'SENT', sent_at = now(), status_reason = null, lease_until = null, updated_at = now() where id = ? and attempts = ?`,
+          .execute<{ id: string }[]>(
+            `update notification set status = 'SENT', sent_at = now(), status_reason = null, lease_until = null, updated_at = now() where id = ? and attempts = ? returning id`,
             [row.id, row.attempts],
           );
+        if (sent.length === 0) log.warn({ notificationId: row.id, attempt: row.attempts }, 'a sent notification changed meanwhile; its SENT was not recorded');
         return;
+      }
       case 'retry':
         if (row.attempts >= settings.maxAttempts) {
           log.warn({ notificationId: row.id, attempts: row.attempts, reason: outcome.reason }, 'notification dead-lettered after its last attempt');

@@ -54,7 +54,7 @@ export const notificationService: ServiceModule<NotificationContext, Notificatio
   entities: [Notification],
   migrations,
   settings: notificationSettings,
-  consumers: () => notificationConsumers(),
+  consumers: (runtime) => notificationConsumers(runtime.settings),
   background: (runtime) => startSender(runtime),
   metrics: (runtime, registry) => registerNotificationMetrics(runtime, registry),
   resolvers: () => notificationResolvers() as GraphQLResolverMap<NotificationContext>,
@@ -66,7 +66,7 @@ export const notificationService: ServiceModule<NotificationContext, Notificatio
     }),
     notificationsByOrder: new DataLoader(async (ids) => {
       const found = await findByOrders(base.em, ids);
-      return ids.map((id) => found.get(id) ?? []);
+      return ids.map((id) => found.get(id) ?? { owner: null, notifications: [] });
     }),
   }),
 };

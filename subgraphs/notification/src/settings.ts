@@ -31,6 +31,8 @@ export interface NotificationSettings {
    * registered a moment before ordering may reach this service a moment after the order.
    */
   readonly profileWaitMs: number;
+  /** Events older than this are recorded SKIPPED, not sent (`NOTIFICATION_MAX_EVENT_AGE_MS`). */
+  readonly maxEventAgeMs: number;
 }
 
 /** The notification service's variables, read into {@link NotificationSettings}. */
@@ -62,6 +64,9 @@ export const notificationSettings = z
     NOTIFICATION_PROFILE_WAIT_MS: integer({ default: 5_000, min: 0, max: 3_600_000, unit: 'ms' }).describe(
       "how long a message waits for the customer's profile to arrive before it is `SKIPPED` for want of one",
     ),
+    NOTIFICATION_MAX_EVENT_AGE_MS: integer({ default: 86_400_000, min: 1_000, max: 31 * 86_400_000, unit: 'ms' }).describe(
+      'an event older than this when it is read is recorded `SKIPPED`, not sent: a new deployment reads the topics from their beginning',
+    ),
   })
   .transform(
     (s): NotificationSettings => ({
@@ -75,5 +80,6 @@ export const notificationSettings = z
       smtpTimeoutMs: s.NOTIFICATION_SMTP_TIMEOUT_MS,
       pollMs: s.NOTIFICATION_POLL_MS,
       profileWaitMs: s.NOTIFICATION_PROFILE_WAIT_MS,
+      maxEventAgeMs: s.NOTIFICATION_MAX_EVENT_AGE_MS,
     }),
   );

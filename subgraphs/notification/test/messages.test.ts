@@ -89,11 +89,15 @@ describe('SMTP failures', () => {
     assert.equal(classifySmtpError({ message: 'connect ECONNREFUSED 127.0.0.1:1', code: 'ESOCKET', command: 'CONN', syscall: 'connect' }).kind, 'retry');
     assert.equal(classifySmtpError({ message: 'getaddrinfo ENOTFOUND mail', code: 'EDNS', command: 'CONN' }).kind, 'retry');
     assert.equal(classifySmtpError({ message: 'Greeting never received', code: 'ETIMEDOUT', command: 'CONN' }).kind, 'retry');
+    assert.equal(classifySmtpError({ message: 'self-signed certificate', code: 'ESOCKET', command: 'CONN' }).kind, 'retry');
+    assert.equal(classifySmtpError({ message: 'Error initiating TLS', code: 'ETLS', command: 'STARTTLS' }).kind, 'retry');
+    assert.equal(classifySmtpError({ message: 'Invalid login: 535', code: 'EAUTH', command: 'AUTH PLAIN' }).kind, 'retry');
   });
 
   test('a connection that broke without an answer may have delivered: uncertain', () => {
     assert.equal(classifySmtpError({ message: 'Connection closed unexpectedly', code: 'ECONNECTION', command: 'CONN' }).kind, 'uncertain');
     assert.equal(classifySmtpError({ message: 'Timeout', code: 'ETIMEDOUT', command: 'DATA' }).kind, 'uncertain');
+    assert.equal(classifySmtpError({ message: 'read ECONNRESET', code: 'ESOCKET', command: 'CONN' }).kind, 'uncertain');
     assert.equal(classifySmtpError(new Error('something else')).kind, 'uncertain');
   });
 });

@@ -38,8 +38,9 @@ async function publish(
   aggregateId: string,
   type: string,
   data: unknown,
+  envelope: Partial<AnyEventEnvelope> = {},
 ): Promise<AnyEventEnvelope> {
-  const event = createEvent({ type, source, aggregateType, aggregateId, causationId: null, data });
+  const event = { ...createEvent({ type, source, aggregateType, aggregateId, causationId: null, data }), ...envelope };
   await republish(service, event);
   return event;
 }
@@ -82,14 +83,16 @@ async function notificationStack(smtpUrl: string, env: Record<string, string> = 
     await handled(service, event.id);
   };
   const order = (type: string, data: { readonly orderId: string } & Record<string, unknown>) => publish(service, 'order', 'Order', data.orderId, type, data);
-  const placed = (orderId: string, customerId: string) =>
-    order('OrderPlaced', {
+  const placed = (orderId: string, customerId: string, envelope: Partial<AnyEventEnvelope> = {}) =>
+    publish(
+      service,
+      'order',
+      'Order',
       orderId,
-      customerId,
-      items: LINES,
-      total: { amount: 4497, currency: 'EUR' },
-      deadlineAt: new Date(Date.now() + 60_000).toISOString(),
-    });
+      'OrderPlaced',
+      { orderId, customerId, items: LINES, total: { amount: 4497, currency: 'EUR' }, deadlineAt: new Date(Date.now() + 60_000).toISOString() },
+      envelope,
+    );
   /** Waits until every message of the order has left PENDING/SENDING, and returns them. */
   const settled = async (orderId: string, count: number) => {
     let last: Row[] = [];
@@ -235,6 +238,56 @@ describe('notifications over a working SMTP server', () => {
       assert.equal(row.attempts, 0, 'a skipped message was never tried');
     }
     assert.equal(smtp.messages.length, sent, 'nothing reached the SMTP server');
+  });
+
+  test('an event older than NOTIFICATION_MAX_EVENT_AGE_MS (a new deployment reading old events) is recorded SKIPPED, not sent', async () => {
+    const customerId = `old-${randomUUID().slice(0, 8)}`;
+    await n.customer(customerId);
+    const orderId = randomUUID();
+    const sent = smtp.messages.length;
+    await n.placed(orderId, customerId, { occurredAt: new Date(Date.now() - 2 * 86_400_000).toISOString() });
+    const [row] = await n.settled(orderId, 1);
+    assert.deepEqual([row.kind, row.status, row.attempts], ['ORDER_PLACED', 'SKIPPED', 0]);
+    assert.match(row.status_reason ?? '', /older than NOTIFICATION_MAX_EVENT_AGE_MS/);
+    // A fresh event of the same order is sent as usual.
+    await n.order('OrderConfirmed', { orderId, customerId, items: [{ sku: 'MUG-1', quantity: 2 }] });
+    const rows = await n.settled(orderId, 2);
+    assert.equal(rows[1].status, 'SENT');
+    assert.equal(smtp.messages.length, sent + 1);
+  });
+
+  test('a shipment event read before its order’s OrderPlaced waits for it, then goes to the order’s customer', async () => {
+    const customerId = `lena-${randomUUID().slice(0, 8)}`;
+    await n.customer(customerId);
+    const orderId = randomUUID();
+    await publish(n.service, 'shipment', 'Order', orderId, 'ShipmentDispatched', {
+      orderId,
+      shipmentId: randomUUID(),
+      carrier: 'UPS',
+      trackingNumber: '1Z999AA1',
+    });
+    // Written, with no customer yet, and waiting without counting a try: the order is unknown so far.
+    await waitFor(async () => {
+      const rows = await n.service.runtime.db
+        .fork()
+        .execute<{ status: string; customer_id: string | null; attempts: number }[]>(
+          'select status, customer_id, attempts from notification where order_id = ?',
+          [orderId],
+        );
+      return rows.length === 1 && rows[0].status === 'PENDING' && rows[0].customer_id === null && rows[0].attempts === 0;
+    }, 'the shipped message written and waiting for its order');
+    // Before OrderPlaced, the message is nobody's but an admin's; the customer sees none (not FORBIDDEN).
+    const query = `query ($r: [_Any!]!) { _entities(representations: $r) { ... on Order { notifications { kind status } } } }`;
+    const variables = { r: [{ __typename: 'Order', id: orderId }] };
+    const early = await n.stack.graphql(query, { variables, token: await n.stack.token(customerId, ['customer']) });
+    assert.deepEqual(early.data?._entities?.[0]?.notifications, [], JSON.stringify(early));
+
+    await n.placed(orderId, customerId);
+    const rows = await n.settled(orderId, 2);
+    const shipped = rows.find((r) => r.kind === 'ORDER_SHIPPED')!;
+    assert.deepEqual([shipped.status, shipped.recipient, shipped.attempts], ['SENT', `${customerId}@example.com`, 1]);
+    const late = await n.stack.graphql(query, { variables, token: await n.stack.token(customerId, ['customer']) });
+    assert.equal(late.data._entities[0].notifications.length, 2);
   });
 
   test('temporary refusals (451) are retried with backoff until accepted; after the last attempt the message is FAILED', async () => {

@@ -92,7 +92,7 @@ export type NotificationStatus =
   | 'SENT'
   /** Not sent on purpose: no profile, no address for the channel, or the customer turned the channel off. */
   | 'SKIPPED'
-  /** The sender stopped while handing it over, so it may or may not have arrived; never resent automatically (ADR 0022). */
+  /** The connection broke, or the sender stopped, while it was being handed over, so it may or may not have arrived; never resent automatically (ADR 0022). */
   | 'UNCERTAIN';
 
 /** One line of a new order. */

@@ -39,7 +39,7 @@ export type Notification = {
   sentAt?: Maybe<Scalars['DateTime']['output']>;
   /** Where it is. */
   status: NotificationStatus;
-  /** Why it was SKIPPED or FAILED, in words; null otherwise. */
+  /** Why it was SKIPPED, FAILED or UNCERTAIN, or why the last try of a PENDING one failed, in words; null when nothing went wrong. */
   statusReason?: Maybe<Scalars['String']['output']>;
   /** The subject line (an SMS has one too: its first words). */
   subject: Scalars['String']['output'];
@@ -101,7 +101,7 @@ export type NotificationStatus =
   | 'SENT'
   /** Not sent on purpose: no profile, no address for the channel, or the customer turned the channel off. */
   | 'SKIPPED'
-  /** The sender stopped while handing it over, so it may or may not have arrived; never resent automatically (ADR 0022). */
+  /** The connection broke, or the sender stopped, while it was being handed over, so it may or may not have arrived; never resent automatically (ADR 0022). */
   | 'UNCERTAIN';
 
 /** An order, extended here with the messages sent about it. */
