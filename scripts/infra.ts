@@ -70,7 +70,7 @@ function quoteIdentifier(name: string): string {
 }
 
 /**
- * Creates the databases `<DB_PREFIX>_<service>` that do not exist yet (all five services unless
+ * Creates the databases `<DB_PREFIX>_<service>` that do not exist yet (every service unless
  * `services` says otherwise). Safe to run concurrently: a database created by someone else in
  * the meantime counts as existing.
  */

@@ -27,6 +27,8 @@ describe('npm start supervises its children', () => {
   let output = '';
   let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   let gatewayUrl: string;
+  let maildevSmtpPort: number;
+  let maildevWebPort: number;
 
   /** Resolves with the match once the terminal output matches `pattern`. */
   async function printed(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
@@ -55,7 +57,8 @@ describe('npm start supervises its children', () => {
   const expected = products.map((p, i) => ({ sku: p.sku, name: p.name, stock: { available: stock[i].onHand } }));
 
   before(async () => {
-    const ports = await Promise.all([...SERVICE_NAMES, 'gateway'].map(() => freePort()));
+    const ports = await Promise.all([...SERVICE_NAMES, 'gateway', 'maildev-smtp', 'maildev-web'].map(() => freePort()));
+    [maildevSmtpPort, maildevWebPort] = ports.slice(SERVICE_NAMES.length + 1);
     env = {
       ...process.env,
       NODE_ENV: 'development',
@@ -66,7 +69,11 @@ describe('npm start supervises its children', () => {
       REDIS_PREFIX: `swiftcart-test:${id}:`,
       KAFKA_TOPIC_PREFIX: `test.${id}.`,
       LOG_DIR: logDir,
+      // Its own mail sink, away from a developer's `npm start` on 1025 and 1080.
+      MAILDEV_SMTP_PORT: String(maildevSmtpPort),
+      MAILDEV_WEB_PORT: String(maildevWebPort),
     };
+    delete env.NOTIFICATION_SMTP_URL;
     // Whatever the runner's environment routes elsewhere must not leak into this platform.
     for (const name of SERVICE_NAMES) delete env[`${name.toUpperCase()}_URL`];
     delete env.SUBGRAPH_SECRET;
@@ -106,6 +113,12 @@ describe('npm start supervises its children', () => {
     timeout: 150_000,
   }, async () => {
     await printed(/SwiftCart is running\./, 90_000);
+    // MailDev runs beside the services, and the banner says where its inbox is.
+    assert.match(
+      output,
+      new RegExp(`Mail \\(MailDev\\) +http://127\\.0\\.0\\.1:${maildevWebPort}/ \\(web inbox; SMTP smtp://127\\.0\\.0\\.1:${maildevSmtpPort}\\)`),
+    );
+    assert.equal((await fetch(`http://127.0.0.1:${maildevWebPort}/api/healthz`)).status, 200);
     const ready = await printed(/subgraphs ready: .*inventory :\d+ \(pid (\d+)\)/, 0);
     const inventoryPid = Number(ready[1]);
     assert.deepEqual(await federatedAnswer(), expected);
@@ -135,7 +148,7 @@ describe('npm start supervises its children', () => {
     // Stopping is not a crash: nothing was restarted on the way down.
     assert.equal(output.match(/restarting in/g)?.length, 1);
     // The run wrote its logs where LOG_DIR said, not into the checkout's .data/logs.
-    assert.deepEqual(readdirSync(logDir).sort(), [...SERVICE_NAMES, 'gateway'].map((n) => `${n}.log`).sort());
+    assert.deepEqual(readdirSync(logDir).sort(), [...SERVICE_NAMES, 'gateway', 'maildev'].map((n) => `${n}.log`).sort());
   });
 
   test('after the run, the databases it created under its own prefix are dropped', async () => {

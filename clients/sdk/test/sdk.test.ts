@@ -1,5 +1,5 @@
 /**
- * @swiftcart/sdk against the real platform: all five services and the gateway in this process, on
+ * @swiftcart/sdk against the real platform: every service and the gateway in this process, on
  * PostgreSQL, Redis and Kafka, reached only the way an app would, through the SDK (global fetch
  * and global WebSocket, nothing injected). Browsing and search, the order lifecycle, the typed
  * error codes, the subscriptions including closing them, and the admin's sales figures.
