@@ -588,8 +588,11 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
+/** Database connections the children of one {@link startProcessStack} may hold between them, at most. */
+const PROCESS_STACK_CONNECTIONS = 72;
+
 /**
- * Starts the five services as child processes (`node subgraphs/<name>/src/main.ts`) on ports picked
+ * Starts every service as a child process (`node subgraphs/<name>/src/main.ts`) on ports picked
  * here, isolated like {@link startStack} (own databases, Redis prefix and topic prefix), and the
  * gateway in this process. Migrations are applied here first, so the children never race on them.
  * With `replicas` > 1, each service runs that many processes and the gateway spreads over them.
@@ -610,6 +613,12 @@ export async function startProcessStack(
     // The children require the credential the in-process gateway sends.
     ...childServiceEnv(config),
   };
+  // PostgreSQL here takes 100 connections, shared with the test file running beside this one: with
+  // replicas or workers, every service's processes at the default pool of 10 could ask for more.
+  const processes = SERVICE_NAMES.length * replicaCount * (options.workers ? 2 : 1);
+  if (env.DB_POOL_SIZE === undefined && processes > SERVICE_NAMES.length) {
+    childEnv.DB_POOL_SIZE = String(Math.max(3, Math.floor(PROCESS_STACK_CONNECTIONS / processes)));
+  }
   await ensureDatabases(config, SERVICE_NAMES);
   const runtimes: Partial<Record<ServiceName, OpenRuntime>> = {};
   const modulesByName = new Map<ServiceName, ServiceModule<any, any>>();
