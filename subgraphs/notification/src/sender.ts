@@ -26,6 +26,8 @@ const SMTP_STEPS = 8;
  * before it: they come on other topics) before it is FAILED.
  */
 export const ORDER_WAIT_MS = 10 * 60_000;
+/** The longest wait between two looks for a message's order. */
+const MAX_ORDER_RECHECK_MS = 60_000;
 
 /** A claimed row, as the claim returns it. */
 interface ClaimedRow {
@@ -184,7 +186,8 @@ export class NotificationSender implements AsyncDisposable {
         if (row.age_ms > ORDER_WAIT_MS) {
           await this.#finish(row, 'FAILED', 'the order is unknown to the notification service');
         } else {
-          await this.#putBack(row, settings.pollMs, true);
+          // Soon at first (the OrderPlaced is usually a moment behind), then less and less often.
+          await this.#putBack(row, Math.min(MAX_ORDER_RECHECK_MS, Math.max(settings.pollMs, row.age_ms / 4)), true);
         }
         return;
       }
@@ -192,7 +195,9 @@ export class NotificationSender implements AsyncDisposable {
         summary.customer_id,
       ]);
       if (!contact && row.age_ms < settings.profileWaitMs) {
-        await this.#putBack(row, settings.pollMs, true);
+        // Looked at again after as long as it has waited (doubling), not at every poll: most
+        // customers without a profile never get one, and each look is a claim.
+        await this.#putBack(row, Math.max(settings.pollMs, Math.min(settings.profileWaitMs - row.age_ms, row.age_ms)), true);
         return;
       }
       const skip = skipReason(row.channel, contact);
