@@ -12,7 +12,7 @@ import {
 } from 'kafkajs';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
-import { withTimeout } from './resilience.ts';
+import { retryPolicy, runPolicy, withTimeout } from './resilience.ts';
 
 /** A topic that the platform creates at start-up; broker auto-creation stays off. */
 export interface TopicSpec {
@@ -319,6 +319,8 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
    * group coordinator not found while a broker starts is not one of them, so a service would stay up
    * consuming nothing.
    */
+  /** Tries of a consumer's first start when kafkajs calls the failure retriable. */
+  const START_ATTEMPTS = 5;
   const runConsumer = async (groupId: string, topics: readonly string[], options: ConsumeOptions, run: ConsumerRunConfig): Promise<Subscription> => {
     let current: Consumer | undefined;
     let stopped = false;
@@ -364,7 +366,18 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       }, delayMs);
     };
 
-    await start();
+    // A topic created a moment ago can still be unknown to the broker's metadata (kafkajs calls
+    // that retriable, UNKNOWN_TOPIC_OR_PARTITION): the first start tries again for a few seconds.
+    await runPolicy(
+      retryPolicy({
+        attempts: START_ATTEMPTS,
+        baseMs: 200,
+        maxMs: 2_000,
+        retryable: (error) => (error as { retriable?: unknown }).retriable === true,
+        onRetry: (error, attempt) => log.warn({ err: (error as Error).message, groupId: topic(groupId), attempt }, 'consumer did not start; trying again'),
+      }),
+      start,
+    );
     let stopping: Promise<void> | undefined;
     const stop = () =>
       (stopping ??= (async () => {
