@@ -319,8 +319,26 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
    * group coordinator not found while a broker starts is not one of them, so a service would stay up
    * consuming nothing.
    */
-  /** Tries of a consumer's first start when kafkajs calls the failure retriable. */
-  const START_ATTEMPTS = 5;
+  /**
+   * Runs `action` again (5 tries, 200 ms doubling) while kafkajs calls its failure retriable: a topic
+   * created a moment ago can still be unknown to the broker's metadata (UNKNOWN_TOPIC_OR_PARTITION),
+   * or have no leader yet where offsets are asked (NOT_LEADER_FOR_PARTITION).
+   */
+  const whileRetriable = <T>(action: () => Promise<T>, onRetry: (error: unknown, attempt: number) => void = () => {}): Promise<T> =>
+    runPolicy(
+      retryPolicy({
+        attempts: 5,
+        baseMs: 200,
+        maxMs: 2_000,
+        retryable: (error) => (error as { retriable?: unknown }).retriable === true,
+        onRetry,
+      }),
+      action,
+    );
+  const fetchOffsets = async (fullTopic: string) => {
+    const a = await getAdmin();
+    return whileRetriable(() => a.fetchTopicOffsets(fullTopic));
+  };
   const runConsumer = async (groupId: string, topics: readonly string[], options: ConsumeOptions, run: ConsumerRunConfig): Promise<Subscription> => {
     let current: Consumer | undefined;
     let stopped = false;
@@ -366,17 +384,8 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       }, delayMs);
     };
 
-    // A topic created a moment ago can still be unknown to the broker's metadata (kafkajs calls
-    // that retriable, UNKNOWN_TOPIC_OR_PARTITION): the first start tries again for a few seconds.
-    await runPolicy(
-      retryPolicy({
-        attempts: START_ATTEMPTS,
-        baseMs: 200,
-        maxMs: 2_000,
-        retryable: (error) => (error as { retriable?: unknown }).retriable === true,
-        onRetry: (error, attempt) => log.warn({ err: (error as Error).message, groupId: topic(groupId), attempt }, 'consumer did not start; trying again'),
-      }),
-      start,
+    await whileRetriable(start, (error, attempt) =>
+      log.warn({ err: (error as Error).message, groupId: topic(groupId), attempt }, 'consumer did not start; trying again'),
     );
     let stopping: Promise<void> | undefined;
     const stop = () =>
@@ -477,14 +486,12 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       if (present.length) await a.deleteTopics({ topics: present });
     },
     async topicOffsets(name) {
-      const a = await getAdmin();
-      const offsets = await a.fetchTopicOffsets(topic(name));
+      const offsets = await fetchOffsets(topic(name));
       return offsets.map((o) => ({ partition: o.partition, low: o.low, high: o.high })).sort((x, y) => x.partition - y.partition);
     },
     async readTopic(name, options = {}) {
       const full = topic(name);
-      const a = await getAdmin();
-      const offsets = await a.fetchTopicOffsets(full);
+      const offsets = await fetchOffsets(full);
       const range = new Map<number, { from: bigint; high: bigint }>();
       for (const o of offsets) {
         if (options.partitions && !options.partitions.includes(o.partition)) continue;
@@ -536,7 +543,7 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       } finally {
         consumers.delete(consumer);
         await consumer.disconnect().catch(() => undefined);
-        await a.deleteGroups([groupId]).catch(() => undefined);
+        await (await getAdmin()).deleteGroups([groupId]).catch(() => undefined);
       }
       return [...received.values()].sort((x, y) => x.partition - y.partition || Number(BigInt(x.offset) - BigInt(y.offset)));
     },

@@ -343,7 +343,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         PAYMENT_CIRCUIT_MIN_CALLS: '20',
         LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'fatal',
       },
-      { gatewayProcess: true },
+      // Every service: the gateway's /readyz asks each subgraph of the supergraph.
+      { gatewayProcess: true, services: SERVICE_NAMES },
     );
     followers = new LiveFollowers(stack.gatewayUrl);
     const driving = drive({ postgres, redis, kafka, stack }, options, followers, began);
@@ -497,7 +498,7 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
   const unpublished: Record<string, number> = {};
   await waitFor(
     async () => {
-      for (const name of SERVICE_NAMES) unpublished[name] = await outboxBacklog(stack.em(name));
+      for (const name of stack.services) unpublished[name] = await outboxBacklog(stack.em(name));
       return Object.values(unpublished).every((n) => n === 0) ? true : undefined;
     },
     'every outbox to be drained',
@@ -582,7 +583,7 @@ async function drive(platform: Platform, options: ChaosOptions, followers: LiveF
   if (shipments.length !== confirmed.size || shipments.some((s) => !confirmed.has(s.order_id))) {
     failures.push(`${shipments.length} shipments for ${confirmed.size} confirmed orders`);
   }
-  for (const name of SERVICE_NAMES) {
+  for (const name of stack.services) {
     const topic = dlqTopic(eventsTopic(name));
     if (!(await stack.kafka.hasTopic(topic))) continue;
     const offsets = await stack.kafka.topicOffsets(topic);

@@ -10,7 +10,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TestStack } from '../support/stack.ts';
 import { type LiveClient, connectLive } from '../support/subscriptions.ts';
-import { CANCEL_ORDER, type SagaSystem, drainSystem, placeOrder, pool, startSeededSaga, tryPlaceOrder, waitForAll, waitForStatus } from '../support/saga.ts';
+import {
+  CANCEL_ORDER,
+  SAGA_SERVICES,
+  type SagaSystem,
+  drainSystem,
+  placeOrder,
+  pool,
+  startSeededSaga,
+  tryPlaceOrder,
+  waitForAll,
+  waitForStatus,
+} from '../support/saga.ts';
 import { rebuild } from '../../subgraphs/analytics/src/generations.ts';
 
 const FIGURES = `granularity start currency ordersPlaced ordersConfirmed ordersCancelled ordersRejected
@@ -44,11 +55,15 @@ describe('sales figures through the gateway', () => {
   };
 
   before(async () => {
-    ({ stack, system, admin } = await startSeededSaga([
-      { sku: 'AN-1', onHand: 100, priceAmount: 1_000 },
-      { sku: 'AN-2', onHand: 3, priceAmount: 2_500 },
-      { sku: 'AN-3', onHand: 100, priceAmount: 399 },
-    ]));
+    ({ stack, system, admin } = await startSeededSaga(
+      [
+        { sku: 'AN-1', onHand: 100, priceAmount: 1_000 },
+        { sku: 'AN-2', onHand: 3, priceAmount: 2_500 },
+        { sku: 'AN-3', onHand: 100, priceAmount: 399 },
+      ],
+      {},
+      [...SAGA_SERVICES, 'analytics'],
+    ));
     alice = await stack.token('analytics-alice', ['customer']);
   });
   after(async () => {

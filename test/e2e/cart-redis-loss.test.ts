@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestRedisServer } from '../support/redis-server.ts';
-import { type SagaSystem, startSeededSaga, waitFor, waitForReplica, waitForStatus } from '../support/saga.ts';
+import { SAGA_SERVICES, type SagaSystem, startSeededSaga, waitFor, waitForReplica, waitForStatus } from '../support/saga.ts';
 import type { TestStack } from '../support/stack.ts';
 
 const ADD = `mutation ($sku: ID!, $quantity: Int!) { addToCart(sku: $sku, quantity: $quantity) { itemCount } }`;
@@ -22,7 +22,7 @@ describe('losing Redis', () => {
 
   before(async () => {
     redis = await TestRedisServer.start();
-    ({ stack, system } = await startSeededSaga([{ sku: 'LOSS-A', onHand: 50 }], { REDIS_URL: redis.url }));
+    ({ stack, system } = await startSeededSaga([{ sku: 'LOSS-A', onHand: 50 }], { REDIS_URL: redis.url }, [...SAGA_SERVICES, 'cart']));
     await waitForReplica(system, ['LOSS-A'], 20_000, 'cart');
   });
   after(async () => {

@@ -12,7 +12,7 @@ import { startService } from '@swiftcart/platform';
 import { CartStore } from '../../subgraphs/cart/src/store.ts';
 import type { TestStack } from '../support/stack.ts';
 import { loadServiceModule, postGraphQL } from '../support/stack.ts';
-import { type SagaSystem, startSeededSaga, waitFor, waitForReplica, waitForStatus } from '../support/saga.ts';
+import { SAGA_SERVICES, type SagaSystem, startSeededSaga, waitFor, waitForReplica, waitForStatus } from '../support/saga.ts';
 import { connectLive } from '../support/subscriptions.ts';
 
 const CART_FIELDS = `items { sku quantity priceWhenAdded { amount } unitPrice { amount } lineTotal { amount } product { sku name price { amount } stock { available } } }
@@ -57,7 +57,10 @@ describe('the cart through the gateway', () => {
 
   before(async () => {
     // Small limits, so the tests reach them.
-    ({ stack, system, admin } = await startSeededSaga(SKUS, { CART_MAX_LINES: '4', CART_MAX_QUANTITY: '30', CART_TTL_SECONDS: '3600' }));
+    ({ stack, system, admin } = await startSeededSaga(SKUS, { CART_MAX_LINES: '4', CART_MAX_QUANTITY: '30', CART_TTL_SECONDS: '3600' }, [
+      ...SAGA_SERVICES,
+      'cart',
+    ]));
     await waitForReplica(
       system,
       SKUS.map((s) => s.sku),

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { TestStack } from '../support/stack.ts';
 import { randomUUID } from 'node:crypto';
 import { newEvent } from '@swiftcart/platform';
-import { type SagaSystem, PLACE_ORDER, drainSystem, orderInput, placeOrder, startSeededSaga, waitFor } from '../support/saga.ts';
+import { SAGA_SERVICES, type SagaSystem, PLACE_ORDER, drainSystem, orderInput, placeOrder, startSeededSaga, waitFor } from '../support/saga.ts';
 
 const ME_WITH_ORDERS = `query { me { id name orders(first: 5) { totalCount edges { node { id status customer { id name } } } } } }`;
 const ORDER_CUSTOMER = `query ($id: ID!) { order(id: $id) { id customer { id name orders(first: 1) { totalCount } } } }`;
@@ -29,7 +29,7 @@ describe('customers and their orders through the gateway', () => {
   const placed: string[] = [];
 
   before(async () => {
-    ({ stack, system, admin } = await startSeededSaga([{ sku: 'CUST-ORD-1', onHand: 10 }]));
+    ({ stack, system, admin } = await startSeededSaga([{ sku: 'CUST-ORD-1', onHand: 10 }], {}, [...SAGA_SERVICES, 'customer']));
     [alice, bob] = await Promise.all([stack.token('orders-alice', ['customer']), stack.token('orders-bob', ['customer'])]);
     const named = await stack.graphql(UPDATE, { token: alice, variables: { input: { name: 'Alice' } } });
     assert.equal(named.errors, undefined, JSON.stringify(named.errors));

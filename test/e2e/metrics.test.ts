@@ -65,7 +65,7 @@ describe('/metrics of every process after an order', () => {
   const service = (name: ServiceName) => scrape(stack.services[name]!.url);
 
   before(async () => {
-    stack = await startSagaStack();
+    stack = await startSagaStack({}, SERVICE_NAMES);
     const system = systemOf(stack);
     await seedSaga(system, [{ sku: 'METRICS-1', onHand: 10 }]);
     const customer = await stack.token('metrics-customer', ['customer']);

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestStack } from '../support/stack.ts';
 import { TestSmtpServer, type ReceivedMail } from '../support/smtp-server.ts';
-import { type SagaSystem, placeOrder, startSeededSaga, waitFor, waitForStatus } from '../support/saga.ts';
+import { SAGA_SERVICES, type SagaSystem, placeOrder, startSeededSaga, waitFor, waitForStatus } from '../support/saga.ts';
 
 const SKU = 'NOTE-MUG';
 const UPDATE = `mutation ($input: UpdateProfileInput!) { updateMyProfile(input: $input) { id email } }`;
@@ -34,11 +34,15 @@ describe('notifications through the saga', () => {
 
   before(async () => {
     smtp = await TestSmtpServer.start();
-    ({ stack, system } = await startSeededSaga([{ sku: SKU, onHand: 20, priceAmount: 1250 }], {
-      NOTIFICATION_SMTP_URL: smtp.url,
-      NOTIFICATION_POLL_MS: '50',
-      NOTIFICATION_STOREFRONT_URL: 'http://shop.test',
-    }));
+    ({ stack, system } = await startSeededSaga(
+      [{ sku: SKU, onHand: 20, priceAmount: 1250 }],
+      {
+        NOTIFICATION_SMTP_URL: smtp.url,
+        NOTIFICATION_POLL_MS: '50',
+        NOTIFICATION_STOREFRONT_URL: 'http://shop.test',
+      },
+      [...SAGA_SERVICES, 'customer', 'notification'],
+    ));
     alice = await stack.token('note-alice', ['customer']);
     const profile = await stack.graphql(UPDATE, { token: alice, variables: { input: { email: 'alice@example.com', name: 'Alice' } } });
     assert.equal(profile.errors, undefined, JSON.stringify(profile.errors));

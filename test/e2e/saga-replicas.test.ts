@@ -10,7 +10,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { SERVICE_NAMES } from '@swiftcart/platform';
 import {
   type ProcessStack,
   assertAppliedOnce,
@@ -81,7 +80,7 @@ describe('two replicas of every service, one of each killed mid-load', () => {
 
       // The first replica of each: the one the gateway tries first and, as often as not, the
       // active relay and the owner of some partitions.
-      await Promise.all(SERVICE_NAMES.map((name) => system.kill(name, 'SIGKILL', 0)));
+      await Promise.all(system.services.map((name) => system.kill(name, 'SIGKILL', 0)));
       const placedBeforeKill = accepted.length;
       // Placing goes on until orders placed well after the kill are through too.
       await waitForConfirmedAt(system, admin, accepted, placedBeforeKill + 20, 5, 120_000);

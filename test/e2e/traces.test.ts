@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { type ProcessStack, ORDER_FIELDS, orderInput, seedSaga, startProcessStack, waitFor } from '../support/saga.ts';
 import { type ZipkinSpan, TestZipkinServer } from '../support/zipkin-server.ts';
 import { type LiveClient, connectLive } from '../support/subscriptions.ts';
+import { SERVICE_NAMES } from '@swiftcart/platform';
 
 const SKU = { sku: 'TRACE-1', onHand: 100 };
 const PLACE = `mutation PlaceOrder($input: PlaceOrderInput!) { placeOrder(input: $input) { ${ORDER_FIELDS} items { product { name } } } }`;
@@ -39,7 +40,7 @@ describe('one trace per order', () => {
         OTEL_TRACES_SAMPLER: 'always_on',
         OTEL_BSP_SCHEDULE_DELAY: '100',
       },
-      { gatewayProcess: true },
+      { gatewayProcess: true, services: SERVICE_NAMES },
     );
     await seedSaga(system, [SKU]);
   });

@@ -60,7 +60,7 @@ export { waitFor };
  * The drain barrier (./drain.ts) for a saga system: waits until the outboxes of `services` are
  * empty and every consumer group under its prefix (services, taps) has handled everything.
  */
-export function drainSystem(system: SagaSystem, options: DrainOptions = {}, services: readonly ServiceName[] = SERVICE_NAMES): Promise<void> {
+export function drainSystem(system: SagaSystem, options: DrainOptions = {}, services: readonly ServiceName[] = system.services): Promise<void> {
   return drain(drainScopeOfSystem(system, services), options);
 }
 
@@ -90,6 +90,8 @@ export interface SagaSystem {
   em(service: ServiceName): EntityManager;
   /** A Kafka client under the system's topic prefix. */
   readonly kafka: KafkaClient;
+  /** The services it runs. */
+  readonly services: readonly ServiceName[];
 }
 
 /** Wraps an in-process {@link TestStack}. */
@@ -106,6 +108,7 @@ export function systemOf(stack: TestStack): SagaSystem {
     get kafka() {
       return (stack.services.order ?? Object.values(stack.services)[0])!.runtime.kafka;
     },
+    services: SERVICE_NAMES.filter((name) => stack.services[name]),
   };
 }
 
@@ -123,9 +126,16 @@ export const FAST_SAGA_ENV: NodeJS.ProcessEnv = {
   ORDER_ADMISSION_MAX_LAG_MS: '0',
 };
 
-/** Starts every service and the gateway in-process; `env` reaches them through the stack's configuration. */
-export async function startSagaStack(env: NodeJS.ProcessEnv = {}): Promise<TestStack> {
-  return startStack({ services: SERVICE_NAMES, gateway: true, env: { ...FAST_SAGA_ENV, ...env } });
+/**
+ * The services an order's saga runs through. The customer, cart, notification and analytics
+ * services only listen to it (or call it): a test that needs them asks for them, and the others do
+ * not pay for four more services' consumers and pollers on two cores.
+ */
+export const SAGA_SERVICES: readonly ServiceName[] = ['product', 'inventory', 'order', 'payment', 'shipment'];
+
+/** Starts `services` (the saga's by default) and the gateway in-process; `env` reaches them through the stack's configuration. */
+export async function startSagaStack(env: NodeJS.ProcessEnv = {}, services: readonly ServiceName[] = SAGA_SERVICES): Promise<TestStack> {
+  return startStack({ services, gateway: true, env: { ...FAST_SAGA_ENV, ...env } });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -175,8 +185,12 @@ export interface SeededSaga {
  * {@link startSagaStack} then {@link seedSaga}: the usual `before` of a saga suite. A stack whose
  * seeding fails is closed before the error reaches the suite.
  */
-export async function startSeededSaga(skus: readonly SeedSku[], env: NodeJS.ProcessEnv = {}): Promise<SeededSaga> {
-  const stack = await startSagaStack(env);
+export async function startSeededSaga(
+  skus: readonly SeedSku[],
+  env: NodeJS.ProcessEnv = {},
+  services: readonly ServiceName[] = SAGA_SERVICES,
+): Promise<SeededSaga> {
+  const stack = await startSagaStack(env, services);
   try {
     const system = systemOf(stack);
     const admin = await stack.token('root', ['admin']);
@@ -592,18 +606,22 @@ function exited(child: ChildProcess): Promise<void> {
 const PROCESS_STACK_CONNECTIONS = 72;
 
 /**
- * Starts every service as a child process (`node subgraphs/<name>/src/main.ts`) on ports picked
+ * Starts `services` (the saga's by default) as child processes (`node subgraphs/<name>/src/main.ts`) on ports picked
  * here, isolated like {@link startStack} (own databases, Redis prefix and topic prefix), and the
  * gateway in this process. Migrations are applied here first, so the children never race on them.
  * With `replicas` > 1, each service runs that many processes and the gateway spreads over them.
  * With `workers`, each replica is an api process and a worker process (`npm start -- --workers`).
  * With `gatewayProcess`, the gateway is a child process too (`node gateway/src/main.ts`), which a
- * test may kill and restart like any service.
+ * test may kill and restart like any service; its /readyz asks every subgraph, so every service runs.
  */
 export async function startProcessStack(
   env: NodeJS.ProcessEnv = {},
-  options: { readonly replicas?: number; readonly workers?: boolean; readonly gatewayProcess?: boolean } = {},
+  options: { readonly replicas?: number; readonly workers?: boolean; readonly gatewayProcess?: boolean; readonly services?: readonly ServiceName[] } = {},
 ): Promise<ProcessStack> {
+  const names = options.services ?? SAGA_SERVICES;
+  if (options.gatewayProcess && SERVICE_NAMES.some((name) => !names.includes(name))) {
+    throw new Error('a gateway process is ready only when every subgraph answers: start it with services: SERVICE_NAMES');
+  }
   const replicaCount = options.replicas ?? 1;
   const settings = { ...FAST_SAGA_ENV, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error', ...env };
   const config = isolatedConfig(settings);
@@ -615,11 +633,11 @@ export async function startProcessStack(
   };
   // PostgreSQL here takes 100 connections, shared with the test file running beside this one: with
   // replicas or workers, every service's processes at the default pool of 10 could ask for more.
-  const processes = SERVICE_NAMES.length * replicaCount * (options.workers ? 2 : 1);
-  if (env.DB_POOL_SIZE === undefined && processes > SERVICE_NAMES.length) {
+  const processes = names.length * replicaCount * (options.workers ? 2 : 1);
+  if (env.DB_POOL_SIZE === undefined && processes > names.length) {
     childEnv.DB_POOL_SIZE = String(Math.max(3, Math.floor(PROCESS_STACK_CONNECTIONS / processes)));
   }
-  await ensureDatabases(config, SERVICE_NAMES);
+  await ensureDatabases(config, names);
   const runtimes: Partial<Record<ServiceName, OpenRuntime>> = {};
   const modulesByName = new Map<ServiceName, ServiceModule<any, any>>();
   const children = {} as Record<ServiceName, ChildService>;
@@ -646,13 +664,13 @@ export async function startProcessStack(
         }),
       );
       await Promise.allSettled(Object.values(runtimes).map((r) => r!.close()));
-      await dropDatabases(config, SERVICE_NAMES).catch(() => undefined);
+      await dropDatabases(config, names).catch(() => undefined);
       await clearRedisPrefix(config).catch(() => undefined);
     })());
   try {
     // Migrate every database (and create the topics) here, before any child starts.
     await Promise.all(
-      SERVICE_NAMES.map(async (name) => {
+      names.map(async (name) => {
         const module = await loadServiceModule(name);
         modulesByName.set(name, module);
         runtimes[name] = await openRuntime(module, { config });
@@ -668,7 +686,7 @@ export async function startProcessStack(
     };
     // A service that calls others (the cart) starts after them, told where they listen.
     const callsPeers = (name: ServiceName) => Boolean(runtimes[name] && modulesByName.get(name)?.peers?.length);
-    const startOrder = [...SERVICE_NAMES.filter((name) => !callsPeers(name)), ...SERVICE_NAMES.filter(callsPeers)];
+    const startOrder = [...names.filter((name) => !callsPeers(name)), ...names.filter(callsPeers)];
     for (const name of startOrder) {
       replicas[name] = [];
       workers[name] = [];
@@ -680,12 +698,12 @@ export async function startProcessStack(
       children[name] = replicas[name][0];
     }
     await Promise.all(everyChild().map((c) => waitHealthy(c)));
-    const subgraphUrls = Object.fromEntries(SERVICE_NAMES.map((name) => [name, replicas[name].map((c) => c.url)]));
+    const subgraphUrls = Object.fromEntries(names.map((name) => [name, replicas[name].map((c) => c.url)]));
     if (options.gatewayProcess) {
       gatewayEnv = {
         ...childEnv,
         ...TEST_RATE_LIMITS,
-        ...Object.fromEntries(SERVICE_NAMES.map((name) => [`${name.toUpperCase()}_URL`, subgraphUrls[name].join(',')])),
+        ...Object.fromEntries(names.map((name) => [`${name.toUpperCase()}_URL`, subgraphUrls[name].join(',')])),
       };
       const port = await freePort();
       const output: string[] = [];
@@ -733,6 +751,7 @@ export async function startProcessStack(
     get kafka() {
       return runtimes.order!.runtime.kafka;
     },
+    services: names,
     kill: (name, signal = 'SIGKILL', replica = 0) => killChild(replicas[name][replica], signal),
     restart: (name, replica = 0) => restartChild(replicas[name][replica]),
     killChild,

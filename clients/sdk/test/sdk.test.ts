@@ -11,6 +11,7 @@ import type { TestStack } from '../../../test/support/stack.ts';
 import { SHIPPING_ADDRESS, type SagaSystem, distinctStatuses, seedSaga, startSagaStack, systemOf, waitFor } from '../../../test/support/saga.ts';
 import { storefront } from '../examples/storefront.ts';
 import { type PlaceOrderInput, type SwiftCartClient, ClientErrorCode, ErrorCode, SwiftCartError, createClient } from '../src/index.ts';
+import { SERVICE_NAMES } from '@swiftcart/platform';
 
 const CATALOGUE = [
   { sku: 'SDK-A1', onHand: 50 },
@@ -75,7 +76,7 @@ describe('@swiftcart/sdk through the gateway', () => {
   };
 
   before(async () => {
-    stack = await startSagaStack();
+    stack = await startSagaStack({}, SERVICE_NAMES);
     system = systemOf(stack);
     url = stack.gateway!.url;
     await seedSaga(system, CATALOGUE);

@@ -16,6 +16,7 @@ import type { TestStack } from '../../../test/support/stack.ts';
 import { type SagaSystem, placeOrder, seedSaga, startSagaStack, systemOf, waitFor, waitForStatus } from '../../../test/support/saga.ts';
 import { ensureChromium, freePort } from '../../../scripts/infra.ts';
 import { startStorefront, type StorefrontServer } from '../server.ts';
+import { SERVICE_NAMES } from '@swiftcart/platform';
 
 /** docs/images/ with UPDATE_SCREENSHOTS=1, else a temporary folder, so `npm test` leaves the checkout clean. */
 const IMAGES = screenshotDir();
@@ -63,7 +64,7 @@ describe('admin sales dashboard in a browser', () => {
     const executablePath = ensureChromium({ log: console.log });
     // The gateway refuses browsers' requests from origins it does not know: the storefront's port is chosen first and allowed.
     const storefrontPort = await freePort();
-    stack = await startSagaStack({ ALLOWED_ORIGINS: `http://127.0.0.1:${storefrontPort}` });
+    stack = await startSagaStack({ ALLOWED_ORIGINS: `http://127.0.0.1:${storefrontPort}` }, SERVICE_NAMES);
     system = systemOf(stack);
     await seedSaga(system, [
       { sku: SKU_A, onHand: 50, priceAmount: PRICE_A },

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { statSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { chromiumArgs, screenshotDir } from '../../../test/support/browser.ts';
-import { type RunningConsumer, startConsumer } from '@swiftcart/platform';
+import { type RunningConsumer, SERVICE_NAMES, startConsumer } from '@swiftcart/platform';
 import { loadServiceModule, type TestStack } from '../../../test/support/stack.ts';
 import { admissionOf } from '../../../subgraphs/order/src/service.ts';
 import { type SagaSystem, placeOrder, seedSaga, startSagaStack, stockOf, systemOf, waitFor, waitForReplica, waitForStock } from '../../../test/support/saga.ts';
@@ -47,15 +47,18 @@ describe('storefront in a browser', () => {
     // proxy forwards the page's Origin: so the storefront's port is chosen first and allowed.
     const storefrontPort = await freePort();
     // A slower mock provider keeps the order in AWAITING_PAYMENT long enough to see it move.
-    stack = await startSagaStack({
-      PAYMENT_PROVIDER_LATENCY_MS: '1500',
-      PAYMENT_TIMEOUT_MS: '5000',
-      ALLOWED_ORIGINS: `http://127.0.0.1:${storefrontPort}`,
-      ORDER_ADMISSION_MAX_LAG_MS: String(ADMISSION_MAX_LAG_MS),
-      ORDER_ADMISSION_PROBE_MS: '100',
-      // One order waiting is the backlog here: the gate looks at the oldest PENDING order.
-      ORDER_ADMISSION_LAG_RANK: '1',
-    });
+    stack = await startSagaStack(
+      {
+        PAYMENT_PROVIDER_LATENCY_MS: '1500',
+        PAYMENT_TIMEOUT_MS: '5000',
+        ALLOWED_ORIGINS: `http://127.0.0.1:${storefrontPort}`,
+        ORDER_ADMISSION_MAX_LAG_MS: String(ADMISSION_MAX_LAG_MS),
+        ORDER_ADMISSION_PROBE_MS: '100',
+        // One order waiting is the backlog here: the gate looks at the oldest PENDING order.
+        ORDER_ADMISSION_LAG_RANK: '1',
+      },
+      SERVICE_NAMES,
+    );
     system = systemOf(stack);
     await seedSaga(system, [
       { sku: SKU_A, onHand: ON_HAND, priceAmount: 1999 },
