@@ -23,6 +23,7 @@ import { type Logger, createLogger } from '@swiftcart/platform/logger';
 import { edgeLimitsEnabled } from '@swiftcart/platform/limits';
 import { overloadedStatusPlugin } from './overload.ts';
 import { Edge } from './edge.ts';
+import { type DedupCounts, DedupStats, inboundSharing, sharingFetcher } from './dedup.ts';
 import { EntityBatcher } from './entity-batcher.ts';
 import { type Fetcher, createKeepAliveFetcher } from './fetcher.ts';
 import { type LiveServerSettings, startLiveServer } from './live-server.ts';
@@ -80,6 +81,8 @@ export interface RunningGateway extends AsyncDisposable {
   readonly subgraphs: Readonly<Record<string, string>>;
   /** The live-update figures also served at `GET /metrics`. */
   metrics(): LiveMetricsSnapshot;
+  /** Requests deduplicated so far, by scope and outcome (dedup.ts; also served at `GET /metrics`). */
+  dedup(): DedupCounts;
   /**
    * Reads the supergraph file again and, when it changed, serves the new schema; live
    * subscriptions end with SUBSCRIPTION_SCHEMA_RELOAD so clients subscribe again. Resolves to
@@ -156,12 +159,16 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const ownFetcher = options.fetcher ? null : createKeepAliveFetcher();
   // Keyed by a subgraph's first URL, the one its data source is given.
   const replicaSets = new Map<string, ReplicaSet>();
-  const fetcher: Fetcher = spreadingFetcher(options.fetcher ?? ownFetcher!, replicaSets);
+  const dedupStats = new DedupStats();
+  const spreading = spreadingFetcher(options.fetcher ?? ownFetcher!, replicaSets);
+  // Shared before a replica is chosen, so identical fetches share whichever replica answers.
+  const fetcher: Fetcher = variables.GATEWAY_DEDUP_SUBGRAPH === 'on' ? sharingFetcher(spreading, dedupStats) : spreading;
   const subgraphs: Record<string, string> = {};
   const settings = liveSettingsOf(variables, options.live);
   const metrics = new LiveMetrics();
   const processMetrics = createProcessMetrics({ service: 'gateway', role: 'gateway' });
   metrics.register(processMetrics.registry);
+  dedupStats.register(processMetrics.registry);
   const upstream = new UpstreamConnections(log, metrics, settings.upstreamRetryAttempts, gatewayCredentialHeaders(config.subgraphSecret));
   // Subscription events reach each subgraph through an entity batcher; queries use the data source itself.
   const liveTargets: Record<string, { urls: readonly string[]; dataSource: EntityBatcher }> = {};
@@ -293,6 +300,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     readinessTimeoutMs: config.readinessTimeoutMs,
     log,
     routes,
+    execute: variables.GATEWAY_DEDUP_INBOUND === 'on' ? inboundSharing({ stats: dedupStats, maxTokens: limits?.maxTokens }) : undefined,
   });
   // Outside production, /healthz also says which process answers and how much memory it holds
   // (the gateway benchmark reads it); the liveness contract (200, status "ok") is the platform's.
@@ -368,6 +376,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     port: http.port,
     subgraphs: { ...subgraphs },
     metrics: () => metrics.snapshot(),
+    dedup: () => structuredClone(dedupStats.counts),
     reloadSupergraph,
     close,
     [Symbol.asyncDispose]: close,

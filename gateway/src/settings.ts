@@ -6,6 +6,7 @@
  */
 import { operationLimitSettings } from '@swiftcart/platform/limits';
 import { integer, z } from '@swiftcart/platform/settings';
+import { dedupSettings } from './dedup.ts';
 import { DEFAULT_LIVE_SETTINGS, type LiveServerSettings } from './live-server.ts';
 import { originSettings } from './origins.ts';
 import { edgeRateLimitSettings, trustedProxySettings } from './rate-limits.ts';
@@ -35,6 +36,7 @@ export const gatewaySettings = z.object({
   ...operationLimitSettings.shape,
   ...edgeRateLimitSettings.shape,
   ...liveEndpointSettings.shape,
+  ...dedupSettings.shape,
 });
 
 /** The parsed {@link gatewaySettings}. */

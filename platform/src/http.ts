@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
+import { HeaderMap, type ApolloServer, type BaseContext, type HTTPGraphQLRequest, type HTTPGraphQLResponse } from '@apollo/server';
 import { AUTHORIZATION_HEADER, type Viewer } from './auth.ts';
 import { checkReadiness, type HealthCheck } from './health.ts';
 import { GATEWAY_CREDENTIAL_STATUS, gatewayCredentialCheck, gatewayCredentialRequiredBody } from './gateway-credential.ts';
@@ -37,6 +37,19 @@ export interface HttpServerOptions<TContext extends BaseContext> {
   readonly gatewaySecret?: string | null;
   /** Served at `/metrics` (metrics.ts) like the probes: before, and without, the gateway's credential, for Prometheus. */
   readonly metrics?: RouteHandler;
+  /**
+   * Runs Apollo for a GraphQL request, or answers it otherwise (the gateway shares one execution
+   * among identical requests in flight: gateway/src/dedup.ts). Default: `execute()`.
+   */
+  readonly execute?: (request: GraphQLHttpCall, execute: () => Promise<HTTPGraphQLResponse>) => Promise<HTTPGraphQLResponse>;
+}
+
+/** A GraphQL request as the HTTP handler read it: Apollo's view of it, the raw body text and the request. */
+export interface GraphQLHttpCall {
+  readonly request: HTTPGraphQLRequest;
+  /** The body exactly as received ('' without one). */
+  readonly text: string;
+  readonly req: IncomingMessage;
 }
 
 /** A listening server; dispose to stop accepting and drain open requests. */
@@ -116,8 +129,9 @@ export function createHttpHandler<TContext extends BaseContext>(options: HttpSer
         if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
       }
       let body: unknown;
+      let text = '';
       if (req.method === 'POST') {
-        const text = await readBody(req);
+        text = await readBody(req);
         if ((headers.get('content-type') ?? '').includes('application/json')) {
           try {
             body = text === '' ? undefined : JSON.parse(text);
@@ -128,10 +142,9 @@ export function createHttpHandler<TContext extends BaseContext>(options: HttpSer
           body = text;
         }
       }
-      const response = await apollo.executeHTTPGraphQLRequest({
-        httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },
-        context: () => options.context(req),
-      });
+      const request: HTTPGraphQLRequest = { method: req.method ?? 'GET', headers, search: url.search, body };
+      const execute = () => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: request, context: () => options.context(req) });
+      const response = await (options.execute ? options.execute({ request, text, req }, execute) : execute());
       for (const [name, value] of response.headers) res.setHeader(name, value);
       res.statusCode = response.status ?? 200;
       if (response.body.kind === 'complete') {

@@ -82,6 +82,10 @@ describe('/metrics of every process after an order', () => {
     assert.ok(sum(find(samples, 'swiftcart_http_requests_total', { route: '/graphql', method: 'POST', status: '200' })) >= 1);
     assert.ok(sum(find(samples, 'swiftcart_http_request_duration_seconds_count', { route: '/graphql' })) >= 1);
     assert.equal(find(samples, 'swiftcart_gateway_live_connections').length, 1);
+    // Deduplication (gateway/src/dedup.ts): the mutation was executed, never shared.
+    assert.equal(find(samples, 'swiftcart_gateway_dedup_requests_total').length, 6);
+    assert.ok(sum(find(samples, 'swiftcart_gateway_dedup_requests_total', { scope: 'inbound', outcome: 'ineligible' })) >= 1);
+    assert.equal(sum(find(samples, 'swiftcart_gateway_dedup_requests_total', { scope: 'subgraph', outcome: 'shared' })), 0);
     assert.ok(find(samples, 'process_cpu_user_seconds_total', { service: 'gateway' })[0].value > 0);
     assert.ok(find(samples, 'nodejs_heap_size_used_bytes').length >= 1);
   });
