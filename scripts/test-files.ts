@@ -20,6 +20,7 @@ export const UNIT_TESTS: readonly string[] = [
   'clients/sdk/test/portability.test.ts',
   'clients/storefront/test/sales.test.ts',
   'clients/storefront/test/server.test.ts',
+  'gateway/test/data-source.test.ts',
   'gateway/test/dedup-rules.test.ts',
   'gateway/test/entity-batcher.test.ts',
   'gateway/test/fetcher.test.ts',

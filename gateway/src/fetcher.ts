@@ -58,6 +58,17 @@ class BufferedResponse implements FetcherResponse {
     return this.#used;
   }
 
+  /** One header's value (several joined with ", "), or null: without building {@link headers}. */
+  header(name: string): string | null {
+    let value: string | null = null;
+    for (let i = 0; i < this.#rawHeaders.length; i += 2) {
+      if (this.#rawHeaders[i].length === name.length && this.#rawHeaders[i].toLowerCase() === name) {
+        value = value === null ? this.#rawHeaders[i + 1] : `${value}, ${this.#rawHeaders[i + 1]}`;
+      }
+    }
+    return value;
+  }
+
   /** Built on first use: most responses are only asked for one or two headers. */
   get headers(): Headers {
     if (!this.#headers) {

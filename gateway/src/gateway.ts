@@ -4,18 +4,17 @@
  * same /healthz, /readyz, body limit and shutdown). See docs/adr/0001-gateway.md.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
+import { ApolloGateway } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin, type BaseContext } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled, ApolloServerPluginUsageReportingDisabled } from '@apollo/server/plugin/disabled';
-import { GraphQLError } from 'graphql';
 // The platform's modules one by one, not its index: the index also loads MikroORM and kafkajs,
 // which the gateway never uses (~50 MB of resident memory and slower start-up).
 import { type Config, type ServiceName, loadConfig } from '@swiftcart/platform/config';
 import { parseSettings } from '@swiftcart/platform/settings';
-import { type Viewer, AUTHORIZATION_HEADER } from '@swiftcart/platform/auth';
-import { ErrorCode, errorFormatter } from '@swiftcart/platform/errors';
+import type { Viewer } from '@swiftcart/platform/auth';
+import { errorFormatter } from '@swiftcart/platform/errors';
 import { METRICS_PATH, createProcessMetrics, graphqlMetricsPlugin, measureHttp, metricsRoute } from '@swiftcart/platform/metrics';
-import { GATEWAY_CREDENTIAL_HEADER, gatewayCredentialHeaders } from '@swiftcart/platform/gateway-credential';
+import { gatewayCredentialHeaders } from '@swiftcart/platform/gateway-credential';
 import { PATHS, type RouteHandler, authorizationOf, createHttpHandler, listen, sendJson, viewerOr401 } from '@swiftcart/platform/http';
 import { InputGuard, inputGuardPlugin, inputLimits } from '@swiftcart/platform/input';
 import { gatewayLimits, limitValidationRules, operationLimitsPlugin } from '@swiftcart/platform/limits';
@@ -23,6 +22,7 @@ import { type Logger, createLogger } from '@swiftcart/platform/logger';
 import { edgeLimitsEnabled } from '@swiftcart/platform/limits';
 import { overloadedStatusPlugin } from './overload.ts';
 import { Edge } from './edge.ts';
+import { SubgraphDataSource } from './data-source.ts';
 import { type DedupCounts, DedupStats, inboundSharing, sharingFetcher } from './dedup.ts';
 import { EntityBatcher } from './entity-batcher.ts';
 import { type Fetcher, createKeepAliveFetcher } from './fetcher.ts';
@@ -196,30 +196,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       const routed = replicas[0];
       subgraphs[name] = routed;
       replicaSets.set(routed, new ReplicaSet(replicas));
-      const dataSource = new RemoteGraphQLDataSource<GatewayContext>({
-        url: routed,
-        fetcher,
-        // One round trip per fetch: APQ between gateway and subgraph would add a miss round trip
-        // for every new operation and save nothing on a local network.
-        apq: false,
-        willSendRequest({ request, context }) {
-          // The subgraph verifies the token again: it never trusts the network it sits on.
-          const authorization = (context as Partial<GatewayContext>).authorization;
-          if (authorization) request.http!.headers.set(AUTHORIZATION_HEADER, authorization);
-          // ...and this gateway's credential, without which it refuses the request (SUBGRAPH_SECRET).
-          if (config.subgraphSecret) request.http!.headers.set(GATEWAY_CREDENTIAL_HEADER, config.subgraphSecret);
-        },
-        // A refused credential is a deployment fault (SUBGRAPH_SECRET differs), not the client's:
-        // an internal error, logged, rather than the UNAUTHENTICATED Apollo makes of any 401.
-        async errorFromResponse(response) {
-          const error = await RemoteGraphQLDataSource.prototype.errorFromResponse.call(this, response);
-          const body = (error.extensions.response as { body?: { errors?: { extensions?: { code?: unknown } }[] } } | undefined)?.body;
-          if (body?.errors?.[0]?.extensions?.code !== ErrorCode.GatewayCredentialRequired) return error;
-          return new GraphQLError(`Subgraph "${name}" refused the gateway's credential: SUBGRAPH_SECRET differs between the gateway and the subgraph`, {
-            extensions: { code: ErrorCode.InternalServerError },
-          });
-        },
-      });
+      const dataSource = new SubgraphDataSource({ name, url: routed, fetcher, subgraphSecret: config.subgraphSecret });
       liveTargets[name] = { urls: replicas, dataSource: new EntityBatcher(dataSource) };
       return dataSource;
     },
