@@ -1,6 +1,9 @@
 /**
- * `npm run bench -- gateway`: three gateways over the running `npm start` stack's subgraphs and
- * the same supergraph, each a fresh process of its own:
+ * `npm run bench -- gateway`: gateway-bound by default (bench/federation/bench.ts: our gateway,
+ * a plain ApolloGateway and Hive Gateway pinned alone to one core over replayed subgraphs).
+ *
+ * `npm run bench -- gateway --stack`: what a user sees end to end, three gateways over the running
+ * `npm start` stack's subgraphs and the same supergraph, each a fresh process of its own:
  *
  * - `ours`: our gateway (gateway/src/main.ts) with every edge limit on: operation limits,
  *   the input guard, origins, and the Redis rate limits, raised out of the way so that they count
@@ -36,6 +39,7 @@ import {
   writeResults,
 } from './lib.ts';
 import type { PlainGatewayMessage } from './plain-gateway.ts';
+import { USAGE as REPLAY_USAGE, main as replayMain } from './federation/bench.ts';
 
 /** The operations this bench can drive, and the subgraphs each needs. */
 const QUERIES = {
@@ -52,8 +56,8 @@ const QUERIES = {
 } as const;
 type QueryName = keyof typeof QUERIES;
 
-export const USAGE = `usage: npm run bench -- gateway [--concurrency 32] [--duration 30] [--warmup 3] [--rounds 3]
-                                [--query ${Object.keys(QUERIES).join('|')}]
+const STACK_USAGE = `usage: npm run bench -- gateway --stack [--concurrency 32] [--duration 30] [--warmup 3] [--rounds 3]
+                                        [--query ${Object.keys(QUERIES).join('|')}]
 
   --concurrency  requests in flight against each gateway (default 32)
   --duration     measured seconds per gateway, split into --rounds alternating rounds (default 30)
@@ -272,7 +276,15 @@ async function checkGateway(name: string, gateway: BenchGateway, options: Option
 const NAMES = ['ours', 'ours-off', 'plain'] as const;
 type GatewayName = (typeof NAMES)[number];
 
-export async function main(args: readonly string[]): Promise<number> {
+/** Both modes' usage: run.ts prints this for --help, with or without --stack. */
+export const USAGE = `${REPLAY_USAGE}\n\n--stack: the full stack end to end (what a user sees), as before.\n\n${STACK_USAGE}`;
+
+/** `--stack` runs {@link stackMain}; anything else the gateway-bound bench (bench/federation/bench.ts). */
+export function main(args: readonly string[]): Promise<number> {
+  return args.includes('--stack') ? stackMain(args.filter((a) => a !== '--stack')) : replayMain(args);
+}
+
+async function stackMain(args: readonly string[]): Promise<number> {
   const config = loadConfig();
   const options = parseOptions(args);
   const query = QUERIES[options.query];

@@ -16,8 +16,10 @@ export const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)
 export interface LoadTarget {
   readonly name: string;
   readonly url: string;
-  /** The JSON body POSTed on every request. */
+  /** The JSON body POSTed on every request (the first of `bodies`, when given). */
   readonly body: unknown;
+  /** Bodies that the requests cycle through, so that requests in flight together differ; default `[body]`. */
+  readonly bodies?: readonly unknown[];
   readonly headers?: Readonly<Record<string, string>>;
   /** A response counts as an error unless it is HTTP 200, JSON without `errors`, and this holds. */
   readonly expect?: { readonly path: readonly string[]; readonly length?: number };
@@ -127,10 +129,15 @@ export class LoadGenerator implements AsyncDisposable {
     });
   }
 
-  /** Starts the worker process and waits until it can take runs. */
+  /**
+   * Starts the worker process and waits until it can take runs. `worker` names another worker
+   * module speaking the same {@link WorkerRequest} protocol (default bench/load-worker.ts).
+   */
   static async start(): Promise<LoadGenerator> {
-    const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'load-worker.ts');
-    const child = fork(worker, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(path.join(path.dirname(fileURLToPath(import.meta.url)), 'load-worker.ts'), [], {
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the load worker did not start within 10 s')), 10_000);
       child.once('message', () => {
@@ -143,6 +150,11 @@ export class LoadGenerator implements AsyncDisposable {
       });
     });
     return new LoadGenerator(child);
+  }
+
+  /** The worker's process id (for its CPU time); undefined once it has exited. */
+  get pid(): number | undefined {
+    return this.#exited ? undefined : this.#child.pid;
   }
 
   /** Drives `target` with `concurrency` requests in flight for `durationMs`. */

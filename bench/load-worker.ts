@@ -1,7 +1,8 @@
 /**
  * The load generator process started by bench/lib.ts `LoadGenerator`: closed-loop virtual users
  * over node:http keep-alive sockets (one pool per target, `concurrency` sockets), timing each
- * request and checking each response. Not run directly.
+ * request and checking each response. A target with `bodies` has each request take the next one,
+ * so that requests in flight together differ. Not run directly.
  */
 import http from 'node:http';
 import { post, type LoadRun, type LoadTarget, type WorkerReply, type WorkerRequest } from './lib.ts';
@@ -9,18 +10,6 @@ import { post, type LoadRun, type LoadTarget, type WorkerReply, type WorkerReque
 if (!process.send) {
   console.error('bench/load-worker.ts is started by bench/lib.ts, not directly');
   process.exit(2);
-}
-
-const agents = new Map<string, http.Agent>();
-
-function agentFor(target: LoadTarget, concurrency: number): http.Agent {
-  let agent = agents.get(target.url);
-  if (!agent || agent.maxSockets < concurrency) {
-    agent?.destroy();
-    agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
-    agents.set(target.url, agent);
-  }
-  return agent;
 }
 
 /** Why a response does not count as a success, or null when it does. */
@@ -46,12 +35,24 @@ function check(target: LoadTarget, status: number, text: string): string | null 
   return null;
 }
 
+const agents = new Map<string, http.Agent>();
+/** Where each cycling target's next run starts, so consecutive runs keep walking the cycle. */
+const cursors = new Map<string, number>();
+
 async function run(request: Extract<WorkerRequest, { type: 'run' }>): Promise<LoadRun> {
   const { target, concurrency, durationMs, record } = request;
+  let agent = agents.get(target.url);
+  if (!agent || agent.maxSockets < concurrency) {
+    agent?.destroy();
+    agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
+    agents.set(target.url, agent);
+  }
   const url = new URL(target.url);
-  const agent = agentFor(target, concurrency);
-  const body = Buffer.from(JSON.stringify(target.body));
-  const headers = { 'content-type': 'application/json', accept: 'application/json', ...target.headers, 'content-length': body.byteLength };
+  // Encoded once: the load generator shares a core with the replay server.
+  const bodies = (target.bodies ?? [target.body]).map((b) => Buffer.from(JSON.stringify(b)));
+  const baseHeaders = { 'content-type': 'application/json', accept: 'application/json', ...target.headers };
+  const cursorKey = `${target.url}\n${bodies.length}`;
+  let next = cursors.get(cursorKey) ?? 0;
   let latencies = new Float64Array(record ? 65_536 : 0);
   let requests = 0;
   let errors = 0;
@@ -61,10 +62,12 @@ async function run(request: Extract<WorkerRequest, { type: 'run' }>): Promise<Lo
 
   const user = async () => {
     while (performance.now() < deadline) {
+      const body = bodies[next];
+      next = (next + 1) % bodies.length;
       const t0 = performance.now();
       let problem: string | null;
       try {
-        const { status, text } = await post(url, agent, body, headers);
+        const { status, text } = await post(url, agent, body, { ...baseHeaders, 'content-length': body.byteLength });
         problem = check(target, status, text);
       } catch (error) {
         problem = (error as Error).message;
@@ -86,6 +89,7 @@ async function run(request: Extract<WorkerRequest, { type: 'run' }>): Promise<Lo
     }
   };
   await Promise.all(Array.from({ length: concurrency }, user));
+  cursors.set(cursorKey, next);
   const elapsedMs = performance.now() - started;
   return {
     target: target.name,

@@ -1,10 +1,12 @@
 /**
  * The baseline for `npm run bench -- gateway`: a plain `ApolloServer` over `new ApolloGateway({
  * supergraphSdl })` with `startStandaloneServer`, every setting at its default. Started by
- * bench/gateway.ts in a process of its own, so that its memory and CPU are measured alone exactly
- * like our gateway's. The additions: when PRODUCT_URL... overrides are set, `buildService`
- * routes there with a default `RemoteGraphQLDataSource`, so both gateways call the same subgraphs;
- * and when SUBGRAPH_SECRET is set, it sends the gateway credential the subgraphs require, as ours does.
+ * bench/gateway.ts (`--stack`) or bench/federation/gateways.ts in a process of its own, so that its
+ * memory and CPU are measured alone exactly like our gateway's. The additions, for `--stack`: when
+ * PRODUCT_URL... overrides are set, `buildService` routes there with a default
+ * `RemoteGraphQLDataSource`, so both gateways call the same subgraphs; and when SUBGRAPH_SECRET is
+ * set, it sends the gateway credential the subgraphs require, as ours does. The gateway-bound bench
+ * sets neither: its supergraph routes to the replay server, which needs no credential.
  */
 import { readFileSync } from 'node:fs';
 import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';

@@ -11,7 +11,10 @@ const BENCHES: Record<string, { description: string; load: () => Promise<{ main(
     load: () => import('./analytics.ts'),
   },
   cart: { description: 'myCart with 20 lines (product, price, stock, warnings) through our gateway, at a few concurrencies', load: () => import('./cart.ts') },
-  gateway: { description: 'our gateway vs a plain ApolloServer + ApolloGateway, same query, same subgraphs', load: () => import('./gateway.ts') },
+  gateway: {
+    description: 'gateway-bound: ours, a plain ApolloGateway and Hive Gateway over replayed subgraphs (--stack: over the running stack)',
+    load: () => import('./gateway.ts'),
+  },
   live: { description: 'live stock subscriptions: N graphql-ws clients at a fixed change rate, ours vs Hive Gateway', load: () => import('./live.ts') },
   saga: {
     description:
