@@ -91,7 +91,7 @@ class InFlight<T> {
 // Subgraph fetches
 
 /**
- * The body of a query fetch as `RemoteGraphQLDataSource` writes it: `{"query":"…` first, and the
+ * The body of a query fetch as `SubgraphDataSource` (and Apollo's `RemoteGraphQLDataSource`) writes it: `{"query":"…` first, and the
  * query planner's operations start with their keyword, or `{` for an anonymous query. Anything else
  * (a mutation, or a body written differently) is not shared.
  */

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FAULTS, SHORT_FORM, formatReport, runChaos } from './chaos.ts';
+import { SHORT_FORM, formatReport, runChaos } from './chaos.ts';
 
 test('under a steady load, every fault in turn loses nothing, applies nothing twice and leaves every subscriber current', { timeout: 900_000 }, async (t) => {
   const report = await runChaos({ ...SHORT_FORM, log: (line) => t.diagnostic(line) });
@@ -12,8 +12,8 @@ test('under a steady load, every fault in turn loses nothing, applies nothing tw
   t.diagnostic(text);
   assert.deepEqual(report.failures, [], text);
   // One window before the faults and one per fault, each with orders flowing again.
-  assert.equal(report.windows.length, FAULTS.length + 1);
+  assert.equal(report.windows.length, SHORT_FORM.faults!.length + 1);
   for (const window of report.windows.slice(1)) assert.notEqual(window.flowingAgainMs, null, `${window.fault}: orders never flowed again`);
-  assert.ok(report.accepted >= SHORT_FORM.settleOrders * (FAULTS.length + 1), `only ${report.accepted} orders accepted`);
+  assert.ok(report.accepted >= SHORT_FORM.settleOrders * (SHORT_FORM.faults!.length + 1), `only ${report.accepted} orders accepted`);
   assert.ok((report.statuses.CONFIRMED ?? 0) > 0);
 });

@@ -61,7 +61,7 @@ const report = await runChaos({
   customers: positive('customers', args.customers, form.customers),
   stallMs: positive('stall-ms', args['stall-ms'], form.stallMs),
   stallTarget,
-  faults: only as FaultName[] | undefined,
+  faults: (only as FaultName[] | undefined) ?? form.faults,
   log: (line) => console.log(`[chaos] ${line}`),
   signal: interrupted.signal,
 }).catch((error: unknown) => {
