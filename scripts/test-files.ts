@@ -39,6 +39,7 @@ export const UNIT_TESTS: readonly string[] = [
   'scripts/supervisor.test.ts',
   'scripts/test-files.test.ts',
   'subgraphs/analytics/test/buckets.test.ts',
+  'subgraphs/analytics/test/cli.test.ts',
   'subgraphs/cart/test/carts.test.ts',
   'subgraphs/cart/test/stock.test.ts',
   'subgraphs/notification/test/messages.test.ts',
