@@ -15,7 +15,7 @@ import { NotReady, freePort } from '../lib.ts';
 import type { PlainGatewayMessage } from '../plain-gateway.ts';
 
 /** The gateways, in the order the bench reports them. */
-export const GATEWAY_NAMES = ['ours', 'ours-nodedup', 'plain', 'hive-default', 'hive-public', 'hive-nodedup'] as const;
+export const GATEWAY_NAMES = ['ours', 'ours-nodedup', 'ours-nobatch', 'plain', 'hive-default', 'hive-public', 'hive-nodedup'] as const;
 /** `baseline` runs only when asked for (`--baseline DIR`): ours from another checkout, for before/after figures. */
 export type GatewayName = (typeof GATEWAY_NAMES)[number] | 'baseline';
 
@@ -23,6 +23,7 @@ export type GatewayName = (typeof GATEWAY_NAMES)[number] | 'baseline';
 export const GATEWAY_DESCRIPTIONS: Readonly<Record<GatewayName, string>> = {
   ours: 'gateway/src/main.ts as deployed: edge limits on, rate limits counting in Redis but raised out of the way',
   'ours-nodedup': 'the same with GATEWAY_DEDUP_INBOUND=off and GATEWAY_DEDUP_SUBGRAPH=off: what in-flight deduplication gives',
+  'ours-nobatch': 'the same as ours with GATEWAY_BATCH_ENTITIES=off: what merging concurrent entity fetches gives',
   baseline: 'ours as the checkout given with --baseline DIR has it (e.g. `git worktree add DIR <commit>`), same settings: before/after figures',
   plain: 'ApolloServer + ApolloGateway, every setting at its default (bench/plain-gateway.ts)',
   'hive-default': 'Hive Gateway 2.15.1, its defaults (upstream deduplication on, no JIT, no inbound deduplication)',
@@ -128,7 +129,7 @@ function started(name: GatewayName, child: ChildProcess, url: string, logPath: s
   return { name, url, pid: child.pid!, logPath, stop: () => stopProcess(child, ask) };
 }
 
-async function startOurs(name: 'ours' | 'ours-nodedup' | 'baseline', options: GatewayStart): Promise<GatewayProcess> {
+async function startOurs(name: 'ours' | 'ours-nodedup' | 'ours-nobatch' | 'baseline', options: GatewayStart): Promise<GatewayProcess> {
   const port = await freePort();
   const env: NodeJS.ProcessEnv = {
     ...baseEnv(),
@@ -147,6 +148,7 @@ async function startOurs(name: 'ours' | 'ours-nodedup' | 'baseline', options: Ga
     OTEL_SDK_DISABLED: 'true',
     ...options.oursEnv,
     ...(name === 'ours-nodedup' ? { GATEWAY_DEDUP_INBOUND: 'off', GATEWAY_DEDUP_SUBGRAPH: 'off' } : {}),
+    ...(name === 'ours-nobatch' ? { GATEWAY_BATCH_ENTITIES: 'off' } : {}),
   };
   if (name === 'baseline' && !options.baselineDir) throw new NotReady('baseline needs --baseline DIR');
   const root = name === 'baseline' ? options.baselineDir! : REPO_ROOT;
@@ -192,6 +194,7 @@ export function startGateway(name: GatewayName, options: GatewayStart): Promise<
   switch (name) {
     case 'ours':
     case 'ours-nodedup':
+    case 'ours-nobatch':
     case 'baseline':
       return startOurs(name, options);
     case 'plain':

@@ -9,6 +9,11 @@
  * same bytes. The bench records during its unmeasured warm-up and reads, per measured round, how
  * many requests each subgraph received and how many were misses (not answered from a recording).
  *
+ * Entity fetches are also recorded entity by entity: a gateway that merges the `_entities` fetches
+ * of concurrent requests (ours, gateway/src/entity-batcher.ts) sends bodies whose mix of
+ * representations depends on timing, so they are answered by joining the recorded entities of the
+ * same subgraph operation, a JSON parse of the body and a lookup per representation.
+ *
  * The real implementations run in this process:
  * - `federation`: the public benchmark's four subgraphs (./subgraphs.ts), each an ApolloServer.
  * - `products`: SwiftCart's product and inventory services (platform `startService`, messaging off),
@@ -202,6 +207,36 @@ async function serveReplay(): Promise<void> {
   const forwardHeaders = gatewayCredentialHeaders(process.env.SUBGRAPH_SECRET || null);
 
   const recordings = new Map<string, Recording | Promise<Recording>>();
+  /** `_entities` answers, one per (subgraph, operation, other variables, representation): JSON text. */
+  const entities = new Map<string, string>();
+  const entityKey = (name: string, query: string, others: Record<string, unknown>, representation: unknown) =>
+    `${name}\n${query}\n${JSON.stringify(others)}\n${JSON.stringify(representation)}`;
+  /** The body as an entity fetch: its query, its other variables and its representations; null for any other body. */
+  const entityFetchOf = (body: string) => {
+    const parsed = JSON.parse(body) as { query?: string; variables?: { representations?: unknown } };
+    const { representations, ...others } = parsed.variables ?? {};
+    return typeof parsed.query === 'string' && Array.isArray(representations) ? { query: parsed.query, others, representations } : null;
+  };
+  const recordEntities = (name: string, body: string, recording: Recording) => {
+    const fetch = entityFetchOf(body);
+    if (!fetch) return;
+    const answer = JSON.parse(recording.body.toString('utf8')) as { data?: { _entities?: unknown[] }; errors?: unknown };
+    const answered = answer.data?._entities;
+    if (answer.errors !== undefined || !Array.isArray(answered) || answered.length !== fetch.representations.length) return;
+    fetch.representations.forEach((representation, i) => entities.set(entityKey(name, fetch.query, fetch.others, representation), JSON.stringify(answered[i])));
+  };
+  /** A merged entity fetch answered from the entities recorded one by one; null unless every one is there. */
+  const joinEntities = (name: string, body: string): Recording | null => {
+    const fetch = entityFetchOf(body);
+    if (!fetch) return null;
+    const parts: string[] = [];
+    for (const representation of fetch.representations) {
+      const part = entities.get(entityKey(name, fetch.query, fetch.others, representation));
+      if (part === undefined) return null;
+      parts.push(part);
+    }
+    return { status: 200, contentType: 'application/json', body: Buffer.from(`{"data":{"_entities":[${parts.join(',')}]}}`) };
+  };
   let recordedBytes = 0;
   let requests: Record<string, number> = Object.fromEntries(Object.keys(real.urls).map((name) => [name, 0]));
   let misses = 0;
@@ -241,6 +276,11 @@ async function serveReplay(): Promise<void> {
         send(res, recorded);
         return;
       }
+      const joined = recorded === undefined ? joinEntities(name, body) : null;
+      if (joined) {
+        send(res, joined);
+        return;
+      }
       misses += 1;
       let pending = recorded;
       if (pending === undefined) {
@@ -250,6 +290,7 @@ async function serveReplay(): Promise<void> {
             if (recording.status === 200) {
               recordings.set(key, recording);
               recordedBytes += recording.body.byteLength;
+              recordEntities(name, body, recording);
             } else {
               recordings.delete(key);
             }

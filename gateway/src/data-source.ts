@@ -27,7 +27,7 @@ export interface SubgraphDataSourceOptions {
 }
 
 /** A response's header, without building a `Headers` object when the response can say it directly (fetcher.ts). */
-function headerOf(response: FetcherResponse, name: string): string | null {
+function headerOf(response: Pick<FetcherResponse, 'headers'>, name: string): string | null {
   const direct = (response as { header?: (name: string) => string | null }).header;
   return direct ? direct.call(response, name) : response.headers.get(name);
 }
@@ -49,6 +49,28 @@ function parseCacheControl(header: string | null): Record<string, string | true>
     directives[name] = value === undefined ? true : value.replace(/^"|"$/g, '');
   }
   return directives;
+}
+
+/**
+ * @apollo/gateway honours a subgraph's Cache-Control by default (honorSubgraphCacheControlHeader):
+ * the incoming operation's cache policy is restricted by the subgraph response's header. Incoming
+ * operations only (the enum naming the kinds is not exported). Exported for the entity batcher,
+ * whose callers share one response.
+ */
+export function restrictCachePolicy(
+  options: GraphQLDataSourceProcessOptions<Record<string, any>>,
+  response: Pick<FetcherResponse, 'headers'> | undefined | null,
+): void {
+  if (!response || !('incomingRequestContext' in options)) return;
+  const policy = options.incomingRequestContext.overallCachePolicy;
+  if (!policy || !('restrict' in policy)) return;
+  const directives = parseCacheControl(headerOf(response, 'cache-control'));
+  const hint: { maxAge: number; scope?: 'PRIVATE' | 'PUBLIC' } = { maxAge: 0 };
+  const maxAge = directives['max-age'];
+  if (typeof maxAge === 'string' && /^[0-9]+$/.test(maxAge)) hint.maxAge = Number(maxAge);
+  if (directives.private === true) hint.scope = 'PRIVATE';
+  if (directives.public === true) hint.scope = 'PUBLIC';
+  policy.restrict(hint);
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -85,20 +107,7 @@ export class SubgraphDataSource implements GraphQLDataSource<Record<string, any>
     if (!response.ok) throw await this.#errorFromResponse(response);
     const parsed = await parseBody(response);
     if (!isObject(parsed)) throw new Error(`Expected JSON response body, but received: ${parsed}`);
-    // @apollo/gateway honours a subgraph's Cache-Control by default (honorSubgraphCacheControlHeader).
-    // Incoming operations only (the enum naming the kinds is not exported).
-    if ('incomingRequestContext' in options) {
-      const policy = options.incomingRequestContext.overallCachePolicy;
-      if (policy && 'restrict' in policy) {
-        const directives = parseCacheControl(headerOf(response, 'cache-control'));
-        const hint: { maxAge: number; scope?: 'PRIVATE' | 'PUBLIC' } = { maxAge: 0 };
-        const maxAge = directives['max-age'];
-        if (typeof maxAge === 'string' && /^[0-9]+$/.test(maxAge)) hint.maxAge = Number(maxAge);
-        if (directives.private === true) hint.scope = 'PRIVATE';
-        if (directives.public === true) hint.scope = 'PUBLIC';
-        policy.restrict(hint);
-      }
-    }
+    restrictCachePolicy(options, response);
     return { ...parsed, http: response } as Response;
   }
 

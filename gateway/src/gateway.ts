@@ -24,7 +24,7 @@ import { overloadedStatusPlugin } from './overload.ts';
 import { Edge } from './edge.ts';
 import { SubgraphDataSource } from './data-source.ts';
 import { type DedupCounts, DedupStats, inboundSharing, sharingFetcher } from './dedup.ts';
-import { EntityBatcher } from './entity-batcher.ts';
+import { EntityBatcher, registerEntityBatchMetrics } from './entity-batcher.ts';
 import { type Fetcher, createKeepAliveFetcher } from './fetcher.ts';
 import { type LiveServerSettings, startLiveServer } from './live-server.ts';
 import { LiveMetrics, type LiveMetricsSnapshot } from './live-metrics.ts';
@@ -83,6 +83,8 @@ export interface RunningGateway extends AsyncDisposable {
   metrics(): LiveMetricsSnapshot;
   /** Requests deduplicated so far, by scope and outcome (dedup.ts; also served at `GET /metrics`). */
   dedup(): DedupCounts;
+  /** Entity fetches per subgraph so far, and the requests that carried them (entity-batcher.ts). */
+  entityBatches(): Record<string, EntityBatcher['stats']>;
   /**
    * Reads the supergraph file again and, when it changed, serves the new schema; live
    * subscriptions end with SUBSCRIPTION_SCHEMA_RELOAD so clients subscribe again. Resolves to
@@ -170,8 +172,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   metrics.register(processMetrics.registry);
   dedupStats.register(processMetrics.registry);
   const upstream = new UpstreamConnections(log, metrics, settings.upstreamRetryAttempts, gatewayCredentialHeaders(config.subgraphSecret));
-  // Subscription events reach each subgraph through an entity batcher; queries use the data source itself.
   const liveTargets: Record<string, { urls: readonly string[]; dataSource: EntityBatcher }> = {};
+  registerEntityBatchMetrics(processMetrics.registry, () => liveTargets);
   const live = new LiveSubscriptions({ log, metrics, upstream, subgraphs: () => liveTargets });
   let updateSupergraph: ((sdl: string) => void) | null = null;
   let currentSdl = supergraphSdl;
@@ -197,8 +199,10 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       subgraphs[name] = routed;
       replicaSets.set(routed, new ReplicaSet(replicas));
       const dataSource = new SubgraphDataSource({ name, url: routed, fetcher, subgraphSecret: config.subgraphSecret });
-      liveTargets[name] = { urls: replicas, dataSource: new EntityBatcher(dataSource) };
-      return dataSource;
+      // Subscription events always merge their entity fetches; query plans do when GATEWAY_BATCH_ENTITIES is on.
+      const batcher = new EntityBatcher(dataSource);
+      liveTargets[name] = { urls: replicas, dataSource: batcher };
+      return variables.GATEWAY_BATCH_ENTITIES === 'on' ? batcher : dataSource;
     },
   });
   // Subscriptions are planned on the same supergraph as everything else, reloads included.
@@ -354,6 +358,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     subgraphs: { ...subgraphs },
     metrics: () => metrics.snapshot(),
     dedup: () => structuredClone(dedupStats.counts),
+    entityBatches: () => Object.fromEntries(Object.entries(liveTargets).map(([name, { dataSource }]) => [name, { ...dataSource.stats }])),
     reloadSupergraph,
     close,
     [Symbol.asyncDispose]: close,

@@ -7,6 +7,7 @@
 import { operationLimitSettings } from '@swiftcart/platform/limits';
 import { integer, z } from '@swiftcart/platform/settings';
 import { dedupSettings } from './dedup.ts';
+import { entityBatchSettings } from './entity-batcher.ts';
 import { DEFAULT_LIVE_SETTINGS, type LiveServerSettings } from './live-server.ts';
 import { originSettings } from './origins.ts';
 import { edgeRateLimitSettings, trustedProxySettings } from './rate-limits.ts';
@@ -37,6 +38,7 @@ export const gatewaySettings = z.object({
   ...edgeRateLimitSettings.shape,
   ...liveEndpointSettings.shape,
   ...dedupSettings.shape,
+  ...entityBatchSettings.shape,
 });
 
 /** The parsed {@link gatewaySettings}. */

@@ -80,7 +80,11 @@ describe('in-flight deduplication', () => {
   /** A gateway over the stack's subgraphs with deduplication as told, and its gated subgraph client. */
   async function gatewayWith(inbound: 'on' | 'off', subgraph: 'on' | 'off') {
     const fetcher = new GatedFetcher();
-    const config: Config = { ...stack.config, vars: { ...stack.config.vars, GATEWAY_DEDUP_INBOUND: inbound, GATEWAY_DEDUP_SUBGRAPH: subgraph } };
+    // Batching would merge the identical entity fetches before the subgraph client could share them: off, to see deduplication alone.
+    const config: Config = {
+      ...stack.config,
+      vars: { ...stack.config.vars, GATEWAY_DEDUP_INBOUND: inbound, GATEWAY_DEDUP_SUBGRAPH: subgraph, GATEWAY_BATCH_ENTITIES: 'off' },
+    };
     const gateway = await startGateway({
       config,
       port: 0,

@@ -1,11 +1,12 @@
 /**
- * The entity batcher: concurrent entity fetches with the same operation and credentials become one
- * request, and each caller gets back exactly its own entities and errors.
+ * The entity batcher: concurrent entity fetches with the same operation, credentials and headers
+ * become one request, and each caller gets back exactly its own entities, errors and cache policy;
+ * a merged request refused as a whole is sent again fetch by fetch.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { GraphQLDataSource } from '@apollo/gateway';
-import { EntityBatcher } from '../src/entity-batcher.ts';
+import { EntityBatcher, MAX_BATCH_REPRESENTATIONS } from '../src/entity-batcher.ts';
 
 type Options = Parameters<GraphQLDataSource['process']>[0];
 
@@ -30,13 +31,47 @@ function recordingSubgraph() {
   return { requests, source };
 }
 
-function fetch(batcher: EntityBatcher, skus: string[], authorization?: string, query = QUERY) {
+/** An incoming request's cache policy, recording what the data source restricts it with. */
+function cachePolicy() {
+  const hints: { maxAge: number; scope?: string }[] = [];
+  return { hints, policy: { restrict: (hint: { maxAge: number; scope?: string }) => hints.push(hint) } };
+}
+
+function fetch(
+  batcher: EntityBatcher,
+  skus: string[],
+  authorization?: string,
+  query = QUERY,
+  extra: { headers?: [string, string][]; policy?: ReturnType<typeof cachePolicy>['policy'] } = {},
+) {
   return batcher.process({
     kind: 'incoming operation',
-    request: { query, operationName: 'Q__product__1', variables: { representations: skus.map((sku) => ({ __typename: 'Product', sku })) } },
+    request: {
+      query,
+      operationName: 'Q__product__1',
+      variables: { representations: skus.map((sku) => ({ __typename: 'Product', sku })) },
+      ...(extra.headers ? { http: { headers: new Map(extra.headers) } } : {}),
+    },
     context: { authorization },
-    incomingRequestContext: {} as never,
+    incomingRequestContext: { overallCachePolicy: extra.policy } as never,
   } as Options);
+}
+
+/** A subgraph that refuses any request of more than one representation as a whole, in the way `refusal` says. */
+function refusingSubgraph(refusal: 'request-error' | 413 | 503) {
+  const requests: number[] = [];
+  const source: GraphQLDataSource = {
+    async process(options) {
+      const reps = (options.request.variables?.representations ?? []) as { sku: string }[];
+      requests.push(reps.length);
+      if (reps.length > 1) {
+        if (refusal === 'request-error') return { data: null, errors: [{ message: 'too costly', extensions: { code: 'COST_LIMIT' } }] as never };
+        throw Object.assign(new Error(`${refusal}`), { extensions: { response: { status: refusal } } });
+      }
+      return { data: { _entities: reps.map((r) => ({ name: `name of ${r.sku}` })) } };
+    },
+  };
+  return { requests, source };
 }
 
 describe('EntityBatcher', () => {
@@ -52,7 +87,7 @@ describe('EntityBatcher', () => {
     assert.deepEqual(a.data, { _entities: [{ name: 'name of A1' }, { name: 'name of A2' }] });
     assert.deepEqual(b.data, { _entities: [{ name: 'name of B1' }] });
     assert.deepEqual(c.data, { _entities: [{ name: 'name of C1' }, { name: 'name of C2' }, { name: 'name of C3' }] });
-    assert.deepEqual(batcher.stats, { requests: 1, fetches: 3 });
+    assert.deepEqual(batcher.stats, { requests: 1, fetches: 3, resent: 0 });
   });
 
   it('hands an error to the caller whose entity failed, with its own index', async () => {
@@ -93,6 +128,80 @@ describe('EntityBatcher', () => {
     assert.deepEqual(
       results.map((r) => r.status),
       ['rejected', 'rejected'],
+    );
+  });
+
+  it("restricts every caller's cache policy by the shared answer's Cache-Control", async () => {
+    const batcher = new EntityBatcher({
+      async process(options) {
+        const reps = (options.request.variables?.representations ?? []) as { sku: string }[];
+        // What SubgraphDataSource does for the request it sends: the first caller's policy.
+        (
+          (options as { incomingRequestContext?: unknown }).incomingRequestContext as { overallCachePolicy: { restrict(hint: object): void } }
+        ).overallCachePolicy.restrict({ maxAge: 30, scope: 'PRIVATE' });
+        return {
+          data: { _entities: reps.map((r) => ({ name: r.sku })) },
+          http: { headers: new Headers({ 'cache-control': 'max-age=30, private' }) } as never,
+        };
+      },
+    });
+    const [a, b] = [cachePolicy(), cachePolicy()];
+    await Promise.all([fetch(batcher, ['A1'], undefined, QUERY, { policy: a.policy }), fetch(batcher, ['B1'], undefined, QUERY, { policy: b.policy })]);
+    assert.deepEqual(batcher.stats, { requests: 1, fetches: 2, resent: 0 });
+    assert.deepEqual(a.hints, [{ maxAge: 30, scope: 'PRIVATE' }]);
+    assert.deepEqual(b.hints, [{ maxAge: 30, scope: 'PRIVATE' }]);
+  });
+
+  it('never merges fetches whose forwarded headers differ, nor a mutation', async () => {
+    const subgraph = recordingSubgraph();
+    const batcher = new EntityBatcher(subgraph.source);
+    await Promise.all([
+      fetch(batcher, ['A1'], undefined, QUERY, { headers: [['x-tenant', 'a']] }),
+      fetch(batcher, ['B1'], undefined, QUERY, { headers: [['x-tenant', 'b']] }),
+      fetch(batcher, ['C1'], undefined, QUERY.replace(/^query/, 'mutation')),
+      fetch(batcher, ['D1'], undefined, QUERY.replace(/^query/, 'mutation')),
+    ]);
+    assert.deepEqual(
+      subgraph.requests.map((r) => (r.request.variables!.representations as { sku: string }[]).map((rep) => rep.sku)),
+      [['C1'], ['D1'], ['A1'], ['B1']],
+    );
+  });
+
+  it(`sends at most ${MAX_BATCH_REPRESENTATIONS} representations in one request`, async () => {
+    const subgraph = recordingSubgraph();
+    const batcher = new EntityBatcher(subgraph.source);
+    const half = Array.from({ length: MAX_BATCH_REPRESENTATIONS / 2 + 1 }, (_, i) => `S${i}`);
+    const answers = await Promise.all([fetch(batcher, half), fetch(batcher, half), fetch(batcher, ['LAST'])]);
+    assert.deepEqual(
+      subgraph.requests.map((r) => (r.request.variables!.representations as unknown[]).length),
+      [half.length, half.length + 1],
+    );
+    assert.deepEqual(
+      answers.map((a) => (a.data as { _entities: unknown[] })._entities.length),
+      [half.length, half.length, 1],
+    );
+  });
+
+  for (const refusal of ['request-error', 413] as const) {
+    it(`sends each fetch again alone when the merged request is refused as a whole (${refusal})`, async () => {
+      const subgraph = refusingSubgraph(refusal);
+      const batcher = new EntityBatcher(subgraph.source);
+      const [a, b] = await Promise.all([fetch(batcher, ['A1']), fetch(batcher, ['B1'])]);
+      assert.deepEqual(subgraph.requests, [2, 1, 1]);
+      assert.deepEqual(a, { data: { _entities: [{ name: 'name of A1' }] } });
+      assert.deepEqual(b, { data: { _entities: [{ name: 'name of B1' }] } });
+      assert.deepEqual(batcher.stats, { requests: 3, fetches: 2, resent: 2 });
+    });
+  }
+
+  it('does not send again what failed for another reason (503): an overloaded subgraph is not sent more', async () => {
+    const subgraph = refusingSubgraph(503);
+    const batcher = new EntityBatcher(subgraph.source);
+    const results = await Promise.allSettled([fetch(batcher, ['A1']), fetch(batcher, ['B1'])]);
+    assert.deepEqual(subgraph.requests, [2]);
+    assert.deepEqual(
+      results.map((r) => r.status === 'rejected' && (r.reason as Error).message),
+      ['503', '503'],
     );
   });
 });

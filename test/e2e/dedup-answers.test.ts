@@ -1,7 +1,9 @@
 /**
- * Deduplication changes no answer: every query of `schema/operations/` (what the SDK and the
- * storefront send) gets the same answer from a gateway with both deduplications on, asked several
- * times at once, as from one with both off, over the same subgraphs of the whole platform.
+ * Deduplication and entity batching change no answer: every query of `schema/operations/` (what
+ * the SDK and the storefront send) gets the same answer from a gateway with both deduplications
+ * and batching on, asked several times at once, and from one that merges the entity fetches of
+ * those requests (deduplication off), as from one with all three off, over the same subgraphs of
+ * the whole platform.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -38,6 +40,7 @@ describe('deduplication changes no answer', () => {
   let smtp: TestSmtpServer;
   let on: RunningGateway;
   let off: RunningGateway;
+  let batched: RunningGateway;
   let customer: string;
   let admin: string;
   let orderId: string;
@@ -68,23 +71,27 @@ describe('deduplication changes no answer', () => {
       30_000,
     );
     const subgraphUrls = Object.fromEntries(SERVICE_NAMES.map((name) => [name, stack.services[name]!.url]));
-    const start = (dedup: 'on' | 'off') =>
+    const start = (dedup: 'on' | 'off', batch: 'on' | 'off') =>
       startGateway({
-        config: { ...stack.config, vars: { ...stack.config.vars, GATEWAY_DEDUP_INBOUND: dedup, GATEWAY_DEDUP_SUBGRAPH: dedup } },
+        config: {
+          ...stack.config,
+          vars: { ...stack.config.vars, GATEWAY_DEDUP_INBOUND: dedup, GATEWAY_DEDUP_SUBGRAPH: dedup, GATEWAY_BATCH_ENTITIES: batch },
+        },
         port: 0,
         subgraphUrls,
       });
-    [on, off] = await Promise.all([start('on'), start('off')]);
+    [on, off, batched] = await Promise.all([start('on', 'on'), start('off', 'off'), start('off', 'on')]);
   });
 
   after(async () => {
     await on?.close();
     await off?.close();
+    await batched?.close();
     await stack?.close();
     await smtp?.close();
   });
 
-  it('every query of schema/operations answers the same with deduplication on (asked four times at once) and off', async () => {
+  it('every query of schema/operations answers the same with deduplication and batching on (asked four times at once) and off', async () => {
     const now = Date.now();
     const variables: Record<string, { readonly variables: Record<string, unknown>; readonly token: () => string | undefined }> = {
       SalesSummary: {
@@ -107,7 +114,9 @@ describe('deduplication changes no answer', () => {
     const before = on.dedup().inbound.shared;
     for (const [name, query] of found) {
       const { variables: values, token } = variables[name];
-      const [reference, ...shared] = await Promise.all([off, on, on, on, on].map((gateway) => postGraphQL(gateway.url, query, values, token())));
+      const [reference, ...shared] = await Promise.all(
+        [off, on, on, on, on, batched, batched, batched, batched].map((gateway) => postGraphQL(gateway.url, query, values, token())),
+      );
       assert.equal(reference.errors, undefined, `${name}: ${JSON.stringify(reference.errors)}`);
       assert.ok(reference.data && Object.values(reference.data).some((v) => v !== null), `${name} found something`);
       for (const answer of shared)
@@ -119,5 +128,7 @@ describe('deduplication changes no answer', () => {
     }
     assert.ok(on.dedup().inbound.shared > before, 'requests were shared');
     assert.deepEqual(off.dedup().inbound, { executed: 0, shared: 0, ineligible: 0 });
+    const merged = Object.values(batched.entityBatches()).reduce((sum, { fetches, requests }) => sum + fetches - requests, 0);
+    assert.ok(merged > 0, `entity fetches were merged: ${JSON.stringify(batched.entityBatches())}`);
   });
 });

@@ -86,6 +86,11 @@ describe('/metrics of every process after an order', () => {
     assert.equal(find(samples, 'swiftcart_gateway_dedup_requests_total').length, 6);
     assert.ok(sum(find(samples, 'swiftcart_gateway_dedup_requests_total', { scope: 'inbound', outcome: 'ineligible' })) >= 1);
     assert.equal(sum(find(samples, 'swiftcart_gateway_dedup_requests_total', { scope: 'subgraph', outcome: 'shared' })), 0);
+    // Entity batching (gateway/src/entity-batcher.ts): one series per subgraph, never more requests than fetches.
+    const fetches = find(samples, 'swiftcart_gateway_entity_fetches_total');
+    assert.deepEqual(fetches.map((s) => s.labels.subgraph).sort(), [...SERVICE_NAMES].sort());
+    for (const { labels, value } of fetches)
+      assert.ok(sum(find(samples, 'swiftcart_gateway_entity_requests_total', labels)) <= value, `${labels.subgraph}: requests <= fetches`);
     assert.ok(find(samples, 'process_cpu_user_seconds_total', { service: 'gateway' })[0].value > 0);
     assert.ok(find(samples, 'nodejs_heap_size_used_bytes').length >= 1);
   });
