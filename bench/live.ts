@@ -28,7 +28,7 @@
  * (the gateway dropped it), "undelivered" when it did not (still queued somewhere when the drain
  * gave up, or the client's connection or subscription ended).
  */
-import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { copyFile, readFile, rm } from 'node:fs/promises';
@@ -107,7 +107,7 @@ const GOALS = { subscribers: 10_000, p99Ms: 100, rate: 1_000 } as const;
 export const USAGE = `usage: npm run bench -- live [--clients 10000] [--skus 1000] [--rate 1000] [--duration 30]
                              [--warmup 5] [--drain 10] [--drain-max 120] [--selection full|minimal]
                              [--only ours|hive] [--workers 2] [--connect-concurrency 100]
-                             [--subscribe-timeout 180]
+                             [--subscribe-timeout 180] [--pin clients|none]
 
   --clients              graphql-ws clients, each its own connection with one subscription (default 10000)
   --skus                 skus SKU-0001..SKU-<skus>; client n follows sku n mod skus (default 1000)
@@ -123,6 +123,10 @@ export const USAGE = `usage: npm run bench -- live [--clients 10000] [--skus 100
   --workers              client processes (default 2)
   --connect-concurrency  subscriptions being set up at once per client process (default 100)
   --subscribe-timeout    seconds for every client to get its first message (default 180)
+  --pin                  clients: the client processes alone on core 1, the bench and every process it
+                         starts (gateway, subgraphs, driver) on core 0, with taskset (the default where
+                         taskset and two cores exist); none: nothing pinned, clients share the machine.
+                         PostgreSQL, Redis and Kafka are the machine's and are not pinned
 
 Starts its own product and inventory subgraphs (isolated databases, Redis and Kafka prefixes), our
 gateway and Hive Gateway, one after the other. Needs PostgreSQL, Redis and Kafka as for npm test,
@@ -141,6 +145,7 @@ interface Options {
   workers: number;
   connectConcurrency: number;
   subscribeTimeoutS: number;
+  pin: 'clients' | 'none';
 }
 
 function parseOptions(args: readonly string[]): Options {
@@ -157,6 +162,7 @@ function parseOptions(args: readonly string[]): Options {
     workers: 2,
     connectConcurrency: 100,
     subscribeTimeoutS: 180,
+    pin: 'clients',
   };
   const zeroOr = (name: string, v: string, max: number) => (v === '0' ? 0 : positiveNumber(name, v, { max }));
   forEachFlag(args, (name, value) => {
@@ -197,6 +203,12 @@ function parseOptions(args: readonly string[]): Options {
         options.selection = v as Selection;
         break;
       }
+      case '--pin': {
+        const v = value();
+        if (v !== 'clients' && v !== 'none') throw new UsageError(`--pin must be clients or none, got "${v}"`);
+        options.pin = v;
+        break;
+      }
       case '--only': {
         const v = value();
         if (!(GATEWAYS as readonly string[]).includes(v)) throw new UsageError(`--only must be one of ${GATEWAYS.join(', ')}, got "${v}"`);
@@ -213,6 +225,26 @@ function parseOptions(args: readonly string[]): Options {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Pins process `pid` and its threads to `core` (taskset); false when taskset is unavailable. */
+function pin(pid: number, core: number): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', String(core), String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** With `--pin clients`: this process (and so what it starts from now on) on core 0; null when it cannot pin. */
+function placeServerSide(options: Options): string {
+  if (options.pin === 'none') return 'nothing pinned: the client processes share both cores with the gateway, subgraphs and driver';
+  if (os.availableParallelism() < 2 || !pin(process.pid, 0)) {
+    options.pin = 'none';
+    return 'nothing pinned (taskset or a second core is missing): the client processes share the machine';
+  }
+  return 'client processes alone on core 1; bench, gateway, subgraphs and driver on core 0 (taskset); PostgreSQL, Redis and Kafka unpinned';
+}
 
 // ---------------------------------------------------------------------------------------------
 // Child processes: every one is registered, so Ctrl-C, the watchdog and a failure stop them all.
@@ -304,6 +336,11 @@ async function startStack(options: Options, say: (line: string) => void): Promis
     INVENTORY_PORT: String(ports.inventory),
     // The subgraphs require the gateway credential as in production; both gateways send it.
     SUBGRAPH_SECRET: process.env.SUBGRAPH_SECRET || randomBytes(32).toString('base64url'),
+    // Hive Gateway traces nothing. Ours would otherwise trace every event (development's sampler)
+    // to a Zipkin that is not there: spans held for the exporter's 5 s outlive V8's young
+    // generation, 13 MB/s of them, and the full collections they cause were the p99 (ADR 0018's
+    // overhead is measured in docs/performance.md, "Tracing overhead").
+    OTEL_SDK_DISABLED: 'true',
   };
   const config = loadConfig(env);
   const subgraphUrls: Record<string, string> = {
@@ -604,10 +641,11 @@ class ClientProcesses {
     }
   }
 
-  static async start(count: number): Promise<ClientProcesses> {
+  static async start(count: number, pinned: boolean): Promise<ClientProcesses> {
     const workers = Array.from({ length: count }, () =>
       track(fork(path.join(BENCH_DIR, 'live-worker.ts'), [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })),
     );
+    if (pinned) for (const worker of workers) pin(worker.pid!, 1);
     await Promise.all(workers.map((w) => readyMessage(w, 'a client process', 30_000)));
     return new ClientProcesses(workers);
   }
@@ -1019,7 +1057,7 @@ async function runGateway(
     const subgraphsIdle = await subgraphStats();
     say(`${LABEL[name]} ready (pid ${gateway.pid}, ${gateway.wsUrl}); idle RSS ${mib(idle.rssBytes)} MiB`);
 
-    clients = await ClientProcesses.start(options.workers);
+    clients = await ClientProcesses.start(options.workers, options.pin === 'clients');
     clients.onReceipts = (batch) => tally.addReceipts(batch);
     clients.onEvents = (events) => tally.addEvents(events);
     const connectStarted = performance.now();
@@ -1184,6 +1222,8 @@ export async function main(args: readonly string[]): Promise<number> {
   if (fdLimit !== null && fdLimit < options.clients + 1_000) {
     console.log(`note: the open-file limit is ${fdLimit}; a gateway holding ${options.clients} sockets needs more (ulimit -n)`);
   }
+  const placement = placeServerSide(options);
+  console.log(placement);
   const gateways = options.only ? [options.only] : [...GATEWAYS];
   const skus = Array.from({ length: options.skus }, (_, i) => seedSku(i + 1));
   // Both gateways read the same snapshot: a `npm run compose` during the run changes neither.
@@ -1256,6 +1296,8 @@ export async function main(args: readonly string[]): Promise<number> {
         subscription: subscriptionQuery(options.selection),
         workers: options.workers,
         connectConcurrency: options.connectConcurrency,
+        pin: options.pin,
+        placement,
         stack: stack.id,
       },
       goals: GOALS,

@@ -7,7 +7,8 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { type ExecutionArgs, type ExecutionResult, type FormattedExecutionResult, GraphQLError } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values.js';
-import type { SubscribePayload } from 'graphql-ws';
+import type { Socket } from 'node:net';
+import { MessageType, type SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { WebSocket } from 'ws';
 import type { ApolloServer } from '@apollo/server';
@@ -78,7 +79,12 @@ interface Connection {
   readonly socket: WebSocket;
   /** Who connected, once `connection_init` was accepted (platform/src/ws.ts). */
   caller: SocketCaller | null;
+  /** Messages handed to ws and not yet written to the kernel. */
   queued: number;
+  /** ws's write callback: one per connection, not one closure per message. */
+  readonly written: () => void;
+  /** Whether the TCP socket is corked until the end of this tick ({@link send}). */
+  corked: boolean;
   /** {@link LiveServerSettings.queueLimit}. */
   readonly limit: number;
   readonly queues: Set<ClientQueue>;
@@ -92,6 +98,8 @@ interface Connection {
 /** What onSubscribe hands to execute/subscribe. */
 interface OperationContext {
   readonly connection: Connection;
+  /** The graphql-ws id of the operation. */
+  readonly id: string;
   readonly source: string;
   readonly payload: SubscribePayload;
 }
@@ -101,61 +109,96 @@ function requestError(message: string, code: string, nodes?: GraphQLError['nodes
 }
 
 /**
- * One client subscription's messages on their way to the socket. graphql-ws pulls the next message
- * only once the previous one was written, so a client that cannot keep up makes this queue grow;
- * the connection's total is capped by {@link LiveServerSettings.queueLimit}.
+ * The `payload` of a `next` message as JSON. The engine hands one result object to every client of
+ * a group in one synchronous loop, so it is serialised once per event and group, not once per
+ * subscriber. The texts are forgotten at the end of the tick: the engine keeps each group's latest
+ * result for newcomers, and texts kept as long would outlive V8's young generation and be
+ * collected only by a full collection, whose pause is what a live client waits through.
+ */
+let serialised: Map<FormattedExecutionResult, string> | null = null;
+function payloadJson(result: FormattedExecutionResult): string {
+  if (!serialised) {
+    serialised = new Map();
+    process.nextTick(() => {
+      serialised = null;
+    });
+  }
+  let json = serialised.get(result);
+  if (json === undefined) serialised.set(result, (json = JSON.stringify(result)));
+  return json;
+}
+
+/**
+ * Sends one message on a connection, counted in {@link Connection.queued} until ws has handed it
+ * to the kernel. The TCP socket is corked until the end of the tick, so what one tick sends to one
+ * client (several subscriptions' events, a burst of one) leaves in one write. ws has no public
+ * cork; `_socket` is the net.Socket it writes to.
+ */
+function send(connection: Connection, frame: string): void {
+  connection.queued++;
+  const raw = (connection.socket as unknown as { _socket?: Socket })._socket;
+  if (raw && !connection.corked) {
+    connection.corked = true;
+    raw.cork();
+    process.nextTick(() => {
+      connection.corked = false;
+      raw.uncork();
+    });
+  }
+  connection.socket.send(frame, connection.written);
+}
+
+/**
+ * One client subscription: the engine's results go straight to the socket as graphql-ws `next`
+ * messages (graphql-ws would serialise each result again per subscriber, and await each write
+ * before taking the next). graphql-ws still owns the subscription's life: it iterates this queue,
+ * which yields nothing and ends when the engine ends it, and then sends `complete`. A client whose
+ * connection has more than {@link LiveServerSettings.queueLimit} messages not yet written to the
+ * kernel is too slow.
  */
 class ClientQueue implements ClientSink, AsyncIterableIterator<FormattedExecutionResult> {
   readonly #connection: Connection;
   readonly #onOverflow: () => void;
-  readonly #buffer: FormattedExecutionResult[] = [];
+  /** `{"id":…,"type":"next","payload":` for this subscription. */
+  readonly #prefix: string;
+  readonly #metrics: LiveMetrics;
   #waiting: ((result: IteratorResult<FormattedExecutionResult>) => void) | null = null;
   #ended = false;
   #unsubscribe: (() => void) | null = null;
   #released = false;
 
-  constructor(connection: Connection, onOverflow: () => void) {
+  constructor(connection: Connection, id: string, metrics: LiveMetrics, onOverflow: () => void) {
     this.#connection = connection;
     this.#onOverflow = onOverflow;
+    this.#metrics = metrics;
+    this.#prefix = `{"id":${JSON.stringify(id)},"type":"${MessageType.Next}","payload":`;
     connection.queues.add(this);
   }
 
   push(result: FormattedExecutionResult): void {
-    if (this.#ended) return;
-    if (this.#waiting) {
-      const resolve = this.#waiting;
-      this.#waiting = null;
-      resolve({ value: result, done: false });
-      return;
-    }
-    this.#buffer.push(result);
-    if (++this.#connection.queued > this.#connection.limit) this.#onOverflow();
+    if (this.#ended || this.#connection.overflowed) return;
+    send(this.#connection, `${this.#prefix}${payloadJson(result)}}`);
+    this.#metrics.values.messagesSent++;
+    if (this.#connection.queued > this.#connection.limit) this.#onOverflow();
   }
 
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    if (this.#buffer.length === 0 && this.#waiting) {
+    if (this.#waiting) {
       const resolve = this.#waiting;
       this.#waiting = null;
       resolve({ value: undefined, done: true });
     }
   }
 
-  /** Drops everything waiting and ends at once (the connection is being closed). */
+  /** Ends at once, sending nothing more (the client left, or its connection is being closed). */
   abort(): void {
-    this.#connection.queued -= this.#buffer.length;
-    this.#buffer.length = 0;
     this.end();
     this.#release();
   }
 
   next(): Promise<IteratorResult<FormattedExecutionResult>> {
-    const value = this.#buffer.shift();
-    if (value !== undefined) {
-      this.#connection.queued--;
-      return Promise.resolve({ value, done: false });
-    }
     if (this.#ended) {
       this.#release();
       return Promise.resolve({ value: undefined, done: true });
@@ -201,21 +244,25 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
   const wss = graphqlSocketServer(options.server, edge?.verifyClient);
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     metrics.values.connections++;
-    connections.set(socket, {
+    const connection: Connection = {
       socket,
       caller: null,
       queued: 0,
+      written: () => {
+        connection.queued--;
+      },
+      corked: false,
       queues: new Set(),
       overflowed: false,
       limit: settings.queueLimit,
       request,
       subscriptionIds: new Set(),
-    });
+    };
+    connections.set(socket, connection);
     socket.once('close', () => {
       metrics.values.connections--;
-      const connection = connections.get(socket);
-      connection?.caller?.close();
-      if (connection) for (const queue of [...connection.queues]) queue.abort();
+      connection.caller?.close();
+      for (const queue of [...connection.queues]) queue.abort();
     });
   });
 
@@ -297,7 +344,7 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
         // Counted last, so that only operations that would run use up the client's allowance.
         const refusal = await admit(connection, id, operation.operation === 'subscription');
         if (refusal) return [rateLimitedError(refusal)];
-        const context: OperationContext = { connection, source, payload };
+        const context: OperationContext = { connection, id, source, payload };
         return {
           schema,
           document,
@@ -307,9 +354,9 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
         } satisfies ExecutionArgs;
       },
       subscribe: (args) => {
-        const { connection, source } = args.contextValue as OperationContext;
+        const { connection, id, source } = args.contextValue as OperationContext;
         const { viewer, authorization } = connection.caller!;
-        const queue = new ClientQueue(connection, () => overflow(connection));
+        const queue = new ClientQueue(connection, id, metrics, () => overflow(connection));
         try {
           queue.attach(
             engine.subscribe(
@@ -351,9 +398,10 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
       onComplete: (ctx, id) => {
         connections.get(ctx.extra.socket)?.subscriptionIds.delete(id);
       },
+      // Results of queries and mutations (subscriptions' go straight to the socket, ClientQueue).
       onNext: (_ctx, _id, _payload, _args, result) => {
         metrics.values.messagesSent++;
-        // Results are formatted already (engine and Apollo Server); send them as they are.
+        // Formatted already by Apollo Server: send it as it is.
         return result as FormattedExecutionResult;
       },
     },
