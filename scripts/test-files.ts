@@ -26,6 +26,7 @@ export const UNIT_TESTS: readonly string[] = [
   'gateway/test/fetcher.test.ts',
   'gateway/test/limits-defaults.test.ts',
   'gateway/test/replicas.test.ts',
+  'gateway/test/result-shaping.test.ts',
   'gateway/test/token.test.ts',
   'platform/test/auth.test.ts',
   'platform/test/catalogue.test.ts',

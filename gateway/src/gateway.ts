@@ -26,6 +26,7 @@ import { SubgraphDataSource } from './data-source.ts';
 import { type DedupCounts, DedupStats, inboundSharing, sharingFetcher } from './dedup.ts';
 import { EntityBatcher, registerEntityBatchMetrics } from './entity-batcher.ts';
 import { type Fetcher, createKeepAliveFetcher } from './fetcher.ts';
+import { installResultShaping } from './result-shaping.ts';
 import { type LiveServerSettings, startLiveServer } from './live-server.ts';
 import { LiveMetrics, type LiveMetricsSnapshot } from './live-metrics.ts';
 import { LiveSubscriptions } from './subscriptions.ts';
@@ -177,6 +178,9 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const live = new LiveSubscriptions({ log, metrics, upstream, subgraphs: () => liveTargets });
   let updateSupergraph: ((sdl: string) => void) | null = null;
   let currentSdl = supergraphSdl;
+
+  // Apollo's plan execution shapes results with ours: the same answers, a sixth of the CPU less (result-shaping.ts).
+  installResultShaping();
 
   // @apollo/gateway otherwise starts an OpenTelemetry meter provider (cloud resource detectors
   // included) that reports usage to Apollo every hour. Opt in explicitly by setting it to false.
