@@ -10,7 +10,7 @@
  * The answers, errors and exceptions are Apollo's, value for value: the algorithm is the same,
  * only hoisted, and gateway/test/result-shaping.test.ts runs both on the same inputs. It replaces
  * the module's export in place ({@link installResultShaping}), since `executeQueryPlan` reads it
- * from the module at every call and is not an extension point. ADR 0025 records why.
+ * from the module at every call and is not an extension point. ADR 0026 records why.
  */
 import { createRequire } from 'node:module';
 import {
