@@ -188,6 +188,8 @@ class ClientQueue implements ClientSink, AsyncIterableIterator<FormattedExecutio
     if (this.#waiting) {
       const resolve = this.#waiting;
       this.#waiting = null;
+      // graphql-ws will not call next() again after this: the subscription is over here.
+      this.#release();
       resolve({ value: undefined, done: true });
     }
   }
