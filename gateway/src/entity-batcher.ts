@@ -51,20 +51,15 @@ interface Batch {
   size: number;
 }
 
-/** One request's share of a batch response: its slice of `_entities`, its errors re-indexed. */
-function share(response: Response, offset: number, count: number): Response {
-  const entities = (response.data as Record<string, unknown[] | null> | null | undefined)?.[ENTITIES];
+/** One request's share of a batch response: its slice of `entities`, its errors re-indexed. */
+function share(response: Response, entities: readonly unknown[], offset: number, count: number): Response {
   const errors: GraphQLFormattedError[] = [];
   for (const error of (response.errors ?? []) as GraphQLFormattedError[]) {
     const index = error.path?.[0] === ENTITIES ? error.path[1] : undefined;
     if (typeof index !== 'number') errors.push(error);
     else if (index >= offset && index < offset + count) errors.push({ ...error, path: [ENTITIES, index - offset, ...error.path!.slice(2)] });
   }
-  return {
-    ...response,
-    data: entities ? { [ENTITIES]: entities.slice(offset, offset + count) } : (response.data ?? null),
-    errors: errors.length ? (errors as never) : undefined,
-  };
+  return { ...response, data: { [ENTITIES]: entities.slice(offset, offset + count) }, errors: errors.length ? (errors as never) : undefined };
 }
 
 /** A merged request the subgraph refused as a whole, which its parts alone may not have been. */
@@ -154,7 +149,7 @@ export class EntityBatcher implements GraphQLDataSource {
     for (const [index, pending] of batch.entries()) {
       // The first caller's restriction was applied by the data source itself.
       if (index > 0) restrictCachePolicy(pending.options, response.http);
-      pending.resolve(share(response, offset, pending.representations.length));
+      pending.resolve(share(response, entities, offset, pending.representations.length));
       offset += pending.representations.length;
     }
   }

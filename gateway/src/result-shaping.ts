@@ -72,8 +72,8 @@ interface CompiledFragment {
   readonly include: Condition | undefined;
   readonly typeCondition: Type | undefined;
   readonly selectionSet: SelectionSet;
-  /** Whether the type condition applies, by `__typename` (or by parent type when there is none). */
-  readonly applies: Map<string, boolean>;
+  /** Whether the type condition applies, by `__typename` (a string) or, for objects without one, by parent type (an object). */
+  readonly applies: Map<string | Type, boolean>;
 }
 
 type Compiled = CompiledField | CompiledFragment;
@@ -202,7 +202,7 @@ function applySelectionSet(
 function applies(fragment: CompiledFragment, typename: string | undefined, parentType: Type, parameters: Shaping): boolean {
   const condition = fragment.typeCondition;
   if (!condition) return true;
-  const key = typename ? `t:${typename}` : `p:${parentType}`;
+  const key = typename || parentType;
   let result = fragment.applies.get(key);
   if (result === undefined) {
     if (typename) {
