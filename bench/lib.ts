@@ -3,7 +3,7 @@
  * is not the server's), latency percentiles, tables and result files. Benchmarks measure and
  * print; they are not tests and never fail on a figure.
  */
-import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -196,6 +196,19 @@ export async function getJson<T = any>(url: string, timeoutMs = 3_000): Promise<
 }
 
 /** Formats rows as an aligned text table; the first row is the header. */
+/**
+ * Pins process `pid` and all its threads to `core` with taskset (util-linux); false when taskset
+ * is missing or refuses. Processes it starts afterwards inherit the pinning.
+ */
+export function pinToCore(pid: number, core: number): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', String(core), String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function table(rows: readonly (readonly string[])[]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const line = (r: readonly string[]) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');

@@ -28,7 +28,7 @@
  * (the gateway dropped it), "undelivered" when it did not (still queued somewhere when the drain
  * gave up, or the client's connection or subscription ended).
  */
-import { type ChildProcess, execFile, execFileSync, fork, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { copyFile, readFile, rm } from 'node:fs/promises';
@@ -64,6 +64,7 @@ import {
   forEachFlag,
   freePort,
   mib,
+  pinToCore,
   positiveNumber,
   procStats,
   table,
@@ -226,20 +227,10 @@ function parseOptions(args: readonly string[]): Options {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Pins process `pid` and its threads to `core` (taskset); false when taskset is unavailable. */
-function pin(pid: number, core: number): boolean {
-  try {
-    execFileSync('taskset', ['-a', '-p', '-c', String(core), String(pid)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** With `--pin clients`: this process (and so what it starts from now on) on core 0; null when it cannot pin. */
+/** With `--pin clients`: this process (and so what it starts from now on) on core 0; says where everything runs. */
 function placeServerSide(options: Options): string {
   if (options.pin === 'none') return 'nothing pinned: the client processes share both cores with the gateway, subgraphs and driver';
-  if (os.availableParallelism() < 2 || !pin(process.pid, 0)) {
+  if (os.availableParallelism() < 2 || !pinToCore(process.pid, 0)) {
     options.pin = 'none';
     return 'nothing pinned (taskset or a second core is missing): the client processes share the machine';
   }
@@ -645,7 +636,7 @@ class ClientProcesses {
     const workers = Array.from({ length: count }, () =>
       track(fork(path.join(BENCH_DIR, 'live-worker.ts'), [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })),
     );
-    if (pinned) for (const worker of workers) pin(worker.pid!, 1);
+    if (pinned) for (const worker of workers) pinToCore(worker.pid!, 1);
     await Promise.all(workers.map((w) => readyMessage(w, 'a client process', 30_000)));
     return new ClientProcesses(workers);
   }

@@ -35,6 +35,7 @@ import {
   forEachFlag,
   freePort,
   mib,
+  pinToCore,
   positiveNumber,
   procStats,
   summarize,
@@ -164,9 +165,7 @@ interface Placement {
  */
 function place(): Placement {
   if (os.availableParallelism() < 2) return { gatewayPin: null, note: 'one core available: nothing pinned, the gateway shares it with the load and replays' };
-  try {
-    execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
-  } catch {
+  if (!pinToCore(process.pid, 1)) {
     return { gatewayPin: null, note: 'taskset not found (util-linux): nothing pinned, the gateway shares the cores with the load and replays' };
   }
   return { gatewayPin: ['taskset', '-c', '0'], note: 'gateway alone on core 0 (taskset -c 0); replay server, load generator and bench on core 1' };
