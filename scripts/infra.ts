@@ -282,6 +282,9 @@ export function ensureChromium(options: { log?: Log; env?: NodeJS.ProcessEnv } =
   return executable;
 }
 
+/** The lock that serialises this project's apt-get installs across processes. */
+const APT_LOCK = path.join(tmpdir(), 'swiftcart-apt.lock');
+
 /**
  * Makes sure `executable` exists, installing Debian's package `name` with apt-get when it does not
  * and this process is root (as on CI images); otherwise throws with the command to run. `why` says
@@ -294,10 +297,14 @@ export function installDebianPackage(name: string, executable: string, why: stri
   log(`installing ${name} with apt-get (for ${why})...`);
   // policy-rc.d-less images would start a packaged daemon; RUNLEVEL=1 tells invoke-rc.d not to.
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive', RUNLEVEL: '1' };
-  for (const args of [['update'], ['install', '-y', '--no-install-recommends', name]]) {
-    const result = spawnSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env });
-    if (result.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed (exit ${result.status})`);
-  }
+  // Test files run in parallel and may need the same package at once: one installs while the
+  // others wait on a lock (util-linux `flock`), then find it there. A foreign apt-get (an
+  // unattended upgrade) is waited for through dpkg's own lock timeout.
+  const locked = spawnSync('flock', ['--version'], { stdio: 'ignore' }).status === 0;
+  const script = `test -e "$1" || { apt-get -o DPkg::Lock::Timeout=600 update && apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$2"; }`;
+  const command = locked ? ['flock', APT_LOCK, 'sh', '-c', script, 'install', executable, name] : ['sh', '-c', script, 'install', executable, name];
+  const result = spawnSync(command[0], command.slice(1), { stdio: ['ignore', 'ignore', 'inherit'], env });
+  if (result.status !== 0) throw new Error(`apt-get install -y --no-install-recommends ${name} failed (exit ${result.status})`);
   if (!existsSync(executable)) throw new Error(`apt-get installed ${name}, but ${executable} does not exist${otherwise ? `; ${otherwise}` : ''}`);
 }
 
