@@ -25,6 +25,7 @@ export const UNIT_TESTS: readonly string[] = [
   'gateway/test/entity-batcher.test.ts',
   'gateway/test/fetcher.test.ts',
   'gateway/test/limits-defaults.test.ts',
+  'gateway/test/plan-execution.test.ts',
   'gateway/test/replicas.test.ts',
   'gateway/test/result-shaping.test.ts',
   'gateway/test/token.test.ts',

@@ -26,6 +26,7 @@ import { SubgraphDataSource } from './data-source.ts';
 import { type DedupCounts, DedupStats, inboundSharing, sharingFetcher } from './dedup.ts';
 import { EntityBatcher, registerEntityBatchMetrics } from './entity-batcher.ts';
 import { type Fetcher, createKeepAliveFetcher } from './fetcher.ts';
+import { installPlanExecution } from './plan-execution.ts';
 import { installResultShaping } from './result-shaping.ts';
 import { type LiveServerSettings, startLiveServer } from './live-server.ts';
 import { LiveMetrics, type LiveMetricsSnapshot } from './live-metrics.ts';
@@ -179,7 +180,9 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   let updateSupergraph: ((sdl: string) => void) | null = null;
   let currentSdl = supergraphSdl;
 
-  // Apollo's plan execution shapes results with ours: the same answers, a sixth of the CPU less (result-shaping.ts).
+  // Query plans run on ours (plan-execution.ts), which shapes results with ours (result-shaping.ts);
+  // what still runs on Apollo's (requests that capture usage traces) shapes with ours too.
+  installPlanExecution();
   installResultShaping();
 
   // @apollo/gateway otherwise starts an OpenTelemetry meter provider (cloud resource detectors

@@ -4,7 +4,7 @@
  * less of it per value. Under load it was a sixth of the gateway's CPU (issue 16's profile):
  * Apollo's version looks up `@skip`/`@include`, the response name, the field's type kind and, for
  * fragments, the type condition again for every object of every list, and returns a fresh object
- * for every value. This one does those lookups once per selection and request, caches type
+ * for every value. This one does those lookups once per selection of an operation, caches type
  * conditions by `__typename`, and returns values without wrapping them.
  *
  * The answers, errors and exceptions are Apollo's, value for value: the algorithm is the same,
@@ -60,6 +60,8 @@ interface CompiledField {
   readonly include: Condition | undefined;
   readonly selection: FieldSelection;
   readonly responseName: string;
+  /** An alias `__proto__`: read and written as the object's own property (answers are plain objects). */
+  readonly protoKey: boolean;
   readonly introspection: boolean;
   readonly typename: boolean;
   readonly type: Type;
@@ -83,10 +85,24 @@ interface Shaping {
   readonly variables: Record<string, unknown>;
   readonly errors: GraphQLError[];
   readonly introspectionHandling: (selection: FieldSelection) => unknown;
-  /** This request's selection sets, compiled on first use. */
+  /** The operation's selection sets, compiled on first use. */
   readonly compiled: Map<SelectionSet, readonly Compiled[]>;
   /** `schema.type(name)` by name. */
   readonly types: Map<string, NamedType | undefined>;
+}
+
+/** What is compiled for an operation, kept as long as the operation (plan-execution.ts keeps one per parsed operation). */
+interface Compilation {
+  readonly compiled: Map<SelectionSet, readonly Compiled[]>;
+  readonly types: Map<string, NamedType | undefined>;
+}
+
+const compilations = new WeakMap<Operation, Compilation>();
+
+function compilationOf(operation: Operation): Compilation {
+  let compilation = compilations.get(operation);
+  if (!compilation) compilations.set(operation, (compilation = { compiled: new Map(), types: new Map() }));
+  return compilation;
 }
 
 const NULL_BUBBLE_UP = 1;
@@ -127,6 +143,7 @@ function compile(selectionSet: SelectionSet, parameters: Shaping): readonly Comp
         include,
         selection,
         responseName: field.responseName(),
+        protoKey: field.responseName() === '__proto__',
         introspection: field.definition.isSchemaIntrospectionField(),
         typename: field.name === typenameFieldName,
         type: field.definition.type!,
@@ -155,6 +172,20 @@ function typeNamed(parameters: Shaping, name: string): NamedType | undefined {
 
 const hasOwn = Object.prototype.hasOwnProperty;
 
+function ownValue(object: Record<string, unknown>, key: string): unknown {
+  return hasOwn.call(object, key) ? object[key] : undefined;
+}
+
+/**
+ * Sets a field of the answer. Answers are plain objects, not Apollo's `Object.create(null)`: V8
+ * keeps those in dictionary mode, several times the memory per object and off JSON.stringify's
+ * fast path. Only an alias `__proto__` then needs defining rather than assigning.
+ */
+function set(output: Record<string, unknown>, field: CompiledField, value: unknown): void {
+  if (field.protoKey) Object.defineProperty(output, field.responseName, { value, writable: true, enumerable: true, configurable: true });
+  else output[field.responseName] = value;
+}
+
 function applySelectionSet(
   input: Record<string, unknown>,
   selectionSet: SelectionSet,
@@ -167,9 +198,9 @@ function applySelectionSet(
     if ((selection.skip && holds(selection.skip, parameters.variables)) || (selection.include && !holds(selection.include, parameters.variables))) continue;
     if (selection.kind === 'field') {
       const responseName = selection.responseName;
-      const outputValue = output[responseName];
+      const outputValue = selection.protoKey ? ownValue(output, responseName) : output[responseName];
       if (selection.introspection) {
-        if (outputValue === undefined) output[responseName] = parameters.introspectionHandling(selection.selection);
+        if (outputValue === undefined) set(output, selection, parameters.introspectionHandling(selection.selection));
         continue;
       }
       let inputValue = (hasOwn.call(input, responseName) ? input[responseName] : undefined) ?? null;
@@ -178,12 +209,12 @@ function applySelectionSet(
           if (inputValue === null && responseName !== typenameFieldName) inputValue = input[typenameFieldName] ?? null;
           const type = inputValue !== null && typeof inputValue === 'string' ? (typeNamed(parameters, inputValue) ?? parentType) : parentType;
           if (!isObjectType(type)) return NULL_BUBBLE_UP;
-          output[responseName] = type.name;
+          set(output, selection, type.name);
         }
         continue;
       }
       path.push(responseName);
-      output[responseName] = updateOutputValue(outputValue, selection.type, inputValue, selection.selectionSet, path, parameters, parentType);
+      set(output, selection, updateOutputValue(outputValue, selection.type, inputValue, selection.selectionSet, path, parameters, parentType));
       path.pop();
       if (lastInvalid) return NULL_BUBBLE_UP;
     } else {
@@ -302,7 +333,7 @@ function updateOutputValue(
       }
       objectType = typenameType;
     }
-    const outputObject = outputValue === undefined ? Object.create(null) : (outputValue as Record<string, unknown>);
+    const outputObject = outputValue === undefined ? {} : (outputValue as Record<string, unknown>);
     const hasErrors = applySelectionSet(record, selectionSet, outputObject, parameters, path, objectType) === NULL_BUBBLE_UP;
     lastInvalid = false;
     lastHasErrors = hasErrors;
@@ -320,19 +351,20 @@ function updateOutputValue(
   return valid ? inputValue : null;
 }
 
-/** The same function as Apollo's `computeResponse`, with per-request compiled selections. */
+/** The same function as Apollo's `computeResponse`, with selections compiled once per operation. */
 export function computeResponse({ operation, variables, input, introspectionHandling }: ComputeResponseArgs): ComputeResponseResult {
   if (!input) return { data: input, errors: [] };
   const schema = operation.schema();
+  const { compiled, types } = compilationOf(operation);
   const parameters: Shaping = {
     schema,
     variables: { __proto__: null, ...operation.collectDefaultedVariableValues(), ...variables } as Record<string, unknown>,
     errors: [],
     introspectionHandling,
-    compiled: new Map(),
-    types: new Map(),
+    compiled,
+    types,
   };
-  const data = Object.create(null) as Record<string, unknown>;
+  const data: Record<string, unknown> = {};
   const result = applySelectionSet(input, operation.selectionSet, data, parameters, [], schema.schemaDefinition.rootType(operation.rootKind)!);
   return { data: result === NULL_BUBBLE_UP ? null : data, errors: parameters.errors };
 }

@@ -18,10 +18,11 @@ import {
   getNamedType,
   isObjectType,
 } from 'graphql';
-import { type GraphQLDataSource, type ServiceMap, buildOperationContext, executeQueryPlan } from '@apollo/gateway';
+import { type GraphQLDataSource, type ServiceMap, buildOperationContext } from '@apollo/gateway';
 import { type Schema, Supergraph, operationFromDocument } from '@apollo/federation-internals';
 import { type FetchNode, type QueryPlan, QueryPlanner } from '@apollo/query-planner';
 import type { Logger } from '@swiftcart/platform/logger';
+import { executeQueryPlan } from './plan-execution.ts';
 import type { LiveMetrics } from './live-metrics.ts';
 import type { UpstreamConnections } from './upstream.ts';
 

@@ -4,7 +4,7 @@
  * Both run on the same operations and on generated subgraph data that includes what shaping
  * exists to catch: nulls in non-null positions, unknown and foreign `__typename`s, invalid leaf
  * values, missing fields, fragments on interfaces and unions, `@skip`/`@include` by literal and by
- * variable, aliases and repeated fields.
+ * variable, aliases (`__proto__` among them: answers are plain objects) and repeated fields.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -30,18 +30,7 @@ import {
 import { REPO_ROOT } from '@swiftcart/platform';
 import { FEDERATION_DISTINCT_QUERY, FEDERATION_QUERY, composeFederationSupergraph } from '../../bench/federation/subgraphs.ts';
 import { type ComputeResponseArgs, apolloComputeResponse, computeResponse } from '../src/result-shaping.ts';
-
-/** A small deterministic PRNG (mulberry32), so that a failure can be replayed by its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { random } from './random.ts';
 
 const SHAPES_SDL = `
   directive @custom on FIELD
@@ -74,7 +63,7 @@ const SHAPES_QUERY = `
       ... on Person { id name friends { id name best { id } } data }
       ... on Named { name }
     }
-    people { id name @skip(if: true) friends { id } friends { name } best { id name } }
+    people { id name @skip(if: true) friends { id } friends { name } best { id name __proto__: name } }
     named { name ... on Node { id } }
   }
   fragment FilmBits on Film { minutes name }
@@ -107,7 +96,13 @@ function generate(
         const fields = 'getFields' in objectType ? objectType.getFields() : {};
         const field = fields[selection.name.value] ?? (isCompositeType(type) && 'getFields' in type ? type.getFields()[selection.name.value] : undefined);
         if (!field) continue;
-        value[key] = leafOrObject(schema, field.type, selection.selectionSet, fragments, rand, depth + 1);
+        // Defined, not assigned: an alias `__proto__` is a field like any other in a subgraph's JSON.
+        Object.defineProperty(value, key, {
+          value: leafOrObject(schema, field.type, selection.selectionSet, fragments, rand, depth + 1),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
     }
   };
