@@ -1,0 +1,258 @@
+/**
+ * SwiftCart's Kubernetes manifests (deploy/k8s, docs/deploy.md), checked without a cluster: the
+ * generated base is up to date, every overlay renders with `kubectl kustomize`, every rendered
+ * object validates against the Kubernetes schemas (kubernetes-models), and the policies hold. Each
+ * policy is also run on a copy broken on purpose, so that it is known to catch what it is for.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { REPO_ROOT, SERVICE_NAMES } from '../platform/src/config.ts';
+import { installDebianPackage } from '../scripts/infra.ts';
+import { BASE_FILE, renderBase } from '../scripts/k8s.ts';
+
+type Manifest = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string> };
+  spec?: any;
+  data?: unknown;
+  stringData?: unknown;
+};
+
+const OVERLAYS = ['dev', 'prod'] as const;
+/** The longest a process drains before it exits anyway (platform/src/service.ts, gateway/src/main.ts). */
+const DRAIN_SECONDS = 15;
+const KUBECTL = '/usr/bin/kubectl';
+
+function render(overlay: string): Manifest[] {
+  const text = execFileSync(KUBECTL, ['kustomize', path.join(REPO_ROOT, 'deploy', 'k8s', 'overlays', overlay)], { encoding: 'utf8' });
+  return parseAllDocuments(text).map((document) => document.toJS() as Manifest);
+}
+
+function podSpecOf(manifest: Manifest): any {
+  return manifest.kind === 'Deployment' || manifest.kind === 'Job' ? manifest.spec.template.spec : undefined;
+}
+
+function matches(selector: Record<string, string>, labels: Record<string, string> | undefined): boolean {
+  return Object.entries(selector).every(([key, value]) => labels?.[key] === value);
+}
+
+// --- Policies: each returns what breaks it, empty when it holds ---------------------------------
+
+/** Probes on /readyz and /healthz, resources, a non-root user and a read-only root filesystem, a grace longer than the drain, a PDB. */
+function deploymentViolations(manifests: readonly Manifest[]): string[] {
+  const violations: string[] = [];
+  const budgets = manifests.filter((m) => m.kind === 'PodDisruptionBudget');
+  for (const deployment of manifests.filter((m) => m.kind === 'Deployment')) {
+    const name = deployment.metadata.name;
+    const pod = podSpecOf(deployment);
+    const podLabels = deployment.spec.template.metadata.labels;
+    if (!pod.securityContext?.runAsNonRoot) violations.push(`${name}: the pod may run as root`);
+    if (!(pod.terminationGracePeriodSeconds > DRAIN_SECONDS))
+      violations.push(`${name}: termination grace of ${pod.terminationGracePeriodSeconds} s is not longer than the ${DRAIN_SECONDS} s drain`);
+    for (const container of pod.containers) {
+      const where = `${name}/${container.name}`;
+      if (container.readinessProbe?.httpGet?.path !== '/readyz') violations.push(`${where}: no readiness probe on /readyz`);
+      if (container.livenessProbe?.httpGet?.path !== '/healthz') violations.push(`${where}: no liveness probe on /healthz`);
+      if (!container.resources?.requests?.cpu || !container.resources?.requests?.memory || !container.resources?.limits?.memory)
+        violations.push(`${where}: no CPU and memory requests and memory limit`);
+      if (!container.securityContext?.runAsNonRoot || !(container.securityContext?.runAsUser > 0)) violations.push(`${where}: not a non-root user`);
+      if (!container.securityContext?.readOnlyRootFilesystem) violations.push(`${where}: the root filesystem is writable`);
+      if (container.securityContext?.allowPrivilegeEscalation !== false) violations.push(`${where}: privilege escalation is allowed`);
+    }
+    if (!budgets.some((budget) => matches(budget.spec.selector.matchLabels, podLabels))) violations.push(`${name}: no PodDisruptionBudget`);
+  }
+  return violations;
+}
+
+/** Every subgraph's API accepts traffic only from the gateway (and named callers, and monitoring). */
+function networkPolicyViolations(manifests: readonly Manifest[]): string[] {
+  const violations: string[] = [];
+  const policies = manifests.filter((m) => m.kind === 'NetworkPolicy');
+  for (const name of SERVICE_NAMES) {
+    const deployment = manifests.find((m) => m.kind === 'Deployment' && m.metadata.name === `${name}-api`);
+    if (!deployment) {
+      violations.push(`${name}: no api Deployment`);
+      continue;
+    }
+    const policy = policies.find((p) => matches(p.spec.podSelector.matchLabels, deployment.spec.template.metadata.labels));
+    if (!policy) {
+      violations.push(`${name}: no NetworkPolicy selects its api pods`);
+      continue;
+    }
+    const sources = (policy.spec.ingress ?? []).flatMap((rule: any) => rule.from ?? []);
+    if (sources.length === 0) violations.push(`${name}: its NetworkPolicy lets everyone in`);
+    if (!sources.some((source: any) => source.podSelector?.matchLabels?.['app.kubernetes.io/name'] === 'gateway'))
+      violations.push(`${name}: the gateway may not call it`);
+  }
+  return violations;
+}
+
+const SECRET_NAME = /SECRET|PASSWORD|TOKEN|SMTP_URL|DATABASE_URL/;
+
+/** No Secret carries a value, and no variable that holds a secret has one written in. */
+function secretViolations(manifests: readonly Manifest[]): string[] {
+  const violations: string[] = [];
+  for (const manifest of manifests) {
+    if (manifest.kind === 'Secret' && (manifest.data || manifest.stringData)) violations.push(`Secret ${manifest.metadata.name} carries values`);
+    if (manifest.kind === 'ConfigMap') {
+      for (const key of Object.keys((manifest.data as object) ?? {}))
+        if (SECRET_NAME.test(key)) violations.push(`ConfigMap ${manifest.metadata.name} holds ${key}`);
+    }
+    for (const container of podSpecOf(manifest)?.containers ?? []) {
+      for (const variable of container.env ?? []) {
+        if (SECRET_NAME.test(variable.name) && variable.value !== undefined)
+          violations.push(`${manifest.metadata.name}: ${variable.name} is written in, not read from a Secret`);
+      }
+    }
+  }
+  return violations;
+}
+
+/** Every image names a tag that is not `latest`, or a digest. */
+function imageViolations(manifests: readonly Manifest[]): string[] {
+  const violations: string[] = [];
+  for (const manifest of manifests) {
+    for (const container of podSpecOf(manifest)?.containers ?? []) {
+      const image: string = container.image;
+      const tag = image.includes('@') ? 'digest' : image.slice(image.lastIndexOf('/') + 1).split(':')[1];
+      if (!tag || tag === 'latest') violations.push(`${manifest.metadata.name}: image ${image} is not pinned`);
+    }
+  }
+  return violations;
+}
+
+/** A migration Job per service, an HPA for the gateway and every api. */
+function rolloutViolations(manifests: readonly Manifest[]): string[] {
+  const violations: string[] = [];
+  for (const name of SERVICE_NAMES) {
+    const job = manifests.find((m) => m.kind === 'Job' && m.metadata.name === `${name}-migrate`);
+    if (podSpecOf(job ?? ({ kind: '' } as Manifest))?.containers[0].command.join(' ') !== `node scripts/migrate.ts ${name}`)
+      violations.push(`${name}: no migration Job`);
+  }
+  for (const name of ['gateway', ...SERVICE_NAMES.map((s) => `${s}-api`)]) {
+    if (!manifests.some((m) => m.kind === 'HorizontalPodAutoscaler' && m.spec.scaleTargetRef.name === name))
+      violations.push(`${name}: no HorizontalPodAutoscaler`);
+  }
+  return violations;
+}
+
+const POLICIES = {
+  deployments: deploymentViolations,
+  'network policies': networkPolicyViolations,
+  secrets: secretViolations,
+  images: imageViolations,
+  rollout: rolloutViolations,
+};
+
+describe('Kubernetes manifests', () => {
+  const rendered = new Map<string, Manifest[]>();
+
+  before(() => {
+    installDebianPackage('kubectl', KUBECTL, 'the Kubernetes manifest checks', console.log);
+    for (const overlay of OVERLAYS) rendered.set(overlay, render(overlay));
+  });
+
+  it('the generated base is up to date (npm run k8s:base)', () => {
+    assert.equal(readFileSync(BASE_FILE, 'utf8'), renderBase(), `${path.relative(REPO_ROOT, BASE_FILE)} is stale: run npm run k8s:base`);
+  });
+
+  for (const overlay of OVERLAYS) {
+    it(`overlay ${overlay}: renders, with the gateway and an api and a worker per service`, () => {
+      const manifests = rendered.get(overlay)!;
+      const deployments = manifests.filter((m) => m.kind === 'Deployment').map((m) => m.metadata.name);
+      assert.deepEqual(deployments.sort(), ['gateway', ...SERVICE_NAMES.flatMap((s) => [`${s}-api`, `${s}-worker`])].sort());
+      assert.ok(
+        manifests.every((m) => (m as { metadata: { namespace?: string } }).metadata.namespace?.startsWith('swiftcart')),
+        'every object in its namespace',
+      );
+    });
+
+    it(`overlay ${overlay}: every object validates against the Kubernetes schemas`, async () => {
+      const manifests = rendered.get(overlay)!;
+      for (const manifest of manifests) {
+        const module = await import(`kubernetes-models/${manifest.apiVersion}/${manifest.kind}`);
+        assert.doesNotThrow(() => new module[manifest.kind](manifest).validate(), `${manifest.kind} ${manifest.metadata.name}`);
+      }
+    });
+
+    for (const [name, policy] of Object.entries(POLICIES)) {
+      it(`overlay ${overlay}: the ${name} policy holds`, () => {
+        assert.deepEqual(policy(rendered.get(overlay)!), []);
+      });
+    }
+  }
+
+  it('the schema check and each policy catch what they are for', async () => {
+    const manifests = () => structuredClone(rendered.get('prod')!);
+    const deployment = (all: Manifest[], name: string) => all.find((m) => m.kind === 'Deployment' && m.metadata.name === name)!;
+    const { Deployment } = await import('kubernetes-models/apps/v1/Deployment');
+    const invalid = deployment(manifests(), 'gateway');
+    invalid.spec.replicas = 'two';
+    assert.throws(() => new Deployment(invalid as never).validate());
+
+    const broken: [keyof typeof POLICIES, (all: Manifest[]) => void, RegExp][] = [
+      ['deployments', (all) => delete podSpecOf(deployment(all, 'order-api')).containers[0].readinessProbe, /order-api\/api: no readiness probe/],
+      [
+        'deployments',
+        (all) => (podSpecOf(deployment(all, 'cart-worker')).containers[0].securityContext.readOnlyRootFilesystem = false),
+        /cart-worker\/worker: the root filesystem is writable/,
+      ],
+      [
+        'deployments',
+        (all) =>
+          all.splice(
+            all.findIndex((m) => m.kind === 'PodDisruptionBudget' && m.metadata.name === 'gateway'),
+            1,
+          ),
+        /gateway: no PodDisruptionBudget/,
+      ],
+      [
+        'network policies',
+        (all) =>
+          all.splice(
+            all.findIndex((m) => m.kind === 'NetworkPolicy' && m.metadata.name === 'payment-api'),
+            1,
+          ),
+        /payment: no NetworkPolicy/,
+      ],
+      [
+        'secrets',
+        (all) => all.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'leak' }, stringData: { 'jwt-secret': 'x' } }),
+        /Secret leak carries values/,
+      ],
+      [
+        'secrets',
+        (all) => podSpecOf(deployment(all, 'gateway')).containers[0].env.push({ name: 'JWT_SECRET', value: 'x' }),
+        /gateway: JWT_SECRET is written in/,
+      ],
+      [
+        'images',
+        (all) => (podSpecOf(deployment(all, 'product-api')).containers[0].image = 'ghcr.io/swiftcart/swiftcart:latest'),
+        /product-api: image .* is not pinned/,
+      ],
+      [
+        'rollout',
+        (all) =>
+          all.splice(
+            all.findIndex((m) => m.kind === 'Job' && m.metadata.name === 'analytics-migrate'),
+            1,
+          ),
+        /analytics: no migration Job/,
+      ],
+    ];
+    for (const [name, breakIt, expected] of broken) {
+      const all = manifests();
+      breakIt(all);
+      const violations = POLICIES[name](all);
+      assert.ok(
+        violations.some((violation) => expected.test(violation)),
+        `${name}: ${expected} not in ${JSON.stringify(violations)}`,
+      );
+    }
+  });
+});
