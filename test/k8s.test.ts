@@ -12,7 +12,7 @@ import { before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { REPO_ROOT, SERVICE_NAMES } from '../platform/src/config.ts';
 import { installDebianPackage } from '../scripts/infra.ts';
-import { BASE_FILE, renderBase } from '../scripts/k8s.ts';
+import { BASE_FILE, ENGINES_FILE, KAFKA_PARTITIONS, renderBase, renderEngines } from '../scripts/k8s.ts';
 
 type Manifest = {
   apiVersion: string;
@@ -39,6 +39,17 @@ function podSpecOf(manifest: Manifest): any {
 
 function matches(selector: Record<string, string>, labels: Record<string, string> | undefined): boolean {
   return Object.entries(selector).every(([key, value]) => labels?.[key] === value);
+}
+
+/** The kubernetes-models module that validates `manifest`: Kubernetes' own, or the operators' CRDs (KEDA, Strimzi, CloudNativePG). */
+function modelOf(manifest: Manifest): string {
+  const group = manifest.apiVersion.includes('/') ? manifest.apiVersion.split('/')[0] : '';
+  const packages: Record<string, string> = {
+    'keda.sh': '@kubernetes-models/keda',
+    'kafka.strimzi.io': '@kubernetes-models/strimzi-kafka-operator',
+    'postgresql.cnpg.io': '@kubernetes-models/cloudnative-pg',
+  };
+  return `${packages[group] ?? 'kubernetes-models'}/${manifest.apiVersion}/${manifest.kind}`;
 }
 
 // --- Policies: each returns what breaks it, empty when it holds ---------------------------------
@@ -141,12 +152,56 @@ function rolloutViolations(manifests: readonly Manifest[]): string[] {
   return violations;
 }
 
+/**
+ * The engines: every worker with consumer groups scales on their lag (KEDA), a database per
+ * service and a NetworkPolicy in front of it, Kafka and its topics with three copies (two in
+ * sync for a write) in production.
+ */
+function engineViolations(manifests: readonly Manifest[], production = true): string[] {
+  const violations: string[] = [];
+  for (const scaler of manifests.filter((m) => m.kind === 'ScaledObject')) {
+    const triggers = scaler.spec.triggers ?? [];
+    if (triggers.length === 0 || triggers.some((t: any) => t.type !== 'kafka' || !t.metadata.consumerGroup))
+      violations.push(`${scaler.metadata.name}: not scaled on consumer lag`);
+    if (manifests.some((m) => m.kind === 'HorizontalPodAutoscaler' && m.spec.scaleTargetRef.name === scaler.spec.scaleTargetRef.name))
+      violations.push(`${scaler.metadata.name}: an HPA too`);
+  }
+  for (const name of ['order', 'inventory', 'payment', 'shipment']) {
+    if (!manifests.some((m) => m.kind === 'ScaledObject' && m.spec.scaleTargetRef.name === `${name}-worker`))
+      violations.push(`${name}-worker: no ScaledObject`);
+  }
+  const policies = manifests.filter((m) => m.kind === 'NetworkPolicy');
+  for (const name of SERVICE_NAMES) {
+    if (!manifests.some((m) => m.kind === 'Cluster' && m.metadata.name === `${name}-db`)) violations.push(`${name}: no PostgreSQL Cluster`);
+    const policy = policies.find((p) => p.spec.podSelector.matchLabels['cnpg.io/cluster'] === `${name}-db`);
+    const sources = (policy?.spec.ingress ?? []).flatMap((rule: any) => rule.from ?? []);
+    const names = sources.map((source: any) => source.podSelector?.matchLabels?.['app.kubernetes.io/name']).filter(Boolean);
+    if (!policy || !names.includes(`${name}-api`) || names.some((n: string) => !n.startsWith(`${name}-`)))
+      violations.push(`${name}-db: not reserved to ${name}'s pods`);
+  }
+  if (!policies.some((p) => p.spec.podSelector.matchLabels['strimzi.io/cluster'])) violations.push('kafka: no NetworkPolicy');
+  if (production) {
+    for (const topic of manifests.filter((m) => m.kind === 'KafkaTopic')) {
+      if (topic.spec.replicas < 3 || topic.spec.config['min.insync.replicas'] !== 2) violations.push(`${topic.metadata.name}: not 3 copies with 2 in sync`);
+      if (topic.spec.partitions !== KAFKA_PARTITIONS) violations.push(`${topic.metadata.name}: ${topic.spec.partitions} partitions`);
+    }
+    for (const pool of manifests.filter((m) => m.kind === 'KafkaNodePool'))
+      if (pool.spec.replicas < 3) violations.push(`${pool.metadata.name}: fewer than 3 Kafka nodes`);
+    for (const cluster of manifests.filter((m) => m.kind === 'Cluster'))
+      if (cluster.spec.instances < 2) violations.push(`${cluster.metadata.name}: one PostgreSQL instance`);
+  }
+  return violations;
+}
+
 const POLICIES = {
   deployments: deploymentViolations,
   'network policies': networkPolicyViolations,
   secrets: secretViolations,
   images: imageViolations,
   rollout: rolloutViolations,
+  // The dev overlay runs one Kafka node and one PostgreSQL instance on purpose.
+  engines: (manifests: readonly Manifest[]) =>
+    engineViolations(manifests, !manifests.some((m) => (m.metadata as { namespace?: string }).namespace === 'swiftcart-dev')),
 };
 
 describe('Kubernetes manifests', () => {
@@ -158,7 +213,12 @@ describe('Kubernetes manifests', () => {
   });
 
   it('the generated base is up to date (npm run k8s:base)', () => {
-    assert.equal(readFileSync(BASE_FILE, 'utf8'), renderBase(), `${path.relative(REPO_ROOT, BASE_FILE)} is stale: run npm run k8s:base`);
+    for (const [file, render] of [
+      [BASE_FILE, renderBase],
+      [ENGINES_FILE, renderEngines],
+    ] as const) {
+      assert.equal(readFileSync(file, 'utf8'), render(), `${path.relative(REPO_ROOT, file)} is stale: run npm run k8s:base`);
+    }
   });
 
   for (const overlay of OVERLAYS) {
@@ -175,7 +235,7 @@ describe('Kubernetes manifests', () => {
     it(`overlay ${overlay}: every object validates against the Kubernetes schemas`, async () => {
       const manifests = rendered.get(overlay)!;
       for (const manifest of manifests) {
-        const module = await import(`kubernetes-models/${manifest.apiVersion}/${manifest.kind}`);
+        const module = await import(modelOf(manifest));
         assert.doesNotThrow(() => new module[manifest.kind](manifest).validate(), `${manifest.kind} ${manifest.metadata.name}`);
       }
     });
@@ -194,6 +254,15 @@ describe('Kubernetes manifests', () => {
     const invalid = deployment(manifests(), 'gateway');
     invalid.spec.replicas = 'two';
     assert.throws(() => new Deployment(invalid as never).validate());
+    // The operators' CRDs too: a KafkaTopic's partitions are a number, a ScaledObject names its target.
+    const topic = manifests().find((m) => m.kind === 'KafkaTopic')!;
+    topic.spec.partitions = 'six';
+    const scaler = manifests().find((m) => m.kind === 'ScaledObject')!;
+    delete scaler.spec.scaleTargetRef;
+    for (const broken of [topic, scaler]) {
+      const module = await import(modelOf(broken));
+      assert.throws(() => new module[broken.kind](broken).validate(), `${broken.kind} ${broken.metadata.name} should not validate`);
+    }
 
     const broken: [keyof typeof POLICIES, (all: Manifest[]) => void, RegExp][] = [
       ['deployments', (all) => delete podSpecOf(deployment(all, 'order-api')).containers[0].readinessProbe, /order-api\/api: no readiness probe/],
