@@ -5,6 +5,7 @@
  * when the checked-in file is stale). The overlays (`deploy/k8s/overlays/{dev,prod}`) and the
  * engines (Kafka, PostgreSQL, Redis) are written by hand. docs/deploy.md explains the whole.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { DEFAULT_SERVICE_PORTS, REPO_ROOT, SERVICE_NAMES, type ServiceName, isMain } from '../platform/src/config.ts';
@@ -22,6 +23,10 @@ import { writeOrCheck } from './generated-file.ts';
 /** Where the generated base lives: the processes, and the engines they run on. */
 export const BASE_FILE = path.join(REPO_ROOT, 'deploy', 'k8s', 'base', 'workloads.yaml');
 export const ENGINES_FILE = path.join(REPO_ROOT, 'deploy', 'k8s', 'base', 'engines.yaml');
+export const OBSERVABILITY_FILE = path.join(REPO_ROOT, 'deploy', 'k8s', 'base', 'observability.yaml');
+
+/** The Grafana dashboard docker-compose provisions, shipped to the cluster's Grafana as a ConfigMap. */
+export const DASHBOARD_FILE = path.join(REPO_ROOT, 'deploy', 'grafana', 'dashboards', 'swiftcart.json');
 
 /** Strimzi's Kafka cluster; its bootstrap Service is `<name>-kafka-bootstrap`. */
 export const KAFKA_CLUSTER = 'swiftcart';
@@ -438,6 +443,40 @@ function enginePolicies(): Manifest[] {
   ];
 }
 
+/**
+ * What the cluster's monitoring needs: a PodMonitor (Prometheus Operator) scraping `/metrics` on
+ * every SwiftCart pod's `http` port (plain Prometheus reads the pods' `prometheus.io/*`
+ * annotations instead), and the Grafana dashboard as a ConfigMap that Grafana's dashboard sidecar
+ * picks up by its `grafana_dashboard` label.
+ */
+function observabilityManifests(): Manifest[] {
+  return [
+    {
+      apiVersion: 'monitoring.coreos.com/v1',
+      kind: 'PodMonitor',
+      metadata: { name: 'swiftcart', labels: { 'app.kubernetes.io/part-of': 'swiftcart' } },
+      spec: {
+        selector: {
+          matchExpressions: [{ key: 'app.kubernetes.io/component', operator: 'In', values: ['api', 'worker', 'gateway'] }],
+          matchLabels: { 'app.kubernetes.io/part-of': 'swiftcart' },
+        },
+        podMetricsEndpoints: [{ port: 'http', path: '/metrics', interval: '15s' }],
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'swiftcart-dashboard', labels: { 'app.kubernetes.io/part-of': 'swiftcart', grafana_dashboard: '1' } },
+      data: { 'swiftcart.json': readFileSync(DASHBOARD_FILE, 'utf8') },
+    },
+  ];
+}
+
+/** The text of {@link OBSERVABILITY_FILE}. */
+export function renderObservability(): string {
+  return renderManifests(observabilityManifests());
+}
+
 /** The text of {@link ENGINES_FILE}. */
 export function renderEngines(): string {
   return renderManifests([...kafka(), ...kafkaTopics(), ...postgresClusters(), ...enginePolicies()]);
@@ -456,4 +495,5 @@ export function renderBase(): string {
 if (isMain(import.meta.url)) {
   await writeOrCheck(BASE_FILE, renderBase, 'npm run k8s:base');
   await writeOrCheck(ENGINES_FILE, renderEngines, 'npm run k8s:base');
+  await writeOrCheck(OBSERVABILITY_FILE, renderObservability, 'npm run k8s:base');
 }

@@ -12,7 +12,16 @@ import { before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { REPO_ROOT, SERVICE_NAMES } from '../platform/src/config.ts';
 import { installDebianPackage } from '../scripts/infra.ts';
-import { BASE_FILE, ENGINES_FILE, KAFKA_PARTITIONS, renderBase, renderEngines } from '../scripts/k8s.ts';
+import {
+  BASE_FILE,
+  DASHBOARD_FILE,
+  ENGINES_FILE,
+  KAFKA_PARTITIONS,
+  OBSERVABILITY_FILE,
+  renderBase,
+  renderEngines,
+  renderObservability,
+} from '../scripts/k8s.ts';
 
 type Manifest = {
   apiVersion: string;
@@ -48,6 +57,7 @@ function modelOf(manifest: Manifest): string {
     'keda.sh': '@kubernetes-models/keda',
     'kafka.strimzi.io': '@kubernetes-models/strimzi-kafka-operator',
     'postgresql.cnpg.io': '@kubernetes-models/cloudnative-pg',
+    'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
   };
   return `${packages[group] ?? 'kubernetes-models'}/${manifest.apiVersion}/${manifest.kind}`;
 }
@@ -193,12 +203,35 @@ function engineViolations(manifests: readonly Manifest[], production = true): st
   return violations;
 }
 
+/** Every Deployment's pods are scraped (annotations, and the PodMonitor), and the dashboard ships as the repository has it. */
+function observabilityViolations(manifests: readonly Manifest[]): string[] {
+  const violations: string[] = [];
+  const monitors = manifests.filter((m) => m.kind === 'PodMonitor');
+  for (const deployment of manifests.filter((m) => m.kind === 'Deployment')) {
+    const template = deployment.spec.template;
+    const annotations = template.metadata.annotations ?? {};
+    if (annotations['prometheus.io/scrape'] !== 'true' || annotations['prometheus.io/path'] !== '/metrics')
+      violations.push(`${deployment.metadata.name}: no scrape annotations`);
+    const scraped = monitors.some((monitor) => {
+      const { matchLabels = {}, matchExpressions = [] } = monitor.spec.selector;
+      const labels = template.metadata.labels;
+      return matches(matchLabels, labels) && matchExpressions.every((e: any) => e.operator === 'In' && e.values.includes(labels[e.key]));
+    });
+    if (!scraped) violations.push(`${deployment.metadata.name}: no PodMonitor selects it`);
+  }
+  const dashboard = manifests.find((m) => m.kind === 'ConfigMap' && (m.metadata.labels ?? {}).grafana_dashboard === '1');
+  if ((dashboard?.data as Record<string, string> | undefined)?.['swiftcart.json'] !== readFileSync(DASHBOARD_FILE, 'utf8'))
+    violations.push('the Grafana dashboard ConfigMap is not deploy/grafana/dashboards/swiftcart.json');
+  return violations;
+}
+
 const POLICIES = {
   deployments: deploymentViolations,
   'network policies': networkPolicyViolations,
   secrets: secretViolations,
   images: imageViolations,
   rollout: rolloutViolations,
+  observability: observabilityViolations,
   // The dev overlay runs one Kafka node and one PostgreSQL instance on purpose.
   engines: (manifests: readonly Manifest[]) =>
     engineViolations(manifests, !manifests.some((m) => (m.metadata as { namespace?: string }).namespace === 'swiftcart-dev')),
@@ -216,6 +249,7 @@ describe('Kubernetes manifests', () => {
     for (const [file, render] of [
       [BASE_FILE, renderBase],
       [ENGINES_FILE, renderEngines],
+      [OBSERVABILITY_FILE, renderObservability],
     ] as const) {
       assert.equal(readFileSync(file, 'utf8'), render(), `${path.relative(REPO_ROOT, file)} is stale: run npm run k8s:base`);
     }
@@ -250,6 +284,11 @@ describe('Kubernetes manifests', () => {
   it('the schema check and each policy catch what they are for', async () => {
     const manifests = () => structuredClone(rendered.get('prod')!);
     const deployment = (all: Manifest[], name: string) => all.find((m) => m.kind === 'Deployment' && m.metadata.name === name)!;
+    const remove = (all: Manifest[], kind: string, name: string) => {
+      const index = all.findIndex((m) => m.kind === kind && m.metadata.name === name);
+      assert.ok(index >= 0, `${kind} ${name} is there to remove`);
+      all.splice(index, 1);
+    };
     const { Deployment } = await import('kubernetes-models/apps/v1/Deployment');
     const invalid = deployment(manifests(), 'gateway');
     invalid.spec.replicas = 'two';
@@ -271,24 +310,8 @@ describe('Kubernetes manifests', () => {
         (all) => (podSpecOf(deployment(all, 'cart-worker')).containers[0].securityContext.readOnlyRootFilesystem = false),
         /cart-worker\/worker: the root filesystem is writable/,
       ],
-      [
-        'deployments',
-        (all) =>
-          all.splice(
-            all.findIndex((m) => m.kind === 'PodDisruptionBudget' && m.metadata.name === 'gateway'),
-            1,
-          ),
-        /gateway: no PodDisruptionBudget/,
-      ],
-      [
-        'network policies',
-        (all) =>
-          all.splice(
-            all.findIndex((m) => m.kind === 'NetworkPolicy' && m.metadata.name === 'payment-api'),
-            1,
-          ),
-        /payment: no NetworkPolicy/,
-      ],
+      ['deployments', (all) => remove(all, 'PodDisruptionBudget', 'gateway'), /gateway: no PodDisruptionBudget/],
+      ['network policies', (all) => remove(all, 'NetworkPolicy', 'payment-api'), /payment: no NetworkPolicy/],
       [
         'secrets',
         (all) => all.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'leak' }, stringData: { 'jwt-secret': 'x' } }),
@@ -304,15 +327,19 @@ describe('Kubernetes manifests', () => {
         (all) => (podSpecOf(deployment(all, 'product-api')).containers[0].image = 'ghcr.io/swiftcart/swiftcart:latest'),
         /product-api: image .* is not pinned/,
       ],
+      ['rollout', (all) => remove(all, 'Job', 'analytics-migrate'), /analytics: no migration Job/],
+      ['engines', (all) => remove(all, 'ScaledObject', 'order-worker'), /order-worker: no ScaledObject/],
+      ['engines', (all) => (all.find((m) => m.kind === 'KafkaTopic')!.spec.replicas = 1), /not 3 copies with 2 in sync/],
       [
-        'rollout',
+        'engines',
         (all) =>
-          all.splice(
-            all.findIndex((m) => m.kind === 'Job' && m.metadata.name === 'analytics-migrate'),
-            1,
-          ),
-        /analytics: no migration Job/,
+          all
+            .find((m) => m.kind === 'NetworkPolicy' && m.metadata.name === 'cart-db')!
+            .spec.ingress[0].from.push({ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'order-api' } } }),
+        /cart-db: not reserved/,
       ],
+      ['observability', (all) => delete deployment(all, 'gateway').spec.template.metadata.annotations, /gateway: no scrape annotations/],
+      ['observability', (all) => remove(all, 'PodMonitor', 'swiftcart'), /no PodMonitor selects it/],
     ];
     for (const [name, breakIt, expected] of broken) {
       const all = manifests();
