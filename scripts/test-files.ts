@@ -51,6 +51,7 @@ export const UNIT_TESTS: readonly string[] = [
   'subgraphs/payment/test/provider.test.ts',
   'test/compose.test.ts',
   'test/event-schemas.test.ts',
+  'test/dockerfile.test.ts',
   'test/k8s.test.ts',
   'test/smtp-server.test.ts',
 ];

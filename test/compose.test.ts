@@ -14,6 +14,8 @@ import { allowedOrigins } from '../gateway/src/origins.ts';
 
 interface ComposeService {
   image?: string;
+  container_name?: string;
+  hostname?: string;
   command?: string[];
   restart?: string;
   ports?: string[];
@@ -133,6 +135,17 @@ describe('docker-compose.yml: safe by default', () => {
     assert.deepEqual(published, ['gateway', 'storefront']);
     assert.deepEqual(compose.services.gateway.ports, ['4000:4000']);
     assert.deepEqual(compose.services.storefront.ports, ['5173:5173']);
+  });
+
+  test('every service scales with `docker compose up --scale <service>=N`: no published port, container name or host name', () => {
+    // The override adds environment only to the services; the dev suite below checks it publishes none of them.
+    const override = load(DEV, envFile(read('scripts/docker/dev.env')));
+    for (const compose of [load(BASE, SECRETS), override]) {
+      for (const name of SERVICE_NAMES) {
+        const svc = compose.services[name] ?? {};
+        assert.deepEqual([svc.ports, svc.container_name, svc.hostname], [undefined, undefined, undefined], name);
+      }
+    }
   });
 
   test('every long-running container has a restart policy and a healthcheck on its own port', () => {
