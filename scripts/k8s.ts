@@ -39,7 +39,7 @@ const KAFKA_BOOTSTRAP = `${KAFKA_CLUSTER}-kafka-bootstrap:9092`;
 export const KAFKA_PARTITIONS = 6;
 
 /** The consumer groups each service's worker runs (the `consumer` of its ConsumerSpecs; analytics' rebuild groups come and go). */
-const CONSUMER_GROUPS: Partial<Record<ServiceName, readonly string[]>> = {
+export const CONSUMER_GROUPS: Partial<Record<ServiceName, readonly string[]>> = {
   inventory: [INVENTORY_ORDER_EVENTS],
   order: [ORDER_CATALOGUE, ORDER_SAGA, ORDER_CUSTOMERS],
   payment: [PAYMENT_ORDER_EVENTS],
@@ -216,15 +216,31 @@ function migrationJob(name: ServiceName): Manifest {
 
 /** Only `from` may reach the pods of `name` (a process of `component`), on `port`. */
 function networkPolicy(name: string, component: string, from: readonly Manifest[], port: number): Manifest {
+  return ingressPolicy(name, labels(name, component), labels(name, component), from, [port]);
+}
+
+/** A NetworkPolicy `name` (labelled `metadataLabels`): only `from` may reach the pods matching `podSelector`, on `ports`. */
+function ingressPolicy(
+  name: string,
+  metadataLabels: Record<string, string>,
+  podSelector: Record<string, string>,
+  from: readonly Manifest[],
+  ports: readonly number[],
+): Manifest {
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
-    metadata: { name, labels: labels(name, component) },
-    spec: { podSelector: { matchLabels: labels(name, component) }, policyTypes: ['Ingress'], ingress: [{ from, ports: [{ protocol: 'TCP', port }] }] },
+    metadata: { name, labels: metadataLabels },
+    spec: { podSelector: { matchLabels: podSelector }, policyTypes: ['Ingress'], ingress: [{ from, ports: ports.map((port) => ({ protocol: 'TCP', port })) }] },
   };
 }
 
-const MONITORING = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } };
+/** Traffic from every pod of namespace `namespace`. */
+function fromNamespace(namespace: string): Manifest {
+  return { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } } };
+}
+
+const MONITORING = fromNamespace('monitoring');
 
 /** Who may call a subgraph's API: the gateway, the services named, and Prometheus' namespace. */
 function subgraphPolicy(name: ServiceName, port: number, callers: readonly ServiceName[]): Manifest {
@@ -409,13 +425,8 @@ function postgresClusters(): Manifest[] {
 
 /** Who reaches the engines: a service's database only its own pods (and the operator); Kafka the SwiftCart pods. */
 function enginePolicies(): Manifest[] {
-  const operator = (namespace: string) => ({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } } });
-  const policy = (name: string, podSelector: Record<string, string>, from: readonly Manifest[], ports: readonly number[]): Manifest => ({
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'NetworkPolicy',
-    metadata: { name, labels: { 'app.kubernetes.io/part-of': 'swiftcart' } },
-    spec: { podSelector: { matchLabels: podSelector }, policyTypes: ['Ingress'], ingress: [{ from, ports: ports.map((port) => ({ protocol: 'TCP', port })) }] },
-  });
+  const policy = (name: string, podSelector: Record<string, string>, from: readonly Manifest[], ports: readonly number[]) =>
+    ingressPolicy(name, { 'app.kubernetes.io/part-of': 'swiftcart' }, podSelector, from, ports);
   const own = (name: ServiceName) =>
     ['api', 'worker', 'migration'].map((component) => ({
       podSelector: { matchLabels: { 'app.kubernetes.io/name': component === 'migration' ? `${name}-migrate` : `${name}-${component}` } },
@@ -426,7 +437,7 @@ function enginePolicies(): Manifest[] {
       policy(
         `${name}-db`,
         { 'cnpg.io/cluster': `${name}-db` },
-        [...own(name), { podSelector: { matchLabels: { 'cnpg.io/cluster': `${name}-db` } } }, operator('cnpg-system')],
+        [...own(name), { podSelector: { matchLabels: { 'cnpg.io/cluster': `${name}-db` } } }, fromNamespace('cnpg-system')],
         [5432, 8000],
       ),
     ),
@@ -436,7 +447,7 @@ function enginePolicies(): Manifest[] {
       [
         { podSelector: { matchLabels: { 'app.kubernetes.io/part-of': 'swiftcart' } } },
         { podSelector: { matchLabels: { 'strimzi.io/cluster': KAFKA_CLUSTER } } },
-        operator('strimzi'),
+        fromNamespace('strimzi'),
       ],
       [9090, 9091, 9092],
     ),

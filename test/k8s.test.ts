@@ -14,6 +14,7 @@ import { REPO_ROOT, SERVICE_NAMES } from '../platform/src/config.ts';
 import { installDebianPackage } from '../scripts/infra.ts';
 import {
   BASE_FILE,
+  CONSUMER_GROUPS,
   DASHBOARD_FILE,
   ENGINES_FILE,
   KAFKA_PARTITIONS,
@@ -176,7 +177,7 @@ function engineViolations(manifests: readonly Manifest[], production = true): st
     if (manifests.some((m) => m.kind === 'HorizontalPodAutoscaler' && m.spec.scaleTargetRef.name === scaler.spec.scaleTargetRef.name))
       violations.push(`${scaler.metadata.name}: an HPA too`);
   }
-  for (const name of ['order', 'inventory', 'payment', 'shipment']) {
+  for (const name of Object.keys(CONSUMER_GROUPS)) {
     if (!manifests.some((m) => m.kind === 'ScaledObject' && m.spec.scaleTargetRef.name === `${name}-worker`))
       violations.push(`${name}-worker: no ScaledObject`);
   }
