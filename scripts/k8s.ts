@@ -65,6 +65,14 @@ const GATEWAY_PORT = 4000;
  */
 const TERMINATION_GRACE_SECONDS = 30;
 
+/**
+ * Seconds a pod behind a Service keeps serving after it is told to stop, before SIGTERM: the time
+ * for the Service's endpoints to drop it everywhere. Without it, new requests and reconnecting live
+ * clients could still be sent to a process that has closed its port (docs/deploy.md, "Scaling in").
+ * Uses the kubelet's own sleep (Kubernetes 1.30+), so the image needs no shell.
+ */
+export const ENDPOINT_REMOVAL_SECONDS = 5;
+
 type Manifest = Record<string, unknown>;
 
 function labels(name: string, component: string): Record<string, string> {
@@ -135,6 +143,7 @@ function deployment(spec: ProcessSpec): Manifest {
               startupProbe: { httpGet: { path: PATHS.health, port: 'http' }, periodSeconds: 2, failureThreshold: 60 },
               resources: { requests: { cpu: spec.cpu, memory: spec.memory }, limits: { memory: spec.memory } },
               securityContext: CONTAINER_SECURITY,
+              ...(spec.component === 'worker' ? {} : { lifecycle: { preStop: { sleep: { seconds: ENDPOINT_REMOVAL_SECONDS } } } }),
               // Node and its libraries write temporary files; the root filesystem is read-only.
               volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
             },

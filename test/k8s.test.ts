@@ -65,17 +65,26 @@ function modelOf(manifest: Manifest): string {
 
 // --- Policies: each returns what breaks it, empty when it holds ---------------------------------
 
-/** Probes on /readyz and /healthz, resources, a non-root user and a read-only root filesystem, a grace longer than the drain, a PDB. */
+/**
+ * Probes on /readyz and /healthz, resources, a non-root user and a read-only root filesystem, a PDB;
+ * behind a Service, a preStop pause while the endpoints drop the pod; a grace longer than that pause and the drain.
+ */
 function deploymentViolations(manifests: readonly Manifest[]): string[] {
   const violations: string[] = [];
   const budgets = manifests.filter((m) => m.kind === 'PodDisruptionBudget');
+  const services = manifests.filter((m) => m.kind === 'Service' && m.spec.selector);
   for (const deployment of manifests.filter((m) => m.kind === 'Deployment')) {
     const name = deployment.metadata.name;
     const pod = podSpecOf(deployment);
     const podLabels = deployment.spec.template.metadata.labels;
     if (!pod.securityContext?.runAsNonRoot) violations.push(`${name}: the pod may run as root`);
-    if (!(pod.terminationGracePeriodSeconds > DRAIN_SECONDS))
-      violations.push(`${name}: termination grace of ${pod.terminationGracePeriodSeconds} s is not longer than the ${DRAIN_SECONDS} s drain`);
+    const served = services.some((service) => matches(service.spec.selector, podLabels));
+    const pause = Math.max(0, ...pod.containers.map((c: any) => c.lifecycle?.preStop?.sleep?.seconds ?? 0));
+    if (served && !(pause > 0)) violations.push(`${name}: behind a Service without a preStop pause for the endpoints to drop it`);
+    if (!(pod.terminationGracePeriodSeconds > pause + DRAIN_SECONDS))
+      violations.push(
+        `${name}: termination grace of ${pod.terminationGracePeriodSeconds} s is not longer than the ${pause} s pause and the ${DRAIN_SECONDS} s drain`,
+      );
     for (const container of pod.containers) {
       const where = `${name}/${container.name}`;
       if (container.readinessProbe?.httpGet?.path !== '/readyz') violations.push(`${where}: no readiness probe on /readyz`);
@@ -312,6 +321,12 @@ describe('Kubernetes manifests', () => {
         /cart-worker\/worker: the root filesystem is writable/,
       ],
       ['deployments', (all) => remove(all, 'PodDisruptionBudget', 'gateway'), /gateway: no PodDisruptionBudget/],
+      ['deployments', (all) => delete podSpecOf(deployment(all, 'gateway')).containers[0].lifecycle, /gateway: behind a Service without a preStop pause/],
+      [
+        'deployments',
+        (all) => (podSpecOf(deployment(all, 'order-api')).terminationGracePeriodSeconds = 20),
+        /order-api: termination grace of 20 s is not longer/,
+      ],
       ['network policies', (all) => remove(all, 'NetworkPolicy', 'payment-api'), /payment: no NetworkPolicy/],
       [
         'secrets',

@@ -17,7 +17,7 @@ import { ErrorCode } from '@swiftcart/platform/errors';
 import type { Logger } from '@swiftcart/platform/logger';
 import type { InputGuard } from '@swiftcart/platform/input';
 import { type OperationLimits, costLimiter } from '@swiftcart/platform/limits';
-import { OperationChecker, SocketCaller, graphqlSocketServer } from '@swiftcart/platform/ws';
+import { OperationChecker, SocketCaller, goAway, graphqlSocketServer } from '@swiftcart/platform/ws';
 import { type Clock, tokenExpiredError } from '@swiftcart/platform/expiry';
 import { type Edge, RATE_LIMITED_CLOSE_CODE, rateLimitedError, subscriptionsPerSocketRefusal } from './edge.ts';
 import type { Refusal } from './rate-limits.ts';
@@ -375,6 +375,8 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
           );
         } catch (error) {
           queue.abort();
+          // Already the client's answer (SHUTTING_DOWN).
+          if (error instanceof GraphQLError) return { errors: [error] };
           log.error({ err: error }, 'a subscription could not be started');
           return {
             errors: [
@@ -415,9 +417,8 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
   const close = () =>
     (closing ??= (async () => {
       engine.close();
-      // Let the SHUTTING_DOWN messages reach the clients before graphql-ws closes them with 1001.
-      await new Promise((resolve) => setImmediate(resolve));
-      await server.dispose();
+      // graphql-ws clients that retry reconnect (to another replica) and resubscribe.
+      await goAway(wss, () => server.dispose());
     })());
   return { close, [Symbol.asyncDispose]: close };
 }

@@ -13,6 +13,7 @@ import {
   type GraphQLFormattedError,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  GraphQLError,
   type SelectionNode,
   Kind,
   getNamedType,
@@ -35,7 +36,10 @@ export const LiveErrorCode = {
   SchemaReload: 'SUBSCRIPTION_SCHEMA_RELOAD',
   /** The owning subgraph refused the subscription or stayed unreachable; subscribe again later. */
   UpstreamFailed: 'SUBSCRIPTION_UPSTREAM_FAILED',
-  /** The gateway is shutting down. */
+  /**
+   * The gateway is shutting down: a subscription asked for in the moment before its socket closes
+   * (the socket then closes with 1001, and graphql-ws clients reconnect to another replica).
+   */
   Shutdown: 'SHUTTING_DOWN',
 } as const;
 
@@ -255,7 +259,8 @@ export class LiveSubscriptions {
    * upstream, or sent by the subgraph when the upstream is new), then every change.
    */
   subscribe(request: LiveRequest, sink: ClientSink): () => void {
-    if (this.#closed || !this.#planning) throw new Error('The gateway is not accepting subscriptions');
+    if (this.#closed) throw new GraphQLError('The gateway is shutting down: subscribe again', { extensions: { code: LiveErrorCode.Shutdown } });
+    if (!this.#planning) throw new Error('The gateway is not accepting subscriptions');
     const live = this.#planning.plan(request);
     const upstreamVariables: Record<string, unknown> = {};
     for (const name of live.primary.variableUsages ?? []) if (name in request.variables) upstreamVariables[name] = request.variables[name];
@@ -423,9 +428,17 @@ export class LiveSubscriptions {
     }
   }
 
-  /** Ends every subscription (clients get SHUTTING_DOWN) and refuses new ones. */
+  /**
+   * Stops every upstream and refuses new subscriptions, but ends no client subscription: the
+   * server then closes the sockets with 1001, and a graphql-ws client that retries sends the same
+   * subscriptions to another replica, which answers with the current state first (docs/deploy.md,
+   * "Scaling in"). A complete or an error here would end them for good on the client.
+   */
   close(): void {
     this.#closed = true;
-    this.#endAll(errorResult('The gateway is shutting down: subscribe again', LiveErrorCode.Shutdown));
+    for (const upstream of [...this.#upstreams.values()]) {
+      this.#dropUpstream(upstream);
+      upstream.stop();
+    }
   }
 }

@@ -360,23 +360,8 @@ export function serveSubscriptions<TContext>(options: SubscriptionServerOptions<
   );
 
   let closing: Promise<void> | undefined;
-  const close = () =>
-    (closing ??= (async () => {
-      const sockets = [...wss.clients];
-      const closed = sockets.map(
-        (socket) =>
-          new Promise<void>((resolve) => {
-            if (socket.readyState === socket.CLOSED) return resolve();
-            socket.once('close', () => resolve());
-          }),
-      );
-      for (const socket of sockets) socket.close(GOING_AWAY.code, GOING_AWAY.reason);
-      // A client that never answers the close frame must not hold the shutdown (nor the port).
-      await waitAtMost(Promise.all(closed), CLOSE_GRACE_MS);
-      for (const socket of wss.clients as Set<WebSocket>) socket.terminate();
-      // Closes the WebSocketServer and detaches it from the HTTP server (which is closed by its owner).
-      await served.dispose();
-    })());
+  // served.dispose() closes the WebSocketServer and detaches it from the HTTP server (which is closed by its owner).
+  const close = () => (closing ??= goAway(wss, () => served.dispose()));
   return {
     get connections() {
       return wss.clients.size;
@@ -384,6 +369,26 @@ export function serveSubscriptions<TContext>(options: SubscriptionServerOptions<
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/**
+ * Closes every socket of `wss` with 1001 "Going away" and waits for the clients to answer, then
+ * calls `dispose` (graphql-ws's, which closes the server). A client that never answers the close
+ * frame must not hold the shutdown (nor the port): after {@link CLOSE_GRACE_MS} its socket is cut.
+ */
+export async function goAway(wss: WebSocketServer, dispose: () => void | Promise<void>): Promise<void> {
+  const sockets = [...wss.clients];
+  const closed = sockets.map(
+    (socket) =>
+      new Promise<void>((resolve) => {
+        if (socket.readyState === socket.CLOSED) return resolve();
+        socket.once('close', () => resolve());
+      }),
+  );
+  for (const socket of sockets) socket.close(GOING_AWAY.code, GOING_AWAY.reason);
+  await waitAtMost(Promise.all(closed), CLOSE_GRACE_MS);
+  for (const socket of wss.clients) socket.terminate();
+  await dispose();
 }
 
 /** The graphql-ws close codes a client can see from a subgraph, for tests and documentation. */

@@ -71,7 +71,7 @@ export const ErrorCode = {
   SubscriptionSchemaReload: 'SUBSCRIPTION_SCHEMA_RELOAD',
   /** (subscriptions) The subgraph owning the subscription stayed unreachable: subscribe again later. */
   SubscriptionUpstreamFailed: 'SUBSCRIPTION_UPSTREAM_FAILED',
-  /** (subscriptions) The gateway is stopping. */
+  /** (subscriptions) The subscription reached a gateway that had begun to stop: subscribe again. A stopping gateway's open subscriptions are not ended: their socket closes with 1001 and the SDK resubscribes. */
   ShuttingDown: 'SHUTTING_DOWN',
 } as const;
 
