@@ -90,9 +90,20 @@ const CONTAINER_SECURITY = {
   seccompProfile: { type: 'RuntimeDefault' },
 };
 
-function secretEnv(name: string, key: string, secret = SECRET) {
-  return { name, valueFrom: { secretKeyRef: { name: secret, key } } };
+function secretEnv(name: string, key: string, secret = SECRET, optional = false) {
+  return { name, valueFrom: { secretKeyRef: { name: secret, key, ...(optional ? { optional } : {}) } } };
 }
+
+/**
+ * The signing secret and the gateway's credential, and the ones being retired (optional keys: set
+ * only while a secret is rotated, docs/deploy.md "Rotating secrets").
+ */
+const SHARED_SECRETS = [
+  secretEnv('JWT_SECRET', 'jwt-secret'),
+  secretEnv('JWT_PREVIOUS_SECRET', 'jwt-previous-secret', SECRET, true),
+  secretEnv('SUBGRAPH_SECRET', 'subgraph-secret'),
+  secretEnv('SUBGRAPH_PREVIOUS_SECRET', 'subgraph-previous-secret', SECRET, true),
+];
 
 /** `DATABASE_URL`'s source: the `uri` of CloudNativePG's `<service>-db-app` Secret (docs/deploy.md). */
 function databaseEnv(service: ServiceName) {
@@ -313,8 +324,7 @@ export function baseManifests(): Manifest[] {
       { name: `${name.toUpperCase()}_PORT`, value: String(port) },
       { name: 'OTEL_SERVICE_NAME', value: name },
       databaseEnv(name),
-      secretEnv('JWT_SECRET', 'jwt-secret'),
-      secretEnv('SUBGRAPH_SECRET', 'subgraph-secret'),
+      ...SHARED_SECRETS,
       ...urlEnv(calls),
       ...(name === 'notification' ? [secretEnv('NOTIFICATION_SMTP_URL', 'notification-smtp-url')] : []),
     ];
@@ -351,13 +361,7 @@ export function baseManifests(): Manifest[] {
     component: 'gateway',
     command: ['node', 'gateway/src/main.ts'],
     port: GATEWAY_PORT,
-    env: [
-      { name: 'GATEWAY_PORT', value: String(GATEWAY_PORT) },
-      { name: 'OTEL_SERVICE_NAME', value: 'gateway' },
-      secretEnv('JWT_SECRET', 'jwt-secret'),
-      secretEnv('SUBGRAPH_SECRET', 'subgraph-secret'),
-      ...urlEnv(SERVICE_NAMES),
-    ],
+    env: [{ name: 'GATEWAY_PORT', value: String(GATEWAY_PORT) }, { name: 'OTEL_SERVICE_NAME', value: 'gateway' }, ...SHARED_SECRETS, ...urlEnv(SERVICE_NAMES)],
     replicas: 2,
     cpu: '500m',
     memory: '768Mi',

@@ -15,7 +15,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
 import { GraphQLError } from 'graphql';
-import { type Viewer, viewerFromAuthorization } from '@swiftcart/platform/auth';
+import { type VerificationSecrets, type Viewer, viewerFromAuthorization } from '@swiftcart/platform/auth';
 import { ErrorCode } from '@swiftcart/platform/errors';
 import { PATHS, authorizationOf, sendJson } from '@swiftcart/platform/http';
 import type { Logger } from '@swiftcart/platform/logger';
@@ -51,7 +51,8 @@ export interface EdgeOptions {
   readonly limits: EdgeRateLimits | null;
   /** `TRUSTED_PROXIES`: whose `X-Forwarded-For` names the client. */
   readonly trustedProxies: BlockList | null;
-  readonly jwtSecret: string;
+  /** The secrets a token may be signed with (`Config.acceptedJwtSecrets`). */
+  readonly jwtSecret: VerificationSecrets;
   readonly log: Logger;
 }
 

@@ -280,7 +280,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   if (sandbox) routes[SANDBOX_PATH] = sandbox.route;
   // Rate limits shared by the replicas through Redis (edge.ts): connected once nothing else can fail.
   const rateLimits = rateSettings ? await EdgeRateLimits.start(config, log, rateSettings) : null;
-  const edge = new Edge({ origins, limits: rateLimits, trustedProxies: proxies, jwtSecret: config.jwtSecret, log });
+  const edge = new Edge({ origins, limits: rateLimits, trustedProxies: proxies, jwtSecret: config.acceptedJwtSecrets, log });
   const platformHandler = createHttpHandler<GatewayContext>({
     apollo,
     context: (req) => gatewayContext(req, edge),
@@ -328,7 +328,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     server: http.server,
     engine: live,
     apollo,
-    jwtSecret: config.jwtSecret,
+    jwtSecret: config.acceptedJwtSecrets,
     log,
     metrics,
     settings,

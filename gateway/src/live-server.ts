@@ -12,7 +12,7 @@ import { MessageType, type SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { WebSocket } from 'ws';
 import type { ApolloServer } from '@apollo/server';
-import type { Viewer } from '@swiftcart/platform/auth';
+import type { VerificationSecrets, Viewer } from '@swiftcart/platform/auth';
 import { ErrorCode } from '@swiftcart/platform/errors';
 import type { Logger } from '@swiftcart/platform/logger';
 import type { InputGuard } from '@swiftcart/platform/input';
@@ -52,7 +52,8 @@ export interface LiveServerOptions<TContext extends { viewer: Viewer; authorizat
   readonly server: HttpServer;
   readonly engine: LiveSubscriptions;
   readonly apollo: ApolloServer<TContext>;
-  readonly jwtSecret: string;
+  /** The secrets a token may be signed with (`Config.acceptedJwtSecrets`). */
+  readonly jwtSecret: VerificationSecrets;
   readonly log: Logger;
   readonly metrics: LiveMetrics;
   readonly settings: LiveServerSettings;

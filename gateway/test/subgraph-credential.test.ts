@@ -9,6 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import WebSocket from 'ws';
@@ -177,6 +178,79 @@ describe('subgraphs with SUBGRAPH_SECRET set', () => {
     const probe = client.subscribe(STOCK);
     await probe.end(10_000);
     assert.equal(probe.results.filter((r) => r.data).length, 0, 'no stock through a refused upstream');
+  });
+});
+
+describe('secrets being rotated (docs/deploy.md, "Rotating secrets")', () => {
+  // The new credential and signing secret are the stack's; the old ones are still accepted.
+  const OLD_SUBGRAPH_SECRET = `old-${randomBytes(24).toString('base64url')}`;
+  const OLD_JWT_SECRET = `old-${randomBytes(24).toString('base64url')}`;
+  let stack: TestStack;
+  const clients: LiveClient[] = [];
+  const catalogue = seedCatalogue(3);
+
+  before(async () => {
+    stack = await startStack({
+      services: ['product', 'inventory'],
+      gateway: true,
+      env: { SUBGRAPH_PREVIOUS_SECRET: OLD_SUBGRAPH_SECRET, JWT_PREVIOUS_SECRET: OLD_JWT_SECRET },
+    });
+    await seedProducts(stack.services.product!.runtime.db.fork(), catalogue.products);
+    await seedStock(stack.services.inventory!.runtime.db.fork(), catalogue.stock);
+  });
+  after(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await stack?.close();
+  });
+
+  test('a subgraph accepts the new and the old credential, and nothing else', async () => {
+    const productUrl = stack.services.product!.url;
+    for (const [value, status] of [
+      [stack.config.subgraphSecret!, 200],
+      [OLD_SUBGRAPH_SECRET, 200],
+      [`${OLD_SUBGRAPH_SECRET}x`, 401],
+    ] as const) {
+      const result = await postGraphQL(productUrl, '{ __typename }', undefined, null, { [GATEWAY_CREDENTIAL_HEADER]: value });
+      assert.equal(result.status, status, value);
+    }
+    assert.equal((await upgrade(stack.services.inventory!.url, { [GATEWAY_CREDENTIAL_HEADER]: OLD_SUBGRAPH_SECRET })).status, 101);
+  });
+
+  test('a gateway of the old rollout, sending the old credential, is ready and serves queries and subscriptions', async () => {
+    const config = isolatedConfig({ SUBGRAPH_SECRET: OLD_SUBGRAPH_SECRET });
+    await using gateway = await startGateway({
+      config,
+      port: 0,
+      subgraphUrls: { product: stack.services.product!.url, inventory: stack.services.inventory!.url },
+      live: { upstreamRetryAttempts: 0 },
+    });
+    const report = (await (await fetch(new URL('/readyz', gateway.url))).json()) as any;
+    assert.equal(report.checks.product.ok, true, JSON.stringify(report));
+    const result = await postGraphQL(gateway.url, PRODUCTS);
+    assert.equal(result.errors, undefined, JSON.stringify(result.errors));
+    assert.equal(result.data.products.edges.length, 3);
+    const client = connectLive(gateway.url);
+    clients.push(client);
+    const probe = client.subscribe(STOCK);
+    assert.deepEqual(await probe.nextData(), { stockLevelChanged: { sku: 'SKU-0001', available: catalogue.stock[0].onHand } });
+    probe.dispose();
+  });
+
+  test('tokens signed with the old secret are still accepted, by the gateway and the subgraphs; others are not', async () => {
+    const me = 'query { products(first: 1) { edges { node { sku } } } }';
+    const old = await signToken(OLD_JWT_SECRET, { sub: 'alice', roles: ['customer'] });
+    assert.equal((await stack.graphql(me, { token: old })).status, 200);
+    assert.equal((await stack.graphql(me, { token: old, url: stack.services.product!.url })).status, 200);
+    const stranger = await signToken(`${OLD_JWT_SECRET}-not`, { sub: 'mallory', roles: ['admin'] });
+    const refused = await stack.graphql(me, { token: stranger });
+    assert.equal(refused.status, 401);
+    assert.equal(refused.errors?.[0].extensions?.code, 'UNAUTHENTICATED');
+    // Over graphql-ws too: the gateway verifies the socket's token with the same secrets.
+    const client = connectLive(stack.gateway!.url, { token: old });
+    clients.push(client);
+    const probe = client.subscribe(STOCK);
+    assert.equal((await probe.nextData()).stockLevelChanged.sku, 'SKU-0001');
+    probe.dispose();
   });
 });
 

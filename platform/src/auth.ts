@@ -44,17 +44,36 @@ export async function signToken(secret: string, claims: { sub: string; roles: re
 }
 
 /**
+ * The secret tokens are verified with, or the secrets (`Config.acceptedJwtSecrets`: the current one,
+ * then one being retired, docs/deploy.md "Rotating secrets"): a token signed with any of them is valid.
+ */
+export type VerificationSecrets = string | readonly string[];
+
+/** A token's payload, verified with the first of `secrets` whose signature matches. */
+async function verifyWithAny(token: string, secrets: VerificationSecrets) {
+  const keys = typeof secrets === 'string' ? [secrets] : secrets;
+  for (let i = 0; ; i++) {
+    try {
+      // A token without an expiry would be valid forever: `exp` is required.
+      return await jwtVerify(token, key(keys[i]), { algorithms: [ALGORITHM], requiredClaims: ['sub', 'exp'] });
+    } catch (error) {
+      // Only a signature made with another key is worth the next key; expiry and claims are checked after it.
+      if (!(error instanceof joseErrors.JWSSignatureVerificationFailed) || i === keys.length - 1) throw error;
+    }
+  }
+}
+
+/**
  * Turns an `Authorization` header into a viewer. No header means anonymous; a header that is not
  * a valid, unexpired HS256 bearer token with a `sub` and known roles is an UNAUTHENTICATED error,
  * never a silent downgrade to anonymous.
  */
-export async function viewerFromAuthorization(header: string | undefined | null, secret: string): Promise<Viewer> {
+export async function viewerFromAuthorization(header: string | undefined | null, secrets: VerificationSecrets): Promise<Viewer> {
   if (!header) return ANONYMOUS;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) throw apiError(ErrorCode.Unauthenticated, 'Authorization header must be "Bearer <token>"');
   try {
-    // A token without an expiry would be valid forever: `exp` is required.
-    const { payload } = await jwtVerify(match[1], key(secret), { algorithms: [ALGORITHM], requiredClaims: ['sub', 'exp'] });
+    const { payload } = await verifyWithAny(match[1], secrets);
     const roles = payload.roles ?? [];
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new Error('the token has no sub claim');
     if (!Array.isArray(roles) || !roles.every((r): r is Role => ROLES.includes(r as Role))) {

@@ -122,13 +122,21 @@ export interface Config {
   readonly consumerMaxDeliveries: number;
   /** What this process runs (`SERVICE_ROLE`): see {@link SERVICE_ROLES}. */
   readonly serviceRole: ServiceRole;
+  /** Signs tokens (`JWT_SECRET`); verification also accepts {@link Config.acceptedJwtSecrets}. */
   readonly jwtSecret: string;
+  /** The secrets a token may be signed with: `JWT_SECRET`, then `JWT_PREVIOUS_SECRET` while a secret is rotated. */
+  readonly acceptedJwtSecrets: readonly string[];
   /**
    * The gateway's credential towards the subgraphs (`SUBGRAPH_SECRET`, platform/src/gateway-credential.ts):
    * the gateway sends it, subgraphs require it. Null only outside production, when it is unset:
    * subgraphs then accept requests without it (and warn at start-up).
    */
   readonly subgraphSecret: string | null;
+  /**
+   * The credentials a subgraph accepts: `SUBGRAPH_SECRET`, then `SUBGRAPH_PREVIOUS_SECRET` while a
+   * credential is rotated, so that gateways of the old and the new rollout are both let in. Empty when unset.
+   */
+  readonly acceptedSubgraphSecrets: readonly string[];
   readonly gatewayPort: number;
   readonly servicePorts: Readonly<Record<ServiceName, number>>;
   /**
@@ -346,6 +354,15 @@ export const platformSettings = z
       },
       { default: `a public development secret (\`${DEVELOPMENT_JWT_SECRET}\`)`, accepts: 'at least 32 bytes' },
     ).describe('the HS256 signing secret of every token; required in production'),
+    JWT_PREVIOUS_SECRET: setting(
+      (raw): string | null => {
+        if (!raw) return null;
+        return Buffer.byteLength(raw) < 32 ? invalid('must be at least 32 bytes for HS256') : raw;
+      },
+      { default: 'unset', accepts: 'at least 32 bytes, not `JWT_SECRET`' },
+    ).describe(
+      'a second secret tokens may be signed with, while `JWT_SECRET` is rotated (the one being retired, or the coming one): tokens it signed are accepted, nothing is signed with it ([rotating secrets](docs/deploy.md#rotating-secrets))',
+    ),
     SUBGRAPH_SECRET: setting(
       (raw): string | null => {
         if (!raw) return null;
@@ -356,6 +373,16 @@ export const platformSettings = z
       { default: 'unset (`npm start`: random per run)', accepts: 'printable ASCII, at least 32 bytes, not `JWT_SECRET`' },
     ).describe(
       "the gateway's credential, sent in `x-swiftcart-gateway-secret`; a subgraph with it refuses requests without it (401). Required in production; unset (outside production), subgraphs accept anyone and warn",
+    ),
+    SUBGRAPH_PREVIOUS_SECRET: setting(
+      (raw): string | null => {
+        if (!raw) return null;
+        if (!/^[\x21-\x7e]+$/.test(raw)) invalid('must be printable ASCII without spaces');
+        return Buffer.byteLength(raw) < 32 ? invalid('must be at least 32 bytes') : raw;
+      },
+      { default: 'unset', accepts: 'printable ASCII, at least 32 bytes, not `SUBGRAPH_SECRET` nor a JWT secret' },
+    ).describe(
+      'a second gateway credential subgraphs accept while `SUBGRAPH_SECRET` is rotated (the one being retired, or the coming one); the gateway sends only `SUBGRAPH_SECRET` ([rotating secrets](docs/deploy.md#rotating-secrets))',
     ),
     DATABASE_URL: url({ default: 'postgresql://postgres@127.0.0.1:5432', protocols: ['postgresql:', 'postgres:'] }).describe(
       'the PostgreSQL server; each service uses the database `<DB_PREFIX>_<service>`',
@@ -416,6 +443,13 @@ export const platformSettings = z
       refuse('SUBGRAPH_SECRET', 'must be set in production: the gateway sends it and every subgraph requires it');
     // It is sent with every subgraph request; were it the signing key too, whoever saw one header could sign admin tokens.
     if (s.SUBGRAPH_SECRET === s.JWT_SECRET) refuse('SUBGRAPH_SECRET', 'must differ from JWT_SECRET');
+    if (s.JWT_PREVIOUS_SECRET !== null && s.JWT_PREVIOUS_SECRET === s.JWT_SECRET) refuse('JWT_PREVIOUS_SECRET', 'must differ from JWT_SECRET');
+    if (s.SUBGRAPH_PREVIOUS_SECRET !== null) {
+      if (s.SUBGRAPH_SECRET === null) refuse('SUBGRAPH_PREVIOUS_SECRET', 'needs SUBGRAPH_SECRET: it is accepted beside it, never alone');
+      else if (s.SUBGRAPH_PREVIOUS_SECRET === s.SUBGRAPH_SECRET) refuse('SUBGRAPH_PREVIOUS_SECRET', 'must differ from SUBGRAPH_SECRET');
+      if ([s.JWT_SECRET, s.JWT_PREVIOUS_SECRET].includes(s.SUBGRAPH_PREVIOUS_SECRET)) refuse('SUBGRAPH_PREVIOUS_SECRET', 'must differ from the JWT secrets');
+    }
+    if (s.SUBGRAPH_SECRET !== null && s.SUBGRAPH_SECRET === s.JWT_PREVIOUS_SECRET) refuse('SUBGRAPH_SECRET', 'must differ from JWT_PREVIOUS_SECRET');
     if (s.INBOX_RETENTION_MS <= s.KAFKA_RETENTION_MS) {
       refuse(
         'INBOX_RETENTION_MS',
@@ -462,7 +496,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     consumerMaxDeliveries: s.CONSUMER_MAX_DELIVERIES,
     serviceRole: s.SERVICE_ROLE,
     jwtSecret: s.JWT_SECRET,
+    acceptedJwtSecrets: s.JWT_PREVIOUS_SECRET ? [s.JWT_SECRET, s.JWT_PREVIOUS_SECRET] : [s.JWT_SECRET],
     subgraphSecret: s.SUBGRAPH_SECRET,
+    acceptedSubgraphSecrets: [s.SUBGRAPH_SECRET, s.SUBGRAPH_PREVIOUS_SECRET].filter((secret) => secret !== null),
     gatewayPort: s.GATEWAY_PORT,
     servicePorts: Object.fromEntries(SERVICE_NAMES.map((name) => [name, s[`${upper(name)}_PORT` as const]])) as Record<ServiceName, number>,
     subgraphUrls,

@@ -31,16 +31,21 @@ export function gatewayCredentialHeaders(secret: string | null | undefined): Rec
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
 
 /**
- * A check of incoming headers against `secret`. Digests of equal length are compared with
- * `timingSafeEqual`, so the time taken says nothing about the secret's content or length.
- * A repeated header (Node joins the values) never matches.
+ * A check of incoming headers against `secrets`: the credential, or the credentials accepted while
+ * one is rotated (`Config.acceptedSubgraphSecrets`). Digests of equal length are compared with
+ * `timingSafeEqual`, each of them every time, so the time taken says nothing about the secrets'
+ * content or length, nor which one matched. A repeated header (Node joins the values) never matches.
  */
-export function gatewayCredentialCheck(secret: string): (headers: IncomingHttpHeaders) => boolean {
-  const expected = digest(secret);
+export function gatewayCredentialCheck(secrets: string | readonly string[]): (headers: IncomingHttpHeaders) => boolean {
+  const expected = (typeof secrets === 'string' ? [secrets] : secrets).map(digest);
+  if (expected.length === 0) throw new TypeError('gatewayCredentialCheck needs at least one secret');
   return (headers) => {
     const sent = headers[GATEWAY_CREDENTIAL_HEADER];
     if (typeof sent !== 'string' || sent === '') return false;
-    return timingSafeEqual(digest(sent), expected);
+    const given = digest(sent);
+    let matched = false;
+    for (const secret of expected) matched = timingSafeEqual(given, secret) || matched;
+    return matched;
   };
 }
 

@@ -31,10 +31,10 @@ export interface HttpServerOptions<TContext extends BaseContext> {
   /** Served at `/` and any other path before 404 (the gateway's landing page). */
   readonly routes?: Readonly<Record<string, RouteHandler>>;
   /**
-   * A subgraph's `SUBGRAPH_SECRET`: every request but the health probes must carry it
+   * A subgraph's `SUBGRAPH_SECRET` (or the secrets accepted while it is rotated): every request but the health probes must carry one
    * (platform/src/gateway-credential.ts), else 401 GATEWAY_CREDENTIAL_REQUIRED before the body is read.
    */
-  readonly gatewaySecret?: string | null;
+  readonly gatewaySecret?: string | readonly string[] | null;
   /** Served at `/metrics` (metrics.ts) like the probes: before, and without, the gateway's credential, for Prometheus. */
   readonly metrics?: RouteHandler;
   /**
@@ -107,7 +107,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
 /** Serves Apollo over plain node:http: the leanest integration, with keep-alive and no framework. */
 export function createHttpHandler<TContext extends BaseContext>(options: HttpServerOptions<TContext>) {
   const { apollo, log } = options;
-  const fromGateway = options.gatewaySecret ? gatewayCredentialCheck(options.gatewaySecret) : null;
+  const fromGateway = options.gatewaySecret?.length ? gatewayCredentialCheck(options.gatewaySecret) : null;
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {

@@ -267,7 +267,7 @@ async function startApi<TContext extends RequestContext, TSettings>(
     return module.context ? module.context(runtime, base) : (base as TContext);
   };
   const context = async (req: IncomingMessage): Promise<TContext> =>
-    contextFor(await viewerOr401(() => viewerFromAuthorization(authorizationOf(req), config.jwtSecret)));
+    contextFor(await viewerOr401(() => viewerFromAuthorization(authorizationOf(req), config.acceptedJwtSecrets)));
   return { schema, apollo, inputGuard, limits, contextFor, context };
 }
 
@@ -298,7 +298,7 @@ export async function startService<TContext extends RequestContext, TSettings>(
           apollo: api?.apollo ?? null,
           context: async (req) => api!.context(req),
           log,
-          gatewaySecret: config.subgraphSecret,
+          gatewaySecret: config.acceptedSubgraphSecrets,
           readinessTimeoutMs: config.readinessTimeoutMs,
           readiness: {
             postgres: () => db.ping(),
@@ -320,13 +320,13 @@ export async function startService<TContext extends RequestContext, TSettings>(
         server: http.server,
         schema: api.schema,
         context: api.contextFor,
-        jwtSecret: config.jwtSecret,
+        jwtSecret: config.acceptedJwtSecrets,
         log,
         formatError: formatError(config, log, module.name),
         production: config.env === 'production',
         inputGuard: api.inputGuard,
         limits: api.limits,
-        gatewaySecret: config.subgraphSecret,
+        gatewaySecret: config.acceptedSubgraphSecrets,
         keepAliveMs: options.subscriptions?.keepAliveMs,
         connectionInitWaitTimeoutMs: options.subscriptions?.connectionInitWaitTimeoutMs,
       });

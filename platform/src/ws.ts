@@ -17,7 +17,7 @@ import {
   type GraphQLSchema,
   type OperationDefinitionNode,
 } from 'graphql';
-import { type Viewer, viewerFromAuthorization } from './auth.ts';
+import { type VerificationSecrets, type Viewer, viewerFromAuthorization } from './auth.ts';
 import { type Clock, ExpiringStream, TOKEN_EXPIRED_CLOSE, TOKEN_EXPIRED_CLOSE_DELAY_MS, atTime, hasExpired, tokenExpiredError } from './expiry.ts';
 import { GATEWAY_CREDENTIAL_STATUS, gatewayCredentialCheck, gatewayCredentialRequiredBody } from './gateway-credential.ts';
 import { InputGuard } from './input.ts';
@@ -52,7 +52,7 @@ export interface SubscriptionServerOptions<TContext> {
   /** The per-subscription context for `viewer`: the same shape as an HTTP request's. */
   readonly context: (viewer: Viewer) => TContext | Promise<TContext>;
   /** Verifies `connectionParams.authorization` exactly as HTTP verifies the header. */
-  readonly jwtSecret: string;
+  readonly jwtSecret: VerificationSecrets;
   readonly log: Logger;
   /** Turns an error into what the client sees (the same function Apollo uses over HTTP). */
   readonly formatError?: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
@@ -69,10 +69,10 @@ export interface SubscriptionServerOptions<TContext> {
   /** The subgraph's depth and token limits, as over HTTP; default {@link DEFAULT_SUBGRAPH_LIMITS}. */
   readonly limits?: SubgraphLimits;
   /**
-   * A subgraph's `SUBGRAPH_SECRET`: the upgrade request must carry it (platform/src/gateway-credential.ts),
+   * A subgraph's `SUBGRAPH_SECRET` (or the secrets accepted while it is rotated): the upgrade request must carry one (platform/src/gateway-credential.ts),
    * else it is answered 401 GATEWAY_CREDENTIAL_REQUIRED and no WebSocket opens.
    */
-  readonly gatewaySecret?: string | null;
+  readonly gatewaySecret?: string | readonly string[] | null;
   /** When tokens expire (platform/src/expiry.ts); default `Date.now`. */
   readonly clock?: Clock;
 }
@@ -134,7 +134,11 @@ export class SocketCaller {
    * caller. Rejects when the token is invalid or expired, or is not a string: the endpoint then
    * refuses the connection (graphql-ws closes it with 4403 Forbidden).
    */
-  static async verify(connectionParams: Readonly<Record<string, unknown>> | undefined | null, jwtSecret: string, clock?: Clock): Promise<SocketCaller> {
+  static async verify(
+    connectionParams: Readonly<Record<string, unknown>> | undefined | null,
+    jwtSecret: VerificationSecrets,
+    clock?: Clock,
+  ): Promise<SocketCaller> {
     const authorization = authorizationParam(connectionParams);
     return new SocketCaller(await viewerFromAuthorization(authorization, jwtSecret), authorization, clock);
   }
@@ -286,7 +290,7 @@ export function serveSubscriptions<TContext>(options: SubscriptionServerOptions<
   const { log, schema } = options;
   // The subgraph's own depth and token limits, as over HTTP (platform/src/limits.ts).
   const checker = new OperationChecker({ limits: options.limits ?? DEFAULT_SUBGRAPH_LIMITS, inputGuard: options.inputGuard, subscriptionsOnly: true });
-  const fromGateway = options.gatewaySecret ? gatewayCredentialCheck(options.gatewaySecret) : null;
+  const fromGateway = options.gatewaySecret?.length ? gatewayCredentialCheck(options.gatewaySecret) : null;
   const refusal = JSON.stringify(gatewayCredentialRequiredBody());
   const wss = graphqlSocketServer(
     options.server,

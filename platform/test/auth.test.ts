@@ -54,6 +54,34 @@ describe('auth', () => {
     }
   });
 
+  it('while a secret is rotated, accepts tokens signed with the current or the previous one, and no other', async () => {
+    const previous = `${SECRET}-previous`;
+    const accepted = [SECRET, previous] as const;
+    const message = async (header: string) => {
+      try {
+        await viewerFromAuthorization(header, accepted);
+        return 'accepted';
+      } catch (error) {
+        return `${(error as GraphQLError).extensions.code}: ${(error as GraphQLError).message}`;
+      }
+    };
+    const byCurrent = await signToken(SECRET, { sub: 'alice', roles: ['customer'] });
+    const byPrevious = await signToken(previous, { sub: 'bob', roles: ['admin'] });
+    assert.equal((await viewerFromAuthorization(`Bearer ${byCurrent}`, accepted)).customerId, 'alice');
+    assert.deepEqual((await viewerFromAuthorization(`Bearer ${byPrevious}`, accepted)).roles, ['admin']);
+    // Once the previous secret is removed, its tokens are refused.
+    assert.equal(await codeOf(viewerFromAuthorization(`Bearer ${byPrevious}`, [SECRET])), 'UNAUTHENTICATED');
+    const byOther = await signToken(`${SECRET}-other`, { sub: 'mallory', roles: ['admin'] });
+    assert.equal(await message(`Bearer ${byOther}`), 'UNAUTHENTICATED: Invalid token: the token signature is invalid');
+    // The previous key's verdict is kept: an expired token says so, not "signature invalid".
+    const expiredByPrevious = await new SignJWT({ roles: ['admin'] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('bob')
+      .setExpirationTime(Math.floor(Date.now() / 1000) - 10)
+      .sign(new TextEncoder().encode(previous));
+    assert.equal(await message(`Bearer ${expiredByPrevious}`), 'UNAUTHENTICATED: Invalid token: the token has expired');
+  });
+
   it('refuses to sign an unknown role', async () => {
     await assert.rejects(signToken(SECRET, { sub: 'x', roles: ['root' as 'admin'] }), /unknown role/);
   });

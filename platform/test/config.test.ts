@@ -33,6 +33,17 @@ describe('config', () => {
     assert.equal(loadConfig({ NODE_ENV: 'production', JWT_SECRET: PRODUCTION_JWT, SUBGRAPH_SECRET: secret }).subgraphSecret, secret);
   });
 
+  it('accepts a previous JWT and subgraph secret while they are rotated, after the current ones', () => {
+    const [jwt, jwtOld, sub, subOld] = ['j', 'k', 's', 't'].map((c) => c.repeat(32));
+    assert.deepEqual(loadConfig({ JWT_SECRET: jwt }).acceptedJwtSecrets, [jwt]);
+    assert.deepEqual(loadConfig({}).acceptedSubgraphSecrets, []);
+    const rotating = loadConfig({ JWT_SECRET: jwt, JWT_PREVIOUS_SECRET: jwtOld, SUBGRAPH_SECRET: sub, SUBGRAPH_PREVIOUS_SECRET: subOld });
+    assert.equal(rotating.jwtSecret, jwt);
+    assert.deepEqual(rotating.acceptedJwtSecrets, [jwt, jwtOld]);
+    assert.equal(rotating.subgraphSecret, sub);
+    assert.deepEqual(rotating.acceptedSubgraphSecrets, [sub, subOld]);
+  });
+
   it('reads overrides', () => {
     const config = loadConfig({ GATEWAY_PORT: '5000', KAFKA_BROKERS: 'a:1, b:2', PRODUCT_URL: 'http://p:9/graphql', DB_PREFIX: 'x_y' });
     assert.equal(config.gatewayPort, 5000);
@@ -81,6 +92,28 @@ describe('config', () => {
       'a SUBGRAPH_SECRET that is the JWT secret',
       { JWT_SECRET: PRODUCTION_JWT, SUBGRAPH_SECRET: PRODUCTION_JWT },
       /SUBGRAPH_SECRET must differ from JWT_SECRET/,
+    ],
+    [
+      'a previous JWT secret that is the current one',
+      { JWT_SECRET: PRODUCTION_JWT, JWT_PREVIOUS_SECRET: PRODUCTION_JWT },
+      /JWT_PREVIOUS_SECRET must differ from JWT_SECRET/,
+    ],
+    ['a short previous JWT secret', { JWT_PREVIOUS_SECRET: 'short' }, /JWT_PREVIOUS_SECRET must be at least 32 bytes/],
+    ['a previous subgraph secret alone', { SUBGRAPH_PREVIOUS_SECRET: 'p'.repeat(32) }, /SUBGRAPH_PREVIOUS_SECRET needs SUBGRAPH_SECRET/],
+    [
+      'a previous subgraph secret that is the current one',
+      { SUBGRAPH_SECRET: 'p'.repeat(32), SUBGRAPH_PREVIOUS_SECRET: 'p'.repeat(32) },
+      /SUBGRAPH_PREVIOUS_SECRET must differ from SUBGRAPH_SECRET/,
+    ],
+    [
+      'a previous subgraph secret that signs tokens',
+      { JWT_SECRET: PRODUCTION_JWT, SUBGRAPH_SECRET: 'p'.repeat(32), SUBGRAPH_PREVIOUS_SECRET: PRODUCTION_JWT },
+      /SUBGRAPH_PREVIOUS_SECRET must differ from the JWT secrets/,
+    ],
+    [
+      'a subgraph secret that is the previous JWT secret',
+      { JWT_PREVIOUS_SECRET: 'q'.repeat(32), SUBGRAPH_SECRET: 'q'.repeat(32) },
+      /SUBGRAPH_SECRET must differ from JWT_PREVIOUS_SECRET/,
     ],
     ['a pool size in hexadecimal', { DB_POOL_SIZE: '0x10' }, /^DB_POOL_SIZE must be an integer from 1 to 500, got "0x10"$/],
     ['a pool size in exponent notation', { DB_POOL_SIZE: '1e3' }, /^DB_POOL_SIZE must be an integer from 1 to 500, got "1e3"$/],
