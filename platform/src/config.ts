@@ -261,6 +261,14 @@ function perService<Suffix extends string, T>(suffix: Suffix, make: (name: Servi
 }
 
 // Shared by both schemas below: tracing is read before the rest of the configuration.
+/** A gateway credential (`SUBGRAPH_SECRET`, `SUBGRAPH_PREVIOUS_SECRET`); unset is null. */
+function gatewayCredential(raw: string | undefined): string | null {
+  if (!raw) return null;
+  // It travels as an HTTP header value: visible ASCII only, so no client rejects or rewrites it.
+  if (!/^[\x21-\x7e]+$/.test(raw)) invalid('must be printable ASCII without spaces');
+  return Buffer.byteLength(raw) < 32 ? invalid('must be at least 32 bytes') : raw;
+}
+
 const nodeEnvSetting = setting((raw): Config['env'] => (raw === 'production' || raw === 'test' ? raw : 'development'), {
   default: '`development`',
   accepts: '`production` or `test`; anything else is `development`',
@@ -363,25 +371,16 @@ export const platformSettings = z
     ).describe(
       'a second secret tokens may be signed with, while `JWT_SECRET` is rotated (the one being retired, or the coming one): tokens it signed are accepted, nothing is signed with it ([rotating secrets](docs/deploy.md#rotating-secrets))',
     ),
-    SUBGRAPH_SECRET: setting(
-      (raw): string | null => {
-        if (!raw) return null;
-        // It travels as an HTTP header value: visible ASCII only, so no client rejects or rewrites it.
-        if (!/^[\x21-\x7e]+$/.test(raw)) invalid('must be printable ASCII without spaces');
-        return Buffer.byteLength(raw) < 32 ? invalid('must be at least 32 bytes') : raw;
-      },
-      { default: 'unset (`npm start`: random per run)', accepts: 'printable ASCII, at least 32 bytes, not `JWT_SECRET`' },
-    ).describe(
+    SUBGRAPH_SECRET: setting(gatewayCredential, {
+      default: 'unset (`npm start`: random per run)',
+      accepts: 'printable ASCII, at least 32 bytes, not `JWT_SECRET`',
+    }).describe(
       "the gateway's credential, sent in `x-swiftcart-gateway-secret`; a subgraph with it refuses requests without it (401). Required in production; unset (outside production), subgraphs accept anyone and warn",
     ),
-    SUBGRAPH_PREVIOUS_SECRET: setting(
-      (raw): string | null => {
-        if (!raw) return null;
-        if (!/^[\x21-\x7e]+$/.test(raw)) invalid('must be printable ASCII without spaces');
-        return Buffer.byteLength(raw) < 32 ? invalid('must be at least 32 bytes') : raw;
-      },
-      { default: 'unset', accepts: 'printable ASCII, at least 32 bytes, not `SUBGRAPH_SECRET` nor a JWT secret' },
-    ).describe(
+    SUBGRAPH_PREVIOUS_SECRET: setting(gatewayCredential, {
+      default: 'unset',
+      accepts: 'printable ASCII, at least 32 bytes, not `SUBGRAPH_SECRET` nor a JWT secret',
+    }).describe(
       'a second gateway credential subgraphs accept while `SUBGRAPH_SECRET` is rotated (the one being retired, or the coming one); the gateway sends only `SUBGRAPH_SECRET` ([rotating secrets](docs/deploy.md#rotating-secrets))',
     ),
     DATABASE_URL: url({ default: 'postgresql://postgres@127.0.0.1:5432', protocols: ['postgresql:', 'postgres:'] }).describe(
