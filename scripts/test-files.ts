@@ -33,6 +33,7 @@ export const UNIT_TESTS: readonly string[] = [
   'platform/test/catalogue.test.ts',
   'platform/test/config.test.ts',
   'platform/test/input.test.ts',
+  'platform/test/kafka-log.test.ts',
   'platform/test/messaging.test.ts',
   'platform/test/pagination.test.ts',
   'platform/test/peer.test.ts',

@@ -1,17 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import {
-  Kafka,
-  Partitioners,
-  logLevel,
-  type Admin,
-  type Producer,
-  type Consumer,
-  type ConsumerRunConfig,
-  type EachMessagePayload,
-  type LogEntry,
-} from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type Admin, type Producer, type Consumer, type ConsumerRunConfig, type EachMessagePayload } from 'kafkajs';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
+import { kafkaLogCreator } from './kafka-log.ts';
 import { retryPolicy, runPolicy, withTimeout } from './resilience.ts';
 
 /** A topic that the platform creates at start-up; broker auto-creation stays off. */
@@ -182,17 +173,6 @@ if (!(emitWarning as { swiftcartFiltered?: boolean }).swiftcartFiltered) {
   process.emitWarning = filtered;
 }
 
-function toLogger(log: Logger) {
-  return () =>
-    ({ level, log: entry }: LogEntry) => {
-      const { message, ...rest } = entry;
-      const line = { kafka: rest, msg: message };
-      if (level === logLevel.ERROR) log.error(line);
-      else if (level === logLevel.WARN) log.warn(line);
-      else log.debug(line);
-    };
-}
-
 function headersOf(raw: EachMessagePayload['message']['headers']): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(raw ?? {})) {
@@ -268,7 +248,7 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
     clientId,
     brokers: [...config.kafkaBrokers],
     logLevel: logLevel.WARN,
-    logCreator: toLogger(log),
+    logCreator: kafkaLogCreator(log),
     retry: { retries: 5, initialRetryTime: 200 },
   });
   let admin: Promise<Admin> | undefined;
