@@ -18,6 +18,7 @@ export const UNIT_TESTS: readonly string[] = [
   'clients/sdk/test/client.test.ts',
   'clients/sdk/test/operations.test.ts',
   'clients/sdk/test/portability.test.ts',
+  'clients/sdk/test/version.test.ts',
   'clients/storefront/test/sales.test.ts',
   'clients/storefront/test/server.test.ts',
   'gateway/test/data-source.test.ts',
