@@ -15,6 +15,10 @@ const BENCHES: Record<string, { description: string; load: () => Promise<{ main(
     description: 'gateway-bound: ours, a plain ApolloGateway and Hive Gateway over replayed subgraphs (--stack: over the running stack)',
     load: () => import('./gateway.ts'),
   },
+  'trusted-documents': {
+    description: 'what trusted documents save per request: bytes by id against the document, parse and validate time, the check',
+    load: () => import('./trusted-documents.ts'),
+  },
   live: { description: 'live stock subscriptions: N graphql-ws clients at a fixed change rate, ours vs Hive Gateway', load: () => import('./live.ts') },
   saga: {
     description:

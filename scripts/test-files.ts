@@ -56,6 +56,7 @@ export const UNIT_TESTS: readonly string[] = [
   'test/dockerfile.test.ts',
   'test/k8s.test.ts',
   'test/smtp-server.test.ts',
+  'test/trusted-documents.test.ts',
 ];
 
 /** Whole-repository checks that need no infrastructure either, but take too long for `test:unit`. */

@@ -11,7 +11,7 @@ import { ApolloServerPluginLandingPageDisabled, ApolloServerPluginUsageReporting
 // which the gateway never uses (~50 MB of resident memory and slower start-up).
 import { type Config, type ServiceName, loadConfig } from '@swiftcart/platform/config';
 import { parseSettings } from '@swiftcart/platform/settings';
-import type { Viewer } from '@swiftcart/platform/auth';
+import { ANONYMOUS, type Viewer } from '@swiftcart/platform/auth';
 import { errorFormatter } from '@swiftcart/platform/errors';
 import { METRICS_PATH, createProcessMetrics, graphqlMetricsPlugin, measureHttp, metricsRoute } from '@swiftcart/platform/metrics';
 import { gatewayCredentialHeaders } from '@swiftcart/platform/gateway-credential';
@@ -38,6 +38,7 @@ import { gatewaySettings, liveSettingsOf } from './settings.ts';
 import { ReplicaSet, spreadingFetcher } from './replicas.ts';
 import { SupergraphError, readSupergraph, validateOverrides } from './supergraph.ts';
 import { UpstreamConnections } from './upstream.ts';
+import { PersistedDocumentStore, TrustedDocuments, notInListResponse, sentDocument } from './trusted-documents.ts';
 
 export { SupergraphError } from './supergraph.ts';
 export type { Fetcher } from './fetcher.ts';
@@ -138,6 +139,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const variables = parseSettings(gatewaySettings, config.vars);
   // Depth, aliases, directives, tokens and cost (platform/src/limits.ts); null with EDGE_LIMITS=off.
   const limits = gatewayLimits(config, variables);
+  const trusted = TrustedDocuments.load(variables, production);
   // Outside production, Apollo Sandbox preconfigured for this gateway (sandbox.ts): the page
   // names the port bound at the end, so it asks for it per request. Production signs no token at all.
   const publicUrl = production ? undefined : variables.PUBLIC_GATEWAY_URL;
@@ -243,6 +245,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     validationRules: limits ? limitValidationRules(limits) : [],
     // Apollo's default pretty-prints every response (indent 2): more bytes and CPU for no client.
     stringifyResult: (result) => JSON.stringify(result),
+    // Listed documents may be sent by id alone (trusted-documents.ts); no expiry for them.
+    persistedQueries: { cache: new PersistedDocumentStore(trusted), ttl: null },
     // main.ts owns the signals: Apollo's own handler would re-raise the signal and skip our exit code.
     stopOnTerminationSignals: false,
     plugins,
@@ -281,6 +285,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   // Rate limits shared by the replicas through Redis (edge.ts): connected once nothing else can fail.
   const rateLimits = rateSettings ? await EdgeRateLimits.start(config, log, rateSettings) : null;
   const edge = new Edge({ origins, limits: rateLimits, trustedProxies: proxies, jwtSecret: config.acceptedJwtSecrets, log });
+  const sharing = variables.GATEWAY_DEDUP_INBOUND === 'on' ? inboundSharing({ stats: dedupStats, maxTokens: limits?.maxTokens }) : undefined;
   const platformHandler = createHttpHandler<GatewayContext>({
     apollo,
     context: (req) => gatewayContext(req, edge),
@@ -288,7 +293,13 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     readinessTimeoutMs: config.readinessTimeoutMs,
     log,
     routes,
-    execute: variables.GATEWAY_DEDUP_INBOUND === 'on' ? inboundSharing({ stats: dedupStats, maxTokens: limits?.maxTokens }) : undefined,
+    // Trusted documents first: a refused document is neither parsed nor shared.
+    execute: async (call, execute) => {
+      const { method, search, body } = call.request;
+      const refusal = await trusted.admit(sentDocument(method, search, body), () => edge.viewerOf(call.req).catch(() => ANONYMOUS));
+      if (refusal) return notInListResponse(refusal);
+      return sharing ? sharing(call, execute) : execute();
+    },
   });
   // Outside production, /healthz also says which process answers and how much memory it holds
   // (the gateway benchmark reads it); the liveness contract (200, status "ok") is the platform's.
@@ -330,6 +341,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     apollo,
     jwtSecret: config.acceptedJwtSecrets,
     log,
+    trusted,
     metrics,
     settings,
     inputGuard,

@@ -23,6 +23,7 @@ import { type Edge, RATE_LIMITED_CLOSE_CODE, rateLimitedError, subscriptionsPerS
 import type { Refusal } from './rate-limits.ts';
 import type { LiveMetrics } from './live-metrics.ts';
 import type { ClientSink, LiveSubscriptions } from './subscriptions.ts';
+import { NOT_IN_LIST, type TrustedDocuments } from './trusted-documents.ts';
 
 /** Close code for a client whose queue overflowed: the standard "policy violation". */
 export const SLOW_CLIENT_CLOSE_CODE = 1008;
@@ -59,6 +60,8 @@ export interface LiveServerOptions<TContext extends { viewer: Viewer; authorizat
   readonly settings: LiveServerSettings;
   /** Refuses bad strings in documents and variables (platform/src/input.ts); default limits when absent. */
   readonly inputGuard?: InputGuard;
+  /** Which documents may run (trusted-documents.ts); any when absent. */
+  readonly trusted?: TrustedDocuments;
   /** The operation limits of HTTP requests (platform/src/limits.ts); none when null or absent (EDGE_LIMITS=off). */
   readonly limits?: OperationLimits | null;
   /**
@@ -333,6 +336,8 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
         const connection = connections.get(ctx.extra.socket)!;
         const expired = connection.caller?.refusal();
         if (expired) return [expired];
+        const untrusted = await options.trusted?.admit({ query: payload.query, id: undefined }, async () => connection.caller!.viewer);
+        if (untrusted) return [requestError(untrusted, NOT_IN_LIST)];
         const schema = engine.apiSchema;
         if (!schema) return [requestError('The gateway has no schema loaded yet', ErrorCode.InternalServerError)];
         // Subscriptions go to the engine (and its planner) without Apollo's plugins: bad input is refused here too.

@@ -12,6 +12,7 @@ import { DEFAULT_LIVE_SETTINGS, type LiveServerSettings } from './live-server.ts
 import { originSettings } from './origins.ts';
 import { edgeRateLimitSettings, trustedProxySettings } from './rate-limits.ts';
 import { publicUrlSettings } from './sandbox.ts';
+import { trustedDocumentSettings } from './trusted-documents.ts';
 
 /** The live endpoint's variables (`LIVE_*`), read into {@link LiveServerSettings}. */
 export const liveEndpointSettings = z.object({
@@ -35,6 +36,7 @@ export const gatewaySettings = z.object({
   ...originSettings.shape,
   ...trustedProxySettings.shape,
   ...operationLimitSettings.shape,
+  ...trustedDocumentSettings.shape,
   ...edgeRateLimitSettings.shape,
   ...liveEndpointSettings.shape,
   ...dedupSettings.shape,

@@ -137,7 +137,8 @@ describe('errors', () => {
   });
 
   test('in production, an unreachable subgraph is SERVICE_UNAVAILABLE without URLs', async () => {
-    const config = isolatedConfig({ NODE_ENV: 'production', JWT_SECRET: PRODUCTION_SECRET, LOG_LEVEL: 'silent' });
+    // This test's own document: trusted documents (enforced in production) are another test's subject.
+    const config = isolatedConfig({ NODE_ENV: 'production', JWT_SECRET: PRODUCTION_SECRET, LOG_LEVEL: 'silent', TRUSTED_DOCUMENTS: 'off' });
     await using gateway = await startGateway({ config, port: 0, subgraphUrls: { product: 'http://127.0.0.1:9/graphql' } });
     const result = await postGraphQL(gateway.url, PRODUCTS);
     assert.equal(result.errors?.[0].extensions?.code, 'SERVICE_UNAVAILABLE');

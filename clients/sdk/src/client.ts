@@ -8,6 +8,7 @@ import { ErrorCode, SwiftCartError } from './errors.ts';
 import { type FetchLike, type RequestOptions, defaultFetch, postOperation } from './http.ts';
 import { type LiveSubscription, LiveConnections, LiveIterator } from './live.ts';
 import { type ResultOf, type VariablesOf, requestDocuments, subscriptionDocuments } from './operations.ts';
+import { DOCUMENT_IDS } from './generated/document-ids.ts';
 import { type TokenSource, resolveToken } from './token.ts';
 import { webSocketUrlOf } from './wire.ts';
 
@@ -32,6 +33,12 @@ export interface ClientOptions {
    * receives the current state again.
    */
   readonly retryAttempts?: number;
+  /**
+   * Send the SDK's own queries and mutations by their trusted-document id alone (default true):
+   * a few dozen bytes instead of the document; the document follows only if the gateway answers
+   * `PERSISTED_QUERY_NOT_FOUND`. Subscriptions send the document.
+   */
+  readonly trustedDocuments?: boolean;
   /**
    * How often a query or mutation that the server refused because it is busy (OVERLOADED,
    * RATE_LIMITED: nothing was done) is sent again before the error is thrown (default 3; 0: never).
@@ -113,11 +120,15 @@ export interface SwiftCartClient extends RequestMethods, SubscriptionMethods, As
   close(): Promise<void>;
 }
 
-/** A document's text and operation name, computed once per document. */
+/** A document's text, operation name and (for the SDK's own documents) trusted-document id, computed once per document. */
 interface Prepared {
   readonly query: string;
   readonly operationName: string | undefined;
+  readonly id: string | undefined;
 }
+
+/** The SDK's own documents: only these are sent by id (a document of the caller's may share a name). */
+const OWN_DOCUMENTS = new Set<DocumentNode>([...Object.values(requestDocuments), ...Object.values(subscriptionDocuments)]);
 
 const prepared = new WeakMap<DocumentNode, Prepared>();
 
@@ -125,7 +136,8 @@ function prepare(document: DocumentNode): Prepared {
   let entry = prepared.get(document);
   if (!entry) {
     const operation = document.definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION);
-    entry = { query: print(document), operationName: operation?.name?.value };
+    const operationName = operation?.name?.value;
+    entry = { query: print(document), operationName, id: OWN_DOCUMENTS.has(document) && operationName ? DOCUMENT_IDS[operationName] : undefined };
     prepared.set(document, entry);
   }
   return entry;
@@ -152,11 +164,24 @@ export function createClient(options: ClientOptions): SwiftCartClient {
   if (!Number.isSafeInteger(busyRetries) || busyRetries < 0) throw new TypeError(`busyRetries must be a whole number from 0, got ${busyRetries}`);
 
   async function request(document: DocumentNode, variables?: unknown, requestOptions?: RequestOptions): Promise<any> {
-    const { query, operationName } = prepare(document);
+    const { query, operationName, id } = prepare(document);
+    // A trusted document goes by its id alone; a gateway that does not know it (an older one, or
+    // one that restarted and forgot a registered id) says PERSISTED_QUERY_NOT_FOUND, and the text follows.
+    const byId = id !== undefined && options.trustedDocuments !== false;
+    const post = async (token: string | null) => {
+      if (byId) {
+        try {
+          return await postOperation(fetchImpl, { url: options.url, query: undefined, id, operationName, variables, token }, requestOptions);
+        } catch (error) {
+          if (!(error instanceof SwiftCartError) || error.code !== ErrorCode.PersistedQueryNotFound) throw error;
+        }
+      }
+      return postOperation(fetchImpl, { url: options.url, query, id: byId ? id : undefined, operationName, variables, token }, requestOptions);
+    };
     for (let retry = 1; ; retry++) {
       const token = await resolveToken(options.token);
       try {
-        return await postOperation(fetchImpl, { url: options.url, query, operationName, variables, token }, requestOptions);
+        return await post(token);
       } catch (error) {
         if (!(error instanceof SwiftCartError) || !BUSY_CODES.has(error.code) || retry > busyRetries) throw error;
         const delayMs = busyDelayMs(error, retry);

@@ -71,6 +71,10 @@ export const ErrorCode = {
   SubscriptionSchemaReload: 'SUBSCRIPTION_SCHEMA_RELOAD',
   /** (subscriptions) The subgraph owning the subscription stayed unreachable: subscribe again later. */
   SubscriptionUpstreamFailed: 'SUBSCRIPTION_UPSTREAM_FAILED',
+  /** The gateway does not know the trusted-document id sent alone: the SDK sends the document next (you only see it with your own fetch). */
+  PersistedQueryNotFound: 'PERSISTED_QUERY_NOT_FOUND',
+  /** The gateway runs only trusted documents (production) and this one is not among them. */
+  PersistedQueryNotInList: 'PERSISTED_QUERY_NOT_IN_LIST',
   /** (subscriptions) The subscription reached a gateway that had begun to stop: subscribe again. A stopping gateway's open subscriptions are not ended: their socket closes with 1001 and the SDK resubscribes. */
   ShuttingDown: 'SHUTTING_DOWN',
 } as const;

@@ -43,8 +43,10 @@ export interface RequestOptions {
 export interface HttpOperation {
   /** The GraphQL endpoint. */
   readonly url: string;
-  /** The operation's text. */
-  readonly query: string;
+  /** The operation's text; left out when `id` names it (a trusted document). */
+  readonly query: string | undefined;
+  /** The trusted-document id (SHA-256 of the text), sent as `extensions.persistedQuery`. */
+  readonly id?: string;
   /** The operation's name (selects it in a document with several). */
   readonly operationName: string | undefined;
   /** Its variables. */
@@ -64,7 +66,12 @@ export const defaultFetch: FetchLike = (url, init) => {
 export async function postOperation(fetchImpl: FetchLike, operation: HttpOperation, options: RequestOptions = {}): Promise<unknown> {
   const headers: Record<string, string> = { 'content-type': JSON_MEDIA_TYPE, accept: ACCEPT_GRAPHQL_RESPONSE };
   if (operation.token) headers[AUTHORIZATION_HEADER] = bearer(operation.token);
-  const body = JSON.stringify({ query: operation.query, variables: operation.variables ?? {}, operationName: operation.operationName });
+  const body = JSON.stringify({
+    query: operation.query,
+    variables: operation.variables ?? {},
+    operationName: operation.operationName,
+    extensions: operation.id ? { persistedQuery: { version: 1, sha256Hash: operation.id } } : undefined,
+  });
   let response: FetchResponse;
   let text: string;
   try {

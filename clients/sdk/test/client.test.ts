@@ -20,6 +20,8 @@ import {
   webSocketUrlOf,
 } from '../src/index.ts';
 import { liveError } from '../src/live.ts';
+import { DOCUMENT_IDS } from '../src/generated/document-ids.ts';
+import { parse } from 'graphql';
 
 const URL = 'https://shop.example/graphql';
 
@@ -69,7 +71,7 @@ export async function typeChecks(client: SwiftCartClient): Promise<void> {
 describe('the SDK over HTTP', () => {
   it('POSTs the operation as JSON with its name, variables and the bearer token, and resolves to data', async () => {
     const { fetch, calls } = scriptedFetch(() => ({ body: JSON.stringify({ data: { product: { sku: 'A-1', name: 'A' } } }) }));
-    const client = createClient({ url: URL, token: 'tkn', fetch });
+    const client = createClient({ url: URL, token: 'tkn', fetch, trustedDocuments: false });
     const data = await client.product({ sku: 'A-1' });
     assert.deepEqual(data, { product: { sku: 'A-1', name: 'A' } });
     assert.equal(calls.length, 1);
@@ -82,6 +84,32 @@ describe('the SDK over HTTP', () => {
     assert.deepEqual(body.variables, { sku: 'A-1' });
     assert.match(body.query, /^query Product\(\$sku: ID!\)/);
     assert.match(body.query, /fragment ProductSummary on Product/, 'fragments travel with the operation');
+  });
+
+  it('sends its own documents by trusted-document id alone, and the document only when the gateway does not know the id', async () => {
+    const answers = [
+      { body: JSON.stringify({ data: { product: null } }) },
+      { body: JSON.stringify({ errors: [{ message: 'PersistedQueryNotFound', extensions: { code: 'PERSISTED_QUERY_NOT_FOUND' } }] }) },
+      { body: JSON.stringify({ data: { product: { sku: 'A-1' } } }) },
+    ];
+    const { fetch, calls } = scriptedFetch(() => answers.shift()!);
+    const client = createClient({ url: URL, fetch });
+    await client.product({ sku: 'A-1' });
+    const first = JSON.parse(calls[0].init.body);
+    assert.equal(first.query, undefined);
+    assert.deepEqual(first.extensions, { persistedQuery: { version: 1, sha256Hash: DOCUMENT_IDS.Product } });
+    assert.equal(first.operationName, 'Product');
+    assert.ok(calls[0].init.body.length < 250, `${calls[0].init.body.length} bytes`);
+    // An older gateway: PERSISTED_QUERY_NOT_FOUND, then the document with its id (to register it).
+    assert.deepEqual(await client.product({ sku: 'A-1' }), { product: { sku: 'A-1' } });
+    assert.equal(calls.length, 3);
+    const [second, third] = [JSON.parse(calls[1].init.body), JSON.parse(calls[2].init.body)];
+    assert.equal(second.query, undefined);
+    assert.match(third.query, /^query Product\(\$sku: ID!\)/);
+    assert.equal(third.extensions.persistedQuery.sha256Hash, DOCUMENT_IDS.Product);
+    // A document of the caller's goes as text, whatever its name.
+    await client.request(parse('query Product { __typename }') as never).catch(() => undefined);
+    assert.equal(JSON.parse(calls[3].init.body).extensions, undefined);
   });
 
   it('asks a token function before every request, and sends no header without a token', async () => {

@@ -1,0 +1,32 @@
+// Written by scripts/trusted-documents.ts from schema/trusted-documents.json: do not edit.
+
+/** The trusted-document id (SHA-256 of the printed document) of each of the SDK's operations, by name. */
+export const DOCUMENT_IDS: Readonly<Record<string, string>> = {
+  AddAddress: 'cb98006ab230cb398049ec59c06a55010cc98b0145ff20d61baf00b1a78e45c9',
+  AddToCart: 'fc961d87c9a57fb14de1a148775d744506c92f4f828d155581627d1d168d28e5',
+  BrowseProducts: '1954fa90754d64821e55213f903d07628ee21a370a2392f71ac072563a4516f7',
+  CancelOrder: '82798766c876c6c53d5759fd167d7dbc8b422bf5c88fde826bd68564fb89aa9a',
+  CartUpdated: '63a5e778402ac3f61f7f0ad21653314f8332d7dab82648e494e7989fa160e570',
+  Checkout: 'b555197134b1fa9286745e49ec4bd4bf488227dc6770532e185bcdb7615484bd',
+  ClearCart: '595a615ae815cbdc01fe58832efd94e78febbace352429ae334c7e9e76b4a5b6',
+  Me: '961de339b016cf495df3097e02cce5d0d14642d3db04916d12a581d99399873e',
+  MyCart: '4b488929fabcde5c025994674be5d63655ca6fbd0935c154d681511d0098f3ee',
+  MyNotifications: 'cb0b4ff6cc789ca2b5e6df55fe163ae65d35ff3950d634571f3cdba94efde7f2',
+  MyOrders: '3b0a6d239932a52585f2a14509b5e7936ea89e2d1e150617aefef574f0e1004f',
+  Order: '6a068d8436065ad5de6e4778b1967d882c72ebda4c8a769bddb80b022aaebbdb',
+  OrderNotifications: 'dc21fc5192558c0b1d4f389f4855913675dea1095bec93668406b04c93bdf603',
+  OrderUpdated: '86d67567080440910056577d4541973d464a694187978d8ee74c08e91497d6a7',
+  PlaceOrder: 'fa610958862de647bfaf2511542fe55460ce2885ecc2953585136f66c84c4c67',
+  Product: '0cd26cbdf7dfeaed0c3aa19a566d7516c5cc7cc14c55cbce79ba783371c0ac05',
+  RemoveAddress: 'c6cdcaf8c079233804fc5814956d7bcd5e3fad2f505d71edc71e2aca73ce3e5f',
+  RemoveFromCart: 'e4add9a7c0a5b64babc38cf0d66eef05e867fbb5b6d8b442a1cc65120217fc42',
+  SalesSummary: 'f6a6e5f2a31dee4ff81bc662e791cbef401a8c17d545f162c223cc6539057cec',
+  SalesUpdated: 'f65cec2866fe893dc837e880c2e27c990f16b1268637f179ca3e9a92ba8104df',
+  SearchProducts: '3fc559e37a602c894200549041b36b0cb4d183412122ff6ca58f414de062a2e6',
+  SetDefaultAddress: '8c37a0e88c3a7095e9b6c5947fd11519f31217d9c2fcc399650a54db9fa17779',
+  StockLevelChanged: 'fd831efb6e67ca7f02a7d2c53204825cc65176baec0bca3917f5b9b03595a07d',
+  TopProducts: '2a530c8796efcb553161e38b2e899fe33b44ba161657637b0d201ab15489df2d',
+  UpdateAddress: 'ad1f41eff578a580c87730f37559dd712c274e4ac34d2dcd8f6f9a515f937a79',
+  UpdateCartItem: '19c88771cd16ff34e0f28536f0a41fb5c3f124d97ba1e19d83d764a8012adba6',
+  UpdateMyProfile: '806ec5e75d5d21abefd414b72f46560271fbd75f2e3a322041837a4bfbd047cd',
+};
