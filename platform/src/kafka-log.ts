@@ -64,6 +64,21 @@ export function transientKafkaState(message: string, error: unknown): string | u
   return undefined;
 }
 
+/** Failed attempts after which a transient state is worth a warning after all (about half a minute of retries). */
+export const TRANSIENT_ATTEMPTS = 5;
+
+/**
+ * Logs a failed attempt at something Kafka-bound that will be tried again: at info, in words, while
+ * the cause is one of a starting broker's states and fewer than {@link TRANSIENT_ATTEMPTS} attempts
+ * have failed; at warn otherwise.
+ */
+export function logKafkaRetry(log: Logger, error: unknown, attempt: number, msg: string, fields: Record<string, unknown> = {}): void {
+  const message = error instanceof Error ? error.message : String(error);
+  const state = attempt < TRANSIENT_ATTEMPTS ? transientKafkaState(message, undefined) : undefined;
+  if (state) log.info({ ...fields, err: message, attempt }, `${msg}: ${state}`);
+  else log.warn({ ...fields, err: error, attempt }, msg);
+}
+
 /** kafkajs's `logCreator` for `log`: transient states at debug, once at info; the rest at kafkajs's level. */
 export function kafkaLogCreator(log: Logger) {
   return () =>

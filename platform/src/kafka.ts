@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, Partitioners, logLevel, type Admin, type Producer, type Consumer, type ConsumerRunConfig, type EachMessagePayload } from 'kafkajs';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
-import { kafkaLogCreator } from './kafka-log.ts';
+import { kafkaLogCreator, logKafkaRetry } from './kafka-log.ts';
 import { retryPolicy, runPolicy, withTimeout } from './resilience.ts';
 
 /** A topic that the platform creates at start-up; broker auto-creation stays off. */
@@ -364,9 +364,7 @@ export function createKafka(config: Config, log: Logger, clientId: string): Kafk
       }, delayMs);
     };
 
-    await whileRetriable(start, (error, attempt) =>
-      log.warn({ err: (error as Error).message, groupId: topic(groupId), attempt }, 'consumer did not start; trying again'),
-    );
+    await whileRetriable(start, (error, attempt) => logKafkaRetry(log, error, attempt, 'consumer did not start; trying again', { groupId: topic(groupId) }));
     let stopping: Promise<void> | undefined;
     const stop = () =>
       (stopping ??= (async () => {

@@ -18,6 +18,7 @@ import type { KafkaClient } from './kafka.ts';
 import { SpanKind } from '@opentelemetry/api';
 import { ORDER_ID_ATTRIBUTE, endSpans, inSpanOf, orderIdOf, startProducerSpan } from './messaging-tracing.ts';
 import type { Logger } from './logger.ts';
+import { logKafkaRetry } from './kafka-log.ts';
 import { type BackoffOptions, type IBackoff, exponentialBackoff } from './resilience.ts';
 
 /** The LISTEN/NOTIFY channel a commit with new outbox rows wakes the relay on (one per service database). */
@@ -494,7 +495,8 @@ export class OutboxRelay implements AsyncDisposable {
       } catch (error) {
         failures++;
         this.#lastError = error as Error;
-        log.warn({ err: error, failures }, 'outbox relay failed; retrying');
+        // A new topic without a leader yet, on a starting broker, is said in words (kafka-log.ts).
+        logKafkaRetry(log, error, failures, 'outbox relay failed; retrying', { failures });
         this.#signalReady();
         if (this.#clientBroken || !this.#active) await this.#resetClient();
         wait = wait ? wait.next(undefined) : backoff.next(undefined);

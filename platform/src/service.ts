@@ -11,7 +11,7 @@ import { type Config, type ServiceName, REPO_ROOT, loadConfig, runsWorkers, serv
 import { type SettingsSchema, parseSettings } from './settings.ts';
 import { type Database, type EntityManager, type NamedMigration, openDatabase } from './database.ts';
 import { type KafkaClient, type TopicSpec, createKafka } from './kafka.ts';
-import { transientKafkaState } from './kafka-log.ts';
+import { logKafkaRetry } from './kafka-log.ts';
 import { type Redis, createRedis } from './redis.ts';
 import { type Logger, createLogger } from './logger.ts';
 import { type Viewer, viewerFromAuthorization } from './auth.ts';
@@ -401,21 +401,15 @@ export async function startService<TContext extends RequestContext, TSettings>(
       } catch (error) {
         // Kafka is down, or still starting: serve anyway (readiness says why) and keep trying in the
         // background. A broker's normal start-up states (a new topic without a leader yet) need no
-        // one, unless they last: from the fifth retry (about half a minute) they are warnings too.
-        const report = (e: unknown, msg: string, attempt = 0) => {
-          const message = (e as Error).message;
-          const state = attempt < 5 ? transientKafkaState(message, undefined) : undefined;
-          if (state) log.info({ err: message }, `${msg}: ${state}`);
-          else log.warn({ err: message }, msg);
-        };
-        report(error, 'messaging did not start; retrying in the background');
+        // one, unless they last (kafka-log.ts).
+        logKafkaRetry(log, error, 0, 'messaging did not start; retrying in the background');
         const stop = new AbortController();
         cleanups.push(async () => stop.abort());
         const untilStarted = retryPolicy({
           attempts: Number.MAX_SAFE_INTEGER,
           baseMs: 1_000,
           maxMs: 10_000,
-          onRetry: (e, attempt) => report(e, 'messaging still not started', attempt),
+          onRetry: (e, attempt) => logKafkaRetry(log, e, attempt, 'messaging still not started'),
         });
         void runPolicy(untilStarted, startMessaging, stop.signal).catch(() => undefined);
       }

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';
 import { logLevel } from 'kafkajs';
 import { createLogger } from '../src/logger.ts';
-import { KAFKA_TRANSIENT_STATES, kafkaLogCreator, transientKafkaState } from '../src/kafka-log.ts';
+import { KAFKA_TRANSIENT_STATES, TRANSIENT_ATTEMPTS, kafkaLogCreator, logKafkaRetry, transientKafkaState } from '../src/kafka-log.ts';
 
 const { errorCodes } = createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as { errorCodes: { type: string; message: string }[] };
 
@@ -62,6 +62,23 @@ describe('kafkajs log lines', () => {
       'a consumer is restarting after a retriable error (a normal state for a while; kafkajs retries)',
     ]);
     assert.equal(at('debug').length, 5, 'every transient line is still there at debug');
+  });
+
+  it('a retry for a starting broker’s state is said at info in words for four attempts, then warned; any other cause is warned at once', async () => {
+    const { lines, log } = capture();
+    const noLeader = new Error(errorCodes.find((code) => code.type === 'UNKNOWN_TOPIC_OR_PARTITION')!.message);
+    logKafkaRetry(log, noLeader, 1, 'consumer did not start; trying again', { groupId: 'g' });
+    logKafkaRetry(log, noLeader, TRANSIENT_ATTEMPTS, 'consumer did not start; trying again', { groupId: 'g' });
+    logKafkaRetry(log, new Error('password authentication failed'), 1, 'outbox relay failed; retrying');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(
+      lines.map((line) => [line.level, line.msg]),
+      [
+        ['info', `consumer did not start; trying again: ${KAFKA_TRANSIENT_STATES.UNKNOWN_TOPIC_OR_PARTITION}`],
+        ['warn', 'consumer did not start; trying again'],
+        ['warn', 'outbox relay failed; retrying'],
+      ],
+    );
   });
 
   it('names the state from the error or the message', () => {
