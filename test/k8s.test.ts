@@ -19,6 +19,7 @@ import {
   ENGINES_FILE,
   KAFKA_PARTITIONS,
   OBSERVABILITY_FILE,
+  CONFIG_MAP,
   renderBase,
   renderEngines,
   renderObservability,
@@ -200,6 +201,18 @@ function engineViolations(manifests: readonly Manifest[], production = true): st
       violations.push(`${name}-db: not reserved to ${name}'s pods`);
   }
   if (!policies.some((p) => p.spec.podSelector.matchLabels['strimzi.io/cluster'])) violations.push('kafka: no NetworkPolicy');
+  // What the processes are told (the ConfigMap) is what the topics are: partitions bound the workers
+  // per group, and the producers' acks wait for the in-sync copies the topic requires.
+  const config = manifests.find((m) => m.kind === 'ConfigMap' && m.metadata.name === CONFIG_MAP)?.data as Record<string, string> | undefined;
+  for (const topic of manifests.filter((m) => m.kind === 'KafkaTopic')) {
+    const told = [config?.KAFKA_PARTITIONS, config?.KAFKA_REPLICATION_FACTOR, config?.KAFKA_MIN_INSYNC_REPLICAS].map(Number);
+    const is = [topic.spec.partitions, topic.spec.replicas, Number(topic.spec.config['min.insync.replicas'])];
+    if (told.some((value, i) => value !== is[i]))
+      violations.push(`${topic.metadata.name}: ${CONFIG_MAP} says partitions/copies/in-sync ${told.join('/')}, the topic has ${is.join('/')}`);
+  }
+  for (const scaler of manifests.filter((m) => m.kind === 'ScaledObject'))
+    if (scaler.spec.maxReplicaCount > Number(config?.KAFKA_PARTITIONS))
+      violations.push(`${scaler.metadata.name}: up to ${scaler.spec.maxReplicaCount} workers for ${config?.KAFKA_PARTITIONS} partitions`);
   if (production) {
     for (const topic of manifests.filter((m) => m.kind === 'KafkaTopic')) {
       if (topic.spec.replicas < 3 || topic.spec.config['min.insync.replicas'] !== 2) violations.push(`${topic.metadata.name}: not 3 copies with 2 in sync`);
@@ -346,6 +359,11 @@ describe('Kubernetes manifests', () => {
       ['rollout', (all) => remove(all, 'Job', 'analytics-migrate'), /analytics: no migration Job/],
       ['engines', (all) => remove(all, 'ScaledObject', 'order-worker'), /order-worker: no ScaledObject/],
       ['engines', (all) => (all.find((m) => m.kind === 'KafkaTopic')!.spec.replicas = 1), /not 3 copies with 2 in sync/],
+      [
+        'engines',
+        (all) => ((all.find((m) => m.kind === 'ConfigMap' && m.metadata.name === CONFIG_MAP)!.data as Record<string, string>).KAFKA_PARTITIONS = '12'),
+        /says partitions\/copies\/in-sync 12\/3\/2, the topic has 6\/3\/2/,
+      ],
       [
         'engines',
         (all) =>
