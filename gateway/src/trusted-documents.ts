@@ -14,11 +14,11 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
 import type { Viewer } from '@swiftcart/platform/auth';
 import { REPO_ROOT } from '@swiftcart/platform/config';
 import { commaList, oneOf, setting, z } from '@swiftcart/platform/settings';
-import path from 'node:path';
 
 /** The code of a refused document. */
 export const NOT_IN_LIST = 'PERSISTED_QUERY_NOT_IN_LIST';
