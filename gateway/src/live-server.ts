@@ -336,7 +336,9 @@ export function startLiveServer<TContext extends { viewer: Viewer; authorization
         const connection = connections.get(ctx.extra.socket)!;
         const expired = connection.caller?.refusal();
         if (expired) return [expired];
-        const untrusted = await options.trusted?.admit({ query: payload.query, id: undefined }, async () => connection.caller!.viewer);
+        const untrusted = options.trusted?.enforced
+          ? await options.trusted.admit({ query: payload.query, id: undefined }, async () => connection.caller!.viewer)
+          : null;
         if (untrusted) return [requestError(untrusted, NOT_IN_LIST)];
         const schema = engine.apiSchema;
         if (!schema) return [requestError('The gateway has no schema loaded yet', ErrorCode.InternalServerError)];
