@@ -11,7 +11,7 @@
 FROM node:24-slim AS source
 WORKDIR /src
 COPY . .
-RUN rm -rf .git .data .ci clients/storefront/dist \
+RUN rm -rf .git .data .ci clients/storefront/dist gateway/explorer/dist \
  && find . -name node_modules -type d -prune -exec rm -rf {} + \
  && node -e " \
       const fs = require('node:fs'), path = require('node:path'); \

@@ -343,6 +343,7 @@ async function main(): Promise<number> {
   SwiftCart is running.
 
   Apollo Sandbox   ${origin(config, config.gatewayPort)}/
+  GraphiQL         ${origin(config, config.gatewayPort)}/graphiql (offline, served by the gateway)
   GraphQL (HTTP)   ${gatewayUrl}
   Subscriptions    ${gatewayUrl.replace(/^http/, 'ws')} (graphql-ws)
   Storefront       ${storefront ?? (withStorefront ? `not running (see ${shownPath(path.join(LOG_DIR, 'storefront.log'))})` : 'not started (--no-storefront)')}

@@ -9,22 +9,17 @@
  * STOREFRONT_GATEWAY_URL, default http://HOST:GATEWAY_PORT). `npm start` starts it for you; in
  * production (NODE_ENV=production, the Docker image) it serves the bundle built with the image.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { integerVar, loadConfig, signToken } from '@swiftcart/platform';
+import { Bundle } from '@swiftcart/platform/bundle';
 import { DEMO_USERS, DEMO_USER_NAMES, isDemoUser } from './src/demo-users.ts';
 
 const ROOT = path.dirname(fileURLToPath(import.meta.url));
 const DIST = path.join(ROOT, 'dist');
-/** Written after a successful build; its mtime is what "stale" is measured against. */
-const STAMP = path.join(DIST, '.build-stamp');
-/** What the bundle is made of: a change to any of these makes the build stale. */
-const SOURCES = [path.join(ROOT, 'index.html'), path.join(ROOT, 'src'), path.join(ROOT, '..', 'sdk', 'src')];
 
 /**
  * The users the development sign-in offers, with the roles of their tokens (src/demo-users.ts, which
@@ -32,17 +27,6 @@ const SOURCES = [path.join(ROOT, 'index.html'), path.join(ROOT, 'src'), path.joi
  * subjects or roles.
  */
 export { DEMO_USERS };
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.json': 'application/json',
-  '.map': 'application/json',
-};
 
 /** Options of {@link startStorefront}; every one has a default from the environment. */
 export interface StorefrontServerOptions {
@@ -68,74 +52,17 @@ export interface StorefrontServer extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-function newestMtime(target: string): number {
-  if (!existsSync(target)) return 0;
-  const stat = statSync(target);
-  if (!stat.isDirectory()) return stat.mtimeMs;
-  let newest = stat.mtimeMs;
-  for (const entry of readdirSync(target)) newest = Math.max(newest, newestMtime(path.join(target, entry)));
-  return newest;
-}
+/** The bundle: `src/` and the SDK it uses, built by Vite into `dist/` (platform/src/bundle.ts). */
+export const STOREFRONT_BUNDLE = new Bundle({
+  name: 'storefront',
+  outDir: DIST,
+  sources: [path.join(ROOT, 'index.html'), path.join(ROOT, 'src'), path.join(ROOT, '..', 'sdk', 'src')],
+  vite: { root: ROOT },
+});
 
-/** True when `dist/` is missing or older than any source of the bundle. */
-export function buildIsStale(): boolean {
-  if (!existsSync(STAMP)) return true;
-  return Math.max(...SOURCES.map(newestMtime)) > statSync(STAMP).mtimeMs;
-}
-
-/**
- * Where a server that builds holds its lock: a folder (mkdir is atomic), outside dist/ (which the
- * build empties) and outside the checkout, one per checkout.
- */
-const BUILD_LOCK = path.join(tmpdir(), `swiftcart-storefront-build-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}.lock`);
-/** A lock older than this was left by a build that died: it is taken over. */
-const BUILD_LOCK_STALE_MS = 120_000;
-
-/** When the build lock was taken, or null when nobody holds it. */
-function lockedSince(): number | null {
-  try {
-    return statSync(BUILD_LOCK).mtimeMs;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Builds the bundle if it is stale, one build at a time: servers starting together (two browser
- * tests) would otherwise empty and write dist/ at once. Whoever takes the lock builds; the others
- * wait for it and find the build current.
- */
-export async function buildIfStale(log: (msg: string) => void = () => {}): Promise<boolean> {
-  for (;;) {
-    try {
-      mkdirSync(BUILD_LOCK);
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const since = lockedSince();
-      if (since === null) continue; // released meanwhile
-      if (Date.now() - since > BUILD_LOCK_STALE_MS) rmSync(BUILD_LOCK, { recursive: true, force: true });
-      else await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-  try {
-    if (!buildIsStale()) return false;
-    log('building the storefront with Vite (dist/ is missing or stale)...');
-    await buildStorefront();
-    return true;
-  } finally {
-    rmSync(BUILD_LOCK, { recursive: true, force: true });
-  }
-}
-
-/**
- * Builds the bundle with Vite's API. Vite is imported lazily so a server whose build is current
- * starts without loading it (and production images may ship `dist/` without Vite).
- */
+/** Builds the bundle now (the Dockerfile's build step). */
 export async function buildStorefront(): Promise<void> {
-  const { build } = await import('vite');
-  await build({ root: ROOT, configFile: false, logLevel: 'warn', build: { outDir: DIST, emptyOutDir: true } });
-  writeFileSync(STAMP, new Date().toISOString());
+  await STOREFRONT_BUNDLE.build();
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -194,24 +121,8 @@ export function requestPath(target: string | undefined): string | null {
 function serveStatic(req: IncomingMessage, res: ServerResponse): void {
   const pathname = requestPath(req.url);
   if (pathname === null) return sendJson(res, 400, { error: 'malformed URL' });
-  let file = path.join(DIST, path.normalize(pathname));
-  // path.normalize cannot climb above DIST's join, but check anyway: never serve outside dist/.
-  if (!file.startsWith(DIST) || !existsSync(file) || statSync(file).isDirectory()) file = path.join(DIST, 'index.html');
-  const hashed = file.includes(`${path.sep}assets${path.sep}`);
-  const stream = createReadStream(file);
-  // A missing bundle (never built, or removed under a running server) is the server's fault, not a crash.
-  stream.once('error', () => {
-    if (!res.headersSent) sendJson(res, 503, { error: 'the storefront bundle is not available' });
-    else res.destroy();
-  });
-  stream.once('open', () => {
-    res.writeHead(200, {
-      'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
-      // Vite puts a content hash in asset names, so they can be cached forever; index.html never.
-      'cache-control': hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
-    });
-    stream.pipe(res);
-  });
+  // Any other path is a route of the single-page app: index.html.
+  STOREFRONT_BUNDLE.send(res, STOREFRONT_BUNDLE.file(pathname) ?? path.join(DIST, 'index.html'));
 }
 
 /** Hop-by-hop headers are per connection, so they are not forwarded (RFC 9110 §7.6.1). */
@@ -290,8 +201,8 @@ export async function startStorefront(options: StorefrontServerOptions = {}): Pr
   // Development tokens only outside production: there, sign-in belongs to a real identity provider.
   const secret = options.jwtSecret !== undefined ? options.jwtSecret : production ? null : loadConfig(env).jwtSecret;
   // Production images build the bundle when the image is built (Dockerfile) and ship without Vite.
-  if ((options.build ?? !production) && buildIsStale()) {
-    await buildIfStale((msg) => log('info', msg));
+  if ((options.build ?? !production) && STOREFRONT_BUNDLE.isStale()) {
+    await STOREFRONT_BUNDLE.buildIfStale((msg) => log('info', msg));
   } else if (!existsSync(path.join(DIST, 'index.html'))) {
     log('warn', 'dist/ holds no build: pages answer 503 until `npm run build -w @swiftcart/storefront` has run');
   }

@@ -34,6 +34,7 @@ import { LiveSubscriptions } from './subscriptions.ts';
 import { OriginPolicy } from './origins.ts';
 import { EdgeRateLimits, rateLimitSettings } from './rate-limits.ts';
 import { SANDBOX_PATH, createSandbox, sandboxEndpoints } from './sandbox.ts';
+import { EXPLORER_PATH } from './explorer.ts';
 import { gatewaySettings, liveSettingsOf } from './settings.ts';
 import { ReplicaSet, spreadingFetcher } from './replicas.ts';
 import { SupergraphError, readSupergraph, validateOverrides } from './supergraph.ts';
@@ -71,6 +72,12 @@ export interface StartGatewayOptions {
   readonly log?: Logger;
   /** Overrides the live endpoint's settings from the environment (LIVE_CLIENT_QUEUE_LIMIT, ...). */
   readonly live?: Partial<LiveServerSettings>;
+  /**
+   * Outside production, build the offline explorer (explorer.ts) in the background when it is
+   * missing or stale. The gateway process does (main.ts); gateways inside tests do not, so that
+   * they do not all build it at once.
+   */
+  readonly buildExplorer?: boolean;
 }
 
 /** A started gateway; dispose it to shut it down gracefully. */
@@ -79,6 +86,8 @@ export interface RunningGateway extends AsyncDisposable {
   readonly url: string;
   /** Apollo Sandbox, e.g. http://127.0.0.1:4000/; null in production, which has no landing page. */
   readonly sandboxUrl: string | null;
+  /** The offline explorer (GraphiQL), e.g. http://127.0.0.1:4000/graphiql; null in production. */
+  readonly explorerUrl: string | null;
   readonly port: number;
   /** Where each subgraph of the supergraph is routed. */
   readonly subgraphs: Readonly<Record<string, string>>;
@@ -153,6 +162,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
     : await createSandbox({
         jwtSecret: config.jwtSecret,
         endpoints: () => sandboxEndpoints({ host: config.host, port: boundPort, publicUrl }),
+        buildExplorer: options.buildExplorer,
+        log: (level, msg) => log[level](msg),
       });
 
   const supergraphPath = options.supergraphPath ?? config.supergraphPath;
@@ -282,6 +293,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   const routes: Record<string, RouteHandler> = { [METRICS_PATH]: metricsRoute(processMetrics.registry) };
   // The same page Apollo serves on GET /graphql with Accept: text/html.
   if (sandbox) routes[SANDBOX_PATH] = sandbox.route;
+  // The offline explorer: its page and, below it, its bundle's files.
+  if (sandbox) routes[EXPLORER_PATH] = routes[`${EXPLORER_PATH}/*`] = sandbox.explorer.route;
   // Rate limits shared by the replicas through Redis (edge.ts): connected once nothing else can fail.
   const rateLimits = rateSettings ? await EdgeRateLimits.start(config, log, rateSettings) : null;
   const edge = new Edge({ origins, limits: rateLimits, trustedProxies: proxies, jwtSecret: config.acceptedJwtSecrets, log });
@@ -327,7 +340,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   let http;
   try {
     http = await listen(
-      measureHttp(processMetrics, [PATHS.graphql, PATHS.health, PATHS.ready, METRICS_PATH, SANDBOX_PATH, '/'], handler),
+      measureHttp(processMetrics, [PATHS.graphql, PATHS.health, PATHS.ready, METRICS_PATH, SANDBOX_PATH, EXPLORER_PATH, '/'], handler),
       config.host,
       options.port ?? config.gatewayPort,
     );
@@ -376,6 +389,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
   return {
     url: http.url,
     sandboxUrl: sandbox ? new URL('.', sandboxEndpoints({ host: config.host, port: http.port, publicUrl }).endpoint).href : null,
+    explorerUrl: sandbox ? new URL(`.${EXPLORER_PATH}`, sandboxEndpoints({ host: config.host, port: http.port, publicUrl }).endpoint).href : null,
     port: http.port,
     subgraphs: { ...subgraphs },
     metrics: () => metrics.snapshot(),

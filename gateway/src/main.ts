@@ -23,7 +23,7 @@ let gateway: RunningGateway;
 try {
   config = loadConfig();
   log = createLogger('gateway', config.logLevel);
-  gateway = await startGateway({ config, log });
+  gateway = await startGateway({ config, log, buildExplorer: true });
 } catch (error) {
   // A known misconfiguration is a message for a person; anything else keeps its stack.
   const known = error instanceof SupergraphError || error instanceof ConfigError;
@@ -32,7 +32,10 @@ try {
 }
 
 if (gateway.sandboxUrl) {
-  log.info({ url: gateway.url, sandbox: gateway.sandboxUrl }, `Apollo Sandbox: open ${gateway.sandboxUrl} in a browser`);
+  log.info(
+    { url: gateway.url, sandbox: gateway.sandboxUrl, explorer: gateway.explorerUrl },
+    `Apollo Sandbox: open ${gateway.sandboxUrl} in a browser (offline: GraphiQL at ${gateway.explorerUrl})`,
+  );
 } else {
   log.info({ url: gateway.url }, `GraphQL endpoint: ${gateway.url}`);
 }

@@ -19,6 +19,20 @@ import { DEFAULT_EMBEDDED_SANDBOX_VERSION } from '@apollo/server/plugin/landingP
 import { type Role, signToken } from '@swiftcart/platform/auth';
 import { invalid, parseSettings, setting, z } from '@swiftcart/platform/settings';
 import { PATHS } from '@swiftcart/platform/http';
+import {
+  EXPLORER_PATH,
+  type Explorer,
+  type ExplorerAssets,
+  type ExplorerConfig,
+  MOUNT_ELEMENT_ID,
+  createExplorer,
+  escapeHtml,
+  explorerAssets,
+  explorerCsp,
+  explorerElements,
+  scriptJson,
+} from './explorer.ts';
+import type { ExampleOperation } from '../explorer/wire.ts';
 
 /** Where the landing page is served (besides `GET /graphql` accepting HTML). */
 export const SANDBOX_PATH = '/';
@@ -100,16 +114,22 @@ export function publicGatewayUrl(env: Readonly<Record<string, string | undefined
   return parseSettings(publicUrlSettings, env)[PUBLIC_GATEWAY_URL];
 }
 
-/**
- * The example operation in Sandbox's editor: a query, a mutation and two subscriptions. Sandbox
- * runs the operation the cursor is in; {@link EXAMPLE_VARIABLES} serves all of them.
- */
-export const EXAMPLE_DOCUMENT = `# SwiftCart: queries, mutations and subscriptions all go to this endpoint.
+/** What the editor opens with, above the examples: where things go, and whose token the headers hold. */
+const EXAMPLE_INTRO = `# SwiftCart: queries, mutations and subscriptions all go to this endpoint.
 # Put the cursor in an operation and press Run. The Authorization header (Headers panel) holds a
 # development token for the customer "demo-customer"; admin mutations need an admin token:
 #   npm run token -- --sub admin --roles admin
+`;
 
-query Products {
+/**
+ * The example operations: a query, a mutation and two subscriptions, each with variables that work
+ * on the seed catalogue. Sandbox opens them as one document ({@link EXAMPLE_DOCUMENT}); the offline
+ * explorer opens each in a tab of its own.
+ */
+export const EXAMPLE_OPERATIONS: readonly ExampleOperation[] = Object.freeze([
+  {
+    name: 'Products',
+    document: `query Products {
   products(first: 5) {
     totalCount
     edges {
@@ -122,8 +142,12 @@ query Products {
     }
   }
 }
-
-# The order starts PENDING; the saga moves it on. A new idempotencyKey places a new order.
+`,
+    variables: {},
+  },
+  {
+    name: 'PlaceOrder',
+    document: `# The order starts PENDING; the saga moves it on. A new idempotencyKey places a new order.
 mutation PlaceOrder($input: PlaceOrderInput!) {
   placeOrder(input: $input) {
     id
@@ -133,8 +157,19 @@ mutation PlaceOrder($input: PlaceOrderInput!) {
     items { sku quantity }
   }
 }
-
-# Subscriptions run over graphql-ws on the same URL. The current state arrives first, then every
+`,
+    variables: {
+      input: {
+        idempotencyKey: 'sandbox-order-1',
+        items: [{ sku: 'SKU-0001', quantity: 1 }],
+        shippingAddress: { name: 'Demo Customer', line1: '1 Example Street', city: 'Berlin', postalCode: '10115', country: 'DE' },
+        paymentMethod: 'tok_visa',
+      },
+    },
+  },
+  {
+    name: 'StockChanges',
+    document: `# Subscriptions run over graphql-ws on the same URL. The current state arrives first, then every
 # change: place an order or adjust stock in another tab to see one.
 subscription StockChanges($skus: [ID!]!) {
   stockLevelChanged(skus: $skus) {
@@ -144,8 +179,12 @@ subscription StockChanges($skus: [ID!]!) {
     product { name }
   }
 }
-
-# Set orderId to the id that PlaceOrder returned.
+`,
+    variables: { skus: ['SKU-0001', 'SKU-0002'] },
+  },
+  {
+    name: 'OrderUpdates',
+    document: `# Set orderId to the id that PlaceOrder returned.
 subscription OrderUpdates($orderId: ID!) {
   orderUpdated(id: $orderId) {
     id
@@ -156,19 +195,31 @@ subscription OrderUpdates($orderId: ID!) {
     shipment { status }
   }
 }
-`;
+`,
+    variables: { orderId: 'paste the id that PlaceOrder returned' },
+  },
+]);
+
+/** Sandbox's document: every example operation; Sandbox runs the one the cursor is in. */
+export const EXAMPLE_DOCUMENT = `${EXAMPLE_INTRO}\n${EXAMPLE_OPERATIONS.map((operation) => operation.document).join('\n')}`;
 
 /** Variables for {@link EXAMPLE_DOCUMENT}; each operation uses the ones it declares. */
-export const EXAMPLE_VARIABLES: Readonly<Record<string, unknown>> = Object.freeze({
-  input: {
-    idempotencyKey: 'sandbox-order-1',
-    items: [{ sku: 'SKU-0001', quantity: 1 }],
-    shippingAddress: { name: 'Demo Customer', line1: '1 Example Street', city: 'Berlin', postalCode: '10115', country: 'DE' },
-    paymentMethod: 'tok_visa',
-  },
-  skus: ['SKU-0001', 'SKU-0002'],
-  orderId: 'paste the id that PlaceOrder returned',
-});
+export const EXAMPLE_VARIABLES: Readonly<Record<string, unknown>> = Object.freeze(
+  Object.assign({}, ...EXAMPLE_OPERATIONS.map((operation) => operation.variables)),
+);
+
+/**
+ * The offline explorer's configuration (explorer.ts): the same endpoints, token and examples as
+ * Sandbox's; the first tab carries the introduction.
+ */
+export function explorerConfig(endpoints: SandboxEndpoints, token: string): ExplorerConfig {
+  return {
+    endpoint: endpoints.endpoint,
+    subscriptionEndpoint: endpoints.subscriptionEndpoint,
+    headers: { Authorization: `Bearer ${token}` },
+    operations: EXAMPLE_OPERATIONS.map((operation, index) => (index === 0 ? { ...operation, document: `${EXAMPLE_INTRO}\n${operation.document}` } : operation)),
+  };
+}
 
 /** The options of `new window.EmbeddedSandbox(...)` that the page sets (`EmbeddableSandboxOptions`). */
 export interface EmbeddedSandboxOptions {
@@ -211,33 +262,26 @@ export function sandboxOptions(endpoints: SandboxEndpoints, token: string): Embe
   };
 }
 
-/** JSON that is safe inside a `<script>` element. */
-function scriptJson(value: unknown): string {
-  return JSON.stringify(value, null, 2)
-    .replace(/</g, '\\u003c')
-    .replace(/>/g, '\\u003e')
-    .replace(/&/g, '\\u0026')
-    .replace(/\u2028/g, '\\u2028')
-    .replace(/\u2029/g, '\\u2029');
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+/** How long the page waits for Sandbox's script before it opens the offline explorer instead. */
+export const SANDBOX_LOAD_TIMEOUT_MS = 8_000;
 
 /**
- * The landing page: Apollo's embedded Sandbox with `options`, under a Content-Security-Policy
- * that allows only the page's own nonce'd script and style, Sandbox's script and Sandbox's iframe.
- * Until Sandbox covers it (or when the browser cannot reach Apollo's CDN), the page shows the
- * endpoints and the subscription protocol.
+ * The landing page: Apollo's embedded Sandbox with `options`. When Sandbox's script cannot be
+ * loaded (an error, or nothing within {@link SANDBOX_LOAD_TIMEOUT_MS}), the same page loads the
+ * offline explorer (explorer.ts, `assets`) with `explorer`, or says how to build it when it is not
+ * built. The Content-Security-Policy allows the page's nonce'd scripts, the gateway's own files,
+ * Sandbox's script and Sandbox's iframe.
  */
-export function renderSandboxPage(options: EmbeddedSandboxOptions, nonce: string): string {
-  const csp = [
-    `script-src 'nonce-${nonce}' ${new URL(SANDBOX_SCRIPT).origin}`,
-    `style-src 'nonce-${nonce}'`,
-    `frame-src ${SANDBOX_FRAME_ORIGIN}`,
-    `img-src ${FAVICON_ORIGIN}`,
-  ].join('; ');
+export function renderSandboxPage(options: EmbeddedSandboxOptions, explorer: ExplorerConfig, nonce: string, assets: ExplorerAssets | null): string {
+  const csp = explorerCsp(explorer, nonce, {
+    'script-src': [new URL(SANDBOX_SCRIPT).origin],
+    'frame-src': [SANDBOX_FRAME_ORIGIN],
+    'img-src': [FAVICON_ORIGIN],
+  });
+  const unbuilt = assets
+    ? ''
+    : `
+      <p>The offline explorer is not built yet: <code>npm start</code> builds it, or run <code>npm run explorer:build</code> and reload.</p>`;
   return `<!DOCTYPE html>
 <html lang="en">
   <head>
@@ -245,40 +289,74 @@ export function renderSandboxPage(options: EmbeddedSandboxOptions, nonce: string
     <meta http-equiv="Content-Security-Policy" content="${csp}" />
     <meta name="viewport" content="width=device-width,initial-scale=1" />
     <title>SwiftCart · Apollo Sandbox</title>
-    <style nonce="${nonce}">
+    <style>
       body { margin: 0; overflow: hidden; font-family: system-ui, sans-serif; }
       .fallback { padding: 1em; opacity: 0; animation: fade-in 1s 1s forwards; }
       @keyframes fade-in { to { opacity: 1; } }
-      #embeddableSandbox { position: absolute; inset: 0; }
+      #embeddableSandbox, #${MOUNT_ELEMENT_ID} { position: absolute; inset: 0; }
+      #embeddableSandbox:empty, #${MOUNT_ELEMENT_ID}:empty { display: none; }
       #embeddableSandbox iframe { width: 100%; height: 100%; border: none; background: white; }
     </style>
   </head>
   <body>
     <div class="fallback">
       <h1>SwiftCart · Apollo Sandbox</h1>
-      <p>Sandbox loads from Apollo's CDN; this browser does not seem to reach it.</p>
+      <p>Sandbox loads from Apollo's CDN; this browser does not seem to reach it. The offline explorer opens instead: <a href="${EXPLORER_PATH}">${EXPLORER_PATH}</a>.</p>${unbuilt}
       <ul>
         <li>Queries and mutations: <code>${escapeHtml(options.initialEndpoint)}</code> (HTTP POST)</li>
         <li>Subscriptions: <code>${escapeHtml(options.initialSubscriptionEndpoint)}</code>, graphql-ws (WebSocket subprotocol <code>${SUBSCRIPTION_SUBPROTOCOL}</code>)</li>
       </ul>
     </div>
     <div id="embeddableSandbox"></div>
-    <script nonce="${nonce}" src="${SANDBOX_SCRIPT}"></script>
+    ${explorerElements(explorer)}
     <script nonce="${nonce}">
       var sandboxOptions = ${scriptJson(options)};
-      if (window.EmbeddedSandbox) new window.EmbeddedSandbox(sandboxOptions);
+      var explorerAssets = ${scriptJson(assets)};
+      var settled = false;
+      function openExplorer() {
+        if (settled) return;
+        settled = true;
+        if (!explorerAssets) return;
+        document.title = 'SwiftCart · GraphiQL';
+        explorerAssets.styles.forEach(function (href) {
+          var link = document.createElement('link');
+          link.rel = 'stylesheet';
+          link.href = href;
+          document.head.appendChild(link);
+        });
+        var script = document.createElement('script');
+        script.type = 'module';
+        script.nonce = ${JSON.stringify(nonce)};
+        script.src = explorerAssets.script;
+        document.body.appendChild(script);
+      }
+      function openSandbox() {
+        if (settled) return;
+        if (!window.EmbeddedSandbox) return openExplorer();
+        settled = true;
+        new window.EmbeddedSandbox(sandboxOptions);
+      }
+      var sandboxScript = document.createElement('script');
+      sandboxScript.nonce = ${JSON.stringify(nonce)};
+      sandboxScript.src = ${JSON.stringify(SANDBOX_SCRIPT)};
+      sandboxScript.onload = openSandbox;
+      sandboxScript.onerror = openExplorer;
+      setTimeout(openExplorer, ${SANDBOX_LOAD_TIMEOUT_MS});
+      document.head.appendChild(sandboxScript);
     </script>
   </body>
 </html>
 `;
 }
 
-/** The landing page, ready to serve: as an Apollo plugin and as the `/` route. */
+/** The landing page, ready to serve: as an Apollo plugin and as the `/` route, with the offline explorer. */
 export interface Sandbox {
   /** Apollo's landing page for `GET /graphql` accepting HTML. */
   readonly plugin: ApolloServerPlugin<BaseContext>;
   /** Serves the page on GET and HEAD; anything else falls through (404). */
   route(req: IncomingMessage, res: ServerResponse): Promise<boolean | void>;
+  /** The offline explorer at {@link EXPLORER_PATH}, with the same endpoints, token and examples. */
+  readonly explorer: Explorer;
   /** The page as served now. */
   html(): Promise<string>;
 }
@@ -286,9 +364,17 @@ export interface Sandbox {
 /**
  * Signs the development token for {@link DEMO_CUSTOMER} with `jwtSecret` now (so a bad secret
  * fails start-up), and returns the landing page. `endpoints` is asked on every request, so it can
- * depend on the port bound after this is called. `now` is for tests.
+ * depend on the port bound after this is called. `buildExplorer` builds the offline explorer in the
+ * background when it is missing or stale (the gateway process does; tests build it themselves).
+ * `now` is for tests.
  */
-export async function createSandbox(options: { jwtSecret: string; endpoints: () => SandboxEndpoints; now?: () => number }): Promise<Sandbox> {
+export async function createSandbox(options: {
+  jwtSecret: string;
+  endpoints: () => SandboxEndpoints;
+  buildExplorer?: boolean;
+  log?: (level: 'info' | 'warn', msg: string) => void;
+  now?: () => number;
+}): Promise<Sandbox> {
   const now = options.now ?? Date.now;
   const sign = () => signToken(options.jwtSecret, DEMO_CUSTOMER, `${DEMO_TOKEN_LIFETIME_SECONDS}s`);
   let token = await sign();
@@ -307,9 +393,21 @@ export async function createSandbox(options: { jwtSecret: string; endpoints: () 
       });
     return renewing;
   };
-  const html = async () => renderSandboxPage(sandboxOptions(options.endpoints(), await currentToken()), randomBytes(16).toString('base64'));
+  const nonce = () => randomBytes(16).toString('base64');
+  const explorer = createExplorer({
+    config: async () => explorerConfig(options.endpoints(), await currentToken()),
+    nonce,
+    build: options.buildExplorer,
+    log: options.log,
+  });
+  const html = async () => {
+    const endpoints = options.endpoints();
+    const current = await currentToken();
+    return renderSandboxPage(sandboxOptions(endpoints, current), explorerConfig(endpoints, current), nonce(), explorerAssets());
+  };
   return {
     html,
+    explorer,
     plugin: {
       async serverWillStart() {
         return { renderLandingPage: async () => ({ html }) };

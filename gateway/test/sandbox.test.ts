@@ -12,16 +12,24 @@ import { Kind, type OperationDefinitionNode, parse, validate } from 'graphql';
 import { ConfigError, viewerFromAuthorization } from '@swiftcart/platform';
 import { isolatedConfig, postGraphQL } from '../../test/support/stack.ts';
 import { type RunningGateway, startGateway } from '../src/gateway.ts';
-import { DEMO_TOKEN_LIFETIME_SECONDS, EXAMPLE_DOCUMENT, createSandbox, sandboxEndpoints } from '../src/sandbox.ts';
+import { DEMO_TOKEN_LIFETIME_SECONDS, EXAMPLE_DOCUMENT, EXAMPLE_OPERATIONS, createSandbox, sandboxEndpoints } from '../src/sandbox.ts';
+import { CONFIG_ELEMENT_ID, EXPLORER_BUNDLE, EXPLORER_PATH, type ExplorerConfig, explorerAssets, renderExplorerPage } from '../src/explorer.ts';
 
 const PRODUCTION_SECRET = 'sandbox-test-production-secret-0123456789';
-const CDN_SCRIPT =
-  /<script nonce="[^"]+" src="https:\/\/embeddable-sandbox\.cdn\.apollographql\.com\/v2\/embeddable-sandbox\.umd\.production\.min\.js"><\/script>/;
+const CDN_SCRIPT = /sandboxScript\.src = "https:\/\/embeddable-sandbox\.cdn\.apollographql\.com\/v2\/embeddable-sandbox\.umd\.production\.min\.js";/;
 
 /** The options object the page passes to `new window.EmbeddedSandbox(...)`. */
 function embeddedOptions(html: string): any {
-  const match = /var sandboxOptions = (\{[\s\S]*?\});\s*if \(window\.EmbeddedSandbox\) new window\.EmbeddedSandbox\(sandboxOptions\);/.exec(html);
+  const match = /var sandboxOptions = (\{[\s\S]*?\});\s*var explorerAssets/.exec(html);
   assert.ok(match, 'the page configures EmbeddedSandbox');
+  assert.match(html, /new window\.EmbeddedSandbox\(sandboxOptions\)/);
+  return JSON.parse(match[1]);
+}
+
+/** The offline explorer's configuration in a page (explorer.ts). */
+function explorerConfigOf(html: string): ExplorerConfig {
+  const match = new RegExp(`<script type="application/json" id="${CONFIG_ELEMENT_ID}">([\\s\\S]*?)</script>`).exec(html);
+  assert.ok(match, 'the page holds the explorer configuration');
   return JSON.parse(match[1]);
 }
 
@@ -135,6 +143,62 @@ describe('Sandbox at the gateway root, outside production', () => {
     assert.equal(await head.text(), '');
   });
 
+  test('the offline explorer: the page carries its configuration (these endpoints, the same token, one tab per example); /graphiql serves it with the bundle', async () => {
+    await EXPLORER_BUNDLE.buildIfStale();
+    const sandboxPage = await (await fetch(`${origin(gateway)}/`)).text();
+    const options = embeddedOptions(sandboxPage);
+    const explorer = explorerConfigOf(sandboxPage);
+    assert.equal(explorer.endpoint, gateway.url);
+    assert.equal(explorer.subscriptionEndpoint, gateway.url.replace(/^http/, 'ws'));
+    assert.deepEqual(explorer.headers, options.initialState.headers);
+    assert.deepEqual(
+      explorer.operations.map((o) => o.name),
+      EXAMPLE_OPERATIONS.map((o) => o.name),
+    );
+    assert.match(explorer.operations[0].document, /^# SwiftCart: [\s\S]*\nquery Products \{/, 'the first tab opens with the introduction');
+    for (const [index, operation] of explorer.operations.entries()) {
+      assert.equal(parse(operation.document).definitions.length, 1, `${operation.name}: one operation per tab`);
+      assert.deepEqual(operation.variables, EXAMPLE_OPERATIONS[index].variables);
+    }
+
+    const response = await fetch(`${origin(gateway)}${EXPLORER_PATH}`);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('cache-control'), 'no-store');
+    const page = await response.text();
+    assert.deepEqual(explorerConfigOf(page), explorer);
+    const assets = explorerAssets();
+    assert.ok(assets, 'built');
+    assert.ok(page.includes(`src="${assets.script}"`), 'the page loads the built entry');
+    for (const href of assets.styles) assert.ok(page.includes(`href="${href}"`));
+    const port = new URL(gateway.url).port;
+    assert.ok(page.includes(`connect-src 'self' http://127.0.0.1:${port} ws://127.0.0.1:${port}`), 'requests and sockets go to the gateway only');
+    assert.doesNotMatch(page, /https:\/\//, 'nothing from the internet');
+
+    const script = await fetch(`${origin(gateway)}${assets.script}`);
+    assert.equal(script.status, 200);
+    assert.equal(script.headers.get('content-type'), 'text/javascript; charset=utf-8');
+    assert.equal(script.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+    assert.ok((await script.text()).length > 1000);
+    for (const hidden of ['/.vite/manifest.json', '/.build-stamp', '/assets/..%2F.vite%2Fmanifest.json', '/assets/missing.js']) {
+      const other = await fetch(`${origin(gateway)}${EXPLORER_PATH}${hidden}`);
+      assert.equal(other.status, 404, hidden);
+      await other.body?.cancel();
+    }
+    const post = await fetch(`${origin(gateway)}${EXPLORER_PATH}`, { method: 'POST', body: '{}' });
+    assert.equal(post.status, 404);
+    await post.body?.cancel();
+  });
+
+  test('an explorer that is not built says how to build it, and loads nothing', () => {
+    const page = renderExplorerPage(
+      { endpoint: 'http://127.0.0.1:4000/graphql', subscriptionEndpoint: 'ws://127.0.0.1:4000/graphql', headers: {}, operations: [] },
+      'n0nce',
+      null,
+    );
+    assert.match(page, /npm run explorer:build/);
+    assert.doesNotMatch(page, /<script/);
+  });
+
   test('POST /graphql, /healthz, /readyz and /metrics are unchanged; other methods on / are 404', async () => {
     const result = await postGraphQL(gateway.url, '{ __typename }');
     assert.deepEqual(result.data, { __typename: 'Query' });
@@ -193,6 +257,8 @@ describe('Sandbox in production', () => {
       [`${origin(gateway)}/`, 'GET'],
       [`${origin(gateway)}/`, 'HEAD'],
       [gateway.url, 'GET'],
+      [`${origin(gateway)}${EXPLORER_PATH}`, 'GET'],
+      [`${origin(gateway)}${EXPLORER_PATH}/assets/main.js`, 'GET'],
     ] as const) {
       const response = await fetch(url, { method, headers: { accept: 'text/html' }, redirect: 'manual' });
       assert.doesNotMatch(response.headers.get('content-type') ?? '', /text\/html/, `${method} ${url}`);

@@ -28,7 +28,10 @@ export interface HttpServerOptions<TContext extends BaseContext> {
   readonly readiness: Readonly<Record<string, HealthCheck>>;
   readonly readinessTimeoutMs: number;
   readonly log: Logger;
-  /** Served at `/` and any other path before 404 (the gateway's landing page). */
+  /**
+   * Served at `/` and any other path before 404 (the gateway's landing page). A key `<prefix>/*`
+   * serves every path below `<prefix>/` that has no route of its own.
+   */
   readonly routes?: Readonly<Record<string, RouteHandler>>;
   /**
    * A subgraph's `SUBGRAPH_SECRET` (or the secrets accepted while it is rotated): every request but the health probes must carry one
@@ -104,6 +107,17 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The route whose key is `<prefix>/*` for a `<prefix>/` that `pathname` starts with (the longest), if any. */
+function prefixRoute(routes: Readonly<Record<string, RouteHandler>> | undefined, pathname: string): RouteHandler | undefined {
+  let found: { length: number; route: RouteHandler } | undefined;
+  for (const [key, route] of Object.entries(routes ?? {})) {
+    if (!key.endsWith('/*')) continue;
+    const prefix = key.slice(0, -1);
+    if (pathname.startsWith(prefix) && prefix.length > (found?.length ?? 0)) found = { length: prefix.length, route };
+  }
+  return found?.route;
+}
+
 /** Serves Apollo over plain node:http: the leanest integration, with keep-alive and no framework. */
 export function createHttpHandler<TContext extends BaseContext>(options: HttpServerOptions<TContext>) {
   const { apollo, log } = options;
@@ -119,7 +133,7 @@ export function createHttpHandler<TContext extends BaseContext>(options: HttpSer
       if (url.pathname === METRICS_PATH && options.metrics && (await options.metrics(req, res)) !== false) return;
       if (fromGateway && !fromGateway(req.headers)) return sendJson(res, GATEWAY_CREDENTIAL_STATUS, gatewayCredentialRequiredBody());
       if (url.pathname !== PATHS.graphql) {
-        const route = options.routes?.[url.pathname];
+        const route = options.routes?.[url.pathname] ?? prefixRoute(options.routes, url.pathname);
         if (route && (await route(req, res)) !== false) return;
         return sendJson(res, 404, { error: apollo === null ? NO_API_MESSAGE : `no route ${url.pathname}; GraphQL is served at ${PATHS.graphql}` });
       }

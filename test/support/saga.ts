@@ -30,6 +30,7 @@ import { dropDatabases, ensureDatabases, freePort } from '../../scripts/infra.ts
 
 import { seedProducts, type SeedProduct } from '../../subgraphs/product/src/catalogue.ts';
 import { seedStock } from '../../subgraphs/inventory/src/stock.ts';
+import { seedCatalogue } from '../../scripts/seed.ts';
 import {
   type GraphQLResult,
   type TestStack,
@@ -147,6 +148,18 @@ export interface SeedSku {
   readonly onHand: number;
   /** Minor units (default 1000). */
   readonly priceAmount?: number;
+  /** Default `Saga <sku>`. */
+  readonly name?: string;
+}
+
+/**
+ * The first `count` products of the demo catalogue (scripts/seed.ts: SKU-0001, "Compact Headphones,
+ * Orange", ...) with their prices and stock, for tests whose pages or screenshots show what a user
+ * of `npm start` sees.
+ */
+export function demoSkus(count: number): SeedSku[] {
+  const { products, stock } = seedCatalogue(count);
+  return products.map((product, index) => ({ sku: product.sku, name: product.name, priceAmount: product.priceAmount, onHand: stock[index].onHand }));
 }
 
 /**
@@ -156,7 +169,7 @@ export interface SeedSku {
 export async function seedSaga(system: SagaSystem, skus: readonly SeedSku[], timeoutMs = 20_000): Promise<void> {
   const products: SeedProduct[] = skus.map((s) => ({
     sku: s.sku,
-    name: `Saga ${s.sku}`,
+    name: s.name ?? `Saga ${s.sku}`,
     description: `saga test product ${s.sku}`,
     priceAmount: s.priceAmount ?? 1000,
     currency: 'EUR',

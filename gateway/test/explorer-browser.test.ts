@@ -1,0 +1,157 @@
+/**
+ * The offline explorer (gateway/src/explorer.ts) in a real Chromium that cannot reach the internet:
+ * Chromium resolves no host but 127.0.0.1, so Apollo's CDN is out of reach as on a machine
+ * offline. The gateway's landing page then opens GraphiQL, served by the gateway itself, and the
+ * test runs its example query, mutation and subscription against a real stack (product,
+ * inventory and order over PostgreSQL, Kafka and Redis), through GraphiQL's own Run button.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import path from 'node:path';
+import { chromiumArgs, screenshotDir } from '../../test/support/browser.ts';
+import { demoSkus, type SeededSaga, startSeededSaga } from '../../test/support/saga.ts';
+import { waitFor } from '../../test/support/wait.ts';
+import { ensureChromium } from '../../scripts/infra.ts';
+import { EXPLORER_BUNDLE, EXPLORER_PATH } from '../src/explorer.ts';
+import { EXAMPLE_OPERATIONS } from '../src/sandbox.ts';
+
+/** docs/images/ with UPDATE_SCREENSHOTS=1 (`explorer-offline.png`), else a temporary folder. */
+const IMAGES = screenshotDir();
+
+/** Chromium's resolver fails every host but the loopback address the gateway listens on: no internet. */
+const OFFLINE = '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1';
+
+/** The GraphQL results and graphql-ws `next` payloads the page received, in order. */
+interface Traffic {
+  readonly results: { operationName: string; body: any }[];
+  readonly frames: any[];
+  readonly outside: string[];
+  /** What the page's Content-Security-Policy refused: nothing, or the explorer is missing a piece. */
+  readonly refused: string[];
+}
+
+describe('offline explorer in Chromium, internet blocked', () => {
+  let saga: SeededSaga;
+  let browser: Browser;
+  let origin: string;
+
+  before(async () => {
+    const executablePath = ensureChromium({ log: console.log });
+    // The gateway process (npm start) builds the bundle itself; a gateway inside a test does not.
+    await EXPLORER_BUNDLE.buildIfStale(console.log);
+    saga = await startSeededSaga(demoSkus(2), {}, ['product', 'inventory', 'order']);
+    origin = new URL(saga.stack.gateway!.url).origin;
+    browser = await chromium.launch({ executablePath, args: [...chromiumArgs(), OFFLINE] });
+  });
+  after(async () => {
+    await browser?.close();
+    await saga?.stack.close();
+  });
+
+  /** A page that records what it sends where, and what comes back. */
+  async function openPage(path: string): Promise<{ page: Page; traffic: Traffic }> {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const traffic: Traffic = { results: [], frames: [], outside: [], refused: [] };
+    page.on('pageerror', (error) => console.error('page error:', error));
+    page.on('console', (message) => {
+      if (/Content Security Policy/.test(message.text())) traffic.refused.push(message.text());
+    });
+    page.on('request', (request) => {
+      if (!request.url().startsWith(origin)) traffic.outside.push(request.url());
+    });
+    page.on('response', async (response) => {
+      const request = response.request();
+      if (request.method() !== 'POST' || !response.url().startsWith(`${origin}/graphql`)) return;
+      const operationName = request.postDataJSON()?.operationName ?? '';
+      traffic.results.push({ operationName, body: await response.json().catch(() => null) });
+    });
+    page.on('websocket', (socket) =>
+      socket.on('framereceived', ({ payload }) => {
+        const message = JSON.parse(String(payload));
+        if (message.type === 'next') traffic.frames.push(message.payload);
+      }),
+    );
+    await page.goto(`${origin}${path}`);
+    await page.locator('.graphiql-container').waitFor({ timeout: 20_000 });
+    // GraphiQL's Run does nothing until it has the schema.
+    await waitFor(() => resultOf(traffic, 'IntrospectionQuery'), 'GraphiQL to introspect the schema');
+    return { page, traffic };
+  }
+
+  /** Opens the tab of `operation` and presses Run. */
+  async function run(page: Page, operation: string): Promise<void> {
+    await page.locator('.graphiql-tab', { hasText: operation }).click();
+    await page.locator('.graphiql-execute-button').click();
+  }
+
+  const resultOf = (traffic: Traffic, operationName: string) => traffic.results.find((r) => r.operationName === operationName)?.body;
+
+  it('the landing page opens GraphiQL when Sandbox cannot load, and runs a query, a mutation and a subscription', async () => {
+    const { page, traffic } = await openPage('/');
+    assert.equal(await page.title(), 'SwiftCart · GraphiQL');
+    // One tab per example operation, named by it.
+    const tabs = await page.locator('.graphiql-tab').allInnerTexts();
+    assert.deepEqual(
+      tabs.map((t) => t.trim()),
+      EXAMPLE_OPERATIONS.map((o) => o.name),
+    );
+
+    await run(page, 'Products');
+    const products = await waitFor(() => resultOf(traffic, 'Products'), 'the Products result');
+    assert.equal(products.errors, undefined, JSON.stringify(products.errors));
+    assert.deepEqual(
+      products.data.products.edges.map((e: any) => e.node.sku),
+      ['SKU-0001', 'SKU-0002'],
+    );
+    assert.equal(products.data.products.edges[0].node.name, demoSkus(1)[0].name);
+    await page.locator('.result-window', { hasText: 'SKU-0001' }).waitFor();
+
+    // The mutation carries the development token from the Headers panel: the order is demo-customer's.
+    await run(page, 'PlaceOrder');
+    const placed = await waitFor(() => resultOf(traffic, 'PlaceOrder'), 'the PlaceOrder result');
+    assert.equal(placed.errors, undefined, JSON.stringify(placed.errors));
+    assert.equal(placed.data.placeOrder.status, 'PENDING');
+    assert.deepEqual(placed.data.placeOrder.items, [{ sku: 'SKU-0001', quantity: 1 }]);
+    const orders = await saga.system.em('order').execute<{ customer_id: string }[]>('select customer_id from orders where id = ?', [placed.data.placeOrder.id]);
+    assert.deepEqual(
+      orders.map((o) => o.customer_id),
+      ['demo-customer'],
+    );
+
+    // The subscription runs over graphql-ws: the current stock first, then each change.
+    await run(page, 'StockChanges');
+    await waitFor(() => traffic.frames.length >= 2 || undefined, 'the current stock of both skus');
+    const first = traffic.frames.map((f) => f.data.stockLevelChanged);
+    assert.deepEqual(first.map((s: any) => s.sku).sort(), ['SKU-0001', 'SKU-0002']);
+    const before = first.find((s: any) => s.sku === 'SKU-0002');
+    const adjusted = await saga.stack.graphql('mutation { adjustStock(sku: "SKU-0002", delta: -3, reason: "explorer test") { available version } }', {
+      token: saga.admin,
+    });
+    assert.equal(adjusted.errors, undefined, JSON.stringify(adjusted.errors));
+    const change = await waitFor(
+      () => traffic.frames.map((f) => f.data.stockLevelChanged).find((s: any) => s.sku === 'SKU-0002' && s.version > before.version),
+      'the change to reach the explorer',
+    );
+    assert.equal(change.available, before.available - 3);
+    await page.locator('.result-window', { hasText: String(change.available) }).waitFor();
+    await page.screenshot({ path: path.join(IMAGES, 'explorer-offline.png') });
+    assert.deepEqual(traffic.refused, []);
+
+    // Nothing left the machine but the one attempt at Sandbox's script, which failed.
+    assert.deepEqual(traffic.outside, ['https://embeddable-sandbox.cdn.apollographql.com/v2/embeddable-sandbox.umd.production.min.js']);
+    await page.close();
+  });
+
+  it(`opens directly at ${EXPLORER_PATH}, with the token in the Headers panel, and asks for nothing outside the gateway`, async () => {
+    const { page, traffic } = await openPage(EXPLORER_PATH);
+    await run(page, 'Products');
+    const products = await waitFor(() => resultOf(traffic, 'Products'), 'the Products result');
+    assert.equal(products.data.products.totalCount, 2);
+    await page.getByRole('button', { name: 'Headers' }).click();
+    await page.locator('.graphiql-editor-tool', { hasText: 'Bearer ey' }).waitFor();
+    assert.deepEqual(traffic.outside, []);
+    assert.deepEqual(traffic.refused, []);
+    await page.close();
+  });
+});
