@@ -160,8 +160,6 @@ ${(assets?.styles ?? []).map((href) => `    <link rel="stylesheet" href="${escap
 export interface Explorer {
   /** Serves the page at {@link EXPLORER_PATH} and the bundle's files under it; anything else falls through (404). */
   route(req: IncomingMessage, res: ServerResponse): Promise<boolean | void>;
-  /** Waits for a build this gateway started ({@link createExplorer}'s `build`); resolves at once otherwise. */
-  ready(): Promise<void>;
 }
 
 /**
@@ -183,7 +181,6 @@ export function createExplorer(options: {
       )
     : Promise.resolve();
   return {
-    ready: () => building,
     async route(req, res) {
       if (req.method !== 'GET' && req.method !== 'HEAD') return false;
       const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;

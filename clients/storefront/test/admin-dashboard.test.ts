@@ -13,18 +13,19 @@ import { statSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { chromiumArgs, screenshotDir } from '../../../test/support/browser.ts';
 import type { TestStack } from '../../../test/support/stack.ts';
-import { type SagaSystem, placeOrder, seedSaga, startSagaStack, systemOf, waitFor, waitForStatus } from '../../../test/support/saga.ts';
+import { type SagaSystem, demoSkus, placeOrder, seedSaga, startSagaStack, systemOf, waitFor, waitForStatus } from '../../../test/support/saga.ts';
 import { ensureChromium, freePort } from '../../../scripts/infra.ts';
 import { startStorefront, type StorefrontServer } from '../server.ts';
 import { SERVICE_NAMES } from '@swiftcart/platform';
 
 /** docs/images/ with UPDATE_SCREENSHOTS=1, else a temporary folder, so `npm test` leaves the checkout clean. */
 const IMAGES = screenshotDir();
-const PREFIX = `ADM${Date.now().toString(36).slice(-5).toUpperCase()}`;
-const SKU_A = `${PREFIX}-A`;
-const SKU_B = `${PREFIX}-B`;
-const PRICE_A = 2499;
-const PRICE_B = 1299;
+/** Two products of the demo catalogue that `npm start` seeds (scripts/seed.ts), as the screenshot shows them. */
+const [PRODUCT_A, PRODUCT_B] = demoSkus(2);
+const SKU_A = PRODUCT_A.sku;
+const SKU_B = PRODUCT_B.sku;
+const PRICE_A = PRODUCT_A.priceAmount!;
+const PRICE_B = PRODUCT_B.priceAmount!;
 
 /** What the page shows of the current hour and of the 24 hours, from the figures' data attributes. */
 interface Shown {
@@ -66,10 +67,7 @@ describe('admin sales dashboard in a browser', () => {
     const storefrontPort = await freePort();
     stack = await startSagaStack({ ALLOWED_ORIGINS: `http://127.0.0.1:${storefrontPort}` }, SERVICE_NAMES);
     system = systemOf(stack);
-    await seedSaga(system, [
-      { sku: SKU_A, onHand: 50, priceAmount: PRICE_A },
-      { sku: SKU_B, onHand: 50, priceAmount: PRICE_B },
-    ]);
+    await seedSaga(system, [PRODUCT_A, PRODUCT_B]);
     storefront = await startStorefront({
       port: storefrontPort,
       host: '127.0.0.1',
@@ -172,7 +170,7 @@ describe('admin sales dashboard in a browser', () => {
     // The top products are read again after the change: the product by name, with its units and revenue.
     const topA = page.locator(`.top-products tr[data-sku="${SKU_A}"]`);
     await topA.waitFor({ timeout: 10_000 });
-    assert.equal(await topA.locator('.name').innerText(), `Saga ${SKU_A}`);
+    assert.equal(await topA.locator('.name').innerText(), PRODUCT_A.name);
     assert.equal(await topA.getAttribute('data-units'), '2');
     assert.equal(await topA.getAttribute('data-revenue'), String(2 * PRICE_A));
 

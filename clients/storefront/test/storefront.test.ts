@@ -15,7 +15,18 @@ import { chromiumArgs, screenshotDir } from '../../../test/support/browser.ts';
 import { type RunningConsumer, SERVICE_NAMES, startConsumer } from '@swiftcart/platform';
 import { loadServiceModule, type TestStack } from '../../../test/support/stack.ts';
 import { admissionOf } from '../../../subgraphs/order/src/service.ts';
-import { type SagaSystem, placeOrder, seedSaga, startSagaStack, stockOf, systemOf, waitFor, waitForReplica, waitForStock } from '../../../test/support/saga.ts';
+import {
+  type SagaSystem,
+  demoSkus,
+  placeOrder,
+  seedSaga,
+  startSagaStack,
+  stockOf,
+  systemOf,
+  waitFor,
+  waitForReplica,
+  waitForStock,
+} from '../../../test/support/saga.ts';
 import { fatal } from '../../../test/support/wait.ts';
 import { ensureChromium, freePort } from '../../../scripts/infra.ts';
 import { startStorefront, type StorefrontServer } from '../server.ts';
@@ -25,12 +36,24 @@ import { startStorefront, type StorefrontServer } from '../server.ts';
  * other runs write them to a temporary folder, so `npm test` leaves the checkout clean.
  */
 const IMAGES = screenshotDir();
-// A prefix per run: the test databases outlive runs, and search by prefix shows only this run's products.
-const PREFIX = `WEB${Date.now().toString(36).slice(-5).toUpperCase()}`;
-const SKU_A = `${PREFIX}-A`;
-const SKU_B = `${PREFIX}-B`;
-const SKU_C = `${PREFIX}-C`;
-const ON_HAND = 20;
+/**
+ * The first page of the demo catalogue that `npm start` seeds (scripts/seed.ts): the names, prices
+ * and stock a user sees, so the screenshots show the shop as it is.
+ */
+const DEMO = demoSkus(12);
+const bySku = (sku: string) => DEMO.find((product) => product.sku === sku)!;
+// Which three the tests use: B and C have less stock than a cart holds of one product (100), so a
+// test can ask for more than there is.
+const SKU_A = 'SKU-0003';
+const SKU_B = 'SKU-0001';
+const SKU_C = 'SKU-0002';
+const ON_HAND_A = bySku(SKU_A).onHand;
+const ON_HAND_B = bySku(SKU_B).onHand;
+const ON_HAND_C = bySku(SKU_C).onHand;
+const PRICE_A = bySku(SKU_A).priceAmount!;
+const PRICE_B = bySku(SKU_B).priceAmount!;
+/** Minor units as the page shows them, e.g. 6.36. */
+const shown = (amount: number) => (amount / 100).toFixed(2);
 /** placeOrder's admission threshold in this stack: the last test makes the saga lag past it. */
 const ADMISSION_MAX_LAG_MS = 3_000;
 
@@ -60,13 +83,14 @@ describe('storefront in a browser', () => {
       SERVICE_NAMES,
     );
     system = systemOf(stack);
-    await seedSaga(system, [
-      { sku: SKU_A, onHand: ON_HAND, priceAmount: 1999 },
-      { sku: SKU_B, onHand: ON_HAND, priceAmount: 2499 },
-      { sku: SKU_C, onHand: ON_HAND, priceAmount: 999 },
-    ]);
+    await seedSaga(system, DEMO);
     // The cart service takes a sku only once its product event has reached the cart's catalogue replica.
-    await waitForReplica(system, [SKU_A, SKU_B, SKU_C], 20_000, 'cart');
+    await waitForReplica(
+      system,
+      DEMO.map((product) => product.sku),
+      20_000,
+      'cart',
+    );
     storefront = await startStorefront({
       port: storefrontPort,
       host: '127.0.0.1',
@@ -89,11 +113,11 @@ describe('storefront in a browser', () => {
     await stack?.[Symbol.asyncDispose]();
   });
 
-  /** A new tab on the search for this run's products, signed in as alice (the session is shared by the context's tabs). */
+  /** A new tab on the first page of products, signed in as alice (the session is shared by the context's tabs). */
   async function productsPage(): Promise<Page> {
     const page = await context.newPage();
     page.on('pageerror', (error) => console.error('page error:', error));
-    await page.goto(`${storefront.url}#/?q=${PREFIX}`);
+    await page.goto(`${storefront.url}#/`);
     await page.locator(`.card[data-sku="${SKU_A}"] .stock`).waitFor();
     return page;
   }
@@ -124,7 +148,7 @@ describe('storefront in a browser', () => {
 
   /** From an empty cart: adds one `sku`, checks out with `paymentMethod` and returns the order id the page moved to. */
   async function checkout(page: Page, sku: string, paymentMethod: string): Promise<string> {
-    await page.goto(`${storefront.url}#/?q=${PREFIX}`);
+    await page.goto(`${storefront.url}#/`);
     await addFromProducts(page, sku, 1);
     await page.goto(`${storefront.url}#/cart`);
     await page.locator(`tr[data-sku="${sku}"][data-quantity="1"]`).waitFor();
@@ -151,9 +175,10 @@ describe('storefront in a browser', () => {
     // Signing in renders the page again, and the header counts the customer's cart.
     await cartLink(page, 0).waitFor();
     await badge(page, SKU_C).waitFor();
-    assert.equal(await page.locator('.card').count(), 3);
-    assert.equal(await badge(page, SKU_A).getAttribute('data-available'), String(ON_HAND));
-    assert.match(await page.locator(`.card[data-sku="${SKU_A}"] .price`).innerText(), /19\.99/);
+    assert.equal(await page.locator('.card').count(), DEMO.length);
+    assert.equal(await badge(page, SKU_A).getAttribute('data-available'), String(ON_HAND_A));
+    assert.ok((await page.locator(`.card[data-sku="${SKU_A}"] .price`).innerText()).includes(shown(PRICE_A)));
+    assert.ok((await page.locator(`.card[data-sku="${SKU_A}"]`).innerText()).includes(bySku(SKU_A).name!));
     await page.screenshot({ path: path.join(IMAGES, 'storefront-products.png') });
     assert.ok(statSync(path.join(IMAGES, 'storefront-products.png')).size > 10_000, 'a real screenshot');
     await page.close();
@@ -180,9 +205,9 @@ describe('storefront in a browser', () => {
     await line(SKU_B, 1).waitFor({ timeout: 10_000 });
     const total = cartTab.locator('.cart-lines .total[data-item-count="3"]');
     await total.waitFor();
-    assert.equal(await total.getAttribute('data-subtotal'), String(2 * 1999 + 2499));
-    assert.match(await total.innerText(), /64\.97/);
-    assert.match(await line(SKU_A, 2).locator('.name').innerText(), new RegExp(SKU_A));
+    assert.equal(await total.getAttribute('data-subtotal'), String(2 * PRICE_A + PRICE_B));
+    assert.ok((await total.innerText()).includes(shown(2 * PRICE_A + PRICE_B)));
+    assert.ok((await line(SKU_A, 2).locator('.name').innerText()).includes(bySku(SKU_A).name!));
     await cartLink(cartTab, 3).waitFor();
 
     // And back: the cart tab's quantity controls change the cart the shop tab's header counts.
@@ -191,25 +216,25 @@ describe('storefront in a browser', () => {
     await cartLink(shopTab, 4).waitFor({ timeout: 10_000 });
     // More than the stock: the line says so (a warning per line), and offers to reduce it.
     const quantity = cartTab.locator(`tr[data-sku="${SKU_B}"] input[type=number]`);
-    await quantity.fill(String(ON_HAND + 1));
+    await quantity.fill(String(ON_HAND_B + 1));
     await quantity.press('Tab');
-    await cartLink(shopTab, ON_HAND + 3).waitFor({ timeout: 10_000 });
-    const warning = line(SKU_B, ON_HAND + 1).locator('.warning[data-reason="OUT_OF_STOCK"]');
+    await cartLink(shopTab, ON_HAND_B + 3).waitFor({ timeout: 10_000 });
+    const warning = line(SKU_B, ON_HAND_B + 1).locator('.warning[data-reason="OUT_OF_STOCK"]');
     await warning.waitFor();
-    assert.match(await warning.innerText(), new RegExp(`only ${ON_HAND} of ${SKU_B} left`));
+    assert.match(await warning.innerText(), new RegExp(`only ${ON_HAND_B} of ${SKU_B} left`));
     await cartTab.screenshot({ path: path.join(IMAGES, 'storefront-cart.png') });
-    await warning.getByRole('button', { name: `Reduce to ${ON_HAND}` }).click();
-    await cartLink(shopTab, ON_HAND + 2).waitFor({ timeout: 10_000 });
-    await line(SKU_B, ON_HAND).waitFor();
+    await warning.getByRole('button', { name: `Reduce to ${ON_HAND_B}` }).click();
+    await cartLink(shopTab, ON_HAND_B + 2).waitFor({ timeout: 10_000 });
+    await line(SKU_B, ON_HAND_B).waitFor();
     assert.equal(await cartTab.locator('.warning').count(), 0, 'no warning once the quantity fits the stock');
     await line(SKU_A, 2).locator('button.remove').click();
-    await cartLink(shopTab, ON_HAND).waitFor({ timeout: 10_000 });
+    await cartLink(shopTab, ON_HAND_B).waitFor({ timeout: 10_000 });
     await cartTab.locator(`tr[data-sku="${SKU_A}"]`).waitFor({ state: 'detached' });
 
     // A third tab opened now reads the same cart.
     const lateTab = await context.newPage();
     await lateTab.goto(`${storefront.url}#/cart`);
-    await lateTab.locator(`tr[data-sku="${SKU_B}"][data-quantity="${ON_HAND}"]`).waitFor({ timeout: 10_000 });
+    await lateTab.locator(`tr[data-sku="${SKU_B}"][data-quantity="${ON_HAND_B}"]`).waitFor({ timeout: 10_000 });
     assert.equal(await lateTab.locator('tbody tr').count(), 1);
 
     // Emptied elsewhere (here through the API): every tab shows it.
@@ -241,7 +266,7 @@ describe('storefront in a browser', () => {
     await buyer.screenshot({ path: path.join(IMAGES, 'storefront-order.png') });
     assert.ok(statSync(path.join(IMAGES, 'storefront-order.png')).size > 10_000, 'a real screenshot');
     // The other tab's badge follows stockLevelChanged.
-    await watcher.locator(`.card[data-sku="${SKU_A}"] .stock[data-available="${ON_HAND - 1}"]`).waitFor({ timeout: 10_000 });
+    await watcher.locator(`.card[data-sku="${SKU_A}"] .stock[data-available="${ON_HAND_A - 1}"]`).waitFor({ timeout: 10_000 });
     // "My orders" lists it.
     await buyer.goto(`${storefront.url}#/orders`);
     await buyer.locator(`[data-order="${orderId}"]`).waitFor();
@@ -256,10 +281,10 @@ describe('storefront in a browser', () => {
     await checkout(buyer, SKU_B, 'tok_decline');
     await buyer.locator('.order-status[data-status="CANCELLED"]').waitFor({ timeout: 15_000 });
     assert.match(await buyer.locator('.outcome').innerText(), /payment was declined/i);
-    await waitForStock(system, SKU_B, { available: ON_HAND, reserved: 0 });
+    await waitForStock(system, SKU_B, { available: ON_HAND_B, reserved: 0 });
     // The badge dropped when the stock was reserved and returns when it is released.
-    await watcher.locator(`.card[data-sku="${SKU_B}"] .stock[data-available="${ON_HAND}"]`).waitFor({ timeout: 10_000 });
-    assert.equal((await stockOf(system, SKU_B)).available, ON_HAND);
+    await watcher.locator(`.card[data-sku="${SKU_B}"] .stock[data-available="${ON_HAND_B}"]`).waitFor({ timeout: 10_000 });
+    assert.equal((await stockOf(system, SKU_B)).available, ON_HAND_B);
     await watcher.close();
     await buyer.close();
   });
@@ -329,7 +354,7 @@ describe('storefront in a browser', () => {
       await page.screenshot({ path: path.join(IMAGES, 'storefront-profile.png') });
 
       // Checkout offers the saved addresses, the default preselected, and a new address.
-      await page.goto(`${storefront.url}#/?q=${PREFIX}`);
+      await page.goto(`${storefront.url}#/`);
       await addFromProducts(page, SKU_A, 1);
       await page.goto(`${storefront.url}#/cart`);
       await page.locator(`tr[data-sku="${SKU_A}"]`).waitFor();
@@ -390,7 +415,7 @@ describe('storefront in a browser', () => {
     // Signed out: adding to the cart, and the cart page, ask to sign in instead of failing.
     await page.evaluate(() => localStorage.removeItem('swiftcart.session'));
     await page.reload();
-    await page.goto(`${storefront.url}#/?q=${PREFIX}`);
+    await page.goto(`${storefront.url}#/`);
     await page.locator(`.card[data-sku="${SKU_C}"] button.add`).click();
     await page.locator(`.card[data-sku="${SKU_C}"] .message`, { hasText: /sign in/i }).waitFor();
     await page.goto(`${storefront.url}#/cart`);
@@ -398,7 +423,7 @@ describe('storefront in a browser', () => {
     // Signing in shows bob's cart at once.
     await signIn(page, 'bob');
     await page.locator('.cart-lines .empty').waitFor();
-    await page.goto(`${storefront.url}#/?q=${PREFIX}`);
+    await page.goto(`${storefront.url}#/`);
     await addFromProducts(page, SKU_C, 1);
     await page.goto(`${storefront.url}#/cart`);
     const quantity = page.locator(`tr[data-sku="${SKU_C}"] input[type=number]`);
@@ -408,9 +433,9 @@ describe('storefront in a browser', () => {
     await page.locator('.cart-message', { hasText: /at most 100 of one product/ }).waitFor({ timeout: 10_000 });
     assert.equal(await quantity.inputValue(), '1');
     // More than the stock: the line warns, the order is placed, then rejected; the page says why.
-    await quantity.fill(String(ON_HAND + 5));
+    await quantity.fill(String(ON_HAND_C + 5));
     await quantity.press('Tab');
-    await cartLink(page, ON_HAND + 5).waitFor({ timeout: 10_000 });
+    await cartLink(page, ON_HAND_C + 5).waitFor({ timeout: 10_000 });
     await page.locator(`tr[data-sku="${SKU_C}"] .warning[data-reason="OUT_OF_STOCK"]`).waitFor();
     await page.click('.checkout button[type=submit]');
     const outcome = page.locator('.outcome, .checkout .error').first();
