@@ -6,7 +6,16 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['**/node_modules/**', '.data/**', '**/generated/**', 'clients/storefront/dist/**', 'clients/sdk/dist/**', 'gateway/explorer/dist/**', 'bench/results/**', 'eslint.config.js'],
+    ignores: [
+      '**/node_modules/**',
+      '.data/**',
+      '**/generated/**',
+      'clients/storefront/dist/**',
+      'clients/sdk/dist/**',
+      'gateway/explorer/dist/**',
+      'bench/results/**',
+      'eslint.config.js',
+    ],
   },
   js.configs.recommended,
   tseslint.configs.eslintRecommended,

@@ -8,7 +8,8 @@
  * `EmbeddedSandbox` script from Apollo's CDN, version {@link DEFAULT_EMBEDDED_SANDBOX_VERSION} as
  * Apollo Server uses) with every setting explicit: the endpoint, the subscription endpoint, a
  * development token in the `Authorization` header and an example operation. The options are those
- * of `EmbeddableSandboxOptions` in `@apollo/sandbox` 2.7.
+ * of `EmbeddableSandboxOptions` in `@apollo/sandbox` 2.7. Where the browser cannot load Sandbox
+ * from the CDN, the same page opens the offline explorer (explorer.ts), set up the same way.
  *
  * Never used in production: there the landing page is disabled and no token is signed.
  */
