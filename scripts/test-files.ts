@@ -31,6 +31,7 @@ export const UNIT_TESTS: readonly string[] = [
   'gateway/test/result-shaping.test.ts',
   'gateway/test/token.test.ts',
   'platform/test/auth.test.ts',
+  'platform/test/bundle.test.ts',
   'platform/test/catalogue.test.ts',
   'platform/test/config.test.ts',
   'platform/test/input.test.ts',

@@ -30,7 +30,14 @@ export const EXPLORER_BUNDLE = new Bundle({
   name: 'explorer',
   outDir: DIST,
   // The packages count too: an upgrade of graphiql must not keep serving the old build.
-  sources: [path.join(ROOT, ENTRY), path.join(ROOT, 'wire.ts'), path.join(ROOT, '..', '..', 'package-lock.json')],
+  // So do this module (Vite's options, the path) and the build helper.
+  sources: [
+    path.join(ROOT, ENTRY),
+    path.join(ROOT, 'wire.ts'),
+    fileURLToPath(import.meta.url),
+    fileURLToPath(import.meta.resolve('@swiftcart/platform/bundle')),
+    path.join(ROOT, '..', '..', 'package-lock.json'),
+  ],
   vite: {
     root: ROOT,
     base: `${EXPLORER_PATH}/`,
@@ -60,7 +67,12 @@ export function explorerAssets(): ExplorerAssets | null {
     return null;
   }
   if (cached?.stamp !== stamp) {
-    const chunks = JSON.parse(readFileSync(manifest, 'utf8')) as Record<string, { file: string; css?: string[]; imports?: string[] }>;
+    let chunks: Record<string, { file: string; css?: string[]; imports?: string[] }>;
+    try {
+      chunks = JSON.parse(readFileSync(manifest, 'utf8'));
+    } catch {
+      return null; // being written by a build in another process: no explorer on this page
+    }
     const entry = chunks[ENTRY];
     if (!entry) return null;
     // The entry's stylesheets and those of the chunks it imports statically; Vite's own loader adds
@@ -85,9 +97,9 @@ export function explorerAssets(): ExplorerAssets | null {
  * and the gateway's own files. Styles: inline too, because Monaco writes `<style>` elements as it
  * runs. Workers: the gateway's own (Monaco's language workers). Requests and WebSockets: the page's
  * origin and the two endpoints (which differ from it behind a proxy). `extra` adds sources per
- * directive (Sandbox's CDN and frame).
+ * directive (Sandbox's CDN and frame), or drops a directive (null).
  */
-export function explorerCsp(config: ExplorerConfig, nonce: string, extra: Readonly<Record<string, readonly string[]>> = {}): string {
+export function explorerCsp(config: ExplorerConfig, nonce: string, extra: Readonly<Record<string, readonly string[] | null>> = {}): string {
   const directives: Record<string, string[]> = {
     'default-src': ["'self'"],
     'script-src': ["'self'", `'nonce-${nonce}'`],
@@ -97,7 +109,10 @@ export function explorerCsp(config: ExplorerConfig, nonce: string, extra: Readon
     'img-src': ["'self'", 'data:'],
     'font-src': ["'self'", 'data:'],
   };
-  for (const [directive, sources] of Object.entries(extra)) directives[directive] = [...(directives[directive] ?? []), ...sources];
+  for (const [directive, sources] of Object.entries(extra)) {
+    if (sources === null) delete directives[directive];
+    else directives[directive] = [...(directives[directive] ?? []), ...sources];
+  }
   return Object.entries(directives)
     .map(([directive, sources]) => `${directive} ${[...new Set(sources)].join(' ')}`)
     .join('; ');
@@ -140,7 +155,7 @@ export function renderExplorerPage(config: ExplorerConfig, nonce: string, assets
 <html lang="en">
   <head>
     <meta charset="utf-8" />
-    <meta http-equiv="Content-Security-Policy" content="${explorerCsp(config, nonce)}" />
+    <meta http-equiv="Content-Security-Policy" content="${escapeHtml(explorerCsp(config, nonce))}" />
     <meta name="viewport" content="width=device-width,initial-scale=1" />
     <title>SwiftCart · GraphiQL</title>
 ${(assets?.styles ?? []).map((href) => `    <link rel="stylesheet" href="${escapeHtml(href)}" />\n`).join('')}    <style>
@@ -160,6 +175,8 @@ ${(assets?.styles ?? []).map((href) => `    <link rel="stylesheet" href="${escap
 export interface Explorer {
   /** Serves the page at {@link EXPLORER_PATH} and the bundle's files under it; anything else falls through (404). */
   route(req: IncomingMessage, res: ServerResponse): Promise<boolean | void>;
+  /** Resolves once a build this gateway started (`build`) has ended; at once when it started none. */
+  built(): Promise<void>;
 }
 
 /**
@@ -181,6 +198,7 @@ export function createExplorer(options: {
       )
     : Promise.resolve();
   return {
+    built: () => building,
     async route(req, res) {
       if (req.method !== 'GET' && req.method !== 'HEAD') return false;
       const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;

@@ -243,8 +243,8 @@ export interface EmbeddedSandboxOptions {
  * <token>` in its Headers panel (Sandbox also sends its headers as graphql-ws `connectionParams`,
  * which is where the gateway reads a subscriber's token) and the example operation loaded.
  * Cookies are off (the API uses bearer tokens), the endpoint is fixed to this gateway, Sandbox's
- * telemetry is off, and the iframe is sized by the page's stylesheet rather than by inline styles,
- * which the page's Content-Security-Policy would block.
+ * telemetry is off, and the iframe is sized by the page's stylesheet rather than by styles Sandbox
+ * would write into the page.
  */
 export function sandboxOptions(endpoints: SandboxEndpoints, token: string): EmbeddedSandboxOptions {
   return {
@@ -274,7 +274,12 @@ export const SANDBOX_LOAD_TIMEOUT_MS = 8_000;
  * Sandbox's script and Sandbox's iframe.
  */
 export function renderSandboxPage(options: EmbeddedSandboxOptions, explorer: ExplorerConfig, nonce: string, assets: ExplorerAssets | null): string {
+  // Sandbox's script runs in this page and makes requests of its own for its iframe: connections and
+  // fonts stay as open as they were before the explorer came; scripts, frames and images do not.
   const csp = explorerCsp(explorer, nonce, {
+    'default-src': null,
+    'connect-src': null,
+    'font-src': null,
     'script-src': [new URL(SANDBOX_SCRIPT).origin],
     'frame-src': [SANDBOX_FRAME_ORIGIN],
     'img-src': [FAVICON_ORIGIN],
@@ -287,7 +292,7 @@ export function renderSandboxPage(options: EmbeddedSandboxOptions, explorer: Exp
 <html lang="en">
   <head>
     <meta charset="utf-8" />
-    <meta http-equiv="Content-Security-Policy" content="${csp}" />
+    <meta http-equiv="Content-Security-Policy" content="${escapeHtml(csp)}" />
     <meta name="viewport" content="width=device-width,initial-scale=1" />
     <title>SwiftCart · Apollo Sandbox</title>
     <style>
@@ -329,6 +334,9 @@ export function renderSandboxPage(options: EmbeddedSandboxOptions, explorer: Exp
         script.type = 'module';
         script.nonce = ${JSON.stringify(nonce)};
         script.src = explorerAssets.script;
+        script.onerror = function () {
+          document.querySelector('.fallback p').textContent = 'Neither Sandbox nor the offline explorer could be loaded: reload the page.';
+        };
         document.body.appendChild(script);
       }
       function openSandbox() {
@@ -402,6 +410,8 @@ export async function createSandbox(options: {
     log: options.log,
   });
   const html = async () => {
+    // A build under way (npm start's gateway, a stale bundle) is waited for, so the page names the files it will find.
+    await explorer.built();
     const endpoints = options.endpoints();
     const current = await currentToken();
     return renderSandboxPage(sandboxOptions(endpoints, current), explorerConfig(endpoints, current), nonce(), explorerAssets());

@@ -79,9 +79,15 @@ describe('offline explorer in Chromium, internet blocked', () => {
     return { page, traffic };
   }
 
-  /** Opens the tab of `operation` and presses Run. */
+  /**
+   * Opens the tab of `operation` and presses Run, once the editor shows the operation: Run does
+   * nothing until Monaco (loaded after the page) has mounted the operation and response editors.
+   */
   async function run(page: Page, operation: string): Promise<void> {
     await page.locator('.graphiql-tab', { hasText: operation }).click();
+    await page.locator('.graphiql-query-editor .monaco-editor .view-lines', { hasText: operation }).waitFor();
+    // Run also needs the response editor, mounted on its own.
+    await page.locator('.result-window .monaco-editor').waitFor();
     await page.locator('.graphiql-execute-button').click();
   }
 
@@ -134,7 +140,7 @@ describe('offline explorer in Chromium, internet blocked', () => {
       'the change to reach the explorer',
     );
     assert.equal(change.available, before.available - 3);
-    await page.locator('.result-window', { hasText: String(change.available) }).waitFor();
+    await page.locator('.result-window', { hasText: new RegExp(`"available":\\s*${change.available},`) }).waitFor();
     await page.screenshot({ path: path.join(IMAGES, 'explorer-offline.png') });
     assert.deepEqual(traffic.refused, []);
 

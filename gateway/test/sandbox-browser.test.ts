@@ -14,6 +14,7 @@ import { viewerFromAuthorization } from '@swiftcart/platform/auth';
 import { ensureChromium, freePort } from '../../scripts/infra.ts';
 import { isolatedConfig } from '../../test/support/stack.ts';
 import { type RunningGateway, startGateway } from '../src/gateway.ts';
+import { EXPLORER_BUNDLE } from '../src/explorer.ts';
 
 /** Records the options our page hands to Sandbox, instead of drawing Sandbox. */
 const STAND_IN = 'window.EmbeddedSandbox = class { constructor(options) { window.constructedWith = options; } };';
@@ -32,6 +33,8 @@ describe('Sandbox landing page in Chromium', () => {
     await new Promise<void>((resolve) => pages.listen(pagePort, '127.0.0.1', resolve));
     config = isolatedConfig({ ALLOWED_ORIGINS: `http://127.0.0.1:${pagePort}` });
     gateway = await startGateway({ config, port: 0 });
+    // Built, so that a page that wrongly opened the explorer beside Sandbox would request its files.
+    await EXPLORER_BUNDLE.buildIfStale();
     browser = await chromium.launch({ executablePath: ensureChromium({ log: console.log }), args: chromiumArgs() });
   });
   after(async () => {
@@ -47,6 +50,10 @@ describe('Sandbox landing page in Chromium', () => {
       cdn.push(route.request().url());
       return route.fulfill({ status: 200, contentType: 'application/javascript', body: STAND_IN });
     });
+    const explorerFiles: string[] = [];
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname.startsWith('/graphiql/')) explorerFiles.push(request.url());
+    });
     const root = new URL('/', gateway.url).href;
     const response = await page.goto(root);
     assert.equal(response?.status(), 200);
@@ -61,6 +68,8 @@ describe('Sandbox landing page in Chromium', () => {
     const viewer = await viewerFromAuthorization(options.initialState.headers.Authorization, config.jwtSecret);
     assert.equal(viewer.customerId, 'demo-customer');
     for (const operation of ['query', 'mutation', 'subscription']) assert.match(options.initialState.document, new RegExp(`^${operation} `, 'm'));
+    // Sandbox came: the offline explorer is not loaded beside it.
+    assert.deepEqual(explorerFiles, []);
     await page.close();
   });
 

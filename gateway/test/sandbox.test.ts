@@ -171,7 +171,8 @@ describe('Sandbox at the gateway root, outside production', () => {
     assert.ok(page.includes(`src="${assets.script}"`), 'the page loads the built entry');
     for (const href of assets.styles) assert.ok(page.includes(`href="${href}"`));
     const port = new URL(gateway.url).port;
-    assert.ok(page.includes(`connect-src 'self' http://127.0.0.1:${port} ws://127.0.0.1:${port}`), 'requests and sockets go to the gateway only');
+    const csp = /<meta http-equiv="Content-Security-Policy" content="([^"]+)"/.exec(page)?.[1].replaceAll('&#39;', "'");
+    assert.ok(csp?.includes(`connect-src 'self' http://127.0.0.1:${port} ws://127.0.0.1:${port}`), `requests and sockets go to the gateway only: ${csp}`);
     assert.doesNotMatch(page, /https:\/\//, 'nothing from the internet');
 
     const script = await fetch(`${origin(gateway)}${assets.script}`);

@@ -5,8 +5,8 @@
  * first use. Vite is imported only when a build runs, so a process whose bundle is current (or a
  * production image, which ships the bundle) never loads it.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -55,14 +55,17 @@ function newestMtime(target: string): number {
 
 /** A bundle: whether it is current, and building it. */
 export class Bundle {
-  /** A folder (mkdir is atomic), outside outDir (which the build empties) and outside the checkout, one per bundle and checkout. */
-  readonly #lock: string;
+  /**
+   * The build lock: a folder (mkdir is atomic), outside outDir (which the build empties) and
+   * outside the checkout, one per bundle and checkout.
+   */
+  readonly lock: string;
 
   readonly spec: BundleSpec;
 
   constructor(spec: BundleSpec) {
     this.spec = spec;
-    this.#lock = path.join(tmpdir(), `swiftcart-${spec.name}-build-${createHash('sha256').update(spec.outDir).digest('hex').slice(0, 12)}.lock`);
+    this.lock = path.join(tmpdir(), `swiftcart-${spec.name}-build-${createHash('sha256').update(spec.outDir).digest('hex').slice(0, 12)}.lock`);
   }
 
   /** True when the build is missing or older than any of its sources. */
@@ -88,23 +91,37 @@ export class Bundle {
   async buildIfStale(log: (msg: string) => void = () => {}): Promise<boolean> {
     for (;;) {
       try {
-        mkdirSync(this.#lock);
+        mkdirSync(this.lock);
         break;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         const since = this.#lockedSince();
         if (since === null) continue; // released meanwhile
-        if (Date.now() - since > BUNDLE_LOCK_STALE_MS) rmSync(this.#lock, { recursive: true, force: true });
+        if (Date.now() - since > BUNDLE_LOCK_STALE_MS) rmSync(this.lock, { recursive: true, force: true });
         else await new Promise((resolve) => setTimeout(resolve, 200));
       }
     }
+    // The lock says whose it is, and is touched while the build runs, so a slow build on a busy
+    // machine is not taken for a dead one; only its owner removes it.
+    const owner = path.join(this.lock, `${process.pid}-${randomUUID()}`);
+    writeFileSync(owner, '');
+    const touch = setInterval(() => {
+      const now = new Date();
+      try {
+        utimesSync(this.lock, now, now);
+      } catch {
+        // taken over after all: the build goes on, and the lock is not ours to remove
+      }
+    }, BUNDLE_LOCK_STALE_MS / 6);
+    touch.unref();
     try {
       if (!this.isStale()) return false;
       log(`building the ${this.spec.name} with Vite (${path.basename(this.spec.outDir)}/ is missing or stale)...`);
       await this.build();
       return true;
     } finally {
-      rmSync(this.#lock, { recursive: true, force: true });
+      clearInterval(touch);
+      if (existsSync(owner)) rmSync(this.lock, { recursive: true, force: true });
     }
   }
 
@@ -142,7 +159,7 @@ export class Bundle {
   /** When the build lock was taken, or null when nobody holds it. */
   #lockedSince(): number | null {
     try {
-      return statSync(this.#lock).mtimeMs;
+      return statSync(this.lock).mtimeMs;
     } catch {
       return null;
     }
