@@ -40,7 +40,9 @@ export const EXPLORER_BUNDLE = new Bundle({
   ],
   vite: {
     root: ROOT,
-    base: `${EXPLORER_PATH}/`,
+    // Relative: the bundle's own imports, workers and fonts resolve against its script's URL, so it
+    // also works behind a proxy that serves the gateway under a path (PUBLIC_GATEWAY_URL=https://host/api/graphql).
+    base: './',
     // Vite's warnings here are about GraphiQL's own size and code (Monaco is large): nothing a
     // person running the platform can act on, and a quiet start is part of the platform.
     logLevel: 'error',
@@ -49,7 +51,11 @@ export const EXPLORER_BUNDLE = new Bundle({
   },
 });
 
-/** The built entry: its script and stylesheets, as URL paths under {@link EXPLORER_PATH}. */
+/**
+ * The built entry: its script and stylesheets, as URLs relative to the gateway's pages (`/`,
+ * `/graphql`, {@link EXPLORER_PATH}), e.g. `graphiql/assets/main-1a2b.js`, so that a page reached
+ * through a proxy under a path loads them through it too.
+ */
 export interface ExplorerAssets {
   readonly script: string;
   readonly styles: readonly string[];
@@ -86,7 +92,7 @@ export function explorerAssets(): ExplorerAssets | null {
       for (const imported of chunks[key].imports ?? []) collect(imported);
     };
     collect(ENTRY);
-    const url = (file: string) => `${EXPLORER_PATH}/${file}`;
+    const url = (file: string) => `${EXPLORER_PATH.slice(1)}/${file}`;
     cached = { stamp, assets: { script: url(entry.file), styles: [...styles].map(url) } };
   }
   return cached.assets;
@@ -203,7 +209,12 @@ export function createExplorer(options: {
       if (req.method !== 'GET' && req.method !== 'HEAD') return false;
       const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
       await building;
-      if (pathname === EXPLORER_PATH || pathname === `${EXPLORER_PATH}/`) {
+      // With a trailing slash the page's relative URLs would point one level too deep.
+      if (pathname === `${EXPLORER_PATH}/`) {
+        res.writeHead(308, { location: `../${EXPLORER_PATH.slice(1)}` }).end();
+        return;
+      }
+      if (pathname === EXPLORER_PATH) {
         const nonce = options.nonce();
         const page = renderExplorerPage(await options.config(), nonce, explorerAssets());
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(page), 'cache-control': 'no-store' });

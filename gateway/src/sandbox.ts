@@ -307,7 +307,7 @@ export function renderSandboxPage(options: EmbeddedSandboxOptions, explorer: Exp
   <body>
     <div class="fallback">
       <h1>SwiftCart · Apollo Sandbox</h1>
-      <p>Sandbox loads from Apollo's CDN; this browser does not seem to reach it. The offline explorer opens instead: <a href="${EXPLORER_PATH}">${EXPLORER_PATH}</a>.</p>${unbuilt}
+      <p>Sandbox loads from Apollo's CDN; this browser does not seem to reach it. The offline explorer opens instead: <a href="${EXPLORER_PATH.slice(1)}">${EXPLORER_PATH}</a>.</p>${unbuilt}
       <ul>
         <li>Queries and mutations: <code>${escapeHtml(options.initialEndpoint)}</code> (HTTP POST)</li>
         <li>Subscriptions: <code>${escapeHtml(options.initialSubscriptionEndpoint)}</code>, graphql-ws (WebSocket subprotocol <code>${SUBSCRIPTION_SUBPROTOCOL}</code>)</li>

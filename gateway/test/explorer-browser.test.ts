@@ -12,12 +12,16 @@ import path from 'node:path';
 import { chromiumArgs, screenshotDir } from '../../test/support/browser.ts';
 import { demoSkus, type SeededSaga, startSeededSaga } from '../../test/support/saga.ts';
 import { waitFor } from '../../test/support/wait.ts';
-import { ensureChromium } from '../../scripts/infra.ts';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import { ensureChromium, freePort } from '../../scripts/infra.ts';
 import { EXPLORER_BUNDLE, EXPLORER_PATH } from '../src/explorer.ts';
 import { EXAMPLE_OPERATIONS } from '../src/sandbox.ts';
 
 /** docs/images/ with UPDATE_SCREENSHOTS=1 (`explorer-offline.png`), else a temporary folder. */
 const IMAGES = screenshotDir();
+
+/** Where the proxy serves the gateway. */
+const PROXY_PREFIX = '/api/';
 
 /** Chromium's resolver fails every host but the loopback address the gateway listens on: no internet. */
 const OFFLINE = '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1';
@@ -27,6 +31,8 @@ interface Traffic {
   readonly results: { operationName: string; body: any }[];
   readonly frames: any[];
   readonly outside: string[];
+  /** Every request to this machine. */
+  readonly local: string[];
   /** What the page's Content-Security-Policy refused: nothing, or the explorer is missing a piece. */
   readonly refused: string[];
 }
@@ -35,30 +41,49 @@ describe('offline explorer in Chromium, internet blocked', () => {
   let saga: SeededSaga;
   let browser: Browser;
   let origin: string;
+  let proxy: Server;
+  /** The gateway through the proxy, e.g. http://127.0.0.1:5123/api/ */
+  let proxied: string;
 
   before(async () => {
     const executablePath = ensureChromium({ log: console.log });
     // The gateway process (npm start) builds the bundle itself; a gateway inside a test does not.
     await EXPLORER_BUNDLE.buildIfStale(console.log);
-    saga = await startSeededSaga(demoSkus(2), {}, ['product', 'inventory', 'order']);
+    // A proxy that serves the gateway under /api/, as a developer's reverse proxy might: its pages'
+    // origin is allowed to call the gateway.
+    const proxyPort = await freePort();
+    saga = await startSeededSaga(demoSkus(2), { ALLOWED_ORIGINS: `http://127.0.0.1:${proxyPort}` }, ['product', 'inventory', 'order']);
     origin = new URL(saga.stack.gateway!.url).origin;
+    proxy = createServer((req, res) => {
+      if (!req.url?.startsWith(PROXY_PREFIX)) return void res.writeHead(404).end();
+      const upstream = httpRequest(`${origin}${req.url.slice(PROXY_PREFIX.length - 1)}`, { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      upstream.on('error', () => res.writeHead(502).end());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(proxyPort, '127.0.0.1', resolve));
+    proxied = `http://127.0.0.1:${proxyPort}${PROXY_PREFIX}`;
     browser = await chromium.launch({ executablePath, args: [...chromiumArgs(), OFFLINE] });
   });
   after(async () => {
+    proxy?.close();
     await browser?.close();
     await saga?.stack.close();
   });
 
   /** A page that records what it sends where, and what comes back. */
-  async function openPage(path: string): Promise<{ page: Page; traffic: Traffic }> {
+  async function openPage(url: string): Promise<{ page: Page; traffic: Traffic }> {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    const traffic: Traffic = { results: [], frames: [], outside: [], refused: [] };
+    const traffic: Traffic = { results: [], frames: [], outside: [], local: [], refused: [] };
     page.on('pageerror', (error) => console.error('page error:', error));
     page.on('console', (message) => {
       if (/Content Security Policy/.test(message.text())) traffic.refused.push(message.text());
     });
     page.on('request', (request) => {
-      if (!request.url().startsWith(origin)) traffic.outside.push(request.url());
+      if (!request.url().startsWith('http://127.0.0.1:') && !request.url().startsWith('ws://127.0.0.1:')) traffic.outside.push(request.url());
+      else traffic.local.push(request.url());
     });
     page.on('response', async (response) => {
       const request = response.request();
@@ -72,7 +97,7 @@ describe('offline explorer in Chromium, internet blocked', () => {
         if (message.type === 'next') traffic.frames.push(message.payload);
       }),
     );
-    await page.goto(`${origin}${path}`);
+    await page.goto(url);
     await page.locator('.graphiql-container').waitFor({ timeout: 20_000 });
     // GraphiQL's Run does nothing until it has the schema.
     await waitFor(() => resultOf(traffic, 'IntrospectionQuery'), 'GraphiQL to introspect the schema');
@@ -94,7 +119,7 @@ describe('offline explorer in Chromium, internet blocked', () => {
   const resultOf = (traffic: Traffic, operationName: string) => traffic.results.find((r) => r.operationName === operationName)?.body;
 
   it('the landing page opens GraphiQL when Sandbox cannot load, and runs a query, a mutation and a subscription', async () => {
-    const { page, traffic } = await openPage('/');
+    const { page, traffic } = await openPage(`${origin}/`);
     assert.equal(await page.title(), 'SwiftCart · GraphiQL');
     // One tab per example operation, named by it.
     const tabs = await page.locator('.graphiql-tab').allInnerTexts();
@@ -149,8 +174,15 @@ describe('offline explorer in Chromium, internet blocked', () => {
     await page.close();
   });
 
-  it(`opens directly at ${EXPLORER_PATH}, with the token in the Headers panel, and asks for nothing outside the gateway`, async () => {
-    const { page, traffic } = await openPage(EXPLORER_PATH);
+  it(`opens directly at ${EXPLORER_PATH}, also through a proxy under a path, with the token in the Headers panel, and asks for nothing outside the gateway`, async () => {
+    const { page, traffic } = await openPage(`${proxied}${EXPLORER_PATH.slice(1)}`);
+    // Its files came through the proxy: the page names them relative to itself.
+    const files = traffic.local.filter((url) => new URL(url).pathname.includes('/assets/'));
+    assert.ok(files.length > 3, JSON.stringify(traffic.local));
+    assert.deepEqual(
+      files.filter((url) => !url.startsWith(`${proxied}graphiql/assets/`)),
+      [],
+    );
     await run(page, 'Products');
     const products = await waitFor(() => resultOf(traffic, 'Products'), 'the Products result');
     assert.equal(products.data.products.totalCount, 2);

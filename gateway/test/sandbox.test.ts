@@ -175,7 +175,8 @@ describe('Sandbox at the gateway root, outside production', () => {
     assert.ok(csp?.includes(`connect-src 'self' http://127.0.0.1:${port} ws://127.0.0.1:${port}`), `requests and sockets go to the gateway only: ${csp}`);
     assert.doesNotMatch(page, /https:\/\//, 'nothing from the internet');
 
-    const script = await fetch(`${origin(gateway)}${assets.script}`);
+    assert.doesNotMatch(assets.script, /^\//, 'relative, so that a proxy under a path serves it too');
+    const script = await fetch(`${origin(gateway)}/${assets.script}`);
     assert.equal(script.status, 200);
     assert.equal(script.headers.get('content-type'), 'text/javascript; charset=utf-8');
     assert.equal(script.headers.get('cache-control'), 'public, max-age=31536000, immutable');
@@ -185,6 +186,10 @@ describe('Sandbox at the gateway root, outside production', () => {
       assert.equal(other.status, 404, hidden);
       await other.body?.cancel();
     }
+    // With a trailing slash, the page's relative URLs would point one level too deep: redirected.
+    const slash = await fetch(`${origin(gateway)}${EXPLORER_PATH}/`, { redirect: 'manual' });
+    assert.equal(slash.status, 308);
+    assert.equal(new URL(slash.headers.get('location')!, `${origin(gateway)}${EXPLORER_PATH}/`).pathname, EXPLORER_PATH);
     const post = await fetch(`${origin(gateway)}${EXPLORER_PATH}`, { method: 'POST', body: '{}' });
     assert.equal(post.status, 404);
     await post.body?.cancel();

@@ -110,7 +110,7 @@ describe('npm start on a fresh machine', () => {
     // The offline explorer: npm start's gateway builds it when missing or stale, and serves it.
     const explorer = await fetch(new URL('/graphiql', platform.gatewayUrl));
     assert.equal(explorer.status, 200);
-    assert.match(await explorer.text(), /<script type="module" nonce="[^"]+" src="\/graphiql\/assets\/main-[\w-]+\.js"><\/script>/);
+    assert.match(await explorer.text(), /<script type="module" nonce="[^"]+" src="graphiql\/assets\/main-[\w-]+\.js"><\/script>/);
     const ready = await printed(/subgraphs ready: .*inventory :\d+ \(pid (\d+)\)/, 0);
     const inventoryPid = Number(ready[1]);
     assert.deepEqual(await federatedAnswer(), expected);
