@@ -145,6 +145,40 @@ export function explorerElements(config: ExplorerConfig): string {
     <script type="application/json" id="${CONFIG_ELEMENT_ID}">${scriptJson(config)}</script>`;
 }
 
+/** What a page says while the explorer is not built. */
+export const NOT_BUILT_HINT = '<code>npm start</code> builds it when the gateway starts; or run <code>npm run explorer:build</code>, then reload this page.';
+
+/** One of the gateway's own pages: the document around `body`, under `csp`. `head` and `body` are HTML already. */
+export function htmlPage(page: {
+  readonly title: string;
+  readonly csp: string;
+  readonly head?: string;
+  readonly style: string;
+  readonly body: string;
+}): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <meta http-equiv="Content-Security-Policy" content="${escapeHtml(page.csp)}" />
+    <meta name="viewport" content="width=device-width,initial-scale=1" />
+    <title>${escapeHtml(page.title)}</title>
+${page.head ?? ''}    <style>${page.style}
+    </style>
+  </head>
+  <body>
+    ${page.body}
+  </body>
+</html>
+`;
+}
+
+/** Sends a page on GET, its headers alone on HEAD. It may carry a token that is renewed: never from a cache. */
+export function sendPage(req: IncomingMessage, res: ServerResponse, page: string): void {
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(page), 'cache-control': 'no-store' });
+  res.end(req.method === 'HEAD' ? undefined : page);
+}
+
 /** The page at {@link EXPLORER_PATH}: GraphiQL alone, or where it is not built, how to build it. */
 export function renderExplorerPage(config: ExplorerConfig, nonce: string, assets: ExplorerAssets | null): string {
   const body = assets
@@ -152,29 +186,20 @@ export function renderExplorerPage(config: ExplorerConfig, nonce: string, assets
     <script type="module" nonce="${nonce}" src="${escapeHtml(assets.script)}"></script>`
     : `<main>
       <h1>SwiftCart · GraphiQL</h1>
-      <p>The explorer is not built yet. <code>npm start</code> builds it when the gateway starts; or run
-      <code>npm run explorer:build</code>, then reload this page.</p>
+      <p>The explorer is not built yet. ${NOT_BUILT_HINT}</p>
       <p>Queries and mutations: <code>${escapeHtml(config.endpoint)}</code> (HTTP POST); subscriptions:
       <code>${escapeHtml(config.subscriptionEndpoint)}</code> (graphql-ws).</p>
     </main>`;
-  return `<!DOCTYPE html>
-<html lang="en">
-  <head>
-    <meta charset="utf-8" />
-    <meta http-equiv="Content-Security-Policy" content="${escapeHtml(explorerCsp(config, nonce))}" />
-    <meta name="viewport" content="width=device-width,initial-scale=1" />
-    <title>SwiftCart · GraphiQL</title>
-${(assets?.styles ?? []).map((href) => `    <link rel="stylesheet" href="${escapeHtml(href)}" />\n`).join('')}    <style>
+  return htmlPage({
+    title: 'SwiftCart · GraphiQL',
+    csp: explorerCsp(config, nonce),
+    head: (assets?.styles ?? []).map((href) => `    <link rel="stylesheet" href="${escapeHtml(href)}" />\n`).join(''),
+    style: `
       body { margin: 0; font-family: system-ui, sans-serif; }
       main { padding: 1em; }
-      #${MOUNT_ELEMENT_ID} { position: absolute; inset: 0; }
-    </style>
-  </head>
-  <body>
-    ${body}
-  </body>
-</html>
-`;
+      #${MOUNT_ELEMENT_ID} { position: absolute; inset: 0; }`,
+    body,
+  });
 }
 
 /** The explorer, ready to serve. */
@@ -216,10 +241,7 @@ export function createExplorer(options: {
       }
       if (pathname === EXPLORER_PATH) {
         const nonce = options.nonce();
-        const page = renderExplorerPage(await options.config(), nonce, explorerAssets());
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(page), 'cache-control': 'no-store' });
-        res.end(req.method === 'HEAD' ? undefined : page);
-        return;
+        return sendPage(req, res, renderExplorerPage(await options.config(), nonce, explorerAssets()));
       }
       // Only what the build emitted under assets/: not the manifest, not the build stamp.
       if (!pathname.startsWith(`${EXPLORER_PATH}/assets/`)) return false;

@@ -386,10 +386,12 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
       await upstream.close();
       ownFetcher?.close();
     })());
+  // The endpoint as the pages name it (the public URL behind a proxy); the pages sit beside it.
+  const pageEndpoint = sandbox ? sandboxEndpoints({ host: config.host, port: http.port, publicUrl }).endpoint : null;
   return {
     url: http.url,
-    sandboxUrl: sandbox ? new URL('.', sandboxEndpoints({ host: config.host, port: http.port, publicUrl }).endpoint).href : null,
-    explorerUrl: sandbox ? new URL(`.${EXPLORER_PATH}`, sandboxEndpoints({ host: config.host, port: http.port, publicUrl }).endpoint).href : null,
+    sandboxUrl: pageEndpoint ? new URL('.', pageEndpoint).href : null,
+    explorerUrl: pageEndpoint ? new URL(`.${EXPLORER_PATH}`, pageEndpoint).href : null,
     port: http.port,
     subgraphs: { ...subgraphs },
     metrics: () => metrics.snapshot(),

@@ -31,6 +31,9 @@ import {
   explorerAssets,
   explorerCsp,
   explorerElements,
+  htmlPage,
+  NOT_BUILT_HINT,
+  sendPage,
   scriptJson,
 } from './explorer.ts';
 import type { ExampleOperation } from '../explorer/wire.ts';
@@ -284,28 +287,18 @@ export function renderSandboxPage(options: EmbeddedSandboxOptions, explorer: Exp
     'frame-src': [SANDBOX_FRAME_ORIGIN],
     'img-src': [FAVICON_ORIGIN],
   });
-  const unbuilt = assets
-    ? ''
-    : `
-      <p>The offline explorer is not built yet: <code>npm start</code> builds it, or run <code>npm run explorer:build</code> and reload.</p>`;
-  return `<!DOCTYPE html>
-<html lang="en">
-  <head>
-    <meta charset="utf-8" />
-    <meta http-equiv="Content-Security-Policy" content="${escapeHtml(csp)}" />
-    <meta name="viewport" content="width=device-width,initial-scale=1" />
-    <title>SwiftCart · Apollo Sandbox</title>
-    <style>
+  const unbuilt = assets ? '' : `\n      <p>The offline explorer is not built yet: ${NOT_BUILT_HINT}</p>`;
+  return htmlPage({
+    title: 'SwiftCart · Apollo Sandbox',
+    csp,
+    style: `
       body { margin: 0; overflow: hidden; font-family: system-ui, sans-serif; }
       .fallback { padding: 1em; opacity: 0; animation: fade-in 1s 1s forwards; }
       @keyframes fade-in { to { opacity: 1; } }
       #embeddableSandbox, #${MOUNT_ELEMENT_ID} { position: absolute; inset: 0; }
       #embeddableSandbox:empty, #${MOUNT_ELEMENT_ID}:empty { display: none; }
-      #embeddableSandbox iframe { width: 100%; height: 100%; border: none; background: white; }
-    </style>
-  </head>
-  <body>
-    <div class="fallback">
+      #embeddableSandbox iframe { width: 100%; height: 100%; border: none; background: white; }`,
+    body: `<div class="fallback">
       <h1>SwiftCart · Apollo Sandbox</h1>
       <p>Sandbox loads from Apollo's CDN; this browser does not seem to reach it. The offline explorer opens instead: <a href="${EXPLORER_PATH.slice(1)}">${EXPLORER_PATH}</a>.</p>${unbuilt}
       <ul>
@@ -352,10 +345,8 @@ export function renderSandboxPage(options: EmbeddedSandboxOptions, explorer: Exp
       sandboxScript.onerror = openExplorer;
       setTimeout(openExplorer, ${SANDBOX_LOAD_TIMEOUT_MS});
       document.head.appendChild(sandboxScript);
-    </script>
-  </body>
-</html>
-`;
+    </script>`,
+  });
 }
 
 /** The landing page, ready to serve: as an Apollo plugin and as the `/` route, with the offline explorer. */
@@ -426,14 +417,7 @@ export async function createSandbox(options: {
     },
     async route(req, res) {
       if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-      const page = await html();
-      res.writeHead(200, {
-        'content-type': 'text/html; charset=utf-8',
-        'content-length': Buffer.byteLength(page),
-        // The page carries a token that is renewed: never serve it from a cache.
-        'cache-control': 'no-store',
-      });
-      res.end(req.method === 'HEAD' ? undefined : page);
+      sendPage(req, res, await html());
     },
   };
 }
