@@ -5,11 +5,12 @@
  * first use. Vite is imported only when a build runs, so a process whose bundle is current (or a
  * production image, which ships the bundle) never loads it.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import lockfile from 'proper-lockfile';
 import type { InlineConfig } from 'vite';
 
 /** What a bundle is made of and how Vite builds it. */
@@ -56,7 +57,7 @@ function newestMtime(target: string): number {
 /** A bundle: whether it is current, and building it. */
 export class Bundle {
   /**
-   * The build lock: a folder (mkdir is atomic), outside outDir (which the build empties) and
+   * The build lock: a folder (proper-lockfile's), outside outDir (which the build empties) and
    * outside the checkout, one per bundle and checkout.
    */
   readonly lock: string;
@@ -89,39 +90,24 @@ export class Bundle {
    * builds; the others wait for it and find the build current. True when this call built.
    */
   async buildIfStale(log: (msg: string) => void = () => {}): Promise<boolean> {
-    for (;;) {
-      try {
-        mkdirSync(this.lock);
-        break;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        const since = this.#lockedSince();
-        if (since === null) continue; // released meanwhile
-        if (Date.now() - since > BUNDLE_LOCK_STALE_MS) rmSync(this.lock, { recursive: true, force: true });
-        else await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    }
-    // The lock says whose it is, and is touched while the build runs, so a slow build on a busy
-    // machine is not taken for a dead one; only its owner removes it.
-    const owner = path.join(this.lock, `${process.pid}-${randomUUID()}`);
-    writeFileSync(owner, '');
-    const touch = setInterval(() => {
-      const now = new Date();
-      try {
-        utimesSync(this.lock, now, now);
-      } catch {
-        // taken over after all: the build goes on, and the lock is not ours to remove
-      }
-    }, BUNDLE_LOCK_STALE_MS / 6);
-    touch.unref();
+    // proper-lockfile: a lock folder that its holder touches while it builds, so a slow build on a
+    // busy machine is not taken for a dead one, and that only its holder removes.
+    const release = await lockfile.lock(this.spec.outDir, {
+      lockfilePath: this.lock,
+      realpath: false,
+      stale: BUNDLE_LOCK_STALE_MS,
+      retries: { forever: true, minTimeout: 200, maxTimeout: 1_000 },
+      // Taken over after all (the process stalled past the stale time): the build goes on; the other
+      // builder's result is as good as this one's.
+      onCompromised: () => {},
+    });
     try {
       if (!this.isStale()) return false;
       log(`building the ${this.spec.name} with Vite (${path.basename(this.spec.outDir)}/ is missing or stale)...`);
       await this.build();
       return true;
     } finally {
-      clearInterval(touch);
-      if (existsSync(owner)) rmSync(this.lock, { recursive: true, force: true });
+      await release().catch(() => undefined);
     }
   }
 
@@ -154,14 +140,5 @@ export class Bundle {
       });
       stream.pipe(res);
     });
-  }
-
-  /** When the build lock was taken, or null when nobody holds it. */
-  #lockedSince(): number | null {
-    try {
-      return statSync(this.lock).mtimeMs;
-    } catch {
-      return null;
-    }
   }
 }
